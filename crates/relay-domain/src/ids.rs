@@ -1,0 +1,501 @@
+//! Identifier and digest newtypes: parsed once at the edge, trusted inside.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use thiserror::Error;
+
+/// Why a string could not become an identifier.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum IdError {
+    /// The value was empty (or only whitespace).
+    #[error("{what} must not be empty")]
+    Empty {
+        /// Which identifier was being parsed.
+        what: &'static str,
+    },
+    /// The value was longer than allowed.
+    #[error("{what} is {len} bytes long; at most {max} are allowed")]
+    TooLong {
+        /// Which identifier was being parsed.
+        what: &'static str,
+        /// Its length in bytes.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The value holds a character the identifier does not allow.
+    #[error("{what} contains {ch:?}, which is not allowed ({allowed})")]
+    BadChar {
+        /// Which identifier was being parsed.
+        what: &'static str,
+        /// The offending character.
+        ch: char,
+        /// A description of what is allowed.
+        allowed: &'static str,
+    },
+    /// The value is a placeholder that must never stand for a real identity.
+    #[error("{what} {value:?} is a placeholder, not an identity")]
+    Placeholder {
+        /// Which identifier was being parsed.
+        what: &'static str,
+        /// The rejected value.
+        value: String,
+    },
+    /// A hex digest had the wrong length or a non-hex character.
+    #[error("checksum must be 64 lowercase hex characters")]
+    BadChecksum,
+    /// A chain sequence number was zero or not a number.
+    #[error("chain_seq must be a whole number >= 1")]
+    BadSeq,
+}
+
+fn check_token(
+    what: &'static str,
+    value: &str,
+    max: usize,
+    allowed: &'static str,
+    ok: impl Fn(char) -> bool,
+) -> Result<(), IdError> {
+    if value.trim().is_empty() {
+        return Err(IdError::Empty { what });
+    }
+    if value.len() > max {
+        return Err(IdError::TooLong {
+            what,
+            len: value.len(),
+            max,
+        });
+    }
+    if let Some(ch) = value.chars().find(|c| !ok(*c)) {
+        return Err(IdError::BadChar { what, ch, allowed });
+    }
+    Ok(())
+}
+
+fn is_slug_char(c: char) -> bool {
+    c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.')
+}
+
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident, $what:literal, $max:expr, $allowed:literal, $ok:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Parses and validates the identifier.
+            pub fn new(value: impl Into<String>) -> Result<Self, IdError> {
+                let value = value.into();
+                check_token($what, &value, $max, $allowed, $ok)?;
+                Ok(Self(value))
+            }
+
+            /// The identifier as text.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(f, "{}({:?})", stringify!($name), self.0)
+            }
+        }
+
+        impl FromStr for $name {
+            type Err = IdError;
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                Self::new(s)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = String::deserialize(d)?;
+                Self::new(s).map_err(serde::de::Error::custom)
+            }
+        }
+    };
+}
+
+string_id!(
+    /// Names one trail: an independent chain (one per workstation, plus the relay's own `_relay`).
+    TrailId, "trail_id", 128, "ASCII letters, digits, '_', '-', '.'", is_slug_char
+);
+string_id!(
+    /// Identifies the key that computed a record's checksum, so keys can rotate.
+    KeyId, "key_id", 128, "ASCII letters, digits, '_', '-', '.'", is_slug_char
+);
+string_id!(
+    /// The workstation (edge) a record was captured on.
+    Device, "device", 128, "ASCII letters, digits, '_', '-', '.'", is_slug_char
+);
+string_id!(
+    /// The project a captured file belongs to.
+    Project, "project", 256, "printable characters", |c: char| !c.is_control()
+);
+string_id!(
+    /// What a record is about, e.g. a file path relative to its watched root.
+    Subject, "subject", 4096, "printable characters", |c: char| !c.is_control()
+);
+string_id!(
+    /// The kind of event, as an upper-case word (`FILE_CREATED`, `SIGNATURE`, ...).
+    EventKind, "kind", 64, "upper-case ASCII letters, digits and '_'",
+    |c: char| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_'
+);
+
+impl TrailId {
+    /// The reserved trail for the relay's own process events (R1.6).
+    pub fn relay() -> Self {
+        Self(RELAY_TRAIL.to_owned())
+    }
+
+    /// Whether this is the reserved `_relay` trail.
+    pub fn is_relay(&self) -> bool {
+        self.0 == RELAY_TRAIL
+    }
+}
+
+/// The name of the reserved trail holding the relay's own events.
+pub const RELAY_TRAIL: &str = "_relay";
+
+impl Subject {
+    /// The subject used by events that are about no particular thing (process events).
+    pub fn none() -> Self {
+        Self("-".to_owned())
+    }
+}
+
+impl EventKind {
+    fn known(s: &'static str) -> Self {
+        Self(s.to_owned())
+    }
+    /// A file appeared in a watched root and was captured once complete.
+    pub fn file_created() -> Self {
+        Self::known("FILE_CREATED")
+    }
+    /// A captured file's content changed.
+    pub fn file_modified() -> Self {
+        Self::known("FILE_MODIFIED")
+    }
+    /// A captured file disappeared.
+    pub fn file_deleted() -> Self {
+        Self::known("FILE_DELETED")
+    }
+    /// A file could not be captured; the payload says why.
+    pub fn capture_failed() -> Self {
+        Self::known("CAPTURE_FAILED")
+    }
+    /// The relay started; the payload holds its posture (version, mode, time, key, notary).
+    pub fn startup() -> Self {
+        Self::known("STARTUP")
+    }
+    /// The relay shut down gracefully.
+    pub fn shutdown() -> Self {
+        Self::known("SHUTDOWN")
+    }
+    /// A process-level warning or failure of the relay itself.
+    pub fn system() -> Self {
+        Self::known("SYSTEM")
+    }
+}
+
+/// Who caused an event. Never empty and never a placeholder such as `unknown` (R2.2).
+#[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Actor(String);
+
+impl Actor {
+    /// Parses an actor name, refusing empty values and placeholders.
+    pub fn new(value: impl Into<String>) -> Result<Self, IdError> {
+        let value = value.into();
+        check_token("actor", &value, 256, "printable characters", |c| {
+            !c.is_control()
+        })?;
+        let lowered = value.trim().to_ascii_lowercase();
+        if matches!(
+            lowered.as_str(),
+            "unknown" | "anonymous" | "none" | "null" | "-"
+        ) {
+            return Err(IdError::Placeholder {
+                what: "actor",
+                value,
+            });
+        }
+        Ok(Self(value))
+    }
+
+    /// The actor's name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl fmt::Debug for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Actor({:?})", self.0)
+    }
+}
+
+impl Serialize for Actor {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> Deserialize<'de> for Actor {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Self::new(String::deserialize(d)?).map_err(serde::de::Error::custom)
+    }
+}
+
+/// How the relay resolved the actor (R2.1). The network never names the actor itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+#[non_exhaustive]
+pub enum ActorSource {
+    /// The OS account running the relay on the workstation.
+    OsSession,
+    /// A relay account authenticated by password (and TOTP when enabled).
+    RelayLogin,
+    /// A verified signed token presented to the API.
+    Token,
+    /// The relay process itself (start-up, notarization, scheduler events).
+    System,
+    /// An edge authenticated by its service credential (ingest).
+    Service,
+}
+
+impl ActorSource {
+    /// The label written into the canonical record.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ActorSource::OsSession => "os_session",
+            ActorSource::RelayLogin => "relay_login",
+            ActorSource::Token => "token",
+            ActorSource::System => "system",
+            ActorSource::Service => "service",
+        }
+    }
+
+    /// Parses the canonical label.
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "os_session" => ActorSource::OsSession,
+            "relay_login" => ActorSource::RelayLogin,
+            "token" => ActorSource::Token,
+            "system" => ActorSource::System,
+            "service" => ActorSource::Service,
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Display for ActorSource {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A record's position in its trail: gapless, starting at 1.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "u64", into = "u64")]
+pub struct ChainSeq(u64);
+
+impl ChainSeq {
+    /// The first sequence number of every trail.
+    pub const FIRST: ChainSeq = ChainSeq(1);
+
+    /// Makes a sequence number; zero is refused.
+    pub fn new(n: u64) -> Result<Self, IdError> {
+        if n == 0 {
+            Err(IdError::BadSeq)
+        } else {
+            Ok(Self(n))
+        }
+    }
+
+    /// The number itself.
+    pub fn get(self) -> u64 {
+        self.0
+    }
+
+    /// The sequence number that follows this one.
+    pub fn next(self) -> ChainSeq {
+        ChainSeq(self.0.saturating_add(1))
+    }
+
+    /// The sequence number that follows `head` (1 for an empty trail).
+    pub fn after(head: Option<ChainSeq>) -> ChainSeq {
+        head.map_or(ChainSeq::FIRST, ChainSeq::next)
+    }
+}
+
+impl TryFrom<u64> for ChainSeq {
+    type Error = IdError;
+    fn try_from(n: u64) -> Result<Self, Self::Error> {
+        Self::new(n)
+    }
+}
+
+impl From<ChainSeq> for u64 {
+    fn from(s: ChainSeq) -> u64 {
+        s.0
+    }
+}
+
+impl fmt::Display for ChainSeq {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A 32-byte digest (HMAC-SHA256 checksum, SHA-256 hash or Merkle node), shown as lowercase hex.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Checksum(pub [u8; 32]);
+
+impl Checksum {
+    /// Parses 64 lowercase hex characters.
+    pub fn from_hex(s: &str) -> Result<Self, IdError> {
+        if s.len() != 64
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
+            return Err(IdError::BadChecksum);
+        }
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(s, &mut out).map_err(|_| IdError::BadChecksum)?;
+        Ok(Self(out))
+    }
+
+    /// The digest as 64 lowercase hex characters.
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// Writes the lowercase hex form into `out` without allocating.
+    pub fn write_hex(&self, out: &mut Vec<u8>) {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        for b in self.0 {
+            out.push(HEX[(b >> 4) as usize]);
+            out.push(HEX[(b & 0x0f) as usize]);
+        }
+    }
+
+    /// Compares two digests in constant time.
+    pub fn ct_eq(&self, other: &Checksum) -> bool {
+        use subtle::ConstantTimeEq;
+        self.0.ct_eq(&other.0).into()
+    }
+}
+
+impl fmt::Display for Checksum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+impl fmt::Debug for Checksum {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Checksum({})", self.to_hex())
+    }
+}
+
+impl FromStr for Checksum {
+    type Err = IdError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::from_hex(s)
+    }
+}
+
+impl Serialize for Checksum {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_hex())
+    }
+}
+
+impl<'de> Deserialize<'de> for Checksum {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
+        Self::from_hex(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn actor_refuses_empty_and_placeholders() {
+        assert!(matches!(Actor::new(""), Err(IdError::Empty { .. })));
+        assert!(matches!(Actor::new("   "), Err(IdError::Empty { .. })));
+        assert!(matches!(
+            Actor::new("Unknown"),
+            Err(IdError::Placeholder { .. })
+        ));
+        assert!(matches!(
+            Actor::new("alice\n"),
+            Err(IdError::BadChar { .. })
+        ));
+        assert_eq!(
+            Actor::new("alice").map(|a| a.to_string()).ok(),
+            Some("alice".into())
+        );
+    }
+
+    #[test]
+    fn trail_id_refuses_path_characters() {
+        assert!(TrailId::new("../etc").is_err());
+        assert!(TrailId::new("a/b").is_err());
+        assert!(TrailId::new("nmr-01").is_ok());
+        assert!(TrailId::relay().is_relay());
+    }
+
+    #[test]
+    fn chain_seq_refuses_zero() {
+        assert_eq!(ChainSeq::new(0), Err(IdError::BadSeq));
+        assert_eq!(ChainSeq::after(None), ChainSeq::FIRST);
+        assert_eq!(ChainSeq::after(Some(ChainSeq::FIRST)).get(), 2);
+    }
+
+    #[test]
+    fn checksum_hex_round_trips_and_refuses_uppercase() {
+        let c = Checksum([0xab; 32]);
+        assert_eq!(Checksum::from_hex(&c.to_hex()), Ok(c));
+        assert_eq!(
+            Checksum::from_hex(&c.to_hex().to_uppercase()),
+            Err(IdError::BadChecksum)
+        );
+        assert_eq!(Checksum::from_hex("ab"), Err(IdError::BadChecksum));
+        let mut buf = Vec::new();
+        c.write_hex(&mut buf);
+        assert_eq!(buf, c.to_hex().into_bytes());
+    }
+
+    #[test]
+    fn event_kind_is_upper_snake() {
+        assert!(EventKind::new("FILE_CREATED").is_ok());
+        assert!(EventKind::new("file_created").is_err());
+    }
+}

@@ -1,0 +1,202 @@
+//! In-memory adapters: real implementations of the ports with no I/O, for embedding, examples
+//! and tests (like `object_store`'s `InMemory`). Nothing survives the process.
+
+use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
+
+use async_trait::async_trait;
+
+use crate::ids::TrailId;
+use crate::ports::record_store::{
+    AppendReceipt, Head, RecordStore, RecordStoreCapabilities, RecordStoreError,
+};
+use crate::ports::time_source::{TimePosture, TimeSource, TimeSourceError, TimedInstant};
+use crate::record::Record;
+use crate::timestamp::{TimeLabel, Timestamp};
+
+/// A record store in memory, enforcing the full [`RecordStore`] contract.
+#[derive(Debug, Default)]
+pub struct InMemoryRecordStore {
+    trails: Mutex<BTreeMap<TrailId, Vec<Record>>>,
+}
+
+impl InMemoryRecordStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+/// Checks a batch against the stored records of its trail and returns how many are already
+/// present; the rest must continue the chain. Shared by every store that keeps records in order.
+pub fn check_batch(stored: &[Record], batch: &[Record]) -> Result<usize, RecordStoreError> {
+    let first = batch
+        .first()
+        .ok_or_else(|| RecordStoreError::InvalidBatch("empty batch".into()))?;
+    let trail_id = &first.trail_id;
+    for pair in batch.windows(2) {
+        if pair[1].trail_id != *trail_id {
+            return Err(RecordStoreError::InvalidBatch("batch mixes trails".into()));
+        }
+        if pair[1].chain_seq != pair[0].chain_seq.next()
+            || pair[1].prev_checksum != pair[0].checksum
+        {
+            return Err(RecordStoreError::InvalidBatch(format!(
+                "records {} and {} are not consecutive links",
+                pair[0].chain_seq, pair[1].chain_seq
+            )));
+        }
+    }
+    let stored_len = stored.len() as u64;
+    let mut present = 0usize;
+    for r in batch {
+        let idx = r.chain_seq.get() - 1;
+        if idx >= stored_len {
+            break;
+        }
+        if stored[idx as usize] != *r {
+            return Err(RecordStoreError::Conflict {
+                trail_id: trail_id.clone(),
+                seq: r.chain_seq,
+            });
+        }
+        present += 1;
+    }
+    if let Some(next) = batch.get(present) {
+        let expected_seq = stored_len + 1;
+        if next.chain_seq.get() != expected_seq {
+            return Err(RecordStoreError::NotNext {
+                trail_id: trail_id.clone(),
+                seq: next.chain_seq,
+                reason: format!("expected chain_seq {expected_seq}"),
+            });
+        }
+        let expected_prev = stored.last().map_or(crate::chain::GENESIS, |r| r.checksum);
+        if next.prev_checksum != expected_prev {
+            return Err(RecordStoreError::NotNext {
+                trail_id: trail_id.clone(),
+                seq: next.chain_seq,
+                reason: "prev_checksum does not match the stored head".into(),
+            });
+        }
+    }
+    Ok(present)
+}
+
+#[async_trait]
+impl RecordStore for InMemoryRecordStore {
+    fn capabilities(&self) -> RecordStoreCapabilities {
+        // Nothing outside this type can reach the records, so append-only holds by construction.
+        RecordStoreCapabilities::new(true, false)
+    }
+
+    async fn append(&self, records: &[Record]) -> Result<AppendReceipt, RecordStoreError> {
+        let mut trails = self.trails.lock().unwrap_or_else(PoisonError::into_inner);
+        let first = records
+            .first()
+            .ok_or_else(|| RecordStoreError::InvalidBatch("empty batch".into()))?;
+        let stored = trails.entry(first.trail_id.clone()).or_default();
+        let present = check_batch(stored, records)?;
+        stored.extend_from_slice(&records[present..]);
+        let last = stored
+            .last()
+            .ok_or_else(|| RecordStoreError::InvalidBatch("empty batch".into()))?;
+        Ok(AppendReceipt {
+            appended: (records.len() - present) as u64,
+            already_present: present as u64,
+            head: Head {
+                seq: last.chain_seq,
+                checksum: last.checksum,
+            },
+        })
+    }
+
+    async fn head(&self, trail: &TrailId) -> Result<Option<Head>, RecordStoreError> {
+        let trails = self.trails.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(trails.get(trail).and_then(|v| v.last()).map(|r| Head {
+            seq: r.chain_seq,
+            checksum: r.checksum,
+        }))
+    }
+
+    async fn read(
+        &self,
+        trail: &TrailId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Record>, RecordStoreError> {
+        let trails = self.trails.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(trails
+            .get(trail)
+            .map(|v| {
+                v.iter()
+                    .skip(after.min(v.len() as u64) as usize)
+                    .take(limit)
+                    .cloned()
+                    .collect()
+            })
+            .unwrap_or_default())
+    }
+
+    async fn trails(&self) -> Result<Vec<(TrailId, Head)>, RecordStoreError> {
+        let trails = self.trails.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(trails
+            .iter()
+            .filter_map(|(t, v)| {
+                v.last().map(|r| {
+                    (
+                        t.clone(),
+                        Head {
+                            seq: r.chain_seq,
+                            checksum: r.checksum,
+                        },
+                    )
+                })
+            })
+            .collect())
+    }
+}
+
+/// A clock that reads a settable instant and advances one microsecond per reading.
+#[derive(Debug)]
+pub struct ManualClock {
+    now: Mutex<i64>,
+    label: TimeLabel,
+}
+
+impl ManualClock {
+    /// A clock starting at `start`, labelling instants `system`.
+    pub fn new(start: Timestamp) -> Self {
+        Self {
+            now: Mutex::new(start.unix_micros()),
+            label: TimeLabel::System,
+        }
+    }
+
+    /// Sets the clock (it may go backwards, like a real clock stepping).
+    pub fn set(&self, to: Timestamp) {
+        *self.now.lock().unwrap_or_else(PoisonError::into_inner) = to.unix_micros();
+    }
+}
+
+#[async_trait]
+impl TimeSource for ManualClock {
+    async fn now(&self) -> Result<TimedInstant, TimeSourceError> {
+        let mut now = self.now.lock().unwrap_or_else(PoisonError::into_inner);
+        let at = Timestamp::from_unix_micros(*now)
+            .map_err(|e| TimeSourceError::OutOfRange(e.to_string()))?;
+        *now += 1;
+        Ok(TimedInstant {
+            at,
+            label: self.label,
+        })
+    }
+
+    fn posture(&self) -> TimePosture {
+        TimePosture {
+            kind: "manual",
+            label: self.label,
+            detail: "manual clock (tests and embedding)".into(),
+        }
+    }
+}

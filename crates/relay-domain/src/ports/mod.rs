@@ -1,0 +1,22 @@
+//! The five ports through which the relay reaches the outside world (R10.1).
+//!
+//! Each port is an object-safe async trait (used as `Arc<dyn Port>`) with a written contract and
+//! one error enum. Adapters map provider errors into these enums at their boundary; callers match
+//! variants and [`crate::ErrorStatus`], never message text.
+
+pub mod notary;
+pub mod object_store;
+pub mod record_store;
+pub mod secrets;
+pub mod time_source;
+
+pub use notary::{Anchor, AnchorReceipt, Notary, NotaryError, WormPosture};
+pub use object_store::{
+    ObjectKey, ObjectKeyError, ObjectMeta, ObjectStore, ObjectStoreCapabilities, ObjectStoreError,
+    PutMode,
+};
+pub use record_store::{
+    AppendReceipt, Head, RecordStore, RecordStoreCapabilities, RecordStoreError, RecordStoreExt,
+};
+pub use secrets::{SecretError, SecretName, SecretProvider, SecretProviderExt, SecretValue};
+pub use time_source::{TimePosture, TimeSource, TimeSourceError, TimedInstant};

@@ -1,0 +1,128 @@
+//! `Notary`: anchors trail heads in storage the relay's operators cannot rewrite (R7).
+
+use std::fmt;
+
+use async_trait::async_trait;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use crate::error::{BoxError, ErrorStatus};
+use crate::ids::{ChainSeq, Checksum, TrailId};
+use crate::timestamp::{TimeLabel, Timestamp};
+
+/// Whether stored objects or anchors are protected against deletion and overwrite.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WormPosture {
+    /// The store itself refuses deletion and overwrite (Object Lock COMPLIANCE, locked retention).
+    Enforced,
+    /// Nothing stops an operator with access from rewriting or deleting.
+    Unenforced,
+    /// The adapter could not determine it.
+    Unknown,
+}
+
+impl fmt::Display for WormPosture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            WormPosture::Enforced => "enforced",
+            WormPosture::Unenforced => "unenforced",
+            WormPosture::Unknown => "unknown",
+        })
+    }
+}
+
+/// A notarized trail head.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Anchor {
+    /// The trail.
+    pub trail_id: TrailId,
+    /// The head's seq.
+    pub seq: ChainSeq,
+    /// The head's checksum.
+    pub checksum: Checksum,
+    /// The RFC 9162 tree head over records 1..=seq, when computed.
+    pub merkle_root: Option<Checksum>,
+    /// When the anchor was made.
+    pub anchored_at: Timestamp,
+    /// Where `anchored_at` came from.
+    pub time_source: TimeLabel,
+}
+
+/// Where an anchor was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnchorReceipt {
+    /// Provider-specific location (path, object key and version).
+    pub location: String,
+    /// Until when the store guarantees the anchor cannot be removed, if it does.
+    pub retain_until: Option<Timestamp>,
+}
+
+/// Why a notary operation failed.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum NotaryError {
+    /// The notary's storage cannot guarantee immutability and the operator did not allow that.
+    #[error("notary refuses to run without WORM storage: {0}")]
+    NotWorm(String),
+    /// A stored anchor could not be read back or has lost its protection.
+    #[error("stored anchor is invalid: {0}")]
+    InvalidAnchor(String),
+    /// The notary refused on permission grounds.
+    #[error("notary permission denied: {message}")]
+    PermissionDenied {
+        /// Why.
+        message: String,
+        /// The provider's error.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// The notary cannot be reached; retry later.
+    #[error("notary unavailable: {message}")]
+    Unavailable {
+        /// What failed.
+        message: String,
+        /// The provider's error.
+        #[source]
+        source: Option<BoxError>,
+    },
+    /// Any other failure.
+    #[error("notary failed: {message}")]
+    Other {
+        /// What failed.
+        message: String,
+        /// The provider's error.
+        #[source]
+        source: Option<BoxError>,
+    },
+}
+
+impl NotaryError {
+    /// Whether retrying may help.
+    pub fn status(&self) -> ErrorStatus {
+        match self {
+            NotaryError::Unavailable { .. } => ErrorStatus::Temporary,
+            _ => ErrorStatus::Permanent,
+        }
+    }
+}
+
+/// Anchors trail heads outside the record store.
+///
+/// # Contract
+/// - `anchor` stores the anchor durably before returning; anchors are never modified.
+/// - `anchors` returns every stored anchor of a trail, ordered by seq then time.
+/// - [`worm_posture`](Self::worm_posture) states honestly what the backing store enforces;
+///   the conformance suite tries to delete and overwrite anchors where it claims `Enforced`.
+#[async_trait]
+pub trait Notary: Send + Sync + std::fmt::Debug {
+    /// A short name for posture events (`filesystem`, `s3-object-lock`, ...).
+    fn kind(&self) -> &'static str;
+    /// What the backing store enforces.
+    fn worm_posture(&self) -> WormPosture;
+    /// Stores an anchor.
+    async fn anchor(&self, anchor: &Anchor) -> Result<AnchorReceipt, NotaryError>;
+    /// Every anchor of a trail.
+    async fn anchors(&self, trail: &TrailId) -> Result<Vec<Anchor>, NotaryError>;
+}

@@ -1,0 +1,160 @@
+//! The trail record (R1.1) and its JSON payload.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::value::RawValue;
+use thiserror::Error;
+
+use crate::ids::{
+    Actor, ActorSource, ChainSeq, Checksum, Device, EventKind, KeyId, Project, Subject, TrailId,
+};
+use crate::timestamp::{TimeLabel, Timestamp};
+
+/// The largest payload accepted, in bytes of canonical JSON.
+pub const MAX_PAYLOAD_BYTES: usize = 4 * 1024 * 1024;
+
+/// Why a payload was refused.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum PayloadError {
+    /// The text is not JSON.
+    #[error("payload is not valid JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    /// The payload must be a JSON object.
+    #[error("payload must be a JSON object")]
+    NotAnObject,
+    /// The payload holds a number that has no exact canonical form (RFC 8785 needs IEEE doubles).
+    #[error("payload could not be canonicalized: {0}")]
+    NotCanonicalizable(String),
+    /// The canonical payload is larger than [`MAX_PAYLOAD_BYTES`].
+    #[error("payload is {0} bytes; at most {MAX_PAYLOAD_BYTES} are allowed")]
+    TooLarge(usize),
+}
+
+/// A record's payload: a JSON object held in its RFC 8785 (JCS) canonical text form.
+///
+/// Holding the canonical text (rather than a parsed value) means the chain hashes exactly the
+/// bytes that are stored and exported, with no re-serialization in between.
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct Payload(String);
+
+impl Payload {
+    /// Canonicalizes a JSON object.
+    pub fn from_value(value: &serde_json::Value) -> Result<Self, PayloadError> {
+        if !value.is_object() {
+            return Err(PayloadError::NotAnObject);
+        }
+        let text = serde_json_canonicalizer::to_string(value)
+            .map_err(|e| PayloadError::NotCanonicalizable(e.to_string()))?;
+        if text.len() > MAX_PAYLOAD_BYTES {
+            return Err(PayloadError::TooLarge(text.len()));
+        }
+        Ok(Self(text))
+    }
+
+    /// Parses JSON text of any formatting and canonicalizes it.
+    pub fn parse(text: &str) -> Result<Self, PayloadError> {
+        if text.len() > MAX_PAYLOAD_BYTES * 2 {
+            return Err(PayloadError::TooLarge(text.len()));
+        }
+        let value: serde_json::Value = serde_json::from_str(text).map_err(PayloadError::NotJson)?;
+        Self::from_value(&value)
+    }
+
+    /// Wraps text read back from a store this relay wrote, without re-canonicalizing it.
+    ///
+    /// Safe for integrity because the chain's HMAC covers these exact bytes: text that is not the
+    /// canonical form the record was chained with fails verification.
+    pub fn from_stored(text: String) -> Self {
+        Self(text)
+    }
+
+    /// An empty object, `{}`.
+    pub fn empty() -> Self {
+        Self("{}".to_owned())
+    }
+
+    /// The canonical JSON text.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// Parses the payload into a JSON value.
+    pub fn to_value(&self) -> Result<serde_json::Value, PayloadError> {
+        serde_json::from_str(&self.0).map_err(PayloadError::NotJson)
+    }
+}
+
+impl fmt::Debug for Payload {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.len() > 120 {
+            let cut = (0..=120)
+                .rev()
+                .find(|i| self.0.is_char_boundary(*i))
+                .unwrap_or(0);
+            write!(f, "Payload({}… {} bytes)", &self.0[..cut], self.0.len())
+        } else {
+            write!(f, "Payload({})", self.0)
+        }
+    }
+}
+
+impl Serialize for Payload {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let raw = RawValue::from_string(self.0.clone()).map_err(serde::ser::Error::custom)?;
+        raw.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for Payload {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let raw = <Box<RawValue>>::deserialize(d)?;
+        Payload::parse(raw.get()).map_err(serde::de::Error::custom)
+    }
+}
+
+/// One record of a trail, exactly as chained (R1.1).
+///
+/// Field order here is the canonical key order of the encoding, see [`crate::canonical`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Record {
+    /// Who caused the event, as resolved by the relay.
+    pub actor: Actor,
+    /// How the actor was resolved.
+    pub actor_source: ActorSource,
+    /// Position in the trail, gapless from 1.
+    pub chain_seq: ChainSeq,
+    /// The workstation the event happened on.
+    pub device: Device,
+    /// The key that computed `checksum`.
+    pub key_id: KeyId,
+    /// The kind of event.
+    pub kind: EventKind,
+    /// When the event happened (e.g. the file's completion), as seen by the relay.
+    pub occurred_at: Timestamp,
+    /// Kind-specific details as canonical JSON.
+    pub payload: Payload,
+    /// The checksum of the previous record, or [`crate::GENESIS`] for `chain_seq` 1.
+    pub prev_checksum: Checksum,
+    /// The project the event belongs to, if any.
+    pub project: Option<Project>,
+    /// When the relay appended the record.
+    pub recorded_at: Timestamp,
+    /// What the event is about (e.g. a path relative to its watched root), if anything.
+    pub subject: Option<Subject>,
+    /// Where `occurred_at` and `recorded_at` came from.
+    pub time_source: TimeLabel,
+    /// The trail this record belongs to.
+    pub trail_id: TrailId,
+    /// HMAC-SHA256 over the canonical bytes of every other field.
+    pub checksum: Checksum,
+}
+
+impl Record {
+    /// A reference naming this record: `trail_id#chain_seq`.
+    pub fn locator(&self) -> String {
+        format!("{}#{}", self.trail_id, self.chain_seq)
+    }
+}
