@@ -10,6 +10,7 @@
 //! testable with plain values, and an integrator can embed the crate in any runtime.
 
 #![deny(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod append;
 pub mod canonical;

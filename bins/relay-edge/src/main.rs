@@ -1,0 +1,3 @@
+//! relay-edge: the relay on an instrument workstation.
+
+fn main() {}

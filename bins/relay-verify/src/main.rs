@@ -1,0 +1,3 @@
+//! relay-verify: the auditor's offline verifier.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! Conformance suites every adapter of the relay's ports must pass.

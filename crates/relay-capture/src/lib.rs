@@ -1,0 +1,1 @@
+//! File capture for the GIMS Compliance Relay: watches folders and records completed files.
