@@ -151,7 +151,7 @@ string_id!(
 );
 string_id!(
     /// What a record is about, e.g. a file path relative to its watched root.
-    Subject, "subject", 4096, "printable characters", |c: char| !c.is_control()
+    Subject, "subject", 4096, "any character but NUL (paths may hold tabs or newlines)", |c: char| c != '\0'
 );
 string_id!(
     /// The kind of event, as an upper-case word (`FILE_CREATED`, `SIGNATURE`, ...).
