@@ -45,6 +45,7 @@ impl Payload {
         if !value.is_object() {
             return Err(PayloadError::NotAnObject);
         }
+        check_numbers_exact(value)?;
         let text = serde_json_canonicalizer::to_string(value)
             .map_err(|e| PayloadError::NotCanonicalizable(e.to_string()))?;
         if text.len() > MAX_PAYLOAD_BYTES {
@@ -83,6 +84,32 @@ impl Payload {
     /// Parses the payload into a JSON value.
     pub fn to_value(&self) -> Result<serde_json::Value, PayloadError> {
         serde_json::from_str(&self.0).map_err(PayloadError::NotJson)
+    }
+}
+
+/// The largest integer magnitude an IEEE double holds exactly (RFC 8785 numbers are doubles).
+const MAX_EXACT_INT: u64 = 1 << 53;
+
+/// Refuses integers that canonicalization would silently round (a file size must stay exact).
+fn check_numbers_exact(value: &serde_json::Value) -> Result<(), PayloadError> {
+    match value {
+        serde_json::Value::Number(n) => {
+            let exact = match (n.as_u64(), n.as_i64()) {
+                (Some(u), _) => u <= MAX_EXACT_INT,
+                (None, Some(i)) => i.unsigned_abs() <= MAX_EXACT_INT,
+                (None, None) => true,
+            };
+            if exact {
+                Ok(())
+            } else {
+                Err(PayloadError::NotCanonicalizable(format!(
+                    "integer {n} is beyond 2^53 and would be rounded; send it as a string"
+                )))
+            }
+        }
+        serde_json::Value::Array(items) => items.iter().try_for_each(check_numbers_exact),
+        serde_json::Value::Object(map) => map.values().try_for_each(check_numbers_exact),
+        _ => Ok(()),
     }
 }
 
@@ -156,5 +183,49 @@ impl Record {
     /// A reference naming this record: `trail_id#chain_seq`.
     pub fn locator(&self) -> String {
         format!("{}#{}", self.trail_id, self.chain_seq)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn payload_is_canonicalized_on_the_way_in() {
+        let p = Payload::parse(r#"{ "b": 1, "a": {"d": [1, 2.50, "x"], "c": null} }"#).unwrap();
+        assert_eq!(p.as_str(), r#"{"a":{"c":null,"d":[1,2.5,"x"]},"b":1}"#);
+    }
+
+    #[test]
+    fn payload_must_be_an_object() {
+        assert!(matches!(
+            Payload::from_value(&json!([1])),
+            Err(PayloadError::NotAnObject)
+        ));
+        assert!(matches!(
+            Payload::parse("not json"),
+            Err(PayloadError::NotJson(_))
+        ));
+    }
+
+    #[test]
+    fn integers_beyond_exact_double_range_are_not_silently_rounded() {
+        let result = Payload::from_value(&json!({"size": u64::MAX}));
+        match result {
+            Err(PayloadError::NotCanonicalizable(_)) => {}
+            Ok(p) => panic!("u64::MAX was accepted as {}", p.as_str()),
+            Err(e) => panic!("unexpected error {e}"),
+        }
+        assert!(Payload::from_value(&json!({"size": 9_007_199_254_740_992u64})).is_ok());
+    }
+
+    #[test]
+    fn oversized_payload_is_refused() {
+        let big = "x".repeat(MAX_PAYLOAD_BYTES + 1);
+        assert!(matches!(
+            Payload::from_value(&json!({"x": big})),
+            Err(PayloadError::TooLarge(_))
+        ));
     }
 }

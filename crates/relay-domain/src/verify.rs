@@ -292,3 +292,43 @@ impl<'k> ChainVerifier<'k> {
         })
     }
 }
+
+/// How many records a stored-trail verification reads per page.
+pub const VERIFY_PAGE: usize = 4096;
+
+/// The outcome of verifying a stored trail: the verdict, or why the store could not be read.
+pub type StoredVerdict = Result<VerifySummary, VerifyFailure>;
+
+/// Verifies a whole stored trail against `keys` and the notary `anchors` of that trail,
+/// streaming it page by page with constant memory. `progress` is called after every page with
+/// the number of records checked so far.
+///
+/// The outer `Result` is the store's failure (the trail could not be read); the inner one is
+/// the verdict on the records.
+pub async fn verify_stored_trail(
+    store: &dyn crate::ports::RecordStore,
+    keys: &KeyRing,
+    trail_id: &TrailId,
+    anchors: &[crate::ports::Anchor],
+    mut progress: impl FnMut(u64) + Send,
+) -> Result<StoredVerdict, crate::ports::RecordStoreError> {
+    let mut verifier = ChainVerifier::new(trail_id.clone(), keys);
+    for a in anchors.iter().filter(|a| a.trail_id == *trail_id) {
+        verifier = verifier.with_anchor(a.seq, a.checksum);
+    }
+    let mut after = 0u64;
+    let mut checked = 0u64;
+    loop {
+        let page = store.read(trail_id, after, VERIFY_PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.chain_seq.get();
+        for record in &page {
+            if let Err(failure) = verifier.push(record) {
+                return Ok(Err(failure));
+            }
+        }
+        checked += page.len() as u64;
+        progress(checked);
+    }
+    Ok(verifier.finish())
+}
