@@ -30,6 +30,32 @@ impl InMemoryRecordStore {
 /// Checks a batch against the stored records of its trail and returns how many are already
 /// present; the rest must continue the chain. Shared by every store that keeps records in order.
 pub fn check_batch(stored: &[Record], batch: &[Record]) -> Result<usize, RecordStoreError> {
+    let head = stored.last().map(|r| Head {
+        seq: r.chain_seq,
+        checksum: r.checksum,
+    });
+    let overlap = match batch.first() {
+        Some(first) => {
+            let from = usize::try_from(first.chain_seq.get() - 1).unwrap_or(usize::MAX);
+            stored.get(from..).unwrap_or_default()
+        }
+        None => &[],
+    };
+    check_batch_at_head(head, overlap, batch)
+}
+
+/// [`check_batch`] for stores that do not hold the whole trail in memory: `head` is the trail's
+/// stored head and `overlap` the stored records from the batch's first seq on, in seq order (at
+/// least those up to the head or the batch's last seq, whichever comes first; more are ignored).
+///
+/// Returns how many leading records of the batch are already stored, identical. A stored record
+/// missing from `overlap` although the head says it exists is reported as
+/// [`RecordStoreError::Corrupt`], because a gapless store cannot produce that.
+pub fn check_batch_at_head(
+    head: Option<Head>,
+    overlap: &[Record],
+    batch: &[Record],
+) -> Result<usize, RecordStoreError> {
     let first = batch
         .first()
         .ok_or_else(|| RecordStoreError::InvalidBatch("empty batch".into()))?;
@@ -47,14 +73,20 @@ pub fn check_batch(stored: &[Record], batch: &[Record]) -> Result<usize, RecordS
             )));
         }
     }
-    let stored_len = stored.len() as u64;
+    let head_seq = head.map_or(0, |h| h.seq.get());
     let mut present = 0usize;
-    for r in batch {
-        let idx = r.chain_seq.get() - 1;
-        if idx >= stored_len {
+    for (i, r) in batch.iter().enumerate() {
+        if r.chain_seq.get() > head_seq {
             break;
         }
-        if stored[idx as usize] != *r {
+        let Some(stored) = overlap.get(i).filter(|s| s.chain_seq == r.chain_seq) else {
+            return Err(RecordStoreError::Corrupt {
+                trail_id: trail_id.clone(),
+                seq: r.chain_seq.get(),
+                message: "record below the head is missing from the store".into(),
+            });
+        };
+        if stored != r {
             return Err(RecordStoreError::Conflict {
                 trail_id: trail_id.clone(),
                 seq: r.chain_seq,
@@ -63,7 +95,7 @@ pub fn check_batch(stored: &[Record], batch: &[Record]) -> Result<usize, RecordS
         present += 1;
     }
     if let Some(next) = batch.get(present) {
-        let expected_seq = stored_len + 1;
+        let expected_seq = head_seq + 1;
         if next.chain_seq.get() != expected_seq {
             return Err(RecordStoreError::NotNext {
                 trail_id: trail_id.clone(),
@@ -71,7 +103,7 @@ pub fn check_batch(stored: &[Record], batch: &[Record]) -> Result<usize, RecordS
                 reason: format!("expected chain_seq {expected_seq}"),
             });
         }
-        let expected_prev = stored.last().map_or(crate::chain::GENESIS, |r| r.checksum);
+        let expected_prev = head.map_or(crate::chain::GENESIS, |h| h.checksum);
         if next.prev_checksum != expected_prev {
             return Err(RecordStoreError::NotNext {
                 trail_id: trail_id.clone(),

@@ -1,0 +1,154 @@
+//! `FsNotary`: anchors as JSON lines in append-only files under `<data-dir>/anchors/`.
+
+use std::fs::{self, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use async_trait::async_trait;
+use relay_domain::TrailId;
+use relay_domain::ports::{Anchor, AnchorReceipt, Notary, NotaryError, WormPosture};
+
+use crate::error::LocalError;
+
+/// A notary writing one JSON line per anchor to `<dir>/<trail_id>.jsonl`.
+///
+/// Each anchor is written with one `write` on a file opened with `O_APPEND`, then fsynced, so
+/// an acknowledged anchor is durable and earlier lines are never touched. Reading reports any
+/// malformed line as [`NotaryError::InvalidAnchor`] with its line number, never skips it.
+///
+/// **Not WORM**: anyone with write access to the directory can rewrite or delete anchors, so
+/// [`worm_posture`](Notary::worm_posture) is `Unenforced` and the relay warns at start-up. It
+/// still detects a rewrite of the trail by someone who holds the key but not this directory.
+#[derive(Debug, Clone)]
+pub struct FsNotary {
+    dir: PathBuf,
+    // Serializes in-process writers so lines from two anchors can never interleave.
+    write_lock: Arc<Mutex<()>>,
+}
+
+impl FsNotary {
+    /// A notary keeping its files in `dir` (created if needed).
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, NotaryError> {
+        let dir = dir.into();
+        fs::create_dir_all(&dir).map_err(LocalError::io("create anchor directory", &dir))?;
+        Ok(Self {
+            dir,
+            write_lock: Arc::new(Mutex::new(())),
+        })
+    }
+
+    /// The directory holding the anchor files.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The anchor file of `trail`.
+    pub fn anchor_file(&self, trail: &TrailId) -> PathBuf {
+        // Trail ids are ASCII letters, digits, '_', '-', '.'; with the suffix the name can never
+        // be `.` or `..`, so it always names a file inside the directory.
+        self.dir.join(format!("{trail}.jsonl"))
+    }
+}
+
+fn append_line(dir: &Path, path: &Path, line: &[u8]) -> Result<(), LocalError> {
+    let existed = path.exists();
+    let mut file = OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(path)
+        .map_err(LocalError::io("open anchor file", path))?;
+    file.write_all(line)
+        .and_then(|()| file.sync_all())
+        .map_err(LocalError::io("append anchor", path))?;
+    if !existed {
+        fs::File::open(dir)
+            .and_then(|d| d.sync_all())
+            .map_err(LocalError::io("fsync directory", dir))?;
+    }
+    Ok(())
+}
+
+fn read_anchors(path: &Path, trail: &TrailId) -> Result<Vec<Anchor>, NotaryError> {
+    let text = match fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+            return Err(NotaryError::InvalidAnchor(format!(
+                "{} is not UTF-8 text",
+                path.display()
+            )));
+        }
+        Err(e) => return Err(LocalError::io("read anchors", path)(e).into()),
+    };
+    let body = text.strip_suffix('\n').unwrap_or(&text);
+    if body.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut anchors = Vec::new();
+    for (i, line) in body.split('\n').enumerate() {
+        let line_no = i + 1;
+        let anchor: Anchor = serde_json::from_str(line).map_err(|e| {
+            NotaryError::InvalidAnchor(format!("{} line {line_no}: {e}", path.display()))
+        })?;
+        if anchor.trail_id != *trail {
+            return Err(NotaryError::InvalidAnchor(format!(
+                "{} line {line_no}: anchor of trail {} in the file of trail {trail}",
+                path.display(),
+                anchor.trail_id
+            )));
+        }
+        anchors.push(anchor);
+    }
+    if !text.ends_with('\n') {
+        return Err(NotaryError::InvalidAnchor(format!(
+            "{} line {}: the last anchor is not terminated (interrupted write?)",
+            path.display(),
+            anchors.len()
+        )));
+    }
+    anchors.sort_by_key(|a| (a.seq, a.anchored_at));
+    Ok(anchors)
+}
+
+#[async_trait]
+impl Notary for FsNotary {
+    fn kind(&self) -> &'static str {
+        "filesystem"
+    }
+
+    fn worm_posture(&self) -> WormPosture {
+        WormPosture::Unenforced
+    }
+
+    async fn anchor(&self, anchor: &Anchor) -> Result<AnchorReceipt, NotaryError> {
+        let mut line = serde_json::to_vec(anchor).map_err(|e| NotaryError::Other {
+            message: "could not encode anchor".into(),
+            source: Some(Box::new(e)),
+        })?;
+        line.push(b'\n');
+        let path = self.anchor_file(&anchor.trail_id);
+        let dir = self.dir.clone();
+        let lock = Arc::clone(&self.write_lock);
+        let target = path.clone();
+        tokio::task::spawn_blocking(move || {
+            let _guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+            append_line(&dir, &target, &line)
+        })
+        .await
+        .map_err(LocalError::Task)??;
+        tracing::debug!(trail = %anchor.trail_id, seq = anchor.seq.get(), path = %path.display(), "anchored trail head");
+        Ok(AnchorReceipt {
+            location: path.display().to_string(),
+            retain_until: None,
+        })
+    }
+
+    async fn anchors(&self, trail: &TrailId) -> Result<Vec<Anchor>, NotaryError> {
+        let path = self.anchor_file(trail);
+        let trail = trail.clone();
+        tokio::task::spawn_blocking(move || read_anchors(&path, &trail))
+            .await
+            .map_err(LocalError::Task)?
+    }
+}

@@ -1,0 +1,434 @@
+//! `SqliteRecordStore`: the trail log in one SQLite file, append-only by trigger.
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use relay_domain::memory::check_batch_at_head;
+use relay_domain::ports::{
+    AppendReceipt, Head, RecordStore, RecordStoreCapabilities, RecordStoreError,
+};
+use relay_domain::{
+    Actor, ActorSource, ChainSeq, Checksum, Device, EventKind, KeyId, Payload, Project, Record,
+    Subject, TimeLabel, Timestamp, TrailId,
+};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
+    SqliteSynchronous,
+};
+use sqlx::{QueryBuilder, Row, Sqlite, SqliteConnection};
+
+use crate::config::LocalConfig;
+use crate::error::LocalError;
+
+/// The schema, one entry per version; `PRAGMA user_version` records how many were applied.
+const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_event_log.sql")];
+
+/// The columns of `event_log` in the order [`decode_row`] reads them.
+const COLUMNS: &str = "trail_id, chain_seq, prev_checksum, checksum, kind, actor, actor_source, \
+                       occurred_at, recorded_at, time_source, device, project, subject, payload, \
+                       key_id";
+
+/// Rows per INSERT statement: 15 bound values each stays far below SQLite's variable limit.
+const ROWS_PER_INSERT: usize = 500;
+
+/// The record store of the local adapter: table `event_log` in `<data-dir>/relay.db`.
+///
+/// - WAL journal with `synchronous=FULL`: an acknowledged append survives power loss.
+/// - Triggers refuse UPDATE and DELETE (and, through `recursive_triggers`, INSERT OR REPLACE).
+/// - Each append is one `BEGIN IMMEDIATE` transaction, which takes SQLite's write lock up front
+///   and so serializes writers across connections and processes; in-process writers also queue
+///   on an async mutex so they do not spin in SQLite's busy handler.
+pub struct SqliteRecordStore {
+    pool: SqlitePool,
+    path: PathBuf,
+    writer: tokio::sync::Mutex<()>,
+}
+
+impl std::fmt::Debug for SqliteRecordStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteRecordStore")
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SqliteRecordStore {
+    /// Opens (creating if needed) `<data-dir>/relay.db` and brings its schema up to date.
+    pub async fn open(config: &LocalConfig) -> Result<Self, RecordStoreError> {
+        let dir = config.data_dir();
+        tokio::fs::create_dir_all(dir)
+            .await
+            .map_err(LocalError::io("create data directory", dir))?;
+        Self::open_file(
+            &config.db_path(),
+            config.busy_timeout_value(),
+            config.max_connections_value(),
+        )
+        .await
+    }
+
+    /// Opens (creating if needed) the database file at `path`.
+    pub async fn open_file(
+        path: &Path,
+        busy_timeout: std::time::Duration,
+        max_connections: u32,
+    ) -> Result<Self, RecordStoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(busy_timeout)
+            .foreign_keys(true)
+            .pragma("recursive_triggers", "ON");
+        let pool = SqlitePoolOptions::new()
+            .max_connections(max_connections.max(1))
+            .acquire_timeout(busy_timeout + std::time::Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(LocalError::sql("open database"))?;
+        migrate(&pool).await?;
+        tracing::debug!(path = %path.display(), "opened sqlite record store");
+        Ok(Self {
+            pool,
+            path: path.to_owned(),
+            writer: tokio::sync::Mutex::new(()),
+        })
+    }
+
+    /// The connection pool, for operational tooling and for tests that play an attacker with
+    /// direct database access. Writing through it bypasses every rule of the store.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Closes every connection, checkpointing the WAL.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+async fn migrate(pool: &SqlitePool) -> Result<(), LocalError> {
+    let mut tx = pool
+        .begin_with("BEGIN IMMEDIATE")
+        .await
+        .map_err(LocalError::sql("begin migration"))?;
+    let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(LocalError::sql("read schema version"))?;
+    let known = MIGRATIONS.len();
+    let applied = usize::try_from(version).unwrap_or(usize::MAX);
+    if applied > known {
+        return Err(LocalError::Sql {
+            op: "check schema version",
+            source: sqlx::Error::Protocol(format!(
+                "database schema version {version} is newer than this relay knows ({known})"
+            )),
+        });
+    }
+    for (i, sql) in MIGRATIONS.iter().enumerate().skip(applied) {
+        sqlx::raw_sql(sql)
+            .execute(&mut *tx)
+            .await
+            .map_err(LocalError::sql("apply migration"))?;
+        // PRAGMA takes no bound parameters; the value is our own integer.
+        sqlx::raw_sql(&format!("PRAGMA user_version = {}", i + 1))
+            .execute(&mut *tx)
+            .await
+            .map_err(LocalError::sql("record schema version"))?;
+    }
+    tx.commit()
+        .await
+        .map_err(LocalError::sql("commit migration"))?;
+    Ok(())
+}
+
+fn seq_to_sql(trail: &TrailId, seq: ChainSeq) -> Result<i64, RecordStoreError> {
+    i64::try_from(seq.get()).map_err(|_| {
+        RecordStoreError::InvalidBatch(format!(
+            "trail {trail}: chain_seq {seq} is beyond what the store can hold"
+        ))
+    })
+}
+
+fn corrupt(trail: &TrailId, seq: u64, message: String) -> RecordStoreError {
+    RecordStoreError::Corrupt {
+        trail_id: trail.clone(),
+        seq,
+        message,
+    }
+}
+
+/// Decodes one `event_log` row (columns in [`COLUMNS`] order); any malformed field is
+/// [`RecordStoreError::Corrupt`] naming the row's seq.
+fn decode_row(trail: &TrailId, row: &SqliteRow) -> Result<Record, RecordStoreError> {
+    let seq_raw: i64 = row
+        .try_get(1)
+        .map_err(|e| corrupt(trail, 0, format!("column chain_seq: {e}")))?;
+    let seq_u = u64::try_from(seq_raw).unwrap_or(0);
+    let bad = |column: &str, e: &dyn std::fmt::Display| {
+        corrupt(trail, seq_u, format!("column {column}: {e}"))
+    };
+    let text = |i: usize, column: &str| -> Result<&str, RecordStoreError> {
+        row.try_get::<&str, _>(i).map_err(|e| bad(column, &e))
+    };
+    let opt_text = |i: usize, column: &str| -> Result<Option<&str>, RecordStoreError> {
+        row.try_get::<Option<&str>, _>(i)
+            .map_err(|e| bad(column, &e))
+    };
+    let chain_seq = ChainSeq::new(seq_u).map_err(|e| bad("chain_seq", &e))?;
+    let trail_id = TrailId::new(text(0, "trail_id")?).map_err(|e| bad("trail_id", &e))?;
+    if trail_id != *trail {
+        return Err(bad("trail_id", &format!("row belongs to trail {trail_id}")));
+    }
+    let prev_checksum =
+        Checksum::from_hex(text(2, "prev_checksum")?).map_err(|e| bad("prev_checksum", &e))?;
+    let checksum = Checksum::from_hex(text(3, "checksum")?).map_err(|e| bad("checksum", &e))?;
+    let kind = EventKind::new(text(4, "kind")?).map_err(|e| bad("kind", &e))?;
+    let actor = Actor::new(text(5, "actor")?).map_err(|e| bad("actor", &e))?;
+    let source_text = text(6, "actor_source")?;
+    let actor_source = ActorSource::parse(source_text)
+        .ok_or_else(|| bad("actor_source", &format!("unknown value {source_text:?}")))?;
+    let occurred_at =
+        Timestamp::parse_canonical(text(7, "occurred_at")?).map_err(|e| bad("occurred_at", &e))?;
+    let recorded_at =
+        Timestamp::parse_canonical(text(8, "recorded_at")?).map_err(|e| bad("recorded_at", &e))?;
+    let label_text = text(9, "time_source")?;
+    let time_source = TimeLabel::parse(label_text)
+        .ok_or_else(|| bad("time_source", &format!("unknown label {label_text:?}")))?;
+    let device = Device::new(text(10, "device")?).map_err(|e| bad("device", &e))?;
+    let project = opt_text(11, "project")?
+        .map(Project::new)
+        .transpose()
+        .map_err(|e| bad("project", &e))?;
+    let subject = opt_text(12, "subject")?
+        .map(Subject::new)
+        .transpose()
+        .map_err(|e| bad("subject", &e))?;
+    // Verbatim: the chain's HMAC covers these exact bytes, so they are not re-canonicalized.
+    let payload = Payload::from_stored(text(13, "payload")?.to_owned());
+    let key_id = KeyId::new(text(14, "key_id")?).map_err(|e| bad("key_id", &e))?;
+    Ok(Record {
+        actor,
+        actor_source,
+        chain_seq,
+        device,
+        key_id,
+        kind,
+        occurred_at,
+        payload,
+        prev_checksum,
+        project,
+        recorded_at,
+        subject,
+        time_source,
+        trail_id,
+        checksum,
+    })
+}
+
+async fn head_in(
+    conn: &mut SqliteConnection,
+    trail: &TrailId,
+) -> Result<Option<Head>, RecordStoreError> {
+    let row: Option<(i64, String)> = sqlx::query_as(
+        "SELECT chain_seq, checksum FROM event_log WHERE trail_id = ? \
+         ORDER BY chain_seq DESC LIMIT 1",
+    )
+    .bind(trail.as_str())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(LocalError::sql("read head"))?;
+    row.map(|(seq, checksum)| decode_head(trail, seq, &checksum))
+        .transpose()
+}
+
+fn decode_head(trail: &TrailId, seq: i64, checksum: &str) -> Result<Head, RecordStoreError> {
+    let seq_u = u64::try_from(seq).unwrap_or(0);
+    Ok(Head {
+        seq: ChainSeq::new(seq_u)
+            .map_err(|e| corrupt(trail, seq_u, format!("column chain_seq: {e}")))?,
+        checksum: Checksum::from_hex(checksum)
+            .map_err(|e| corrupt(trail, seq_u, format!("column checksum: {e}")))?,
+    })
+}
+
+async fn read_in(
+    conn: &mut SqliteConnection,
+    trail: &TrailId,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<Record>, RecordStoreError> {
+    let Ok(after) = i64::try_from(after) else {
+        return Ok(Vec::new());
+    };
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM event_log WHERE trail_id = ? AND chain_seq > ? \
+         ORDER BY chain_seq LIMIT ?"
+    ))
+    .bind(trail.as_str())
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(LocalError::sql("read records"))?;
+    rows.iter().map(|row| decode_row(trail, row)).collect()
+}
+
+async fn insert_in(conn: &mut SqliteConnection, records: &[Record]) -> Result<(), LocalError> {
+    for chunk in records.chunks(ROWS_PER_INSERT) {
+        let mut q: QueryBuilder<'_, Sqlite> =
+            QueryBuilder::new(format!("INSERT INTO event_log ({COLUMNS}) "));
+        q.push_values(chunk, |mut b, r| {
+            // Checked by the caller: every seq of the batch fits in an i64.
+            let seq = i64::try_from(r.chain_seq.get()).unwrap_or(i64::MAX);
+            b.push_bind(r.trail_id.as_str())
+                .push_bind(seq)
+                .push_bind(r.prev_checksum.to_hex())
+                .push_bind(r.checksum.to_hex())
+                .push_bind(r.kind.as_str())
+                .push_bind(r.actor.as_str())
+                .push_bind(r.actor_source.as_str())
+                .push_bind(r.occurred_at.to_canonical())
+                .push_bind(r.recorded_at.to_canonical())
+                .push_bind(r.time_source.to_label())
+                .push_bind(r.device.as_str())
+                .push_bind(r.project.as_ref().map(Project::as_str))
+                .push_bind(r.subject.as_ref().map(Subject::as_str))
+                .push_bind(r.payload.as_str())
+                .push_bind(r.key_id.as_str());
+        });
+        q.build()
+            .execute(&mut *conn)
+            .await
+            .map_err(LocalError::sql("insert records"))?;
+    }
+    Ok(())
+}
+
+#[async_trait]
+impl RecordStore for SqliteRecordStore {
+    fn capabilities(&self) -> RecordStoreCapabilities {
+        RecordStoreCapabilities::new(true, true)
+    }
+
+    async fn append(&self, records: &[Record]) -> Result<AppendReceipt, RecordStoreError> {
+        let (Some(first), Some(last)) = (records.first(), records.last()) else {
+            return Err(RecordStoreError::InvalidBatch("empty batch".into()));
+        };
+        let trail = &first.trail_id;
+        seq_to_sql(trail, last.chain_seq)?;
+
+        // In-process writers queue here; other processes are held off by BEGIN IMMEDIATE.
+        let _writer = self.writer.lock().await;
+        let mut tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(LocalError::sql("begin append"))?;
+        let head = head_in(&mut tx, trail).await?;
+        let overlap = match head {
+            Some(h) if h.seq >= first.chain_seq => {
+                let upto = h.seq.min(last.chain_seq).get();
+                let count = usize::try_from(upto - first.chain_seq.get() + 1).unwrap_or(0);
+                read_in(&mut tx, trail, first.chain_seq.get() - 1, count).await?
+            }
+            _ => Vec::new(),
+        };
+        let present = check_batch_at_head(head, &overlap, records)?;
+        let new = &records[present..];
+        let Some(new_last) = new.last() else {
+            tx.rollback()
+                .await
+                .map_err(LocalError::sql("end read-only append"))?;
+            let head = head.ok_or_else(|| RecordStoreError::InvalidBatch("empty batch".into()))?;
+            return Ok(AppendReceipt {
+                appended: 0,
+                already_present: present as u64,
+                head,
+            });
+        };
+        if let Err(e) = insert_in(&mut tx, new).await {
+            // Only a writer that skipped BEGIN IMMEDIATE could have stored these seqs meanwhile.
+            if e.is_unique_violation() {
+                return Err(RecordStoreError::Conflict {
+                    trail_id: trail.clone(),
+                    seq: new[0].chain_seq,
+                });
+            }
+            return Err(e.into());
+        }
+        tx.commit()
+            .await
+            .map_err(LocalError::sql("commit append"))?;
+        tracing::debug!(
+            trail = %trail,
+            from_seq = new[0].chain_seq.get(),
+            to_seq = new_last.chain_seq.get(),
+            "appended records"
+        );
+        Ok(AppendReceipt {
+            appended: new.len() as u64,
+            already_present: present as u64,
+            head: Head {
+                seq: new_last.chain_seq,
+                checksum: new_last.checksum,
+            },
+        })
+    }
+
+    async fn head(&self, trail: &TrailId) -> Result<Option<Head>, RecordStoreError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(LocalError::sql("acquire connection"))?;
+        head_in(&mut conn, trail).await
+    }
+
+    async fn read(
+        &self,
+        trail: &TrailId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Record>, RecordStoreError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(LocalError::sql("acquire connection"))?;
+        read_in(&mut conn, trail, after, limit).await
+    }
+
+    async fn trails(&self) -> Result<Vec<(TrailId, Head)>, RecordStoreError> {
+        // SQLite returns the bare columns of the row holding MAX(chain_seq) in each group.
+        let rows: Vec<(String, i64, String)> = sqlx::query_as(
+            "SELECT trail_id, MAX(chain_seq), checksum FROM event_log \
+             GROUP BY trail_id ORDER BY trail_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(LocalError::sql("list trails"))?;
+        rows.into_iter()
+            .map(|(trail, seq, checksum)| {
+                let trail_id =
+                    TrailId::new(trail.as_str()).map_err(|e| RecordStoreError::Other {
+                        message: format!("stored trail id {trail:?} is invalid: {e}"),
+                        source: None,
+                    })?;
+                let head = decode_head(&trail_id, seq, &checksum)?;
+                Ok((trail_id, head))
+            })
+            .collect()
+    }
+}

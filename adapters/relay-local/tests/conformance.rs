@@ -1,0 +1,441 @@
+//! Every conformance suite against the local adapters, each in a fresh data directory, plus the
+//! local-only checks: triggers, file modes, symlinks, corruption, malformed anchors.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::os::unix::fs::PermissionsExt;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use relay_conformance::TamperOutcome;
+use relay_conformance::fixtures::{ChainBuilder, unique_trail};
+use relay_conformance::record_store::{AppendOnlyEvidence, RecordStoreProbes, TamperProbe};
+use relay_conformance::{notary, object_store, record_store, secrets, time_source};
+use relay_domain::error::BoxError;
+use relay_domain::ports::{
+    Anchor, Notary, NotaryError, ObjectKey, ObjectStore, ObjectStoreError, PutMode, RecordStore,
+    RecordStoreError, SecretError, SecretName, SecretProvider, TimeSource, WormPosture,
+};
+use relay_domain::{ChainSeq, Checksum, TimeLabel, Timestamp, TrailId};
+use relay_local::{
+    FileSecretProvider, FsNotary, FsObjectStore, LocalAdapters, LocalConfig, SqliteRecordStore,
+    SystemTimeSource,
+};
+use tempfile::TempDir;
+
+/// Plays an attacker with write access to `relay.db`: raw SQL on the store's own pool.
+struct SqliteTamper {
+    pool: sqlx::SqlitePool,
+}
+
+fn outcome(result: Result<sqlx::sqlite::SqliteQueryResult, sqlx::Error>) -> TamperOutcome {
+    match result {
+        Ok(done) if done.rows_affected() > 0 => TamperOutcome::Applied,
+        Ok(_) => TamperOutcome::Refused("no row changed".into()),
+        Err(e) => TamperOutcome::Refused(e.to_string()),
+    }
+}
+
+#[async_trait]
+impl TamperProbe for SqliteTamper {
+    async fn try_update(&self, trail: &TrailId, seq: ChainSeq) -> Result<TamperOutcome, BoxError> {
+        Ok(outcome(
+            sqlx::query(
+                "UPDATE event_log SET payload = '{\"tampered\":true}' \
+                 WHERE trail_id = ? AND chain_seq = ?",
+            )
+            .bind(trail.as_str())
+            .bind(seq.get() as i64)
+            .execute(&self.pool)
+            .await,
+        ))
+    }
+
+    async fn try_delete(&self, trail: &TrailId, seq: ChainSeq) -> Result<TamperOutcome, BoxError> {
+        Ok(outcome(
+            sqlx::query("DELETE FROM event_log WHERE trail_id = ? AND chain_seq = ?")
+                .bind(trail.as_str())
+                .bind(seq.get() as i64)
+                .execute(&self.pool)
+                .await,
+        ))
+    }
+}
+
+async fn open_store(dir: &TempDir) -> SqliteRecordStore {
+    SqliteRecordStore::open(&LocalConfig::new(dir.path()))
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_record_store_passes_the_record_store_suite() {
+    let dir = TempDir::new().unwrap();
+    let store = Arc::new(open_store(&dir).await);
+    // A second pool on the same file stands in for a second process.
+    let second: Arc<dyn RecordStore> = Arc::new(open_store(&dir).await);
+    let tamper = SqliteTamper {
+        pool: store.pool().clone(),
+    };
+    record_store::suite(
+        store.clone(),
+        RecordStoreProbes {
+            append_only: AppendOnlyEvidence::Probe(&tamper),
+            second_handle: Some(second),
+        },
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fs_object_store_passes_the_object_store_suite() {
+    let dir = TempDir::new().unwrap();
+    let store = Arc::new(FsObjectStore::open(dir.path().join("objects")).unwrap());
+    object_store::suite(store).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn file_secret_provider_passes_the_secrets_suite() {
+    let dir = TempDir::new().unwrap();
+    let provider = FileSecretProvider::open(dir.path().join("secrets")).unwrap();
+    secrets::suite(&provider).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fs_notary_passes_the_notary_suite() {
+    let dir = TempDir::new().unwrap();
+    let notary = FsNotary::open(dir.path().join("anchors")).unwrap();
+    assert_eq!(notary.worm_posture(), WormPosture::Unenforced);
+    notary::suite(&notary, None).await;
+}
+
+#[tokio::test]
+async fn system_time_source_passes_the_time_source_suite() {
+    time_source::suite(&SystemTimeSource::new()).await;
+    assert_eq!(SystemTimeSource::new().posture().kind, "system");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_adapters_open_every_port_under_one_data_dir() {
+    let dir = TempDir::new().unwrap();
+    let data = dir.path().join("nested/data");
+    let local = LocalAdapters::open(&data).await.unwrap();
+    assert!(data.join("relay.db").exists());
+    assert!(data.join("objects").is_dir());
+    assert!(data.join("anchors").is_dir());
+    let secrets_mode = std::fs::metadata(data.join("secrets"))
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(secrets_mode & 0o777, 0o700);
+    // Usable through the ports as the binary wires them.
+    let store: Arc<dyn RecordStore> = local.record_store.clone();
+    let mut chain = ChainBuilder::new(unique_trail("wired"));
+    store.append(&chain.batch(3)).await.unwrap();
+    let secrets: Arc<dyn SecretProvider> = local.secrets.clone();
+    secrets.create(&SecretName::trail_hmac()).await.unwrap();
+    drop(store);
+    local.record_store.close().await;
+    // Reopening finds the records and the schema as they were.
+    let again = LocalAdapters::open(&data).await.unwrap();
+    let head = again
+        .record_store
+        .head(chain.trail())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(head.seq.get(), 3);
+}
+
+#[tokio::test]
+async fn triggers_refuse_update_and_delete_on_a_live_database() {
+    let dir = TempDir::new().unwrap();
+    let store = open_store(&dir).await;
+    let mut chain = ChainBuilder::new(unique_trail("trigger"));
+    let batch = chain.batch(2);
+    store.append(&batch).await.unwrap();
+    let trail = chain.trail().as_str();
+    for sql in [
+        "UPDATE event_log SET actor = 'mallory' WHERE trail_id = ? AND chain_seq = 1",
+        "DELETE FROM event_log WHERE trail_id = ? AND chain_seq = 1",
+        "DELETE FROM event_log WHERE trail_id = ?",
+    ] {
+        let err = sqlx::query(sql)
+            .bind(trail)
+            .execute(store.pool())
+            .await
+            .expect_err(sql);
+        assert!(
+            err.to_string().contains("event_log is append-only"),
+            "{sql}: unexpected error {err}"
+        );
+    }
+    // INSERT OR REPLACE would delete the old row first; recursive triggers catch it.
+    let err = sqlx::query(
+        "INSERT OR REPLACE INTO event_log SELECT * FROM event_log WHERE trail_id = ? AND chain_seq = 1",
+    )
+    .bind(trail)
+    .execute(store.pool())
+    .await
+    .expect_err("insert or replace");
+    assert!(
+        err.to_string().contains("event_log is append-only"),
+        "{err}"
+    );
+    assert_eq!(store.read(chain.trail(), 0, 10).await.unwrap(), batch);
+}
+
+#[tokio::test]
+async fn a_corrupted_row_is_reported_as_corrupt_with_its_seq() {
+    let dir = TempDir::new().unwrap();
+    let store = open_store(&dir).await;
+    let mut chain = ChainBuilder::new(unique_trail("corrupt"));
+    store.append(&chain.batch(3)).await.unwrap();
+    // The attacker drops the trigger, then edits a row.
+    sqlx::raw_sql(
+        "DROP TRIGGER event_log_no_update; \
+         UPDATE event_log SET occurred_at = 'last tuesday' WHERE chain_seq = 2;",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    match store.read(chain.trail(), 0, 10).await {
+        Err(RecordStoreError::Corrupt {
+            trail_id,
+            seq,
+            message,
+        }) => {
+            assert_eq!(&trail_id, chain.trail());
+            assert_eq!(seq, 2);
+            assert!(message.contains("occurred_at"), "{message}");
+        }
+        other => panic!("expected Corrupt at seq 2, got {other:?}"),
+    }
+    // Record 1 is still readable on its own; an append that must compare against 2 is refused.
+    assert_eq!(store.read(chain.trail(), 0, 1).await.unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn an_edited_checksum_breaks_an_append_that_overlaps_it() {
+    let dir = TempDir::new().unwrap();
+    let store = open_store(&dir).await;
+    let mut chain = ChainBuilder::new(unique_trail("edited"));
+    let batch = chain.batch(2);
+    store.append(&batch).await.unwrap();
+    sqlx::raw_sql(&format!(
+        "DROP TRIGGER event_log_no_update; UPDATE event_log SET checksum = '{}' WHERE chain_seq = 2;",
+        Checksum([0x77; 32])
+    ))
+    .execute(store.pool())
+    .await
+    .unwrap();
+    // The edited row differs from the genuine record: re-sending it is a conflict, not a no-op.
+    assert!(matches!(
+        store.append(&batch).await,
+        Err(RecordStoreError::Conflict { .. })
+    ));
+}
+
+#[tokio::test]
+async fn a_busy_database_is_reported_as_unavailable() {
+    let dir = TempDir::new().unwrap();
+    let config = LocalConfig::new(dir.path()).busy_timeout(std::time::Duration::from_millis(200));
+    let store = SqliteRecordStore::open(&config).await.unwrap();
+    let other = SqliteRecordStore::open(&config).await.unwrap();
+    // Another "process" holds the write lock.
+    let mut blocker = other.pool().begin_with("BEGIN IMMEDIATE").await.unwrap();
+    sqlx::query("SELECT 1")
+        .execute(&mut *blocker)
+        .await
+        .unwrap();
+    let mut chain = ChainBuilder::new(unique_trail("busy"));
+    let err = store.append(&chain.batch(1)).await.unwrap_err();
+    assert!(
+        matches!(err, RecordStoreError::Unavailable { .. }),
+        "expected Unavailable, got {err:?}"
+    );
+    assert!(err.status().is_temporary());
+    blocker.rollback().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_secret_file_readable_by_others_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let provider = FileSecretProvider::open(dir.path().join("secrets")).unwrap();
+    let name = SecretName::new("trail-hmac").unwrap();
+    let created = provider.create(&name).await.unwrap();
+    let path = provider.secret_file(&name);
+    assert_eq!(
+        std::fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    match provider.current(&name).await {
+        Err(SecretError::Insecure { name: n, message }) => {
+            assert_eq!(n, name);
+            assert!(message.contains(&path.display().to_string()), "{message}");
+            assert!(message.contains("chmod 600"), "{message}");
+            assert!(!message.contains(&hex::encode(created.expose())));
+        }
+        other => panic!("expected Insecure, got {other:?}"),
+    }
+    assert!(matches!(
+        provider.rotate(&name).await,
+        Err(SecretError::Insecure { .. })
+    ));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    assert_eq!(provider.current(&name).await.unwrap().id(), created.id());
+}
+
+#[tokio::test]
+async fn a_secrets_directory_open_to_others_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let secrets_dir = dir.path().join("secrets");
+    let provider = FileSecretProvider::open(&secrets_dir).unwrap();
+    std::fs::set_permissions(&secrets_dir, std::fs::Permissions::from_mode(0o755)).unwrap();
+    match provider.create(&SecretName::trail_hmac()).await {
+        Err(SecretError::Insecure { message, .. }) => {
+            assert!(message.contains("chmod 700"), "{message}");
+        }
+        other => panic!("expected Insecure, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn a_malformed_secret_file_is_reported_without_its_contents() {
+    let dir = TempDir::new().unwrap();
+    let provider = FileSecretProvider::open(dir.path().join("secrets")).unwrap();
+    let name = SecretName::new("broken").unwrap();
+    let path = provider.secret_file(&name);
+    std::fs::write(&path, "{\"format\":\"gims-relay-secret-v1\",\"versions\":[{\"id\":\"k-1\",\"secret_hex\":\"zz-topsecret\"}]}").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    match provider.current(&name).await {
+        Err(SecretError::Malformed { message, .. }) => {
+            assert!(!message.contains("topsecret"), "{message}");
+        }
+        other => panic!("expected Malformed, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_object_store_refuses_a_symlink_escaping_its_root() {
+    let dir = TempDir::new().unwrap();
+    let outside = dir.path().join("outside");
+    std::fs::create_dir(&outside).unwrap();
+    std::fs::write(outside.join("secret.txt"), b"outside the root").unwrap();
+    let store = FsObjectStore::open(dir.path().join("objects")).unwrap();
+    std::os::unix::fs::symlink(&outside, store.root().join("evil")).unwrap();
+    std::os::unix::fs::symlink(outside.join("secret.txt"), store.root().join("leaf")).unwrap();
+
+    let through_dir = ObjectKey::new("evil/secret.txt").unwrap();
+    assert!(matches!(
+        store.get(&through_dir).await,
+        Err(ObjectStoreError::PermissionDenied { .. })
+    ));
+    let written = ObjectKey::new("evil/planted.txt").unwrap();
+    assert!(matches!(
+        store.put(&written, b"x".to_vec(), PutMode::Overwrite).await,
+        Err(ObjectStoreError::PermissionDenied { .. })
+    ));
+    assert!(
+        !outside.join("planted.txt").exists(),
+        "nothing may be written outside the root"
+    );
+    let leaf = ObjectKey::new("leaf").unwrap();
+    assert!(matches!(
+        store.get(&leaf).await,
+        Err(ObjectStoreError::PermissionDenied { .. })
+    ));
+    assert!(matches!(
+        store.put(&leaf, b"x".to_vec(), PutMode::Overwrite).await,
+        Err(ObjectStoreError::PermissionDenied { .. })
+    ));
+    assert!(matches!(
+        store.delete(&leaf).await,
+        Err(ObjectStoreError::PermissionDenied { .. })
+    ));
+    assert_eq!(
+        std::fs::read(outside.join("secret.txt")).unwrap(),
+        b"outside the root"
+    );
+    // Listing does not follow links either.
+    assert!(store.list(None).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_object_store_leaves_no_temporary_files() {
+    let dir = TempDir::new().unwrap();
+    let store = FsObjectStore::open(dir.path()).unwrap();
+    let key = ObjectKey::new("a/b").unwrap();
+    store
+        .put(&key, b"1".to_vec(), PutMode::Create)
+        .await
+        .unwrap();
+    store
+        .put(&key, b"2".to_vec(), PutMode::Overwrite)
+        .await
+        .unwrap();
+    assert!(
+        store
+            .put(&key, b"3".to_vec(), PutMode::Create)
+            .await
+            .is_err()
+    );
+    let names: Vec<String> = std::fs::read_dir(dir.path().join("a"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    assert_eq!(names, ["b"]);
+    // Names of temporary files are reserved, so an object can never be mistaken for one.
+    let reserved = ObjectKey::new("a/.relay-tmp.x").unwrap();
+    assert!(matches!(
+        store.put(&reserved, Vec::new(), PutMode::Create).await,
+        Err(ObjectStoreError::PermissionDenied { .. })
+    ));
+}
+
+fn sample_anchor(trail: &TrailId, seq: u64) -> Anchor {
+    Anchor {
+        trail_id: trail.clone(),
+        seq: ChainSeq::new(seq).unwrap(),
+        checksum: Checksum([1; 32]),
+        merkle_root: None,
+        anchored_at: Timestamp::from_unix_micros(1_764_075_475_000_000).unwrap(),
+        time_source: TimeLabel::System,
+    }
+}
+
+#[tokio::test]
+async fn the_fs_notary_reports_a_malformed_anchor_line_with_its_number() {
+    let dir = TempDir::new().unwrap();
+    let notary = FsNotary::open(dir.path().join("anchors")).unwrap();
+    let trail = unique_trail("malformed");
+    notary.anchor(&sample_anchor(&trail, 1)).await.unwrap();
+    let path = notary.anchor_file(&trail);
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("{\"trail_id\": \"oops\"\n");
+    std::fs::write(&path, &text).unwrap();
+    notary.anchor(&sample_anchor(&trail, 2)).await.unwrap();
+    match notary.anchors(&trail).await {
+        Err(NotaryError::InvalidAnchor(message)) => {
+            assert!(message.contains("line 2"), "{message}");
+            assert!(message.contains(&path.display().to_string()), "{message}");
+        }
+        other => panic!("expected InvalidAnchor, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn the_fs_notary_reports_an_unterminated_last_line() {
+    let dir = TempDir::new().unwrap();
+    let notary = FsNotary::open(dir.path().join("anchors")).unwrap();
+    let trail = unique_trail("torn");
+    notary.anchor(&sample_anchor(&trail, 1)).await.unwrap();
+    let path = notary.anchor_file(&trail);
+    let text = std::fs::read_to_string(&path).unwrap();
+    std::fs::write(&path, text.trim_end()).unwrap();
+    assert!(matches!(
+        notary.anchors(&trail).await,
+        Err(NotaryError::InvalidAnchor(_))
+    ));
+}
