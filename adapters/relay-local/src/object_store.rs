@@ -137,8 +137,14 @@ fn resolve(root: &Path, key: &ObjectKey, create: bool) -> Result<PathBuf, Fault>
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                         let m = fs::symlink_metadata(&path)
                             .map_err(LocalError::io("inspect", &path))?;
-                        if !m.is_dir() {
+                        if m.file_type().is_symlink() {
                             return Err(symlink_refused(&path));
+                        }
+                        if !m.is_dir() {
+                            return Err(Fault::Refused(format!(
+                                "{} is an object, not a directory",
+                                path.display()
+                            )));
                         }
                     }
                     Err(e) => return Err(LocalError::io("create directory", &path)(e).into()),

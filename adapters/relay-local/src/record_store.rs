@@ -411,10 +411,19 @@ impl RecordStore for SqliteRecordStore {
     }
 
     async fn trails(&self) -> Result<Vec<(TrailId, Head)>, RecordStoreError> {
-        // SQLite returns the bare columns of the row holding MAX(chain_seq) in each group.
+        // A skip-scan over the primary key: one index seek per trail to find the next trail id,
+        // one to find its head, so listing costs O(trails · log rows), not a scan of the log.
         let rows: Vec<(String, i64, String)> = sqlx::query_as(
-            "SELECT trail_id, MAX(chain_seq), checksum FROM event_log \
-             GROUP BY trail_id ORDER BY trail_id",
+            "WITH RECURSIVE trails(id) AS ( \
+                 SELECT MIN(trail_id) FROM event_log \
+                 UNION ALL \
+                 SELECT (SELECT MIN(trail_id) FROM event_log WHERE trail_id > trails.id) \
+                 FROM trails WHERE trails.id IS NOT NULL \
+             ) \
+             SELECT e.trail_id, e.chain_seq, e.checksum FROM trails \
+             JOIN event_log e ON e.trail_id = trails.id AND e.chain_seq = \
+                 (SELECT MAX(chain_seq) FROM event_log WHERE trail_id = trails.id) \
+             ORDER BY e.trail_id",
         )
         .fetch_all(&self.pool)
         .await

@@ -439,3 +439,19 @@ async fn the_fs_notary_reports_an_unterminated_last_line() {
         Err(NotaryError::InvalidAnchor(_))
     ));
 }
+
+#[tokio::test]
+async fn a_database_from_a_newer_relay_is_refused() {
+    let dir = TempDir::new().unwrap();
+    let store = open_store(&dir).await;
+    sqlx::raw_sql("PRAGMA user_version = 99")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    store.close().await;
+    let err = SqliteRecordStore::open(&LocalConfig::new(dir.path()))
+        .await
+        .unwrap_err();
+    let chain = format!("{err} / {:?}", std::error::Error::source(&err));
+    assert!(chain.contains("newer"), "{chain}");
+}

@@ -232,3 +232,78 @@ impl TimeSource for ManualClock {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use futures::executor::block_on;
+
+    use super::*;
+    use crate::append::{AppendService, EventDraft};
+    use crate::ids::{Actor, Device, EventKind, KeyId};
+    use crate::keys::TrailKey;
+    use crate::record::Payload;
+
+    fn chain(n: usize) -> Vec<Record> {
+        let store = Arc::new(InMemoryRecordStore::new());
+        let clock = Arc::new(ManualClock::new(Timestamp::from_unix_micros(1).unwrap()));
+        let key = TrailKey::new(KeyId::new("k").unwrap(), &[3; 32]).unwrap();
+        let svc = AppendService::new(store, clock, key);
+        block_on(async {
+            let mut out = Vec::new();
+            for i in 0..n {
+                let draft = EventDraft {
+                    trail_id: TrailId::new("t").unwrap(),
+                    kind: EventKind::system(),
+                    actor: Some(Actor::new("alice").unwrap()),
+                    actor_source: crate::ids::ActorSource::System,
+                    occurred_at: None,
+                    device: Device::new("d").unwrap(),
+                    project: None,
+                    subject: None,
+                    payload: Payload::parse(&format!("{{\"i\":{i}}}")).unwrap(),
+                };
+                out.push(svc.append(draft).await.unwrap());
+            }
+            out
+        })
+    }
+
+    fn head_of(stored: &[Record]) -> Option<Head> {
+        stored.last().map(|r| Head {
+            seq: r.chain_seq,
+            checksum: r.checksum,
+        })
+    }
+
+    #[test]
+    fn check_batch_at_head_agrees_with_check_batch_on_every_window() {
+        let all = chain(8);
+        let stored = &all[..5];
+        for from in 0..all.len() {
+            for to in from + 1..=all.len() {
+                let batch = &all[from..to];
+                let overlap = stored.get(from..).unwrap_or_default();
+                let windowed = check_batch_at_head(head_of(stored), overlap, batch);
+                let full = check_batch(stored, batch);
+                assert_eq!(
+                    format!("{windowed:?}"),
+                    format!("{full:?}"),
+                    "batch {from}..{to}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn check_batch_at_head_reports_a_missing_stored_record_as_corrupt() {
+        let all = chain(4);
+        // The head says 3 records exist, but the store returned only record 2 for batch 2..=4.
+        let result = check_batch_at_head(head_of(&all[..3]), &all[1..2], &all[1..]);
+        assert!(
+            matches!(result, Err(RecordStoreError::Corrupt { seq: 3, .. })),
+            "{result:?}"
+        );
+    }
+}
