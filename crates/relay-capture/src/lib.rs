@@ -1,1 +1,41 @@
-//! File capture for the GIMS Compliance Relay: watches folders and records completed files.
+//! File capture for the GIMS Compliance Relay (R6): watches folders and records completed files.
+//!
+//! Instruments only write files. Capture watches one or more roots recursively, waits until a
+//! file's size and mtime have held still for a settle window, streams its SHA-256, and appends a
+//! `FILE_CREATED` event (then `FILE_MODIFIED` / `FILE_DELETED` as it changes or vanishes) through
+//! the domain's [`AppendService`](relay_domain::AppendService). Anything that cannot be captured
+//! gets one `CAPTURE_FAILED` with a reason, so there is no silent gap. What has been captured is
+//! derived from the trail itself at start-up, and a rescan (at start-up, on watcher overflow and
+//! periodically) reconciles disk with it, so a restart neither repeats nor misses a capture.
+//!
+//! This crate must not decide *where* records are stored or how they are chained: it only builds
+//! event drafts. It never follows a symbolic link, never hashes a file that is still changing, and
+//! never reports a file as captured before the append was acknowledged.
+
+#![deny(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod actor;
+mod capture;
+mod config;
+mod error;
+mod event;
+mod hash;
+mod index;
+mod paths;
+mod scan;
+mod settle;
+mod stat;
+mod stats;
+mod watcher;
+
+pub use actor::resolve_os_actor;
+pub use capture::{Capture, CaptureHandle};
+pub use config::{
+    CaptureConfig, DEFAULT_RESCAN_INTERVAL, DEFAULT_RETRY_BACKOFF, DEFAULT_SETTLE,
+    MAX_RETRY_BACKOFF,
+};
+pub use error::{ActorError, CaptureError, CaptureFailure, FailureReason};
+pub use hash::{DEFAULT_HASH_BUFFER, FileDigest, sha256_file, sha256_reader};
+pub use paths::{PathRejection, relative_subject, subject_path};
+pub use stats::CaptureStats;
