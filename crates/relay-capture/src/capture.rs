@@ -448,7 +448,7 @@ impl Engine {
                 self.record_failure(
                     Some(root),
                     &rel,
-                    CaptureFailure::new(reason, rejection.to_string()),
+                    CaptureFailure::new(reason, format!("{rejection}: {rel:?}")),
                     None,
                 );
             }
@@ -532,6 +532,16 @@ impl Engine {
         } = settled;
         let stat = match seen {
             Seen::Missing => {
+                // A folder that vanished (moved out of the root, say) takes its captured files
+                // with it; each is confirmed missing over its own window.
+                let now = Instant::now();
+                for inner in self.index.live_keys_under(key.root, Some(&key.rel)) {
+                    if let Some(inner_path) = self.roots.path_of(&inner)
+                        && !self.busy.contains(&inner)
+                    {
+                        self.tracker.seed(inner, inner_path, Seen::Missing, now);
+                    }
+                }
                 if self.index.live(&key).is_some() {
                     self.spawn_delete(key, path);
                 } else if let (Some(last), false) = (last_regular, renamed_away) {
@@ -914,6 +924,16 @@ async fn capture_file(
             None,
         );
     };
+    // A name no subject can hold (e.g. only whitespace) is refused before any byte is read.
+    let subject = match Subject::new(key.rel.clone()) {
+        Ok(subject) => subject,
+        Err(e) => {
+            return CaptureOutcome::Failed(
+                CaptureFailure::new(FailureReason::UnsafePath, format!("{e}: {:?}", key.rel)),
+                Some(expect),
+            );
+        }
+    };
     let hashed = match cached.filter(|(stat, _)| stat.same_version(&expect)) {
         Some((stat, digest)) => {
             let p = path.to_path_buf();
@@ -972,15 +992,6 @@ async fn capture_file(
         HashOutcome::Changed => return CaptureOutcome::Changed,
         HashOutcome::Vanished => return CaptureOutcome::Vanished(expect),
         HashOutcome::Failed(failure) => return CaptureOutcome::Failed(failure, Some(expect)),
-    };
-    let subject = match Subject::new(key.rel.clone()) {
-        Ok(subject) => subject,
-        Err(e) => {
-            return CaptureOutcome::Failed(
-                CaptureFailure::new(FailureReason::UnsafePath, e.to_string()),
-                Some(stat),
-            );
-        }
     };
     let draft = match &prior {
         Some(p) if !p.deleted => {

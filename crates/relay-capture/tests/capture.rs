@@ -326,3 +326,44 @@ async fn links_and_special_files_are_failed_not_followed() {
     }
     relay.verify().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn folders_moved_in_and_out_are_reconciled() {
+    let root = tempfile::tempdir().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let relay = Relay::new();
+    let capture = Capture::start(relay.config(root.path()), relay.append.clone())
+        .await
+        .unwrap();
+    capture.wait_idle(WAIT).await.unwrap();
+
+    // A finished acquisition folder moved in whole: its files have no events of their own.
+    let staged = outside.path().join("exp7");
+    fs::create_dir_all(staged.join("pdata/1")).unwrap();
+    fs::write(staged.join("fid"), b"fid bytes").unwrap();
+    fs::write(staged.join("pdata/1/1r"), b"spectrum bytes").unwrap();
+    fs::rename(&staged, root.path().join("exp7")).unwrap();
+    capture
+        .wait_until(|s| s.captured == 2, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {}", summary(&capture.stats())));
+
+    // Moved out whole: both captured files are recorded as deleted.
+    fs::rename(root.path().join("exp7"), outside.path().join("gone")).unwrap();
+    capture
+        .wait_until(|s| s.deleted == 2, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {}", summary(&capture.stats())));
+    capture.wait_idle(WAIT).await.unwrap();
+    let stats = capture.shutdown().await.unwrap();
+    assert_eq!((stats.captured, stats.deleted, stats.failed), (2, 2, 0));
+    let mut deleted: Vec<_> = relay
+        .of_kind("FILE_DELETED")
+        .await
+        .iter()
+        .map(subject)
+        .collect();
+    deleted.sort();
+    assert_eq!(deleted, ["exp7/fid", "exp7/pdata/1/1r"]);
+    assert_eq!(relay.verify().await, 4);
+}

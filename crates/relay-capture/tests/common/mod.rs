@@ -29,13 +29,16 @@ pub fn key() -> TrailKey {
 
 /// A store and an append service over it, as the relay would wire them.
 pub struct Relay {
-    pub store: Arc<InMemoryRecordStore>,
+    pub store: Arc<dyn RecordStore>,
     pub append: Arc<AppendService>,
 }
 
 impl Relay {
     pub fn new() -> Self {
-        let store = Arc::new(InMemoryRecordStore::new());
+        Self::with_store(Arc::new(InMemoryRecordStore::new()))
+    }
+
+    pub fn with_store(store: Arc<dyn RecordStore>) -> Self {
         let clock = Arc::new(ManualClock::new(
             Timestamp::from_unix_micros(1_700_000_000_000_000).unwrap(),
         ));
