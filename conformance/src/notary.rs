@@ -92,6 +92,15 @@ pub async fn keeps_trails_apart(notary: &dyn Notary) {
     must(notary.anchor(&anchor_b).await, "anchor b");
     assert_eq!(must(notary.anchors(&a).await, "anchors a"), vec![anchor_a]);
     assert_eq!(must(notary.anchors(&b).await, "anchors b"), vec![anchor_b]);
+    let listed = must(notary.anchored_trails().await, "anchored trails");
+    assert!(
+        listed.contains(&a) && listed.contains(&b),
+        "anchored_trails misses a trail: {listed:?}"
+    );
+    assert!(
+        listed.windows(2).all(|w| w[0] < w[1]),
+        "anchored_trails is not sorted: {listed:?}"
+    );
 }
 
 /// A notary claiming WORM must refuse a rewrite through its backend; any other posture is

@@ -151,4 +151,37 @@ impl Notary for FsNotary {
             .await
             .map_err(LocalError::Task)?
     }
+
+    async fn anchored_trails(&self) -> Result<Vec<TrailId>, NotaryError> {
+        let dir = self.dir().to_path_buf();
+        tokio::task::spawn_blocking(move || list_anchored_trails(&dir))
+            .await
+            .map_err(LocalError::Task)?
+    }
+}
+
+/// Trails with an anchor file in `dir`; a file name that is not a valid trail id is reported.
+fn list_anchored_trails(dir: &Path) -> Result<Vec<TrailId>, NotaryError> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(LocalError::io("list anchor files", dir)(e).into()),
+    };
+    let mut trails = Vec::new();
+    for entry in entries {
+        let entry = entry.map_err(LocalError::io("list anchor files", dir))?;
+        let name = entry.file_name();
+        let Some(stem) = name.to_str().and_then(|n| n.strip_suffix(".jsonl")) else {
+            continue;
+        };
+        let trail = TrailId::new(stem).map_err(|e| {
+            NotaryError::InvalidAnchor(format!(
+                "anchor file {} does not name a trail: {e}",
+                entry.path().display()
+            ))
+        })?;
+        trails.push(trail);
+    }
+    trails.sort();
+    Ok(trails)
 }

@@ -113,6 +113,7 @@ impl NotaryError {
 /// # Contract
 /// - `anchor` stores the anchor durably before returning; anchors are never modified.
 /// - `anchors` returns every stored anchor of a trail, ordered by seq then time.
+/// - `anchored_trails` lists every trail with at least one anchor.
 /// - [`worm_posture`](Self::worm_posture) states honestly what the backing store enforces;
 ///   the conformance suite tries to delete and overwrite anchors where it claims `Enforced`.
 #[async_trait]
@@ -125,4 +126,7 @@ pub trait Notary: Send + Sync + std::fmt::Debug {
     async fn anchor(&self, anchor: &Anchor) -> Result<AnchorReceipt, NotaryError>;
     /// Every anchor of a trail.
     async fn anchors(&self, trail: &TrailId) -> Result<Vec<Anchor>, NotaryError>;
+    /// Every trail that has at least one anchor, sorted. Verification uses it to notice a trail
+    /// that was anchored and then deleted from the record store entirely.
+    async fn anchored_trails(&self) -> Result<Vec<TrailId>, NotaryError>;
 }

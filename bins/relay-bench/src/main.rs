@@ -1,0 +1,404 @@
+//! `relay-bench`: measures the relay's hot paths next to the simplest baseline doing the same
+//! work, in the same run, so the ratios mean something on any machine.
+//!
+//! `cargo run --release -p relay-bench -- [--records N] [--appends N] [--hash-mib N] [--dir DIR]`
+//! prints a Markdown table (the one in docs/performance.md).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Parser;
+use hmac::{Hmac, Mac};
+use relay_domain::canonical::canonical_bytes;
+use relay_domain::chain::checksum_with_buf;
+use relay_domain::ports::{RecordStore, TimeSource};
+use relay_domain::verify::verify_stored_trail;
+use relay_domain::{
+    Actor, ActorSource, AppendService, ChainSeq, ChainVerifier, Device, EventDraft, EventKind,
+    GENESIS, KeyId, KeyRing, Payload, Project, Record, Subject, TimeLabel, Timestamp, TrailId,
+    TrailKey,
+};
+use relay_local::{SqliteRecordStore, SystemTimeSource};
+use sha2::{Digest, Sha256};
+
+/// Measures the relay's hot paths against baselines.
+#[derive(Debug, Parser)]
+struct Args {
+    /// Records for the in-memory verification benchmark.
+    #[arg(long, default_value_t = 1_000_000)]
+    records: usize,
+    /// Records for the stored-trail verification benchmark (SQLite).
+    #[arg(long, default_value_t = 200_000)]
+    stored_records: usize,
+    /// Durable appends per append benchmark.
+    #[arg(long, default_value_t = 2000)]
+    appends: usize,
+    /// Concurrent appenders for the concurrent append benchmark.
+    #[arg(long, default_value_t = 8)]
+    concurrency: usize,
+    /// Size of the hashing buffer in MiB.
+    #[arg(long, default_value_t = 512)]
+    hash_mib: usize,
+    /// Directory for the benchmark databases (same disk as production data, ideally).
+    #[arg(long)]
+    dir: Option<PathBuf>,
+}
+
+struct Row {
+    path: &'static str,
+    ours: String,
+    baseline: String,
+    ratio: String,
+}
+
+fn rate(n: usize, d: Duration) -> f64 {
+    n as f64 / d.as_secs_f64()
+}
+
+fn fmt_rate(r: f64, unit: &str) -> String {
+    if r >= 1e6 {
+        format!("{:.2} M {unit}", r / 1e6)
+    } else if r >= 1e3 {
+        format!("{:.1} k {unit}", r / 1e3)
+    } else {
+        format!("{r:.0} {unit}")
+    }
+}
+
+fn key() -> TrailKey {
+    TrailKey::new(KeyId::new("k-bench").unwrap(), &[42u8; 32]).unwrap()
+}
+
+fn trail() -> TrailId {
+    TrailId::new("bench-01").unwrap()
+}
+
+/// A realistic FILE_CREATED record body (about 420 bytes canonical).
+fn draft(i: usize) -> EventDraft {
+    EventDraft {
+        trail_id: trail(),
+        kind: EventKind::file_created(),
+        actor: Some(Actor::new("nmr-operator").unwrap()),
+        actor_source: ActorSource::OsSession,
+        occurred_at: None,
+        device: Device::new("nmr-01").unwrap(),
+        project: Some(Project::new("PRJ-42").unwrap()),
+        subject: Some(Subject::new(format!("2026/run{}/spectrum-{i}.fid", i / 100)).unwrap()),
+        payload: Payload::from_value(&serde_json::json!({
+            "sha256": format!("{:064x}", i), "size": i * 4096, "root": "/data/nmr",
+            "mtime": "2026-11-25T09:00:00.000000Z"
+        }))
+        .unwrap(),
+    }
+}
+
+/// Chains `n` records in memory without a store.
+fn chain(n: usize) -> Vec<Record> {
+    let key = key();
+    let mut buf = Vec::new();
+    let mut prev = GENESIS;
+    let at = Timestamp::from_unix_micros(1_764_000_000_000_000).unwrap();
+    (0..n)
+        .map(|i| {
+            let d = draft(i);
+            let mut r = Record {
+                actor: d.actor.unwrap(),
+                actor_source: d.actor_source,
+                chain_seq: ChainSeq::new(i as u64 + 1).unwrap(),
+                device: d.device,
+                key_id: key.id().clone(),
+                kind: d.kind,
+                occurred_at: at,
+                payload: d.payload,
+                prev_checksum: prev,
+                project: d.project,
+                recorded_at: at,
+                subject: d.subject,
+                time_source: TimeLabel::System,
+                trail_id: d.trail_id,
+                checksum: GENESIS,
+            };
+            r.checksum = checksum_with_buf(&r, &key, &mut buf);
+            prev = r.checksum;
+            r
+        })
+        .collect()
+}
+
+fn bench_verify(n: usize) -> Row {
+    let records = chain(n);
+    let ring = KeyRing::single(key());
+    let t = Instant::now();
+    let mut v = ChainVerifier::new(trail(), &ring);
+    for r in &records {
+        v.push(r).unwrap();
+    }
+    assert_eq!(v.finish().unwrap().records, n as u64);
+    let ours = rate(n, t.elapsed());
+
+    let bytes: Vec<Vec<u8>> = records.iter().map(canonical_bytes).collect();
+    let mac = <Hmac<Sha256> as Mac>::new_from_slice(&[42u8; 32]).unwrap();
+    let t = Instant::now();
+    let mut acc = 0u8;
+    for b in &bytes {
+        let mut m = mac.clone();
+        m.update(b);
+        acc ^= m.finalize().into_bytes()[0];
+    }
+    let base = rate(n, t.elapsed());
+    std::hint::black_box(acc);
+    Row {
+        path: "chain verify, in memory (records/s)",
+        ours: fmt_rate(ours, "rec/s"),
+        baseline: format!(
+            "{} raw HMAC-SHA256 of the same canonical bytes",
+            fmt_rate(base, "rec/s")
+        ),
+        ratio: format!("{:.0}%", 100.0 * ours / base),
+    }
+}
+
+fn bench_hash(mib: usize, dir: &std::path::Path) -> Vec<Row> {
+    let data: Vec<u8> = (0..mib * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let t = Instant::now();
+    let raw = Sha256::digest(&data);
+    let base = rate(data.len(), t.elapsed()) / 1e6;
+    let mut buf = vec![0u8; relay_capture::DEFAULT_HASH_BUFFER];
+    let t = Instant::now();
+    let ours = relay_capture::sha256_reader(std::io::Cursor::new(&data), &mut buf).unwrap();
+    let ours_rate = rate(data.len(), t.elapsed()) / 1e6;
+    assert_eq!(ours.sha256.0.as_slice(), raw.as_slice());
+
+    let path = dir.join("hash-input.bin");
+    std::fs::write(&path, &data).unwrap();
+    let t = Instant::now();
+    let from_file = relay_capture::sha256_file(&path).unwrap();
+    let file_rate = rate(data.len(), t.elapsed()) / 1e6;
+    assert_eq!(from_file.sha256.0.as_slice(), raw.as_slice());
+    std::fs::remove_file(&path).unwrap();
+    vec![
+        Row {
+            path: "capture hashing, same buffer (MB/s)",
+            ours: format!("{ours_rate:.0} MB/s"),
+            baseline: format!("{base:.0} MB/s raw `sha2` digest"),
+            ratio: format!("{:.0}%", 100.0 * ours_rate / base),
+        },
+        Row {
+            path: "capture hashing, file in page cache (MB/s)",
+            ours: format!("{file_rate:.0} MB/s"),
+            baseline: format!("{base:.0} MB/s raw `sha2` digest"),
+            ratio: format!("{:.0}%", 100.0 * file_rate / base),
+        },
+    ]
+}
+
+async fn open_store(dir: &std::path::Path, name: &str) -> Arc<SqliteRecordStore> {
+    Arc::new(
+        SqliteRecordStore::open_file(&dir.join(name), Duration::from_secs(30), 4)
+            .await
+            .unwrap(),
+    )
+}
+
+/// A plain table with the same columns, the same WAL + synchronous=FULL settings, no triggers and
+/// no chain checks: the cheapest durable insert of the same rows.
+async fn plain_pool(dir: &std::path::Path, name: &str) -> sqlx::SqlitePool {
+    use sqlx::sqlite::{
+        SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous,
+    };
+    let opts = SqliteConnectOptions::new()
+        .filename(dir.join(name))
+        .create_if_missing(true)
+        .journal_mode(SqliteJournalMode::Wal)
+        .synchronous(SqliteSynchronous::Full)
+        .busy_timeout(Duration::from_secs(30));
+    let pool = SqlitePoolOptions::new()
+        .max_connections(4)
+        .connect_with(opts)
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS plain (trail_id TEXT NOT NULL, chain_seq INTEGER NOT NULL, prev_checksum TEXT, \
+         checksum TEXT, kind TEXT, actor TEXT, actor_source TEXT, occurred_at TEXT, recorded_at TEXT, \
+         time_source TEXT, device TEXT, project TEXT, subject TEXT, payload TEXT, key_id TEXT, \
+         PRIMARY KEY (trail_id, chain_seq))",
+    )
+    .execute(&pool)
+    .await
+    .unwrap();
+    pool
+}
+
+async fn plain_insert(pool: &sqlx::SqlitePool, r: &Record) {
+    sqlx::query("INSERT INTO plain VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)")
+        .bind(r.trail_id.as_str())
+        .bind(r.chain_seq.get() as i64)
+        .bind(r.prev_checksum.to_hex())
+        .bind(r.checksum.to_hex())
+        .bind(r.kind.as_str())
+        .bind(r.actor.as_str())
+        .bind(r.actor_source.as_str())
+        .bind(r.occurred_at.to_canonical())
+        .bind(r.recorded_at.to_canonical())
+        .bind(r.time_source.to_label())
+        .bind(r.device.as_str())
+        .bind(r.project.as_ref().map(|p| p.as_str().to_owned()))
+        .bind(r.subject.as_ref().map(|s| s.as_str().to_owned()))
+        .bind(r.payload.as_str())
+        .bind(r.key_id.as_str())
+        .execute(pool)
+        .await
+        .unwrap();
+}
+
+async fn bench_appends(n: usize, concurrency: usize, dir: &std::path::Path) -> Vec<Row> {
+    let clock: Arc<dyn TimeSource> = Arc::new(SystemTimeSource::new());
+    let records = chain(n);
+
+    // Single appender: every append is its own durable commit, as is every plain insert.
+    let store = open_store(dir, "single.db").await;
+    let svc = AppendService::new(store.clone(), clock.clone(), key());
+    let t = Instant::now();
+    for i in 0..n {
+        svc.append(draft(i)).await.unwrap();
+    }
+    let ours_single = rate(n, t.elapsed());
+    let pool = plain_pool(dir, "plain-single.db").await;
+    let t = Instant::now();
+    for r in &records {
+        plain_insert(&pool, r).await;
+    }
+    let base_single = rate(n, t.elapsed());
+
+    // Concurrent appenders: group commit lets waiting appends share one durable transaction.
+    let store = open_store(dir, "concurrent.db").await;
+    let svc = Arc::new(AppendService::new(store.clone(), clock.clone(), key()));
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..concurrency {
+        let svc = svc.clone();
+        tasks.push(tokio::spawn(async move {
+            for i in (w..n).step_by(concurrency) {
+                svc.append(draft(i)).await.unwrap();
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let ours_conc = rate(n, t.elapsed());
+    let head = store.head(&trail()).await.unwrap().unwrap();
+    assert_eq!(
+        head.seq.get(),
+        n as u64,
+        "concurrent appends must neither gap nor fork"
+    );
+
+    let pool = Arc::new(plain_pool(dir, "plain-concurrent.db").await);
+    let records = Arc::new(records);
+    let t = Instant::now();
+    let mut tasks = Vec::new();
+    for w in 0..concurrency {
+        let (pool, records) = (pool.clone(), records.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in (w..records.len()).step_by(concurrency) {
+                plain_insert(&pool, &records[i]).await;
+            }
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let base_conc = rate(n, t.elapsed());
+    vec![
+        Row {
+            path: "durable chained append, SQLite, 1 appender (records/s)",
+            ours: fmt_rate(ours_single, "rec/s"),
+            baseline: format!(
+                "{} plain INSERT, own commit each, same WAL + synchronous=FULL",
+                fmt_rate(base_single, "rec/s")
+            ),
+            ratio: format!("{:.0}%", 100.0 * ours_single / base_single),
+        },
+        Row {
+            path: "durable chained append, SQLite, concurrent appenders (records/s)",
+            ours: format!("{} ({concurrency} tasks)", fmt_rate(ours_conc, "rec/s")),
+            baseline: format!(
+                "{} plain INSERT from {concurrency} tasks, own commit each",
+                fmt_rate(base_conc, "rec/s")
+            ),
+            ratio: format!("{:.0}%", 100.0 * ours_conc / base_conc),
+        },
+    ]
+}
+
+async fn bench_stored_verify(n: usize, dir: &std::path::Path) -> Row {
+    let store = open_store(dir, "stored-verify.db").await;
+    for chunk in chain(n).chunks(5000) {
+        store.append(chunk).await.unwrap();
+    }
+    let ring = KeyRing::single(key());
+    let t = Instant::now();
+    let verdict = verify_stored_trail(store.as_ref(), &ring, &trail(), &[], |_| {})
+        .await
+        .unwrap()
+        .unwrap();
+    let ours = rate(n, t.elapsed());
+    assert_eq!(verdict.records, n as u64);
+
+    let t = Instant::now();
+    let mut after = 0u64;
+    let mut seen = 0usize;
+    loop {
+        let page = store
+            .read(&trail(), after, relay_domain::verify::VERIFY_PAGE)
+            .await
+            .unwrap();
+        let Some(last) = page.last() else { break };
+        after = last.chain_seq.get();
+        seen += page.len();
+    }
+    let base = rate(seen, t.elapsed());
+    Row {
+        path: "chain verify from SQLite (records/s)",
+        ours: fmt_rate(ours, "rec/s"),
+        baseline: format!(
+            "{} reading and decoding the same rows",
+            fmt_rate(base, "rec/s")
+        ),
+        ratio: format!("{:.0}%", 100.0 * ours / base),
+    }
+}
+
+fn main() {
+    let args = Args::parse();
+    let tmp = match &args.dir {
+        Some(d) => tempfile::tempdir_in(d).unwrap(),
+        None => tempfile::tempdir().unwrap(),
+    };
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut rows = Vec::new();
+    eprintln!("verify: {} records in memory", args.records);
+    rows.push(bench_verify(args.records));
+    eprintln!("verify: {} records from SQLite", args.stored_records);
+    rows.push(rt.block_on(bench_stored_verify(args.stored_records, tmp.path())));
+    eprintln!("hashing: {} MiB", args.hash_mib);
+    rows.extend(bench_hash(args.hash_mib, tmp.path()));
+    eprintln!(
+        "appends: {} durable appends, then {} concurrent appenders",
+        args.appends, args.concurrency
+    );
+    rows.extend(rt.block_on(bench_appends(args.appends, args.concurrency, tmp.path())));
+
+    println!("| path | ours | baseline (same run) | ours / baseline |");
+    println!("|---|---|---|---|");
+    for r in rows {
+        println!("| {} | {} | {} | {} |", r.path, r.ours, r.baseline, r.ratio);
+    }
+}

@@ -1,0 +1,200 @@
+//! Configuration: built-in defaults, then a TOML file, then `RELAY_*` environment variables, then
+//! command-line flags, each overriding the one before.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use figment::Figment;
+use figment::providers::{Env, Format, Serialized, Toml};
+use serde::{Deserialize, Serialize};
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Readable lines for a terminal.
+    #[default]
+    Human,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Everything `relay-edge` can be configured with. Keys are the TOML keys; the environment
+/// variable of each is `RELAY_` + the key in upper case (e.g. `RELAY_DATA_DIR`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct EdgeConfig {
+    /// Where the relay keeps its database, keys and anchors.
+    pub data_dir: PathBuf,
+    /// Folders to watch; empty means `<data_dir>/inbox`.
+    pub watch: Vec<PathBuf>,
+    /// Project recorded on captured files.
+    pub project: Option<String>,
+    /// Workstation id; defaults to the host name.
+    pub device: Option<String>,
+    /// Trail captured files go to; defaults to the device id.
+    pub trail: Option<String>,
+    /// Address of the HTTP listener (health, metrics).
+    pub listen: SocketAddr,
+    /// How long (ms) a file's size and mtime must stay unchanged before it is captured.
+    pub settle_ms: u64,
+    /// Interval (s) of the safety-net full rescan of watched folders.
+    pub rescan_secs: u64,
+    /// Log format.
+    pub log_format: LogFormat,
+}
+
+impl Default for EdgeConfig {
+    fn default() -> Self {
+        Self {
+            data_dir: PathBuf::from("./relay-data"),
+            watch: Vec::new(),
+            project: None,
+            device: None,
+            trail: None,
+            listen: SocketAddr::from(([127, 0, 0, 1], 8470)),
+            settle_ms: 2000,
+            rescan_secs: 60,
+            log_format: LogFormat::Human,
+        }
+    }
+}
+
+/// Flags given on the command line; each overrides the file and environment when present.
+#[derive(Debug, Default, Serialize)]
+pub struct CliOverrides {
+    /// `--data-dir`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// `--watch` (repeatable).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub watch: Vec<PathBuf>,
+    /// `--project`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project: Option<String>,
+    /// `--device`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
+    /// `--trail`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trail: Option<String>,
+    /// `--listen`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// `--settle-ms`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settle_ms: Option<u64>,
+    /// `--log-format`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_format: Option<LogFormat>,
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The named config file does not exist.
+    #[error("config file {0} does not exist")]
+    Missing(PathBuf),
+    /// A value is malformed or a key unknown.
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+/// The configuration keys, which are also the `RELAY_*` environment variables read.
+pub const CONFIG_KEYS: &[&str] = &[
+    "data_dir",
+    "watch",
+    "project",
+    "device",
+    "trail",
+    "listen",
+    "settle_ms",
+    "rescan_secs",
+    "log_format",
+];
+
+/// Loads the configuration from defaults, `file`, the environment and `cli`.
+pub fn load(file: Option<&Path>, cli: &CliOverrides) -> Result<EdgeConfig, ConfigError> {
+    let mut figment = Figment::from(Serialized::defaults(EdgeConfig::default()));
+    if let Some(file) = file {
+        if !file.is_file() {
+            return Err(ConfigError::Missing(file.to_path_buf()));
+        }
+        figment = figment.merge(Toml::file(file));
+    }
+    figment = figment
+        // Only the configuration keys: other RELAY_* variables (RELAY_LOG, RELAY_REQUIRE_SERVICES,
+        // ...) belong to other parts of the system.
+        .merge(Env::prefixed("RELAY_").only(CONFIG_KEYS))
+        .merge(Serialized::defaults(cli));
+    let config: EdgeConfig = figment.extract().map_err(|e| {
+        let mut msg = e.to_string();
+        for more in e {
+            if !msg.contains(&more.to_string()) {
+                msg = format!("{msg}; {more}");
+            }
+        }
+        ConfigError::Invalid(msg)
+    })?;
+    if config.settle_ms == 0 {
+        return Err(ConfigError::Invalid("settle_ms must be at least 1".into()));
+    }
+    if config.rescan_secs == 0 {
+        return Err(ConfigError::Invalid(
+            "rescan_secs must be at least 1".into(),
+        ));
+    }
+    Ok(config)
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment's large error type.
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_need_no_file() {
+        figment::Jail::expect_with(|_| {
+            let c = load(None, &CliOverrides::default()).unwrap();
+            assert_eq!(c, EdgeConfig::default());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn file_then_env_then_cli_override_each_other() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "edge.toml",
+                "data_dir = \"/srv/relay\"\nproject = \"P1\"\nsettle_ms = 500\n",
+            )?;
+            jail.set_env("RELAY_PROJECT", "P2");
+            jail.set_env("RELAY_LOG", "debug");
+            jail.set_env("RELAY_REQUIRE_SERVICES", "1");
+            let cli = CliOverrides {
+                settle_ms: Some(700),
+                ..Default::default()
+            };
+            let c = load(Some(Path::new("edge.toml")), &cli).unwrap();
+            assert_eq!(c.data_dir, PathBuf::from("/srv/relay"));
+            assert_eq!(c.project.as_deref(), Some("P2"));
+            assert_eq!(c.settle_ms, 700);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_clear_errors() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("bad.toml", "data_dri = \"/x\"\n")?;
+            let err = load(Some(Path::new("bad.toml")), &CliOverrides::default()).unwrap_err();
+            assert!(err.to_string().contains("data_dri"), "{err}");
+            jail.create_file("bad2.toml", "listen = \"not an address\"\n")?;
+            let err = load(Some(Path::new("bad2.toml")), &CliOverrides::default()).unwrap_err();
+            assert!(err.to_string().contains("listen"), "{err}");
+            let err = load(Some(Path::new("missing.toml")), &CliOverrides::default()).unwrap_err();
+            assert!(matches!(err, ConfigError::Missing(_)));
+            Ok(())
+        });
+    }
+}

@@ -1,0 +1,95 @@
+//! The relay's HTTP surface: `/healthz` and `/metrics` (R11.2). The review API joins it later.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use relay_domain::TrailId;
+use relay_domain::ports::RecordStore;
+
+use crate::metrics::Metrics;
+
+/// What the HTTP handlers share.
+#[derive(Debug, Clone)]
+pub struct HttpState {
+    /// The metrics to expose.
+    pub metrics: Arc<Metrics>,
+    /// The record store whose reachability `/healthz` reports.
+    pub store: Arc<dyn RecordStore>,
+    /// `local` or `server`.
+    pub mode: &'static str,
+}
+
+/// The router serving health and metrics.
+pub fn router(state: HttpState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .with_state(state)
+}
+
+async fn healthz(State(state): State<HttpState>) -> Response {
+    match state.store.head(&TrailId::relay()).await {
+        Ok(head) => axum::Json(serde_json::json!({
+            "status": "ok",
+            "mode": state.mode,
+            "version": crate::VERSION,
+            "relay_head_seq": head.map(|h| h.seq.get()),
+        }))
+        .into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, "health check: record store unreachable");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({"status": "unavailable", "reason": "record store unreachable"})),
+            )
+                .into_response()
+        }
+    }
+}
+
+async fn metrics(State(state): State<HttpState>) -> Response {
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        state.metrics.render(),
+    )
+        .into_response()
+}
+
+/// A bound HTTP listener, ready to serve.
+#[derive(Debug)]
+pub struct HttpServer {
+    listener: tokio::net::TcpListener,
+}
+
+impl HttpServer {
+    /// Binds `addr` (port 0 picks a free port).
+    pub async fn bind(addr: SocketAddr) -> std::io::Result<Self> {
+        Ok(Self {
+            listener: tokio::net::TcpListener::bind(addr).await?,
+        })
+    }
+
+    /// The address actually bound.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves `router` until `shutdown` resolves.
+    pub async fn serve(
+        self,
+        router: Router,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> std::io::Result<()> {
+        axum::serve(self.listener, router)
+            .with_graceful_shutdown(shutdown)
+            .await
+    }
+}

@@ -1,0 +1,98 @@
+//! The `_relay` journal: the relay's own process events (R1.6), written with the relay as actor.
+
+use std::sync::Arc;
+
+use relay_domain::{
+    Actor, ActorSource, AppendError, AppendService, Device, EventDraft, EventKind, Payload, Record,
+    Subject, TrailId,
+};
+
+use crate::metrics::Metrics;
+
+/// The actor name of events the relay process causes itself.
+pub const RELAY_ACTOR: &str = "relay";
+
+/// Writes events to the reserved `_relay` trail; every failure is logged, counted and returned.
+#[derive(Debug, Clone)]
+pub struct Journal {
+    appender: Arc<AppendService>,
+    metrics: Arc<Metrics>,
+    device: Device,
+}
+
+impl Journal {
+    /// A journal appending through `appender` for workstation `device`.
+    pub fn new(appender: Arc<AppendService>, metrics: Arc<Metrics>, device: Device) -> Self {
+        Self {
+            appender,
+            metrics,
+            device,
+        }
+    }
+
+    /// The append service behind the journal.
+    pub fn appender(&self) -> &Arc<AppendService> {
+        &self.appender
+    }
+
+    /// The metrics the journal counts into.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
+    }
+
+    /// Appends a relay event of `kind` with `payload`.
+    pub async fn record(
+        &self,
+        kind: EventKind,
+        subject: Option<Subject>,
+        payload: serde_json::Value,
+    ) -> Result<Record, AppendError> {
+        let payload = match Payload::from_value(&payload) {
+            Ok(p) => p,
+            Err(e) => {
+                // Our own payloads are built in code; a failure here is a bug worth its own event.
+                tracing::error!(kind = %kind, error = %e, "relay event payload refused");
+                Payload::from_value(
+                    &serde_json::json!({"error": "payload refused", "detail": e.to_string()}),
+                )
+                .unwrap_or_else(|_| Payload::empty())
+            }
+        };
+        let draft = EventDraft {
+            trail_id: TrailId::relay(),
+            kind: kind.clone(),
+            actor: Actor::new(RELAY_ACTOR).ok(),
+            actor_source: ActorSource::System,
+            occurred_at: None,
+            device: self.device.clone(),
+            project: None,
+            subject,
+            payload,
+        };
+        match self.appender.append(draft).await {
+            Ok(r) => {
+                self.metrics.records_appended.inc();
+                tracing::debug!(trail = "_relay", seq = %r.chain_seq, kind = %kind, "relay event recorded");
+                Ok(r)
+            }
+            Err(e) => {
+                self.metrics.audit_write_failures.inc();
+                tracing::error!(trail = "_relay", kind = %kind, error = %e, "failed to record relay event");
+                Err(e)
+            }
+        }
+    }
+
+    /// Appends a `SYSTEM` event: a warning or failure of the relay itself.
+    pub async fn system(
+        &self,
+        what: &str,
+        payload: serde_json::Value,
+    ) -> Result<Record, AppendError> {
+        let mut body = serde_json::json!({ "event": what });
+        if let (Some(obj), serde_json::Value::Object(extra)) = (body.as_object_mut(), payload) {
+            obj.extend(extra);
+        }
+        self.record(EventKind::system(), None, body).await
+    }
+}

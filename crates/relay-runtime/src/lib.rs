@@ -1,0 +1,20 @@
+//! The relay's application layer: what the `relay-edge` (and later `relay-server`) binaries run.
+//!
+//! It wires adapters into the domain's services on a tokio runtime, writes the relay's own
+//! events to the reserved `_relay` trail ([`journal`]), counts failures for Prometheus
+//! ([`metrics`]), serves HTTP ([`http`]) and runs the edge's capture loop ([`edge`]).
+//!
+//! It holds no provider code (that lives in `adapters/`) and no chain rules (those live in
+//! `relay-domain`); it reads no configuration files or environment (only binaries do).
+
+#![deny(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+pub mod edge;
+pub mod http;
+pub mod journal;
+pub mod metrics;
+pub mod verify;
+
+/// The relay's version, written into posture events and `--version`.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,70 @@
+//! Verification of every stored trail against its keys and notary anchors.
+
+use relay_domain::TrailId;
+use relay_domain::ports::{
+    Notary, NotaryError, RecordStore, RecordStoreError, SecretError, SecretName, SecretProviderExt,
+};
+use relay_domain::verify::{StoredVerdict, verify_stored_trail};
+
+/// The verdict on one trail.
+#[derive(Debug)]
+pub struct TrailVerdict {
+    /// The trail.
+    pub trail_id: TrailId,
+    /// Whether it holds, and if not, the first bad seq and why.
+    pub verdict: StoredVerdict,
+}
+
+/// Why verification could not run at all (as opposed to finding a broken trail).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyRunError {
+    /// The record store could not be read.
+    #[error("cannot read the record store")]
+    Store(#[from] RecordStoreError),
+    /// The trail keys could not be loaded.
+    #[error("cannot load the trail keys")]
+    Secrets(#[from] SecretError),
+    /// The notary's anchors could not be read.
+    #[error("cannot read the notary anchors")]
+    Notary(#[from] NotaryError),
+    /// The trail asked for does not exist.
+    #[error("trail {0} does not exist in this store")]
+    NoSuchTrail(TrailId),
+}
+
+/// Verifies `only` (or every trail), calling `progress(trail, records_checked)` as it goes.
+pub async fn verify_trails(
+    store: &dyn RecordStore,
+    secrets: &dyn relay_domain::ports::SecretProvider,
+    notary: &dyn Notary,
+    only: Option<&TrailId>,
+    mut progress: impl FnMut(&TrailId, u64) + Send,
+) -> Result<Vec<TrailVerdict>, VerifyRunError> {
+    let keys = secrets.key_ring(&SecretName::trail_hmac()).await?;
+    let mut trails: Vec<TrailId> = store.trails().await?.into_iter().map(|(t, _)| t).collect();
+    // A trail deleted from the store entirely is still known to the notary: verify it too, so
+    // its anchors report the truncation instead of the trail silently vanishing.
+    for anchored in notary.anchored_trails().await? {
+        if !trails.contains(&anchored) {
+            trails.push(anchored);
+        }
+    }
+    trails.sort();
+    if let Some(only) = only {
+        if !trails.contains(only) {
+            return Err(VerifyRunError::NoSuchTrail(only.clone()));
+        }
+        trails = vec![only.clone()];
+    }
+    let mut out = Vec::with_capacity(trails.len());
+    for trail_id in trails {
+        let anchors = notary.anchors(&trail_id).await?;
+        let verdict = verify_stored_trail(store, &keys, &trail_id, &anchors, |n| {
+            progress(&trail_id, n)
+        })
+        .await?;
+        out.push(TrailVerdict { trail_id, verdict });
+    }
+    Ok(out)
+}
