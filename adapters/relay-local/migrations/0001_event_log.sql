@@ -33,3 +33,17 @@ BEFORE DELETE ON event_log
 BEGIN
     SELECT RAISE(ABORT, 'event_log is append-only');
 END;
+
+-- The store also enforces chain continuity itself: a row must carry the next seq of its trail
+-- and link to the current head's checksum (genesis for seq 1). Besides refusing forks and gaps
+-- from any writer, this lets a single-statement INSERT be the whole append (one durable commit,
+-- no read round trip); the adapter falls back to a checked transaction when it is refused.
+CREATE TRIGGER event_log_continues_chain
+BEFORE INSERT ON event_log
+WHEN NEW.chain_seq <> COALESCE((SELECT MAX(chain_seq) FROM event_log WHERE trail_id = NEW.trail_id), 0) + 1
+  OR NEW.prev_checksum <> COALESCE(
+       (SELECT checksum FROM event_log WHERE trail_id = NEW.trail_id ORDER BY chain_seq DESC LIMIT 1),
+       '0000000000000000000000000000000000000000000000000000000000000000')
+BEGIN
+    SELECT RAISE(ABORT, 'event_log: record does not continue its trail''s chain');
+END;

@@ -316,6 +316,16 @@ async fn insert_in(conn: &mut SqliteConnection, records: &[Record]) -> Result<()
     Ok(())
 }
 
+/// Whether the batch is one trail's consecutive, linked records (what the fast path may insert
+/// without further checks; anything else takes the checked path and its precise errors).
+fn is_one_chained_run(records: &[Record]) -> bool {
+    records.windows(2).all(|w| {
+        w[1].trail_id == w[0].trail_id
+            && w[1].chain_seq == w[0].chain_seq.next()
+            && w[1].prev_checksum == w[0].checksum
+    })
+}
+
 #[async_trait]
 impl RecordStore for SqliteRecordStore {
     fn capabilities(&self) -> RecordStoreCapabilities {
@@ -331,6 +341,34 @@ impl RecordStore for SqliteRecordStore {
 
         // In-process writers queue here; other processes are held off by BEGIN IMMEDIATE.
         let _writer = self.writer.lock().await;
+
+        // Fast path: one INSERT statement is atomic and, in autocommit, one durable commit; the
+        // continuity trigger refuses it unless it extends the stored head exactly. Anything
+        // refused (overlap, fork, gap) or failed is re-done on the checked path below, which
+        // tells idempotent re-appends from conflicts and reports precise errors.
+        if records.len() <= ROWS_PER_INSERT && is_one_chained_run(records) {
+            let mut conn = self
+                .pool
+                .acquire()
+                .await
+                .map_err(LocalError::sql("acquire connection"))?;
+            match insert_in(&mut conn, records).await {
+                Ok(()) => {
+                    tracing::debug!(trail = %trail, from_seq = first.chain_seq.get(), to_seq = last.chain_seq.get(), "appended records");
+                    return Ok(AppendReceipt {
+                        appended: records.len() as u64,
+                        already_present: 0,
+                        head: Head {
+                            seq: last.chain_seq,
+                            checksum: last.checksum,
+                        },
+                    });
+                }
+                Err(e) => {
+                    tracing::debug!(trail = %trail, error = %e, "single-statement append refused; checking the batch");
+                }
+            }
+        }
         let mut tx = self
             .pool
             .begin_with("BEGIN IMMEDIATE")

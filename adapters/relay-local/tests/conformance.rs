@@ -178,8 +178,12 @@ async fn triggers_refuse_update_and_delete_on_a_live_database() {
     .execute(store.pool())
     .await
     .expect_err("insert or replace");
+    // Refused either as a replacement (DELETE trigger) or as a re-insert of seq 1 (continuity).
     assert!(
-        err.to_string().contains("event_log is append-only"),
+        err.to_string().contains("event_log is append-only")
+            || err
+                .to_string()
+                .contains("does not continue its trail's chain"),
         "{err}"
     );
     assert_eq!(store.read(chain.trail(), 0, 10).await.unwrap(), batch);
@@ -454,4 +458,37 @@ async fn a_database_from_a_newer_relay_is_refused() {
         .unwrap_err();
     let chain = format!("{err} / {:?}", std::error::Error::source(&err));
     assert!(chain.contains("newer"), "{chain}");
+}
+
+#[tokio::test]
+async fn the_database_itself_refuses_a_forking_or_gapped_insert() {
+    let dir = TempDir::new().unwrap();
+    let store = open_store(&dir).await;
+    let mut chain = ChainBuilder::new(unique_trail("db-continuity"));
+    let batch = chain.batch(3);
+    store.append(&batch).await.unwrap();
+    // Raw SQL, bypassing the adapter: a second record at seq 2 (fork) and a jump to seq 9 (gap).
+    for (seq, prev) in [
+        (2i64, batch[0].checksum.to_hex()),
+        (9, batch[2].checksum.to_hex()),
+        (4, "00".repeat(32)),
+    ] {
+        let err = sqlx::query(
+            "INSERT INTO event_log SELECT trail_id, ?, ?, checksum, kind, actor, actor_source, occurred_at, \
+             recorded_at, time_source, device, project, subject, payload, key_id FROM event_log \
+             WHERE trail_id = ? AND chain_seq = 3",
+        )
+        .bind(seq)
+        .bind(prev)
+        .bind(chain.trail().as_str())
+        .execute(store.pool())
+        .await
+        .expect_err("continuity trigger must refuse");
+        assert!(
+            err.to_string()
+                .contains("does not continue its trail's chain"),
+            "{err}"
+        );
+    }
+    assert_eq!(store.read(chain.trail(), 0, 10).await.unwrap(), batch);
 }

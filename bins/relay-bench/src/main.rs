@@ -266,6 +266,14 @@ async fn bench_appends(n: usize, concurrency: usize, dir: &std::path::Path) -> V
         svc.append(draft(i)).await.unwrap();
     }
     let ours_single = rate(n, t.elapsed());
+    // The store alone, records chained beforehand: isolates the service's own overhead.
+    let raw_store = open_store(dir, "single-raw.db").await;
+    let t = Instant::now();
+    for r in &records {
+        raw_store.append(std::slice::from_ref(r)).await.unwrap();
+    }
+    let store_only = rate(n, t.elapsed());
+    eprintln!("store.append alone: {}", fmt_rate(store_only, "rec/s"));
     let pool = plain_pool(dir, "plain-single.db").await;
     let t = Instant::now();
     for r in &records {
