@@ -12,6 +12,7 @@
 
 use crate::ids::Checksum;
 use crate::record::Record;
+use crate::timestamp::TimeLabel;
 
 /// Prefix of every record's canonical bytes; separates record HMACs from any other use of a key.
 pub const EVENT_DOMAIN_TAG: &[u8] = b"gims-relay:event:v1\n";
@@ -74,6 +75,35 @@ fn write_opt(out: &mut Vec<u8>, v: Option<&str>) {
     }
 }
 
+/// Appends a decimal integer without allocating.
+fn write_u64(out: &mut Vec<u8>, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// Appends the time-source label as a JSON string (`"system"` or `"ntp:+123us"`) without
+/// allocating; the label never needs escaping.
+fn write_time_label(out: &mut Vec<u8>, label: TimeLabel) {
+    match label {
+        TimeLabel::System => out.extend_from_slice(b"\"system\""),
+        TimeLabel::Validated { offset_micros } => {
+            out.extend_from_slice(b"\"ntp:");
+            out.push(if offset_micros < 0 { b'-' } else { b'+' });
+            write_u64(out, offset_micros.unsigned_abs());
+            out.extend_from_slice(b"us\"");
+        }
+    }
+}
+
 /// Appends the canonical bytes of `record` (everything but its checksum) to `out`.
 pub fn write_canonical(record: &Record, out: &mut Vec<u8>) {
     out.extend_from_slice(EVENT_DOMAIN_TAG);
@@ -83,7 +113,7 @@ pub fn write_canonical(record: &Record, out: &mut Vec<u8>) {
     write_key(out, "actor_source", false);
     write_json_string(out, record.actor_source.as_str());
     write_key(out, "chain_seq", false);
-    out.extend_from_slice(record.chain_seq.get().to_string().as_bytes());
+    write_u64(out, record.chain_seq.get());
     write_key(out, "device", false);
     write_json_string(out, record.device.as_str());
     write_key(out, "key_id", false);
@@ -107,7 +137,7 @@ pub fn write_canonical(record: &Record, out: &mut Vec<u8>) {
     write_key(out, "subject", false);
     write_opt(out, record.subject.as_ref().map(|s| s.as_str()));
     write_key(out, "time_source", false);
-    write_json_string(out, &record.time_source.to_label());
+    write_time_label(out, record.time_source);
     write_key(out, "trail_id", false);
     write_json_string(out, record.trail_id.as_str());
     out.push(b'}');
