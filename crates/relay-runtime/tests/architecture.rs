@@ -1,0 +1,207 @@
+//! Architecture invariants of docs/ARCHITECTURE.md, checked with `cargo metadata` and the
+//! sources (like rust-analyzer's tidy tests). A failure here means the shape of the workspace
+//! drifted from its map: fix the code, or change the map and this test together.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../..")
+        .canonicalize()
+        .unwrap()
+}
+
+fn metadata() -> serde_json::Value {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args(["metadata", "--format-version", "1", "--locked"])
+        .current_dir(workspace_root())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "cargo metadata failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Package names reachable from `root` through normal (non-dev, non-build) dependencies.
+fn normal_closure(meta: &serde_json::Value, root: &str) -> BTreeSet<String> {
+    let names: BTreeMap<&str, &str> = meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| (p["id"].as_str().unwrap(), p["name"].as_str().unwrap()))
+        .collect();
+    let nodes: BTreeMap<&str, &serde_json::Value> = meta["resolve"]["nodes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| (n["id"].as_str().unwrap(), n))
+        .collect();
+    let root_id = names
+        .iter()
+        .find(|(_, n)| **n == root)
+        .map(|(id, _)| *id)
+        .expect("package in workspace");
+    let mut seen = BTreeSet::new();
+    let mut stack = vec![root_id];
+    while let Some(id) = stack.pop() {
+        if !seen.insert(id) {
+            continue;
+        }
+        for dep in nodes[id]["deps"].as_array().unwrap() {
+            let normal = dep["dep_kinds"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|k| k["kind"].is_null());
+            if normal {
+                stack.push(dep["pkg"].as_str().unwrap());
+            }
+        }
+    }
+    seen.into_iter().map(|id| names[id].to_owned()).collect()
+}
+
+const RUNTIME_AND_IO: &[&str] = &[
+    "tokio",
+    "sqlx",
+    "sqlx-core",
+    "hyper",
+    "reqwest",
+    "notify",
+    "mio",
+    "axum",
+];
+
+fn cloud_sdk(name: &str) -> bool {
+    name.starts_with("aws-")
+        || name.starts_with("azure_")
+        || name.starts_with("google-cloud")
+        || name.starts_with("gcloud")
+}
+
+#[test]
+fn domain_crate_knows_nothing_of_tokio_sqlx_or_any_cloud_sdk() {
+    let closure = normal_closure(&metadata(), "relay-domain");
+    let bad: Vec<_> = closure
+        .iter()
+        .filter(|n| RUNTIME_AND_IO.contains(&n.as_str()) || cloud_sdk(n))
+        .collect();
+    assert!(bad.is_empty(), "relay-domain depends on {bad:?}");
+}
+
+#[test]
+fn offline_verifier_has_no_database_runtime_or_provider_dependencies() {
+    let closure = normal_closure(&metadata(), "relay-verify");
+    let bad: Vec<_> = closure
+        .iter()
+        .filter(|n| {
+            RUNTIME_AND_IO.contains(&n.as_str()) || cloud_sdk(n) || n.starts_with("relay-local")
+        })
+        .collect();
+    assert!(bad.is_empty(), "relay-verify depends on {bad:?}");
+}
+
+#[test]
+fn default_edge_build_pulls_in_no_cloud_sdk() {
+    let closure = normal_closure(&metadata(), "relay-edge");
+    let bad: Vec<_> = closure.iter().filter(|n| cloud_sdk(n)).collect();
+    assert!(
+        bad.is_empty(),
+        "relay-edge (default features) depends on {bad:?}"
+    );
+}
+
+/// Non-test Rust sources under `dir` (skipping `tests/` folders and `#[cfg(test)]` modules).
+fn sources(dir: &Path) -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let p = entry.unwrap().path();
+            if p.is_dir() {
+                if p.file_name().is_some_and(|n| n != "tests") {
+                    stack.push(p);
+                }
+            } else if p.extension().is_some_and(|e| e == "rs") {
+                let text = std::fs::read_to_string(&p).unwrap();
+                let code = text
+                    .split("#[cfg(test)]")
+                    .next()
+                    .unwrap_or_default()
+                    .to_owned();
+                out.push((p, code));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn domain_crate_does_no_io_and_reads_no_clock_or_randomness() {
+    let forbidden = [
+        "std::fs",
+        "std::net",
+        "std::process",
+        "SystemTime",
+        "Instant::now",
+        "std::env",
+        "rand::",
+        "getrandom",
+    ];
+    for (path, code) in sources(&workspace_root().join("crates/relay-domain/src")) {
+        for f in forbidden {
+            assert!(
+                !code.contains(f),
+                "{} uses {f}: the domain crate does no I/O",
+                path.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn only_binaries_read_environment_variables() {
+    let root = workspace_root();
+    for lib in [
+        "crates/relay-domain/src",
+        "crates/relay-capture/src",
+        "crates/relay-runtime/src",
+    ] {
+        for (path, code) in sources(&root.join(lib)) {
+            for f in ["env::var", "env::vars", "std::env::args"] {
+                assert!(
+                    !code.contains(f),
+                    "{} reads the environment ({f}); only bins/ may",
+                    path.display()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn every_adapter_crate_runs_the_conformance_suites() {
+    let root = workspace_root();
+    for entry in std::fs::read_dir(root.join("adapters")).unwrap() {
+        let dir = entry.unwrap().path();
+        let suite = dir.join("tests/conformance.rs");
+        assert!(
+            suite.is_file(),
+            "{} has no tests/conformance.rs",
+            dir.display()
+        );
+        let text = std::fs::read_to_string(&suite).unwrap();
+        assert!(
+            text.contains("relay_conformance"),
+            "{} does not call the conformance suites",
+            suite.display()
+        );
+    }
+}
