@@ -33,7 +33,10 @@ impl NtpTimeSource {
     /// `system` and the fallback is logged and shown in the posture.
     pub async fn start(config: NtpConfig) -> Self {
         let state = Arc::new(Mutex::new(SyncState::default()));
-        check(&config, &state).await;
+        if let Err(e) = check(&config, &state).await {
+            // Recorded in the state; `now()` labels instants `system` and warns once.
+            tracing::warn!(error = %e, "initial NTP check failed");
+        }
         let poller = tokio::spawn(poll(config.clone(), state.clone()));
         Self {
             config,
