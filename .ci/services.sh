@@ -11,3 +11,27 @@ if ! have_port 5432; then
   for _ in $(seq 1 30); do have_port 5432 && break; sleep 1; done
 fi
 have_port 5432 && echo "PostgreSQL up on 127.0.0.1:5432"
+
+# S3-compatible server with Object Lock for the self-hosted adapter's tests. MinIO is not
+# installable here; moto's server speaks the same S3 API (Object Lock in COMPLIANCE mode,
+# versioning, conditional puts), and the tests use nothing specific to it, so they also run
+# against MinIO or AWS S3 (RELAY_TEST_S3_ENDPOINT, RELAY_TEST_S3_ACCESS_KEY / _SECRET).
+if ! have_port 5000; then
+  if ! command -v moto_server >/dev/null 2>&1; then
+    echo "installing moto[server] (S3 emulator)"
+    pip install --quiet 'moto[server]'
+  fi
+  echo "starting moto S3 server on 127.0.0.1:5000"
+  nohup moto_server -H 127.0.0.1 -p 5000 >"${TMPDIR:-/tmp}/relay-moto.log" 2>&1 &
+  for _ in $(seq 1 30); do have_port 5000 && break; sleep 1; done
+fi
+# Answering on the port is not enough: wait until it answers HTTP (any status: MinIO answers an
+# anonymous request with 403).
+s3_answers() { [ "$(curl -sS -o /dev/null -w '%{http_code}' http://127.0.0.1:5000/ 2>/dev/null)" != "000" ]; }
+for _ in $(seq 1 30); do s3_answers && break; sleep 1; done
+if s3_answers; then
+  echo "S3 (moto) up on 127.0.0.1:5000"
+else
+  echo "S3 emulator on 127.0.0.1:5000 does not answer" >&2
+  exit 1
+fi

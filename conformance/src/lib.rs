@@ -2,7 +2,7 @@
 //!
 //! Like arrow-rs `object_store`'s integration tests, each suite is a plain `async fn` taking the
 //! adapter: [`record_store::suite`], [`object_store::suite`], [`secrets::suite`],
-//! [`notary::suite`], [`time_source::suite`]. A suite is made of smaller `pub async fn`s whose
+//! [`notary::suite`], [`time_source::suite`], [`accounts::suite`]. A suite is made of smaller `pub async fn`s whose
 //! names state the rule they check, so a failure points at the rule; an adapter's
 //! `tests/conformance.rs` calls every suite, and may call single rules while debugging.
 //!
@@ -16,6 +16,7 @@
 //! multi-threaded for the concurrency checks to mean anything. This crate must not be a
 //! dependency of anything but tests.
 
+pub mod accounts;
 pub mod fixtures;
 pub mod notary;
 pub mod object_store;

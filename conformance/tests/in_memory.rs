@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use relay_conformance::record_store::{self, AppendOnlyEvidence, RecordStoreProbes};
-use relay_domain::memory::InMemoryRecordStore;
+use relay_domain::memory::{InMemoryAccountStore, InMemoryRecordStore};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_memory_record_store_passes_the_record_store_suite() {
@@ -19,4 +19,9 @@ async fn in_memory_record_store_passes_the_record_store_suite() {
         },
     )
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_memory_account_store_passes_the_account_store_suite() {
+    relay_conformance::accounts::suite(Arc::new(InMemoryAccountStore::new())).await;
 }

@@ -89,7 +89,7 @@ impl LocalError {
         )
     }
 
-    fn meaning(&self) -> Meaning {
+    pub(crate) fn meaning(&self) -> Meaning {
         match self {
             LocalError::Sql { source, .. } => match source {
                 sqlx::Error::PoolTimedOut
@@ -120,7 +120,7 @@ impl LocalError {
         }
     }
 
-    fn into_parts(self) -> (String, BoxError) {
+    pub(crate) fn into_parts(self) -> (String, BoxError) {
         let message = self.to_string();
         let source: BoxError = match self {
             LocalError::Sql { source, .. } => Box::new(source),

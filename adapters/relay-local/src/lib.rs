@@ -6,6 +6,7 @@
 //! | path                     | port             | type                   |
 //! |--------------------------|------------------|------------------------|
 //! | `relay.db`               | `RecordStore`    | [`SqliteRecordStore`]  |
+//! | `relay.db` (`accounts`)  | `AccountStore`   | [`SqliteAccountStore`] |
 //! | `objects/`               | `ObjectStore`    | [`FsObjectStore`]      |
 //! | `anchors/<trail>.jsonl`  | `Notary`         | [`FsNotary`]           |
 //! | `secrets/<name>.json`    | `SecretProvider` | [`FileSecretProvider`] |
@@ -19,6 +20,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod accounts;
 mod config;
 mod error;
 mod notary;
@@ -33,6 +35,7 @@ use std::sync::Arc;
 use relay_domain::ports::{NotaryError, ObjectStoreError, RecordStoreError, SecretError};
 use thiserror::Error;
 
+pub use accounts::SqliteAccountStore;
 pub use config::LocalConfig;
 pub use notary::FsNotary;
 pub use object_store::FsObjectStore;
@@ -58,13 +61,15 @@ pub enum LocalOpenError {
     Secrets(#[from] SecretError),
 }
 
-/// All five local adapters over one data directory, ready to be wired as `Arc<dyn Port>`.
+/// All local adapters over one data directory, ready to be wired as `Arc<dyn Port>`.
 #[derive(Debug, Clone)]
 pub struct LocalAdapters {
     /// The settings they were opened with.
     pub config: LocalConfig,
     /// `<data-dir>/relay.db`.
     pub record_store: Arc<SqliteRecordStore>,
+    /// Table `accounts` of `<data-dir>/relay.db`, on the record store's pool.
+    pub accounts: Arc<SqliteAccountStore>,
     /// `<data-dir>/objects/`.
     pub object_store: Arc<FsObjectStore>,
     /// `<data-dir>/anchors/`.
@@ -84,12 +89,14 @@ impl LocalAdapters {
     /// Opens every adapter as `config` says, creating what is missing.
     pub async fn open_with(config: LocalConfig) -> Result<Self, LocalOpenError> {
         let record_store = Arc::new(SqliteRecordStore::open(&config).await?);
+        let accounts = Arc::new(SqliteAccountStore::new(record_store.pool().clone()));
         let object_store = Arc::new(FsObjectStore::open(config.objects_dir())?);
         let notary = Arc::new(FsNotary::open(config.anchors_dir())?);
         let secrets = Arc::new(FileSecretProvider::open(config.secrets_dir())?);
         Ok(Self {
             config,
             record_store,
+            accounts,
             object_store,
             notary,
             secrets,

@@ -21,7 +21,10 @@ use crate::config::LocalConfig;
 use crate::error::LocalError;
 
 /// The schema, one entry per version; `PRAGMA user_version` records how many were applied.
-const MIGRATIONS: &[&str] = &[include_str!("../migrations/0001_event_log.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("../migrations/0001_event_log.sql"),
+    include_str!("../migrations/0002_accounts.sql"),
+];
 
 /// The columns of `event_log` in the order [`decode_row`] reads them.
 const COLUMNS: &str = "trail_id, chain_seq, prev_checksum, checksum, kind, actor, actor_source, \

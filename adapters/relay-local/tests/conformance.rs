@@ -492,3 +492,35 @@ async fn the_database_itself_refuses_a_forking_or_gapped_insert() {
     }
     assert_eq!(store.read(chain.trail(), 0, 10).await.unwrap(), batch);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_account_store_passes_the_account_store_suite() {
+    let dir = TempDir::new().unwrap();
+    let adapters = LocalAdapters::open(dir.path()).await.unwrap();
+    relay_conformance::accounts::suite(adapters.accounts.clone()).await;
+}
+
+#[tokio::test]
+async fn account_rows_are_mutable_state_but_the_event_log_stays_append_only() {
+    let dir = TempDir::new().unwrap();
+    let adapters = LocalAdapters::open(dir.path()).await.unwrap();
+    let a =
+        relay_conformance::accounts::sample_account("mutable", relay_domain::ports::Role::Reviewer);
+    relay_domain::ports::AccountStore::create(adapters.accounts.as_ref(), &a)
+        .await
+        .unwrap();
+    let pool = adapters.record_store.pool();
+    let updated = sqlx::query("UPDATE accounts SET disabled = 1")
+        .execute(pool)
+        .await
+        .unwrap();
+    assert_eq!(updated.rows_affected(), 1);
+    // Accounts survive a reopen (lockout counters must not reset on restart).
+    adapters.record_store.close().await;
+    let reopened = LocalAdapters::open(dir.path()).await.unwrap();
+    let got = relay_domain::ports::AccountStore::get(reopened.accounts.as_ref(), &a.username)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(got.disabled);
+}

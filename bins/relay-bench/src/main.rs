@@ -3,6 +3,10 @@
 //!
 //! `cargo run --release -p relay-bench -- [--records N] [--appends N] [--hash-mib N] [--dir DIR]`
 //! prints a Markdown table (the one in docs/performance.md).
+//!
+//! `cargo run --release -p relay-bench -- pg [--admin-dsn DSN] [--records N]` measures batched
+//! chained appends into Postgres through the self-hosted adapter (batches of 1, 100, 1000) next
+//! to a plain batched INSERT of the same rows, in a database it creates and drops.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
+use clap::{Parser, Subcommand};
 use hmac::{Hmac, Mac};
 use relay_domain::canonical::canonical_bytes;
 use relay_domain::chain::checksum_with_buf;
@@ -23,6 +27,8 @@ use relay_domain::{
 };
 use relay_local::{SqliteRecordStore, SystemTimeSource};
 use sha2::{Digest, Sha256};
+
+mod export_bench;
 
 /// Measures the relay's hot paths against baselines.
 #[derive(Debug, Parser)]
@@ -45,6 +51,37 @@ struct Args {
     /// Directory for the benchmark databases (same disk as production data, ideally).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// A single benchmark instead of the default set.
+    #[command(subcommand)]
+    command: Option<Bench>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Bench {
+    /// Batched chained appends into Postgres (self-hosted adapter) vs plain batched INSERT.
+    Pg {
+        /// DSN of a role that may create databases and roles (the bench drops what it creates).
+        #[arg(
+            long,
+            env = "RELAY_BENCH_PG_ADMIN_DSN",
+            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+        )]
+        admin_dsn: String,
+        /// Records per batch size (batches of 1 use a tenth of them).
+        #[arg(long, default_value_t = 50_000)]
+        records: usize,
+    },
+    /// Sealed export of a SQLite trail to a package, then `relay-verify` of it as a child
+    /// process (wall time and peak RSS). Build relay-verify first:
+    /// `cargo build --release -p relay-verify -p relay-bench`.
+    Export {
+        /// Records in the exported trail.
+        #[arg(long, default_value_t = 1_000_000)]
+        records: usize,
+        /// Which renderings to write: csv, json or both.
+        #[arg(long, default_value = "both")]
+        format: String,
+    },
 }
 
 struct Row {
@@ -97,6 +134,11 @@ fn draft(i: usize) -> EventDraft {
 
 /// Chains `n` records in memory without a store.
 fn chain(n: usize) -> Vec<Record> {
+    chain_of(&trail(), n)
+}
+
+/// Chains `n` records of `trail` in memory without a store.
+fn chain_of(trail: &TrailId, n: usize) -> Vec<Record> {
     let key = key();
     let mut buf = Vec::new();
     let mut prev = GENESIS;
@@ -118,7 +160,7 @@ fn chain(n: usize) -> Vec<Record> {
                 recorded_at: at,
                 subject: d.subject,
                 time_source: TimeLabel::System,
-                trail_id: d.trail_id,
+                trail_id: trail.clone(),
                 checksum: GENESIS,
             };
             r.checksum = checksum_with_buf(&r, &key, &mut buf);
@@ -381,8 +423,182 @@ async fn bench_stored_verify(n: usize, dir: &std::path::Path) -> Row {
     }
 }
 
+/// The plain baseline: the same columns and primary key as `event_log`, no triggers, no chain
+/// checks, no lock; the same one-statement `UNNEST` insert, one transaction per batch.
+async fn pg_plain_insert(pool: &sqlx::PgPool, rows: &[Record]) {
+    let col = |f: &dyn Fn(&Record) -> String| rows.iter().map(f).collect::<Vec<String>>();
+    let opt = |f: &dyn Fn(&Record) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
+    let mut tx = pool.begin().await.unwrap();
+    sqlx::query(
+        "INSERT INTO plain_log SELECT * FROM UNNEST($1::text[], $2::int8[], $3::text[], \
+         $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], \
+         $11::text[], $12::text[], $13::text[], $14::text[], $15::text[])",
+    )
+    .bind(col(&|r| r.trail_id.as_str().to_owned()))
+    .bind(
+        rows.iter()
+            .map(|r| r.chain_seq.get() as i64)
+            .collect::<Vec<i64>>(),
+    )
+    .bind(col(&|r| r.prev_checksum.to_hex()))
+    .bind(col(&|r| r.checksum.to_hex()))
+    .bind(col(&|r| r.kind.as_str().to_owned()))
+    .bind(col(&|r| r.actor.as_str().to_owned()))
+    .bind(col(&|r| r.actor_source.as_str().to_owned()))
+    .bind(col(&|r| r.occurred_at.to_canonical()))
+    .bind(col(&|r| r.recorded_at.to_canonical()))
+    .bind(col(&|r| r.time_source.to_label()))
+    .bind(col(&|r| r.device.as_str().to_owned()))
+    .bind(opt(&|r| r.project.as_ref().map(|p| p.as_str().to_owned())))
+    .bind(opt(&|r| r.subject.as_ref().map(|s| s.as_str().to_owned())))
+    .bind(col(&|r| r.payload.as_str().to_owned()))
+    .bind(col(&|r| r.key_id.as_str().to_owned()))
+    .execute(&mut *tx)
+    .await
+    .unwrap();
+    tx.commit().await.unwrap();
+}
+
+async fn bench_pg(admin_dsn: &str, records: usize) -> Vec<Row> {
+    use std::str::FromStr;
+
+    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+    use sqlx::{ConnectOptions, Executor};
+
+    let admin_options = PgConnectOptions::from_str(admin_dsn).unwrap();
+    let mut admin = admin_options.clone().connect().await.unwrap();
+    let db = format!("relay_bench_{}", std::process::id());
+    let role = format!("relay_bench_app_{}", std::process::id());
+    admin
+        .execute(format!("CREATE DATABASE \"{db}\"").as_str())
+        .await
+        .unwrap();
+    let owner_options = admin_options.clone().database(&db);
+    relay_selfhosted::migrate(
+        &relay_selfhosted::MigrateConfig::new(owner_options.to_url_lossy().to_string())
+            .app_role(role.clone()),
+    )
+    .await
+    .unwrap();
+    let owner = PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(owner_options)
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE plain_log (trail_id text COLLATE \"C\" NOT NULL, chain_seq bigint NOT NULL, \
+         prev_checksum text NOT NULL, checksum text NOT NULL, kind text NOT NULL, \
+         actor text NOT NULL, actor_source text NOT NULL, occurred_at text NOT NULL, \
+         recorded_at text NOT NULL, time_source text NOT NULL, device text NOT NULL, \
+         project text, subject text, payload text NOT NULL, key_id text NOT NULL, \
+         PRIMARY KEY (trail_id, chain_seq))",
+    )
+    .execute(&owner)
+    .await
+    .unwrap();
+    let app_dsn = format!(
+        "postgres://{role}@{}:{}/{db}",
+        admin_options.get_host(),
+        admin_options.get_port()
+    );
+    let store = relay_selfhosted::PgRecordStore::connect(&relay_selfhosted::PgConfig::new(app_dsn))
+        .await
+        .unwrap();
+
+    let mut rows = Vec::new();
+    for batch in [1usize, 100, 1000] {
+        let n = if batch == 1 { records / 10 } else { records };
+        let trail = TrailId::new(format!("bench-pg-{batch}")).unwrap();
+        let chained = chain_of(&trail, n);
+        eprintln!("postgres: {n} records in batches of {batch}");
+        // Ten rounds, alternating which side goes first, so load from other processes on the
+        // machine falls on both sides alike.
+        let (mut ours_time, mut base_time) = (Duration::ZERO, Duration::ZERO);
+        let round = n.div_ceil(10).div_ceil(batch) * batch;
+        for (i, part) in chained.chunks(round).enumerate() {
+            for side in [i % 2, 1 - i % 2] {
+                let t = Instant::now();
+                for chunk in part.chunks(batch) {
+                    if side == 0 {
+                        store.append(chunk).await.unwrap();
+                    } else {
+                        pg_plain_insert(&owner, chunk).await;
+                    }
+                }
+                if side == 0 {
+                    ours_time += t.elapsed();
+                } else {
+                    base_time += t.elapsed();
+                }
+            }
+        }
+        assert_eq!(
+            store.head(&trail).await.unwrap().unwrap().seq.get(),
+            n as u64
+        );
+        let (ours, base) = (rate(n, ours_time), rate(n, base_time));
+        rows.push(Row {
+            path: match batch {
+                1 => "chained append, Postgres, batches of 1 (records/s)",
+                100 => "chained append, Postgres, batches of 100 (records/s)",
+                _ => "chained append, Postgres, batches of 1000 (records/s)",
+            },
+            ours: fmt_rate(ours, "rec/s"),
+            baseline: format!(
+                "{} plain batched INSERT (same rows, one UNNEST statement and commit per batch)",
+                fmt_rate(base, "rec/s")
+            ),
+            ratio: format!("{:.0}%", 100.0 * ours / base),
+        });
+    }
+    store.close().await;
+    owner.close().await;
+    admin
+        .execute(format!("DROP DATABASE \"{db}\" WITH (FORCE)").as_str())
+        .await
+        .unwrap();
+    admin
+        .execute(format!("DROP ROLE \"{role}\"").as_str())
+        .await
+        .unwrap();
+    rows
+}
+
+fn print_rows(rows: Vec<Row>) {
+    println!("| path | ours | baseline (same run) | ours / baseline |");
+    println!("|---|---|---|---|");
+    for r in rows {
+        println!("| {} | {} | {} | {} |", r.path, r.ours, r.baseline, r.ratio);
+    }
+}
+
 fn main() {
     let args = Args::parse();
+    if let Some(Bench::Export { records, format }) = &args.command {
+        let tmp = match &args.dir {
+            Some(d) => tempfile::tempdir_in(d).unwrap(),
+            None => tempfile::tempdir().unwrap(),
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        print_rows(export_bench::bench_export(
+            &rt,
+            *records,
+            format,
+            tmp.path(),
+        ));
+        return;
+    }
+    if let Some(Bench::Pg { admin_dsn, records }) = &args.command {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        print_rows(rt.block_on(bench_pg(admin_dsn, *records)));
+        return;
+    }
     let tmp = match &args.dir {
         Some(d) => tempfile::tempdir_in(d).unwrap(),
         None => tempfile::tempdir().unwrap(),
@@ -403,10 +619,5 @@ fn main() {
         args.appends, args.concurrency
     );
     rows.extend(rt.block_on(bench_appends(args.appends, args.concurrency, tmp.path())));
-
-    println!("| path | ours | baseline (same run) | ours / baseline |");
-    println!("|---|---|---|---|");
-    for r in rows {
-        println!("| {} | {} | {} | {} |", r.path, r.ours, r.baseline, r.ratio);
-    }
+    print_rows(rows);
 }

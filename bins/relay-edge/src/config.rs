@@ -40,8 +40,20 @@ pub struct EdgeConfig {
     pub settle_ms: u64,
     /// Interval (s) of the safety-net full rescan of watched folders.
     pub rescan_secs: u64,
+    /// Interval (s) at which every trail head is notarized (also once at shutdown).
+    pub notary_interval_secs: u64,
     /// Log format.
     pub log_format: LogFormat,
+    /// Refuse every account registration, even by an administrator (R3.2).
+    pub registration_closed: bool,
+    /// Failed logins or signature passwords that lock an account (R3.3).
+    pub lockout_threshold: u32,
+    /// Window (s) failures are counted in, and how long a lockout lasts.
+    pub lockout_window_secs: u64,
+    /// A review session idle this long (s) is closed.
+    pub session_idle_secs: u64,
+    /// Days after which a password must be changed.
+    pub password_max_age_days: u64,
 }
 
 impl Default for EdgeConfig {
@@ -55,7 +67,13 @@ impl Default for EdgeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8470)),
             settle_ms: 2000,
             rescan_secs: 60,
+            notary_interval_secs: 900,
             log_format: LogFormat::Human,
+            registration_closed: false,
+            lockout_threshold: 5,
+            lockout_window_secs: 900,
+            session_idle_secs: 900,
+            password_max_age_days: 90,
         }
     }
 }
@@ -110,7 +128,13 @@ pub const CONFIG_KEYS: &[&str] = &[
     "listen",
     "settle_ms",
     "rescan_secs",
+    "notary_interval_secs",
     "log_format",
+    "registration_closed",
+    "lockout_threshold",
+    "lockout_window_secs",
+    "session_idle_secs",
+    "password_max_age_days",
 ];
 
 /// Loads the configuration from defaults, `file`, the environment and `cli`.
@@ -138,6 +162,20 @@ pub fn load(file: Option<&Path>, cli: &CliOverrides) -> Result<EdgeConfig, Confi
     })?;
     if config.settle_ms == 0 {
         return Err(ConfigError::Invalid("settle_ms must be at least 1".into()));
+    }
+    if config.lockout_threshold == 0
+        || config.lockout_window_secs == 0
+        || config.session_idle_secs == 0
+        || config.password_max_age_days == 0
+    {
+        return Err(ConfigError::Invalid(
+            "lockout_threshold, lockout_window_secs, session_idle_secs and password_max_age_days must be at least 1".into(),
+        ));
+    }
+    if config.notary_interval_secs == 0 {
+        return Err(ConfigError::Invalid(
+            "notary_interval_secs must be at least 1".into(),
+        ));
     }
     if config.rescan_secs == 0 {
         return Err(ConfigError::Invalid(

@@ -50,6 +50,51 @@ enum Command {
     /// Prints one verdict line per trail. Exit code 0 when all hold, 1 when any is broken (the
     /// first bad chain_seq is named), 2 on usage or I/O errors.
     Verify(VerifyArgs),
+    /// Write a sealed export package of a trail (R5) for an auditor.
+    ///
+    /// The package holds records.jsonl (the records exactly as chained), records.csv and/or
+    /// records.json (human-readable, with signature manifestations), anchors.json, proofs.jsonl
+    /// (partial exports) and manifest.json, sealed with the relay's Ed25519 export key. The
+    /// trail is verified first, its head is notarized if no anchor covers it yet, and the export
+    /// is recorded as an EXPORT event in the _relay trail. Check it with `relay-verify PACKAGE`.
+    Export(ExportArgs),
+}
+
+#[derive(Debug, Args)]
+struct ExportArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// The package directory to create (or, with --zip, the zip file).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Which human-readable renderings to write.
+    #[arg(long, value_enum, default_value = "both")]
+    format: ExportFormatArg,
+    /// The trail to export. Default: the configured trail or device id.
+    #[arg(long, value_name = "ID")]
+    trail: Option<String>,
+    /// First chain_seq (default 1).
+    #[arg(long, value_name = "N")]
+    from_seq: Option<u64>,
+    /// Last chain_seq (default: the head).
+    #[arg(long, value_name = "M")]
+    to_seq: Option<u64>,
+    /// Only records of this project (a filtered export carries Merkle proofs).
+    #[arg(long, value_name = "NAME")]
+    project: Option<String>,
+    /// Only records of this kind (e.g. FILE_CREATED).
+    #[arg(long, value_name = "KIND")]
+    kind: Option<String>,
+    /// Write one zip file instead of a directory.
+    #[arg(long)]
+    zip: bool,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum ExportFormatArg {
+    Csv,
+    Json,
+    Both,
 }
 
 #[derive(Debug, Args)]
@@ -116,6 +161,8 @@ enum CliError {
     Edge(#[from] relay_runtime::edge::EdgeError),
     #[error(transparent)]
     Verify(#[from] relay_runtime::edge::EdgeVerifyError),
+    #[error(transparent)]
+    Export(#[from] relay_runtime::export::DataDirExportError),
 }
 
 fn main() -> ExitCode {
@@ -183,7 +230,94 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
                 ExitCode::from(1)
             })
         }
+        Command::Export(args) => {
+            let overrides = CliOverrides {
+                data_dir: args.common.data_dir.clone(),
+                log_format: args.common.log_format,
+                trail: args.trail.clone(),
+                ..Default::default()
+            };
+            let config = config::load(args.common.config.as_deref(), &overrides)?;
+            init_logging(config.log_format);
+            run_export(&runtime, &config, args)
+        }
     }
+}
+
+fn run_export(
+    runtime: &tokio::runtime::Runtime,
+    config: &EdgeConfig,
+    args: ExportArgs,
+) -> Result<ExitCode, CliError> {
+    use relay_domain::export::{ExportFilter, GeneratedBy};
+    use relay_runtime::export::{ExportFormat, ExportRequest};
+    let device = parse(
+        "device",
+        config.device.clone().unwrap_or_else(default_device_id),
+        Device::new,
+    )?;
+    let trail = match &config.trail {
+        Some(t) => parse("trail", t.clone(), TrailId::new)?,
+        None => parse("trail", device.as_str().to_owned(), TrailId::new)?,
+    };
+    let seq = |what: &'static str, n: Option<u64>| {
+        n.map(|n| parse(what, n.to_string(), |_| relay_domain::ChainSeq::new(n)))
+            .transpose()
+    };
+    let actor = relay_runtime::export::resolve_exporting_user()?;
+    let request = ExportRequest {
+        trail,
+        from_seq: seq("from-seq", args.from_seq)?,
+        to_seq: seq("to-seq", args.to_seq)?,
+        filter: ExportFilter {
+            project: args
+                .project
+                .map(|p| parse("project", p, Project::new))
+                .transpose()?,
+            kind: args
+                .kind
+                .map(|k| parse("kind", k, relay_domain::EventKind::new))
+                .transpose()?,
+        },
+        format: match args.format {
+            ExportFormatArg::Csv => ExportFormat::Csv,
+            ExportFormatArg::Json => ExportFormat::Json,
+            ExportFormatArg::Both => ExportFormat::Both,
+        },
+        out: args.out,
+        zip: args.zip,
+        generated_by: GeneratedBy {
+            actor,
+            actor_source: relay_domain::ActorSource::OsSession,
+            device: device.clone(),
+        },
+    };
+    let outcome = runtime.block_on(relay_runtime::export::export_data_dir(
+        &config.data_dir,
+        device,
+        &request,
+    ))?;
+    let m = &outcome.manifest;
+    println!(
+        "exported {} records of trail {} (chain_seq {}..={}, head {}) to {}",
+        m.records,
+        m.trail_id,
+        m.range.from_seq,
+        m.range.to_seq,
+        m.head.seq,
+        outcome.path.display()
+    );
+    println!("seal key fingerprint {}", outcome.fingerprint);
+    println!(
+        "recorded as EXPORT event _relay#{}{}",
+        outcome.event.chain_seq,
+        if outcome.anchored_head {
+            "; the head was notarized for this export"
+        } else {
+            ""
+        }
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 /// Prints one line per trail; true when every trail holds.
@@ -261,13 +395,27 @@ fn edge_settings(config: &EdgeConfig) -> Result<EdgeSettings, CliError> {
     Ok(EdgeSettings {
         data_dir: config.data_dir.clone(),
         watch,
+        api: api_config(config, &device),
         device,
         trail,
         project,
         listen: config.listen,
         settle: Duration::from_millis(config.settle_ms),
         rescan: Duration::from_secs(config.rescan_secs),
+        notary_interval: Duration::from_secs(config.notary_interval_secs),
     })
+}
+
+/// The review API's settings from the configuration.
+fn api_config(config: &EdgeConfig, device: &Device) -> relay_api::ApiConfig {
+    let mut api = relay_api::ApiConfig::new(device.clone());
+    api.registration_closed = config.registration_closed;
+    api.lockout_threshold = config.lockout_threshold;
+    api.lockout_window = Duration::from_secs(config.lockout_window_secs);
+    api.lockout_duration = Duration::from_secs(config.lockout_window_secs);
+    api.session_idle_timeout = Duration::from_secs(config.session_idle_secs);
+    api.password_max_age = Duration::from_secs(config.password_max_age_days * 24 * 3600);
+    api
 }
 
 /// The host name, reduced to the characters a device id allows.

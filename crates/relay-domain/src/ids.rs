@@ -213,6 +213,34 @@ impl EventKind {
     pub fn system() -> Self {
         Self::known("SYSTEM")
     }
+    /// A sealed export package was generated (R5, R3.4); in `_relay`.
+    pub fn export() -> Self {
+        Self::known("EXPORT")
+    }
+    /// Anchoring a trail head to the notary failed and will be retried (R7.1); in `_relay`.
+    pub fn notary_failed() -> Self {
+        Self::known("NOTARY_FAILED")
+    }
+    /// Someone read, verified or exported trail records (R3.4); in `_relay`.
+    pub fn access() -> Self {
+        Self::known("ACCESS")
+    }
+    /// A relay account was created (R3.2); in `_relay`.
+    pub fn register() -> Self {
+        Self::known("REGISTER")
+    }
+    /// An account was locked after repeated failed passwords (R3.3); in `_relay`.
+    pub fn lockout() -> Self {
+        Self::known("LOCKOUT")
+    }
+    /// An electronic signature of a record (R4.2); in the signed record's own trail.
+    pub fn signature() -> Self {
+        Self::known("SIGNATURE")
+    }
+    /// An account's role, status or password was changed (R3.2); in `_relay`.
+    pub fn account_changed() -> Self {
+        Self::known("ACCOUNT_CHANGED")
+    }
 }
 
 /// Who caused an event. Never empty and never a placeholder such as `unknown` (R2.2).

@@ -16,6 +16,7 @@ pub mod append;
 pub mod canonical;
 pub mod chain;
 pub mod error;
+pub mod export;
 pub mod ids;
 pub mod keys;
 pub mod memory;

@@ -7,6 +7,7 @@ use std::sync::{Mutex, PoisonError};
 use async_trait::async_trait;
 
 use crate::ids::TrailId;
+use crate::ports::accounts::{Account, AccountStore, AccountStoreError, Username};
 use crate::ports::record_store::{
     AppendReceipt, Head, RecordStore, RecordStoreCapabilities, RecordStoreError,
 };
@@ -186,6 +187,75 @@ impl RecordStore for InMemoryRecordStore {
                 })
             })
             .collect())
+    }
+}
+
+/// An account store in memory, enforcing the full [`AccountStore`] contract.
+#[derive(Debug, Default)]
+pub struct InMemoryAccountStore {
+    accounts: Mutex<BTreeMap<Username, Account>>,
+}
+
+impl InMemoryAccountStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl AccountStore for InMemoryAccountStore {
+    async fn create(&self, account: &Account) -> Result<(), AccountStoreError> {
+        let mut accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
+        if accounts.contains_key(&account.username) {
+            return Err(AccountStoreError::AlreadyExists(account.username.clone()));
+        }
+        accounts.insert(account.username.clone(), account.clone());
+        Ok(())
+    }
+
+    async fn create_first(&self, account: &Account) -> Result<(), AccountStoreError> {
+        let mut accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
+        if !accounts.is_empty() {
+            return Err(AccountStoreError::Precondition(
+                "an account already exists".into(),
+            ));
+        }
+        accounts.insert(account.username.clone(), account.clone());
+        Ok(())
+    }
+
+    async fn get(&self, username: &Username) -> Result<Option<Account>, AccountStoreError> {
+        let accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(accounts.get(username).cloned())
+    }
+
+    async fn list(&self) -> Result<Vec<Account>, AccountStoreError> {
+        let accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(accounts.values().cloned().collect())
+    }
+
+    async fn update(&self, account: &Account) -> Result<u64, AccountStoreError> {
+        let mut accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
+        let stored = accounts
+            .get_mut(&account.username)
+            .ok_or_else(|| AccountStoreError::NotFound(account.username.clone()))?;
+        if stored.version != account.version {
+            return Err(AccountStoreError::Precondition(format!(
+                "account {} was changed meanwhile (version {} != {})",
+                account.username, stored.version, account.version
+            )));
+        }
+        let created_at = stored.created_at;
+        *stored = account.clone();
+        stored.created_at = created_at;
+        stored.version = account.version + 1;
+        Ok(stored.version)
+    }
+
+    async fn count(&self) -> Result<u64, AccountStoreError> {
+        let accounts = self.accounts.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(accounts.len() as u64)
     }
 }
 

@@ -173,6 +173,78 @@ pub fn verify_inclusion(
     sn == 0 && r.ct_eq(root)
 }
 
+/// A whole RFC 9162 tree kept level by level, for producing many inclusion proofs quickly.
+///
+/// Level 0 holds the leaf hashes; each level above pairs neighbours left to right and carries an
+/// unpaired last node up unchanged, which yields exactly the RFC 9162 tree (largest power of two
+/// on the left). Memory is about `2 * 32 * n` bytes; each proof costs O(log n).
+#[derive(Debug, Clone)]
+pub struct MerkleTree {
+    levels: Vec<Vec<Checksum>>,
+}
+
+impl MerkleTree {
+    /// Builds the tree over `leaves` (already leaf-hashed).
+    pub fn from_leaves(leaves: Vec<Checksum>) -> Self {
+        let mut levels = vec![leaves];
+        while let Some(below) = levels.last().filter(|l| l.len() > 1) {
+            let above: Vec<Checksum> = below
+                .chunks(2)
+                .map(|pair| match pair {
+                    [left, right] => node_hash(left, right),
+                    [single] => *single,
+                    _ => unreachable!("chunks(2) yields one or two items"),
+                })
+                .collect();
+            levels.push(above);
+        }
+        Self { levels }
+    }
+
+    /// How many leaves the tree has.
+    pub fn len(&self) -> u64 {
+        self.levels.first().map_or(0, |l| l.len() as u64)
+    }
+
+    /// Whether the tree has no leaf.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The leaf hash at `index`, if any.
+    pub fn leaf(&self, index: u64) -> Option<Checksum> {
+        let i = usize::try_from(index).ok()?;
+        self.levels.first().and_then(|l| l.get(i)).copied()
+    }
+
+    /// The tree head (RFC 9162 MTH).
+    pub fn root(&self) -> Checksum {
+        match self.levels.last() {
+            Some(top) if top.len() == 1 => top[0],
+            _ => empty_root(),
+        }
+    }
+
+    /// The audit path of leaf `index`, bottom to top (RFC 9162 PATH); empty when out of range.
+    pub fn inclusion_proof(&self, index: u64) -> Vec<Checksum> {
+        let mut out = Vec::new();
+        let Ok(mut i) = usize::try_from(index) else {
+            return out;
+        };
+        if index >= self.len() {
+            return out;
+        }
+        for level in &self.levels[..self.levels.len().saturating_sub(1)] {
+            let sibling = i ^ 1;
+            if sibling < level.len() {
+                out.push(level[sibling]);
+            }
+            i >>= 1;
+        }
+        out
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,6 +282,10 @@ mod tests {
             if n > 1 {
                 prop_assert!(!verify_inclusion(&l[i], ((i + 1) % n) as u64, n as u64, &proof, &root));
             }
+            let tree = MerkleTree::from_leaves(l.clone());
+            prop_assert_eq!(tree.root(), root);
+            prop_assert_eq!(tree.len(), n as u64);
+            prop_assert_eq!(tree.inclusion_proof(i as u64), proof);
         }
     }
 }

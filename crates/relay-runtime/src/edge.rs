@@ -18,6 +18,7 @@ use tokio::task::JoinHandle;
 use crate::http::{HttpServer, HttpState, router};
 use crate::journal::Journal;
 use crate::metrics::Metrics;
+use crate::notary_scheduler::{NotarySchedule, NotaryScheduler, NotarySchedulerHandle};
 use crate::verify::{TrailVerdict, VerifyRunError, verify_trails};
 
 /// What the edge needs to run; built by the binary from its configuration.
@@ -39,6 +40,10 @@ pub struct EdgeSettings {
     pub settle: Duration,
     /// Safety-net rescan interval.
     pub rescan: Duration,
+    /// How often every trail head is notarized (R7.1; also once at shutdown).
+    pub notary_interval: Duration,
+    /// The review API and UI served on the listener (its `device` is set to [`Self::device`]).
+    pub api: relay_api::ApiConfig,
 }
 
 /// Why the edge could not start or stop cleanly.
@@ -59,6 +64,9 @@ pub enum EdgeError {
     /// The trail key is unusable.
     #[error("the trail key is unusable: {0}")]
     BadKey(String),
+    /// The export seal key could not be loaded or created.
+    #[error("cannot load the export seal key")]
+    SealKey(#[source] crate::export::ExportError),
     /// The OS user running the relay could not be resolved (R2.2: no anonymous capture).
     #[error(
         "cannot resolve the OS user running the relay; refusing to capture without attribution: {0}"
@@ -90,6 +98,9 @@ pub enum EdgeError {
     /// Waiting for signals failed.
     #[error("cannot install signal handlers")]
     Signals(#[source] std::io::Error),
+    /// The review API could not be prepared (token key, hashing).
+    #[error("cannot start the review API")]
+    Api(#[source] relay_api::ApiStartError),
 }
 
 /// A running edge relay.
@@ -101,6 +112,7 @@ pub struct EdgeRuntime {
     http_addr: SocketAddr,
     http_task: JoinHandle<std::io::Result<()>>,
     stop_http: watch::Sender<bool>,
+    notary_scheduler: NotarySchedulerHandle,
 }
 
 impl EdgeRuntime {
@@ -122,6 +134,9 @@ impl EdgeRuntime {
         let metrics = Metrics::new();
         let journal = Journal::new(appender.clone(), metrics.clone(), settings.device.clone());
 
+        let seal_key = crate::export::load_seal_key(adapters.secrets.as_ref())
+            .await
+            .map_err(EdgeError::SealKey)?;
         let notary_worm = adapters.notary.worm_posture();
         if notary_worm != WormPosture::Enforced {
             tracing::warn!(
@@ -166,6 +181,7 @@ impl EdgeRuntime {
             "key_id": key_id.as_str(),
             "secret_provider": adapters.secrets.kind(),
             "notary": { "kind": adapters.notary.kind(), "worm": notary_worm },
+            "export_seal": crate::export::seal_posture(&seal_key.public()),
             "record_store": "sqlite",
             "watch": settings.watch.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
             "settle_ms": u64::try_from(settings.settle.as_millis()).unwrap_or(u64::MAX),
@@ -174,6 +190,11 @@ impl EdgeRuntime {
             .record(EventKind::startup(), None, posture)
             .await
             .map_err(EdgeError::Posture)?;
+
+        let notary: Arc<dyn Notary> = adapters.notary.clone();
+        let notary_scheduler =
+            NotaryScheduler::new(store.clone(), notary, clock.clone(), journal.clone())
+                .spawn(NotarySchedule::every(settings.notary_interval));
 
         let mut capture_config =
             CaptureConfig::new(settings.trail.clone(), settings.device.clone(), actor)
@@ -201,11 +222,25 @@ impl EdgeRuntime {
             source,
         })?;
         let (stop_http, mut stopped) = watch::channel(false);
+        let mut api_config = settings.api.clone();
+        api_config.device = settings.device.clone();
+        let api = relay_api::ApiState::new(relay_api::ApiParts {
+            appender: appender.clone(),
+            store: store.clone(),
+            accounts: adapters.accounts.clone(),
+            secrets: adapters.secrets.clone(),
+            notary: adapters.notary.clone(),
+            metrics: metrics.api_metrics(),
+            config: api_config,
+        })
+        .await
+        .map_err(EdgeError::Api)?;
         let app = router(HttpState {
             metrics: metrics.clone(),
             store: store.clone(),
             mode: "local",
-        });
+        })
+        .merge(relay_api::router(api));
         let http_task = tokio::spawn(server.serve(app, async move {
             // Resolves when the runtime asks the listener to stop (or the sender is gone).
             while !*stopped.borrow_and_update() {
@@ -225,6 +260,7 @@ impl EdgeRuntime {
             http_addr,
             http_task,
             stop_http,
+            notary_scheduler,
         })
     }
 
@@ -268,6 +304,18 @@ impl EdgeRuntime {
         {
             // The journal logged and counted it; shutdown goes on so the store closes cleanly.
             tracing::error!(error = %e, "shutdown event not recorded");
+        }
+        // Final notarization of every head (the SHUTDOWN record included) before the store
+        // closes; failures were journaled, counted and logged by the scheduler.
+        match self.notary_scheduler.shutdown().await {
+            Ok(round) if round.failures.is_empty() => {
+                tracing::info!(anchored = round.anchored.len(), "final notarization done");
+            }
+            Ok(round) => tracing::error!(
+                failed = round.failures.len(),
+                "final notarization incomplete; see NOTARY_FAILED events"
+            ),
+            Err(e) => tracing::error!(error = %e, "notary scheduler task failed"),
         }
         if self.stop_http.send(true).is_err() {
             tracing::debug!("HTTP listener already stopped");
@@ -317,7 +365,7 @@ async fn open_adapters(data_dir: &Path) -> Result<LocalAdapters, EdgeError> {
 }
 
 /// The message of `e` and all its causes, joined.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
     let mut msg = e.to_string();
     let mut source = e.source();
     while let Some(cause) = source {

@@ -7,6 +7,8 @@ use relay_domain::{
     Subject, TrailId,
 };
 
+use relay_domain::ports::RecordStoreError;
+
 use crate::metrics::Metrics;
 
 /// The actor name of events the relay process causes itself.
@@ -69,7 +71,16 @@ impl Journal {
             subject,
             payload,
         };
-        match self.appender.append(draft).await {
+        let mut result = self.appender.append(draft.clone()).await;
+        if let Err(AppendError::Store { source, .. }) = &result
+            && matches!(**source, RecordStoreError::NotNext { .. })
+        {
+            // Another process (e.g. `relay-edge export` next to `relay-edge run`) appended to
+            // `_relay` since this one cached the head; nothing was stored, and the service
+            // re-reads the head on the next append, so one retry re-chains it.
+            result = self.appender.append(draft).await;
+        }
+        match result {
             Ok(r) => {
                 self.metrics.records_appended.inc();
                 tracing::debug!(trail = "_relay", seq = %r.chain_seq, kind = %kind, "relay event recorded");

@@ -11,9 +11,11 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod edge;
+pub mod export;
 pub mod http;
 pub mod journal;
 pub mod metrics;
+pub mod notary_scheduler;
 pub mod verify;
 
 /// The relay's version, written into posture events and `--version`.

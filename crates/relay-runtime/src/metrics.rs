@@ -81,6 +81,16 @@ impl Metrics {
         })
     }
 
+    /// The counters the review API adds to (the same counters, shared).
+    pub fn api_metrics(&self) -> relay_api::ApiMetrics {
+        relay_api::ApiMetrics {
+            login_failures: self.login_failures.clone(),
+            lockouts: self.lockouts.clone(),
+            audit_write_failures: self.audit_write_failures.clone(),
+            records_appended: self.records_appended.clone(),
+        }
+    }
+
     /// The metrics in the Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();

@@ -1,15 +1,17 @@
-//! The five ports through which the relay reaches the outside world (R10.1).
+//! The ports through which the relay reaches the outside world (R10.1).
 //!
 //! Each port is an object-safe async trait (used as `Arc<dyn Port>`) with a written contract and
 //! one error enum. Adapters map provider errors into these enums at their boundary; callers match
 //! variants and [`crate::ErrorStatus`], never message text.
 
+pub mod accounts;
 pub mod notary;
 pub mod object_store;
 pub mod record_store;
 pub mod secrets;
 pub mod time_source;
 
+pub use accounts::{Account, AccountStore, AccountStoreError, Role, TotpSecret, Username};
 pub use notary::{Anchor, AnchorReceipt, Notary, NotaryError, WormPosture};
 pub use object_store::{
     ObjectKey, ObjectKeyError, ObjectMeta, ObjectStore, ObjectStoreCapabilities, ObjectStoreError,

@@ -52,6 +52,14 @@ impl SecretName {
         Self(Self::TRAIL_HMAC.to_owned())
     }
 
+    /// The Ed25519 seed that seals export manifests.
+    pub const EXPORT_SEAL: &'static str = "export-seal";
+
+    /// The export seal key's name.
+    pub fn export_seal() -> Self {
+        Self(Self::EXPORT_SEAL.to_owned())
+    }
+
     /// The name as text.
     pub fn as_str(&self) -> &str {
         &self.0

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Browser end-to-end test of the review UI (R11.1): installs Debian's Chromium and the pinned
+# playwright-core (idempotent), builds relay-edge, and drives the UI in headless Chromium.
+# Saves docs/screenshots/record-detail-signed.png.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if ! command -v chromium >/dev/null 2>&1; then
+  echo "==> installing chromium (Debian package)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq chromium chromium-driver >/dev/null
+fi
+if ! command -v node >/dev/null 2>&1; then
+  echo "==> installing node and npm (Debian packages)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq nodejs npm >/dev/null
+fi
+
+echo "==> npm ci (e2e/browser, playwright-core pinned; no browser download)"
+(cd e2e/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
+
+echo "==> cargo build -p relay-edge"
+cargo build --locked -p relay-edge
+target_dir=${CARGO_TARGET_DIR:-target}
+
+echo "==> browser test (headless $(chromium --version 2>/dev/null | head -1))"
+RELAY_EDGE_BIN="$target_dir/debug/relay-edge" CHROMIUM=/usr/bin/chromium npm --prefix e2e/browser test

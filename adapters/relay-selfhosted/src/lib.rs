@@ -1,0 +1,42 @@
+//! Self-hosted adapter: Postgres record store with two-role custody, S3-compatible object store
+//! and Object Lock notary (R10.2 "self-hosted"; MinIO on-prem, S3 in AWS).
+//!
+//! | provider                 | port             | type               |
+//! |--------------------------|------------------|--------------------|
+//! | Postgres `event_log`     | `RecordStore`    | [`PgRecordStore`]  |
+//! | S3 bucket, `objects/`    | `ObjectStore`    | [`S3ObjectStore`]  |
+//! | S3 bucket, `anchors/`    | `Notary`         | [`S3Notary`]       |
+//!
+//! **Two-role custody (R1.4).** [`migrate`] runs with an admin DSN: it owns the schema,
+//! creates the runtime role and grants it only SELECT, INSERT on `event_log`. The runtime
+//! ([`PgRecordStore::connect`]) uses its own DSN and refuses to run with a role that could
+//! rewrite the log. Triggers refuse UPDATE, DELETE and TRUNCATE for everyone, the owner
+//! included. See docs/adr/0002-postgres-custody.md.
+//!
+//! The crate maps sqlx and AWS SDK errors into the domain's port errors at its boundary, by
+//! SQLSTATE and S3 error code; nothing provider-specific leaks out except
+//! [`PgRecordStore::pool`] and [`S3Client::sdk`], which exist for operational tooling and
+//! tamper tests. It must not read environment variables or config files (only binaries do:
+//! [`S3Config::from_vars`] takes the lookup function), and it makes no rule of the domain its
+//! own: chain validation is `relay_domain::memory::check_batch_at_head`, run inside the write
+//! transaction.
+
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod config;
+mod error;
+mod migrate;
+mod notary;
+mod object_store;
+mod record_store;
+mod s3;
+
+pub use config::{
+    MigrateConfig, PgConfig, S3Config, S3Credentials, S3NotaryOptions, S3ObjectStoreOptions,
+    redact_dsn,
+};
+pub use migrate::{MigrateError, MigrateReport, migrate};
+pub use notary::S3Notary;
+pub use object_store::S3ObjectStore;
+pub use record_store::{Custody, PgRecordStore};
+pub use s3::S3Client;

@@ -1,0 +1,552 @@
+//! `PgRecordStore`: the trail log in Postgres, append-only by grant and trigger.
+
+use std::str::FromStr;
+
+use async_trait::async_trait;
+use relay_domain::memory::check_batch_at_head;
+use relay_domain::ports::{
+    AppendReceipt, Head, RecordStore, RecordStoreCapabilities, RecordStoreError,
+};
+use relay_domain::{
+    Actor, ActorSource, ChainSeq, Checksum, Device, EventKind, KeyId, Payload, Project, Record,
+    Subject, TimeLabel, Timestamp, TrailId,
+};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::{PgConnection, Row};
+
+use crate::config::{PgConfig, redact_dsn};
+use crate::error::{PgError, sqlstate};
+use crate::migrate::{LOCK_NAMESPACE, MIGRATIONS};
+
+/// The columns of `event_log` in the order [`decode_row`] reads them.
+pub(crate) const COLUMNS: &str = "trail_id, chain_seq, prev_checksum, checksum, kind, actor, \
+                                  actor_source, occurred_at, recorded_at, time_source, device, \
+                                  project, subject, payload, key_id";
+
+/// What the runtime role may do to `event_log`, read at connect time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Custody {
+    /// The role the runtime connects as.
+    pub role: String,
+    /// Privileges beyond SELECT, INSERT that the role holds (`UPDATE`, `DELETE`, `TRUNCATE`,
+    /// `OWNER`, `SUPERUSER`); empty under two-role custody.
+    pub excess_privileges: Vec<&'static str>,
+}
+
+impl Custody {
+    /// Whether the runtime role holds only SELECT, INSERT.
+    pub fn is_two_role(&self) -> bool {
+        self.excess_privileges.is_empty()
+    }
+}
+
+/// The record store of the self-hosted adapter: table `event_log` in Postgres.
+///
+/// - **Two-role custody.** The schema belongs to the admin role ([`migrate`](crate::migrate));
+///   this store connects with the runtime role, which holds only SELECT, INSERT. `connect`
+///   refuses a role that can UPDATE, DELETE or TRUNCATE the log, owns it, or is a superuser,
+///   unless [`PgConfig::allow_privileged_role`] says otherwise (then it warns loudly).
+/// - **Triggers** refuse UPDATE, DELETE and TRUNCATE for every role (SQLSTATE P0001).
+/// - **Serialized per trail** across connections and processes: each append is one
+///   transaction that first takes `pg_advisory_xact_lock(namespace, hashtext(trail_id))` and
+///   reads the head through the primary-key index after the lock was granted (one call of
+///   `event_log_lock_head`), checks the batch with
+///   `check_batch_at_head`, and inserts the whole batch in one statement (`UNNEST` of arrays).
+///   The primary key (trail_id, chain_seq) stops any writer that skips the lock
+///   ([`RecordStoreError::Conflict`]).
+pub struct PgRecordStore {
+    pool: PgPool,
+    target: String,
+    custody: Custody,
+}
+
+impl std::fmt::Debug for PgRecordStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgRecordStore")
+            .field("target", &self.target)
+            .field("role", &self.custody.role)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PgRecordStore {
+    /// Connects with the runtime DSN, checks the schema version and the role's custody.
+    pub async fn connect(config: &PgConfig) -> Result<Self, RecordStoreError> {
+        let target = redact_dsn(config.dsn());
+        let options = PgConnectOptions::from_str(config.dsn())
+            .map_err(|e| RecordStoreError::Other {
+                // The DSN is not repeated: it may hold a password.
+                message: format!("the record store DSN ({target}) is invalid"),
+                source: Some(Box::new(e)),
+            })?
+            .application_name("gims-relay")
+            .options([(
+                "lock_timeout",
+                format!("{}ms", config.lock_timeout_value().as_millis()),
+            )]);
+        let pool = PgPoolOptions::new()
+            .max_connections(config.max_connections_value())
+            .acquire_timeout(config.acquire_timeout_value())
+            .connect_with(options)
+            .await
+            .map_err(PgError::op("connect"))?;
+        check_schema(&pool).await?;
+        let custody = read_custody(&pool).await?;
+        if !custody.is_two_role() {
+            let what = custody.excess_privileges.join(", ");
+            if !config.allow_privileged_role_value() {
+                pool.close().await;
+                return Err(RecordStoreError::PermissionDenied {
+                    message: format!(
+                        "runtime role {:?} holds {what} on event_log; two-role custody \
+                         requires a role with only SELECT, INSERT (run `relay-server migrate \
+                         --admin-dsn .. --app-role ..` and connect as that role)",
+                        custody.role
+                    ),
+                    source: None,
+                });
+            }
+            tracing::warn!(
+                target = %target,
+                role = %custody.role,
+                privileges = %what,
+                "RUNNING WITH A PRIVILEGED DATABASE ROLE: two-role custody is broken; this \
+                 role can rewrite or delete audit records"
+            );
+        }
+        tracing::debug!(target = %target, role = %custody.role, "connected postgres record store");
+        Ok(Self {
+            pool,
+            target,
+            custody,
+        })
+    }
+
+    /// The connection pool, for operational tooling and tests. It connects as the runtime
+    /// role, so it can do no more than the store itself.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// What the runtime role may do to `event_log`.
+    pub fn custody(&self) -> &Custody {
+        &self.custody
+    }
+
+    /// Closes every connection.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+async fn check_schema(pool: &PgPool) -> Result<(), RecordStoreError> {
+    let found: i32 =
+        match sqlx::query_scalar("SELECT COALESCE(max(version), 0) FROM relay_schema_migrations")
+            .fetch_one(pool)
+            .await
+        {
+            Ok(v) => v,
+            Err(e) => {
+                let e = PgError::op("read the schema version")(e);
+                if e.sqlstate().as_deref() == Some(sqlstate::UNDEFINED_TABLE) {
+                    return Err(RecordStoreError::Other {
+                        message: "the database has no relay schema: run `relay-server migrate` \
+                              with the admin DSN first"
+                            .into(),
+                        source: Some(Box::new(e)),
+                    });
+                }
+                return Err(e.into());
+            }
+        };
+    let known = MIGRATIONS.len();
+    match usize::try_from(found).unwrap_or(usize::MAX) {
+        v if v == known => Ok(()),
+        v if v > known => Err(RecordStoreError::Other {
+            message: format!(
+                "database schema version {found} is newer than this relay knows ({known})"
+            ),
+            source: None,
+        }),
+        _ => Err(RecordStoreError::Other {
+            message: format!(
+                "database schema version {found} is older than this relay needs ({known}): run \
+                 `relay-server migrate` with the admin DSN"
+            ),
+            source: None,
+        }),
+    }
+}
+
+async fn read_custody(pool: &PgPool) -> Result<Custody, RecordStoreError> {
+    let row: (String, bool, bool, bool, bool, bool) = sqlx::query_as(
+        "SELECT current_user::text, \
+                (SELECT rolsuper FROM pg_roles WHERE rolname = current_user), \
+                has_table_privilege('event_log', 'UPDATE'), \
+                has_table_privilege('event_log', 'DELETE'), \
+                has_table_privilege('event_log', 'TRUNCATE'), \
+                pg_has_role((SELECT relowner FROM pg_class WHERE oid = 'event_log'::regclass), \
+                            'USAGE')",
+    )
+    .fetch_one(pool)
+    .await
+    .map_err(PgError::op("read the runtime role's privileges"))?;
+    let (role, superuser, update, delete, truncate, owner) = row;
+    let excess = [
+        (superuser, "SUPERUSER"),
+        (owner, "OWNER"),
+        (update, "UPDATE"),
+        (delete, "DELETE"),
+        (truncate, "TRUNCATE"),
+    ];
+    Ok(Custody {
+        role,
+        excess_privileges: excess
+            .into_iter()
+            .filter_map(|(held, name)| held.then_some(name))
+            .collect(),
+    })
+}
+
+fn seq_to_sql(trail: &TrailId, seq: ChainSeq) -> Result<i64, RecordStoreError> {
+    i64::try_from(seq.get()).map_err(|_| {
+        RecordStoreError::InvalidBatch(format!(
+            "trail {trail}: chain_seq {seq} is beyond what the store can hold"
+        ))
+    })
+}
+
+fn corrupt(trail: &TrailId, seq: u64, message: String) -> RecordStoreError {
+    RecordStoreError::Corrupt {
+        trail_id: trail.clone(),
+        seq,
+        message,
+    }
+}
+
+/// Decodes one `event_log` row (columns in [`COLUMNS`] order); any malformed field is
+/// [`RecordStoreError::Corrupt`] naming the row's seq.
+fn decode_row(trail: &TrailId, row: &PgRow) -> Result<Record, RecordStoreError> {
+    let seq_raw: i64 = row
+        .try_get(1)
+        .map_err(|e| corrupt(trail, 0, format!("column chain_seq: {e}")))?;
+    let seq_u = u64::try_from(seq_raw).unwrap_or(0);
+    let bad = |column: &str, e: &dyn std::fmt::Display| {
+        corrupt(trail, seq_u, format!("column {column}: {e}"))
+    };
+    let text = |i: usize, column: &str| -> Result<&str, RecordStoreError> {
+        row.try_get::<&str, _>(i).map_err(|e| bad(column, &e))
+    };
+    let opt_text = |i: usize, column: &str| -> Result<Option<&str>, RecordStoreError> {
+        row.try_get::<Option<&str>, _>(i)
+            .map_err(|e| bad(column, &e))
+    };
+    let chain_seq = ChainSeq::new(seq_u).map_err(|e| bad("chain_seq", &e))?;
+    let trail_id = TrailId::new(text(0, "trail_id")?).map_err(|e| bad("trail_id", &e))?;
+    if trail_id != *trail {
+        return Err(bad("trail_id", &format!("row belongs to trail {trail_id}")));
+    }
+    let prev_checksum =
+        Checksum::from_hex(text(2, "prev_checksum")?).map_err(|e| bad("prev_checksum", &e))?;
+    let checksum = Checksum::from_hex(text(3, "checksum")?).map_err(|e| bad("checksum", &e))?;
+    let kind = EventKind::new(text(4, "kind")?).map_err(|e| bad("kind", &e))?;
+    let actor = Actor::new(text(5, "actor")?).map_err(|e| bad("actor", &e))?;
+    let source_text = text(6, "actor_source")?;
+    let actor_source = ActorSource::parse(source_text)
+        .ok_or_else(|| bad("actor_source", &format!("unknown value {source_text:?}")))?;
+    let occurred_at =
+        Timestamp::parse_canonical(text(7, "occurred_at")?).map_err(|e| bad("occurred_at", &e))?;
+    let recorded_at =
+        Timestamp::parse_canonical(text(8, "recorded_at")?).map_err(|e| bad("recorded_at", &e))?;
+    let label_text = text(9, "time_source")?;
+    let time_source = TimeLabel::parse(label_text)
+        .ok_or_else(|| bad("time_source", &format!("unknown label {label_text:?}")))?;
+    let device = Device::new(text(10, "device")?).map_err(|e| bad("device", &e))?;
+    let project = opt_text(11, "project")?
+        .map(Project::new)
+        .transpose()
+        .map_err(|e| bad("project", &e))?;
+    let subject = opt_text(12, "subject")?
+        .map(Subject::new)
+        .transpose()
+        .map_err(|e| bad("subject", &e))?;
+    // Verbatim: the chain's HMAC covers these exact bytes, so they are not re-canonicalized.
+    let payload = Payload::from_stored(text(13, "payload")?.to_owned());
+    let key_id = KeyId::new(text(14, "key_id")?).map_err(|e| bad("key_id", &e))?;
+    Ok(Record {
+        actor,
+        actor_source,
+        chain_seq,
+        device,
+        key_id,
+        kind,
+        occurred_at,
+        payload,
+        prev_checksum,
+        project,
+        recorded_at,
+        subject,
+        time_source,
+        trail_id,
+        checksum,
+    })
+}
+
+fn decode_head(trail: &TrailId, seq: i64, checksum: &str) -> Result<Head, RecordStoreError> {
+    let seq_u = u64::try_from(seq).unwrap_or(0);
+    Ok(Head {
+        seq: ChainSeq::new(seq_u)
+            .map_err(|e| corrupt(trail, seq_u, format!("column chain_seq: {e}")))?,
+        checksum: Checksum::from_hex(checksum)
+            .map_err(|e| corrupt(trail, seq_u, format!("column checksum: {e}")))?,
+    })
+}
+
+async fn head_in(
+    conn: &mut PgConnection,
+    trail: &TrailId,
+) -> Result<Option<Head>, RecordStoreError> {
+    // A backward scan of the primary key: one index probe however long the trail is.
+    let row: Option<(i64, String)> = sqlx::query_as(
+        "SELECT chain_seq, checksum FROM event_log WHERE trail_id = $1 \
+         ORDER BY chain_seq DESC LIMIT 1",
+    )
+    .bind(trail.as_str())
+    .fetch_optional(&mut *conn)
+    .await
+    .map_err(PgError::op("read head"))?;
+    row.map(|(seq, checksum)| decode_head(trail, seq, &checksum))
+        .transpose()
+}
+
+async fn read_in(
+    conn: &mut PgConnection,
+    trail: &TrailId,
+    after: u64,
+    limit: usize,
+) -> Result<Vec<Record>, RecordStoreError> {
+    let Ok(after) = i64::try_from(after) else {
+        return Ok(Vec::new());
+    };
+    if limit == 0 {
+        return Ok(Vec::new());
+    }
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let rows = sqlx::query(&format!(
+        "SELECT {COLUMNS} FROM event_log WHERE trail_id = $1 AND chain_seq > $2 \
+         ORDER BY chain_seq LIMIT $3"
+    ))
+    .bind(trail.as_str())
+    .bind(after)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await
+    .map_err(PgError::op("read records"))?;
+    rows.iter().map(|row| decode_row(trail, row)).collect()
+}
+
+/// Inserts `records` into `table` with one statement: each column is bound as one array and
+/// `UNNEST` turns the arrays back into rows, so a batch of any size is one round trip and one
+/// plan.
+pub(crate) async fn insert_rows(
+    conn: &mut PgConnection,
+    table: &str,
+    records: &[Record],
+) -> Result<u64, sqlx::Error> {
+    let n = records.len();
+    let mut trail_id = Vec::with_capacity(n);
+    let mut chain_seq = Vec::with_capacity(n);
+    let mut prev_checksum = Vec::with_capacity(n);
+    let mut checksum = Vec::with_capacity(n);
+    let mut kind = Vec::with_capacity(n);
+    let mut actor = Vec::with_capacity(n);
+    let mut actor_source = Vec::with_capacity(n);
+    let mut occurred_at = Vec::with_capacity(n);
+    let mut recorded_at = Vec::with_capacity(n);
+    let mut time_source = Vec::with_capacity(n);
+    let mut device = Vec::with_capacity(n);
+    let mut project = Vec::with_capacity(n);
+    let mut subject = Vec::with_capacity(n);
+    let mut payload = Vec::with_capacity(n);
+    let mut key_id = Vec::with_capacity(n);
+    for r in records {
+        trail_id.push(r.trail_id.as_str());
+        // Checked by the caller: every seq of the batch fits in an i64.
+        chain_seq.push(i64::try_from(r.chain_seq.get()).unwrap_or(i64::MAX));
+        prev_checksum.push(r.prev_checksum.to_hex());
+        checksum.push(r.checksum.to_hex());
+        kind.push(r.kind.as_str());
+        actor.push(r.actor.as_str());
+        actor_source.push(r.actor_source.as_str());
+        occurred_at.push(r.occurred_at.to_canonical());
+        recorded_at.push(r.recorded_at.to_canonical());
+        time_source.push(r.time_source.to_label());
+        device.push(r.device.as_str());
+        project.push(r.project.as_ref().map(Project::as_str));
+        subject.push(r.subject.as_ref().map(Subject::as_str));
+        payload.push(r.payload.as_str());
+        key_id.push(r.key_id.as_str());
+    }
+    let done = sqlx::query(&format!(
+        "INSERT INTO {table} ({COLUMNS}) SELECT * FROM UNNEST(\
+         $1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
+         $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
+         $14::text[], $15::text[])"
+    ))
+    .bind(trail_id)
+    .bind(chain_seq)
+    .bind(prev_checksum)
+    .bind(checksum)
+    .bind(kind)
+    .bind(actor)
+    .bind(actor_source)
+    .bind(occurred_at)
+    .bind(recorded_at)
+    .bind(time_source)
+    .bind(device)
+    .bind(project)
+    .bind(subject)
+    .bind(payload)
+    .bind(key_id)
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
+#[async_trait]
+impl RecordStore for PgRecordStore {
+    fn capabilities(&self) -> RecordStoreCapabilities {
+        RecordStoreCapabilities::new(true, true)
+    }
+
+    async fn append(&self, records: &[Record]) -> Result<AppendReceipt, RecordStoreError> {
+        let (Some(first), Some(last)) = (records.first(), records.last()) else {
+            return Err(RecordStoreError::InvalidBatch("empty batch".into()));
+        };
+        let trail = &first.trail_id;
+        seq_to_sql(trail, last.chain_seq)?;
+
+        let mut tx = self
+            .pool
+            .begin()
+            .await
+            .map_err(PgError::op("begin append"))?;
+        // Takes the trail's advisory lock (held to the end of the transaction; waits at most
+        // `lock_timeout`, then 55P03, Unavailable) and reads the head under a snapshot taken
+        // after the lock was granted, in one round trip.
+        let row: Option<(i64, String)> =
+            sqlx::query_as("SELECT head_seq, head_checksum FROM event_log_lock_head($1, $2)")
+                .bind(LOCK_NAMESPACE)
+                .bind(trail.as_str())
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(PgError::op("lock the trail and read its head"))?;
+        let head = row
+            .map(|(seq, checksum)| decode_head(trail, seq, &checksum))
+            .transpose()?;
+        let overlap = match head {
+            Some(h) if h.seq >= first.chain_seq => {
+                let upto = h.seq.min(last.chain_seq).get();
+                let count = usize::try_from(upto - first.chain_seq.get() + 1).unwrap_or(0);
+                read_in(&mut tx, trail, first.chain_seq.get() - 1, count).await?
+            }
+            _ => Vec::new(),
+        };
+        let present = check_batch_at_head(head, &overlap, records)?;
+        let new = &records[present..];
+        let Some(new_last) = new.last() else {
+            tx.rollback()
+                .await
+                .map_err(PgError::op("end read-only append"))?;
+            let head = head.ok_or_else(|| RecordStoreError::InvalidBatch("empty batch".into()))?;
+            return Ok(AppendReceipt {
+                appended: 0,
+                already_present: present as u64,
+                head,
+            });
+        };
+        if let Err(e) = insert_rows(&mut tx, "event_log", new).await {
+            let e = PgError::op("insert records")(e);
+            // Only a writer that skipped the advisory lock could have stored these seqs.
+            if e.sqlstate().as_deref() == Some(sqlstate::UNIQUE_VIOLATION) {
+                return Err(RecordStoreError::Conflict {
+                    trail_id: trail.clone(),
+                    seq: new[0].chain_seq,
+                });
+            }
+            return Err(e.into());
+        }
+        tx.commit().await.map_err(PgError::op("commit append"))?;
+        tracing::debug!(
+            trail = %trail,
+            from_seq = new[0].chain_seq.get(),
+            to_seq = new_last.chain_seq.get(),
+            "appended records"
+        );
+        Ok(AppendReceipt {
+            appended: new.len() as u64,
+            already_present: present as u64,
+            head: Head {
+                seq: new_last.chain_seq,
+                checksum: new_last.checksum,
+            },
+        })
+    }
+
+    async fn head(&self, trail: &TrailId) -> Result<Option<Head>, RecordStoreError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(PgError::op("acquire connection"))?;
+        head_in(&mut conn, trail).await
+    }
+
+    async fn read(
+        &self,
+        trail: &TrailId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Record>, RecordStoreError> {
+        let mut conn = self
+            .pool
+            .acquire()
+            .await
+            .map_err(PgError::op("acquire connection"))?;
+        read_in(&mut conn, trail, after, limit).await
+    }
+
+    async fn trails(&self) -> Result<Vec<(TrailId, Head)>, RecordStoreError> {
+        // A loose index scan over the primary key: one probe per trail to find the next trail
+        // id and one for its head, so listing costs O(trails · log rows), not a scan of the log.
+        let rows: Vec<(String, i64, String)> = sqlx::query_as(
+            "WITH RECURSIVE trails(id) AS ( \
+                 (SELECT trail_id FROM event_log ORDER BY trail_id LIMIT 1) \
+                 UNION ALL \
+                 SELECT (SELECT e.trail_id FROM event_log e WHERE e.trail_id > trails.id \
+                         ORDER BY e.trail_id LIMIT 1) \
+                 FROM trails WHERE trails.id IS NOT NULL \
+             ) \
+             SELECT h.trail_id::text, h.chain_seq, h.checksum FROM trails \
+             CROSS JOIN LATERAL (SELECT trail_id, chain_seq, checksum FROM event_log e \
+                                 WHERE e.trail_id = trails.id \
+                                 ORDER BY e.chain_seq DESC LIMIT 1) h \
+             WHERE trails.id IS NOT NULL \
+             ORDER BY h.trail_id",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(PgError::op("list trails"))?;
+        rows.into_iter()
+            .map(|(trail, seq, checksum)| {
+                let trail_id =
+                    TrailId::new(trail.as_str()).map_err(|e| RecordStoreError::Other {
+                        message: format!("stored trail id {trail:?} is invalid: {e}"),
+                        source: None,
+                    })?;
+                let head = decode_head(&trail_id, seq, &checksum)?;
+                Ok((trail_id, head))
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,96 @@
+//! Every conformance suite against the self-hosted adapters on real services: Postgres and an
+//! S3-compatible server with Object Lock (see `common` for how they are found). Only standard
+//! S3 calls are used, so the same tests run against MinIO and AWS S3.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::{AnchorTamper, OwnerTamper, PgHarness, S3Harness};
+use relay_conformance::record_store::{AppendOnlyEvidence, RecordStoreProbes};
+use relay_conformance::{notary, object_store, record_store};
+use relay_domain::ports::{Notary, ObjectStore, RecordStore, WormPosture};
+use relay_selfhosted::{S3Notary, S3NotaryOptions, S3ObjectStore, S3ObjectStoreOptions};
+
+/// Anchors and WORM objects in tests are locked for a minute, so test buckets on a real
+/// service can be emptied and removed soon after.
+const TEST_RETENTION: Duration = Duration::from_secs(60);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_record_store_passes_the_record_store_suite() {
+    let Some(pg) = PgHarness::start("record_store suite (Postgres)").await else {
+        return;
+    };
+    let store = Arc::new(pg.store().await);
+    assert!(store.custody().is_two_role(), "{:?}", store.custody());
+    // A second pool as the same runtime role stands in for a second relay process.
+    let second: Arc<dyn RecordStore> = Arc::new(pg.store().await);
+    let tamper = OwnerTamper {
+        pool: pg.owner.clone(),
+    };
+    record_store::suite(
+        store.clone(),
+        RecordStoreProbes {
+            append_only: AppendOnlyEvidence::Probe(&tamper),
+            second_handle: Some(second),
+        },
+    )
+    .await;
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_object_store_passes_the_object_store_suite() {
+    let Some(s3) = S3Harness::start("object_store suite (S3)", false).await else {
+        return;
+    };
+    let store = S3ObjectStore::open(&s3.client, S3ObjectStoreOptions::new(&s3.bucket))
+        .await
+        .unwrap();
+    assert_eq!(store.capabilities().worm, WormPosture::Unenforced);
+    object_store::suite(Arc::new(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_object_store_with_retention_passes_the_object_store_suite_as_worm() {
+    let Some(s3) = S3Harness::start("object_store suite (S3, Object Lock)", true).await else {
+        return;
+    };
+    let mut options = S3ObjectStoreOptions::new(&s3.bucket);
+    options.retention = Some(TEST_RETENTION);
+    let store = S3ObjectStore::open(&s3.client, options).await.unwrap();
+    assert_eq!(store.capabilities().worm, WormPosture::Enforced);
+    object_store::suite(Arc::new(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_notary_passes_the_notary_suite_with_object_lock() {
+    let Some(s3) = S3Harness::start("notary suite (S3 Object Lock)", true).await else {
+        return;
+    };
+    let mut options = S3NotaryOptions::new(&s3.bucket);
+    options.retention = TEST_RETENTION;
+    let notary = S3Notary::open(&s3.client, options).await.unwrap();
+    assert_eq!(notary.worm_posture(), WormPosture::Enforced);
+    assert_eq!(notary.kind(), "s3-object-lock");
+    let probe = AnchorTamper {
+        notary: &notary,
+        client: s3.client.clone(),
+    };
+    notary::suite(&notary, Some(&probe)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_notary_on_an_allowed_unlocked_bucket_passes_the_suite_as_unenforced() {
+    let Some(s3) = S3Harness::start("notary suite (S3, unlocked bucket)", false).await else {
+        return;
+    };
+    let mut options = S3NotaryOptions::new(&s3.bucket);
+    options.allow_unlocked_bucket = true;
+    let notary = S3Notary::open(&s3.client, options).await.unwrap();
+    assert_eq!(notary.worm_posture(), WormPosture::Unenforced);
+    notary::suite(&notary, None).await;
+}

@@ -1,0 +1,193 @@
+//! `relay-bench export`: a sealed export of an N-record SQLite trail, then the offline verifier
+//! on the package as a child process, with its wall time and peak RSS (VmHWM, polled from
+//! /proc while it runs). Baselines: reading the same trail from the store, and `sha256sum`-like
+//! hashing of the package bytes.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use relay_domain::export::{ExportFilter, GeneratedBy};
+use relay_domain::ports::{RecordStore, RecordStoreExt, TimeSource};
+use relay_domain::{Actor, ActorSource, AppendService, Device, KeyRing};
+use relay_local::{FileSecretProvider, FsNotary, SystemTimeSource};
+use relay_runtime::export::{ExportFormat, ExportRequest, ExportServices, export_package};
+use relay_runtime::journal::Journal;
+use relay_runtime::metrics::Metrics;
+use sha2::{Digest, Sha256};
+
+use super::{Row, chain_of, fmt_rate, key, open_store, rate, trail};
+
+fn dir_bytes(dir: &Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().metadata().unwrap().len())
+        .sum()
+}
+
+/// Peak RSS (VmHWM, KiB) of a running process; `None` once it is gone.
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status
+        .lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+}
+
+pub(crate) fn bench_export(
+    rt: &tokio::runtime::Runtime,
+    n: usize,
+    format: &str,
+    dir: &Path,
+) -> Vec<Row> {
+    let format = match format {
+        "csv" => ExportFormat::Csv,
+        "json" => ExportFormat::Json,
+        _ => ExportFormat::Both,
+    };
+    eprintln!("export: storing {n} chained records in SQLite");
+    let store = rt.block_on(open_store(dir, "export.db"));
+    let records = chain_of(&trail(), n);
+    rt.block_on(async {
+        for batch in records.chunks(4096) {
+            store.append(batch).await.unwrap();
+        }
+    });
+    drop(records);
+
+    // Baseline: reading the trail back page by page (what any export must do at least once).
+    let t = Instant::now();
+    let read = rt
+        .block_on(store.for_each_record(&trail(), 4096, |_| true))
+        .unwrap();
+    let read_time = t.elapsed();
+    assert_eq!(read, n as u64);
+
+    let notary = FsNotary::open(dir.join("anchors")).unwrap();
+    let secrets = FileSecretProvider::open(dir.join("secrets")).unwrap();
+    let clock = SystemTimeSource::new();
+    let store_dyn: Arc<dyn RecordStore> = store.clone();
+    let clock_dyn: Arc<dyn TimeSource> = Arc::new(SystemTimeSource::new());
+    let journal = Journal::new(
+        Arc::new(AppendService::new(store_dyn, clock_dyn, key())),
+        Metrics::new(),
+        Device::new("bench").unwrap(),
+    );
+    let keys = KeyRing::single(key());
+    let out = dir.join("package");
+    let request = ExportRequest {
+        trail: trail(),
+        from_seq: None,
+        to_seq: None,
+        filter: ExportFilter::default(),
+        format,
+        out: out.clone(),
+        zip: false,
+        generated_by: GeneratedBy {
+            actor: Actor::new("bench").unwrap(),
+            actor_source: ActorSource::System,
+            device: Device::new("bench").unwrap(),
+        },
+    };
+    eprintln!("export: sealing the package");
+    let t = Instant::now();
+    let outcome = rt
+        .block_on(export_package(
+            ExportServices {
+                store: store.as_ref(),
+                notary: &notary,
+                secrets: &secrets,
+                keys: &keys,
+                clock: &clock,
+                journal: &journal,
+            },
+            &request,
+        ))
+        .unwrap();
+    let export_time = t.elapsed();
+    assert_eq!(outcome.manifest.records, n as u64);
+    let bytes = dir_bytes(&out);
+
+    // Baseline for the verifier: SHA-256 of every package byte (the least it must do).
+    let t = Instant::now();
+    for e in std::fs::read_dir(&out).unwrap() {
+        let mut h = Sha256::new();
+        let mut f = std::fs::File::open(e.unwrap().path()).unwrap();
+        std::io::copy(&mut f, &mut h).unwrap();
+        std::hint::black_box(h.finalize());
+    }
+    let hash_time = t.elapsed();
+
+    let mut rows = vec![Row {
+        path: "sealed export, SQLite to package (records/s)",
+        ours: format!(
+            "{} ({n} records, {:.1} s, {:.0} MB written)",
+            fmt_rate(rate(n, export_time), "rec/s"),
+            export_time.as_secs_f64(),
+            bytes as f64 / 1e6
+        ),
+        baseline: format!(
+            "{} reading the trail once ({:.1} s)",
+            fmt_rate(rate(n, read_time), "rec/s"),
+            read_time.as_secs_f64()
+        ),
+        ratio: format!(
+            "{:.0}%",
+            100.0 * read_time.as_secs_f64() / export_time.as_secs_f64()
+        ),
+    }];
+
+    let verifier = std::env::current_exe()
+        .unwrap()
+        .with_file_name("relay-verify");
+    if !verifier.is_file() {
+        eprintln!(
+            "export: {} not found; build it with `cargo build --release -p relay-verify`",
+            verifier.display()
+        );
+        return rows;
+    }
+    eprintln!("export: relay-verify {}", out.display());
+    let t = Instant::now();
+    let mut child = std::process::Command::new(&verifier)
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut peak = 0u64;
+    loop {
+        if let Some(kib) = vm_hwm_kib(pid) {
+            peak = peak.max(kib);
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out_put = child.wait_with_output().unwrap();
+    let verify_time = t.elapsed();
+    let stdout = String::from_utf8_lossy(&out_put.stdout);
+    assert!(out_put.status.success(), "relay-verify failed:\n{stdout}");
+    assert!(stdout.contains("VERDICT: VERIFIED"), "{stdout}");
+    rows.push(Row {
+        path: "relay-verify of that package (records/s, peak RSS)",
+        ours: format!(
+            "{} ({:.1} s, peak RSS {:.1} MiB)",
+            fmt_rate(rate(n, verify_time), "rec/s"),
+            verify_time.as_secs_f64(),
+            peak as f64 / 1024.0
+        ),
+        baseline: format!(
+            "{:.1} s SHA-256 of the {:.0} MB package",
+            hash_time.as_secs_f64(),
+            bytes as f64 / 1e6
+        ),
+        ratio: format!(
+            "{:.0}%",
+            100.0 * hash_time.as_secs_f64() / verify_time.as_secs_f64()
+        ),
+    });
+    rows
+}

@@ -1,0 +1,96 @@
+//! Property-based fuzzing of the package parser and verifier (no nightly `cargo fuzz` here):
+//! arbitrary bytes as any package file, and random mutations of a valid package. The verifier
+//! must never panic, and any change to a sealed package must be caught.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::io::Cursor;
+use std::path::Path;
+
+use proptest::prelude::*;
+use relay_domain::export::{PackageInputs, VerifyOptions, parse_sealed_manifest, verify_package};
+
+const FILES: [&str; 5] = [
+    "manifest.json",
+    "anchors.json",
+    "records.jsonl",
+    "records.csv",
+    "records.json",
+];
+
+fn package() -> Vec<Vec<u8>> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/package");
+    FILES
+        .iter()
+        .map(|f| std::fs::read(dir.join(f)).unwrap())
+        .collect()
+}
+
+fn run(files: &[Vec<u8>]) -> Option<bool> {
+    let r = |i: usize| Some(Cursor::new(files[i].clone()));
+    let inputs = PackageInputs {
+        manifest: files[0].clone(),
+        anchors: Some(files[1].clone()),
+        records_jsonl: r(2),
+        records_csv: r(3),
+        records_json: r(4),
+        proofs_jsonl: None,
+        other_entries: Vec::new(),
+    };
+    verify_package(inputs, &VerifyOptions::default())
+        .ok()
+        .map(|report| report.holds())
+}
+
+#[test]
+fn the_unmodified_package_holds() {
+    assert_eq!(run(&package()), Some(true));
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn arbitrary_manifest_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..4096)) {
+        let _outcome = parse_sealed_manifest(&bytes);
+        let mut files = package();
+        files[0] = bytes;
+        prop_assert_ne!(run(&files), Some(true));
+    }
+
+    #[test]
+    fn arbitrary_data_files_never_panic_and_never_verify(
+        which in 1usize..5,
+        bytes in proptest::collection::vec(any::<u8>(), 0..4096),
+    ) {
+        let mut files = package();
+        prop_assume!(files[which] != bytes);
+        files[which] = bytes;
+        prop_assert_eq!(run(&files), Some(false));
+    }
+
+    #[test]
+    fn any_mutation_of_a_sealed_package_is_caught(
+        which in 0usize..5,
+        at in any::<prop::sample::Index>(),
+        op in 0u8..4,
+        byte in any::<u8>(),
+    ) {
+        let mut files = package();
+        let original = files[which].clone();
+        let f = &mut files[which];
+        let i = at.index(f.len());
+        match op {
+            0 => f[i] = byte,
+            1 => { f.remove(i); }
+            2 => f.insert(i, byte),
+            _ => f.truncate(i),
+        }
+        prop_assume!(files[which] != original);
+        // JSON whitespace in manifest.json is not signed (the seal covers its canonical form).
+        let manifest_ws = which == 0 && matches!(original.get(i), Some(b' ' | b'\n'));
+        let outcome = run(&files);
+        if !manifest_ws {
+            prop_assert_ne!(outcome, Some(true), "mutation op {} at {} of {} went unnoticed", op, i, FILES[which]);
+        }
+    }
+}

@@ -1,0 +1,523 @@
+//! Authentication: Argon2id passwords, HS256 tokens, sessions, lockout and TOTP (R2.1, R3).
+//!
+//! The actor of every call comes from a verified token (or, for login and bootstrap, from the
+//! password just checked); no header other than `Authorization: Bearer` is ever read for it.
+
+use std::fmt;
+
+use argon2::Argon2;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use axum::extract::FromRequestParts;
+use axum::http::header;
+use axum::http::request::Parts;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
+use rand::RngCore;
+use relay_domain::ports::{Account, Role, SecretValue, TotpSecret, Username};
+use relay_domain::{ActorSource, EventKind, Subject, Timestamp, TrailId};
+use serde::{Deserialize, Deserializer, Serialize};
+use zeroize::Zeroizing;
+
+use crate::config::ApiConfig;
+use crate::error::ApiError;
+use crate::state::{ApiState, SessionRefusal};
+
+/// A password as received: wiped on drop, never printed.
+#[derive(Clone)]
+pub struct Password(Zeroizing<String>);
+
+impl Password {
+    /// Wraps a password.
+    pub fn new(s: impl Into<String>) -> Self {
+        Self(Zeroizing::new(s.into()))
+    }
+
+    /// The text. Do not log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password(<redacted>)")
+    }
+}
+
+impl<'de> Deserialize<'de> for Password {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Ok(Self::new(String::deserialize(d)?))
+    }
+}
+
+/// `n` random bytes as hex.
+pub(crate) fn random_hex(n: usize) -> String {
+    let mut bytes = vec![0u8; n];
+    rand::rngs::OsRng.fill_bytes(&mut bytes);
+    hex::encode(bytes)
+}
+
+/// Hashes `password` with Argon2id at the crate's default cost (m=19 MiB, t=2, p=1) and a
+/// fresh 128-bit salt; returns the PHC string. CPU-heavy: call from a blocking thread.
+pub fn hash_password_blocking(password: &str) -> Result<String, argon2::password_hash::Error> {
+    let mut salt = [0u8; 16];
+    rand::rngs::OsRng.fill_bytes(&mut salt);
+    let salt = SaltString::encode_b64(&salt)?;
+    Ok(Argon2::default()
+        .hash_password(password.as_bytes(), &salt)?
+        .to_string())
+}
+
+/// Whether `password` matches the PHC string `hash` (constant-time comparison inside argon2).
+/// The parameters are read from the hash, so hashes made at an older cost still verify.
+pub fn verify_password_blocking(hash: &str, password: &str) -> bool {
+    match PasswordHash::new(hash) {
+        Ok(parsed) => Argon2::default()
+            .verify_password(password.as_bytes(), &parsed)
+            .is_ok(),
+        Err(e) => {
+            tracing::error!(error = %e, "a stored password hash is malformed");
+            false
+        }
+    }
+}
+
+pub(crate) async fn hash_password(password: &Password) -> Result<String, ApiError> {
+    let password = password.clone();
+    match tokio::task::spawn_blocking(move || hash_password_blocking(password.expose())).await {
+        Ok(Ok(hash)) => Ok(hash),
+        Ok(Err(e)) => Err(ApiError::internal("password hashing failed", &e)),
+        Err(e) => Err(ApiError::internal("password hashing failed", &e)),
+    }
+}
+
+pub(crate) async fn verify_password(hash: &str, password: &Password) -> Result<bool, ApiError> {
+    let hash = hash.to_owned();
+    let password = password.clone();
+    tokio::task::spawn_blocking(move || verify_password_blocking(&hash, password.expose()))
+        .await
+        .map_err(|e| ApiError::internal("password verification failed", &e))
+}
+
+/// Checks a new password against the policy.
+pub(crate) fn check_password_policy(
+    config: &ApiConfig,
+    username: &Username,
+    password: &Password,
+) -> Result<(), ApiError> {
+    let p = password.expose();
+    if p.chars().count() < config.min_password_chars {
+        return Err(ApiError::unprocessable(
+            "weak_password",
+            format!(
+                "the password must have at least {} characters",
+                config.min_password_chars
+            ),
+        ));
+    }
+    if p.len() > 1024 {
+        return Err(ApiError::unprocessable(
+            "weak_password",
+            "the password must have at most 1024 bytes",
+        ));
+    }
+    if p.eq_ignore_ascii_case(username.as_str()) {
+        return Err(ApiError::unprocessable(
+            "weak_password",
+            "the password must differ from the username",
+        ));
+    }
+    Ok(())
+}
+
+/// The claims of a relay token.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Claims {
+    /// The username.
+    pub sub: String,
+    /// The issuer.
+    pub iss: String,
+    /// The audience.
+    pub aud: String,
+    /// Expiry, seconds since the epoch.
+    pub exp: u64,
+    /// Issue time, seconds since the epoch.
+    pub iat: u64,
+    /// The session id.
+    pub jti: String,
+}
+
+/// The token key and the validation rules pinned by the server.
+pub(crate) struct TokenKeys {
+    kid: String,
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    validation: Validation,
+}
+
+impl TokenKeys {
+    pub(crate) fn new(secret: &SecretValue, config: &ApiConfig) -> Self {
+        // Only HS256, whatever a token's header says: `alg: none`, RS256 (key confusion) and
+        // every other algorithm are refused by the validation itself.
+        let mut validation = Validation::new(Algorithm::HS256);
+        validation.algorithms = vec![Algorithm::HS256];
+        validation.leeway = 5;
+        validation.validate_exp = true;
+        validation.validate_nbf = false;
+        validation.set_issuer(&[config.issuer.as_str()]);
+        validation.set_audience(&[config.audience.as_str()]);
+        validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+        Self {
+            kid: secret.id().as_str().to_owned(),
+            encoding: EncodingKey::from_secret(secret.expose()),
+            decoding: DecodingKey::from_secret(secret.expose()),
+            validation,
+        }
+    }
+}
+
+fn secs(t: Timestamp) -> u64 {
+    u64::try_from(t.unix_micros() / 1_000_000).unwrap_or(0)
+}
+
+impl ApiState {
+    /// Issues a token for `username` and opens its session; returns the token and its expiry.
+    pub(crate) fn issue_token(
+        &self,
+        username: &Username,
+        now: Timestamp,
+    ) -> Result<(String, u64), ApiError> {
+        let keys = &self.inner.tokens;
+        let iat = secs(now);
+        let exp = iat + self.config().token_ttl.as_secs();
+        let claims = Claims {
+            sub: username.as_str().to_owned(),
+            iss: self.config().issuer.clone(),
+            aud: self.config().audience.clone(),
+            exp,
+            iat,
+            jti: random_hex(16),
+        };
+        let mut header = Header::new(Algorithm::HS256);
+        header.kid = Some(keys.kid.clone());
+        let token = jsonwebtoken::encode(&header, &claims, &keys.encoding)
+            .map_err(|e| ApiError::internal("token signing failed", &e))?;
+        self.inner.sessions.open(claims.jti, username.clone());
+        Ok((token, exp))
+    }
+
+    /// Verifies a token's signature, algorithm, claims and key id.
+    pub(crate) fn decode_token(&self, token: &str, now: Timestamp) -> Result<Claims, ApiError> {
+        let keys = &self.inner.tokens;
+        let data = jsonwebtoken::decode::<Claims>(token, &keys.decoding, &keys.validation)
+            .map_err(|e| match e.kind() {
+                jsonwebtoken::errors::ErrorKind::ExpiredSignature => {
+                    ApiError::unauthorized("token_expired", "the token has expired; log in again")
+                }
+                _ => ApiError::unauthorized("invalid_token", "the token is not valid"),
+            })?;
+        if data.header.kid.as_deref() != Some(keys.kid.as_str()) {
+            return Err(ApiError::unauthorized(
+                "invalid_token",
+                "the token was signed with another key",
+            ));
+        }
+        if data.claims.iat > secs(now) + keys.validation.leeway {
+            return Err(ApiError::unauthorized(
+                "invalid_token",
+                "the token was issued in the future",
+            ));
+        }
+        Ok(data.claims)
+    }
+
+    /// 429 when `account` is locked at `now`.
+    pub(crate) fn ensure_not_locked(
+        &self,
+        account: &Account,
+        now: Timestamp,
+    ) -> Result<(), ApiError> {
+        match account.locked_until {
+            Some(until) if until > now => {
+                let left = (until.micros_since(now) + 999_999) / 1_000_000;
+                Err(ApiError::locked(u64::try_from(left).unwrap_or(1)))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Counts a failed password (login or signature) against `username`; at the threshold the
+    /// account is locked and a `LOCKOUT` event recorded. Returns the error to answer.
+    pub(crate) async fn count_failure(
+        &self,
+        username: &Username,
+        now: Timestamp,
+        during: &'static str,
+        answer: ApiError,
+    ) -> ApiError {
+        let config = self.config();
+        let window = i64::try_from(config.lockout_window.as_micros()).unwrap_or(i64::MAX);
+        let lock_for = i64::try_from(config.lockout_duration.as_micros()).unwrap_or(i64::MAX);
+        for _ in 0..5 {
+            let mut account = match self.parts().accounts.get(username).await {
+                Ok(Some(a)) => a,
+                Ok(None) => return answer,
+                Err(e) => return e.into(),
+            };
+            let in_window = account
+                .failure_window_start
+                .is_some_and(|start| now.micros_since(start) <= window);
+            if in_window {
+                account.failed_attempts = account.failed_attempts.saturating_add(1);
+            } else {
+                account.failed_attempts = 1;
+                account.failure_window_start = Some(now);
+            }
+            let locking = account.failed_attempts >= config.lockout_threshold;
+            let attempts = account.failed_attempts;
+            if locking {
+                let until = Timestamp::from_unix_micros(now.unix_micros().saturating_add(lock_for))
+                    .unwrap_or(now);
+                account.locked_until = Some(until);
+                account.failed_attempts = 0;
+                account.failure_window_start = None;
+            }
+            match self.parts().accounts.update(&account).await {
+                Ok(_) => {}
+                Err(relay_domain::ports::AccountStoreError::Precondition(_)) => continue,
+                Err(e) => return e.into(),
+            }
+            if locking {
+                self.parts().metrics.lockouts.inc();
+                tracing::warn!(username = %username, during, "account locked after repeated failures");
+                let payload = serde_json::json!({
+                    "username": username.as_str(),
+                    "during": during,
+                    "failed_attempts": attempts,
+                    "window_secs": config.lockout_window.as_secs(),
+                    "locked_until": account.locked_until.map(Timestamp::to_canonical),
+                });
+                let subject = Subject::new(format!("account:{username}")).ok();
+                if let Err(e) = self
+                    .append_event(
+                        TrailId::relay(),
+                        EventKind::lockout(),
+                        crate::RELAY_ACTOR,
+                        ActorSource::System,
+                        subject,
+                        None,
+                        payload,
+                    )
+                    .await
+                {
+                    // The lock itself is in place; the missing event was counted and logged.
+                    return e;
+                }
+            }
+            return answer;
+        }
+        ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "conflict",
+            "the account is being changed concurrently; retry",
+        )
+    }
+
+    /// Resets the failure counters after a correct password.
+    pub(crate) async fn clear_failures(&self, account: &mut Account) -> Result<(), ApiError> {
+        if account.failed_attempts == 0
+            && account.failure_window_start.is_none()
+            && account.locked_until.is_none()
+        {
+            return Ok(());
+        }
+        account.failed_attempts = 0;
+        account.failure_window_start = None;
+        account.locked_until = None;
+        match self.parts().accounts.update(account).await {
+            Ok(v) => {
+                account.version = v;
+                Ok(())
+            }
+            // Someone counted a failure meanwhile; leaving it counted is the safe side.
+            Err(relay_domain::ports::AccountStoreError::Precondition(_)) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Checks `password` (and TOTP when enrolled) for `account` as part of `during`: lockout
+    /// first (429), then the password; a failure is counted and answered 401.
+    pub(crate) async fn check_credentials(
+        &self,
+        account: &mut Account,
+        password: &Password,
+        totp: Option<&str>,
+        now: Timestamp,
+        during: &'static str,
+    ) -> Result<(), ApiError> {
+        self.ensure_not_locked(account, now)?;
+        let ok = verify_password(&account.password_hash, password).await?;
+        if !ok {
+            let answer =
+                ApiError::unauthorized("invalid_credentials", "wrong username or password");
+            return Err(self
+                .count_failure(&account.username, now, during, answer)
+                .await);
+        }
+        if let Some(secret) = &account.totp_secret {
+            let Some(code) = totp else {
+                return Err(ApiError::unauthorized(
+                    "totp_required",
+                    "this account needs a TOTP code",
+                ));
+            };
+            if !totp_matches(secret, code, now) {
+                let answer = ApiError::unauthorized("invalid_totp", "the TOTP code is wrong");
+                return Err(self
+                    .count_failure(&account.username, now, during, answer)
+                    .await);
+            }
+        }
+        self.clear_failures(account).await
+    }
+
+    /// Runs a password check against the dummy hash, so an unknown username costs as much time
+    /// as a known one.
+    pub(crate) async fn burn_password_check(&self, password: &Password) -> Result<(), ApiError> {
+        let matched = verify_password(&self.inner.dummy_hash, password).await?;
+        tracing::trace!(matched, "equalized timing for an unknown username");
+        Ok(())
+    }
+}
+
+/// The TOTP generator for `secret` (RFC 6238: SHA-1, 6 digits, 30 s, one step of skew).
+pub(crate) fn totp_for(secret: &TotpSecret) -> Option<totp_rs::TOTP> {
+    let bytes = totp_rs::Secret::Encoded(secret.expose().to_owned())
+        .to_bytes()
+        .ok()?;
+    totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes).ok()
+}
+
+fn totp_matches(secret: &TotpSecret, code: &str, now: Timestamp) -> bool {
+    match totp_for(secret) {
+        // `check` compares in constant time.
+        Some(totp) => totp.check(code.trim(), secs(now)),
+        None => {
+            tracing::error!("a stored TOTP secret is malformed");
+            false
+        }
+    }
+}
+
+/// The authenticated caller of a request: the account named by a verified token whose session
+/// is open and active. The only source of an API call's actor.
+#[derive(Debug, Clone)]
+pub struct AuthUser {
+    /// The caller's account as stored now (role and status are re-read on every call).
+    pub account: Account,
+    /// The session (token id).
+    pub jti: String,
+}
+
+impl AuthUser {
+    /// The caller's username.
+    pub fn username(&self) -> &Username {
+        &self.account.username
+    }
+
+    /// 403 unless the caller has one of `roles`.
+    pub fn require(&self, roles: &[Role], what: &str) -> Result<(), ApiError> {
+        if roles.contains(&self.account.role) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(
+                "forbidden",
+                format!("the {} role may not {what}", self.account.role),
+            ))
+        }
+    }
+}
+
+fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
+    let Some(value) = parts.headers.get(header::AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let text = value
+        .to_str()
+        .map_err(|_| ApiError::unauthorized("invalid_token", "malformed Authorization header"))?;
+    match text.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(Some(token.trim()))
+        }
+        _ => Err(ApiError::unauthorized(
+            "invalid_token",
+            "the Authorization header must be `Bearer <token>`",
+        )),
+    }
+}
+
+async fn authenticate(state: &ApiState, token: &str) -> Result<AuthUser, ApiError> {
+    let now = state.now().await?;
+    let claims = state.decode_token(token, now)?;
+    let username = Username::new(claims.sub.clone())
+        .map_err(|_| ApiError::unauthorized("invalid_token", "the token names no valid user"))?;
+    match state.inner.sessions.touch(&claims.jti, &username) {
+        Ok(()) => {}
+        Err(SessionRefusal::Idle) => {
+            return Err(ApiError::unauthorized(
+                "session_idle",
+                "the session was idle too long; log in again",
+            ));
+        }
+        Err(SessionRefusal::Unknown) => {
+            return Err(ApiError::unauthorized(
+                "session_closed",
+                "the session is closed; log in again",
+            ));
+        }
+    }
+    let account = state
+        .parts()
+        .accounts
+        .get(&username)
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("invalid_token", "the account no longer exists"))?;
+    if account.disabled {
+        state.inner.sessions.close(&claims.jti);
+        return Err(ApiError::unauthorized(
+            "account_disabled",
+            "the account is disabled",
+        ));
+    }
+    Ok(AuthUser {
+        account,
+        jti: claims.jti,
+    })
+}
+
+impl FromRequestParts<ApiState> for AuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let token = bearer(parts)?.ok_or_else(|| {
+            ApiError::unauthorized("authentication_required", "log in first (Bearer token)")
+        })?;
+        authenticate(state, token).await
+    }
+}
+
+/// The caller when a token is presented (and then it must be valid), `None` when none is.
+#[derive(Debug, Clone)]
+pub struct MaybeAuthUser(pub Option<AuthUser>);
+
+impl FromRequestParts<ApiState> for MaybeAuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        match bearer(parts)? {
+            Some(token) => Ok(Self(Some(authenticate(state, token).await?))),
+            None => Ok(Self(None)),
+        }
+    }
+}

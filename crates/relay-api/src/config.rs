@@ -1,0 +1,58 @@
+//! What the API can be configured with; the binaries fill it from their configuration.
+
+use std::time::Duration;
+
+use relay_domain::Device;
+
+/// Settings of the review API. [`ApiConfig::new`] gives the documented defaults.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// The workstation or server id written on the events the API records.
+    pub device: Device,
+    /// When true, no account can be registered at all, not even by an administrator (R3.2).
+    pub registration_closed: bool,
+    /// Failed logins or signature passwords within [`lockout_window`](Self::lockout_window)
+    /// that lock an account. Default 5.
+    pub lockout_threshold: u32,
+    /// The window failures are counted in. Default 15 minutes.
+    pub lockout_window: Duration,
+    /// How long a locked account stays locked. Default 15 minutes.
+    pub lockout_duration: Duration,
+    /// How old a password may get before login demands a change. Default 90 days.
+    pub password_max_age: Duration,
+    /// A session with no request for this long is closed. Default 15 minutes.
+    pub session_idle_timeout: Duration,
+    /// Lifetime of a token (`exp - iat`), however active the session. Default 8 hours.
+    pub token_ttl: Duration,
+    /// The `iss` claim of tokens.
+    pub issuer: String,
+    /// The `aud` claim of tokens.
+    pub audience: String,
+    /// Largest request body accepted, in bytes. Default 64 KiB.
+    pub max_body_bytes: usize,
+    /// Shortest password accepted. Default 10 characters.
+    pub min_password_chars: usize,
+    /// Most records one event query scans (filtering happens while scanning). Default 5000.
+    pub max_scan: usize,
+}
+
+impl ApiConfig {
+    /// The defaults, for workstation `device`.
+    pub fn new(device: Device) -> Self {
+        Self {
+            device,
+            registration_closed: false,
+            lockout_threshold: 5,
+            lockout_window: Duration::from_secs(15 * 60),
+            lockout_duration: Duration::from_secs(15 * 60),
+            password_max_age: Duration::from_secs(90 * 24 * 3600),
+            session_idle_timeout: Duration::from_secs(15 * 60),
+            token_ttl: Duration::from_secs(8 * 3600),
+            issuer: "gims-relay".into(),
+            audience: "gims-relay-api".into(),
+            max_body_bytes: 64 * 1024,
+            min_password_chars: 10,
+            max_scan: 5000,
+        }
+    }
+}

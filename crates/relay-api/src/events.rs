@@ -1,0 +1,591 @@
+//! Trail reads: `/api/v1/trails`, `/api/v1/events`, `/api/v1/events/{trail}/{seq}` and
+//! `/api/v1/export`, each record with its signatures' manifestations (R4.3). Every read of
+//! records is an `ACCESS` event in `_relay` (R3.4), written before the answer (fail closed).
+//!
+//! Filtering happens in this layer while paging through the trail with `RecordStore::read`, so
+//! it works on every record store. Cost: one query scans at most `max_scan` records (default
+//! 5000) from `after_seq`; the answer's `next_after_seq` continues the scan.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use relay_domain::ports::{RecordStoreExt, Role};
+use relay_domain::{ChainSeq, Checksum, EventKind, Record, Timestamp, TrailId};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, ToSchema};
+
+use crate::auth::AuthUser;
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::{ApiPath, ApiQuery};
+use crate::state::ApiState;
+
+const READ_PAGE: usize = 500;
+
+/// The manifestation of an electronic signature (§11.50): who, when (UTC), what it means, why.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct Manifestation {
+    /// The signer's printed name.
+    pub printed_name: String,
+    /// The signer's username.
+    pub username: String,
+    /// When the signature was recorded (UTC).
+    pub signed_at: String,
+    /// `reviewed`, `approved` or `rejected`.
+    pub meaning: String,
+    /// The signer's reason.
+    pub reason: String,
+    /// The seq of the SIGNATURE record in the same trail.
+    pub signature_seq: u64,
+    /// The checksum of the SIGNATURE record.
+    pub signature_checksum: String,
+}
+
+impl Manifestation {
+    /// The manifestation a SIGNATURE record carries, if it is one.
+    pub(crate) fn of(record: &Record) -> Option<(Checksum, Self)> {
+        if record.kind != EventKind::signature() {
+            return None;
+        }
+        let payload = record.payload.to_value().ok()?;
+        let text = |k: &str| payload.get(k).and_then(|v| v.as_str()).map(str::to_owned);
+        let target = Checksum::from_hex(&text("target_checksum")?).ok()?;
+        Some((
+            target,
+            Self {
+                printed_name: text("printed_name")?,
+                username: record.actor.as_str().to_owned(),
+                signed_at: record.recorded_at.to_canonical(),
+                meaning: text("meaning")?,
+                reason: text("reason")?,
+                signature_seq: record.chain_seq.get(),
+                signature_checksum: record.checksum.to_hex(),
+            },
+        ))
+    }
+}
+
+/// An index of signatures by target checksum, per trail, built incrementally: records never
+/// change, so each trail is scanned once and then only from where the last scan ended.
+#[derive(Default)]
+pub(crate) struct SignatureIndex {
+    trails: Mutex<HashMap<TrailId, Arc<tokio::sync::Mutex<TrailSignatures>>>>,
+}
+
+#[derive(Default)]
+struct TrailSignatures {
+    scanned_upto: u64,
+    by_target: HashMap<Checksum, Vec<Manifestation>>,
+}
+
+impl ApiState {
+    /// The signatures of `trail` by target checksum, brought up to the stored head.
+    pub(crate) async fn signatures_of(
+        &self,
+        trail: &TrailId,
+    ) -> Result<HashMap<Checksum, Vec<Manifestation>>, ApiError> {
+        let lane = {
+            let mut trails = self
+                .inner
+                .signatures
+                .trails
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            trails.entry(trail.clone()).or_default().clone()
+        };
+        let mut sigs = lane.lock().await;
+        loop {
+            let page = self
+                .parts()
+                .store
+                .read(trail, sigs.scanned_upto, READ_PAGE)
+                .await?;
+            let Some(last) = page.last() else { break };
+            sigs.scanned_upto = last.chain_seq.get();
+            for record in &page {
+                if let Some((target, m)) = Manifestation::of(record) {
+                    sigs.by_target.entry(target).or_default().push(m);
+                }
+            }
+            if page.len() < READ_PAGE {
+                break;
+            }
+        }
+        Ok(sigs.by_target.clone())
+    }
+}
+
+/// A trail and its head.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TrailView {
+    /// The trail.
+    pub trail_id: String,
+    /// Its last seq.
+    pub head_seq: u64,
+    /// Its last checksum.
+    pub head_checksum: String,
+}
+
+/// Lists every trail with its head.
+#[utoipa::path(get, path = "/api/v1/trails", tag = "records",
+    responses((status = 200, description = "Every trail", body = [TrailView]), (status = 401, description = "Not logged in", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn trails(
+    State(state): State<ApiState>,
+    _user: AuthUser,
+) -> Result<Json<Vec<TrailView>>, ApiError> {
+    let trails = state.parts().store.trails().await?;
+    Ok(Json(
+        trails
+            .into_iter()
+            .map(|(t, h)| TrailView {
+                trail_id: t.to_string(),
+                head_seq: h.seq.get(),
+                head_checksum: h.checksum.to_hex(),
+            })
+            .collect(),
+    ))
+}
+
+/// One record as the API shows it, with its signatures.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventView {
+    /// The trail.
+    pub trail_id: String,
+    /// The seq.
+    pub chain_seq: u64,
+    /// The kind.
+    pub kind: String,
+    /// Who caused it.
+    pub actor: String,
+    /// How the actor was resolved.
+    pub actor_source: String,
+    /// When it happened (UTC).
+    pub occurred_at: String,
+    /// When it was recorded (UTC).
+    pub recorded_at: String,
+    /// Where the times came from.
+    pub time_source: String,
+    /// The workstation.
+    pub device: String,
+    /// The project.
+    pub project: Option<String>,
+    /// What it is about.
+    pub subject: Option<String>,
+    /// Kind-specific details.
+    #[schema(value_type = Object)]
+    pub payload: serde_json::Value,
+    /// The key of the checksum.
+    pub key_id: String,
+    /// The previous record's checksum.
+    pub prev_checksum: String,
+    /// The record's checksum.
+    pub checksum: String,
+    /// Signatures of this record, oldest first.
+    pub signatures: Vec<Manifestation>,
+}
+
+impl EventView {
+    pub(crate) fn of(r: &Record, sigs: &HashMap<Checksum, Vec<Manifestation>>) -> Self {
+        Self {
+            trail_id: r.trail_id.to_string(),
+            chain_seq: r.chain_seq.get(),
+            kind: r.kind.to_string(),
+            actor: r.actor.to_string(),
+            actor_source: r.actor_source.to_string(),
+            occurred_at: r.occurred_at.to_canonical(),
+            recorded_at: r.recorded_at.to_canonical(),
+            time_source: r.time_source.to_label(),
+            device: r.device.to_string(),
+            project: r.project.as_ref().map(ToString::to_string),
+            subject: r.subject.as_ref().map(ToString::to_string),
+            payload: r
+                .payload
+                .to_value()
+                .unwrap_or_else(|_| serde_json::Value::String(r.payload.as_str().to_owned())),
+            key_id: r.key_id.to_string(),
+            prev_checksum: r.prev_checksum.to_hex(),
+            checksum: r.checksum.to_hex(),
+            signatures: sigs.get(&r.checksum).cloned().unwrap_or_default(),
+        }
+    }
+}
+
+/// Filters of an event query; all optional but the trail.
+#[derive(Debug, Clone, Deserialize, Serialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct EventQuery {
+    /// The trail to read.
+    pub trail: String,
+    /// Only this kind (e.g. `FILE_CREATED`).
+    pub kind: Option<String>,
+    /// Only this actor.
+    pub actor: Option<String>,
+    /// Only records recorded at or after this instant (RFC 3339 UTC, e.g. `2026-01-31T00:00:00Z`).
+    pub since: Option<String>,
+    /// Only records recorded before this instant.
+    pub until: Option<String>,
+    /// Only records whose subject or payload contains this text (case-insensitive).
+    pub q: Option<String>,
+    /// Start after this seq (paging cursor).
+    pub after_seq: Option<u64>,
+    /// Most records to return (1-500, default 100).
+    pub limit: Option<usize>,
+}
+
+/// A page of records.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct EventPage {
+    /// The trail.
+    pub trail_id: String,
+    /// Matching records in seq order.
+    pub events: Vec<EventView>,
+    /// Pass as `after_seq` to continue; `null` when the trail's end was reached.
+    pub next_after_seq: Option<u64>,
+    /// How many records were scanned for this page.
+    pub scanned: u64,
+}
+
+fn parse_instant(what: &str, s: &str) -> Result<Timestamp, ApiError> {
+    let bad = || {
+        ApiError::bad_request(format!(
+            "{what} must be an RFC 3339 UTC instant such as 2026-01-31T08:00:00Z"
+        ))
+    };
+    let odt = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
+        .map_err(|_| bad())?;
+    let micros = odt.unix_timestamp_nanos() / 1000;
+    Timestamp::from_unix_micros(i64::try_from(micros).map_err(|_| bad())?).map_err(|_| bad())
+}
+
+pub(crate) fn parse_trail(s: &str) -> Result<TrailId, ApiError> {
+    TrailId::new(s).map_err(|e| ApiError::bad_request(format!("invalid trail: {e}")))
+}
+
+struct Filter {
+    kind: Option<String>,
+    actor: Option<String>,
+    since: Option<Timestamp>,
+    until: Option<Timestamp>,
+    q: Option<String>,
+}
+
+impl Filter {
+    fn from(query: &EventQuery) -> Result<Self, ApiError> {
+        Ok(Self {
+            kind: query.kind.clone().filter(|s| !s.is_empty()),
+            actor: query.actor.clone().filter(|s| !s.is_empty()),
+            since: query
+                .since
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .map(|s| parse_instant("since", s))
+                .transpose()?,
+            until: query
+                .until
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .map(|s| parse_instant("until", s))
+                .transpose()?,
+            q: query
+                .q
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .map(str::to_lowercase),
+        })
+    }
+
+    fn matches(&self, r: &Record) -> bool {
+        self.kind.as_deref().is_none_or(|k| r.kind.as_str() == k)
+            && self.actor.as_deref().is_none_or(|a| r.actor.as_str() == a)
+            && self.since.is_none_or(|t| r.recorded_at >= t)
+            && self.until.is_none_or(|t| r.recorded_at < t)
+            && self.q.as_deref().is_none_or(|q| {
+                r.subject
+                    .as_ref()
+                    .is_some_and(|s| s.as_str().to_lowercase().contains(q))
+                    || r.payload.as_str().to_lowercase().contains(q)
+            })
+    }
+}
+
+/// Scans `trail` from `after` and returns matching records (at most `limit`), the cursor to
+/// continue from, and how many records were scanned.
+async fn scan(
+    state: &ApiState,
+    trail: &TrailId,
+    filter: &Filter,
+    after: u64,
+    limit: usize,
+    max_scan: usize,
+) -> Result<(Vec<Record>, Option<u64>, u64), ApiError> {
+    let mut out = Vec::new();
+    let mut cursor = after;
+    let mut scanned = 0u64;
+    loop {
+        let page = state.parts().store.read(trail, cursor, READ_PAGE).await?;
+        let full = page.len() == READ_PAGE;
+        for r in page {
+            cursor = r.chain_seq.get();
+            scanned += 1;
+            if filter.matches(&r) {
+                out.push(r);
+                if out.len() >= limit {
+                    return Ok((out, Some(cursor), scanned));
+                }
+            }
+            if scanned as usize >= max_scan {
+                return Ok((out, Some(cursor), scanned));
+            }
+        }
+        if !full {
+            return Ok((out, None, scanned));
+        }
+    }
+}
+
+/// Reads a filtered page of a trail's records with their signatures; logged as `ACCESS`.
+#[utoipa::path(get, path = "/api/v1/events", tag = "records", params(EventQuery),
+    responses(
+        (status = 200, description = "A page of records", body = EventPage),
+        (status = 400, description = "Malformed filter", body = ErrorBody),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn events(
+    State(state): State<ApiState>,
+    user: AuthUser,
+    ApiQuery(query): ApiQuery<EventQuery>,
+) -> Result<Json<EventPage>, ApiError> {
+    let trail = parse_trail(&query.trail)?;
+    let filter = Filter::from(&query)?;
+    let limit = query.limit.unwrap_or(100).clamp(1, 500);
+    let after = query.after_seq.unwrap_or(0);
+    let (records, next, scanned) = scan(
+        &state,
+        &trail,
+        &filter,
+        after,
+        limit,
+        state.config().max_scan,
+    )
+    .await?;
+    let sigs = state.signatures_of(&trail).await?;
+    state
+        .record_access(
+            user.username(),
+            serde_json::json!({
+                "action": "read_events",
+                "trail": trail.as_str(),
+                "filters": query,
+                "returned": records.len(),
+                "first_seq": records.first().map(|r| r.chain_seq.get()),
+                "last_seq": records.last().map(|r| r.chain_seq.get()),
+            }),
+        )
+        .await?;
+    Ok(Json(EventPage {
+        trail_id: trail.to_string(),
+        events: records.iter().map(|r| EventView::of(r, &sigs)).collect(),
+        next_after_seq: next,
+        scanned,
+    }))
+}
+
+/// Reads one record with its signatures; logged as `ACCESS`.
+#[utoipa::path(get, path = "/api/v1/events/{trail}/{seq}", tag = "records",
+    params(("trail" = String, Path, description = "Trail"), ("seq" = u64, Path, description = "chain_seq")),
+    responses(
+        (status = 200, description = "The record", body = EventView),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 404, description = "No such record", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn event(
+    State(state): State<ApiState>,
+    user: AuthUser,
+    ApiPath((trail, seq)): ApiPath<(String, u64)>,
+) -> Result<Json<EventView>, ApiError> {
+    let trail = parse_trail(&trail)?;
+    let seq = ChainSeq::new(seq).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let record = state
+        .parts()
+        .store
+        .get(&trail, seq)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no record {trail}#{seq}")))?;
+    let sigs = state.signatures_of(&trail).await?;
+    state
+        .record_access(
+            user.username(),
+            serde_json::json!({"action": "read_event", "trail": trail.as_str(), "seq": seq.get()}),
+        )
+        .await?;
+    Ok(Json(EventView::of(&record, &sigs)))
+}
+
+/// Export format.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ExportFormat {
+    /// One row per record; signatures in one column.
+    Csv,
+    /// A JSON document with every record and its signatures.
+    Json,
+}
+
+/// What to export.
+#[derive(Debug, Clone, Deserialize, Serialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct ExportQuery {
+    /// The trail.
+    pub trail: String,
+    /// `csv` or `json`.
+    #[param(value_type = String)]
+    pub format: ExportFormat,
+    /// Only this kind.
+    pub kind: Option<String>,
+    /// Only this actor.
+    pub actor: Option<String>,
+    /// Recorded at or after (RFC 3339).
+    pub since: Option<String>,
+    /// Recorded before (RFC 3339).
+    pub until: Option<String>,
+    /// Text in subject or payload.
+    pub q: Option<String>,
+}
+
+/// The most records one export holds.
+const MAX_EXPORT: usize = 100_000;
+
+fn csv_cell(s: &str) -> String {
+    // Cells that a spreadsheet would run as a formula are prefixed with a quote (CSV injection).
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_owned()
+    };
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+/// Exports a filtered trail (human-readable, with signatures, R5.1); logged as `ACCESS`.
+/// Sealed export packages (R5.2) are produced by the export service, not here.
+#[utoipa::path(get, path = "/api/v1/export", tag = "records", params(ExportQuery),
+    responses(
+        (status = 200, description = "The export (text/csv or application/json attachment)"),
+        (status = 400, description = "Malformed filter", body = ErrorBody),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 403, description = "Role may not export", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn export(
+    State(state): State<ApiState>,
+    user: AuthUser,
+    ApiQuery(query): ApiQuery<ExportQuery>,
+) -> Result<Response, ApiError> {
+    user.require(
+        &[Role::Reviewer, Role::Admin, Role::Auditor],
+        "export records",
+    )?;
+    let trail = parse_trail(&query.trail)?;
+    let eq = EventQuery {
+        trail: query.trail.clone(),
+        kind: query.kind.clone(),
+        actor: query.actor.clone(),
+        since: query.since.clone(),
+        until: query.until.clone(),
+        q: query.q.clone(),
+        after_seq: None,
+        limit: None,
+    };
+    let filter = Filter::from(&eq)?;
+    let (records, next, _) = scan(&state, &trail, &filter, 0, MAX_EXPORT, usize::MAX).await?;
+    if next.is_some() {
+        return Err(ApiError::unprocessable(
+            "export_too_large",
+            format!("more than {MAX_EXPORT} records match; narrow the filter"),
+        ));
+    }
+    let sigs = state.signatures_of(&trail).await?;
+    let views: Vec<EventView> = records.iter().map(|r| EventView::of(r, &sigs)).collect();
+    let (body, content_type, ext) = match query.format {
+        ExportFormat::Json => {
+            let doc = serde_json::json!({
+                "trail_id": trail.as_str(),
+                "exported_by": user.username().as_str(),
+                "filters": query,
+                "records": views,
+            });
+            let text = serde_json::to_string_pretty(&doc)
+                .map_err(|e| ApiError::internal("export rendering failed", &e))?;
+            (text, "application/json", "json")
+        }
+        ExportFormat::Csv => {
+            let mut out = String::from(
+                "trail_id,chain_seq,kind,actor,actor_source,occurred_at,recorded_at,time_source,device,project,subject,payload,key_id,prev_checksum,checksum,signatures\r\n",
+            );
+            for v in &views {
+                let sig_text = v
+                    .signatures
+                    .iter()
+                    .map(|m| {
+                        format!(
+                            "{} ({}) {} {}: {}",
+                            m.printed_name, m.username, m.signed_at, m.meaning, m.reason
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" | ");
+                let cells = [
+                    v.trail_id.clone(),
+                    v.chain_seq.to_string(),
+                    v.kind.clone(),
+                    v.actor.clone(),
+                    v.actor_source.clone(),
+                    v.occurred_at.clone(),
+                    v.recorded_at.clone(),
+                    v.time_source.clone(),
+                    v.device.clone(),
+                    v.project.clone().unwrap_or_default(),
+                    v.subject.clone().unwrap_or_default(),
+                    v.payload.to_string(),
+                    v.key_id.clone(),
+                    v.prev_checksum.clone(),
+                    v.checksum.clone(),
+                    sig_text,
+                ];
+                out.push_str(
+                    &cells
+                        .iter()
+                        .map(|c| csv_cell(c))
+                        .collect::<Vec<_>>()
+                        .join(","),
+                );
+                out.push_str("\r\n");
+            }
+            (out, "text/csv; charset=utf-8", "csv")
+        }
+    };
+    state
+        .record_access(
+            user.username(),
+            serde_json::json!({
+                "action": "export",
+                "trail": trail.as_str(),
+                "format": ext,
+                "filters": query,
+                "records": views.len(),
+            }),
+        )
+        .await?;
+    let mut response = body.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    if let Ok(v) = HeaderValue::from_str(&format!("attachment; filename=\"{trail}.{ext}\"")) {
+        headers.insert(header::CONTENT_DISPOSITION, v);
+    }
+    Ok(response)
+}

@@ -1,0 +1,115 @@
+//! The relay's review API and web UI: accounts, login, electronic signatures, trail reads,
+//! export and verification over HTTP (R2, R3, R4, R11.1, R11.2). Both binaries mount
+//! [`router`]; the runtime adds `/healthz` and `/metrics` next to it.
+//!
+//! - **Attribution (R2.1).** The actor of every call is the account named by a verified HS256
+//!   token (algorithm pinned by the server, key from the `SecretProvider`, `exp`, `iat`, `iss`,
+//!   `aud`, `sub` required) whose session is open and not idle, re-read from the
+//!   [`AccountStore`](relay_domain::ports::AccountStore) on every call. No other header is read.
+//! - **Accounts (R3).** Argon2id hashes, four roles, bootstrap-then-admin registration, lockout
+//!   persisted in the account store, password expiry, idle timeout, optional TOTP.
+//! - **Signatures (R4).** Password re-checked, meaning and reason required, a chained
+//!   `SIGNATURE` record in the signed record's own trail naming its checksum.
+//! - **Audit (R3.4).** Reads, exports, verifications, registrations, account changes and
+//!   lockouts are events in `_relay`, written before the answer; if the event cannot be
+//!   written, the call is refused (503), never carried out unrecorded.
+//!
+//! It holds no provider code and reads no configuration: binaries pass an [`ApiConfig`].
+
+#![deny(missing_docs)]
+#![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+
+mod accounts;
+mod auth;
+mod config;
+mod error;
+mod events;
+mod extract;
+mod login;
+mod openapi;
+mod signatures;
+mod state;
+mod ui;
+mod verify;
+
+use axum::Router;
+use axum::extract::DefaultBodyLimit;
+use axum::http::{HeaderValue, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, patch, post};
+
+pub use auth::{AuthUser, Claims, Password, hash_password_blocking, verify_password_blocking};
+pub use config::ApiConfig;
+pub use error::{ApiError, ErrorBody, ErrorDetail};
+pub use events::{EventPage, EventView, Manifestation, TrailView};
+pub use login::AccountView;
+pub use openapi::{ApiDoc, openapi_json};
+pub use signatures::{Meaning, SignResponse};
+pub use state::{ApiMetrics, ApiParts, ApiStartError, ApiState, TOKEN_SIGNING_SECRET};
+pub use verify::{TrailVerdictView, VerifyResponse};
+
+/// The actor name of events the relay process causes itself (as in the runtime's journal).
+pub const RELAY_ACTOR: &str = "relay";
+
+/// The API under `/api/v1` and the UI under `/` and `/ui/*`.
+pub fn router(state: ApiState) -> Router {
+    let limit = state.config().max_body_bytes;
+    let api = Router::new()
+        .route("/auth/register", post(login::register))
+        .route("/auth/login", post(login::login))
+        .route("/auth/password", post(login::change_password))
+        .route("/auth/logout", post(login::logout))
+        .route("/auth/me", get(login::me))
+        .route("/auth/totp", post(login::enrol_totp))
+        .route(
+            "/accounts",
+            get(accounts::list_accounts).post(accounts::create),
+        )
+        .route("/accounts/{username}", patch(accounts::patch))
+        .route("/trails", get(events::trails))
+        .route("/events", get(events::events))
+        .route("/events/{trail}/{seq}", get(events::event))
+        .route("/export", get(events::export))
+        .route("/signatures", post(signatures::sign))
+        .route("/verify", post(verify::verify))
+        .route("/openapi.json", get(openapi_document))
+        .fallback(api_not_found)
+        .layer(DefaultBodyLimit::max(limit))
+        .layer(axum::middleware::map_response(no_store))
+        .with_state(state);
+    Router::new()
+        .nest("/api/v1", api)
+        .route("/", get(ui::index))
+        .route("/ui/app.js", get(ui::app_js))
+        .route("/ui/app.css", get(ui::app_css))
+}
+
+async fn no_store(mut response: Response) -> Response {
+    let h = response.headers_mut();
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    response
+}
+
+async fn api_not_found() -> ApiError {
+    ApiError::not_found("no such API endpoint")
+}
+
+async fn openapi_document() -> Response {
+    match openapi_json() {
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            text,
+        )
+            .into_response(),
+        Err(e) => {
+            ApiError::internal("the OpenAPI document could not be rendered", &e).into_response()
+        }
+    }
+}

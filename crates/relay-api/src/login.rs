@@ -1,0 +1,514 @@
+//! `/api/v1/auth/*`: registration (bootstrap, then administrators only), login, password
+//! change, logout, TOTP enrolment, and who am I.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use relay_domain::ports::{Account, AccountStoreError, Role, TotpSecret, Username};
+use relay_domain::{ActorSource, EventKind, Subject, Timestamp, TrailId};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::{AuthUser, MaybeAuthUser, Password, check_password_policy, hash_password};
+use crate::error::{ApiError, ErrorBody};
+use crate::extract::ApiJson;
+use crate::state::ApiState;
+
+/// A new account.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegisterRequest {
+    /// Login name: ASCII letters, digits, `.`, `_`, `-`.
+    #[schema(value_type = String, example = "qa.reviewer")]
+    pub username: String,
+    /// The printed name shown in signature manifestations.
+    pub full_name: String,
+    /// At least 10 characters.
+    #[schema(value_type = String, format = Password)]
+    pub password: Password,
+    /// `operator`, `reviewer`, `admin` or `auditor` (the first account must be `admin`).
+    #[schema(value_type = String, example = "reviewer")]
+    pub role: Role,
+}
+
+/// An account as shown to administrators (no hash, no TOTP secret).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountView {
+    /// Login name.
+    pub username: String,
+    /// Printed name.
+    pub full_name: String,
+    /// Role.
+    #[schema(value_type = String)]
+    pub role: Role,
+    /// Whether the account is disabled.
+    pub disabled: bool,
+    /// Until when the account is locked, if it is.
+    pub locked_until: Option<String>,
+    /// When the password was last changed by its owner (`null`: must be changed at next login).
+    pub password_changed_at: Option<String>,
+    /// Whether a TOTP second factor is enrolled.
+    pub totp_enabled: bool,
+    /// When the account was created.
+    pub created_at: String,
+}
+
+impl AccountView {
+    pub(crate) fn of(a: &Account, now: Timestamp) -> Self {
+        Self {
+            username: a.username.as_str().to_owned(),
+            full_name: a.full_name.clone(),
+            role: a.role,
+            disabled: a.disabled,
+            locked_until: a
+                .locked_until
+                .filter(|u| *u > now)
+                .map(Timestamp::to_canonical),
+            password_changed_at: a.password_changed_at.map(Timestamp::to_canonical),
+            totp_enabled: a.totp_secret.is_some(),
+            created_at: a.created_at.to_canonical(),
+        }
+    }
+}
+
+pub(crate) fn parse_username(s: &str) -> Result<Username, ApiError> {
+    Username::new(s).map_err(|e| ApiError::unprocessable("invalid_username", e.to_string()))
+}
+
+fn check_full_name(s: &str) -> Result<String, ApiError> {
+    let t = s.trim();
+    if t.is_empty() || t.len() > 200 || t.chars().any(char::is_control) {
+        return Err(ApiError::unprocessable(
+            "invalid_full_name",
+            "full_name must be 1-200 printable characters",
+        ));
+    }
+    Ok(t.to_owned())
+}
+
+/// Creates an account: the first one anonymously (it must be an admin), later ones only by an
+/// authenticated administrator; never when registration is closed. Shared by
+/// `POST /auth/register` and `POST /accounts`.
+pub(crate) async fn create_account(
+    state: &ApiState,
+    by: Option<&AuthUser>,
+    req: RegisterRequest,
+) -> Result<AccountView, ApiError> {
+    if state.config().registration_closed {
+        return Err(ApiError::forbidden(
+            "registration_closed",
+            "registration is closed by configuration",
+        ));
+    }
+    if let Some(admin) = by {
+        admin.require(&[Role::Admin], "create accounts")?;
+    }
+    let username = parse_username(&req.username)?;
+    let full_name = check_full_name(&req.full_name)?;
+    check_password_policy(state.config(), &username, &req.password)?;
+    let now = state.now().await?;
+    let bootstrap = by.is_none();
+    if bootstrap {
+        // Cheap early answer; `create_first` below is the atomic check.
+        if state.parts().accounts.count().await? > 0 {
+            return Err(ApiError::unauthorized(
+                "admin_required",
+                "accounts exist already; an administrator must create new ones",
+            ));
+        }
+        if req.role != Role::Admin {
+            return Err(ApiError::unprocessable(
+                "first_account_must_be_admin",
+                "the first account must have the admin role",
+            ));
+        }
+    }
+    let account = Account {
+        username: username.clone(),
+        full_name,
+        role: req.role,
+        password_hash: hash_password(&req.password).await?,
+        totp_secret: None,
+        disabled: false,
+        password_changed_at: Some(now),
+        failed_attempts: 0,
+        failure_window_start: None,
+        locked_until: None,
+        created_at: now,
+        version: 0,
+    };
+    let stored = if bootstrap {
+        state.parts().accounts.create_first(&account).await
+    } else {
+        state.parts().accounts.create(&account).await
+    };
+    match stored {
+        Ok(()) => {}
+        Err(AccountStoreError::AlreadyExists(_)) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                "already_exists",
+                format!("account {username} already exists"),
+            ));
+        }
+        Err(AccountStoreError::Precondition(_)) => {
+            return Err(ApiError::unauthorized(
+                "admin_required",
+                "accounts exist already; an administrator must create new ones",
+            ));
+        }
+        Err(e) => return Err(e.into()),
+    }
+    let (actor, source) = match by {
+        Some(admin) => (admin.username().as_str().to_owned(), ActorSource::Token),
+        None => (username.as_str().to_owned(), ActorSource::RelayLogin),
+    };
+    let payload = serde_json::json!({
+        "username": username.as_str(),
+        "full_name": account.full_name,
+        "role": account.role.as_str(),
+        "bootstrap": bootstrap,
+    });
+    if let Err(e) = state
+        .append_event(
+            TrailId::relay(),
+            EventKind::register(),
+            &actor,
+            source,
+            Subject::new(format!("account:{username}")).ok(),
+            None,
+            payload,
+        )
+        .await
+    {
+        // No unrecorded account may be usable: disable it again before answering.
+        let mut undo = account.clone();
+        undo.disabled = true;
+        if let Err(undo_err) = state.parts().accounts.update(&undo).await {
+            tracing::error!(username = %username, error = %undo_err, "could not disable an account whose REGISTER event failed");
+        }
+        return Err(e);
+    }
+    tracing::info!(username = %username, role = %account.role, by = %actor, "account registered");
+    Ok(AccountView::of(&account, now))
+}
+
+/// Registers an account (R3.2).
+#[utoipa::path(post, path = "/api/v1/auth/register", tag = "auth", request_body = RegisterRequest,
+    responses(
+        (status = 201, description = "Created", body = AccountView),
+        (status = 401, description = "Accounts exist and no administrator is authenticated", body = ErrorBody),
+        (status = 403, description = "Registration closed, or the caller is not an admin", body = ErrorBody),
+        (status = 409, description = "The username is taken", body = ErrorBody),
+        (status = 422, description = "Invalid fields or weak password", body = ErrorBody),
+    ),
+    security((), ("bearer" = [])))]
+pub(crate) async fn register(
+    State(state): State<ApiState>,
+    MaybeAuthUser(by): MaybeAuthUser,
+    ApiJson(req): ApiJson<RegisterRequest>,
+) -> Result<(StatusCode, Json<AccountView>), ApiError> {
+    let view = create_account(&state, by.as_ref(), req).await?;
+    Ok((StatusCode::CREATED, Json(view)))
+}
+
+/// Credentials.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LoginRequest {
+    /// Login name.
+    pub username: String,
+    /// Password.
+    #[schema(value_type = String, format = Password)]
+    pub password: Password,
+    /// The current TOTP code, when the account has one enrolled.
+    pub totp: Option<String>,
+}
+
+/// A session token.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LoginResponse {
+    /// The bearer token (HS256 JWT).
+    pub token: String,
+    /// Expiry, seconds since the epoch (the session also closes after the idle timeout).
+    pub expires_at: u64,
+    /// The account logged in.
+    pub account: AccountView,
+    /// Idle timeout of the session, in seconds.
+    pub idle_timeout_secs: u64,
+}
+
+/// Logs in (R3.3): throttled per account, refused for disabled accounts, 403 when the password
+/// has expired.
+#[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
+    responses(
+        (status = 200, description = "Logged in", body = LoginResponse),
+        (status = 401, description = "Wrong credentials, TOTP missing or wrong, or account disabled", body = ErrorBody),
+        (status = 403, description = "The password has expired (`password_expired`): change it", body = ErrorBody),
+        (status = 429, description = "Locked after repeated failures; see Retry-After", body = ErrorBody),
+    ))]
+pub(crate) async fn login(
+    State(state): State<ApiState>,
+    ApiJson(req): ApiJson<LoginRequest>,
+) -> Result<Json<LoginResponse>, ApiError> {
+    let result = login_inner(&state, req).await;
+    if let Err(e) = &result
+        && (e.status == StatusCode::UNAUTHORIZED || e.status == StatusCode::TOO_MANY_REQUESTS)
+    {
+        state.parts().metrics.login_failures.inc();
+    }
+    result.map(Json)
+}
+
+async fn login_inner(state: &ApiState, req: LoginRequest) -> Result<LoginResponse, ApiError> {
+    let now = state.now().await?;
+    let invalid = || ApiError::unauthorized("invalid_credentials", "wrong username or password");
+    let account = match Username::new(req.username.clone()) {
+        Ok(name) => state.parts().accounts.get(&name).await?,
+        Err(_) => None,
+    };
+    let Some(mut account) = account else {
+        state.burn_password_check(&req.password).await?;
+        tracing::info!("login failed: unknown username");
+        return Err(invalid());
+    };
+    state
+        .check_credentials(
+            &mut account,
+            &req.password,
+            req.totp.as_deref(),
+            now,
+            "login",
+        )
+        .await
+        .inspect_err(|e| {
+            tracing::info!(username = %account.username, code = e.code, "login failed");
+        })?;
+    if account.disabled {
+        return Err(ApiError::unauthorized(
+            "account_disabled",
+            "the account is disabled",
+        ));
+    }
+    let max_age = i64::try_from(state.config().password_max_age.as_micros()).unwrap_or(i64::MAX);
+    let expired = account
+        .password_changed_at
+        .is_none_or(|at| now.micros_since(at) > max_age);
+    if expired {
+        return Err(ApiError::forbidden(
+            "password_expired",
+            "the password has expired or was reset; change it with POST /api/v1/auth/password",
+        ));
+    }
+    let (token, expires_at) = state.issue_token(&account.username, now)?;
+    tracing::info!(username = %account.username, "logged in");
+    Ok(LoginResponse {
+        token,
+        expires_at,
+        account: AccountView::of(&account, now),
+        idle_timeout_secs: state.config().session_idle_timeout.as_secs(),
+    })
+}
+
+/// A password change by the account's owner.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangePasswordRequest {
+    /// Login name.
+    pub username: String,
+    /// The current password.
+    #[schema(value_type = String, format = Password)]
+    pub old_password: Password,
+    /// The new password (at least 10 characters, different from the old one).
+    #[schema(value_type = String, format = Password)]
+    pub new_password: Password,
+    /// The TOTP code, when enrolled.
+    pub totp: Option<String>,
+}
+
+/// Changes a password (also when it has expired); closes the account's other sessions.
+#[utoipa::path(post, path = "/api/v1/auth/password", tag = "auth", request_body = ChangePasswordRequest,
+    responses(
+        (status = 204, description = "Changed"),
+        (status = 401, description = "Wrong credentials", body = ErrorBody),
+        (status = 422, description = "Weak or unchanged password", body = ErrorBody),
+        (status = 429, description = "Locked; see Retry-After", body = ErrorBody),
+    ))]
+pub(crate) async fn change_password(
+    State(state): State<ApiState>,
+    ApiJson(req): ApiJson<ChangePasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    let now = state.now().await?;
+    let invalid = || ApiError::unauthorized("invalid_credentials", "wrong username or password");
+    let account = match Username::new(req.username.clone()) {
+        Ok(name) => state.parts().accounts.get(&name).await?,
+        Err(_) => None,
+    };
+    let Some(mut account) = account else {
+        state.burn_password_check(&req.old_password).await?;
+        return Err(invalid());
+    };
+    state
+        .check_credentials(
+            &mut account,
+            &req.old_password,
+            req.totp.as_deref(),
+            now,
+            "password_change",
+        )
+        .await?;
+    if account.disabled {
+        return Err(ApiError::unauthorized(
+            "account_disabled",
+            "the account is disabled",
+        ));
+    }
+    check_password_policy(state.config(), &account.username, &req.new_password)?;
+    if crate::auth::verify_password(&account.password_hash, &req.new_password).await? {
+        return Err(ApiError::unprocessable(
+            "password_unchanged",
+            "the new password must differ from the old one",
+        ));
+    }
+    let before = account.clone();
+    account.password_hash = hash_password(&req.new_password).await?;
+    account.password_changed_at = Some(now);
+    state.parts().accounts.update(&account).await?;
+    state.inner.sessions.close_all_of(&account.username);
+    let recorded = state
+        .append_event(
+            TrailId::relay(),
+            EventKind::account_changed(),
+            account.username.as_str(),
+            ActorSource::RelayLogin,
+            Subject::new(format!("account:{}", account.username)).ok(),
+            None,
+            serde_json::json!({"username": account.username.as_str(), "changes": {"password_changed": true}}),
+        )
+        .await;
+    if let Err(e) = recorded {
+        restore(&state, before).await;
+        return Err(e);
+    }
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Puts an account back as it was after its change could not be recorded.
+pub(crate) async fn restore(state: &ApiState, mut before: Account) {
+    match state.parts().accounts.get(&before.username).await {
+        Ok(Some(now)) => {
+            before.version = now.version;
+            if let Err(e) = state.parts().accounts.update(&before).await {
+                tracing::error!(username = %before.username, error = %e, "could not undo an unrecorded account change");
+            }
+        }
+        Ok(None) => {}
+        Err(e) => {
+            tracing::error!(username = %before.username, error = %e, "could not undo an unrecorded account change");
+        }
+    }
+}
+
+/// Closes the caller's session.
+#[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
+    responses((status = 204, description = "Logged out"), (status = 401, description = "Not logged in", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn logout(State(state): State<ApiState>, user: AuthUser) -> StatusCode {
+    state.inner.sessions.close(&user.jti);
+    StatusCode::NO_CONTENT
+}
+
+/// The caller's account.
+#[utoipa::path(get, path = "/api/v1/auth/me", tag = "auth",
+    responses((status = 200, description = "The caller", body = AccountView), (status = 401, description = "Not logged in", body = ErrorBody)),
+    security(("bearer" = [])))]
+pub(crate) async fn me(
+    State(state): State<ApiState>,
+    user: AuthUser,
+) -> Result<Json<AccountView>, ApiError> {
+    let now = state.now().await?;
+    Ok(Json(AccountView::of(&user.account, now)))
+}
+
+/// Password confirmation for TOTP enrolment.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TotpEnrolRequest {
+    /// The caller's password.
+    #[schema(value_type = String, format = Password)]
+    pub password: Password,
+}
+
+/// A new TOTP secret, shown once.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct TotpEnrolResponse {
+    /// The base32 secret for an authenticator app.
+    pub secret: String,
+    /// The `otpauth://` URI (SHA1, 6 digits, 30 s).
+    pub otpauth_uri: String,
+}
+
+/// Enrols a TOTP second factor for the caller (replacing any previous one).
+#[utoipa::path(post, path = "/api/v1/auth/totp", tag = "auth", request_body = TotpEnrolRequest,
+    responses(
+        (status = 200, description = "Enrolled; later logins need a code", body = TotpEnrolResponse),
+        (status = 401, description = "Not logged in or wrong password", body = ErrorBody),
+        (status = 429, description = "Locked; see Retry-After", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn enrol_totp(
+    State(state): State<ApiState>,
+    user: AuthUser,
+    ApiJson(req): ApiJson<TotpEnrolRequest>,
+) -> Result<Json<TotpEnrolResponse>, ApiError> {
+    let now = state.now().await?;
+    // Enrolment replaces a factor: the password alone is checked (a lost phone is the case).
+    let mut check = user.account.clone();
+    check.totp_secret = None;
+    state
+        .check_credentials(&mut check, &req.password, None, now, "totp_enrolment")
+        .await?;
+    let mut account = state
+        .parts()
+        .accounts
+        .get(user.username())
+        .await?
+        .ok_or_else(|| ApiError::unauthorized("invalid_token", "the account no longer exists"))?;
+    let mut raw = [0u8; 20];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut raw);
+    let secret = match totp_rs::Secret::Raw(raw.to_vec()).to_encoded() {
+        totp_rs::Secret::Encoded(s) => s,
+        totp_rs::Secret::Raw(_) => {
+            return Err(ApiError::internal(
+                "TOTP secret encoding failed",
+                &std::fmt::Error,
+            ));
+        }
+    };
+    let before = account.clone();
+    account.totp_secret = Some(TotpSecret::new(secret.clone()));
+    state.parts().accounts.update(&account).await?;
+    let recorded = state
+        .append_event(
+            TrailId::relay(),
+            EventKind::account_changed(),
+            account.username.as_str(),
+            ActorSource::Token,
+            Subject::new(format!("account:{}", account.username)).ok(),
+            None,
+            serde_json::json!({"username": account.username.as_str(), "changes": {"totp_enrolled": true}}),
+        )
+        .await;
+    if let Err(e) = recorded {
+        restore(&state, before).await;
+        return Err(e);
+    }
+    let otpauth_uri = format!(
+        "otpauth://totp/GIMS%20Relay:{user}?secret={secret}&issuer=GIMS%20Relay&algorithm=SHA1&digits=6&period=30",
+        user = account.username
+    );
+    Ok(Json(TotpEnrolResponse {
+        secret,
+        otpauth_uri,
+    }))
+}

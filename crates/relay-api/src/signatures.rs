@@ -1,0 +1,192 @@
+//! `POST /api/v1/signatures`: electronic signatures (R4, §11.50, §11.100, §11.200).
+//!
+//! A signature re-checks the signer's password even inside a valid session (two components:
+//! the token's user and the password), needs a meaning and a reason, and is itself a chained
+//! `SIGNATURE` record in the *same* trail as the record it signs, naming that record's exact
+//! checksum. Only reviewers sign; a refused call appends nothing.
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use relay_domain::ports::{RecordStoreExt, Role};
+use relay_domain::{ActorSource, Checksum, EventKind, Subject};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::auth::{AuthUser, Password};
+use crate::error::{ApiError, ErrorBody};
+use crate::events::{EventView, Manifestation, parse_trail};
+use crate::extract::ApiJson;
+use crate::state::ApiState;
+
+/// What a signature means (§11.50(a)(3)).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Meaning {
+    /// The record was reviewed.
+    Reviewed,
+    /// The record is approved.
+    Approved,
+    /// The record is rejected.
+    Rejected,
+}
+
+impl Meaning {
+    fn as_str(self) -> &'static str {
+        match self {
+            Meaning::Reviewed => "reviewed",
+            Meaning::Approved => "approved",
+            Meaning::Rejected => "rejected",
+        }
+    }
+}
+
+/// A signature to apply.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SignRequest {
+    /// The trail of the record to sign.
+    pub trail_id: String,
+    /// The exact checksum of the record to sign.
+    pub target_checksum: String,
+    /// `reviewed`, `approved` or `rejected`.
+    pub meaning: Meaning,
+    /// Why (required, 1-1000 characters).
+    pub reason: String,
+    /// The signer's password, checked again although the session is valid.
+    #[schema(value_type = String, format = Password)]
+    pub password: Password,
+    /// The TOTP code, when enrolled.
+    pub totp: Option<String>,
+}
+
+/// The recorded signature.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SignResponse {
+    /// The manifestation shown with the record from now on.
+    pub manifestation: Manifestation,
+    /// The SIGNATURE record itself.
+    pub signature_record: EventView,
+}
+
+/// Signs a record.
+#[utoipa::path(post, path = "/api/v1/signatures", tag = "signatures", request_body = SignRequest,
+    responses(
+        (status = 201, description = "Signed: the SIGNATURE record and its manifestation", body = SignResponse),
+        (status = 401, description = "Not logged in, or wrong password (nothing recorded)", body = ErrorBody),
+        (status = 403, description = "The role may not sign (operator, admin, auditor)", body = ErrorBody),
+        (status = 422, description = "No such checksum in that trail, or missing reason", body = ErrorBody),
+        (status = 429, description = "Locked after repeated wrong passwords; see Retry-After", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn sign(
+    State(state): State<ApiState>,
+    user: AuthUser,
+    ApiJson(req): ApiJson<SignRequest>,
+) -> Result<(StatusCode, Json<SignResponse>), ApiError> {
+    user.require(&[Role::Reviewer], "sign records")?;
+    let reason = req.reason.trim();
+    if reason.is_empty()
+        || reason.chars().count() > 1000
+        || reason.chars().any(|c| c.is_control() && c != '\n')
+    {
+        return Err(ApiError::unprocessable(
+            "reason_required",
+            "a reason of 1-1000 printable characters is required",
+        ));
+    }
+    let trail = parse_trail(&req.trail_id)
+        .map_err(|e| ApiError::unprocessable("invalid_target", e.message))?;
+    if trail.is_relay() {
+        return Err(ApiError::unprocessable(
+            "invalid_target",
+            "records of the relay's own _relay trail cannot be signed",
+        ));
+    }
+    let target_checksum = Checksum::from_hex(&req.target_checksum).map_err(|_| {
+        ApiError::unprocessable(
+            "invalid_target",
+            "target_checksum must be 64 lowercase hex characters",
+        )
+    })?;
+    let target = find_by_checksum(&state, &trail, &target_checksum)
+        .await?
+        .ok_or_else(|| {
+            ApiError::unprocessable(
+                "unknown_target",
+                format!("trail {trail} holds no record with checksum {target_checksum}"),
+            )
+        })?;
+    if target.kind == EventKind::signature() {
+        return Err(ApiError::unprocessable(
+            "invalid_target",
+            "a signature record cannot itself be signed",
+        ));
+    }
+    let now = state.now().await?;
+    let mut account = user.account.clone();
+    state
+        .check_credentials(
+            &mut account,
+            &req.password,
+            req.totp.as_deref(),
+            now,
+            "signature",
+        )
+        .await?;
+    let payload = serde_json::json!({
+        "target_checksum": target_checksum.to_hex(),
+        "target_seq": target.chain_seq.get(),
+        "meaning": req.meaning.as_str(),
+        "reason": reason,
+        "printed_name": account.full_name,
+        "signed_at": now.to_canonical(),
+    });
+    let subject = Subject::new(target.locator()).ok();
+    let record = state
+        .append_event(
+            trail.clone(),
+            EventKind::signature(),
+            account.username.as_str(),
+            ActorSource::Token,
+            subject,
+            target.project.clone(),
+            payload,
+        )
+        .await?;
+    tracing::info!(trail = %trail, seq = %record.chain_seq, target_seq = %target.chain_seq, meaning = req.meaning.as_str(), "record signed");
+    let (_, manifestation) = Manifestation::of(&record).ok_or_else(|| {
+        ApiError::internal("a new signature record is unreadable", &std::fmt::Error)
+    })?;
+    let sigs = state.signatures_of(&trail).await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(SignResponse {
+            manifestation,
+            signature_record: EventView::of(&record, &sigs),
+        }),
+    ))
+}
+
+/// The record of `trail` whose checksum is `checksum`, scanning the trail (records are
+/// immutable, so the answer cannot change once found).
+async fn find_by_checksum(
+    state: &ApiState,
+    trail: &relay_domain::TrailId,
+    checksum: &Checksum,
+) -> Result<Option<relay_domain::Record>, ApiError> {
+    let mut found = None;
+    state
+        .parts()
+        .store
+        .for_each_record(trail, 1000, |r| {
+            if r.checksum.ct_eq(checksum) {
+                found = Some(r);
+                false
+            } else {
+                true
+            }
+        })
+        .await?;
+    Ok(found)
+}

@@ -1,0 +1,268 @@
+//! What every handler shares: the ports, the services, the token key and the live sessions.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use prometheus_client::metrics::counter::Counter;
+use relay_domain::ports::{
+    AccountStore, Notary, RecordStore, SecretError, SecretName, SecretProvider, SecretProviderExt,
+    Username,
+};
+use relay_domain::{
+    Actor, ActorSource, AppendService, EventDraft, EventKind, Payload, Project, Record, Subject,
+    Timestamp, TrailId,
+};
+
+use crate::auth::{TokenKeys, hash_password_blocking, random_hex};
+use crate::config::ApiConfig;
+use crate::error::ApiError;
+use crate::events::SignatureIndex;
+
+/// The name of the secret holding the token signing key (HS256, 256 bits).
+pub const TOKEN_SIGNING_SECRET: &str = "token-signing";
+
+/// The counters the API adds to, shared with the process's Prometheus registry.
+#[derive(Debug, Clone, Default)]
+pub struct ApiMetrics {
+    /// Failed logins (wrong password, unknown user, wrong TOTP, disabled account).
+    pub login_failures: Counter,
+    /// Accounts locked after repeated failures.
+    pub lockouts: Counter,
+    /// Audit-trail appends that failed.
+    pub audit_write_failures: Counter,
+    /// Records durably appended.
+    pub records_appended: Counter,
+}
+
+/// What the API is built from.
+#[derive(Debug, Clone)]
+pub struct ApiParts {
+    /// The append service every event goes through (its clock is the API's clock).
+    pub appender: Arc<AppendService>,
+    /// The record store, for reads.
+    pub store: Arc<dyn RecordStore>,
+    /// The accounts.
+    pub accounts: Arc<dyn AccountStore>,
+    /// Trail keys (for verify) and the token signing key.
+    pub secrets: Arc<dyn SecretProvider>,
+    /// Anchors, for verify.
+    pub notary: Arc<dyn Notary>,
+    /// Counters.
+    pub metrics: ApiMetrics,
+    /// Settings.
+    pub config: ApiConfig,
+}
+
+/// Why the API could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ApiStartError {
+    /// The token signing key could not be loaded or created.
+    #[error("cannot load the token signing key")]
+    TokenKey(#[source] SecretError),
+    /// A password hash could not be computed (Argon2 misconfigured).
+    #[error("cannot compute password hashes: {0}")]
+    Hashing(String),
+}
+
+/// The API's shared state; cheap to clone.
+#[derive(Clone)]
+pub struct ApiState {
+    pub(crate) inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for ApiState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ApiState")
+            .field("store", &self.inner.parts.store)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) parts: ApiParts,
+    pub(crate) tokens: TokenKeys,
+    pub(crate) sessions: Sessions,
+    pub(crate) signatures: SignatureIndex,
+    /// A hash of a random password, verified against when a username does not exist, so the
+    /// answer takes as long as for a real account.
+    pub(crate) dummy_hash: String,
+}
+
+impl ApiState {
+    /// Loads (or creates) the token key and prepares the state.
+    pub async fn new(parts: ApiParts) -> Result<Self, ApiStartError> {
+        let name = SecretName::new(TOKEN_SIGNING_SECRET).map_err(|e| {
+            ApiStartError::TokenKey(SecretError::Other {
+                message: e.to_string(),
+                source: None,
+            })
+        })?;
+        let secret = parts
+            .secrets
+            .current_or_create(&name)
+            .await
+            .map_err(ApiStartError::TokenKey)?;
+        let tokens = TokenKeys::new(&secret, &parts.config);
+        let dummy = random_hex(16);
+        let dummy_hash = tokio::task::spawn_blocking(move || hash_password_blocking(&dummy))
+            .await
+            .map_err(|e| ApiStartError::Hashing(e.to_string()))?
+            .map_err(|e| ApiStartError::Hashing(e.to_string()))?;
+        let sessions = Sessions::new(parts.config.session_idle_timeout);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                parts,
+                tokens,
+                sessions,
+                signatures: SignatureIndex::default(),
+                dummy_hash,
+            }),
+        })
+    }
+
+    pub(crate) fn parts(&self) -> &ApiParts {
+        &self.inner.parts
+    }
+
+    pub(crate) fn config(&self) -> &ApiConfig {
+        &self.inner.parts.config
+    }
+
+    /// The API's clock (the append service's time source).
+    pub(crate) async fn now(&self) -> Result<Timestamp, ApiError> {
+        match self.parts().appender.clock().now().await {
+            Ok(t) => Ok(t.at),
+            Err(e) => Err(ApiError::internal("the clock failed", &e)),
+        }
+    }
+
+    /// Appends an event; a failure is counted, logged and answered 503 (fail closed).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) async fn append_event(
+        &self,
+        trail_id: TrailId,
+        kind: EventKind,
+        actor: &str,
+        actor_source: ActorSource,
+        subject: Option<Subject>,
+        project: Option<Project>,
+        payload: serde_json::Value,
+    ) -> Result<Record, ApiError> {
+        let payload = Payload::from_value(&payload)
+            .map_err(|e| ApiError::internal("an event payload was refused", &e))?;
+        let draft = EventDraft {
+            trail_id,
+            kind,
+            actor: Actor::new(actor).ok(),
+            actor_source,
+            occurred_at: None,
+            device: self.config().device.clone(),
+            project,
+            subject,
+            payload,
+        };
+        match self.parts().appender.append(draft).await {
+            Ok(record) => {
+                self.parts().metrics.records_appended.inc();
+                Ok(record)
+            }
+            Err(e) => {
+                self.parts().metrics.audit_write_failures.inc();
+                Err(ApiError::audit_unavailable(&e))
+            }
+        }
+    }
+
+    /// Records an `ACCESS` event in `_relay` for `user` (R3.4).
+    pub(crate) async fn record_access(
+        &self,
+        user: &Username,
+        payload: serde_json::Value,
+    ) -> Result<Record, ApiError> {
+        self.append_event(
+            TrailId::relay(),
+            EventKind::access(),
+            user.as_str(),
+            ActorSource::Token,
+            None,
+            None,
+            payload,
+        )
+        .await
+    }
+}
+
+/// Live sessions by token id: a token is honoured only while its session is open and active.
+pub(crate) struct Sessions {
+    idle: Duration,
+    map: Mutex<HashMap<String, Session>>,
+}
+
+struct Session {
+    username: Username,
+    last_seen: Instant,
+}
+
+/// Why a session did not admit a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum SessionRefusal {
+    /// No such session (logged out, closed by an administrator, or the relay restarted).
+    Unknown,
+    /// The session was idle longer than the timeout.
+    Idle,
+}
+
+impl Sessions {
+    fn new(idle: Duration) -> Self {
+        Self {
+            idle,
+            map: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn open(&self, jti: String, username: Username) {
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        let idle = self.idle;
+        // Forget sessions that can no longer be used, so the map stays small.
+        map.retain(|_, s| s.last_seen.elapsed() <= idle);
+        map.insert(
+            jti,
+            Session {
+                username,
+                last_seen: Instant::now(),
+            },
+        );
+    }
+
+    pub(crate) fn touch(&self, jti: &str, username: &Username) -> Result<(), SessionRefusal> {
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(session) = map.get_mut(jti) else {
+            return Err(SessionRefusal::Unknown);
+        };
+        if session.username != *username {
+            return Err(SessionRefusal::Unknown);
+        }
+        if session.last_seen.elapsed() > self.idle {
+            map.remove(jti);
+            return Err(SessionRefusal::Idle);
+        }
+        session.last_seen = Instant::now();
+        Ok(())
+    }
+
+    pub(crate) fn close(&self, jti: &str) {
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(jti);
+    }
+
+    pub(crate) fn close_all_of(&self, username: &Username) {
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|_, s| s.username != *username);
+    }
+}

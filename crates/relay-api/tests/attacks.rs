@@ -1,0 +1,959 @@
+//! Every Part 11 access control of the API, attacked: forged tokens, header spoofing, anonymous
+//! registration, password guessing, signing by the wrong role, signing what is not there. Each
+//! test asserts the exact status and that a refused call leaves every chain unchanged and
+//! verifiable.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::http::{Method, StatusCode};
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use relay_domain::ports::AccountStore;
+use serde_json::{Value, json};
+use support::{PASSWORD, Relay, default_config};
+
+fn now_secs() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs()
+}
+
+fn claims_of(token: &str) -> Value {
+    let payload = token.split('.').nth(1).unwrap();
+    serde_json::from_slice(&B64.decode(payload).unwrap()).unwrap()
+}
+
+fn forge(alg: Algorithm, kid: &str, key: &[u8], claims: &Value) -> String {
+    let mut header = Header::new(alg);
+    header.kid = Some(kid.to_owned());
+    jsonwebtoken::encode(&header, claims, &EncodingKey::from_secret(key)).unwrap()
+}
+
+/// Signs `header.payload` with HMAC-SHA256 under `key` whatever the header claims.
+fn hmac_sign_raw(header: &Value, claims: &Value, key: &[u8]) -> String {
+    let msg = format!(
+        "{}.{}",
+        B64.encode(header.to_string()),
+        B64.encode(claims.to_string())
+    );
+    let sig = jsonwebtoken::crypto::sign(
+        msg.as_bytes(),
+        &EncodingKey::from_secret(key),
+        Algorithm::HS256,
+    )
+    .unwrap();
+    format!("{msg}.{sig}")
+}
+
+/// A relay with an admin, a reviewer, an operator and an auditor, and one captured file in
+/// each of two trails.
+async fn staffed() -> (Relay, String, String) {
+    let relay = Relay::start().await;
+    relay.capture("nmr-01", "run1/spectrum.fid").await;
+    relay.capture("hplc-02", "batch7/chrom.cdf").await;
+    let admin = relay.register_admin("ada").await;
+    relay
+        .create(&admin, "rita", "Rita Reviewer", "reviewer")
+        .await;
+    relay
+        .create(&admin, "otto", "Otto Operator", "operator")
+        .await;
+    relay
+        .create(&admin, "aude", "Aude Auditor", "auditor")
+        .await;
+    let reviewer = relay.login("rita", PASSWORD).await;
+    (relay, admin, reviewer)
+}
+
+async fn me(relay: &Relay, token: &str) -> (StatusCode, Value) {
+    let (s, _, b) = relay
+        .call(Method::GET, "/api/v1/auth/me", Some(token), None)
+        .await;
+    (s, b)
+}
+
+#[tokio::test]
+async fn alg_none_token_is_401() {
+    let (relay, _, reviewer) = staffed().await;
+    assert_eq!(me(&relay, &reviewer).await.0, StatusCode::OK, "control");
+    let claims = claims_of(&reviewer);
+    for alg in ["none", "None", "NONE"] {
+        let header = json!({"alg": alg, "typ": "JWT"});
+        let token = format!(
+            "{}.{}.",
+            B64.encode(header.to_string()),
+            B64.encode(claims.to_string())
+        );
+        let (s, b) = me(&relay, &token).await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "alg {alg}: {b}");
+        assert_eq!(b["error"]["code"], "invalid_token");
+    }
+}
+
+#[tokio::test]
+async fn hs_rs_confusion_and_other_algorithms_are_401() {
+    let (relay, _, reviewer) = staffed().await;
+    let (kid, key) = relay.token_key().await;
+    let claims = claims_of(&reviewer);
+    // Control: the same claims, HS256 under the real key, are accepted.
+    assert_eq!(
+        me(&relay, &forge(Algorithm::HS256, &kid, &key, &claims))
+            .await
+            .0,
+        StatusCode::OK
+    );
+    // RS256 in the header, HMAC-signed with the server's key as if it were a public key.
+    let rs = hmac_sign_raw(
+        &json!({"alg": "RS256", "typ": "JWT", "kid": kid}),
+        &claims,
+        &key,
+    );
+    let (s, b) = me(&relay, &rs).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{b}");
+    let es = hmac_sign_raw(
+        &json!({"alg": "ES256", "typ": "JWT", "kid": kid}),
+        &claims,
+        &key,
+    );
+    assert_eq!(me(&relay, &es).await.0, StatusCode::UNAUTHORIZED);
+    // Another HMAC algorithm with the right key is still not the pinned one.
+    let hs512 = forge(Algorithm::HS512, &kid, &key, &claims);
+    assert_eq!(me(&relay, &hs512).await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn token_signed_with_a_wrong_key_is_401() {
+    let (relay, _, reviewer) = staffed().await;
+    let (kid, _) = relay.token_key().await;
+    let token = forge(Algorithm::HS256, &kid, &[7u8; 32], &claims_of(&reviewer));
+    let (s, b) = me(&relay, &token).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{b}");
+    assert_eq!(b["error"]["code"], "invalid_token");
+}
+
+#[tokio::test]
+async fn expired_token_is_401() {
+    let (relay, _, reviewer) = staffed().await;
+    let (kid, key) = relay.token_key().await;
+    let mut claims = claims_of(&reviewer);
+    claims["iat"] = json!(now_secs() - 7200);
+    claims["exp"] = json!(now_secs() - 3600);
+    let (s, b) = me(&relay, &forge(Algorithm::HS256, &kid, &key, &claims)).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{b}");
+    assert_eq!(b["error"]["code"], "token_expired");
+    // Missing required claims are refused too.
+    let mut no_exp = claims_of(&reviewer);
+    no_exp.as_object_mut().unwrap().remove("exp");
+    assert_eq!(
+        me(&relay, &forge(Algorithm::HS256, &kid, &key, &no_exp))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+    let mut wrong_aud = claims_of(&reviewer);
+    wrong_aud["aud"] = json!("someone-else");
+    assert_eq!(
+        me(&relay, &forge(Algorithm::HS256, &kid, &key, &wrong_aud))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn tampered_payload_is_401() {
+    let (relay, _, reviewer) = staffed().await;
+    let mut parts: Vec<String> = reviewer.split('.').map(str::to_owned).collect();
+    let mut claims = claims_of(&reviewer);
+    claims["sub"] = json!("ada");
+    parts[1] = B64.encode(claims.to_string());
+    let tampered = parts.join(".");
+    let (s, b) = me(&relay, &tampered).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{b}");
+    let mut longer = claims_of(&reviewer);
+    longer["exp"] = json!(now_secs() + 10 * 365 * 86400);
+    parts[1] = B64.encode(longer.to_string());
+    assert_eq!(
+        me(&relay, &parts.join(".")).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn token_of_a_disabled_account_is_401() {
+    let (relay, admin, reviewer) = staffed().await;
+    assert_eq!(me(&relay, &reviewer).await.0, StatusCode::OK);
+    let (s, _, b) = relay
+        .call(
+            Method::PATCH,
+            "/api/v1/accounts/rita",
+            Some(&admin),
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let (s, b) = me(&relay, &reviewer).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{b}");
+    // Even a fresh token forged with the real key for that account is refused.
+    let (kid, key) = relay.token_key().await;
+    let forged = forge(Algorithm::HS256, &kid, &key, &claims_of(&reviewer));
+    assert_eq!(me(&relay, &forged).await.0, StatusCode::UNAUTHORIZED);
+    // And it cannot log in again.
+    let (s, _, b) = relay
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "rita", "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{b}");
+    let changes = relay.records_of("_relay", "ACCOUNT_CHANGED").await;
+    let last = changes.last().unwrap();
+    assert_eq!(last.actor.as_str(), "ada");
+    assert!(last.payload.as_str().contains("\"disabled\":true"));
+}
+
+#[tokio::test]
+async fn x_user_id_header_has_no_effect_on_attribution() {
+    let (relay, _, reviewer) = staffed().await;
+    let target = relay.records_of("nmr-01", "FILE_CREATED").await.remove(0);
+    let spoof = [
+        ("x-user-id", "ada"),
+        ("x-forwarded-user", "ada"),
+        ("x-remote-user", "ada"),
+    ];
+    // Without a token, the header authenticates nobody.
+    let (s, _, _) = relay
+        .call_with(Method::GET, "/api/v1/trails", None, None, &spoof)
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    // With a reviewer's token, the header does not change who acts.
+    let (s, _, b) = relay
+        .call_with(
+            Method::POST,
+            "/api/v1/signatures",
+            Some(&reviewer),
+            Some(
+                json!({"trail_id": "nmr-01", "target_checksum": target.checksum.to_hex(),
+                "meaning": "reviewed", "reason": "spectrum checked", "password": PASSWORD}),
+            ),
+            &spoof,
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let sig = relay.records_of("nmr-01", "SIGNATURE").await.remove(0);
+    assert_eq!(sig.actor.as_str(), "rita");
+    assert!(sig.payload.as_str().contains("Rita Reviewer"));
+    let (s, _, _) = relay
+        .call_with(
+            Method::GET,
+            "/api/v1/events?trail=nmr-01",
+            Some(&reviewer),
+            None,
+            &spoof,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let access = relay.records_of("_relay", "ACCESS").await;
+    let last = access.last().unwrap();
+    assert_eq!(last.actor.as_str(), "rita");
+    assert_eq!(last.actor_source.as_str(), "token");
+    assert!(!access.iter().any(|r| r.actor.as_str() == "ada"));
+}
+
+#[tokio::test]
+async fn second_anonymous_registration_is_refused() {
+    let relay = Relay::start().await;
+    relay.register_admin("ada").await;
+    let before = relay.heads().await;
+    let (s, _, b) = relay
+        .call(
+            Method::POST,
+            "/api/v1/auth/register",
+            None,
+            Some(json!({"username": "mallory", "full_name": "M", "password": PASSWORD, "role": "admin"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{b}");
+    assert_eq!(b["error"]["code"], "admin_required");
+    assert_eq!(
+        relay.heads().await,
+        before,
+        "a refused call appends nothing"
+    );
+    assert!(
+        relay
+            .adapters
+            .accounts
+            .get(&relay_domain::ports::Username::new("mallory").unwrap())
+            .await
+            .map(|a| a.is_none())
+            .unwrap()
+    );
+    relay.assert_verifies().await;
+    let registers = relay.records_of("_relay", "REGISTER").await;
+    assert_eq!(registers.len(), 1);
+    assert_eq!(registers[0].actor.as_str(), "ada");
+}
+
+#[tokio::test]
+async fn first_registration_must_be_an_admin_and_closed_registration_refuses_everyone() {
+    let relay = Relay::start().await;
+    let (s, _, _) = relay
+        .call(
+            Method::POST,
+            "/api/v1/auth/register",
+            None,
+            Some(json!({"username": "rita", "full_name": "R", "password": PASSWORD, "role": "reviewer"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let admin = relay.register_admin("ada").await;
+    // A non-admin cannot create accounts.
+    relay
+        .create(&admin, "rita", "Rita Reviewer", "reviewer")
+        .await;
+    let reviewer = relay.login("rita", PASSWORD).await;
+    let (s, _, _) = relay
+        .call(
+            Method::POST,
+            "/api/v1/accounts",
+            Some(&reviewer),
+            Some(
+                json!({"username": "eve", "full_name": "E", "password": PASSWORD, "role": "admin"}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+
+    let mut config = default_config();
+    config.registration_closed = true;
+    let closed = Relay::open(relay.dir, config).await;
+    let admin = closed.login("ada", PASSWORD).await;
+    let before = closed.heads().await;
+    let (s, _, b) = closed
+        .call(
+            Method::POST,
+            "/api/v1/accounts",
+            Some(&admin),
+            Some(json!({"username": "new1", "full_name": "N", "password": PASSWORD, "role": "reviewer"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert_eq!(b["error"]["code"], "registration_closed");
+    assert_eq!(closed.heads().await, before);
+}
+
+#[tokio::test]
+async fn sixth_bad_password_is_429_with_retry_after_and_a_lockout_event() {
+    let (relay, _, _) = staffed().await;
+    for i in 1..=5 {
+        let (s, _, b) = relay
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"username": "rita", "password": format!("wrong guess {i}")})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "attempt {i}: {b}");
+    }
+    let (s, headers, b) = relay
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "rita", "password": "wrong guess 6"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS, "{b}");
+    let retry: u64 = headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!(retry > 800 && retry <= 900, "Retry-After {retry}");
+    assert_eq!(b["error"]["code"], "locked");
+    // Even the right password is refused while locked.
+    let (s, headers, _) = relay
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "rita", "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    assert!(headers.contains_key("retry-after"));
+    let lockouts = relay.records_of("_relay", "LOCKOUT").await;
+    assert_eq!(lockouts.len(), 1);
+    assert_eq!(
+        lockouts[0].subject.as_ref().unwrap().as_str(),
+        "account:rita"
+    );
+    assert!(
+        lockouts[0]
+            .payload
+            .as_str()
+            .contains("\"during\":\"login\"")
+    );
+    assert_eq!(relay.metrics.lockouts.get(), 1);
+    assert_eq!(relay.metrics.login_failures.get(), 7);
+    relay.assert_verifies().await;
+
+    // The lock survives a restart: it is kept in the account store.
+    let reopened = Relay::open(relay.dir, default_config()).await;
+    let (s, _, _) = reopened
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "rita", "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+}
+
+#[tokio::test]
+async fn wrong_signature_passwords_lock_the_account_too() {
+    let (relay, _, reviewer) = staffed().await;
+    let target = relay.records_of("nmr-01", "FILE_CREATED").await.remove(0);
+    let body = |pw: &str| {
+        json!({"trail_id": "nmr-01", "target_checksum": target.checksum.to_hex(),
+            "meaning": "approved", "reason": "ok", "password": pw})
+    };
+    let before = relay.records_of("nmr-01", "SIGNATURE").await.len();
+    for i in 1..=5 {
+        let (s, _, _) = relay
+            .call(
+                Method::POST,
+                "/api/v1/signatures",
+                Some(&reviewer),
+                Some(body(&format!("bad {i}"))),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNAUTHORIZED, "attempt {i}");
+    }
+    let (s, headers, _) = relay
+        .call(
+            Method::POST,
+            "/api/v1/signatures",
+            Some(&reviewer),
+            Some(body(PASSWORD)),
+        )
+        .await;
+    assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
+    assert!(headers.contains_key("retry-after"));
+    assert_eq!(relay.records_of("nmr-01", "SIGNATURE").await.len(), before);
+    let lockouts = relay.records_of("_relay", "LOCKOUT").await;
+    assert!(
+        lockouts[0]
+            .payload
+            .as_str()
+            .contains("\"during\":\"signature\"")
+    );
+}
+
+async fn sign(
+    relay: &Relay,
+    token: &str,
+    trail: &str,
+    checksum: &str,
+    password: &str,
+) -> (StatusCode, Value) {
+    let (s, _, b) = relay
+        .call(
+            Method::POST,
+            "/api/v1/signatures",
+            Some(token),
+            Some(
+                json!({"trail_id": trail, "target_checksum": checksum, "meaning": "approved",
+                "reason": "release", "password": password}),
+            ),
+        )
+        .await;
+    (s, b)
+}
+
+#[tokio::test]
+async fn auditor_operator_and_admin_signing_is_403() {
+    let (relay, admin, _) = staffed().await;
+    let target = relay.records_of("nmr-01", "FILE_CREATED").await.remove(0);
+    let operator = relay.login("otto", PASSWORD).await;
+    let auditor = relay.login("aude", PASSWORD).await;
+    let before = relay.heads().await;
+    for (who, token) in [
+        ("auditor", &auditor),
+        ("operator", &operator),
+        ("admin", &admin),
+    ] {
+        let (s, b) = sign(&relay, token, "nmr-01", &target.checksum.to_hex(), PASSWORD).await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{who}: {b}");
+        assert_eq!(b["error"]["code"], "forbidden");
+    }
+    assert_eq!(
+        relay.heads().await,
+        before,
+        "refused signatures append nothing"
+    );
+    relay.assert_verifies().await;
+}
+
+#[tokio::test]
+async fn signing_a_checksum_from_another_trail_or_a_made_up_one_is_422() {
+    let (relay, _, reviewer) = staffed().await;
+    let other = relay.records_of("hplc-02", "FILE_CREATED").await.remove(0);
+    let before = relay.heads().await;
+    let (s, b) = sign(
+        &relay,
+        &reviewer,
+        "nmr-01",
+        &other.checksum.to_hex(),
+        PASSWORD,
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert_eq!(b["error"]["code"], "unknown_target");
+    let (s, _) = sign(&relay, &reviewer, "nmr-01", &"ab".repeat(32), PASSWORD).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (s, _) = sign(&relay, &reviewer, "nmr-01", "not-a-checksum", PASSWORD).await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    let (s, _) = sign(
+        &relay,
+        &reviewer,
+        "no-such-trail",
+        &other.checksum.to_hex(),
+        PASSWORD,
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    // A reason is required.
+    let (s, _, _) = relay
+        .call(
+            Method::POST,
+            "/api/v1/signatures",
+            Some(&reviewer),
+            Some(
+                json!({"trail_id": "hplc-02", "target_checksum": other.checksum.to_hex(),
+                "meaning": "approved", "reason": "  ", "password": PASSWORD}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    // A meaning outside reviewed|approved|rejected is refused.
+    let (s, _, _) = relay
+        .call(
+            Method::POST,
+            "/api/v1/signatures",
+            Some(&reviewer),
+            Some(
+                json!({"trail_id": "hplc-02", "target_checksum": other.checksum.to_hex(),
+                "meaning": "authored", "reason": "x", "password": PASSWORD}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    assert_eq!(relay.heads().await, before);
+    relay.assert_verifies().await;
+}
+
+#[tokio::test]
+async fn signing_with_a_wrong_password_is_401_and_records_nothing() {
+    let (relay, _, reviewer) = staffed().await;
+    let target = relay.records_of("nmr-01", "FILE_CREATED").await.remove(0);
+    let before = relay.heads().await;
+    let (s, b) = sign(
+        &relay,
+        &reviewer,
+        "nmr-01",
+        &target.checksum.to_hex(),
+        "not my password",
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{b}");
+    assert_eq!(b["error"]["code"], "invalid_credentials");
+    assert_eq!(relay.heads().await, before);
+    relay.assert_verifies().await;
+}
+
+#[tokio::test]
+async fn a_signature_is_a_chained_record_in_the_target_trail_shown_as_a_manifestation() {
+    let (relay, _, reviewer) = staffed().await;
+    let target = relay.records_of("nmr-01", "FILE_CREATED").await.remove(0);
+    let (s, b) = sign(
+        &relay,
+        &reviewer,
+        "nmr-01",
+        &target.checksum.to_hex(),
+        PASSWORD,
+    )
+    .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let sig = relay.records_of("nmr-01", "SIGNATURE").await.remove(0);
+    assert_eq!(
+        sig.prev_checksum,
+        relay.records_of("nmr-01", "FILE_CREATED").await[0].checksum
+    );
+    assert_eq!(sig.subject.as_ref().unwrap().as_str(), "nmr-01#1");
+    let payload = sig.payload.to_value().unwrap();
+    assert_eq!(payload["target_checksum"], target.checksum.to_hex());
+    assert_eq!(payload["meaning"], "approved");
+    assert_eq!(payload["printed_name"], "Rita Reviewer");
+    let (s, _, detail) = relay
+        .call(
+            Method::GET,
+            "/api/v1/events/nmr-01/1",
+            Some(&reviewer),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let m = &detail["signatures"][0];
+    assert_eq!(m["printed_name"], "Rita Reviewer");
+    assert_eq!(m["meaning"], "approved");
+    assert_eq!(m["reason"], "release");
+    assert_eq!(m["signed_at"], sig.recorded_at.to_canonical());
+    let (s, _, page) = relay
+        .call(
+            Method::GET,
+            "/api/v1/events?trail=nmr-01&kind=FILE_CREATED",
+            Some(&reviewer),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert_eq!(page["events"].as_array().unwrap().len(), 1);
+    assert_eq!(
+        page["events"][0]["signatures"][0]["printed_name"],
+        "Rita Reviewer"
+    );
+    // A signature cannot itself be signed, and _relay records cannot be signed.
+    let (s, _) = sign(
+        &relay,
+        &reviewer,
+        "nmr-01",
+        &sig.checksum.to_hex(),
+        PASSWORD,
+    )
+    .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY);
+    relay.assert_verifies().await;
+}
+
+#[tokio::test]
+async fn reads_verifies_and_exports_are_access_events() {
+    let (relay, _, _) = staffed().await;
+    let auditor = relay.login("aude", PASSWORD).await;
+    let before = relay.records_of("_relay", "ACCESS").await.len();
+    let (s, _, _) = relay
+        .call(
+            Method::GET,
+            "/api/v1/events?trail=nmr-01&q=spectrum",
+            Some(&auditor),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _, v) = relay
+        .call(
+            Method::POST,
+            "/api/v1/verify",
+            Some(&auditor),
+            Some(json!({})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    assert_eq!(v["all_hold"], true);
+    let (s, headers, body) = relay
+        .call(
+            Method::GET,
+            "/api/v1/export?trail=nmr-01&format=csv",
+            Some(&auditor),
+            None,
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/csv")
+    );
+    assert!(body.as_str().unwrap().contains("run1/spectrum.fid"));
+    let access = relay.records_of("_relay", "ACCESS").await;
+    let actions: Vec<String> = access[before..]
+        .iter()
+        .map(|r| {
+            r.payload.to_value().unwrap()["action"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(actions, ["read_events", "verify", "export"]);
+    assert!(access[before..].iter().all(|r| r.actor.as_str() == "aude"));
+}
+
+#[tokio::test]
+async fn an_admin_cannot_change_their_own_role_or_disable_themselves() {
+    let (relay, admin, _) = staffed().await;
+    let before = relay.heads().await;
+    let (s, _, b) = relay
+        .call(
+            Method::PATCH,
+            "/api/v1/accounts/ada",
+            Some(&admin),
+            Some(json!({"role": "reviewer"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    let (s, _, _) = relay
+        .call(
+            Method::PATCH,
+            "/api/v1/accounts/ada",
+            Some(&admin),
+            Some(json!({"disabled": true})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+    assert_eq!(relay.heads().await, before);
+    // Changing someone else's role is an audited event.
+    let (s, _, b) = relay
+        .call(
+            Method::PATCH,
+            "/api/v1/accounts/otto",
+            Some(&admin),
+            Some(json!({"role": "reviewer"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["role"], "reviewer");
+    let change = relay
+        .records_of("_relay", "ACCOUNT_CHANGED")
+        .await
+        .remove(0);
+    assert!(change.payload.as_str().contains("\"from\":\"operator\""));
+    // Non-admins cannot list or change accounts.
+    let reviewer = relay.login("rita", PASSWORD).await;
+    let (s, _, _) = relay
+        .call(Method::GET, "/api/v1/accounts", Some(&reviewer), None)
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn a_reset_password_must_be_changed_before_login() {
+    let (relay, admin, _) = staffed().await;
+    let (s, _, _) = relay
+        .call(
+            Method::PATCH,
+            "/api/v1/accounts/rita",
+            Some(&admin),
+            Some(json!({"reset_password": "temporary pass 1"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    let (s, _, b) = relay
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "rita", "password": "temporary pass 1"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert_eq!(b["error"]["code"], "password_expired");
+    let (s, _, b) = relay
+        .call(Method::POST, "/api/v1/auth/password", None,
+            Some(json!({"username": "rita", "old_password": "temporary pass 1", "new_password": "my own new secret"})))
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    relay.login("rita", "my own new secret").await;
+}
+
+#[tokio::test]
+async fn password_expiry_follows_the_configured_age() {
+    let mut config = default_config();
+    config.password_max_age = Duration::from_millis(300);
+    let relay = Relay::start_with(config).await;
+    let (s, _, _) = relay
+        .call(Method::POST, "/api/v1/auth/register", None,
+            Some(json!({"username": "ada", "full_name": "Ada", "password": PASSWORD, "role": "admin"})))
+        .await;
+    assert_eq!(s, StatusCode::CREATED);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    let (s, _, b) = relay
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "ada", "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert_eq!(b["error"]["code"], "password_expired");
+}
+
+#[tokio::test]
+async fn an_idle_session_is_closed() {
+    let mut config = default_config();
+    config.session_idle_timeout = Duration::from_millis(400);
+    let relay = Relay::start_with(config).await;
+    let admin = relay.register_admin("ada").await;
+    assert_eq!(me(&relay, &admin).await.0, StatusCode::OK);
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let (s, b) = me(&relay, &admin).await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED, "{b}");
+    assert_eq!(b["error"]["code"], "session_idle");
+    // Logging out closes a session at once.
+    let token = relay.login("ada", PASSWORD).await;
+    let (s, _, _) = relay
+        .call(Method::POST, "/api/v1/auth/logout", Some(&token), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT);
+    assert_eq!(me(&relay, &token).await.0, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn totp_is_required_once_enrolled() {
+    let relay = Relay::start().await;
+    let admin = relay.register_admin("ada").await;
+    let (s, _, b) = relay
+        .call(
+            Method::POST,
+            "/api/v1/auth/totp",
+            Some(&admin),
+            Some(json!({"password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let secret = b["secret"].as_str().unwrap().to_owned();
+    let (s, _, b) = relay
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "ada", "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    assert_eq!(b["error"]["code"], "totp_required");
+    let (s, _, _) = relay
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "ada", "password": PASSWORD, "totp": "000000"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNAUTHORIZED);
+    let bytes = totp_rs::Secret::Encoded(secret).to_bytes().unwrap();
+    let code = totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes)
+        .unwrap()
+        .generate(now_secs());
+    let (s, _, b) = relay
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "ada", "password": PASSWORD, "totp": code})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    // The secret never appears in the trail.
+    let changes = relay.records_of("_relay", "ACCOUNT_CHANGED").await;
+    assert!(
+        changes
+            .iter()
+            .all(|r| !r.payload.as_str().contains(&b["secret"].to_string()))
+    );
+}
+
+#[tokio::test]
+async fn oversized_and_malformed_bodies_are_refused_in_the_error_shape() {
+    let relay = Relay::start().await;
+    let big = "x".repeat(100 * 1024);
+    let (s, _, b) = relay
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": big, "password": "p"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::PAYLOAD_TOO_LARGE, "{b}");
+    assert_eq!(b["error"]["code"], "body_too_large");
+    let (s, _, b) = relay
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "a"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+    assert!(b["error"]["message"].is_string());
+    let (s, _, b) = relay.call(Method::GET, "/api/v1/nope", None, None).await;
+    assert_eq!(s, StatusCode::NOT_FOUND);
+    assert_eq!(b["error"]["code"], "not_found");
+}
+
+#[tokio::test]
+async fn the_openapi_document_names_every_endpoint() {
+    let relay = Relay::start().await;
+    let (s, _, doc) = relay
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
+    assert_eq!(s, StatusCode::OK);
+    for path in [
+        "/api/v1/auth/register",
+        "/api/v1/auth/login",
+        "/api/v1/auth/password",
+        "/api/v1/trails",
+        "/api/v1/events",
+        "/api/v1/events/{trail}/{seq}",
+        "/api/v1/signatures",
+        "/api/v1/accounts",
+        "/api/v1/accounts/{username}",
+        "/api/v1/verify",
+        "/api/v1/export",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} missing");
+    }
+    assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
+}
+
+#[tokio::test]
+async fn unknown_users_and_wrong_passwords_get_the_same_answer() {
+    let (relay, _, _) = staffed().await;
+    let (s1, _, b1) = relay
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "nobody", "password": "whatever123"})),
+        )
+        .await;
+    let (s2, _, b2) = relay
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "rita", "password": "whatever123"})),
+        )
+        .await;
+    assert_eq!(s1, StatusCode::UNAUTHORIZED);
+    assert_eq!((s1, &b1), (s2, &b2));
+    // Secrets never leave the API: no hash in the account list.
+    let admin = relay.login("ada", PASSWORD).await;
+    let (_, _, list) = relay
+        .call(Method::GET, "/api/v1/accounts", Some(&admin), None)
+        .await;
+    assert!(!list.to_string().contains("argon2"));
+    assert_eq!(list.as_array().unwrap().len(), 4);
+    // The account exists, so the identical answer above hides which part was wrong.
+    assert_eq!(relay.account("rita").await.full_name, "Rita Reviewer");
+}

@@ -1,0 +1,255 @@
+//! A relay on the real local adapters in a temporary directory, driven in-process.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::Body;
+use axum::http::{HeaderMap, Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use relay_api::{ApiConfig, ApiMetrics, ApiParts, ApiState};
+use relay_domain::ports::{
+    AccountStore, RecordStore, SecretName, SecretProvider, SecretProviderExt, TimeSource,
+};
+use relay_domain::verify::verify_stored_trail;
+use relay_domain::{
+    Actor, ActorSource, AppendService, Device, EventDraft, EventKind, Payload, Record, Subject,
+    TrailId,
+};
+use relay_local::LocalAdapters;
+use serde_json::{Value, json};
+use tempfile::TempDir;
+use tower::ServiceExt;
+
+pub const PASSWORD: &str = "correct horse battery";
+
+pub struct Relay {
+    pub dir: TempDir,
+    pub adapters: LocalAdapters,
+    pub appender: Arc<AppendService>,
+    pub app: Router,
+    pub metrics: ApiMetrics,
+    pub config: ApiConfig,
+}
+
+pub fn trail(s: &str) -> TrailId {
+    TrailId::new(s).unwrap()
+}
+
+pub fn default_config() -> ApiConfig {
+    ApiConfig::new(Device::new("test-ws").unwrap())
+}
+
+impl Relay {
+    pub async fn start() -> Self {
+        Self::start_with(default_config()).await
+    }
+
+    pub async fn start_with(config: ApiConfig) -> Self {
+        let dir = TempDir::new().unwrap();
+        Self::open(dir, config).await
+    }
+
+    /// Opens (or reopens, as after a restart) the relay over `dir`.
+    pub async fn open(dir: TempDir, config: ApiConfig) -> Self {
+        let adapters = LocalAdapters::open(dir.path()).await.unwrap();
+        let key = adapters
+            .secrets
+            .current_or_create(&SecretName::trail_hmac())
+            .await
+            .unwrap()
+            .to_trail_key()
+            .unwrap();
+        let store: Arc<dyn RecordStore> = adapters.record_store.clone();
+        let clock: Arc<dyn TimeSource> = adapters.clock.clone();
+        let appender = Arc::new(AppendService::new(store.clone(), clock, key));
+        let metrics = ApiMetrics::default();
+        let state = ApiState::new(ApiParts {
+            appender: appender.clone(),
+            store,
+            accounts: adapters.accounts.clone(),
+            secrets: adapters.secrets.clone(),
+            notary: adapters.notary.clone(),
+            metrics: metrics.clone(),
+            config: config.clone(),
+        })
+        .await
+        .unwrap();
+        Self {
+            dir,
+            adapters,
+            appender,
+            app: relay_api::router(state),
+            metrics,
+            config,
+        }
+    }
+
+    /// Appends a captured-file record, as the watcher would.
+    pub async fn capture(&self, trail_id: &str, path: &str) -> Record {
+        self.appender
+            .append(EventDraft {
+                trail_id: trail(trail_id),
+                kind: EventKind::file_created(),
+                actor: Some(Actor::new("labop").unwrap()),
+                actor_source: ActorSource::OsSession,
+                occurred_at: None,
+                device: Device::new("test-ws").unwrap(),
+                project: None,
+                subject: Some(Subject::new(path).unwrap()),
+                payload: Payload::from_value(&json!({"sha256": "ab".repeat(32), "size": 42}))
+                    .unwrap(),
+            })
+            .await
+            .unwrap()
+    }
+
+    pub async fn call(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> (StatusCode, HeaderMap, Value) {
+        self.call_with(method, uri, token, body, &[]).await
+    }
+
+    pub async fn call_with(
+        &self,
+        method: Method,
+        uri: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (StatusCode, HeaderMap, Value) {
+        let mut req = Request::builder().method(method).uri(uri);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
+        let req = match body {
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string()))
+                .unwrap(),
+            None => req.body(Body::empty()).unwrap(),
+        };
+        let resp = self.app.clone().oneshot(req).await.unwrap();
+        let status = resp.status();
+        let headers = resp.headers().clone();
+        let bytes = resp.into_body().collect().await.unwrap().to_bytes();
+        let value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&bytes).into_owned()))
+        };
+        (status, headers, value)
+    }
+
+    pub async fn register_admin(&self, username: &str) -> String {
+        let (s, _, b) = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/register",
+                None,
+                Some(json!({"username": username, "full_name": "Ada Admin", "password": PASSWORD, "role": "admin"})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+        self.login(username, PASSWORD).await
+    }
+
+    pub async fn create(&self, admin: &str, username: &str, full_name: &str, role: &str) {
+        let (s, _, b) = self
+            .call(
+                Method::POST,
+                "/api/v1/accounts",
+                Some(admin),
+                Some(json!({"username": username, "full_name": full_name, "password": PASSWORD, "role": role})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::CREATED, "{b}");
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> String {
+        let (s, _, b) = self
+            .call(
+                Method::POST,
+                "/api/v1/auth/login",
+                None,
+                Some(json!({"username": username, "password": password})),
+            )
+            .await;
+        assert_eq!(s, StatusCode::OK, "{b}");
+        b["token"].as_str().unwrap().to_owned()
+    }
+
+    /// Every trail's head, to compare before and after a refused call.
+    pub async fn heads(&self) -> Vec<(String, u64, String)> {
+        self.adapters
+            .record_store
+            .trails()
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|(t, h)| (t.to_string(), h.seq.get(), h.checksum.to_hex()))
+            .collect()
+    }
+
+    /// Asserts every trail verifies with the trail keys.
+    pub async fn assert_verifies(&self) {
+        let keys = self
+            .adapters
+            .secrets
+            .key_ring(&SecretName::trail_hmac())
+            .await
+            .unwrap();
+        for (t, _) in self.adapters.record_store.trails().await.unwrap() {
+            let verdict =
+                verify_stored_trail(self.adapters.record_store.as_ref(), &keys, &t, &[], |_| {})
+                    .await
+                    .unwrap();
+            assert!(verdict.is_ok(), "trail {t} broken: {verdict:?}");
+        }
+    }
+
+    /// The records of `trail` of `kind`.
+    pub async fn records_of(&self, trail_id: &str, kind: &str) -> Vec<Record> {
+        self.adapters
+            .record_store
+            .read(&trail(trail_id), 0, 100_000)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|r| r.kind.as_str() == kind)
+            .collect()
+    }
+
+    /// The token signing key (for forging tokens as an attacker who stole it would).
+    pub async fn token_key(&self) -> (String, Vec<u8>) {
+        let v = self
+            .adapters
+            .secrets
+            .current(&SecretName::new("token-signing").unwrap())
+            .await
+            .unwrap();
+        (v.id().to_string(), v.expose().to_vec())
+    }
+
+    pub async fn account(&self, name: &str) -> relay_domain::ports::Account {
+        self.adapters
+            .accounts
+            .get(&relay_domain::ports::Username::new(name).unwrap())
+            .await
+            .unwrap()
+            .unwrap()
+    }
+}
+
+pub fn secrets_kind(p: &dyn SecretProvider) -> &'static str {
+    p.kind()
+}

@@ -1,0 +1,316 @@
+// The relay's review UI: plain DOM, no framework, no build step. Text is always set with
+// textContent (never innerHTML), so record contents cannot inject markup.
+"use strict";
+
+const state = { token: null, me: null, trail: null, after: 0, next: null, record: null, pendingUser: null };
+const $ = (id) => document.getElementById(id);
+
+function el(tag, text, attrs) {
+  const e = document.createElement(tag);
+  if (text !== undefined && text !== null) e.textContent = String(text);
+  for (const [k, v] of Object.entries(attrs || {})) e.setAttribute(k, v);
+  return e;
+}
+
+function notice(text) {
+  const n = $("notice");
+  n.textContent = text || "";
+  n.hidden = !text;
+}
+
+async function api(method, path, body) {
+  const headers = { "Accept": "application/json" };
+  if (state.token) headers["Authorization"] = "Bearer " + state.token;
+  if (body !== undefined) headers["Content-Type"] = "application/json";
+  const resp = await fetch("/api/v1" + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const text = await resp.text();
+  let data = null;
+  try { data = text ? JSON.parse(text) : null; } catch (_) { data = text; }
+  if (!resp.ok) {
+    const err = new Error((data && data.error && data.error.message) || ("HTTP " + resp.status));
+    err.status = resp.status;
+    err.code = data && data.error && data.error.code;
+    err.retryAfter = resp.headers.get("Retry-After");
+    if (resp.status === 401 && state.token && !path.startsWith("/signatures")) { logout("Your session ended: " + err.message); }
+    throw err;
+  }
+  return data;
+}
+
+function showLogin() {
+  $("login-view").hidden = false;
+  $("app-view").hidden = true;
+  $("whoami").hidden = true;
+}
+
+function logout(message) {
+  if (state.token) { fetch("/api/v1/auth/logout", { method: "POST", headers: { "Authorization": "Bearer " + state.token } }).catch(() => {}); }
+  state.token = null; state.me = null; state.trail = null; state.record = null; state.after = 0;
+  sessionStorage.removeItem("relay-token");
+  // Nothing of the previous session stays on screen for the next user.
+  for (const id of ["trail-list", "detail-fields", "manifestations", "verdict"]) $(id).replaceChildren();
+  for (const t of ["events-table", "accounts-table"]) $(t).querySelector("tbody").replaceChildren();
+  $("detail").hidden = true;
+  $("accounts").hidden = true;
+  showLogin();
+  notice(message || "");
+}
+
+async function startSession(token) {
+  state.token = token;
+  sessionStorage.setItem("relay-token", token);
+  state.me = await api("GET", "/auth/me");
+  $("me-name").textContent = state.me.full_name + " · " + state.me.username;
+  $("me-role").textContent = state.me.role;
+  $("whoami").hidden = false;
+  $("login-view").hidden = true;
+  $("app-view").hidden = false;
+  $("show-accounts").hidden = state.me.role !== "admin";
+  notice("");
+  await loadTrails();
+}
+
+async function loadTrails() {
+  const trails = await api("GET", "/trails");
+  const list = $("trail-list");
+  list.replaceChildren();
+  for (const t of trails) {
+    const b = el("button", t.trail_id + " (" + t.head_seq + ")", { type: "button", "data-trail": t.trail_id });
+    if (t.trail_id === state.trail) b.setAttribute("aria-current", "true");
+    b.addEventListener("click", () => selectTrail(t.trail_id));
+    const li = el("li"); li.append(b); list.append(li);
+  }
+  if (!state.trail && trails.length) {
+    const data = trails.find((t) => t.trail_id !== "_relay") || trails[0];
+    await selectTrail(data.trail_id);
+  }
+}
+
+async function selectTrail(trail) {
+  state.trail = trail; state.after = 0;
+  for (const b of document.querySelectorAll("#trail-list button")) {
+    b.setAttribute("aria-current", b.dataset.trail === trail ? "true" : "false");
+  }
+  $("events-title").textContent = "Records of " + trail;
+  $("verdict").textContent = "";
+  $("detail").hidden = true;
+  await loadEvents();
+}
+
+function filterParams() {
+  const p = new URLSearchParams({ trail: state.trail });
+  for (const id of ["kind", "actor", "q", "since", "until"]) {
+    const v = $("f-" + id).value.trim();
+    if (v) p.set(id, v);
+  }
+  return p;
+}
+
+async function loadEvents() {
+  const p = filterParams();
+  p.set("after_seq", String(state.after));
+  p.set("limit", "50");
+  const page = await api("GET", "/events?" + p.toString());
+  state.next = page.next_after_seq;
+  $("next-page").disabled = page.next_after_seq === null;
+  const body = $("events-table").querySelector("tbody");
+  body.replaceChildren();
+  for (const e of page.events) {
+    const tr = el("tr", null, { tabindex: "0", "data-seq": e.chain_seq });
+    tr.append(el("td", e.chain_seq), el("td", e.kind), el("td", e.subject || "—"), el("td", e.actor), el("td", e.recorded_at));
+    tr.append(el("td", e.signatures.map((s) => s.meaning + " by " + s.printed_name).join("; ") || "—"));
+    const open = () => showRecord(e.trail_id, e.chain_seq);
+    tr.addEventListener("click", open);
+    tr.addEventListener("keydown", (ev) => { if (ev.key === "Enter") open(); });
+    body.append(tr);
+  }
+  if (!page.events.length) {
+    const tr = el("tr"); tr.append(el("td", "No matching records.", { colspan: "6" })); body.append(tr);
+  }
+}
+
+async function showRecord(trail, seq) {
+  const r = await api("GET", "/events/" + encodeURIComponent(trail) + "/" + seq);
+  state.record = r;
+  for (const tr of document.querySelectorAll("#events-table tbody tr")) {
+    tr.setAttribute("aria-selected", tr.dataset.seq === String(seq) ? "true" : "false");
+  }
+  $("detail-title").textContent = "Record " + r.trail_id + " #" + r.chain_seq;
+  const dl = $("detail-fields");
+  dl.replaceChildren();
+  const fields = [["Kind", r.kind], ["Subject", r.subject || "—"], ["Actor", r.actor + " (" + r.actor_source + ")"],
+    ["Occurred (UTC)", r.occurred_at], ["Recorded (UTC)", r.recorded_at], ["Time source", r.time_source],
+    ["Device", r.device], ["Project", r.project || "—"], ["Payload", JSON.stringify(r.payload)],
+    ["Checksum", r.checksum], ["Previous", r.prev_checksum], ["Key", r.key_id]];
+  for (const [k, v] of fields) dl.append(el("dt", k), el("dd", v));
+  const list = $("manifestations");
+  list.replaceChildren();
+  for (const s of r.signatures) {
+    const li = el("li", null, { class: "manifestation" });
+    li.append(el("strong", s.printed_name), document.createTextNode(" — " + s.meaning.toUpperCase() + " — " + s.signed_at + " (UTC)"));
+    li.append(el("div", "Reason: " + s.reason));
+    li.append(el("div", "Signature record #" + s.signature_seq + " by " + s.username, { class: "muted" }));
+    list.append(li);
+  }
+  if (!r.signatures.length) list.append(el("li", "Not signed."));
+  $("open-sign").hidden = !(state.me && state.me.role === "reviewer" && r.kind !== "SIGNATURE" && r.trail_id !== "_relay");
+  $("detail").hidden = false;
+}
+
+function openSign() {
+  const r = state.record;
+  $("sign-target").textContent = "Record " + r.trail_id + " #" + r.chain_seq + " (" + (r.subject || r.kind) + ")";
+  $("sign-reason").value = ""; $("sign-password").value = ""; $("sign-error").textContent = "";
+  $("sign-dialog").showModal();
+}
+
+async function submitSign(ev) {
+  ev.preventDefault();
+  const r = state.record;
+  try {
+    await api("POST", "/signatures", {
+      trail_id: r.trail_id, target_checksum: r.checksum, meaning: $("sign-meaning").value,
+      reason: $("sign-reason").value, password: $("sign-password").value,
+    });
+    $("sign-password").value = "";
+    $("sign-dialog").close();
+    await showRecord(r.trail_id, r.chain_seq);
+    await loadEvents();
+    await loadTrails();
+    notice("Signed.");
+  } catch (e) {
+    $("sign-password").value = "";
+    $("sign-error").textContent = e.status === 429 ? "Locked: try again in " + e.retryAfter + " s." : e.message;
+  }
+}
+
+async function verify(trail) {
+  const out = $("verdict");
+  out.textContent = "Verifying…";
+  const res = await api("POST", "/verify", trail ? { trail_id: trail } : {});
+  out.replaceChildren();
+  for (const v of res.verdicts) {
+    const line = v.ok
+      ? el("div", "OK " + v.trail_id + ": " + v.records + " records verified, head " + v.head_seq + ", " + v.anchors_checked + " anchor(s)", { class: "ok" })
+      : el("div", "BROKEN " + v.trail_id + ": first bad chain_seq " + v.first_bad_seq + ": " + v.reason, { class: "broken" });
+    out.append(line);
+  }
+}
+
+async function exportAs(format) {
+  const p = filterParams(); p.set("format", format);
+  const resp = await fetch("/api/v1/export?" + p.toString(), { headers: { "Authorization": "Bearer " + state.token } });
+  if (!resp.ok) { notice("Export failed: HTTP " + resp.status); return; }
+  const blob = await resp.blob();
+  const a = el("a", null, { href: URL.createObjectURL(blob), download: state.trail + "." + format });
+  document.body.append(a); a.click(); a.remove();
+  notice("Exported " + state.trail + " as " + format.toUpperCase() + ".");
+}
+
+async function loadAccounts() {
+  const accounts = await api("GET", "/accounts");
+  const body = $("accounts-table").querySelector("tbody");
+  body.replaceChildren();
+  for (const a of accounts) {
+    const tr = el("tr");
+    const status = a.disabled ? "disabled" : a.locked_until ? "locked until " + a.locked_until : "active";
+    tr.append(el("td", a.username), el("td", a.full_name));
+    const roleCell = el("td");
+    const sel = el("select", null, { "aria-label": "Role of " + a.username });
+    for (const r of ["operator", "reviewer", "admin", "auditor"]) {
+      const o = el("option", r, { value: r }); if (r === a.role) o.selected = true; sel.append(o);
+    }
+    sel.disabled = a.username === state.me.username;
+    sel.addEventListener("change", () => patchAccount(a.username, { role: sel.value }));
+    roleCell.append(sel);
+    tr.append(roleCell, el("td", status));
+    const actions = el("td");
+    if (a.username !== state.me.username) {
+      const toggle = el("button", a.disabled ? "Enable" : "Disable", { type: "button" });
+      toggle.addEventListener("click", () => patchAccount(a.username, { disabled: !a.disabled }));
+      actions.append(toggle);
+    }
+    const reset = el("button", "Reset password", { type: "button" });
+    reset.addEventListener("click", () => {
+      const pw = prompt("Temporary password for " + a.username + " (they must change it at next login):");
+      if (pw) patchAccount(a.username, { reset_password: pw });
+    });
+    actions.append(reset);
+    if (a.locked_until) {
+      const unlock = el("button", "Unlock", { type: "button" });
+      unlock.addEventListener("click", () => patchAccount(a.username, { unlock: true }));
+      actions.append(unlock);
+    }
+    tr.append(actions);
+    body.append(tr);
+  }
+}
+
+async function patchAccount(username, change) {
+  try { await api("PATCH", "/accounts/" + encodeURIComponent(username), change); notice("Account " + username + " changed."); }
+  catch (e) { notice(e.message); }
+  await loadAccounts();
+}
+
+function guard(fn) {
+  return async (ev) => {
+    if (ev && ev.preventDefault) ev.preventDefault();
+    try { await fn(ev); } catch (e) { notice(e.status === 429 ? "Locked: try again in " + e.retryAfter + " s." : e.message); }
+  };
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  $("login-form").addEventListener("submit", guard(async () => {
+    const username = $("login-username").value.trim();
+    const body = { username, password: $("login-password").value };
+    const totp = $("login-totp").value.trim();
+    if (totp) body.totp = totp;
+    try {
+      const res = await api("POST", "/auth/login", body);
+      $("login-password").value = "";
+      await startSession(res.token);
+    } catch (e) {
+      if (e.code === "password_expired") {
+        state.pendingUser = username;
+        $("password-form").hidden = false;
+        $("pw-old").value = $("login-password").value;
+      }
+      $("login-password").value = "";
+      throw e;
+    }
+  }));
+  $("password-form").addEventListener("submit", guard(async () => {
+    await api("POST", "/auth/password", { username: state.pendingUser, old_password: $("pw-old").value, new_password: $("pw-new").value });
+    $("pw-old").value = ""; $("pw-new").value = "";
+    $("password-form").hidden = true;
+    notice("Password changed; log in with the new one.");
+  }));
+  $("register-form").addEventListener("submit", guard(async () => {
+    const username = $("reg-username").value.trim();
+    await api("POST", "/auth/register", { username, full_name: $("reg-fullname").value, password: $("reg-password").value, role: "admin" });
+    $("reg-password").value = "";
+    $("register-box").open = false;
+    $("login-username").value = username;
+    notice("Administrator " + username + " registered; log in.");
+  }));
+  $("logout").addEventListener("click", () => logout("Logged out."));
+  $("filter-form").addEventListener("submit", guard(async () => { state.after = 0; await loadEvents(); }));
+  $("first-page").addEventListener("click", guard(async () => { state.after = 0; await loadEvents(); }));
+  $("next-page").addEventListener("click", guard(async () => { if (state.next !== null) { state.after = state.next; await loadEvents(); } }));
+  $("verify-trail").addEventListener("click", guard(() => verify(state.trail)));
+  $("verify-all").addEventListener("click", guard(() => verify(null)));
+  $("export-csv").addEventListener("click", guard(() => exportAs("csv")));
+  $("export-json").addEventListener("click", guard(() => exportAs("json")));
+  $("open-sign").addEventListener("click", openSign);
+  $("sign-form").addEventListener("submit", submitSign);
+  $("sign-cancel").addEventListener("click", () => $("sign-dialog").close());
+  $("show-accounts").addEventListener("click", guard(async () => { $("accounts").hidden = false; await loadAccounts(); $("accounts").scrollIntoView(); }));
+  $("create-account-form").addEventListener("submit", guard(async () => {
+    await api("POST", "/accounts", { username: $("new-username").value.trim(), full_name: $("new-fullname").value, password: $("new-password").value, role: $("new-role").value });
+    notice("Account " + $("new-username").value.trim() + " created.");
+    $("new-username").value = ""; $("new-fullname").value = ""; $("new-password").value = "";
+    await loadAccounts();
+  }));
+  const saved = sessionStorage.getItem("relay-token");
+  if (saved) { startSession(saved).catch(() => logout()); } else { showLogin(); }
+});

@@ -1,0 +1,59 @@
+//! Sealed export packages (R5): the manifest, its Ed25519 seal, the rendering of records as
+//! CSV / JSON rows with signature manifestations, and the streaming package verifier.
+//!
+//! Everything here is pure: writers take `Vec<u8>` buffers, the verifier takes `impl BufRead`
+//! readers, and the seal key arrives as seed bytes. Files and zips are handled by
+//! `relay-runtime` (writing) and `relay-verify` (reading). The format is specified in
+//! `docs/spec/export.md`.
+
+pub mod manifest;
+pub mod package_verify;
+pub mod render;
+pub mod seal;
+
+pub use manifest::{
+    ExportFilter, ExportManifest, FileDigest, GeneratedBy, ManifestError, ParsedManifest,
+    RowsDigest, SeqRange, TrailHeadSnapshot, manifest_signing_bytes, parse_sealed_manifest,
+    sealed_manifest_json,
+};
+pub use package_verify::{
+    Finding, PackageError, PackageInputs, PackageReport, PassedCheck, VerifyOptions, verify_package,
+};
+pub use render::{Manifestation, SignatureIndex};
+pub use seal::{Seal, SealError, SealKey, SealPublicKey};
+
+/// The `format` of every manifest this version writes.
+pub const EXPORT_FORMAT: &str = "gims-relay export v1";
+
+/// The sealed manifest.
+pub const MANIFEST_FILE: &str = "manifest.json";
+/// The canonical records exactly as chained, one JSON object per line.
+pub const RECORDS_JSONL: &str = "records.jsonl";
+/// The human-readable CSV rendering.
+pub const RECORDS_CSV: &str = "records.csv";
+/// The human-readable JSON rendering (one row object per line inside an array).
+pub const RECORDS_JSON: &str = "records.json";
+/// The notary anchors of the trail up to the exported head.
+pub const ANCHORS_JSON: &str = "anchors.json";
+/// Merkle inclusion proofs of each exported record against the trail head (partial exports).
+pub const PROOFS_JSONL: &str = "proofs.jsonl";
+
+/// Every file name a package may contain; anything else is refused by the verifier.
+pub const PACKAGE_FILES: [&str; 6] = [
+    MANIFEST_FILE,
+    RECORDS_JSONL,
+    RECORDS_CSV,
+    RECORDS_JSON,
+    ANCHORS_JSON,
+    PROOFS_JSONL,
+];
+
+/// The longest line (or CSV row) the verifier accepts, in bytes. A record's payload is at most
+/// 4 MiB of canonical JSON; escaping in CSV can double it.
+pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
+
+/// The largest `manifest.json` accepted, in bytes.
+pub const MAX_MANIFEST_BYTES: usize = 1024 * 1024;
+
+/// The largest `anchors.json` accepted, in bytes.
+pub const MAX_ANCHORS_BYTES: usize = 64 * 1024 * 1024;

@@ -1,0 +1,706 @@
+//! Writing sealed export packages (R5): the files, the optional zip, the head anchor and the
+//! `EXPORT` event. The package format and every rule are in `relay_domain::export`; this module
+//! only reads the store and writes files.
+//!
+//! Memory: the leaf hashes of the whole trail `1..=head` are held to build Merkle proofs
+//! (2 × 32 bytes per record, about 64 MB for a million records); records themselves stream.
+
+use std::fs::{self, File};
+use std::io::{self, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use relay_domain::export::render::{
+    CSV_HEADER, JSON_CLOSE_AFTER_ROW, JSON_CLOSE_EMPTY, JSON_OPEN, JSON_SEPARATOR,
+    write_csv_prefix, write_csv_signatures, write_json_prefix, write_json_signatures,
+};
+use relay_domain::export::{
+    ANCHORS_JSON, EXPORT_FORMAT, ExportFilter, ExportManifest, FileDigest, GeneratedBy,
+    MANIFEST_FILE, ManifestError, PROOFS_JSONL, RECORDS_CSV, RECORDS_JSON, RECORDS_JSONL,
+    RowsDigest, SealError, SealKey, SealPublicKey, SeqRange, SignatureIndex, TrailHeadSnapshot,
+    sealed_manifest_json,
+};
+use relay_domain::merkle::{MerkleAccumulator, MerkleTree, record_leaf_hash};
+use relay_domain::ports::{
+    Anchor, Notary, NotaryError, RecordStore, RecordStoreError, SecretError, SecretName,
+    SecretProvider, SecretProviderExt, TimeSource, TimeSourceError,
+};
+use relay_domain::verify::{VERIFY_PAGE, VerifyFailure};
+use relay_domain::{
+    AppendError, ChainSeq, ChainVerifier, Checksum, EventKind, KeyRing, Record, Subject, TrailId,
+};
+use sha2::{Digest, Sha256};
+
+use crate::journal::Journal;
+
+/// Which human-readable renderings to write.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ExportFormat {
+    /// `records.csv` only.
+    Csv,
+    /// `records.json` only.
+    Json,
+    /// Both.
+    #[default]
+    Both,
+}
+
+impl ExportFormat {
+    fn csv(self) -> bool {
+        matches!(self, Self::Csv | Self::Both)
+    }
+    fn json(self) -> bool {
+        matches!(self, Self::Json | Self::Both)
+    }
+    /// The name used in events and the CLI.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Csv => "csv",
+            Self::Json => "json",
+            Self::Both => "both",
+        }
+    }
+}
+
+/// What to export and where.
+#[derive(Debug, Clone)]
+pub struct ExportRequest {
+    /// The trail.
+    pub trail: TrailId,
+    /// First seq (default 1).
+    pub from_seq: Option<ChainSeq>,
+    /// Last seq (default and at most the head).
+    pub to_seq: Option<ChainSeq>,
+    /// Which records of the range.
+    pub filter: ExportFilter,
+    /// Which renderings.
+    pub format: ExportFormat,
+    /// The package directory to create (must not exist or be empty); with `zip`, the zip file
+    /// (`.zip` is appended when missing).
+    pub out: PathBuf,
+    /// Write one zip file instead of a directory.
+    pub zip: bool,
+    /// Who asked.
+    pub generated_by: GeneratedBy,
+}
+
+/// The ports an export reads and writes.
+#[derive(Debug, Clone, Copy)]
+pub struct ExportServices<'a> {
+    /// Where the records are.
+    pub store: &'a dyn RecordStore,
+    /// Where anchors are read from and the head is anchored if it is not yet.
+    pub notary: &'a dyn Notary,
+    /// Holds the seal key (`export-seal`, created on first use).
+    pub secrets: &'a dyn SecretProvider,
+    /// The trail keys, to verify the trail before exporting it.
+    pub keys: &'a KeyRing,
+    /// Stamps `generated_at` and the head anchor.
+    pub clock: &'a dyn TimeSource,
+    /// Records the `EXPORT` event.
+    pub journal: &'a Journal,
+}
+
+/// What an export produced.
+#[derive(Debug, Clone)]
+pub struct ExportOutcome {
+    /// The package directory or zip file.
+    pub path: PathBuf,
+    /// The sealed manifest.
+    pub manifest: ExportManifest,
+    /// The seal key's fingerprint.
+    pub fingerprint: String,
+    /// SHA-256 of `manifest.json`.
+    pub manifest_sha256: Checksum,
+    /// Whether the export anchored the head itself (no anchor covered it yet).
+    pub anchored_head: bool,
+    /// The `EXPORT` event in `_relay`.
+    pub event: Record,
+}
+
+/// Why an export failed; nothing is left at the output path.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ExportError {
+    /// The trail has no records.
+    #[error("trail {0} has no records to export")]
+    EmptyTrail(TrailId),
+    /// The seq range is empty or inverted.
+    #[error("invalid range: from_seq {from} is beyond to_seq {to} (trail head {head})")]
+    BadRange {
+        /// First seq asked for.
+        from: u64,
+        /// Last seq (clipped to the head).
+        to: u64,
+        /// The head.
+        head: u64,
+    },
+    /// The trail fails verification; a broken trail is not sealed.
+    #[error("refusing to seal a broken trail: {0}")]
+    Broken(#[source] VerifyFailure),
+    /// The output path exists and is not an empty directory.
+    #[error("output {0} already exists; choose a new path")]
+    OutputExists(PathBuf),
+    /// The record store failed.
+    #[error("cannot read the record store")]
+    Store(#[from] RecordStoreError),
+    /// The notary failed.
+    #[error("notary failed")]
+    Notary(#[from] NotaryError),
+    /// The seal key could not be loaded.
+    #[error("cannot load the export seal key")]
+    Secrets(#[from] SecretError),
+    /// The seal key is unusable.
+    #[error("the export seal key is unusable")]
+    Seal(#[from] SealError),
+    /// The clock failed.
+    #[error("no time for the export")]
+    Time(#[from] TimeSourceError),
+    /// The manifest could not be rendered.
+    #[error("cannot render the manifest")]
+    Manifest(#[from] ManifestError),
+    /// Writing a file failed.
+    #[error("cannot write {path}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: io::Error,
+    },
+    /// Writing the zip failed.
+    #[error("cannot write the zip {path}: {message}")]
+    Zip {
+        /// The zip file.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+    /// The `EXPORT` event could not be recorded, so the package was removed (no unrecorded
+    /// exports).
+    #[error("the EXPORT event could not be recorded; the package was removed")]
+    Journal(#[source] AppendError),
+}
+
+/// Loads (creating on first use) the export seal key from `secrets`.
+pub async fn load_seal_key(secrets: &dyn SecretProvider) -> Result<SealKey, ExportError> {
+    let secret = secrets
+        .current_or_create(&SecretName::export_seal())
+        .await?;
+    Ok(SealKey::from_seed(secret.expose())?)
+}
+
+/// The seal public key and its fingerprint, for the start-up posture event.
+pub fn seal_posture(public: &SealPublicKey) -> serde_json::Value {
+    serde_json::json!({
+        "algorithm": relay_domain::export::seal::SEAL_ALGORITHM,
+        "public_key": public.to_hex(),
+        "fingerprint": public.fingerprint(),
+    })
+}
+
+/// A file being written, hashed as it goes.
+struct HashedFile {
+    path: PathBuf,
+    out: BufWriter<File>,
+    hasher: Sha256,
+    bytes: u64,
+}
+
+impl HashedFile {
+    fn create(path: PathBuf) -> Result<Self, ExportError> {
+        let file = File::create_new(&path).map_err(|source| ExportError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        Ok(Self {
+            path,
+            out: BufWriter::with_capacity(1 << 20, file),
+            hasher: Sha256::new(),
+            bytes: 0,
+        })
+    }
+
+    fn write(&mut self, data: &[u8]) -> Result<(), ExportError> {
+        self.hasher.update(data);
+        self.bytes += data.len() as u64;
+        self.out.write_all(data).map_err(|source| ExportError::Io {
+            path: self.path.clone(),
+            source,
+        })
+    }
+
+    fn finish(self) -> Result<FileDigest, ExportError> {
+        let path = self.path;
+        let file = self.out.into_inner().map_err(|e| ExportError::Io {
+            path: path.clone(),
+            source: e.into_error(),
+        })?;
+        file.sync_all()
+            .map_err(|source| ExportError::Io { path, source })?;
+        Ok(FileDigest {
+            sha256: Checksum(self.hasher.finalize().into()),
+            bytes: self.bytes,
+        })
+    }
+}
+
+/// Exports `request.trail` as a sealed package, records the `EXPORT` event, and returns what
+/// was written. This is what `relay-edge export` and `POST /api/v1/exports` call.
+pub async fn export_package(
+    services: ExportServices<'_>,
+    request: &ExportRequest,
+) -> Result<ExportOutcome, ExportError> {
+    let final_path = if request.zip && request.out.extension().is_none_or(|e| e != "zip") {
+        request.out.with_extension("zip")
+    } else {
+        request.out.clone()
+    };
+    let dir = if request.zip {
+        let mut name = final_path.as_os_str().to_owned();
+        name.push(format!(".partial-{}", std::process::id()));
+        PathBuf::from(name)
+    } else {
+        final_path.clone()
+    };
+    if request.zip && final_path.exists() {
+        return Err(ExportError::OutputExists(final_path));
+    }
+    create_empty_dir(&dir)?;
+    let result = write_package(services, request, &dir).await;
+    let outcome = match result {
+        Ok(written) => written,
+        Err(e) => {
+            remove_package(&dir);
+            return Err(e);
+        }
+    };
+    if request.zip {
+        let zipped = zip_dir(&dir, &final_path);
+        remove_package(&dir);
+        zipped?;
+    }
+    let (manifest, fingerprint, manifest_sha256, anchored_head) = outcome;
+    let payload = serde_json::json!({
+        "trail": request.trail.as_str(),
+        "range": manifest.range,
+        "filter": manifest.filter,
+        "records": manifest.records,
+        "head_seq": manifest.head.seq,
+        "head_checksum": manifest.head.checksum,
+        "merkle_root": manifest.merkle_root,
+        "rows_digest": manifest.rows_digest,
+        "manifest_sha256": manifest_sha256,
+        "seal_fingerprint": fingerprint,
+        "format": request.format.as_str(),
+        "zip": request.zip,
+        "requested_by": manifest.generated_by,
+        "anchored_head": anchored_head,
+    });
+    let subject = Subject::new(request.trail.as_str()).ok();
+    let event = match services
+        .journal
+        .record(EventKind::export(), subject, payload)
+        .await
+    {
+        Ok(event) => event,
+        Err(e) => {
+            remove_package(&final_path);
+            return Err(ExportError::Journal(e));
+        }
+    };
+    tracing::info!(
+        trail = %request.trail, records = manifest.records, path = %final_path.display(),
+        fingerprint = %fingerprint, "sealed export written"
+    );
+    Ok(ExportOutcome {
+        path: final_path,
+        manifest,
+        fingerprint,
+        manifest_sha256,
+        anchored_head,
+        event,
+    })
+}
+
+fn create_empty_dir(dir: &Path) -> Result<(), ExportError> {
+    match fs::read_dir(dir) {
+        Ok(mut entries) => {
+            if entries.next().is_some() {
+                return Err(ExportError::OutputExists(dir.to_path_buf()));
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            fs::create_dir_all(dir).map_err(|source| ExportError::Io {
+                path: dir.to_path_buf(),
+                source,
+            })
+        }
+        Err(_) if dir.exists() => Err(ExportError::OutputExists(dir.to_path_buf())),
+        Err(source) => Err(ExportError::Io {
+            path: dir.to_path_buf(),
+            source,
+        }),
+    }
+}
+
+/// Removes a package this export created; failure is logged (the caller already fails).
+fn remove_package(path: &Path) {
+    let result = if path.is_dir() {
+        fs::remove_dir_all(path)
+    } else {
+        fs::remove_file(path)
+    };
+    if let Err(e) = result
+        && e.kind() != io::ErrorKind::NotFound
+    {
+        tracing::error!(path = %path.display(), error = %e, "could not remove an incomplete export");
+    }
+}
+
+type Written = (ExportManifest, String, Checksum, bool);
+
+async fn write_package(
+    services: ExportServices<'_>,
+    request: &ExportRequest,
+    dir: &Path,
+) -> Result<Written, ExportError> {
+    let store = services.store;
+    let trail = &request.trail;
+    let head = store
+        .head(trail)
+        .await?
+        .ok_or_else(|| ExportError::EmptyTrail(trail.clone()))?;
+    let from = request.from_seq.unwrap_or(ChainSeq::FIRST);
+    let to = request.to_seq.map_or(head.seq, |t| t.min(head.seq));
+    if from > to {
+        return Err(ExportError::BadRange {
+            from: from.get(),
+            to: to.get(),
+            head: head.seq.get(),
+        });
+    }
+    let mut anchors = services.notary.anchors(trail).await?;
+    let seal_key = load_seal_key(services.secrets).await?;
+
+    // Pass 1: the whole trail up to the head: verify it, hash its leaves, index signatures.
+    let mut verifier = ChainVerifier::new(trail.clone(), services.keys);
+    for a in &anchors {
+        verifier = verifier.with_anchor(a.seq, a.checksum);
+    }
+    let mut leaves = Vec::with_capacity(usize::try_from(head.seq.get()).unwrap_or(0));
+    let mut signatures = SignatureIndex::new();
+    let mut buf = Vec::with_capacity(4096);
+    let mut after = 0u64;
+    'read: loop {
+        let page = store.read(trail, after, VERIFY_PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.chain_seq.get();
+        for record in &page {
+            if record.chain_seq > head.seq {
+                break 'read;
+            }
+            verifier.push(record).map_err(ExportError::Broken)?;
+            leaves.push(record_leaf_hash(record, &mut buf));
+            signatures.observe(record);
+        }
+    }
+    let summary = verifier.finish().map_err(ExportError::Broken)?;
+    if summary.head != Some((head.seq, head.checksum)) {
+        return Err(ExportError::Store(RecordStoreError::Corrupt {
+            trail_id: trail.clone(),
+            seq: head.seq.get(),
+            message: "the trail read back does not end at its reported head".into(),
+        }));
+    }
+    let tree = MerkleTree::from_leaves(leaves);
+    let head_snapshot = TrailHeadSnapshot {
+        seq: head.seq,
+        checksum: head.checksum,
+        merkle_root: tree.root(),
+    };
+
+    // The head must be notarized for the package to prove it: anchor it now if it is not.
+    let mut anchored_head = false;
+    if !anchors.iter().any(|a| a.seq == head.seq) {
+        let now = services.clock.now().await?;
+        let anchor = Anchor {
+            trail_id: trail.clone(),
+            seq: head.seq,
+            checksum: head.checksum,
+            merkle_root: Some(head_snapshot.merkle_root),
+            anchored_at: now.at,
+            time_source: now.label,
+        };
+        services.notary.anchor(&anchor).await?;
+        anchors.push(anchor);
+        anchored_head = true;
+    }
+    anchors.retain(|a| a.seq <= head.seq);
+    anchors.sort_by_key(|a| (a.seq, a.anchored_at));
+
+    // Pass 2: the exported records.
+    let whole = request.filter.is_empty() && from == ChainSeq::FIRST && to == head.seq;
+    let mut jsonl = HashedFile::create(dir.join(RECORDS_JSONL))?;
+    let mut csv = match request.format.csv() {
+        true => Some(HashedFile::create(dir.join(RECORDS_CSV))?),
+        false => None,
+    };
+    let mut json = match request.format.json() {
+        true => Some(HashedFile::create(dir.join(RECORDS_JSON))?),
+        false => None,
+    };
+    let mut proofs = match whole {
+        true => None,
+        false => Some(HashedFile::create(dir.join(PROOFS_JSONL))?),
+    };
+    if let Some(c) = csv.as_mut() {
+        c.write(CSV_HEADER.as_bytes())?;
+    }
+    if let Some(j) = json.as_mut() {
+        j.write(JSON_OPEN)?;
+    }
+    let mut rows = RowsDigest::new();
+    let mut acc = MerkleAccumulator::new();
+    let mut count = 0u64;
+    let mut line = Vec::with_capacity(4096);
+    let mut after = from.get() - 1;
+    'export: loop {
+        let page = store.read(trail, after, VERIFY_PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.chain_seq.get();
+        for record in &page {
+            if record.chain_seq > to {
+                break 'export;
+            }
+            if !request.filter.selects(record) {
+                continue;
+            }
+            let index = record.chain_seq.get() - 1;
+            let leaf = tree.leaf(index).ok_or_else(|| {
+                ExportError::Store(RecordStoreError::Corrupt {
+                    trail_id: trail.clone(),
+                    seq: record.chain_seq.get(),
+                    message: "record beyond the verified head".into(),
+                })
+            })?;
+            rows.push(&leaf);
+            acc.push_leaf_hash(leaf);
+            line.clear();
+            serde_json::to_writer(&mut line, record).map_err(|e| ExportError::Io {
+                path: dir.join(RECORDS_JSONL),
+                source: e.into(),
+            })?;
+            line.push(b'\n');
+            jsonl.write(&line)?;
+            let sigs = signatures.on(&record.checksum);
+            if let Some(c) = csv.as_mut() {
+                line.clear();
+                write_csv_prefix(record, &mut line);
+                write_csv_signatures(sigs, &mut line);
+                c.write(&line)?;
+            }
+            if let Some(j) = json.as_mut() {
+                line.clear();
+                if count > 0 {
+                    line.extend_from_slice(JSON_SEPARATOR);
+                }
+                write_json_prefix(record, &mut line);
+                write_json_signatures(sigs, &mut line);
+                j.write(&line)?;
+            }
+            if let Some(p) = proofs.as_mut() {
+                let proof = tree.inclusion_proof(index);
+                line.clear();
+                serde_json::to_writer(
+                    &mut line,
+                    &serde_json::json!({ "seq": record.chain_seq, "proof": proof }),
+                )
+                .map_err(|e| ExportError::Io {
+                    path: dir.join(PROOFS_JSONL),
+                    source: e.into(),
+                })?;
+                line.push(b'\n');
+                p.write(&line)?;
+            }
+            count += 1;
+        }
+    }
+    if let Some(j) = json.as_mut() {
+        j.write(if count > 0 {
+            JSON_CLOSE_AFTER_ROW
+        } else {
+            JSON_CLOSE_EMPTY
+        })?;
+    }
+
+    let mut digests = std::collections::BTreeMap::new();
+    digests.insert(RECORDS_JSONL.to_owned(), jsonl.finish()?);
+    for (name, file) in [
+        (RECORDS_CSV, csv),
+        (RECORDS_JSON, json),
+        (PROOFS_JSONL, proofs),
+    ] {
+        if let Some(file) = file {
+            digests.insert(name.to_owned(), file.finish()?);
+        }
+    }
+    let mut anchors_file = HashedFile::create(dir.join(ANCHORS_JSON))?;
+    let mut anchors_text = serde_json::to_vec_pretty(&anchors).map_err(|e| ExportError::Io {
+        path: dir.join(ANCHORS_JSON),
+        source: e.into(),
+    })?;
+    anchors_text.push(b'\n');
+    anchors_file.write(&anchors_text)?;
+    digests.insert(ANCHORS_JSON.to_owned(), anchors_file.finish()?);
+
+    let now = services.clock.now().await?;
+    let manifest = ExportManifest {
+        format: EXPORT_FORMAT.to_owned(),
+        trail_id: trail.clone(),
+        range: SeqRange {
+            from_seq: from,
+            to_seq: to,
+        },
+        filter: request.filter.clone(),
+        records: count,
+        head: head_snapshot,
+        rows_digest: rows.finish(),
+        merkle_root: acc.root(),
+        rendered_sha256: digests,
+        generated_at: now.at,
+        time_source: now.label,
+        generated_by: request.generated_by.clone(),
+        relay_version: crate::VERSION.to_owned(),
+    };
+    let (manifest_bytes, seal) = sealed_manifest_json(&manifest, &seal_key)?;
+    let mut manifest_file = HashedFile::create(dir.join(MANIFEST_FILE))?;
+    manifest_file.write(&manifest_bytes)?;
+    let manifest_digest = manifest_file.finish()?;
+    Ok((
+        manifest,
+        seal.fingerprint,
+        manifest_digest.sha256,
+        anchored_head,
+    ))
+}
+
+/// Zips the package directory `dir` into `zip_path` (deflate), fsyncing the result.
+fn zip_dir(dir: &Path, zip_path: &Path) -> Result<(), ExportError> {
+    let zip_err = |message: String| ExportError::Zip {
+        path: zip_path.to_path_buf(),
+        message,
+    };
+    let file = File::create_new(zip_path).map_err(|source| ExportError::Io {
+        path: zip_path.to_path_buf(),
+        source,
+    })?;
+    let mut writer = zip::ZipWriter::new(BufWriter::new(file));
+    let options = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .large_file(true);
+    let result = (|| {
+        for name in relay_domain::export::PACKAGE_FILES {
+            let path = dir.join(name);
+            if !path.is_file() {
+                continue;
+            }
+            writer
+                .start_file(name, options)
+                .map_err(|e| zip_err(e.to_string()))?;
+            let mut input = File::open(&path).map_err(|source| ExportError::Io {
+                path: path.clone(),
+                source,
+            })?;
+            io::copy(&mut input, &mut writer).map_err(|source| ExportError::Io {
+                path: zip_path.to_path_buf(),
+                source,
+            })?;
+        }
+        let inner = writer.finish().map_err(|e| zip_err(e.to_string()))?;
+        let file = inner
+            .into_inner()
+            .map_err(|e| zip_err(e.error().to_string()))?;
+        file.sync_all().map_err(|source| ExportError::Io {
+            path: zip_path.to_path_buf(),
+            source,
+        })
+    })();
+    if result.is_err() {
+        remove_package(zip_path);
+    }
+    result
+}
+
+/// The OS user running an export from the command line (R2.1: never "unknown").
+pub fn resolve_exporting_user() -> Result<relay_domain::Actor, crate::edge::EdgeError> {
+    relay_capture::resolve_os_actor().map_err(|e| crate::edge::EdgeError::NoActor(e.to_string()))
+}
+
+/// Why `relay-edge export` could not run.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum DataDirExportError {
+    /// There is no relay database in the data directory.
+    #[error("no relay data in {0} (relay.db not found); check --data-dir")]
+    NoData(PathBuf),
+    /// The local adapters could not be opened.
+    #[error("cannot open the data directory {path}: {message}")]
+    Open {
+        /// The data directory.
+        path: PathBuf,
+        /// What failed.
+        message: String,
+    },
+    /// The trail keys could not be loaded.
+    #[error("cannot load the trail keys")]
+    Keys(#[source] SecretError),
+    /// The export itself failed.
+    #[error(transparent)]
+    Export(#[from] ExportError),
+}
+
+/// Exports from the local data directory `data_dir` (what `relay-edge export` runs). Safe to
+/// run while `relay-edge run` is running: the store serializes appends across processes.
+pub async fn export_data_dir(
+    data_dir: &Path,
+    device: relay_domain::Device,
+    request: &ExportRequest,
+) -> Result<ExportOutcome, DataDirExportError> {
+    if !data_dir.join("relay.db").is_file() {
+        return Err(DataDirExportError::NoData(data_dir.to_path_buf()));
+    }
+    let adapters = relay_local::LocalAdapters::open(data_dir)
+        .await
+        .map_err(|e| DataDirExportError::Open {
+            path: data_dir.to_path_buf(),
+            message: crate::edge::error_chain(&e),
+        })?;
+    let keys = adapters
+        .secrets
+        .key_ring(&SecretName::trail_hmac())
+        .await
+        .map_err(DataDirExportError::Keys)?;
+    let signing = keys
+        .current()
+        .cloned()
+        .ok_or_else(|| DataDirExportError::Open {
+            path: data_dir.to_path_buf(),
+            message: "no current trail key".into(),
+        })?;
+    let store: std::sync::Arc<dyn RecordStore> = adapters.record_store.clone();
+    let clock: std::sync::Arc<dyn TimeSource> = adapters.clock.clone();
+    let appender = std::sync::Arc::new(relay_domain::AppendService::new(store, clock, signing));
+    let journal = Journal::new(appender, crate::metrics::Metrics::new(), device);
+    let services = ExportServices {
+        store: adapters.record_store.as_ref(),
+        notary: adapters.notary.as_ref(),
+        secrets: adapters.secrets.as_ref(),
+        keys: &keys,
+        clock: adapters.clock.as_ref(),
+        journal: &journal,
+    };
+    let result = export_package(services, request).await;
+    adapters.record_store.close().await;
+    Ok(result?)
+}

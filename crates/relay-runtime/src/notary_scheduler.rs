@@ -1,0 +1,360 @@
+//! The notary scheduler (R7.1): anchors every trail head (trail, seq, checksum, RFC 9162 tree
+//! head, time) to the configured `Notary` on an interval and once more at shutdown.
+//!
+//! A failure is recorded as a `NOTARY_FAILED` event in `_relay`, counted
+//! (`relay_notary_failures_total`), logged, and retried with capped exponential backoff.
+//! A Merkle accumulator per trail is kept in memory (O(log n)), rebuilt on start-up by reading
+//! each trail once and then fed only the records appended since the last round.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use relay_domain::merkle::{MerkleAccumulator, record_leaf_hash};
+use relay_domain::ports::{
+    Anchor, Notary, NotaryError, RecordStore, RecordStoreError, TimeSource, TimeSourceError,
+};
+use relay_domain::{ChainSeq, Checksum, EventKind, GENESIS, Subject, TrailId};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::journal::Journal;
+
+/// How often the scheduler anchors, and how it backs off after a failure.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotarySchedule {
+    /// Time between rounds when all went well (default 15 minutes).
+    pub interval: Duration,
+    /// First retry delay after a failed round; doubled per consecutive failure.
+    pub backoff_base: Duration,
+    /// The longest retry delay (never more than `interval`).
+    pub backoff_cap: Duration,
+}
+
+impl Default for NotarySchedule {
+    fn default() -> Self {
+        Self::every(Duration::from_secs(15 * 60))
+    }
+}
+
+impl NotarySchedule {
+    /// Rounds every `interval`, retries from 1 s doubling up to 5 minutes (or `interval`).
+    pub fn every(interval: Duration) -> Self {
+        Self {
+            interval,
+            backoff_base: Duration::from_secs(1).min(interval),
+            backoff_cap: Duration::from_secs(300).min(interval),
+        }
+    }
+
+    /// The delay before retry number `attempt` (1-based).
+    pub fn backoff(&self, attempt: u32) -> Duration {
+        let factor = 1u32
+            .checked_shl(attempt.saturating_sub(1))
+            .unwrap_or(u32::MAX);
+        self.backoff_base
+            .saturating_mul(factor)
+            .min(self.backoff_cap)
+    }
+}
+
+/// Why one trail could not be notarized.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum NotarizeError {
+    /// The records could not be read.
+    #[error("cannot read trail {trail}")]
+    Store {
+        /// The trail.
+        trail: TrailId,
+        /// The cause.
+        #[source]
+        source: RecordStoreError,
+    },
+    /// The notary refused or failed.
+    #[error("notary failed for trail {trail}")]
+    Notary {
+        /// The trail.
+        trail: TrailId,
+        /// The cause.
+        #[source]
+        source: NotaryError,
+    },
+    /// No time for the anchor.
+    #[error("no time for the anchor of trail {trail}")]
+    Time {
+        /// The trail.
+        trail: TrailId,
+        /// The cause.
+        #[source]
+        source: TimeSourceError,
+    },
+    /// The stored trail does not link up; a broken head is never notarized.
+    #[error("trail {trail} does not link at chain_seq {seq}; not notarizing a broken chain")]
+    Broken {
+        /// The trail.
+        trail: TrailId,
+        /// The first seq that does not continue the previous one.
+        seq: u64,
+    },
+}
+
+impl NotarizeError {
+    fn trail(&self) -> &TrailId {
+        match self {
+            Self::Store { trail, .. }
+            | Self::Notary { trail, .. }
+            | Self::Time { trail, .. }
+            | Self::Broken { trail, .. } => trail,
+        }
+    }
+}
+
+/// What one round did.
+#[derive(Debug, Default)]
+pub struct NotarizeRound {
+    /// Anchors written.
+    pub anchored: Vec<Anchor>,
+    /// Trails that failed, with why.
+    pub failures: Vec<NotarizeError>,
+}
+
+#[derive(Debug, Default)]
+struct TrailState {
+    acc: MerkleAccumulator,
+    last: Option<(ChainSeq, Checksum)>,
+    anchored: Option<ChainSeq>,
+    anchors_loaded: bool,
+}
+
+/// Anchors trail heads; drive it with [`notarize_all`](Self::notarize_all) or
+/// [`spawn`](Self::spawn).
+#[derive(Debug)]
+pub struct NotaryScheduler {
+    store: Arc<dyn RecordStore>,
+    notary: Arc<dyn Notary>,
+    clock: Arc<dyn TimeSource>,
+    journal: Journal,
+    trails: HashMap<TrailId, TrailState>,
+    buf: Vec<u8>,
+}
+
+const PAGE: usize = 4096;
+
+impl NotaryScheduler {
+    /// A scheduler anchoring heads of `store`'s trails to `notary`.
+    pub fn new(
+        store: Arc<dyn RecordStore>,
+        notary: Arc<dyn Notary>,
+        clock: Arc<dyn TimeSource>,
+        journal: Journal,
+    ) -> Self {
+        Self {
+            store,
+            notary,
+            clock,
+            journal,
+            trails: HashMap::new(),
+            buf: Vec::with_capacity(4096),
+        }
+    }
+
+    /// Anchors every trail whose head moved since its last anchor. Each failure has already
+    /// been journaled, counted and logged when this returns.
+    pub async fn notarize_all(&mut self, attempt: u32) -> NotarizeRound {
+        let mut round = NotarizeRound::default();
+        let trails = match self.store.trails().await {
+            Ok(t) => t,
+            Err(source) => {
+                let e = NotarizeError::Store {
+                    trail: TrailId::relay(),
+                    source,
+                };
+                self.report(&e, attempt).await;
+                round.failures.push(e);
+                return round;
+            }
+        };
+        for (trail, _) in trails {
+            match self.notarize(&trail).await {
+                Ok(Some(anchor)) => round.anchored.push(anchor),
+                Ok(None) => {}
+                Err(e) => {
+                    self.report(&e, attempt).await;
+                    round.failures.push(e);
+                }
+            }
+        }
+        round
+    }
+
+    async fn notarize(&mut self, trail: &TrailId) -> Result<Option<Anchor>, NotarizeError> {
+        let state = self.trails.entry(trail.clone()).or_default();
+        if !state.anchors_loaded {
+            let anchors =
+                self.notary
+                    .anchors(trail)
+                    .await
+                    .map_err(|source| NotarizeError::Notary {
+                        trail: trail.clone(),
+                        source,
+                    })?;
+            state.anchored = anchors.iter().map(|a| a.seq).max();
+            state.anchors_loaded = true;
+        }
+        loop {
+            let page = self
+                .store
+                .read(trail, state.acc.len(), PAGE)
+                .await
+                .map_err(|source| NotarizeError::Store {
+                    trail: trail.clone(),
+                    source,
+                })?;
+            if page.is_empty() {
+                break;
+            }
+            for record in &page {
+                let (expected_seq, expected_prev) = match state.last {
+                    None => (ChainSeq::FIRST, GENESIS),
+                    Some((s, c)) => (s.next(), c),
+                };
+                if record.chain_seq != expected_seq || record.prev_checksum != expected_prev {
+                    return Err(NotarizeError::Broken {
+                        trail: trail.clone(),
+                        seq: expected_seq.get(),
+                    });
+                }
+                state
+                    .acc
+                    .push_leaf_hash(record_leaf_hash(record, &mut self.buf));
+                state.last = Some((record.chain_seq, record.checksum));
+            }
+        }
+        let Some((seq, checksum)) = state.last else {
+            return Ok(None);
+        };
+        if state.anchored.is_some_and(|a| a >= seq) {
+            return Ok(None);
+        }
+        let now = self
+            .clock
+            .now()
+            .await
+            .map_err(|source| NotarizeError::Time {
+                trail: trail.clone(),
+                source,
+            })?;
+        let anchor = Anchor {
+            trail_id: trail.clone(),
+            seq,
+            checksum,
+            merkle_root: Some(state.acc.root()),
+            anchored_at: now.at,
+            time_source: now.label,
+        };
+        self.notary
+            .anchor(&anchor)
+            .await
+            .map_err(|source| NotarizeError::Notary {
+                trail: trail.clone(),
+                source,
+            })?;
+        state.anchored = Some(seq);
+        tracing::debug!(trail = %trail, seq = seq.get(), "trail head notarized");
+        Ok(Some(anchor))
+    }
+
+    async fn report(&self, e: &NotarizeError, attempt: u32) {
+        self.journal.metrics().notary_failures.inc();
+        let detail = crate::edge::error_chain(e);
+        tracing::error!(trail = %e.trail(), attempt, error = %detail, "notarization failed; will retry");
+        let payload = serde_json::json!({
+            "trail": e.trail().as_str(),
+            "error": detail,
+            "attempt": attempt,
+        });
+        let subject = Subject::new(e.trail().as_str()).ok();
+        if let Err(journal_err) = self
+            .journal
+            .record(EventKind::notary_failed(), subject, payload)
+            .await
+        {
+            // Already logged and counted by the journal; the metric above still fires.
+            tracing::error!(error = %journal_err, "NOTARY_FAILED event not recorded");
+        }
+    }
+
+    /// Runs rounds on `schedule` (the first one at once) until the handle shuts it down, then
+    /// a final round.
+    pub fn spawn(mut self, schedule: NotarySchedule) -> NotarySchedulerHandle {
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let mut attempt = 0u32;
+            let mut delay = Duration::ZERO;
+            loop {
+                tokio::select! {
+                    _ = tokio::time::sleep(delay) => {}
+                    changed = stopped.changed() => {
+                        if changed.is_err() || *stopped.borrow() {
+                            break;
+                        }
+                        continue;
+                    }
+                }
+                let round = self.notarize_all(attempt + 1).await;
+                if round.failures.is_empty() {
+                    attempt = 0;
+                    delay = schedule.interval;
+                } else {
+                    attempt = attempt.saturating_add(1);
+                    delay = schedule.backoff(attempt);
+                }
+            }
+            // Final notarization at shutdown: a few quick retries, then give up loudly.
+            let mut last = NotarizeRound::default();
+            for final_attempt in 1..=3u32 {
+                last = self.notarize_all(attempt + final_attempt).await;
+                if last.failures.is_empty() {
+                    break;
+                }
+                tokio::time::sleep(schedule.backoff(final_attempt).min(Duration::from_secs(2)))
+                    .await;
+            }
+            last
+        });
+        NotarySchedulerHandle { stop, task }
+    }
+}
+
+/// Controls a spawned [`NotaryScheduler`].
+#[derive(Debug)]
+pub struct NotarySchedulerHandle {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<NotarizeRound>,
+}
+
+impl NotarySchedulerHandle {
+    /// Stops the schedule and waits for the final notarization of every head.
+    pub async fn shutdown(self) -> Result<NotarizeRound, tokio::task::JoinError> {
+        if self.stop.send(true).is_err() {
+            tracing::debug!("notary scheduler already stopped");
+        }
+        self.task.await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let s = NotarySchedule::every(Duration::from_secs(60));
+        assert_eq!(s.backoff(1), Duration::from_secs(1));
+        assert_eq!(s.backoff(2), Duration::from_secs(2));
+        assert_eq!(s.backoff(5), Duration::from_secs(16));
+        assert_eq!(s.backoff(10), Duration::from_secs(60));
+        assert_eq!(s.backoff(200), Duration::from_secs(60));
+    }
+}

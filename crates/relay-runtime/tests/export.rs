@@ -1,0 +1,557 @@
+//! Sealed exports end to end through the real exporter (local adapters on a temp dir) and the
+//! domain's package verifier: round trip, tampering with each file, filtered exports with
+//! proofs, signatures rendered as manifestations, zip packages, and the scheduler's anchors.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use relay_domain::export::{
+    ExportFilter, GeneratedBy, PackageInputs, PackageReport, VerifyOptions, verify_package,
+};
+use relay_domain::ports::{
+    Notary, RecordStore, RecordStoreExt, SecretName, SecretProviderExt, TimeSource,
+};
+use relay_domain::{
+    Actor, ActorSource, AppendService, ChainSeq, Device, EventDraft, EventKind, KeyRing, Payload,
+    Project, Subject, TrailId,
+};
+use relay_local::LocalAdapters;
+use relay_runtime::export::{ExportFormat, ExportRequest, ExportServices, export_package};
+use relay_runtime::journal::Journal;
+use relay_runtime::metrics::Metrics;
+use relay_runtime::notary_scheduler::NotaryScheduler;
+
+const TRAIL: &str = "nmr-exp";
+
+struct Fixture {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    adapters: LocalAdapters,
+    appender: Arc<AppendService>,
+    journal: Journal,
+    keys: KeyRing,
+}
+
+async fn fixture() -> Fixture {
+    let tmp = tempfile::tempdir().unwrap();
+    let root = tmp.path().to_path_buf();
+    let adapters = LocalAdapters::open(root.join("data")).await.unwrap();
+    let secret = adapters
+        .secrets
+        .current_or_create(&SecretName::trail_hmac())
+        .await
+        .unwrap();
+    let key = secret.to_trail_key().unwrap();
+    let store: Arc<dyn RecordStore> = adapters.record_store.clone();
+    let clock: Arc<dyn TimeSource> = adapters.clock.clone();
+    let appender = Arc::new(AppendService::new(store, clock, key));
+    let journal = Journal::new(
+        appender.clone(),
+        Metrics::new(),
+        Device::new("ws-01").unwrap(),
+    );
+    let keys = adapters
+        .secrets
+        .key_ring(&SecretName::trail_hmac())
+        .await
+        .unwrap();
+    Fixture {
+        _tmp: tmp,
+        root,
+        adapters,
+        appender,
+        journal,
+        keys,
+    }
+}
+
+fn draft(kind: EventKind, project: &str, subject: &str, payload: serde_json::Value) -> EventDraft {
+    EventDraft {
+        trail_id: TrailId::new(TRAIL).unwrap(),
+        kind,
+        actor: Some(Actor::new("alice").unwrap()),
+        actor_source: ActorSource::OsSession,
+        occurred_at: None,
+        device: Device::new("ws-01").unwrap(),
+        project: Some(Project::new(project).unwrap()),
+        subject: Some(Subject::new(subject).unwrap()),
+        payload: Payload::from_value(&payload).unwrap(),
+    }
+}
+
+/// 30 files in two projects, with tricky subjects, and two signatures on record 3.
+async fn populate(f: &Fixture) {
+    for i in 1..=30u64 {
+        let project = if i % 3 == 0 { "PRJ-B" } else { "PRJ-A" };
+        let subject = match i {
+            5 => "odd, \"quoted\"\nname.fid".to_owned(),
+            7 => "=cmd|' /C calc'!A0".to_owned(),
+            _ => format!("run/{i}.fid"),
+        };
+        let r = f
+            .appender
+            .append(draft(
+                EventKind::file_created(),
+                project,
+                &subject,
+                serde_json::json!({"sha256": format!("{i:064x}"), "size": i * 100}),
+            ))
+            .await
+            .unwrap();
+        if i == 3 {
+            for (meaning, name) in [("reviewed", "Rita Reviewer"), ("approved", "Bob, Approver")] {
+                f.appender
+                    .append(draft(
+                        EventKind::new("SIGNATURE").unwrap(),
+                        project,
+                        &r.locator(),
+                        serde_json::json!({
+                            "target_checksum": r.checksum.to_hex(),
+                            "meaning": meaning,
+                            "reason": "spectrum | matches reference",
+                            "printed_name": name,
+                        }),
+                    ))
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+}
+
+fn request(out: PathBuf) -> ExportRequest {
+    ExportRequest {
+        trail: TrailId::new(TRAIL).unwrap(),
+        from_seq: None,
+        to_seq: None,
+        filter: ExportFilter::default(),
+        format: ExportFormat::Both,
+        out,
+        zip: false,
+        generated_by: GeneratedBy {
+            actor: Actor::new("quinn-qa").unwrap(),
+            actor_source: ActorSource::OsSession,
+            device: Device::new("ws-01").unwrap(),
+        },
+    }
+}
+
+async fn export(f: &Fixture, req: &ExportRequest) -> relay_runtime::export::ExportOutcome {
+    let services = ExportServices {
+        store: f.adapters.record_store.as_ref(),
+        notary: f.adapters.notary.as_ref(),
+        secrets: f.adapters.secrets.as_ref(),
+        keys: &f.keys,
+        clock: f.adapters.clock.as_ref(),
+        journal: &f.journal,
+    };
+    export_package(services, req).await.unwrap()
+}
+
+fn verify_dir(dir: &Path, keys: Option<&KeyRing>) -> PackageReport {
+    let open = |name: &str| -> Option<Box<dyn std::io::BufRead>> {
+        let p = dir.join(name);
+        p.is_file().then(|| {
+            Box::new(std::io::BufReader::new(std::fs::File::open(p).unwrap()))
+                as Box<dyn std::io::BufRead>
+        })
+    };
+    let inputs = PackageInputs {
+        manifest: std::fs::read(dir.join("manifest.json")).unwrap(),
+        anchors: std::fs::read(dir.join("anchors.json")).ok(),
+        records_jsonl: open("records.jsonl"),
+        records_csv: open("records.csv"),
+        records_json: open("records.json"),
+        proofs_jsonl: open("proofs.jsonl"),
+        other_entries: Vec::new(),
+    };
+    verify_package(
+        inputs,
+        &VerifyOptions {
+            keys,
+            expect_fingerprint: None,
+        },
+    )
+    .unwrap()
+}
+
+fn assert_fails_in(report: &PackageReport, file: &str) {
+    assert!(
+        !report.holds(),
+        "tampered package verified: {:?}",
+        report.passed
+    );
+    assert!(
+        report.findings.iter().any(|f| f.file == file),
+        "expected a finding in {file}, got {:#?}",
+        report.findings
+    );
+}
+
+#[tokio::test]
+async fn whole_trail_export_round_trips_and_renders_signatures() {
+    let f = fixture().await;
+    populate(&f).await;
+    let out = f.root.join("pkg");
+    let outcome = export(&f, &request(out.clone())).await;
+    assert_eq!(outcome.manifest.records, 32);
+    assert!(outcome.anchored_head, "the head had no anchor before");
+    assert!(
+        !out.join("proofs.jsonl").exists(),
+        "whole trail needs no proofs"
+    );
+
+    let report = verify_dir(&out, Some(&f.keys));
+    assert!(report.holds(), "{:#?}", report.findings);
+    assert_eq!(report.records, 32);
+    assert!(report.hmac_checked);
+    let links_only = verify_dir(&out, None);
+    assert!(links_only.holds(), "{:#?}", links_only.findings);
+
+    let csv = std::fs::read_to_string(out.join("records.csv")).unwrap();
+    assert!(csv.contains("Rita Reviewer | "), "{csv}");
+    assert!(
+        csv.contains(" | reviewed | spectrum | matches reference; \"\"Bob, Approver\"\" |")
+            || csv.contains("; Bob, Approver | "),
+        "{csv}"
+    );
+    assert!(csv.contains("'=cmd|"), "formula cells are defused: {csv}");
+    let json = std::fs::read_to_string(out.join("records.json")).unwrap();
+    let rows: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+    assert_eq!(rows.len(), 32);
+    let signed = &rows[2]["signatures"];
+    assert_eq!(signed.as_array().unwrap().len(), 2);
+    assert_eq!(signed[1]["printed_name"], "Bob, Approver");
+    assert_eq!(signed[0]["meaning"], "reviewed");
+
+    // The export is itself an EXPORT event in _relay.
+    assert_eq!(outcome.event.kind.as_str(), "EXPORT");
+    assert_eq!(outcome.event.trail_id.as_str(), "_relay");
+    let p = outcome.event.payload.to_value().unwrap();
+    assert_eq!(p["seal_fingerprint"], outcome.fingerprint.as_str());
+    assert_eq!(p["records"], 32);
+
+    if let Ok(dest) = std::env::var("RELAY_WRITE_EXPORT_FIXTURE") {
+        let dest = PathBuf::from(dest);
+        std::fs::create_dir_all(&dest).unwrap();
+        for e in std::fs::read_dir(&out).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), dest.join(e.file_name())).unwrap();
+        }
+        std::fs::copy(
+            f.root.join("data/secrets/trail-hmac.json"),
+            dest.join("../trail-hmac.json"),
+        )
+        .unwrap();
+    }
+}
+
+fn tampered(f: &Fixture, src: &Path, name: &str, edit: impl FnOnce(&mut Vec<u8>)) -> PackageReport {
+    let dst = f.root.join(format!("t-{}", rand_name(name)));
+    std::fs::create_dir_all(&dst).unwrap();
+    for e in std::fs::read_dir(src).unwrap() {
+        let e = e.unwrap();
+        std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+    }
+    let mut bytes = std::fs::read(dst.join(name)).unwrap();
+    edit(&mut bytes);
+    std::fs::write(dst.join(name), bytes).unwrap();
+    verify_dir(&dst, None)
+}
+
+fn rand_name(name: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    format!("{name}-{}", N.fetch_add(1, Ordering::Relaxed))
+}
+
+#[tokio::test]
+async fn every_kind_of_tampering_names_the_file() {
+    let f = fixture().await;
+    populate(&f).await;
+    let out = f.root.join("pkg");
+    export(&f, &request(out.clone())).await;
+
+    // One byte of the CSV.
+    let r = tampered(&f, &out, "records.csv", |b| {
+        let i = b.len() / 2;
+        b[i] = if b[i] == b'7' { b'8' } else { b'7' };
+    });
+    assert_fails_in(&r, "records.csv");
+    // A row removed from records.jsonl.
+    let r = tampered(&f, &out, "records.jsonl", |b| {
+        let text = String::from_utf8(b.clone()).unwrap();
+        let kept: Vec<&str> = text
+            .lines()
+            .enumerate()
+            .filter(|(i, _)| *i != 10)
+            .map(|(_, l)| l)
+            .collect();
+        *b = (kept.join("\n") + "\n").into_bytes();
+    });
+    assert_fails_in(&r, "records.jsonl");
+    assert!(
+        r.findings
+            .iter()
+            .any(|x| x.check == "chain" && x.seq == Some(11)),
+        "{:#?}",
+        r.findings
+    );
+    // The manifest edited (record count).
+    let r = tampered(&f, &out, "manifest.json", |b| {
+        let text = String::from_utf8(b.clone()).unwrap();
+        *b = text
+            .replacen("\"records\": 32", "\"records\": 31", 1)
+            .into_bytes();
+    });
+    assert_fails_in(&r, "manifest.json");
+    // anchors.json edited.
+    let r = tampered(&f, &out, "anchors.json", |b| {
+        let text = String::from_utf8(b.clone()).unwrap();
+        *b = text.replacen("\"seq\": 32", "\"seq\": 31", 1).into_bytes();
+    });
+    assert_fails_in(&r, "anchors.json");
+    // JSON rendering edited consistently with nothing else.
+    let r = tampered(&f, &out, "records.json", |b| {
+        let text = String::from_utf8(b.clone()).unwrap();
+        *b = text
+            .replacen("Rita Reviewer", "Rita Reviewed", 1)
+            .into_bytes();
+    });
+    assert_fails_in(&r, "records.json");
+}
+
+#[tokio::test]
+async fn filtered_and_ranged_exports_carry_proofs_and_verify() {
+    let f = fixture().await;
+    populate(&f).await;
+    let mut req = request(f.root.join("prj-b"));
+    req.filter.project = Some(Project::new("PRJ-B").unwrap());
+    let outcome = export(&f, &req).await;
+    // 10 files of PRJ-B and the two SIGNATURE records on one of them.
+    assert_eq!(outcome.manifest.records, 12);
+    let report = verify_dir(&req.out, Some(&f.keys));
+    assert!(report.holds(), "{:#?}", report.findings);
+    assert!(req.out.join("proofs.jsonl").is_file());
+    assert!(
+        report
+            .passed
+            .iter()
+            .any(|p| p.check == "merkle proofs" && p.detail.starts_with("12 "))
+    );
+
+    let mut ranged = request(f.root.join("range"));
+    ranged.from_seq = Some(ChainSeq::new(5).unwrap());
+    ranged.to_seq = Some(ChainSeq::new(12).unwrap());
+    ranged.format = ExportFormat::Csv;
+    export(&f, &ranged).await;
+    let report = verify_dir(&ranged.out, None);
+    assert!(report.holds(), "{:#?}", report.findings);
+    assert_eq!(report.records, 8);
+
+    // A proof for another record does not pass.
+    let r = tampered(&f, &req.out, "proofs.jsonl", |b| {
+        let text = String::from_utf8(b.clone()).unwrap();
+        let mut lines: Vec<&str> = text.lines().collect();
+        lines.swap(0, 1);
+        *b = (lines.join("\n") + "\n").into_bytes();
+    });
+    assert_fails_in(&r, "proofs.jsonl");
+}
+
+#[tokio::test]
+async fn zip_export_is_one_file_and_an_existing_output_is_refused() {
+    let f = fixture().await;
+    populate(&f).await;
+    let mut req = request(f.root.join("pkg"));
+    req.zip = true;
+    let outcome = export(&f, &req).await;
+    assert_eq!(outcome.path, f.root.join("pkg.zip"));
+    assert!(outcome.path.is_file());
+    assert!(!f.root.join("pkg").exists());
+    let services = ExportServices {
+        store: f.adapters.record_store.as_ref(),
+        notary: f.adapters.notary.as_ref(),
+        secrets: f.adapters.secrets.as_ref(),
+        keys: &f.keys,
+        clock: f.adapters.clock.as_ref(),
+        journal: &f.journal,
+    };
+    let again = export_package(services, &req).await;
+    assert!(
+        matches!(
+            again,
+            Err(relay_runtime::export::ExportError::OutputExists(_))
+        ),
+        "{again:?}"
+    );
+}
+
+#[tokio::test]
+async fn scheduler_anchors_every_head_with_its_merkle_root_and_only_when_it_moved() {
+    let f = fixture().await;
+    populate(&f).await;
+    let notary: Arc<dyn Notary> = f.adapters.notary.clone();
+    let mut scheduler = NotaryScheduler::new(
+        f.adapters.record_store.clone(),
+        notary.clone(),
+        f.adapters.clock.clone(),
+        f.journal.clone(),
+    );
+    let round = scheduler.notarize_all(1).await;
+    assert!(round.failures.is_empty(), "{:?}", round.failures);
+    let trail = TrailId::new(TRAIL).unwrap();
+    let anchors = notary.anchors(&trail).await.unwrap();
+    assert_eq!(anchors.len(), 1);
+    assert_eq!(anchors[0].seq.get(), 32);
+    // The same Merkle root an export computes over 1..=head.
+    let outcome = export(&f, &request(f.root.join("pkg"))).await;
+    assert!(
+        !outcome.anchored_head,
+        "the scheduler already anchored the head"
+    );
+    assert_eq!(
+        anchors[0].merkle_root,
+        Some(outcome.manifest.head.merkle_root)
+    );
+    // Nothing moved in the trail: no new anchor for it.
+    let round = scheduler.notarize_all(1).await;
+    assert!(round.anchored.iter().all(|a| a.trail_id != trail));
+    f.appender
+        .append(draft(
+            EventKind::file_created(),
+            "PRJ-A",
+            "late.fid",
+            serde_json::json!({"size": 1}),
+        ))
+        .await
+        .unwrap();
+    let round = scheduler.notarize_all(1).await;
+    let new = round.anchored.iter().find(|a| a.trail_id == trail).unwrap();
+    assert_eq!(new.seq.get(), 33);
+    // A spawned scheduler anchors at shutdown.
+    let handle = scheduler.spawn(relay_runtime::notary_scheduler::NotarySchedule::every(
+        Duration::from_secs(3600),
+    ));
+    f.appender
+        .append(draft(
+            EventKind::file_created(),
+            "PRJ-A",
+            "later.fid",
+            serde_json::json!({"size": 2}),
+        ))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let last = handle.shutdown().await.unwrap();
+    assert!(last.failures.is_empty());
+    let anchors = notary.anchors(&trail).await.unwrap();
+    assert_eq!(anchors.last().unwrap().seq.get(), 34);
+}
+
+/// A notary that is unavailable for its first `failures` anchors, then writes to `inner`.
+#[derive(Debug)]
+struct FlakyNotary {
+    inner: relay_local::FsNotary,
+    failures: std::sync::atomic::AtomicU32,
+}
+
+#[async_trait::async_trait]
+impl Notary for FlakyNotary {
+    fn kind(&self) -> &'static str {
+        "flaky"
+    }
+    fn worm_posture(&self) -> relay_domain::ports::WormPosture {
+        self.inner.worm_posture()
+    }
+    async fn anchor(
+        &self,
+        anchor: &relay_domain::ports::Anchor,
+    ) -> Result<relay_domain::ports::AnchorReceipt, relay_domain::ports::NotaryError> {
+        use std::sync::atomic::Ordering;
+        if self
+            .failures
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+            .is_ok()
+        {
+            return Err(relay_domain::ports::NotaryError::Unavailable {
+                message: "notary endpoint down".into(),
+                source: None,
+            });
+        }
+        self.inner.anchor(anchor).await
+    }
+    async fn anchors(
+        &self,
+        trail: &TrailId,
+    ) -> Result<Vec<relay_domain::ports::Anchor>, relay_domain::ports::NotaryError> {
+        self.inner.anchors(trail).await
+    }
+    async fn anchored_trails(&self) -> Result<Vec<TrailId>, relay_domain::ports::NotaryError> {
+        self.inner.anchored_trails().await
+    }
+}
+
+#[tokio::test]
+async fn notary_failures_are_journaled_counted_and_retried_with_backoff() {
+    let f = fixture().await;
+    populate(&f).await;
+    let notary: Arc<dyn Notary> = Arc::new(FlakyNotary {
+        inner: relay_local::FsNotary::open(f.root.join("flaky-anchors")).unwrap(),
+        failures: std::sync::atomic::AtomicU32::new(3),
+    });
+    let handle = NotaryScheduler::new(
+        f.adapters.record_store.clone(),
+        notary.clone(),
+        f.adapters.clock.clone(),
+        f.journal.clone(),
+    )
+    .spawn(relay_runtime::notary_scheduler::NotarySchedule {
+        interval: Duration::from_secs(3600),
+        backoff_base: Duration::from_millis(20),
+        backoff_cap: Duration::from_millis(100),
+    });
+    let trail = TrailId::new(TRAIL).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while notary.anchors(&trail).await.unwrap().is_empty() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never retried to success"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let last = handle.shutdown().await.unwrap();
+    assert!(last.failures.is_empty(), "{:?}", last.failures);
+    assert!(
+        f.journal
+            .metrics()
+            .render()
+            .contains("relay_notary_failures_total 3")
+    );
+    let mut failed = Vec::new();
+    f.adapters
+        .record_store
+        .for_each_record(&TrailId::relay(), 100, |r| {
+            if r.kind.as_str() == "NOTARY_FAILED" {
+                failed.push(r);
+            }
+            true
+        })
+        .await
+        .unwrap();
+    assert_eq!(failed.len(), 3, "one NOTARY_FAILED event per failure");
+    let p = failed[0].payload.to_value().unwrap();
+    assert!(
+        p["error"]
+            .as_str()
+            .unwrap()
+            .contains("notary endpoint down"),
+        "{p}"
+    );
+    assert_eq!(failed[1].payload.to_value().unwrap()["attempt"], 2);
+    // Every trail head (including _relay's NOTARY_FAILED records) ends up anchored.
+    let relay_anchors = notary.anchors(&TrailId::relay()).await.unwrap();
+    assert!(!relay_anchors.is_empty());
+}

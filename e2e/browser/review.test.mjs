@@ -1,0 +1,146 @@
+// End-to-end test of the review UI in headless Chromium: starts the real relay-edge binary
+// with a watched folder holding one file, registers the first admin, creates a reviewer, logs in
+// as the reviewer, finds the captured file's record, signs it and sees the manifestation.
+//
+// Env: RELAY_EDGE_BIN (default ../../target/debug/relay-edge), CHROMIUM (default
+// /usr/bin/chromium), SCREENSHOT (default ../../docs/screenshots/record-detail-signed.png).
+import { spawn } from "node:child_process";
+import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repo = resolve(here, "../..");
+const bin = process.env.RELAY_EDGE_BIN || join(repo, "target/debug/relay-edge");
+const browserPath = process.env.CHROMIUM || "/usr/bin/chromium";
+const screenshot = process.env.SCREENSHOT || join(repo, "docs/screenshots/record-detail-signed.png");
+const ADMIN_PW = "admin password 1";
+const REVIEWER_PW = "reviewer password 1";
+
+function freePort() {
+  return new Promise((ok, fail) => {
+    const s = createServer();
+    s.once("error", fail);
+    s.listen(0, "127.0.0.1", () => { const { port } = s.address(); s.close(() => ok(port)); });
+  });
+}
+
+async function waitFor(what, fn, timeoutMs = 30000) {
+  const end = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < end) {
+    try { const v = await fn(); if (v) return v; } catch (e) { last = e; }
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? ": " + last.message : ""}`);
+}
+
+const work = mkdtempSync(join(tmpdir(), "relay-e2e-"));
+const dataDir = join(work, "data");
+const watchDir = join(work, "instrument");
+const profile = join(work, "chromium-profile");
+mkdirSync(join(watchDir, "2026", "run1"), { recursive: true });
+writeFileSync(join(watchDir, "2026", "run1", "spectrum.fid"), "NMR FID data\n".repeat(100));
+
+const port = await freePort();
+const base = `http://127.0.0.1:${port}`;
+const relay = spawn(bin, ["run", "--data-dir", dataDir, "--watch", watchDir, "--listen", `127.0.0.1:${port}`,
+  "--settle-ms", "300", "--device", "e2e-ws", "--trail", "nmr-e2e", "--project", "PRJ-E2E"],
+  { stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, RELAY_LOG: "warn" } });
+let relayExit = null;
+relay.on("exit", (code, signal) => { relayExit = { code, signal }; });
+
+let context;
+try {
+  await waitFor("relay /healthz", async () => {
+    if (relayExit) throw new Error("relay-edge exited: " + JSON.stringify(relayExit));
+    return (await fetch(base + "/healthz")).ok;
+  });
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: browserPath,
+    headless: true,
+    viewport: { width: 1366, height: 860 },
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
+  });
+  const page = context.pages()[0] || await context.newPage();
+  page.setDefaultTimeout(15000);
+  page.on("pageerror", (e) => { throw e; });
+  await page.goto(base + "/");
+
+  // 1. Register the first administrator (open only while no account exists).
+  await page.getByText("First start: register the first administrator").click();
+  await page.getByLabel("Username", { exact: true }).nth(1).fill("ada");
+  await page.getByLabel("Full name (printed on signatures)").fill("Ada Lovelace");
+  await page.getByLabel("Password (at least 10 characters)").fill(ADMIN_PW);
+  await page.getByRole("button", { name: "Register administrator" }).click();
+  await page.getByText("Administrator ada registered").waitFor();
+
+  // 2. Log in as the admin and create a reviewer.
+  await page.locator("#login-username").fill("ada");
+  await page.locator("#login-password").fill(ADMIN_PW);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByRole("button", { name: "Manage accounts" }).click();
+  await page.locator("#new-username").fill("rita");
+  await page.locator("#new-fullname").fill("Rita Reviewer");
+  await page.locator("#new-password").fill(REVIEWER_PW);
+  await page.locator("#new-role").selectOption("reviewer");
+  await page.getByRole("button", { name: "Create account" }).click();
+  await page.getByText("Account rita created.").waitFor();
+  await page.getByRole("cell", { name: "Rita Reviewer" }).waitFor();
+  await page.getByRole("button", { name: "Log out" }).click();
+
+  // 3. Log in as the reviewer and find the captured file's record.
+  await page.locator("#login-username").fill("rita");
+  await page.locator("#login-password").fill(REVIEWER_PW);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.locator("#me-role").filter({ hasText: "reviewer" }).waitFor();
+  await waitFor("the captured file's record", async () => {
+    await page.getByRole("button", { name: /^nmr-e2e/ }).click({ timeout: 1000 });
+    await page.getByLabel("Text").fill("spectrum.fid");
+    await page.getByRole("button", { name: "Filter" }).click();
+    return await page.getByRole("cell", { name: "2026/run1/spectrum.fid" }).isVisible();
+  });
+  await page.getByRole("cell", { name: "2026/run1/spectrum.fid" }).click();
+  await page.locator("#detail-title").filter({ hasText: "nmr-e2e #1" }).waitFor();
+  await page.getByText("Not signed.").waitFor();
+
+  // 4. Sign it: meaning, reason, password.
+  await page.getByRole("button", { name: "Sign this record…" }).click();
+  await page.getByLabel("Meaning").selectOption("approved");
+  await page.getByLabel("Reason").fill("Spectrum reviewed against SOP-12; approved for release.");
+  await page.getByLabel("Password (signing re-checks it)").fill(REVIEWER_PW);
+  await page.getByRole("button", { name: "Sign", exact: true }).click();
+
+  // 5. The manifestation: printed name, meaning, UTC time, reason.
+  const m = page.locator(".manifestation").first();
+  await m.waitFor();
+  const text = await m.innerText();
+  assert.match(text, /Rita Reviewer/);
+  assert.match(text, /APPROVED/);
+  assert.match(text, /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z \(UTC\)/);
+  assert.match(text, /SOP-12/);
+
+  // 6. Verify the trail from the UI.
+  await page.getByRole("button", { name: "Verify this trail" }).click();
+  await page.locator("#verdict .ok").filter({ hasText: "nmr-e2e" }).waitFor();
+
+  mkdirSync(dirname(screenshot), { recursive: true });
+  await page.locator("#detail").scrollIntoViewIfNeeded();
+  await page.screenshot({ path: screenshot, fullPage: true });
+  console.log(`browser e2e: OK (screenshot ${screenshot})`);
+} finally {
+  if (context) await context.close();
+  if (!relayExit) {
+    relay.kill("SIGTERM");
+    await waitFor("relay-edge to stop", () => relayExit !== null, 20000).catch((e) => { relay.kill("SIGKILL"); throw e; });
+  }
+  rmSync(work, { recursive: true, force: true });
+}
+if (relayExit && relayExit.code !== 0 && relayExit.signal === null) {
+  throw new Error("relay-edge exited with " + JSON.stringify(relayExit));
+}
