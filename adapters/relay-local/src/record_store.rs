@@ -1,6 +1,7 @@
 //! `SqliteRecordStore`: the trail log in one SQLite file, append-only by trigger.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
 use relay_domain::memory::check_batch_at_head;
@@ -45,6 +46,7 @@ pub struct SqliteRecordStore {
     pool: SqlitePool,
     path: PathBuf,
     writer: tokio::sync::Mutex<()>,
+    reader: Arc<Mutex<rusqlite::Connection>>,
 }
 
 impl std::fmt::Debug for SqliteRecordStore {
@@ -92,10 +94,12 @@ impl SqliteRecordStore {
             .map_err(LocalError::sql("open database"))?;
         migrate(&pool).await?;
         tracing::debug!(path = %path.display(), "opened sqlite record store");
+        let reader = open_bulk_reader(path, busy_timeout)?;
         Ok(Self {
             pool,
             path: path.to_owned(),
             writer: tokio::sync::Mutex::new(()),
+            reader: Arc::new(Mutex::new(reader)),
         })
     }
 
@@ -174,16 +178,29 @@ fn decode_row(trail: &TrailId, row: &SqliteRow) -> Result<Record, RecordStoreErr
     let seq_raw: i64 = row
         .try_get(1)
         .map_err(|e| corrupt(trail, 0, format!("column chain_seq: {e}")))?;
+    decode_fields(trail, seq_raw, |i| {
+        row.try_get::<Option<&str>, _>(i).map_err(|e| e.to_string())
+    })
+}
+
+/// Decodes one `event_log` row from its columns (in [`COLUMNS`] order), whatever driver read
+/// it: `column(i)` yields column `i` as text (`None` for NULL).
+fn decode_fields<'r>(
+    trail: &TrailId,
+    seq_raw: i64,
+    column: impl Fn(usize) -> Result<Option<&'r str>, String>,
+) -> Result<Record, RecordStoreError> {
     let seq_u = u64::try_from(seq_raw).unwrap_or(0);
-    let bad = |column: &str, e: &dyn std::fmt::Display| {
-        corrupt(trail, seq_u, format!("column {column}: {e}"))
+    let bad = |name: &str, e: &dyn std::fmt::Display| {
+        corrupt(trail, seq_u, format!("column {name}: {e}"))
     };
-    let text = |i: usize, column: &str| -> Result<&str, RecordStoreError> {
-        row.try_get::<&str, _>(i).map_err(|e| bad(column, &e))
+    let text = |i: usize, name: &str| -> Result<&'r str, RecordStoreError> {
+        column(i)
+            .map_err(|e| bad(name, &e))?
+            .ok_or_else(|| bad(name, &"unexpected NULL"))
     };
-    let opt_text = |i: usize, column: &str| -> Result<Option<&str>, RecordStoreError> {
-        row.try_get::<Option<&str>, _>(i)
-            .map_err(|e| bad(column, &e))
+    let opt_text = |i: usize, name: &str| -> Result<Option<&'r str>, RecordStoreError> {
+        column(i).map_err(|e| bad(name, &e))
     };
     let chain_seq = ChainSeq::new(seq_u).map_err(|e| bad("chain_seq", &e))?;
     let trail_id = TrailId::new(text(0, "trail_id")?).map_err(|e| bad("trail_id", &e))?;
@@ -260,6 +277,73 @@ fn decode_head(trail: &TrailId, seq: i64, checksum: &str) -> Result<Head, Record
         checksum: Checksum::from_hex(checksum)
             .map_err(|e| corrupt(trail, seq_u, format!("column checksum: {e}")))?,
     })
+}
+
+/// Opens the read-only connection used for paged reads (see [`read_page_blocking`]).
+fn open_bulk_reader(
+    path: &Path,
+    busy_timeout: std::time::Duration,
+) -> Result<rusqlite::Connection, RecordStoreError> {
+    let flags =
+        rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = rusqlite::Connection::open_with_flags(path, flags)
+        .map_err(|e| bulk_error("open reader", e))?;
+    conn.busy_timeout(busy_timeout)
+        .map_err(|e| bulk_error("set reader busy timeout", e))?;
+    Ok(conn)
+}
+
+fn bulk_error(op: &str, e: rusqlite::Error) -> RecordStoreError {
+    let busy = matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    );
+    let message = format!("{op}: {e}");
+    if busy {
+        RecordStoreError::Unavailable {
+            message,
+            source: Some(Box::new(e)),
+        }
+    } else {
+        RecordStoreError::Other {
+            message,
+            source: Some(Box::new(e)),
+        }
+    }
+}
+
+/// Reads one page on the calling (blocking) thread: rows are decoded straight from SQLite's
+/// buffers instead of crossing a worker thread one by one.
+fn read_page_blocking(
+    conn: &rusqlite::Connection,
+    trail: &TrailId,
+    after: i64,
+    limit: i64,
+) -> Result<Vec<Record>, RecordStoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM event_log WHERE trail_id = ?1 AND chain_seq > ?2 ORDER BY chain_seq LIMIT ?3"
+    );
+    let mut stmt = conn
+        .prepare_cached(&sql)
+        .map_err(|e| bulk_error("prepare read", e))?;
+    let mut rows = stmt
+        .query(rusqlite::params![trail.as_str(), after, limit])
+        .map_err(|e| bulk_error("read records", e))?;
+    let mut out = Vec::with_capacity(usize::try_from(limit).unwrap_or(0).min(4096));
+    while let Some(row) = rows.next().map_err(|e| bulk_error("read records", e))? {
+        let seq_raw: i64 = row
+            .get(1)
+            .map_err(|e| corrupt(trail, 0, format!("column chain_seq: {e}")))?;
+        out.push(decode_fields(trail, seq_raw, |i| match row.get_ref(i) {
+            Ok(rusqlite::types::ValueRef::Null) => Ok(None),
+            Ok(rusqlite::types::ValueRef::Text(t)) => {
+                std::str::from_utf8(t).map(Some).map_err(|e| e.to_string())
+            }
+            Ok(other) => Err(format!("expected text, found {:?}", other.data_type())),
+            Err(e) => Err(e.to_string()),
+        })?);
+    }
+    Ok(out)
 }
 
 async fn read_in(
@@ -443,12 +527,23 @@ impl RecordStore for SqliteRecordStore {
         after: u64,
         limit: usize,
     ) -> Result<Vec<Record>, RecordStoreError> {
-        let mut conn = self
-            .pool
-            .acquire()
-            .await
-            .map_err(LocalError::sql("acquire connection"))?;
-        read_in(&mut conn, trail, after, limit).await
+        let Ok(after) = i64::try_from(after) else {
+            return Ok(Vec::new());
+        };
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let (reader, trail) = (self.reader.clone(), trail.clone());
+        tokio::task::spawn_blocking(move || {
+            let conn = reader.lock().unwrap_or_else(PoisonError::into_inner);
+            read_page_blocking(&conn, &trail, after, limit)
+        })
+        .await
+        .map_err(|e| RecordStoreError::Other {
+            message: format!("read task failed: {e}"),
+            source: None,
+        })?
     }
 
     async fn trails(&self) -> Result<Vec<(TrailId, Head)>, RecordStoreError> {
