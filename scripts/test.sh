@@ -24,3 +24,9 @@ else
   cargo test --workspace --locked --no-fail-fast
 fi
 cargo test --workspace --locked --doc
+
+step "rustdoc (warnings are errors)"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --locked
+
+step "integrator examples (relay-domain embedded with its in-memory adapters)"
+cargo run -p relay-domain --example append_and_verify --locked

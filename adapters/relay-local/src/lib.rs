@@ -7,6 +7,7 @@
 //! |--------------------------|------------------|------------------------|
 //! | `relay.db`               | `RecordStore`    | [`SqliteRecordStore`]  |
 //! | `relay.db` (`accounts`)  | `AccountStore`   | [`SqliteAccountStore`] |
+//! | `relay.db` (`change_requests`) | `ChangeRequestStore` | [`SqliteChangeRequestStore`] |
 //! | `objects/`               | `ObjectStore`    | [`FsObjectStore`]      |
 //! | `anchors/<trail>.jsonl`  | `Notary`         | [`FsNotary`]           |
 //! | `secrets/<name>.json`    | `SecretProvider` | [`FileSecretProvider`] |
@@ -21,8 +22,10 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod accounts;
+mod changes;
 mod config;
 mod error;
+mod forward_cursor;
 mod notary;
 mod object_store;
 mod record_store;
@@ -36,7 +39,9 @@ use relay_domain::ports::{NotaryError, ObjectStoreError, RecordStoreError, Secre
 use thiserror::Error;
 
 pub use accounts::SqliteAccountStore;
+pub use changes::SqliteChangeRequestStore;
 pub use config::LocalConfig;
+pub use forward_cursor::SqliteForwardCursorStore;
 pub use notary::FsNotary;
 pub use object_store::FsObjectStore;
 pub use record_store::SqliteRecordStore;
@@ -70,6 +75,10 @@ pub struct LocalAdapters {
     pub record_store: Arc<SqliteRecordStore>,
     /// Table `accounts` of `<data-dir>/relay.db`, on the record store's pool.
     pub accounts: Arc<SqliteAccountStore>,
+    /// Tables `change_requests` and `config_baseline` of `<data-dir>/relay.db` (four-eyes).
+    pub changes: Arc<SqliteChangeRequestStore>,
+    /// Table `forward_cursor` of `<data-dir>/relay.db`: the forwarder's progress per trail.
+    pub forward_cursors: Arc<SqliteForwardCursorStore>,
     /// `<data-dir>/objects/`.
     pub object_store: Arc<FsObjectStore>,
     /// `<data-dir>/anchors/`.
@@ -90,6 +99,8 @@ impl LocalAdapters {
     pub async fn open_with(config: LocalConfig) -> Result<Self, LocalOpenError> {
         let record_store = Arc::new(SqliteRecordStore::open(&config).await?);
         let accounts = Arc::new(SqliteAccountStore::new(record_store.pool().clone()));
+        let changes = Arc::new(SqliteChangeRequestStore::new(record_store.pool().clone()));
+        let forward_cursors = Arc::new(SqliteForwardCursorStore::new(record_store.pool().clone()));
         let object_store = Arc::new(FsObjectStore::open(config.objects_dir())?);
         let notary = Arc::new(FsNotary::open(config.anchors_dir())?);
         let secrets = Arc::new(FileSecretProvider::open(config.secrets_dir())?);
@@ -97,6 +108,8 @@ impl LocalAdapters {
             config,
             record_store,
             accounts,
+            changes,
+            forward_cursors,
             object_store,
             notary,
             secrets,

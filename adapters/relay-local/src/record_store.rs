@@ -25,6 +25,8 @@ use crate::error::LocalError;
 const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0001_event_log.sql"),
     include_str!("../migrations/0002_accounts.sql"),
+    include_str!("../migrations/0003_forward_cursor.sql"),
+    include_str!("../migrations/0004_change_requests.sql"),
 ];
 
 /// The columns of `event_log` in the order [`decode_row`] reads them.

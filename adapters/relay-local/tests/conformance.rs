@@ -524,3 +524,38 @@ async fn account_rows_are_mutable_state_but_the_event_log_stays_append_only() {
         .unwrap();
     assert!(got.disabled);
 }
+
+#[tokio::test]
+async fn sqlite_forward_cursor_store_passes_the_forward_suite() {
+    let dir = TempDir::new().unwrap();
+    let adapters = LocalAdapters::open(dir.path()).await.unwrap();
+    relay_conformance::forward::suite(adapters.forward_cursors.as_ref()).await;
+    // Durable: a reopened database still holds the cursor.
+    let t = relay_domain::TrailId::new("durable-cursor").unwrap();
+    relay_domain::ports::ForwardCursorStore::set_acked(adapters.forward_cursors.as_ref(), &t, 41)
+        .await
+        .unwrap();
+    adapters.record_store.close().await;
+    let reopened = LocalAdapters::open(dir.path()).await.unwrap();
+    let c = relay_domain::ports::ForwardCursorStore::get(reopened.forward_cursors.as_ref(), &t)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(c.acked_seq, 41);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_change_request_store_passes_the_change_suite() {
+    let dir = TempDir::new().unwrap();
+    let adapters = LocalAdapters::open(dir.path()).await.unwrap();
+    relay_conformance::changes::suite(adapters.changes.clone()).await;
+    // Durable: a reopened database still holds the baseline and the requests.
+    adapters.record_store.close().await;
+    let reopened = LocalAdapters::open(dir.path()).await.unwrap();
+    let store: &dyn relay_domain::ports::ChangeRequestStore = reopened.changes.as_ref();
+    assert_eq!(
+        store.config_baseline().await.unwrap().as_deref(),
+        Some("{\"settle_ms\":2}")
+    );
+    assert!(!store.list(100).await.unwrap().is_empty());
+}

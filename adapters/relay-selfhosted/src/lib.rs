@@ -23,6 +23,7 @@
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod accounts;
 mod config;
 mod error;
 mod migrate;
@@ -31,6 +32,7 @@ mod object_store;
 mod record_store;
 mod s3;
 
+pub use accounts::PgAccountStore;
 pub use config::{
     MigrateConfig, PgConfig, S3Config, S3Credentials, S3NotaryOptions, S3ObjectStoreOptions,
     redact_dsn,

@@ -9,10 +9,16 @@ use thiserror::Error;
 use crate::config::{MigrateConfig, redact_dsn};
 
 /// The schema, one entry per version (version = index + 1). Applied in order, each once.
-pub(crate) const MIGRATIONS: &[(&str, &str)] = &[(
-    "event_log with append-only triggers",
-    include_str!("../migrations/0001_event_log.sql"),
-)];
+pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "event_log with append-only triggers",
+        include_str!("../migrations/0001_event_log.sql"),
+    ),
+    (
+        "accounts (review API on the server of record)",
+        include_str!("../migrations/0002_accounts.sql"),
+    ),
+];
 
 /// The advisory lock namespace of this adapter (`'RELA'`), so its locks never meet another
 /// application's. Key 0 is the migration lock; trails use `hashtext(trail_id)`.
@@ -208,8 +214,9 @@ pub async fn migrate(config: &MigrateConfig) -> Result<MigrateReport, MigrateErr
     .map_err(sql("find the schema of event_log"))?;
     let r = ident(role);
     sqlx::raw_sql(&format!(
-        "REVOKE ALL ON event_log, relay_schema_migrations FROM {r}; \
+        "REVOKE ALL ON event_log, relay_schema_migrations, accounts FROM {r}; \
          GRANT SELECT, INSERT ON event_log TO {r}; \
+         GRANT SELECT, INSERT, UPDATE ON accounts TO {r}; \
          GRANT SELECT ON relay_schema_migrations TO {r}; \
          GRANT EXECUTE ON FUNCTION event_log_lock_head(integer, text) TO {r}; \
          GRANT USAGE ON SCHEMA {schema} TO {r}; \

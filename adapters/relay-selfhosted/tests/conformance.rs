@@ -94,3 +94,20 @@ async fn s3_notary_on_an_allowed_unlocked_bucket_passes_the_suite_as_unenforced(
     assert_eq!(notary.worm_posture(), WormPosture::Unenforced);
     notary::suite(&notary, None).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_account_store_passes_the_account_store_suite_and_cannot_delete() {
+    let Some(pg) = PgHarness::start("accounts suite (Postgres)").await else {
+        return;
+    };
+    let store = pg.store().await;
+    let accounts = Arc::new(relay_selfhosted::PgAccountStore::new(store.pool().clone()));
+    relay_conformance::accounts::suite(accounts).await;
+    // The runtime role holds SELECT, INSERT, UPDATE on accounts, never DELETE (42501).
+    let denied = sqlx::query("DELETE FROM accounts")
+        .execute(store.pool())
+        .await
+        .unwrap_err();
+    assert_eq!(common::sqlstate(&denied).as_deref(), Some("42501"));
+    store.close().await;
+}

@@ -29,6 +29,7 @@ use relay_local::{SqliteRecordStore, SystemTimeSource};
 use sha2::{Digest, Sha256};
 
 mod export_bench;
+mod ingest_bench;
 
 /// Measures the relay's hot paths against baselines.
 #[derive(Debug, Parser)]
@@ -69,6 +70,20 @@ enum Bench {
         admin_dsn: String,
         /// Records per batch size (batches of 1 use a tenth of them).
         #[arg(long, default_value_t = 50_000)]
+        records: usize,
+    },
+    /// Server ingest end to end into Postgres (HTTP, auth, every HMAC, link, one transaction per
+    /// batch of 500) vs plain batched INSERT.
+    Ingest {
+        /// DSN of a role that may create databases and roles (the bench drops what it creates).
+        #[arg(
+            long,
+            env = "RELAY_BENCH_PG_ADMIN_DSN",
+            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+        )]
+        admin_dsn: String,
+        /// Records ingested.
+        #[arg(long, default_value_t = 100_000)]
         records: usize,
     },
     /// Sealed export of a SQLite trail to a package, then `relay-verify` of it as a child
@@ -590,6 +605,14 @@ fn main() {
             format,
             tmp.path(),
         ));
+        return;
+    }
+    if let Some(Bench::Ingest { admin_dsn, records }) = &args.command {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        print_rows(rt.block_on(ingest_bench::bench_ingest(admin_dsn, *records)));
         return;
     }
     if let Some(Bench::Pg { admin_dsn, records }) = &args.command {

@@ -19,6 +19,18 @@ pub enum LogFormat {
     Json,
 }
 
+/// Which clock stamps records (R9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum TimeSourceKind {
+    /// The host clock, labelled `system`.
+    #[default]
+    System,
+    /// The host clock checked against `ntp_servers` (SNTP): instants labelled `validated` with
+    /// the measured offset, or `system` (loudly) when no server answers.
+    Ntp,
+}
+
 /// Everything `relay-edge` can be configured with. Keys are the TOML keys; the environment
 /// variable of each is `RELAY_` + the key in upper case (e.g. `RELAY_DATA_DIR`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -54,6 +66,18 @@ pub struct EdgeConfig {
     pub session_idle_secs: u64,
     /// Days after which a password must be changed.
     pub password_max_age_days: u64,
+    /// Base URL of the server of record to forward trails to (R8); none: no forwarding.
+    pub forward_url: Option<String>,
+    /// The ingest token for the server; none: the secret `forward-token` of the secret provider.
+    pub forward_token: Option<String>,
+    /// Records per forwarded batch.
+    pub forward_batch: usize,
+    /// An extra CA certificate (PEM) trusted for the server (self-signed or private CA).
+    pub forward_ca_file: Option<PathBuf>,
+    /// `system` or `ntp`.
+    pub time_source: TimeSourceKind,
+    /// NTP servers (`host:port`, port 123 when omitted) for `time_source = "ntp"`.
+    pub ntp_servers: Vec<String>,
 }
 
 impl Default for EdgeConfig {
@@ -74,6 +98,12 @@ impl Default for EdgeConfig {
             lockout_window_secs: 900,
             session_idle_secs: 900,
             password_max_age_days: 90,
+            forward_url: None,
+            forward_token: None,
+            forward_batch: 500,
+            forward_ca_file: None,
+            time_source: TimeSourceKind::System,
+            ntp_servers: Vec::new(),
         }
     }
 }
@@ -135,6 +165,12 @@ pub const CONFIG_KEYS: &[&str] = &[
     "lockout_window_secs",
     "session_idle_secs",
     "password_max_age_days",
+    "forward_url",
+    "forward_token",
+    "forward_batch",
+    "forward_ca_file",
+    "time_source",
+    "ntp_servers",
 ];
 
 /// Loads the configuration from defaults, `file`, the environment and `cli`.
@@ -175,6 +211,16 @@ pub fn load(file: Option<&Path>, cli: &CliOverrides) -> Result<EdgeConfig, Confi
     if config.notary_interval_secs == 0 {
         return Err(ConfigError::Invalid(
             "notary_interval_secs must be at least 1".into(),
+        ));
+    }
+    if config.forward_batch == 0 || config.forward_batch > 10_000 {
+        return Err(ConfigError::Invalid(
+            "forward_batch must be between 1 and 10000".into(),
+        ));
+    }
+    if config.time_source == TimeSourceKind::Ntp && config.ntp_servers.is_empty() {
+        return Err(ConfigError::Invalid(
+            "time_source = \"ntp\" needs at least one entry in ntp_servers".into(),
         ));
     }
     if config.rescan_secs == 0 {

@@ -5,6 +5,8 @@
 //! configuration or I/O error.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
+// Doc comments on the CLI types are `--help` text, where `<data-dir>` means a placeholder.
+#![allow(rustdoc::invalid_html_tags)]
 
 mod config;
 
@@ -58,6 +60,54 @@ enum Command {
     /// trail is verified first, its head is notarized if no anchor covers it yet, and the export
     /// is recorded as an EXPORT event in the _relay trail. Check it with `relay-verify PACKAGE`.
     Export(ExportArgs),
+    /// Manage the trail HMAC keys (R1.3): `keys list`, `keys rotate`.
+    ///
+    /// `rotate` adds a new key version with a new key_id and makes it current; every older key
+    /// stays in the secret provider, so records signed under it keep verifying. The rotation is
+    /// recorded as a KEY_ROTATED event in the _relay trail. A running `relay-edge run` keeps
+    /// signing with the key it started with until it is restarted.
+    Keys(KeysArgs),
+    /// Installation and operational qualification (IQ/OQ) of this installation.
+    ///
+    /// Checks version, configuration, data directory and secret file permissions, the store's
+    /// append-only triggers, the notary's WORM posture, time posture and keys (IQ); runs append,
+    /// tamper detection, signature, export + offline verification and a notary round trip in a
+    /// scratch copy, and verifies every installed trail read-only (OQ). Writes
+    /// qualification-<UTC>.md and .json into --out and records one QUALIFICATION event in _relay.
+    /// Exit code 0 when no check failed, 1 when one did, 2 when it could not run.
+    Qualify(QualifyArgs),
+    /// Edge -> server forwarding (R8): `forward status` prints, per trail, the local head, the
+    /// seq the server acknowledged, the lag and the state (active, in sync, POISONED).
+    Forward(ForwardArgs),
+}
+
+#[derive(Debug, Args)]
+struct ForwardArgs {
+    #[command(subcommand)]
+    action: ForwardAction,
+}
+
+#[derive(Debug, Subcommand)]
+enum ForwardAction {
+    /// Per trail: local head, server acked seq, lag, state.
+    Status {
+        #[command(flatten)]
+        common: CommonArgs,
+    },
+}
+
+#[derive(Debug, Args)]
+struct KeysArgs {
+    #[command(subcommand)]
+    action: KeysAction,
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysAction {
+    /// List every trail key id, oldest first; the last one is current.
+    List(CommonArgs),
+    /// Add a new trail key and make it current; older keys stay verifiable.
+    Rotate(CommonArgs),
 }
 
 #[derive(Debug, Args)]
@@ -135,6 +185,18 @@ struct RunArgs {
 }
 
 #[derive(Debug, Args)]
+struct QualifyArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Directory the report files are written to (created if missing).
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Workstation id recorded on the QUALIFICATION event. Default: the configured device.
+    #[arg(long, value_name = "ID")]
+    device: Option<String>,
+}
+
+#[derive(Debug, Args)]
 struct VerifyArgs {
     #[command(flatten)]
     common: CommonArgs,
@@ -163,6 +225,18 @@ enum CliError {
     Verify(#[from] relay_runtime::edge::EdgeVerifyError),
     #[error(transparent)]
     Export(#[from] relay_runtime::export::DataDirExportError),
+    #[error(transparent)]
+    Keys(#[from] relay_runtime::keys::KeysError),
+    #[error(transparent)]
+    Qualify(#[from] relay_runtime::qualify::QualifyError),
+    #[error("cannot describe the configuration: {0}")]
+    DescribeConfig(#[source] serde_json::Error),
+    #[error("cannot read the forwarding state of {path}")]
+    ForwardStatus {
+        path: std::path::PathBuf,
+        #[source]
+        source: relay_runtime::forwarder::ForwardStatusError,
+    },
 }
 
 fn main() -> ExitCode {
@@ -200,12 +274,55 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             };
             let config = config::load(args.common.config.as_deref(), &overrides)?;
             init_logging(config.log_format);
-            let settings = edge_settings(&config)?;
+            let mut settings = edge_settings(&config)?;
             runtime.block_on(async {
+                if config.time_source == config::TimeSourceKind::Ntp {
+                    let ntp = relay_ntp::NtpTimeSource::start(relay_ntp::NtpConfig::new(
+                        config.ntp_servers.clone(),
+                    ))
+                    .await;
+                    settings.clock = Some(std::sync::Arc::new(ntp));
+                }
                 let edge = EdgeRuntime::start(settings).await?;
                 edge.run_until_signal().await?;
                 Ok::<_, CliError>(())
             })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Forward(args) => {
+            let ForwardAction::Status { common } = args.action;
+            let overrides = CliOverrides {
+                data_dir: common.data_dir,
+                log_format: common.log_format,
+                ..Default::default()
+            };
+            let config = config::load(common.config.as_deref(), &overrides)?;
+            init_logging(config.log_format);
+            let rows = runtime
+                .block_on(relay_runtime::edge::forward_status_of_data_dir(
+                    &config.data_dir,
+                ))
+                .map_err(|source| CliError::ForwardStatus {
+                    path: config.data_dir.clone(),
+                    source,
+                })?;
+            println!(
+                "{:<32} {:>12} {:>12} {:>10}  state",
+                "trail", "local head", "acked", "lag"
+            );
+            for r in &rows {
+                println!(
+                    "{:<32} {:>12} {:>12} {:>10}  {}",
+                    r.trail_id.as_str(),
+                    r.local_head,
+                    r.acked_seq,
+                    r.lag,
+                    r.state
+                );
+            }
+            if rows.is_empty() {
+                println!("no capture trails");
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Verify(args) => {
@@ -241,6 +358,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             init_logging(config.log_format);
             run_export(&runtime, &config, args)
         }
+        Command::Keys(args) => run_keys(&runtime, args.action),
+        Command::Qualify(args) => run_qualify(&runtime, args),
     }
 }
 
@@ -320,6 +439,96 @@ fn run_export(
     Ok(ExitCode::SUCCESS)
 }
 
+fn run_qualify(runtime: &tokio::runtime::Runtime, args: QualifyArgs) -> Result<ExitCode, CliError> {
+    let overrides = CliOverrides {
+        data_dir: args.common.data_dir,
+        log_format: args.common.log_format,
+        device: args.device,
+        ..Default::default()
+    };
+    let config = config::load(args.common.config.as_deref(), &overrides)?;
+    init_logging(config.log_format);
+    let device = parse(
+        "device",
+        config.device.clone().unwrap_or_else(default_device_id),
+        Device::new,
+    )?;
+    let request = relay_runtime::qualify::QualifyRequest {
+        product: "relay-edge".into(),
+        data_dir: config.data_dir.clone(),
+        out_dir: args.out,
+        device,
+        config: serde_json::to_value(&config).map_err(CliError::DescribeConfig)?,
+    };
+    let outcome = runtime.block_on(relay_runtime::qualify::qualify_local(&request))?;
+    let report = &outcome.report;
+    for c in &report.checks {
+        println!(
+            "{:<5} {}  {}",
+            format!("{:?}", c.status).to_uppercase(),
+            c.id,
+            c.title
+        );
+    }
+    println!("report: {}", outcome.markdown_path.display());
+    println!("report: {}", outcome.json_path.display());
+    if let Some(e) = &report.journal_entry {
+        println!("recorded as QUALIFICATION event _relay#{}", e.chain_seq);
+    }
+    Ok(if report.passed() {
+        println!("qualification PASSED");
+        ExitCode::SUCCESS
+    } else {
+        let failed: Vec<&str> = report.failures().map(|c| c.id).collect();
+        println!("qualification FAILED: {}", failed.join(", "));
+        ExitCode::from(1)
+    })
+}
+
+fn run_keys(runtime: &tokio::runtime::Runtime, action: KeysAction) -> Result<ExitCode, CliError> {
+    let (common, rotate) = match action {
+        KeysAction::List(common) => (common, false),
+        KeysAction::Rotate(common) => (common, true),
+    };
+    let overrides = CliOverrides {
+        data_dir: common.data_dir,
+        log_format: common.log_format,
+        ..Default::default()
+    };
+    let config = config::load(common.config.as_deref(), &overrides)?;
+    init_logging(config.log_format);
+    if rotate {
+        let device = parse(
+            "device",
+            config.device.clone().unwrap_or_else(default_device_id),
+            Device::new,
+        )?;
+        let actor = relay_runtime::export::resolve_exporting_user()?;
+        let outcome = runtime.block_on(relay_runtime::keys::rotate_data_dir_key(
+            &config.data_dir,
+            device,
+            &actor,
+        ))?;
+        println!(
+            "rotated trail key {} -> {} ({} key ids kept for verification)",
+            outcome.previous,
+            outcome.current,
+            outcome.versions.len()
+        );
+        println!(
+            "recorded as KEY_ROTATED event _relay#{}; a running relay-edge signs with the new key after its next start",
+            outcome.event_seq
+        );
+    } else {
+        let ids = runtime.block_on(relay_runtime::keys::list_data_dir_keys(&config.data_dir))?;
+        let last = ids.len().saturating_sub(1);
+        for (i, id) in ids.iter().enumerate() {
+            println!("{id}{}", if i == last { "  (current)" } else { "" });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Prints one line per trail; true when every trail holds.
 fn print_verdicts(verdicts: &[relay_runtime::verify::TrailVerdict]) -> bool {
     let mut all_hold = true;
@@ -392,6 +601,7 @@ fn edge_settings(config: &EdgeConfig) -> Result<EdgeSettings, CliError> {
     } else {
         config.watch.clone()
     };
+    let device_id = device.as_str().to_owned();
     Ok(EdgeSettings {
         data_dir: config.data_dir.clone(),
         watch,
@@ -403,6 +613,22 @@ fn edge_settings(config: &EdgeConfig) -> Result<EdgeSettings, CliError> {
         settle: Duration::from_millis(config.settle_ms),
         rescan: Duration::from_secs(config.rescan_secs),
         notary_interval: Duration::from_secs(config.notary_interval_secs),
+        config: Some(serde_json::to_value(config).map_err(|e| {
+            CliError::Config(config::ConfigError::Invalid(format!(
+                "the configuration cannot be digested: {e}"
+            )))
+        })?),
+        forward: config.forward_url.as_ref().map(|url| {
+            let mut f = relay_runtime::forwarder::ForwardSettings::new(
+                url.clone(),
+                device_id.clone(),
+                config.forward_token.clone().unwrap_or_default(),
+            );
+            f.batch = config.forward_batch;
+            f.ca_file = config.forward_ca_file.clone();
+            f
+        }),
+        clock: None,
     })
 }
 

@@ -34,6 +34,11 @@ pub struct ApiConfig {
     pub min_password_chars: usize,
     /// Most records one event query scans (filtering happens while scanning). Default 5000.
     pub max_scan: usize,
+    /// The server of record: its forwarded trails are byte-identical replicas of the edges',
+    /// so the API never writes into them (signatures are made on the edge). Default false.
+    pub server_of_record: bool,
+    /// How long a proposed configuration change can be approved. Default 72 hours.
+    pub change_expiry: Duration,
 }
 
 impl ApiConfig {
@@ -53,6 +58,8 @@ impl ApiConfig {
             max_body_bytes: 64 * 1024,
             min_password_chars: 10,
             max_scan: 5000,
+            server_of_record: false,
+            change_expiry: Duration::from_secs(72 * 3600),
         }
     }
 }

@@ -21,10 +21,12 @@
 
 mod accounts;
 mod auth;
+mod changes;
 mod config;
 mod error;
 mod events;
 mod extract;
+mod ingest;
 mod login;
 mod openapi;
 mod signatures;
@@ -39,9 +41,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 
 pub use auth::{AuthUser, Claims, Password, hash_password_blocking, verify_password_blocking};
+pub use changes::ChangeView;
 pub use config::ApiConfig;
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use events::{EventPage, EventView, Manifestation, TrailView};
+pub use ingest::{
+    EDGE_HEADER, IngestConfig, IngestMetrics, IngestParts, IngestRequest, IngestResponse,
+    IngestState, MAX_BATCH_RECORDS, ingest_router, ingest_token_secret, token_text,
+    trail_key_secret,
+};
 pub use login::AccountView;
 pub use openapi::{ApiDoc, openapi_json};
 pub use signatures::{Meaning, SignResponse};
@@ -71,6 +79,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/events/{trail}/{seq}", get(events::event))
         .route("/export", get(events::export))
         .route("/signatures", post(signatures::sign))
+        .route("/changes", get(changes::list).post(changes::propose))
+        .route("/changes/{id}/approve", post(changes::approve))
+        .route("/changes/{id}/reject", post(changes::reject))
         .route("/verify", post(verify::verify))
         .route("/openapi.json", get(openapi_document))
         .fallback(api_not_found)

@@ -27,7 +27,12 @@ from `/api/v1/auth/login`; no other header ever names the caller."
         crate::events::event,
         crate::events::export,
         crate::signatures::sign,
+        crate::changes::propose,
+        crate::changes::list,
+        crate::changes::approve,
+        crate::changes::reject,
         crate::verify::verify,
+        crate::ingest::ingest,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     modifiers(&BearerAuth),
@@ -36,6 +41,8 @@ from `/api/v1/auth/login`; no other header ever names the caller."
         (name = "accounts", description = "Account management (admin)"),
         (name = "records", description = "Trails, records, export, verification"),
         (name = "signatures", description = "Electronic signatures (reviewers)"),
+        (name = "changes", description = "Four-eyes configuration changes (admins)"),
+        (name = "ingest", description = "Edge -> server forwarding (service credential per edge)"),
     )
 )]
 pub struct ApiDoc;

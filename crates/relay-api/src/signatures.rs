@@ -75,6 +75,7 @@ pub struct SignResponse {
         (status = 201, description = "Signed: the SIGNATURE record and its manifestation", body = SignResponse),
         (status = 401, description = "Not logged in, or wrong password (nothing recorded)", body = ErrorBody),
         (status = 403, description = "The role may not sign (operator, admin, auditor)", body = ErrorBody),
+        (status = 409, description = "Server of record: forwarded trails are read-only replicas", body = ErrorBody),
         (status = 422, description = "No such checksum in that trail, or missing reason", body = ErrorBody),
         (status = 429, description = "Locked after repeated wrong passwords; see Retry-After", body = ErrorBody),
     ),
@@ -97,6 +98,14 @@ pub(crate) async fn sign(
     }
     let trail = parse_trail(&req.trail_id)
         .map_err(|e| ApiError::unprocessable("invalid_target", e.message))?;
+    if state.config().server_of_record && !trail.is_relay() {
+        return Err(ApiError::new(
+            axum::http::StatusCode::CONFLICT,
+            "replica_read_only",
+            "this is the server of record: forwarded trails are replicas of the edges' and are \
+             never written here; sign the record on its edge (the signature is then forwarded)",
+        ));
+    }
     if trail.is_relay() {
         return Err(ApiError::unprocessable(
             "invalid_target",

@@ -88,6 +88,8 @@ pub(crate) struct Inner {
     /// A hash of a random password, verified against when a username does not exist, so the
     /// answer takes as long as for a real account.
     pub(crate) dummy_hash: String,
+    /// Four-eyes change requests, when the binary enabled them.
+    pub(crate) changes: std::sync::OnceLock<Arc<dyn relay_domain::ports::ChangeRequestStore>>,
 }
 
 impl ApiState {
@@ -118,8 +120,19 @@ impl ApiState {
                 sessions,
                 signatures: SignatureIndex::default(),
                 dummy_hash,
+                changes: std::sync::OnceLock::new(),
             }),
         })
+    }
+
+    /// Enables four-eyes configuration changes (`/api/v1/changes`) on `store`; without it those
+    /// endpoints answer 503. Returns false (and keeps the first) when already enabled.
+    pub fn enable_changes(&self, store: Arc<dyn relay_domain::ports::ChangeRequestStore>) -> bool {
+        self.inner.changes.set(store).is_ok()
+    }
+
+    pub(crate) fn change_store(&self) -> Option<Arc<dyn relay_domain::ports::ChangeRequestStore>> {
+        self.inner.changes.get().cloned()
     }
 
     pub(crate) fn parts(&self) -> &ApiParts {

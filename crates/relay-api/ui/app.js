@@ -52,6 +52,7 @@ function logout(message) {
   for (const t of ["events-table", "accounts-table"]) $(t).querySelector("tbody").replaceChildren();
   $("detail").hidden = true;
   $("accounts").hidden = true;
+  $("changes").hidden = true;
   showLogin();
   notice(message || "");
 }
@@ -66,6 +67,7 @@ async function startSession(token) {
   $("login-view").hidden = true;
   $("app-view").hidden = false;
   $("show-accounts").hidden = state.me.role !== "admin";
+  $("show-changes").hidden = !["admin", "auditor"].includes(state.me.role);
   notice("");
   await loadTrails();
 }
@@ -246,6 +248,45 @@ async function loadAccounts() {
   }
 }
 
+async function loadChanges() {
+  const changes = await api("GET", "/changes");
+  const body = $("changes-table").querySelector("tbody");
+  body.replaceChildren();
+  $("propose-form").hidden = state.me.role !== "admin";
+  for (const c of changes) {
+    const tr = el("tr");
+    tr.append(el("td", c.setting), el("td", JSON.stringify(c.value)), el("td", c.proposer), el("td", c.reason),
+      el("td", c.state + (c.decided_by ? " by " + c.decided_by : "")), el("td", c.expires_at));
+    const actions = el("td");
+    if (c.state === "pending" && state.me.role === "admin") {
+      if (c.proposer !== state.me.username) {
+        const ok = el("button", "Approve (sign)", { type: "button" });
+        ok.addEventListener("click", guard(async () => {
+          const reason = prompt("Reason for approving " + c.setting + " = " + JSON.stringify(c.value) + ":");
+          if (!reason) return;
+          const password = prompt("Your password (approval is a signature):");
+          if (!password) return;
+          await api("POST", "/changes/" + encodeURIComponent(c.id) + "/approve", { password, reason });
+          notice("Change " + c.id + " approved; it takes effect at the relay's next start.");
+          await loadChanges();
+        }));
+        actions.append(ok);
+      }
+      const no = el("button", c.proposer === state.me.username ? "Withdraw" : "Reject", { type: "button" });
+      no.addEventListener("click", guard(async () => {
+        const reason = prompt("Reason:");
+        if (!reason) return;
+        await api("POST", "/changes/" + encodeURIComponent(c.id) + "/reject", { reason });
+        notice("Change " + c.id + " rejected.");
+        await loadChanges();
+      }));
+      actions.append(no);
+    }
+    tr.append(actions);
+    body.append(tr);
+  }
+}
+
 async function patchAccount(username, change) {
   try { await api("PATCH", "/accounts/" + encodeURIComponent(username), change); notice("Account " + username + " changed."); }
   catch (e) { notice(e.message); }
@@ -305,6 +346,15 @@ document.addEventListener("DOMContentLoaded", () => {
   $("sign-form").addEventListener("submit", submitSign);
   $("sign-cancel").addEventListener("click", () => $("sign-dialog").close());
   $("show-accounts").addEventListener("click", guard(async () => { $("accounts").hidden = false; await loadAccounts(); $("accounts").scrollIntoView(); }));
+  $("show-changes").addEventListener("click", guard(async () => { $("changes").hidden = false; await loadChanges(); $("changes").scrollIntoView(); }));
+  $("propose-form").addEventListener("submit", guard(async () => {
+    let value;
+    try { value = JSON.parse($("change-value").value); } catch (_) { value = $("change-value").value; }
+    await api("POST", "/changes", { setting: $("change-setting").value, value, reason: $("change-reason").value });
+    notice("Change proposed; a different administrator must approve it.");
+    $("change-value").value = ""; $("change-reason").value = "";
+    await loadChanges();
+  }));
   $("create-account-form").addEventListener("submit", guard(async () => {
     await api("POST", "/accounts", { username: $("new-username").value.trim(), full_name: $("new-fullname").value, password: $("new-password").value, role: $("new-role").value });
     notice("Account " + $("new-username").value.trim() + " created.");

@@ -241,6 +241,31 @@ impl EventKind {
     pub fn account_changed() -> Self {
         Self::known("ACCOUNT_CHANGED")
     }
+    /// The trail HMAC key was rotated (R1.3); in `_relay`, signed with the new key.
+    pub fn key_rotated() -> Self {
+        Self::known("KEY_ROTATED")
+    }
+    /// An administrator proposed a configuration change (four-eyes); in `_relay`.
+    pub fn change_proposed() -> Self {
+        Self::known("CHANGE_PROPOSED")
+    }
+    /// A second administrator approved a proposed change with a signature; in `_relay`.
+    pub fn change_approved() -> Self {
+        Self::known("CHANGE_APPROVED")
+    }
+    /// A proposed change was rejected (or withdrawn); in `_relay`.
+    pub fn change_rejected() -> Self {
+        Self::known("CHANGE_REJECTED")
+    }
+    /// The edge's forwarder had a batch refused for good; the trail's forwarding halted (R8.4);
+    /// in `_relay`.
+    pub fn forward_poisoned() -> Self {
+        Self::known("FORWARD_POISONED")
+    }
+    /// An edge's clock differs from the server's beyond the threshold (R8.5); in `_relay`.
+    pub fn clock_skew() -> Self {
+        Self::known("CLOCK_SKEW")
+    }
 }
 
 /// Who caused an event. Never empty and never a placeholder such as `unknown` (R2.2).

@@ -8,6 +8,9 @@ use async_trait::async_trait;
 
 use crate::ids::TrailId;
 use crate::ports::accounts::{Account, AccountStore, AccountStoreError, Username};
+use crate::ports::forward::{
+    DeadLetter, ForwardCursor, ForwardCursorError, ForwardCursorStore, ForwardState,
+};
 use crate::ports::record_store::{
     AppendReceipt, Head, RecordStore, RecordStoreCapabilities, RecordStoreError,
 };
@@ -303,6 +306,61 @@ impl TimeSource for ManualClock {
     }
 }
 
+/// A [`ForwardCursorStore`] in memory (embedding, tests); durable only as long as the process.
+#[derive(Debug, Default)]
+pub struct InMemoryForwardCursorStore {
+    cursors: Mutex<BTreeMap<TrailId, ForwardCursor>>,
+}
+
+impl InMemoryForwardCursorStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn update(&self, trail: &TrailId, f: impl FnOnce(&mut ForwardCursor)) {
+        let mut map = self.cursors.lock().unwrap_or_else(PoisonError::into_inner);
+        let cursor = map
+            .entry(trail.clone())
+            .or_insert_with(|| ForwardCursor::start(trail.clone()));
+        f(cursor);
+    }
+}
+
+#[async_trait]
+impl ForwardCursorStore for InMemoryForwardCursorStore {
+    async fn get(&self, trail: &TrailId) -> Result<Option<ForwardCursor>, ForwardCursorError> {
+        let map = self.cursors.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(map.get(trail).cloned())
+    }
+
+    async fn set_acked(&self, trail: &TrailId, seq: u64) -> Result<(), ForwardCursorError> {
+        self.update(trail, |c| c.acked_seq = c.acked_seq.max(seq));
+        Ok(())
+    }
+
+    async fn set_poisoned(
+        &self,
+        trail: &TrailId,
+        dead_letter: &DeadLetter,
+    ) -> Result<(), ForwardCursorError> {
+        self.update(trail, |c| {
+            c.state = ForwardState::Poisoned(dead_letter.clone())
+        });
+        Ok(())
+    }
+
+    async fn resume(&self, trail: &TrailId) -> Result<(), ForwardCursorError> {
+        self.update(trail, |c| c.state = ForwardState::Active);
+        Ok(())
+    }
+
+    async fn list(&self) -> Result<Vec<ForwardCursor>, ForwardCursorError> {
+        let map = self.cursors.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(map.values().cloned().collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -375,5 +433,360 @@ mod tests {
             matches!(result, Err(RecordStoreError::Corrupt { seq: 3, .. })),
             "{result:?}"
         );
+    }
+}
+
+/// A change-request store in memory, enforcing the full
+/// [`ChangeRequestStore`](crate::ports::ChangeRequestStore) contract.
+#[derive(Debug, Default)]
+pub struct InMemoryChangeRequestStore {
+    requests: Mutex<Vec<crate::ports::ChangeRequest>>,
+    baseline: Mutex<Option<String>>,
+}
+
+impl InMemoryChangeRequestStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl crate::ports::ChangeRequestStore for InMemoryChangeRequestStore {
+    async fn propose(
+        &self,
+        request: &crate::ports::ChangeRequest,
+    ) -> Result<(), crate::ports::ChangeStoreError> {
+        let mut all = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
+        if all.iter().any(|r| r.id == request.id) {
+            return Err(crate::ports::ChangeStoreError::AlreadyExists(
+                request.id.clone(),
+            ));
+        }
+        all.push(request.clone());
+        Ok(())
+    }
+
+    async fn get(
+        &self,
+        id: &str,
+    ) -> Result<crate::ports::ChangeRequest, crate::ports::ChangeStoreError> {
+        let all = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
+        all.iter()
+            .find(|r| r.id == id)
+            .cloned()
+            .ok_or_else(|| crate::ports::ChangeStoreError::NotFound(id.to_owned()))
+    }
+
+    async fn list(
+        &self,
+        limit: usize,
+    ) -> Result<Vec<crate::ports::ChangeRequest>, crate::ports::ChangeStoreError> {
+        let all = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(all.iter().rev().take(limit).cloned().collect())
+    }
+
+    async fn decide(
+        &self,
+        id: &str,
+        decision: &crate::ports::ChangeDecision,
+    ) -> Result<crate::ports::ChangeRequest, crate::ports::ChangeStoreError> {
+        let mut all = self.requests.lock().unwrap_or_else(PoisonError::into_inner);
+        let request = all
+            .iter_mut()
+            .find(|r| r.id == id)
+            .ok_or_else(|| crate::ports::ChangeStoreError::NotFound(id.to_owned()))?;
+        crate::ports::changes::apply_decision(request, decision)?;
+        Ok(request.clone())
+    }
+
+    async fn config_baseline(&self) -> Result<Option<String>, crate::ports::ChangeStoreError> {
+        Ok(self
+            .baseline
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone())
+    }
+
+    async fn set_config_baseline(
+        &self,
+        canonical_json: &str,
+    ) -> Result<(), crate::ports::ChangeStoreError> {
+        *self.baseline.lock().unwrap_or_else(PoisonError::into_inner) =
+            Some(canonical_json.to_owned());
+        Ok(())
+    }
+}
+
+/// An object store in memory (like `object_store`'s `InMemory`): a real implementation of the
+/// [`ObjectStore`](crate::ports::ObjectStore) contract for embedding and tests, with atomic
+/// conditional puts and no WORM protection (anything in the process may overwrite or delete).
+#[derive(Debug, Default)]
+pub struct InMemoryObjectStore {
+    objects: Mutex<BTreeMap<String, (crate::ports::ObjectKey, Vec<u8>)>>,
+}
+
+impl InMemoryObjectStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl crate::ports::ObjectStore for InMemoryObjectStore {
+    fn capabilities(&self) -> crate::ports::ObjectStoreCapabilities {
+        crate::ports::ObjectStoreCapabilities::new(true, crate::ports::WormPosture::Unenforced)
+    }
+
+    async fn put(
+        &self,
+        key: &crate::ports::ObjectKey,
+        bytes: Vec<u8>,
+        mode: crate::ports::PutMode,
+    ) -> Result<crate::ports::ObjectMeta, crate::ports::ObjectStoreError> {
+        let mut objects = self.objects.lock().unwrap_or_else(PoisonError::into_inner);
+        if mode == crate::ports::PutMode::Create && objects.contains_key(key.as_str()) {
+            return Err(crate::ports::ObjectStoreError::AlreadyExists { key: key.clone() });
+        }
+        let size = bytes.len() as u64;
+        objects.insert(key.as_str().to_owned(), (key.clone(), bytes));
+        Ok(crate::ports::ObjectMeta {
+            key: key.clone(),
+            size,
+        })
+    }
+
+    async fn get(
+        &self,
+        key: &crate::ports::ObjectKey,
+    ) -> Result<Vec<u8>, crate::ports::ObjectStoreError> {
+        let objects = self.objects.lock().unwrap_or_else(PoisonError::into_inner);
+        objects
+            .get(key.as_str())
+            .map(|(_, bytes)| bytes.clone())
+            .ok_or_else(|| crate::ports::ObjectStoreError::NotFound { key: key.clone() })
+    }
+
+    async fn head(
+        &self,
+        key: &crate::ports::ObjectKey,
+    ) -> Result<crate::ports::ObjectMeta, crate::ports::ObjectStoreError> {
+        let objects = self.objects.lock().unwrap_or_else(PoisonError::into_inner);
+        objects
+            .get(key.as_str())
+            .map(|(k, bytes)| crate::ports::ObjectMeta {
+                key: k.clone(),
+                size: bytes.len() as u64,
+            })
+            .ok_or_else(|| crate::ports::ObjectStoreError::NotFound { key: key.clone() })
+    }
+
+    async fn delete(
+        &self,
+        key: &crate::ports::ObjectKey,
+    ) -> Result<(), crate::ports::ObjectStoreError> {
+        let mut objects = self.objects.lock().unwrap_or_else(PoisonError::into_inner);
+        objects
+            .remove(key.as_str())
+            .map(|_| ())
+            .ok_or_else(|| crate::ports::ObjectStoreError::NotFound { key: key.clone() })
+    }
+
+    async fn list(
+        &self,
+        prefix: Option<&str>,
+    ) -> Result<Vec<crate::ports::ObjectMeta>, crate::ports::ObjectStoreError> {
+        let objects = self.objects.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(objects
+            .iter()
+            .filter(|(k, _)| prefix.is_none_or(|p| k.starts_with(p)))
+            .map(|(_, (key, bytes))| crate::ports::ObjectMeta {
+                key: key.clone(),
+                size: bytes.len() as u64,
+            })
+            .collect())
+    }
+}
+
+/// A notary in memory: a real implementation of the [`Notary`](crate::ports::Notary) contract
+/// for embedding and tests. It is not write-once storage and says so
+/// ([`WormPosture::Unenforced`](crate::ports::WormPosture::Unenforced)).
+#[derive(Debug, Default)]
+pub struct InMemoryNotary {
+    anchors: Mutex<BTreeMap<TrailId, Vec<crate::ports::Anchor>>>,
+}
+
+impl InMemoryNotary {
+    /// An empty notary.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl crate::ports::Notary for InMemoryNotary {
+    fn kind(&self) -> &'static str {
+        "in-memory"
+    }
+
+    fn worm_posture(&self) -> crate::ports::WormPosture {
+        crate::ports::WormPosture::Unenforced
+    }
+
+    async fn anchor(
+        &self,
+        anchor: &crate::ports::Anchor,
+    ) -> Result<crate::ports::AnchorReceipt, crate::ports::NotaryError> {
+        let mut all = self.anchors.lock().unwrap_or_else(PoisonError::into_inner);
+        let list = all.entry(anchor.trail_id.clone()).or_default();
+        list.push(anchor.clone());
+        // Ordered by seq then time, as the contract says; the sort is stable.
+        list.sort_by_key(|a| (a.seq, a.anchored_at));
+        Ok(crate::ports::AnchorReceipt {
+            location: format!("memory:{}#{}", anchor.trail_id, list.len()),
+            retain_until: None,
+        })
+    }
+
+    async fn anchors(
+        &self,
+        trail: &TrailId,
+    ) -> Result<Vec<crate::ports::Anchor>, crate::ports::NotaryError> {
+        let all = self.anchors.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(all.get(trail).cloned().unwrap_or_default())
+    }
+
+    async fn anchored_trails(&self) -> Result<Vec<TrailId>, crate::ports::NotaryError> {
+        let all = self.anchors.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(all.keys().cloned().collect())
+    }
+}
+
+/// Where [`InMemorySecretProvider`] takes the bytes of new secrets: the domain has no source of
+/// randomness, so the embedder injects one (e.g. `rand::random` or the OS CSPRNG).
+pub type SeedSource = Box<dyn FnMut() -> [u8; 32] + Send>;
+
+/// A secret provider in memory: a real implementation of the
+/// [`SecretProvider`](crate::ports::SecretProvider) contract (versions, rotation, key ids from
+/// [`TrailKey::fingerprint_id`](crate::TrailKey::fingerprint_id)) for embedding and tests.
+/// Secrets live only as long as the process; new secret bytes come from an injected
+/// [`SeedSource`].
+pub struct InMemorySecretProvider {
+    seeds: Mutex<SeedSource>,
+    secrets: Mutex<BTreeMap<crate::ports::SecretName, Vec<crate::ports::SecretValue>>>,
+}
+
+impl std::fmt::Debug for InMemorySecretProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("InMemorySecretProvider")
+            .finish_non_exhaustive()
+    }
+}
+
+impl InMemorySecretProvider {
+    /// A provider drawing the bytes of each new secret version from `seeds`. Use a CSPRNG in
+    /// anything but tests.
+    pub fn with_seed_source(seeds: SeedSource) -> Self {
+        Self {
+            seeds: Mutex::new(seeds),
+            secrets: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    fn new_version(&self) -> crate::ports::SecretValue {
+        let bytes = (self.seeds.lock().unwrap_or_else(PoisonError::into_inner))();
+        let id = crate::TrailKey::fingerprint_id(&bytes);
+        crate::ports::SecretValue::new(id, bytes.to_vec())
+    }
+}
+
+#[async_trait]
+impl crate::ports::SecretProvider for InMemorySecretProvider {
+    fn kind(&self) -> &'static str {
+        "in-memory"
+    }
+
+    async fn current(
+        &self,
+        name: &crate::ports::SecretName,
+    ) -> Result<crate::ports::SecretValue, crate::ports::SecretError> {
+        let secrets = self.secrets.lock().unwrap_or_else(PoisonError::into_inner);
+        secrets
+            .get(name)
+            .and_then(|v| v.last())
+            .cloned()
+            .ok_or_else(|| crate::ports::SecretError::NotFound {
+                name: name.clone(),
+                version: None,
+            })
+    }
+
+    async fn version(
+        &self,
+        name: &crate::ports::SecretName,
+        id: &crate::KeyId,
+    ) -> Result<crate::ports::SecretValue, crate::ports::SecretError> {
+        let secrets = self.secrets.lock().unwrap_or_else(PoisonError::into_inner);
+        secrets
+            .get(name)
+            .and_then(|v| v.iter().find(|s| s.id() == id))
+            .cloned()
+            .ok_or_else(|| crate::ports::SecretError::NotFound {
+                name: name.clone(),
+                version: Some(id.clone()),
+            })
+    }
+
+    async fn versions(
+        &self,
+        name: &crate::ports::SecretName,
+    ) -> Result<Vec<crate::KeyId>, crate::ports::SecretError> {
+        let secrets = self.secrets.lock().unwrap_or_else(PoisonError::into_inner);
+        secrets
+            .get(name)
+            .map(|v| v.iter().map(|s| s.id().clone()).collect())
+            .ok_or_else(|| crate::ports::SecretError::NotFound {
+                name: name.clone(),
+                version: None,
+            })
+    }
+
+    async fn create(
+        &self,
+        name: &crate::ports::SecretName,
+    ) -> Result<crate::ports::SecretValue, crate::ports::SecretError> {
+        let value = self.new_version();
+        let mut secrets = self.secrets.lock().unwrap_or_else(PoisonError::into_inner);
+        if secrets.contains_key(name) {
+            return Err(crate::ports::SecretError::AlreadyExists { name: name.clone() });
+        }
+        secrets.insert(name.clone(), vec![value.clone()]);
+        Ok(value)
+    }
+
+    async fn rotate(
+        &self,
+        name: &crate::ports::SecretName,
+    ) -> Result<crate::ports::SecretValue, crate::ports::SecretError> {
+        let value = self.new_version();
+        let mut secrets = self.secrets.lock().unwrap_or_else(PoisonError::into_inner);
+        let versions =
+            secrets
+                .get_mut(name)
+                .ok_or_else(|| crate::ports::SecretError::NotFound {
+                    name: name.clone(),
+                    version: None,
+                })?;
+        if versions.iter().any(|v| v.id() == value.id()) {
+            return Err(crate::ports::SecretError::Other {
+                message: format!(
+                    "the seed source repeated a secret of {name}; it must not repeat values"
+                ),
+                source: None,
+            });
+        }
+        versions.push(value.clone());
+        Ok(value)
     }
 }

@@ -44,6 +44,13 @@ pub struct EdgeSettings {
     pub notary_interval: Duration,
     /// The review API and UI served on the listener (its `device` is set to [`Self::device`]).
     pub api: relay_api::ApiConfig,
+    /// The effective configuration as JSON, for start-up drift detection against the last
+    /// approved one ([`crate::config_guard`]); `None` skips the check.
+    pub config: Option<serde_json::Value>,
+    /// Forwarding to a server of record (R8); `None`: the edge keeps its trails to itself.
+    pub forward: Option<crate::forwarder::ForwardSettings>,
+    /// The time source (R9); `None`: the host clock.
+    pub clock: Option<Arc<dyn TimeSource>>,
 }
 
 /// Why the edge could not start or stop cleanly.
@@ -101,6 +108,12 @@ pub enum EdgeError {
     /// The review API could not be prepared (token key, hashing).
     #[error("cannot start the review API")]
     Api(#[source] relay_api::ApiStartError),
+    /// Approved changes or the configuration baseline could not be read or recorded.
+    #[error("configuration governance failed: {0}")]
+    Config(String),
+    /// The forwarder could not be configured.
+    #[error("cannot start forwarding")]
+    Forward(#[source] crate::forwarder::ForwardStartError),
 }
 
 /// A running edge relay.
@@ -113,12 +126,16 @@ pub struct EdgeRuntime {
     http_task: JoinHandle<std::io::Result<()>>,
     stop_http: watch::Sender<bool>,
     notary_scheduler: NotarySchedulerHandle,
+    forwarder: Option<crate::forwarder::ForwarderHandle>,
 }
 
 impl EdgeRuntime {
     /// Opens the stores, records the start-up posture, starts capture and the HTTP listener.
-    pub async fn start(settings: EdgeSettings) -> Result<Self, EdgeError> {
+    pub async fn start(mut settings: EdgeSettings) -> Result<Self, EdgeError> {
         let adapters = open_adapters(&settings.data_dir).await?;
+        let applied_changes = apply_approved_changes(adapters.changes.as_ref(), &mut settings)
+            .await
+            .map_err(|e| EdgeError::Config(error_chain(&e)))?;
         let secret = adapters
             .secrets
             .current_or_create(&SecretName::trail_hmac())
@@ -129,7 +146,10 @@ impl EdgeRuntime {
             .map_err(|e| EdgeError::BadKey(e.to_string()))?;
         let key_id = key.id().clone();
         let store: Arc<dyn RecordStore> = adapters.record_store.clone();
-        let clock: Arc<dyn TimeSource> = adapters.clock.clone();
+        let clock: Arc<dyn TimeSource> = match &settings.clock {
+            Some(c) => c.clone(),
+            None => adapters.clock.clone(),
+        };
         let appender = Arc::new(AppendService::new(store.clone(), clock.clone(), key));
         let metrics = Metrics::new();
         let journal = Journal::new(appender.clone(), metrics.clone(), settings.device.clone());
@@ -168,6 +188,15 @@ impl EdgeRuntime {
             prepare_watch_root(root, &settings.data_dir)?;
         }
 
+        let config_assessment = match &settings.config {
+            Some(config) => Some(
+                crate::config_guard::assess_config(adapters.changes.as_ref(), config)
+                    .await
+                    .map_err(|e| EdgeError::Config(error_chain(&e)))?,
+            ),
+            None => None,
+        };
+
         let time = clock.posture();
         let posture = serde_json::json!({
             "version": crate::VERSION,
@@ -185,11 +214,23 @@ impl EdgeRuntime {
             "record_store": "sqlite",
             "watch": settings.watch.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
             "settle_ms": u64::try_from(settings.settle.as_millis()).unwrap_or(u64::MAX),
+            "config": config_assessment.as_ref().map(|a| a.posture.to_json()),
+            "approved_changes_applied": applied_changes,
+            "forward": settings.forward.as_ref().map(|f| serde_json::json!({
+                "url": f.url, "edge_id": f.edge_id, "batch": f.batch,
+                "extra_ca": f.ca_file.as_ref().map(|p| p.display().to_string()),
+            })),
         });
         journal
             .record(EventKind::startup(), None, posture)
             .await
             .map_err(EdgeError::Posture)?;
+        if let Some(assessment) = config_assessment {
+            assessment
+                .record(adapters.changes.as_ref(), &journal)
+                .await
+                .map_err(|e| EdgeError::Config(error_chain(&e)))?;
+        }
 
         let notary: Arc<dyn Notary> = adapters.notary.clone();
         let notary_scheduler =
@@ -235,6 +276,7 @@ impl EdgeRuntime {
         })
         .await
         .map_err(EdgeError::Api)?;
+        api.enable_changes(adapters.changes.clone());
         let app = router(HttpState {
             metrics: metrics.clone(),
             store: store.clone(),
@@ -249,6 +291,27 @@ impl EdgeRuntime {
                 }
             }
         }));
+        let forwarder = match settings.forward.clone() {
+            Some(mut forward) => Some(
+                crate::forwarder::Forwarder::new(
+                    {
+                        if forward.token.is_empty() {
+                            forward.token =
+                                crate::forwarder::load_forward_token(adapters.secrets.as_ref())
+                                    .await
+                                    .map_err(EdgeError::Forward)?;
+                        }
+                        forward
+                    },
+                    store.clone(),
+                    adapters.forward_cursors.clone(),
+                    journal.clone(),
+                )
+                .map_err(EdgeError::Forward)?
+                .spawn(),
+            ),
+            None => None,
+        };
         tracing::info!(
             trail = %settings.trail, device = %settings.device, key_id = %key_id, http = %http_addr,
             roots = settings.watch.len(), "relay-edge running"
@@ -261,6 +324,7 @@ impl EdgeRuntime {
             http_task,
             stop_http,
             notary_scheduler,
+            forwarder,
         })
     }
 
@@ -284,6 +348,9 @@ impl EdgeRuntime {
     /// Stops capture (finishing captures in flight), records the shutdown, stops HTTP, closes
     /// the store.
     pub async fn shutdown(self) -> Result<(), EdgeError> {
+        if let Some(forwarder) = self.forwarder {
+            forwarder.shutdown().await;
+        }
         let stats = self
             .capture
             .shutdown()
@@ -329,6 +396,48 @@ impl EdgeRuntime {
         tracing::info!("relay-edge stopped");
         Ok(())
     }
+}
+
+/// Applies approved four-eyes changes the edge knows over `settings`; returns the ids applied.
+async fn apply_approved_changes(
+    changes: &dyn relay_domain::ports::ChangeRequestStore,
+    settings: &mut EdgeSettings,
+) -> Result<Vec<String>, relay_domain::ports::ChangeStoreError> {
+    use relay_domain::ports::ChangeSetting;
+    let mut applied = Vec::new();
+    for change in crate::config_guard::approved_changes(changes).await? {
+        let v = &change.value;
+        let done = match change.setting {
+            ChangeSetting::SettleMs => v
+                .as_u64()
+                .map(|ms| settings.settle = Duration::from_millis(ms))
+                .is_some(),
+            ChangeSetting::NotaryIntervalSecs => v
+                .as_u64()
+                .map(|s| settings.notary_interval = Duration::from_secs(s))
+                .is_some(),
+            ChangeSetting::RegistrationClosed => v
+                .as_bool()
+                .map(|b| settings.api.registration_closed = b)
+                .is_some(),
+            ChangeSetting::WatchRoots => v
+                .as_array()
+                .map(|roots| {
+                    settings.watch = roots
+                        .iter()
+                        .filter_map(|r| r.as_str().map(PathBuf::from))
+                        .collect();
+                })
+                .is_some(),
+            // Not edge settings (server-side, account or baseline changes): nothing to apply here.
+            _ => false,
+        };
+        if done {
+            tracing::info!(change = %change.id, setting = %change.setting, "approved change applied");
+            applied.push(change.id.clone());
+        }
+    }
+    Ok(applied)
 }
 
 /// Mirrors capture progress into the metrics until capture stops.
@@ -446,4 +555,20 @@ pub enum EdgeVerifyError {
     /// Verification could not run.
     #[error(transparent)]
     Run(#[from] VerifyRunError),
+}
+
+/// The forwarding state of every capture trail of the data directory (`forward status`).
+pub async fn forward_status_of_data_dir(
+    data_dir: &Path,
+) -> Result<Vec<crate::forwarder::ForwardStatus>, crate::forwarder::ForwardStatusError> {
+    let adapters = LocalAdapters::open(data_dir)
+        .await
+        .map_err(|e| crate::forwarder::ForwardStatusError::Open(error_chain(&e)))?;
+    let rows = crate::forwarder::forward_status(
+        adapters.record_store.as_ref(),
+        adapters.forward_cursors.as_ref(),
+    )
+    .await;
+    adapters.record_store.close().await;
+    rows
 }

@@ -10,12 +10,18 @@
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod config_guard;
 pub mod edge;
 pub mod export;
+pub mod forwarder;
 pub mod http;
 pub mod journal;
+pub mod keys;
 pub mod metrics;
 pub mod notary_scheduler;
+pub mod qualify;
+pub mod server;
+pub mod tls;
 pub mod verify;
 
 /// The relay's version, written into posture events and `--version`.

@@ -26,6 +26,14 @@ pub struct Metrics {
     pub lockouts: Counter,
     /// Files seen but not yet captured (settling or awaiting retry).
     pub capture_pending: Gauge,
+    /// Batches the server of record acknowledged (edge forwarder).
+    pub batches_forwarded: Counter,
+    /// Forward attempts that failed temporarily and will be retried.
+    pub forward_retries: Counter,
+    /// Trails halted because the server refused a batch for good.
+    pub forward_poisoned: Counter,
+    /// Ingest counters (server of record).
+    pub ingest: relay_api::IngestMetrics,
 }
 
 impl Metrics {
@@ -63,6 +71,39 @@ impl Metrics {
             "lockouts",
             "Accounts locked after repeated failures",
         );
+        let batches_forwarded = m(
+            &mut registry,
+            "forward_batches",
+            "Batches acknowledged by the server of record",
+        );
+        let forward_retries = m(
+            &mut registry,
+            "forward_retries",
+            "Forward attempts that failed temporarily (retried with backoff)",
+        );
+        let forward_poisoned = m(
+            &mut registry,
+            "forward_poisoned",
+            "Trails whose forwarding halted on a refused batch",
+        );
+        let ingest = relay_api::IngestMetrics {
+            records_ingested: m(&mut registry, "ingest_records", "Records stored by ingest"),
+            batches_refused: m(
+                &mut registry,
+                "ingest_refused_batches",
+                "Ingest batches refused with 422",
+            ),
+            auth_failures: m(
+                &mut registry,
+                "ingest_auth_failures",
+                "Ingest requests with a missing or wrong edge credential",
+            ),
+            audit_write_failures: m(
+                &mut registry,
+                "ingest_audit_write_failures",
+                "Server events of ingest that could not be recorded",
+            ),
+        };
         let capture_pending = Gauge::default();
         registry.register(
             "capture_pending",
@@ -78,6 +119,10 @@ impl Metrics {
             login_failures,
             lockouts,
             capture_pending,
+            batches_forwarded,
+            forward_retries,
+            forward_poisoned,
+            ingest,
         })
     }
 

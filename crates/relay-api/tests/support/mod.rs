@@ -76,6 +76,7 @@ impl Relay {
         })
         .await
         .unwrap();
+        state.enable_changes(adapters.changes.clone());
         Self {
             dir,
             adapters,

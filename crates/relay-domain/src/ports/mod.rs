@@ -5,6 +5,8 @@
 //! variants and [`crate::ErrorStatus`], never message text.
 
 pub mod accounts;
+pub mod changes;
+pub mod forward;
 pub mod notary;
 pub mod object_store;
 pub mod record_store;
@@ -12,6 +14,12 @@ pub mod secrets;
 pub mod time_source;
 
 pub use accounts::{Account, AccountStore, AccountStoreError, Role, TotpSecret, Username};
+pub use changes::{
+    ChangeDecision, ChangeRequest, ChangeRequestStore, ChangeSetting, ChangeState, ChangeStoreError,
+};
+pub use forward::{
+    DeadLetter, ForwardCursor, ForwardCursorError, ForwardCursorStore, ForwardState,
+};
 pub use notary::{Anchor, AnchorReceipt, Notary, NotaryError, WormPosture};
 pub use object_store::{
     ObjectKey, ObjectKeyError, ObjectMeta, ObjectStore, ObjectStoreCapabilities, ObjectStoreError,

@@ -1,0 +1,216 @@
+//! `relay-bench ingest`: the server of record's ingest path end to end, into Postgres, with full
+//! verification (R8.3): an in-process server (`relay_api::ingest_router` over `PgRecordStore`),
+//! the edge forwarder sending batches of 500 over HTTP on loopback, each batch authenticated,
+//! decoded, every HMAC recomputed, the link to the stored head checked and appended in one
+//! transaction. Baseline: the same rows as plain batched INSERTs (one UNNEST statement and commit
+//! per batch, no HTTP, no verification).
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use relay_domain::memory::{InMemoryForwardCursorStore, InMemoryRecordStore};
+use relay_domain::ports::{ForwardCursorStore, RecordStore, SecretProvider, TimeSource};
+use relay_domain::{AppendService, ChainVerifier, Device, KeyRing, TrailId};
+use relay_local::{FileSecretProvider, SystemTimeSource};
+use relay_runtime::forwarder::{ForwardSettings, Forwarder};
+use relay_runtime::journal::Journal;
+use relay_runtime::metrics::Metrics;
+
+use crate::{Row, chain_of, fmt_rate, key, pg_plain_insert, rate};
+
+const BATCH: usize = 500;
+
+pub(crate) async fn bench_ingest(admin_dsn: &str, records: usize) -> Vec<Row> {
+    use std::str::FromStr;
+
+    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+    use sqlx::{ConnectOptions, Executor};
+
+    let admin_options = PgConnectOptions::from_str(admin_dsn).unwrap();
+    let mut admin = admin_options.clone().connect().await.unwrap();
+    let db = format!("relay_bench_ingest_{}", std::process::id());
+    let role = format!("relay_bench_ingest_app_{}", std::process::id());
+    admin
+        .execute(format!("CREATE DATABASE \"{db}\"").as_str())
+        .await
+        .unwrap();
+    let owner_options = admin_options.clone().database(&db);
+    relay_selfhosted::migrate(
+        &relay_selfhosted::MigrateConfig::new(owner_options.to_url_lossy().to_string())
+            .app_role(role.clone()),
+    )
+    .await
+    .unwrap();
+    let owner = PgPoolOptions::new()
+        .max_connections(2)
+        .connect_with(owner_options)
+        .await
+        .unwrap();
+    sqlx::raw_sql(
+        "CREATE TABLE plain_log (trail_id text COLLATE \"C\" NOT NULL, chain_seq bigint NOT NULL, \
+         prev_checksum text NOT NULL, checksum text NOT NULL, kind text NOT NULL, \
+         actor text NOT NULL, actor_source text NOT NULL, occurred_at text NOT NULL, \
+         recorded_at text NOT NULL, time_source text NOT NULL, device text NOT NULL, \
+         project text, subject text, payload text NOT NULL, key_id text NOT NULL, \
+         PRIMARY KEY (trail_id, chain_seq))",
+    )
+    .execute(&owner)
+    .await
+    .unwrap();
+    let app_dsn = format!(
+        "postgres://{role}@{}:{}/{db}",
+        admin_options.get_host(),
+        admin_options.get_port()
+    );
+    let pg = Arc::new(
+        relay_selfhosted::PgRecordStore::connect(&relay_selfhosted::PgConfig::new(app_dsn))
+            .await
+            .unwrap(),
+    );
+
+    // Server side: the edge's key provisioned as `trail-hmac.<trail>`, and an ingest token.
+    let trail = TrailId::new("bench-ingest").unwrap();
+    let secrets_dir = tempfile::tempdir().unwrap();
+    let secrets = Arc::new(FileSecretProvider::open(secrets_dir.path().join("secrets")).unwrap());
+    let k = key();
+    let file = serde_json::json!({
+        "format": "gims-relay-secret-v1",
+        "versions": [{ "id": k.id().as_str(), "secret_hex": hex_of(k.expose_secret()) }],
+    });
+    let key_path = secrets_dir
+        .path()
+        .join(format!("secrets/trail-hmac.{}.json", trail.as_str()));
+    std::fs::write(&key_path, serde_json::to_vec(&file).unwrap()).unwrap();
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&key_path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    }
+    let token = relay_runtime::server::ingest_token(secrets.as_ref(), "bench-edge")
+        .await
+        .unwrap();
+    let clock: Arc<dyn TimeSource> = Arc::new(SystemTimeSource::new());
+    let server_appender = Arc::new(AppendService::new(pg.clone(), clock.clone(), key()));
+    let ingest = relay_api::IngestState::new(relay_api::IngestParts {
+        appender: server_appender,
+        store: pg.clone(),
+        secrets: secrets.clone() as Arc<dyn SecretProvider>,
+        device: Device::new("bench-server").unwrap(),
+        metrics: relay_api::IngestMetrics::default(),
+        config: relay_api::IngestConfig {
+            edges: vec!["bench-edge".into()],
+            clock_skew_threshold: Duration::from_secs(365 * 24 * 3600),
+            ..Default::default()
+        },
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = tokio::spawn(async move {
+        axum::serve(listener, relay_api::ingest_router(ingest))
+            .await
+            .unwrap();
+    });
+
+    // Edge side: the chain in memory, forwarded in batches of 500.
+    let chained = chain_of(&trail, records);
+    let edge_store = Arc::new(InMemoryRecordStore::new());
+    for part in chained.chunks(10_000) {
+        edge_store.append(part).await.unwrap();
+    }
+    let edge_appender = Arc::new(AppendService::new(edge_store.clone(), clock, key()));
+    let journal = Journal::new(
+        edge_appender,
+        Metrics::new(),
+        Device::new("bench-edge").unwrap(),
+    );
+    let cursors = Arc::new(InMemoryForwardCursorStore::new());
+    let mut settings = ForwardSettings::new(format!("http://{addr}"), "bench-edge", token);
+    settings.batch = BATCH;
+    settings.poll = Duration::from_millis(1);
+    eprintln!("ingest: {records} records in batches of {BATCH}, HTTP on loopback into Postgres");
+    let t = Instant::now();
+    let handle = Forwarder::new(settings, edge_store.clone(), cursors.clone(), journal)
+        .unwrap()
+        .spawn();
+    loop {
+        let acked = cursors
+            .get(&trail)
+            .await
+            .unwrap()
+            .map_or(0, |c| c.acked_seq);
+        if acked == records as u64 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    let ingest_time = t.elapsed();
+    handle.shutdown().await;
+    server.abort();
+    assert_eq!(
+        pg.head(&trail).await.unwrap().unwrap().seq.get(),
+        records as u64
+    );
+
+    // The same checks without HTTP: verify each batch, append it (what the handler does).
+    let direct_trail = TrailId::new("bench-ingest-direct").unwrap();
+    let direct = chain_of(&direct_trail, records);
+    let ring = KeyRing::single(key());
+    let t = Instant::now();
+    let mut prev: Option<(relay_domain::ChainSeq, relay_domain::Checksum)> = None;
+    for chunk in direct.chunks(BATCH) {
+        let mut v = match prev {
+            Some((s, c)) => ChainVerifier::new(direct_trail.clone(), &ring).resume_after(s, c),
+            None => ChainVerifier::new(direct_trail.clone(), &ring),
+        };
+        for r in chunk {
+            v.push(r).unwrap();
+        }
+        pg.append(chunk).await.unwrap();
+        let last = chunk.last().unwrap();
+        prev = Some((last.chain_seq, last.checksum));
+    }
+    let direct_time = t.elapsed();
+
+    let plain_trail = TrailId::new("bench-ingest-plain").unwrap();
+    let plain = chain_of(&plain_trail, records);
+    let t = Instant::now();
+    for chunk in plain.chunks(BATCH) {
+        pg_plain_insert(&owner, chunk).await;
+    }
+    let plain_time = t.elapsed();
+
+    pg.close().await;
+    owner.close().await;
+    admin
+        .execute(format!("DROP DATABASE \"{db}\" WITH (FORCE)").as_str())
+        .await
+        .unwrap();
+    admin
+        .execute(format!("DROP ROLE \"{role}\"").as_str())
+        .await
+        .unwrap();
+
+    let base = rate(records, plain_time);
+    let (over_http, direct) = (rate(records, ingest_time), rate(records, direct_time));
+    let baseline = format!(
+        "{} plain batched INSERT (same rows, one UNNEST statement and commit per batch)",
+        fmt_rate(base, "rec/s")
+    );
+    vec![
+        Row {
+            path: "ingest over HTTP, full verification, Postgres, batches of 500 (records/s)",
+            ours: fmt_rate(over_http, "rec/s"),
+            baseline: baseline.clone(),
+            ratio: format!("{:.0}%", 100.0 * over_http / base),
+        },
+        Row {
+            path: "ingest checks without HTTP (HMAC + link + append), batches of 500 (records/s)",
+            ours: fmt_rate(direct, "rec/s"),
+            baseline,
+            ratio: format!("{:.0}%", 100.0 * direct / base),
+        },
+    ]
+}
+
+fn hex_of(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

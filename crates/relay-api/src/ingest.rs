@@ -1,0 +1,500 @@
+//! Verified ingest on the server of record (R8.3, R8.5): `POST /api/v1/ingest`.
+//!
+//! An edge sends an ordered batch of whole records of one trail. The server authenticates the
+//! edge by its service credential (`Authorization: Bearer <token>` checked in constant time
+//! against the secret `ingest-token.<edge>` named by `X-Relay-Edge`; fail closed), recomputes every
+//! HMAC with the trail's key (`trail-hmac.<trail>`, every version), and appends the batch verbatim
+//! in one transaction; the record store checks the link to the stored head (gapless, exact
+//! `prev_checksum`) and acknowledges identical re-sends. The server never writes into a
+//! forwarded trail: its own events (clock skew, refusals) go to its `_relay` trail, with the
+//! edge's service identity as actor.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::routing::post;
+use prometheus_client::metrics::counter::Counter;
+use relay_domain::ports::SecretProviderExt;
+use relay_domain::ports::{RecordStore, RecordStoreError, SecretError, SecretName, SecretProvider};
+use relay_domain::{
+    Actor, ActorSource, AppendService, ChainSeq, ChainVerifier, Device, EventDraft, EventKind,
+    Payload, Record, TrailId, VerifyFailureReason,
+};
+use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
+use utoipa::ToSchema;
+
+use crate::error::{ApiError, ErrorBody, error_chain};
+use crate::extract::ApiJson;
+
+/// The header naming the edge whose ingest token the bearer token is checked against.
+pub const EDGE_HEADER: &str = "x-relay-edge";
+/// Prefix of the secret holding an edge's ingest token: `ingest-token.<edge id>`.
+pub const INGEST_TOKEN_PREFIX: &str = "ingest-token.";
+/// Prefix of the secret holding a forwarded trail's HMAC key: `trail-hmac.<trail id>`.
+pub const TRAIL_KEY_PREFIX: &str = "trail-hmac.";
+/// The most records one ingest batch may hold.
+pub const MAX_BATCH_RECORDS: usize = 10_000;
+
+/// The name of the secret holding `edge`'s ingest token.
+pub fn ingest_token_secret(edge: &str) -> Result<SecretName, relay_domain::IdError> {
+    SecretName::new(format!("{INGEST_TOKEN_PREFIX}{edge}"))
+}
+
+/// The name of the secret holding forwarded trail `trail`'s HMAC key on the server.
+pub fn trail_key_secret(trail: &TrailId) -> Result<SecretName, relay_domain::IdError> {
+    SecretName::new(format!("{TRAIL_KEY_PREFIX}{}", trail.as_str()))
+}
+
+/// The bearer token text of an ingest token secret (lower-case hex of its bytes).
+pub fn token_text(secret: &relay_domain::ports::SecretValue) -> String {
+    hex::encode(secret.expose())
+}
+
+/// Settings of the ingest endpoint.
+#[derive(Debug, Clone)]
+pub struct IngestConfig {
+    /// Edge ids allowed to ingest (each needs its `ingest-token.<edge>` secret); empty: ingest
+    /// is disabled and answers 503.
+    pub edges: Vec<String>,
+    /// Skew between an edge's `recorded_at` and the server clock that raises `CLOCK_SKEW`.
+    pub clock_skew_threshold: Duration,
+    /// At most one `CLOCK_SKEW` event per edge per this interval.
+    pub clock_skew_interval: Duration,
+    /// Largest request body accepted, in bytes.
+    pub max_body_bytes: usize,
+}
+
+impl Default for IngestConfig {
+    fn default() -> Self {
+        Self {
+            edges: Vec::new(),
+            clock_skew_threshold: Duration::from_millis(2000),
+            clock_skew_interval: Duration::from_secs(60),
+            max_body_bytes: 64 * 1024 * 1024,
+        }
+    }
+}
+
+/// Counters of the ingest endpoint, registered by the runtime.
+#[derive(Debug, Clone, Default)]
+pub struct IngestMetrics {
+    /// Records newly stored by ingest.
+    pub records_ingested: Counter,
+    /// Batches refused with 422.
+    pub batches_refused: Counter,
+    /// Requests refused for a missing or wrong credential.
+    pub auth_failures: Counter,
+    /// Server events (`CLOCK_SKEW`, refusals) that could not be recorded.
+    pub audit_write_failures: Counter,
+}
+
+/// What the ingest endpoint is built from.
+#[derive(Debug, Clone)]
+pub struct IngestParts {
+    /// The server's own append service: only ever used for its `_relay` trail.
+    pub appender: Arc<AppendService>,
+    /// Where forwarded trails are stored.
+    pub store: Arc<dyn RecordStore>,
+    /// Ingest tokens and trail keys.
+    pub secrets: Arc<dyn SecretProvider>,
+    /// The server's device id, written on its own events.
+    pub device: Device,
+    /// Counters.
+    pub metrics: IngestMetrics,
+    /// Settings.
+    pub config: IngestConfig,
+}
+
+/// The ingest endpoint's shared state; cheap to clone.
+#[derive(Clone)]
+pub struct IngestState {
+    inner: Arc<IngestInner>,
+}
+
+struct IngestInner {
+    parts: IngestParts,
+    /// One lane per trail: batches of one trail are checked and stored one at a time, so a
+    /// duplicated request racing its original is acknowledged instead of refused.
+    lanes: Mutex<HashMap<TrailId, Arc<tokio::sync::Mutex<()>>>>,
+    last_skew_event: Mutex<HashMap<String, Instant>>,
+}
+
+impl std::fmt::Debug for IngestState {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IngestState")
+            .field("edges", &self.inner.parts.config.edges)
+            .finish_non_exhaustive()
+    }
+}
+
+impl IngestState {
+    /// The state for `parts`.
+    pub fn new(parts: IngestParts) -> Self {
+        Self {
+            inner: Arc::new(IngestInner {
+                parts,
+                lanes: Mutex::new(HashMap::new()),
+                last_skew_event: Mutex::new(HashMap::new()),
+            }),
+        }
+    }
+
+    fn parts(&self) -> &IngestParts {
+        &self.inner.parts
+    }
+
+    fn lane(&self, trail: &TrailId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut lanes = self
+            .inner
+            .lanes
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        lanes.entry(trail.clone()).or_default().clone()
+    }
+
+    /// Edges whose ingest token is missing from the secret provider (checked at start-up, so the
+    /// operator sees a warning instead of a stream of 401s).
+    pub async fn edges_without_token(&self) -> Vec<String> {
+        let mut missing = Vec::new();
+        for edge in &self.parts().config.edges {
+            let ok = match ingest_token_secret(edge) {
+                Ok(name) => self.parts().secrets.current(&name).await.is_ok(),
+                Err(_) => false,
+            };
+            if !ok {
+                missing.push(edge.clone());
+            }
+        }
+        missing
+    }
+}
+
+/// A batch of one trail's records, in seq order.
+#[derive(Debug, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IngestRequest {
+    /// The trail every record belongs to.
+    #[schema(value_type = String)]
+    pub trail_id: TrailId,
+    /// Whole records as the edge stored them, consecutive seqs.
+    #[schema(value_type = Vec<Object>)]
+    pub records: Vec<Record>,
+}
+
+/// What the server stored.
+#[derive(Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct IngestResponse {
+    /// The trail.
+    pub trail_id: String,
+    /// The highest seq of the batch, now stored on the server (the edge's new cursor).
+    pub acked_seq: u64,
+    /// The server trail's head seq after the batch.
+    pub head_seq: u64,
+    /// The server trail's head checksum (hex).
+    pub head_checksum: String,
+    /// Records newly stored.
+    pub appended: u64,
+    /// Records that were already stored, identical (a re-send).
+    pub already_present: u64,
+}
+
+/// The ingest route (`POST /api/v1/ingest`), to merge next to [`crate::router`].
+pub fn ingest_router(state: IngestState) -> Router {
+    let limit = state.parts().config.max_body_bytes;
+    Router::new()
+        .route("/api/v1/ingest", post(ingest))
+        .layer(DefaultBodyLimit::max(limit))
+        .with_state(state)
+}
+
+/// The edge that authenticated a request.
+struct EdgeIdentity(String);
+
+async fn authenticate(state: &IngestState, headers: &HeaderMap) -> Result<EdgeIdentity, ApiError> {
+    let parts = state.parts();
+    if parts.config.edges.is_empty() {
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "ingest_disabled",
+            "ingest is disabled on this server (no edge is configured)",
+        ));
+    }
+    let refuse = || {
+        parts.metrics.auth_failures.inc();
+        ApiError::unauthorized("invalid_credentials", "missing or invalid edge credential")
+    };
+    let edge = headers
+        .get(EDGE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(refuse)?;
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .ok_or_else(refuse)?;
+    if !parts.config.edges.iter().any(|e| e == edge) {
+        tracing::warn!(edge = %edge, "ingest refused: edge not configured");
+        return Err(refuse());
+    }
+    let name = ingest_token_secret(edge).map_err(|_| refuse())?;
+    let secret = match parts.secrets.current(&name).await {
+        Ok(s) => s,
+        Err(SecretError::NotFound { .. }) => {
+            tracing::warn!(edge = %edge, "ingest refused: the edge has no ingest token");
+            return Err(refuse());
+        }
+        Err(e) => return Err(ApiError::from(e)),
+    };
+    let expected = token_text(&secret);
+    let matches = expected.len() == presented.len()
+        && bool::from(expected.as_bytes().ct_eq(presented.as_bytes()));
+    if !matches {
+        tracing::warn!(edge = %edge, "ingest refused: wrong token");
+        return Err(refuse());
+    }
+    Ok(EdgeIdentity(edge.to_owned()))
+}
+
+/// Ingests a batch of one trail's records from an edge.
+#[utoipa::path(post, path = "/api/v1/ingest", tag = "ingest", request_body = IngestRequest,
+    params(("X-Relay-Edge" = String, Header, description = "The edge id whose ingest token is presented")),
+    responses(
+        (status = 200, description = "Stored (or already stored, identical)", body = IngestResponse),
+        (status = 401, description = "Missing or wrong edge credential", body = ErrorBody),
+        (status = 403, description = "The trail's key is not provisioned on the server", body = ErrorBody),
+        (status = 422, description = "Refused for good: bad HMAC, gap, conflict; names the seq", body = ErrorBody),
+        (status = 503, description = "Ingest disabled or storage unavailable; retry", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn ingest(
+    State(state): State<IngestState>,
+    headers: HeaderMap,
+    body: ApiJson<IngestRequest>,
+) -> Result<axum::Json<IngestResponse>, ApiError> {
+    let edge = authenticate(&state, &headers).await?;
+    let ApiJson(request) = body;
+    match ingest_batch(&state, &edge, &request).await {
+        Ok(response) => {
+            check_clock_skew(&state, &edge, &request).await;
+            Ok(axum::Json(response))
+        }
+        Err(e) => {
+            if e.status == StatusCode::UNPROCESSABLE_ENTITY {
+                state.parts().metrics.batches_refused.inc();
+                tracing::error!(edge = %edge.0, trail = %request.trail_id, code = e.code,
+                    reason = %e.message, "ingest batch refused");
+                let payload = serde_json::json!({
+                    "event": "INGEST_REFUSED",
+                    "edge": edge.0,
+                    "trail": request.trail_id.as_str(),
+                    "code": e.code,
+                    "reason": e.message,
+                    "first_seq": request.records.first().map(|r| r.chain_seq.get()),
+                    "last_seq": request.records.last().map(|r| r.chain_seq.get()),
+                });
+                if let Err(audit) =
+                    record_server_event(&state, &edge, EventKind::system(), payload).await
+                {
+                    tracing::error!(error = %error_chain(&audit), "INGEST_REFUSED event not recorded");
+                }
+            }
+            Err(e)
+        }
+    }
+}
+
+fn refuse(code: &'static str, message: String) -> ApiError {
+    ApiError::unprocessable(code, message)
+}
+
+async fn ingest_batch(
+    state: &IngestState,
+    edge: &EdgeIdentity,
+    request: &IngestRequest,
+) -> Result<IngestResponse, ApiError> {
+    let parts = state.parts();
+    let trail = &request.trail_id;
+    if trail.is_relay() {
+        return Err(refuse(
+            "reserved_trail",
+            "the server's _relay trail is its own; edges forward only their capture trails".into(),
+        ));
+    }
+    let (Some(first), Some(last)) = (request.records.first(), request.records.last()) else {
+        return Err(refuse("invalid_batch", "the batch holds no record".into()));
+    };
+    if request.records.len() > MAX_BATCH_RECORDS {
+        return Err(refuse(
+            "invalid_batch",
+            format!("at most {MAX_BATCH_RECORDS} records per batch"),
+        ));
+    }
+    let key_name = trail_key_secret(trail)
+        .map_err(|e| refuse("invalid_trail", format!("trail {trail}: {e}")))?;
+    let ring = match parts.secrets.key_ring(&key_name).await {
+        Ok(ring) => ring,
+        Err(SecretError::NotFound { .. }) => {
+            tracing::warn!(edge = %edge.0, trail = %trail, secret = %key_name,
+                "ingest refused: the trail's key is not provisioned on the server");
+            return Err(ApiError::forbidden(
+                "trail_not_provisioned",
+                format!("the server holds no key for trail {trail} (secret {key_name})"),
+            ));
+        }
+        Err(e) => return Err(ApiError::from(e)),
+    };
+
+    // Every HMAC and the links inside the batch; the link to the stored head is the store's.
+    let mut verifier = match first.chain_seq.get().checked_sub(1).map(ChainSeq::new) {
+        Some(Ok(prev)) => {
+            ChainVerifier::new(trail.clone(), &ring).resume_after(prev, first.prev_checksum)
+        }
+        _ => ChainVerifier::new(trail.clone(), &ring),
+    };
+    for record in &request.records {
+        if let Err(f) = verifier.push(record) {
+            let code = match f.reason {
+                VerifyFailureReason::ChecksumMismatch { .. } => "bad_hmac",
+                VerifyFailureReason::UnknownKey { .. } => "unknown_key",
+                VerifyFailureReason::WrongTrail { .. } => "wrong_trail",
+                VerifyFailureReason::Gap { .. } => "gap",
+                _ => "invalid_batch",
+            };
+            return Err(refuse(code, format!("chain_seq {}: {}", f.seq, f.reason)));
+        }
+    }
+
+    let lane = state.lane(trail);
+    let _serialized = lane.lock().await;
+    match parts.store.append(&request.records).await {
+        Ok(receipt) => {
+            parts.metrics.records_ingested.inc_by(receipt.appended);
+            tracing::debug!(edge = %edge.0, trail = %trail, first = %first.chain_seq,
+                last = %last.chain_seq, appended = receipt.appended,
+                already_present = receipt.already_present, "ingested");
+            Ok(IngestResponse {
+                trail_id: trail.as_str().to_owned(),
+                acked_seq: last.chain_seq.get(),
+                head_seq: receipt.head.seq.get(),
+                head_checksum: receipt.head.checksum.to_hex(),
+                appended: receipt.appended,
+                already_present: receipt.already_present,
+            })
+        }
+        Err(RecordStoreError::Conflict { seq, .. }) => Err(refuse(
+            "conflict",
+            format!("chain_seq {seq}: a different record is already stored at this seq"),
+        )),
+        Err(RecordStoreError::NotNext { seq, reason, .. }) => {
+            let head = parts.store.head(trail).await?;
+            let head_seq = head.map_or(0, |h| h.seq.get());
+            let code = if seq.get() > head_seq + 1 {
+                "gap"
+            } else {
+                "not_next"
+            };
+            Err(refuse(
+                code,
+                format!(
+                    "chain_seq {seq}: does not continue the stored head (seq {head_seq}): {reason}"
+                ),
+            ))
+        }
+        Err(RecordStoreError::InvalidBatch(message)) => Err(refuse("invalid_batch", message)),
+        Err(e) => Err(ApiError::from(e)),
+    }
+}
+
+/// Raises `CLOCK_SKEW` when the edge's last `recorded_at` is off the server clock by more than
+/// the threshold, at most once per edge per interval (R8.5).
+async fn check_clock_skew(state: &IngestState, edge: &EdgeIdentity, request: &IngestRequest) {
+    let parts = state.parts();
+    let Some(last) = request.records.last() else {
+        return;
+    };
+    let now = match parts.appender.clock().now().await {
+        Ok(t) => t.at,
+        Err(e) => {
+            tracing::warn!(error = %e, "clock skew check skipped: the server clock failed");
+            return;
+        }
+    };
+    // An edge ahead of the server is always skew. Behind is ambiguous: a backlog re-sent after
+    // an outage is old, not skewed; so "behind" counts only within one interval past the
+    // threshold, where a live edge (forwarding within seconds of capture) lands.
+    let skew_micros = last.recorded_at.micros_since(now);
+    let threshold =
+        i64::try_from(parts.config.clock_skew_threshold.as_micros()).unwrap_or(i64::MAX);
+    let live_window =
+        i64::try_from(parts.config.clock_skew_interval.as_micros()).unwrap_or(i64::MAX);
+    let ahead = skew_micros > threshold;
+    let behind_live = skew_micros < -threshold && skew_micros > -(threshold + live_window);
+    if !ahead && !behind_live {
+        return;
+    }
+    {
+        let mut last_event = state
+            .inner
+            .last_skew_event
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(at) = last_event.get(&edge.0)
+            && at.elapsed() < parts.config.clock_skew_interval
+        {
+            return;
+        }
+        last_event.insert(edge.0.clone(), Instant::now());
+    }
+    tracing::warn!(edge = %edge.0, trail = %request.trail_id, skew_ms = skew_micros / 1000,
+        "edge clock differs from the server clock beyond the threshold");
+    let payload = serde_json::json!({
+        "edge": edge.0,
+        "trail": request.trail_id.as_str(),
+        "seq": last.chain_seq.get(),
+        "edge_recorded_at": last.recorded_at.to_canonical(),
+        "server_time": now.to_canonical(),
+        "skew_ms": skew_micros / 1000,
+        "threshold_ms": parts.config.clock_skew_threshold.as_millis(),
+    });
+    if let Err(e) = record_server_event(state, edge, EventKind::clock_skew(), payload).await {
+        tracing::error!(error = %error_chain(&e), "CLOCK_SKEW event not recorded");
+    }
+}
+
+/// Appends one of the server's own events to its `_relay` trail, the edge's service identity as
+/// actor; a failure is counted and returned.
+async fn record_server_event(
+    state: &IngestState,
+    edge: &EdgeIdentity,
+    kind: EventKind,
+    payload: serde_json::Value,
+) -> Result<Record, relay_domain::AppendError> {
+    let parts = state.parts();
+    let payload = Payload::from_value(&payload).unwrap_or_else(|e| {
+        // Built in code from ids and numbers; a refusal is a bug, logged, and the event still
+        // recorded (kind and actor say what happened).
+        tracing::error!(error = %e, "server event payload refused");
+        Payload::empty()
+    });
+    let draft = EventDraft {
+        trail_id: TrailId::relay(),
+        kind,
+        actor: Actor::new(format!("edge:{}", edge.0)).ok(),
+        actor_source: ActorSource::Service,
+        occurred_at: None,
+        device: parts.device.clone(),
+        project: None,
+        subject: None,
+        payload,
+    };
+    let result = parts.appender.append(draft).await;
+    if result.is_err() {
+        parts.metrics.audit_write_failures.inc();
+    }
+    result
+}

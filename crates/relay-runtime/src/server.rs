@@ -1,0 +1,348 @@
+//! The server of record (R8, `RELAY_MODE=server`): the same review API and UI as the edge, plus
+//! verified ingest of forwarded trails (`POST /api/v1/ingest`), its own `_relay` journal, the
+//! notary scheduler, and HTTPS through rustls when a certificate is configured.
+//!
+//! The stores are passed in as ports ([`ServerStores`]), so the same wiring serves the local
+//! adapter (one box: SQLite + files) and the self-hosted one (Postgres + S3), which the binary
+//! builds behind its own dependency.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use relay_domain::ports::{
+    AccountStore, Notary, RecordStore, SecretError, SecretName, SecretProvider, SecretProviderExt,
+    TimeSource, WormPosture,
+};
+use relay_domain::{AppendService, Device, EventKind};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::edge::error_chain;
+use crate::http::{HttpState, router};
+use crate::journal::Journal;
+use crate::metrics::Metrics;
+use crate::notary_scheduler::{NotarySchedule, NotaryScheduler, NotarySchedulerHandle};
+
+/// The ports the server runs on, built by the binary from its `[storage]` configuration.
+#[derive(Debug, Clone)]
+pub struct ServerStores {
+    /// `local` or `selfhosted`, written into the posture.
+    pub provider: &'static str,
+    /// Forwarded trails and the server's `_relay`.
+    pub records: Arc<dyn RecordStore>,
+    /// Review accounts.
+    pub accounts: Arc<dyn AccountStore>,
+    /// Trail keys of edges, ingest tokens, the server's own keys.
+    pub secrets: Arc<dyn SecretProvider>,
+    /// Where trail heads are anchored.
+    pub notary: Arc<dyn Notary>,
+    /// The server clock (system or NTP).
+    pub clock: Arc<dyn TimeSource>,
+    /// Called once at shutdown to close pools.
+    pub local: Option<relay_local::LocalAdapters>,
+}
+
+impl ServerStores {
+    /// The local adapter over `data_dir` (SQLite + filesystem), for a single-box server.
+    pub async fn local(data_dir: &Path) -> Result<Self, ServerError> {
+        let adapters = relay_local::LocalAdapters::open(data_dir)
+            .await
+            .map_err(|e| ServerError::Open(error_chain(&e)))?;
+        Ok(Self {
+            provider: "local",
+            records: adapters.record_store.clone(),
+            accounts: adapters.accounts.clone(),
+            secrets: adapters.secrets.clone(),
+            notary: adapters.notary.clone(),
+            clock: adapters.clock.clone(),
+            local: Some(adapters),
+        })
+    }
+}
+
+/// HTTPS material: a PEM certificate chain and its PEM private key.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Certificate chain (leaf first).
+    pub cert: PathBuf,
+    /// Private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// What the server needs to run; built by the binary from its configuration.
+#[derive(Debug, Clone)]
+pub struct ServerSettings {
+    /// The server's id, written on its own events.
+    pub device: Device,
+    /// Listener address.
+    pub listen: SocketAddr,
+    /// HTTPS when set; plain HTTP otherwise (loopback or behind a TLS proxy).
+    pub tls: Option<TlsFiles>,
+    /// Ingest settings (allowed edges, clock skew threshold).
+    pub ingest: relay_api::IngestConfig,
+    /// The review API.
+    pub api: relay_api::ApiConfig,
+    /// How often every trail head is notarized.
+    pub notary_interval: Duration,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ServerError {
+    /// The stores could not be opened.
+    #[error("cannot open the stores: {0}")]
+    Open(String),
+    /// The server's own trail key could not be loaded or created.
+    #[error("cannot load the server's trail key")]
+    Key(#[source] SecretError),
+    /// The server's own trail key is unusable.
+    #[error("the server's trail key is unusable: {0}")]
+    BadKey(String),
+    /// The posture event could not be recorded; the server does not run unrecorded.
+    #[error("cannot record the start-up posture event")]
+    Posture(#[source] relay_domain::AppendError),
+    /// The review API could not be prepared.
+    #[error("cannot start the review API")]
+    Api(#[source] relay_api::ApiStartError),
+    /// TLS material is unusable.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The listener could not be bound.
+    #[error("HTTP listener on {addr}")]
+    Http {
+        /// The address.
+        addr: SocketAddr,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Waiting for signals failed.
+    #[error("cannot install signal handlers")]
+    Signals(#[source] std::io::Error),
+}
+
+/// A running server of record.
+#[derive(Debug)]
+pub struct ServerRuntime {
+    stores: ServerStores,
+    journal: Journal,
+    http_addr: SocketAddr,
+    http_task: JoinHandle<std::io::Result<()>>,
+    stop_http: watch::Sender<bool>,
+    notary_scheduler: NotarySchedulerHandle,
+}
+
+impl ServerRuntime {
+    /// Records the posture, starts the notary scheduler and serves API, UI and ingest.
+    pub async fn start(
+        stores: ServerStores,
+        settings: ServerSettings,
+    ) -> Result<Self, ServerError> {
+        let secret = stores
+            .secrets
+            .current_or_create(&SecretName::trail_hmac())
+            .await
+            .map_err(ServerError::Key)?;
+        let key = secret
+            .to_trail_key()
+            .map_err(|e| ServerError::BadKey(e.to_string()))?;
+        let key_id = key.id().clone();
+        let appender = Arc::new(AppendService::new(
+            stores.records.clone(),
+            stores.clock.clone(),
+            key,
+        ));
+        let metrics = Metrics::new();
+        let journal = Journal::new(appender.clone(), metrics.clone(), settings.device.clone());
+
+        let ingest = relay_api::IngestState::new(relay_api::IngestParts {
+            appender: appender.clone(),
+            store: stores.records.clone(),
+            secrets: stores.secrets.clone(),
+            device: settings.device.clone(),
+            metrics: metrics.ingest.clone(),
+            config: settings.ingest.clone(),
+        });
+        let without_token = ingest.edges_without_token().await;
+        if settings.ingest.edges.is_empty() {
+            tracing::warn!(
+                "ingest is DISABLED: no edge is configured (ingest_edges); POST /api/v1/ingest answers 503"
+            );
+        } else if !without_token.is_empty() {
+            tracing::warn!(edges = ?without_token,
+                "these edges have no ingest token (secret ingest-token.<edge>); their requests are refused (401)");
+        }
+        let notary_worm = stores.notary.worm_posture();
+        if notary_worm != WormPosture::Enforced {
+            tracing::warn!(notary = stores.notary.kind(), worm = %notary_worm,
+                "the notary is NOT write-once storage; use an Object Lock notary for regulated production");
+        }
+        let time = stores.clock.posture();
+        let posture = serde_json::json!({
+            "version": crate::VERSION,
+            "mode": "server",
+            "device": settings.device.as_str(),
+            "actor_source": "system",
+            "time_source": { "kind": time.kind, "label": time.label.to_label(), "detail": time.detail },
+            "key_id": key_id.as_str(),
+            "secret_provider": stores.secrets.kind(),
+            "notary": { "kind": stores.notary.kind(), "worm": notary_worm },
+            "record_store": stores.provider,
+            "tls": settings.tls.is_some(),
+            "ingest": {
+                "edges": settings.ingest.edges,
+                "edges_without_token": without_token,
+                "clock_skew_threshold_ms": u64::try_from(settings.ingest.clock_skew_threshold.as_millis()).unwrap_or(u64::MAX),
+            },
+        });
+        journal
+            .record(EventKind::startup(), None, posture)
+            .await
+            .map_err(ServerError::Posture)?;
+
+        let notary_scheduler = NotaryScheduler::new(
+            stores.records.clone(),
+            stores.notary.clone(),
+            stores.clock.clone(),
+            journal.clone(),
+        )
+        .spawn(NotarySchedule::every(settings.notary_interval));
+
+        let mut api_config = settings.api.clone();
+        api_config.device = settings.device.clone();
+        api_config.server_of_record = true;
+        let api = relay_api::ApiState::new(relay_api::ApiParts {
+            appender: appender.clone(),
+            store: stores.records.clone(),
+            accounts: stores.accounts.clone(),
+            secrets: stores.secrets.clone(),
+            notary: stores.notary.clone(),
+            metrics: metrics.api_metrics(),
+            config: api_config,
+        })
+        .await
+        .map_err(ServerError::Api)?;
+        let app = router(HttpState {
+            metrics: metrics.clone(),
+            store: stores.records.clone(),
+            mode: "server",
+        })
+        .merge(relay_api::ingest_router(ingest))
+        .merge(relay_api::router(api));
+
+        let listener = tokio::net::TcpListener::bind(settings.listen)
+            .await
+            .map_err(|source| ServerError::Http {
+                addr: settings.listen,
+                source,
+            })?;
+        let http_addr = listener.local_addr().map_err(|source| ServerError::Http {
+            addr: settings.listen,
+            source,
+        })?;
+        let (stop_http, mut stopped) = watch::channel(false);
+        let shutdown = async move {
+            while !*stopped.borrow_and_update() {
+                if stopped.changed().await.is_err() {
+                    break;
+                }
+            }
+        };
+        let http_task = match &settings.tls {
+            None => tokio::spawn(async move {
+                axum::serve(listener, app)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }),
+            Some(files) => {
+                let acceptor = crate::tls::acceptor(&files.cert, &files.key)
+                    .map_err(|e| ServerError::Tls(e.to_string()))?;
+                let tls = crate::tls::TlsListener::new(listener, acceptor);
+                tokio::spawn(
+                    async move { axum::serve(tls, app).with_graceful_shutdown(shutdown).await },
+                )
+            }
+        };
+        tracing::info!(device = %settings.device, key_id = %key_id, http = %http_addr,
+            tls = settings.tls.is_some(), store = stores.provider, "relay-server running");
+        Ok(Self {
+            stores,
+            journal,
+            http_addr,
+            http_task,
+            stop_http,
+            notary_scheduler,
+        })
+    }
+
+    /// The address the listener is bound to.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// The server's `_relay` journal.
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    /// Runs until SIGINT or SIGTERM, then shuts down gracefully.
+    pub async fn run_until_signal(self) -> Result<(), ServerError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).map_err(ServerError::Signals)?;
+        let mut int = signal(SignalKind::interrupt()).map_err(ServerError::Signals)?;
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("signal received, shutting down");
+        self.shutdown().await;
+        Ok(())
+    }
+
+    /// Records the shutdown, notarizes every head, stops HTTP and closes the stores.
+    pub async fn shutdown(self) {
+        if let Err(e) = self
+            .journal
+            .record(EventKind::shutdown(), None, serde_json::json!({}))
+            .await
+        {
+            tracing::error!(error = %e, "shutdown event not recorded");
+        }
+        match self.notary_scheduler.shutdown().await {
+            Ok(round) if round.failures.is_empty() => {
+                tracing::info!(anchored = round.anchored.len(), "final notarization done");
+            }
+            Ok(round) => tracing::error!(
+                failed = round.failures.len(),
+                "final notarization incomplete; see NOTARY_FAILED events"
+            ),
+            Err(e) => tracing::error!(error = %e, "notary scheduler task failed"),
+        }
+        if self.stop_http.send(true).is_err() {
+            tracing::debug!("HTTP listener already stopped");
+        }
+        match self.http_task.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::warn!(error = %e, "HTTP listener ended with an error"),
+            Err(e) => tracing::warn!(error = %e, "HTTP listener task failed"),
+        }
+        if let Some(local) = &self.stores.local {
+            local.record_store.close().await;
+        }
+        tracing::info!("relay-server stopped");
+    }
+}
+
+/// Creates (or reads) the ingest token of `edge` and returns its bearer text, to hand to the
+/// edge's operator once (`relay-server ingest-token --edge ID`).
+pub async fn ingest_token(secrets: &dyn SecretProvider, edge: &str) -> Result<String, SecretError> {
+    let name = relay_api::ingest_token_secret(edge).map_err(|e| SecretError::Other {
+        message: format!("edge id {edge:?}: {e}"),
+        source: None,
+    })?;
+    let secret = secrets.current_or_create(&name).await?;
+    Ok(relay_api::token_text(&secret))
+}

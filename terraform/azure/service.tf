@@ -1,0 +1,68 @@
+resource "azurerm_container_app_environment" "relay" {
+  name                           = "${var.name}-env"
+  location                       = var.location
+  resource_group_name            = var.resource_group_name
+  log_analytics_workspace_id     = azurerm_log_analytics_workspace.relay.id
+  infrastructure_subnet_id       = var.infrastructure_subnet_id
+  internal_load_balancer_enabled = true
+}
+
+resource "azurerm_container_app" "server" {
+  name                         = "${var.name}-server"
+  container_app_environment_id = azurerm_container_app_environment.relay.id
+  resource_group_name          = var.resource_group_name
+  revision_mode                = "Single"
+  identity {
+    type         = "UserAssigned"
+    identity_ids = [azurerm_user_assigned_identity.server.id]
+  }
+  secret {
+    name                = "app-dsn"
+    key_vault_secret_id = azurerm_key_vault_secret.app_dsn.versionless_id
+    identity            = azurerm_user_assigned_identity.server.id
+  }
+  ingress {
+    external_enabled = false
+    target_port      = 8471
+    transport        = "http"
+    traffic_weight {
+      latest_revision = true
+      percentage      = 100
+    }
+  }
+  template {
+    min_replicas = 1
+    max_replicas = 1
+    container {
+      name    = "relay-server"
+      image   = var.image
+      cpu     = 1
+      memory  = "2Gi"
+      command = ["relay-server"]
+      args    = ["run"]
+      env {
+        name  = "RELAY_LISTEN"
+        value = "0.0.0.0:8471"
+      }
+      env {
+        name  = "RELAY_STORAGE__PROVIDER"
+        value = "selfhosted"
+      }
+      env {
+        name        = "RELAY_STORAGE__PG_DSN"
+        secret_name = "app-dsn"
+      }
+      liveness_probe {
+        transport = "HTTP"
+        port      = 8471
+        path      = "/healthz"
+      }
+      readiness_probe {
+        transport = "HTTP"
+        port      = 8471
+        path      = "/healthz"
+      }
+    }
+  }
+  depends_on = [azurerm_role_assignment.server_app_dsn]
+}
