@@ -23,7 +23,7 @@ echo "==> npm ci (e2e/browser, playwright-core pinned; no browser download)"
 
 echo "==> cargo build -p relay-edge"
 cargo build --locked -p relay-edge
-target_dir=${CARGO_TARGET_DIR:-target}
+target_dir=$(cd "${CARGO_TARGET_DIR:-target}" && pwd)
 
 echo "==> browser test (headless $(chromium --version 2>/dev/null | head -1))"
 RELAY_EDGE_BIN="$target_dir/debug/relay-edge" CHROMIUM=/usr/bin/chromium npm --prefix e2e/browser test

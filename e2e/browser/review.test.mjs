@@ -111,10 +111,12 @@ try {
 
   // 4. Sign it: meaning, reason, password.
   await page.getByRole("button", { name: "Sign this record…" }).click();
-  await page.getByLabel("Meaning").selectOption("approved");
-  await page.getByLabel("Reason").fill("Spectrum reviewed against SOP-12; approved for release.");
-  await page.getByLabel("Password (signing re-checks it)").fill(REVIEWER_PW);
-  await page.getByRole("button", { name: "Sign", exact: true }).click();
+  // Scoped to the sign dialog: other panels (configuration changes) also have a "Reason" field.
+  const dialog = page.locator("#sign-dialog");
+  await dialog.getByLabel("Meaning").selectOption("approved");
+  await dialog.getByLabel("Reason").fill("Spectrum reviewed against SOP-12; approved for release.");
+  await dialog.getByLabel("Password (signing re-checks it)").fill(REVIEWER_PW);
+  await dialog.getByRole("button", { name: "Sign", exact: true }).click();
 
   // 5. The manifestation: printed name, meaning, UTC time, reason.
   const m = page.locator(".manifestation").first();
