@@ -25,6 +25,7 @@ mod changes;
 mod config;
 mod error;
 mod events;
+mod exports;
 mod extract;
 mod ingest;
 mod login;
@@ -45,6 +46,9 @@ pub use changes::ChangeView;
 pub use config::ApiConfig;
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use events::{EventPage, EventView, Manifestation, TrailView};
+pub use exports::{
+    SealedExportBody, SealedExportError, SealedExportJob, SealedExportView, SealedExporter,
+};
 pub use ingest::{
     EDGE_HEADER, IngestConfig, IngestMetrics, IngestParts, IngestRequest, IngestResponse,
     IngestState, MAX_BATCH_RECORDS, ingest_router, ingest_token_secret, token_text,
@@ -78,6 +82,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/events", get(events::events))
         .route("/events/{trail}/{seq}", get(events::event))
         .route("/export", get(events::export))
+        .route("/exports", post(exports::create))
+        .route("/exports/{package}", get(exports::download))
         .route("/signatures", post(signatures::sign))
         .route("/changes", get(changes::list).post(changes::propose))
         .route("/changes/{id}/approve", post(changes::approve))

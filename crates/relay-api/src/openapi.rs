@@ -26,6 +26,8 @@ from `/api/v1/auth/login`; no other header ever names the caller."
         crate::events::events,
         crate::events::event,
         crate::events::export,
+        crate::exports::create,
+        crate::exports::download,
         crate::signatures::sign,
         crate::changes::propose,
         crate::changes::list,

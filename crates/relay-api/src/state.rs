@@ -90,6 +90,8 @@ pub(crate) struct Inner {
     pub(crate) dummy_hash: String,
     /// Four-eyes change requests, when the binary enabled them.
     pub(crate) changes: std::sync::OnceLock<Arc<dyn relay_domain::ports::ChangeRequestStore>>,
+    /// Sealed export packages, when the binary enabled them.
+    pub(crate) exporter: std::sync::OnceLock<Arc<dyn crate::exports::SealedExporter>>,
 }
 
 impl ApiState {
@@ -121,6 +123,7 @@ impl ApiState {
                 signatures: SignatureIndex::default(),
                 dummy_hash,
                 changes: std::sync::OnceLock::new(),
+                exporter: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -129,6 +132,16 @@ impl ApiState {
     /// endpoints answer 503. Returns false (and keeps the first) when already enabled.
     pub fn enable_changes(&self, store: Arc<dyn relay_domain::ports::ChangeRequestStore>) -> bool {
         self.inner.changes.set(store).is_ok()
+    }
+
+    /// Enables sealed exports (`/api/v1/exports`) through `exporter`; without it those endpoints
+    /// answer 503. Returns false (and keeps the first) when already enabled.
+    pub fn enable_sealed_exports(&self, exporter: Arc<dyn crate::exports::SealedExporter>) -> bool {
+        self.inner.exporter.set(exporter).is_ok()
+    }
+
+    pub(crate) fn sealed_exporter(&self) -> Option<Arc<dyn crate::exports::SealedExporter>> {
+        self.inner.exporter.get().cloned()
     }
 
     pub(crate) fn change_store(&self) -> Option<Arc<dyn relay_domain::ports::ChangeRequestStore>> {

@@ -277,6 +277,15 @@ impl EdgeRuntime {
         .await
         .map_err(EdgeError::Api)?;
         api.enable_changes(adapters.changes.clone());
+        api.enable_sealed_exports(std::sync::Arc::new(crate::export::DirExporter::new(
+            settings.data_dir.join("exports"),
+            store.clone(),
+            adapters.notary.clone(),
+            adapters.secrets.clone(),
+            clock.clone(),
+            journal.clone(),
+            settings.device.clone(),
+        )));
         let app = router(HttpState {
             metrics: metrics.clone(),
             store: store.clone(),

@@ -704,3 +704,135 @@ pub async fn export_data_dir(
     adapters.record_store.close().await;
     Ok(result?)
 }
+
+/// The API's sealed exporter: builds zip packages under one directory (e.g.
+/// `<data-dir>/exports`) with the process's own ports and journal, and serves them back.
+#[derive(Debug, Clone)]
+pub struct DirExporter {
+    dir: PathBuf,
+    store: std::sync::Arc<dyn RecordStore>,
+    notary: std::sync::Arc<dyn Notary>,
+    secrets: std::sync::Arc<dyn SecretProvider>,
+    clock: std::sync::Arc<dyn TimeSource>,
+    journal: Journal,
+    device: relay_domain::Device,
+}
+
+impl DirExporter {
+    /// An exporter writing packages into `dir` (created on first use).
+    pub fn new(
+        dir: PathBuf,
+        store: std::sync::Arc<dyn RecordStore>,
+        notary: std::sync::Arc<dyn Notary>,
+        secrets: std::sync::Arc<dyn SecretProvider>,
+        clock: std::sync::Arc<dyn TimeSource>,
+        journal: Journal,
+        device: relay_domain::Device,
+    ) -> Self {
+        Self {
+            dir,
+            store,
+            notary,
+            secrets,
+            clock,
+            journal,
+            device,
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl relay_api::SealedExporter for DirExporter {
+    async fn export(
+        &self,
+        job: relay_api::SealedExportJob,
+    ) -> Result<relay_api::SealedExportView, relay_api::SealedExportError> {
+        use relay_api::SealedExportError as E;
+        let format = match job.format.as_str() {
+            "csv" => ExportFormat::Csv,
+            "json" => ExportFormat::Json,
+            "both" => ExportFormat::Both,
+            other => return Err(E::Invalid(format!("unknown format {other:?}"))),
+        };
+        fs::create_dir_all(&self.dir)
+            .map_err(|e| E::Failed(format!("{}: {e}", self.dir.display())))?;
+        let now = self
+            .clock
+            .now()
+            .await
+            .map_err(|e| E::Failed(e.to_string()))?;
+        let stamp: String = now
+            .at
+            .to_canonical()
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect();
+        let name = format!("{}-{stamp}-{}.zip", job.trail, std::process::id());
+        let keys = self
+            .secrets
+            .key_ring(&SecretName::trail_hmac())
+            .await
+            .map_err(|e| E::Failed(crate::edge::error_chain(&e)))?;
+        let request = ExportRequest {
+            trail: job.trail,
+            from_seq: job.from_seq,
+            to_seq: job.to_seq,
+            filter: ExportFilter::default(),
+            format,
+            out: self.dir.join(&name),
+            zip: true,
+            generated_by: GeneratedBy {
+                actor: job.requested_by,
+                actor_source: relay_domain::ActorSource::Token,
+                device: self.device.clone(),
+            },
+        };
+        let services = ExportServices {
+            store: self.store.as_ref(),
+            notary: self.notary.as_ref(),
+            secrets: self.secrets.as_ref(),
+            keys: &keys,
+            clock: self.clock.as_ref(),
+            journal: &self.journal,
+        };
+        let outcome = export_package(services, &request)
+            .await
+            .map_err(|e| match e {
+                ExportError::EmptyTrail(_) | ExportError::BadRange { .. } => {
+                    E::Invalid(e.to_string())
+                }
+                other => E::Failed(crate::edge::error_chain(&other)),
+            })?;
+        let package = outcome
+            .path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or(name);
+        Ok(relay_api::SealedExportView {
+            package,
+            records: outcome.manifest.records,
+            head_seq: outcome.manifest.head.seq.get(),
+            head_checksum: outcome.manifest.head.checksum.to_hex(),
+            manifest_sha256: outcome.manifest_sha256.to_hex(),
+            seal_fingerprint: outcome.fingerprint,
+        })
+    }
+
+    async fn open(&self, package: &str) -> Result<Vec<u8>, relay_api::SealedExportError> {
+        // The API admits only plain file names; refuse anything else here too.
+        if package.contains('/') || package.contains('\\') || package.starts_with('.') {
+            return Err(relay_api::SealedExportError::NotFound);
+        }
+        let path = self.dir.join(package);
+        match tokio::fs::read(&path).await {
+            Ok(bytes) => Ok(bytes),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                Err(relay_api::SealedExportError::NotFound)
+            }
+            Err(e) => Err(relay_api::SealedExportError::Failed(format!(
+                "{}: {e}",
+                path.display()
+            ))),
+        }
+    }
+}

@@ -555,3 +555,81 @@ async fn notary_failures_are_journaled_counted_and_retried_with_backoff() {
     let relay_anchors = notary.anchors(&TrailId::relay()).await.unwrap();
     assert!(!relay_anchors.is_empty());
 }
+
+#[tokio::test]
+async fn api_exporter_writes_a_sealed_zip_serves_it_and_refuses_path_tricks() {
+    use relay_api::{SealedExportError, SealedExportJob, SealedExporter};
+    let f = fixture().await;
+    populate(&f).await;
+    let dir = f.root.join("exports");
+    let exporter = relay_runtime::export::DirExporter::new(
+        dir.clone(),
+        f.adapters.record_store.clone(),
+        f.adapters.notary.clone(),
+        f.adapters.secrets.clone(),
+        f.adapters.clock.clone(),
+        f.journal.clone(),
+        Device::new("ws-01").unwrap(),
+    );
+    let job = |format: &str| SealedExportJob {
+        trail: TrailId::new(TRAIL).unwrap(),
+        format: format.to_owned(),
+        from_seq: None,
+        to_seq: None,
+        requested_by: Actor::new("rita").unwrap(),
+    };
+    let view = exporter.export(job("csv")).await.unwrap();
+    let head = f
+        .adapters
+        .record_store
+        .head(&TrailId::new(TRAIL).unwrap())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(view.head_seq, head.seq.get());
+    assert_eq!(view.head_checksum, head.checksum.to_hex());
+    assert!(
+        view.package.ends_with(".zip") && !view.package.contains('/'),
+        "{}",
+        view.package
+    );
+    let bytes = exporter.open(&view.package).await.unwrap();
+    assert!(bytes.starts_with(b"PK"), "a zip file");
+    assert_eq!(bytes, std::fs::read(dir.join(&view.package)).unwrap());
+
+    // The export is an EXPORT event naming the API caller.
+    let mut exported_by = Vec::new();
+    f.adapters
+        .record_store
+        .for_each_record(&TrailId::relay(), 1000, |r| {
+            if r.kind.as_str() == "EXPORT" {
+                exported_by.push(r.payload.to_value().unwrap()["requested_by"]["actor"].clone());
+            }
+            true
+        })
+        .await
+        .unwrap();
+    assert_eq!(exported_by, vec![serde_json::json!("rita")]);
+
+    for trick in [
+        "../data/relay.db",
+        "/etc/passwd",
+        ".hidden.zip",
+        "missing.zip",
+    ] {
+        assert!(
+            matches!(exporter.open(trick).await, Err(SealedExportError::NotFound)),
+            "{trick} must not be served"
+        );
+    }
+    assert!(matches!(
+        exporter.export(job("pdf")).await,
+        Err(SealedExportError::Invalid(_))
+    ));
+    let mut bad_range = job("csv");
+    bad_range.from_seq = Some(ChainSeq::new(head.seq.get() + 5).unwrap());
+    assert!(matches!(
+        exporter.export(bad_range).await,
+        Err(SealedExportError::Invalid(_))
+    ));
+}
