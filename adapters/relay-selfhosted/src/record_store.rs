@@ -7,10 +7,7 @@ use relay_domain::memory::check_batch_at_head;
 use relay_domain::ports::{
     AppendReceipt, Head, RecordStore, RecordStoreCapabilities, RecordStoreError,
 };
-use relay_domain::{
-    Actor, ActorSource, ChainSeq, Checksum, Device, EventKind, KeyId, Payload, Project, Record,
-    Subject, TimeLabel, Timestamp, TrailId,
-};
+use relay_domain::{ChainSeq, Checksum, Project, Record, Subject, TrailId};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, Row};
 
@@ -19,9 +16,7 @@ use crate::error::{PgError, sqlstate};
 use crate::migrate::{LOCK_NAMESPACE, MIGRATIONS};
 
 /// The columns of `event_log` in the order [`decode_row`] reads them.
-pub(crate) const COLUMNS: &str = "trail_id, chain_seq, prev_checksum, checksum, kind, actor, \
-                                  actor_source, occurred_at, recorded_at, time_source, device, \
-                                  project, subject, payload, key_id";
+pub(crate) const COLUMNS: &str = relay_domain::columns::EVENT_LOG_COLUMNS;
 
 /// What the runtime role may do to `event_log`, read at connect time.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -230,65 +225,8 @@ fn decode_row(trail: &TrailId, row: &PgRow) -> Result<Record, RecordStoreError> 
     let seq_raw: i64 = row
         .try_get(1)
         .map_err(|e| corrupt(trail, 0, format!("column chain_seq: {e}")))?;
-    let seq_u = u64::try_from(seq_raw).unwrap_or(0);
-    let bad = |column: &str, e: &dyn std::fmt::Display| {
-        corrupt(trail, seq_u, format!("column {column}: {e}"))
-    };
-    let text = |i: usize, column: &str| -> Result<&str, RecordStoreError> {
-        row.try_get::<&str, _>(i).map_err(|e| bad(column, &e))
-    };
-    let opt_text = |i: usize, column: &str| -> Result<Option<&str>, RecordStoreError> {
-        row.try_get::<Option<&str>, _>(i)
-            .map_err(|e| bad(column, &e))
-    };
-    let chain_seq = ChainSeq::new(seq_u).map_err(|e| bad("chain_seq", &e))?;
-    let trail_id = TrailId::new(text(0, "trail_id")?).map_err(|e| bad("trail_id", &e))?;
-    if trail_id != *trail {
-        return Err(bad("trail_id", &format!("row belongs to trail {trail_id}")));
-    }
-    let prev_checksum =
-        Checksum::from_hex(text(2, "prev_checksum")?).map_err(|e| bad("prev_checksum", &e))?;
-    let checksum = Checksum::from_hex(text(3, "checksum")?).map_err(|e| bad("checksum", &e))?;
-    let kind = EventKind::new(text(4, "kind")?).map_err(|e| bad("kind", &e))?;
-    let actor = Actor::new(text(5, "actor")?).map_err(|e| bad("actor", &e))?;
-    let source_text = text(6, "actor_source")?;
-    let actor_source = ActorSource::parse(source_text)
-        .ok_or_else(|| bad("actor_source", &format!("unknown value {source_text:?}")))?;
-    let occurred_at =
-        Timestamp::parse_canonical(text(7, "occurred_at")?).map_err(|e| bad("occurred_at", &e))?;
-    let recorded_at =
-        Timestamp::parse_canonical(text(8, "recorded_at")?).map_err(|e| bad("recorded_at", &e))?;
-    let label_text = text(9, "time_source")?;
-    let time_source = TimeLabel::parse(label_text)
-        .ok_or_else(|| bad("time_source", &format!("unknown label {label_text:?}")))?;
-    let device = Device::new(text(10, "device")?).map_err(|e| bad("device", &e))?;
-    let project = opt_text(11, "project")?
-        .map(Project::new)
-        .transpose()
-        .map_err(|e| bad("project", &e))?;
-    let subject = opt_text(12, "subject")?
-        .map(Subject::new)
-        .transpose()
-        .map_err(|e| bad("subject", &e))?;
-    // Verbatim: the chain's HMAC covers these exact bytes, so they are not re-canonicalized.
-    let payload = Payload::from_stored(text(13, "payload")?.to_owned());
-    let key_id = KeyId::new(text(14, "key_id")?).map_err(|e| bad("key_id", &e))?;
-    Ok(Record {
-        actor,
-        actor_source,
-        chain_seq,
-        device,
-        key_id,
-        kind,
-        occurred_at,
-        payload,
-        prev_checksum,
-        project,
-        recorded_at,
-        subject,
-        time_source,
-        trail_id,
-        checksum,
+    relay_domain::columns::decode_columns(trail, seq_raw, |i| {
+        row.try_get::<Option<&str>, _>(i).map_err(|e| e.to_string())
     })
 }
 

@@ -58,6 +58,7 @@
 pub mod append;
 pub mod canonical;
 pub mod chain;
+pub mod columns;
 pub mod error;
 pub mod export;
 pub mod ids;
