@@ -16,13 +16,7 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "chain test vectors, independent Python implementation"
 python3 docs/spec/verify_vectors.py
 
-step "tests"
-if cargo nextest --version >/dev/null 2>&1; then
-  cargo nextest run --workspace --locked --no-fail-fast
-else
-  echo "(cargo-nextest not installed; using cargo test)"
-  cargo test --workspace --locked --no-fail-fast
-fi
+step "doc tests"
 cargo test --workspace --locked --doc
 
 step "rustdoc (warnings are errors)"
@@ -30,3 +24,11 @@ RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --workspace --locked
 
 step "integrator examples (relay-domain embedded with its in-memory adapters)"
 cargo run -p relay-domain --example append_and_verify --locked
+
+step "tests"
+if cargo nextest --version >/dev/null 2>&1; then
+  cargo nextest run --workspace --locked --no-fail-fast
+else
+  echo "(cargo-nextest not installed; using cargo test)"
+  cargo test --workspace --locked --no-fail-fast
+fi
