@@ -3,13 +3,14 @@
 //! the first start records the baseline, and the relay keeps running.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::{records, stop};
+
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use relay_domain::ports::RecordStoreExt;
-use relay_domain::{Record, TrailId};
-use relay_local::SqliteRecordStore;
+use relay_domain::Record;
 
 const BIN: &str = env!("CARGO_BIN_EXE_relay-edge");
 
@@ -23,52 +24,6 @@ fn start(config: &Path) -> Child {
         .stderr(Stdio::piped())
         .spawn()
         .expect("spawn relay-edge")
-}
-
-fn stop(mut child: Child) {
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(
-                status.success(),
-                "relay-edge exited with {status} after SIGTERM"
-            );
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "relay-edge did not stop within 20 s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn records(data: &Path, trail: &str) -> Vec<Record> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let store =
-            SqliteRecordStore::open_file(&data.join("relay.db"), Duration::from_secs(10), 1)
-                .await
-                .unwrap();
-        let mut out = Vec::new();
-        store
-            .for_each_record(&TrailId::new(trail).unwrap(), 1000, |r| {
-                out.push(r);
-                true
-            })
-            .await
-            .unwrap();
-        store.close().await;
-        out
-    })
 }
 
 /// Starts the relay on `config`, waits for its STARTUP, stops it; returns the `_relay` trail.

@@ -2,117 +2,16 @@
 //! tamper detection by `verify`, and no loss or duplication across SIGKILLs.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+use common::*;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use relay_domain::ports::RecordStoreExt;
-use relay_domain::{Record, TrailId};
-use relay_local::SqliteRecordStore;
+use relay_domain::Record;
 use sha2::{Digest, Sha256};
-
-const BIN: &str = env!("CARGO_BIN_EXE_relay-edge");
-const TRAIL: &str = "nmr-test";
-
-fn start(data: &Path, watch: &Path) -> Child {
-    Command::new(BIN)
-        .args(["run", "--data-dir"])
-        .arg(data)
-        .arg("--watch")
-        .arg(watch)
-        .args([
-            "--device",
-            TRAIL,
-            "--project",
-            "PRJ-E2E",
-            "--settle-ms",
-            "300",
-            "--listen",
-            "127.0.0.1:0",
-        ])
-        .env("RELAY_LOG", "warn")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn relay-edge")
-}
-
-fn verify(data: &Path) -> Output {
-    Command::new(BIN)
-        .args(["verify", "--data-dir"])
-        .arg(data)
-        .env("RELAY_LOG", "error")
-        .output()
-        .unwrap()
-}
-
-fn stop(mut child: Child) {
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            assert!(
-                status.success(),
-                "relay-edge exited with {status} after SIGTERM"
-            );
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "relay-edge did not stop within 20 s of SIGTERM"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn records(data: &Path, trail: &str) -> Vec<Record> {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let store =
-            SqliteRecordStore::open_file(&data.join("relay.db"), Duration::from_secs(10), 1)
-                .await
-                .unwrap();
-        let mut out = Vec::new();
-        store
-            .for_each_record(&TrailId::new(trail).unwrap(), 1000, |r| {
-                out.push(r);
-                true
-            })
-            .await
-            .unwrap();
-        store.close().await;
-        out
-    })
-}
-
-fn wait_for_records(data: &Path, kind: &str, n: usize, timeout: Duration) -> Vec<Record> {
-    let deadline = Instant::now() + timeout;
-    loop {
-        let all = if data.join("relay.db").exists() {
-            records(data, TRAIL)
-        } else {
-            Vec::new()
-        };
-        if all.iter().filter(|r| r.kind.as_str() == kind).count() >= n {
-            return all;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {n} {kind} records; have {}",
-            all.len()
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 fn sha256_hex(path: &Path) -> String {
     hex::encode(Sha256::digest(std::fs::read(path).unwrap()))
@@ -192,55 +91,6 @@ fn captures_42_files_including_a_large_and_a_slow_one_and_verifies() {
     let relay = records(&data, "_relay");
     assert_eq!(relay.first().unwrap().kind.as_str(), "STARTUP");
     assert_eq!(relay.last().unwrap().kind.as_str(), "SHUTDOWN");
-}
-
-/// Drops the append-only triggers and edits a stored record, as an attacker with file access.
-fn tamper(data: &Path, seq: u64, sql_set: &str) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
-        let url = format!("sqlite://{}", data.join("relay.db").display());
-        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
-        let triggers: Vec<String> = sqlx::query_scalar(
-            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'event_log'",
-        )
-        .fetch_all(&pool)
-        .await
-        .unwrap();
-        assert!(
-            !triggers.is_empty(),
-            "the store should have append-only triggers"
-        );
-        let refused = sqlx::query(&format!(
-            "UPDATE event_log SET {sql_set} WHERE trail_id = ? AND chain_seq = ?"
-        ))
-        .bind(TRAIL)
-        .bind(seq as i64)
-        .execute(&pool)
-        .await;
-        assert!(
-            refused.is_err(),
-            "the trigger must refuse the edit while it exists"
-        );
-        for t in triggers {
-            sqlx::query(&format!("DROP TRIGGER \"{t}\""))
-                .execute(&pool)
-                .await
-                .unwrap();
-        }
-        let done = sqlx::query(&format!(
-            "UPDATE event_log SET {sql_set} WHERE trail_id = ? AND chain_seq = ?"
-        ))
-        .bind(TRAIL)
-        .bind(seq as i64)
-        .execute(&pool)
-        .await
-        .unwrap();
-        assert_eq!(done.rows_affected(), 1);
-        pool.close().await;
-    });
 }
 
 fn captured_data_dir(files: usize) -> (tempfile::TempDir, PathBuf) {

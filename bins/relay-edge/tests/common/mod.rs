@@ -1,0 +1,161 @@
+//! Process helpers shared by the `relay-edge` integration tests: start, stop, verify, read a
+//! trail back, wait for records, tamper as an attacker with file access.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use relay_domain::ports::RecordStoreExt;
+use relay_domain::{Record, TrailId};
+use relay_local::SqliteRecordStore;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_relay-edge");
+pub const TRAIL: &str = "nmr-test";
+
+pub fn start(data: &Path, watch: &Path) -> Child {
+    Command::new(BIN)
+        .args(["run", "--data-dir"])
+        .arg(data)
+        .arg("--watch")
+        .arg(watch)
+        .args([
+            "--device",
+            TRAIL,
+            "--project",
+            "PRJ-E2E",
+            "--settle-ms",
+            "300",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env("RELAY_LOG", "warn")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn relay-edge")
+}
+
+pub fn verify(data: &Path) -> Output {
+    Command::new(BIN)
+        .args(["verify", "--data-dir"])
+        .arg(data)
+        .env("RELAY_LOG", "error")
+        .output()
+        .unwrap()
+}
+
+pub fn stop(mut child: Child) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGTERM,
+    )
+    .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(
+                status.success(),
+                "relay-edge exited with {status} after SIGTERM"
+            );
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "relay-edge did not stop within 20 s of SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn records(data: &Path, trail: &str) -> Vec<Record> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let store =
+            SqliteRecordStore::open_file(&data.join("relay.db"), Duration::from_secs(10), 1)
+                .await
+                .unwrap();
+        let mut out = Vec::new();
+        store
+            .for_each_record(&TrailId::new(trail).unwrap(), 1000, |r| {
+                out.push(r);
+                true
+            })
+            .await
+            .unwrap();
+        store.close().await;
+        out
+    })
+}
+
+pub fn wait_for_records(data: &Path, kind: &str, n: usize, timeout: Duration) -> Vec<Record> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let all = if data.join("relay.db").exists() {
+            records(data, TRAIL)
+        } else {
+            Vec::new()
+        };
+        if all.iter().filter(|r| r.kind.as_str() == kind).count() >= n {
+            return all;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {n} {kind} records; have {}",
+            all.len()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Drops the append-only triggers and edits a stored record, as an attacker with file access.
+pub fn tamper(data: &Path, seq: u64, sql_set: &str) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let url = format!("sqlite://{}", data.join("relay.db").display());
+        let pool = sqlx::SqlitePool::connect(&url).await.unwrap();
+        let triggers: Vec<String> = sqlx::query_scalar(
+            "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'event_log'",
+        )
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        assert!(
+            !triggers.is_empty(),
+            "the store should have append-only triggers"
+        );
+        let refused = sqlx::query(&format!(
+            "UPDATE event_log SET {sql_set} WHERE trail_id = ? AND chain_seq = ?"
+        ))
+        .bind(TRAIL)
+        .bind(seq as i64)
+        .execute(&pool)
+        .await;
+        assert!(
+            refused.is_err(),
+            "the trigger must refuse the edit while it exists"
+        );
+        for t in triggers {
+            sqlx::query(&format!("DROP TRIGGER \"{t}\""))
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        let done = sqlx::query(&format!(
+            "UPDATE event_log SET {sql_set} WHERE trail_id = ? AND chain_seq = ?"
+        ))
+        .bind(TRAIL)
+        .bind(seq as i64)
+        .execute(&pool)
+        .await
+        .unwrap();
+        assert_eq!(done.rows_affected(), 1);
+        pool.close().await;
+    });
+}
