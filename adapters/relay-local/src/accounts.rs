@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use relay_domain::Timestamp;
-use relay_domain::ports::{Account, AccountStore, AccountStoreError, Role, TotpSecret, Username};
+use relay_domain::ports::{Account, AccountStore, AccountStoreError, StoredAccountRow, Username};
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{Row, SqliteConnection};
 
@@ -65,31 +65,21 @@ fn decode(row: &SqliteRow) -> Result<Account, AccountStoreError> {
     let text = |i: usize, c: &str| row.try_get::<String, _>(i).map_err(|e| bad(c, &e));
     let opt_text = |i: usize, c: &str| row.try_get::<Option<String>, _>(i).map_err(|e| bad(c, &e));
     let int = |i: usize, c: &str| row.try_get::<i64, _>(i).map_err(|e| bad(c, &e));
-    let opt_ts = |i: usize, c: &str| -> Result<Option<Timestamp>, AccountStoreError> {
-        opt_text(i, c)?
-            .map(|t| Timestamp::parse_canonical(&t).map_err(|e| bad(c, &e)))
-            .transpose()
-    };
-    let username = Username::new(name.clone()).map_err(|e| bad("username", &e))?;
-    let role_text = text(2, "role")?;
-    let role = Role::parse(&role_text).ok_or_else(|| bad("role", &role_text))?;
-    let created_at =
-        Timestamp::parse_canonical(&text(10, "created_at")?).map_err(|e| bad("created_at", &e))?;
-    Ok(Account {
-        username,
+    StoredAccountRow {
+        username: name.clone(),
         full_name: text(1, "full_name")?,
-        role,
+        role: text(2, "role")?,
         password_hash: text(3, "password_hash")?,
-        totp_secret: opt_text(4, "totp_secret")?.map(TotpSecret::new),
+        totp_secret: opt_text(4, "totp_secret")?,
         disabled: int(5, "disabled")? != 0,
-        password_changed_at: opt_ts(6, "password_changed_at")?,
-        failed_attempts: u32::try_from(int(7, "failed_attempts")?)
-            .map_err(|e| bad("failed_attempts", &e))?,
-        failure_window_start: opt_ts(8, "failure_window_start")?,
-        locked_until: opt_ts(9, "locked_until")?,
-        created_at,
-        version: u64::try_from(int(11, "version")?).map_err(|e| bad("version", &e))?,
-    })
+        password_changed_at: opt_text(6, "password_changed_at")?,
+        failed_attempts: int(7, "failed_attempts")?,
+        failure_window_start: opt_text(8, "failure_window_start")?,
+        locked_until: opt_text(9, "locked_until")?,
+        created_at: text(10, "created_at")?,
+        version: int(11, "version")?,
+    }
+    .decode()
 }
 
 async fn insert(

@@ -301,3 +301,68 @@ pub trait AccountStore: Send + Sync + std::fmt::Debug {
     /// How many accounts exist.
     async fn count(&self) -> Result<u64, AccountStoreError>;
 }
+
+/// The columns of a stored account as an SQL store reads them, before validation. Every SQL
+/// account store fills one of these and calls [`StoredAccountRow::decode`], so the rules for
+/// turning stored text back into an [`Account`] live in one place.
+#[derive(Debug)]
+pub struct StoredAccountRow {
+    /// `username`.
+    pub username: String,
+    /// `full_name`.
+    pub full_name: String,
+    /// `role`.
+    pub role: String,
+    /// `password_hash` (PHC string).
+    pub password_hash: String,
+    /// `totp_secret`.
+    pub totp_secret: Option<String>,
+    /// `disabled`.
+    pub disabled: bool,
+    /// `password_changed_at` (canonical timestamp text).
+    pub password_changed_at: Option<String>,
+    /// `failed_attempts`.
+    pub failed_attempts: i64,
+    /// `failure_window_start` (canonical timestamp text).
+    pub failure_window_start: Option<String>,
+    /// `locked_until` (canonical timestamp text).
+    pub locked_until: Option<String>,
+    /// `created_at` (canonical timestamp text).
+    pub created_at: String,
+    /// `version`.
+    pub version: i64,
+}
+
+impl StoredAccountRow {
+    /// Validates the row; a malformed column is [`AccountStoreError::Corrupt`] naming it.
+    pub fn decode(self) -> Result<Account, AccountStoreError> {
+        let name = self.username.clone();
+        let bad = |column: &str, e: &dyn fmt::Display| AccountStoreError::Corrupt {
+            username: name.clone(),
+            message: format!("column {column}: {e}"),
+        };
+        let ts = |t: Option<String>, c: &str| -> Result<Option<Timestamp>, AccountStoreError> {
+            t.map(|t| Timestamp::parse_canonical(&t).map_err(|e| bad(c, &e)))
+                .transpose()
+        };
+        let username = Username::new(self.username).map_err(|e| bad("username", &e))?;
+        let role = Role::parse(&self.role).ok_or_else(|| bad("role", &self.role))?;
+        let created_at =
+            Timestamp::parse_canonical(&self.created_at).map_err(|e| bad("created_at", &e))?;
+        Ok(Account {
+            username,
+            full_name: self.full_name,
+            role,
+            password_hash: self.password_hash,
+            totp_secret: self.totp_secret.map(TotpSecret::new),
+            disabled: self.disabled,
+            password_changed_at: ts(self.password_changed_at, "password_changed_at")?,
+            failed_attempts: u32::try_from(self.failed_attempts)
+                .map_err(|e| bad("failed_attempts", &e))?,
+            failure_window_start: ts(self.failure_window_start, "failure_window_start")?,
+            locked_until: ts(self.locked_until, "locked_until")?,
+            created_at,
+            version: u64::try_from(self.version).map_err(|e| bad("version", &e))?,
+        })
+    }
+}

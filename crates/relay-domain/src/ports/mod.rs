@@ -13,7 +13,9 @@ pub mod record_store;
 pub mod secrets;
 pub mod time_source;
 
-pub use accounts::{Account, AccountStore, AccountStoreError, Role, TotpSecret, Username};
+pub use accounts::{
+    Account, AccountStore, AccountStoreError, Role, StoredAccountRow, TotpSecret, Username,
+};
 pub use changes::{
     ChangeDecision, ChangeRequest, ChangeRequestStore, ChangeSetting, ChangeState, ChangeStoreError,
 };
