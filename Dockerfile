@@ -10,7 +10,9 @@
 FROM rust:1.88-slim-bookworm AS build
 WORKDIR /src
 COPY . .
+# Storage providers are cargo features of relay-server (the default build is local only).
 RUN cargo build --release --locked -p relay-server -p relay-verify \
+        --features relay-server/selfhosted,relay-server/aws \
     && install -D -m 0755 target/release/relay-server /out/relay-server \
     && install -D -m 0755 target/release/relay-verify /out/relay-verify
 

@@ -21,9 +21,9 @@ fi
 echo "==> npm ci (e2e/browser, playwright-core pinned; no browser download)"
 (cd e2e/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
 
-echo "==> cargo build -p relay-edge"
-cargo build --locked -p relay-edge
+echo "==> cargo build -p relay-edge -p relay-verify"
+cargo build --locked -p relay-edge -p relay-verify
 target_dir=$(cd "${CARGO_TARGET_DIR:-target}" && pwd)
 
 echo "==> browser test (headless $(chromium --version 2>/dev/null | head -1))"
-RELAY_EDGE_BIN="$target_dir/debug/relay-edge" CHROMIUM=/usr/bin/chromium npm --prefix e2e/browser test
+RELAY_EDGE_BIN="$target_dir/debug/relay-edge" RELAY_VERIFY_BIN="$target_dir/debug/relay-verify" CHROMIUM=/usr/bin/chromium npm --prefix e2e/browser test

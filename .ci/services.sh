@@ -12,7 +12,8 @@ if ! have_port 5432; then
 fi
 have_port 5432 && echo "PostgreSQL up on 127.0.0.1:5432"
 
-# S3-compatible server with Object Lock for the self-hosted adapter's tests. MinIO is not
+# S3-compatible server with Object Lock for the self-hosted and AWS adapters' tests (moto also
+# serves Secrets Manager on the same port for the AWS adapter's secret provider). MinIO is not
 # installable here; moto's server speaks the same S3 API (Object Lock in COMPLIANCE mode,
 # versioning, conditional puts), and the tests use nothing specific to it, so they also run
 # against MinIO or AWS S3 (RELAY_TEST_S3_ENDPOINT, RELAY_TEST_S3_ACCESS_KEY / _SECRET).

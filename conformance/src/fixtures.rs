@@ -100,6 +100,17 @@ impl ChainBuilder {
         r
     }
 
+    /// The next record, of `kind` instead of `FILE_CREATED`.
+    pub fn next_of_kind(&mut self, kind: EventKind) -> Record {
+        let p = payload(&format!(r#"{{"n":{}}}"#, self.next.get()));
+        let mut r = record(&self.trail, &self.key, self.next, self.prev, p);
+        r.kind = kind;
+        seal(&mut r, &self.key);
+        self.next = self.next.next();
+        self.prev = r.checksum;
+        r
+    }
+
     /// The next `n` records.
     pub fn batch(&mut self, n: usize) -> Vec<Record> {
         (0..n).map(|_| self.next_record()).collect()

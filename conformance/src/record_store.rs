@@ -64,6 +64,7 @@ pub async fn suite(store: Arc<dyn RecordStore>, probes: RecordStoreProbes<'_>) {
     reports_the_head_of_empty_and_written_trails(s).await;
     lists_trails_with_their_heads_in_order(s).await;
     reads_ten_thousand_records_in_pages(s).await;
+    reads_only_the_records_of_one_kind(s).await;
     serializes_concurrent_append_service_writers(Arc::clone(&store)).await;
     lets_exactly_one_of_racing_appends_win(Arc::clone(&store), Arc::clone(&store)).await;
     checks_the_append_only_claim(s, probes.append_only).await;
@@ -461,6 +462,53 @@ pub async fn reads_ten_thousand_records_in_pages(store: &dyn RecordStore) {
     let seqs: Vec<u64> = window.iter().map(|r| r.chain_seq.get()).collect();
     assert_eq!(seqs, (5001..=5010).collect::<Vec<_>>());
     assert_eq!(verify_stored(store, &trail).await, TOTAL as u64);
+}
+
+/// `read_kind` returns exactly the records of the asked kind, in seq order, honouring `after`
+/// and `limit`, and nothing of another trail.
+pub async fn reads_only_the_records_of_one_kind(store: &dyn RecordStore) {
+    let trail = unique_trail("rs-kind");
+    let other = unique_trail("rs-kind-other");
+    let signature = must(EventKind::new("SIGNATURE"), "kind");
+    let mut chain = ChainBuilder::new(trail.clone());
+    let mut batch = Vec::new();
+    let mut expected = Vec::new();
+    for n in 1..=300u64 {
+        if n % 7 == 0 {
+            let r = chain.next_of_kind(signature.clone());
+            expected.push(r.clone());
+            batch.push(r);
+        } else {
+            batch.push(chain.next_record());
+        }
+    }
+    must(store.append(&batch).await, "append mixed kinds");
+    let mut elsewhere = ChainBuilder::new(other);
+    let foreign: Vec<Record> = (0..5)
+        .map(|_| elsewhere.next_of_kind(signature.clone()))
+        .collect();
+    must(store.append(&foreign).await, "append other trail");
+
+    let all = must(store.read_kind(&trail, &signature, 0, 1000).await, "read_kind");
+    assert_eq!(all, expected, "read_kind must return exactly the SIGNATURE records");
+    // Paging: limit and after are honoured.
+    let mut after = 0u64;
+    let mut paged = Vec::new();
+    loop {
+        let page = must(store.read_kind(&trail, &signature, after, 4).await, "page");
+        assert!(page.len() <= 4, "a page must not exceed its limit");
+        let Some(last) = page.last() else { break };
+        after = last.chain_seq.get();
+        paged.extend(page);
+    }
+    assert_eq!(paged, expected);
+    let none = must(
+        store
+            .read_kind(&trail, &must(EventKind::new("NO_SUCH_KIND"), "kind"), 0, 10)
+            .await,
+        "read_kind of an absent kind",
+    );
+    assert!(none.is_empty());
 }
 
 fn draft(trail: &TrailId, task: usize, n: usize) -> EventDraft {

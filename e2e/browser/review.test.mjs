@@ -1,10 +1,11 @@
 // End-to-end test of the review UI in headless Chromium: starts the real relay-edge binary
 // with a watched folder holding one file, registers the first admin, creates a reviewer, logs in
-// as the reviewer, finds the captured file's record, signs it and sees the manifestation.
+// as the reviewer, finds the captured file's record, signs it and sees the manifestation, then
+// downloads a sealed export package and checks it with relay-verify (RELAY_VERIFY_BIN).
 //
 // Env: RELAY_EDGE_BIN (default ../../target/debug/relay-edge), CHROMIUM (default
 // /usr/bin/chromium), SCREENSHOT (default ../../docs/screenshots/record-detail-signed.png).
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
@@ -130,6 +131,21 @@ try {
   // 6. Verify the trail from the UI.
   await page.getByRole("button", { name: "Verify this trail" }).click();
   await page.locator("#verdict .ok").filter({ hasText: "nmr-e2e" }).waitFor();
+
+  // 7. A sealed export package from the UI, checked offline by relay-verify (when built).
+  const [download] = await Promise.all([
+    page.waitForEvent("download"),
+    page.getByRole("button", { name: "Sealed export package" }).click(),
+  ]);
+  const zipPath = join(work, download.suggestedFilename());
+  await download.saveAs(zipPath);
+  await page.locator("#notice").filter({ hasText: "relay-verify" }).waitFor();
+  const verifyBin = process.env.RELAY_VERIFY_BIN;
+  if (verifyBin) {
+    const out = spawnSync(verifyBin, [zipPath], { encoding: "utf8" });
+    assert.equal(out.status, 0, "relay-verify of the UI's package: " + out.stdout + out.stderr);
+    console.log("browser e2e: relay-verify accepted the UI's sealed package");
+  }
 
   mkdirSync(dirname(screenshot), { recursive: true });
   await page.locator("#detail").scrollIntoViewIfNeeded();

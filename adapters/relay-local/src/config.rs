@@ -16,6 +16,33 @@ pub struct LocalConfig {
     data_dir: PathBuf,
     busy_timeout: Duration,
     max_connections: u32,
+    secret_backend: Option<SecretBackend>,
+}
+
+/// Where [`crate::LocalAdapters`] keep secrets (trail keys, token and seal keys).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum SecretBackend {
+    /// Owner-only files under `<data-dir>/secrets` ([`crate::FileSecretProvider`]).
+    #[default]
+    File,
+    /// The OS keyring's Secret Service (cargo feature `keyring`), items filed under
+    /// `namespace`. When it cannot be used, the file provider stands in and
+    /// [`crate::LocalAdapters::secrets_fallback`] says why.
+    Keyring {
+        /// Names this installation's items, e.g. the data directory's absolute path.
+        namespace: String,
+    },
+}
+
+impl SecretBackend {
+    /// The configuration word: `file` or `keyring`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SecretBackend::File => "file",
+            SecretBackend::Keyring { .. } => "keyring",
+        }
+    }
 }
 
 impl LocalConfig {
@@ -30,7 +57,29 @@ impl LocalConfig {
             data_dir: data_dir.into(),
             busy_timeout: Self::DEFAULT_BUSY_TIMEOUT,
             max_connections: Self::DEFAULT_MAX_CONNECTIONS,
+            secret_backend: None,
         }
+    }
+
+    /// Sets where secrets are kept, and records the choice in the data directory
+    /// ([`Self::secret_provider_path`]) when the adapters are opened. Without it, the adapters
+    /// use what the data directory recorded (files when nothing is recorded), so every command
+    /// run on an installation (verify, export, keys, qualify) finds its keys where `run` keeps
+    /// them.
+    pub fn secret_backend(mut self, backend: SecretBackend) -> Self {
+        self.secret_backend = Some(backend);
+        self
+    }
+
+    /// Where secrets are kept, when set explicitly.
+    pub fn secret_backend_value(&self) -> Option<&SecretBackend> {
+        self.secret_backend.as_ref()
+    }
+
+    /// The record of which secret provider holds this installation's keys:
+    /// `<data-dir>/secret-provider.json` (absent: files).
+    pub fn secret_provider_path(&self) -> PathBuf {
+        self.data_dir.join("secret-provider.json")
     }
 
     /// Sets how long SQLite waits on a lock held by another connection or process.

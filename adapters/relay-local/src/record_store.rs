@@ -8,7 +8,7 @@ use relay_domain::memory::check_batch_at_head;
 use relay_domain::ports::{
     AppendReceipt, Head, RecordStore, RecordStoreCapabilities, RecordStoreError,
 };
-use relay_domain::{ChainSeq, Checksum, Project, Record, Subject, TrailId};
+use relay_domain::{ChainSeq, Checksum, EventKind, Project, Record, Subject, TrailId};
 use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
     SqliteSynchronous,
@@ -56,11 +56,17 @@ impl std::fmt::Debug for SqliteRecordStore {
 
 impl SqliteRecordStore {
     /// Opens (creating if needed) `<data-dir>/relay.db` and brings its schema up to date.
+    ///
+    /// A data directory that was already in use (it holds the relay's own trail key or notary
+    /// anchors) but whose `relay.db` is missing or empty is refused: the store was deleted or
+    /// truncated, and creating a new, empty one in its place would silently restart every
+    /// trail at seq 1.
     pub async fn open(config: &LocalConfig) -> Result<Self, RecordStoreError> {
         let dir = config.data_dir();
         tokio::fs::create_dir_all(dir)
             .await
             .map_err(LocalError::io("create data directory", dir))?;
+        refuse_reinitialisation(config)?;
         Self::open_file(
             &config.db_path(),
             config.busy_timeout_value(),
@@ -100,6 +106,26 @@ impl SqliteRecordStore {
         })
     }
 
+    /// Reads one page on the bulk reader's blocking thread.
+    async fn read_blocking(
+        &self,
+        trail: &TrailId,
+        kind: Option<String>,
+        after: i64,
+        limit: i64,
+    ) -> Result<Vec<Record>, RecordStoreError> {
+        let (reader, trail) = (self.reader.clone(), trail.clone());
+        tokio::task::spawn_blocking(move || {
+            let conn = reader.lock().unwrap_or_else(PoisonError::into_inner);
+            read_page_blocking(&conn, &trail, kind.as_deref(), after, limit)
+        })
+        .await
+        .map_err(|e| RecordStoreError::Other {
+            message: format!("read task failed: {e}"),
+            source: None,
+        })?
+    }
+
     /// The connection pool, for operational tooling and for tests that play an attacker with
     /// direct database access. Writing through it bypasses every rule of the store.
     pub fn pool(&self) -> &SqlitePool {
@@ -111,10 +137,89 @@ impl SqliteRecordStore {
         &self.path
     }
 
+    /// Checks the structure of the whole database file (`PRAGMA quick_check`: every page,
+    /// b-tree and record format, without the cross-checks of indexes against tables). Reads the
+    /// whole file once; run at start-up and by `verify`, not on every open. A damaged file is
+    /// [`RecordStoreError::Other`] naming it and SQLite's first findings.
+    pub async fn quick_check(&self) -> Result<(), RecordStoreError> {
+        let damaged = |detail: String| RecordStoreError::Other {
+            message: format!(
+                "the database file {} is damaged (PRAGMA quick_check: {detail}); it was left \
+                 as it is: restore it from a backup, and keep the damaged copy for investigation",
+                self.path.display()
+            ),
+            source: None,
+        };
+        let (reader, path) = (self.reader.clone(), self.path.clone());
+        let findings = tokio::task::spawn_blocking(move || {
+            let conn = reader.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut stmt = conn.prepare("PRAGMA quick_check(10)")?;
+            let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
+            rows.collect::<Result<Vec<String>, rusqlite::Error>>()
+        })
+        .await
+        .map_err(|e| RecordStoreError::Other {
+            message: format!("quick_check of {} failed to run: {e}", path.display()),
+            source: None,
+        })?;
+        match findings {
+            Ok(lines) if lines.len() == 1 && lines[0] == "ok" => Ok(()),
+            Ok(lines) => Err(damaged(lines.join("; "))),
+            Err(e) => Err(damaged(e.to_string())),
+        }
+    }
+
     /// Closes every connection, checkpointing the WAL.
     pub async fn close(&self) {
         self.pool.close().await;
     }
+}
+
+/// Refuses to create `relay.db` where one existed: see [`SqliteRecordStore::open`].
+fn refuse_reinitialisation(config: &LocalConfig) -> Result<(), RecordStoreError> {
+    let db = config.db_path();
+    let len = match std::fs::metadata(&db) {
+        Ok(m) => m.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(LocalError::io("inspect the database file", &db)(e).into()),
+    };
+    if len > 0 {
+        return Ok(());
+    }
+    // The relay's own trail key is created right after its first open of the store, and
+    // anchors only name trails that had records; either proves the store existed.
+    let key = config.secrets_dir().join("trail-hmac.json");
+    let mut evidence = Vec::new();
+    if key.is_file() {
+        evidence.push(key.display().to_string());
+    }
+    if let Ok(entries) = std::fs::read_dir(config.anchors_dir()) {
+        let anchors = entries
+            .filter_map(Result::ok)
+            .filter(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(".jsonl")))
+            .count();
+        if anchors > 0 {
+            evidence.push(format!(
+                "{} anchor file(s) in {}",
+                anchors,
+                config.anchors_dir().display()
+            ));
+        }
+    }
+    if evidence.is_empty() {
+        return Ok(());
+    }
+    Err(RecordStoreError::Other {
+        message: format!(
+            "the database file {} is {}, but this data directory was in use ({}): the store was \
+             deleted or truncated; refusing to create a new, empty one in its place (restore \
+             relay.db from a backup, or move the data directory aside to start a new installation)",
+            db.display(),
+            if db.exists() { "empty" } else { "missing" },
+            evidence.join(", ")
+        ),
+        source: None,
+    })
 }
 
 async fn migrate(pool: &SqlitePool) -> Result<(), LocalError> {
@@ -241,20 +346,24 @@ fn bulk_error(op: &str, e: rusqlite::Error) -> RecordStoreError {
 
 /// Reads one page on the calling (blocking) thread: rows are decoded straight from SQLite's
 /// buffers instead of crossing a worker thread one by one.
+/// Reads a page of `trail` on the bulk reader; only records of `kind` when given (a filter
+/// SQLite applies while it walks the primary key, without decoding the rows it skips).
 fn read_page_blocking(
     conn: &rusqlite::Connection,
     trail: &TrailId,
+    kind: Option<&str>,
     after: i64,
     limit: i64,
 ) -> Result<Vec<Record>, RecordStoreError> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM event_log WHERE trail_id = ?1 AND chain_seq > ?2 ORDER BY chain_seq LIMIT ?3"
+        "SELECT {COLUMNS} FROM event_log WHERE trail_id = ?1 AND chain_seq > ?2 \
+         AND (?4 IS NULL OR kind = ?4) ORDER BY chain_seq LIMIT ?3"
     );
     let mut stmt = conn
         .prepare_cached(&sql)
         .map_err(|e| bulk_error("prepare read", e))?;
     let mut rows = stmt
-        .query(rusqlite::params![trail.as_str(), after, limit])
+        .query(rusqlite::params![trail.as_str(), after, limit, kind])
         .map_err(|e| bulk_error("read records", e))?;
     let mut out = Vec::with_capacity(usize::try_from(limit).unwrap_or(0).min(4096));
     while let Some(row) = rows.next().map_err(|e| bulk_error("read records", e))? {
@@ -465,16 +574,25 @@ impl RecordStore for SqliteRecordStore {
             return Ok(Vec::new());
         }
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let (reader, trail) = (self.reader.clone(), trail.clone());
-        tokio::task::spawn_blocking(move || {
-            let conn = reader.lock().unwrap_or_else(PoisonError::into_inner);
-            read_page_blocking(&conn, &trail, after, limit)
-        })
-        .await
-        .map_err(|e| RecordStoreError::Other {
-            message: format!("read task failed: {e}"),
-            source: None,
-        })?
+        self.read_blocking(trail, None, after, limit).await
+    }
+
+    async fn read_kind(
+        &self,
+        trail: &TrailId,
+        kind: &EventKind,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Record>, RecordStoreError> {
+        let Ok(after) = i64::try_from(after) else {
+            return Ok(Vec::new());
+        };
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read_blocking(trail, Some(kind.as_str().to_owned()), after, limit)
+            .await
     }
 
     async fn trails(&self) -> Result<Vec<(TrailId, Head)>, RecordStoreError> {

@@ -201,56 +201,12 @@ impl Store<'_> {
             fs::read(&path)
                 .map_err(|e| self.denied(LocalError::io("read secret file", &path)(e)))?,
         );
-        // serde_json's messages give positions, never the text around them.
-        let file: SecretFile = serde_json::from_slice(&text)
-            .map_err(|e| self.malformed(format!("{}: {e}", path.display())))?;
-        if file.format != FORMAT {
-            return Err(self.malformed(format!(
-                "{}: unknown format {:?} (expected {FORMAT:?})",
-                path.display(),
-                file.format
-            )));
-        }
-        if file.versions.is_empty() {
-            return Err(self.malformed(format!("{}: holds no version", path.display())));
-        }
-        file.versions
-            .iter()
-            .enumerate()
-            .map(|(i, v)| {
-                let id = KeyId::new(v.id.as_str())
-                    .map_err(|e| self.malformed(format!("version {}: bad id: {e}", i + 1)))?;
-                let bytes = hex::decode(&v.secret_hex)
-                    .map_err(|_| self.malformed(format!("version {id}: secret_hex is not hex")))?;
-                if bytes.len() < SECRET_BYTES {
-                    return Err(self.malformed(format!(
-                        "version {id}: {} bytes, at least {SECRET_BYTES} required",
-                        bytes.len()
-                    )));
-                }
-                Ok(SecretValue::new(id, bytes))
-            })
-            .collect()
+        decode_versions(self.name, &path.display().to_string(), &text)
     }
 
     /// Writes every version to a fresh 0600 temporary file, fsynced, and returns its path.
     fn write_temp(&self, versions: &[SecretValue]) -> Result<PathBuf, SecretError> {
-        let file = SecretFile {
-            format: FORMAT.to_owned(),
-            versions: versions
-                .iter()
-                .map(|v| StoredVersion {
-                    id: v.id().to_string(),
-                    secret_hex: hex::encode(v.expose()),
-                })
-                .collect(),
-        };
-        let mut bytes =
-            Zeroizing::new(serde_json::to_vec(&file).map_err(|e| SecretError::Other {
-                message: "could not encode secret file".into(),
-                source: Some(Box::new(e)),
-            })?);
-        bytes.push(b'\n');
+        let bytes = encode_versions(versions)?;
         let salt: u64 = rand::random();
         let tmp = self.dir.join(format!(
             ".{}.tmp.{}.{salt:016x}",
@@ -288,7 +244,70 @@ impl Store<'_> {
     }
 }
 
-fn random_version() -> Result<SecretValue, SecretError> {
+/// Decodes the versions of `name` stored as a secret file's bytes (`FORMAT`), oldest first;
+/// `location` says where they were read from. Messages never quote the bytes.
+pub(crate) fn decode_versions(
+    name: &SecretName,
+    location: &str,
+    bytes: &[u8],
+) -> Result<Vec<SecretValue>, SecretError> {
+    let malformed = |message: String| SecretError::Malformed {
+        name: name.clone(),
+        message,
+    };
+    // serde_json's messages give positions, never the text around them.
+    let file: SecretFile =
+        serde_json::from_slice(bytes).map_err(|e| malformed(format!("{location}: {e}")))?;
+    if file.format != FORMAT {
+        return Err(malformed(format!(
+            "{location}: unknown format {:?} (expected {FORMAT:?})",
+            file.format
+        )));
+    }
+    if file.versions.is_empty() {
+        return Err(malformed(format!("{location}: holds no version")));
+    }
+    file.versions
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let id = KeyId::new(v.id.as_str())
+                .map_err(|e| malformed(format!("version {}: bad id: {e}", i + 1)))?;
+            let bytes = hex::decode(&v.secret_hex)
+                .map_err(|_| malformed(format!("version {id}: secret_hex is not hex")))?;
+            if bytes.len() < SECRET_BYTES {
+                return Err(malformed(format!(
+                    "version {id}: {} bytes, at least {SECRET_BYTES} required",
+                    bytes.len()
+                )));
+            }
+            Ok(SecretValue::new(id, bytes))
+        })
+        .collect()
+}
+
+/// Encodes every version as a secret file's bytes (`FORMAT`, one line), wiped on drop.
+pub(crate) fn encode_versions(versions: &[SecretValue]) -> Result<Zeroizing<Vec<u8>>, SecretError> {
+    let file = SecretFile {
+        format: FORMAT.to_owned(),
+        versions: versions
+            .iter()
+            .map(|v| StoredVersion {
+                id: v.id().to_string(),
+                secret_hex: hex::encode(v.expose()),
+            })
+            .collect(),
+    };
+    let mut bytes = Zeroizing::new(serde_json::to_vec(&file).map_err(|e| SecretError::Other {
+        message: "could not encode secret file".into(),
+        source: Some(Box::new(e)),
+    })?);
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+/// A new version of 256 random bits, its id the fingerprint of the bytes.
+pub(crate) fn random_version() -> Result<SecretValue, SecretError> {
     let mut bytes = Zeroizing::new(vec![0u8; SECRET_BYTES]);
     OsRng
         .try_fill_bytes(&mut bytes)

@@ -559,3 +559,114 @@ async fn sqlite_change_request_store_passes_the_change_suite() {
     );
     assert!(!store.list(100).await.unwrap().is_empty());
 }
+
+/// A namespace no other test or run shares.
+#[cfg(feature = "keyring")]
+fn keyring_namespace(tag: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!("relay-test/{tag}/{}-{nanos}", std::process::id())
+}
+
+/// Runs the secrets suite on `store` when this machine offers it; otherwise prints why not.
+/// Keyrings are environment-dependent (a session bus and an unlocked Secret Service; a kernel
+/// with keyrings), so a machine without one skips loudly instead of failing.
+#[cfg(feature = "keyring")]
+async fn keyring_suite_or_skip(store: relay_local::KeyringStore) -> bool {
+    let namespace = keyring_namespace(store.kind());
+    match relay_local::KeyringSecretProvider::open(&namespace, store).await {
+        Ok(provider) => {
+            assert_eq!(provider.kind(), store.kind());
+            assert_eq!(provider.namespace(), namespace);
+            secrets::suite(&provider).await;
+            // A second provider on the same namespace (another process, a restart) reads the
+            // same versions: the keyring, not this object, holds them.
+            let name = SecretName::new("trail-hmac").unwrap();
+            let first = provider.create(&name).await.unwrap();
+            let rotated = provider.rotate(&name).await.unwrap();
+            let again = relay_local::KeyringSecretProvider::open(&namespace, store)
+                .await
+                .unwrap();
+            assert_eq!(
+                again.versions(&name).await.unwrap(),
+                vec![first.id().clone(), rotated.id().clone()]
+            );
+            assert!(
+                again
+                    .version(&name, first.id())
+                    .await
+                    .unwrap()
+                    .ct_matches(first.expose())
+            );
+            true
+        }
+        Err(e) => {
+            eprintln!(
+                "SKIP keyring secrets suite on {}: no usable keyring here: {e}",
+                store.kind()
+            );
+            false
+        }
+    }
+}
+
+#[cfg(feature = "keyring")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyring_secret_provider_passes_the_secrets_suite_on_the_kernel_keyring() {
+    keyring_suite_or_skip(relay_local::KeyringStore::KernelKeyutils).await;
+}
+
+#[cfg(feature = "keyring")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyring_secret_provider_passes_the_secrets_suite_on_the_secret_service() {
+    keyring_suite_or_skip(relay_local::KeyringStore::SecretService).await;
+}
+
+#[tokio::test]
+async fn the_chosen_secret_provider_is_recorded_and_found_by_every_later_open() {
+    let dir = TempDir::new().unwrap();
+    let namespace = dir.path().display().to_string();
+    let config = LocalConfig::new(dir.path()).secret_backend(relay_local::SecretBackend::Keyring {
+        namespace: namespace.clone(),
+    });
+    let local = LocalAdapters::open_with(config).await.unwrap();
+    let record: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.path().join("secret-provider.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(record["provider"], "keyring");
+    assert_eq!(record["namespace"], namespace.as_str());
+    // Either the keyring is used, or the file provider stands in and says why: never both,
+    // never neither.
+    let on_keyring = local.secrets.kind().starts_with("keyring-");
+    match &local.secrets_fallback {
+        Some(fallback) => {
+            assert!(!on_keyring);
+            assert_eq!(local.secrets.kind(), "file");
+            assert_eq!((fallback.wanted, fallback.using), ("keyring", "file"));
+            assert!(!fallback.reason.is_empty());
+            #[cfg(not(feature = "keyring"))]
+            assert!(fallback.reason.contains("feature"), "{}", fallback.reason);
+        }
+        None => assert!(on_keyring, "{}", local.secrets.kind()),
+    }
+    local.record_store.close().await;
+    // A later open without a choice (verify, export, keys) goes where run keeps the keys.
+    let later = LocalAdapters::open(dir.path()).await.unwrap();
+    assert_eq!(
+        later.secrets.kind().starts_with("keyring-"),
+        later.secrets_fallback.is_none()
+    );
+    later.record_store.close().await;
+    // An explicit choice of files is recorded too.
+    let files = LocalAdapters::open_with(
+        LocalConfig::new(dir.path()).secret_backend(relay_local::SecretBackend::File),
+    )
+    .await
+    .unwrap();
+    assert_eq!(files.secrets.kind(), "file");
+    assert!(files.secrets_fallback.is_none());
+    let record = std::fs::read_to_string(dir.path().join("secret-provider.json")).unwrap();
+    assert!(record.contains("\"file\""), "{record}");
+}

@@ -214,6 +214,7 @@ impl fmt::Debug for S3Credentials {
 pub struct S3Config {
     endpoint: Option<String>,
     region: String,
+    region_from_chain: bool,
     force_path_style: bool,
     credentials: S3Credentials,
     connect_timeout: Duration,
@@ -237,6 +238,7 @@ impl S3Config {
         Self {
             endpoint: None,
             region: region.into(),
+            region_from_chain: false,
             force_path_style: false,
             credentials: S3Credentials::DefaultChain,
             connect_timeout: Self::DEFAULT_CONNECT_TIMEOUT,
@@ -269,6 +271,13 @@ impl S3Config {
             });
         }
         config
+    }
+
+    /// Takes the region from the AWS default chain (`AWS_REGION`, the profile, instance or task
+    /// metadata) when `on`, falling back to [`Self::region_value`] when the chain has none.
+    pub fn region_from_default_chain(mut self, on: bool) -> Self {
+        self.region_from_chain = on;
+        self
     }
 
     /// Sets a custom endpoint (`http://minio:9000`).
@@ -313,6 +322,11 @@ impl S3Config {
         &self.region
     }
 
+    /// Whether the region comes from the AWS default chain (the configured one is the fallback).
+    pub fn region_from_default_chain_value(&self) -> bool {
+        self.region_from_chain
+    }
+
     /// Whether path-style addressing is used.
     pub fn force_path_style_value(&self) -> bool {
         self.force_path_style
@@ -349,6 +363,8 @@ pub struct S3ObjectStoreOptions {
     /// long and the store is WORM: overwrite and delete are refused. Requires a bucket with
     /// Object Lock enabled.
     pub retention: Option<Duration>,
+    /// When set, every object is written with SSE-KMS under this KMS key (id, ARN or alias).
+    pub sse_kms_key_id: Option<String>,
 }
 
 impl S3ObjectStoreOptions {
@@ -358,6 +374,7 @@ impl S3ObjectStoreOptions {
             bucket: bucket.into(),
             prefix: "objects/".to_owned(),
             retention: None,
+            sse_kms_key_id: None,
         }
     }
 }
@@ -374,6 +391,8 @@ pub struct S3NotaryOptions {
     /// Runs against a bucket without Object Lock, with a loud warning and posture
     /// `Unenforced`. Never in production.
     pub allow_unlocked_bucket: bool,
+    /// When set, every anchor is written with SSE-KMS under this KMS key (id, ARN or alias).
+    pub sse_kms_key_id: Option<String>,
 }
 
 impl S3NotaryOptions {
@@ -387,6 +406,7 @@ impl S3NotaryOptions {
             prefix: "anchors/".to_owned(),
             retention: Self::DEFAULT_RETENTION,
             allow_unlocked_bucket: false,
+            sse_kms_key_id: None,
         }
     }
 }

@@ -4,6 +4,7 @@
 //! | provider                 | port             | type               |
 //! |--------------------------|------------------|--------------------|
 //! | Postgres `event_log`     | `RecordStore`    | [`PgRecordStore`]  |
+//! | Postgres `change_requests` | `ChangeRequestStore` | [`PgChangeRequestStore`] |
 //! | S3 bucket, `objects/`    | `ObjectStore`    | [`S3ObjectStore`]  |
 //! | S3 bucket, `anchors/`    | `Notary`         | [`S3Notary`]       |
 //!
@@ -24,6 +25,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod accounts;
+mod changes;
 mod config;
 mod error;
 mod migrate;
@@ -33,6 +35,7 @@ mod record_store;
 mod s3;
 
 pub use accounts::PgAccountStore;
+pub use changes::PgChangeRequestStore;
 pub use config::{
     MigrateConfig, PgConfig, S3Config, S3Credentials, S3NotaryOptions, S3ObjectStoreOptions,
     redact_dsn,

@@ -18,6 +18,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "accounts (review API on the server of record)",
         include_str!("../migrations/0002_accounts.sql"),
     ),
+    (
+        "change_requests and config_baseline (four-eyes changes on the server of record)",
+        include_str!("../migrations/0003_change_requests.sql"),
+    ),
 ];
 
 /// The advisory lock namespace of this adapter (`'RELA'`), so its locks never meet another
@@ -99,9 +103,10 @@ fn ident(name: &str) -> String {
 /// 1. applies missing migrations (an advisory lock serializes concurrent runs);
 /// 2. creates the runtime role (LOGIN, no other attributes; set its password or certificate
 ///    mapping out of band) if it does not exist, and refuses a superuser or BYPASSRLS role;
-/// 3. grants it `SELECT, INSERT` on `event_log`, `SELECT` on the version table, `EXECUTE` on
-///    the append lock function, `USAGE` on the schema and `CONNECT` on the database, after
-///    revoking anything else it held on the tables.
+/// 3. grants it `SELECT, INSERT` on `event_log`; `SELECT, INSERT, UPDATE` (never `DELETE`) on
+///    the mutable state next to it (`accounts`, `change_requests`, `config_baseline`); `SELECT`
+///    on the version table, `EXECUTE` on the append lock function, `USAGE` on the schema and
+///    `CONNECT` on the database, after revoking anything else it held on the tables.
 ///
 /// The admin role owns the tables; the runtime role can never UPDATE, DELETE or TRUNCATE them
 /// (SQLSTATE 42501), and even the owner is stopped by the triggers (P0001).
@@ -214,9 +219,10 @@ pub async fn migrate(config: &MigrateConfig) -> Result<MigrateReport, MigrateErr
     .map_err(sql("find the schema of event_log"))?;
     let r = ident(role);
     sqlx::raw_sql(&format!(
-        "REVOKE ALL ON event_log, relay_schema_migrations, accounts FROM {r}; \
+        "REVOKE ALL ON event_log, relay_schema_migrations, accounts, change_requests, \
+             config_baseline FROM {r}; \
          GRANT SELECT, INSERT ON event_log TO {r}; \
-         GRANT SELECT, INSERT, UPDATE ON accounts TO {r}; \
+         GRANT SELECT, INSERT, UPDATE ON accounts, change_requests, config_baseline TO {r}; \
          GRANT SELECT ON relay_schema_migrations TO {r}; \
          GRANT EXECUTE ON FUNCTION event_log_lock_head(integer, text) TO {r}; \
          GRANT USAGE ON SCHEMA {schema} TO {r}; \

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::ObjectLockMode;
+use aws_sdk_s3::types::{ObjectLockMode, ServerSideEncryption};
 use relay_domain::TrailId;
 use relay_domain::ports::{Anchor, AnchorReceipt, Notary, NotaryError, WormPosture};
 
@@ -26,6 +26,7 @@ use crate::s3::{S3Client, content_md5, is_past, retain_until, to_timestamp};
 ///   A delete marker, a second version of a key, an object without COMPLIANCE retention, or an
 ///   object whose content names another trail is [`NotaryError::InvalidAnchor`]: someone
 ///   tried to hide or replace an anchor.
+/// - **SSE-KMS when configured**: every anchor put names the KMS key (`sse_kms_key_id`).
 #[derive(Debug, Clone)]
 pub struct S3Notary {
     client: S3Client,
@@ -33,6 +34,7 @@ pub struct S3Notary {
     prefix: String,
     retention: Duration,
     posture: WormPosture,
+    sse_kms_key_id: Option<String>,
 }
 
 impl S3Notary {
@@ -63,6 +65,7 @@ impl S3Notary {
             prefix: options.prefix,
             retention: options.retention,
             posture,
+            sse_kms_key_id: options.sse_kms_key_id,
         })
     }
 
@@ -174,6 +177,11 @@ impl Notary for S3Notary {
             req = req
                 .object_lock_mode(ObjectLockMode::Compliance)
                 .object_lock_retain_until_date(until);
+        }
+        if let Some(kms_key) = &self.sse_kms_key_id {
+            req = req
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .ssekms_key_id(kms_key);
         }
         let out = req.send().await.map_err(S3Error::op("put anchor"))?;
         tracing::debug!(trail = %anchor.trail_id, seq = anchor.seq.get(), key = %key, "anchored");

@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::ObjectLockMode;
+use aws_sdk_s3::types::{ObjectLockMode, ServerSideEncryption};
 use relay_domain::ports::{
     ObjectKey, ObjectMeta, ObjectStore, ObjectStoreCapabilities, ObjectStoreError, PutMode,
     WormPosture,
@@ -23,12 +23,14 @@ use crate::s3::{S3Client, content_md5, retain_until};
 ///   `If-None-Match: *`, so the store never gets a second version that would hide the first.
 ///   Both are `PermissionDenied`. Without a retention the store is not WORM: `delete` removes
 ///   the object (on a versioned bucket it leaves a delete marker).
+/// - **SSE-KMS when configured**: every put names the KMS key (`sse_kms_key_id`).
 #[derive(Debug, Clone)]
 pub struct S3ObjectStore {
     client: S3Client,
     bucket: String,
     prefix: String,
     retention: Option<std::time::Duration>,
+    sse_kms_key_id: Option<String>,
 }
 
 impl S3ObjectStore {
@@ -54,6 +56,7 @@ impl S3ObjectStore {
             bucket: options.bucket,
             prefix: options.prefix,
             retention: options.retention,
+            sse_kms_key_id: options.sse_kms_key_id,
         })
     }
 
@@ -114,6 +117,11 @@ impl ObjectStore for S3ObjectStore {
             req = req
                 .object_lock_mode(ObjectLockMode::Compliance)
                 .object_lock_retain_until_date(retain_until(period));
+        }
+        if let Some(kms_key) = &self.sse_kms_key_id {
+            req = req
+                .server_side_encryption(ServerSideEncryption::AwsKms)
+                .ssekms_key_id(kms_key);
         }
         match req.send().await.map_err(S3Error::op("put object")) {
             Ok(_) => Ok(ObjectMeta {

@@ -7,7 +7,7 @@ use relay_domain::memory::check_batch_at_head;
 use relay_domain::ports::{
     AppendReceipt, Head, RecordStore, RecordStoreCapabilities, RecordStoreError,
 };
-use relay_domain::{ChainSeq, Checksum, Project, Record, Subject, TrailId};
+use relay_domain::{ChainSeq, Checksum, EventKind, Project, Record, Subject, TrailId};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
 use sqlx::{PgConnection, Row};
 
@@ -452,6 +452,34 @@ impl RecordStore for PgRecordStore {
             .await
             .map_err(PgError::op("acquire connection"))?;
         read_in(&mut conn, trail, after, limit).await
+    }
+
+    async fn read_kind(
+        &self,
+        trail: &TrailId,
+        kind: &EventKind,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Record>, RecordStoreError> {
+        let Ok(after) = i64::try_from(after) else {
+            return Ok(Vec::new());
+        };
+        if limit == 0 {
+            return Ok(Vec::new());
+        }
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = sqlx::query(&format!(
+            "SELECT {COLUMNS} FROM event_log WHERE trail_id = $1 AND chain_seq > $2 \
+             AND kind = $3 ORDER BY chain_seq LIMIT $4"
+        ))
+        .bind(trail.as_str())
+        .bind(after)
+        .bind(kind.as_str())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(PgError::op("read records of one kind"))?;
+        rows.iter().map(|row| decode_row(trail, row)).collect()
     }
 
     async fn trails(&self) -> Result<Vec<(TrailId, Head)>, RecordStoreError> {

@@ -5,7 +5,7 @@
 
 use std::time::{Duration, SystemTime};
 
-use aws_config::BehaviorVersion;
+use aws_config::{BehaviorVersion, SdkConfig};
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
@@ -40,6 +40,14 @@ impl S3Client {
     /// Builds a client as `config` says. Nothing is contacted yet; credentials from the default
     /// chain are resolved on first use.
     pub async fn new(config: &S3Config) -> Self {
+        let shared = Self::load_sdk_config(config).await;
+        Self::from_sdk_config(&shared, config)
+    }
+
+    /// The AWS SDK settings the relay's clients are built on, for S3 and for other AWS services
+    /// (the AWS adapter's Secrets Manager client): HTTPS on rustls with ring, the timeouts,
+    /// attempts, region, endpoint and credentials of `config`.
+    pub async fn load_sdk_config(config: &S3Config) -> SdkConfig {
         // rustls with ring: no aws-lc C build, the same TLS stack sqlx uses.
         let http = aws_smithy_http_client::Builder::new()
             .tls_provider(Provider::Rustls(CryptoMode::Ring))
@@ -47,7 +55,6 @@ impl S3Client {
         let (connect, attempt, operation) = config.timeouts_value();
         let mut loader = aws_config::defaults(BehaviorVersion::latest())
             .http_client(http)
-            .region(Region::new(config.region_value().to_owned()))
             .timeout_config(
                 TimeoutConfig::builder()
                     .connect_timeout(connect)
@@ -57,6 +64,9 @@ impl S3Client {
                     .build(),
             )
             .retry_config(RetryConfig::standard().with_max_attempts(config.max_attempts_value()));
+        if !config.region_from_default_chain_value() {
+            loader = loader.region(Region::new(config.region_value().to_owned()));
+        }
         if let Some(endpoint) = config.endpoint_value() {
             loader = loader.endpoint_url(endpoint);
         }
@@ -74,7 +84,20 @@ impl S3Client {
             ));
         }
         let shared = loader.load().await;
-        let s3_config = aws_sdk_s3::config::Builder::from(&shared)
+        if shared.region().is_none() {
+            // The default chain found no region: use the configured fallback.
+            return shared
+                .into_builder()
+                .region(Region::new(config.region_value().to_owned()))
+                .build();
+        }
+        shared
+    }
+
+    /// Builds a client on SDK settings from [`Self::load_sdk_config`] (endpoint, credentials,
+    /// timeouts), with the addressing style of `config`.
+    pub fn from_sdk_config(shared: &SdkConfig, config: &S3Config) -> Self {
+        let s3_config = aws_sdk_s3::config::Builder::from(shared)
             .force_path_style(config.force_path_style_value())
             // Checksums only where S3 requires them, plus our own Content-MD5 on every upload:
             // the flexible-checksum trailers are not understood by every S3-compatible server.

@@ -111,3 +111,75 @@ async fn pg_account_store_passes_the_account_store_suite_and_cannot_delete() {
     assert_eq!(common::sqlstate(&denied).as_deref(), Some("42501"));
     store.close().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_change_request_store_passes_the_change_suite_and_keeps_decisions_immutable() {
+    let Some(pg) = PgHarness::start("change requests suite (Postgres)").await else {
+        return;
+    };
+    let store = pg.store().await;
+    let changes = Arc::new(relay_selfhosted::PgChangeRequestStore::new(
+        store.pool().clone(),
+    ));
+    relay_conformance::changes::suite(changes.clone()).await;
+    let port: &dyn relay_domain::ports::ChangeRequestStore = changes.as_ref();
+    let decided = port
+        .list(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.state != relay_domain::ports::ChangeState::Pending)
+        .expect("the suite decided at least one request");
+    let pending = port
+        .list(100)
+        .await
+        .unwrap()
+        .into_iter()
+        .find(|r| r.state == relay_domain::ports::ChangeState::Pending)
+        .expect("the suite left at least one request pending");
+
+    // The runtime role holds SELECT, INSERT, UPDATE, never DELETE or TRUNCATE (42501).
+    for sql in ["DELETE FROM change_requests", "TRUNCATE change_requests"] {
+        let denied = sqlx::query(sql).execute(store.pool()).await.unwrap_err();
+        assert_eq!(common::sqlstate(&denied).as_deref(), Some("42501"), "{sql}");
+    }
+    // A decided request cannot be re-decided or edited, even by the owner (P0001).
+    for pool in [store.pool(), &pg.owner] {
+        let reopened = sqlx::query(
+            "UPDATE change_requests SET state = 'pending', body = replace(body, '\"approved\"', '\"pending\"') WHERE id = $1",
+        )
+        .bind(&decided.id)
+        .execute(pool)
+        .await
+        .unwrap_err();
+        assert_eq!(common::sqlstate(&reopened).as_deref(), Some("P0001"));
+    }
+    // A pending proposal's value cannot be edited behind the approver's back: an update may
+    // only record a decision.
+    let edited = sqlx::query(
+        "UPDATE change_requests SET body = jsonb_set(body::jsonb, '{value}', '1')::text WHERE id = $1",
+    )
+    .bind(&pending.id)
+    .execute(store.pool())
+    .await
+    .unwrap_err();
+    assert_eq!(common::sqlstate(&edited).as_deref(), Some("P0001"));
+    let smuggled = sqlx::query(
+        "UPDATE change_requests SET state = 'approved', \
+         body = jsonb_set(jsonb_set(body::jsonb, '{state}', '\"approved\"'), '{value}', '1')::text \
+         WHERE id = $1",
+    )
+    .bind(&pending.id)
+    .execute(store.pool())
+    .await
+    .unwrap_err();
+    assert_eq!(common::sqlstate(&smuggled).as_deref(), Some("P0001"));
+    assert_eq!(port.get(&pending.id).await.unwrap(), pending);
+    let denied = sqlx::query("DELETE FROM change_requests")
+        .execute(&pg.owner)
+        .await
+        .unwrap_err();
+    assert_eq!(common::sqlstate(&denied).as_deref(), Some("P0001"));
+    assert_eq!(port.get(&decided.id).await.unwrap(), decided);
+    store.close().await;
+}

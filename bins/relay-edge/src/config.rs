@@ -31,6 +31,19 @@ pub enum TimeSourceKind {
     Ntp,
 }
 
+/// Where the relay keeps its keys (R10.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum SecretProviderKind {
+    /// Owner-only (0600) files under `<data_dir>/secrets`; refused when others can read them.
+    #[default]
+    File,
+    /// The OS keyring (Secret Service: GNOME Keyring, KWallet, KeePassXC), items filed under the
+    /// data directory's absolute path; when it cannot be used, the relay falls back to files
+    /// with a loud warning and a `SECRET_PROVIDER_FALLBACK` SYSTEM event.
+    Keyring,
+}
+
 /// Everything `relay-edge` can be configured with. Keys are the TOML keys; the environment
 /// variable of each is `RELAY_` + the key in upper case (e.g. `RELAY_DATA_DIR`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -78,6 +91,10 @@ pub struct EdgeConfig {
     pub time_source: TimeSourceKind,
     /// NTP servers (`host:port`, port 123 when omitted) for `time_source = "ntp"`.
     pub ntp_servers: Vec<String>,
+    /// Interval (s) between NTP checks of the offset.
+    pub ntp_poll_secs: u64,
+    /// `file` or `keyring`.
+    pub secret_provider: SecretProviderKind,
 }
 
 impl Default for EdgeConfig {
@@ -104,6 +121,8 @@ impl Default for EdgeConfig {
             forward_ca_file: None,
             time_source: TimeSourceKind::System,
             ntp_servers: Vec::new(),
+            ntp_poll_secs: 64,
+            secret_provider: SecretProviderKind::File,
         }
     }
 }
@@ -171,6 +190,8 @@ pub const CONFIG_KEYS: &[&str] = &[
     "forward_ca_file",
     "time_source",
     "ntp_servers",
+    "ntp_poll_secs",
+    "secret_provider",
 ];
 
 /// Loads the configuration from defaults, `file`, the environment and `cli`.
@@ -216,6 +237,11 @@ pub fn load(file: Option<&Path>, cli: &CliOverrides) -> Result<EdgeConfig, Confi
     if config.forward_batch == 0 || config.forward_batch > 10_000 {
         return Err(ConfigError::Invalid(
             "forward_batch must be between 1 and 10000".into(),
+        ));
+    }
+    if config.ntp_poll_secs == 0 {
+        return Err(ConfigError::Invalid(
+            "ntp_poll_secs must be at least 1".into(),
         ));
     }
     if config.time_source == TimeSourceKind::Ntp && config.ntp_servers.is_empty() {

@@ -50,7 +50,8 @@ enum Command {
     /// Verify every trail (or one): chain links, HMACs, and notary anchors.
     ///
     /// Prints one verdict line per trail. Exit code 0 when all hold, 1 when any is broken (the
-    /// first bad chain_seq is named), 2 on usage or I/O errors.
+    /// first bad chain_seq is named) or the database file itself is damaged (`DAMAGED`, from
+    /// SQLite's quick_check), 2 on usage or I/O errors.
     Verify(VerifyArgs),
     /// Write a sealed export package of a trail (R5) for an auditor.
     ///
@@ -279,7 +280,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
                 if config.time_source == config::TimeSourceKind::Ntp {
                     let ntp = relay_ntp::NtpTimeSource::start(relay_ntp::NtpConfig::new(
                         config.ntp_servers.clone(),
-                    ))
+                    )
+                    .poll_interval(Duration::from_secs(config.ntp_poll_secs)))
                     .await;
                     settings.clock = Some(std::sync::Arc::new(ntp));
                 }
@@ -337,10 +339,18 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
                 .trail
                 .map(|t| parse("trail", t, TrailId::new))
                 .transpose()?;
-            let verdicts = runtime.block_on(relay_runtime::edge::verify_data_dir(
+            let verdicts = match runtime.block_on(relay_runtime::edge::verify_data_dir(
                 &config.data_dir,
                 trail.as_ref(),
-            ))?;
+            )) {
+                Ok(verdicts) => verdicts,
+                // A damaged store file is an integrity failure like a broken chain: exit 1.
+                Err(relay_runtime::edge::EdgeVerifyError::Damaged { path, message }) => {
+                    println!("DAMAGED {}: {message}", path.display());
+                    return Ok(ExitCode::from(1));
+                }
+                Err(e) => return Err(e.into()),
+            };
             Ok(if print_verdicts(&verdicts) {
                 ExitCode::SUCCESS
             } else {
@@ -629,7 +639,24 @@ fn edge_settings(config: &EdgeConfig) -> Result<EdgeSettings, CliError> {
             f
         }),
         clock: None,
+        secrets: secret_backend(config),
     })
+}
+
+/// Where the configuration says keys are kept; the keyring's items are filed under the data
+/// directory's absolute path, so two installations on one host never share keys.
+fn secret_backend(config: &EdgeConfig) -> relay_local::SecretBackend {
+    match config.secret_provider {
+        config::SecretProviderKind::File => relay_local::SecretBackend::File,
+        config::SecretProviderKind::Keyring => {
+            let dir = std::fs::canonicalize(&config.data_dir)
+                .or_else(|_| std::path::absolute(&config.data_dir))
+                .unwrap_or_else(|_| config.data_dir.clone());
+            relay_local::SecretBackend::Keyring {
+                namespace: dir.display().to_string(),
+            }
+        }
+    }
 }
 
 /// The review API's settings from the configuration.

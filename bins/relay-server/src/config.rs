@@ -8,28 +8,100 @@ use figment::Figment;
 use figment::providers::{Env, Format, Serialized, Toml};
 use serde::{Deserialize, Serialize};
 
-/// Which adapter holds the server's trails.
+/// Which adapter holds the server's trails. Every provider parses in every build; one whose
+/// cargo feature was not compiled in is refused at start-up ([`check_compiled`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum StorageProvider {
-    /// SQLite + filesystem under `data_dir` (a single box).
+    /// SQLite + filesystem under `data_dir` (a single box). Always compiled in.
     #[default]
     Local,
-    /// Postgres + S3-compatible Object Lock storage (`relay-selfhosted`).
+    /// Postgres + S3-compatible Object Lock storage (`relay-selfhosted`, feature `selfhosted`).
     Selfhosted,
+    /// RDS Postgres, S3 Object Lock, Secrets Manager (`relay-aws`, feature `aws`).
+    Aws,
+    // Azure and GCP go here (with their feature in `feature` and `compiled_providers`) when
+    // their adapter crates are wired in.
+}
+
+impl StorageProvider {
+    /// Every provider, in the order `--version` lists them.
+    pub const ALL: &'static [StorageProvider] = &[
+        StorageProvider::Local,
+        StorageProvider::Selfhosted,
+        StorageProvider::Aws,
+    ];
+
+    /// The name used in `[storage] provider = "..."`.
+    pub fn name(self) -> &'static str {
+        match self {
+            StorageProvider::Local => "local",
+            StorageProvider::Selfhosted => "selfhosted",
+            StorageProvider::Aws => "aws",
+        }
+    }
+
+    /// The cargo feature of relay-server that compiles the provider in (`None`: always there).
+    pub fn feature(self) -> Option<&'static str> {
+        match self {
+            StorageProvider::Local => None,
+            StorageProvider::Selfhosted => Some("selfhosted"),
+            StorageProvider::Aws => Some("aws"),
+        }
+    }
+
+    /// Whether this binary was built with the provider.
+    pub fn is_compiled(self) -> bool {
+        match self {
+            StorageProvider::Local => true,
+            StorageProvider::Selfhosted => cfg!(feature = "selfhosted"),
+            StorageProvider::Aws => cfg!(feature = "aws"),
+        }
+    }
+}
+
+/// The names of the providers compiled into this binary, `local` first.
+pub fn compiled_providers() -> Vec<&'static str> {
+    StorageProvider::ALL
+        .iter()
+        .filter(|p| p.is_compiled())
+        .map(|p| p.name())
+        .collect()
+}
+
+/// Refuses a provider that `compiled` (the names of the compiled providers) lacks, naming the
+/// feature to build with.
+pub fn check_compiled(provider: StorageProvider, compiled: &[&str]) -> Result<(), ConfigError> {
+    if compiled.contains(&provider.name()) {
+        return Ok(());
+    }
+    let feature = provider.feature().unwrap_or(provider.name());
+    Err(ConfigError::NotCompiled {
+        provider: provider.name(),
+        feature,
+    })
 }
 
 /// `[storage]`.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Default)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
-    /// `local` or `selfhosted`.
+    /// `local`, `selfhosted` or `aws`.
     pub provider: StorageProvider,
-    /// Runtime DSN of Postgres (selfhosted); `RELAY_STORAGE__PG_DSN` keeps it out of files.
+    /// Runtime DSN of Postgres (selfhosted, aws: RDS); `RELAY_STORAGE__PG_DSN` keeps it out of
+    /// files.
     pub pg_dsn: Option<String>,
-    /// Object Lock bucket of the S3 notary (selfhosted); endpoint, region and credentials come
-    /// from `RELAY_S3_ENDPOINT`, `RELAY_S3_REGION`, `RELAY_S3_ACCESS_KEY`, `RELAY_S3_SECRET_KEY`.
+    /// Object Lock bucket of the S3 notary (selfhosted, aws). For selfhosted, endpoint, region
+    /// and credentials come from `RELAY_S3_ENDPOINT`, `RELAY_S3_REGION`, `RELAY_S3_ACCESS_KEY`,
+    /// `RELAY_S3_SECRET_KEY`; for aws, from the AWS default chains (or `RELAY_AWS_*`, see
+    /// docs/operations.md).
     pub s3_bucket: Option<String>,
+    /// AWS region (aws); default: the AWS default chain (`AWS_REGION`, task metadata).
+    pub aws_region: Option<String>,
+    /// Prefix of the server's Secrets Manager secrets (aws); default `gims-relay/`.
+    pub aws_secrets_prefix: Option<String>,
+    /// KMS key (id, ARN or alias) for SSE-KMS on S3 puts and for new secrets (aws).
+    pub aws_kms_key_id: Option<String>,
 }
 
 /// Which clock stamps the server's own records and judges edge clock skew.
@@ -112,6 +184,17 @@ pub const CONFIG_KEYS: &[&str] = &[
 /// Why the configuration could not be loaded.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// The configured storage provider's feature was not compiled into this binary.
+    #[error(
+        "storage.provider = \"{provider}\" is not compiled into this binary; rebuild with \
+         `cargo build -p relay-server --features {feature}`"
+    )]
+    NotCompiled {
+        /// The provider named in the configuration.
+        provider: &'static str,
+        /// The cargo feature that compiles it in.
+        feature: &'static str,
+    },
     /// The named config file does not exist.
     #[error("config file {0} does not exist")]
     Missing(PathBuf),
@@ -153,12 +236,16 @@ pub fn load(file: Option<&Path>) -> Result<ServerConfig, ConfigError> {
             "time_source = \"ntp\" needs at least one entry in ntp_servers".into(),
         ));
     }
-    if config.storage.provider == StorageProvider::Selfhosted
-        && (config.storage.pg_dsn.is_none() || config.storage.s3_bucket.is_none())
+    check_compiled(config.storage.provider, &compiled_providers())?;
+    if matches!(
+        config.storage.provider,
+        StorageProvider::Selfhosted | StorageProvider::Aws
+    ) && (config.storage.pg_dsn.is_none() || config.storage.s3_bucket.is_none())
     {
-        return Err(ConfigError::Invalid(
-            "storage.provider = \"selfhosted\" needs storage.pg_dsn and storage.s3_bucket".into(),
-        ));
+        return Err(ConfigError::Invalid(format!(
+            "storage.provider = \"{}\" needs storage.pg_dsn and storage.s3_bucket",
+            config.storage.provider.name()
+        )));
     }
     Ok(config)
 }
@@ -184,10 +271,75 @@ mod tests {
             assert_eq!(c.storage.provider, StorageProvider::Local);
             jail.create_file("bad.toml", "[storage]\nprovider = \"selfhosted\"\n")?;
             let err = load(Some(Path::new("bad.toml"))).unwrap_err();
-            assert!(err.to_string().contains("pg_dsn"), "{err}");
+            if cfg!(feature = "selfhosted") {
+                assert!(err.to_string().contains("pg_dsn"), "{err}");
+            } else {
+                assert!(err.to_string().contains("--features selfhosted"), "{err}");
+            }
             jail.create_file("bad2.toml", "ingest_edge = []\n")?;
             let err = load(Some(Path::new("bad2.toml"))).unwrap_err();
             assert!(err.to_string().contains("ingest_edge"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn a_provider_not_compiled_in_is_refused_naming_its_feature() {
+        let err = check_compiled(StorageProvider::Aws, &["local", "selfhosted"]).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "storage.provider = \"aws\" is not compiled into this binary; rebuild with \
+             `cargo build -p relay-server --features aws`"
+        );
+        let err = check_compiled(StorageProvider::Selfhosted, &["local"]).unwrap_err();
+        assert!(err.to_string().contains("--features selfhosted"), "{err}");
+        check_compiled(StorageProvider::Aws, &["local", "aws"]).unwrap();
+        check_compiled(StorageProvider::Local, &["local"]).unwrap();
+    }
+
+    #[test]
+    fn compiled_providers_follow_the_features() {
+        let compiled = compiled_providers();
+        assert_eq!(compiled[0], "local");
+        assert_eq!(
+            compiled.contains(&"selfhosted"),
+            cfg!(feature = "selfhosted")
+        );
+        assert_eq!(compiled.contains(&"aws"), cfg!(feature = "aws"));
+        for p in StorageProvider::ALL {
+            assert_eq!(check_compiled(*p, &compiled).is_ok(), p.is_compiled());
+        }
+    }
+
+    #[test]
+    fn aws_storage_keys_parse_and_need_a_dsn_and_bucket() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "aws.toml",
+                "[storage]\nprovider = \"aws\"\npg_dsn = \"postgres://relay_app@rds/relay\"\n\
+                 s3_bucket = \"anchors\"\naws_region = \"eu-central-1\"\n\
+                 aws_secrets_prefix = \"relay/prod/\"\naws_kms_key_id = \"alias/relay\"\n",
+            )?;
+            match (load(Some(Path::new("aws.toml"))), cfg!(feature = "aws")) {
+                (Ok(c), true) => {
+                    assert_eq!(c.storage.provider, StorageProvider::Aws);
+                    assert_eq!(c.storage.aws_region.as_deref(), Some("eu-central-1"));
+                    assert_eq!(c.storage.aws_secrets_prefix.as_deref(), Some("relay/prod/"));
+                    assert_eq!(c.storage.aws_kms_key_id.as_deref(), Some("alias/relay"));
+                }
+                (Err(e), false) => {
+                    assert!(e.to_string().contains("--features aws"), "{e}");
+                }
+                (other, compiled) => panic!("aws compiled in: {compiled}, load: {other:?}"),
+            }
+            jail.create_file("aws-bad.toml", "[storage]\nprovider = \"aws\"\n")?;
+            let err = load(Some(Path::new("aws-bad.toml"))).unwrap_err();
+            let expected = if cfg!(feature = "aws") {
+                "needs storage.pg_dsn and storage.s3_bucket"
+            } else {
+                "--features aws"
+            };
+            assert!(err.to_string().contains(expected), "{err}");
             Ok(())
         });
     }

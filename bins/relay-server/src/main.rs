@@ -2,25 +2,46 @@
 //!
 //! - `relay-server run [--config FILE]` serves the review API and UI, verified ingest of
 //!   forwarded trails (`POST /api/v1/ingest`) and its own `_relay` journal, on the local adapter
-//!   (`[storage] provider = "local"`) or Postgres + S3 (`"selfhosted"`).
+//!   (`[storage] provider = "local"`), Postgres + S3 (`"selfhosted"`) or RDS + S3 Object Lock +
+//!   Secrets Manager (`"aws"`).
 //! - `relay-server verify [--trail ID]` verifies every stored trail with its edge's key.
 //! - `relay-server ingest-token --edge ID` creates (or shows) an edge's ingest token.
 //! - `relay-server migrate --admin-dsn postgres://owner@db/relay --app-role relay_app` applies
 //!   the Postgres schema through the admin DSN and grants the runtime role SELECT, INSERT only
 //!   (two-role custody, R1.4). The admin DSN can also come from `RELAY_ADMIN_DSN`.
 //!
+//!
+//! Storage providers are chosen at build time with cargo features: the default build is
+//! local only (no database driver for Postgres, no cloud SDK); `--features selfhosted` adds
+//! `selfhosted` and `migrate`, `--features aws` adds `aws` (and `migrate`). `relay-server
+//! --version` lists the providers compiled in; a configuration naming another one is refused
+//! at start-up with the feature to build with.
+//!
 //! Exit codes: 0 success, 1 a trail is broken (`verify`), 2 failure (the cause chain is printed).
 
 mod config;
+mod storage;
 
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use relay_selfhosted::{MigrateConfig, migrate, redact_dsn};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
+use storage::open_stores;
+
+/// The runtime role `migrate` creates by default (`relay_selfhosted::MigrateConfig`).
+const DEFAULT_APP_ROLE: &str = "relay_app";
+
+/// `relay-server <version> (storage providers: local, ...)`.
+fn version() -> String {
+    format!(
+        "{} (storage providers: {})",
+        env!("CARGO_PKG_VERSION"),
+        config::compiled_providers().join(", ")
+    )
+}
 
 /// The relay's server of record.
 #[derive(Debug, Parser)]
-#[command(name = "relay-server", version, about)]
+#[command(name = "relay-server", about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -54,13 +75,14 @@ enum Command {
         #[arg(long)]
         edge: String,
     },
-    /// Applies the database schema and grants the runtime role SELECT, INSERT only.
+    /// Applies the database schema and grants the runtime role SELECT, INSERT only (Postgres:
+    /// needs a build with `--features selfhosted` or `--features aws`).
     Migrate {
         /// DSN of the role that owns the schema (never the runtime role).
         #[arg(long, env = "RELAY_ADMIN_DSN", hide_env_values = true)]
-        admin_dsn: String,
+        admin_dsn: Option<String>,
         /// The runtime role to create (if missing) and grant.
-        #[arg(long, env = "RELAY_APP_ROLE", default_value = MigrateConfig::DEFAULT_APP_ROLE)]
+        #[arg(long, env = "RELAY_APP_ROLE", default_value = DEFAULT_APP_ROLE)]
         app_role: String,
     },
 }
@@ -76,7 +98,12 @@ fn report(error: &dyn std::error::Error) {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    // The version names the compiled providers, known only at run time of the build's cfg.
+    let version: &'static str = Box::leak(version().into_boxed_str());
+    let cli = match Cli::from_arg_matches(&Cli::command().version(version).get_matches()) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("RELAY_LOG")
@@ -134,90 +161,64 @@ fn main() -> ExitCode {
         Command::Migrate {
             admin_dsn,
             app_role,
-        } => {
-            let target = redact_dsn(&admin_dsn);
-            let config = MigrateConfig::new(admin_dsn).app_role(app_role);
-            match runtime.block_on(migrate(&config)) {
-                Ok(done) => {
-                    println!(
-                        "migrated {target}: schema version {} (applied {:?}); runtime role {} \
-                         {} with SELECT, INSERT on event_log (SELECT, INSERT, UPDATE on accounts)",
-                        done.schema_version,
-                        done.applied,
-                        done.app_role,
-                        if done.role_created {
-                            "created"
-                        } else {
-                            "granted"
-                        },
-                    );
-                    ExitCode::SUCCESS
-                }
-                Err(e) => {
-                    report(&e);
-                    ExitCode::from(2)
-                }
-            }
+        } => migrate_command(&runtime, admin_dsn, app_role),
+    }
+}
+
+/// `relay-server migrate`: the Postgres schema through the admin DSN.
+#[cfg(any(feature = "selfhosted", feature = "aws"))]
+fn migrate_command(
+    runtime: &tokio::runtime::Runtime,
+    admin_dsn: Option<String>,
+    app_role: String,
+) -> ExitCode {
+    use relay_selfhosted::{MigrateConfig, migrate, redact_dsn};
+    let Some(admin_dsn) = admin_dsn else {
+        eprintln!("error: relay-server migrate needs --admin-dsn (or RELAY_ADMIN_DSN)");
+        return ExitCode::from(2);
+    };
+    let target = redact_dsn(&admin_dsn);
+    let config = MigrateConfig::new(admin_dsn).app_role(app_role);
+    match runtime.block_on(migrate(&config)) {
+        Ok(done) => {
+            println!(
+                "migrated {target}: schema version {} (applied {:?}); runtime role {} \
+                 {} with SELECT, INSERT on event_log (SELECT, INSERT, UPDATE on accounts)",
+                done.schema_version,
+                done.applied,
+                done.app_role,
+                if done.role_created {
+                    "created"
+                } else {
+                    "granted"
+                },
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            report(&e);
+            ExitCode::from(2)
         }
     }
+}
+
+/// `relay-server migrate` in a build without a Postgres provider.
+#[cfg(not(any(feature = "selfhosted", feature = "aws")))]
+fn migrate_command(
+    _: &tokio::runtime::Runtime,
+    _admin_dsn: Option<String>,
+    _app_role: String,
+) -> ExitCode {
+    eprintln!(
+        "error: relay-server migrate applies the Postgres schema, and this binary has no \
+         Postgres provider (compiled providers: {}); rebuild with `cargo build -p relay-server \
+         --features selfhosted` (or `--features aws`)",
+        config::compiled_providers().join(", ")
+    );
+    ExitCode::from(2)
 }
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-
-/// The stores the configuration names.
-async fn open_stores(
-    c: &config::ServerConfig,
-) -> Result<relay_runtime::server::ServerStores, BoxError> {
-    let mut stores = match c.storage.provider {
-        config::StorageProvider::Local => {
-            relay_runtime::server::ServerStores::local(&c.data_dir).await?
-        }
-        config::StorageProvider::Selfhosted => {
-            use std::sync::Arc;
-            let (Some(dsn), Some(bucket)) = (&c.storage.pg_dsn, &c.storage.s3_bucket) else {
-                return Err(
-                    "storage.provider = \"selfhosted\" needs storage.pg_dsn and storage.s3_bucket"
-                        .into(),
-                );
-            };
-            let pg = Arc::new(
-                relay_selfhosted::PgRecordStore::connect(&relay_selfhosted::PgConfig::new(
-                    dsn.clone(),
-                ))
-                .await?,
-            );
-            let accounts = Arc::new(relay_selfhosted::PgAccountStore::new(pg.pool().clone()));
-            // Keys and tokens: files under data_dir/secrets (0600), as on the edge.
-            let secrets = Arc::new(relay_local::FileSecretProvider::open(
-                c.data_dir.join("secrets"),
-            )?);
-            let s3 = relay_selfhosted::S3Config::from_vars("RELAY_S3_", |k| std::env::var(k).ok());
-            let client = relay_selfhosted::S3Client::new(&s3).await;
-            let notary = Arc::new(
-                relay_selfhosted::S3Notary::open(
-                    &client,
-                    relay_selfhosted::S3NotaryOptions::new(bucket.clone()),
-                )
-                .await?,
-            );
-            relay_runtime::server::ServerStores {
-                provider: "selfhosted",
-                records: pg,
-                accounts,
-                secrets,
-                notary,
-                clock: Arc::new(relay_local::SystemTimeSource::new()),
-                local: None,
-            }
-        }
-    };
-    if c.time_source == config::TimeSourceKind::Ntp {
-        let ntp =
-            relay_ntp::NtpTimeSource::start(relay_ntp::NtpConfig::new(c.ntp_servers.clone())).await;
-        stores.clock = std::sync::Arc::new(ntp);
-    }
-    Ok(stores)
-}
 
 async fn run(c: config::ServerConfig) -> Result<(), BoxError> {
     let stores = open_stores(&c).await?;
@@ -242,6 +243,7 @@ async fn run(c: config::ServerConfig) -> Result<(), BoxError> {
         ingest,
         api,
         notary_interval: std::time::Duration::from_secs(c.notary_interval_secs),
+        exports_dir: c.data_dir.join("exports"),
     };
     let server = relay_runtime::server::ServerRuntime::start(stores, settings).await?;
     server.run_until_signal().await?;
@@ -299,4 +301,31 @@ async fn ingest_token(config: Option<std::path::PathBuf>, edge: &str) -> Result<
         local.record_store.close().await;
     }
     Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_lists_the_compiled_providers() {
+        let v = version();
+        assert!(v.starts_with(env!("CARGO_PKG_VERSION")), "{v}");
+        assert!(v.contains("storage providers: local"), "{v}");
+        assert_eq!(v.contains("aws"), cfg!(feature = "aws"), "{v}");
+        assert_eq!(
+            v.contains("selfhosted"),
+            cfg!(feature = "selfhosted"),
+            "{v}"
+        );
+    }
+
+    #[cfg(any(feature = "selfhosted", feature = "aws"))]
+    #[test]
+    fn the_default_app_role_is_the_adapters() {
+        assert_eq!(
+            DEFAULT_APP_ROLE,
+            relay_selfhosted::MigrateConfig::DEFAULT_APP_ROLE
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! `/api/v1/accounts`: list, create and change accounts (administrators only, R3.2). Every
 //! change is an `ACCOUNT_CHANGED` event in `_relay`; an administrator cannot change their own
-//! role or disable themselves.
+//! role or disable themselves, and where four-eyes changes are enabled, granting or removing the
+//! admin role goes through an approved `account_role` change instead.
 
 use axum::Json;
 use axum::extract::State;
@@ -111,6 +112,15 @@ pub(crate) async fn patch(
             return Err(ApiError::forbidden(
                 "own_role",
                 "an administrator cannot change their own role",
+            ));
+        }
+        // Granting or taking away the admin role is a four-eyes change where they are enabled.
+        if (role == Role::Admin || before.role == Role::Admin) && state.change_store().is_some() {
+            return Err(ApiError::forbidden(
+                "four_eyes_required",
+                "granting or removing the admin role needs a four-eyes change: propose \
+                 account_role {\"username\", \"role\"} at /api/v1/changes for a second \
+                 administrator to approve",
             ));
         }
         after.role = role;

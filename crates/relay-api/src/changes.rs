@@ -4,8 +4,14 @@
 //! (`CHANGE_PROPOSED`) and takes effect only after a *different* administrator approves it with a
 //! signature: password re-checked inside the session, reason required (`CHANGE_APPROVED`). The
 //! proposer approving their own proposal is 403; a proposal past its expiry cannot be approved
-//! (409). Every step is a chained event in `_relay`, written before the answer. Approved values
-//! are applied by the relay at its next start (the answer says so).
+//! (409). Every step is a chained event in `_relay`, written before the answer.
+//!
+//! What an approval does depends on who owns the setting ([`ChangeTargets`], given by the
+//! runtime): an account's role and (on the server of record) an edge's ingest token take effect
+//! at once, each with its own chained event (`ACCOUNT_CHANGED`, `SYSTEM` `INGEST_TOKEN_*`); the
+//! settings the relay reads at start-up take effect at its next start, which the answer and the
+//! UI say, and which the start-up posture records; a setting this relay does not own cannot be
+//! proposed here (422 `not_applicable`) rather than being approved and silently ignored.
 
 use std::sync::Arc;
 
@@ -24,6 +30,94 @@ use crate::auth::{AuthUser, Password, random_hex};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
 use crate::state::ApiState;
+
+/// When an approved change of a setting takes effect on this relay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Applies {
+    /// At approval: the relay changes the running state and records the effect.
+    Now,
+    /// At the relay's next start (restart required): start-up applies the approved value and
+    /// records it in its posture.
+    AtRestart,
+    /// Not on this relay (why, and where instead): proposals are refused with 422.
+    NotHere(String),
+}
+
+/// How this relay applies each [`ChangeSetting`] once a change of it is approved.
+///
+/// The default suits a relay that applies its settings at start-up: `account_role` at once,
+/// `ingest_token` not here (only a server of record with ingest issues tokens; enabling
+/// [`crate::ApiState::enable_ingest_tokens`] makes it `Now`), everything else at the next start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChangeTargets {
+    applies: std::collections::BTreeMap<ChangeSetting, Applies>,
+    applied_at_start: std::collections::BTreeSet<String>,
+}
+
+impl Default for ChangeTargets {
+    fn default() -> Self {
+        let applies = ChangeSetting::ALL
+            .into_iter()
+            .map(|s| {
+                let a = match s {
+                    ChangeSetting::AccountRole => Applies::Now,
+                    ChangeSetting::IngestToken => Applies::NotHere(
+                        "ingest tokens are issued and revoked on the server of record, whose \
+                         ingest endpoint checks them"
+                            .into(),
+                    ),
+                    _ => Applies::AtRestart,
+                };
+                (s, a)
+            })
+            .collect();
+        Self {
+            applies,
+            applied_at_start: Default::default(),
+        }
+    }
+}
+
+impl ChangeTargets {
+    /// Says how `setting` is applied here.
+    pub fn set(mut self, setting: ChangeSetting, applies: Applies) -> Self {
+        self.applies.insert(setting, applies);
+        self
+    }
+
+    /// Names the approved changes this relay's start-up applied (shown as in effect).
+    pub fn applied_at_start(mut self, ids: impl IntoIterator<Item = String>) -> Self {
+        self.applied_at_start.extend(ids);
+        self
+    }
+
+    /// How `setting` is applied here.
+    pub fn applies(&self, setting: ChangeSetting) -> Applies {
+        self.applies
+            .get(&setting)
+            .cloned()
+            .unwrap_or(Applies::AtRestart)
+    }
+
+    /// The `takes_effect` text of a change request.
+    fn takes_effect(&self, r: &ChangeRequest) -> Option<String> {
+        let applies = self.applies(r.setting);
+        match (r.state, applies) {
+            (ChangeState::Rejected, _) => None,
+            (_, Applies::NotHere(why)) => Some(format!("not on this relay: {why}")),
+            (ChangeState::Pending, Applies::Now) => Some("at once, when approved".into()),
+            (ChangeState::Pending, Applies::AtRestart) => {
+                Some("at the relay's next start after approval (restart required)".into())
+            }
+            (_, Applies::Now) => Some("in effect since its approval".into()),
+            (_, Applies::AtRestart) if self.applied_at_start.contains(&r.id) => {
+                Some("in effect since the relay's last start (applied at start-up)".into())
+            }
+            (_, Applies::AtRestart) => Some("at the relay's next start (restart required)".into()),
+        }
+    }
+}
 
 /// A proposed change.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -86,12 +180,18 @@ pub struct ChangeView {
     pub decided_at: Option<String>,
     /// The decision's reason.
     pub decision_reason: Option<String>,
-    /// When an approved change takes effect.
+    /// When the change takes (or took) effect on this relay: at once, at the next start
+    /// (restart required), in effect since the last start, or not on this relay.
     pub takes_effect: Option<String>,
+    /// What applying an approved change did, in the answer to its approval (e.g. the role an
+    /// account now has, the ingest token version now current).
+    #[schema(value_type = Option<Object>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub applied: Option<serde_json::Value>,
 }
 
 impl ChangeView {
-    fn of(r: &ChangeRequest, now: Timestamp) -> Self {
+    fn of(r: &ChangeRequest, now: Timestamp, targets: &ChangeTargets) -> Self {
         let state = if r.is_expired(now) {
             "expired"
         } else {
@@ -109,8 +209,8 @@ impl ChangeView {
             decided_by: r.decided_by.clone(),
             decided_at: r.decided_at.map(Timestamp::to_canonical),
             decision_reason: r.decision_reason.clone(),
-            takes_effect: (r.state == ChangeState::Approved)
-                .then(|| "at the relay's next start (restart required)".to_owned()),
+            takes_effect: targets.takes_effect(r),
+            applied: None,
         }
     }
 }
@@ -215,6 +315,14 @@ pub(crate) async fn propose(
     setting.check_value(&req.value).map_err(|expected| {
         ApiError::unprocessable("invalid_value", format!("{setting} takes {expected}"))
     })?;
+    let targets = state.change_targets();
+    if let Applies::NotHere(why) = targets.applies(setting) {
+        return Err(ApiError::unprocessable(
+            "not_applicable",
+            format!("{setting} cannot be changed on this relay: {why}"),
+        ));
+    }
+    check_target(&state, setting, &req.value, None).await?;
     let now = state.now().await?;
     let request = ChangeRequest {
         id: format!("cr-{}", random_hex(8)),
@@ -243,7 +351,10 @@ pub(crate) async fn propose(
     .await?;
     changes.propose(&request).await?;
     tracing::info!(change = %request.id, setting = %setting, proposer = %request.proposer, "configuration change proposed");
-    Ok((StatusCode::CREATED, Json(ChangeView::of(&request, now))))
+    Ok((
+        StatusCode::CREATED,
+        Json(ChangeView::of(&request, now, &targets)),
+    ))
 }
 
 /// Pending and recent change requests (administrators and auditors).
@@ -262,7 +373,12 @@ pub(crate) async fn list(
     let changes = store(&state)?;
     let now = state.now().await?;
     let all = changes.list(200).await?;
-    Ok(Json(all.iter().map(|r| ChangeView::of(r, now)).collect()))
+    let targets = state.change_targets();
+    Ok(Json(
+        all.iter()
+            .map(|r| ChangeView::of(r, now, &targets))
+            .collect(),
+    ))
 }
 
 /// Approves a change: a different administrator signs it (password and reason).
@@ -313,6 +429,18 @@ pub(crate) async fn approve(
             ),
         ));
     }
+    let targets = state.change_targets();
+    let applies = targets.applies(request.setting);
+    if let Applies::NotHere(why) = &applies {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "not_applicable",
+            format!("{} cannot be changed on this relay: {why}", request.setting),
+        ));
+    }
+    if applies == Applies::Now {
+        check_target(&state, request.setting, &request.value, Some(&user)).await?;
+    }
     let mut account = user.account.clone();
     state
         .check_credentials(
@@ -348,7 +476,199 @@ pub(crate) async fn approve(
         )
         .await?;
     tracing::info!(change = %decided.id, setting = %decided.setting, approver = %user.username(), "configuration change approved");
-    Ok(Json(ChangeView::of(&decided, now)))
+    let mut view = ChangeView::of(&decided, now, &targets);
+    if applies == Applies::Now {
+        view.applied = Some(apply_now(&state, &user, &decided).await?);
+    }
+    Ok(Json(view))
+}
+
+/// The account an `account_role` value names, and the role it asks for.
+fn role_change(
+    value: &serde_json::Value,
+) -> Result<(relay_domain::ports::Username, Role), ApiError> {
+    let field = |k: &str| {
+        value
+            .get(k)
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or("")
+    };
+    let username = crate::login::parse_username(field("username"))?;
+    let role: Role = serde_json::from_value(serde_json::Value::String(field("role").to_owned()))
+        .map_err(|_| {
+            ApiError::unprocessable(
+                "invalid_value",
+                format!(
+                    "account_role: unknown role {:?} (operator, reviewer, admin, auditor)",
+                    field("role")
+                ),
+            )
+        })?;
+    Ok((username, role))
+}
+
+/// Checks that a change applied at once can be applied: the account exists, the role is known,
+/// the approver is not changing their own role, the edge id is valid. Nothing is recorded.
+async fn check_target(
+    state: &ApiState,
+    setting: ChangeSetting,
+    value: &serde_json::Value,
+    approver: Option<&AuthUser>,
+) -> Result<(), ApiError> {
+    match setting {
+        ChangeSetting::AccountRole => {
+            let (username, _) = role_change(value)?;
+            if state.parts().accounts.get(&username).await?.is_none() {
+                return Err(ApiError::unprocessable(
+                    "invalid_value",
+                    format!("account_role: no account {username}"),
+                ));
+            }
+            if approver.is_some_and(|a| *a.username() == username) {
+                return Err(ApiError::forbidden(
+                    "own_role",
+                    "an administrator cannot approve a change of their own role",
+                ));
+            }
+            Ok(())
+        }
+        ChangeSetting::IngestToken => {
+            let source = value
+                .get("source")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("");
+            crate::ingest::ingest_token_secret(source).map_err(|e| {
+                ApiError::unprocessable(
+                    "invalid_value",
+                    format!("ingest_token: edge id {source:?}: {e}"),
+                )
+            })?;
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Applies an approved change the running relay owns, records its effect as a chained event,
+/// and says what it did. A failure here leaves the approval recorded and is answered 503 with
+/// what to do; nothing is half-applied silently.
+async fn apply_now(
+    state: &ApiState,
+    user: &AuthUser,
+    change: &ChangeRequest,
+) -> Result<serde_json::Value, ApiError> {
+    match change.setting {
+        ChangeSetting::AccountRole => {
+            let (username, role) = role_change(&change.value)?;
+            let before = state
+                .parts()
+                .accounts
+                .get(&username)
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("no account {username}")))?;
+            if before.role == role {
+                return Ok(
+                    serde_json::json!({"username": username.as_str(), "role": role.as_str(), "changed": false}),
+                );
+            }
+            let mut after = before.clone();
+            after.role = role;
+            state.parts().accounts.update(&after).await.map_err(|e| {
+                apply_failed(change, &format!("the account could not be updated: {e}"))
+            })?;
+            let recorded = state
+                .append_event(
+                    TrailId::relay(),
+                    EventKind::account_changed(),
+                    user.username().as_str(),
+                    ActorSource::Token,
+                    Subject::new(format!("account:{username}")).ok(),
+                    None,
+                    serde_json::json!({
+                        "username": username.as_str(),
+                        "changes": {"role": {"from": before.role.as_str(), "to": role.as_str()}},
+                        "change_id": change.id,
+                        "proposer": change.proposer,
+                    }),
+                )
+                .await;
+            if let Err(e) = recorded {
+                crate::login::restore(state, before).await;
+                return Err(e);
+            }
+            tracing::info!(change = %change.id, username = %username, role = %role, "approved role change applied");
+            Ok(serde_json::json!({
+                "username": username.as_str(), "role": role.as_str(),
+                "previous_role": before.role.as_str(), "changed": true,
+            }))
+        }
+        ChangeSetting::IngestToken => {
+            let Some(ingest) = state.ingest() else {
+                return Err(apply_failed(change, "this relay has no ingest endpoint"));
+            };
+            let source = change
+                .value
+                .get("source")
+                .and_then(serde_json::Value::as_str)
+                .unwrap_or("");
+            let revoke = change
+                .value
+                .get("action")
+                .and_then(serde_json::Value::as_str)
+                == Some("revoke");
+            let (what, key_id) = if revoke {
+                let id = ingest.revoke_token(source).await.map_err(|e| {
+                    apply_failed(change, &format!("the token could not be replaced: {e}"))
+                })?;
+                ("INGEST_TOKEN_REVOKED", id)
+            } else {
+                let id = ingest.issue_token(source).await.map_err(|e| {
+                    apply_failed(change, &format!("the token could not be issued: {e}"))
+                })?;
+                ("INGEST_TOKEN_ISSUED", Some(id))
+            };
+            let key_id = key_id.map(|k| k.to_string());
+            state
+                .append_event(
+                    TrailId::relay(),
+                    EventKind::system(),
+                    user.username().as_str(),
+                    ActorSource::Token,
+                    Subject::new(format!("edge:{source}")).ok(),
+                    None,
+                    serde_json::json!({
+                        "event": what, "edge": source, "key_id": key_id,
+                        "change_id": change.id, "proposer": change.proposer,
+                    }),
+                )
+                .await?;
+            tracing::info!(change = %change.id, edge = %source, event = what, "approved ingest token change applied");
+            Ok(serde_json::json!({
+                "edge": source,
+                "action": if revoke { "revoked" } else { "issued" },
+                "key_id": key_id,
+                "token": if revoke {
+                    "refused from now on (401)"
+                } else {
+                    "hand it to the edge's operator with `relay-server ingest-token --edge <id>`"
+                },
+            }))
+        }
+        _ => Ok(serde_json::Value::Null),
+    }
+}
+
+fn apply_failed(change: &ChangeRequest, why: &str) -> ApiError {
+    tracing::error!(change = %change.id, setting = %change.setting, why, "an approved change could not be applied");
+    ApiError::new(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "apply_failed",
+        format!(
+            "change request {} is approved (recorded), but applying it failed: {why}; propose \
+             it again once the cause is fixed",
+            change.id
+        ),
+    )
 }
 
 /// Rejects a change (another administrator) or withdraws it (its proposer).
@@ -403,5 +723,5 @@ pub(crate) async fn reject(
             },
         )
         .await?;
-    Ok(Json(ChangeView::of(&decided, now)))
+    Ok(Json(ChangeView::of(&decided, now, &state.change_targets())))
 }

@@ -50,6 +50,13 @@ pub fn trail_key_secret(trail: &TrailId) -> Result<SecretName, relay_domain::IdE
     SecretName::new(format!("{TRAIL_KEY_PREFIX}{}", trail.as_str()))
 }
 
+fn token_name(edge: &str) -> Result<SecretName, SecretError> {
+    ingest_token_secret(edge).map_err(|e| SecretError::Other {
+        message: format!("edge id {edge:?}: {e}"),
+        source: None,
+    })
+}
+
 /// The bearer token text of an ingest token secret (lower-case hex of its bytes).
 pub fn token_text(secret: &relay_domain::ports::SecretValue) -> String {
     hex::encode(secret.expose())
@@ -122,6 +129,9 @@ struct IngestInner {
     /// duplicated request racing its original is acknowledged instead of refused.
     lanes: Mutex<HashMap<TrailId, Arc<tokio::sync::Mutex<()>>>>,
     last_skew_event: Mutex<HashMap<String, Instant>>,
+    /// Edges whose token an approved `ingest_token` change revoked: refused whatever they
+    /// present, until an approved `issue`.
+    revoked: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl std::fmt::Debug for IngestState {
@@ -140,7 +150,82 @@ impl IngestState {
                 parts,
                 lanes: Mutex::new(HashMap::new()),
                 last_skew_event: Mutex::new(HashMap::new()),
+                revoked: Mutex::new(std::collections::BTreeSet::new()),
             }),
+        }
+    }
+
+    /// Refuses `edge` from now on (401), whatever token it presents: an approved revocation,
+    /// replayed at start-up from the approved changes.
+    pub fn revoke(&self, edge: &str) {
+        self.inner
+            .revoked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .insert(edge.to_owned());
+    }
+
+    /// Accepts `edge` again (an approved `issue` after a revocation).
+    pub fn reinstate(&self, edge: &str) {
+        self.inner
+            .revoked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(edge);
+    }
+
+    /// Edges whose token is revoked, sorted.
+    pub fn revoked(&self) -> Vec<String> {
+        self.inner
+            .revoked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+            .cloned()
+            .collect()
+    }
+
+    fn is_revoked(&self, edge: &str) -> bool {
+        self.inner
+            .revoked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .contains(edge)
+    }
+
+    /// Issues `edge`'s token (an approved `issue`): creates the secret `ingest-token.<edge>`, or,
+    /// after a revocation, replaces it with a fresh version nobody has seen, and accepts the
+    /// edge again. The token text is handed out by `relay-server ingest-token --edge`, never by
+    /// the API. Returns the current version id.
+    pub async fn issue_token(&self, edge: &str) -> Result<relay_domain::KeyId, SecretError> {
+        let name = token_name(edge)?;
+        let secrets = &self.parts().secrets;
+        let value = if self.is_revoked(edge) {
+            match secrets.rotate(&name).await {
+                Err(SecretError::NotFound { .. }) => secrets.current_or_create(&name).await?,
+                other => other?,
+            }
+        } else {
+            secrets.current_or_create(&name).await?
+        };
+        self.reinstate(edge);
+        Ok(value.id().clone())
+    }
+
+    /// Revokes `edge`'s token (an approved `revoke`): the edge is refused at once, and the
+    /// secret gets a fresh version so the old token text never matches again, even after a
+    /// restart. Returns the version id now current, if the edge had a token.
+    pub async fn revoke_token(
+        &self,
+        edge: &str,
+    ) -> Result<Option<relay_domain::KeyId>, SecretError> {
+        let name = token_name(edge)?;
+        // Refuse first: whatever happens below, the old token is no longer honoured.
+        self.revoke(edge);
+        match self.parts().secrets.rotate(&name).await {
+            Ok(v) => Ok(Some(v.id().clone())),
+            Err(SecretError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
         }
     }
 
@@ -239,6 +324,10 @@ async fn authenticate(state: &IngestState, headers: &HeaderMap) -> Result<EdgeId
         .ok_or_else(refuse)?;
     if !parts.config.edges.iter().any(|e| e == edge) {
         tracing::warn!(edge = %edge, "ingest refused: edge not configured");
+        return Err(refuse());
+    }
+    if state.is_revoked(edge) {
+        tracing::warn!(edge = %edge, "ingest refused: the edge's token was revoked (approved change)");
         return Err(refuse());
     }
     let name = ingest_token_secret(edge).map_err(|_| refuse())?;

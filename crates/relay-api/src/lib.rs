@@ -42,7 +42,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 
 pub use auth::{AuthUser, Claims, Password, hash_password_blocking, verify_password_blocking};
-pub use changes::ChangeView;
+pub use changes::{Applies, ChangeTargets, ChangeView};
 pub use config::ApiConfig;
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use events::{EventPage, EventView, Manifestation, TrailView};
@@ -115,8 +115,8 @@ async fn api_not_found() -> ApiError {
     ApiError::not_found("no such API endpoint")
 }
 
-async fn openapi_document() -> Response {
-    match openapi_json() {
+async fn openapi_document(axum::extract::State(state): axum::extract::State<ApiState>) -> Response {
+    match openapi::served_openapi_json(state.config().server_of_record) {
         Ok(text) => (
             [(
                 header::CONTENT_TYPE,

@@ -1,6 +1,8 @@
 //! The OpenAPI document, generated from the handlers and types (`/api/v1/openapi.json`).
 
+use utoipa::openapi::path::Operation;
 use utoipa::openapi::security::{Http, HttpAuthScheme, SecurityScheme};
+use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder};
 use utoipa::{Modify, OpenApi};
 
 /// The review API's OpenAPI 3.1 document.
@@ -37,7 +39,7 @@ from `/api/v1/auth/login`; no other header ever names the caller."
         crate::ingest::ingest,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &ExtractorErrors),
     tags(
         (name = "auth", description = "Registration, login, passwords, TOTP"),
         (name = "accounts", description = "Account management (admin)"),
@@ -61,7 +63,115 @@ impl Modify for BearerAuth {
     }
 }
 
-/// The document as JSON text.
+/// The answers the request extractors give before a handler runs (`crate::extract`), which the
+/// handlers' own annotations do not list: every operation with a JSON body can answer 400
+/// (malformed JSON), 413 (body over the limit), 415 (not `application/json`) and 422 (JSON of
+/// the wrong shape); every operation with path or query parameters 400 (a parameter of the
+/// wrong type). An answer an annotation already documents keeps its own description.
+struct ExtractorErrors;
+
+impl Modify for ExtractorErrors {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for operation in operations.into_iter().flatten() {
+                add_extractor_errors(operation);
+            }
+        }
+    }
+}
+
+fn add_extractor_errors(operation: &mut Operation) {
+    let mut add = |status: &str, description: &str| {
+        let error = ResponseBuilder::new()
+            .description(description)
+            .content(
+                "application/json",
+                ContentBuilder::new()
+                    .schema(Some(Ref::from_schema_name("ErrorBody")))
+                    .build(),
+            )
+            .build();
+        operation
+            .responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert(RefOr::T(error));
+    };
+    if operation.request_body.is_some() {
+        add("400", "Malformed request: the body is not JSON");
+        add("413", "The body is larger than the API accepts");
+        add("415", "The body is not `Content-Type: application/json`");
+        add("422", "The body is JSON of the wrong shape");
+    }
+    if operation.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
+        add("400", "Malformed request: a path or query parameter is invalid");
+    }
+}
+
+/// The path of the ingest operation, which only the server of record serves.
+const INGEST_PATH: &str = "/api/v1/ingest";
+
+/// The document as JSON text, with every operation (as the server of record serves it).
 pub fn openapi_json() -> Result<String, serde_json::Error> {
     ApiDoc::openapi().to_json()
+}
+
+/// The document a relay serves at `/api/v1/openapi.json`: an edge does not mount
+/// `POST /api/v1/ingest` (only relay-server does), so its document leaves it out.
+pub(crate) fn served_openapi_json(server_of_record: bool) -> Result<String, serde_json::Error> {
+    let mut doc = ApiDoc::openapi();
+    if !server_of_record {
+        doc.paths.paths.retain(|path, _| path != INGEST_PATH);
+    }
+    doc.to_json()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::Value;
+
+    fn document(text: &str) -> Value {
+        serde_json::from_str(text).unwrap()
+    }
+
+    #[test]
+    fn every_operation_documents_what_its_extractors_answer() {
+        let doc = document(&openapi_json().unwrap());
+        for (path, item) in doc["paths"].as_object().unwrap() {
+            for (method, op) in item.as_object().unwrap() {
+                let responses = &op["responses"];
+                if op.get("requestBody").is_some() {
+                    for status in ["400", "413", "415", "422"] {
+                        assert!(
+                            responses[status]["content"]["application/json"].is_object(),
+                            "{method} {path} does not document {status}"
+                        );
+                    }
+                }
+                if op["parameters"].as_array().is_some_and(|p| !p.is_empty()) {
+                    assert!(responses["400"].is_object(), "{method} {path} lacks 400");
+                }
+            }
+        }
+        // A handler's own description of a status is kept.
+        let login = &doc["paths"]["/api/v1/auth/login"]["post"]["responses"];
+        assert!(login["401"]["description"].is_string());
+    }
+
+    #[test]
+    fn only_the_server_of_record_documents_ingest() {
+        let edge = document(&served_openapi_json(false).unwrap());
+        assert!(edge["paths"].get(INGEST_PATH).is_none());
+        assert!(edge["paths"]["/api/v1/auth/login"].is_object());
+        let server = document(&served_openapi_json(true).unwrap());
+        assert!(server["paths"][INGEST_PATH]["post"].is_object());
+    }
 }

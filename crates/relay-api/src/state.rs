@@ -92,6 +92,11 @@ pub(crate) struct Inner {
     pub(crate) changes: std::sync::OnceLock<Arc<dyn relay_domain::ports::ChangeRequestStore>>,
     /// Sealed export packages, when the binary enabled them.
     pub(crate) exporter: std::sync::OnceLock<Arc<dyn crate::exports::SealedExporter>>,
+    /// How this relay applies each setting once a change of it is approved.
+    pub(crate) change_targets: std::sync::OnceLock<crate::changes::ChangeTargets>,
+    /// The server's ingest endpoint, whose tokens approved `ingest_token` changes issue and
+    /// revoke.
+    pub(crate) ingest: std::sync::OnceLock<crate::ingest::IngestState>,
 }
 
 impl ApiState {
@@ -124,6 +129,8 @@ impl ApiState {
                 dummy_hash,
                 changes: std::sync::OnceLock::new(),
                 exporter: std::sync::OnceLock::new(),
+                change_targets: std::sync::OnceLock::new(),
+                ingest: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -138,6 +145,35 @@ impl ApiState {
     /// answer 503. Returns false (and keeps the first) when already enabled.
     pub fn enable_sealed_exports(&self, exporter: Arc<dyn crate::exports::SealedExporter>) -> bool {
         self.inner.exporter.set(exporter).is_ok()
+    }
+
+    /// Says how this relay applies each setting once a change of it is approved (which take
+    /// effect at once, which at the next start, which this relay does not own); without it,
+    /// [`crate::ChangeTargets::default`]. Returns false (and keeps the first) when already set.
+    pub fn set_change_targets(&self, targets: crate::changes::ChangeTargets) -> bool {
+        self.inner.change_targets.set(targets).is_ok()
+    }
+
+    /// Lets approved `ingest_token` changes issue and revoke the tokens of `ingest` (the server
+    /// of record's ingest endpoint) at once. Returns false (and keeps the first) when already
+    /// enabled.
+    pub fn enable_ingest_tokens(&self, ingest: crate::ingest::IngestState) -> bool {
+        self.inner.ingest.set(ingest).is_ok()
+    }
+
+    pub(crate) fn ingest(&self) -> Option<&crate::ingest::IngestState> {
+        self.inner.ingest.get()
+    }
+
+    pub(crate) fn change_targets(&self) -> crate::changes::ChangeTargets {
+        let mut targets = self.inner.change_targets.get().cloned().unwrap_or_default();
+        if self.ingest().is_some() {
+            targets = targets.set(
+                relay_domain::ports::ChangeSetting::IngestToken,
+                crate::changes::Applies::Now,
+            );
+        }
+        targets
     }
 
     pub(crate) fn sealed_exporter(&self) -> Option<Arc<dyn crate::exports::SealedExporter>> {

@@ -209,6 +209,18 @@ async function exportAs(format) {
   notice("Exported " + state.trail + " as " + format.toUpperCase() + ".");
 }
 
+async function sealedExport() {
+  notice("Building the sealed export package of " + state.trail + "…");
+  const view = await api("POST", "/exports", { trail_id: state.trail, format: "both" });
+  const resp = await fetch("/api/v1/exports/" + encodeURIComponent(view.package), { headers: { "Authorization": "Bearer " + state.token } });
+  if (!resp.ok) { notice("Sealed export written but download failed: HTTP " + resp.status); return; }
+  const blob = await resp.blob();
+  const a = el("a", null, { href: URL.createObjectURL(blob), download: view.package });
+  document.body.append(a); a.click(); a.remove();
+  notice("Sealed export " + view.package + ": " + view.records + " records up to seq " + view.head_seq +
+    ", seal " + view.seal_fingerprint + ". Check it offline with: relay-verify " + view.package);
+}
+
 async function loadAccounts() {
   const accounts = await api("GET", "/accounts");
   const body = $("accounts-table").querySelector("tbody");
@@ -256,7 +268,8 @@ async function loadChanges() {
   for (const c of changes) {
     const tr = el("tr");
     tr.append(el("td", c.setting), el("td", JSON.stringify(c.value)), el("td", c.proposer), el("td", c.reason),
-      el("td", c.state + (c.decided_by ? " by " + c.decided_by : "")), el("td", c.expires_at));
+      el("td", c.state + (c.decided_by ? " by " + c.decided_by : "") + (c.takes_effect ? " — takes effect: " + c.takes_effect : "")),
+      el("td", c.expires_at));
     const actions = el("td");
     if (c.state === "pending" && state.me.role === "admin") {
       if (c.proposer !== state.me.username) {
@@ -266,8 +279,8 @@ async function loadChanges() {
           if (!reason) return;
           const password = prompt("Your password (approval is a signature):");
           if (!password) return;
-          await api("POST", "/changes/" + encodeURIComponent(c.id) + "/approve", { password, reason });
-          notice("Change " + c.id + " approved; it takes effect at the relay's next start.");
+          const done = await api("POST", "/changes/" + encodeURIComponent(c.id) + "/approve", { password, reason });
+          notice("Change " + c.id + " approved; takes effect: " + ((done && done.takes_effect) || "see the list") + ".");
           await loadChanges();
         }));
         actions.append(ok);
@@ -340,6 +353,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("next-page").addEventListener("click", guard(async () => { if (state.next !== null) { state.after = state.next; await loadEvents(); } }));
   $("verify-trail").addEventListener("click", guard(() => verify(state.trail)));
   $("verify-all").addEventListener("click", guard(() => verify(null)));
+  $("export-sealed").addEventListener("click", guard(sealedExport));
   $("export-csv").addEventListener("click", guard(() => exportAs("csv")));
   $("export-json").addEventListener("click", guard(() => exportAs("json")));
   $("open-sign").addEventListener("click", openSign);

@@ -200,7 +200,16 @@ enum RecordError {
 impl std::fmt::Display for RecordError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RecordError::Append(e) => write!(f, "{e}"),
+            RecordError::Append(e) => {
+                // With its causes, so a log line says why (e.g. "database or disk is full").
+                write!(f, "{e}")?;
+                let mut source = std::error::Error::source(e);
+                while let Some(cause) = source {
+                    write!(f, ": {cause}")?;
+                    source = cause.source();
+                }
+                Ok(())
+            }
             RecordError::Payload(e) => write!(f, "payload refused: {e}"),
         }
     }

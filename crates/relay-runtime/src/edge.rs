@@ -51,6 +51,9 @@ pub struct EdgeSettings {
     pub forward: Option<crate::forwarder::ForwardSettings>,
     /// The time source (R9); `None`: the host clock.
     pub clock: Option<Arc<dyn TimeSource>>,
+    /// Where keys are kept (`secret_provider`): files, or the OS keyring with a loud fallback
+    /// to files when it cannot be used.
+    pub secrets: relay_local::SecretBackend,
 }
 
 /// Why the edge could not start or stop cleanly.
@@ -71,6 +74,33 @@ pub enum EdgeError {
     /// The trail key is unusable.
     #[error("the trail key is unusable: {0}")]
     BadKey(String),
+    /// The record store's file is damaged (a corrupt page, a truncated file); it is left as
+    /// it is and the relay does not run on it.
+    #[error("refusing to start: {message}")]
+    Damaged {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite found.
+        message: String,
+    },
+    /// The key that signed the newest `_relay` record is not in the secret provider: starting
+    /// would mint a new key and leave the earlier records unverifiable.
+    #[error(
+        "the trail key {key_id} that signed record {seq} of _relay is not in the {provider} \
+         secret provider{}; refusing to start with a new key (restore the key, or fix \
+         secret_provider)",
+        .fallback.as_ref().map(|r| format!(" (the OS keyring was asked for but cannot be used: {r})")).unwrap_or_default()
+    )]
+    KeyMissing {
+        /// The key id of the newest `_relay` record.
+        key_id: String,
+        /// Its seq.
+        seq: u64,
+        /// The provider in use.
+        provider: &'static str,
+        /// Why the keyring was not used, when the file provider stands in for it.
+        fallback: Option<String>,
+    },
     /// The export seal key could not be loaded or created.
     #[error("cannot load the export seal key")]
     SealKey(#[source] crate::export::ExportError),
@@ -132,7 +162,25 @@ pub struct EdgeRuntime {
 impl EdgeRuntime {
     /// Opens the stores, records the start-up posture, starts capture and the HTTP listener.
     pub async fn start(mut settings: EdgeSettings) -> Result<Self, EdgeError> {
-        let adapters = open_adapters(&settings.data_dir).await?;
+        let adapters = LocalAdapters::open_with(
+            relay_local::LocalConfig::new(&settings.data_dir)
+                .secret_backend(settings.secrets.clone()),
+        )
+        .await
+        .map_err(|e| EdgeError::Open {
+            path: settings.data_dir.clone(),
+            message: error_chain(&e),
+        })?;
+        if let Some(fallback) = &adapters.secrets_fallback {
+            tracing::error!(
+                wanted = fallback.wanted, using = fallback.using, reason = %fallback.reason,
+                "SECRET PROVIDER FALLBACK: secret_provider = \"keyring\" is configured but the OS \
+                 keyring cannot be used; this relay keeps its keys in owner-only FILES under the data \
+                 directory. Recorded as a SYSTEM event in _relay."
+            );
+        }
+        check_store_file(&adapters).await?;
+        ensure_key_continuity(&adapters).await?;
         let applied_changes = apply_approved_changes(adapters.changes.as_ref(), &mut settings)
             .await
             .map_err(|e| EdgeError::Config(error_chain(&e)))?;
@@ -150,9 +198,32 @@ impl EdgeRuntime {
             Some(c) => c.clone(),
             None => adapters.clock.clone(),
         };
+        // Every instant passes the step-back watch, seeded with the newest stored record so a
+        // clock that went back while the relay was down is noticed on the first append.
+        let (clock_watch, clock_steps) =
+            crate::clock_watch::ClockWatch::new(clock, crate::clock_watch::DEFAULT_STEP_TOLERANCE);
+        let trails: Vec<TrailId> = store
+            .trails()
+            .await
+            .map_err(|e| EdgeError::Open {
+                path: adapters.record_store.path().to_path_buf(),
+                message: error_chain(&e),
+            })?
+            .into_iter()
+            .map(|(trail, _)| trail)
+            .collect();
+        clock_watch
+            .seed_from_store(store.as_ref(), &trails)
+            .await
+            .map_err(|e| EdgeError::Open {
+                path: adapters.record_store.path().to_path_buf(),
+                message: error_chain(&e),
+            })?;
+        let clock: Arc<dyn TimeSource> = clock_watch;
         let appender = Arc::new(AppendService::new(store.clone(), clock.clone(), key));
         let metrics = Metrics::new();
         let journal = Journal::new(appender.clone(), metrics.clone(), settings.device.clone());
+        crate::clock_watch::spawn_step_reporter(clock_steps, journal.clone());
 
         let seal_key = crate::export::load_seal_key(adapters.secrets.as_ref())
             .await
@@ -209,6 +280,9 @@ impl EdgeRuntime {
             "time_source": { "kind": time.kind, "label": time.label.to_label(), "detail": time.detail },
             "key_id": key_id.as_str(),
             "secret_provider": adapters.secrets.kind(),
+            "secret_provider_fallback": adapters.secrets_fallback.as_ref().map(|f| serde_json::json!({
+                "wanted": f.wanted, "using": f.using, "reason": f.reason,
+            })),
             "notary": { "kind": adapters.notary.kind(), "worm": notary_worm },
             "export_seal": crate::export::seal_posture(&seal_key.public()),
             "record_store": "sqlite",
@@ -225,6 +299,20 @@ impl EdgeRuntime {
             .record(EventKind::startup(), None, posture)
             .await
             .map_err(EdgeError::Posture)?;
+        if let Some(fallback) = &adapters.secrets_fallback {
+            journal
+                .system(
+                    "SECRET_PROVIDER_FALLBACK",
+                    serde_json::json!({
+                        "wanted": fallback.wanted,
+                        "using": fallback.using,
+                        "reason": fallback.reason,
+                        "secrets_dir": settings.data_dir.join("secrets").display().to_string(),
+                    }),
+                )
+                .await
+                .map_err(EdgeError::Posture)?;
+        }
         if let Some(assessment) = config_assessment {
             assessment
                 .record(adapters.changes.as_ref(), &journal)
@@ -250,7 +338,12 @@ impl EdgeRuntime {
         let capture = Capture::start(capture_config, appender.clone())
             .await
             .map_err(|e| EdgeError::Capture(error_chain(&e)))?;
-        tokio::spawn(mirror_capture_stats(capture.subscribe(), metrics.clone()));
+        tokio::spawn(mirror_capture_stats(
+            capture.subscribe(),
+            metrics.clone(),
+            journal.clone(),
+            settings.trail.clone(),
+        ));
 
         let server = HttpServer::bind(settings.listen)
             .await
@@ -277,6 +370,7 @@ impl EdgeRuntime {
         .await
         .map_err(EdgeError::Api)?;
         api.enable_changes(adapters.changes.clone());
+        api.set_change_targets(edge_change_targets(applied_changes.clone()));
         api.enable_sealed_exports(std::sync::Arc::new(crate::export::DirExporter::new(
             settings.data_dir.join("exports"),
             store.clone(),
@@ -407,6 +501,32 @@ impl EdgeRuntime {
     }
 }
 
+/// How the edge applies each four-eyes setting once approved: its capture, notary interval and
+/// registration settings at the next start ([`apply_approved_changes`]), roles at once; the
+/// settings it does not own are refused at proposal, never approved and silently ignored.
+fn edge_change_targets(applied_at_start: Vec<String>) -> relay_api::ChangeTargets {
+    use relay_api::Applies;
+    use relay_domain::ports::ChangeSetting;
+    relay_api::ChangeTargets::default()
+        .set(
+            ChangeSetting::NotaryTarget,
+            Applies::NotHere(
+                "the edge anchors trail heads in its own data directory (anchors/); the \
+                 WORM notary target is configured on the server of record"
+                    .into(),
+            ),
+        )
+        .set(
+            ChangeSetting::RetentionDays,
+            Applies::NotHere(
+                "the edge keeps every record and has no retention lock; retention is the \
+                 Object Lock period of the server of record's notary"
+                    .into(),
+            ),
+        )
+        .applied_at_start(applied_at_start)
+}
+
 /// Applies approved four-eyes changes the edge knows over `settings`; returns the ids applied.
 async fn apply_approved_changes(
     changes: &dyn relay_domain::ports::ChangeRequestStore,
@@ -449,28 +569,154 @@ async fn apply_approved_changes(
     Ok(applied)
 }
 
-/// Mirrors capture progress into the metrics until capture stops.
-async fn mirror_capture_stats(mut stats: watch::Receiver<CaptureStats>, metrics: Arc<Metrics>) {
+/// Refuses to start when the newest `_relay` record was signed under a key the secret provider
+/// does not hold (a keyring that lost its items, a fallback to files that lack the key, a
+/// deleted key file): `current_or_create` would otherwise mint a new key silently.
+async fn ensure_key_continuity(adapters: &LocalAdapters) -> Result<(), EdgeError> {
+    let relay = TrailId::relay();
+    let store: &dyn RecordStore = adapters.record_store.as_ref();
+    let Some(head) = store
+        .head(&relay)
+        .await
+        .map_err(|e| EdgeError::Config(error_chain(&e)))?
+    else {
+        return Ok(());
+    };
+    let newest = store
+        .read(&relay, head.seq.get().saturating_sub(1), 1)
+        .await
+        .map_err(|e| EdgeError::Config(error_chain(&e)))?;
+    let Some(record) = newest.first() else {
+        return Ok(());
+    };
+    let held = match adapters.secrets.versions(&SecretName::trail_hmac()).await {
+        Ok(ids) => ids,
+        Err(SecretError::NotFound { .. }) => Vec::new(),
+        Err(e) => return Err(EdgeError::Key(e)),
+    };
+    if held.contains(&record.key_id) {
+        return Ok(());
+    }
+    Err(EdgeError::KeyMissing {
+        key_id: record.key_id.to_string(),
+        seq: record.chain_seq.get(),
+        provider: adapters.secrets.kind(),
+        fallback: adapters.secrets_fallback.as_ref().map(|f| f.reason.clone()),
+    })
+}
+
+/// Mirrors capture progress into the metrics until capture stops, and records outages of the
+/// store: while appends fail (a full disk, a locked or damaged database) nothing can be written
+/// to any trail, so the files concerned stay pending and the failures are only counted; once
+/// appends succeed again, one `SYSTEM` event `audit_write_outage` in `_relay` records how many
+/// failed and when.
+async fn mirror_capture_stats(
+    mut stats: watch::Receiver<CaptureStats>,
+    metrics: Arc<Metrics>,
+    journal: Journal,
+    trail: TrailId,
+) {
     let mut seen = CaptureStats::default();
+    let mut outage: Option<StoreOutage> = None;
     loop {
         let now = *stats.borrow_and_update();
-        metrics
-            .records_appended
-            .inc_by(now.recorded().saturating_sub(seen.recorded()));
+        let recorded = now.recorded().saturating_sub(seen.recorded());
+        let failed_appends = now.append_errors.saturating_sub(seen.append_errors);
+        metrics.records_appended.inc_by(recorded);
         metrics
             .capture_failures
             .inc_by(now.failed.saturating_sub(seen.failed));
-        metrics
-            .audit_write_failures
-            .inc_by(now.append_errors.saturating_sub(seen.append_errors));
+        metrics.audit_write_failures.inc_by(failed_appends);
         metrics
             .capture_pending
             .set(i64::try_from(now.pending).unwrap_or(i64::MAX));
         seen = now;
+        if failed_appends > 0 {
+            match outage.as_mut() {
+                Some(o) => o.failed_appends += failed_appends,
+                None => outage = Some(StoreOutage::begin(&journal, failed_appends).await),
+            }
+        } else if recorded > 0
+            && let Some(o) = outage.take()
+            && let Err(o) = o.end(&journal, &trail, now.pending).await
+        {
+            // Not recorded yet (the journal logged and counted why): try again on the next
+            // successful capture.
+            outage = Some(o);
+        }
         if stats.changed().await.is_err() {
             return;
         }
     }
+}
+
+/// The time for an outage bound; `None` (recorded as null) when the clock fails too.
+async fn outage_time(journal: &Journal) -> Option<relay_domain::Timestamp> {
+    match journal.appender().clock().now().await {
+        Ok(t) => Some(t.at),
+        Err(e) => {
+            tracing::warn!(error = %e, "no time for the store outage record");
+            None
+        }
+    }
+}
+
+/// Appends failing since `since`.
+#[derive(Debug)]
+struct StoreOutage {
+    since: Option<relay_domain::Timestamp>,
+    failed_appends: u64,
+}
+
+impl StoreOutage {
+    async fn begin(journal: &Journal, failed_appends: u64) -> Self {
+        tracing::error!(
+            failed_appends,
+            "appends to the record store are failing; files stay pending and are retried"
+        );
+        Self {
+            since: outage_time(journal).await,
+            failed_appends,
+        }
+    }
+
+    async fn end(self, journal: &Journal, trail: &TrailId, pending: usize) -> Result<(), Self> {
+        let until = outage_time(journal).await;
+        let payload = serde_json::json!({
+            "trail": trail.as_str(),
+            "failed_appends": self.failed_appends,
+            "first_failure": self.since.map(|t| t.to_canonical()),
+            "recovered": until.map(|t| t.to_canonical()),
+            "still_pending": pending,
+            "detail": "appends to the record store failed (for example the data directory was full); \
+                       the files concerned stayed pending, none was marked captured without its \
+                       record, and they are captured now that appends succeed again",
+        });
+        match journal.system("audit_write_outage", payload).await {
+            Ok(r) => {
+                tracing::warn!(seq = %r.chain_seq, failed_appends = self.failed_appends,
+                    "record store outage over; recorded as audit_write_outage");
+                Ok(())
+            }
+            Err(_) => Err(self),
+        }
+    }
+}
+
+/// Reads the whole database file once (`PRAGMA quick_check`) so a damaged store stops the
+/// relay at start-up instead of failing on some later read or write.
+async fn check_store_file(adapters: &LocalAdapters) -> Result<(), EdgeError> {
+    let started = std::time::Instant::now();
+    let checked = adapters.record_store.quick_check().await;
+    tracing::debug!(
+        elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+        ok = checked.is_ok(),
+        "store file checked"
+    );
+    checked.map_err(|e| EdgeError::Damaged {
+        path: adapters.record_store.path().to_path_buf(),
+        message: error_chain(&e),
+    })
 }
 
 async fn open_adapters(data_dir: &Path) -> Result<LocalAdapters, EdgeError> {
@@ -532,6 +778,12 @@ pub async fn verify_data_dir(
     let adapters = open_adapters(data_dir)
         .await
         .map_err(EdgeVerifyError::Open)?;
+    if let Err(e) = check_store_file(&adapters).await {
+        return Err(match e {
+            EdgeError::Damaged { path, message } => EdgeVerifyError::Damaged { path, message },
+            other => EdgeVerifyError::Open(other),
+        });
+    }
     let secrets: &dyn SecretProvider = adapters.secrets.as_ref();
     let notary: &dyn Notary = adapters.notary.as_ref();
     let verdicts = verify_trails(
@@ -561,6 +813,15 @@ pub enum EdgeVerifyError {
     /// The data directory could not be opened.
     #[error(transparent)]
     Open(EdgeError),
+    /// The database file is damaged: nothing in it can be trusted to verify (exit code 1, as
+    /// for a broken trail).
+    #[error("{message}")]
+    Damaged {
+        /// The database file.
+        path: PathBuf,
+        /// What SQLite found.
+        message: String,
+    },
     /// Verification could not run.
     #[error(transparent)]
     Run(#[from] VerifyRunError),

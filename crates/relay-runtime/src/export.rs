@@ -2,8 +2,11 @@
 //! `EXPORT` event. The package format and every rule are in `relay_domain::export`; this module
 //! only reads the store and writes files.
 //!
-//! Memory: the leaf hashes of the whole trail `1..=head` are held to build Merkle proofs
-//! (2 × 32 bytes per record, about 64 MB for a million records); records themselves stream.
+//! One pass over the store: the trail's `SIGNATURE` records are read first (a filtered read),
+//! then the whole trail `1..=head` is read once, verified, hashed and rendered as it streams.
+//! Memory: a whole-trail export holds O(log n) Merkle state; a filtered or partial one holds the
+//! leaf hashes of the trail to build inclusion proofs (2 × 32 bytes per record, about 64 MB for
+//! a million records). Records themselves stream.
 
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
@@ -383,64 +386,28 @@ async fn write_package(
     let mut anchors = services.notary.anchors(trail).await?;
     let seal_key = load_seal_key(services.secrets).await?;
 
-    // Pass 1: the whole trail up to the head: verify it, hash its leaves, index signatures.
+    // Signatures follow the records they sign, so they must be known before any row is
+    // rendered: read just them first (a filtered read the store does where the data lives).
+    let signature_records = read_signatures(store, trail, head.seq).await?;
+    let mut signatures = SignatureIndex::new();
+    for record in &signature_records {
+        signatures.observe(record);
+    }
+
+    // One pass over the whole trail 1..=head: verify it, hash its leaves and render the
+    // exported records. Filtered exports keep every leaf for the inclusion proofs, which are
+    // written once the tree is complete.
+    let whole = request.filter.is_empty() && from == ChainSeq::FIRST && to == head.seq;
     let mut verifier = ChainVerifier::new(trail.clone(), services.keys);
     for a in &anchors {
         verifier = verifier.with_anchor(a.seq, a.checksum);
     }
-    let mut leaves = Vec::with_capacity(usize::try_from(head.seq.get()).unwrap_or(0));
-    let mut signatures = SignatureIndex::new();
-    let mut buf = Vec::with_capacity(4096);
-    let mut after = 0u64;
-    'read: loop {
-        let page = store.read(trail, after, VERIFY_PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = last.chain_seq.get();
-        for record in &page {
-            if record.chain_seq > head.seq {
-                break 'read;
-            }
-            verifier.push(record).map_err(ExportError::Broken)?;
-            leaves.push(record_leaf_hash(record, &mut buf));
-            signatures.observe(record);
-        }
-    }
-    let summary = verifier.finish().map_err(ExportError::Broken)?;
-    if summary.head != Some((head.seq, head.checksum)) {
-        return Err(ExportError::Store(RecordStoreError::Corrupt {
-            trail_id: trail.clone(),
-            seq: head.seq.get(),
-            message: "the trail read back does not end at its reported head".into(),
-        }));
-    }
-    let tree = MerkleTree::from_leaves(leaves);
-    let head_snapshot = TrailHeadSnapshot {
-        seq: head.seq,
-        checksum: head.checksum,
-        merkle_root: tree.root(),
+    let mut all_leaves = MerkleAccumulator::new();
+    let mut leaves = match whole {
+        true => Vec::new(),
+        false => Vec::with_capacity(usize::try_from(head.seq.get()).unwrap_or(0)),
     };
-
-    // The head must be notarized for the package to prove it: anchor it now if it is not.
-    let mut anchored_head = false;
-    if !anchors.iter().any(|a| a.seq == head.seq) {
-        let now = services.clock.now().await?;
-        let anchor = Anchor {
-            trail_id: trail.clone(),
-            seq: head.seq,
-            checksum: head.checksum,
-            merkle_root: Some(head_snapshot.merkle_root),
-            anchored_at: now.at,
-            time_source: now.label,
-        };
-        services.notary.anchor(&anchor).await?;
-        anchors.push(anchor);
-        anchored_head = true;
-    }
-    anchors.retain(|a| a.seq <= head.seq);
-    anchors.sort_by_key(|a| (a.seq, a.anchored_at));
-
-    // Pass 2: the exported records.
-    let whole = request.filter.is_empty() && from == ChainSeq::FIRST && to == head.seq;
+    let mut selected: Vec<u64> = Vec::new();
     let mut jsonl = HashedFile::create(dir.join(RECORDS_JSONL))?;
     let mut csv = match request.format.csv() {
         true => Some(HashedFile::create(dir.join(RECORDS_CSV))?),
@@ -449,10 +416,6 @@ async fn write_package(
     let mut json = match request.format.json() {
         true => Some(HashedFile::create(dir.join(RECORDS_JSON))?),
         false => None,
-    };
-    let mut proofs = match whole {
-        true => None,
-        false => Some(HashedFile::create(dir.join(PROOFS_JSONL))?),
     };
     if let Some(c) = csv.as_mut() {
         c.write(CSV_HEADER.as_bytes())?;
@@ -463,29 +426,43 @@ async fn write_package(
     let mut rows = RowsDigest::new();
     let mut acc = MerkleAccumulator::new();
     let mut count = 0u64;
+    let mut signatures_seen = 0usize;
+    let mut buf = Vec::with_capacity(4096);
     let mut line = Vec::with_capacity(4096);
-    let mut after = from.get() - 1;
-    'export: loop {
+    let mut after = 0u64;
+    'read: loop {
         let page = store.read(trail, after, VERIFY_PAGE).await?;
         let Some(last) = page.last() else { break };
         after = last.chain_seq.get();
         for record in &page {
-            if record.chain_seq > to {
-                break 'export;
+            if record.chain_seq > head.seq {
+                break 'read;
             }
-            if !request.filter.selects(record) {
+            verifier.push(record).map_err(ExportError::Broken)?;
+            let leaf = record_leaf_hash(record, &mut buf);
+            all_leaves.push_leaf_hash(leaf);
+            if !whole {
+                leaves.push(leaf);
+            }
+            if record.kind == EventKind::signature() {
+                // The rows were rendered with the signatures read up front: they must be
+                // exactly the verified ones.
+                if signature_records.get(signatures_seen) != Some(record) {
+                    return Err(inconsistent_signatures(trail, record.chain_seq));
+                }
+                signatures_seen += 1;
+            }
+            if record.chain_seq < from
+                || record.chain_seq > to
+                || !request.filter.selects(record)
+            {
                 continue;
             }
-            let index = record.chain_seq.get() - 1;
-            let leaf = tree.leaf(index).ok_or_else(|| {
-                ExportError::Store(RecordStoreError::Corrupt {
-                    trail_id: trail.clone(),
-                    seq: record.chain_seq.get(),
-                    message: "record beyond the verified head".into(),
-                })
-            })?;
             rows.push(&leaf);
             acc.push_leaf_hash(leaf);
+            if !whole {
+                selected.push(record.chain_seq.get() - 1);
+            }
             line.clear();
             serde_json::to_writer(&mut line, record).map_err(|e| ExportError::Io {
                 path: dir.join(RECORDS_JSONL),
@@ -509,23 +486,67 @@ async fn write_package(
                 write_json_signatures(sigs, &mut line);
                 j.write(&line)?;
             }
-            if let Some(p) = proofs.as_mut() {
-                let proof = tree.inclusion_proof(index);
-                line.clear();
-                serde_json::to_writer(
-                    &mut line,
-                    &serde_json::json!({ "seq": record.chain_seq, "proof": proof }),
-                )
-                .map_err(|e| ExportError::Io {
-                    path: dir.join(PROOFS_JSONL),
-                    source: e.into(),
-                })?;
-                line.push(b'\n');
-                p.write(&line)?;
-            }
             count += 1;
         }
     }
+    let summary = verifier.finish().map_err(ExportError::Broken)?;
+    if summary.head != Some((head.seq, head.checksum)) {
+        return Err(ExportError::Store(RecordStoreError::Corrupt {
+            trail_id: trail.clone(),
+            seq: head.seq.get(),
+            message: "the trail read back does not end at its reported head".into(),
+        }));
+    }
+    if signatures_seen != signature_records.len() {
+        return Err(inconsistent_signatures(trail, head.seq));
+    }
+    let head_snapshot = TrailHeadSnapshot {
+        seq: head.seq,
+        checksum: head.checksum,
+        merkle_root: all_leaves.root(),
+    };
+
+    // Filtered or partial exports: an RFC 9162 inclusion proof per exported record.
+    let mut proofs = None;
+    if !whole {
+        let tree = MerkleTree::from_leaves(leaves);
+        let mut file = HashedFile::create(dir.join(PROOFS_JSONL))?;
+        for index in selected {
+            let proof = tree.inclusion_proof(index);
+            line.clear();
+            serde_json::to_writer(
+                &mut line,
+                &serde_json::json!({ "seq": index + 1, "proof": proof }),
+            )
+            .map_err(|e| ExportError::Io {
+                path: dir.join(PROOFS_JSONL),
+                source: e.into(),
+            })?;
+            line.push(b'\n');
+            file.write(&line)?;
+        }
+        proofs = Some(file);
+    }
+
+    // The head must be notarized for the package to prove it: anchor it now if it is not.
+    let mut anchored_head = false;
+    if !anchors.iter().any(|a| a.seq == head.seq) {
+        let now = services.clock.now().await?;
+        let anchor = Anchor {
+            trail_id: trail.clone(),
+            seq: head.seq,
+            checksum: head.checksum,
+            merkle_root: Some(head_snapshot.merkle_root),
+            anchored_at: now.at,
+            time_source: now.label,
+        };
+        services.notary.anchor(&anchor).await?;
+        anchors.push(anchor);
+        anchored_head = true;
+    }
+    anchors.retain(|a| a.seq <= head.seq);
+    anchors.sort_by_key(|a| (a.seq, a.anchored_at));
+
     if let Some(j) = json.as_mut() {
         j.write(if count > 0 {
             JSON_CLOSE_AFTER_ROW
@@ -583,6 +604,41 @@ async fn write_package(
         manifest_digest.sha256,
         anchored_head,
     ))
+}
+
+/// Every `SIGNATURE` record of `trail` up to `head`, in seq order.
+async fn read_signatures(
+    store: &dyn RecordStore,
+    trail: &TrailId,
+    head: ChainSeq,
+) -> Result<Vec<Record>, ExportError> {
+    let kind = EventKind::signature();
+    let mut out = Vec::new();
+    let mut after = 0u64;
+    loop {
+        let page = store.read_kind(trail, &kind, after, VERIFY_PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.chain_seq.get();
+        for record in page {
+            if record.chain_seq > head {
+                return Ok(out);
+            }
+            if record.kind != kind || record.chain_seq.get() <= out.last().map_or(0, |r: &Record| r.chain_seq.get()) {
+                return Err(inconsistent_signatures(trail, record.chain_seq));
+            }
+            out.push(record);
+        }
+    }
+    Ok(out)
+}
+
+/// The store's filtered read of signatures disagrees with its full read.
+fn inconsistent_signatures(trail: &TrailId, seq: ChainSeq) -> ExportError {
+    ExportError::Store(RecordStoreError::Corrupt {
+        trail_id: trail.clone(),
+        seq: seq.get(),
+        message: "the store's SIGNATURE records disagree with the trail read in full".into(),
+    })
 }
 
 /// Zips the package directory `dir` into `zip_path` (deflate), fsyncing the result.
@@ -768,11 +824,18 @@ impl relay_api::SealedExporter for DirExporter {
             .filter(char::is_ascii_alphanumeric)
             .collect();
         let name = format!("{}-{stamp}-{}.zip", job.trail, std::process::id());
-        let keys = self
-            .secrets
-            .key_ring(&SecretName::trail_hmac())
+        // On a server of record a forwarded trail is checked with its edge's keys.
+        let keys = match crate::verify::forwarded_key_ring(self.secrets.as_ref(), &job.trail)
             .await
-            .map_err(|e| E::Failed(crate::edge::error_chain(&e)))?;
+            .map_err(|e| E::Failed(crate::edge::error_chain(&e)))?
+        {
+            Some(ring) => ring,
+            None => self
+                .secrets
+                .key_ring(&SecretName::trail_hmac())
+                .await
+                .map_err(|e| E::Failed(crate::edge::error_chain(&e)))?,
+        };
         let request = ExportRequest {
             trail: job.trail,
             from_seq: job.from_seq,

@@ -121,6 +121,18 @@ pub async fn rotate_data_dir_key(
     actor: &Actor,
 ) -> Result<RotateOutcome, KeysError> {
     let adapters = open(data_dir).await?;
+    if let Some(fallback) = &adapters.secrets_fallback {
+        adapters.record_store.close().await;
+        // Rotating the file copy would give the installation keys in two places.
+        return Err(KeysError::Open {
+            path: data_dir.to_path_buf(),
+            message: format!(
+                "its keys are kept in the OS keyring, which cannot be used now ({}); refusing \
+                 to rotate the stand-in file provider",
+                fallback.reason
+            ),
+        });
+    }
     let result = rotate_key(
         adapters.secrets.as_ref(),
         adapters.record_store.clone(),

@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod clock_watch;
 pub mod config_guard;
 pub mod edge;
 pub mod export;

@@ -32,6 +32,8 @@ pub struct Metrics {
     pub forward_retries: Counter,
     /// Trails halted because the server refused a batch for good.
     pub forward_poisoned: Counter,
+    /// Backwards steps of the clock (each also a `CLOCK_SKEW` event, `check: step_back`).
+    pub clock_steps_back: Counter,
     /// Ingest counters (server of record).
     pub ingest: relay_api::IngestMetrics,
 }
@@ -86,6 +88,11 @@ impl Metrics {
             "forward_poisoned",
             "Trails whose forwarding halted on a refused batch",
         );
+        let clock_steps_back = m(
+            &mut registry,
+            "clock_steps_back",
+            "Times the clock read earlier than the latest instant already used",
+        );
         let ingest = relay_api::IngestMetrics {
             records_ingested: m(&mut registry, "ingest_records", "Records stored by ingest"),
             batches_refused: m(
@@ -122,6 +129,7 @@ impl Metrics {
             batches_forwarded,
             forward_retries,
             forward_poisoned,
+            clock_steps_back,
             ingest,
         })
     }

@@ -188,6 +188,16 @@ impl NotaryScheduler {
         round
     }
 
+    /// Anchors one trail's head if it moved since its last anchor (`None`: already anchored).
+    /// A failure has been journaled, counted and logged when this returns.
+    pub async fn notarize_trail(&mut self, trail: &TrailId) -> Result<Option<Anchor>, NotarizeError> {
+        let result = self.notarize(trail).await;
+        if let Err(e) = &result {
+            self.report(e, 0).await;
+        }
+        result
+    }
+
     async fn notarize(&mut self, trail: &TrailId) -> Result<Option<Anchor>, NotarizeError> {
         let state = self.trails.entry(trail.clone()).or_default();
         if !state.anchors_loaded {

@@ -321,12 +321,120 @@ pub async fn qualify_local(request: &QualifyRequest) -> Result<QualifyOutcome, Q
     let adapters = LocalAdapters::open(&request.data_dir)
         .await
         .map_err(|e| open_err(crate::edge::error_chain(&e)))?;
-    let clock: Arc<dyn TimeSource> = adapters.clock.clone();
-    let started = clock
+    checks.push(iq_secret_files(&request.data_dir));
+    checks.push(iq_store_custody(&StoreCustody::of_local(&adapters).await));
+    let installation = Installation {
+        records: adapters.record_store.clone(),
+        secrets: adapters.secrets.clone(),
+        notary: adapters.notary.clone(),
+        clock: adapters.clock.clone(),
+        notary_round_trip: false,
+    };
+    let outcome = qualify_installation(request, &installation, checks).await;
+    adapters.record_store.close().await;
+    outcome
+}
+
+/// What the record store enforces against rewrites, as observed by whoever opened it (the
+/// SQLite triggers, or the Postgres runtime role's grants under two-role custody).
+#[derive(Debug, Clone, Default)]
+pub struct StoreCustody {
+    /// Which store, e.g. `sqlite /data/relay.db` or `postgres, role relay_app`.
+    pub store: String,
+    /// What holds, one fact per line.
+    pub holds: Vec<String>,
+    /// What is broken, one fact per line; any entry fails IQ-05.
+    pub violations: Vec<String>,
+}
+
+impl StoreCustody {
+    /// The SQLite store's append-only triggers.
+    pub async fn of_local(adapters: &LocalAdapters) -> Self {
+        let mut custody = StoreCustody {
+            store: format!("sqlite {}", adapters.record_store.path().display()),
+            ..Self::default()
+        };
+        match sqlite_triggers(adapters.record_store.pool()).await {
+            Ok(present) => {
+                for t in REQUIRED_SQLITE_TRIGGERS {
+                    if present.iter().any(|p| p == t) {
+                        custody.holds.push(format!("trigger {t} present"));
+                    } else {
+                        custody.violations.push(format!(
+                            "trigger {t} is missing: the store no longer refuses edits"
+                        ));
+                    }
+                }
+            }
+            Err(e) => custody
+                .violations
+                .push(format!("cannot list triggers: {e}")),
+        }
+        custody
+    }
+}
+
+/// A server of record's installation to qualify: the ports as `relay-server run` opens them.
+#[derive(Debug, Clone)]
+pub struct ServerInstallation {
+    /// Forwarded trails and the server's `_relay`.
+    pub records: Arc<dyn RecordStore>,
+    /// Keys and tokens.
+    pub secrets: Arc<dyn SecretProvider>,
+    /// The configured notary.
+    pub notary: Arc<dyn Notary>,
+    /// The server clock.
+    pub clock: Arc<dyn TimeSource>,
+    /// What the record store enforces, observed by the binary that opened it.
+    pub custody: StoreCustody,
+}
+
+/// Runs every IQ and OQ check on a server of record (`relay-server qualify`): the same protocol
+/// as [`qualify_local`], against the configured stores, plus a notary round trip on the
+/// installed notary (the `_relay` head is anchored there, which the notary scheduler does
+/// anyway). The one write to a trail is the `QUALIFICATION` event in `_relay`.
+pub async fn qualify_server(
+    request: &QualifyRequest,
+    server: &ServerInstallation,
+) -> Result<QualifyOutcome, QualifyError> {
+    let checks = vec![
+        iq_software(&request.product),
+        iq_config(&request.config),
+        iq_store_custody(&server.custody),
+    ];
+    let installation = Installation {
+        records: server.records.clone(),
+        secrets: server.secrets.clone(),
+        notary: server.notary.clone(),
+        clock: server.clock.clone(),
+        notary_round_trip: true,
+    };
+    qualify_installation(request, &installation, checks).await
+}
+
+/// The ports a qualification run checks.
+struct Installation {
+    records: Arc<dyn RecordStore>,
+    secrets: Arc<dyn SecretProvider>,
+    notary: Arc<dyn Notary>,
+    clock: Arc<dyn TimeSource>,
+    /// Also anchor `_relay`'s head on the installed notary and read it back (OQ-07).
+    notary_round_trip: bool,
+}
+
+/// The checks every installation shares, after the installation-specific IQ `checks`; then the
+/// `QUALIFICATION` event and the report files.
+async fn qualify_installation(
+    request: &QualifyRequest,
+    inst: &Installation,
+    mut checks: Vec<Check>,
+) -> Result<QualifyOutcome, QualifyError> {
+    let started = inst
+        .clock
         .now()
         .await
         .map_err(|e| QualifyError::Clock(e.to_string()))?;
-    let trail_secret = adapters
+    let trail_secret = inst
         .secrets
         .current_or_create(&SecretName::trail_hmac())
         .await
@@ -335,14 +443,29 @@ pub async fn qualify_local(request: &QualifyRequest) -> Result<QualifyOutcome, Q
         .to_trail_key()
         .map_err(|e| QualifyError::Key(e.to_string()))?;
 
-    checks.push(iq_secret_files(&request.data_dir));
-    checks.push(iq_store_custody(&adapters).await);
-    checks.push(iq_notary(adapters.notary.as_ref()).await);
-    checks.push(iq_time(clock.as_ref(), &request.config));
-    checks.push(iq_keys(adapters.secrets.as_ref()).await);
+    checks.push(iq_notary(inst.notary.as_ref()).await);
+    checks.push(iq_time(inst.clock.as_ref(), &request.config));
+    checks.push(iq_keys(inst.secrets.as_ref()).await);
 
     checks.extend(oq_scratch(&request.device).await);
-    checks.push(oq_production_trails(&adapters).await);
+    checks.push(
+        oq_production_trails(
+            inst.records.as_ref(),
+            inst.secrets.as_ref(),
+            inst.notary.as_ref(),
+        )
+        .await,
+    );
+
+    let appender = Arc::new(AppendService::new(
+        inst.records.clone(),
+        inst.clock.clone(),
+        trail_key,
+    ));
+    let journal = Journal::new(appender, Metrics::new(), request.device.clone());
+    if inst.notary_round_trip {
+        checks.push(oq_installed_notary(inst, &journal).await);
+    }
 
     let verdict = if checks.iter().any(|c| c.status == CheckStatus::Fail) {
         CheckStatus::Fail
@@ -352,10 +475,7 @@ pub async fn qualify_local(request: &QualifyRequest) -> Result<QualifyOutcome, Q
     let checks_json = serde_json::to_vec(&checks).map_err(QualifyError::Serialize)?;
     let checks_sha256 = hex::encode(Sha256::digest(&checks_json));
 
-    // The one write to the installation: the run's verdict in `_relay`.
-    let store: Arc<dyn RecordStore> = adapters.record_store.clone();
-    let appender = Arc::new(AppendService::new(store, clock.clone(), trail_key));
-    let journal = Journal::new(appender, Metrics::new(), request.device.clone());
+    // The one write to the installation's trails: the run's verdict in `_relay`.
     let failed: Vec<&str> = checks
         .iter()
         .filter(|c| c.status == CheckStatus::Fail)
@@ -376,7 +496,6 @@ pub async fn qualify_local(request: &QualifyRequest) -> Result<QualifyOutcome, Q
         )
         .await
         .map_err(QualifyError::Journal)?;
-    adapters.record_store.close().await;
 
     let report = QualificationReport {
         format: REPORT_FORMAT,
@@ -400,6 +519,58 @@ pub async fn qualify_local(request: &QualifyRequest) -> Result<QualifyOutcome, Q
         markdown_path,
         json_path,
     })
+}
+
+/// OQ-07: anchors `_relay`'s head on the installed notary and reads it back.
+async fn oq_installed_notary(inst: &Installation, journal: &Journal) -> Check {
+    let mut c = Check::new(
+        "OQ-07",
+        Phase::Oq,
+        "Notary round trip (installed notary, _relay head)",
+    );
+    let mut scheduler = crate::notary_scheduler::NotaryScheduler::new(
+        inst.records.clone(),
+        inst.notary.clone(),
+        inst.clock.clone(),
+        journal.clone(),
+    );
+    // Only `_relay` is anchored here: forwarded trails are the scheduler's, on its interval.
+    let relay = TrailId::relay();
+    let head = match inst.records.head(&relay).await {
+        Ok(Some(h)) => h,
+        Ok(None) => {
+            c.fail("_relay has no records: the server never started here");
+            return c;
+        }
+        Err(e) => {
+            c.fail(format!("_relay head cannot be read: {e}"));
+            return c;
+        }
+    };
+    match scheduler.notarize_trail(&relay).await {
+        Ok(Some(anchor)) => c.note(format!(
+            "anchored _relay#{} {} on {} (WORM {})",
+            anchor.seq,
+            anchor.checksum,
+            inst.notary.kind(),
+            inst.notary.worm_posture()
+        )),
+        Ok(None) => c.note(format!("_relay#{} was already anchored", head.seq)),
+        Err(e) => {
+            c.fail(format!("the installed notary refused the anchor: {e}"));
+            return c;
+        }
+    }
+    match inst.notary.anchors(&relay).await {
+        Ok(anchors) if anchors.iter().any(|a| a.seq >= head.seq) => c.note(format!(
+            "{} anchor(s) of _relay read back, the newest covering seq {}",
+            anchors.len(),
+            head.seq
+        )),
+        Ok(_) => c.fail("the anchor just written could not be read back"),
+        Err(e) => c.fail(format!("anchors cannot be read back: {e}")),
+    }
+    c
 }
 
 /// The `QUALIFICATION` event kind.
@@ -555,25 +726,14 @@ fn iq_secret_files(data_dir: &Path) -> Check {
     c
 }
 
-async fn iq_store_custody(adapters: &LocalAdapters) -> Check {
+fn iq_store_custody(custody: &StoreCustody) -> Check {
     let mut c = Check::new("IQ-05", Phase::Iq, "Record store enforces append-only");
-    c.note(format!(
-        "record store: sqlite {}",
-        adapters.record_store.path().display()
-    ));
-    match sqlite_triggers(adapters.record_store.pool()).await {
-        Ok(present) => {
-            for t in REQUIRED_SQLITE_TRIGGERS {
-                if present.iter().any(|p| p == t) {
-                    c.note(format!("trigger {t} present"));
-                } else {
-                    c.fail(format!(
-                        "trigger {t} is missing: the store no longer refuses edits"
-                    ));
-                }
-            }
-        }
-        Err(e) => c.fail(format!("cannot list triggers: {e}")),
+    c.note(format!("record store: {}", custody.store));
+    for line in &custody.holds {
+        c.note(line.clone());
+    }
+    for line in &custody.violations {
+        c.fail(line.clone());
     }
     c
 }
@@ -1169,16 +1329,20 @@ impl ScratchApi {
 }
 
 /// Verifies every real trail read-only (the store is opened, nothing is written).
-async fn oq_production_trails(adapters: &LocalAdapters) -> Check {
+async fn oq_production_trails(
+    records: &dyn RecordStore,
+    secrets: &dyn SecretProvider,
+    notary: &dyn Notary,
+) -> Check {
     let mut c = Check::new(
         "OQ-06",
         Phase::Oq,
         "Installed trails verify (read-only, with anchors)",
     );
     match verify_trails(
-        adapters.record_store.as_ref(),
-        adapters.secrets.as_ref(),
-        adapters.notary.as_ref(),
+        records,
+        secrets,
+        notary,
         None,
         |_, _| {},
     )

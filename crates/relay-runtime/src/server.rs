@@ -12,10 +12,10 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use relay_domain::ports::{
-    AccountStore, Notary, RecordStore, SecretError, SecretName, SecretProvider, SecretProviderExt,
-    TimeSource, WormPosture,
+    AccountStore, ChangeRequestStore, Notary, RecordStore, SecretError, SecretName, SecretProvider,
+    SecretProviderExt, TimeSource, WormPosture,
 };
-use relay_domain::{AppendService, Device, EventKind};
+use relay_domain::{AppendService, Device, EventKind, TrailId};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -86,6 +86,9 @@ pub struct ServerSettings {
     pub api: relay_api::ApiConfig,
     /// How often every trail head is notarized.
     pub notary_interval: Duration,
+    /// Where sealed export packages requested through `POST /api/v1/exports` are written
+    /// (created on first use), e.g. `<data_dir>/exports`.
+    pub exports_dir: std::path::PathBuf,
 }
 
 /// Why the server could not start.
@@ -136,11 +139,37 @@ pub struct ServerRuntime {
 }
 
 impl ServerRuntime {
-    /// Records the posture, starts the notary scheduler and serves API, UI and ingest.
+    /// Records the posture, starts the notary scheduler and serves API, UI and ingest. Four-eyes
+    /// changes are enabled on the local provider's change store; use
+    /// [`Self::start_with_changes`] to give another one (Postgres).
     pub async fn start(
         stores: ServerStores,
         settings: ServerSettings,
     ) -> Result<Self, ServerError> {
+        let changes: Option<Arc<dyn ChangeRequestStore>> = match &stores.local {
+            Some(local) => Some(local.changes.clone() as Arc<dyn ChangeRequestStore>),
+            None => None,
+        };
+        Self::start_with_changes(stores, settings, changes).await
+    }
+
+    /// As [`Self::start`], with four-eyes changes on `changes` (`None`: `/api/v1/changes`
+    /// answers 503). Approved `notary_interval_secs` and `registration_closed` changes are
+    /// applied over `settings` at start; approved ingest token revocations are replayed, so a
+    /// revoked edge stays refused after a restart; role and ingest token changes approved while
+    /// running take effect at once.
+    pub async fn start_with_changes(
+        stores: ServerStores,
+        mut settings: ServerSettings,
+        changes: Option<Arc<dyn ChangeRequestStore>>,
+    ) -> Result<Self, ServerError> {
+        let approved = match &changes {
+            Some(store) => crate::config_guard::approved_changes(store.as_ref())
+                .await
+                .map_err(|e| ServerError::Open(error_chain(&e)))?,
+            None => Vec::new(),
+        };
+        let applied_changes = apply_approved_server_changes(&approved, &mut settings);
         let secret = stores
             .secrets
             .current_or_create(&SecretName::trail_hmac())
@@ -150,13 +179,25 @@ impl ServerRuntime {
             .to_trail_key()
             .map_err(|e| ServerError::BadKey(e.to_string()))?;
         let key_id = key.id().clone();
+        // The server stamps only its own `_relay` events (ingested records keep the edge's
+        // time), so the step-back watch is seeded from `_relay` alone.
+        let (clock_watch, clock_steps) = crate::clock_watch::ClockWatch::new(
+            stores.clock.clone(),
+            crate::clock_watch::DEFAULT_STEP_TOLERANCE,
+        );
+        clock_watch
+            .seed_from_store(stores.records.as_ref(), &[TrailId::relay()])
+            .await
+            .map_err(|e| ServerError::Open(error_chain(&e)))?;
+        let clock: Arc<dyn TimeSource> = clock_watch;
         let appender = Arc::new(AppendService::new(
             stores.records.clone(),
-            stores.clock.clone(),
+            clock.clone(),
             key,
         ));
         let metrics = Metrics::new();
         let journal = Journal::new(appender.clone(), metrics.clone(), settings.device.clone());
+        crate::clock_watch::spawn_step_reporter(clock_steps, journal.clone());
 
         let ingest = relay_api::IngestState::new(relay_api::IngestParts {
             appender: appender.clone(),
@@ -166,6 +207,7 @@ impl ServerRuntime {
             metrics: metrics.ingest.clone(),
             config: settings.ingest.clone(),
         });
+        let revoked_edges = replay_ingest_token_changes(&approved, &ingest);
         let without_token = ingest.edges_without_token().await;
         if settings.ingest.edges.is_empty() {
             tracing::warn!(
@@ -195,6 +237,7 @@ impl ServerRuntime {
             "ingest": {
                 "edges": settings.ingest.edges,
                 "edges_without_token": without_token,
+                "revoked_by_approved_change": revoked_edges,
                 "clock_skew_threshold_ms": u64::try_from(settings.ingest.clock_skew_threshold.as_millis()).unwrap_or(u64::MAX),
             },
         });
@@ -206,7 +249,7 @@ impl ServerRuntime {
         let notary_scheduler = NotaryScheduler::new(
             stores.records.clone(),
             stores.notary.clone(),
-            stores.clock.clone(),
+            clock.clone(),
             journal.clone(),
         )
         .spawn(NotarySchedule::every(settings.notary_interval));
@@ -225,6 +268,20 @@ impl ServerRuntime {
         })
         .await
         .map_err(ServerError::Api)?;
+        if let Some(store) = changes {
+            api.enable_changes(store);
+            api.enable_ingest_tokens(ingest.clone());
+            api.set_change_targets(server_change_targets(applied_changes));
+        }
+        api.enable_sealed_exports(Arc::new(crate::export::DirExporter::new(
+            settings.exports_dir.clone(),
+            stores.records.clone(),
+            stores.notary.clone(),
+            stores.secrets.clone(),
+            clock.clone(),
+            journal.clone(),
+            settings.device.clone(),
+        )));
         let app = router(HttpState {
             metrics: metrics.clone(),
             store: stores.records.clone(),
@@ -334,6 +391,83 @@ impl ServerRuntime {
         }
         tracing::info!("relay-server stopped");
     }
+}
+
+/// How the server of record applies each four-eyes setting once approved.
+fn server_change_targets(applied_at_start: Vec<String>) -> relay_api::ChangeTargets {
+    use relay_api::Applies;
+    use relay_domain::ports::ChangeSetting;
+    let capture = "capture settings belong to each edge; propose the change on the edge's relay";
+    let storage = "set by relay-server's storage configuration (the notary's bucket and its \
+                   Object Lock retention), read when the stores are opened; change the \
+                   deployment's configuration and restart";
+    relay_api::ChangeTargets::default()
+        .set(ChangeSetting::WatchRoots, Applies::NotHere(capture.into()))
+        .set(ChangeSetting::SettleMs, Applies::NotHere(capture.into()))
+        .set(
+            ChangeSetting::NotaryTarget,
+            Applies::NotHere(storage.into()),
+        )
+        .set(
+            ChangeSetting::RetentionDays,
+            Applies::NotHere(storage.into()),
+        )
+        .set(
+            ChangeSetting::ConfigBaseline,
+            Applies::NotHere("the server does not check its configuration digest yet".into()),
+        )
+        .set(ChangeSetting::IngestToken, Applies::Now)
+        .applied_at_start(applied_at_start)
+}
+
+/// Applies approved changes the server reads at start-up over `settings`; returns their ids.
+fn apply_approved_server_changes(
+    approved: &[relay_domain::ports::ChangeRequest],
+    settings: &mut ServerSettings,
+) -> Vec<String> {
+    use relay_domain::ports::ChangeSetting;
+    let mut applied = Vec::new();
+    for change in approved {
+        let done = match change.setting {
+            ChangeSetting::NotaryIntervalSecs => change
+                .value
+                .as_u64()
+                .map(|s| settings.notary_interval = Duration::from_secs(s))
+                .is_some(),
+            ChangeSetting::RegistrationClosed => change
+                .value
+                .as_bool()
+                .map(|b| settings.api.registration_closed = b)
+                .is_some(),
+            _ => false,
+        };
+        if done {
+            tracing::info!(change = %change.id, setting = %change.setting, "approved change applied at start-up");
+            applied.push(change.id.clone());
+        }
+    }
+    applied
+}
+
+/// Replays approved ingest token changes, oldest first, so an edge whose last approved change
+/// revoked its token stays refused; returns the revoked edges.
+fn replay_ingest_token_changes(
+    approved: &[relay_domain::ports::ChangeRequest],
+    ingest: &relay_api::IngestState,
+) -> Vec<String> {
+    use relay_domain::ports::ChangeSetting;
+    for change in approved
+        .iter()
+        .filter(|c| c.setting == ChangeSetting::IngestToken)
+    {
+        let source = change.value.get("source").and_then(|v| v.as_str());
+        match (source, change.value.get("action").and_then(|v| v.as_str())) {
+            (Some(edge), Some("revoke")) => ingest.revoke(edge),
+            (Some(edge), Some("issue")) => ingest.reinstate(edge),
+            _ => {}
+        }
+    }
+    ingest.revoked()
 }
 
 /// Creates (or reads) the ingest token of `edge` and returns its bearer text, to hand to the

@@ -33,6 +33,23 @@ pub enum VerifyRunError {
     NoSuchTrail(TrailId),
 }
 
+/// The key ring of a trail forwarded to a server of record: its edge's keys
+/// (`trail-hmac.<trail>`), or `None` when the trail is the process's own (checked with its
+/// own `trail-hmac` keys).
+pub async fn forwarded_key_ring(
+    secrets: &dyn relay_domain::ports::SecretProvider,
+    trail_id: &TrailId,
+) -> Result<Option<relay_domain::KeyRing>, SecretError> {
+    match relay_api::trail_key_secret(trail_id) {
+        Ok(name) if !trail_id.is_relay() => match secrets.key_ring(&name).await {
+            Ok(ring) => Ok(Some(ring)),
+            Err(SecretError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        },
+        _ => Ok(None),
+    }
+}
+
 /// Verifies `only` (or every trail), calling `progress(trail, records_checked)` as it goes.
 pub async fn verify_trails(
     store: &dyn RecordStore,
@@ -60,16 +77,7 @@ pub async fn verify_trails(
     let mut out = Vec::with_capacity(trails.len());
     for trail_id in trails {
         let anchors = notary.anchors(&trail_id).await?;
-        // On a server of record, a forwarded trail is checked with its edge's key
-        // (`trail-hmac.<trail>`); the server's own trails with the server's key.
-        let forwarded = match relay_api::trail_key_secret(&trail_id) {
-            Ok(name) if !trail_id.is_relay() => match secrets.key_ring(&name).await {
-                Ok(ring) => Some(ring),
-                Err(SecretError::NotFound { .. }) => None,
-                Err(e) => return Err(e.into()),
-            },
-            _ => None,
-        };
+        let forwarded = forwarded_key_ring(secrets, &trail_id).await?;
         let keys = forwarded.as_ref().unwrap_or(&keys);
         let verdict =
             verify_stored_trail(store, keys, &trail_id, &anchors, |n| progress(&trail_id, n))

@@ -15,9 +15,16 @@ fn workspace_root() -> PathBuf {
 }
 
 fn metadata() -> serde_json::Value {
+    metadata_with(&[])
+}
+
+/// `cargo metadata` with extra arguments (`--all-features`, `--features ...`): the resolve graph
+/// then holds the optional dependencies those features turn on.
+fn metadata_with(extra: &[&str]) -> serde_json::Value {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
         .args(["metadata", "--format-version", "1", "--locked"])
+        .args(extra)
         .current_dir(workspace_root())
         .output()
         .unwrap();
@@ -116,6 +123,36 @@ fn default_edge_build_pulls_in_no_cloud_sdk() {
         bad.is_empty(),
         "relay-edge (default features) depends on {bad:?}"
     );
+}
+
+#[test]
+fn default_server_build_pulls_in_no_cloud_sdk_and_no_provider_adapter() {
+    let closure = normal_closure(&metadata(), "relay-server");
+    let bad: Vec<_> = closure
+        .iter()
+        .filter(|n| {
+            cloud_sdk(n)
+                || matches!(
+                    n.as_str(),
+                    "relay-selfhosted" | "relay-aws" | "relay-azure" | "relay-gcp"
+                )
+        })
+        .collect();
+    assert!(
+        bad.is_empty(),
+        "relay-server (default features) depends on {bad:?}; providers belong behind features"
+    );
+    // The check is not vacuous: the provider features do pull the SDKs in.
+    let aws = normal_closure(
+        &metadata_with(&["--features", "relay-server/aws"]),
+        "relay-server",
+    );
+    for expected in ["relay-aws", "relay-selfhosted", "aws-sdk-secretsmanager", "aws-sdk-s3"] {
+        assert!(
+            aws.contains(expected),
+            "relay-server --features aws lacks {expected}"
+        );
+    }
 }
 
 /// Non-test Rust sources under `dir` (skipping `tests/` folders and `#[cfg(test)]` modules).

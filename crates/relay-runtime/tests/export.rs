@@ -633,3 +633,78 @@ async fn api_exporter_writes_a_sealed_zip_serves_it_and_refuses_path_tricks() {
         Err(SealedExportError::Invalid(_))
     ));
 }
+
+/// A store whose filtered read of SIGNATURE records hides one of them (a buggy or hostile
+/// index); everything else is the real store.
+#[derive(Debug)]
+struct HidesASignature(Arc<dyn RecordStore>);
+
+#[async_trait::async_trait]
+impl RecordStore for HidesASignature {
+    fn capabilities(&self) -> relay_domain::ports::RecordStoreCapabilities {
+        self.0.capabilities()
+    }
+    async fn append(
+        &self,
+        records: &[relay_domain::Record],
+    ) -> Result<relay_domain::ports::AppendReceipt, relay_domain::ports::RecordStoreError> {
+        self.0.append(records).await
+    }
+    async fn head(
+        &self,
+        trail: &TrailId,
+    ) -> Result<Option<relay_domain::ports::Head>, relay_domain::ports::RecordStoreError> {
+        self.0.head(trail).await
+    }
+    async fn read(
+        &self,
+        trail: &TrailId,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<relay_domain::Record>, relay_domain::ports::RecordStoreError> {
+        self.0.read(trail, after, limit).await
+    }
+    async fn trails(
+        &self,
+    ) -> Result<Vec<(TrailId, relay_domain::ports::Head)>, relay_domain::ports::RecordStoreError>
+    {
+        self.0.trails().await
+    }
+    async fn read_kind(
+        &self,
+        trail: &TrailId,
+        kind: &EventKind,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<relay_domain::Record>, relay_domain::ports::RecordStoreError> {
+        let mut page = self.0.read_kind(trail, kind, after, limit).await?;
+        if after == 0 && !page.is_empty() {
+            page.remove(0);
+        }
+        Ok(page)
+    }
+}
+
+#[tokio::test]
+async fn export_refuses_when_the_signature_read_disagrees_with_the_trail() {
+    let f = fixture().await;
+    populate(&f).await;
+    let lying = HidesASignature(f.adapters.record_store.clone());
+    let services = ExportServices {
+        store: &lying,
+        notary: f.adapters.notary.as_ref(),
+        secrets: f.adapters.secrets.as_ref(),
+        keys: &f.keys,
+        clock: f.adapters.clock.as_ref(),
+        journal: &f.journal,
+    };
+    let out = f.root.join("pkg-lying");
+    let err = export_package(services, &request(out.clone()))
+        .await
+        .expect_err("an export rendered without one of the signatures must be refused");
+    assert!(
+        err.to_string().contains("SIGNATURE") || format!("{err:?}").contains("SIGNATURE"),
+        "{err:?}"
+    );
+    assert!(!out.exists(), "no partial package is left behind");
+}

@@ -53,6 +53,7 @@ async fn start_server(edge_secrets: &Path, tls: Option<TlsFiles>) -> Server {
         },
         api: relay_api::ApiConfig::new(Device::new("server-1").unwrap()),
         notary_interval: Duration::from_secs(3600),
+        exports_dir: dir.path().join("exports"),
     };
     let runtime = ServerRuntime::start(stores, settings).await.unwrap();
     let url = format!("{scheme}://localhost:{}", runtime.http_addr().port());
@@ -241,6 +242,38 @@ async fn forwarded_trail_is_a_record_for_record_replica_and_resends_are_acknowle
     for v in &verdicts {
         assert!(v.verdict.is_ok(), "{}: {:?}", v.trail_id, v.verdict);
     }
+
+    // The server's sealed exporter (POST /api/v1/exports) exports a forwarded trail, checking
+    // every HMAC with the edge's key as it goes.
+    use relay_api::SealedExporter;
+    let server_journal = server.runtime.as_ref().unwrap().journal().clone();
+    let exporter = relay_runtime::export::DirExporter::new(
+        server.dir.path().join("exports"),
+        server_stores.record_store.clone(),
+        server_stores.notary.clone(),
+        server_stores.secrets.clone(),
+        server_stores.clock.clone(),
+        server_journal,
+        Device::new("server-1").unwrap(),
+    );
+    let view = exporter
+        .export(relay_api::SealedExportJob {
+            trail: trail.clone(),
+            format: "csv".into(),
+            from_seq: None,
+            to_seq: None,
+            requested_by: Actor::new("auditor").unwrap(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(view.records, 1223);
+    assert_eq!(view.head_seq, 1223);
+    assert_eq!(
+        view.head_checksum,
+        edge_records.last().unwrap().checksum.to_hex()
+    );
+    assert!(exporter.open(&view.package).await.unwrap().starts_with(b"PK"));
+
     server_stores.record_store.close().await;
     server.stop().await;
 }

@@ -53,6 +53,27 @@ impl Relay {
 
     /// Opens (or reopens, as after a restart) the relay over `dir`.
     pub async fn open(dir: TempDir, config: ApiConfig) -> Self {
+        Self::open_inner(dir, config, None).await
+    }
+
+    /// A server of record: the review API plus ingest for `edges`, whose tokens approved
+    /// `ingest_token` changes issue and revoke.
+    pub async fn start_server(edges: &[&str]) -> Self {
+        let mut config = default_config();
+        config.server_of_record = true;
+        Self::open_inner(
+            TempDir::new().unwrap(),
+            config,
+            Some(edges.iter().map(|e| (*e).to_owned()).collect()),
+        )
+        .await
+    }
+
+    async fn open_inner(
+        dir: TempDir,
+        config: ApiConfig,
+        ingest_edges: Option<Vec<String>>,
+    ) -> Self {
         let adapters = LocalAdapters::open(dir.path()).await.unwrap();
         let key = adapters
             .secrets
@@ -77,11 +98,27 @@ impl Relay {
         .await
         .unwrap();
         state.enable_changes(adapters.changes.clone());
+        let mut app = relay_api::router(state.clone());
+        if let Some(edges) = ingest_edges {
+            let ingest = relay_api::IngestState::new(relay_api::IngestParts {
+                appender: appender.clone(),
+                store: adapters.record_store.clone(),
+                secrets: adapters.secrets.clone(),
+                device: Device::new("test-server").unwrap(),
+                metrics: Default::default(),
+                config: relay_api::IngestConfig {
+                    edges,
+                    ..Default::default()
+                },
+            });
+            state.enable_ingest_tokens(ingest.clone());
+            app = app.merge(relay_api::ingest_router(ingest));
+        }
         Self {
             dir,
             adapters,
             appender,
-            app: relay_api::router(state),
+            app,
             metrics,
             config,
         }

@@ -4,7 +4,7 @@ use async_trait::async_trait;
 use thiserror::Error;
 
 use crate::error::{BoxError, ErrorStatus};
-use crate::ids::{ChainSeq, Checksum, TrailId};
+use crate::ids::{ChainSeq, Checksum, EventKind, TrailId};
 use crate::record::Record;
 
 /// The last record of a trail.
@@ -161,6 +161,32 @@ pub trait RecordStore: Send + Sync + std::fmt::Debug {
 
     /// Every trail with its head, ordered by trail id.
     async fn trails(&self) -> Result<Vec<(TrailId, Head)>, RecordStoreError>;
+
+    /// Up to `limit` records of `trail` whose kind is `kind`, with seq greater than `after`, in
+    /// seq order (e.g. every `SIGNATURE` of a trail, which an export must know before it renders
+    /// the records they sign).
+    ///
+    /// The default pages through [`read`](Self::read) and filters; stores that can filter where
+    /// the data lives (SQL `WHERE kind = ?`) override it, which is what makes a single-pass
+    /// export cheap.
+    async fn read_kind(
+        &self,
+        trail: &TrailId,
+        kind: &EventKind,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<Record>, RecordStoreError> {
+        let mut out = Vec::new();
+        let mut after = after;
+        while out.len() < limit {
+            let page = self.read(trail, after, 4096).await?;
+            let Some(last) = page.last() else { break };
+            after = last.chain_seq.get();
+            out.extend(page.into_iter().filter(|r| &r.kind == kind));
+        }
+        out.truncate(limit);
+        Ok(out)
+    }
 }
 
 /// Conveniences built on [`RecordStore`]'s required methods, so adapters cannot get them wrong.

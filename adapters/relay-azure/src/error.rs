@@ -1,0 +1,231 @@
+//! The adapter's own errors, converted into the port errors at the boundary.
+//!
+//! Adapter code works with [`AzureError`], which keeps the SDK's error, what was being done, the
+//! HTTP status and the service's error code (`BlobNotFound`, `SecretNotFound`, ...);
+//! [`AzureError::meaning`] decides what a failure *means* to a caller of a port (retry or not,
+//! permission, not found), from statuses and codes, so callers never parse messages.
+
+use std::time::Duration;
+
+use azure_core::error::ErrorKind;
+use relay_domain::error::BoxError;
+use relay_domain::ports::{NotaryError, ObjectStoreError, SecretError};
+use thiserror::Error;
+
+/// What a provider failure means to a caller.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Meaning {
+    /// Retrying may help (connection lost, timeout, throttling, 5xx).
+    Temporary,
+    /// Refused on permission, authentication or retention grounds.
+    Denied,
+    /// The blob, container, secret or version does not exist.
+    NotFound,
+    /// A conditional request failed (`If-None-Match: *` met an existing blob).
+    Precondition,
+    /// Anything else; permanent.
+    Other,
+}
+
+/// An SDK failure inside the adapter, before it is given a port's meaning.
+#[derive(Debug, Error)]
+#[error("azure: {op} failed{}{}", status.map(|s| format!(" (HTTP {s})")).unwrap_or_default(), code.as_ref().map(|c| format!(" ({c})")).unwrap_or_default())]
+pub(crate) struct AzureError {
+    /// What was being done.
+    pub op: &'static str,
+    /// The HTTP status, when a response arrived.
+    pub status: Option<u16>,
+    /// The service's error code, when it sent one.
+    pub code: Option<String>,
+    meaning: Meaning,
+    /// The SDK's error.
+    #[source]
+    pub source: BoxError,
+}
+
+impl AzureError {
+    /// An SDK failure while doing `op`.
+    pub(crate) fn op(op: &'static str) -> impl FnOnce(azure_core::Error) -> AzureError {
+        move |err| {
+            let (status, code, meaning) = match err.kind() {
+                ErrorKind::HttpResponse {
+                    status, error_code, ..
+                } => {
+                    let status = u16::from(*status);
+                    let code = error_code.clone().filter(|c| !c.is_empty());
+                    (
+                        Some(status),
+                        code.clone(),
+                        meaning_of(status, code.as_deref()),
+                    )
+                }
+                ErrorKind::Io | ErrorKind::Connection => (None, None, Meaning::Temporary),
+                // Tokens: a wrong client id or secret, or no identity on this host.
+                ErrorKind::Credential => (None, None, Meaning::Denied),
+                _ => (None, None, Meaning::Other),
+            };
+            AzureError {
+                op,
+                status,
+                code,
+                meaning,
+                source: Box::new(err),
+            }
+        }
+    }
+
+    /// `op` ran past its deadline.
+    pub(crate) fn timed_out(op: &'static str, limit: Duration) -> AzureError {
+        AzureError {
+            op,
+            status: None,
+            code: None,
+            meaning: Meaning::Temporary,
+            source: format!(
+                "no answer within {} ms (retries included)",
+                limit.as_millis()
+            )
+            .into(),
+        }
+    }
+
+    pub(crate) fn meaning(&self) -> Meaning {
+        self.meaning
+    }
+}
+
+/// What an Azure error response (Blob Storage or Key Vault) means to a caller.
+pub(crate) fn meaning_of(status: u16, code: Option<&str>) -> Meaning {
+    match (status, code) {
+        (_, Some("BlobNotFound" | "ContainerNotFound" | "SecretNotFound" | "ResourceNotFound"))
+        | (404, _) => Meaning::NotFound,
+        (_, Some("BlobAlreadyExists" | "ConditionNotMet")) | (412, _) => Meaning::Precondition,
+        // A locked or unexpired immutability policy refuses delete and overwrite.
+        (
+            _,
+            Some(
+                "BlobImmutableDueToPolicy"
+                | "BlobImmutableDueToLegalHold"
+                | "ImmutabilityPolicyDeleteOnLockedPolicy"
+                | "ContainerImmutableDueToPolicy",
+            ),
+        )
+        | (
+            _,
+            Some(
+                "AuthorizationFailure"
+                | "AuthenticationFailed"
+                | "AuthorizationPermissionMismatch"
+                | "AuthorizationResourceTypeMismatch"
+                | "Forbidden",
+            ),
+        )
+        | (401 | 403, _) => Meaning::Denied,
+        (_, Some("ServerBusy" | "InternalError" | "OperationTimedOut" | "Throttled"))
+        | (408 | 429 | 500..=599, _) => Meaning::Temporary,
+        _ => Meaning::Other,
+    }
+}
+
+fn parts(e: AzureError) -> (String, Option<BoxError>) {
+    (e.to_string(), Some(Box::new(e)))
+}
+
+impl From<AzureError> for NotaryError {
+    fn from(e: AzureError) -> Self {
+        let meaning = e.meaning();
+        let (message, source) = parts(e);
+        match meaning {
+            Meaning::Temporary => NotaryError::Unavailable { message, source },
+            Meaning::Denied => NotaryError::PermissionDenied { message, source },
+            _ => NotaryError::Other { message, source },
+        }
+    }
+}
+
+/// Object store errors naming a key (not found, exists, permission) are built where the key is
+/// known; this covers the rest.
+impl From<AzureError> for ObjectStoreError {
+    fn from(e: AzureError) -> Self {
+        let meaning = e.meaning();
+        let (message, source) = parts(e);
+        match meaning {
+            Meaning::Temporary => ObjectStoreError::Unavailable { message, source },
+            _ => ObjectStoreError::Other { message, source },
+        }
+    }
+}
+
+/// Secret errors naming a secret (not found, permission) are built where the name is known;
+/// this covers the rest.
+impl From<AzureError> for SecretError {
+    fn from(e: AzureError) -> Self {
+        let meaning = e.meaning();
+        let (message, source) = parts(e);
+        match meaning {
+            Meaning::Temporary => SecretError::Unavailable { message, source },
+            _ => SecretError::Other { message, source },
+        }
+    }
+}
+
+/// Why the adapters could not be set up (bad CA file, unusable credential settings, a URL that
+/// does not parse). Nothing was contacted.
+#[derive(Debug, Error)]
+#[error("azure adapter setup: {message}")]
+pub struct SetupError {
+    message: String,
+    #[source]
+    source: Option<BoxError>,
+}
+
+impl SetupError {
+    pub(crate) fn new(what: &str, source: impl Into<BoxError>) -> Self {
+        Self {
+            message: format!("cannot {what}"),
+            source: Some(source.into()),
+        }
+    }
+
+    pub(crate) fn message(message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            source: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn azure_errors_map_to_what_callers_need() {
+        assert_eq!(meaning_of(404, Some("BlobNotFound")), Meaning::NotFound);
+        assert_eq!(meaning_of(404, Some("SecretNotFound")), Meaning::NotFound);
+        assert_eq!(meaning_of(404, None), Meaning::NotFound);
+        assert_eq!(
+            meaning_of(409, Some("BlobAlreadyExists")),
+            Meaning::Precondition
+        );
+        assert_eq!(
+            meaning_of(412, Some("ConditionNotMet")),
+            Meaning::Precondition
+        );
+        assert_eq!(
+            meaning_of(409, Some("BlobImmutableDueToPolicy")),
+            Meaning::Denied
+        );
+        assert_eq!(
+            meaning_of(403, Some("AuthorizationFailure")),
+            Meaning::Denied
+        );
+        assert_eq!(meaning_of(401, None), Meaning::Denied);
+        assert_eq!(meaning_of(503, Some("ServerBusy")), Meaning::Temporary);
+        // Azurite's answer to the immutability-policy call: 500, empty body, no code.
+        assert_eq!(meaning_of(500, None), Meaning::Temporary);
+        assert_eq!(meaning_of(429, None), Meaning::Temporary);
+        assert_eq!(meaning_of(400, Some("InvalidHeaderValue")), Meaning::Other);
+        assert_eq!(meaning_of(409, Some("Conflict")), Meaning::Other);
+    }
+}

@@ -1,0 +1,399 @@
+//! Process helpers shared by the fault-injection and scale-out harnesses of `relay-server`:
+//! binaries, ports, child processes that are killed when a test fails, configuration files,
+//! reading trails back, the S3 endpoint and the skip-or-fail rule for absent services.
+#![allow(clippy::unwrap_used, clippy::expect_used, dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use relay_domain::ports::{RecordStore, RecordStoreExt};
+use relay_domain::{Record, TrailId};
+
+pub fn server_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_relay-server"))
+}
+
+/// `relay-edge` next to `relay-server` in the target directory, built if missing.
+pub fn edge_bin() -> PathBuf {
+    let path = server_bin().with_file_name("relay-edge");
+    if !path.is_file() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "relay-edge"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "building relay-edge failed");
+    }
+    path
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Fails under `RELAY_REQUIRE_SERVICES=1`, otherwise prints why the test is skipped.
+pub fn skip_or_fail(test: &str, reason: &str) {
+    if std::env::var("RELAY_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
+        panic!("required service unavailable (RELAY_REQUIRE_SERVICES=1): {reason}");
+    }
+    eprintln!("SKIP {test}: {reason}");
+}
+
+/// A child process (relay-edge or relay-server) with its command line kept for restarts;
+/// SIGKILLed when dropped, so a failing test leaves nothing running.
+pub struct Proc {
+    pub name: String,
+    bin: PathBuf,
+    args: Vec<String>,
+    envs: Vec<(String, String)>,
+    log: PathBuf,
+    child: Option<Child>,
+}
+
+impl Proc {
+    pub fn new(name: &str, bin: PathBuf, args: &[&str], log: &Path) -> Self {
+        Self {
+            name: name.to_owned(),
+            bin,
+            args: args.iter().map(|s| (*s).to_owned()).collect(),
+            envs: Vec::new(),
+            log: log.to_owned(),
+            child: None,
+        }
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> Self {
+        self.envs.push((key.to_owned(), value.to_owned()));
+        self
+    }
+
+    pub fn start(&mut self) {
+        assert!(self.child.is_none(), "{} already running", self.name);
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log)
+            .unwrap();
+        let mut cmd = Command::new(&self.bin);
+        cmd.args(&self.args)
+            .env("RELAY_LOG", "info")
+            .env_remove("RELAY_DATA_DIR")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log);
+        for (k, v) in &self.envs {
+            cmd.env(k, v);
+        }
+        self.child = Some(cmd.spawn().unwrap());
+    }
+
+    pub fn running(&mut self) -> bool {
+        match self.child.as_mut() {
+            Some(c) => c.try_wait().unwrap().is_none(),
+            None => false,
+        }
+    }
+
+    pub fn sigkill(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    /// SIGTERM and a clean exit within 30 s.
+    pub fn stop(&mut self) {
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
+        let pid = nix::unistd::Pid::from_raw(i32::try_from(child.id()).unwrap());
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap();
+        let start = Instant::now();
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                assert!(
+                    status.success(),
+                    "{} exited with {status}; log {}",
+                    self.name,
+                    self.log.display()
+                );
+                return;
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                child.kill().ok();
+                child.wait().ok();
+                panic!("{} did not stop within 30 s of SIGTERM", self.name);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().ok();
+            c.wait().ok();
+        }
+    }
+}
+
+/// Every record of `trail` in an edge's (or a local server's) data directory.
+pub async fn local_records(data_dir: &Path, trail: &str) -> Vec<Record> {
+    let adapters = relay_local::LocalAdapters::open(data_dir).await.unwrap();
+    let out = all_records(adapters.record_store.as_ref(), trail).await;
+    adapters.record_store.close().await;
+    out
+}
+
+/// Every record of `trail` in `store`.
+pub async fn all_records(store: &dyn RecordStore, trail: &str) -> Vec<Record> {
+    let mut out = Vec::new();
+    store
+        .for_each_record(&TrailId::new(trail).unwrap(), 1000, |r| {
+            out.push(r);
+            true
+        })
+        .await
+        .unwrap();
+    out
+}
+
+/// The edge's head of `trail` and the seq the server acknowledged.
+pub async fn edge_head_and_acked(data_dir: &Path, trail: &str) -> (u64, u64) {
+    let adapters = relay_local::LocalAdapters::open(data_dir).await.unwrap();
+    let trail = TrailId::new(trail).unwrap();
+    let head = adapters
+        .record_store
+        .head(&trail)
+        .await
+        .unwrap()
+        .map_or(0, |h| h.seq.get());
+    let acked =
+        relay_domain::ports::ForwardCursorStore::get(adapters.forward_cursors.as_ref(), &trail)
+            .await
+            .unwrap()
+            .map_or(0, |c| c.acked_seq);
+    adapters.record_store.close().await;
+    (head, acked)
+}
+
+/// Subjects of the `FILE_CREATED` records with how often each was recorded.
+pub fn captures(trail: &[Record]) -> std::collections::BTreeMap<String, usize> {
+    let mut seen = std::collections::BTreeMap::new();
+    for r in trail.iter().filter(|r| r.kind.as_str() == "FILE_CREATED") {
+        let subject = r
+            .subject
+            .as_ref()
+            .map(|s| s.as_str().to_owned())
+            .unwrap_or_default();
+        *seen.entry(subject).or_insert(0) += 1;
+    }
+    seen
+}
+
+/// Waits until `path` exists.
+pub async fn wait_for_file(path: &Path, timeout: Duration) {
+    let start = Instant::now();
+    while !path.is_file() {
+        assert!(
+            start.elapsed() < timeout,
+            "{} never appeared",
+            path.display()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Copies a secret file with owner-only permissions (the provider refuses anything wider).
+pub fn copy_secret(from: &Path, to: &Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    std::fs::copy(from, to).unwrap();
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
+/// An edge configuration forwarding to `forward_url`.
+pub fn write_edge_config(
+    path: &Path,
+    edge: &str,
+    data_dir: &Path,
+    inbox: &Path,
+    forward_url: &str,
+    token: &str,
+    batch: usize,
+) {
+    std::fs::write(
+        path,
+        format!(
+            "data_dir = {data_dir:?}\nwatch = [{inbox:?}]\ndevice = \"{edge}\"\nlisten = \"127.0.0.1:0\"\n\
+             settle_ms = 150\nrescan_secs = 1\nforward_url = \"{forward_url}\"\n\
+             forward_token = \"{token}\"\nforward_batch = {batch}\n"
+        ),
+    )
+    .unwrap();
+}
+
+/// Writes one small file into `inbox` every `every` until aborted; returns how many it wrote.
+pub fn spawn_writer(
+    inbox: PathBuf,
+    prefix: &'static str,
+    every: Duration,
+    written: std::sync::Arc<std::sync::atomic::AtomicU64>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut i = 0u64;
+        loop {
+            i += 1;
+            tokio::fs::write(
+                inbox.join(format!("{prefix}-{i:05}.dat")),
+                format!("{prefix} sample {i}\n").repeat(6),
+            )
+            .await
+            .unwrap();
+            written.store(i, std::sync::atomic::Ordering::SeqCst);
+            tokio::time::sleep(every).await;
+        }
+    })
+}
+
+/// The S3 endpoint of the self-hosted tests (moto on 127.0.0.1:5000 unless told otherwise).
+#[cfg(feature = "selfhosted")]
+pub struct S3Env {
+    pub endpoint: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub region: String,
+}
+
+#[cfg(feature = "selfhosted")]
+impl S3Env {
+    pub fn from_env() -> Self {
+        let var = |k: &str, d: &str| std::env::var(k).unwrap_or_else(|_| d.to_owned());
+        Self {
+            endpoint: var("RELAY_TEST_S3_ENDPOINT", "http://127.0.0.1:5000"),
+            access_key: var("RELAY_TEST_S3_ACCESS_KEY", "test"),
+            secret_key: var("RELAY_TEST_S3_SECRET", "test"),
+            region: var("RELAY_TEST_S3_REGION", "us-east-1"),
+        }
+    }
+
+    /// The variables `relay-server` reads for its S3 client.
+    pub fn vars(&self) -> Vec<(&'static str, String)> {
+        vec![
+            ("RELAY_S3_ENDPOINT", self.endpoint.clone()),
+            ("RELAY_S3_ACCESS_KEY", self.access_key.clone()),
+            ("RELAY_S3_SECRET_KEY", self.secret_key.clone()),
+            ("RELAY_S3_REGION", self.region.clone()),
+            ("RELAY_S3_PATH_STYLE", "1".to_owned()),
+        ]
+    }
+
+    pub fn apply(&self, cmd: &mut Command) {
+        for (k, v) in self.vars() {
+            cmd.env(k, v);
+        }
+    }
+
+    /// Creates a bucket with Object Lock; `Err` says why the endpoint is unusable.
+    pub async fn create_locked_bucket(&self, bucket: &str) -> Result<(), String> {
+        let vars = self.vars();
+        let config = relay_selfhosted::S3Config::from_vars("RELAY_S3_", |k| {
+            vars.iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| v.clone())
+        });
+        let client = relay_selfhosted::S3Client::new(&config).await;
+        match tokio::time::timeout(
+            Duration::from_secs(10),
+            client
+                .sdk()
+                .create_bucket()
+                .bucket(bucket)
+                .object_lock_enabled_for_bucket(true)
+                .send(),
+        )
+        .await
+        {
+            Ok(Ok(_)) => Ok(()),
+            other => Err(format!("S3 endpoint {} unusable: {other:?}", self.endpoint)),
+        }
+    }
+}
+
+/// A name suffix unique to this process and moment.
+pub fn unique_suffix() -> String {
+    format!(
+        "{}{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+            % 1_000_000_000_000
+    )
+}
+
+/// `relay-server ingest-token` for `edge`: the token printed on stdout.
+pub fn ingest_token(server_conf: &Path, edge: &str, envs: &[(&'static str, String)]) -> String {
+    let out = Command::new(server_bin())
+        .args([
+            "ingest-token",
+            "--config",
+            server_conf.to_str().unwrap(),
+            "--edge",
+            edge,
+        ])
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("RELAY_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "ingest-token: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8(out.stdout).unwrap().trim().to_owned();
+    assert_eq!(token.len(), 64);
+    token
+}
+
+/// `relay-server verify`: the report; asserts exit code 0.
+pub fn server_verify(server_conf: &Path, envs: &[(&'static str, String)]) -> String {
+    let out = Command::new(server_bin())
+        .args(["verify", "--config", server_conf.to_str().unwrap()])
+        .envs(envs.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("RELAY_LOG", "error")
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "relay-server verify failed:\n{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    report
+}
+
+/// `relay-edge verify` of an edge's data directory: asserts exit code 0.
+pub fn edge_verify(edge_conf: &Path) -> String {
+    let out = Command::new(edge_bin())
+        .args(["verify", "--config", edge_conf.to_str().unwrap()])
+        .env("RELAY_LOG", "error")
+        .env_remove("RELAY_DATA_DIR")
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "relay-edge verify failed:\n{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    report
+}
