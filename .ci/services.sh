@@ -36,3 +36,7 @@ else
   echo "S3 emulator on 127.0.0.1:5000 does not answer" >&2
   exit 1
 fi
+
+# Azurite (Blob Storage emulator) for relay-azure, and the Cloud Storage emulator for relay-gcp.
+bash "$(dirname "$0")/services-azurite.sh"
+bash "$(dirname "$0")/services-gcs.sh"

@@ -58,10 +58,12 @@ async fn build() -> Fixture {
         .expect("the clock is past 1970");
     let clock = Arc::new(ManualClock::new(now));
     let mut counter = 0u8;
-    let secrets = Arc::new(InMemorySecretProvider::with_seed_source(Box::new(move || {
-        counter = counter.wrapping_add(1);
-        [counter; 32]
-    })));
+    let secrets = Arc::new(InMemorySecretProvider::with_seed_source(Box::new(
+        move || {
+            counter = counter.wrapping_add(1);
+            [counter; 32]
+        },
+    )));
     let mut config = ApiConfig::new(Device::new("fuzz-ws").expect("valid"));
     config.session_idle_timeout = Duration::from_secs(7 * 24 * 3600);
     let state = ApiState::new(ApiParts {
@@ -90,10 +92,18 @@ async fn build() -> Fixture {
         ),
     )
     .await;
-    assert_eq!(status, StatusCode::CREATED, "{}", String::from_utf8_lossy(&body));
+    assert_eq!(
+        status,
+        StatusCode::CREATED,
+        "{}",
+        String::from_utf8_lossy(&body)
+    );
     let (status, body) = call(
         &app,
-        post("/api/v1/auth/login", json!({"username": "ada", "password": "fuzzing password 1"})),
+        post(
+            "/api/v1/auth/login",
+            json!({"username": "ada", "password": "fuzzing password 1"}),
+        ),
     )
     .await;
     assert_eq!(status, StatusCode::OK, "{}", String::from_utf8_lossy(&body));
@@ -163,7 +173,10 @@ fuzz_target!(|data: &[u8]| {
         let header = parts.first().copied().unwrap_or_default();
         let claims = parts.get(1).copied().unwrap_or_default();
         let token = sign(&f.key, header, claims);
-        (format!("Bearer {token}").into_bytes(), Some((header.to_vec(), claims.to_vec())))
+        (
+            format!("Bearer {token}").into_bytes(),
+            Some((header.to_vec(), claims.to_vec())),
+        )
     };
     let Ok(value) = HeaderValue::from_bytes(&authorization) else {
         return;
@@ -176,7 +189,11 @@ fuzz_target!(|data: &[u8]| {
     if debug() {
         eprintln!("api_token: {status} {}", String::from_utf8_lossy(&body));
     }
-    assert!(!status.is_server_error(), "{status}: {}", String::from_utf8_lossy(&body));
+    assert!(
+        !status.is_server_error(),
+        "{status}: {}",
+        String::from_utf8_lossy(&body)
+    );
     if status != StatusCode::OK {
         return;
     }
@@ -184,10 +201,14 @@ fuzz_target!(|data: &[u8]| {
         None => {
             let signed_part = f.token.rsplit_once('.').map_or("", |(m, _)| m);
             let sent = String::from_utf8_lossy(&authorization);
-            assert!(sent.contains(signed_part), "accepted a token that is not ada's: {sent}");
+            assert!(
+                sent.contains(signed_part),
+                "accepted a token that is not ada's: {sent}"
+            );
         }
         Some((header, claims)) => {
-            let header: Value = serde_json::from_slice(&header).expect("an accepted header is JSON");
+            let header: Value =
+                serde_json::from_slice(&header).expect("an accepted header is JSON");
             let claims: Value = serde_json::from_slice(&claims).expect("accepted claims are JSON");
             assert_eq!(header["alg"], "HS256", "{header}");
             assert_eq!(header["kid"].as_str(), Some(f.kid.as_str()), "{header}");

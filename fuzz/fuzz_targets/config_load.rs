@@ -40,16 +40,18 @@ fuzz_target!(|data: &[u8]| {
         let text = toml::to_string(&edge).expect("a loaded edge configuration renders as TOML");
         let again_file = scratch("edge-again.toml");
         write(&again_file, text.as_bytes());
-        let again = edge_config::load(Some(&again_file), &cli)
-            .unwrap_or_else(|e| panic!("the rendered edge configuration does not load: {e}\n{text}"));
+        let again = edge_config::load(Some(&again_file), &cli).unwrap_or_else(|e| {
+            panic!("the rendered edge configuration does not load: {e}\n{text}")
+        });
         assert_eq!(edge, again, "{text}");
     }
     if let Ok(server) = server_config::load(Some(&file)) {
         let text = toml::to_string(&server).expect("a loaded server configuration renders as TOML");
         let again_file = scratch("server-again.toml");
         write(&again_file, text.as_bytes());
-        let again = server_config::load(Some(&again_file))
-            .unwrap_or_else(|e| panic!("the rendered server configuration does not load: {e}\n{text}"));
+        let again = server_config::load(Some(&again_file)).unwrap_or_else(|e| {
+            panic!("the rendered server configuration does not load: {e}\n{text}")
+        });
         assert_eq!(server, again, "{text}");
     }
 });

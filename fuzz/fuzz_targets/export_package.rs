@@ -19,10 +19,7 @@ use relay_domain::export::{
 use relay_fuzz::{debug, seed_ring, split_files};
 
 fn file(parts: &[&[u8]], i: usize) -> Option<Vec<u8>> {
-    parts
-        .get(i)
-        .filter(|p| **p != b"!")
-        .map(|p| p.to_vec())
+    parts.get(i).filter(|p| **p != b"!").map(|p| p.to_vec())
 }
 
 fn inputs(parts: &[&[u8]]) -> PackageInputs<Cursor<Vec<u8>>> {
@@ -33,7 +30,11 @@ fn inputs(parts: &[&[u8]]) -> PackageInputs<Cursor<Vec<u8>>> {
         records_csv: file(parts, 3).map(Cursor::new),
         records_json: file(parts, 4).map(Cursor::new),
         proofs_jsonl: file(parts, 5).map(Cursor::new),
-        other_entries: parts.iter().skip(6).map(|p| String::from_utf8_lossy(p).into_owned()).collect(),
+        other_entries: parts
+            .iter()
+            .skip(6)
+            .map(|p| String::from_utf8_lossy(p).into_owned())
+            .collect(),
     }
 }
 
@@ -42,7 +43,12 @@ fn verdict(report: &PackageReport) -> Vec<String> {
         .findings
         .iter()
         .map(|f| f.to_string())
-        .chain(report.passed.iter().map(|p| format!("{}: {}", p.check, p.detail)))
+        .chain(
+            report
+                .passed
+                .iter()
+                .map(|p| format!("{}: {}", p.check, p.detail)),
+        )
         .collect()
 }
 
@@ -62,7 +68,11 @@ fuzz_target!(|data: &[u8]| {
         }
     };
     if debug() {
-        eprintln!("export_package: holds {} {:#?}", report.holds(), report.findings);
+        eprintln!(
+            "export_package: holds {} {:#?}",
+            report.holds(),
+            report.findings
+        );
     }
     // Deterministic.
     let again = verify_package(inputs(&parts), &with_keys).expect("the same input verifies again");
@@ -70,16 +80,22 @@ fuzz_target!(|data: &[u8]| {
     // One finding per (file, check): a hostile package cannot make the report as large as itself.
     let mut seen = HashSet::new();
     for f in &report.findings {
-        assert!(seen.insert((f.file.clone(), f.check)), "duplicate finding {f}");
+        assert!(
+            seen.insert((f.file.clone(), f.check)),
+            "duplicate finding {f}"
+        );
     }
     if report.holds() {
         let manifest = parts[0];
         let parsed = parse_sealed_manifest(manifest).expect("a package that holds has a manifest");
-        assert!(parsed.seal.verify(&parsed.signing_bytes).is_ok(), "holds without a valid seal");
+        assert!(
+            parsed.seal.verify(&parsed.signing_bytes).is_ok(),
+            "holds without a valid seal"
+        );
         assert_eq!(report.records, parsed.manifest.records);
         assert!(report.hmac_checked);
-        let links_only = verify_package(inputs(&parts), &VerifyOptions::default())
-            .expect("verifies links-only");
+        let links_only =
+            verify_package(inputs(&parts), &VerifyOptions::default()).expect("verifies links-only");
         assert!(
             links_only.holds(),
             "holds with keys but not links-only: {:?}",

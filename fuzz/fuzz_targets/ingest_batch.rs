@@ -18,7 +18,9 @@ use async_trait::async_trait;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use libfuzzer_sys::fuzz_target;
-use relay_api::{IngestConfig, IngestMetrics, IngestParts, IngestResponse, IngestState, ingest_router};
+use relay_api::{
+    IngestConfig, IngestMetrics, IngestParts, IngestResponse, IngestState, ingest_router,
+};
 use relay_domain::memory::{InMemoryRecordStore, ManualClock};
 use relay_domain::ports::{RecordStore, SecretError, SecretName, SecretProvider, SecretValue};
 use relay_domain::verify::verify_stored_trail;
@@ -64,13 +66,19 @@ impl SecretProvider for FixedSecrets {
         "fuzz-fixed"
     }
     async fn current(&self, name: &SecretName) -> Result<SecretValue, SecretError> {
-        Self::all(name)?.pop().ok_or(SecretError::NotFound { name: name.clone(), version: None })
+        Self::all(name)?.pop().ok_or(SecretError::NotFound {
+            name: name.clone(),
+            version: None,
+        })
     }
     async fn version(&self, name: &SecretName, id: &KeyId) -> Result<SecretValue, SecretError> {
         Self::all(name)?
             .into_iter()
             .find(|v| v.id() == id)
-            .ok_or(SecretError::NotFound { name: name.clone(), version: Some(id.clone()) })
+            .ok_or(SecretError::NotFound {
+                name: name.clone(),
+                version: Some(id.clone()),
+            })
     }
     async fn versions(&self, name: &SecretName) -> Result<Vec<KeyId>, SecretError> {
         Ok(Self::all(name)?.iter().map(|v| v.id().clone()).collect())
@@ -133,10 +141,15 @@ fuzz_target!(|data: &[u8]| {
             String::from_utf8_lossy(&body)
         );
         if status != StatusCode::OK {
-            assert_eq!(forwarded_heads(&store).await, vec![], "a refused batch stored records");
+            assert_eq!(
+                forwarded_heads(&store).await,
+                vec![],
+                "a refused batch stored records"
+            );
             return;
         }
-        let ack: IngestResponse = serde_json::from_slice(&body).expect("a 200 is an IngestResponse");
+        let ack: IngestResponse =
+            serde_json::from_slice(&body).expect("a 200 is an IngestResponse");
         let batch: relay_api::IngestRequest =
             serde_json::from_slice(data).expect("a stored batch was a valid request");
         let last = batch.records.last().expect("a stored batch is not empty");

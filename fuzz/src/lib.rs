@@ -31,11 +31,8 @@ pub const FILE_SEPARATOR: &[u8] = b"\xff\xfe--file--\xfe\xff";
 
 fn key(id: &str, hex_bytes: &str) -> TrailKey {
     let bytes = hex::decode(hex_bytes).expect("the fuzz key constants are valid hex");
-    TrailKey::new(
-        KeyId::new(id).expect("the fuzz key ids are valid"),
-        &bytes,
-    )
-    .expect("the fuzz keys are 32 bytes")
+    TrailKey::new(KeyId::new(id).expect("the fuzz key ids are valid"), &bytes)
+        .expect("the fuzz keys are 32 bytes")
 }
 
 /// The spec vectors' key alone.

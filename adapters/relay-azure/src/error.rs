@@ -69,7 +69,9 @@ impl AzureError {
                 status,
                 code,
                 meaning,
-                source: Box::new(err),
+                // As text with SAS signatures removed: transport errors quote the request URL,
+                // and a SAS in it is a credential.
+                source: redact_sas(&chain(&err)).into(),
             }
         }
     }
@@ -125,6 +127,38 @@ pub(crate) fn meaning_of(status: u16, code: Option<&str>) -> Meaning {
         | (408 | 429 | 500..=599, _) => Meaning::Temporary,
         _ => Meaning::Other,
     }
+}
+
+/// An error and its causes on one line.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let next = s.to_string();
+        if !text.contains(&next) {
+            text.push_str(": ");
+            text.push_str(&next);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// `text` with the value of every `sig=` (a SAS signature) replaced.
+pub(crate) fn redact_sas(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("sig=") {
+        out.push_str(&rest[..at + 4]);
+        out.push_str("REDACTED");
+        rest = &rest[at + 4..];
+        let end = rest
+            .find(|c: char| matches!(c, '&' | ')' | '"' | '\'' | '>') || c.is_whitespace())
+            .unwrap_or(rest.len());
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
 }
 
 fn parts(e: AzureError) -> (String, Option<BoxError>) {
@@ -198,6 +232,25 @@ impl SetupError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sas_signatures_never_reach_error_text() {
+        let text = "error sending request for url (http://h/c/b?sv=1&sig=abc%2Bdef%3D&se=2) \
+                    and https://h/x?sig=zzz";
+        let redacted = redact_sas(text);
+        assert!(
+            !redacted.contains("abc") && !redacted.contains("zzz"),
+            "{redacted}"
+        );
+        assert!(redacted.contains("sig=REDACTED&se=2)"), "{redacted}");
+        assert_eq!(redact_sas("no signature"), "no signature");
+        let err = AzureError::op("probe")(azure_core::Error::with_message(
+            ErrorKind::Io,
+            "failed: http://127.0.0.1/c?sp=r&sig=s3cret",
+        ));
+        assert_eq!(err.meaning(), Meaning::Temporary);
+        assert!(!format!("{err:?} {}", err.source).contains("s3cret"));
+    }
 
     #[test]
     fn azure_errors_map_to_what_callers_need() {

@@ -150,7 +150,6 @@ fn credential(
             let o = ManagedIdentityCredentialOptions {
                 user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
                 client_options: options.clone(),
-                ..Default::default()
             };
             let c: Arc<dyn TokenCredential> =
                 ManagedIdentityCredential::new(Some(o)).map_err(fail)?;
@@ -168,7 +167,6 @@ fn credential(
                 credential_options: ClientAssertionCredentialOptions {
                     client_options: options.clone(),
                 },
-                ..Default::default()
             };
             let c: Arc<dyn TokenCredential> =
                 WorkloadIdentityCredential::new(Some(o)).map_err(fail)?;

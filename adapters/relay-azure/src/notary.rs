@@ -14,7 +14,7 @@ use relay_domain::{Timestamp, TrailId};
 use time::OffsetDateTime;
 
 use crate::blob::Container;
-use crate::error::{AzureError, Meaning};
+use crate::error::{AzureError, Meaning, chain};
 use crate::http::AzureClients;
 
 /// How long the start-up probe blob is locked: long enough to read the lock back, short
@@ -264,18 +264,6 @@ async fn probe_lock(
             "a probe blob accepted a lock that does not read back (mode {mode:?}, expiry {expires:?})"
         )),
     })
-}
-
-/// The error and its causes on one line.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 /// `at` rounded up to a whole second (Azure keeps policy dates in seconds).

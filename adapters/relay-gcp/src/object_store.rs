@@ -90,7 +90,9 @@ impl GcsObjectStore {
             .await
             .0
         {
-            Err(e) if e.meaning() == Meaning::Precondition => Ok(true),
+            // Refused as it must be: 412, or 404 from a service that reports the missing
+            // generation as such (the bucket itself was read a moment ago). Nothing was written.
+            Err(e) if matches!(e.meaning(), Meaning::Precondition | Meaning::NotFound) => Ok(true),
             Err(e) => Err(e.into()),
             Ok(_) => {
                 self.client

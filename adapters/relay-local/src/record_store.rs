@@ -94,10 +94,12 @@ impl SqliteRecordStore {
             .acquire_timeout(busy_timeout + std::time::Duration::from_secs(5))
             .connect_with(options)
             .await
-            .map_err(LocalError::sql("open database"))?;
-        migrate(&pool).await?;
+            .map_err(|e| naming_file(path, LocalError::sql("open database")(e).into()))?;
+        migrate(&pool)
+            .await
+            .map_err(|e| naming_file(path, e.into()))?;
         tracing::debug!(path = %path.display(), "opened sqlite record store");
-        let reader = open_bulk_reader(path, busy_timeout)?;
+        let reader = open_bulk_reader(path, busy_timeout).map_err(|e| naming_file(path, e))?;
         Ok(Self {
             pool,
             path: path.to_owned(),
@@ -142,36 +144,79 @@ impl SqliteRecordStore {
     /// whole file once; run at start-up and by `verify`, not on every open. A damaged file is
     /// [`RecordStoreError::Other`] naming it and SQLite's first findings.
     pub async fn quick_check(&self) -> Result<(), RecordStoreError> {
-        let damaged = |detail: String| RecordStoreError::Other {
-            message: format!(
-                "the database file {} is damaged (PRAGMA quick_check: {detail}); it was left \
-                 as it is: restore it from a backup, and keep the damaged copy for investigation",
-                self.path.display()
-            ),
-            source: None,
-        };
         let (reader, path) = (self.reader.clone(), self.path.clone());
-        let findings = tokio::task::spawn_blocking(move || {
+        tokio::task::spawn_blocking(move || {
             let conn = reader.lock().unwrap_or_else(PoisonError::into_inner);
-            let mut stmt = conn.prepare("PRAGMA quick_check(10)")?;
-            let rows = stmt.query_map([], |row| row.get::<_, String>(0))?;
-            rows.collect::<Result<Vec<String>, rusqlite::Error>>()
+            quick_check_on(&conn, &path)
         })
         .await
         .map_err(|e| RecordStoreError::Other {
-            message: format!("quick_check of {} failed to run: {e}", path.display()),
+            message: format!("quick_check of {} failed to run: {e}", self.path.display()),
             source: None,
-        })?;
-        match findings {
-            Ok(lines) if lines.len() == 1 && lines[0] == "ok" => Ok(()),
-            Ok(lines) => Err(damaged(lines.join("; "))),
-            Err(e) => Err(damaged(e.to_string())),
+        })?
+    }
+
+    /// [`quick_check`](Self::quick_check) of the database file at `path` without opening the
+    /// store (read-only, no schema change): for telling a damaged file from other reasons an
+    /// open failed. Blocking.
+    pub fn quick_check_file(path: &Path) -> Result<(), RecordStoreError> {
+        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
+            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        match rusqlite::Connection::open_with_flags(path, flags) {
+            Ok(conn) => quick_check_on(&conn, path),
+            Err(e) => Err(damaged(path, &e.to_string())),
         }
     }
 
     /// Closes every connection, checkpointing the WAL.
     pub async fn close(&self) {
         self.pool.close().await;
+    }
+}
+
+/// Runs `PRAGMA quick_check` on `conn`; any finding, or a failure to read, means damage.
+fn quick_check_on(conn: &rusqlite::Connection, path: &Path) -> Result<(), RecordStoreError> {
+    let findings = conn.prepare("PRAGMA quick_check(10)").and_then(|mut stmt| {
+        stmt.query_map([], |row| row.get::<_, String>(0))?
+            .collect::<Result<Vec<String>, rusqlite::Error>>()
+    });
+    match findings {
+        Ok(lines) if lines.len() == 1 && lines[0] == "ok" => Ok(()),
+        Ok(lines) => Err(damaged(path, &lines.join("; "))),
+        Err(e) => Err(damaged(path, &e.to_string())),
+    }
+}
+
+fn damaged(path: &Path, detail: &str) -> RecordStoreError {
+    RecordStoreError::Other {
+        message: format!(
+            "the database file {} is damaged (PRAGMA quick_check: {detail}); it was left as it \
+             is: restore it from a backup, and keep the damaged copy for investigation",
+            path.display()
+        ),
+        source: None,
+    }
+}
+
+/// Puts the database file's name in front of an error's message.
+fn naming_file(path: &Path, e: RecordStoreError) -> RecordStoreError {
+    let name = |message: String| format!("{}: {message}", path.display());
+    match e {
+        RecordStoreError::Unavailable { message, source } => RecordStoreError::Unavailable {
+            message: name(message),
+            source,
+        },
+        RecordStoreError::PermissionDenied { message, source } => {
+            RecordStoreError::PermissionDenied {
+                message: name(message),
+                source,
+            }
+        }
+        RecordStoreError::Other { message, source } => RecordStoreError::Other {
+            message: name(message),
+            source,
+        },
+        other => other,
     }
 }
 

@@ -111,7 +111,10 @@ fn add_extractor_errors(operation: &mut Operation) {
         add("422", "The body is JSON of the wrong shape");
     }
     if operation.parameters.as_ref().is_some_and(|p| !p.is_empty()) {
-        add("400", "Malformed request: a path or query parameter is invalid");
+        add(
+            "400",
+            "Malformed request: a path or query parameter is invalid",
+        );
     }
 }
 

@@ -166,11 +166,18 @@ impl EdgeRuntime {
             relay_local::LocalConfig::new(&settings.data_dir)
                 .secret_backend(settings.secrets.clone()),
         )
-        .await
-        .map_err(|e| EdgeError::Open {
-            path: settings.data_dir.clone(),
-            message: error_chain(&e),
-        })?;
+        .await;
+        let adapters = match adapters {
+            Ok(adapters) => adapters,
+            Err(e) => {
+                return Err(damaged_store(&settings.data_dir)
+                    .await
+                    .unwrap_or_else(|| EdgeError::Open {
+                        path: settings.data_dir.clone(),
+                        message: error_chain(&e),
+                    }));
+            }
+        };
         if let Some(fallback) = &adapters.secrets_fallback {
             tracing::error!(
                 wanted = fallback.wanted, using = fallback.using, reason = %fallback.reason,
@@ -703,6 +710,30 @@ impl StoreOutage {
     }
 }
 
+/// After the store failed to open: a damaged database file explains it better than the open
+/// error does (SQLite reports damage as whatever statement first touched it).
+async fn damaged_store(data_dir: &Path) -> Option<EdgeError> {
+    let db = relay_local::LocalConfig::new(data_dir).db_path();
+    if !std::fs::metadata(&db).is_ok_and(|m| m.len() > 0) {
+        return None;
+    }
+    let file = db.clone();
+    let checked =
+        tokio::task::spawn_blocking(move || relay_local::SqliteRecordStore::quick_check_file(&file))
+            .await;
+    match checked {
+        Ok(Err(e)) => Some(EdgeError::Damaged {
+            path: db,
+            message: error_chain(&e),
+        }),
+        Ok(Ok(())) => None,
+        Err(e) => {
+            tracing::warn!(error = %e, "the database file could not be checked");
+            None
+        }
+    }
+}
+
 /// Reads the whole database file once (`PRAGMA quick_check`) so a damaged store stops the
 /// relay at start-up instead of failing on some later read or write.
 async fn check_store_file(adapters: &LocalAdapters) -> Result<(), EdgeError> {
@@ -775,9 +806,17 @@ pub async fn verify_data_dir(
     if !data_dir.join("relay.db").is_file() {
         return Err(EdgeVerifyError::NoData(data_dir.to_path_buf()));
     }
-    let adapters = open_adapters(data_dir)
-        .await
-        .map_err(EdgeVerifyError::Open)?;
+    let adapters = match open_adapters(data_dir).await {
+        Ok(adapters) => adapters,
+        Err(e) => {
+            return Err(match damaged_store(data_dir).await {
+                Some(EdgeError::Damaged { path, message }) => {
+                    EdgeVerifyError::Damaged { path, message }
+                }
+                _ => EdgeVerifyError::Open(e),
+            });
+        }
+    };
     if let Err(e) = check_store_file(&adapters).await {
         return Err(match e {
             EdgeError::Damaged { path, message } => EdgeVerifyError::Damaged { path, message },

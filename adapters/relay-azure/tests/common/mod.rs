@@ -161,6 +161,8 @@ impl AzuriteHarness {
                 rsp.text().await.unwrap_or_default()
             ),
             Err(e) => {
+                // Without the URL: it carries the SAS.
+                let e = e.without_url();
                 unavailable(suite, format!("Azurite blob service at {endpoint}: {e}"));
                 None
             }
