@@ -20,8 +20,11 @@ pub enum StorageProvider {
     Selfhosted,
     /// RDS Postgres, S3 Object Lock, Secrets Manager (`relay-aws`, feature `aws`).
     Aws,
-    // Azure and GCP go here (with their feature in `feature` and `compiled_providers`) when
-    // their adapter crates are wired in.
+    /// Cloud SQL Postgres, Cloud Storage with a locked retention policy, Secret Manager
+    /// (`relay-gcp`, feature `gcp`; bucket and options from `RELAY_GCP_*`).
+    Gcp,
+    // Azure goes here (with its feature in `feature` and `is_compiled`) when its adapter crate
+    // is wired in.
 }
 
 impl StorageProvider {
@@ -30,6 +33,7 @@ impl StorageProvider {
         StorageProvider::Local,
         StorageProvider::Selfhosted,
         StorageProvider::Aws,
+        StorageProvider::Gcp,
     ];
 
     /// The name used in `[storage] provider = "..."`.
@@ -38,6 +42,7 @@ impl StorageProvider {
             StorageProvider::Local => "local",
             StorageProvider::Selfhosted => "selfhosted",
             StorageProvider::Aws => "aws",
+            StorageProvider::Gcp => "gcp",
         }
     }
 
@@ -47,6 +52,7 @@ impl StorageProvider {
             StorageProvider::Local => None,
             StorageProvider::Selfhosted => Some("selfhosted"),
             StorageProvider::Aws => Some("aws"),
+            StorageProvider::Gcp => Some("gcp"),
         }
     }
 
@@ -56,6 +62,7 @@ impl StorageProvider {
             StorageProvider::Local => true,
             StorageProvider::Selfhosted => cfg!(feature = "selfhosted"),
             StorageProvider::Aws => cfg!(feature = "aws"),
+            StorageProvider::Gcp => cfg!(feature = "gcp"),
         }
     }
 }
@@ -246,6 +253,11 @@ pub fn load(file: Option<&Path>) -> Result<ServerConfig, ConfigError> {
             "storage.provider = \"{}\" needs storage.pg_dsn and storage.s3_bucket",
             config.storage.provider.name()
         )));
+    }
+    if config.storage.provider == StorageProvider::Gcp && config.storage.pg_dsn.is_none() {
+        return Err(ConfigError::Invalid(
+            "storage.provider = \"gcp\" needs storage.pg_dsn (Cloud SQL); the bucket comes from RELAY_GCP_BUCKET".into(),
+        ));
     }
     Ok(config)
 }

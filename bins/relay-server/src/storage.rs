@@ -19,6 +19,7 @@ pub async fn open_stores(c: &ServerConfig) -> Result<ServerStores, BoxError> {
         StorageProvider::Local => ServerStores::local(&c.data_dir).await?,
         StorageProvider::Selfhosted => selfhosted(c).await?,
         StorageProvider::Aws => aws(c).await?,
+        StorageProvider::Gcp => gcp(c).await?,
     };
     if c.time_source == config::TimeSourceKind::Ntp {
         let ntp =
@@ -39,6 +40,41 @@ fn dsn_and_bucket(c: &ServerConfig) -> Result<(&str, &str), BoxError> {
         )
         .into()),
     }
+}
+
+/// Cloud SQL Postgres records and accounts, anchors in a Cloud Storage bucket whose retention
+/// policy is locked (refused otherwise unless `RELAY_GCP_ALLOW_NON_WORM=1`), Secret Manager
+/// secrets. Bucket and options come from `RELAY_GCP_*` (docs/operations.md).
+#[cfg(feature = "gcp")]
+async fn gcp(c: &ServerConfig) -> Result<ServerStores, BoxError> {
+    let Some(dsn) = &c.storage.pg_dsn else {
+        return Err("storage.provider = \"gcp\" needs storage.pg_dsn".into());
+    };
+    let settings = relay_gcp::GcpConfig::from_vars("RELAY_GCP_", |k| std::env::var(k).ok())?;
+    let adapters = relay_gcp::open(&settings).await?;
+    let pg = Arc::new(
+        relay_selfhosted::PgRecordStore::connect(&relay_selfhosted::PgConfig::new(dsn.as_str()))
+            .await?,
+    );
+    let accounts = Arc::new(relay_selfhosted::PgAccountStore::new(pg.pool().clone()));
+    Ok(ServerStores {
+        provider: "gcp",
+        records: pg,
+        accounts,
+        secrets: adapters.secrets.clone(),
+        notary: adapters.notary.clone(),
+        clock: Arc::new(relay_local::SystemTimeSource::new()),
+        local: None,
+    })
+}
+
+#[cfg(not(feature = "gcp"))]
+async fn gcp(_: &ServerConfig) -> Result<ServerStores, BoxError> {
+    Err(config::ConfigError::NotCompiled {
+        provider: StorageProvider::Gcp.name(),
+        feature: "gcp",
+    }
+    .into())
 }
 
 /// Postgres records and accounts, S3-compatible Object Lock anchors, file secrets in

@@ -127,26 +127,40 @@ impl PrivatePg {
         self.dir.path().join("data")
     }
 
+    /// Runs a Postgres tool, its output appended to `tools.log`: never to a pipe, which the
+    /// postmaster `pg_ctl start` leaves behind would hold open forever.
     fn run(&self, tool: &str, args: &[&str]) -> Result<(), String> {
         let exe = self.bin.join(tool);
-        let out = if self.run_as_postgres {
-            Command::new("runuser")
-                .args(["-u", "postgres", "--"])
-                .arg(&exe)
-                .args(args)
-                .output()
+        let log_path = self.dir.path().join("tools.log");
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(|e| e.to_string())?;
+        let err = log.try_clone().map_err(|e| e.to_string())?;
+        let mut cmd = if self.run_as_postgres {
+            let mut c = Command::new("runuser");
+            c.args(["-u", "postgres", "--"]).arg(&exe);
+            c
         } else {
-            Command::new(&exe).args(args).output()
-        }
-        .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
-        if out.status.success() {
+            Command::new(&exe)
+        };
+        let status = cmd
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .stdout(log)
+            .stderr(err)
+            .status()
+            .map_err(|e| format!("cannot run {}: {e}", exe.display()))?;
+        if status.success() {
             Ok(())
         } else {
+            let out = std::fs::read_to_string(&log_path).unwrap_or_default();
+            let tail: Vec<&str> = out.lines().rev().take(15).collect();
             Err(format!(
-                "{tool} {}: {}{}",
+                "{tool} {} exited with {status}: {}",
                 args.join(" "),
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
             ))
         }
     }
