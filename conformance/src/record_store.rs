@@ -489,8 +489,14 @@ pub async fn reads_only_the_records_of_one_kind(store: &dyn RecordStore) {
         .collect();
     must(store.append(&foreign).await, "append other trail");
 
-    let all = must(store.read_kind(&trail, &signature, 0, 1000).await, "read_kind");
-    assert_eq!(all, expected, "read_kind must return exactly the SIGNATURE records");
+    let all = must(
+        store.read_kind(&trail, &signature, 0, 1000).await,
+        "read_kind",
+    );
+    assert_eq!(
+        all, expected,
+        "read_kind must return exactly the SIGNATURE records"
+    );
     // Paging: limit and after are honoured.
     let mut after = 0u64;
     let mut paged = Vec::new();

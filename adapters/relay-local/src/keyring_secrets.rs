@@ -88,8 +88,15 @@ struct Item {
 }
 
 fn unavailable(what: &str, e: keyring::Error) -> SecretError {
+    let message = match &e {
+        // The platform's error is the source: its text follows once in the cause chain.
+        keyring::Error::PlatformFailure(_) | keyring::Error::NoStorageAccess(_) => {
+            format!("the OS keyring could not {what}")
+        }
+        other => format!("the OS keyring could not {what}: {}", describe(other)),
+    };
     SecretError::Unavailable {
-        message: format!("the OS keyring could not {what}: {}", describe(&e)),
+        message,
         source: source_of(e),
     }
 }

@@ -160,8 +160,8 @@ impl SqliteRecordStore {
     /// store (read-only, no schema change): for telling a damaged file from other reasons an
     /// open failed. Blocking.
     pub fn quick_check_file(path: &Path) -> Result<(), RecordStoreError> {
-        let flags = rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY
-            | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        let flags =
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX;
         match rusqlite::Connection::open_with_flags(path, flags) {
             Ok(conn) => quick_check_on(&conn, path),
             Err(e) => Err(damaged(path, &e.to_string())),
@@ -241,7 +241,11 @@ fn refuse_reinitialisation(config: &LocalConfig) -> Result<(), RecordStoreError>
     if let Ok(entries) = std::fs::read_dir(config.anchors_dir()) {
         let anchors = entries
             .filter_map(Result::ok)
-            .filter(|e| e.file_name().to_str().is_some_and(|n| n.ends_with(".jsonl")))
+            .filter(|e| {
+                e.file_name()
+                    .to_str()
+                    .is_some_and(|n| n.ends_with(".jsonl"))
+            })
             .count();
         if anchors > 0 {
             evidence.push(format!(

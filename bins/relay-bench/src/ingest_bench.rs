@@ -245,7 +245,9 @@ pub(crate) async fn bench_ingest(admin_dsn: &str, records: usize) -> Vec<Row> {
         Row {
             path: "Postgres storage per record, table + indexes + TOAST (bytes/record)",
             ours: format!("{ours_bytes:.0} B/record"),
-            baseline: format!("{plain_bytes:.0} B/record in plain_log (same rows, primary key only)"),
+            baseline: format!(
+                "{plain_bytes:.0} B/record in plain_log (same rows, primary key only)"
+            ),
             ratio: format!("{:.0}%", 100.0 * ours_bytes / plain_bytes),
         },
     ]

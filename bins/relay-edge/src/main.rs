@@ -278,10 +278,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             let mut settings = edge_settings(&config)?;
             runtime.block_on(async {
                 if config.time_source == config::TimeSourceKind::Ntp {
-                    let ntp = relay_ntp::NtpTimeSource::start(relay_ntp::NtpConfig::new(
-                        config.ntp_servers.clone(),
+                    let ntp = relay_ntp::NtpTimeSource::start(
+                        relay_ntp::NtpConfig::new(config.ntp_servers.clone())
+                            .poll_interval(Duration::from_secs(config.ntp_poll_secs)),
                     )
-                    .poll_interval(Duration::from_secs(config.ntp_poll_secs)))
                     .await;
                     settings.clock = Some(std::sync::Arc::new(ntp));
                 }

@@ -180,7 +180,13 @@ impl Tmpfs {
     fn mount(at: &Path, size: &str) -> Result<Self, String> {
         std::fs::create_dir_all(at).map_err(|e| e.to_string())?;
         let out = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size},mode=0700"), "tmpfs"])
+            .args([
+                "-t",
+                "tmpfs",
+                "-o",
+                &format!("size={size},mode=0700"),
+                "tmpfs",
+            ])
             .arg(at)
             .output()
             .map_err(|e| format!("cannot run mount: {e}"))?;
@@ -262,11 +268,17 @@ fn a_full_data_directory_fails_appends_loudly_and_capture_resumes_when_space_ret
 
     // Normal capture first.
     for i in 0..10 {
-        std::fs::write(watch.join(format!("before-{i:02}.fid")), format!("before {i}")).unwrap();
+        std::fs::write(
+            watch.join(format!("before-{i:02}.fid")),
+            format!("before {i}"),
+        )
+        .unwrap();
     }
-    wait_until("10 captures before the disk fills", Duration::from_secs(30), || {
-        data.join("relay.db").exists() && count(&records(&data, TRAIL), "FILE_CREATED") >= 10
-    });
+    wait_until(
+        "10 captures before the disk fills",
+        Duration::from_secs(30),
+        || data.join("relay.db").exists() && count(&records(&data, TRAIL), "FILE_CREATED") >= 10,
+    );
     let failures_before = metric(port, "relay_audit_write_failures_total").unwrap();
 
     // The data directory's file system fills up; the instrument keeps writing (elsewhere).
@@ -324,10 +336,7 @@ fn a_full_data_directory_fails_appends_loudly_and_capture_resumes_when_space_ret
     let all = records(&data, TRAIL);
     let seen = captured_once(&all);
     assert_eq!(seen.len(), 30, "{seen:?}");
-    assert!(
-        seen.values().all(|&n| n == 1),
-        "captured twice: {seen:?}"
-    );
+    assert!(seen.values().all(|&n| n == 1), "captured twice: {seen:?}");
     for (i, r) in all.iter().enumerate() {
         assert_eq!(r.chain_seq.get(), i as u64 + 1, "no gap in chain_seq");
     }
@@ -369,8 +378,7 @@ fn captured(tmp: &Path, files: usize) -> (PathBuf, PathBuf) {
         .unwrap();
     }
     wait_until("captures", Duration::from_secs(60), || {
-        data.join("relay.db").exists()
-            && count(&records(&data, TRAIL), "FILE_CREATED") >= files
+        data.join("relay.db").exists() && count(&records(&data, TRAIL), "FILE_CREATED") >= files
     });
     edge.stop();
     checkpoint(&data.join("relay.db"));
@@ -419,7 +427,10 @@ fn run_refuses(config: &Path, db: &Path, expect: &[&str]) -> String {
         if Instant::now() > deadline {
             child.kill().ok();
             child.wait().ok();
-            panic!("relay-edge run kept running on a damaged store ({})", db.display());
+            panic!(
+                "relay-edge run kept running on a damaged store ({})",
+                db.display()
+            );
         }
         std::thread::sleep(Duration::from_millis(50));
     };
@@ -447,7 +458,10 @@ fn corrupt_page(db: &Path) -> u64 {
     let bytes = std::fs::read(db).unwrap();
     let page_size = u64::from(u16::from_be_bytes([bytes[16], bytes[17]]));
     let pages = bytes.len() as u64 / page_size;
-    assert!(pages >= 8, "the database should span several pages ({pages})");
+    assert!(
+        pages >= 8,
+        "the database should span several pages ({pages})"
+    );
     let victim = pages / 2;
     let mut f = std::fs::OpenOptions::new().write(true).open(db).unwrap();
     use std::io::{Seek, SeekFrom};
@@ -483,7 +497,11 @@ fn a_corrupted_page_stops_run_and_verify_reports_it_without_touching_the_file() 
         stdout.contains(&format!("DAMAGED {}", db.display())),
         "verify names the file: {stdout}"
     );
-    assert_eq!(sha256_file(&db), before, "the damaged file is left as it is");
+    assert_eq!(
+        sha256_file(&db),
+        before,
+        "the damaged file is left as it is"
+    );
 }
 
 #[test]
@@ -508,7 +526,11 @@ fn a_truncated_emptied_or_deleted_store_is_refused_and_never_reinitialised() {
 
     // Truncated to nothing: SQLite would happily treat it as a new, empty database.
     std::fs::write(&db, b"").unwrap();
-    run_refuses(&config, &db, &["empty", "refusing to create a new, empty one"]);
+    run_refuses(
+        &config,
+        &db,
+        &["empty", "refusing to create a new, empty one"],
+    );
     let out = verify(&config);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "verify: {stderr}");
@@ -626,17 +648,21 @@ fn the_clock_stepping_back_an_hour_mid_capture_is_recorded_and_chain_seq_stays_t
     for i in 0..5 {
         std::fs::write(watch.join(format!("ahead-{i}.fid")), format!("ahead {i}")).unwrap();
     }
-    wait_until("5 captures on the advanced clock", Duration::from_secs(30), || {
-        data.join("relay.db").exists() && count(&records(&data, TRAIL), "FILE_CREATED") >= 5
-    });
+    wait_until(
+        "5 captures on the advanced clock",
+        Duration::from_secs(30),
+        || data.join("relay.db").exists() && count(&records(&data, TRAIL), "FILE_CREATED") >= 5,
+    );
     ntp.offset.store(0, Ordering::SeqCst);
     std::thread::sleep(Duration::from_millis(2500)); // two polls
     for i in 0..5 {
         std::fs::write(watch.join(format!("after-{i}.fid")), format!("after {i}")).unwrap();
     }
-    wait_until("5 more captures after the step", Duration::from_secs(30), || {
-        count(&records(&data, TRAIL), "FILE_CREATED") >= 10
-    });
+    wait_until(
+        "5 more captures after the step",
+        Duration::from_secs(30),
+        || count(&records(&data, TRAIL), "FILE_CREATED") >= 10,
+    );
     let steps = metric(port, "relay_clock_steps_back_total");
     edge.stop();
 
@@ -648,7 +674,11 @@ fn the_clock_stepping_back_an_hour_mid_capture_is_recorded_and_chain_seq_stays_t
     let (ahead, after) = all.split_at(5);
     for r in ahead {
         let off = offset_of(r);
-        assert!((off - HOUR).abs() < 1_000_000, "seq {} offset {off}", r.chain_seq);
+        assert!(
+            (off - HOUR).abs() < 1_000_000,
+            "seq {} offset {off}",
+            r.chain_seq
+        );
     }
     for r in after {
         let off = offset_of(r);

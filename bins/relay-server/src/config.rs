@@ -23,8 +23,9 @@ pub enum StorageProvider {
     /// Cloud SQL Postgres, Cloud Storage with a locked retention policy, Secret Manager
     /// (`relay-gcp`, feature `gcp`; bucket and options from `RELAY_GCP_*`).
     Gcp,
-    // Azure goes here (with its feature in `feature` and `is_compiled`) when its adapter crate
-    // is wired in.
+    /// Azure Database for PostgreSQL, Blob Storage with locked version-level immutability, Key
+    /// Vault (`relay-azure`, feature `azure`; containers and options from `RELAY_AZURE_*`).
+    Azure,
 }
 
 impl StorageProvider {
@@ -34,6 +35,7 @@ impl StorageProvider {
         StorageProvider::Selfhosted,
         StorageProvider::Aws,
         StorageProvider::Gcp,
+        StorageProvider::Azure,
     ];
 
     /// The name used in `[storage] provider = "..."`.
@@ -43,6 +45,7 @@ impl StorageProvider {
             StorageProvider::Selfhosted => "selfhosted",
             StorageProvider::Aws => "aws",
             StorageProvider::Gcp => "gcp",
+            StorageProvider::Azure => "azure",
         }
     }
 
@@ -53,6 +56,7 @@ impl StorageProvider {
             StorageProvider::Selfhosted => Some("selfhosted"),
             StorageProvider::Aws => Some("aws"),
             StorageProvider::Gcp => Some("gcp"),
+            StorageProvider::Azure => Some("azure"),
         }
     }
 
@@ -63,6 +67,7 @@ impl StorageProvider {
             StorageProvider::Selfhosted => cfg!(feature = "selfhosted"),
             StorageProvider::Aws => cfg!(feature = "aws"),
             StorageProvider::Gcp => cfg!(feature = "gcp"),
+            StorageProvider::Azure => cfg!(feature = "azure"),
         }
     }
 }
@@ -254,10 +259,16 @@ pub fn load(file: Option<&Path>) -> Result<ServerConfig, ConfigError> {
             config.storage.provider.name()
         )));
     }
-    if config.storage.provider == StorageProvider::Gcp && config.storage.pg_dsn.is_none() {
-        return Err(ConfigError::Invalid(
-            "storage.provider = \"gcp\" needs storage.pg_dsn (Cloud SQL); the bucket comes from RELAY_GCP_BUCKET".into(),
-        ));
+    if matches!(
+        config.storage.provider,
+        StorageProvider::Gcp | StorageProvider::Azure
+    ) && config.storage.pg_dsn.is_none()
+    {
+        return Err(ConfigError::Invalid(format!(
+            "storage.provider = \"{}\" needs storage.pg_dsn (the managed Postgres); buckets and \
+             containers come from RELAY_GCP_* / RELAY_AZURE_*",
+            config.storage.provider.name()
+        )));
     }
     Ok(config)
 }

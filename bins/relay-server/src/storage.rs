@@ -1,6 +1,5 @@
 //! Builds the server's ports from `[storage]`: one function per provider, each behind the cargo
-//! feature that compiles its adapter in (`selfhosted`, `aws`; Azure and GCP get theirs when
-//! their adapters land). The default build knows only `local`, so it carries no cloud SDK.
+//! feature that compiles its adapter in (`selfhosted`, `aws`, `gcp`, `azure`). The default build knows only `local`, so it carries no cloud SDK.
 
 use std::sync::Arc;
 
@@ -20,6 +19,7 @@ pub async fn open_stores(c: &ServerConfig) -> Result<ServerStores, BoxError> {
         StorageProvider::Selfhosted => selfhosted(c).await?,
         StorageProvider::Aws => aws(c).await?,
         StorageProvider::Gcp => gcp(c).await?,
+        StorageProvider::Azure => azure(c).await?,
     };
     if c.time_source == config::TimeSourceKind::Ntp {
         let ntp =
@@ -40,6 +40,48 @@ fn dsn_and_bucket(c: &ServerConfig) -> Result<(&str, &str), BoxError> {
         )
         .into()),
     }
+}
+
+/// Azure Database for PostgreSQL records and accounts, anchors in a Blob Storage container with
+/// locked version-level immutability (refused otherwise unless `RELAY_AZURE_ALLOW_NON_WORM=1`),
+/// Key Vault secrets when `RELAY_AZURE_KEY_VAULT_URL` is set, else 0600 files in
+/// `data_dir/secrets`. Options come from `RELAY_AZURE_*` (docs/operations.md).
+#[cfg(feature = "azure")]
+async fn azure(c: &ServerConfig) -> Result<ServerStores, BoxError> {
+    let Some(dsn) = &c.storage.pg_dsn else {
+        return Err("storage.provider = \"azure\" needs storage.pg_dsn".into());
+    };
+    let settings = relay_azure::AzureConfig::from_vars("RELAY_AZURE_", |k| std::env::var(k).ok())?;
+    let adapters = relay_azure::open(&settings).await?;
+    let pg = Arc::new(
+        relay_selfhosted::PgRecordStore::connect(&relay_selfhosted::PgConfig::new(dsn.as_str()))
+            .await?,
+    );
+    let accounts = Arc::new(relay_selfhosted::PgAccountStore::new(pg.pool().clone()));
+    let secrets: Arc<dyn relay_domain::ports::SecretProvider> = match adapters.secrets.clone() {
+        Some(key_vault) => key_vault,
+        None => Arc::new(relay_local::FileSecretProvider::open(
+            c.data_dir.join("secrets"),
+        )?),
+    };
+    Ok(ServerStores {
+        provider: "azure",
+        records: pg,
+        accounts,
+        secrets,
+        notary: adapters.notary.clone(),
+        clock: Arc::new(relay_local::SystemTimeSource::new()),
+        local: None,
+    })
+}
+
+#[cfg(not(feature = "azure"))]
+async fn azure(_: &ServerConfig) -> Result<ServerStores, BoxError> {
+    Err(config::ConfigError::NotCompiled {
+        provider: StorageProvider::Azure.name(),
+        feature: "azure",
+    }
+    .into())
 }
 
 /// Cloud SQL Postgres records and accounts, anchors in a Cloud Storage bucket whose retention

@@ -254,7 +254,10 @@ mod tests {
         journal: Journal,
     }
 
-    fn rig(store: Arc<InMemoryRecordStore>, start: i64) -> (Rig, mpsc::UnboundedReceiver<ClockStep>) {
+    fn rig(
+        store: Arc<InMemoryRecordStore>,
+        start: i64,
+    ) -> (Rig, mpsc::UnboundedReceiver<ClockStep>) {
         let manual = Arc::new(ManualClock::new(ts(start)));
         let (watch, rx) = ClockWatch::new(manual.clone(), DEFAULT_STEP_TOLERANCE);
         let key = TrailKey::new(KeyId::new("k1").unwrap(), &[7; 32]).unwrap();

@@ -170,12 +170,12 @@ impl EdgeRuntime {
         let adapters = match adapters {
             Ok(adapters) => adapters,
             Err(e) => {
-                return Err(damaged_store(&settings.data_dir)
-                    .await
-                    .unwrap_or_else(|| EdgeError::Open {
+                return Err(damaged_store(&settings.data_dir).await.unwrap_or_else(|| {
+                    EdgeError::Open {
                         path: settings.data_dir.clone(),
                         message: error_chain(&e),
-                    }));
+                    }
+                }));
             }
         };
         if let Some(fallback) = &adapters.secrets_fallback {
@@ -718,9 +718,10 @@ async fn damaged_store(data_dir: &Path) -> Option<EdgeError> {
         return None;
     }
     let file = db.clone();
-    let checked =
-        tokio::task::spawn_blocking(move || relay_local::SqliteRecordStore::quick_check_file(&file))
-            .await;
+    let checked = tokio::task::spawn_blocking(move || {
+        relay_local::SqliteRecordStore::quick_check_file(&file)
+    })
+    .await;
     match checked {
         Ok(Err(e)) => Some(EdgeError::Damaged {
             path: db,

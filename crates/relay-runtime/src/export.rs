@@ -452,10 +452,7 @@ async fn write_package(
                 }
                 signatures_seen += 1;
             }
-            if record.chain_seq < from
-                || record.chain_seq > to
-                || !request.filter.selects(record)
-            {
+            if record.chain_seq < from || record.chain_seq > to || !request.filter.selects(record) {
                 continue;
             }
             rows.push(&leaf);
@@ -623,7 +620,9 @@ async fn read_signatures(
             if record.chain_seq > head {
                 return Ok(out);
             }
-            if record.kind != kind || record.chain_seq.get() <= out.last().map_or(0, |r: &Record| r.chain_seq.get()) {
+            if record.kind != kind
+                || record.chain_seq.get() <= out.last().map_or(0, |r: &Record| r.chain_seq.get())
+            {
                 return Err(inconsistent_signatures(trail, record.chain_seq));
             }
             out.push(record);

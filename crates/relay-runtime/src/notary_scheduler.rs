@@ -190,7 +190,10 @@ impl NotaryScheduler {
 
     /// Anchors one trail's head if it moved since its last anchor (`None`: already anchored).
     /// A failure has been journaled, counted and logged when this returns.
-    pub async fn notarize_trail(&mut self, trail: &TrailId) -> Result<Option<Anchor>, NotarizeError> {
+    pub async fn notarize_trail(
+        &mut self,
+        trail: &TrailId,
+    ) -> Result<Option<Anchor>, NotarizeError> {
         let result = self.notarize(trail).await;
         if let Err(e) = &result {
             self.report(e, 0).await;

@@ -1339,15 +1339,7 @@ async fn oq_production_trails(
         Phase::Oq,
         "Installed trails verify (read-only, with anchors)",
     );
-    match verify_trails(
-        records,
-        secrets,
-        notary,
-        None,
-        |_, _| {},
-    )
-    .await
-    {
+    match verify_trails(records, secrets, notary, None, |_, _| {}).await {
         Ok(verdicts) => {
             if verdicts.is_empty() {
                 c.note("no trails yet");

@@ -234,6 +234,7 @@ impl ServerRuntime {
             "notary": { "kind": stores.notary.kind(), "worm": notary_worm },
             "record_store": stores.provider,
             "tls": settings.tls.is_some(),
+            "approved_changes_applied": applied_changes,
             "ingest": {
                 "edges": settings.ingest.edges,
                 "edges_without_token": without_token,

@@ -147,7 +147,12 @@ fn default_server_build_pulls_in_no_cloud_sdk_and_no_provider_adapter() {
         &metadata_with(&["--features", "relay-server/aws"]),
         "relay-server",
     );
-    for expected in ["relay-aws", "relay-selfhosted", "aws-sdk-secretsmanager", "aws-sdk-s3"] {
+    for expected in [
+        "relay-aws",
+        "relay-selfhosted",
+        "aws-sdk-secretsmanager",
+        "aws-sdk-s3",
+    ] {
         assert!(
             aws.contains(expected),
             "relay-server --features aws lacks {expected}"

@@ -272,7 +272,13 @@ async fn forwarded_trail_is_a_record_for_record_replica_and_resends_are_acknowle
         view.head_checksum,
         edge_records.last().unwrap().checksum.to_hex()
     );
-    assert!(exporter.open(&view.package).await.unwrap().starts_with(b"PK"));
+    assert!(
+        exporter
+            .open(&view.package)
+            .await
+            .unwrap()
+            .starts_with(b"PK")
+    );
 
     server_stores.record_store.close().await;
     server.stop().await;
