@@ -65,6 +65,17 @@ enum Command {
         #[arg(long)]
         trail: Option<String>,
     },
+    /// Installation and operational qualification (IQ/OQ) of this server on its configured
+    /// stores: writes a dated report (Markdown and JSON) into `--out` and records one
+    /// QUALIFICATION event in `_relay`. Exit 0 when no check failed, 1 when any did.
+    Qualify {
+        /// TOML configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
+        /// Where the report files go (created if missing).
+        #[arg(long, value_name = "DIR")]
+        out: std::path::PathBuf,
+    },
     /// Create (first call) or show the ingest token of an edge; give it to the edge's operator
     /// as `forward_token` (or its `forward-token` secret).
     IngestToken {
@@ -139,6 +150,14 @@ fn main() -> ExitCode {
             }
         }
         Command::Verify { config, trail } => match runtime.block_on(verify(config, trail)) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(e) => {
+                report(e.as_ref());
+                ExitCode::from(2)
+            }
+        },
+        Command::Qualify { config, out } => match runtime.block_on(qualify(config, out)) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::from(1),
             Err(e) => {
@@ -291,6 +310,77 @@ async fn verify(
         local.record_store.close().await;
     }
     Ok(all_hold)
+}
+
+/// Runs the IQ/OQ protocol on the configured stores and prints each check's verdict.
+async fn qualify(
+    config: Option<std::path::PathBuf>,
+    out: std::path::PathBuf,
+) -> Result<bool, BoxError> {
+    use relay_runtime::qualify::{QualifyRequest, ServerInstallation, StoreCustody};
+    let c = config::load(config.as_deref())?;
+    let stores = open_stores(&c).await?;
+    let custody = match &stores.local {
+        Some(local) => StoreCustody::of_local(local).await,
+        None => {
+            let caps = stores.records.capabilities();
+            let mut custody = StoreCustody {
+                store: format!("{} (Postgres, two-role custody)", stores.provider),
+                ..StoreCustody::default()
+            };
+            // The Postgres store refuses at connect a runtime role that could UPDATE, DELETE,
+            // TRUNCATE or owns event_log, so having connected is itself the evidence.
+            custody.holds.push(
+                "the runtime role was checked at connect: SELECT, INSERT only on event_log".into(),
+            );
+            if caps.append_only_enforced {
+                custody
+                    .holds
+                    .push("the store enforces append-only (triggers refuse UPDATE, DELETE, TRUNCATE)".into());
+            } else {
+                custody
+                    .violations
+                    .push("the record store does not enforce append-only".into());
+            }
+            custody
+        }
+    };
+    let request = QualifyRequest {
+        product: "relay-server".into(),
+        data_dir: c.data_dir.clone(),
+        out_dir: out,
+        device: relay_domain::Device::new(c.device.clone())?,
+        config: serde_json::to_value(&c)?,
+    };
+    let server = ServerInstallation {
+        records: stores.records.clone(),
+        secrets: stores.secrets.clone(),
+        notary: stores.notary.clone(),
+        clock: stores.clock.clone(),
+        custody,
+    };
+    let outcome = relay_runtime::qualify::qualify_server(&request, &server).await?;
+    if let Some(local) = &stores.local {
+        local.record_store.close().await;
+    }
+    let report = &outcome.report;
+    for check in &report.checks {
+        println!(
+            "{:<5} {}  {}",
+            format!("{:?}", check.status).to_uppercase(),
+            check.id,
+            check.title
+        );
+    }
+    println!("report: {}", outcome.markdown_path.display());
+    println!("report: {}", outcome.json_path.display());
+    if report.passed() {
+        println!("qualification PASSED");
+    } else {
+        let failed: Vec<&str> = report.failures().map(|c| c.id).collect();
+        println!("qualification FAILED: {}", failed.join(", "));
+    }
+    Ok(report.passed())
 }
 
 async fn ingest_token(config: Option<std::path::PathBuf>, edge: &str) -> Result<String, BoxError> {

@@ -12,8 +12,6 @@
 
 mod common;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -99,13 +97,7 @@ async fn edge_and_server_sigkilled_at_random_points_22_rounds_lose_and_duplicate
     );
     server.start();
 
-    let written = Arc::new(AtomicU64::new(0));
-    let writer = spawn_writer(
-        inbox.clone(),
-        "run",
-        Duration::from_millis(30),
-        written.clone(),
-    );
+    let writer = Writer::start(inbox.clone(), "run", Duration::from_millis(30));
 
     let (mut edge_kills, mut server_kills) = (0, 0);
     let started = Instant::now();
@@ -139,8 +131,7 @@ async fn edge_and_server_sigkilled_at_random_points_22_rounds_lose_and_duplicate
         }
     }
     tokio::time::sleep(Duration::from_millis(800)).await;
-    writer.abort();
-    let files = written.load(Ordering::SeqCst);
+    let files = writer.finish().await;
     eprintln!(
         "kill rounds: {ROUNDS} rounds ({edge_kills} edge, {server_kills} server SIGKILLs) in {:.1} s, \
          {files} files written",

@@ -24,7 +24,7 @@ mod common;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -99,11 +99,7 @@ impl PrivatePg {
                 "--no-sync",
             ],
         )?;
-        let options = format!(
-            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=60",
-            pg.port,
-            pg.dir.path().join("sock").display()
-        );
+        let options = pg.options();
         let log = pg.dir.path().join("postgres.log");
         pg.run(
             "pg_ctl",
@@ -185,7 +181,17 @@ impl PrivatePg {
 
     fn start_again(&self) {
         let log = self.dir.path().join("postgres.log");
-        self.ctl(&["-l", log.to_str().unwrap(), "start"]);
+        let options = self.options();
+        self.ctl(&["-o", &options, "-l", log.to_str().unwrap(), "start"]);
+    }
+
+    /// The server options (`pg_ctl restart` reuses them; `start` must be told again).
+    fn options(&self) -> String {
+        format!(
+            "-p {} -k {} -c listen_addresses=127.0.0.1 -c max_connections=60",
+            self.port,
+            self.dir.path().join("sock").display()
+        )
     }
 
     fn dsn(&self, user: &str, db: &str) -> String {
@@ -292,7 +298,7 @@ async fn ingest_survives_postgres_restarts_and_a_crash_without_loss_or_duplicate
         conf: PathBuf,
         inbox: PathBuf,
         proc: Proc,
-        written: Arc<AtomicU64>,
+        written: u64,
     }
     let mut edges = Vec::new();
     for name in EDGES {
@@ -326,7 +332,7 @@ async fn ingest_survives_postgres_restarts_and_a_crash_without_loss_or_duplicate
             conf,
             inbox,
             proc,
-            written: Arc::new(AtomicU64::new(0)),
+            written: 0,
         });
     }
     for e in &edges {
@@ -350,12 +356,7 @@ async fn ingest_survives_postgres_restarts_and_a_crash_without_loss_or_duplicate
     let writers: Vec<_> = edges
         .iter()
         .map(|e| {
-            spawn_writer(
-                e.inbox.clone(),
-                e.name,
-                Duration::from_millis(40),
-                e.written.clone(),
-            )
+            Writer::start(e.inbox.clone(), e.name, Duration::from_millis(40))
         })
         .collect();
 
@@ -369,13 +370,17 @@ async fn ingest_survives_postgres_restarts_and_a_crash_without_loss_or_duplicate
     tokio::time::sleep(Duration::from_millis(2000)).await;
     tokio::task::block_in_place(|| pg.start_again());
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    for w in &writers {
-        w.abort();
+    for (e, w) in edges.iter_mut().zip(writers) {
+        e.written = w.finish().await;
     }
     eprintln!(
         "Postgres restarted (fast) in {fast:?}, crashed and recovered in {crash:?}, stopped 2 s"
     );
-    assert!(server.running(), "relay-server must ride out the outages");
+    assert!(
+        server.running(),
+        "relay-server must ride out the outages:\n{}",
+        server.log_tail()
+    );
 
     let replica_store =
         relay_selfhosted::PgRecordStore::connect(&relay_selfhosted::PgConfig::new(app_dsn.clone()))
@@ -383,7 +388,7 @@ async fn ingest_survives_postgres_restarts_and_a_crash_without_loss_or_duplicate
             .unwrap();
     let start = Instant::now();
     for e in &edges {
-        let files = e.written.load(Ordering::SeqCst);
+        let files = e.written;
         assert!(files > 100, "{}: only {files} files written", e.name);
         loop {
             let trail = local_records(&e.dir, e.name).await;
@@ -423,7 +428,7 @@ async fn ingest_survives_postgres_restarts_and_a_crash_without_loss_or_duplicate
         let seen = captures(&edge_trail);
         assert_eq!(
             seen.len() as u64,
-            e.written.load(Ordering::SeqCst),
+            e.written,
             "{}: every file",
             e.name
         );
@@ -436,6 +441,24 @@ async fn ingest_survives_postgres_restarts_and_a_crash_without_loss_or_duplicate
         );
         edge_verify(&e.conf);
     }
+    // How the outages reached the edges: mostly as slow answers (the server's pool waits for
+    // Postgres to come back), sometimes as a 503 that the forwarder retried.
+    let retries: Vec<String> = EDGES
+        .iter()
+        .flat_map(|name| {
+            std::fs::read_to_string(logs.join(format!("{name}.log")))
+                .unwrap()
+                .lines()
+                .filter(|l| l.contains("forward failed; retrying"))
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    eprintln!(
+        "forwarders retried {} times; first: {}",
+        retries.len(),
+        retries.first().map_or("-", String::as_str)
+    );
     let report = server_verify(&server_conf, &s3_vars);
     for name in EDGES {
         assert!(report.contains(&format!("OK      {name}:")), "{report}");

@@ -20,8 +20,6 @@ mod common;
 
 use std::path::PathBuf;
 use std::str::FromStr;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -40,7 +38,7 @@ struct EdgeRig {
     inbox: PathBuf,
     token: String,
     proc: Proc,
-    written: Arc<AtomicU64>,
+    written: u64,
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -155,7 +153,7 @@ async fn two_servers_on_one_postgres_take_four_edges_without_fork_or_gap() {
             inbox,
             token,
             proc,
-            written: Arc::new(AtomicU64::new(0)),
+            written: 0,
         });
     }
     for e in &edges {
@@ -186,12 +184,7 @@ async fn two_servers_on_one_postgres_take_four_edges_without_fork_or_gap() {
     let writers: Vec<_> = edges
         .iter()
         .map(|e| {
-            spawn_writer(
-                e.inbox.clone(),
-                e.name,
-                Duration::from_millis(40),
-                e.written.clone(),
-            )
+            Writer::start(e.inbox.clone(), e.name, Duration::from_millis(40))
         })
         .collect();
 
@@ -204,11 +197,11 @@ async fn two_servers_on_one_postgres_take_four_edges_without_fork_or_gap() {
         e.proc.start();
     }
     tokio::time::sleep(Duration::from_millis(4000)).await;
-    for w in &writers {
-        w.abort();
+    for (e, w) in edges.iter_mut().zip(writers) {
+        e.written = w.finish().await;
     }
     for (_, _, _, proc) in &mut servers {
-        assert!(proc.running(), "{} died", proc.name);
+        assert!(proc.running(), "{} died:\n{}", proc.name, proc.log_tail());
     }
 
     // Catch up: every file captured, every record acknowledged and in Postgres.
@@ -219,7 +212,7 @@ async fn two_servers_on_one_postgres_take_four_edges_without_fork_or_gap() {
     let catch_up = Instant::now();
     let mut total = 0;
     for e in &edges {
-        let files = e.written.load(Ordering::SeqCst);
+        let files = e.written;
         assert!(files > 100, "{}: only {files} files written", e.name);
         loop {
             let trail = local_records(&e.dir, e.name).await;
@@ -270,7 +263,7 @@ async fn two_servers_on_one_postgres_take_four_edges_without_fork_or_gap() {
         let seen = captures(&edge_trail);
         assert_eq!(
             seen.len() as u64,
-            e.written.load(Ordering::SeqCst),
+            e.written,
             "{}: every file",
             e.name
         );

@@ -321,7 +321,14 @@ pub async fn qualify_local(request: &QualifyRequest) -> Result<QualifyOutcome, Q
     let adapters = LocalAdapters::open(&request.data_dir)
         .await
         .map_err(|e| open_err(crate::edge::error_chain(&e)))?;
-    checks.push(iq_secret_files(&request.data_dir));
+    // A fresh installation gets its trail key as `run` would, before the key storage is
+    // inspected (IQ-04 must see the files, or the keyring, that will hold it).
+    adapters
+        .secrets
+        .current_or_create(&SecretName::trail_hmac())
+        .await
+        .map_err(|e| QualifyError::Key(crate::edge::error_chain(&e)))?;
+    checks.push(iq_secrets_kept(&adapters, &request.data_dir));
     checks.push(iq_store_custody(&StoreCustody::of_local(&adapters).await));
     let installation = Installation {
         records: adapters.record_store.clone(),
@@ -539,7 +546,7 @@ async fn oq_installed_notary(inst: &Installation, journal: &Journal) -> Check {
     let head = match inst.records.head(&relay).await {
         Ok(Some(h)) => h,
         Ok(None) => {
-            c.fail("_relay has no records: the server never started here");
+            c.warn("_relay has no records yet (the server never ran here): round trip not run");
             return c;
         }
         Err(e) => {
@@ -687,6 +694,29 @@ fn iq_data_dir(data_dir: &Path, fresh: bool) -> Check {
         }
     }
     c
+}
+
+/// IQ-04 for the provider in use: the files' modes, or the OS keyring holding the keys; a
+/// keyring that was asked for but could not be used fails the check.
+fn iq_secrets_kept(adapters: &LocalAdapters, data_dir: &Path) -> Check {
+    if let Some(fallback) = &adapters.secrets_fallback {
+        let mut c = iq_secret_files(data_dir);
+        c.fail(format!(
+            "secret_provider = \"{}\" is configured but the {} provider stands in: {}",
+            fallback.wanted, fallback.using, fallback.reason
+        ));
+        return c;
+    }
+    let kind = adapters.secrets.kind();
+    if kind.starts_with("keyring-") {
+        let mut c = Check::new("IQ-04", Phase::Iq, "Secrets are kept privately");
+        c.note(format!(
+            "secrets are kept in the OS keyring ({kind}), not in files under {}",
+            data_dir.join("secrets").display()
+        ));
+        return c;
+    }
+    iq_secret_files(data_dir)
 }
 
 fn iq_secret_files(data_dir: &Path) -> Check {

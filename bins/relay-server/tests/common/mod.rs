@@ -98,6 +98,13 @@ impl Proc {
         }
     }
 
+    /// The last lines of the process's log, for failure messages.
+    pub fn log_tail(&self) -> String {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().collect();
+        lines[lines.len().saturating_sub(25)..].join("\n")
+    }
+
     pub fn sigkill(&mut self) {
         if let Some(mut c) = self.child.take() {
             c.kill().unwrap();
@@ -238,27 +245,38 @@ pub fn write_edge_config(
     .unwrap();
 }
 
-/// Writes one small file into `inbox` every `every` until aborted; returns how many it wrote.
-pub fn spawn_writer(
-    inbox: PathBuf,
-    prefix: &'static str,
-    every: Duration,
-    written: std::sync::Arc<std::sync::atomic::AtomicU64>,
-) -> tokio::task::JoinHandle<()> {
-    tokio::spawn(async move {
-        let mut i = 0u64;
-        loop {
-            i += 1;
-            tokio::fs::write(
-                inbox.join(format!("{prefix}-{i:05}.dat")),
-                format!("{prefix} sample {i}\n").repeat(6),
-            )
-            .await
-            .unwrap();
-            written.store(i, std::sync::atomic::Ordering::SeqCst);
-            tokio::time::sleep(every).await;
-        }
-    })
+/// Writes one small file into `inbox` every `every` until [`finish`](Self::finish)ed.
+pub struct Writer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    handle: tokio::task::JoinHandle<u64>,
+}
+
+impl Writer {
+    pub fn start(inbox: PathBuf, prefix: &'static str, every: Duration) -> Self {
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let handle = tokio::spawn(async move {
+            let mut written = 0u64;
+            while !flag.load(std::sync::atomic::Ordering::SeqCst) {
+                written += 1;
+                tokio::fs::write(
+                    inbox.join(format!("{prefix}-{written:05}.dat")),
+                    format!("{prefix} sample {written}\n").repeat(6),
+                )
+                .await
+                .unwrap();
+                tokio::time::sleep(every).await;
+            }
+            written
+        });
+        Self { stop, handle }
+    }
+
+    /// Stops writing; how many files were written, each completely.
+    pub async fn finish(self) -> u64 {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.handle.await.unwrap()
+    }
 }
 
 /// The S3 endpoint of the self-hosted tests (moto on 127.0.0.1:5000 unless told otherwise).
