@@ -111,7 +111,7 @@ run_role() {
       --checks "$checks" --max-examples "$max_examples" --seed "$seed" --workers 1 \
       --phases examples,coverage,fuzzing --request-timeout 20 --generation-database none \
       --report junit --report-dir "$logs/report-$role" >"$logs/st-$role.log" 2>&1; then
-    grep -E 'Tested:|generated,|^=+ .* in [0-9.]+s =+$' "$logs/st-$role.log" | sed 's/^ */   /' 
+    grep -E 'Tested:|generated,|^=+ .* in [0-9.]+s =+$' "$logs/st-$role.log" | sed 's/^ */   /'
   else
     echo "!! schemathesis as $role FAILED (exit $?):"
     tail -120 "$logs/st-$role.log"
