@@ -334,9 +334,10 @@ async fn qualify(
                 "the runtime role was checked at connect: SELECT, INSERT only on event_log".into(),
             );
             if caps.append_only_enforced {
-                custody
-                    .holds
-                    .push("the store enforces append-only (triggers refuse UPDATE, DELETE, TRUNCATE)".into());
+                custody.holds.push(
+                    "the store enforces append-only (triggers refuse UPDATE, DELETE, TRUNCATE)"
+                        .into(),
+                );
             } else {
                 custody
                     .violations

@@ -33,7 +33,10 @@ fn server_qualify_passes_on_a_fresh_local_installation_and_records_the_run() {
     let config = dir.path().join("server.toml");
     std::fs::write(
         &config,
-        format!("data_dir = {:?}\ndevice = \"srv-q\"\n", data.display().to_string()),
+        format!(
+            "data_dir = {:?}\ndevice = \"srv-q\"\n",
+            data.display().to_string()
+        ),
     )
     .unwrap();
 
@@ -65,7 +68,11 @@ fn server_qualify_passes_on_a_fresh_local_installation_and_records_the_run() {
     // The second run finds `_relay` (the first run's QUALIFICATION event) and anchors it.
     let out2 = dir.path().join("report-2");
     let run = qualify(&config, &out2);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stdout));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stdout)
+    );
     let r = report(&out2);
     let oq7 = r["checks"]
         .as_array()
@@ -74,5 +81,8 @@ fn server_qualify_passes_on_a_fresh_local_installation_and_records_the_run() {
         .find(|c| c["id"] == "OQ-07")
         .unwrap();
     assert_eq!(oq7["status"], "PASS", "{oq7}");
-    assert!(oq7["evidence"].to_string().contains("anchored _relay#"), "{oq7}");
+    assert!(
+        oq7["evidence"].to_string().contains("anchored _relay#"),
+        "{oq7}"
+    );
 }
