@@ -18,7 +18,7 @@
 //! https; blob calls can instead carry a SAS, which is how tests reach Azurite over plain http.
 //!
 //! **The notary fails closed**: [`AzureBlobNotary::open`] refuses a container that cannot hold
-//! immutable blobs ([`NotaryError::NotWorm`](relay_domain::ports::NotaryError::NotWorm))
+//! immutable blobs (`NotaryError::NotWorm`)
 //! unless `allow_non_worm` is set, in which case it warns and reports
 //! [`WormPosture::Unenforced`](relay_domain::ports::WormPosture::Unenforced), which the
 //! runtime writes into the `_relay` start-up posture like any other notary's.

@@ -12,7 +12,7 @@
 //! (two-role custody and triggers are plain Postgres); this crate has none of its own.
 //!
 //! **WORM (R7.2).** [`GcsNotary::open`] reads the bucket's retention policy and refuses to run
-//! ([`NotaryError::NotWorm`](relay_domain::ports::NotaryError::NotWorm)) unless it is locked and
+//! (`NotaryError::NotWorm`) unless it is locked and
 //! at least the configured period, or the operator set `allow_non_worm`, in which case it warns
 //! and reports `WormPosture::Unenforced`; the runtime writes that posture into the `_relay`
 //! trail's start-up event.
