@@ -355,9 +355,7 @@ async fn ingest_survives_postgres_restarts_and_a_crash_without_loss_or_duplicate
     server.start();
     let writers: Vec<_> = edges
         .iter()
-        .map(|e| {
-            Writer::start(e.inbox.clone(), e.name, Duration::from_millis(40))
-        })
+        .map(|e| Writer::start(e.inbox.clone(), e.name, Duration::from_millis(40)))
         .collect();
 
     // Restart, crash, and a longer outage, each in the middle of ingest.
@@ -426,12 +424,7 @@ async fn ingest_survives_postgres_restarts_and_a_crash_without_loss_or_duplicate
             e.name
         );
         let seen = captures(&edge_trail);
-        assert_eq!(
-            seen.len() as u64,
-            e.written,
-            "{}: every file",
-            e.name
-        );
+        assert_eq!(seen.len() as u64, e.written, "{}: every file", e.name);
         assert!(seen.values().all(|&n| n == 1), "{}: a duplicate", e.name);
         let relay = local_records(&e.dir, "_relay").await;
         assert!(

@@ -149,6 +149,22 @@ impl Drop for Proc {
     }
 }
 
+/// A counter or gauge from `GET /metrics` on 127.0.0.1:`port` (Prometheus text).
+pub fn metric(port: u16, name: &str) -> Option<f64> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
 /// Every record of `trail` in an edge's (or a local server's) data directory.
 pub async fn local_records(data_dir: &Path, trail: &str) -> Vec<Record> {
     let adapters = relay_local::LocalAdapters::open(data_dir).await.unwrap();
@@ -219,7 +235,9 @@ pub async fn wait_for_file(path: &Path, timeout: Duration) {
 /// Copies a secret file with owner-only permissions (the provider refuses anything wider).
 pub fn copy_secret(from: &Path, to: &Path) {
     use std::os::unix::fs::PermissionsExt;
-    std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+    let dir = to.parent().unwrap();
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).unwrap();
     std::fs::copy(from, to).unwrap();
     std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o600)).unwrap();
 }
