@@ -41,24 +41,10 @@ impl From<LocalError> for ChangeStoreError {
     }
 }
 
-fn decode(body: &str) -> Result<ChangeRequest, ChangeStoreError> {
-    serde_json::from_str(body).map_err(|e| ChangeStoreError::Other {
-        message: format!("a stored change request is unreadable: {e}"),
-        source: None,
-    })
-}
-
-fn encode(request: &ChangeRequest) -> Result<String, ChangeStoreError> {
-    serde_json::to_string(request).map_err(|e| ChangeStoreError::Other {
-        message: format!("a change request could not be encoded: {e}"),
-        source: None,
-    })
-}
-
 #[async_trait]
 impl ChangeRequestStore for SqliteChangeRequestStore {
     async fn propose(&self, request: &ChangeRequest) -> Result<(), ChangeStoreError> {
-        let body = encode(request)?;
+        let body = request.to_stored_json()?;
         let done = sqlx::query(
             "INSERT INTO change_requests (id, state, body) VALUES (?, ?, ?) ON CONFLICT (id) DO NOTHING",
         )
@@ -84,7 +70,7 @@ impl ChangeRequestStore for SqliteChangeRequestStore {
         let body: String = row
             .try_get(0)
             .map_err(LocalError::sql("read change request"))?;
-        decode(&body)
+        ChangeRequest::from_stored_json(&body)
     }
 
     async fn list(&self, limit: usize) -> Result<Vec<ChangeRequest>, ChangeStoreError> {
@@ -98,7 +84,7 @@ impl ChangeRequestStore for SqliteChangeRequestStore {
                 let body: String = row
                     .try_get(0)
                     .map_err(LocalError::sql("list change requests"))?;
-                decode(&body)
+                ChangeRequest::from_stored_json(&body)
             })
             .collect()
     }
@@ -110,7 +96,7 @@ impl ChangeRequestStore for SqliteChangeRequestStore {
     ) -> Result<ChangeRequest, ChangeStoreError> {
         let mut request = self.get(id).await?;
         apply_decision(&mut request, decision)?;
-        let body = encode(&request)?;
+        let body = request.to_stored_json()?;
         // Compare-and-set on the state: a concurrent decision makes this update match no row.
         let done = sqlx::query(
             "UPDATE change_requests SET state = ?, body = ? WHERE id = ? AND state = 'pending'",

@@ -50,20 +50,6 @@ impl From<PgError> for ChangeStoreError {
     }
 }
 
-fn decode(body: &str) -> Result<ChangeRequest, ChangeStoreError> {
-    serde_json::from_str(body).map_err(|e| ChangeStoreError::Other {
-        message: format!("a stored change request is unreadable: {e}"),
-        source: None,
-    })
-}
-
-fn encode(request: &ChangeRequest) -> Result<String, ChangeStoreError> {
-    serde_json::to_string(request).map_err(|e| ChangeStoreError::Other {
-        message: format!("a change request could not be encoded: {e}"),
-        source: None,
-    })
-}
-
 fn body_of(row: &sqlx::postgres::PgRow, op: &'static str) -> Result<String, ChangeStoreError> {
     row.try_get::<String, _>(0)
         .map_err(|e| PgError::op(op)(e).into())
@@ -72,7 +58,7 @@ fn body_of(row: &sqlx::postgres::PgRow, op: &'static str) -> Result<String, Chan
 #[async_trait]
 impl ChangeRequestStore for PgChangeRequestStore {
     async fn propose(&self, request: &ChangeRequest) -> Result<(), ChangeStoreError> {
-        let body = encode(request)?;
+        let body = request.to_stored_json()?;
         let done = sqlx::query(
             "INSERT INTO change_requests (id, state, body) VALUES ($1, $2, $3) \
              ON CONFLICT (id) DO NOTHING",
@@ -96,7 +82,7 @@ impl ChangeRequestStore for PgChangeRequestStore {
             .await
             .map_err(PgError::op("read change request"))?
             .ok_or_else(|| ChangeStoreError::NotFound(id.to_owned()))?;
-        decode(&body_of(&row, "read change request")?)
+        ChangeRequest::from_stored_json(&body_of(&row, "read change request")?)
     }
 
     async fn list(&self, limit: usize) -> Result<Vec<ChangeRequest>, ChangeStoreError> {
@@ -106,7 +92,7 @@ impl ChangeRequestStore for PgChangeRequestStore {
             .await
             .map_err(PgError::op("list change requests"))?;
         rows.iter()
-            .map(|row| decode(&body_of(row, "list change requests")?))
+            .map(|row| ChangeRequest::from_stored_json(&body_of(row, "list change requests")?))
             .collect()
     }
 
@@ -117,7 +103,7 @@ impl ChangeRequestStore for PgChangeRequestStore {
     ) -> Result<ChangeRequest, ChangeStoreError> {
         let mut request = self.get(id).await?;
         apply_decision(&mut request, decision)?;
-        let body = encode(&request)?;
+        let body = request.to_stored_json()?;
         // Compare-and-set on the state: a concurrent decision makes this update match no row.
         let done = sqlx::query(
             "UPDATE change_requests SET state = $1, body = $2 WHERE id = $3 AND state = 'pending'",

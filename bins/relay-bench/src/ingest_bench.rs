@@ -21,47 +21,9 @@ use crate::{Row, chain_of, fmt_rate, key, pg_plain_insert, rate};
 const BATCH: usize = 500;
 
 pub(crate) async fn bench_ingest(admin_dsn: &str, records: usize) -> Vec<Row> {
-    use std::str::FromStr;
-
-    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-    use sqlx::{ConnectOptions, Executor};
-
-    let admin_options = PgConnectOptions::from_str(admin_dsn).unwrap();
-    let mut admin = admin_options.clone().connect().await.unwrap();
-    let db = format!("relay_bench_ingest_{}", std::process::id());
-    let role = format!("relay_bench_ingest_app_{}", std::process::id());
-    admin
-        .execute(format!("CREATE DATABASE \"{db}\"").as_str())
-        .await
-        .unwrap();
-    let owner_options = admin_options.clone().database(&db);
-    relay_selfhosted::migrate(
-        &relay_selfhosted::MigrateConfig::new(owner_options.to_url_lossy().to_string())
-            .app_role(role.clone()),
-    )
-    .await
-    .unwrap();
-    let owner = PgPoolOptions::new()
-        .max_connections(2)
-        .connect_with(owner_options)
-        .await
-        .unwrap();
-    sqlx::raw_sql(
-        "CREATE TABLE plain_log (trail_id text COLLATE \"C\" NOT NULL, chain_seq bigint NOT NULL, \
-         prev_checksum text NOT NULL, checksum text NOT NULL, kind text NOT NULL, \
-         actor text NOT NULL, actor_source text NOT NULL, occurred_at text NOT NULL, \
-         recorded_at text NOT NULL, time_source text NOT NULL, device text NOT NULL, \
-         project text, subject text, payload text NOT NULL, key_id text NOT NULL, \
-         PRIMARY KEY (trail_id, chain_seq))",
-    )
-    .execute(&owner)
-    .await
-    .unwrap();
-    let app_dsn = format!(
-        "postgres://{role}@{}:{}/{db}",
-        admin_options.get_host(),
-        admin_options.get_port()
-    );
+    let bench_db = crate::bench_db::BenchDb::create(admin_dsn, "ingest_").await;
+    let owner = bench_db.owner.clone();
+    let app_dsn = bench_db.app_dsn.clone();
     let pg = Arc::new(
         relay_selfhosted::PgRecordStore::connect(&relay_selfhosted::PgConfig::new(app_dsn))
             .await
@@ -207,15 +169,7 @@ pub(crate) async fn bench_ingest(admin_dsn: &str, records: usize) -> Vec<Row> {
     let (ours_bytes, plain_bytes) = (size_of("event_log").await, size_of("plain_log").await);
 
     pg.close().await;
-    owner.close().await;
-    admin
-        .execute(format!("DROP DATABASE \"{db}\" WITH (FORCE)").as_str())
-        .await
-        .unwrap();
-    admin
-        .execute(format!("DROP ROLE \"{role}\"").as_str())
-        .await
-        .unwrap();
+    bench_db.drop_all().await;
 
     let base = rate(records, plain_time);
     let (over_http, direct) = (rate(records, ingest_time), rate(records, direct_time));

@@ -28,6 +28,7 @@ use relay_domain::{
 use relay_local::{SqliteRecordStore, SystemTimeSource};
 use sha2::{Digest, Sha256};
 
+mod bench_db;
 mod export_bench;
 mod ingest_bench;
 
@@ -476,47 +477,9 @@ async fn pg_plain_insert(pool: &sqlx::PgPool, rows: &[Record]) {
 }
 
 async fn bench_pg(admin_dsn: &str, records: usize) -> Vec<Row> {
-    use std::str::FromStr;
-
-    use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-    use sqlx::{ConnectOptions, Executor};
-
-    let admin_options = PgConnectOptions::from_str(admin_dsn).unwrap();
-    let mut admin = admin_options.clone().connect().await.unwrap();
-    let db = format!("relay_bench_{}", std::process::id());
-    let role = format!("relay_bench_app_{}", std::process::id());
-    admin
-        .execute(format!("CREATE DATABASE \"{db}\"").as_str())
-        .await
-        .unwrap();
-    let owner_options = admin_options.clone().database(&db);
-    relay_selfhosted::migrate(
-        &relay_selfhosted::MigrateConfig::new(owner_options.to_url_lossy().to_string())
-            .app_role(role.clone()),
-    )
-    .await
-    .unwrap();
-    let owner = PgPoolOptions::new()
-        .max_connections(2)
-        .connect_with(owner_options)
-        .await
-        .unwrap();
-    sqlx::raw_sql(
-        "CREATE TABLE plain_log (trail_id text COLLATE \"C\" NOT NULL, chain_seq bigint NOT NULL, \
-         prev_checksum text NOT NULL, checksum text NOT NULL, kind text NOT NULL, \
-         actor text NOT NULL, actor_source text NOT NULL, occurred_at text NOT NULL, \
-         recorded_at text NOT NULL, time_source text NOT NULL, device text NOT NULL, \
-         project text, subject text, payload text NOT NULL, key_id text NOT NULL, \
-         PRIMARY KEY (trail_id, chain_seq))",
-    )
-    .execute(&owner)
-    .await
-    .unwrap();
-    let app_dsn = format!(
-        "postgres://{role}@{}:{}/{db}",
-        admin_options.get_host(),
-        admin_options.get_port()
-    );
+    let bench_db = bench_db::BenchDb::create(admin_dsn, "").await;
+    let owner = bench_db.owner.clone();
+    let app_dsn = bench_db.app_dsn.clone();
     let store = relay_selfhosted::PgRecordStore::connect(&relay_selfhosted::PgConfig::new(app_dsn))
         .await
         .unwrap();
@@ -568,15 +531,7 @@ async fn bench_pg(admin_dsn: &str, records: usize) -> Vec<Row> {
         });
     }
     store.close().await;
-    owner.close().await;
-    admin
-        .execute(format!("DROP DATABASE \"{db}\" WITH (FORCE)").as_str())
-        .await
-        .unwrap();
-    admin
-        .execute(format!("DROP ROLE \"{role}\"").as_str())
-        .await
-        .unwrap();
+    bench_db.drop_all().await;
     rows
 }
 

@@ -29,6 +29,42 @@ pub async fn open_stores(c: &ServerConfig) -> Result<ServerStores, BoxError> {
     Ok(stores)
 }
 
+/// The stores every provider but `local` keeps in Postgres.
+#[cfg(any(
+    feature = "selfhosted",
+    feature = "aws",
+    feature = "gcp",
+    feature = "azure"
+))]
+struct PgStores {
+    records: Arc<relay_selfhosted::PgRecordStore>,
+    accounts: Arc<relay_selfhosted::PgAccountStore>,
+    changes: Arc<relay_selfhosted::PgChangeRequestStore>,
+}
+
+/// The record, account and change-request stores on Postgres (every provider but `local`),
+/// connected as the runtime role (refused if it could rewrite the log).
+#[cfg(any(
+    feature = "selfhosted",
+    feature = "aws",
+    feature = "gcp",
+    feature = "azure"
+))]
+async fn postgres(dsn: &str) -> Result<PgStores, BoxError> {
+    let records = Arc::new(
+        relay_selfhosted::PgRecordStore::connect(&relay_selfhosted::PgConfig::new(dsn)).await?,
+    );
+    Ok(PgStores {
+        accounts: Arc::new(relay_selfhosted::PgAccountStore::new(
+            records.pool().clone(),
+        )),
+        changes: Arc::new(relay_selfhosted::PgChangeRequestStore::new(
+            records.pool().clone(),
+        )),
+        records,
+    })
+}
+
 /// The Postgres runtime DSN and the Object Lock bucket (`load` checked both are set).
 #[cfg(any(feature = "selfhosted", feature = "aws"))]
 fn dsn_and_bucket(c: &ServerConfig) -> Result<(&str, &str), BoxError> {
@@ -53,11 +89,7 @@ async fn azure(c: &ServerConfig) -> Result<ServerStores, BoxError> {
     };
     let settings = relay_azure::AzureConfig::from_vars("RELAY_AZURE_", |k| std::env::var(k).ok())?;
     let adapters = relay_azure::open(&settings).await?;
-    let pg = Arc::new(
-        relay_selfhosted::PgRecordStore::connect(&relay_selfhosted::PgConfig::new(dsn.as_str()))
-            .await?,
-    );
-    let accounts = Arc::new(relay_selfhosted::PgAccountStore::new(pg.pool().clone()));
+    let pg = postgres(dsn).await?;
     let secrets: Arc<dyn relay_domain::ports::SecretProvider> = match adapters.secrets.clone() {
         Some(key_vault) => key_vault,
         None => Arc::new(relay_local::FileSecretProvider::open(
@@ -66,8 +98,9 @@ async fn azure(c: &ServerConfig) -> Result<ServerStores, BoxError> {
     };
     Ok(ServerStores {
         provider: "azure",
-        records: pg,
-        accounts,
+        records: pg.records,
+        accounts: pg.accounts,
+        changes: Some(pg.changes),
         secrets,
         notary: adapters.notary.clone(),
         clock: Arc::new(relay_local::SystemTimeSource::new()),
@@ -94,15 +127,12 @@ async fn gcp(c: &ServerConfig) -> Result<ServerStores, BoxError> {
     };
     let settings = relay_gcp::GcpConfig::from_vars("RELAY_GCP_", |k| std::env::var(k).ok())?;
     let adapters = relay_gcp::open(&settings).await?;
-    let pg = Arc::new(
-        relay_selfhosted::PgRecordStore::connect(&relay_selfhosted::PgConfig::new(dsn.as_str()))
-            .await?,
-    );
-    let accounts = Arc::new(relay_selfhosted::PgAccountStore::new(pg.pool().clone()));
+    let pg = postgres(dsn).await?;
     Ok(ServerStores {
         provider: "gcp",
-        records: pg,
-        accounts,
+        records: pg.records,
+        accounts: pg.accounts,
+        changes: Some(pg.changes),
         secrets: adapters.secrets.clone(),
         notary: adapters.notary.clone(),
         clock: Arc::new(relay_local::SystemTimeSource::new()),
@@ -124,10 +154,7 @@ async fn gcp(_: &ServerConfig) -> Result<ServerStores, BoxError> {
 #[cfg(feature = "selfhosted")]
 async fn selfhosted(c: &ServerConfig) -> Result<ServerStores, BoxError> {
     let (dsn, bucket) = dsn_and_bucket(c)?;
-    let pg = Arc::new(
-        relay_selfhosted::PgRecordStore::connect(&relay_selfhosted::PgConfig::new(dsn)).await?,
-    );
-    let accounts = Arc::new(relay_selfhosted::PgAccountStore::new(pg.pool().clone()));
+    let pg = postgres(dsn).await?;
     let secrets = Arc::new(relay_local::FileSecretProvider::open(
         c.data_dir.join("secrets"),
     )?);
@@ -142,8 +169,9 @@ async fn selfhosted(c: &ServerConfig) -> Result<ServerStores, BoxError> {
     );
     Ok(ServerStores {
         provider: "selfhosted",
-        records: pg,
-        accounts,
+        records: pg.records,
+        accounts: pg.accounts,
+        changes: Some(pg.changes),
         secrets,
         notary,
         clock: Arc::new(relay_local::SystemTimeSource::new()),
@@ -196,12 +224,12 @@ async fn aws(c: &ServerConfig) -> Result<ServerStores, BoxError> {
     let (dsn, _) = dsn_and_bucket(c)?;
     let settings = aws_config(c, |k| std::env::var(k).ok())?;
     let adapters = relay_aws::open(&settings).await?;
-    let pg = Arc::new(relay_aws::PgRecordStore::connect(&relay_aws::PgConfig::new(dsn)).await?);
-    let accounts = Arc::new(relay_aws::PgAccountStore::new(pg.pool().clone()));
+    let pg = postgres(dsn).await?;
     Ok(ServerStores {
         provider: "aws",
-        records: pg,
-        accounts,
+        records: pg.records,
+        accounts: pg.accounts,
+        changes: Some(pg.changes),
         secrets: Arc::new(adapters.secrets),
         notary: Arc::new(adapters.notary),
         clock: Arc::new(relay_local::SystemTimeSource::new()),

@@ -3,7 +3,9 @@
 //! by `relay-server migrate` (runtime on the SELECT/INSERT-only app role), an S3 bucket with
 //! Object Lock for the notary, and a real `relay-edge` forwarding its trail. The server is
 //! SIGKILLed once mid-way; at the end the Postgres replica equals the edge's trail record for
-//! record and `relay-server verify` passes.
+//! record and `relay-server verify` passes. Four-eyes configuration changes work on the
+//! Postgres change store: a proposal cannot be approved by its author, a second admin approves
+//! it, and it is still listed after a restart.
 //!
 //! Needs Postgres (`RELAY_TEST_PG_ADMIN_DSN`) and an S3 endpoint with Object Lock
 //! (`RELAY_TEST_S3_ENDPOINT`, default moto on 127.0.0.1:5000): skipped with a printed reason
@@ -18,6 +20,8 @@ use relay_domain::ports::{RecordStore, RecordStoreExt};
 use relay_domain::{Record, TrailId};
 use sqlx::postgres::PgConnectOptions;
 use sqlx::{ConnectOptions, Executor};
+
+mod common;
 
 const EDGE: &str = "ws-pg";
 
@@ -339,6 +343,31 @@ async fn server_on_postgres_and_s3_object_lock_holds_a_verified_replica() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     stop(&mut edge);
+    let change = four_eyes_change(server_port);
+    stop(&mut server);
+    server = spawn(
+        &server_bin(),
+        &server_args,
+        &logs.join("server.log"),
+        Some(&s3),
+    );
+    let start = Instant::now();
+    let listed = loop {
+        if let Ok(admin) = std::panic::catch_unwind(|| login(server_port, "bob")) {
+            break common::http_json(server_port, "GET", "/api/v1/changes", Some(&admin), None);
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "server did not come back"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(listed.0, 200, "{}", listed.1);
+    assert!(
+        listed.1.to_string().contains(&change),
+        "the approved change must survive a restart (Postgres): {}",
+        listed.1
+    );
     stop(&mut server);
 
     let edge_trail = edge_records(&edge_dir).await;
@@ -380,4 +409,55 @@ async fn server_on_postgres_and_s3_object_lock_holds_a_verified_replica() {
         .execute(format!("DROP ROLE IF EXISTS \"{role}\"").as_str())
         .await
         .unwrap();
+}
+
+const PASSWORD: &str = "correct horse battery";
+
+/// Logs `username` in over HTTP; panics unless it succeeds.
+fn login(port: u16, username: &str) -> String {
+    let body = serde_json::json!({"username": username, "password": PASSWORD});
+    let (status, reply) = common::http_json(port, "POST", "/api/v1/auth/login", None, Some(&body));
+    assert_eq!(status, 200, "login {username}: {reply}");
+    reply["token"].as_str().unwrap().to_owned()
+}
+
+/// Two admins on the server; ada proposes a notary interval, may not approve it herself (403),
+/// bob approves it with his password. Returns the change id.
+fn four_eyes_change(port: u16) -> String {
+    let call = |method, path: &str, token: Option<&str>, body: serde_json::Value| {
+        common::http_json(port, method, path, token, Some(&body))
+    };
+    let account = |name: &str, full: &str| serde_json::json!({"username": name, "full_name": full, "password": PASSWORD, "role": "admin"});
+    let (s, b) = call(
+        "POST",
+        "/api/v1/auth/register",
+        None,
+        account("ada", "Ada Admin"),
+    );
+    assert_eq!(s, 201, "{b}");
+    let ada = login(port, "ada");
+    let (s, b) = call(
+        "POST",
+        "/api/v1/accounts",
+        Some(&ada),
+        account("bob", "Bob Admin"),
+    );
+    assert_eq!(s, 201, "{b}");
+    let bob = login(port, "bob");
+    let (s, proposal) = call(
+        "POST",
+        "/api/v1/changes",
+        Some(&ada),
+        serde_json::json!({"setting": "notary_interval_secs", "value": 1800, "reason": "audit cadence"}),
+    );
+    assert_eq!(s, 201, "proposing on Postgres: {proposal}");
+    let id = proposal["id"].as_str().unwrap().to_owned();
+    let approval = serde_json::json!({"password": PASSWORD, "reason": "checked with QA"});
+    let approve = format!("/api/v1/changes/{id}/approve");
+    let (s, b) = call("POST", &approve, Some(&ada), approval.clone());
+    assert_eq!(s, 403, "self-approval must be refused: {b}");
+    let (s, b) = call("POST", &approve, Some(&bob), approval);
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["state"], "approved", "{b}");
+    id
 }

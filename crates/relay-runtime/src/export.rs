@@ -11,6 +11,7 @@
 use std::fs::{self, File};
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc;
 
 use relay_domain::export::render::{
     CSV_HEADER, JSON_CLOSE_AFTER_ROW, JSON_CLOSE_EMPTY, JSON_OPEN, JSON_SEPARATOR,
@@ -201,49 +202,108 @@ pub fn seal_posture(public: &SealPublicKey) -> serde_json::Value {
     })
 }
 
-/// A file being written, hashed as it goes.
+/// Bytes handed to a [`HashedFile`]'s writer thread at a time.
+const WRITE_CHUNK: usize = 1 << 20;
+/// Chunks that may wait for the writer thread: bounds the export's memory whatever its size.
+const WRITE_QUEUE: usize = 4;
+
+/// A file being written and hashed as it goes, on its own thread: rendering the next rows
+/// overlaps the hashing and the write system calls of the previous ones.
 struct HashedFile {
     path: PathBuf,
-    out: BufWriter<File>,
-    hasher: Sha256,
-    bytes: u64,
+    chunk: Vec<u8>,
+    to_writer: Option<mpsc::SyncSender<Vec<u8>>>,
+    writer: Option<std::thread::JoinHandle<io::Result<FileDigest>>>,
 }
 
 impl HashedFile {
     fn create(path: PathBuf) -> Result<Self, ExportError> {
-        let file = File::create_new(&path).map_err(|source| ExportError::Io {
+        let io_error = |source| ExportError::Io {
             path: path.clone(),
             source,
-        })?;
+        };
+        let mut file = File::create_new(&path).map_err(io_error)?;
+        let (to_writer, chunks) = mpsc::sync_channel::<Vec<u8>>(WRITE_QUEUE);
+        let writer = std::thread::Builder::new()
+            .name("export-writer".into())
+            .spawn(move || {
+                let mut hasher = Sha256::new();
+                let mut bytes = 0u64;
+                for chunk in chunks {
+                    hasher.update(&chunk);
+                    file.write_all(&chunk)?;
+                    bytes += chunk.len() as u64;
+                }
+                file.sync_all()?;
+                Ok(FileDigest {
+                    sha256: Checksum(hasher.finalize().into()),
+                    bytes,
+                })
+            })
+            .map_err(io_error)?;
         Ok(Self {
             path,
-            out: BufWriter::with_capacity(1 << 20, file),
-            hasher: Sha256::new(),
-            bytes: 0,
+            chunk: Vec::with_capacity(WRITE_CHUNK),
+            to_writer: Some(to_writer),
+            writer: Some(writer),
         })
     }
 
     fn write(&mut self, data: &[u8]) -> Result<(), ExportError> {
-        self.hasher.update(data);
-        self.bytes += data.len() as u64;
-        self.out.write_all(data).map_err(|source| ExportError::Io {
+        self.chunk.extend_from_slice(data);
+        if self.chunk.len() >= WRITE_CHUNK {
+            self.hand_over()?;
+        }
+        Ok(())
+    }
+
+    /// Sends the buffered bytes to the writer thread; a writer that stopped reports why.
+    fn hand_over(&mut self) -> Result<(), ExportError> {
+        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(WRITE_CHUNK));
+        let sent = self
+            .to_writer
+            .as_ref()
+            .is_some_and(|tx| tx.send(chunk).is_ok());
+        match sent {
+            true => Ok(()),
+            false => Err(self.join_writer().err().unwrap_or_else(|| ExportError::Io {
+                path: self.path.clone(),
+                source: io::Error::other("the export writer stopped early"),
+            })),
+        }
+    }
+
+    /// Closes the queue and waits for the writer: the file's digest once it is on disk.
+    fn join_writer(&mut self) -> Result<FileDigest, ExportError> {
+        self.to_writer = None;
+        let outcome = match self.writer.take() {
+            Some(writer) => writer
+                .join()
+                .unwrap_or_else(|_| Err(io::Error::other("the export writer panicked"))),
+            None => Err(io::Error::other("the export writer already finished")),
+        };
+        outcome.map_err(|source| ExportError::Io {
             path: self.path.clone(),
             source,
         })
     }
 
-    fn finish(self) -> Result<FileDigest, ExportError> {
-        let path = self.path;
-        let file = self.out.into_inner().map_err(|e| ExportError::Io {
-            path: path.clone(),
-            source: e.into_error(),
-        })?;
-        file.sync_all()
-            .map_err(|source| ExportError::Io { path, source })?;
-        Ok(FileDigest {
-            sha256: Checksum(self.hasher.finalize().into()),
-            bytes: self.bytes,
-        })
+    fn finish(mut self) -> Result<FileDigest, ExportError> {
+        if !self.chunk.is_empty() {
+            self.hand_over()?;
+        }
+        self.join_writer()
+    }
+}
+
+impl Drop for HashedFile {
+    /// An abandoned file (the export failed): stop its writer before the package is removed.
+    fn drop(&mut self) {
+        if self.writer.is_some()
+            && let Err(e) = self.join_writer()
+        {
+            tracing::debug!(error = %e, "abandoned export file");
+        }
     }
 }
 
@@ -429,14 +489,11 @@ async fn write_package(
     let mut signatures_seen = 0usize;
     let mut buf = Vec::with_capacity(4096);
     let mut line = Vec::with_capacity(4096);
-    let mut after = 0u64;
-    'read: loop {
-        let page = store.read(trail, after, VERIFY_PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = last.chain_seq.get();
-        for record in &page {
+    // Renders one page; the next page is read while this runs (see the loop below).
+    let mut render_page = |page: &[Record]| -> Result<(), ExportError> {
+        for record in page {
             if record.chain_seq > head.seq {
-                break 'read;
+                break;
             }
             verifier.push(record).map_err(ExportError::Broken)?;
             let leaf = record_leaf_hash(record, &mut buf);
@@ -485,6 +542,23 @@ async fn write_package(
             }
             count += 1;
         }
+        Ok(())
+    };
+    // The store read of the next page overlaps the rendering of this one (the SQLite adapter
+    // reads on a blocking thread, Postgres on the server), so the export costs about one read
+    // of the trail or its rendering, whichever is slower, rather than their sum.
+    let mut page = store.read(trail, 0, VERIFY_PAGE).await?;
+    while let Some(last) = page.last() {
+        let after = last.chain_seq.get();
+        if after >= head.seq.get() {
+            render_page(&page)?;
+            break;
+        }
+        let (next, rendered) = tokio::join!(store.read(trail, after, VERIFY_PAGE), async {
+            render_page(&page)
+        });
+        rendered?;
+        page = next?;
     }
     let summary = verifier.finish().map_err(ExportError::Broken)?;
     if summary.head != Some((head.seq, head.checksum)) {
@@ -620,9 +694,10 @@ async fn read_signatures(
             if record.chain_seq > head {
                 return Ok(out);
             }
-            if record.kind != kind
-                || record.chain_seq.get() <= out.last().map_or(0, |r: &Record| r.chain_seq.get())
-            {
+            let in_order = out
+                .last()
+                .is_none_or(|prev: &Record| prev.chain_seq < record.chain_seq);
+            if record.kind != kind || !in_order {
                 return Err(inconsistent_signatures(trail, record.chain_seq));
             }
             out.push(record);
@@ -824,17 +899,9 @@ impl relay_api::SealedExporter for DirExporter {
             .collect();
         let name = format!("{}-{stamp}-{}.zip", job.trail, std::process::id());
         // On a server of record a forwarded trail is checked with its edge's keys.
-        let keys = match crate::verify::forwarded_key_ring(self.secrets.as_ref(), &job.trail)
+        let keys = crate::verify::trail_key_ring(self.secrets.as_ref(), &job.trail)
             .await
-            .map_err(|e| E::Failed(crate::edge::error_chain(&e)))?
-        {
-            Some(ring) => ring,
-            None => self
-                .secrets
-                .key_ring(&SecretName::trail_hmac())
-                .await
-                .map_err(|e| E::Failed(crate::edge::error_chain(&e)))?,
-        };
+            .map_err(|e| E::Failed(crate::edge::error_chain(&e)))?;
         let request = ExportRequest {
             trail: job.trail,
             from_seq: job.from_seq,

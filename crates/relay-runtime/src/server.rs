@@ -40,6 +40,8 @@ pub struct ServerStores {
     pub notary: Arc<dyn Notary>,
     /// The server clock (system or NTP).
     pub clock: Arc<dyn TimeSource>,
+    /// Four-eyes configuration change requests (`None`: `/api/v1/changes` answers 503).
+    pub changes: Option<Arc<dyn ChangeRequestStore>>,
     /// Called once at shutdown to close pools.
     pub local: Option<relay_local::LocalAdapters>,
 }
@@ -57,6 +59,7 @@ impl ServerStores {
             secrets: adapters.secrets.clone(),
             notary: adapters.notary.clone(),
             clock: adapters.clock.clone(),
+            changes: Some(adapters.changes.clone()),
             local: Some(adapters),
         })
     }
@@ -139,30 +142,16 @@ pub struct ServerRuntime {
 }
 
 impl ServerRuntime {
-    /// Records the posture, starts the notary scheduler and serves API, UI and ingest. Four-eyes
-    /// changes are enabled on the local provider's change store; use
-    /// [`Self::start_with_changes`] to give another one (Postgres).
+    /// Records the posture, starts the notary scheduler and serves API, UI and ingest, with
+    /// four-eyes changes on `stores.changes` (`None`: `/api/v1/changes` answers 503). Approved
+    /// `notary_interval_secs` and `registration_closed` changes are applied over `settings` at
+    /// start; approved ingest token revocations are replayed, so a revoked edge stays refused
+    /// after a restart; role and ingest token changes approved while running take effect at once.
     pub async fn start(
         stores: ServerStores,
-        settings: ServerSettings,
-    ) -> Result<Self, ServerError> {
-        let changes: Option<Arc<dyn ChangeRequestStore>> = match &stores.local {
-            Some(local) => Some(local.changes.clone() as Arc<dyn ChangeRequestStore>),
-            None => None,
-        };
-        Self::start_with_changes(stores, settings, changes).await
-    }
-
-    /// As [`Self::start`], with four-eyes changes on `changes` (`None`: `/api/v1/changes`
-    /// answers 503). Approved `notary_interval_secs` and `registration_closed` changes are
-    /// applied over `settings` at start; approved ingest token revocations are replayed, so a
-    /// revoked edge stays refused after a restart; role and ingest token changes approved while
-    /// running take effect at once.
-    pub async fn start_with_changes(
-        stores: ServerStores,
         mut settings: ServerSettings,
-        changes: Option<Arc<dyn ChangeRequestStore>>,
     ) -> Result<Self, ServerError> {
+        let changes = stores.changes.clone();
         let approved = match &changes {
             Some(store) => crate::config_guard::approved_changes(store.as_ref())
                 .await

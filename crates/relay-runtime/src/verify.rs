@@ -50,6 +50,18 @@ pub async fn forwarded_key_ring(
     }
 }
 
+/// The keys `trail_id` is checked with: its edge's ([`forwarded_key_ring`]) on a server of
+/// record, else the process's own `trail-hmac` keys.
+pub async fn trail_key_ring(
+    secrets: &dyn relay_domain::ports::SecretProvider,
+    trail_id: &TrailId,
+) -> Result<relay_domain::KeyRing, SecretError> {
+    match forwarded_key_ring(secrets, trail_id).await? {
+        Some(ring) => Ok(ring),
+        None => secrets.key_ring(&SecretName::trail_hmac()).await,
+    }
+}
+
 /// Verifies `only` (or every trail), calling `progress(trail, records_checked)` as it goes.
 pub async fn verify_trails(
     store: &dyn RecordStore,

@@ -309,3 +309,22 @@ pub fn apply_decision(
     request.decision_reason = Some(decision.reason.clone());
     Ok(())
 }
+
+impl ChangeRequest {
+    /// The JSON document a SQL store keeps for the request (shared by adapters, so every store
+    /// writes and reads the same shape).
+    pub fn to_stored_json(&self) -> Result<String, ChangeStoreError> {
+        serde_json::to_string(self).map_err(|e| ChangeStoreError::Other {
+            message: format!("a change request could not be encoded: {e}"),
+            source: None,
+        })
+    }
+
+    /// Reads back what [`to_stored_json`](Self::to_stored_json) wrote.
+    pub fn from_stored_json(body: &str) -> Result<Self, ChangeStoreError> {
+        serde_json::from_str(body).map_err(|e| ChangeStoreError::Other {
+            message: format!("a stored change request is unreadable: {e}"),
+            source: None,
+        })
+    }
+}

@@ -1,0 +1,82 @@
+//! A throw-away Postgres database for the Postgres benches (`pg`, `ingest`): created and
+//! migrated as the admin, with a runtime role holding SELECT, INSERT only (two-role custody, as
+//! in production), plus the baseline's `plain_log` table (the same columns as `event_log`, no
+//! triggers, no chain). [`BenchDb::drop_all`] removes database and role.
+
+use std::str::FromStr;
+
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
+use sqlx::{ConnectOptions, Executor};
+
+/// The bench database, its owner pool and the runtime role's DSN.
+pub(crate) struct BenchDb {
+    admin: PgConnection,
+    db: String,
+    role: String,
+    /// The owner (admin) on the bench database: baseline inserts and size queries.
+    pub(crate) owner: PgPool,
+    /// DSN of the runtime role on the bench database.
+    pub(crate) app_dsn: String,
+}
+
+impl BenchDb {
+    /// Creates `relay_bench_<tag>_<pid>`, migrates it and creates `plain_log`.
+    pub(crate) async fn create(admin_dsn: &str, tag: &str) -> Self {
+        let admin_options = PgConnectOptions::from_str(admin_dsn).unwrap();
+        let mut admin = admin_options.clone().connect().await.unwrap();
+        let db = format!("relay_bench_{tag}{}", std::process::id());
+        let role = format!("relay_bench_{tag}app_{}", std::process::id());
+        admin
+            .execute(format!("CREATE DATABASE \"{db}\"").as_str())
+            .await
+            .unwrap();
+        let owner_options = admin_options.clone().database(&db);
+        relay_selfhosted::migrate(
+            &relay_selfhosted::MigrateConfig::new(owner_options.to_url_lossy().to_string())
+                .app_role(role.clone()),
+        )
+        .await
+        .unwrap();
+        let owner = PgPoolOptions::new()
+            .max_connections(2)
+            .connect_with(owner_options)
+            .await
+            .unwrap();
+        sqlx::raw_sql(
+            "CREATE TABLE plain_log (trail_id text COLLATE \"C\" NOT NULL, chain_seq bigint NOT NULL, \
+             prev_checksum text NOT NULL, checksum text NOT NULL, kind text NOT NULL, \
+             actor text NOT NULL, actor_source text NOT NULL, occurred_at text NOT NULL, \
+             recorded_at text NOT NULL, time_source text NOT NULL, device text NOT NULL, \
+             project text, subject text, payload text NOT NULL, key_id text NOT NULL, \
+             PRIMARY KEY (trail_id, chain_seq))",
+        )
+        .execute(&owner)
+        .await
+        .unwrap();
+        let app_dsn = format!(
+            "postgres://{role}@{}:{}/{db}",
+            admin_options.get_host(),
+            admin_options.get_port()
+        );
+        Self {
+            admin,
+            db,
+            role,
+            owner,
+            app_dsn,
+        }
+    }
+
+    /// Closes the owner pool and drops the database and the role.
+    pub(crate) async fn drop_all(mut self) {
+        self.owner.close().await;
+        self.admin
+            .execute(format!("DROP DATABASE \"{}\" WITH (FORCE)", self.db).as_str())
+            .await
+            .unwrap();
+        self.admin
+            .execute(format!("DROP ROLE \"{}\"", self.role).as_str())
+            .await
+            .unwrap();
+    }
+}
