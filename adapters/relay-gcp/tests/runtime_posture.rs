@@ -58,6 +58,7 @@ async fn server_records_the_unenforced_gcs_notary_in_its_startup_posture() {
             api: relay_api::ApiConfig::new(device),
             notary_interval: Duration::from_secs(3600),
             exports_dir: exports.path().to_owned(),
+            config: None,
         };
         let server = ServerRuntime::start(stores, settings).await.unwrap();
 

@@ -263,6 +263,7 @@ async fn run(c: config::ServerConfig) -> Result<(), BoxError> {
         api,
         notary_interval: std::time::Duration::from_secs(c.notary_interval_secs),
         exports_dir: c.data_dir.join("exports"),
+        config: Some(serde_json::to_value(&c)?),
     };
     let server = relay_runtime::server::ServerRuntime::start(stores, settings).await?;
     server.run_until_signal().await?;

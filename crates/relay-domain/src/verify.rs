@@ -208,7 +208,10 @@ impl<'k> ChainVerifier<'k> {
             None => (ChainSeq::FIRST, GENESIS),
             Some((s, c)) => (s.next(), c),
         };
-        if seq != expected_seq {
+        // `next` saturates at u64::MAX: nothing may follow a record there, not even a second
+        // record at the same seq that links correctly.
+        let repeats_last = self.last.is_some_and(|(last_seq, _)| last_seq == seq);
+        if seq != expected_seq || repeats_last {
             let reason = match self.last {
                 Some((last_seq, _)) if seq == last_seq => VerifyFailureReason::Duplicate,
                 Some((last_seq, _)) if seq < last_seq => {

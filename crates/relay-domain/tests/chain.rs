@@ -273,6 +273,29 @@ fn resume_after_verifies_a_range() {
 }
 
 #[test]
+fn nothing_follows_a_record_at_the_last_possible_seq() {
+    // A chain resumed just below u64::MAX: a record at MAX verifies, a second record at MAX
+    // that links to it and carries a valid HMAC (the attacker holds the key) must not.
+    let k = key(7, "k-a");
+    let keys = ring();
+    let template = chain_of(1).remove(0);
+    let base = Checksum([9; 32]);
+    let mut last = template.clone();
+    last.chain_seq = ChainSeq::new(u64::MAX).unwrap();
+    last.prev_checksum = base;
+    last.checksum = checksum_of(&last, &k);
+    let mut again = last.clone();
+    again.prev_checksum = last.checksum;
+    again.checksum = checksum_of(&again, &k);
+    let mut v =
+        ChainVerifier::new(trail(), &keys).resume_after(ChainSeq::new(u64::MAX - 1).unwrap(), base);
+    v.push(&last).unwrap();
+    let failure = v.push(&again).unwrap_err();
+    assert_eq!(failure.seq.get(), u64::MAX);
+    assert!(matches!(failure.reason, VerifyFailureReason::Duplicate));
+}
+
+#[test]
 fn append_without_actor_is_refused_and_stores_nothing() {
     let store = Arc::new(InMemoryRecordStore::new());
     let svc = service(store.clone(), key(7, "k-a"));

@@ -81,8 +81,9 @@ pub enum ConfigGuardError {
 }
 
 /// A copy of `config` with the value of every key naming a credential (`token`, `secret`,
-/// `password`) replaced by the digest of that value: drift in a credential is still detected,
-/// and no credential is ever written into the trail.
+/// `password`, `dsn`: a connection string may carry a password) replaced by the digest of that
+/// value: drift in a credential is still detected, and no credential is ever written into the
+/// trail.
 pub fn redact_credentials(config: &Value) -> Value {
     match config {
         Value::Object(map) => Value::Object(
@@ -90,7 +91,7 @@ pub fn redact_credentials(config: &Value) -> Value {
                 .map(|(k, v)| {
                     let lower = k.to_ascii_lowercase();
                     let v = if !v.is_null()
-                        && ["token", "secret", "password"]
+                        && ["token", "secret", "password", "dsn"]
                             .iter()
                             .any(|w| lower.contains(w))
                     {

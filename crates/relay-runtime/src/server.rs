@@ -92,6 +92,10 @@ pub struct ServerSettings {
     /// Where sealed export packages requested through `POST /api/v1/exports` are written
     /// (created on first use), e.g. `<data_dir>/exports`.
     pub exports_dir: std::path::PathBuf,
+    /// The effective configuration as JSON, compared at start-up with the last approved one
+    /// ([`crate::config_guard`]: `CONFIG_BASELINE` on first start, `CONFIG_DRIFT` when edited
+    /// behind the server's back); `None`, or no change store, skips the check.
+    pub config: Option<serde_json::Value>,
 }
 
 /// Why the server could not start.
@@ -159,6 +163,14 @@ impl ServerRuntime {
             None => Vec::new(),
         };
         let applied_changes = apply_approved_server_changes(&approved, &mut settings);
+        let config_assessment = match (&changes, &settings.config) {
+            (Some(store), Some(config)) => Some(
+                crate::config_guard::assess_config(store.as_ref(), config)
+                    .await
+                    .map_err(|e| ServerError::Open(error_chain(&e)))?,
+            ),
+            _ => None,
+        };
         let secret = stores
             .secrets
             .current_or_create(&SecretName::trail_hmac())
@@ -224,6 +236,7 @@ impl ServerRuntime {
             "record_store": stores.provider,
             "tls": settings.tls.is_some(),
             "approved_changes_applied": applied_changes,
+            "config": config_assessment.as_ref().map(|a| a.posture.to_json()),
             "ingest": {
                 "edges": settings.ingest.edges,
                 "edges_without_token": without_token,
@@ -235,6 +248,12 @@ impl ServerRuntime {
             .record(EventKind::startup(), None, posture)
             .await
             .map_err(ServerError::Posture)?;
+        if let (Some(assessment), Some(store)) = (config_assessment, &changes) {
+            assessment
+                .record(store.as_ref(), &journal)
+                .await
+                .map_err(|e| ServerError::Open(error_chain(&e)))?;
+        }
 
         let notary_scheduler = NotaryScheduler::new(
             stores.records.clone(),

@@ -54,6 +54,7 @@ async fn start_server(edge_secrets: &Path, tls: Option<TlsFiles>) -> Server {
         api: relay_api::ApiConfig::new(Device::new("server-1").unwrap()),
         notary_interval: Duration::from_secs(3600),
         exports_dir: dir.path().join("exports"),
+        config: None,
     };
     let runtime = ServerRuntime::start(stores, settings).await.unwrap();
     let url = format!("{scheme}://localhost:{}", runtime.http_addr().port());

@@ -30,6 +30,7 @@ fn settings(dir: &TempDir) -> ServerSettings {
         api: relay_api::ApiConfig::new(Device::new("server-1").unwrap()),
         notary_interval: Duration::from_secs(3600),
         exports_dir: dir.path().join("exports"),
+        config: None,
     }
 }
 
