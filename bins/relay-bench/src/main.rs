@@ -7,6 +7,10 @@
 //! `cargo run --release -p relay-bench -- pg [--admin-dsn DSN] [--records N]` measures batched
 //! chained appends into Postgres through the self-hosted adapter (batches of 1, 100, 1000) next
 //! to a plain batched INSERT of the same rows, in a database it creates and drops.
+//!
+//! With `--json FILE` every run also appends its rows, each with its issue-11 target checked, as
+//! JSON lines; `relay-bench report --from FILE... --write docs/performance.md` renders them as one
+//! table between the report markers. `scripts/bench.sh` runs all of it in one command.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -28,9 +32,12 @@ use relay_domain::{
 use relay_local::{SqliteRecordStore, SystemTimeSource};
 use sha2::{Digest, Sha256};
 
+mod api_bench;
 mod bench_db;
+mod capture_bench;
 mod export_bench;
 mod ingest_bench;
+mod report;
 
 /// Measures the relay's hot paths against baselines.
 #[derive(Debug, Parser)]
@@ -53,6 +60,22 @@ struct Args {
     /// Directory for the benchmark databases (same disk as production data, ideally).
     #[arg(long)]
     dir: Option<PathBuf>,
+    /// Size in MiB of the file hashed by capture and by `openssl dgst -sha256` (0: skip).
+    #[arg(long, default_value_t = 2048)]
+    hash_file_mib: usize,
+    /// Small files dropped at once for the burst capture row (0: skip).
+    #[arg(long, default_value_t = 10_000)]
+    burst_files: usize,
+    /// Size of each burst file in bytes.
+    #[arg(long, default_value_t = 4096)]
+    burst_file_bytes: usize,
+    /// Settle window of the capture engine in the burst row, in milliseconds.
+    #[arg(long, default_value_t = 100)]
+    burst_settle_ms: u64,
+    /// Also append every row as a JSON line (with its target checked) to this file, for
+    /// `relay-bench report`.
+    #[arg(long, global = true)]
+    json: Option<PathBuf>,
     /// A single benchmark instead of the default set.
     #[command(subcommand)]
     command: Option<Bench>,
@@ -60,6 +83,34 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Bench {
+    /// Renders the JSON rows of earlier runs (`--json`) as one table with targets, the machine
+    /// and the command, and splices it between the report markers of a document.
+    Report {
+        /// JSON-lines files written by `--json`, in table order.
+        #[arg(long, num_args = 1.., required = true)]
+        from: Vec<PathBuf>,
+        /// Document whose `<!-- bench-report:begin -->` .. `end` section is replaced.
+        #[arg(long)]
+        write: Option<PathBuf>,
+        /// The command that produced the rows, as shown in the report.
+        #[arg(long, default_value = "scripts/bench.sh")]
+        command_line: String,
+        /// When the run started (UTC).
+        #[arg(long, default_value = "")]
+        started: String,
+        /// When the run finished (UTC).
+        #[arg(long, default_value = "")]
+        finished: String,
+        /// Load average when the run started.
+        #[arg(long, default_value = "")]
+        load_at_start: String,
+        /// The sizes of the run, as shown in the report.
+        #[arg(long, default_value = "")]
+        sizes: String,
+        /// Rows that could not be measured, with the reason (repeatable).
+        #[arg(long)]
+        missing: Vec<String>,
+    },
     /// Batched chained appends into Postgres (self-hosted adapter) vs plain batched INSERT.
     Pg {
         /// DSN of a role that may create databases and roles (the bench drops what it creates).
@@ -97,6 +148,20 @@ enum Bench {
         /// Which renderings to write: csv, json or both.
         #[arg(long, default_value = "both")]
         format: String,
+    },
+    /// The review API of a real release `relay-edge` (next to this executable) under `wrk`:
+    /// `GET /api/v1/events`, pages of 100 at random offsets, paced, then unpaced. Build it first:
+    /// `cargo build --release -p relay-edge -p relay-bench`; needs `wrk` on PATH.
+    Api {
+        /// Records in the served trail.
+        #[arg(long, default_value_t = 100_000)]
+        records: usize,
+        /// Duration of each wrk run (paced, then unpaced), in seconds.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// Requests per second of the paced run.
+        #[arg(long, default_value_t = 200)]
+        rate: u32,
     },
 }
 
@@ -536,6 +601,7 @@ async fn bench_pg(admin_dsn: &str, records: usize) -> Vec<Row> {
 }
 
 fn print_rows(rows: Vec<Row>) {
+    report::emit(&rows);
     println!("| path | ours | baseline (same run) | ours / baseline |");
     println!("|---|---|---|---|");
     for r in rows {
@@ -545,6 +611,52 @@ fn print_rows(rows: Vec<Row>) {
 
 fn main() {
     let args = Args::parse();
+    report::set_output(args.json.clone());
+    if let Some(Bench::Report {
+        from,
+        write,
+        command_line,
+        started,
+        finished,
+        load_at_start,
+        sizes,
+        missing,
+    }) = &args.command
+    {
+        let info = report::RunInfo {
+            command: command_line,
+            started,
+            finished,
+            load_at_start,
+            sizes,
+            missing,
+        };
+        println!("{}", report::render(from, write.as_deref(), &info));
+        return;
+    }
+    if let Some(Bench::Api {
+        records,
+        seconds,
+        rate,
+    }) = &args.command
+    {
+        let tmp = match &args.dir {
+            Some(d) => tempfile::tempdir_in(d).unwrap(),
+            None => tempfile::tempdir().unwrap(),
+        };
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        print_rows(api_bench::bench_api(
+            &rt,
+            *records,
+            *seconds,
+            *rate,
+            tmp.path(),
+        ));
+        return;
+    }
     if let Some(Bench::Export { records, format }) = &args.command {
         let tmp = match &args.dir {
             Some(d) => tempfile::tempdir_in(d).unwrap(),
@@ -598,5 +710,24 @@ fn main() {
         args.appends, args.concurrency
     );
     rows.extend(rt.block_on(bench_appends(args.appends, args.concurrency, tmp.path())));
+    if args.hash_file_mib > 0 {
+        eprintln!(
+            "capture hashing: {} MiB file vs openssl dgst -sha256",
+            args.hash_file_mib
+        );
+        rows.push(capture_bench::bench_hash_file(
+            args.hash_file_mib,
+            tmp.path(),
+        ));
+    }
+    if args.burst_files > 0 {
+        eprintln!("burst capture: {} files", args.burst_files);
+        rows.push(rt.block_on(capture_bench::bench_burst(
+            args.burst_files,
+            args.burst_file_bytes,
+            Duration::from_millis(args.burst_settle_ms),
+            tmp.path(),
+        )));
+    }
     print_rows(rows);
 }

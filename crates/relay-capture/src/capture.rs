@@ -3,7 +3,7 @@
 //! appends run as concurrent tasks (so the append service can group-commit them), and the index
 //! changes only from records the store acknowledged.
 
-use std::collections::{BTreeSet, HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,8 +29,13 @@ use crate::stat::{FileKind, FileStat, Seen, lstat};
 use crate::stats::CaptureStats;
 use crate::watcher::{FolderWatcher, SIGNAL_QUEUE, WatchSignal};
 
-/// The most captures and appends running at once; further settled files wait in the tracker.
+/// The most captures and appends running at once; further settled files wait in `ready`.
 const MAX_JOBS: usize = 256;
+
+/// The most files stat'ed per tick (one blocking call of a few milliseconds). Observing is
+/// not bounded by [`MAX_JOBS`]: a burst of files settles at the rate they can be stat'ed, and
+/// the settled ones queue for a job slot instead of waiting for later ticks to be looked at.
+const OBSERVE_PER_TICK: usize = 4096;
 
 /// The subject used for problems with a root folder itself.
 const ROOT_SUBJECT: &str = ".";
@@ -88,6 +93,7 @@ impl Capture {
             tracker: SettleTracker::new(config.settle),
             busy: HashSet::new(),
             dirty: HashSet::new(),
+            ready: VecDeque::new(),
             failing: HashSet::new(),
             retries: HashMap::new(),
             jobs: JoinSet::new(),
@@ -277,6 +283,8 @@ struct Engine {
     busy: HashSet<FileKey>,
     /// Busy files that saw activity meanwhile: look again when the job ends.
     dirty: HashSet<FileKey>,
+    /// Settled files waiting for a job slot, oldest first (their keys are in `busy`).
+    ready: VecDeque<(FileKey, Settled)>,
     /// Failures being appended.
     failing: HashSet<FailureKey>,
     retries: HashMap<FileKey, u32>,
@@ -326,7 +334,10 @@ impl Engine {
                 // A dropped handle stops capture like a shutdown.
                 Step::Command(Some(Command::Shutdown) | None) => break,
                 Step::Signal(signal) => self.on_signal(signal),
-                Step::Job(done) => self.on_job(done),
+                Step::Job(done) => {
+                    self.on_job(done);
+                    self.start_ready();
+                }
                 Step::Scan(report) => self.on_scan(report),
                 Step::Tick => self.on_tick().await,
             }
@@ -340,6 +351,19 @@ impl Engine {
         self.watcher = None;
         // A walk cannot be interrupted; its report is no longer needed.
         self.scans.detach_all();
+        // Settled files still waiting for a slot: those with a digest get their one more try
+        // below; the rest are picked up by the next start's rescan.
+        let waiting = std::mem::take(&mut self.ready);
+        if !waiting.is_empty() {
+            warn!(trail = %self.trail(), files = waiting.len(),
+                "settled files not recorded before shutdown; the next start's rescan captures them");
+        }
+        for (key, settled) in waiting {
+            self.busy.remove(&key);
+            if let (Some(cached), Seen::Present(stat)) = (settled.cached, &settled.seen) {
+                self.spawn_capture(key, settled.path, *stat, Some(cached));
+            }
+        }
         // Digests already computed but not yet appended: one more try before returning.
         for (key, path, stat, digest) in self.tracker.with_cached_digest() {
             if !self.busy.contains(&key) {
@@ -365,7 +389,7 @@ impl Engine {
 
     fn publish(&mut self) {
         let mut snapshot = self.counters;
-        snapshot.pending = self.tracker.len();
+        snapshot.pending = self.tracker.len() + self.ready.len();
         snapshot.in_flight = self.jobs.len();
         snapshot.scanning = !self.scans.is_empty()
             || (!self.stopping && (self.want_full || !self.want_scopes.is_empty()));
@@ -481,11 +505,10 @@ impl Engine {
             self.counters.watcher_rescans += 1;
             self.want_full = true;
         }
-        let room = MAX_JOBS.saturating_sub(self.jobs.len());
-        if room == 0 || self.stopping {
+        if self.stopping {
             return;
         }
-        let due = self.tracker.due(Instant::now(), room);
+        let due = self.tracker.due(Instant::now(), OBSERVE_PER_TICK);
         if due.is_empty() {
             return;
         }
@@ -526,8 +549,30 @@ impl Engine {
                 continue;
             }
             if let Some(settled) = self.tracker.observe(&key, seen, now) {
-                self.on_settled(key, settled);
+                if self.ready.is_empty() && self.jobs.len() < MAX_JOBS {
+                    self.on_settled(key, settled);
+                } else {
+                    self.busy.insert(key.clone());
+                    self.ready.push_back((key, settled));
+                }
             }
+        }
+    }
+
+    /// Starts queued settled files while job slots are free. A file that saw activity while
+    /// it waited settles again instead (its queued observation is stale).
+    fn start_ready(&mut self) {
+        while self.jobs.len() < MAX_JOBS && !self.stopping {
+            let Some((key, settled)) = self.ready.pop_front() else {
+                return;
+            };
+            self.busy.remove(&key);
+            if self.dirty.remove(&key) {
+                self.tracker
+                    .touch(key, settled.path, settled.last_regular, Instant::now());
+                continue;
+            }
+            self.on_settled(key, settled);
         }
     }
 

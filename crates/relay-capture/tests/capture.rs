@@ -367,3 +367,60 @@ async fn folders_moved_in_and_out_are_reconciled() {
     assert_eq!(deleted, ["exp7/fid", "exp7/pdata/1/1r"]);
     assert_eq!(relay.verify().await, 4);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_beyond_the_job_limit_is_captured_once_each() {
+    // 2,000 files appear at once (renamed in from a staging folder): far more settle together
+    // than jobs may run (256), so most wait in the ready queue. Every one is recorded exactly
+    // once with its own digest, and a few rewritten right after the burst are recorded with
+    // their final content (as created, or created then modified), never lost.
+    let root = tempfile::tempdir().unwrap();
+    let staging = tempfile::tempdir().unwrap();
+    let relay = Relay::new();
+    let capture = Capture::start(relay.config(root.path()), relay.append.clone())
+        .await
+        .unwrap();
+    capture.wait_idle(WAIT).await.unwrap();
+
+    const FILES: u64 = 2000;
+    let mut expected = BTreeMap::new();
+    for i in 0..FILES {
+        let data = content(50_000 + i, 512 + (i as usize % 7) * 100);
+        fs::write(staging.path().join(format!("b{i:04}.fid")), &data).unwrap();
+        expected.insert(format!("b{i:04}.fid"), sha256_hex(&data));
+    }
+    for i in 0..FILES {
+        let name = format!("b{i:04}.fid");
+        fs::rename(staging.path().join(&name), root.path().join(&name)).unwrap();
+    }
+    for i in (0..FILES).step_by(400) {
+        let data = content(90_000 + i, 333);
+        fs::write(root.path().join(format!("b{i:04}.fid")), &data).unwrap();
+        expected.insert(format!("b{i:04}.fid"), sha256_hex(&data));
+    }
+
+    capture
+        .wait_until(|s| s.captured >= FILES, WAIT)
+        .await
+        .unwrap_or_else(|e| panic!("{e}: {}", summary(&capture.stats())));
+    tokio::time::sleep(SETTLE * 3).await;
+    capture.wait_idle(WAIT).await.unwrap();
+    let stats = capture.shutdown().await.unwrap();
+    assert_eq!(stats.captured, FILES, "{}", summary(&stats));
+
+    let mut last = BTreeMap::new();
+    let created = relay.of_kind("FILE_CREATED").await;
+    assert_eq!(created.len(), FILES as usize, "one FILE_CREATED per file");
+    for r in created
+        .iter()
+        .chain(relay.of_kind("FILE_MODIFIED").await.iter())
+    {
+        last.insert(subject(r), field(r, "sha256").as_str().unwrap().to_owned());
+    }
+    assert_eq!(
+        last, expected,
+        "every file's last record carries its final digest"
+    );
+    assert!(relay.of_kind("CAPTURE_FAILED").await.is_empty());
+    relay.verify().await;
+}

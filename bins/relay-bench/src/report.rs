@@ -1,0 +1,439 @@
+//! The performance report of issue 11: every bench run with `--json FILE` appends one JSON line
+//! per row (path, ours, baseline, ratio, and the row's target checked by code), and
+//! `relay-bench report --from FILE... --write docs/performance.md` renders them as one table
+//! with the machine and the command, between the report markers of the document.
+
+use std::fmt::Write as _;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use serde_json::{Value, json};
+
+use super::Row;
+
+/// Where rows are appended as JSON lines, when `--json` was given.
+static OUTPUT: OnceLock<Option<PathBuf>> = OnceLock::new();
+
+/// The markers of the generated section in docs/performance.md.
+pub(crate) const BEGIN: &str = "<!-- bench-report:begin -->";
+/// See [`BEGIN`].
+pub(crate) const END: &str = "<!-- bench-report:end -->";
+
+/// Records where [`emit`] writes (once, at start-up).
+pub(crate) fn set_output(path: Option<PathBuf>) {
+    OUTPUT.set(path).expect("report output is set once");
+}
+
+/// The target of a row and whether this run met it (`None`: no target, or not applicable).
+struct Check {
+    target: String,
+    met: Option<bool>,
+    note: String,
+}
+
+impl Check {
+    fn info(note: &str) -> Self {
+        Self {
+            target: "-".into(),
+            met: None,
+            note: note.into(),
+        }
+    }
+
+    fn ratio_at_least(row: &Row, min_pct: f64) -> Self {
+        match parse_pct(&row.ratio) {
+            Some(pct) => Self {
+                target: format!(">= {min_pct:.0}% of baseline"),
+                met: Some(pct >= min_pct),
+                note: format!("{pct:.0}% vs >= {min_pct:.0}%"),
+            },
+            None => Self {
+                target: format!(">= {min_pct:.0}% of baseline"),
+                met: None,
+                note: format!("no ratio in {:?}", row.ratio),
+            },
+        }
+    }
+}
+
+/// The issue's target for a row, checked against the row's figures. Rows are matched by the
+/// start of their `path`; `export_records` is the size of the export the row belongs to.
+fn check(row: &Row, export_records: Option<u64>) -> Check {
+    let p = row.path;
+    let full_export = |what: &str| -> Option<String> {
+        match export_records {
+            Some(n) if n >= 1_000_000 => None,
+            Some(n) => Some(format!(
+                "quick run ({n} records): the {what} target applies to 1,000,000"
+            )),
+            None => Some("record count unknown".into()),
+        }
+    };
+    if p.starts_with("chain verify, in memory") {
+        Check::ratio_at_least(row, 50.0)
+    } else if p.starts_with("capture hashing of one large file") {
+        let mut c = Check::ratio_at_least(row, 90.0);
+        if let Some(mib) = number_before(&row.ours, " MiB file")
+            && mib < 2048.0
+        {
+            c.note
+                .push_str(&format!("; {mib:.0} MiB file (the issue's is 2 GB)"));
+        }
+        c
+    } else if p.starts_with("durable chained append, SQLite") {
+        Check::ratio_at_least(row, 80.0)
+    } else if p.starts_with("burst capture") {
+        let mut c = Check::ratio_at_least(row, 500.0);
+        if let Some(n) = number_after(&row.ours, "(")
+            && n < 10_000.0
+        {
+            c.note
+                .push_str(&format!("; {n:.0} files (the issue's burst is 10,000)"));
+        }
+        c
+    } else if p.starts_with("chained append, Postgres") {
+        Check::ratio_at_least(row, 75.0)
+    } else if p.starts_with("ingest over HTTP") {
+        match parse_rate(&row.ours) {
+            Some(r) => Check {
+                target: ">= 20 k rec/s (absolute)".into(),
+                met: Some(r >= 20_000.0),
+                note: format!("{:.1} k rec/s", r / 1e3),
+            },
+            None => Check::info("no rate"),
+        }
+    } else if p.starts_with("sealed export") {
+        let secs = number_before(&row.ours, " s,");
+        match (secs, full_export("< 10 s")) {
+            (Some(s), None) => Check {
+                target: "< 10 s for 1M records".into(),
+                met: Some(s < 10.0),
+                note: format!("{s:.1} s"),
+            },
+            (Some(s), Some(why)) => Check {
+                target: "< 10 s for 1M records".into(),
+                met: None,
+                note: format!("{s:.1} s; {why}"),
+            },
+            (None, _) => Check::info("no duration"),
+        }
+    } else if p.starts_with("relay-verify of that package") {
+        let secs = number_after(&row.ours, "(").filter(|_| row.ours.contains(" s, peak RSS"));
+        let rss = number_after(&row.ours, "peak RSS ");
+        let target = "< 10 s for 1M records, peak RSS < 64 MiB (flat)".to_owned();
+        match (secs, rss, full_export("< 10 s")) {
+            (Some(s), Some(m), None) => Check {
+                target,
+                met: Some(s < 10.0 && m < 64.0),
+                note: format!("{s:.1} s, {m:.1} MiB"),
+            },
+            (Some(s), Some(m), Some(why)) => Check {
+                target,
+                met: if m < 64.0 { None } else { Some(false) },
+                note: format!("{s:.1} s, {m:.1} MiB; {why}"),
+            },
+            _ => Check::info("no duration or RSS"),
+        }
+    } else if p.starts_with("API GET /api/v1/events, page of 100, paced") {
+        let p99 = number_after(&row.ours, "p99 ");
+        let wanted = number_after(&row.baseline, " ms at ");
+        let got = number_after(&row.ours, " ms** at ").or_else(|| number_after(&row.ours, " at "));
+        match p99 {
+            Some(ms) => {
+                // The p99 counts only if the paced rate was actually delivered.
+                let delivered = match (got, wanted) {
+                    (Some(g), Some(w)) => g >= 0.9 * w,
+                    _ => true,
+                };
+                Check {
+                    target: "p99 < 50 ms at 200 req/s (wrk)".into(),
+                    met: Some(ms < 50.0 && delivered),
+                    note: match (got, wanted) {
+                        (Some(g), Some(w)) => {
+                            format!("p99 {ms:.1} ms at {g:.0} req/s (asked {w:.0})")
+                        }
+                        _ => format!("p99 {ms:.1} ms"),
+                    },
+                }
+            }
+            None => Check::info("no p99"),
+        }
+    } else {
+        Check::info("context (no target of its own)")
+    }
+}
+
+/// Appends `rows` to the `--json` file, if one was given.
+pub(crate) fn emit(rows: &[Row]) {
+    let Some(Some(path)) = OUTPUT.get() else {
+        return;
+    };
+    let mut out = String::new();
+    let mut export_records = None;
+    for row in rows {
+        if row.path.starts_with("sealed export") {
+            export_records = number_after(&row.ours, "(").map(|n| n as u64);
+        }
+        let c = check(row, export_records);
+        let line = json!({
+            "path": row.path, "ours": row.ours, "baseline": row.baseline, "ratio": row.ratio,
+            "target": c.target, "met": c.met, "note": c.note,
+        });
+        out.push_str(&line.to_string());
+        out.push('\n');
+    }
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
+    file.write_all(out.as_bytes()).unwrap();
+}
+
+/// What `relay-bench report` needs besides the rows.
+pub(crate) struct RunInfo<'a> {
+    pub command: &'a str,
+    pub started: &'a str,
+    pub finished: &'a str,
+    pub load_at_start: &'a str,
+    pub sizes: &'a str,
+    pub missing: &'a [String],
+}
+
+/// Renders the rows of `from` (JSON lines, in order) as the report section; writes it between
+/// the markers of `write` if given; returns the section.
+pub(crate) fn render(from: &[PathBuf], write: Option<&Path>, info: &RunInfo<'_>) -> String {
+    let mut rows: Vec<Value> = Vec::new();
+    for f in from {
+        let text = std::fs::read_to_string(f)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", f.display()));
+        for line in text.lines().filter(|l| !l.trim().is_empty()) {
+            rows.push(serde_json::from_str(line).expect("a JSON row"));
+        }
+    }
+    let s = |v: &Value, k: &str| v[k].as_str().unwrap_or("").replace('|', "\\|");
+    let (mut met, mut missed, mut na) = (0, 0, 0);
+    let mut table = String::new();
+    table.push_str("| path | ours | baseline (same run) | ours/baseline | target | met? |\n");
+    table.push_str("|---|---|---|---|---|---|\n");
+    for r in &rows {
+        let verdict = match r["met"].as_bool() {
+            Some(true) => {
+                met += 1;
+                format!("**yes** ({})", s(r, "note"))
+            }
+            Some(false) => {
+                missed += 1;
+                format!("**NO** ({})", s(r, "note"))
+            }
+            None if s(r, "target") == "-" => "-".to_owned(),
+            None => {
+                na += 1;
+                format!("n/a ({})", s(r, "note"))
+            }
+        };
+        let _ = writeln!(
+            table,
+            "| {} | {} | {} | {} | {} | {} |",
+            s(r, "path"),
+            s(r, "ours"),
+            s(r, "baseline"),
+            s(r, "ratio"),
+            s(r, "target"),
+            verdict
+        );
+    }
+    let mut out = String::new();
+    out.push_str(BEGIN);
+    out.push_str(
+        "\n<!-- generated by scripts/bench.sh (relay-bench report); do not edit by hand -->\n\n",
+    );
+    let _ = writeln!(out, "Command: `{}`", info.command);
+    out.push('\n');
+    let _ = writeln!(
+        out,
+        "Run: {} to {}. Machine: {}, {} cores, kernel {}, load average at start {}.",
+        info.started,
+        info.finished,
+        cpu_model(),
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| s.trim().to_owned())
+            .unwrap_or_else(|_| "unknown".into()),
+        info.load_at_start
+    );
+    if !info.sizes.is_empty() {
+        out.push('\n');
+        let _ = writeln!(out, "Sizes: {}.", info.sizes);
+    }
+    out.push('\n');
+    out.push_str(&table);
+    out.push('\n');
+    let _ = write!(
+        out,
+        "Targets checked by `relay-bench report` from the figures of this run: {met} met, {missed} missed"
+    );
+    if na > 0 {
+        let _ = write!(out, ", {na} not applicable at this run's sizes (quick run)");
+    }
+    out.push_str(". Rows with `-` give context and have no target of their own.\n");
+    for m in info.missing {
+        let _ = writeln!(out, "\nNot measured in this run: {m}.");
+    }
+    out.push_str(END);
+
+    if let Some(doc) = write {
+        let text = std::fs::read_to_string(doc)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", doc.display()));
+        let (Some(b), Some(e)) = (text.find(BEGIN), text.find(END)) else {
+            panic!(
+                "{} has no {BEGIN} ... {END} section to replace",
+                doc.display()
+            );
+        };
+        assert!(b < e, "report markers out of order in {}", doc.display());
+        let spliced = format!("{}{}{}", &text[..b], out, &text[e + END.len()..]);
+        std::fs::write(doc, spliced).unwrap();
+    }
+    out
+}
+
+fn cpu_model() -> String {
+    let lscpu = std::process::Command::new("lscpu")
+        .env("LC_ALL", "C")
+        .output()
+        .ok()
+        .and_then(|o| String::from_utf8(o.stdout).ok())
+        .and_then(|t| {
+            t.lines()
+                .find_map(|l| l.strip_prefix("Model name:").map(|m| m.trim().to_owned()))
+        });
+    lscpu
+        .or_else(|| {
+            std::fs::read_to_string("/proc/cpuinfo").ok().and_then(|t| {
+                t.lines().find_map(|l| {
+                    l.strip_prefix("model name")
+                        .and_then(|m| m.split_once(':'))
+                        .map(|(_, m)| m.trim().to_owned())
+                })
+            })
+        })
+        .unwrap_or_else(|| "unknown CPU".into())
+}
+
+/// `"58%"` -> 58.
+fn parse_pct(s: &str) -> Option<f64> {
+    s.trim().strip_suffix('%')?.trim().parse().ok()
+}
+
+/// `"1.19 M rec/s ..."` -> 1_190_000 (the format of `fmt_rate`).
+fn parse_rate(s: &str) -> Option<f64> {
+    let mut words = s.split_whitespace();
+    let n: f64 = words.next()?.trim_start_matches('*').parse().ok()?;
+    Some(match words.next() {
+        Some("M") => n * 1e6,
+        Some("k") => n * 1e3,
+        _ => n,
+    })
+}
+
+/// The number that ends right before the first `marker`: `number_before("5.7 s,", " s,")`.
+fn number_before(s: &str, marker: &str) -> Option<f64> {
+    let end = s.find(marker)?;
+    let head = s[..end].trim_end_matches('*');
+    let start = head
+        .rfind(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .map_or(0, |i| i + 1);
+    head[start..].parse().ok()
+}
+
+/// The number that starts right after the first `marker`: `number_after("(10000 records", "(")`.
+fn number_after(s: &str, marker: &str) -> Option<f64> {
+    let start = s.find(marker)? + marker.len();
+    let tail = s[start..].trim_start_matches('*');
+    let end = tail
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(tail.len());
+    tail[..end].parse().ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(path: &'static str, ours: &str, baseline: &str, ratio: &str) -> Row {
+        Row {
+            path,
+            ours: ours.into(),
+            baseline: baseline.into(),
+            ratio: ratio.into(),
+        }
+    }
+
+    #[test]
+    fn parses_the_figures_the_benches_print() {
+        assert_eq!(parse_pct("58%"), Some(58.0));
+        assert_eq!(parse_rate("1.19 M rec/s"), Some(1_190_000.0));
+        assert_eq!(parse_rate("49.8 k rec/s"), Some(49_800.0));
+        assert_eq!(
+            number_before("174.3 k rec/s (1000000 records, 5.7 s, 1114 MB)", " s,"),
+            Some(5.7)
+        );
+        assert_eq!(
+            number_after("174.3 k rec/s (1000000 records, 5.7 s", "("),
+            Some(1e6)
+        );
+        assert_eq!(
+            number_after(
+                "p50 1.0 ms, p90 2.0 ms, **p99 12.5 ms** at 199 req/s",
+                "p99 "
+            ),
+            Some(12.5)
+        );
+    }
+
+    #[test]
+    fn checks_targets_from_the_rows() {
+        let verify = row("chain verify, in memory (records/s)", "1 M", "2 M", "49%");
+        assert_eq!(check(&verify, None).met, Some(false));
+        let ingest = row(
+            "ingest over HTTP, full verification, Postgres, batches of 500 (records/s)",
+            "49.8 k rec/s",
+            "",
+            "46%",
+        );
+        assert_eq!(check(&ingest, None).met, Some(true));
+        let export = row(
+            "sealed export, SQLite to package (records/s)",
+            "174.3 k rec/s (1000000 records, 5.7 s, 1114 MB written)",
+            "",
+            "48%",
+        );
+        assert_eq!(check(&export, Some(1_000_000)).met, Some(true));
+        assert_eq!(check(&export, Some(10_000)).met, None);
+        let verify_pkg = row(
+            "relay-verify of that package (records/s, peak RSS)",
+            "218.0 k rec/s (12.6 s, peak RSS 5.2 MiB)",
+            "",
+            "18%",
+        );
+        assert_eq!(check(&verify_pkg, Some(1_000_000)).met, Some(false));
+        let api = row(
+            "API GET /api/v1/events, page of 100, paced (p50/p99 ms)",
+            "p50 3.1 ms, p90 5.0 ms, **p99 12.5 ms** at 199 req/s (100000 records, 6000 requests)",
+            "target (absolute): p99 < 50 ms at 200 req/s",
+            "-",
+        );
+        assert_eq!(check(&api, None).met, Some(true));
+        let burst = row(
+            "burst capture: small files dropped at once, until all durably chained (files/s)",
+            "20.0 k files/s (10000 files of 4096 B in **0.50 s**)",
+            "",
+            "612%",
+        );
+        let c = check(&burst, None);
+        assert_eq!(c.met, Some(true));
+        assert!(!c.note.contains("10,000"), "{}", c.note);
+    }
+}
