@@ -93,29 +93,102 @@ resource "aws_iam_role_policy" "execution" {
   policy = data.aws_iam_policy_document.execution.json
 }
 
-# Task role: anchors can be written and read, never deleted, overwritten-with-bypass, or have
-# their retention or legal hold changed (no s3:Delete*, s3:PutObjectRetention,
+# Task role: anchors can be written (with COMPLIANCE retention) and read, never deleted,
+# overwritten-with-bypass, put under a weaker lock mode or a legal hold (no s3:Delete*,
 # s3:PutObjectLegalHold, s3:BypassGovernanceRetention, s3:PutBucket*).
 resource "aws_iam_role" "task" {
   name_prefix        = "${var.name}-task-"
   assume_role_policy = data.aws_iam_policy_document.ecs_assume.json
 }
 
+locals {
+  # Every secret of the AWS adapter's SecretsManagerProvider: `<secrets_prefix><name>` (the
+  # trail-hmac, token-signing and export-seal keys, each edge's trail-hmac.<edge> and
+  # ingest-token.<edge>). Secrets Manager appends `-XXXXXX` to each secret's ARN.
+  relay_secrets_arn = "arn:${local.partition}:secretsmanager:${var.region}:${local.account_id}:secret:${var.secrets_prefix}*"
+}
+
 data "aws_iam_policy_document" "task" {
+  # Anchors: write once, read back with their
+  # retention; no delete, retention change or governance bypass.
   statement {
     sid       = "AnchorsWriteOnceRead"
     actions   = ["s3:PutObject", "s3:GetObject", "s3:GetObjectVersion", "s3:GetObjectRetention"]
     resources = ["${aws_s3_bucket.anchors.arn}/*"]
   }
+  # Every put carries x-amz-object-lock-mode=COMPLIANCE and a retain-until date, which S3
+  # authorizes as s3:PutObjectRetention. Only COMPLIANCE is allowed; a COMPLIANCE retention can
+  # never be shortened or removed afterwards, so this grants no way to weaken a lock.
+  statement {
+    sid       = "AnchorsLockOnWrite"
+    actions   = ["s3:PutObjectRetention"]
+    resources = ["${aws_s3_bucket.anchors.arn}/*"]
+    condition {
+      test     = "StringEquals"
+      variable = "s3:object-lock-mode"
+      values   = ["COMPLIANCE"]
+    }
+  }
+  # Listing anchor versions and the start-up checks of the bucket (Object Lock on, versioning).
   statement {
     sid       = "AnchorsList"
     actions   = ["s3:ListBucket", "s3:ListBucketVersions", "s3:GetBucketObjectLockConfiguration", "s3:GetBucketVersioning"]
     resources = [aws_s3_bucket.anchors.arn]
   }
+  # SSE-KMS of the anchor bucket (bucket default and the adapter's explicit key on every put):
+  # PutObject needs GenerateDataKey, GetObject needs Decrypt. kms:Encrypt is never called. Only
+  # through S3, and only for this bucket (with S3 Bucket Keys the context is the bucket ARN,
+  # without them the object ARN).
   statement {
     sid       = "AnchorsEncrypt"
     actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
     resources = [aws_kms_key.relay.arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["s3.${var.region}.amazonaws.com"]
+    }
+    condition {
+      test     = "StringLike"
+      variable = "kms:EncryptionContext:aws:s3:arn"
+      values   = [aws_s3_bucket.anchors.arn, "${aws_s3_bucket.anchors.arn}/*"]
+    }
+  }
+  # Relay secrets, read side (adapters/relay-aws/src/secrets.rs): GetSecretValue of the current
+  # version (every key version is inside it) and DescribeSecret when a secret created
+  # beforehand without a value is adopted.
+  statement {
+    sid       = "RelaySecretsRead"
+    actions   = ["secretsmanager:GetSecretValue", "secretsmanager:DescribeSecret"]
+    resources = [local.relay_secrets_arn]
+  }
+  # Relay secrets, write side: CreateSecret on first use of a key (with the configured KMS key)
+  # and PutSecretValue for each rotation (a new AWSCURRENT version holding all keys). No
+  # DeleteSecret, UpdateSecretVersionStage, RestoreSecret, rotation or resource-policy actions:
+  # the relay never deletes a key or moves AWSCURRENT back.
+  statement {
+    sid       = "RelaySecretsWrite"
+    actions   = ["secretsmanager:CreateSecret", "secretsmanager:PutSecretValue"]
+    resources = [local.relay_secrets_arn]
+  }
+  # Envelope encryption of those secrets with the relay key (storage.aws_kms_key_id): Secrets
+  # Manager calls GenerateDataKey for CreateSecret/PutSecretValue and Decrypt for
+  # GetSecretValue on the caller's behalf. Only through Secrets Manager, only for secrets
+  # under the prefix.
+  statement {
+    sid       = "RelaySecretsEncrypt"
+    actions   = ["kms:GenerateDataKey", "kms:Decrypt"]
+    resources = [aws_kms_key.relay.arn]
+    condition {
+      test     = "StringEquals"
+      variable = "kms:ViaService"
+      values   = ["secretsmanager.${var.region}.amazonaws.com"]
+    }
+    condition {
+      test     = "StringLike"
+      variable = "kms:EncryptionContext:SecretARN"
+      values   = [local.relay_secrets_arn]
+    }
   }
 }
 
@@ -147,9 +220,14 @@ resource "aws_ecs_task_definition" "server" {
     portMappings           = [{ containerPort = 8471, protocol = "tcp" }]
     environment = [
       { name = "RELAY_LISTEN", value = "0.0.0.0:8471" },
-      { name = "RELAY_STORAGE__PROVIDER", value = "selfhosted" },
-      { name = "RELAY_S3_BUCKET", value = aws_s3_bucket.anchors.bucket },
-      { name = "RELAY_S3_REGION", value = var.region },
+      # The AWS provider (image built with relay-server/aws): RDS records, S3 Object Lock
+      # anchors, every key in Secrets Manager (a task's volume is ephemeral: keys must not live
+      # on it).
+      { name = "RELAY_STORAGE__PROVIDER", value = "aws" },
+      { name = "RELAY_STORAGE__S3_BUCKET", value = aws_s3_bucket.anchors.bucket },
+      { name = "RELAY_STORAGE__AWS_REGION", value = var.region },
+      { name = "RELAY_STORAGE__AWS_SECRETS_PREFIX", value = var.secrets_prefix },
+      { name = "RELAY_STORAGE__AWS_KMS_KEY_ID", value = aws_kms_key.relay.arn },
     ]
     secrets = [
       { name = "RELAY_STORAGE__PG_DSN", valueFrom = aws_secretsmanager_secret.app_dsn.arn },

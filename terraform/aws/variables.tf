@@ -29,6 +29,16 @@ variable "image" {
   type        = string
 }
 
+variable "secrets_prefix" {
+  description = "Name prefix of the relay's own Secrets Manager secrets (storage.aws_secrets_prefix of relay-server, default gims-relay/); the task role may create, read and write only secrets under it."
+  type        = string
+  default     = "gims-relay/"
+  validation {
+    condition     = can(regex("^[A-Za-z0-9/_+=.@-]+/$", var.secrets_prefix))
+    error_message = "secrets_prefix: Secrets Manager name characters only, ending with '/'."
+  }
+}
+
 variable "anchor_retention_days" {
   description = "Object Lock COMPLIANCE default retention of notary anchors; at least the records' retention period."
   type        = number
