@@ -10,9 +10,13 @@
 FROM rust:1.88-slim-bookworm AS build
 WORKDIR /src
 COPY . .
-# Storage providers are cargo features of relay-server (the default build is local only).
+# Storage providers are cargo features of relay-server (the default build is local only). The
+# image carries all four so one image serves compose (selfhosted) and the AWS, GCP and Azure
+# Terraform modules; narrow it with --build-arg RELAY_FEATURES=... (a provider left out is
+# refused at start-up, naming its feature).
+ARG RELAY_FEATURES=relay-server/selfhosted,relay-server/aws,relay-server/gcp,relay-server/azure
 RUN cargo build --release --locked -p relay-server -p relay-verify \
-        --features relay-server/selfhosted,relay-server/aws \
+        --features "$RELAY_FEATURES" \
     && install -D -m 0755 target/release/relay-server /out/relay-server \
     && install -D -m 0755 target/release/relay-verify /out/relay-verify
 

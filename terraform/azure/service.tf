@@ -44,9 +44,39 @@ resource "azurerm_container_app" "server" {
         name  = "RELAY_LISTEN"
         value = "0.0.0.0:8471"
       }
+      # provider "azure" (image built with the relay-server/azure feature): records and
+      # accounts in the Flexible Server, anchors in the `anchors` container (version-level
+      # immutability, each anchor Locked for ANCHOR_RETENTION_DAYS; the adapter refuses to start
+      # if it cannot lock a probe blob; never ALLOW_NON_WORM), the server's keys and ingest
+      # tokens in its own Key Vault. No OBJECT_CONTAINER: relay-server uses no object store.
       env {
         name  = "RELAY_STORAGE__PROVIDER"
-        value = "selfhosted"
+        value = "azure"
+      }
+      # The user-assigned identity, through the Container Apps managed identity endpoint.
+      env {
+        name  = "RELAY_AZURE_CREDENTIAL"
+        value = "managed-identity"
+      }
+      env {
+        name  = "RELAY_AZURE_CLIENT_ID"
+        value = azurerm_user_assigned_identity.server.client_id
+      }
+      env {
+        name  = "RELAY_AZURE_STORAGE_ACCOUNT"
+        value = azurerm_storage_account.anchors.name
+      }
+      env {
+        name  = "RELAY_AZURE_NOTARY_CONTAINER"
+        value = azurerm_storage_container.anchors.name
+      }
+      env {
+        name  = "RELAY_AZURE_ANCHOR_RETENTION_DAYS"
+        value = tostring(var.anchor_retention_days)
+      }
+      env {
+        name  = "RELAY_AZURE_KEY_VAULT_URL"
+        value = azurerm_key_vault.server.vault_uri
       }
       env {
         name        = "RELAY_STORAGE__PG_DSN"
@@ -64,5 +94,11 @@ resource "azurerm_container_app" "server" {
       }
     }
   }
-  depends_on = [azurerm_role_assignment.server_app_dsn]
+  depends_on = [
+    azurerm_role_assignment.server_app_dsn,
+    azurerm_role_assignment.server_anchors,
+    azurerm_role_assignment.server_secrets,
+    azurerm_private_endpoint.anchors_blob,
+    azurerm_private_endpoint.server_vault,
+  ]
 }

@@ -88,17 +88,29 @@ resource "azurerm_monitor_diagnostic_setting" "anchors_blob" {
 }
 
 # Read and create blobs: "Storage Blob Data Contributor" would allow delete, so a custom role
-# with only read + write + add, and no delete or immutability-policy actions.
+# with only what the relay-azure notary calls, and no delete:
+# - containers/read: the container's properties (x-ms-immutable-storage-with-versioning-enabled).
+# - blobs/read: list the trail's anchors with every version, read each back with its policy.
+# - blobs/write + blobs/add/action: Put Blob of a new anchor (If-None-Match: *).
+# - blobs/immutableStorage/runAsSuperUser/action: Azure's one data action for Set Blob
+#   Immutability Policy, which the notary needs twice: the x-ms-immutability-policy-* headers
+#   (mode Locked, until now + RELAY_AZURE_ANCHOR_RETENTION_DAYS) on each anchor's Put Blob, and
+#   the start-up probe that locks a `worm-probe/` blob. The same action allows deleting or
+#   shortening an UNLOCKED blob policy; every anchor and probe is Locked in the request that
+#   creates it, and Azure refuses to shorten or remove a locked policy, so it cannot weaken one.
+#   No delete (blobs/delete, deleteBlobVersion, permanentDelete), no legal hold, no container
+#   write (the locked container policy stays out of reach).
 resource "azurerm_role_definition" "anchor_writer" {
   name        = "${var.name}-anchor-writer"
   scope       = azurerm_storage_account.anchors.id
-  description = "Create and read notary anchors; no delete, no immutability changes."
+  description = "Create, lock and read notary anchors; no delete, no container or legal-hold changes."
   permissions {
     actions = ["Microsoft.Storage/storageAccounts/blobServices/containers/read"]
     data_actions = [
       "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/read",
       "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/write",
       "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/add/action",
+      "Microsoft.Storage/storageAccounts/blobServices/containers/blobs/immutableStorage/runAsSuperUser/action",
     ]
   }
   assignable_scopes = [azurerm_storage_account.anchors.id]

@@ -28,8 +28,9 @@ resource "google_kms_crypto_key_iam_member" "agents" {
   member        = each.value
 }
 
-# The identity relay-server runs as. It holds no project-level role at all: only the grants on
-# the bucket, the secrets and Cloud SQL client below.
+# The identity relay-server runs as. Its grants: object create/read and bucket metadata on the
+# anchor bucket (storage.tf), the runtime DSN and its own prefixed secrets (secrets.tf; secret
+# creation is the one project-level permission, see there), and Cloud SQL client.
 resource "google_service_account" "server" {
   account_id   = "${var.name}-server"
   display_name = "relay-server runtime"

@@ -9,11 +9,16 @@ output "db_private_ip" {
 }
 
 output "service_account" {
-  description = "Identity of relay-server (bucket create+view, secret accessor on the app DSN, Cloud SQL client)."
+  description = "Identity of relay-server (bucket create+view+metadata, secret accessor on the app DSN, its own secrets under the server prefix, Cloud SQL client)."
   value       = google_service_account.server.email
 }
 
 output "service_uri" {
   description = "URI of the Cloud Run service (internal load balancer ingress only)."
   value       = google_cloud_run_v2_service.server.uri
+}
+
+output "server_secret_prefix" {
+  description = "Secret Manager id prefix of the secrets relay-server creates and rotates itself."
+  value       = local.server_secret_prefix
 }

@@ -27,9 +27,36 @@ resource "google_cloud_run_v2_service" "server" {
         name  = "RELAY_LISTEN"
         value = "0.0.0.0:8471"
       }
+      # provider "gcp" (image built with the relay-server/gcp feature): records and accounts in
+      # Cloud SQL, anchors in the locked-retention bucket, the server's keys and ingest tokens
+      # in Secret Manager under local.server_secret_prefix. Credentials: Application Default
+      # Credentials, i.e. the metadata server of Cloud Run (this service account); no key file.
       env {
         name  = "RELAY_STORAGE__PROVIDER"
-        value = "selfhosted"
+        value = "gcp"
+      }
+      # Anchors (anchors/) and the object store (objects/) share the one bucket, so objects are
+      # under the locked retention as well. The adapter refuses to start unless the retention
+      # policy is locked and at least NOTARY_MIN_RETENTION_DAYS long; never ALLOW_NON_WORM.
+      env {
+        name  = "RELAY_GCP_BUCKET"
+        value = google_storage_bucket.anchors.name
+      }
+      env {
+        name  = "RELAY_GCP_NOTARY_BUCKET"
+        value = google_storage_bucket.anchors.name
+      }
+      env {
+        name  = "RELAY_GCP_NOTARY_MIN_RETENTION_DAYS"
+        value = tostring(var.anchor_retention_days)
+      }
+      env {
+        name  = "RELAY_GCP_PROJECT"
+        value = var.project
+      }
+      env {
+        name  = "RELAY_GCP_SECRET_PREFIX"
+        value = local.server_secret_prefix
       }
       env {
         name = "RELAY_STORAGE__PG_DSN"
@@ -52,7 +79,14 @@ resource "google_cloud_run_v2_service" "server" {
       }
     }
   }
-  depends_on = [google_secret_manager_secret_iam_member.server_app_dsn]
+  depends_on = [
+    google_secret_manager_secret_iam_member.server_app_dsn,
+    google_storage_bucket_iam_member.server_create,
+    google_storage_bucket_iam_member.server_read,
+    google_storage_bucket_iam_member.server_bucket_metadata,
+    google_project_iam_member.server_secret_create,
+    google_project_iam_member.server_secret_use,
+  ]
 }
 
 resource "google_cloud_run_v2_service_iam_member" "invokers" {
