@@ -609,6 +609,22 @@ fn print_rows(rows: Vec<Row>) {
     }
 }
 
+/// The multi-threaded runtime every benchmark runs on.
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A scratch directory for one run, under `--dir` when given (same disk as production data).
+fn scratch_dir(dir: Option<&std::path::Path>) -> tempfile::TempDir {
+    match dir {
+        Some(d) => tempfile::tempdir_in(d).unwrap(),
+        None => tempfile::tempdir().unwrap(),
+    }
+}
+
 fn main() {
     let args = Args::parse();
     report::set_output(args.json.clone());
@@ -640,14 +656,8 @@ fn main() {
         rate,
     }) = &args.command
     {
-        let tmp = match &args.dir {
-            Some(d) => tempfile::tempdir_in(d).unwrap(),
-            None => tempfile::tempdir().unwrap(),
-        };
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let tmp = scratch_dir(args.dir.as_deref());
+        let rt = runtime();
         print_rows(api_bench::bench_api(
             &rt,
             *records,
@@ -658,14 +668,8 @@ fn main() {
         return;
     }
     if let Some(Bench::Export { records, format }) = &args.command {
-        let tmp = match &args.dir {
-            Some(d) => tempfile::tempdir_in(d).unwrap(),
-            None => tempfile::tempdir().unwrap(),
-        };
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let tmp = scratch_dir(args.dir.as_deref());
+        let rt = runtime();
         print_rows(export_bench::bench_export(
             &rt,
             *records,
@@ -675,29 +679,17 @@ fn main() {
         return;
     }
     if let Some(Bench::Ingest { admin_dsn, records }) = &args.command {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = runtime();
         print_rows(rt.block_on(ingest_bench::bench_ingest(admin_dsn, *records)));
         return;
     }
     if let Some(Bench::Pg { admin_dsn, records }) = &args.command {
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = runtime();
         print_rows(rt.block_on(bench_pg(admin_dsn, *records)));
         return;
     }
-    let tmp = match &args.dir {
-        Some(d) => tempfile::tempdir_in(d).unwrap(),
-        None => tempfile::tempdir().unwrap(),
-    };
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
+    let tmp = scratch_dir(args.dir.as_deref());
+    let rt = runtime();
     let mut rows = Vec::new();
     eprintln!("verify: {} records in memory", args.records);
     rows.push(bench_verify(args.records));

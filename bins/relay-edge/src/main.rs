@@ -471,26 +471,10 @@ fn run_qualify(runtime: &tokio::runtime::Runtime, args: QualifyArgs) -> Result<E
         config: serde_json::to_value(&config).map_err(CliError::DescribeConfig)?,
     };
     let outcome = runtime.block_on(relay_runtime::qualify::qualify_local(&request))?;
-    let report = &outcome.report;
-    for c in &report.checks {
-        println!(
-            "{:<5} {}  {}",
-            format!("{:?}", c.status).to_uppercase(),
-            c.id,
-            c.title
-        );
-    }
-    println!("report: {}", outcome.markdown_path.display());
-    println!("report: {}", outcome.json_path.display());
-    if let Some(e) = &report.journal_entry {
-        println!("recorded as QUALIFICATION event _relay#{}", e.chain_seq);
-    }
-    Ok(if report.passed() {
-        println!("qualification PASSED");
+    println!("{}", outcome.summary());
+    Ok(if outcome.report.passed() {
         ExitCode::SUCCESS
     } else {
-        let failed: Vec<&str> = report.failures().map(|c| c.id).collect();
-        println!("qualification FAILED: {}", failed.join(", "));
         ExitCode::from(1)
     })
 }

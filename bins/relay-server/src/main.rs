@@ -365,24 +365,8 @@ async fn qualify(
     if let Some(local) = &stores.local {
         local.record_store.close().await;
     }
-    let report = &outcome.report;
-    for check in &report.checks {
-        println!(
-            "{:<5} {}  {}",
-            format!("{:?}", check.status).to_uppercase(),
-            check.id,
-            check.title
-        );
-    }
-    println!("report: {}", outcome.markdown_path.display());
-    println!("report: {}", outcome.json_path.display());
-    if report.passed() {
-        println!("qualification PASSED");
-    } else {
-        let failed: Vec<&str> = report.failures().map(|c| c.id).collect();
-        println!("qualification FAILED: {}", failed.join(", "));
-    }
-    Ok(report.passed())
+    println!("{}", outcome.summary());
+    Ok(outcome.report.passed())
 }
 
 async fn ingest_token(config: Option<std::path::PathBuf>, edge: &str) -> Result<String, BoxError> {

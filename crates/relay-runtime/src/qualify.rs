@@ -266,6 +266,35 @@ pub struct QualifyOutcome {
     pub json_path: PathBuf,
 }
 
+impl QualifyOutcome {
+    /// The console summary both binaries print: one line per check, where the report files
+    /// are, the `QUALIFICATION` event when one was recorded, and the verdict.
+    pub fn summary(&self) -> String {
+        let report = &self.report;
+        let mut out = String::new();
+        for c in &report.checks {
+            let status = format!("{:?}", c.status).to_uppercase();
+            out.push_str(&format!("{status:<5} {}  {}\n", c.id, c.title));
+        }
+        for path in [&self.markdown_path, &self.json_path] {
+            out.push_str(&format!("report: {}\n", path.display()));
+        }
+        if let Some(e) = &report.journal_entry {
+            out.push_str(&format!(
+                "recorded as QUALIFICATION event _relay#{}\n",
+                e.chain_seq
+            ));
+        }
+        if report.passed() {
+            out.push_str("qualification PASSED");
+        } else {
+            let failed: Vec<&str> = report.failures().map(|c| c.id).collect();
+            out.push_str(&format!("qualification FAILED: {}", failed.join(", ")));
+        }
+        out
+    }
+}
+
 /// Why qualification could not run at all (as opposed to a check failing).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
