@@ -62,30 +62,7 @@ async fn two_servers_on_one_postgres_take_four_edges_without_fork_or_gap() {
         format!("relay_scale_{suffix}"),
         format!("relay_app_scale_{suffix}"),
     );
-    admin
-        .execute(format!("CREATE DATABASE \"{db}\"").as_str())
-        .await
-        .unwrap();
-    let owner_dsn = admin_options
-        .clone()
-        .database(&db)
-        .to_url_lossy()
-        .to_string();
-    let migrated = std::process::Command::new(server_bin())
-        .args(["migrate", "--admin-dsn", &owner_dsn, "--app-role", &role])
-        .env("RELAY_LOG", "error")
-        .output()
-        .unwrap();
-    assert!(
-        migrated.status.success(),
-        "migrate failed: {}",
-        String::from_utf8_lossy(&migrated.stderr)
-    );
-    let app_dsn = format!(
-        "postgres://{role}@{}:{}/{db}",
-        admin_options.get_host(),
-        admin_options.get_port()
-    );
+    let app_dsn = common::migrated_database(&mut admin, &admin_options, &db, &role).await;
 
     let root = tempfile::TempDir::new().unwrap();
     let logs = root.path().join("logs");

@@ -11,7 +11,7 @@
 //! (`RELAY_TEST_S3_ENDPOINT`, default moto on 127.0.0.1:5000): skipped with a printed reason
 //! when either is absent, a failure under `RELAY_REQUIRE_SERVICES=1`.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -23,37 +23,12 @@ use sqlx::{ConnectOptions, Executor};
 
 mod common;
 
+use common::{edge_bin, free_port, server_bin};
+
 const EDGE: &str = "ws-pg";
 
 fn skip_or_fail(reason: String) {
-    if std::env::var("RELAY_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
-        panic!("required service unavailable (RELAY_REQUIRE_SERVICES=1): {reason}");
-    }
-    eprintln!("SKIP relay-server run on Postgres + S3: {reason}");
-}
-
-fn server_bin() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_relay-server"))
-}
-
-fn edge_bin() -> PathBuf {
-    let path = server_bin().with_file_name("relay-edge");
-    if !path.is_file() {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "relay-edge"])
-            .status()
-            .unwrap();
-        assert!(status.success(), "building relay-edge failed");
-    }
-    path
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    common::skip_or_fail("relay-server run on Postgres + S3", &reason);
 }
 
 struct S3Env {
@@ -184,29 +159,7 @@ async fn server_on_postgres_and_s3_object_lock_holds_a_verified_replica() {
 
     let db = format!("relay_srv_{suffix}");
     let role = format!("relay_app_srv_{suffix}");
-    admin
-        .execute(format!("CREATE DATABASE \"{db}\"").as_str())
-        .await
-        .unwrap();
-    let owner_dsn = admin_options
-        .clone()
-        .database(&db)
-        .to_url_lossy()
-        .to_string();
-    let migrated = Command::new(server_bin())
-        .args(["migrate", "--admin-dsn", &owner_dsn, "--app-role", &role])
-        .output()
-        .unwrap();
-    assert!(
-        migrated.status.success(),
-        "migrate failed: {}",
-        String::from_utf8_lossy(&migrated.stderr)
-    );
-    let app_dsn = format!(
-        "postgres://{role}@{}:{}/{db}",
-        admin_options.get_host(),
-        admin_options.get_port()
-    );
+    let app_dsn = common::migrated_database(&mut admin, &admin_options, &db, &role).await;
 
     let root = tempfile::TempDir::new().unwrap();
     let (server_dir, edge_dir, inbox, logs) = (

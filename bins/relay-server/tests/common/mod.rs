@@ -494,3 +494,38 @@ fn dechunk(mut body: &str) -> String {
     }
     out
 }
+
+/// Creates database `db` through the admin connection, runs `relay-server migrate` on it with
+/// runtime role `role`, and returns the runtime role's DSN (SELECT and INSERT only).
+pub async fn migrated_database(
+    admin: &mut sqlx::PgConnection,
+    admin_options: &sqlx::postgres::PgConnectOptions,
+    db: &str,
+    role: &str,
+) -> String {
+    use sqlx::{ConnectOptions, Executor};
+    admin
+        .execute(format!("CREATE DATABASE \"{db}\"").as_str())
+        .await
+        .unwrap();
+    let owner_dsn = admin_options
+        .clone()
+        .database(db)
+        .to_url_lossy()
+        .to_string();
+    let migrated = Command::new(server_bin())
+        .args(["migrate", "--admin-dsn", &owner_dsn, "--app-role", role])
+        .env("RELAY_LOG", "error")
+        .output()
+        .unwrap();
+    assert!(
+        migrated.status.success(),
+        "migrate failed: {}",
+        String::from_utf8_lossy(&migrated.stderr)
+    );
+    format!(
+        "postgres://{role}@{}:{}/{db}",
+        admin_options.get_host(),
+        admin_options.get_port()
+    )
+}
