@@ -5,7 +5,32 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step's name and duration, printed as a table when the run ends (pass or fail), so a new
+# user sees where the time goes.
+PHASES=()
+phase_name=""
+phase_start=$SECONDS
+run_start=$SECONDS
+close_phase() {
+  if [ -n "$phase_name" ]; then
+    PHASES+=("$(printf '%6ss  %s' "$((SECONDS - phase_start))" "$phase_name")")
+  fi
+}
+step() {
+  close_phase
+  phase_name="$*"
+  phase_start=$SECONDS
+  printf '\n==> %s\n' "$*"
+}
+print_phases() {
+  local status=$?
+  close_phase
+  phase_name=""
+  printf '\n==> time per phase (scripts/test.sh, exit %s)\n' "$status"
+  printf '%s\n' "${PHASES[@]}"
+  printf '%6ss  total\n' "$((SECONDS - run_start))"
+}
+trap print_phases EXIT
 
 # Every provider feature (relay-server's selfhosted, aws, ...) on, in every step: the steps share
 # one resolved feature set, so each dependency is built once and reused by clippy, doc and test.

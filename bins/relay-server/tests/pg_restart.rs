@@ -179,6 +179,54 @@ impl PrivatePg {
         self.ctl(&["-m", "fast", "stop"]);
     }
 
+    /// Restarts Postgres (`mode` as in [`Self::restart`]) at a moment when at least one append
+    /// to `trail` of database `db` is inside its transaction: the test takes the trail's
+    /// advisory lock itself (as the superuser), waits until the runtime role's appends are
+    /// seen waiting for it in `pg_stat_activity`, and restarts with the lock held. Those
+    /// appends cannot have committed, so the restart must fail them. Panics when no append
+    /// waits within 30 s (for instance because the store's lock key changed).
+    async fn restart_with_appends_in_flight(&self, mode: &str, db: &str, trail: &str) -> Duration {
+        // The record store's advisory lock: `pg_advisory_xact_lock(namespace, hashtext(trail))`
+        // with the adapter's namespace 'RELA' (adapters/relay-selfhosted/src/migrate.rs).
+        const LOCK_NAMESPACE: i32 = 0x5245_4C41;
+        let mut holder = self
+            .dsn("postgres", db)
+            .parse::<sqlx::postgres::PgConnectOptions>()
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        holder.execute("BEGIN").await.unwrap();
+        sqlx::query("SELECT pg_advisory_xact_lock($1, hashtext($2))")
+            .bind(LOCK_NAMESPACE)
+            .bind(trail)
+            .execute(&mut holder)
+            .await
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            let (waiting,): (i64,) = sqlx::query_as(
+                "SELECT count(*) FROM pg_stat_activity \
+                 WHERE usename <> 'postgres' AND wait_event_type = 'Lock' AND wait_event = 'advisory'",
+            )
+            .fetch_one(&mut holder)
+            .await
+            .unwrap();
+            if waiting > 0 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no append waited for the trail's advisory lock within 30 s"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        // The holder's connection dies with the server; its lock and transaction with it.
+        let took = tokio::task::block_in_place(|| self.restart(mode));
+        drop(holder);
+        took
+    }
+
     fn start_again(&self) {
         let log = self.dir.path().join("postgres.log");
         let options = self.options();
@@ -543,9 +591,16 @@ async fn appends_resume_after_postgres_restarts_with_every_acknowledged_record_s
         }));
     }
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let fast = tokio::task::block_in_place(|| pg.restart("fast"));
+    // Each restart happens while appends are known to be inside their transaction (waiting
+    // for the trail's advisory lock, which the test holds), so it must break them: the
+    // precondition is forced, never left to timing luck.
+    let fast = pg
+        .restart_with_appends_in_flight("fast", "relay", trail.as_str())
+        .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    let crash = tokio::task::block_in_place(|| pg.restart("immediate"));
+    let crash = pg
+        .restart_with_appends_in_flight("immediate", "relay", trail.as_str())
+        .await;
     tokio::time::sleep(Duration::from_millis(1500)).await;
     stop.store(true, Ordering::SeqCst);
     let mut acked = Vec::new();
