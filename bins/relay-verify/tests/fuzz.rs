@@ -115,13 +115,13 @@ proptest! {
             _ => f.truncate(i),
         }
         prop_assume!(files[which] != original);
-        let outcome = run(&files);
         // The seal covers the canonical (RFC 8785) form of manifest.json, not its bytes: a
         // mutation that leaves the signed bytes and the seal itself unchanged (whitespace
         // added, removed or changed between tokens, whatever the op) is the same manifest.
         if which == 0 && signs_the_same(&original, &files[0]) {
             return Ok(());
         }
+        let outcome = run(&files);
         prop_assert_ne!(outcome, Some(true), "mutation op {} at {} of {} went unnoticed", op, i, FILES[which]);
     }
 }
