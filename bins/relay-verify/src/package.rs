@@ -226,7 +226,8 @@ fn zip_directory_faults(
     archive: &zip::ZipArchive<BufReader<File>>,
 ) -> Result<Vec<String>, PackageReadError> {
     use std::io::{Seek, SeekFrom};
-    let shown = |name: &[u8]| -> String { String::from_utf8_lossy(name).chars().take(200).collect() };
+    let shown =
+        |name: &[u8]| -> String { String::from_utf8_lossy(name).chars().take(200).collect() };
     let bad = |message: &str| PackageReadError::Zip {
         path: path.to_path_buf(),
         message: message.to_owned(),
@@ -238,7 +239,10 @@ fn zip_directory_faults(
     };
     let mut faults = Vec::new();
     if archive.offset() != 0 {
-        faults.push(format!("({} bytes before the first entry)", archive.offset()));
+        faults.push(format!(
+            "({} bytes before the first entry)",
+            archive.offset()
+        ));
     }
     file.seek(SeekFrom::Start(archive.central_directory_start()))
         .map_err(io)?;
@@ -250,20 +254,29 @@ fn zip_directory_faults(
         }
         file.read_exact(&mut fixed[4..]).map_err(io)?;
         let u16_at = |i: usize| u64::from(u16::from_le_bytes([fixed[i], fixed[i + 1]]));
-        let u32_at =
-            |i: usize| u64::from(u32::from_le_bytes([fixed[i], fixed[i + 1], fixed[i + 2], fixed[i + 3]]));
+        let u32_at = |i: usize| {
+            u64::from(u32::from_le_bytes([
+                fixed[i],
+                fixed[i + 1],
+                fixed[i + 2],
+                fixed[i + 3],
+            ]))
+        };
         let (name_len, extra_len, comment_len) = (u16_at(28), u16_at(30), u16_at(32));
         let mut name = vec![0u8; name_len as usize];
         file.read_exact(&mut name).map_err(io)?;
         let mut extra = vec![0u8; extra_len as usize];
         file.read_exact(&mut extra).map_err(io)?;
-        file.seek(SeekFrom::Current(comment_len as i64)).map_err(io)?;
+        file.seek(SeekFrom::Current(comment_len as i64))
+            .map_err(io)?;
         let mut offset = u32_at(42);
         if offset == 0xFFFF_FFFF {
             // Zip64: the extra field 0x0001 holds, in order, the sizes that overflowed and then
             // the local header offset.
-            let skip = 8 * (u64::from(u32_at(24) == 0xFFFF_FFFF) + u64::from(u32_at(20) == 0xFFFF_FFFF));
-            offset = zip64_offset(&extra, skip).ok_or_else(|| bad("a zip64 entry has no offset"))?;
+            let skip =
+                8 * (u64::from(u32_at(24) == 0xFFFF_FFFF) + u64::from(u32_at(20) == 0xFFFF_FFFF));
+            offset =
+                zip64_offset(&extra, skip).ok_or_else(|| bad("a zip64 entry has no offset"))?;
         }
         entries.push((name, offset));
         if entries.len() > 64 {
@@ -271,15 +284,30 @@ fn zip_directory_faults(
             break;
         }
     }
+    let manifests = entries
+        .iter()
+        .filter(|(n, _)| n.as_slice() == MANIFEST_FILE.as_bytes())
+        .count();
+    if manifests > 1 {
+        return Err(bad(
+            "manifest.json appears more than once; a verifier must not choose a copy",
+        ));
+    }
     let mut seen: Vec<&[u8]> = Vec::new();
     for (name, _) in &entries {
         if seen.contains(&name.as_slice()) {
-            faults.push(format!("{} (duplicate entry: the zip holds this name more than once)", shown(name)));
+            faults.push(format!(
+                "{} (duplicate entry: the zip holds this name more than once)",
+                shown(name)
+            ));
         } else {
             seen.push(name);
         }
         if !std::str::from_utf8(name).is_ok_and(|n| archive.file_names().any(|c| c == n)) {
-            faults.push(format!("{} (entry name is not read the same by every zip reader)", shown(name)));
+            faults.push(format!(
+                "{} (entry name is not read the same by every zip reader)",
+                shown(name)
+            ));
         }
     }
     for (name, offset) in &entries {
@@ -310,7 +338,9 @@ fn zip64_offset(extra: &[u8], skip: u64) -> Option<u64> {
         let body = rest.get(4..4 + len)?;
         if id == 1 {
             let at = usize::try_from(skip).ok()?;
-            return body.get(at..at + 8).map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
+            return body
+                .get(at..at + 8)
+                .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
         }
         rest = &rest[4 + len..];
     }

@@ -100,7 +100,10 @@ fn an_intact_package_without_a_pin_exits_3_not_0() {
     let pkg = fixtures().join("package");
     let (code, text) = verify(&pkg, &[]);
     assert_eq!(code, Some(3), "{text}");
-    assert!(text.contains("VERDICT: INTACT, ORIGIN NOT PINNED"), "{text}");
+    assert!(
+        text.contains("VERDICT: INTACT, ORIGIN NOT PINNED"),
+        "{text}"
+    );
     assert!(!text.contains("VERDICT: VERIFIED"), "{text}");
     // --key-file authenticates the records, not the seal: still not pinned.
     let key = fixtures().join("trail-hmac.json");
@@ -126,7 +129,9 @@ fn a_package_resealed_with_an_attackers_own_key_is_not_verified() {
     let (code, text) = verify(&pkg, &["--expect-fingerprint", FIXTURE_FP]);
     assert_eq!(code, Some(1), "{text}");
     assert!(
-        text.contains("VERDICT: NOT VERIFIED. 1 check(s) failed; the first: manifest.json: seal key"),
+        text.contains(
+            "VERDICT: NOT VERIFIED. 1 check(s) failed; the first: manifest.json: seal key"
+        ),
         "{text}"
     );
     // The same through a trust file listing the organisation's keys.
@@ -145,7 +150,10 @@ fn a_package_resealed_with_an_attackers_own_key_is_not_verified() {
         &["--trust-file", trust.to_str().unwrap()],
     );
     assert_eq!(code, Some(0), "{text}");
-    assert!(text.contains("sealed by the pinned key fb2d2806624a743c59cdab96ff833207 (edge ws-01)"), "{text}");
+    assert!(
+        text.contains("sealed by the pinned key fb2d2806624a743c59cdab96ff833207 (edge ws-01)"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -189,8 +197,17 @@ fn a_zip_holding_records_csv_twice_is_refused_whichever_copy_a_reader_shows() {
     // keeps the last entry reads): the package must not verify either way.
     let dir = fixtures().join("package");
     let mut entries: Vec<(String, String, Vec<u8>)> = Vec::new();
-    for name in ["manifest.json", "anchors.json", "records.jsonl", "records.json"] {
-        entries.push((name.into(), name.into(), std::fs::read(dir.join(name)).unwrap()));
+    for name in [
+        "manifest.json",
+        "anchors.json",
+        "records.jsonl",
+        "records.json",
+    ] {
+        entries.push((
+            name.into(),
+            name.into(),
+            std::fs::read(dir.join(name)).unwrap(),
+        ));
     }
     let genuine = std::fs::read(dir.join("records.csv")).unwrap();
     let forged = String::from_utf8(genuine.clone())
@@ -198,7 +215,11 @@ fn a_zip_holding_records_csv_twice_is_refused_whichever_copy_a_reader_shows() {
         .replace("Rita Reviewer", "Rita Approver")
         .into_bytes();
     let tmp = tempfile::tempdir().unwrap();
-    for (first, last) in [(&forged, &genuine), (&genuine, &forged), (&genuine, &genuine)] {
+    for (first, last) in [
+        (&forged, &genuine),
+        (&genuine, &forged),
+        (&genuine, &genuine),
+    ] {
         let mut all = entries.clone();
         all.push(("records.csv".into(), "records.csv".into(), first.clone()));
         all.push(("records.csv".into(), "records.csv".into(), last.clone()));
@@ -206,7 +227,10 @@ fn a_zip_holding_records_csv_twice_is_refused_whichever_copy_a_reader_shows() {
         std::fs::write(&zip, common::raw_zip(&all)).unwrap();
         let (code, text) = verify(&zip, &["--expect-fingerprint", FIXTURE_FP]);
         assert_eq!(code, Some(1), "{text}");
-        assert!(text.contains("FAIL  records.csv (duplicate entry"), "{text}");
+        assert!(
+            text.contains("FAIL  records.csv (duplicate entry"),
+            "{text}"
+        );
     }
     // A local header naming another file than the central directory.
     let mut all = entries.clone();
@@ -215,7 +239,10 @@ fn a_zip_holding_records_csv_twice_is_refused_whichever_copy_a_reader_shows() {
     std::fs::write(&zip, common::raw_zip(&all)).unwrap();
     let (code, text) = verify(&zip, &["--expect-fingerprint", FIXTURE_FP]);
     assert_eq!(code, Some(1), "{text}");
-    assert!(text.contains("its local header names \"records.cs_\""), "{text}");
+    assert!(
+        text.contains("its local header names \"records.cs_\""),
+        "{text}"
+    );
     // The same entries once each verify.
     let mut all = entries;
     all.push(("records.csv".into(), "records.csv".into(), genuine));

@@ -130,8 +130,12 @@ fn build(base: &str) -> Pkg {
             s >= from && s <= to && kind.is_none_or(|k| r.kind == EventKind::new(k).unwrap())
         })
         .collect();
-    let (mut jsonl, mut csv_bytes, mut json_bytes, mut proofs) =
-        (Vec::new(), CSV_HEADER.as_bytes().to_vec(), JSON_OPEN.to_vec(), Vec::new());
+    let (mut jsonl, mut csv_bytes, mut json_bytes, mut proofs) = (
+        Vec::new(),
+        CSV_HEADER.as_bytes().to_vec(),
+        JSON_OPEN.to_vec(),
+        Vec::new(),
+    );
     let mut selected_leaves = Vec::new();
     let mut rows = Sha256::new();
     rows.update(b"gims-relay:export-rows:v1\n");
@@ -241,12 +245,18 @@ fn apply(edit: &str, pkg: &mut Pkg) -> (Layout, bool) {
                 .map(|(n, b)| (n.clone(), n, b))
                 .collect();
             let genuine = pkg.files["records.csv"].clone();
-            let forged = pkg.text("records.csv").replace("Rita Reviewer", "Rita Approver");
+            let forged = pkg
+                .text("records.csv")
+                .replace("Rita Reviewer", "Rita Approver");
             if edit == "zip_duplicate_csv" {
                 let at = entries.iter().position(|e| e.0 == "records.csv").unwrap();
                 entries.insert(
                     at,
-                    ("records.csv".into(), "records.csv".into(), forged.into_bytes()),
+                    (
+                        "records.csv".into(),
+                        "records.csv".into(),
+                        forged.into_bytes(),
+                    ),
                 );
                 entries[at + 1].2 = genuine;
             } else {
@@ -320,7 +330,10 @@ fn apply(edit: &str, pkg: &mut Pkg) -> (Layout, bool) {
             pkg.reseal(&gk);
         }
         "anchor_checksum" => {
-            let head = pkg.manifest["head"]["checksum"].as_str().unwrap().to_owned();
+            let head = pkg.manifest["head"]["checksum"]
+                .as_str()
+                .unwrap()
+                .to_owned();
             let text = pkg.text("anchors.json");
             pkg.set_text("anchors.json", text.replace(&head, &"ab".repeat(32)));
         }
@@ -389,7 +402,10 @@ fn edit_lines(pkg: &mut Pkg, edit: impl FnOnce(&mut Vec<String>)) {
         .map(str::to_owned)
         .collect();
     edit(&mut lines);
-    pkg.set_text("records.jsonl", lines.iter().map(|l| format!("{l}\n")).collect());
+    pkg.set_text(
+        "records.jsonl",
+        lines.iter().map(|l| format!("{l}\n")).collect(),
+    );
 }
 
 fn write(pkg: &Pkg, layout: Layout, dir: &Path) -> PathBuf {
@@ -403,7 +419,11 @@ fn write(pkg: &Pkg, layout: Layout, dir: &Path) -> PathBuf {
             p
         }
         Layout::Zip => {
-            let entries: Vec<_> = pkg.entries().into_iter().map(|(n, b)| (n.clone(), n, b)).collect();
+            let entries: Vec<_> = pkg
+                .entries()
+                .into_iter()
+                .map(|(n, b)| (n.clone(), n, b))
+                .collect();
             let p = dir.join("pkg.zip");
             std::fs::write(&p, raw_zip(&entries)).unwrap();
             p
@@ -431,10 +451,9 @@ fn outcome(cmd: &mut Command) -> (i32, Option<(String, String)>, String) {
 
 #[test]
 fn every_tamper_case_gets_the_same_verdict_from_relay_verify_and_the_python_verifier() {
-    let table: Value = serde_json::from_slice(
-        &std::fs::read(repo().join("docs/spec/tamper-cases.json")).unwrap(),
-    )
-    .unwrap();
+    let table: Value =
+        serde_json::from_slice(&std::fs::read(repo().join("docs/spec/tamper-cases.json")).unwrap())
+            .unwrap();
     let fp = genuine_key().public().fingerprint();
     let mut bases: BTreeMap<String, Pkg> = BTreeMap::new();
     let mut failures = Vec::new();
@@ -474,4 +493,17 @@ fn every_tamper_case_gets_the_same_verdict_from_relay_verify_and_the_python_veri
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn the_python_verifier_passes_its_ed25519_self_test() {
+    // RFC 8032 §7.1 test 1, and the strict refusals (S + L, a small-order key) of export.md §3.
+    let out = Command::new("python3")
+        .arg(repo().join("docs/spec/verify_package.py"))
+        .arg("--self-test")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    assert_eq!(text.matches("ok  ").count(), 4, "{text}");
 }

@@ -19,9 +19,9 @@ use relay_domain::export::render::{
 };
 use relay_domain::export::{
     ANCHORS_JSON, EXPORT_FORMAT, ExportFilter, ExportManifest, FileDigest, GeneratedBy,
-    MANIFEST_FILE, ManifestError, PROOFS_JSONL, RECORDS_CSV, RECORDS_JSON, RECORDS_JSONL,
-    Manifestation, RowsDigest, SealError, SealKey, SealPublicKey, SeqRange, SignatureIndex, TrailHeadSnapshot,
-    sealed_manifest_json,
+    MANIFEST_FILE, ManifestError, Manifestation, PROOFS_JSONL, RECORDS_CSV, RECORDS_JSON,
+    RECORDS_JSONL, RowsDigest, SealError, SealKey, SealPublicKey, SeqRange, SignatureIndex,
+    TrailHeadSnapshot, sealed_manifest_json,
 };
 use relay_domain::merkle::{MerkleAccumulator, MerkleTree, record_leaf_hash};
 use relay_domain::ports::{

@@ -726,12 +726,14 @@ async fn reseal_with_relay_key(f: &Fixture, dir: &Path) {
         if name != "manifest.json" {
             let bytes = std::fs::read(e.path()).unwrap();
             let sha = relay_domain::Checksum(sha2::Sha256::digest(&bytes).into());
-            digests.insert(name, serde_json::json!({"sha256": sha, "bytes": bytes.len()}));
+            digests.insert(
+                name,
+                serde_json::json!({"sha256": sha, "bytes": bytes.len()}),
+            );
         }
     }
     manifest["rendered_sha256"] = serde_json::Value::Object(digests);
-    let parsed: relay_domain::export::ExportManifest =
-        serde_json::from_value(manifest).unwrap();
+    let parsed: relay_domain::export::ExportManifest = serde_json::from_value(manifest).unwrap();
     let (bytes, _) = relay_domain::export::sealed_manifest_json(&parsed, &key).unwrap();
     std::fs::write(dir.join("manifest.json"), bytes).unwrap();
 }
@@ -748,9 +750,16 @@ async fn partial_csv_only_exports_prove_every_rendered_signature() {
     let outcome = export(&f, &req).await;
     assert_eq!(outcome.manifest.records, 30);
     let proofs = std::fs::read_to_string(req.out.join("proofs.jsonl")).unwrap();
-    let evidence: Vec<&str> = proofs.lines().filter(|l| l.contains("\"record\":")).collect();
+    let evidence: Vec<&str> = proofs
+        .lines()
+        .filter(|l| l.contains("\"record\":"))
+        .collect();
     assert_eq!(evidence.len(), 2, "{proofs}");
-    assert!(evidence[0].starts_with("{\"seq\":4,\"proof\":["), "{}", evidence[0]);
+    assert!(
+        evidence[0].starts_with("{\"seq\":4,\"proof\":["),
+        "{}",
+        evidence[0]
+    );
     let report = verify_dir(&req.out, Some(&f.keys));
     assert!(report.holds(), "{:#?}", report.findings);
 
@@ -781,7 +790,9 @@ async fn partial_csv_only_exports_prove_every_rendered_signature() {
         r.findings
     );
     assert!(
-        !r.findings.iter().any(|x| x.check == "sha256" || x.check == "seal"),
+        !r.findings
+            .iter()
+            .any(|x| x.check == "sha256" || x.check == "seal"),
         "the re-seal is genuine: {:#?}",
         r.findings
     );

@@ -55,4 +55,3 @@ pub fn raw_zip(entries: &[(String, String, Vec<u8>)]) -> Vec<u8> {
     out.extend_from_slice(&0u16.to_le_bytes());
     out
 }
-

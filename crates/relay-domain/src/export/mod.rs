@@ -18,8 +18,8 @@ pub use manifest::{
     sealed_manifest_json,
 };
 pub use package_verify::{
-    Finding, Origin, PackageError, PackageInputs, PackageReport, PassedCheck, Verdict, VerifyOptions,
-    verify_package,
+    Finding, Origin, PackageError, PackageInputs, PackageReport, PassedCheck, Verdict,
+    VerifyOptions, verify_package,
 };
 pub use render::{Manifestation, SignatureIndex};
 pub use seal::{Seal, SealError, SealKey, SealPublicKey};

@@ -14,16 +14,17 @@ use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 use thiserror::Error;
 
-use super::trust::PinnedKey;
 use super::manifest::{ExportManifest, ManifestError, RowsDigest, parse_sealed_manifest};
 use super::render::{
     CSV_HEADER, JSON_OPEN, Manifestation, signatures_cell, write_csv_prefix, write_json_prefix,
     write_json_signatures,
 };
+use super::trust::PinnedKey;
 use super::{
     ANCHORS_JSON, EXPORT_FORMAT, MANIFEST_FILE, MAX_ANCHORS_BYTES, MAX_LINE_BYTES, PACKAGE_FILES,
     PROOFS_JSONL, RECORDS_CSV, RECORDS_JSON, RECORDS_JSONL,
 };
+use crate::canonical::{EVENT_DOMAIN_TAG, write_canonical};
 use crate::chain::checksum_with_buf;
 use crate::ids::{
     Actor, ActorSource, ChainSeq, Checksum, Device, EventKind, KeyId, Project, Subject, TrailId,
@@ -31,7 +32,6 @@ use crate::ids::{
 use crate::keys::KeyRing;
 use crate::merkle::{MerkleAccumulator, record_leaf_hash, verify_inclusion};
 use crate::ports::Anchor;
-use crate::canonical::{EVENT_DOMAIN_TAG, write_canonical};
 use crate::record::{Payload, Record};
 use crate::timestamp::{TimeLabel, Timestamp};
 use crate::verify::ChainVerifier;
@@ -190,16 +190,16 @@ impl PackageReport {
             None => self.findings.insert(
                 usize::from(self.findings.first().is_some_and(|f| f.check == "seal")),
                 Finding {
-                file: MANIFEST_FILE.to_owned(),
-                row: None,
-                seq: None,
-                check: "seal key",
-                detail: format!(
-                    "sealed by key {}, which is not among the {} pinned key(s)",
-                    self.fingerprint,
-                    pins.len()
-                ),
-            },
+                    file: MANIFEST_FILE.to_owned(),
+                    row: None,
+                    seq: None,
+                    check: "seal key",
+                    detail: format!(
+                        "sealed by key {}, which is not among the {} pinned key(s)",
+                        self.fingerprint,
+                        pins.len()
+                    ),
+                },
             ),
         }
     }
@@ -458,7 +458,10 @@ fn check_line_layout(text: &[u8], record: &Record, buf: &mut Vec<u8>) -> Result<
     if buf.get(EVENT_DOMAIN_TAG.len()..) == Some(text) {
         Ok(())
     } else {
-        Err("line is not the record's canonical layout (RFC 8785 without checksum, then checksum)".into())
+        Err(
+            "line is not the record's canonical layout (RFC 8785 without checksum, then checksum)"
+                .into(),
+        )
     }
 }
 
@@ -472,24 +475,47 @@ fn compare_signatures(
     buf: &mut Vec<u8>,
 ) {
     let detail = |file: &str| {
-        let seqs: Vec<String> = records.iter().map(|m| m.signature_seq.to_string()).collect();
+        let seqs: Vec<String> = records
+            .iter()
+            .map(|m| m.signature_seq.to_string())
+            .collect();
         format!(
             "the {file} row renders signatures that differ from the package's SIGNATURE records on it ({})",
-            if seqs.is_empty() { "none".to_owned() } else { seqs.join(", ") }
+            if seqs.is_empty() {
+                "none".to_owned()
+            } else {
+                seqs.join(", ")
+            }
         )
     };
     buf.clear();
     write_json_signatures(records, buf);
     buf.pop();
-    let json = if row.json.is_empty() { b"[]".as_slice() } else { row.json.as_slice() };
+    let json = if row.json.is_empty() {
+        b"[]".as_slice()
+    } else {
+        row.json.as_slice()
+    };
     if has_json && json != buf.as_slice() {
-        f.fail(RECORDS_JSON, row.json_row, Some(row.row_seq), "signature", detail(RECORDS_JSON));
+        f.fail(
+            RECORDS_JSON,
+            row.json_row,
+            Some(row.row_seq),
+            "signature",
+            detail(RECORDS_JSON),
+        );
     }
     if has_csv {
         buf.clear();
         super::render::write_csv_cell(buf, &signatures_cell(records));
         if row.csv != *buf {
-            f.fail(RECORDS_CSV, row.csv_row, Some(row.row_seq), "signature", detail(RECORDS_CSV));
+            f.fail(
+                RECORDS_CSV,
+                row.csv_row,
+                Some(row.row_seq),
+                "signature",
+                detail(RECORDS_CSV),
+            );
         }
     }
 }
@@ -1073,25 +1099,53 @@ pub fn verify_package<R: BufRead>(
                 && manifest.filter.selects(&record);
             let signature = Manifestation::from_signature_record(&record);
             if evidence.seq != record.chain_seq || record.trail_id != manifest.trail_id {
-                bad(&mut f, "the evidence line's seq or trail differs from its record".into());
+                bad(
+                    &mut f,
+                    "the evidence line's seq or trail differs from its record".into(),
+                );
             } else if seq <= last_evidence || in_export || record.chain_seq > head.seq {
-                bad(&mut f, "evidence records must be in seq order, up to the head, and not exported".into());
+                bad(
+                    &mut f,
+                    "evidence records must be in seq order, up to the head, and not exported"
+                        .into(),
+                );
             } else if evidence.proof.len() > 64
-                || !verify_inclusion(&leaf, seq - 1, head.seq.get(), &evidence.proof, &head.merkle_root)
+                || !verify_inclusion(
+                    &leaf,
+                    seq - 1,
+                    head.seq.get(),
+                    &evidence.proof,
+                    &head.merkle_root,
+                )
             {
-                f.fail(PROOFS_JSONL, Some(prow), Some(seq), "merkle", "the SIGNATURE record is not included in the trail head's Merkle tree");
+                f.fail(
+                    PROOFS_JSONL,
+                    Some(prow),
+                    Some(seq),
+                    "merkle",
+                    "the SIGNATURE record is not included in the trail head's Merkle tree",
+                );
             } else if let Some(keys) = options.keys
-                && !keys
-                    .get(&record.key_id)
-                    .is_some_and(|k| checksum_with_buf(&record, k, &mut scratch).ct_eq(&record.checksum))
+                && !keys.get(&record.key_id).is_some_and(|k| {
+                    checksum_with_buf(&record, k, &mut scratch).ct_eq(&record.checksum)
+                })
             {
-                f.fail(PROOFS_JSONL, Some(prow), Some(seq), "hmac", "checksum mismatch or unknown key");
+                f.fail(
+                    PROOFS_JSONL,
+                    Some(prow),
+                    Some(seq),
+                    "hmac",
+                    "checksum mismatch or unknown key",
+                );
             } else {
                 match signature {
                     Some((target, m)) if exported.contains(&short(&target)) => {
                         signed.entry(target).or_default().push(m);
                     }
-                    _ => bad(&mut f, "not a SIGNATURE record on an exported record".into()),
+                    _ => bad(
+                        &mut f,
+                        "not a SIGNATURE record on an exported record".into(),
+                    ),
                 }
             }
             last_evidence = seq;
@@ -1107,9 +1161,20 @@ pub fn verify_package<R: BufRead>(
             list.sort_by_key(|m| m.signature_seq);
             let target_exported = whole || exported.contains(&short(&target));
             match rendered.remove(&target) {
-                Some(row) => compare_signatures(&mut f, &row, &list, json.is_some(), csv.is_some(), &mut scratch),
+                Some(row) => compare_signatures(
+                    &mut f,
+                    &row,
+                    &list,
+                    json.is_some(),
+                    csv.is_some(),
+                    &mut scratch,
+                ),
                 None if target_exported => {
-                    let file = if json.is_some() { RECORDS_JSON } else { RECORDS_CSV };
+                    let file = if json.is_some() {
+                        RECORDS_JSON
+                    } else {
+                        RECORDS_CSV
+                    };
                     f.fail(
                         file,
                         None,
@@ -1124,7 +1189,14 @@ pub fn verify_package<R: BufRead>(
         let mut leftover: Vec<RenderedSignatures> = rendered.into_values().collect();
         leftover.sort_by_key(|r| r.row_seq);
         for row in leftover {
-            compare_signatures(&mut f, &row, &[], json.is_some(), csv.is_some(), &mut scratch);
+            compare_signatures(
+                &mut f,
+                &row,
+                &[],
+                json.is_some(),
+                csv.is_some(),
+                &mut scratch,
+            );
         }
     }
 
