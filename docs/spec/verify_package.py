@@ -387,8 +387,12 @@ class Report:
 
 
 def lines_of(data):
-    """Lines with their terminating newline (the last may lack it)."""
-    return data.splitlines(keepends=True) if data else []
+    """Lines split at b"\n" only, each with its newline (the last may lack it)."""
+    if not data:
+        return []
+    parts = data.split(b"\n")
+    out = [p + b"\n" for p in parts[:-1]]
+    return out + [parts[-1]] if parts[-1] else out
 
 
 def csv_rows(data):

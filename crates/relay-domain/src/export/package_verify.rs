@@ -1,9 +1,12 @@
 //! The streaming verifier of an export package: every digest, the seal, the chain links (and
-//! HMACs with the trail key), Merkle proofs, the renderings, and the notary anchors.
+//! HMACs with the trail key), Merkle proofs, the renderings and the signatures they show, and
+//! the notary anchors. The check order is normative (docs/spec/export.md §4.1), so the first
+//! failure is the same in every conforming verifier.
 //!
 //! Memory does not grow with the package: `records.jsonl` and the renderings are read line by
-//! line in lockstep, the Merkle root is accumulated in O(log n), and only the anchors and the
-//! (few) rendered signatures awaiting their SIGNATURE record are held.
+//! line in lockstep, the Merkle root is accumulated in O(log n), and only the anchors, the
+//! SIGNATURE records and the rows that render signatures (few) are held; a partial export also
+//! holds 8 bytes per exported record, to know which records a SIGNATURE record may sign.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
