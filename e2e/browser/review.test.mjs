@@ -139,12 +139,19 @@ try {
   ]);
   const zipPath = join(work, download.suggestedFilename());
   await download.saveAs(zipPath);
-  await page.locator("#notice").filter({ hasText: "relay-verify" }).waitFor();
+  const notice = page.locator("#notice").filter({ hasText: "relay-verify" });
+  await notice.waitFor();
+  // The relay states its seal key fingerprint with the export; relay-verify says VERIFIED (exit
+  // 0) only for a pinned key, and "intact, origin not pinned" (exit 3) without one.
+  const fingerprint = /seal ([0-9a-f]{32})/.exec(await notice.innerText())?.[1];
+  assert.ok(fingerprint, "the export notice names the seal key fingerprint");
   const verifyBin = process.env.RELAY_VERIFY_BIN;
   if (verifyBin) {
-    const out = spawnSync(verifyBin, [zipPath], { encoding: "utf8" });
+    const unpinned = spawnSync(verifyBin, [zipPath], { encoding: "utf8" });
+    assert.equal(unpinned.status, 3, "relay-verify without a pin: " + unpinned.stdout + unpinned.stderr);
+    const out = spawnSync(verifyBin, [zipPath, "--expect-fingerprint", fingerprint], { encoding: "utf8" });
     assert.equal(out.status, 0, "relay-verify of the UI's package: " + out.stdout + out.stderr);
-    console.log("browser e2e: relay-verify accepted the UI's sealed package");
+    console.log("browser e2e: relay-verify accepted the UI's sealed package, pinned to " + fingerprint);
   }
 
   mkdirSync(dirname(screenshot), { recursive: true });

@@ -152,6 +152,7 @@ pub(crate) fn bench_export(
     let t = Instant::now();
     let mut child = std::process::Command::new(&verifier)
         .arg(&out)
+        .args(["--expect-fingerprint", &outcome.fingerprint])
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();

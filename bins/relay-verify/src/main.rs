@@ -4,8 +4,11 @@
 //! the chain links (and the HMACs when given the trail key file), the Merkle proofs, the
 //! renderings, and that the exported head is covered by the notary anchors.
 //!
-//! Exit codes: 0 everything holds; 1 a check failed (the report names file, row and check);
-//! 2 the input is unusable (not a package, unreadable manifest, I/O error, bad arguments).
+//! Exit codes: 0 every check held and the seal key is pinned (`--expect-fingerprint` or
+//! `--trust-file`); 1 a check failed (the report names file, row and check), including a seal key
+//! that is not a pinned one; 2 the input is unusable (not a package, unreadable manifest or trust
+//! file, I/O error, bad arguments); 3 every check held but no pin was given, so the package is
+//! intact but its origin is not established (anyone can seal with a key of their own).
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
@@ -15,15 +18,21 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use relay_domain::export::{PackageReport, VerifyOptions, verify_package};
+use relay_domain::export::{
+    Origin, PackageReport, PinnedKey, Verdict, VerifyOptions, parse_trust_file, verify_package,
+};
 
 use crate::package::{Package, PackageReadError};
 
 /// Verify a GIMS Compliance Relay export package offline.
 ///
-/// `relay-verify PACKAGE` checks a package directory or zip and prints what was checked and
-/// the verdict. `relay-verify proof --package P --seq N` proves one record's inclusion in the
-/// notarized trail head.
+/// `relay-verify PACKAGE --trust-file FILE` checks a package directory or zip and prints what was
+/// checked and the verdict. `relay-verify proof --package P --seq N` proves one record's
+/// inclusion in the notarized trail head.
+///
+/// Exit codes: 0 VERIFIED (every check held and the seal key is pinned); 1 NOT VERIFIED (a check
+/// failed, or the seal key is not a pinned one); 2 unusable input; 3 INTACT, ORIGIN NOT PINNED
+/// (every check held but no --expect-fingerprint / --trust-file was given).
 #[derive(Debug, Parser)]
 #[command(
     name = "relay-verify",
@@ -53,9 +62,14 @@ struct VerifyArgs {
     /// The trail key file (the relay's `secrets/trail-hmac.json`), to recompute every HMAC.
     #[arg(long, value_name = "FILE")]
     key_file: Option<PathBuf>,
-    /// The seal key fingerprint you expect (from the relay's `_relay` trail / STARTUP event).
+    /// Pin the seal key: its fingerprint (32 hex) or public key (64 hex), from the relay's
+    /// `_relay` trail STARTUP event (`export_seal`). Repeatable.
     #[arg(long, value_name = "FP")]
-    expect_fingerprint: Option<String>,
+    expect_fingerprint: Vec<String>,
+    /// Pin the seal keys listed in a trust file (`gims-relay-trust-v1`: the format line, then
+    /// one fingerprint or public key per line with an optional label; `#` comments). Repeatable.
+    #[arg(long, value_name = "FILE")]
+    trust_file: Vec<PathBuf>,
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
@@ -83,17 +97,40 @@ enum CliError {
     Read(#[from] PackageReadError),
     #[error(transparent)]
     Package(#[from] relay_domain::export::PackageError),
+    #[error("trust file {path}: {source}")]
+    Trust {
+        path: PathBuf,
+        source: relay_domain::export::TrustError,
+    },
+    #[error("cannot read trust file {path}")]
+    TrustIo {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("--expect-fingerprint: {0}")]
+    Pin(relay_domain::export::TrustError),
+}
+
+/// What a run concluded, mapped to the exit code.
+enum Outcome {
+    Verified,
+    Failed,
+    IntactUnpinned,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Some(Command::Proof(args)) => run_proof(&args),
+        Some(Command::Proof(args)) => run_proof(&args).map(|included| match included {
+            true => Outcome::Verified,
+            false => Outcome::Failed,
+        }),
         None => run_verify(&cli.verify),
     };
     match result {
-        Ok(true) => ExitCode::SUCCESS,
-        Ok(false) => ExitCode::from(1),
+        Ok(Outcome::Verified) => ExitCode::SUCCESS,
+        Ok(Outcome::Failed) => ExitCode::from(1),
+        Ok(Outcome::IntactUnpinned) => ExitCode::from(3),
         Err(e) => {
             eprintln!("relay-verify: error: {e}");
             let mut source = std::error::Error::source(&e);
@@ -106,7 +143,36 @@ fn main() -> ExitCode {
     }
 }
 
-fn run_verify(args: &VerifyArgs) -> Result<bool, CliError> {
+fn read_pins(args: &VerifyArgs) -> Result<Vec<PinnedKey>, CliError> {
+    let mut pins = Vec::new();
+    for fp in &args.expect_fingerprint {
+        pins.push(PinnedKey::parse(fp, "--expect-fingerprint").map_err(CliError::Pin)?);
+    }
+    for path in &args.trust_file {
+        let mut bytes = Vec::new();
+        std::fs::File::open(path)
+            .and_then(|f| {
+                std::io::Read::read_to_end(
+                    &mut std::io::Read::take(
+                        f,
+                        relay_domain::export::trust::MAX_TRUST_FILE_BYTES as u64 + 1,
+                    ),
+                    &mut bytes,
+                )
+            })
+            .map_err(|source| CliError::TrustIo {
+                path: path.clone(),
+                source,
+            })?;
+        pins.extend(parse_trust_file(&bytes).map_err(|source| CliError::Trust {
+            path: path.clone(),
+            source,
+        })?);
+    }
+    Ok(pins)
+}
+
+fn run_verify(args: &VerifyArgs) -> Result<Outcome, CliError> {
     let path = args
         .package
         .as_deref()
@@ -116,22 +182,28 @@ fn run_verify(args: &VerifyArgs) -> Result<bool, CliError> {
         .as_deref()
         .map(package::read_key_file)
         .transpose()?;
+    let pins = read_pins(args)?;
     let package = Package::open(path)?;
     let inputs = package.inputs()?;
     let options = VerifyOptions {
         keys: keys.as_ref(),
-        expect_fingerprint: args.expect_fingerprint.as_deref(),
+        expect_fingerprint: None,
     };
-    let report = verify_package(inputs, &options)?;
+    let mut report = verify_package(inputs, &options)?;
+    report.pin(&pins);
     if args.json {
         println!("{}", report_json(path, &report));
     } else {
-        print_report(path, &report, args.expect_fingerprint.is_some());
+        print_report(path, &report);
     }
-    Ok(report.holds())
+    Ok(match report.verdict() {
+        Verdict::Verified => Outcome::Verified,
+        Verdict::IntactUnpinned => Outcome::IntactUnpinned,
+        Verdict::NotVerified => Outcome::Failed,
+    })
 }
 
-fn print_report(path: &Path, report: &PackageReport, pinned: bool) {
+fn print_report(path: &Path, report: &PackageReport) {
     let m = &report.manifest;
     println!("Package   {}", path.display());
     println!(
@@ -175,41 +247,59 @@ fn print_report(path: &Path, report: &PackageReport, pinned: bool) {
         println!("  FAIL  {f}");
     }
     println!();
-    if report.holds() {
-        println!(
-            "VERDICT: VERIFIED. {} records, sealed by {}.",
-            report.records, report.fingerprint
-        );
-        if !pinned {
+    match (report.verdict(), &report.origin) {
+        (Verdict::Verified, Origin::Pinned(pin)) => println!(
+            "VERDICT: VERIFIED. {} records, sealed by the pinned key {pin}.",
+            report.records
+        ),
+        (Verdict::Verified | Verdict::IntactUnpinned, _) => {
             println!(
-                "Compare the seal key fingerprint {} with the relay's published one \
-                 (STARTUP event in its _relay trail), or pass --expect-fingerprint.",
-                report.fingerprint
+                "VERDICT: INTACT, ORIGIN NOT PINNED. {} records; every check held, but the seal \
+                 key {} is not pinned, and anyone can seal a package with a key of their own.",
+                report.records, report.fingerprint
+            );
+            println!(
+                "Pin the relay's published seal key (STARTUP event of its _relay trail, \
+                 `export_seal`): --expect-fingerprint FP or --trust-file FILE (exit 3 until then)."
             );
         }
-    } else {
-        println!(
-            "VERDICT: NOT VERIFIED. {} check(s) failed; the first: {}",
-            report.findings.len(),
-            report
-                .findings
-                .first()
-                .map(ToString::to_string)
-                .unwrap_or_default()
-        );
+        (Verdict::NotVerified, _) => print_failed(report),
     }
+}
+
+fn print_failed(report: &PackageReport) {
+    println!(
+        "VERDICT: NOT VERIFIED. {} check(s) failed; the first: {}",
+        report.findings.len(),
+        report
+            .findings
+            .first()
+            .map(ToString::to_string)
+            .unwrap_or_default()
+    );
 }
 
 fn report_json(path: &Path, report: &PackageReport) -> serde_json::Value {
     serde_json::json!({
         "package": path.display().to_string(),
-        "verified": report.holds(),
+        "verified": report.verdict() == Verdict::Verified,
+        "intact": report.holds(),
+        "verdict": match report.verdict() {
+            Verdict::Verified => "verified",
+            Verdict::IntactUnpinned => "intact_origin_not_pinned",
+            Verdict::NotVerified => "not_verified",
+        },
+        "pinned_by": match &report.origin {
+            Origin::Pinned(pin) => Some(pin.as_str()),
+            Origin::Unpinned => None,
+        },
         "trail_id": report.manifest.trail_id,
         "range": report.manifest.range,
         "head": report.manifest.head,
         "records": report.records,
         "hmac_checked": report.hmac_checked,
         "seal_fingerprint": report.fingerprint,
+        "seal_public_key": report.seal_public_key,
         "passed": report.passed.iter().map(|p| serde_json::json!({"check": p.check, "detail": p.detail})).collect::<Vec<_>>(),
         "failures": report.findings.iter().map(|f| serde_json::json!({
             "file": f.file, "row": f.row, "seq": f.seq, "check": f.check, "detail": f.detail,

@@ -112,16 +112,13 @@ impl Package {
         } else if meta.is_file() {
             let archive = open_zip(path)?;
             let mut files: Vec<&'static str> = Vec::new();
-            let mut others = Vec::new();
+            let mut others = zip_directory_faults(path, &archive)?;
             for name in archive.file_names() {
                 match PACKAGE_FILES.iter().find(|f| **f == name) {
                     Some(known) if !files.contains(known) => files.push(*known),
                     Some(_) => others.push(format!("{name} (duplicate entry)")),
                     None => others.push(name.chars().take(200).collect()),
                 }
-            }
-            if archive.len() != archive.file_names().count() {
-                others.push("(duplicate entry names)".into());
             }
             (files, others, true)
         } else {
@@ -217,6 +214,137 @@ fn open_zip(path: &Path) -> Result<zip::ZipArchive<BufReader<File>>, PackageRead
         path: path.to_path_buf(),
         message: e.to_string(),
     })
+}
+
+/// The zip's own central directory, read entry by entry (the zip crate keeps one entry per
+/// name, so a second `records.csv` is invisible through it): duplicate names, names the crate
+/// reads differently, local headers naming another file, and bytes before the first entry are
+/// all faults. An unzip tool shows the *first* of two entries, the crate the last: a package
+/// must not depend on which.
+fn zip_directory_faults(
+    path: &Path,
+    archive: &zip::ZipArchive<BufReader<File>>,
+) -> Result<Vec<String>, PackageReadError> {
+    use std::io::{Seek, SeekFrom};
+    let shown =
+        |name: &[u8]| -> String { String::from_utf8_lossy(name).chars().take(200).collect() };
+    let bad = |message: &str| PackageReadError::Zip {
+        path: path.to_path_buf(),
+        message: message.to_owned(),
+    };
+    let mut file = BufReader::new(File::open(path).map_err(io_err(path.display().to_string()))?);
+    let io = |e: io::Error| PackageReadError::Io {
+        path: path.display().to_string(),
+        source: e,
+    };
+    let mut faults = Vec::new();
+    if archive.offset() != 0 {
+        faults.push(format!(
+            "({} bytes before the first entry)",
+            archive.offset()
+        ));
+    }
+    file.seek(SeekFrom::Start(archive.central_directory_start()))
+        .map_err(io)?;
+    let mut entries: Vec<(Vec<u8>, u64)> = Vec::new();
+    loop {
+        let mut fixed = [0u8; 46];
+        if file.read_exact(&mut fixed[..4]).is_err() || fixed[..4] != [0x50, 0x4b, 0x01, 0x02] {
+            break;
+        }
+        file.read_exact(&mut fixed[4..]).map_err(io)?;
+        let u16_at = |i: usize| u64::from(u16::from_le_bytes([fixed[i], fixed[i + 1]]));
+        let u32_at = |i: usize| {
+            u64::from(u32::from_le_bytes([
+                fixed[i],
+                fixed[i + 1],
+                fixed[i + 2],
+                fixed[i + 3],
+            ]))
+        };
+        let (name_len, extra_len, comment_len) = (u16_at(28), u16_at(30), u16_at(32));
+        let mut name = vec![0u8; name_len as usize];
+        file.read_exact(&mut name).map_err(io)?;
+        let mut extra = vec![0u8; extra_len as usize];
+        file.read_exact(&mut extra).map_err(io)?;
+        file.seek(SeekFrom::Current(comment_len as i64))
+            .map_err(io)?;
+        let mut offset = u32_at(42);
+        if offset == 0xFFFF_FFFF {
+            // Zip64: the extra field 0x0001 holds, in order, the sizes that overflowed and then
+            // the local header offset.
+            let skip =
+                8 * (u64::from(u32_at(24) == 0xFFFF_FFFF) + u64::from(u32_at(20) == 0xFFFF_FFFF));
+            offset =
+                zip64_offset(&extra, skip).ok_or_else(|| bad("a zip64 entry has no offset"))?;
+        }
+        entries.push((name, offset));
+        if entries.len() > 64 {
+            faults.push("(more than 64 entries)".into());
+            break;
+        }
+    }
+    let manifests = entries
+        .iter()
+        .filter(|(n, _)| n.as_slice() == MANIFEST_FILE.as_bytes())
+        .count();
+    if manifests > 1 {
+        return Err(bad(
+            "manifest.json appears more than once; a verifier must not choose a copy",
+        ));
+    }
+    let mut seen: Vec<&[u8]> = Vec::new();
+    for (name, _) in &entries {
+        if seen.contains(&name.as_slice()) {
+            faults.push(format!(
+                "{} (duplicate entry: the zip holds this name more than once)",
+                shown(name)
+            ));
+        } else {
+            seen.push(name);
+        }
+        if !std::str::from_utf8(name).is_ok_and(|n| archive.file_names().any(|c| c == n)) {
+            faults.push(format!(
+                "{} (entry name is not read the same by every zip reader)",
+                shown(name)
+            ));
+        }
+    }
+    for (name, offset) in &entries {
+        let mut local = [0u8; 30];
+        let ok = file
+            .seek(SeekFrom::Start(archive.offset() + offset))
+            .and_then(|_| file.read_exact(&mut local))
+            .is_ok()
+            && local[..4] == [0x50, 0x4b, 0x03, 0x04];
+        let len = usize::from(u16::from_le_bytes([local[26], local[27]]));
+        let mut local_name = vec![0u8; len];
+        if !ok || file.read_exact(&mut local_name).is_err() || local_name != *name {
+            faults.push(format!(
+                "{} (its local header names {:?})",
+                shown(name),
+                shown(&local_name)
+            ));
+        }
+    }
+    Ok(faults)
+}
+
+fn zip64_offset(extra: &[u8], skip: u64) -> Option<u64> {
+    let mut rest = extra;
+    while rest.len() >= 4 {
+        let id = u16::from_le_bytes([rest[0], rest[1]]);
+        let len = usize::from(u16::from_le_bytes([rest[2], rest[3]]));
+        let body = rest.get(4..4 + len)?;
+        if id == 1 {
+            let at = usize::try_from(skip).ok()?;
+            return body
+                .get(at..at + 8)
+                .map(|b| u64::from_le_bytes(b.try_into().unwrap_or([0; 8])));
+        }
+        rest = &rest[4 + len..];
+    }
+    None
 }
 
 /// An owned, streaming reader of one zip entry. The zip crate's entry borrows its archive, so a

@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+
 const BIN: &str = env!("CARGO_BIN_EXE_relay-verify");
 
 fn fixtures() -> PathBuf {
@@ -60,10 +62,13 @@ fn assert_fails_naming(pkg: &Path, file: &str) -> String {
     text
 }
 
+/// The fixture's seal key fingerprint (what the relay publishes in its STARTUP event).
+const FIXTURE_FP: &str = "fb2d2806624a743c59cdab96ff833207";
+
 #[test]
 fn the_exported_package_verifies_with_and_without_the_trail_key() {
     let pkg = fixtures().join("package");
-    let (code, text) = verify(&pkg, &[]);
+    let (code, text) = verify(&pkg, &["--expect-fingerprint", FIXTURE_FP]);
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("VERDICT: VERIFIED. 32 records"), "{text}");
     assert!(
@@ -71,14 +76,180 @@ fn the_exported_package_verifies_with_and_without_the_trail_key() {
         "{text}"
     );
     let key = fixtures().join("trail-hmac.json");
-    let (code, text) = verify(&pkg, &["--key-file", key.to_str().unwrap()]);
+    let (code, text) = verify(
+        &pkg,
+        &[
+            "--key-file",
+            key.to_str().unwrap(),
+            "--expect-fingerprint",
+            FIXTURE_FP,
+        ],
+    );
     assert_eq!(code, Some(0), "{text}");
     assert!(text.contains("HMACs recomputed"), "{text}");
-    let (code, text) = verify(&pkg, &["--json"]);
+    let (code, text) = verify(&pkg, &["--json", "--expect-fingerprint", FIXTURE_FP]);
     assert_eq!(code, Some(0));
     let v: serde_json::Value = serde_json::from_str(&text).unwrap();
     assert_eq!(v["verified"], true);
+    assert_eq!(v["verdict"], "verified");
     assert_eq!(v["records"], 32);
+}
+
+#[test]
+fn an_intact_package_without_a_pin_exits_3_not_0() {
+    let pkg = fixtures().join("package");
+    let (code, text) = verify(&pkg, &[]);
+    assert_eq!(code, Some(3), "{text}");
+    assert!(
+        text.contains("VERDICT: INTACT, ORIGIN NOT PINNED"),
+        "{text}"
+    );
+    assert!(!text.contains("VERDICT: VERIFIED"), "{text}");
+    // --key-file authenticates the records, not the seal: still not pinned.
+    let key = fixtures().join("trail-hmac.json");
+    let (code, _) = verify(&pkg, &["--key-file", key.to_str().unwrap()]);
+    assert_eq!(code, Some(3));
+    let (code, text) = verify(&pkg, &["--json"]);
+    assert_eq!(code, Some(3));
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["verified"], false);
+    assert_eq!(v["intact"], true);
+    assert_eq!(v["verdict"], "intact_origin_not_pinned");
+}
+
+#[test]
+fn a_package_resealed_with_an_attackers_own_key_is_not_verified() {
+    // The whole package re-sealed by the attacker's key (who could have edited anything before
+    // re-sealing): every check holds, so without a pin it is only "intact" (exit 3, formerly
+    // VERIFIED with exit 0); with the relay's pin it is refused (exit 1).
+    let tmp = tempfile::tempdir().unwrap();
+    let pkg = copy_with(&tmp, Some("manifest.json"), |b| resign(b, [9u8; 32], true));
+    let (code, text) = verify(&pkg, &[]);
+    assert_eq!(code, Some(3), "{text}");
+    let (code, text) = verify(&pkg, &["--expect-fingerprint", FIXTURE_FP]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains(
+            "VERDICT: NOT VERIFIED. 1 check(s) failed; the first: manifest.json: seal key"
+        ),
+        "{text}"
+    );
+    // The same through a trust file listing the organisation's keys.
+    let trust = tmp.path().join("trust.txt");
+    std::fs::write(
+        &trust,
+        format!(
+            "gims-relay-trust-v1\n# ACME\n{FIXTURE_FP}  edge ws-01\n00112233445566778899aabbccddeeff old\n"
+        ),
+    )
+    .unwrap();
+    let (code, text) = verify(&pkg, &["--trust-file", trust.to_str().unwrap()]);
+    assert_eq!(code, Some(1), "{text}");
+    let (code, text) = verify(
+        &fixtures().join("package"),
+        &["--trust-file", trust.to_str().unwrap()],
+    );
+    assert_eq!(code, Some(0), "{text}");
+    assert!(
+        text.contains("sealed by the pinned key fb2d2806624a743c59cdab96ff833207 (edge ws-01)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn a_pin_by_public_key_must_match_the_whole_key() {
+    let pkg = fixtures().join("package");
+    let (_, text) = verify(&pkg, &["--json"]);
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let public = v["seal_public_key"].as_str().unwrap().to_ascii_uppercase();
+    assert_eq!(verify(&pkg, &["--expect-fingerprint", &public]).0, Some(0));
+    let other = relay_domain::export::SealKey::from_seed(&[3u8; 32])
+        .unwrap()
+        .public()
+        .to_hex();
+    assert_eq!(verify(&pkg, &["--expect-fingerprint", &other]).0, Some(1));
+}
+
+#[test]
+fn malformed_pins_and_trust_files_are_unusable_input() {
+    let pkg = fixtures().join("package");
+    let (code, text) = verify(&pkg, &["--expect-fingerprint", "fb2d"]);
+    assert_eq!(code, Some(2), "{text}");
+    let tmp = tempfile::tempdir().unwrap();
+    for (body, expect) in [
+        ("fb2d2806624a743c59cdab96ff833207\n", "first line"),
+        ("gims-relay-trust-v1\n# none\n", "no seal key"),
+        ("gims-relay-trust-v1\nnot-a-key label\n", "line 2"),
+    ] {
+        let trust = tmp.path().join("t");
+        std::fs::write(&trust, body).unwrap();
+        let (code, text) = verify(&pkg, &["--trust-file", trust.to_str().unwrap()]);
+        assert_eq!(code, Some(2), "{text}");
+        assert!(text.contains(expect), "{expect}: {text}");
+    }
+    let (code, _) = verify(&pkg, &["--trust-file", "/nonexistent/trust"]);
+    assert_eq!(code, Some(2));
+}
+
+#[test]
+fn a_zip_holding_records_csv_twice_is_refused_whichever_copy_a_reader_shows() {
+    // The tampered copy first (what unzip shows), the genuine one last (what a zip library that
+    // keeps the last entry reads): the package must not verify either way.
+    let dir = fixtures().join("package");
+    let mut entries: Vec<(String, String, Vec<u8>)> = Vec::new();
+    for name in [
+        "manifest.json",
+        "anchors.json",
+        "records.jsonl",
+        "records.json",
+    ] {
+        entries.push((
+            name.into(),
+            name.into(),
+            std::fs::read(dir.join(name)).unwrap(),
+        ));
+    }
+    let genuine = std::fs::read(dir.join("records.csv")).unwrap();
+    let forged = String::from_utf8(genuine.clone())
+        .unwrap()
+        .replace("Rita Reviewer", "Rita Approver")
+        .into_bytes();
+    let tmp = tempfile::tempdir().unwrap();
+    for (first, last) in [
+        (&forged, &genuine),
+        (&genuine, &forged),
+        (&genuine, &genuine),
+    ] {
+        let mut all = entries.clone();
+        all.push(("records.csv".into(), "records.csv".into(), first.clone()));
+        all.push(("records.csv".into(), "records.csv".into(), last.clone()));
+        let zip = tmp.path().join("dup.zip");
+        std::fs::write(&zip, common::raw_zip(&all)).unwrap();
+        let (code, text) = verify(&zip, &["--expect-fingerprint", FIXTURE_FP]);
+        assert_eq!(code, Some(1), "{text}");
+        assert!(
+            text.contains("FAIL  records.csv (duplicate entry"),
+            "{text}"
+        );
+    }
+    // A local header naming another file than the central directory.
+    let mut all = entries.clone();
+    all.push(("records.csv".into(), "records.cs_".into(), genuine.clone()));
+    let zip = tmp.path().join("local.zip");
+    std::fs::write(&zip, common::raw_zip(&all)).unwrap();
+    let (code, text) = verify(&zip, &["--expect-fingerprint", FIXTURE_FP]);
+    assert_eq!(code, Some(1), "{text}");
+    assert!(
+        text.contains("its local header names \"records.cs_\""),
+        "{text}"
+    );
+    // The same entries once each verify.
+    let mut all = entries;
+    all.push(("records.csv".into(), "records.csv".into(), genuine));
+    let zip = tmp.path().join("ok.zip");
+    std::fs::write(&zip, common::raw_zip(&all)).unwrap();
+    let (code, text) = verify(&zip, &["--expect-fingerprint", FIXTURE_FP]);
+    assert_eq!(code, Some(0), "{text}");
 }
 
 #[test]
@@ -214,7 +385,7 @@ fn a_zipped_package_verifies_and_a_stray_entry_fails() {
         z.finish().unwrap();
     };
     write(&zip_path, None);
-    let (code, text) = verify(&zip_path, &[]);
+    let (code, text) = verify(&zip_path, &["--expect-fingerprint", FIXTURE_FP]);
     assert_eq!(code, Some(0), "{text}");
     let bad = tmp.path().join("bad.zip");
     write(&bad, Some("../outside.txt"));

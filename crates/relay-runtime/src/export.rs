@@ -19,9 +19,9 @@ use relay_domain::export::render::{
 };
 use relay_domain::export::{
     ANCHORS_JSON, EXPORT_FORMAT, ExportFilter, ExportManifest, FileDigest, GeneratedBy,
-    MANIFEST_FILE, ManifestError, PROOFS_JSONL, RECORDS_CSV, RECORDS_JSON, RECORDS_JSONL,
-    RowsDigest, SealError, SealKey, SealPublicKey, SeqRange, SignatureIndex, TrailHeadSnapshot,
-    sealed_manifest_json,
+    MANIFEST_FILE, ManifestError, Manifestation, PROOFS_JSONL, RECORDS_CSV, RECORDS_JSON,
+    RECORDS_JSONL, RowsDigest, SealError, SealKey, SealPublicKey, SeqRange, SignatureIndex,
+    TrailHeadSnapshot, sealed_manifest_json,
 };
 use relay_domain::merkle::{MerkleAccumulator, MerkleTree, record_leaf_hash};
 use relay_domain::ports::{
@@ -468,6 +468,10 @@ async fn write_package(
         false => Vec::with_capacity(usize::try_from(head.seq.get()).unwrap_or(0)),
     };
     let mut selected: Vec<u64> = Vec::new();
+    // Partial exports carry the SIGNATURE records on exported records that they do not export
+    // themselves (with proofs), so every rendered signature can be checked offline.
+    let mut exported_checksums: std::collections::HashSet<Checksum> =
+        std::collections::HashSet::new();
     let mut jsonl = HashedFile::create(dir.join(RECORDS_JSONL))?;
     let mut csv = match request.format.csv() {
         true => Some(HashedFile::create(dir.join(RECORDS_CSV))?),
@@ -516,6 +520,9 @@ async fn write_package(
             acc.push_leaf_hash(leaf);
             if !whole {
                 selected.push(record.chain_seq.get() - 1);
+                if !signatures.on(&record.checksum).is_empty() {
+                    exported_checksums.insert(record.checksum);
+                }
             }
             line.clear();
             serde_json::to_writer(&mut line, record).map_err(|e| ExportError::Io {
@@ -585,15 +592,42 @@ async fn write_package(
         for index in selected {
             let proof = tree.inclusion_proof(index);
             line.clear();
-            serde_json::to_writer(
-                &mut line,
-                &serde_json::json!({ "seq": index + 1, "proof": proof }),
-            )
-            .map_err(|e| ExportError::Io {
+            line.extend_from_slice(b"{\"seq\":");
+            line.extend_from_slice((index + 1).to_string().as_bytes());
+            line.extend_from_slice(b",\"proof\":");
+            serde_json::to_writer(&mut line, &proof).map_err(|e| ExportError::Io {
                 path: dir.join(PROOFS_JSONL),
                 source: e.into(),
             })?;
-            line.push(b'\n');
+            line.extend_from_slice(b"}\n");
+            file.write(&line)?;
+        }
+        // Then the SIGNATURE records on exported records that are not exported themselves.
+        for record in &signature_records {
+            let Some((target, _)) = Manifestation::from_signature_record(record) else {
+                continue;
+            };
+            let in_export = record.chain_seq >= from
+                && record.chain_seq <= to
+                && request.filter.selects(record);
+            if in_export || !exported_checksums.contains(&target) {
+                continue;
+            }
+            let proof = tree.inclusion_proof(record.chain_seq.get() - 1);
+            line.clear();
+            line.extend_from_slice(b"{\"seq\":");
+            line.extend_from_slice(record.chain_seq.get().to_string().as_bytes());
+            line.extend_from_slice(b",\"proof\":");
+            serde_json::to_writer(&mut line, &proof)
+                .and_then(|()| {
+                    line.extend_from_slice(b",\"record\":");
+                    serde_json::to_writer(&mut line, record)
+                })
+                .map_err(|e| ExportError::Io {
+                    path: dir.join(PROOFS_JSONL),
+                    source: e.into(),
+                })?;
+            line.extend_from_slice(b"}\n");
             file.write(&line)?;
         }
         proofs = Some(file);

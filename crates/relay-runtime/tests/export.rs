@@ -708,3 +708,109 @@ async fn export_refuses_when_the_signature_read_disagrees_with_the_trail() {
     );
     assert!(!out.exists(), "no partial package is left behind");
 }
+
+/// Re-seals the package in `dir` after an edit, with the relay's own seal key (an insider who
+/// holds the seal key but not the trail key): every digest recomputed, the manifest re-signed.
+async fn reseal_with_relay_key(f: &Fixture, dir: &Path) {
+    use sha2::Digest as _;
+    let key = relay_runtime::export::load_seal_key(f.adapters.secrets.as_ref())
+        .await
+        .unwrap();
+    let mut manifest: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
+    manifest.as_object_mut().unwrap().remove("seal");
+    let mut digests = serde_json::Map::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let e = e.unwrap();
+        let name = e.file_name().into_string().unwrap();
+        if name != "manifest.json" {
+            let bytes = std::fs::read(e.path()).unwrap();
+            let sha = relay_domain::Checksum(sha2::Sha256::digest(&bytes).into());
+            digests.insert(
+                name,
+                serde_json::json!({"sha256": sha, "bytes": bytes.len()}),
+            );
+        }
+    }
+    manifest["rendered_sha256"] = serde_json::Value::Object(digests);
+    let parsed: relay_domain::export::ExportManifest = serde_json::from_value(manifest).unwrap();
+    let (bytes, _) = relay_domain::export::sealed_manifest_json(&parsed, &key).unwrap();
+    std::fs::write(dir.join("manifest.json"), bytes).unwrap();
+}
+
+#[tokio::test]
+async fn partial_csv_only_exports_prove_every_rendered_signature() {
+    let f = fixture().await;
+    populate(&f).await;
+    // FILE_CREATED only, CSV only: the SIGNATURE records on record 3 are not exported, so they
+    // travel as evidence lines after the proofs.
+    let mut req = request(f.root.join("files-csv"));
+    req.filter.kind = Some(EventKind::file_created());
+    req.format = ExportFormat::Csv;
+    let outcome = export(&f, &req).await;
+    assert_eq!(outcome.manifest.records, 30);
+    let proofs = std::fs::read_to_string(req.out.join("proofs.jsonl")).unwrap();
+    let evidence: Vec<&str> = proofs
+        .lines()
+        .filter(|l| l.contains("\"record\":"))
+        .collect();
+    assert_eq!(evidence.len(), 2, "{proofs}");
+    assert!(
+        evidence[0].starts_with("{\"seq\":4,\"proof\":["),
+        "{}",
+        evidence[0]
+    );
+    let report = verify_dir(&req.out, Some(&f.keys));
+    assert!(report.holds(), "{:#?}", report.findings);
+
+    let copy = |name: &str| {
+        let dst = f.root.join(rand_name(name));
+        std::fs::create_dir_all(&dst).unwrap();
+        for e in std::fs::read_dir(&req.out).unwrap() {
+            let e = e.unwrap();
+            std::fs::copy(e.path(), dst.join(e.file_name())).unwrap();
+        }
+        dst
+    };
+    // A forged signature cell, re-sealed with the relay's real seal key.
+    let forged = copy("forged");
+    let csv = std::fs::read_to_string(forged.join("records.csv")).unwrap();
+    std::fs::write(
+        forged.join("records.csv"),
+        csv.replacen("Rita Reviewer", "Rita Approver", 1),
+    )
+    .unwrap();
+    reseal_with_relay_key(&f, &forged).await;
+    let r = verify_dir(&forged, Some(&f.keys));
+    assert!(
+        r.findings
+            .iter()
+            .any(|x| x.file == "records.csv" && x.check == "signature" && x.seq == Some(3)),
+        "{:#?}",
+        r.findings
+    );
+    assert!(
+        !r.findings
+            .iter()
+            .any(|x| x.check == "sha256" || x.check == "seal"),
+        "the re-seal is genuine: {:#?}",
+        r.findings
+    );
+    // The evidence dropped (signatures then rendered without proof), re-sealed.
+    let dropped = copy("dropped");
+    let kept: String = proofs
+        .lines()
+        .filter(|l| !l.contains("\"record\":"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    std::fs::write(dropped.join("proofs.jsonl"), kept).unwrap();
+    reseal_with_relay_key(&f, &dropped).await;
+    let r = verify_dir(&dropped, Some(&f.keys));
+    assert!(
+        r.findings
+            .iter()
+            .any(|x| x.file == "records.csv" && x.check == "signature"),
+        "{:#?}",
+        r.findings
+    );
+}

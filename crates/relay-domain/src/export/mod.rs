@@ -10,6 +10,7 @@ pub mod manifest;
 pub mod package_verify;
 pub mod render;
 pub mod seal;
+pub mod trust;
 
 pub use manifest::{
     ExportFilter, ExportManifest, FileDigest, GeneratedBy, ManifestError, ParsedManifest,
@@ -17,10 +18,12 @@ pub use manifest::{
     sealed_manifest_json,
 };
 pub use package_verify::{
-    Finding, PackageError, PackageInputs, PackageReport, PassedCheck, VerifyOptions, verify_package,
+    Finding, Origin, PackageError, PackageInputs, PackageReport, PassedCheck, Verdict,
+    VerifyOptions, verify_package,
 };
 pub use render::{Manifestation, SignatureIndex};
 pub use seal::{Seal, SealError, SealKey, SealPublicKey};
+pub use trust::{PinnedKey, TRUST_FILE_FORMAT, TrustError, parse_trust_file};
 
 /// The `format` of every manifest this version writes.
 pub const EXPORT_FORMAT: &str = "gims-relay export v1";
