@@ -982,8 +982,8 @@ impl DirExporter {
                 "max_age_secs": self.retention.max_age.as_secs(),
                 "removed": removed,
             });
-            // Removed files cannot be put back: a failure to record is returned, so the caller
-            // answers 503 and the operator sees it, and the next sweep records nothing twice.
+            // Removed files cannot be put back: a failure to record them is returned (the
+            // export or download fails and is logged), never swallowed.
             self.journal
                 .system("EXPORT_PACKAGES_REMOVED", payload)
                 .await
