@@ -183,10 +183,11 @@ impl<'de> serde::Deserialize<'de> for NumParam {
             fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<NumParam, E> {
                 let t = v.trim();
                 let digits = t.strip_prefix(['-', '+']).unwrap_or(t);
-                if !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit()) {
-                    if let Ok(n) = t.parse::<i128>() {
-                        return Ok(NumParam::Int(n));
-                    }
+                if !digits.is_empty()
+                    && digits.bytes().all(|b| b.is_ascii_digit())
+                    && let Ok(n) = t.parse::<i128>()
+                {
+                    return Ok(NumParam::Int(n));
                 }
                 Ok(NumParam::Other(v.chars().take(40).collect()))
             }
