@@ -100,6 +100,12 @@ fn request(body: &[u8]) -> Request<Body> {
         .expect("a valid request")
 }
 
+/// The trail an input's `trail_id` names, if it names a valid one.
+fn named_trail(data: &[u8]) -> Option<TrailId> {
+    let value: serde_json::Value = serde_json::from_slice(data).ok()?;
+    TrailId::new(value.get("trail_id")?.as_str()?).ok()
+}
+
 async fn forwarded_heads(store: &InMemoryRecordStore) -> Vec<(TrailId, u64)> {
     store
         .trails()
@@ -128,6 +134,11 @@ fuzz_target!(|data: &[u8]| {
                 clock_skew_threshold: Duration::from_secs(2),
                 clock_skew_interval: Duration::from_secs(60),
                 max_body_bytes: 1024 * 1024,
+                // The edge may forward whichever trail the input names, so every path behind
+                // the trail binding is reached.
+                edge_trails: named_trail(data)
+                    .map(|t| std::collections::BTreeMap::from([(EDGE.to_owned(), vec![t])]))
+                    .unwrap_or_default(),
             },
         });
         let app = ingest_router(state);

@@ -61,6 +61,11 @@ pub(crate) async fn bench_ingest(admin_dsn: &str, records: usize) -> Vec<Row> {
         config: relay_api::IngestConfig {
             edges: vec!["bench-edge".into()],
             clock_skew_threshold: Duration::from_secs(365 * 24 * 3600),
+            // The bench edge forwards a trail not named like itself.
+            edge_trails: std::collections::BTreeMap::from([(
+                "bench-edge".to_owned(),
+                vec![trail.clone()],
+            )]),
             ..Default::default()
         },
     });

@@ -144,6 +144,17 @@ pub struct ServerConfig {
     /// Edge ids allowed to ingest (each with the secret `ingest-token.<edge>`); empty: ingest
     /// disabled (503), with a start-up warning.
     pub ingest_edges: Vec<String>,
+    /// The trails each edge may forward, by edge id (`[ingest_trails] ws-1 = ["line-a"]`); an
+    /// edge without an entry may forward only the trail named like itself.
+    pub ingest_trails: std::collections::BTreeMap<String, Vec<String>>,
+    /// Largest ingest body (one batch) accepted from an authenticated edge, in bytes; larger
+    /// is 413. Unauthenticated bodies are never read at all.
+    pub ingest_max_batch_bytes: usize,
+    /// Sealed export packages made through the API are removed this many hours after they
+    /// were made (each removal is a `SYSTEM` event).
+    pub export_max_age_hours: u64,
+    /// Most sealed export packages one account may hold at once (429 beyond).
+    pub export_quota_per_user: usize,
     /// Edge clock skew (ms) beyond which a `CLOCK_SKEW` event is recorded.
     pub clock_skew_threshold_ms: u64,
     /// Interval (s) at which every trail head is notarized.
@@ -167,6 +178,10 @@ impl Default for ServerConfig {
             tls_cert: None,
             tls_key: None,
             ingest_edges: Vec::new(),
+            ingest_trails: std::collections::BTreeMap::new(),
+            ingest_max_batch_bytes: 64 * 1024 * 1024,
+            export_max_age_hours: 7 * 24,
+            export_quota_per_user: 20,
             clock_skew_threshold_ms: 2000,
             notary_interval_secs: 900,
             time_source: TimeSourceKind::System,
@@ -185,6 +200,10 @@ pub const CONFIG_KEYS: &[&str] = &[
     "tls_cert",
     "tls_key",
     "ingest_edges",
+    "ingest_trails",
+    "ingest_max_batch_bytes",
+    "export_max_age_hours",
+    "export_quota_per_user",
     "clock_skew_threshold_ms",
     "notary_interval_secs",
     "time_source",
@@ -242,6 +261,33 @@ pub fn load(file: Option<&Path>) -> Result<ServerConfig, ConfigError> {
         return Err(ConfigError::Invalid(
             "notary_interval_secs must be at least 1".into(),
         ));
+    }
+    if config.ingest_max_batch_bytes < 1024 {
+        return Err(ConfigError::Invalid(
+            "ingest_max_batch_bytes must be at least 1024".into(),
+        ));
+    }
+    if config.export_quota_per_user == 0 {
+        return Err(ConfigError::Invalid(
+            "export_quota_per_user must be at least 1".into(),
+        ));
+    }
+    for (edge, trails) in &config.ingest_trails {
+        if !config.ingest_edges.contains(edge) {
+            return Err(ConfigError::Invalid(format!(
+                "ingest_trails names edge {edge:?}, which is not in ingest_edges"
+            )));
+        }
+        for trail in trails {
+            relay_domain::TrailId::new(trail.as_str())
+                .ok()
+                .filter(|t| !t.is_relay())
+                .ok_or_else(|| {
+                    ConfigError::Invalid(format!(
+                        "ingest_trails.{edge}: {trail:?} is not a trail an edge can forward"
+                    ))
+                })?;
+        }
     }
     if config.time_source == TimeSourceKind::Ntp && config.ntp_servers.is_empty() {
         return Err(ConfigError::Invalid(
@@ -302,6 +348,55 @@ mod tests {
             jail.create_file("bad2.toml", "ingest_edge = []\n")?;
             let err = load(Some(Path::new("bad2.toml"))).unwrap_err();
             assert!(err.to_string().contains("ingest_edge"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn ingest_trails_and_export_retention_parse_and_are_checked() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "server.toml",
+                "ingest_edges = [\"ws-1\"]\ningest_max_batch_bytes = 2048\n\
+                 export_max_age_hours = 2\nexport_quota_per_user = 3\n\
+                 [ingest_trails]\nws-1 = [\"line-a\", \"line-b\"]\n",
+            )?;
+            let c = load(Some(Path::new("server.toml"))).unwrap();
+            assert_eq!(c.ingest_trails["ws-1"], vec!["line-a", "line-b"]);
+            assert_eq!(
+                (
+                    c.ingest_max_batch_bytes,
+                    c.export_max_age_hours,
+                    c.export_quota_per_user
+                ),
+                (2048, 2, 3)
+            );
+            for (name, text, says) in [
+                (
+                    "a.toml",
+                    "[ingest_trails]\nws-9 = [\"x\"]\n",
+                    "not in ingest_edges",
+                ),
+                (
+                    "b.toml",
+                    "ingest_edges = [\"ws-1\"]\n[ingest_trails]\nws-1 = [\"_relay\"]\n",
+                    "not a trail",
+                ),
+                (
+                    "c.toml",
+                    "export_quota_per_user = 0\n",
+                    "export_quota_per_user",
+                ),
+                (
+                    "d.toml",
+                    "ingest_max_batch_bytes = 10\n",
+                    "ingest_max_batch_bytes",
+                ),
+            ] {
+                jail.create_file(name, text)?;
+                let err = load(Some(Path::new(name))).unwrap_err();
+                assert!(err.to_string().contains(says), "{name}: {err}");
+            }
             Ok(())
         });
     }

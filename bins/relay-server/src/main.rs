@@ -244,8 +244,22 @@ async fn run(c: config::ServerConfig) -> Result<(), BoxError> {
     let device = relay_domain::Device::new(c.device.clone())?;
     let mut api = relay_api::ApiConfig::new(device.clone());
     api.registration_closed = c.registration_closed;
+    api.export_retention = relay_api::ExportRetention {
+        max_age: std::time::Duration::from_secs(c.export_max_age_hours.saturating_mul(3600)),
+        per_user_quota: c.export_quota_per_user,
+    };
+    let mut edge_trails = std::collections::BTreeMap::new();
+    for (edge, trails) in &c.ingest_trails {
+        let trails = trails
+            .iter()
+            .map(|t| relay_domain::TrailId::new(t.as_str()))
+            .collect::<Result<Vec<_>, _>>()?;
+        edge_trails.insert(edge.clone(), trails);
+    }
     let mut ingest = relay_api::IngestConfig {
         edges: c.ingest_edges.clone(),
+        max_body_bytes: c.ingest_max_batch_bytes,
+        edge_trails,
         ..Default::default()
     };
     ingest.clock_skew_threshold = std::time::Duration::from_millis(c.clock_skew_threshold_ms);

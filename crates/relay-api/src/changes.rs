@@ -295,6 +295,7 @@ async fn record(
 #[utoipa::path(post, path = "/api/v1/changes", tag = "changes", request_body = ProposeRequest,
     responses(
         (status = 201, description = "Proposed; waits for a second administrator", body = ChangeView),
+        (status = 400, description = "Malformed body, or an integer beyond 2^53 - 1 (`out_of_range`)", body = ErrorBody),
         (status = 401, description = "Not logged in", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 422, description = "Unknown setting, bad value or missing reason", body = ErrorBody),
@@ -306,6 +307,7 @@ pub(crate) async fn propose(
     ApiJson(req): ApiJson<ProposeRequest>,
 ) -> Result<(StatusCode, Json<ChangeView>), ApiError> {
     user.require(&[Role::Admin], "propose configuration changes")?;
+    crate::extract::check_json_integers(&req.value, "value")?;
     let changes = store(&state)?;
     let reason = check_reason(&req.reason)?;
     let setting: ChangeSetting = req

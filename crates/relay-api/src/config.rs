@@ -39,6 +39,29 @@ pub struct ApiConfig {
     pub server_of_record: bool,
     /// How long a proposed configuration change can be approved. Default 72 hours.
     pub change_expiry: Duration,
+    /// How long sealed packages made through `POST /exports` are kept, and how many one
+    /// requester may hold.
+    pub export_retention: ExportRetention,
+}
+
+/// Retention of sealed export packages made through the API: they are evidence copies, not
+/// the record (the trail is), so they are removed after `max_age`, and a requester holding
+/// `per_user_quota` packages is refused another (429 `export_quota`) until one expires.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExportRetention {
+    /// Packages older than this are removed (each removal is recorded). Default 7 days.
+    pub max_age: Duration,
+    /// Most packages one account may hold at once. Default 20.
+    pub per_user_quota: usize,
+}
+
+impl Default for ExportRetention {
+    fn default() -> Self {
+        Self {
+            max_age: Duration::from_secs(7 * 24 * 3600),
+            per_user_quota: 20,
+        }
+    }
 }
 
 impl ApiConfig {
@@ -60,6 +83,7 @@ impl ApiConfig {
             max_scan: 5000,
             server_of_record: false,
             change_expiry: Duration::from_secs(72 * 3600),
+            export_retention: ExportRetention::default(),
         }
     }
 }

@@ -13,17 +13,19 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
-use relay_domain::ports::{RecordStoreExt, Role};
+use relay_domain::ports::RecordStoreExt;
 use relay_domain::{ChainSeq, Checksum, EventKind, Record, Timestamp, TrailId};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, ToSchema};
 
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ErrorBody};
-use crate::extract::{ApiPath, ApiQuery};
+use crate::extract::{ApiPath, ApiQuery, MAX_API_INTEGER, NumParam};
 use crate::state::ApiState;
 
 const READ_PAGE: usize = 500;
+/// The most records one `/events` page returns.
+const MAX_PAGE: u64 = 500;
 
 /// The manifestation of an electronic signature (§11.50): who, when (UTC), what it means, why.
 #[derive(Debug, Clone, Serialize, ToSchema)]
@@ -129,15 +131,23 @@ pub struct TrailView {
     pub head_checksum: String,
 }
 
-/// Lists every trail with its head.
+/// Lists every trail with its head; logged as `ACCESS` (the caller is the event's actor).
 #[utoipa::path(get, path = "/api/v1/trails", tag = "records",
-    responses((status = 200, description = "Every trail", body = [TrailView]), (status = 401, description = "Not logged in", body = ErrorBody)),
+    responses((status = 200, description = "Every trail", body = [TrailView]),
+        (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 503, description = "The audit trail cannot be written; nothing was answered", body = ErrorBody)),
     security(("bearer" = [])))]
 pub(crate) async fn trails(
     State(state): State<ApiState>,
-    _user: AuthUser,
+    user: AuthUser,
 ) -> Result<Json<Vec<TrailView>>, ApiError> {
     let trails = state.parts().store.trails().await?;
+    state
+        .record_access(
+            user.username(),
+            serde_json::json!({"action": "list_trails", "trails": trails.len()}),
+        )
+        .await?;
     Ok(Json(
         trails
             .into_iter()
@@ -230,10 +240,12 @@ pub struct EventQuery {
     pub until: Option<String>,
     /// Only records whose subject or payload contains this text (case-insensitive).
     pub q: Option<String>,
-    /// Start after this seq (paging cursor).
-    pub after_seq: Option<u64>,
-    /// Most records to return (1-500, default 100).
-    pub limit: Option<usize>,
+    /// Start after this seq (paging cursor), 0 to 2^53 - 1; beyond: 400 `out_of_range`.
+    #[param(value_type = Option<u64>, minimum = 0, maximum = 9007199254740991_u64)]
+    pub(crate) after_seq: Option<NumParam>,
+    /// Most records to return (1-500, default 100); outside: 400 `out_of_range`.
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 500)]
+    pub(crate) limit: Option<NumParam>,
 }
 
 /// A page of records.
@@ -351,7 +363,7 @@ async fn scan(
 #[utoipa::path(get, path = "/api/v1/events", tag = "records", params(EventQuery),
     responses(
         (status = 200, description = "A page of records", body = EventPage),
-        (status = 400, description = "Malformed filter", body = ErrorBody),
+        (status = 400, description = "Malformed filter, or a number out of range (`out_of_range`)", body = ErrorBody),
         (status = 401, description = "Not logged in", body = ErrorBody),
     ),
     security(("bearer" = [])))]
@@ -362,8 +374,10 @@ pub(crate) async fn events(
 ) -> Result<Json<EventPage>, ApiError> {
     let trail = parse_trail(&query.trail)?;
     let filter = Filter::from(&query)?;
-    let limit = query.limit.unwrap_or(100).clamp(1, 500);
-    let after = query.after_seq.unwrap_or(0);
+    let limit = NumParam::opt_within(query.limit.as_ref(), "limit", 1, MAX_PAGE)?.unwrap_or(100);
+    let limit = usize::try_from(limit).unwrap_or(READ_PAGE);
+    let after = NumParam::opt_within(query.after_seq.as_ref(), "after_seq", 0, MAX_API_INTEGER)?
+        .unwrap_or(0);
     let (records, next, scanned) = scan(
         &state,
         &trail,
@@ -397,9 +411,11 @@ pub(crate) async fn events(
 
 /// Reads one record with its signatures; logged as `ACCESS`.
 #[utoipa::path(get, path = "/api/v1/events/{trail}/{seq}", tag = "records",
-    params(("trail" = String, Path, description = "Trail"), ("seq" = u64, Path, description = "chain_seq")),
+    params(("trail" = String, Path, description = "Trail"),
+        ("seq" = u64, Path, description = "chain_seq, 1 to 2^53 - 1", minimum = 1, maximum = 9007199254740991_u64)),
     responses(
         (status = 200, description = "The record", body = EventView),
+        (status = 400, description = "Malformed trail, or seq out of range (`out_of_range`)", body = ErrorBody),
         (status = 401, description = "Not logged in", body = ErrorBody),
         (status = 404, description = "No such record", body = ErrorBody),
     ),
@@ -407,10 +423,11 @@ pub(crate) async fn events(
 pub(crate) async fn event(
     State(state): State<ApiState>,
     user: AuthUser,
-    ApiPath((trail, seq)): ApiPath<(String, u64)>,
+    ApiPath((trail, seq)): ApiPath<(String, NumParam)>,
 ) -> Result<Json<EventView>, ApiError> {
     let trail = parse_trail(&trail)?;
-    let seq = ChainSeq::new(seq).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    let seq = ChainSeq::new(seq.within("seq", 1, MAX_API_INTEGER)?)
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
     let record = state
         .parts()
         .store
@@ -486,11 +503,8 @@ pub(crate) async fn export(
     user: AuthUser,
     ApiQuery(query): ApiQuery<ExportQuery>,
 ) -> Result<Response, ApiError> {
-    user.require(
-        &[Role::Reviewer, Role::Admin, Role::Auditor],
-        "export records",
-    )?;
     let trail = parse_trail(&query.trail)?;
+    crate::authz::require_export(&user, &trail)?;
     let eq = EventQuery {
         trail: query.trail.clone(),
         kind: query.kind.clone(),

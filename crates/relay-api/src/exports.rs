@@ -1,7 +1,19 @@
 //! `POST /api/v1/exports` and `GET /api/v1/exports/{name}`: sealed export packages (R5) through
 //! the API. The package is built by the process's [`SealedExporter`] (the runtime's exporter,
-//! the same code as `relay-edge export`), which records the `EXPORT` event; the API adds the
-//! caller's verified identity and serves the zip back.
+//! the same code as `relay-edge export`), which records the `EXPORT` event with the verified
+//! caller as its actor, and serves the zip back.
+//!
+//! **Who may.** Creating a package and downloading one follow the same rule as
+//! `GET /api/v1/export` ([`crate::authz::may_export`]): reviewers, administrators and
+//! auditors, for any trail. A package may be downloaded by any account whose role may export
+//! the package's trail *now*, not only by its creator (packages are evidence handed from QA to
+//! auditors); every download is an `ACCESS` event naming the downloader, written before the
+//! bytes are sent. A creator later demoted to operator can no longer download.
+//!
+//! **Retention.** The exporter keeps packages for a configured maximum age and refuses a new
+//! one (429 `export_quota`) while its requester already holds the configured number;
+//! expired packages are removed (a `SYSTEM` `EXPORT_PACKAGES_REMOVED` event in `_relay`) before
+//! every export and download.
 
 use async_trait::async_trait;
 use axum::Json;
@@ -13,9 +25,10 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::auth::AuthUser;
+use crate::authz::require_export;
 use crate::error::{ApiError, ErrorBody};
 use crate::events::parse_trail;
-use crate::extract::ApiJson;
+use crate::extract::{ApiJson, MAX_API_INTEGER, NumParam};
 use crate::state::ApiState;
 
 /// What to export.
@@ -26,10 +39,12 @@ pub struct SealedExportBody {
     pub trail_id: String,
     /// `csv`, `json` or `both` (default).
     pub format: Option<String>,
-    /// First seq (default 1).
-    pub from_seq: Option<u64>,
-    /// Last seq (default: the head).
-    pub to_seq: Option<u64>,
+    /// First seq (default 1), 1 to 2^53 - 1; outside: 400 `out_of_range`.
+    #[schema(value_type = Option<u64>, minimum = 1, maximum = 9007199254740991_u64)]
+    pub(crate) from_seq: Option<NumParam>,
+    /// Last seq (default: the head), 1 to 2^53 - 1; outside: 400 `out_of_range`.
+    #[schema(value_type = Option<u64>, minimum = 1, maximum = 9007199254740991_u64)]
+    pub(crate) to_seq: Option<NumParam>,
 }
 
 /// An export job handed to the exporter, with the caller resolved by the API.
@@ -71,27 +86,47 @@ pub enum SealedExportError {
     /// The request is unusable (bad range, empty trail, unknown format).
     #[error("{0}")]
     Invalid(String),
-    /// No such package.
+    /// No such package (or it expired and was removed).
     #[error("no such export package")]
     NotFound,
+    /// The requester already holds as many packages as the quota allows.
+    #[error("{0}")]
+    QuotaExceeded(String),
     /// The export failed (store, notary, journal or disk).
     #[error("export failed: {0}")]
     Failed(String),
 }
 
+/// A package as served: its bytes and what the API needs to decide who may have them.
+#[derive(Debug, Clone)]
+pub struct SealedPackage {
+    /// The zip.
+    pub bytes: Vec<u8>,
+    /// The trail it exports.
+    pub trail: TrailId,
+    /// Who asked for it.
+    pub requested_by: String,
+}
+
 /// Builds and serves sealed packages; implemented by the runtime.
 #[async_trait]
 pub trait SealedExporter: Send + Sync + std::fmt::Debug {
-    /// Builds a sealed zip package for `job` and records its `EXPORT` event.
+    /// Builds a sealed zip package for `job` and records its `EXPORT` event (actor: the
+    /// job's `requested_by`); refuses with [`SealedExportError::QuotaExceeded`] when the
+    /// requester holds the most packages allowed.
     async fn export(&self, job: SealedExportJob) -> Result<SealedExportView, SealedExportError>;
-    /// The bytes of a package this exporter made.
-    async fn open(&self, package: &str) -> Result<Vec<u8>, SealedExportError>;
+    /// A package this exporter made and still keeps (expired ones are
+    /// [`NotFound`](SealedExportError::NotFound)).
+    async fn open(&self, package: &str) -> Result<SealedPackage, SealedExportError>;
 }
 
 fn map_error(e: SealedExportError) -> ApiError {
     match e {
         SealedExportError::Invalid(m) => ApiError::unprocessable("invalid_export", m),
         SealedExportError::NotFound => ApiError::not_found("no such export package"),
+        SealedExportError::QuotaExceeded(m) => {
+            ApiError::new(StatusCode::TOO_MANY_REQUESTS, "export_quota", m)
+        }
         SealedExportError::Failed(m) => {
             tracing::error!(error = %m, "sealed export failed");
             ApiError::new(
@@ -113,13 +148,17 @@ fn exporter(state: &ApiState) -> Result<std::sync::Arc<dyn SealedExporter>, ApiE
     })
 }
 
-/// Builds a sealed export package (any role; the export is an `EXPORT` event).
+/// Builds a sealed export package (reviewer, admin, auditor: the rule of `GET /export`); the
+/// export is an `EXPORT` event whose actor is the caller.
 #[utoipa::path(post, path = "/api/v1/exports", tag = "records", request_body = SealedExportBody,
     responses(
         (status = 201, description = "The sealed package was written", body = SealedExportView),
+        (status = 400, description = "Malformed body, or a seq out of range (`out_of_range`)", body = ErrorBody),
         (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 403, description = "Role may not export this trail", body = ErrorBody),
         (status = 404, description = "No such trail", body = ErrorBody),
         (status = 422, description = "Bad range or format", body = ErrorBody),
+        (status = 429, description = "The caller holds the most packages allowed (`export_quota`)", body = ErrorBody),
         (status = 503, description = "Sealed exports not enabled", body = ErrorBody),
     ),
     security(("bearer" = [])))]
@@ -128,8 +167,11 @@ pub(crate) async fn create(
     user: AuthUser,
     ApiJson(body): ApiJson<SealedExportBody>,
 ) -> Result<(StatusCode, Json<SealedExportView>), ApiError> {
-    let exporter = exporter(&state)?;
     let trail = parse_trail(&body.trail_id)?;
+    require_export(&user, &trail)?;
+    let from_seq = NumParam::opt_within(body.from_seq.as_ref(), "from_seq", 1, MAX_API_INTEGER)?;
+    let to_seq = NumParam::opt_within(body.to_seq.as_ref(), "to_seq", 1, MAX_API_INTEGER)?;
+    let exporter = exporter(&state)?;
     let format = body.format.unwrap_or_else(|| "both".to_owned());
     if !matches!(format.as_str(), "csv" | "json" | "both") {
         return Err(ApiError::unprocessable(
@@ -148,8 +190,8 @@ pub(crate) async fn create(
     let job = SealedExportJob {
         trail,
         format,
-        from_seq: seq(body.from_seq, "from_seq")?,
-        to_seq: seq(body.to_seq, "to_seq")?,
+        from_seq: seq(from_seq, "from_seq")?,
+        to_seq: seq(to_seq, "to_seq")?,
         requested_by: Actor::new(user.username().as_str())
             .map_err(|e| ApiError::bad_request(format!("account name unusable as actor: {e}")))?,
     };
@@ -157,18 +199,21 @@ pub(crate) async fn create(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
-/// Downloads a sealed package (any role).
+/// Downloads a sealed package: any account whose role may export the package's trail (the
+/// rule of `POST /exports`), not only its creator; logged as `ACCESS` before the bytes go out.
 #[utoipa::path(get, path = "/api/v1/exports/{package}", tag = "records",
     params(("package" = String, Path, description = "The package file name")),
     responses(
         (status = 200, description = "The zip package", content_type = "application/zip"),
         (status = 401, description = "Not logged in", body = ErrorBody),
-        (status = 404, description = "No such package", body = ErrorBody),
+        (status = 403, description = "Role may not export the package's trail", body = ErrorBody),
+        (status = 404, description = "No such package (or it expired)", body = ErrorBody),
+        (status = 503, description = "Sealed exports not enabled, or the audit trail cannot be written", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub(crate) async fn download(
     State(state): State<ApiState>,
-    _user: AuthUser,
+    user: AuthUser,
     Path(package): Path<String>,
 ) -> Result<Response, ApiError> {
     let exporter = exporter(&state)?;
@@ -181,7 +226,21 @@ pub(crate) async fn download(
     if !valid {
         return Err(ApiError::not_found("no such export package"));
     }
-    let bytes = exporter.open(&package).await.map_err(map_error)?;
+    let opened = exporter.open(&package).await.map_err(map_error)?;
+    require_export(&user, &opened.trail)?;
+    state
+        .record_access(
+            user.username(),
+            serde_json::json!({
+                "action": "download_export",
+                "package": package,
+                "trail": opened.trail.as_str(),
+                "requested_by": opened.requested_by,
+                "bytes": opened.bytes.len(),
+            }),
+        )
+        .await?;
+    let bytes = opened.bytes;
     Ok((
         [
             (header::CONTENT_TYPE, "application/zip".to_owned()),

@@ -2,7 +2,12 @@
 //!
 //! An edge sends an ordered batch of whole records of one trail. The server authenticates the
 //! edge by its service credential (`Authorization: Bearer <token>` checked in constant time
-//! against the secret `ingest-token.<edge>` named by `X-Relay-Edge`; fail closed), recomputes every
+//! against the secret `ingest-token.<edge>` named by `X-Relay-Edge`; fail closed) from the
+//! headers alone, **before a byte of the body is read**: an unauthenticated caller gets a
+//! generic 401 and its body is never buffered or parsed. An authenticated body is read up to
+//! the configured cap (413 beyond it, refused from `Content-Length` before reading when it
+//! says so). The edge may send only the trails bound to it ([`IngestConfig::edge_trails`];
+//! by default the trail named like the edge: 403 `trail_not_bound` otherwise). It recomputes every
 //! HMAC with the trail's key (`trail-hmac.<trail>`, every version), and appends the batch verbatim
 //! in one transaction; the record store checks the link to the stored head (gapless, exact
 //! `prev_checksum`) and acknowledges identical re-sends. The server never writes into a
@@ -29,7 +34,6 @@ use subtle::ConstantTimeEq;
 use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody, error_chain};
-use crate::extract::ApiJson;
 
 /// The header naming the edge whose ingest token the bearer token is checked against.
 pub const EDGE_HEADER: &str = "x-relay-edge";
@@ -72,8 +76,24 @@ pub struct IngestConfig {
     pub clock_skew_threshold: Duration,
     /// At most one `CLOCK_SKEW` event per edge per this interval.
     pub clock_skew_interval: Duration,
-    /// Largest request body accepted, in bytes.
+    /// Largest request body accepted from an authenticated edge, in bytes (the batch cap);
+    /// larger is 413 `body_too_large`. Default 64 MiB.
     pub max_body_bytes: usize,
+    /// The trails each edge may forward, by edge id. An edge without an entry may forward only
+    /// the trail whose id equals its edge id (the default provisioning: trail id = edge id =
+    /// device). Another trail is refused with 403 `trail_not_bound`, which the edge retries
+    /// until the binding is configured, so a misconfiguration loses nothing.
+    pub edge_trails: std::collections::BTreeMap<String, Vec<TrailId>>,
+}
+
+impl IngestConfig {
+    /// Whether `edge` may forward `trail` ([`edge_trails`](Self::edge_trails)).
+    pub fn trail_bound_to(&self, edge: &str, trail: &TrailId) -> bool {
+        match self.edge_trails.get(edge) {
+            Some(trails) => trails.contains(trail),
+            None => trail.as_str() == edge,
+        }
+    }
 }
 
 impl Default for IngestConfig {
@@ -83,6 +103,7 @@ impl Default for IngestConfig {
             clock_skew_threshold: Duration::from_millis(2000),
             clock_skew_interval: Duration::from_secs(60),
             max_body_bytes: 64 * 1024 * 1024,
+            edge_trails: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -354,19 +375,38 @@ async fn authenticate(state: &IngestState, headers: &HeaderMap) -> Result<EdgeId
     params(("X-Relay-Edge" = String, Header, description = "The edge id whose ingest token is presented")),
     responses(
         (status = 200, description = "Stored (or already stored, identical)", body = IngestResponse),
-        (status = 401, description = "Missing or wrong edge credential", body = ErrorBody),
-        (status = 403, description = "The trail's key is not provisioned on the server", body = ErrorBody),
+        (status = 400, description = "Malformed JSON (authenticated callers only)", body = ErrorBody),
+        (status = 401, description = "Missing or wrong edge credential (checked before the body is read; no detail)", body = ErrorBody),
+        (status = 403, description = "The trail is not bound to this edge (`trail_not_bound`) or its key is not provisioned on the server (`trail_not_provisioned`)", body = ErrorBody),
+        (status = 413, description = "The body exceeds the configured batch cap", body = ErrorBody),
+        (status = 415, description = "Not application/json", body = ErrorBody),
         (status = 422, description = "Refused for good: bad HMAC, gap, conflict; names the seq", body = ErrorBody),
         (status = 503, description = "Ingest disabled or storage unavailable; retry", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub(crate) async fn ingest(
     State(state): State<IngestState>,
-    headers: HeaderMap,
-    body: ApiJson<IngestRequest>,
+    request: axum::extract::Request,
 ) -> Result<axum::Json<IngestResponse>, ApiError> {
-    let edge = authenticate(&state, &headers).await?;
-    let ApiJson(request) = body;
+    let (head, body) = request.into_parts();
+    // Credentials first, from the headers alone: nothing of an unauthenticated body is read.
+    let edge = authenticate(&state, &head.headers).await?;
+    let request = read_batch(&state, &head.headers, body).await?;
+    if !state
+        .parts()
+        .config
+        .trail_bound_to(&edge.0, &request.trail_id)
+    {
+        tracing::warn!(edge = %edge.0, trail = %request.trail_id,
+            "ingest refused: the trail is not bound to this edge (ingest_trails)");
+        return Err(ApiError::forbidden(
+            "trail_not_bound",
+            format!(
+                "trail {} is not bound to edge {} on this server",
+                request.trail_id, edge.0
+            ),
+        ));
+    }
     match ingest_batch(&state, &edge, &request).await {
         Ok(response) => {
             check_clock_skew(&state, &edge, &request).await;
@@ -395,6 +435,75 @@ pub(crate) async fn ingest(
             Err(e)
         }
     }
+}
+
+/// The body, refused with 413 as soon as it grows past `limit` (nothing more is read).
+async fn read_capped(
+    mut body: axum::body::Body,
+    limit: usize,
+    declared: Option<u64>,
+) -> Result<Vec<u8>, ApiError> {
+    use axum::body::HttpBody;
+    let capacity = declared.map_or(0, |n| usize::try_from(n).unwrap_or(limit).min(limit));
+    let mut bytes = Vec::with_capacity(capacity);
+    while let Some(frame) =
+        std::future::poll_fn(|cx| std::pin::Pin::new(&mut body).poll_frame(cx)).await
+    {
+        let frame =
+            frame.map_err(|_| ApiError::bad_request("the request body could not be read"))?;
+        if let Ok(data) = frame.into_data() {
+            if bytes.len() + data.len() > limit {
+                return Err(body_too_large(limit));
+            }
+            bytes.extend_from_slice(&data);
+        }
+    }
+    Ok(bytes)
+}
+
+fn body_too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "body_too_large",
+        format!("the batch exceeds {limit} bytes; send smaller batches"),
+    )
+}
+
+/// Reads and parses an authenticated edge's batch, at most `max_body_bytes` of it.
+async fn read_batch(
+    state: &IngestState,
+    headers: &HeaderMap,
+    body: axum::body::Body,
+) -> Result<IngestRequest, ApiError> {
+    let limit = state.parts().config.max_body_bytes;
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json"));
+    if !json {
+        return Err(ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "expected Content-Type: application/json",
+        ));
+    }
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| usize::try_from(n).map_or(true, |n| n > limit)) {
+        return Err(body_too_large(limit));
+    }
+    let bytes = read_capped(body, limit, declared).await?;
+    serde_json::from_slice::<IngestRequest>(&bytes).map_err(|e| {
+        // The caller is an authenticated edge: the parser's message helps its operator.
+        if e.classify() == serde_json::error::Category::Data {
+            ApiError::unprocessable("invalid_body", format!("not an ingest batch: {e}"))
+        } else {
+            ApiError::bad_request(format!("malformed JSON: {e}"))
+        }
+    })
 }
 
 fn refuse(code: &'static str, message: String) -> ApiError {

@@ -21,6 +21,7 @@
 
 mod accounts;
 mod auth;
+mod authz;
 mod changes;
 mod config;
 mod error;
@@ -43,11 +44,12 @@ use axum::routing::{get, patch, post};
 
 pub use auth::{AuthUser, Claims, Password, hash_password_blocking, verify_password_blocking};
 pub use changes::{Applies, ChangeTargets, ChangeView};
-pub use config::ApiConfig;
+pub use config::{ApiConfig, ExportRetention};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use events::{EventPage, EventView, Manifestation, TrailView};
 pub use exports::{
     SealedExportBody, SealedExportError, SealedExportJob, SealedExportView, SealedExporter,
+    SealedPackage,
 };
 pub use ingest::{
     EDGE_HEADER, IngestConfig, IngestMetrics, IngestParts, IngestRequest, IngestResponse,
@@ -58,7 +60,10 @@ pub use login::AccountView;
 pub use openapi::{ApiDoc, openapi_json};
 pub use signatures::{Meaning, SignResponse};
 pub use state::{ApiMetrics, ApiParts, ApiStartError, ApiState, TOKEN_SIGNING_SECRET};
-pub use verify::{TrailVerdictView, VerifyResponse};
+pub use verify::{
+    TrailVerdict, TrailVerdictView, VerifyResponse, VerifyRunError, forwarded_key_ring,
+    trail_key_ring, verify_trails,
+};
 
 /// The actor name of events the relay process causes itself (as in the runtime's journal).
 pub const RELAY_ACTOR: &str = "relay";

@@ -1,11 +1,16 @@
 //! `POST /api/v1/verify`: verifies trails against their keys and notary anchors (any role);
-//! logged as `ACCESS`.
+//! logged as `ACCESS`. [`verify_trails`] is the one whole-store verification: the API, and
+//! the binaries' `verify` commands (through `relay_runtime::verify`), all call it, so they
+//! check every trail with the same key ring and cannot disagree.
 
 use axum::Json;
 use axum::extract::State;
 use relay_domain::TrailId;
-use relay_domain::ports::{SecretName, SecretProviderExt};
-use relay_domain::verify::verify_stored_trail;
+use relay_domain::ports::{
+    Notary, NotaryError, RecordStore, RecordStoreError, SecretError, SecretName, SecretProvider,
+    SecretProviderExt,
+};
+use relay_domain::verify::{StoredVerdict, verify_stored_trail};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -68,34 +73,27 @@ pub(crate) async fn verify(
 ) -> Result<Json<VerifyResponse>, ApiError> {
     let only = req.trail_id.as_deref().map(parse_trail).transpose()?;
     let parts = state.parts();
-    let keys = parts.secrets.key_ring(&SecretName::trail_hmac()).await?;
-    let mut trails: Vec<TrailId> = parts
-        .store
-        .trails()
-        .await?
+    // The same function and key rings as `relay-server verify` / `relay-edge verify`: a
+    // forwarded trail is checked with its edge's keys, never with this process's own.
+    let found = verify_trails(
+        parts.store.as_ref(),
+        parts.secrets.as_ref(),
+        parts.notary.as_ref(),
+        only.as_ref(),
+        |_, _| {},
+    )
+    .await
+    .map_err(|e| match e {
+        VerifyRunError::Store(e) => ApiError::from(e),
+        VerifyRunError::Secrets(e) => ApiError::from(e),
+        VerifyRunError::Notary(e) => ApiError::from(e),
+        VerifyRunError::NoSuchTrail(t) => ApiError::not_found(format!("no trail {t}")),
+    })?;
+    let verdicts: Vec<TrailVerdictView> = found
         .into_iter()
-        .map(|(t, _)| t)
-        .collect();
-    for anchored in parts.notary.anchored_trails().await? {
-        if !trails.contains(&anchored) {
-            trails.push(anchored);
-        }
-    }
-    trails.sort();
-    if let Some(only) = &only {
-        if !trails.contains(only) {
-            return Err(ApiError::not_found(format!("no trail {only}")));
-        }
-        trails = vec![only.clone()];
-    }
-    let mut verdicts = Vec::with_capacity(trails.len());
-    for trail in trails {
-        let anchors = parts.notary.anchors(&trail).await?;
-        let verdict =
-            verify_stored_trail(parts.store.as_ref(), &keys, &trail, &anchors, |_| {}).await?;
-        verdicts.push(match verdict {
+        .map(|v| match v.verdict {
             Ok(s) => TrailVerdictView {
-                trail_id: trail.to_string(),
+                trail_id: v.trail_id.to_string(),
                 ok: true,
                 records: Some(s.records),
                 head_seq: s.head.map(|(seq, _)| seq.get()),
@@ -105,7 +103,7 @@ pub(crate) async fn verify(
                 reason: None,
             },
             Err(f) => TrailVerdictView {
-                trail_id: trail.to_string(),
+                trail_id: v.trail_id.to_string(),
                 ok: false,
                 records: None,
                 head_seq: None,
@@ -114,8 +112,8 @@ pub(crate) async fn verify(
                 first_bad_seq: Some(f.seq.get()),
                 reason: Some(f.reason.to_string()),
             },
-        });
-    }
+        })
+        .collect();
     let all_hold = verdicts.iter().all(|v| v.ok);
     state
         .record_access(
@@ -129,4 +127,98 @@ pub(crate) async fn verify(
         )
         .await?;
     Ok(Json(VerifyResponse { all_hold, verdicts }))
+}
+
+/// The verdict on one trail.
+#[derive(Debug)]
+pub struct TrailVerdict {
+    /// The trail.
+    pub trail_id: TrailId,
+    /// Whether it holds, and if not, the first bad seq and why.
+    pub verdict: StoredVerdict,
+}
+
+/// Why verification could not run at all (as opposed to finding a broken trail).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum VerifyRunError {
+    /// The record store could not be read.
+    #[error("cannot read the record store")]
+    Store(#[from] RecordStoreError),
+    /// The trail keys could not be loaded.
+    #[error("cannot load the trail keys")]
+    Secrets(#[from] SecretError),
+    /// The notary's anchors could not be read.
+    #[error("cannot read the notary anchors")]
+    Notary(#[from] NotaryError),
+    /// The trail asked for does not exist.
+    #[error("trail {0} does not exist in this store")]
+    NoSuchTrail(TrailId),
+}
+
+/// The key ring of a trail forwarded to a server of record: its edge's keys
+/// (`trail-hmac.<trail>`), or `None` when the trail is the process's own (checked with its
+/// own `trail-hmac` keys).
+pub async fn forwarded_key_ring(
+    secrets: &dyn SecretProvider,
+    trail_id: &TrailId,
+) -> Result<Option<relay_domain::KeyRing>, SecretError> {
+    match crate::ingest::trail_key_secret(trail_id) {
+        Ok(name) if !trail_id.is_relay() => match secrets.key_ring(&name).await {
+            Ok(ring) => Ok(Some(ring)),
+            Err(SecretError::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e),
+        },
+        _ => Ok(None),
+    }
+}
+
+/// The keys `trail_id` is checked with: its edge's ([`forwarded_key_ring`]) on a server of
+/// record, else the process's own `trail-hmac` keys.
+pub async fn trail_key_ring(
+    secrets: &dyn SecretProvider,
+    trail_id: &TrailId,
+) -> Result<relay_domain::KeyRing, SecretError> {
+    match forwarded_key_ring(secrets, trail_id).await? {
+        Some(ring) => Ok(ring),
+        None => secrets.key_ring(&SecretName::trail_hmac()).await,
+    }
+}
+
+/// Verifies `only` (or every trail, including ones only the notary still knows), each with
+/// its key ring ([`trail_key_ring`]), calling `progress(trail, records_checked)` as it goes.
+pub async fn verify_trails(
+    store: &dyn RecordStore,
+    secrets: &dyn SecretProvider,
+    notary: &dyn Notary,
+    only: Option<&TrailId>,
+    mut progress: impl FnMut(&TrailId, u64) + Send,
+) -> Result<Vec<TrailVerdict>, VerifyRunError> {
+    let keys = secrets.key_ring(&SecretName::trail_hmac()).await?;
+    let mut trails: Vec<TrailId> = store.trails().await?.into_iter().map(|(t, _)| t).collect();
+    // A trail deleted from the store entirely is still known to the notary: verify it too, so
+    // its anchors report the truncation instead of the trail silently vanishing.
+    for anchored in notary.anchored_trails().await? {
+        if !trails.contains(&anchored) {
+            trails.push(anchored);
+        }
+    }
+    trails.sort();
+    if let Some(only) = only {
+        if !trails.contains(only) {
+            return Err(VerifyRunError::NoSuchTrail(only.clone()));
+        }
+        trails = vec![only.clone()];
+    }
+    let mut out = Vec::with_capacity(trails.len());
+    for trail_id in trails {
+        let anchors = notary.anchors(&trail_id).await?;
+        let forwarded = forwarded_key_ring(secrets, &trail_id).await?;
+        let keys = forwarded.as_ref().unwrap_or(&keys);
+        let verdict =
+            verify_stored_trail(store, keys, &trail_id, &anchors, |n| progress(&trail_id, n))
+                .await?;
+        out.push(TrailVerdict { trail_id, verdict });
+    }
+    Ok(out)
 }

@@ -365,6 +365,7 @@ impl EdgeRuntime {
         let (stop_http, mut stopped) = watch::channel(false);
         let mut api_config = settings.api.clone();
         api_config.device = settings.device.clone();
+        let export_retention = api_config.export_retention;
         let api = relay_api::ApiState::new(relay_api::ApiParts {
             appender: appender.clone(),
             store: store.clone(),
@@ -378,15 +379,18 @@ impl EdgeRuntime {
         .map_err(EdgeError::Api)?;
         api.enable_changes(adapters.changes.clone());
         api.set_change_targets(edge_change_targets(applied_changes.clone()));
-        api.enable_sealed_exports(std::sync::Arc::new(crate::export::DirExporter::new(
-            settings.data_dir.join("exports"),
-            store.clone(),
-            adapters.notary.clone(),
-            adapters.secrets.clone(),
-            clock.clone(),
-            journal.clone(),
-            settings.device.clone(),
-        )));
+        api.enable_sealed_exports(std::sync::Arc::new(
+            crate::export::DirExporter::new(
+                settings.data_dir.join("exports"),
+                store.clone(),
+                adapters.notary.clone(),
+                adapters.secrets.clone(),
+                clock.clone(),
+                journal.clone(),
+                settings.device.clone(),
+            )
+            .with_retention(export_retention),
+        ));
         let app = router(HttpState {
             metrics: metrics.clone(),
             store: store.clone(),

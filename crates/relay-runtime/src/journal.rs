@@ -42,10 +42,25 @@ impl Journal {
         &self.metrics
     }
 
-    /// Appends a relay event of `kind` with `payload`.
+    /// Appends a relay event of `kind` with `payload`, the relay itself as actor.
     pub async fn record(
         &self,
         kind: EventKind,
+        subject: Option<Subject>,
+        payload: serde_json::Value,
+    ) -> Result<Record, AppendError> {
+        let relay = Actor::new(RELAY_ACTOR).ok();
+        self.record_by(kind, relay, ActorSource::System, subject, payload)
+            .await
+    }
+
+    /// Appends an event of `kind` to `_relay` caused by `actor` (e.g. the verified API caller
+    /// of an export), resolved as `actor_source`.
+    pub async fn record_by(
+        &self,
+        kind: EventKind,
+        actor: Option<Actor>,
+        actor_source: ActorSource,
         subject: Option<Subject>,
         payload: serde_json::Value,
     ) -> Result<Record, AppendError> {
@@ -63,8 +78,8 @@ impl Journal {
         let draft = EventDraft {
             trail_id: TrailId::relay(),
             kind: kind.clone(),
-            actor: Actor::new(RELAY_ACTOR).ok(),
-            actor_source: ActorSource::System,
+            actor,
+            actor_source,
             occurred_at: None,
             device: self.device.clone(),
             project: None,

@@ -593,23 +593,42 @@ async fn api_exporter_writes_a_sealed_zip_serves_it_and_refuses_path_tricks() {
         "{}",
         view.package
     );
-    let bytes = exporter.open(&view.package).await.unwrap();
-    assert!(bytes.starts_with(b"PK"), "a zip file");
-    assert_eq!(bytes, std::fs::read(dir.join(&view.package)).unwrap());
+    let opened = exporter.open(&view.package).await.unwrap();
+    assert!(opened.bytes.starts_with(b"PK"), "a zip file");
+    assert_eq!(
+        opened.bytes,
+        std::fs::read(dir.join(&view.package)).unwrap()
+    );
+    assert_eq!(
+        (opened.trail.as_str(), opened.requested_by.as_str()),
+        (TRAIL, "rita"),
+        "trail and requester come from the sealed manifest"
+    );
 
-    // The export is an EXPORT event naming the API caller.
+    // The export is an EXPORT event whose actor is the API caller (not the relay).
     let mut exported_by = Vec::new();
     f.adapters
         .record_store
         .for_each_record(&TrailId::relay(), 1000, |r| {
             if r.kind.as_str() == "EXPORT" {
-                exported_by.push(r.payload.to_value().unwrap()["requested_by"]["actor"].clone());
+                exported_by.push((
+                    r.actor.as_str().to_owned(),
+                    r.actor_source,
+                    r.payload.to_value().unwrap()["requested_by"]["actor"].clone(),
+                ));
             }
             true
         })
         .await
         .unwrap();
-    assert_eq!(exported_by, vec![serde_json::json!("rita")]);
+    assert_eq!(
+        exported_by,
+        vec![(
+            "rita".to_owned(),
+            relay_domain::ActorSource::Token,
+            serde_json::json!("rita")
+        )]
+    );
 
     for trick in [
         "../data/relay.db",

@@ -278,6 +278,7 @@ async fn forwarded_trail_is_a_record_for_record_replica_and_resends_are_acknowle
             .open(&view.package)
             .await
             .unwrap()
+            .bytes
             .starts_with(b"PK")
     );
 

@@ -1,0 +1,714 @@
+//! The API and ingest edges of issue 22, attacked from outside a real `relay-server` process
+//! (local provider): out-of-range numbers, one authorization rule for exports whatever the
+//! route, ACCESS events naming the real caller, export package retention, ingest that
+//! authenticates before reading a body (measured on the server's memory), ingest tokens bound
+//! to their edge's trails, and `POST /api/v1/verify` agreeing with `relay-server verify` on a
+//! forwarded trail.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+use relay_domain::ports::{SecretName, SecretProviderExt};
+use relay_domain::{
+    ActorSource, AppendService, Device, EventDraft, EventKind, Payload, Record, Subject, TrailId,
+};
+use serde_json::{Value, json};
+
+const PASSWORD: &str = "process edges password";
+const MIB: u64 = 1024 * 1024;
+
+/// One HTTP/1.1 exchange with `Connection: close`: status and body.
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Vec<u8>) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    let body = body
+        .map(|b| serde_json::to_vec(b).unwrap())
+        .unwrap_or_default();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    if !body.is_empty() {
+        head.push_str("Content-Type: application/json\r\n");
+    }
+    if let Some(t) = token {
+        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).unwrap();
+    s.write_all(&body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    parse_response(&raw)
+}
+
+/// Status and (de-chunked) body of a raw HTTP/1.1 response.
+fn parse_response(raw: &[u8]) -> (u16, Vec<u8>) {
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no header end in {:?}", String::from_utf8_lossy(raw)));
+    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
+    let status = head[9..12].parse().unwrap();
+    let mut body = raw[split + 4..].to_vec();
+    if head.contains("transfer-encoding: chunked") {
+        let mut out = Vec::new();
+        let mut rest = &body[..];
+        loop {
+            let line_end = rest.windows(2).position(|w| w == b"\r\n").unwrap();
+            let size =
+                usize::from_str_radix(std::str::from_utf8(&rest[..line_end]).unwrap().trim(), 16)
+                    .unwrap();
+            if size == 0 {
+                break;
+            }
+            out.extend_from_slice(&rest[line_end + 2..line_end + 2 + size]);
+            rest = &rest[line_end + 2 + size + 2..];
+        }
+        body = out;
+    }
+    (status, body)
+}
+
+fn json_of(body: &[u8]) -> Value {
+    serde_json::from_slice(body)
+        .unwrap_or_else(|_| panic!("not JSON: {}", String::from_utf8_lossy(body)))
+}
+
+fn call(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
+    let (status, bytes) = http(port, method, path, token, body.as_ref());
+    let value = if bytes.is_empty() {
+        Value::Null
+    } else {
+        json_of(&bytes)
+    };
+    (status, value)
+}
+
+fn wait_healthy(port: u16, server: &mut Proc) {
+    let start = Instant::now();
+    loop {
+        if let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) {
+            let mut out = String::new();
+            if s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+                .is_ok()
+                && s.read_to_string(&mut out).is_ok()
+                && out.starts_with("HTTP/1.1 200")
+            {
+                return;
+            }
+        }
+        assert!(
+            server.running(),
+            "relay-server exited: {}",
+            server.log_tail()
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "relay-server never became healthy: {}",
+            server.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Registers the bootstrap admin and one account per other role; their tokens by role.
+fn accounts(port: u16) -> std::collections::HashMap<&'static str, String> {
+    let login = |user: &str| {
+        let (status, v) = call(
+            port,
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": user, "password": PASSWORD})),
+        );
+        assert_eq!(status, 200, "login {user}: {v}");
+        v["token"].as_str().unwrap().to_owned()
+    };
+    let (status, v) = call(
+        port,
+        "POST",
+        "/api/v1/auth/register",
+        None,
+        Some(
+            json!({"username": "ada", "full_name": "Ada Admin", "password": PASSWORD, "role": "admin"}),
+        ),
+    );
+    assert_eq!(status, 201, "{v}");
+    let admin = login("ada");
+    let mut tokens = std::collections::HashMap::from([("admin", admin.clone())]);
+    for (user, role) in [
+        ("otto", "operator"),
+        ("rita", "reviewer"),
+        ("aude", "auditor"),
+    ] {
+        let (status, v) = call(
+            port,
+            "POST",
+            "/api/v1/accounts",
+            Some(&admin),
+            Some(json!({"username": user, "full_name": user, "password": PASSWORD, "role": role})),
+        );
+        assert_eq!(status, 201, "{v}");
+        tokens.insert(role, login(user));
+    }
+    tokens
+}
+
+/// The `_relay` records of `kind` as the API shows them (read as admin).
+fn relay_events(port: u16, admin: &str, kind: &str) -> Vec<Value> {
+    let (status, v) = call(
+        port,
+        "GET",
+        &format!("/api/v1/events?trail=_relay&kind={kind}&limit=500"),
+        Some(admin),
+        None,
+    );
+    assert_eq!(status, 200, "{v}");
+    v["events"].as_array().unwrap().clone()
+}
+
+/// `n` records of `trail` chained with a fresh key kept in `edge_dir` (as an edge would), and
+/// the key file to provision on the server as `trail-hmac.<trail>`.
+async fn forwarded_trail(
+    edge_dir: &Path,
+    trail: &str,
+    n: usize,
+) -> (Vec<Record>, std::path::PathBuf) {
+    let adapters = relay_local::LocalAdapters::open(edge_dir).await.unwrap();
+    let key = adapters
+        .secrets
+        .current_or_create(&SecretName::trail_hmac())
+        .await
+        .unwrap()
+        .to_trail_key()
+        .unwrap();
+    let appender = AppendService::new(adapters.record_store.clone(), adapters.clock.clone(), key);
+    for i in 0..n {
+        appender
+            .append(EventDraft {
+                trail_id: TrailId::new(trail).unwrap(),
+                kind: EventKind::file_created(),
+                actor: relay_domain::Actor::new("lab-user").ok(),
+                actor_source: ActorSource::OsSession,
+                occurred_at: None,
+                device: Device::new(trail).unwrap(),
+                project: None,
+                subject: Subject::new(format!("run/{i}.fid")).ok(),
+                payload: Payload::from_value(&json!({"size": i})).unwrap(),
+            })
+            .await
+            .unwrap();
+    }
+    adapters.record_store.close().await;
+    (
+        local_records(edge_dir, trail).await,
+        edge_dir.join("secrets/trail-hmac.json"),
+    )
+}
+
+fn ingest(port: u16, edge: &str, token: &str, trail: &str, records: &[Record]) -> (u16, Value) {
+    let body = serde_json::to_vec(&json!({"trail_id": trail, "records": records})).unwrap();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(s, "POST /api/v1/ingest HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n\
+               X-Relay-Edge: {edge}\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n", body.len()).unwrap();
+    s.write_all(&body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let (status, body) = parse_response(&raw);
+    (status, json_of(&body))
+}
+
+struct Server {
+    _root: tempfile::TempDir,
+    dir: std::path::PathBuf,
+    conf: std::path::PathBuf,
+    port: u16,
+    proc: Proc,
+}
+
+/// A local-provider server with `extra` configuration, edges ws-a and ws-b, not yet started.
+fn server(extra: &str) -> Server {
+    let root = tempfile::TempDir::new().unwrap();
+    let dir = root.path().join("server");
+    std::fs::create_dir_all(&dir).unwrap();
+    let port = free_port();
+    let conf = root.path().join("server.toml");
+    std::fs::write(
+        &conf,
+        format!(
+            "data_dir = {dir:?}\ndevice = \"server-edges\"\nlisten = \"127.0.0.1:{port}\"\n\
+             ingest_edges = [\"ws-a\", \"ws-b\"]\nnotary_interval_secs = 3600\n{extra}\n\
+             [storage]\nprovider = \"local\"\n"
+        ),
+    )
+    .unwrap();
+    let proc = Proc::new(
+        "relay-server",
+        server_bin(),
+        &["run", "--config", conf.to_str().unwrap()],
+        &root.path().join("server.log"),
+    );
+    Server {
+        _root: root,
+        dir,
+        conf,
+        port,
+        proc,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn api_numbers_export_rules_access_events_retention_and_verify_hold_against_a_real_server() {
+    let mut srv = server("export_quota_per_user = 2");
+    let port = srv.port;
+    let token_a = ingest_token(&srv.conf, "ws-a", &[]);
+    let token_b = ingest_token(&srv.conf, "ws-b", &[]);
+    let edge_dir = srv.dir.parent().unwrap().join("edge-a");
+    let (records, key) = forwarded_trail(&edge_dir, "ws-a", 5).await;
+    copy_secret(&key, &srv.dir.join("secrets/trail-hmac.ws-a.json"));
+    srv.proc.start();
+    wait_healthy(port, &mut srv.proc);
+    let tokens = accounts(port);
+    let (admin, operator, reviewer, auditor) = (
+        &tokens["admin"],
+        &tokens["operator"],
+        &tokens["reviewer"],
+        &tokens["auditor"],
+    );
+
+    // Ingest: each token only for its own edge's trails.
+    let (status, v) = ingest(port, "ws-a", &token_a, "ws-a", &records);
+    assert_eq!(status, 200, "{v}");
+    let (status, v) = ingest(port, "ws-b", &token_b, "ws-a", &records);
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (403, Some("trail_not_bound")),
+        "{v}"
+    );
+    let (status, v) = ingest(port, "ws-a", &token_a, "ws-b", &records);
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (403, Some("trail_not_bound")),
+        "{v}"
+    );
+
+    // The API verifies the forwarded trail with its edge's keys, as the CLI does.
+    let (status, v) = call(
+        port,
+        "POST",
+        "/api/v1/verify",
+        Some(auditor),
+        Some(json!({})),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["all_hold"], true, "{v}");
+    let ws_a = v["verdicts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["trail_id"] == "ws-a")
+        .unwrap();
+    assert_eq!(
+        (ws_a["ok"].as_bool(), ws_a["records"].as_u64()),
+        (Some(true), Some(5)),
+        "{v}"
+    );
+
+    // Out-of-range numbers: 400 out_of_range at the boundary, never a 500.
+    for (path, want) in [
+        (
+            "/api/v1/events?trail=_relay&after_seq=9007199254740991",
+            200,
+        ),
+        (
+            "/api/v1/events?trail=_relay&after_seq=9007199254740992",
+            400,
+        ),
+        (
+            "/api/v1/events?trail=_relay&after_seq=9007199254740993",
+            400,
+        ),
+        (
+            "/api/v1/events?trail=_relay&after_seq=18446744073709551616",
+            400,
+        ),
+        ("/api/v1/events?trail=_relay&after_seq=-1", 400),
+        ("/api/v1/events?trail=_relay&after_seq=1.5", 400),
+        ("/api/v1/events?trail=_relay&limit=500", 200),
+        ("/api/v1/events?trail=_relay&limit=501", 400),
+        ("/api/v1/events?trail=_relay&limit=0", 400),
+        ("/api/v1/events?trail=_relay&limit=1", 200),
+        ("/api/v1/events/_relay/9007199254740991", 404),
+        ("/api/v1/events/_relay/9007199254740992", 400),
+        ("/api/v1/events/_relay/0", 400),
+        ("/api/v1/events/_relay/18446744073709551616", 400),
+    ] {
+        let (status, v) = call(port, "GET", path, Some(admin), None);
+        assert_eq!(status, want, "{path}: {v}");
+        if want == 400 {
+            assert_eq!(v["error"]["code"], "out_of_range", "{path}: {v}");
+        }
+    }
+    for body in [
+        json!({"trail_id": "ws-a", "from_seq": 9007199254740992_u64}),
+        json!({"trail_id": "ws-a", "to_seq": -1}),
+        json!({"trail_id": "ws-a", "from_seq": 0}),
+        json!({"trail_id": "ws-a", "to_seq": 1e300}),
+    ] {
+        let (status, v) = call(
+            port,
+            "POST",
+            "/api/v1/exports",
+            Some(reviewer),
+            Some(body.clone()),
+        );
+        assert_eq!(
+            (status, v["error"]["code"].as_str()),
+            (400, Some("out_of_range")),
+            "{body}: {v}"
+        );
+    }
+    let (status, v) = call(
+        port,
+        "POST",
+        "/api/v1/changes",
+        Some(admin),
+        Some(
+            json!({"setting": "notary_interval_secs", "value": 9007199254740993_u64, "reason": "boundary"}),
+        ),
+    );
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (400, Some("out_of_range")),
+        "{v}"
+    );
+
+    // One rule for exports: an operator may not export `_relay` by either route.
+    let (status, _) = call(
+        port,
+        "GET",
+        "/api/v1/export?trail=_relay&format=json",
+        Some(operator),
+        None,
+    );
+    assert_eq!(status, 403);
+    let (status, v) = call(
+        port,
+        "POST",
+        "/api/v1/exports",
+        Some(operator),
+        Some(json!({"trail_id": "_relay"})),
+    );
+    assert_eq!(status, 403, "{v}");
+    let (status, v) = call(
+        port,
+        "POST",
+        "/api/v1/exports",
+        Some(reviewer),
+        Some(json!({"trail_id": "ws-a"})),
+    );
+    assert_eq!(status, 201, "{v}");
+    let package = v["package"].as_str().unwrap().to_owned();
+    let (status, v) = call(
+        port,
+        "GET",
+        &format!("/api/v1/exports/{package}"),
+        Some(operator),
+        None,
+    );
+    assert_eq!(status, 403, "{v}");
+    let (status, zip) = http(
+        port,
+        "GET",
+        &format!("/api/v1/exports/{package}"),
+        Some(auditor),
+        None,
+    );
+    assert_eq!(status, 200);
+    assert!(zip.starts_with(b"PK"), "not a zip");
+
+    // ACCESS and EXPORT events name the verified caller as actor.
+    let (status, _) = call(port, "GET", "/api/v1/trails", Some(operator), None);
+    assert_eq!(status, 200);
+    let exports = relay_events(port, admin, "EXPORT");
+    let export = exports.last().unwrap();
+    assert_eq!(
+        (export["actor"].as_str(), export["actor_source"].as_str()),
+        (Some("rita"), Some("token")),
+        "{export}"
+    );
+    let access = relay_events(port, admin, "ACCESS");
+    let download = access
+        .iter()
+        .find(|e| e["payload"]["action"] == "download_export")
+        .expect("a download ACCESS event");
+    assert_eq!(download["actor"], "aude", "{download}");
+    assert_eq!(
+        download["payload"]["package"],
+        package.as_str(),
+        "{download}"
+    );
+    let listing = access
+        .iter()
+        .find(|e| e["payload"]["action"] == "list_trails")
+        .expect("a list_trails ACCESS event");
+    assert_eq!(listing["actor"], "otto", "{listing}");
+    assert!(
+        !access
+            .iter()
+            .any(|e| e["actor"] == "otto" && e["payload"]["action"] == "download_export"),
+        "a refused download was recorded as an access"
+    );
+
+    // Quota: two packages per account, the third refused.
+    let (status, v) = call(
+        port,
+        "POST",
+        "/api/v1/exports",
+        Some(reviewer),
+        Some(json!({"trail_id": "ws-a", "format": "csv"})),
+    );
+    assert_eq!(status, 201, "{v}");
+    let (status, v) = call(
+        port,
+        "POST",
+        "/api/v1/exports",
+        Some(reviewer),
+        Some(json!({"trail_id": "ws-a"})),
+    );
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (429, Some("export_quota")),
+        "{v}"
+    );
+    let (status, v) = call(
+        port,
+        "POST",
+        "/api/v1/exports",
+        Some(auditor),
+        Some(json!({"trail_id": "ws-a"})),
+    );
+    assert_eq!(status, 201, "another account has its own quota: {v}");
+
+    // Retention: a package past the maximum age (default 7 days) is removed at the next
+    // download, the removal is recorded, and the quota is free again.
+    let path = srv.dir.join("exports").join(&package);
+    let eight_days_ago = std::time::SystemTime::now() - Duration::from_secs(8 * 24 * 3600);
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(eight_days_ago)
+        .unwrap();
+    let (status, v) = call(
+        port,
+        "GET",
+        &format!("/api/v1/exports/{package}"),
+        Some(auditor),
+        None,
+    );
+    assert_eq!(status, 404, "{v}");
+    assert!(!path.exists(), "the expired package is still on disk");
+    let removed = relay_events(port, admin, "SYSTEM");
+    let removal = removed
+        .iter()
+        .find(|e| e["payload"]["event"] == "EXPORT_PACKAGES_REMOVED")
+        .expect("the removal is recorded");
+    assert_eq!(
+        removal["payload"]["removed"][0]["package"],
+        package.as_str(),
+        "{removal}"
+    );
+    assert_eq!(
+        removal["payload"]["removed"][0]["requested_by"], "rita",
+        "{removal}"
+    );
+    let (status, v) = call(
+        port,
+        "POST",
+        "/api/v1/exports",
+        Some(reviewer),
+        Some(json!({"trail_id": "ws-a"})),
+    );
+    assert_eq!(status, 201, "{v}");
+
+    srv.proc.stop();
+    let out = Command::new(server_bin())
+        .args(["verify", "--config", srv.conf.to_str().unwrap()])
+        .env("RELAY_LOG", "error")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "relay-server verify: {text}");
+    assert!(text.contains("OK      ws-a: 5 records"), "{text}");
+}
+
+/// The server's resident memory now and its peak, in bytes (`/proc/<pid>/status`).
+fn memory_of(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let kib = |key: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+            .unwrap_or_else(|| panic!("{key} missing in /proc/{pid}/status"))
+    };
+    (kib("VmRSS:") * 1024, kib("VmHWM:") * 1024)
+}
+
+/// Sends `headers` and then `len` bytes of body while reading the answer on the same
+/// connection; returns the answer as soon as it is complete (the server may stop reading the
+/// body, so write errors after that are expected).
+async fn flood(port: u16, headers: String, len: usize, chunked: bool) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    let (mut rd, mut wr) = stream.into_split();
+    let writer = tokio::spawn(async move {
+        wr.write_all(headers.as_bytes()).await?;
+        let chunk = vec![b'['; 64 * 1024];
+        let mut sent = 0;
+        while sent < len {
+            let n = chunk.len().min(len - sent);
+            if chunked {
+                wr.write_all(format!("{n:x}\r\n").as_bytes()).await?;
+            }
+            wr.write_all(&chunk[..n]).await?;
+            if chunked {
+                wr.write_all(b"\r\n").await?;
+            }
+            sent += n;
+        }
+        if chunked {
+            wr.write_all(b"0\r\n\r\n").await?;
+        }
+        std::io::Result::Ok(sent)
+    });
+    let mut raw = Vec::new();
+    let mut buf = vec![0u8; 16 * 1024];
+    let answer = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let n = rd.read(&mut buf).await.unwrap_or(0);
+            if n == 0 {
+                break;
+            }
+            raw.extend_from_slice(&buf[..n]);
+            if let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&raw[..end]).to_ascii_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())
+                    .unwrap_or(0);
+                if raw.len() >= end + 4 + len {
+                    break;
+                }
+            }
+        }
+    })
+    .await;
+    assert!(answer.is_ok(), "no answer within 60 s");
+    writer.abort();
+    let (status, body) = parse_response(&raw);
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn eight_unauthenticated_50_mb_ingest_bodies_are_refused_unread_and_memory_stays_bounded() {
+    // The default batch cap (64 MiB) admits a 50 MB body: were the body read before the
+    // credentials, the eight bodies would be buffered (the finding: 34 -> 453 MiB).
+    let mut srv = server("");
+    let port = srv.port;
+    let token_a = ingest_token(&srv.conf, "ws-a", &[]);
+    srv.proc.start();
+    wait_healthy(port, &mut srv.proc);
+    let pid = srv.proc.pid().unwrap();
+    let (idle, _) = memory_of(pid);
+    const BODY: usize = 50 * 1000 * 1000;
+
+    let head = |auth: &str, length: Option<usize>| {
+        format!(
+            "POST /api/v1/ingest HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+             X-Relay-Edge: ws-a\r\n{auth}{}\r\n",
+            match length {
+                Some(n) => format!("Content-Length: {n}\r\n"),
+                None => "Transfer-Encoding: chunked\r\n".to_owned(),
+            }
+        )
+    };
+    let mut floods = Vec::new();
+    for i in 0..8 {
+        let auth = match i % 3 {
+            0 => String::new(),
+            1 => "Authorization: Bearer 00\r\n".to_owned(),
+            _ => format!("Authorization: Bearer {}\r\n", "f".repeat(64)),
+        };
+        floods.push(tokio::spawn(flood(
+            port,
+            head(&auth, Some(BODY)),
+            BODY,
+            false,
+        )));
+    }
+    for f in floods {
+        let (status, body) = f.await.unwrap();
+        assert_eq!(status, 401, "{body}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["error"]["code"], "invalid_credentials", "{body}");
+        for detail in ["line", "column", "expected", "EOF", "invalid type"] {
+            assert!(
+                !body.contains(detail),
+                "parser detail {detail:?} leaked: {body}"
+            );
+        }
+    }
+    let (_, peak) = memory_of(pid);
+    eprintln!(
+        "relay-server memory: idle {} MiB, peak after 8 x 50 MB unauthenticated {} MiB",
+        idle / MIB,
+        peak / MIB
+    );
+    assert!(
+        peak < idle + 100 * MIB,
+        "server peak memory {} MiB vs {} MiB idle: unauthenticated bodies were buffered",
+        peak / MIB,
+        idle / MIB
+    );
+
+    // An authenticated edge is capped by ingest_max_batch_bytes: from Content-Length before
+    // reading, and while reading a body of unknown length.
+    const OVER: usize = 100 * 1000 * 1000;
+    let auth = format!("Authorization: Bearer {token_a}\r\n");
+    let (status, body) = flood(port, head(&auth, Some(OVER)), OVER, false).await;
+    assert_eq!(status, 413, "{body}");
+    let (status, body) = flood(port, head(&auth, None), OVER, true).await;
+    assert_eq!(status, 413, "{body}");
+    assert!(
+        srv.proc.running(),
+        "relay-server died: {}",
+        srv.proc.log_tail()
+    );
+    srv.proc.stop();
+}
