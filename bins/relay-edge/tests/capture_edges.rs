@@ -59,7 +59,11 @@ fn a_rewrite_with_size_and_mtime_restored_is_recorded_live_and_across_a_restart(
     let all = records(&data, TRAIL);
     assert_eq!(of_kind(&all, "FILE_CREATED").len(), 1);
     let modified = of_kind(&all, "FILE_MODIFIED");
-    assert_eq!(modified.len(), 2, "one FILE_MODIFIED per rewrite, none twice");
+    assert_eq!(
+        modified.len(),
+        2,
+        "one FILE_MODIFIED per rewrite, none twice"
+    );
     for (r, (before, after)) in modified.iter().zip([(0, 1), (1, 2)]) {
         let p = payload(r);
         assert_eq!(
@@ -145,7 +149,10 @@ fn a_file_name_with_a_newline_cannot_forge_a_log_line() {
         "{text}"
     );
     assert!(!text.contains('\u{1b}'), "raw escape in the log: {text:?}");
-    assert!(!text.contains('\r'), "raw carriage return in the log: {text:?}");
+    assert!(
+        !text.contains('\r'),
+        "raw carriage return in the log: {text:?}"
+    );
     for line in text.lines() {
         assert!(!line.starts_with("FORGED"), "forged line: {line:?}");
         assert!(

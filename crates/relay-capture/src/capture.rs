@@ -1224,11 +1224,7 @@ async fn capture_file(
 /// One re-hash audit check: if the file still looks like the version the trail holds (size,
 /// mtime, ctime, inode), hash it and record a `FILE_MODIFIED` if the content differs. Anything
 /// else (gone, replaced, visibly changed) goes back to the ordinary settle path.
-async fn audit_file(
-    shared: &Shared,
-    key: &FileKey,
-    prior: IndexEntry,
-) -> CaptureOutcome {
+async fn audit_file(shared: &Shared, key: &FileKey, prior: IndexEntry) -> CaptureOutcome {
     let Some(root) = shared.roots.get(key.root) else {
         return CaptureOutcome::Changed;
     };

@@ -90,7 +90,12 @@ pub(crate) enum HashOutcome {
 /// Hashes `rel` under `root` if it is still the version `expect` describes. Every step goes
 /// through directory descriptors (see [`crate::beneath`]), so a folder swapped for a link can
 /// neither redirect the open nor the stats around it.
-pub(crate) fn hash_settled(root: &Path, rel: &str, expect: &FileStat, buf: &mut [u8]) -> HashOutcome {
+pub(crate) fn hash_settled(
+    root: &Path,
+    rel: &str,
+    expect: &FileStat,
+    buf: &mut [u8],
+) -> HashOutcome {
     hash_settled_with(root, rel, expect, buf, &mut || {})
 }
 
@@ -111,7 +116,9 @@ pub(crate) fn hash_settled_with(
             ));
         }
         Err(e) if e.is_missing() => return HashOutcome::Vanished,
-        Err(BeneathError::Io(e)) => return HashOutcome::Failed(CaptureFailure::io("open folder", &e)),
+        Err(BeneathError::Io(e)) => {
+            return HashOutcome::Failed(CaptureFailure::io("open folder", &e));
+        }
     };
     let before = match beneath::stat_at(&dir, name) {
         Ok(stat) => stat,

@@ -33,8 +33,8 @@ mod watcher;
 pub use actor::resolve_os_actor;
 pub use capture::{Capture, CaptureHandle};
 pub use config::{
-    CaptureConfig, DETECTED_BY_REHASH_AUDIT, DEFAULT_RESCAN_INTERVAL, DEFAULT_RETRY_BACKOFF, DEFAULT_SETTLE,
-    MAX_RETRY_BACKOFF,
+    CaptureConfig, DEFAULT_RESCAN_INTERVAL, DEFAULT_RETRY_BACKOFF, DEFAULT_SETTLE,
+    DETECTED_BY_REHASH_AUDIT, MAX_RETRY_BACKOFF,
 };
 pub use error::{ActorError, CaptureError, CaptureFailure, FailureReason};
 pub use hash::{DEFAULT_HASH_BUFFER, FileDigest, sha256_file, sha256_reader};

@@ -211,7 +211,8 @@ impl ScopeWalk<'_> {
 
     /// Stats the entry `name` of `dir`: a folder is queued for listing, anything else is an item.
     fn entry(&mut self, dir: &Arc<OwnedFd>, name: &OsStr, rel: String) {
-        let seen = Seen::from_result(beneath::stat_at(dir.as_ref(), name).map_err(BeneathError::Io));
+        let seen =
+            Seen::from_result(beneath::stat_at(dir.as_ref(), name).map_err(BeneathError::Io));
         match &seen {
             Seen::Present(stat) if stat.kind == FileKind::Dir => self.stack.push(PendingDir {
                 parent: dir.clone(),

@@ -44,7 +44,9 @@ impl CaptureStats {
     /// Idle means nothing is *known* to be outstanding: a file written a moment ago may not have
     /// been reported by the OS yet, so tests wait for the counts they expect first.
     pub fn is_idle(&self) -> bool {
-        self.full_scans_completed > 0 && !self.scanning && self.pending == 0
+        self.full_scans_completed > 0
+            && !self.scanning
+            && self.pending == 0
             && self.in_flight == 0
             && self.auditing == 0
     }

@@ -75,7 +75,12 @@ async fn content_rewritten_with_size_and_mtime_restored_is_recorded_live_and_aft
     capture.wait_idle(WAIT).await.unwrap();
     let stats = capture.shutdown().await.unwrap();
     assert_eq!(stats.recorded(), 0, "{}", summary(&stats));
-    assert_eq!(stats.unchanged, 0, "nothing needed re-hashing: {}", summary(&stats));
+    assert_eq!(
+        stats.unchanged,
+        0,
+        "nothing needed re-hashing: {}",
+        summary(&stats)
+    );
 
     let modified = relay.of_kind("FILE_MODIFIED").await;
     assert_eq!(modified.len(), 2);
@@ -96,8 +101,15 @@ async fn content_rewritten_with_size_and_mtime_restored_is_recorded_live_and_aft
         ]
     );
     for r in &modified {
-        assert_eq!(field(r, "mtime"), field(r, "previous_mtime"), "mtime was restored");
-        assert!(field(r, "detected_by").is_null(), "found by the ctime, not the audit");
+        assert_eq!(
+            field(r, "mtime"),
+            field(r, "previous_mtime"),
+            "mtime was restored"
+        );
+        assert!(
+            field(r, "detected_by").is_null(),
+            "found by the ctime, not the audit"
+        );
     }
     assert_eq!(relay.of_kind("FILE_CREATED").await.len(), 1);
     assert_eq!(relay.verify().await, 3);
@@ -153,7 +165,12 @@ async fn records_without_ctime_still_work_and_the_rehash_audit_finds_what_they_m
         .await
         .unwrap();
     capture.wait_idle(WAIT).await.unwrap();
-    assert_eq!(capture.stats().recorded(), 0, "{}", summary(&capture.stats()));
+    assert_eq!(
+        capture.stats().recorded(),
+        0,
+        "{}",
+        summary(&capture.stats())
+    );
     assert_eq!(capture.stats().unchanged, 0);
 
     // An audit on request re-hashes both and records the one that differs.
@@ -163,7 +180,12 @@ async fn records_without_ctime_still_work_and_the_rehash_audit_finds_what_they_m
         .await
         .unwrap_or_else(|e| panic!("{e}: {}", summary(&capture.stats())));
     assert_eq!(
-        (stats.rehashed, stats.modified, stats.unchanged, stats.captured),
+        (
+            stats.rehashed,
+            stats.modified,
+            stats.unchanged,
+            stats.captured
+        ),
         (2, 1, 1, 0),
         "{}",
         summary(&stats)
@@ -233,14 +255,22 @@ async fn a_folder_swapped_for_a_link_never_leaks_what_lies_outside() {
         .await
         .unwrap();
     assert_nothing_from_outside(&relay).await;
-    assert_eq!((stats.deleted, stats.captured), (1, 1), "{}", summary(&stats));
+    assert_eq!(
+        (stats.deleted, stats.captured),
+        (1, 1),
+        "{}",
+        summary(&stats)
+    );
     // Once more while running, swapping the moved folder back in as a link.
     fs::rename(root.path().join("d.moved"), root.path().join("d.real")).unwrap();
     symlink(outside.path(), root.path().join("d.moved")).unwrap();
     let scans = stats.full_scans_completed;
     capture.request_rescan().unwrap();
     capture
-        .wait_until(|s| s.full_scans_completed > scans && s.deleted == 2 && s.is_idle(), WAIT)
+        .wait_until(
+            |s| s.full_scans_completed > scans && s.deleted == 2 && s.is_idle(),
+            WAIT,
+        )
         .await
         .unwrap_or_else(|e| panic!("{e}: {}", summary(&capture.stats())));
     capture.shutdown().await.unwrap();
