@@ -65,6 +65,9 @@ pub struct EdgeConfig {
     pub settle_ms: u64,
     /// Interval (s) of the safety-net full rescan of watched folders.
     pub rescan_secs: u64,
+    /// Interval (s) of the re-hash audit of every captured file; 0 (the default): off. Each pass
+    /// reads every captured byte once (e.g. 1 TB at ~1 GB/s on one hash worker: ~17 min).
+    pub rehash_interval_secs: u64,
     /// Interval (s) at which every trail head is notarized (also once at shutdown).
     pub notary_interval_secs: u64,
     /// Log format.
@@ -108,6 +111,7 @@ impl Default for EdgeConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8470)),
             settle_ms: 2000,
             rescan_secs: 60,
+            rehash_interval_secs: 0,
             notary_interval_secs: 900,
             log_format: LogFormat::Human,
             registration_closed: false,
@@ -177,6 +181,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "listen",
     "settle_ms",
     "rescan_secs",
+    "rehash_interval_secs",
     "notary_interval_secs",
     "log_format",
     "registration_closed",

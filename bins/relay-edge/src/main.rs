@@ -606,6 +606,8 @@ fn edge_settings(config: &EdgeConfig) -> Result<EdgeSettings, CliError> {
         listen: config.listen,
         settle: Duration::from_millis(config.settle_ms),
         rescan: Duration::from_secs(config.rescan_secs),
+        rehash: (config.rehash_interval_secs > 0)
+            .then(|| Duration::from_secs(config.rehash_interval_secs)),
         notary_interval: Duration::from_secs(config.notary_interval_secs),
         config: Some(serde_json::to_value(config).map_err(|e| {
             CliError::Config(config::ConfigError::Invalid(format!(
@@ -684,7 +686,10 @@ fn init_logging(format: LogFormat) {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::stderr().is_terminal());
     let result = match format {
-        LogFormat::Human => builder.try_init(),
+        // Control characters in field values (a file name with a newline) are escaped.
+        LogFormat::Human => builder
+            .fmt_fields(relay_runtime::log_format::EscapedFields)
+            .try_init(),
         LogFormat::Json => builder.json().flatten_event(true).try_init(),
     };
     if let Err(e) = result {

@@ -122,6 +122,8 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        // Control characters in field values (names from trails, requests) are escaped.
+        .fmt_fields(relay_runtime::log_format::EscapedFields)
         .init();
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -17,15 +17,16 @@ use tokio::task::{self, JoinError, JoinHandle, JoinSet};
 use tokio::time::{self, MissedTickBehavior};
 use tracing::{debug, error, info, warn};
 
-use crate::config::{CaptureConfig, MAX_RETRY_BACKOFF};
+use crate::beneath;
+use crate::config::{CaptureConfig, DETECTED_BY_REHASH_AUDIT, MAX_RETRY_BACKOFF};
 use crate::error::{CaptureError, CaptureFailure, FailureReason};
 use crate::event::{EventContext, subject_lossy};
 use crate::hash::{FileDigest, HashOutcome, hash_settled};
 use crate::index::{CaptureIndex, FailureKey, IndexEntry};
-use crate::paths::{FileKey, Located, PathRejection, Roots, unsafe_ancestor};
+use crate::paths::{FileKey, Located, PathRejection, Roots};
 use crate::scan::{ScanProblemKind, ScanReport, ScanScope, walk};
 use crate::settle::{SettleTracker, Settled};
-use crate::stat::{FileKind, FileStat, Seen, lstat};
+use crate::stat::{FileKind, FileStat, Seen};
 use crate::stats::CaptureStats;
 use crate::watcher::{FolderWatcher, SIGNAL_QUEUE, WatchSignal};
 
@@ -72,6 +73,7 @@ impl Capture {
             roots = ?roots.iter().map(|r| r.label.as_str()).collect::<Vec<_>>(),
             indexed = index.len(),
             settle_ms = config.settle.as_millis() as u64,
+            rehash_secs = config.rehash_interval.map(|d| d.as_secs()),
             "capture started"
         );
         let shared = Arc::new(Shared {
@@ -109,6 +111,11 @@ impl Capture {
             stats_tx,
             poll: config.effective_poll_interval(),
             rescan_every: config.rescan_interval,
+            rehash_every: config.rehash_interval,
+            audit: Audit {
+                parallel: config.hash_workers.saturating_sub(1).max(1),
+                ..Audit::default()
+            },
             retry_backoff: config.retry_backoff,
             stopping: false,
         };
@@ -124,6 +131,7 @@ impl Capture {
 #[derive(Debug)]
 enum Command {
     Rescan,
+    Rehash,
     Shutdown,
 }
 
@@ -151,6 +159,16 @@ impl CaptureHandle {
     pub fn request_rescan(&self) -> Result<(), CaptureError> {
         self.commands
             .send(Command::Rescan)
+            .map_err(|_| CaptureError::Stopped("capture task is not running".into()))
+    }
+
+    /// Asks for a re-hash audit now: every captured file whose size, mtime, ctime and inode
+    /// still match the trail is hashed again, and a content difference is recorded as
+    /// `FILE_MODIFIED` with `detected_by: "rehash_audit"`. A pass already running is not
+    /// restarted.
+    pub fn request_rehash(&self) -> Result<(), CaptureError> {
+        self.commands
+            .send(Command::Rehash)
             .map_err(|_| CaptureError::Stopped("capture task is not running".into()))
     }
 
@@ -272,6 +290,33 @@ enum Step {
     Scan(Result<ScanReport, JoinError>),
     Tick,
     PeriodicRescan,
+    PeriodicRehash,
+}
+
+/// The re-hash audit: captured files queued for a content check, a few at a time.
+#[derive(Debug, Default)]
+struct Audit {
+    /// A pass is running (queued or in flight).
+    active: bool,
+    /// Files still to check, in subject order.
+    queue: VecDeque<FileKey>,
+    /// Files being checked now.
+    running: HashSet<FileKey>,
+    /// How many audit checks may run at once.
+    parallel: usize,
+    /// Files checked and changes recorded in this pass.
+    checked: u64,
+    changed: u64,
+}
+
+/// Waits for the next tick of an optional interval; never, when there is none.
+async fn tick_opt(interval: &mut Option<time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 struct Engine {
@@ -301,6 +346,8 @@ struct Engine {
     stats_tx: watch::Sender<CaptureStats>,
     poll: Duration,
     rescan_every: Duration,
+    rehash_every: Option<Duration>,
+    audit: Audit,
     retry_backoff: Duration,
     stopping: bool,
 }
@@ -316,6 +363,11 @@ impl Engine {
         let mut rescan =
             time::interval_at(time::Instant::now() + self.rescan_every, self.rescan_every);
         rescan.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        let mut rehash = self.rehash_every.map(|every| {
+            let mut i = time::interval_at(time::Instant::now() + every, every);
+            i.set_missed_tick_behavior(MissedTickBehavior::Delay);
+            i
+        });
         loop {
             self.start_scan_if_wanted();
             self.publish();
@@ -326,10 +378,15 @@ impl Engine {
                 Some(report) = self.scans.join_next(), if !self.scans.is_empty() => Step::Scan(report),
                 _ = tick.tick() => Step::Tick,
                 _ = rescan.tick() => Step::PeriodicRescan,
+                _ = tick_opt(&mut rehash) => Step::PeriodicRehash,
             };
             match step {
                 Step::Command(Some(Command::Rescan)) | Step::PeriodicRescan => {
                     self.want_full = true
+                }
+                Step::Command(Some(Command::Rehash)) | Step::PeriodicRehash => {
+                    self.start_audit_pass();
+                    self.continue_audit();
                 }
                 // A dropped handle stops capture like a shutdown.
                 Step::Command(Some(Command::Shutdown) | None) => break,
@@ -337,6 +394,7 @@ impl Engine {
                 Step::Job(done) => {
                     self.on_job(done);
                     self.start_ready();
+                    self.continue_audit();
                 }
                 Step::Scan(report) => self.on_scan(report),
                 Step::Tick => self.on_tick().await,
@@ -391,6 +449,7 @@ impl Engine {
         let mut snapshot = self.counters;
         snapshot.pending = self.tracker.len() + self.ready.len();
         snapshot.in_flight = self.jobs.len();
+        snapshot.auditing = self.audit.queue.len() + self.audit.running.len();
         snapshot.scanning = !self.scans.is_empty()
             || (!self.stopping && (self.want_full || !self.want_scopes.is_empty()));
         self.stats_tx.send_if_modified(|current| {
@@ -512,10 +571,13 @@ impl Engine {
         if due.is_empty() {
             return;
         }
+        let roots = self.roots.clone();
         let observed = task::spawn_blocking(move || {
             due.into_iter()
                 .map(|(key, path)| {
-                    let seen = Seen::observe(&path);
+                    let seen = roots
+                        .get(key.root)
+                        .map_or(Seen::Missing, |root| Seen::observe(&root.path, &key.rel));
                     (key, path, seen)
                 })
                 .collect::<Vec<_>>()
@@ -744,7 +806,7 @@ impl Engine {
         let shared = self.shared.clone();
         let (k, p) = (key.clone(), path.clone());
         let handle = self.jobs.spawn(async move {
-            let outcome = capture_file(&shared, &k, &p, stat, prior, cached).await;
+            let outcome = capture_file(&shared, &k, stat, prior, cached, None).await;
             JobDone::Capture {
                 key: k,
                 path: p,
@@ -846,7 +908,10 @@ impl Engine {
             Err(e) => {
                 error!(trail = %self.trail(), error = %e, "capture job failed");
                 match self.job_tags.remove(&e.id()) {
-                    Some(JobTag::File(key, path)) => self.retry_later(key, path, None),
+                    Some(JobTag::File(key, path)) => {
+                        self.audit.running.remove(&key);
+                        self.retry_later(key, path, None)
+                    }
                     Some(JobTag::Failure(key)) => {
                         self.failing.remove(&key);
                     }
@@ -857,55 +922,16 @@ impl Engine {
         };
         let now = Instant::now();
         match done {
-            JobDone::Capture { key, path, outcome } => match outcome {
-                CaptureOutcome::Recorded(record) => {
-                    if record.kind == EventKind::file_modified() {
-                        self.counters.modified += 1;
-                    } else {
-                        self.counters.captured += 1;
-                    }
-                    info!(trail = %record.trail_id, seq = %record.chain_seq, kind = %record.kind, path = %key.rel, "file recorded");
-                    self.index.apply(&self.roots, &record);
-                    self.finish(key, path, now);
-                }
-                CaptureOutcome::Unchanged(stat) => {
-                    debug!(trail = %self.trail(), path = %key.rel, "content unchanged; nothing recorded");
-                    self.counters.unchanged += 1;
-                    self.index.note_unchanged(&key, &stat);
-                    self.finish(key, path, now);
-                }
-                CaptureOutcome::Changed => {
-                    self.busy.remove(&key);
-                    self.dirty.remove(&key);
-                    self.tracker.touch(key, path, None, now);
-                }
-                CaptureOutcome::Vanished(stat) => {
-                    self.busy.remove(&key);
-                    self.dirty.remove(&key);
-                    self.tracker.touch(key, path, Some(stat), now);
-                }
-                CaptureOutcome::Failed(failure, stat) => {
-                    let vanished = failure.reason == FailureReason::VanishedMidHash;
-                    self.record_failure(Some(key.root), &key.rel, failure, stat);
-                    if vanished {
-                        // If it was a captured file, its deletion is recorded once confirmed.
-                        self.busy.remove(&key);
-                        self.dirty.remove(&key);
-                        self.tracker.touch(key, path, None, now);
-                    } else {
-                        self.finish(key, path, now);
+            JobDone::Capture { key, path, outcome } => {
+                if self.audit.running.remove(&key) {
+                    self.counters.rehashed += 1;
+                    self.audit.checked += 1;
+                    if matches!(&outcome, CaptureOutcome::Recorded(_)) {
+                        self.audit.changed += 1;
                     }
                 }
-                CaptureOutcome::AppendFailed {
-                    stat,
-                    digest,
-                    error,
-                } => {
-                    self.counters.append_errors += 1;
-                    error!(trail = %self.trail(), path = %key.rel, error = %error, "append failed; capture will be retried");
-                    self.retry_later(key, path, Some((stat, digest)));
-                }
-            },
+                self.on_capture_done(key, path, outcome, now);
+            }
             JobDone::Delete { key, path, result } => match result {
                 Ok(record) => {
                     self.counters.deleted += 1;
@@ -934,6 +960,132 @@ impl Engine {
                 }
             }
         }
+    }
+
+    fn on_capture_done(
+        &mut self,
+        key: FileKey,
+        path: PathBuf,
+        outcome: CaptureOutcome,
+        now: Instant,
+    ) {
+        match outcome {
+            CaptureOutcome::Recorded(record) => {
+                if record.kind == EventKind::file_modified() {
+                    self.counters.modified += 1;
+                } else {
+                    self.counters.captured += 1;
+                }
+                info!(trail = %record.trail_id, seq = %record.chain_seq, kind = %record.kind, path = %key.rel, "file recorded");
+                self.index.apply(&self.roots, &record);
+                self.finish(key, path, now);
+            }
+            CaptureOutcome::Unchanged(stat) => {
+                debug!(trail = %self.trail(), path = %key.rel, "content unchanged; nothing recorded");
+                self.counters.unchanged += 1;
+                self.index.note_unchanged(&key, &stat);
+                self.finish(key, path, now);
+            }
+            CaptureOutcome::Changed => {
+                self.busy.remove(&key);
+                self.dirty.remove(&key);
+                self.tracker.touch(key, path, None, now);
+            }
+            CaptureOutcome::Vanished(stat) => {
+                self.busy.remove(&key);
+                self.dirty.remove(&key);
+                self.tracker.touch(key, path, Some(stat), now);
+            }
+            CaptureOutcome::Failed(failure, stat) => {
+                let vanished = failure.reason == FailureReason::VanishedMidHash;
+                self.record_failure(Some(key.root), &key.rel, failure, stat);
+                if vanished {
+                    // If it was a captured file, its deletion is recorded once confirmed.
+                    self.busy.remove(&key);
+                    self.dirty.remove(&key);
+                    self.tracker.touch(key, path, None, now);
+                } else {
+                    self.finish(key, path, now);
+                }
+            }
+            CaptureOutcome::AppendFailed {
+                stat,
+                digest,
+                error,
+            } => {
+                self.counters.append_errors += 1;
+                error!(trail = %self.trail(), path = %key.rel, error = %error, "append failed; capture will be retried");
+                self.retry_later(key, path, Some((stat, digest)));
+            }
+        }
+    }
+
+    // ---- re-hash audit ----
+
+    /// Queues every live captured file for a content check, unless a pass is running.
+    fn start_audit_pass(&mut self) {
+        if self.audit.active || self.stopping {
+            debug!(trail = %self.trail(), "re-hash audit already running");
+            return;
+        }
+        self.audit.queue = self.index.live_keys().into();
+        self.audit.active = true;
+        self.audit.checked = 0;
+        self.audit.changed = 0;
+        info!(trail = %self.trail(), files = self.audit.queue.len(), "re-hash audit started");
+    }
+
+    /// Starts audit checks while the audit's share of hash workers is free, and notes the end of
+    /// a pass.
+    fn continue_audit(&mut self) {
+        if !self.audit.active {
+            return;
+        }
+        while !self.stopping
+            && self.audit.running.len() < self.audit.parallel
+            && self.jobs.len() < MAX_JOBS
+        {
+            let Some(key) = self.audit.queue.pop_front() else {
+                break;
+            };
+            // A file with activity of its own is settled and hashed by the ordinary path.
+            if self.busy.contains(&key) || self.tracker.contains(&key) {
+                continue;
+            }
+            self.spawn_audit(key);
+        }
+        if self.audit.queue.is_empty() && self.audit.running.is_empty() {
+            self.audit.active = false;
+            self.counters.rehash_audits_completed += 1;
+            info!(
+                trail = %self.trail(),
+                checked = self.audit.checked,
+                changed = self.audit.changed,
+                "re-hash audit finished"
+            );
+        }
+    }
+
+    fn spawn_audit(&mut self, key: FileKey) {
+        let Some(prior) = self.index.live(&key).cloned() else {
+            return;
+        };
+        let Some(path) = self.roots.path_of(&key) else {
+            return;
+        };
+        self.busy.insert(key.clone());
+        self.audit.running.insert(key.clone());
+        let shared = self.shared.clone();
+        let (k, p) = (key.clone(), path.clone());
+        let handle = self.jobs.spawn(async move {
+            let outcome = audit_file(&shared, &k, prior).await;
+            JobDone::Capture {
+                key: k,
+                path: p,
+                outcome,
+            }
+        });
+        self.job_tags.insert(handle.id(), JobTag::File(key, path));
     }
 
     /// A job for `key` ended for good: release it, and look again if it saw activity meanwhile.
@@ -967,10 +1119,10 @@ impl Engine {
 async fn capture_file(
     shared: &Shared,
     key: &FileKey,
-    path: &Path,
     expect: FileStat,
     prior: Option<IndexEntry>,
     cached: Option<(FileStat, FileDigest)>,
+    detected_by: Option<&'static str>,
 ) -> CaptureOutcome {
     let Some(root) = shared.roots.get(key.root) else {
         return CaptureOutcome::Failed(
@@ -990,12 +1142,15 @@ async fn capture_file(
     };
     let hashed = match cached.filter(|(stat, _)| stat.same_version(&expect)) {
         Some((stat, digest)) => {
-            let p = path.to_path_buf();
-            match task::spawn_blocking(move || lstat(&p)).await {
+            let (root_path, rel) = (root.path.clone(), key.rel.clone());
+            match task::spawn_blocking(move || beneath::stat(&root_path, &rel)).await {
                 Ok(Ok(now)) if now.same_version(&stat) => HashOutcome::Hashed { stat, digest },
                 Ok(Ok(_)) => HashOutcome::Changed,
-                Ok(Err(e)) if e.kind() == io::ErrorKind::NotFound => HashOutcome::Vanished,
-                Ok(Err(e)) => HashOutcome::Failed(CaptureFailure::io("stat", &e)),
+                Ok(Err(e)) if e.is_missing() => HashOutcome::Vanished,
+                Ok(Err(e)) => HashOutcome::Failed(CaptureFailure::new(
+                    FailureReason::Io,
+                    format!("stat: {e}"),
+                )),
                 Err(e) => {
                     error!(trail = %shared.events.trail_id, path = %key.rel, error = %e, "stat task failed");
                     HashOutcome::Changed
@@ -1007,29 +1162,15 @@ async fn capture_file(
                 // The semaphore is never closed; settle again rather than guess.
                 return CaptureOutcome::Changed;
             };
-            let (root_path, p) = (root.path.clone(), path.to_path_buf());
+            let (root_path, rel) = (root.path.clone(), key.rel.clone());
             // Small files do not need the whole buffer; one extra byte lets EOF show in one read.
             let len = usize::try_from(expect.size.saturating_add(1))
                 .unwrap_or(usize::MAX)
                 .clamp(4096, shared.hash_buffer);
             let result = task::spawn_blocking(move || {
                 let _permit = permit;
-                match unsafe_ancestor(&root_path, &p) {
-                    Ok(None) => {}
-                    Ok(Some(dir)) => {
-                        return HashOutcome::Failed(CaptureFailure::new(
-                            FailureReason::UnsafePath,
-                            format!(
-                                "path passes through {}, which is not a real directory",
-                                dir.strip_prefix(&root_path).unwrap_or(&dir).display()
-                            ),
-                        ));
-                    }
-                    Err(e) if e.kind() == io::ErrorKind::NotFound => return HashOutcome::Vanished,
-                    Err(e) => return HashOutcome::Failed(CaptureFailure::io("stat folder", &e)),
-                }
                 let mut buf = vec![0u8; len];
-                hash_settled(&p, &expect, &mut buf)
+                hash_settled(&root_path, &rel, &expect, &mut buf)
             })
             .await;
             match result {
@@ -1054,7 +1195,7 @@ async fn capture_file(
             }
             shared
                 .events
-                .file_modified(&root.label, subject, &stat, &digest, p)
+                .file_modified(&root.label, subject, &stat, &digest, p, detected_by)
         }
         _ => shared
             .events
@@ -1077,5 +1218,36 @@ async fn capture_file(
             digest,
             error: RecordError::Append(e),
         },
+    }
+}
+
+/// One re-hash audit check: if the file still looks like the version the trail holds (size,
+/// mtime, ctime, inode), hash it and record a `FILE_MODIFIED` if the content differs. Anything
+/// else (gone, replaced, visibly changed) goes back to the ordinary settle path.
+async fn audit_file(shared: &Shared, key: &FileKey, prior: IndexEntry) -> CaptureOutcome {
+    let Some(root) = shared.roots.get(key.root) else {
+        return CaptureOutcome::Changed;
+    };
+    let (root_path, rel) = (root.path.clone(), key.rel.clone());
+    let seen = match task::spawn_blocking(move || Seen::observe(&root_path, &rel)).await {
+        Ok(seen) => seen,
+        Err(e) => {
+            error!(trail = %shared.events.trail_id, path = %key.rel, error = %e, "stat task failed");
+            return CaptureOutcome::Changed;
+        }
+    };
+    match seen {
+        Seen::Present(stat) if stat.kind == FileKind::File && prior.matches(&stat) => {
+            capture_file(
+                shared,
+                key,
+                stat,
+                Some(prior),
+                None,
+                Some(DETECTED_BY_REHASH_AUDIT),
+            )
+            .await
+        }
+        _ => CaptureOutcome::Changed,
     }
 }

@@ -12,6 +12,9 @@ use crate::hash::DEFAULT_HASH_BUFFER;
 pub const DEFAULT_SETTLE: Duration = Duration::from_secs(2);
 /// How often the full safety-net rescan runs.
 pub const DEFAULT_RESCAN_INTERVAL: Duration = Duration::from_secs(60);
+/// The `detected_by` value of a `FILE_MODIFIED` found by the re-hash audit: the file's size,
+/// mtime, inode change time and inode number all matched the trail, only its content did not.
+pub const DETECTED_BY_REHASH_AUDIT: &str = "rehash_audit";
 /// The first delay before retrying a failed append; doubles up to [`MAX_RETRY_BACKOFF`].
 pub const DEFAULT_RETRY_BACKOFF: Duration = Duration::from_secs(1);
 /// The longest delay between append retries.
@@ -31,6 +34,11 @@ pub struct CaptureConfig {
     pub poll_interval: Option<Duration>,
     /// How often a full rescan reconciles disk with the trail (default 60 s).
     pub rescan_interval: Duration,
+    /// How often every captured file is re-hashed and compared with the trail (default `None`:
+    /// only on request, see [`crate::CaptureHandle::request_rehash`]). The audit reads every
+    /// captured byte once per pass, using at most `hash_workers - 1` (at least 1) hash workers
+    /// so live capture keeps a worker.
+    pub rehash_interval: Option<Duration>,
     /// How many files are hashed at once (default 2).
     pub hash_workers: usize,
     /// The read buffer per hash worker, in bytes (default 1 MiB).
@@ -55,6 +63,7 @@ impl CaptureConfig {
             settle: DEFAULT_SETTLE,
             poll_interval: None,
             rescan_interval: DEFAULT_RESCAN_INTERVAL,
+            rehash_interval: None,
             hash_workers: 2,
             hash_buffer: DEFAULT_HASH_BUFFER,
             retry_backoff: DEFAULT_RETRY_BACKOFF,
@@ -86,6 +95,12 @@ impl CaptureConfig {
     /// Sets the safety-net rescan interval.
     pub fn with_rescan_interval(mut self, every: Duration) -> Self {
         self.rescan_interval = every;
+        self
+    }
+
+    /// Sets the re-hash audit interval (`None`: only on request).
+    pub fn with_rehash_interval(mut self, every: Option<Duration>) -> Self {
+        self.rehash_interval = every;
         self
     }
 
@@ -129,6 +144,9 @@ impl CaptureConfig {
         }
         if self.rescan_interval.is_zero() {
             return bad("rescan_interval must be longer than zero");
+        }
+        if self.rehash_interval.is_some_and(|d| d.is_zero()) {
+            return bad("rehash_interval must be longer than zero (or off)");
         }
         if self.hash_workers == 0 {
             return bad("hash_workers must be at least 1");

@@ -18,6 +18,12 @@ pub(crate) mod field {
     pub const SHA256: &str = "sha256";
     pub const SIZE: &str = "size";
     pub const MTIME: &str = "mtime";
+    /// The inode change time of the recorded version (absent in records written before it).
+    pub const CTIME: &str = "ctime";
+    /// The inode number of the recorded version (absent in records written before it).
+    pub const INODE: &str = "inode";
+    /// How a `FILE_MODIFIED` was found when not by a size, mtime or ctime change.
+    pub const DETECTED_BY: &str = "detected_by";
     pub const PREVIOUS_SHA256: &str = "previous_sha256";
     pub const PREVIOUS_SIZE: &str = "previous_size";
     pub const PREVIOUS_MTIME: &str = "previous_mtime";
@@ -87,11 +93,14 @@ impl EventContext {
             field::SHA256: digest.sha256.to_hex(),
             field::SIZE: size_value(digest.size),
             field::MTIME: stat.mtime_text(),
+            field::CTIME: stat.ctime_text(),
+            field::INODE: size_value(stat.ino),
         });
         self.draft(EventKind::file_created(), subject, &payload)
     }
 
-    /// `FILE_MODIFIED`: a captured file's content changed.
+    /// `FILE_MODIFIED`: a captured file's content changed. `detected_by` names the re-hash
+    /// audit when that is what found it (the file's size, mtime and ctime all looked unchanged).
     pub fn file_modified(
         &self,
         root: &str,
@@ -99,16 +108,22 @@ impl EventContext {
         stat: &FileStat,
         digest: &FileDigest,
         prior: &IndexEntry,
+        detected_by: Option<&str>,
     ) -> Result<EventDraft, PayloadError> {
-        let payload = json!({
+        let mut payload = json!({
             field::ROOT: root,
             field::SHA256: digest.sha256.to_hex(),
             field::SIZE: size_value(digest.size),
             field::MTIME: stat.mtime_text(),
+            field::CTIME: stat.ctime_text(),
+            field::INODE: size_value(stat.ino),
             field::PREVIOUS_SHA256: prior.sha256.to_hex(),
             field::PREVIOUS_SIZE: size_value(prior.size),
             field::PREVIOUS_MTIME: prior.mtime,
         });
+        if let (Some(how), Some(map)) = (detected_by, payload.as_object_mut()) {
+            map.insert(field::DETECTED_BY.into(), json!(how));
+        }
         self.draft(EventKind::file_modified(), subject, &payload)
     }
 

@@ -9,8 +9,9 @@ use std::path::Path;
 use relay_domain::Checksum;
 use sha2::{Digest, Sha256};
 
+use crate::beneath::{self, BeneathError};
 use crate::error::{CaptureFailure, FailureReason};
-use crate::stat::{FileKind, FileStat, lstat};
+use crate::stat::{FileKind, FileStat};
 
 /// The read buffer used by capture: large enough that hashing runs at SHA-256 speed.
 pub const DEFAULT_HASH_BUFFER: usize = 1 << 20;
@@ -86,19 +87,40 @@ pub(crate) enum HashOutcome {
     Failed(CaptureFailure),
 }
 
-/// Hashes the file at `path` if it is still the version `expect` describes.
-pub(crate) fn hash_settled(path: &Path, expect: &FileStat, buf: &mut [u8]) -> HashOutcome {
-    hash_settled_with(path, expect, buf, &mut || {})
+/// Hashes `rel` under `root` if it is still the version `expect` describes. Every step goes
+/// through directory descriptors (see [`crate::beneath`]), so a folder swapped for a link can
+/// neither redirect the open nor the stats around it.
+pub(crate) fn hash_settled(
+    root: &Path,
+    rel: &str,
+    expect: &FileStat,
+    buf: &mut [u8],
+) -> HashOutcome {
+    hash_settled_with(root, rel, expect, buf, &mut || {})
 }
 
 /// [`hash_settled`] with a hook run after the first read, so tests can change the file mid-hash.
 pub(crate) fn hash_settled_with(
-    path: &Path,
+    root: &Path,
+    rel: &str,
     expect: &FileStat,
     buf: &mut [u8],
     after_first_read: &mut dyn FnMut(),
 ) -> HashOutcome {
-    let before = match lstat(path) {
+    let (dir, name) = match beneath::open_parent(root, rel) {
+        Ok(parent) => parent,
+        Err(BeneathError::NotADirectory { at }) => {
+            return HashOutcome::Failed(CaptureFailure::new(
+                FailureReason::UnsafePath,
+                format!("path passes through {at}, which is not a real directory"),
+            ));
+        }
+        Err(e) if e.is_missing() => return HashOutcome::Vanished,
+        Err(BeneathError::Io(e)) => {
+            return HashOutcome::Failed(CaptureFailure::io("open folder", &e));
+        }
+    };
+    let before = match beneath::stat_at(&dir, name) {
         Ok(stat) => stat,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return HashOutcome::Vanished,
         Err(e) => return HashOutcome::Failed(CaptureFailure::io("stat", &e)),
@@ -121,13 +143,13 @@ pub(crate) fn hash_settled_with(
     if !before.same_version(expect) {
         return HashOutcome::Changed;
     }
-    let mut file = match open_no_follow(path) {
+    let mut file = match beneath::open_file_at(&dir, name) {
         Ok(f) => f,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return HashOutcome::Vanished,
         Err(e) => return HashOutcome::Failed(CaptureFailure::io("open", &e)),
     };
-    match file.metadata() {
-        Ok(m) if FileStat::from_metadata(&m).same_version(&before) => {}
+    match beneath::stat_file(&file) {
+        Ok(stat) if stat.same_version(&before) => {}
         // Replaced between lstat and open.
         Ok(_) => return HashOutcome::Changed,
         Err(e) => return HashOutcome::Failed(CaptureFailure::io("fstat", &e)),
@@ -136,19 +158,22 @@ pub(crate) fn hash_settled_with(
         Ok(d) => d,
         Err(e) => return HashOutcome::Failed(CaptureFailure::io("read", &e)),
     };
-    let after_fd = match file.metadata() {
-        Ok(m) => FileStat::from_metadata(&m),
+    let after_fd = match beneath::stat_file(&file) {
+        Ok(stat) => stat,
         Err(e) => return HashOutcome::Failed(CaptureFailure::io("fstat", &e)),
     };
-    let after_path = match lstat(path) {
+    // Resolved afresh from the root: the file must still be at its subject, not only in the
+    // folder that was opened (which may have been moved away meanwhile).
+    let after_path = match beneath::stat(root, rel) {
         Ok(stat) => stat,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+        Err(e) if e.is_missing() => {
             return HashOutcome::Failed(CaptureFailure::new(
                 FailureReason::VanishedMidHash,
                 "file was removed while it was being hashed",
             ));
         }
-        Err(e) => return HashOutcome::Failed(CaptureFailure::io("stat", &e)),
+        Err(BeneathError::NotADirectory { .. }) => return HashOutcome::Changed,
+        Err(BeneathError::Io(e)) => return HashOutcome::Failed(CaptureFailure::io("stat", &e)),
     };
     if !after_fd.same_version(&before)
         || !after_path.same_version(&before)
@@ -165,6 +190,7 @@ pub(crate) fn hash_settled_with(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::stat::lstat;
     use std::fs;
 
     fn hex_of(data: &[u8]) -> String {
@@ -203,9 +229,9 @@ mod tests {
 
     #[test]
     fn settled_file_hashes_like_sha2() {
-        let (_dir, path, stat) = setup(100_000);
+        let (tmp, _, stat) = setup(100_000);
         let mut buf = vec![0u8; 4096];
-        match hash_settled(&path, &stat, &mut buf) {
+        match hash_settled(tmp.path(), "f", &stat, &mut buf) {
             HashOutcome::Hashed { digest, .. } => {
                 let expect: [u8; 32] = Sha256::digest(vec![7u8; 100_000]).into();
                 assert_eq!(digest.sha256, Checksum(expect));
@@ -217,10 +243,10 @@ mod tests {
 
     #[test]
     fn file_removed_mid_hash_is_vanished_mid_hash() {
-        let (_dir, path, stat) = setup(64 * 1024);
+        let (tmp, path, stat) = setup(64 * 1024);
         let mut buf = vec![0u8; 4096];
         let p = path.clone();
-        let outcome = hash_settled_with(&path, &stat, &mut buf, &mut || {
+        let outcome = hash_settled_with(tmp.path(), "f", &stat, &mut buf, &mut || {
             fs::remove_file(&p).unwrap();
         });
         match outcome {
@@ -231,10 +257,10 @@ mod tests {
 
     #[test]
     fn file_growing_mid_hash_is_not_recorded() {
-        let (_dir, path, stat) = setup(64 * 1024);
+        let (tmp, path, stat) = setup(64 * 1024);
         let mut buf = vec![0u8; 4096];
         let p = path.clone();
-        let outcome = hash_settled_with(&path, &stat, &mut buf, &mut || {
+        let outcome = hash_settled_with(tmp.path(), "f", &stat, &mut buf, &mut || {
             use std::io::Write;
             let mut f = OpenOptions::new().append(true).open(&p).unwrap();
             f.write_all(b"more").unwrap();
@@ -251,7 +277,7 @@ mod tests {
         std::os::unix::fs::symlink(&target, &link).unwrap();
         let stat = lstat(&link).unwrap();
         let mut buf = vec![0u8; 16];
-        match hash_settled(&link, &stat, &mut buf) {
+        match hash_settled(dir.path(), "link", &stat, &mut buf) {
             HashOutcome::Failed(f) => assert_eq!(f.reason, FailureReason::Symlink),
             other => panic!("unexpected {other:?}"),
         }
@@ -261,12 +287,32 @@ mod tests {
     }
 
     #[test]
+    fn a_folder_swapped_for_a_link_is_never_opened_through() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        fs::create_dir(dir.path().join("d")).unwrap();
+        fs::write(dir.path().join("d/f"), b"inside").unwrap();
+        fs::write(outside.path().join("f"), b"inside").unwrap();
+        let stat = lstat(&dir.path().join("d/f")).unwrap();
+        fs::rename(dir.path().join("d"), dir.path().join("d.old")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("d")).unwrap();
+        let mut buf = vec![0u8; 16];
+        match hash_settled(dir.path(), "d/f", &stat, &mut buf) {
+            HashOutcome::Failed(f) => {
+                assert_eq!(f.reason, FailureReason::UnsafePath);
+                assert!(f.detail.contains("passes through d,"), "{}", f.detail);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
     fn a_different_version_than_settled_is_changed() {
-        let (_dir, path, mut stat) = setup(10);
+        let (tmp, _, mut stat) = setup(10);
         stat.size += 1;
         let mut buf = vec![0u8; 16];
         assert!(matches!(
-            hash_settled(&path, &stat, &mut buf),
+            hash_settled(tmp.path(), "f", &stat, &mut buf),
             HashOutcome::Changed
         ));
     }

@@ -24,14 +24,27 @@ pub(crate) struct IndexEntry {
     pub size: u64,
     /// As written in the payload (see [`FileStat::mtime_text`]).
     pub mtime: String,
+    /// The inode change time as written in the payload; `None` for records written before
+    /// capture recorded it (then only size and mtime are compared, and the re-hash audit is
+    /// what catches a content change that restored both).
+    pub ctime: Option<String>,
+    /// The inode number, when the record holds one.
+    pub inode: Option<u64>,
     /// The last event about it was `FILE_DELETED`.
     pub deleted: bool,
 }
 
 impl IndexEntry {
-    /// Whether `stat` looks like this recorded version (same size and mtime).
+    /// Whether `stat` looks like this recorded version: same size and mtime, and the same inode
+    /// change time and inode number where the record holds them. `utime` can restore an mtime
+    /// but not a ctime, and a file replaced by another (rename over it) has another inode, so a
+    /// content change with its size and mtime put back still does not match.
     pub fn matches(&self, stat: &FileStat) -> bool {
-        !self.deleted && self.size == stat.size && self.mtime == stat.mtime_text()
+        !self.deleted
+            && self.size == stat.size
+            && self.mtime == stat.mtime_text()
+            && self.ctime.as_ref().is_none_or(|c| *c == stat.ctime_text())
+            && self.inode.is_none_or(|i| i == stat.ino)
     }
 }
 
@@ -126,6 +139,11 @@ impl CaptureIndex {
                 sha256: Checksum::from_hex(payload.get(field::SHA256)?.as_str()?).ok()?,
                 size: parse_size(payload.get(field::SIZE)?)?,
                 mtime: payload.get(field::MTIME)?.as_str()?.to_owned(),
+                ctime: payload
+                    .get(field::CTIME)
+                    .and_then(Value::as_str)
+                    .map(str::to_owned),
+                inode: payload.get(field::INODE).and_then(parse_size),
                 deleted: kind == EventKind::file_deleted().as_str(),
             })
         })();
@@ -151,12 +169,28 @@ impl CaptureIndex {
     }
 
     /// Notes that `key` was re-hashed with unchanged content, so it is not hashed again until
-    /// its size or mtime moves (nothing is recorded for a mere touch).
+    /// its size, mtime, ctime or inode moves (nothing is recorded for a mere touch or `chmod`;
+    /// after a restart such a file is re-hashed once more, since the trail still holds the
+    /// version it recorded).
     pub fn note_unchanged(&mut self, key: &FileKey, stat: &FileStat) {
         if let Some(entry) = self.files.get_mut(key) {
             entry.size = stat.size;
             entry.mtime = stat.mtime_text();
+            entry.ctime = Some(stat.ctime_text());
+            entry.inode = Some(stat.ino);
         }
+    }
+
+    /// Every live file, in subject order: what a re-hash audit goes through.
+    pub fn live_keys(&self) -> Vec<FileKey> {
+        let mut keys: Vec<FileKey> = self
+            .files
+            .iter()
+            .filter(|(_, e)| !e.deleted)
+            .map(|(k, _)| k.clone())
+            .collect();
+        keys.sort();
+        keys
     }
 
     /// Live files under `root`, restricted to the folder `under` (a subject) if given.

@@ -16,6 +16,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod actor;
+mod beneath;
 mod capture;
 mod config;
 mod error;
@@ -33,7 +34,7 @@ pub use actor::resolve_os_actor;
 pub use capture::{Capture, CaptureHandle};
 pub use config::{
     CaptureConfig, DEFAULT_RESCAN_INTERVAL, DEFAULT_RETRY_BACKOFF, DEFAULT_SETTLE,
-    MAX_RETRY_BACKOFF,
+    DETECTED_BY_REHASH_AUDIT, MAX_RETRY_BACKOFF,
 };
 pub use error::{ActorError, CaptureError, CaptureFailure, FailureReason};
 pub use hash::{DEFAULT_HASH_BUFFER, FileDigest, sha256_file, sha256_reader};

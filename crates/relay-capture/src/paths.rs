@@ -2,7 +2,6 @@
 //! root, `/`-separated, with no `.`, `..` or empty component (R6.4).
 
 use std::fs;
-use std::io;
 use std::path::{Component, Path, PathBuf};
 
 use relay_domain::Subject;
@@ -10,7 +9,6 @@ use relay_domain::ids::IdError;
 use thiserror::Error;
 
 use crate::error::CaptureError;
-use crate::stat::{FileKind, lstat};
 
 /// Why a path has no subject under a root.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -191,26 +189,6 @@ impl Roots {
     }
 }
 
-/// The first folder between `root` and `path` that is not a real directory (a symbolic link, a
-/// file), if any. Checked before a file is opened so a link inside a root cannot lead out of it.
-pub(crate) fn unsafe_ancestor(root: &Path, path: &Path) -> io::Result<Option<PathBuf>> {
-    let Ok(rest) = path.strip_prefix(root) else {
-        return Ok(Some(path.to_path_buf()));
-    };
-    let mut dir = root.to_path_buf();
-    let mut components = rest.components().peekable();
-    while let Some(component) = components.next() {
-        if components.peek().is_none() {
-            break;
-        }
-        dir.push(component);
-        if lstat(&dir)?.kind != FileKind::Dir {
-            return Ok(Some(dir));
-        }
-    }
-    Ok(None)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -250,20 +228,5 @@ mod tests {
         fs::create_dir(&inner).unwrap();
         let err = Roots::resolve(&[dir.path().to_path_buf(), inner]).unwrap_err();
         assert!(matches!(err, CaptureError::RootsOverlap { .. }));
-    }
-
-    #[test]
-    fn symlinked_folder_is_an_unsafe_ancestor() {
-        let dir = tempfile::tempdir().unwrap();
-        let outside = tempfile::tempdir().unwrap();
-        fs::write(outside.path().join("secret"), b"s").unwrap();
-        std::os::unix::fs::symlink(outside.path(), dir.path().join("link")).unwrap();
-        let found = unsafe_ancestor(dir.path(), &dir.path().join("link/secret")).unwrap();
-        assert_eq!(found, Some(dir.path().join("link")));
-        fs::create_dir(dir.path().join("real")).unwrap();
-        assert_eq!(
-            unsafe_ancestor(dir.path(), &dir.path().join("real/f")).unwrap(),
-            None
-        );
     }
 }

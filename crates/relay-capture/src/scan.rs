@@ -1,12 +1,20 @@
 //! The rescan walk: lists what is on disk under a root (or one folder of it) without following
-//! symbolic links, so the capture task can reconcile disk with the trail (R6.2).
+//! symbolic links, so the capture task can reconcile disk with the trail (R6.2). Folders are
+//! opened and entries stat'ed relative to their parent's descriptor (see [`crate::beneath`]): a
+//! folder swapped for a link mid-walk is reported as a link, never listed through.
 
-use std::fs;
+use std::ffi::{OsStr, OsString};
 use std::io;
-use std::path::PathBuf;
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
-use crate::paths::{FileKey, Roots, unsafe_ancestor};
-use crate::stat::{FileKind, Seen, lstat};
+use rustix::fs::Dir;
+
+use crate::beneath::{self, BeneathError, ChildDirError};
+use crate::paths::{FileKey, Roots};
+use crate::stat::{FileKind, Seen};
 
 /// What to scan: a whole root, or one folder (a subject) under it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -74,112 +82,162 @@ impl ScanReport {
 
 /// Walks every scope. Blocking: run it on a blocking thread.
 pub(crate) fn walk(roots: &Roots, scopes: Vec<ScanScope>, full: bool) -> ScanReport {
+    walk_with(roots, scopes, full, &mut |_| {})
+}
+
+/// [`walk`] with a hook called with a folder's subject just before the folder is opened, after
+/// its parent listed it as a directory: tests swap the folder for a link there to make the race
+/// deterministic.
+pub(crate) fn walk_with(
+    roots: &Roots,
+    scopes: Vec<ScanScope>,
+    full: bool,
+    before_open: &mut dyn FnMut(&str),
+) -> ScanReport {
     let mut report = ScanReport {
         full,
         ..ScanReport::default()
     };
     for scope in &scopes {
-        walk_scope(roots, scope, &mut report);
+        walk_scope(roots, scope, &mut report, before_open);
     }
     report.scopes = scopes;
     report
 }
 
-fn walk_scope(roots: &Roots, scope: &ScanScope, report: &mut ScanReport) {
+/// A folder found by the walk and not listed yet: opened relative to its parent's descriptor,
+/// so only the parents of pending folders stay open (at most the depth of the tree).
+struct PendingDir {
+    parent: Arc<OwnedFd>,
+    name: OsString,
+    rel: String,
+}
+
+fn walk_scope(
+    roots: &Roots,
+    scope: &ScanScope,
+    report: &mut ScanReport,
+    before_open: &mut dyn FnMut(&str),
+) {
     let Some(root) = roots.get(scope.root) else {
         return;
     };
-    match lstat(&root.path) {
-        Ok(stat) if stat.kind == FileKind::Dir => {}
-        Ok(_) => {
+    let start_rel = scope.under.clone().unwrap_or_default();
+    before_open(&start_rel);
+    let start = match beneath::open_dir(&root.path, &start_rel) {
+        Ok(fd) => fd,
+        Err(e) if start_rel.is_empty() => {
+            let why = match e {
+                BeneathError::Io(e) if e.raw_os_error() != Some(libc::ENOTDIR) => e.to_string(),
+                _ => "root is no longer a directory".to_owned(),
+            };
             report.problems.push(ScanProblem {
                 root: scope.root,
                 rel: String::new(),
-                kind: ScanProblemKind::RootUnavailable("root is no longer a directory".into()),
+                kind: ScanProblemKind::RootUnavailable(why),
             });
             return;
         }
-        Err(e) => {
-            report.problems.push(ScanProblem {
+        // The folder must still be a real directory reached through real directories; if it
+        // is not, the events about it are handled by the capture task.
+        Err(_) => return,
+    };
+    let mut walk = ScopeWalk {
+        root: scope.root,
+        root_path: &root.path,
+        report,
+        stack: Vec::new(),
+    };
+    walk.list(start, start_rel);
+    while let Some(PendingDir { parent, name, rel }) = walk.stack.pop() {
+        before_open(&rel);
+        match beneath::open_child_dir(parent.as_ref(), &name) {
+            Ok(dir) => {
+                drop(parent);
+                walk.list(dir, rel);
+            }
+            // Swapped for a link or a file since it was listed: report what it is now.
+            Err(ChildDirError::NotADirectory) => walk.entry(&parent, &name, rel),
+            Err(ChildDirError::Io(e)) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(ChildDirError::Io(e)) => walk.report.problems.push(ScanProblem {
                 root: scope.root,
-                rel: String::new(),
-                kind: ScanProblemKind::RootUnavailable(e.to_string()),
-            });
-            return;
+                rel,
+                kind: ScanProblemKind::Unlistable(e),
+            }),
         }
     }
-    let start_rel = scope.under.clone().unwrap_or_default();
-    let start = if start_rel.is_empty() {
-        root.path.clone()
-    } else {
-        let Some(path) = roots.path_of(&FileKey {
-            root: scope.root,
-            rel: start_rel.clone(),
-        }) else {
-            return;
-        };
-        // The folder must still be a real directory reached through real directories.
-        match (lstat(&path), unsafe_ancestor(&root.path, &path)) {
-            (Ok(stat), Ok(None)) if stat.kind == FileKind::Dir => path,
-            _ => return,
-        }
-    };
-    let mut stack = vec![(start, start_rel)];
-    while let Some((dir, rel)) = stack.pop() {
-        let entries = match fs::read_dir(&dir) {
+}
+
+/// The walk of one scope: what it found so far and the folders still to list.
+struct ScopeWalk<'a> {
+    root: usize,
+    root_path: &'a Path,
+    report: &'a mut ScanReport,
+    stack: Vec<PendingDir>,
+}
+
+impl ScopeWalk<'_> {
+    /// Lists the open folder `dir` (subject `rel`); every entry is stat'ed relative to `dir`.
+    fn list(&mut self, dir: OwnedFd, rel: String) {
+        let entries = match Dir::read_from(&dir) {
             Ok(entries) => entries,
             Err(e) => {
-                report.problems.push(ScanProblem {
-                    root: scope.root,
-                    rel,
-                    kind: ScanProblemKind::Unlistable(e),
-                });
-                continue;
+                self.problem(rel, ScanProblemKind::Unlistable(e.into()));
+                return;
             }
         };
+        let dir = Arc::new(dir);
         for entry in entries {
             let entry = match entry {
                 Ok(entry) => entry,
                 Err(e) => {
-                    report.problems.push(ScanProblem {
-                        root: scope.root,
-                        rel: rel.clone(),
-                        kind: ScanProblemKind::Unlistable(e),
-                    });
-                    break;
+                    self.problem(rel, ScanProblemKind::Unlistable(e.into()));
+                    return;
                 }
             };
-            let name = entry.file_name();
+            let bytes = entry.file_name().to_bytes();
+            if bytes == b"." || bytes == b".." {
+                continue;
+            }
+            let name = OsStr::from_bytes(bytes);
             let child_rel = join(&rel, &name.to_string_lossy());
             if name.to_str().is_none() {
-                report.problems.push(ScanProblem {
-                    root: scope.root,
-                    rel: child_rel,
-                    kind: ScanProblemKind::NonUtf8,
-                });
+                self.problem(child_rel, ScanProblemKind::NonUtf8);
                 continue;
             }
-            let path = entry.path();
-            let seen = Seen::observe(&path);
-            if let Seen::Present(stat) = &seen
-                && stat.kind == FileKind::Dir
-            {
-                stack.push((path, child_rel));
-                continue;
-            }
-            if seen == Seen::Missing {
-                // Removed since it was listed; the watcher reports that separately.
-                continue;
-            }
-            report.items.push(ScanItem {
-                key: FileKey {
-                    root: scope.root,
-                    rel: child_rel,
-                },
-                path,
-                seen,
-            });
+            self.entry(&dir, name, child_rel);
         }
+    }
+
+    /// Stats the entry `name` of `dir`: a folder is queued for listing, anything else is an item.
+    fn entry(&mut self, dir: &Arc<OwnedFd>, name: &OsStr, rel: String) {
+        let seen =
+            Seen::from_result(beneath::stat_at(dir.as_ref(), name).map_err(BeneathError::Io));
+        match &seen {
+            Seen::Present(stat) if stat.kind == FileKind::Dir => self.stack.push(PendingDir {
+                parent: dir.clone(),
+                name: name.to_owned(),
+                rel,
+            }),
+            // Removed since it was listed; the watcher reports that separately.
+            Seen::Missing => {}
+            _ => self.report.items.push(ScanItem {
+                path: self.root_path.join(&rel),
+                key: FileKey {
+                    root: self.root,
+                    rel,
+                },
+                seen,
+            }),
+        }
+    }
+
+    fn problem(&mut self, rel: String, kind: ScanProblemKind) {
+        self.report.problems.push(ScanProblem {
+            root: self.root,
+            rel,
+            kind,
+        });
     }
 }
 
@@ -194,6 +252,7 @@ fn join(dir: &str, name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
 
     #[test]
     fn walk_lists_files_and_links_but_does_not_enter_linked_folders() {
@@ -229,6 +288,68 @@ mod tests {
             false,
         );
         assert_eq!(sub.items.len(), 2);
+    }
+
+    #[test]
+    fn a_folder_swapped_for_a_link_mid_walk_leaks_nothing_from_outside() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        // Stands for /etc/shadow: a size and an mtime nothing inside the root has.
+        let secret = outside.path().join("shadow");
+        fs::write(&secret, vec![b's'; 4242]).unwrap();
+        let old = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_000_000_000);
+        fs::File::options()
+            .write(true)
+            .open(&secret)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        let secret_stat = crate::stat::lstat(&secret).unwrap();
+        fs::create_dir_all(dir.path().join("a/d")).unwrap();
+        fs::write(dir.path().join("a/d/shadow"), b"inside").unwrap();
+        let roots = Roots::resolve(&[dir.path().to_path_buf()]).unwrap();
+        for swap_at in ["a", "a/d"] {
+            let moved = dir.path().join(format!("{swap_at}.moved"));
+            let mut swapped = false;
+            let report = walk_with(
+                &roots,
+                vec![ScanScope {
+                    root: 0,
+                    under: None,
+                }],
+                true,
+                // Between the parent listing the folder as a directory and the folder's open.
+                &mut |rel| {
+                    if rel == swap_at {
+                        fs::rename(dir.path().join(swap_at), &moved).unwrap();
+                        std::os::unix::fs::symlink(outside.path(), dir.path().join(swap_at))
+                            .unwrap();
+                        swapped = true;
+                    }
+                },
+            );
+            assert!(swapped, "the hook ran for {swap_at}");
+            for item in &report.items {
+                if let Seen::Present(s) = &item.seen {
+                    assert!(
+                        s.ino != secret_stat.ino
+                            && s.size != secret_stat.size
+                            && s.mtime_ns != secret_stat.mtime_ns,
+                        "{swap_at}: outside metadata leaked as {}: {s:?}",
+                        item.key.rel
+                    );
+                }
+            }
+            let link = report
+                .items
+                .iter()
+                .find(|i| i.key.rel == swap_at)
+                .expect("the swapped folder is reported");
+            assert!(matches!(link.seen, Seen::Present(s) if s.kind == FileKind::Symlink));
+            // Put the tree back for the next round.
+            fs::remove_file(dir.path().join(swap_at)).unwrap();
+            fs::rename(&moved, dir.path().join(swap_at)).unwrap();
+        }
     }
 
     #[test]

@@ -167,6 +167,10 @@ impl SettleTracker {
     }
 
     /// How many paths are pending.
+    pub fn contains(&self, key: &FileKey) -> bool {
+        self.files.contains_key(key)
+    }
+
     pub fn len(&self) -> usize {
         self.files.len()
     }
@@ -199,6 +203,7 @@ mod tests {
             ino: 2,
             size,
             mtime_ns,
+            ctime_ns: mtime_ns,
         })
     }
 

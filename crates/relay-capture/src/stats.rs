@@ -15,6 +15,12 @@ pub struct CaptureStats {
     /// Files re-hashed after a size or mtime change whose content was unchanged (nothing
     /// recorded).
     pub unchanged: u64,
+    /// Files re-hashed by the re-hash audit (changed or not).
+    pub rehashed: u64,
+    /// Re-hash audit passes completed.
+    pub rehash_audits_completed: u64,
+    /// Files queued for or being re-hashed by the running audit pass.
+    pub auditing: usize,
     /// Appends that failed and were (or will be) retried.
     pub append_errors: u64,
     /// Rescans forced by a watcher overflow or error.
@@ -32,12 +38,17 @@ pub struct CaptureStats {
 }
 
 impl CaptureStats {
-    /// Whether the start-up scan is done and nothing is pending, running or queued.
+    /// Whether the start-up scan is done and nothing is pending, running or queued (a re-hash
+    /// audit pass included).
     ///
     /// Idle means nothing is *known* to be outstanding: a file written a moment ago may not have
     /// been reported by the OS yet, so tests wait for the counts they expect first.
     pub fn is_idle(&self) -> bool {
-        self.full_scans_completed > 0 && !self.scanning && self.pending == 0 && self.in_flight == 0
+        self.full_scans_completed > 0
+            && !self.scanning
+            && self.pending == 0
+            && self.in_flight == 0
+            && self.auditing == 0
     }
 
     /// Every event this run appended.

@@ -40,6 +40,8 @@ pub struct EdgeSettings {
     pub settle: Duration,
     /// Safety-net rescan interval.
     pub rescan: Duration,
+    /// Re-hash audit interval of captured files; `None`: off.
+    pub rehash: Option<Duration>,
     /// How often every trail head is notarized (R7.1; also once at shutdown).
     pub notary_interval: Duration,
     /// The review API and UI served on the listener (its `device` is set to [`Self::device`]).
@@ -295,6 +297,7 @@ impl EdgeRuntime {
             "record_store": "sqlite",
             "watch": settings.watch.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
             "settle_ms": u64::try_from(settings.settle.as_millis()).unwrap_or(u64::MAX),
+            "rehash_interval_secs": settings.rehash.map(|d| d.as_secs()),
             "config": config_assessment.as_ref().map(|a| a.posture.to_json()),
             "approved_changes_applied": applied_changes,
             "forward": settings.forward.as_ref().map(|f| serde_json::json!({
@@ -335,7 +338,8 @@ impl EdgeRuntime {
         let mut capture_config =
             CaptureConfig::new(settings.trail.clone(), settings.device.clone(), actor)
                 .with_settle(settings.settle)
-                .with_rescan_interval(settings.rescan);
+                .with_rescan_interval(settings.rescan)
+                .with_rehash_interval(settings.rehash);
         for root in &settings.watch {
             capture_config = capture_config.with_root(root.clone());
         }

@@ -18,6 +18,7 @@ pub mod forwarder;
 pub mod http;
 pub mod journal;
 pub mod keys;
+pub mod log_format;
 pub mod metrics;
 pub mod notary_scheduler;
 pub mod qualify;
