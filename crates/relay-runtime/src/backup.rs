@@ -108,7 +108,7 @@ pub enum BackupError {
     },
 }
 
-fn io(what: &'static str, path: &Path) -> impl FnOnce(std::io::Error) -> BackupError + '_ {
+fn io<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> BackupError + 'a {
     move |source| BackupError::Io {
         what,
         path: path.to_path_buf(),

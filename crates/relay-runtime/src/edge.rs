@@ -159,6 +159,7 @@ pub enum EdgeError {
 /// A running edge relay.
 #[derive(Debug)]
 pub struct EdgeRuntime {
+    signals: Option<StopSignals>,
     adapters: LocalAdapters,
     journal: Journal,
     capture: CaptureHandle,
@@ -172,6 +173,7 @@ pub struct EdgeRuntime {
 impl EdgeRuntime {
     /// Opens the stores, records the start-up posture, starts capture and the HTTP listener.
     pub async fn start(mut settings: EdgeSettings) -> Result<Self, EdgeError> {
+        let signals = StopSignals::register()?;
         // Transport first: a refused posture records nothing and touches no store.
         let listener = crate::listen::listener_posture(
             settings.listen,
@@ -464,6 +466,7 @@ impl EdgeRuntime {
             roots = settings.watch.len(), "relay-edge running"
         );
         Ok(Self {
+            signals: Some(signals),
             adapters,
             journal,
             capture,
@@ -486,8 +489,12 @@ impl EdgeRuntime {
     }
 
     /// Runs until SIGINT or SIGTERM, then shuts down gracefully.
-    pub async fn run_until_signal(self) -> Result<(), EdgeError> {
-        wait_for_signal().await?;
+    pub async fn run_until_signal(mut self) -> Result<(), EdgeError> {
+        let signals = match self.signals.take() {
+            Some(signals) => signals,
+            None => StopSignals::register()?,
+        };
+        wait_for_signal(signals).await?;
         tracing::info!("signal received, shutting down");
         self.shutdown().await
     }
@@ -825,10 +832,27 @@ fn prepare_watch_root(root: &Path, data_dir: &Path) -> Result<(), EdgeError> {
     }
 }
 
-async fn wait_for_signal() -> Result<(), EdgeError> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).map_err(EdgeError::Signals)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(EdgeError::Signals)?;
+/// SIGTERM and SIGINT, registered when the edge starts: a signal that arrives while it is still
+/// starting waits for the start to finish and then stops it gracefully (a `SHUTDOWN` record),
+/// instead of killing the process half-way.
+#[derive(Debug)]
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn register() -> Result<Self, EdgeError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).map_err(EdgeError::Signals)?,
+            int: signal(SignalKind::interrupt()).map_err(EdgeError::Signals)?,
+        })
+    }
+}
+
+async fn wait_for_signal(signals: StopSignals) -> Result<(), EdgeError> {
+    let StopSignals { mut term, mut int } = signals;
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}

@@ -11,8 +11,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use relay_domain::ports::{
-    DeadLetter, ForwardCursorStore, ForwardState, RecordStore, SecretName, SecretProviderExt,
-    TimeSource,
+    DeadLetter, ForwardCursorStore, ForwardState, RecordStore, SecretName, TimeSource,
 };
 use relay_domain::{Actor, AppendService, Device, EventKind, TrailId};
 
