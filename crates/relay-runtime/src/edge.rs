@@ -300,7 +300,7 @@ impl EdgeRuntime {
             None => None,
         };
 
-        let previous_run = crate::run_history::PreviousRun::read(store.as_ref())
+        let previous_run = crate::run_history::PreviousRun::read(store.as_ref(), &settings.device)
             .await
             .map_err(|e| EdgeError::Open {
                 path: adapters.record_store.path().to_path_buf(),

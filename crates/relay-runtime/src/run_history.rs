@@ -8,7 +8,7 @@
 //! `_relay` between runs; they are neither kind and are skipped.
 
 use relay_domain::ports::{RecordStore, RecordStoreError};
-use relay_domain::{EventKind, Record, TrailId};
+use relay_domain::{Device, EventKind, Record, TrailId};
 
 use crate::journal::Journal;
 
@@ -69,8 +69,10 @@ impl RecordRef {
 const PAGE: u64 = 256;
 
 impl PreviousRun {
-    /// Reads how the previous run ended from `store`, before this run appends anything.
-    pub async fn read(store: &dyn RecordStore) -> Result<Self, RecordStoreError> {
+    /// Reads how the previous run of `device` ended from `store`, before this run appends
+    /// anything. Only `device`'s own `STARTUP` and `SHUTDOWN` records count: replicas of a
+    /// server of record share one `_relay`, and a running sibling is not an unclean end.
+    pub async fn read(store: &dyn RecordStore, device: &Device) -> Result<Self, RecordStoreError> {
         let relay = TrailId::relay();
         let Some(head) = store.head(&relay).await? else {
             return Ok(Self::FirstRun);
@@ -82,7 +84,7 @@ impl PreviousRun {
             let page = store
                 .read(&relay, start, usize::try_from(end - start).unwrap_or(256))
                 .await?;
-            for r in page.iter().rev() {
+            for r in page.iter().rev().filter(|r| &r.device == device) {
                 if r.kind == shutdown {
                     return Ok(Self::Clean {
                         shutdown_seq: r.chain_seq.get(),
@@ -172,7 +174,7 @@ async fn newest_record(store: &dyn RecordStore) -> Result<Option<RecordRef>, Rec
 mod tests {
     use super::*;
     use relay_domain::memory::{InMemoryRecordStore, ManualClock};
-    use relay_domain::{AppendService, Device, KeyId, Timestamp, TrailKey};
+    use relay_domain::{AppendService, KeyId, Timestamp, TrailKey};
     use std::sync::Arc;
 
     async fn journal() -> (Arc<InMemoryRecordStore>, Journal) {
@@ -193,8 +195,9 @@ mod tests {
     #[tokio::test]
     async fn previous_run_tells_first_clean_and_unclean_apart() {
         let (store, journal) = journal().await;
+        let ws = Device::new("ws-1").unwrap();
         assert_eq!(
-            PreviousRun::read(store.as_ref()).await.unwrap(),
+            PreviousRun::read(store.as_ref(), &ws).await.unwrap(),
             PreviousRun::FirstRun
         );
         journal
@@ -202,7 +205,7 @@ mod tests {
             .await
             .unwrap();
         journal.system("x", serde_json::json!({})).await.unwrap();
-        let unclean = PreviousRun::read(store.as_ref()).await.unwrap();
+        let unclean = PreviousRun::read(store.as_ref(), &ws).await.unwrap();
         let PreviousRun::Unclean {
             startup_seq,
             last_record,
@@ -222,8 +225,14 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(
-            PreviousRun::read(store.as_ref()).await.unwrap(),
+            PreviousRun::read(store.as_ref(), &ws).await.unwrap(),
             PreviousRun::Clean { shutdown_seq: 4 }
+        );
+        // Another device's run (a sibling replica) says nothing about this one's.
+        let other = Device::new("ws-2").unwrap();
+        assert_eq!(
+            PreviousRun::read(store.as_ref(), &other).await.unwrap(),
+            PreviousRun::FirstRun
         );
     }
 }

@@ -224,9 +224,10 @@ impl ServerRuntime {
             tracing::warn!(notary = stores.notary.kind(), worm = %notary_worm,
                 "the notary is NOT write-once storage; use an Object Lock notary for regulated production");
         }
-        let previous_run = crate::run_history::PreviousRun::read(stores.records.as_ref())
-            .await
-            .map_err(|e| ServerError::Open(error_chain(&e)))?;
+        let previous_run =
+            crate::run_history::PreviousRun::read(stores.records.as_ref(), &settings.device)
+                .await
+                .map_err(|e| ServerError::Open(error_chain(&e)))?;
         previous_run
             .record(&journal)
             .await
