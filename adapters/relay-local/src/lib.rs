@@ -51,7 +51,7 @@ pub use forward_cursor::SqliteForwardCursorStore;
 pub use keyring_secrets::{KEYRING_SERVICE, KeyringSecretProvider, KeyringStore};
 pub use notary::FsNotary;
 pub use object_store::FsObjectStore;
-pub use record_store::SqliteRecordStore;
+pub use record_store::{SqliteRecordStore, WalCheckpoint};
 pub use secrets::FileSecretProvider;
 pub use time_source::SystemTimeSource;
 

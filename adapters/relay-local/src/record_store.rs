@@ -168,10 +168,72 @@ impl SqliteRecordStore {
         }
     }
 
-    /// Closes every connection, checkpointing the WAL.
+    /// Copies every committed page of the write-ahead log into the database file and truncates
+    /// the log to zero bytes (`PRAGMA wal_checkpoint(TRUNCATE)`), so `relay.db` alone holds
+    /// every record: a copy of that one file after a clean stop is complete. A checkpoint that
+    /// a concurrent reader or writer kept from finishing is [`RecordStoreError::Unavailable`].
+    pub async fn checkpoint(&self) -> Result<WalCheckpoint, RecordStoreError> {
+        let (busy, log_frames, checkpointed): (i64, i64, i64) =
+            sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                .fetch_one(&self.pool)
+                .await
+                .map_err(|e| {
+                    naming_file(&self.path, LocalError::sql("checkpoint WAL")(e).into())
+                })?;
+        if busy != 0 {
+            return Err(RecordStoreError::Unavailable {
+                message: format!(
+                    "{}: the WAL checkpoint could not finish ({checkpointed} of {log_frames}                      frames copied): another connection is reading or writing",
+                    self.path.display()
+                ),
+                source: None,
+            });
+        }
+        Ok(WalCheckpoint {
+            frames: u64::try_from(checkpointed.max(0)).unwrap_or(0),
+        })
+    }
+
+    /// Writes a consistent copy of the whole database to `target` while the store stays in use
+    /// (`VACUUM INTO`: one read transaction, so the copy is the state at one instant, compact
+    /// and without a WAL). `target` must not exist.
+    pub async fn snapshot_into(&self, target: &Path) -> Result<(), RecordStoreError> {
+        let target_str = target.to_str().ok_or_else(|| RecordStoreError::Other {
+            message: format!("the backup path {} is not UTF-8", target.display()),
+            source: None,
+        })?;
+        sqlx::query("VACUUM INTO ?")
+            .bind(target_str)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| naming_file(&self.path, LocalError::sql("VACUUM INTO")(e).into()))?;
+        Ok(())
+    }
+
+    /// Checkpoints the WAL into the database file (TRUNCATE, see [`checkpoint`](Self::checkpoint))
+    /// and closes every connection. A checkpoint that fails is logged: the records stay safe in
+    /// the WAL, which SQLite replays at the next open, but the database file alone is then not
+    /// complete.
     pub async fn close(&self) {
+        match self.checkpoint().await {
+            Ok(c) => {
+                tracing::debug!(path = %self.path.display(), frames = c.frames, "WAL checkpointed")
+            }
+            Err(e) => tracing::error!(
+                path = %self.path.display(), error = %e,
+                "WAL checkpoint at close failed: the records are safe in relay.db-wal, but relay.db \
+                 alone is not complete; copy both files, or use `relay-edge backup`"
+            ),
+        }
         self.pool.close().await;
     }
+}
+
+/// The outcome of a WAL checkpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WalCheckpoint {
+    /// WAL frames copied into the database file.
+    pub frames: u64,
 }
 
 /// Runs `PRAGMA quick_check` on `conn`; any finding, or a failure to read, means damage.

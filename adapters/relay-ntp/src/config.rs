@@ -13,6 +13,9 @@ pub struct NtpConfig {
     pub timeout: Duration,
     /// How old the last successful check may be before instants fall back to `system`.
     pub max_staleness: Duration,
+    /// An offset change between two checks beyond this is a step of the clock, reported as an
+    /// `NTP_STEP` event (either direction).
+    pub step_threshold: Duration,
 }
 
 impl NtpConfig {
@@ -22,6 +25,8 @@ impl NtpConfig {
     pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
     /// Default staleness bound: ten minutes without a successful check.
     pub const DEFAULT_MAX_STALENESS: Duration = Duration::from_secs(600);
+    /// Default step threshold: one second.
+    pub const DEFAULT_STEP_THRESHOLD: Duration = Duration::from_secs(1);
 
     /// Settings for `servers` with the defaults.
     pub fn new(servers: Vec<String>) -> Self {
@@ -30,7 +35,14 @@ impl NtpConfig {
             poll_interval: Self::DEFAULT_POLL,
             timeout: Self::DEFAULT_TIMEOUT,
             max_staleness: Self::DEFAULT_MAX_STALENESS,
+            step_threshold: Self::DEFAULT_STEP_THRESHOLD,
         }
+    }
+
+    /// Sets the step threshold.
+    pub fn step_threshold(mut self, threshold: Duration) -> Self {
+        self.step_threshold = threshold;
+        self
     }
 
     /// Sets the poll interval.

@@ -4,7 +4,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use async_trait::async_trait;
-use relay_domain::ports::{TimePosture, TimeSource, TimeSourceError, TimedInstant};
+use relay_domain::ports::{TimeEvent, TimePosture, TimeSource, TimeSourceError, TimedInstant};
 use relay_domain::{TimeLabel, Timestamp};
 use tokio::task::JoinHandle;
 
@@ -17,6 +17,70 @@ struct SyncState {
     last_good: Option<(Sample, Instant)>,
     last_error: Option<String>,
     warned_fallback: bool,
+    /// Every server failed the latest check after an earlier one succeeded.
+    lost: bool,
+    /// Steps, losses and recoveries not yet taken by [`TimeSource::take_events`].
+    events: Vec<TimeEvent>,
+}
+
+impl SyncState {
+    /// A successful check: a step beyond the threshold, or the end of a loss, becomes an event.
+    fn good(&mut self, sample: &Sample, threshold_micros: i64) {
+        let previous = self.last_good.as_ref().map(|(s, _)| s.offset_micros);
+        let change = previous.map(|p| sample.offset_micros - p);
+        if self.lost {
+            self.lost = false;
+            tracing::warn!(server = %sample.server, offset_us = sample.offset_micros, "NTP validation recovered");
+            self.events.push(TimeEvent {
+                what: "NTP_RECOVERED",
+                detail: serde_json::json!({
+                    "server": sample.server,
+                    "offset_ms": sample.offset_micros / 1000,
+                    "offset_change_ms": change.map(|c| c / 1000),
+                    "detail": "an NTP server answers again; instants are validated again",
+                }),
+            });
+        } else if let (Some(previous), Some(change)) = (previous, change)
+            && change.abs() > threshold_micros
+        {
+            tracing::warn!(server = %sample.server, previous_offset_us = previous,
+                offset_us = sample.offset_micros, "the NTP reference stepped the clock");
+            self.events.push(TimeEvent {
+                what: "NTP_STEP",
+                detail: serde_json::json!({
+                    "server": sample.server,
+                    "direction": if change > 0 { "forward" } else { "backward" },
+                    "step_ms": change / 1000,
+                    "previous_offset_ms": previous / 1000,
+                    "offset_ms": sample.offset_micros / 1000,
+                    "threshold_ms": threshold_micros / 1000,
+                    "detail": "the offset between the host clock and the NTP reference changed by more \
+                               than the threshold between two checks: validated instants jump by \
+                               step_ms; chain_seq stays the order",
+                }),
+            });
+        }
+        self.last_good = Some((sample.clone(), Instant::now()));
+        self.last_error = None;
+    }
+
+    /// A check that no server answered: the first after a success is a loss event.
+    fn failed(&mut self, error: String, servers: &[String]) {
+        if self.last_good.is_some() && !self.lost {
+            self.lost = true;
+            self.events.push(TimeEvent {
+                what: "NTP_LOST",
+                detail: serde_json::json!({
+                    "servers": servers,
+                    "error": error,
+                    "last_offset_ms": self.last_good.as_ref().map(|(s, _)| s.offset_micros / 1000),
+                    "detail": "no NTP server answered; instants stay corrected by the last offset \
+                               until it goes stale, then fall back to the system clock",
+                }),
+            });
+        }
+        self.last_error = Some(error);
+    }
 }
 
 /// A [`TimeSource`] validated against NTP servers.
@@ -95,9 +159,12 @@ async fn check(config: &NtpConfig, state: &Mutex<SyncState>) -> Result<Sample, N
         match query(server, config.timeout).await {
             Ok(sample) => {
                 tracing::debug!(server = %server, offset_us = sample.offset_micros, delay_us = sample.delay_micros, "NTP check");
-                let mut st = state.lock().unwrap_or_else(PoisonError::into_inner);
-                st.last_good = Some((sample.clone(), Instant::now()));
-                st.last_error = None;
+                let threshold =
+                    i64::try_from(config.step_threshold.as_micros()).unwrap_or(i64::MAX);
+                state
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .good(&sample, threshold);
                 return Ok(sample);
             }
             Err(e) => {
@@ -116,7 +183,7 @@ async fn check(config: &NtpConfig, state: &Mutex<SyncState>) -> Result<Sample, N
     state
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
-        .last_error = Some(error_chain(&err));
+        .failed(error_chain(&err), &config.servers);
     Err(err)
 }
 
@@ -158,6 +225,16 @@ impl TimeSource for NtpTimeSource {
         let at = Timestamp::from_unix_micros(micros)
             .map_err(|e| TimeSourceError::OutOfRange(e.to_string()))?;
         Ok(TimedInstant { at, label })
+    }
+
+    fn take_events(&self) -> Vec<TimeEvent> {
+        std::mem::take(
+            &mut self
+                .state
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .events,
+        )
     }
 
     fn posture(&self) -> TimePosture {

@@ -96,8 +96,16 @@ pub struct EdgeConfig {
     pub ntp_servers: Vec<String>,
     /// Interval (s) between NTP checks of the offset.
     pub ntp_poll_secs: u64,
+    /// An NTP offset change beyond this (ms) between two checks is recorded as `NTP_STEP`.
+    pub ntp_step_threshold_ms: u64,
     /// `file` or `keyring`.
     pub secret_provider: SecretProviderKind,
+    /// Certificate chain (PEM) for HTTPS on `listen`; with `tls_key`.
+    pub tls_cert: Option<PathBuf>,
+    /// Private key (PEM) of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on a non-loopback `listen` address (refused otherwise).
+    pub allow_plain_http_on_network: bool,
 }
 
 impl Default for EdgeConfig {
@@ -126,7 +134,11 @@ impl Default for EdgeConfig {
             time_source: TimeSourceKind::System,
             ntp_servers: Vec::new(),
             ntp_poll_secs: 64,
+            ntp_step_threshold_ms: 1000,
             secret_provider: SecretProviderKind::File,
+            tls_cert: None,
+            tls_key: None,
+            allow_plain_http_on_network: false,
         }
     }
 }
@@ -196,7 +208,11 @@ pub const CONFIG_KEYS: &[&str] = &[
     "time_source",
     "ntp_servers",
     "ntp_poll_secs",
+    "ntp_step_threshold_ms",
     "secret_provider",
+    "tls_cert",
+    "tls_key",
+    "allow_plain_http_on_network",
 ];
 
 /// Loads the configuration from defaults, `file`, the environment and `cli`.
@@ -252,6 +268,11 @@ pub fn load(file: Option<&Path>, cli: &CliOverrides) -> Result<EdgeConfig, Confi
     if config.time_source == TimeSourceKind::Ntp && config.ntp_servers.is_empty() {
         return Err(ConfigError::Invalid(
             "time_source = \"ntp\" needs at least one entry in ntp_servers".into(),
+        ));
+    }
+    if config.tls_cert.is_some() != config.tls_key.is_some() {
+        return Err(ConfigError::Invalid(
+            "tls_cert and tls_key go together: set both for HTTPS, or neither".into(),
         ));
     }
     if config.rescan_secs == 0 {

@@ -9,6 +9,7 @@
 #![allow(rustdoc::invalid_html_tags)]
 
 mod config;
+mod custody_cli;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -31,7 +32,7 @@ use crate::config::{CliOverrides, EdgeConfig, LogFormat};
 /// Configuration comes from built-in defaults, then `--config FILE` (TOML), then `RELAY_*`
 /// environment variables (e.g. RELAY_DATA_DIR, RELAY_PROJECT, RELAY_SETTLE_MS), then flags.
 #[derive(Debug, Parser)]
-#[command(name = "relay-edge", version, about, long_about)]
+#[command(name = "relay-edge", version = relay_runtime::build_info::LONG_VERSION, about, long_about)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -78,8 +79,89 @@ enum Command {
     /// Exit code 0 when no check failed, 1 when one did, 2 when it could not run.
     Qualify(QualifyArgs),
     /// Edge -> server forwarding (R8): `forward status` prints, per trail, the local head, the
-    /// seq the server acknowledged, the lag and the state (active, in sync, POISONED).
+    /// seq the server acknowledged, the lag and the state (active, in sync, POISONED);
+    /// `forward resume` clears a poisoned trail once the server accepts its refused batch.
     Forward(ForwardArgs),
+    /// Online backup of the data directory (while `run` keeps capturing).
+    ///
+    /// Writes into --out (created; refused when it exists and is not empty): relay.db as of one
+    /// instant (SQLite VACUUM INTO), the notary anchors, and manifest.json with the record count
+    /// and head of every trail and the SHA-256 of every file. Keys are NOT copied unless
+    /// --include-secrets is given: store such a backup like the keys themselves.
+    Backup(BackupArgs),
+    /// Restore a backup into a new data directory, verified before it is put in place.
+    ///
+    /// Refuses a non-empty --data-dir. Checks every file against the manifest, assembles the
+    /// data directory beside the target, verifies every trail (chain, HMACs, anchors), compares
+    /// counts and heads with the manifest and only then moves it into place; prints the
+    /// restored heads. With --anchors-from (the installation's current anchors), reports any
+    /// trail the notary anchored beyond the restored head (exit code 1: the restore is older
+    /// than the notary). Exit codes: 0 restored, 1 restored but older than the anchors or
+    /// verification failed, 2 usage or I/O error.
+    Restore(RestoreArgs),
+    /// Upgrade check (Annex 11 §7.4): `record` the count and head of every trail before an
+    /// upgrade, `compare` after; exit code 1 on any difference.
+    ///
+    /// Run `record` with the old binary after stopping the relay, replace the binary, run
+    /// `compare` with the new one (its schema migration runs first) before starting the relay.
+    UpgradeCheck(UpgradeCheckArgs),
+}
+
+#[derive(Debug, Args)]
+struct BackupArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// The backup directory to create.
+    #[arg(long, value_name = "DIR")]
+    out: PathBuf,
+    /// Also copy the secret key files (trail HMAC keys, seal key, tokens). Anyone holding such
+    /// a backup can forge records: keep it as protected as the keys.
+    #[arg(long)]
+    include_secrets: bool,
+}
+
+#[derive(Debug, Args)]
+struct RestoreArgs {
+    /// The backup directory (written by `relay-edge backup`).
+    #[arg(long, value_name = "DIR")]
+    from: PathBuf,
+    /// The data directory to restore into (must not exist or be empty).
+    #[arg(long, value_name = "DIR")]
+    data_dir: PathBuf,
+    /// The secrets directory to verify and run with, for a backup taken without
+    /// --include-secrets (e.g. the installation's <data-dir>/secrets or a key escrow copy).
+    #[arg(long, value_name = "DIR")]
+    secrets_from: Option<PathBuf>,
+    /// The installation's current anchors directory (<data-dir>/anchors or a copy of the
+    /// notary), to report a restore older than what the notary has seen.
+    #[arg(long, value_name = "DIR")]
+    anchors_from: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct UpgradeCheckArgs {
+    #[command(subcommand)]
+    action: UpgradeCheckAction,
+}
+
+#[derive(Debug, Subcommand)]
+enum UpgradeCheckAction {
+    /// Record every trail's count and head into FILE (refuses to overwrite it).
+    Record {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// The state file to write.
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Compare every trail's count and head with FILE; exit code 1 on any difference.
+    Compare {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// The state file written by `record`.
+        #[arg(long = "with", value_name = "FILE")]
+        with: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
@@ -94,6 +176,23 @@ enum ForwardAction {
     Status {
         #[command(flatten)]
         common: CommonArgs,
+    },
+    /// Clear the poison of a trail after its cause was fixed.
+    ///
+    /// Sends the dead-lettered batch to the server again (forward_url, forward_token and
+    /// forward_ca_file of the configuration). Only if the server now accepts it is the poison
+    /// cleared and a FORWARD_RESUMED event recorded in _relay with the OS user running this
+    /// command and the reason; a running relay-edge takes the trail up again on its own.
+    /// While the server still refuses the batch, nothing changes (exit code 1).
+    Resume {
+        #[command(flatten)]
+        common: CommonArgs,
+        /// The poisoned trail.
+        #[arg(long, value_name = "ID")]
+        trail: String,
+        /// Why forwarding may resume (the fix that was made); recorded in the event.
+        #[arg(long, value_name = "TEXT")]
+        reason: String,
     },
 }
 
@@ -195,6 +294,9 @@ struct QualifyArgs {
     /// Workstation id recorded on the QUALIFICATION event. Default: the configured device.
     #[arg(long, value_name = "ID")]
     device: Option<String>,
+    /// The release's SHA256SUMS file: IQ-01 fails unless this binary's SHA-256 is listed in it.
+    #[arg(long, value_name = "FILE")]
+    release_sums: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -232,6 +334,12 @@ enum CliError {
     Qualify(#[from] relay_runtime::qualify::QualifyError),
     #[error("cannot describe the configuration: {0}")]
     DescribeConfig(#[source] serde_json::Error),
+    #[error(transparent)]
+    Backup(#[from] relay_runtime::backup::BackupError),
+    #[error(transparent)]
+    CustodyState(#[from] relay_runtime::custody::CustodyStateError),
+    #[error(transparent)]
+    Resume(#[from] relay_runtime::forward_resume::ResumeError),
     #[error("cannot read the forwarding state of {path}")]
     ForwardStatus {
         path: std::path::PathBuf,
@@ -280,7 +388,8 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
                 if config.time_source == config::TimeSourceKind::Ntp {
                     let ntp = relay_ntp::NtpTimeSource::start(
                         relay_ntp::NtpConfig::new(config.ntp_servers.clone())
-                            .poll_interval(Duration::from_secs(config.ntp_poll_secs)),
+                            .poll_interval(Duration::from_secs(config.ntp_poll_secs))
+                            .step_threshold(Duration::from_millis(config.ntp_step_threshold_ms)),
                     )
                     .await;
                     settings.clock = Some(std::sync::Arc::new(ntp));
@@ -291,8 +400,20 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Forward(args) => {
-            let ForwardAction::Status { common } = args.action;
+        Command::Forward(ForwardArgs {
+            action:
+                ForwardAction::Resume {
+                    common,
+                    trail,
+                    reason,
+                },
+        }) => run_forward_resume(&runtime, common, trail, reason),
+        Command::Backup(args) => custody_cli::backup(&runtime, args),
+        Command::Restore(args) => custody_cli::restore(&runtime, args),
+        Command::UpgradeCheck(args) => custody_cli::upgrade_check(&runtime, args.action),
+        Command::Forward(ForwardArgs {
+            action: ForwardAction::Status { common },
+        }) => {
             let overrides = CliOverrides {
                 data_dir: common.data_dir,
                 log_format: common.log_format,
@@ -449,6 +570,68 @@ fn run_export(
     Ok(ExitCode::SUCCESS)
 }
 
+fn run_forward_resume(
+    runtime: &tokio::runtime::Runtime,
+    common: CommonArgs,
+    trail: String,
+    reason: String,
+) -> Result<ExitCode, CliError> {
+    let overrides = CliOverrides {
+        data_dir: common.data_dir,
+        log_format: common.log_format,
+        ..Default::default()
+    };
+    let config = config::load(common.config.as_deref(), &overrides)?;
+    init_logging(config.log_format);
+    let trail = parse("trail", trail, TrailId::new)?;
+    let device = parse(
+        "device",
+        config.device.clone().unwrap_or_else(default_device_id),
+        Device::new,
+    )?;
+    let Some(url) = config.forward_url.clone() else {
+        return Err(CliError::Config(config::ConfigError::Invalid(
+            "forward resume needs forward_url: the refused batch is sent to the server again"
+                .into(),
+        )));
+    };
+    let mut settings = relay_runtime::forwarder::ForwardSettings::new(
+        url,
+        device.as_str(),
+        config.forward_token.clone().unwrap_or_default(),
+    );
+    settings.ca_file = config.forward_ca_file.clone();
+    let operator = relay_runtime::export::resolve_exporting_user()?;
+    use relay_runtime::forward_resume::ResumeError;
+    match runtime.block_on(relay_runtime::forward_resume::resume_data_dir_trail(
+        &config.data_dir,
+        settings,
+        device,
+        &trail,
+        &operator,
+        &reason,
+    )) {
+        Ok(o) => {
+            println!(
+                "resumed forwarding of trail {}: the server accepted seq {}..{} (acked {}); \
+                 recorded as FORWARD_RESUMED _relay#{} by {}",
+                o.trail,
+                o.dead_letter.first_seq,
+                o.dead_letter.last_seq,
+                o.acked_seq,
+                o.event_seq,
+                operator.as_str()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e @ (ResumeError::StillRefused { .. } | ResumeError::NotPoisoned(_))) => {
+            println!("NOT RESUMED: {e}");
+            Ok(ExitCode::from(1))
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn run_qualify(runtime: &tokio::runtime::Runtime, args: QualifyArgs) -> Result<ExitCode, CliError> {
     let overrides = CliOverrides {
         data_dir: args.common.data_dir,
@@ -469,6 +652,7 @@ fn run_qualify(runtime: &tokio::runtime::Runtime, args: QualifyArgs) -> Result<E
         out_dir: args.out,
         device,
         config: serde_json::to_value(&config).map_err(CliError::DescribeConfig)?,
+        release_sums: args.release_sums,
     };
     let outcome = runtime.block_on(relay_runtime::qualify::qualify_local(&request))?;
     println!("{}", outcome.summary());
@@ -626,6 +810,14 @@ fn edge_settings(config: &EdgeConfig) -> Result<EdgeSettings, CliError> {
         }),
         clock: None,
         secrets: secret_backend(config),
+        tls: match (&config.tls_cert, &config.tls_key) {
+            (Some(cert), Some(key)) => Some(relay_runtime::server::TlsFiles {
+                cert: cert.clone(),
+                key: key.clone(),
+            }),
+            _ => None,
+        },
+        allow_plain_http_on_network: config.allow_plain_http_on_network,
     })
 }
 

@@ -34,7 +34,7 @@ const DEFAULT_APP_ROLE: &str = "relay_app";
 fn version() -> String {
     format!(
         "{} (storage providers: {})",
-        env!("CARGO_PKG_VERSION"),
+        relay_runtime::build_info::LONG_VERSION,
         config::compiled_providers().join(", ")
     )
 }
@@ -75,6 +75,23 @@ enum Command {
         /// Where the report files go (created if missing).
         #[arg(long, value_name = "DIR")]
         out: std::path::PathBuf,
+        /// The release's SHA256SUMS file: IQ-01 fails unless this binary's SHA-256 is in it.
+        #[arg(long, value_name = "FILE")]
+        release_sums: Option<std::path::PathBuf>,
+    },
+    /// Upgrade check (Annex 11 §7.4): `record` every trail's count and head before `migrate`
+    /// or a binary replacement (or before `pg_dump`), `compare` after (or on the restored
+    /// database); exit 1 on any difference.
+    UpgradeCheck {
+        /// `record` or `compare`.
+        #[arg(value_enum)]
+        action: UpgradeCheckAction,
+        /// TOML configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
+        /// The state file (`record` writes it and never overwrites; `compare` reads it).
+        #[arg(long, value_name = "FILE")]
+        state: std::path::PathBuf,
     },
     /// Create (first call) or show the ingest token of an edge; give it to the edge's operator
     /// as `forward_token` (or its `forward-token` secret).
@@ -96,6 +113,15 @@ enum Command {
         #[arg(long, env = "RELAY_APP_ROLE", default_value = DEFAULT_APP_ROLE)]
         app_role: String,
     },
+}
+
+/// What `upgrade-check` does.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum UpgradeCheckAction {
+    /// Write every trail's count and head into the state file.
+    Record,
+    /// Compare every trail's count and head with the state file.
+    Compare,
 }
 
 /// Prints `error` and every cause below it.
@@ -159,7 +185,23 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Qualify { config, out } => match runtime.block_on(qualify(config, out)) {
+        Command::UpgradeCheck {
+            action,
+            config,
+            state,
+        } => match runtime.block_on(upgrade_check(action, config, state)) {
+            Ok(true) => ExitCode::SUCCESS,
+            Ok(false) => ExitCode::from(1),
+            Err(e) => {
+                report(e.as_ref());
+                ExitCode::from(2)
+            }
+        },
+        Command::Qualify {
+            config,
+            out,
+            release_sums,
+        } => match runtime.block_on(qualify(config, out, release_sums)) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::from(1),
             Err(e) => {
@@ -329,10 +371,58 @@ async fn verify(
     Ok(all_hold)
 }
 
+/// `upgrade-check record|compare`: every trail's count and head against a state file.
+async fn upgrade_check(
+    action: UpgradeCheckAction,
+    config: Option<std::path::PathBuf>,
+    state_file: std::path::PathBuf,
+) -> Result<bool, BoxError> {
+    use relay_runtime::custody::{CustodyState, compare, custody_state};
+    let c = config::load(config.as_deref())?;
+    let stores = open_stores(&c).await?;
+    let state = custody_state(stores.records.as_ref()).await;
+    if let Some(local) = &stores.local {
+        local.record_store.close().await;
+    }
+    let state = state?;
+    match action {
+        UpgradeCheckAction::Record => {
+            state.write_new(&state_file)?;
+            println!(
+                "recorded {} trails into {} (relay {} commit {})",
+                state.trails.len(),
+                state_file.display(),
+                state.relay.version,
+                state.relay.git_commit
+            );
+            for line in state.lines() {
+                println!("{line}");
+            }
+            Ok(true)
+        }
+        UpgradeCheckAction::Compare => {
+            let before = CustodyState::read(&state_file)?;
+            let differences = compare(&before, &state);
+            for d in &differences {
+                println!("DIFFERENT  {d}");
+            }
+            if differences.is_empty() {
+                println!(
+                    "SAME  {} trails: every count and head equals {}",
+                    state.trails.len(),
+                    state_file.display()
+                );
+            }
+            Ok(differences.is_empty())
+        }
+    }
+}
+
 /// Runs the IQ/OQ protocol on the configured stores and prints each check's verdict.
 async fn qualify(
     config: Option<std::path::PathBuf>,
     out: std::path::PathBuf,
+    release_sums: Option<std::path::PathBuf>,
 ) -> Result<bool, BoxError> {
     use relay_runtime::qualify::{QualifyRequest, ServerInstallation, StoreCustody};
     let c = config::load(config.as_deref())?;
@@ -369,6 +459,7 @@ async fn qualify(
         out_dir: out,
         device: relay_domain::Device::new(c.device.clone())?,
         config: serde_json::to_value(&c)?,
+        release_sums,
     };
     let server = ServerInstallation {
         records: stores.records.clone(),

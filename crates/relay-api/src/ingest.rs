@@ -35,6 +35,9 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody, error_chain};
 
+mod time;
+pub use time::SENT_AT_HEADER;
+
 /// The header naming the edge whose ingest token the bearer token is checked against.
 pub const EDGE_HEADER: &str = "x-relay-edge";
 /// Prefix of the secret holding an edge's ingest token: `ingest-token.<edge id>`.
@@ -391,6 +394,7 @@ pub(crate) async fn ingest(
     let (head, body) = request.into_parts();
     // Credentials first, from the headers alone: nothing of an unauthenticated body is read.
     let edge = authenticate(&state, &head.headers).await?;
+    let sent_at = time::sent_at(&head.headers);
     let request = read_batch(&state, &head.headers, body).await?;
     if !state
         .parts()
@@ -409,7 +413,7 @@ pub(crate) async fn ingest(
     }
     match ingest_batch(&state, &edge, &request).await {
         Ok(response) => {
-            check_clock_skew(&state, &edge, &request).await;
+            time::check_clock_skew(&state, &edge, &request, sent_at).await;
             Ok(axum::Json(response))
         }
         Err(e) => {
@@ -605,62 +609,6 @@ async fn ingest_batch(
         }
         Err(RecordStoreError::InvalidBatch(message)) => Err(refuse("invalid_batch", message)),
         Err(e) => Err(ApiError::from(e)),
-    }
-}
-
-/// Raises `CLOCK_SKEW` when the edge's last `recorded_at` is off the server clock by more than
-/// the threshold, at most once per edge per interval (R8.5).
-async fn check_clock_skew(state: &IngestState, edge: &EdgeIdentity, request: &IngestRequest) {
-    let parts = state.parts();
-    let Some(last) = request.records.last() else {
-        return;
-    };
-    let now = match parts.appender.clock().now().await {
-        Ok(t) => t.at,
-        Err(e) => {
-            tracing::warn!(error = %e, "clock skew check skipped: the server clock failed");
-            return;
-        }
-    };
-    // An edge ahead of the server is always skew. Behind is ambiguous: a backlog re-sent after
-    // an outage is old, not skewed; so "behind" counts only within one interval past the
-    // threshold, where a live edge (forwarding within seconds of capture) lands.
-    let skew_micros = last.recorded_at.micros_since(now);
-    let threshold =
-        i64::try_from(parts.config.clock_skew_threshold.as_micros()).unwrap_or(i64::MAX);
-    let live_window =
-        i64::try_from(parts.config.clock_skew_interval.as_micros()).unwrap_or(i64::MAX);
-    let ahead = skew_micros > threshold;
-    let behind_live = skew_micros < -threshold && skew_micros > -(threshold + live_window);
-    if !ahead && !behind_live {
-        return;
-    }
-    {
-        let mut last_event = state
-            .inner
-            .last_skew_event
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if let Some(at) = last_event.get(&edge.0)
-            && at.elapsed() < parts.config.clock_skew_interval
-        {
-            return;
-        }
-        last_event.insert(edge.0.clone(), Instant::now());
-    }
-    tracing::warn!(edge = %edge.0, trail = %request.trail_id, skew_ms = skew_micros / 1000,
-        "edge clock differs from the server clock beyond the threshold");
-    let payload = serde_json::json!({
-        "edge": edge.0,
-        "trail": request.trail_id.as_str(),
-        "seq": last.chain_seq.get(),
-        "edge_recorded_at": last.recorded_at.to_canonical(),
-        "server_time": now.to_canonical(),
-        "skew_ms": skew_micros / 1000,
-        "threshold_ms": parts.config.clock_skew_threshold.as_millis(),
-    });
-    if let Err(e) = record_server_event(state, edge, EventKind::clock_skew(), payload).await {
-        tracing::error!(error = %error_chain(&e), "CLOCK_SKEW event not recorded");
     }
 }
 

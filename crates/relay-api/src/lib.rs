@@ -53,7 +53,7 @@ pub use exports::{
 };
 pub use ingest::{
     EDGE_HEADER, IngestConfig, IngestMetrics, IngestParts, IngestRequest, IngestResponse,
-    IngestState, MAX_BATCH_RECORDS, ingest_router, ingest_token_secret, token_text,
+    IngestState, MAX_BATCH_RECORDS, SENT_AT_HEADER, ingest_router, ingest_token_secret, token_text,
     trail_key_secret,
 };
 pub use login::AccountView;

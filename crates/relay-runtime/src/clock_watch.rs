@@ -194,6 +194,31 @@ impl TimeSource for ClockWatch {
     fn posture(&self) -> TimePosture {
         self.inner.posture()
     }
+
+    fn take_events(&self) -> Vec<relay_domain::ports::TimeEvent> {
+        self.inner.take_events()
+    }
+}
+
+/// How often [`spawn_time_event_reporter`] takes the time source's events.
+pub const TIME_EVENT_POLL: Duration = Duration::from_secs(1);
+
+/// Records every [`TimeEvent`](relay_domain::ports::TimeEvent) of `clock` (NTP steps in either
+/// direction, loss of every server, recovery) as a SYSTEM event in `_relay`, checking every
+/// [`TIME_EVENT_POLL`]; runs until the runtime stops.
+pub fn spawn_time_event_reporter(clock: Arc<dyn TimeSource>, journal: Journal) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(TIME_EVENT_POLL);
+        loop {
+            every.tick().await;
+            for event in clock.take_events() {
+                if let Err(e) = journal.system(event.what, event.detail).await {
+                    // The journal logged and counted it.
+                    tracing::error!(event = event.what, error = %e, "time event not recorded");
+                }
+            }
+        }
+    })
 }
 
 /// Records every step received as a `CLOCK_SKEW` event in `_relay` and counts it in

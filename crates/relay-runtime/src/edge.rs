@@ -56,6 +56,10 @@ pub struct EdgeSettings {
     /// Where keys are kept (`secret_provider`): files, or the OS keyring with a loud fallback
     /// to files when it cannot be used.
     pub secrets: relay_local::SecretBackend,
+    /// HTTPS for the listener (`tls_cert`, `tls_key`); `None`: plain HTTP.
+    pub tls: Option<crate::server::TlsFiles>,
+    /// Plain HTTP on a non-loopback address is refused unless this is set ([`crate::listen`]).
+    pub allow_plain_http_on_network: bool,
 }
 
 /// Why the edge could not start or stop cleanly.
@@ -146,11 +150,18 @@ pub enum EdgeError {
     /// The forwarder could not be configured.
     #[error("cannot start forwarding")]
     Forward(#[source] crate::forwarder::ForwardStartError),
+    /// Plain HTTP on a network address without `allow_plain_http_on_network`.
+    #[error(transparent)]
+    PlainHttp(#[from] crate::listen::PlainHttpRefused),
+    /// The TLS certificate or key could not be used.
+    #[error("tls_cert / tls_key")]
+    Tls(#[source] crate::tls::TlsError),
 }
 
 /// A running edge relay.
 #[derive(Debug)]
 pub struct EdgeRuntime {
+    signals: Option<StopSignals>,
     adapters: LocalAdapters,
     journal: Journal,
     capture: CaptureHandle,
@@ -164,6 +175,19 @@ pub struct EdgeRuntime {
 impl EdgeRuntime {
     /// Opens the stores, records the start-up posture, starts capture and the HTTP listener.
     pub async fn start(mut settings: EdgeSettings) -> Result<Self, EdgeError> {
+        let signals = StopSignals::register()?;
+        // Transport first: a refused posture records nothing and touches no store.
+        let listener = crate::listen::listener_posture(
+            settings.listen,
+            settings.tls.as_ref(),
+            settings.allow_plain_http_on_network,
+        )?;
+        let tls_acceptor = settings
+            .tls
+            .as_ref()
+            .map(|t| crate::tls::acceptor(&t.cert, &t.key))
+            .transpose()
+            .map_err(EdgeError::Tls)?;
         let adapters = LocalAdapters::open_with(
             relay_local::LocalConfig::new(&settings.data_dir)
                 .secret_backend(settings.secrets.clone()),
@@ -233,6 +257,7 @@ impl EdgeRuntime {
         let metrics = Metrics::new();
         let journal = Journal::new(appender.clone(), metrics.clone(), settings.device.clone());
         crate::clock_watch::spawn_step_reporter(clock_steps, journal.clone());
+        crate::clock_watch::spawn_time_event_reporter(clock.clone(), journal.clone());
 
         let seal_key = crate::export::load_seal_key(adapters.secrets.as_ref())
             .await
@@ -277,9 +302,23 @@ impl EdgeRuntime {
             None => None,
         };
 
+        let previous_run = crate::run_history::PreviousRun::read(store.as_ref(), &settings.device)
+            .await
+            .map_err(|e| EdgeError::Open {
+                path: adapters.record_store.path().to_path_buf(),
+                message: error_chain(&e),
+            })?;
+        previous_run
+            .record(&journal)
+            .await
+            .map_err(EdgeError::Posture)?;
         let time = clock.posture();
         let posture = serde_json::json!({
             "version": crate::VERSION,
+            "build": crate::build_info::BuildInfo::current().to_json(),
+            "binary": crate::build_info::RunningBinary::posture(),
+            "previous_run": previous_run.posture(),
+            "listener": listener,
             "mode": "local",
             "device": settings.device.as_str(),
             "trail": settings.trail.as_str(),
@@ -401,7 +440,7 @@ impl EdgeRuntime {
             mode: "local",
         })
         .merge(relay_api::router(api));
-        let http_task = tokio::spawn(server.serve(app, async move {
+        let http_task = tokio::spawn(server.serve(app, tls_acceptor, async move {
             // Resolves when the runtime asks the listener to stop (or the sender is gone).
             while !*stopped.borrow_and_update() {
                 if stopped.changed().await.is_err() {
@@ -435,6 +474,7 @@ impl EdgeRuntime {
             roots = settings.watch.len(), "relay-edge running"
         );
         Ok(Self {
+            signals: Some(signals),
             adapters,
             journal,
             capture,
@@ -457,8 +497,12 @@ impl EdgeRuntime {
     }
 
     /// Runs until SIGINT or SIGTERM, then shuts down gracefully.
-    pub async fn run_until_signal(self) -> Result<(), EdgeError> {
-        wait_for_signal().await?;
+    pub async fn run_until_signal(mut self) -> Result<(), EdgeError> {
+        let signals = match self.signals.take() {
+            Some(signals) => signals,
+            None => StopSignals::register()?,
+        };
+        wait_for_signal(signals).await?;
         tracing::info!("signal received, shutting down");
         self.shutdown().await
     }
@@ -796,10 +840,27 @@ fn prepare_watch_root(root: &Path, data_dir: &Path) -> Result<(), EdgeError> {
     }
 }
 
-async fn wait_for_signal() -> Result<(), EdgeError> {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).map_err(EdgeError::Signals)?;
-    let mut int = signal(SignalKind::interrupt()).map_err(EdgeError::Signals)?;
+/// SIGTERM and SIGINT, registered when the edge starts: a signal that arrives while it is still
+/// starting waits for the start to finish and then stops it gracefully (a `SHUTDOWN` record),
+/// instead of killing the process half-way.
+#[derive(Debug)]
+struct StopSignals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl StopSignals {
+    fn register() -> Result<Self, EdgeError> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate()).map_err(EdgeError::Signals)?,
+            int: signal(SignalKind::interrupt()).map_err(EdgeError::Signals)?,
+        })
+    }
+}
+
+async fn wait_for_signal(signals: StopSignals) -> Result<(), EdgeError> {
+    let StopSignals { mut term, mut int } = signals;
     tokio::select! {
         _ = term.recv() => {}
         _ = int.recv() => {}

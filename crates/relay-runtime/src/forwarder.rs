@@ -10,7 +10,7 @@
 //!
 //! The edge's own `_relay` trail is not forwarded: the server keeps its own `_relay` (R1.6).
 
-use std::collections::HashSet;
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -107,7 +107,7 @@ pub enum ForwardStartError {
 
 /// How one send ended.
 #[derive(Debug)]
-enum SendOutcome {
+pub(crate) enum SendOutcome {
     /// The server stored the batch up to this seq.
     Acked(u64),
     /// Temporary: retry after a backoff.
@@ -258,6 +258,12 @@ impl Forwarder {
         })
     }
 
+    /// Sends `records` of `trail` once, without touching any cursor (`forward resume` re-tries
+    /// the dead-lettered batch with it).
+    pub(crate) async fn send_once(&self, trail: &TrailId, records: &[Record]) -> SendOutcome {
+        send(&self.inner, trail, records).await
+    }
+
     /// Starts the supervisor, which starts one task per capture trail as trails appear.
     pub fn spawn(self) -> ForwarderHandle {
         let (stop, stopped) = watch::channel(false);
@@ -279,22 +285,28 @@ async fn sleep_or_stop(d: Duration, stop: &mut watch::Receiver<bool>) -> bool {
 }
 
 async fn supervise(inner: Arc<ForwarderInner>, mut stop: watch::Receiver<bool>) {
-    let mut started: HashSet<TrailId> = HashSet::new();
-    let mut tasks = Vec::new();
+    let mut tasks: HashMap<TrailId, JoinHandle<()>> = HashMap::new();
     loop {
         match inner.store.trails().await {
             Ok(trails) => {
                 for (trail, _) in trails {
-                    if trail.is_relay() || started.contains(&trail) {
+                    if trail.is_relay() {
                         continue;
                     }
-                    started.insert(trail.clone());
-                    tracing::info!(trail = %trail, "forwarding trail");
-                    tasks.push(tokio::spawn(forward_trail(
-                        inner.clone(),
-                        trail,
-                        stop.clone(),
-                    )));
+                    if let Some(task) = tasks.get(&trail) {
+                        // A task ends only on a poison; `forward resume` clears it, after which
+                        // the trail is taken up again without a restart.
+                        if !task.is_finished() || !resumed(&inner, &trail).await {
+                            continue;
+                        }
+                        tracing::info!(trail = %trail, "poison cleared; forwarding resumes");
+                    } else {
+                        tracing::info!(trail = %trail, "forwarding trail");
+                    }
+                    tasks.insert(
+                        trail.clone(),
+                        tokio::spawn(forward_trail(inner.clone(), trail, stop.clone())),
+                    );
                 }
             }
             Err(e) => tracing::warn!(error = %e, "forwarder: cannot list trails; retrying"),
@@ -303,9 +315,20 @@ async fn supervise(inner: Arc<ForwarderInner>, mut stop: watch::Receiver<bool>) 
             break;
         }
     }
-    for task in tasks {
+    for (_, task) in tasks {
         if let Err(e) = task.await {
             tracing::warn!(error = %e, "forwarder trail task failed");
+        }
+    }
+}
+
+/// Whether the cursor of `trail` is readable and no longer poisoned.
+async fn resumed(inner: &ForwarderInner, trail: &TrailId) -> bool {
+    match inner.cursors.get(trail).await {
+        Ok(c) => c.is_none_or(|c| !c.is_poisoned()),
+        Err(e) => {
+            tracing::warn!(trail = %trail, error = %e, "forwarder: cannot read the cursor");
+            false
         }
     }
 }
@@ -328,6 +351,7 @@ async fn forward_trail(
 ) {
     let settings = &inner.settings;
     let mut attempt: u32 = 0;
+    let mut outage: Option<crate::forward_outage::ForwardOutage> = None;
     loop {
         if *stop.borrow() {
             return;
@@ -377,6 +401,9 @@ async fn forward_trail(
         match outcome {
             SendOutcome::Acked(seq) if (first_seq..=last_seq).contains(&seq) => {
                 attempt = 0;
+                if let Some(o) = outage.take() {
+                    outage = o.end(&inner.journal, inner.store.as_ref(), seq).await;
+                }
                 if let Err(e) = advance(&inner, &trail, seq).await {
                     tracing::warn!(trail = %trail, error = %e, "forwarder: cannot store the cursor; the batch will be re-sent");
                 }
@@ -390,6 +417,21 @@ async fn forward_trail(
                 }
             }
             SendOutcome::Retry(why) => {
+                match outage.as_mut() {
+                    Some(o) => o.failed_attempts += 1,
+                    None => {
+                        outage = Some(
+                            crate::forward_outage::ForwardOutage::begin(
+                                &inner.journal,
+                                inner.store.as_ref(),
+                                &trail,
+                                cursor.acked_seq,
+                                &why,
+                            )
+                            .await,
+                        );
+                    }
+                }
                 attempt = attempt.saturating_add(1);
                 let delay = backoff(settings, attempt);
                 inner.journal.metrics().forward_retries.inc();
@@ -479,8 +521,16 @@ async fn send(inner: &ForwarderInner, trail: &TrailId, records: &[Record]) -> Se
             header::AUTHORIZATION,
             format!("Bearer {}", inner.settings.token),
         )
-        .header(relay_api::EDGE_HEADER, inner.settings.edge_id.as_str())
-        .body(Full::new(Bytes::from(body)));
+        .header(relay_api::EDGE_HEADER, inner.settings.edge_id.as_str());
+    // The server measures clock skew from this send time, never from the records' age.
+    let request = match inner.journal.appender().clock().now().await {
+        Ok(t) => request.header(relay_api::SENT_AT_HEADER, t.at.to_canonical()),
+        Err(e) => {
+            tracing::warn!(error = %e, "no send time for the batch; the server will not measure skew");
+            request
+        }
+    };
+    let request = request.body(Full::new(Bytes::from(body)));
     let request = match request {
         Ok(r) => r,
         Err(e) => return SendOutcome::Retry(format!("cannot build the request: {e}")),

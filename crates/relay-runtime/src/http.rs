@@ -38,6 +38,8 @@ async fn healthz(State(state): State<HttpState>) -> Response {
             "status": "ok",
             "mode": state.mode,
             "version": crate::VERSION,
+            "git_commit": crate::build_info::GIT_COMMIT,
+            "build_date": crate::build_info::BUILD_DATE,
             "relay_head_seq": head.map(|h| h.seq.get()),
         }))
         .into_response(),
@@ -82,14 +84,27 @@ impl HttpServer {
         self.listener.local_addr()
     }
 
-    /// Serves `router` until `shutdown` resolves.
+    /// Serves `router` until `shutdown` resolves, over HTTPS when `tls` is given.
     pub async fn serve(
         self,
         router: Router,
+        tls: Option<tokio_rustls::TlsAcceptor>,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        axum::serve(self.listener, router)
-            .with_graceful_shutdown(shutdown)
-            .await
+        match tls {
+            None => {
+                axum::serve(self.listener, router)
+                    .with_graceful_shutdown(shutdown)
+                    .await
+            }
+            Some(acceptor) => {
+                axum::serve(
+                    crate::tls::TlsListener::new(self.listener, acceptor),
+                    router,
+                )
+                .with_graceful_shutdown(shutdown)
+                .await
+            }
+        }
     }
 }

@@ -10,18 +10,25 @@
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod backup;
+pub mod build_info;
 pub mod clock_watch;
 pub mod config_guard;
+pub mod custody;
 pub mod edge;
 pub mod export;
+pub mod forward_outage;
+pub mod forward_resume;
 pub mod forwarder;
 pub mod http;
 pub mod journal;
 pub mod keys;
+pub mod listen;
 pub mod log_format;
 pub mod metrics;
 pub mod notary_scheduler;
 pub mod qualify;
+pub mod run_history;
 pub mod server;
 pub mod tls;
 pub mod verify;

@@ -148,6 +148,8 @@ pub struct QualifyRequest {
     pub device: Device,
     /// The effective configuration (no secrets), shown as IQ evidence.
     pub config: serde_json::Value,
+    /// A release's `SHA256SUMS` file: IQ-01 fails unless the running binary's SHA-256 is in it.
+    pub release_sums: Option<PathBuf>,
 }
 
 /// The `_relay` record that ties a report to the trail.
@@ -343,7 +345,7 @@ pub async fn qualify_local(request: &QualifyRequest) -> Result<QualifyOutcome, Q
     let fresh = !request.data_dir.join("relay.db").is_file();
     // Permissions are read before the adapters open (opening creates what is missing).
     let mut checks = vec![
-        iq_software(&request.product),
+        iq_software(&request.product, request.release_sums.as_deref()),
         iq_config(&request.config),
         iq_data_dir(&request.data_dir, fresh),
     ];
@@ -434,7 +436,7 @@ pub async fn qualify_server(
     server: &ServerInstallation,
 ) -> Result<QualifyOutcome, QualifyError> {
     let checks = vec![
-        iq_software(&request.product),
+        iq_software(&request.product, request.release_sums.as_deref()),
         iq_config(&request.config),
         iq_store_custody(&server.custody),
     ];
@@ -647,10 +649,17 @@ fn write_report(
     Ok((md, json))
 }
 
-fn iq_software(product: &str) -> Check {
+fn iq_software(product: &str, release_sums: Option<&Path>) -> Check {
     let mut c = Check::new("IQ-01", Phase::Iq, "Software identity");
     c.note(format!("product: {product}"));
     c.note(format!("version: {}", crate::VERSION));
+    crate::build_info::identify_binary(release_sums, |ok, line| {
+        if ok {
+            c.note(line);
+        } else {
+            c.fail(line);
+        }
+    });
     c.note(format!(
         "platform: {}-{} ({})",
         std::env::consts::OS,

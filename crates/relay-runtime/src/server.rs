@@ -199,6 +199,7 @@ impl ServerRuntime {
         let metrics = Metrics::new();
         let journal = Journal::new(appender.clone(), metrics.clone(), settings.device.clone());
         crate::clock_watch::spawn_step_reporter(clock_steps, journal.clone());
+        crate::clock_watch::spawn_time_event_reporter(clock.clone(), journal.clone());
 
         let ingest = relay_api::IngestState::new(relay_api::IngestParts {
             appender: appender.clone(),
@@ -223,9 +224,20 @@ impl ServerRuntime {
             tracing::warn!(notary = stores.notary.kind(), worm = %notary_worm,
                 "the notary is NOT write-once storage; use an Object Lock notary for regulated production");
         }
+        let previous_run =
+            crate::run_history::PreviousRun::read(stores.records.as_ref(), &settings.device)
+                .await
+                .map_err(|e| ServerError::Open(error_chain(&e)))?;
+        previous_run
+            .record(&journal)
+            .await
+            .map_err(ServerError::Posture)?;
         let time = stores.clock.posture();
         let posture = serde_json::json!({
             "version": crate::VERSION,
+            "build": crate::build_info::BuildInfo::current().to_json(),
+            "binary": crate::build_info::RunningBinary::posture(),
+            "previous_run": previous_run.posture(),
             "mode": "server",
             "device": settings.device.as_str(),
             "actor_source": "system",

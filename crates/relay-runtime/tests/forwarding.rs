@@ -659,3 +659,110 @@ async fn an_edge_in_sync_with_the_server_raises_no_clock_skew() {
     s.record_store.close().await;
     server.stop().await;
 }
+
+/// The server of record is down while the edge forwards: the edge records `FORWARD_OUTAGE`
+/// start and end, the backlog (recorded 30 s before it is sent) is delivered in order, and the
+/// server raises no `CLOCK_SKEW`: skew is measured from the batch's send time, not the records'
+/// age (issue 21).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_after_a_server_outage_is_recorded_as_an_outage_and_raises_no_clock_skew() {
+    let dir = TempDir::new().unwrap();
+    let store = Arc::new(InMemoryRecordStore::new());
+    let secrets = FileSecretProvider::open(dir.path().join("secrets")).unwrap();
+    let key = secrets
+        .current_or_create(&SecretName::trail_hmac())
+        .await
+        .unwrap()
+        .to_trail_key()
+        .unwrap();
+    let now = SystemTimeSource::new().now().await.unwrap().at;
+    let earlier =
+        relay_domain::Timestamp::from_unix_micros(now.unix_micros() - 30_000_000).unwrap();
+    let clock = Arc::new(relay_domain::memory::ManualClock::new(earlier));
+    let appender = Arc::new(AppendService::new(store.clone(), clock.clone(), key));
+    let journal = Journal::new(appender.clone(), Metrics::new(), Device::new(EDGE).unwrap());
+    append_n(&appender, TRAIL, 1, 6).await;
+    clock.set(SystemTimeSource::new().now().await.unwrap().at);
+
+    // The server's stores and token exist; its listener is not up yet.
+    let server_dir = TempDir::new().unwrap();
+    let stores = ServerStores::local(server_dir.path()).await.unwrap();
+    provision_trail_key(
+        &dir.path().join("secrets"),
+        &server_dir.path().join("secrets"),
+        TRAIL,
+    );
+    let token = relay_runtime::server::ingest_token(stores.secrets.as_ref(), EDGE)
+        .await
+        .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut s = ForwardSettings::new(format!("http://localhost:{port}"), EDGE, token);
+    s.batch = 2;
+    s.poll = Duration::from_millis(50);
+    s.min_backoff = Duration::from_millis(20);
+    s.max_backoff = Duration::from_millis(200);
+    let cursors = Arc::new(InMemoryForwardCursorStore::new());
+    let handle = Forwarder::new(s, store.clone(), cursors.clone(), journal)
+        .unwrap()
+        .spawn();
+    let outage_events = async |store: &InMemoryRecordStore| -> Vec<serde_json::Value> {
+        all(store, "_relay")
+            .await
+            .into_iter()
+            .map(|r| r.payload.to_value().unwrap())
+            .filter(|p| p["event"] == "FORWARD_OUTAGE")
+            .collect()
+    };
+    let edge_store = store.clone();
+    wait_for(
+        "FORWARD_OUTAGE start",
+        Duration::from_secs(30),
+        async || !outage_events(&edge_store).await.is_empty(),
+    )
+    .await;
+
+    let settings = ServerSettings {
+        device: Device::new("server-1").unwrap(),
+        listen: format!("127.0.0.1:{port}").parse().unwrap(),
+        tls: None,
+        ingest: relay_api::IngestConfig {
+            edges: vec![EDGE.to_owned()],
+            ..Default::default()
+        },
+        api: relay_api::ApiConfig::new(Device::new("server-1").unwrap()),
+        notary_interval: Duration::from_secs(3600),
+        exports_dir: server_dir.path().join("exports"),
+        config: None,
+    };
+    let runtime = ServerRuntime::start(stores, settings).await.unwrap();
+    let trail = TrailId::new(TRAIL).unwrap();
+    wait_for("6 acked", Duration::from_secs(30), async || {
+        cursors.get(&trail).await.unwrap().map(|c| c.acked_seq) == Some(6)
+    })
+    .await;
+    handle.shutdown().await;
+    runtime.shutdown().await;
+
+    let events = outage_events(&store).await;
+    assert_eq!(events.len(), 2, "{events:?}");
+    assert_eq!(events[0]["phase"], "start");
+    assert_eq!(events[0]["records_queued"], 6);
+    assert_eq!(events[0]["acked_seq"], 0);
+    assert_eq!(events[1]["phase"], "end");
+    assert!(events[1]["failed_attempts"].as_u64().unwrap() >= 1);
+    let s = LocalAdapters::open(server_dir.path()).await.unwrap();
+    let server_relay = all(s.record_store.as_ref(), "_relay").await;
+    assert!(
+        server_relay.iter().all(|r| r.kind.as_str() != "CLOCK_SKEW"),
+        "a late backlog is not clock skew"
+    );
+    assert_eq!(
+        all(s.record_store.as_ref(), TRAIL).await,
+        all(store.as_ref(), TRAIL).await
+    );
+    s.record_store.close().await;
+}

@@ -31,4 +31,4 @@ pub use record_store::{
     AppendReceipt, Head, RecordStore, RecordStoreCapabilities, RecordStoreError, RecordStoreExt,
 };
 pub use secrets::{SecretError, SecretName, SecretProvider, SecretProviderExt, SecretValue};
-pub use time_source::{TimePosture, TimeSource, TimeSourceError, TimedInstant};
+pub use time_source::{TimeEvent, TimePosture, TimeSource, TimeSourceError, TimedInstant};

@@ -54,6 +54,17 @@ impl TimeSourceError {
     }
 }
 
+/// A change in how a source validates time that deserves a record of its own (R9): the
+/// reference stepped the clock, every reference was lost, validation recovered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimeEvent {
+    /// What happened, as the `event` of a SYSTEM record (`NTP_STEP`, `NTP_LOST`,
+    /// `NTP_RECOVERED`).
+    pub what: &'static str,
+    /// The details (offsets, servers, errors), as the rest of the record's payload.
+    pub detail: serde_json::Value,
+}
+
 /// The relay's clock.
 ///
 /// # Contract
@@ -66,4 +77,9 @@ pub trait TimeSource: Send + Sync + std::fmt::Debug {
     async fn now(&self) -> Result<TimedInstant, TimeSourceError>;
     /// The current posture.
     fn posture(&self) -> TimePosture;
+    /// The [`TimeEvent`]s since the last call, oldest first (each is returned once); a source
+    /// without a reference has none.
+    fn take_events(&self) -> Vec<TimeEvent> {
+        Vec::new()
+    }
 }
