@@ -195,6 +195,11 @@ struct QualifyArgs {
     /// Workstation id recorded on the QUALIFICATION event. Default: the configured device.
     #[arg(long, value_name = "ID")]
     device: Option<String>,
+    /// JUnit XML of the test run (`cargo nextest run` writes target/nextest/default/junit.xml):
+    /// the report's traceability matrix shows each test's result from it. Without it every
+    /// test is reported as not run.
+    #[arg(long, value_name = "FILE")]
+    test_results: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -469,6 +474,7 @@ fn run_qualify(runtime: &tokio::runtime::Runtime, args: QualifyArgs) -> Result<E
         out_dir: args.out,
         device,
         config: serde_json::to_value(&config).map_err(CliError::DescribeConfig)?,
+        test_results: args.test_results,
     };
     let outcome = runtime.block_on(relay_runtime::qualify::qualify_local(&request))?;
     println!("{}", outcome.summary());

@@ -75,6 +75,11 @@ enum Command {
         /// Where the report files go (created if missing).
         #[arg(long, value_name = "DIR")]
         out: std::path::PathBuf,
+        /// JUnit XML of the test run (`cargo nextest run` writes
+        /// target/nextest/default/junit.xml): the report's traceability matrix shows each
+        /// test's result from it. Without it every test is reported as not run.
+        #[arg(long, value_name = "FILE")]
+        test_results: Option<std::path::PathBuf>,
     },
     /// Create (first call) or show the ingest token of an edge; give it to the edge's operator
     /// as `forward_token` (or its `forward-token` secret).
@@ -157,7 +162,11 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Qualify { config, out } => match runtime.block_on(qualify(config, out)) {
+        Command::Qualify {
+            config,
+            out,
+            test_results,
+        } => match runtime.block_on(qualify(config, out, test_results)) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::from(1),
             Err(e) => {
@@ -317,6 +326,7 @@ async fn verify(
 async fn qualify(
     config: Option<std::path::PathBuf>,
     out: std::path::PathBuf,
+    test_results: Option<std::path::PathBuf>,
 ) -> Result<bool, BoxError> {
     use relay_runtime::qualify::{QualifyRequest, ServerInstallation, StoreCustody};
     let c = config::load(config.as_deref())?;
@@ -353,6 +363,7 @@ async fn qualify(
         out_dir: out,
         device: relay_domain::Device::new(c.device.clone())?,
         config: serde_json::to_value(&c)?,
+        test_results,
     };
     let server = ServerInstallation {
         records: stores.records.clone(),

@@ -229,6 +229,7 @@ mod tests {
         }
     }
 
+    // REQ: R6.1
     #[test]
     fn file_growing_mid_hash_is_not_recorded() {
         let (_dir, path, stat) = setup(64 * 1024);
@@ -242,6 +243,7 @@ mod tests {
         assert!(matches!(outcome, HashOutcome::Changed), "{outcome:?}");
     }
 
+    // REQ: R6.4
     #[test]
     fn symlink_and_fifo_are_refused_without_reading() {
         let dir = tempfile::tempdir().unwrap();

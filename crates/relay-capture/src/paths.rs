@@ -221,6 +221,7 @@ mod tests {
         assert_eq!(s.as_str(), "exp1/fid");
     }
 
+    // REQ: R6.4
     #[test]
     fn traversal_and_siblings_are_refused() {
         let root = Path::new("/data/nmr");
@@ -252,6 +253,7 @@ mod tests {
         assert!(matches!(err, CaptureError::RootsOverlap { .. }));
     }
 
+    // REQ: R6.4
     #[test]
     fn symlinked_folder_is_an_unsafe_ancestor() {
         let dir = tempfile::tempdir().unwrap();

@@ -23,6 +23,7 @@ pub mod notary_scheduler;
 pub mod qualify;
 pub mod server;
 pub mod tls;
+pub mod traceability;
 pub mod verify;
 
 /// The relay's version, written into posture events and `--version`.
