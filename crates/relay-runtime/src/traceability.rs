@@ -310,7 +310,7 @@ impl TestResults {
                 let a = a.map_err(|err| TraceabilityError::Junit(err.to_string()))?;
                 if a.key.as_ref() == key {
                     return a
-                        .unescape_value()
+                        .normalized_value(quick_xml::XmlVersion::default())
                         .map(|v| v.into_owned())
                         .map_err(|err| TraceabilityError::Junit(err.to_string()));
                 }
