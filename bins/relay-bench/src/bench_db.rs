@@ -27,7 +27,9 @@ impl BenchDb {
     /// databases is an error naming the DSN without its password.
     pub(crate) async fn create(admin_dsn: &str, tag: &str) -> Result<Self, BenchError> {
         let admin_options = PgConnectOptions::from_str(admin_dsn).map_err(|e| {
-            BenchError::Usage(format!("the admin DSN (--admin-dsn / RELAY_BENCH_PG_ADMIN_DSN) does not parse: {e}"))
+            BenchError::Usage(format!(
+                "the admin DSN (--admin-dsn / RELAY_BENCH_PG_ADMIN_DSN) does not parse: {e}"
+            ))
         })?;
         let pg_err = |message: String| BenchError::Postgres {
             dsn: format!(

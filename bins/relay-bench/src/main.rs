@@ -625,8 +625,10 @@ fn runtime() -> Result<tokio::runtime::Runtime, BenchError> {
 /// A scratch directory for one run, under `--dir` when given (same disk as production data).
 fn scratch_dir(dir: Option<&std::path::Path>) -> Result<tempfile::TempDir, BenchError> {
     match dir {
-        Some(d) => tempfile::tempdir_in(d)
-            .map_err(BenchError::path("cannot create a scratch directory in --dir", d)),
+        Some(d) => tempfile::tempdir_in(d).map_err(BenchError::path(
+            "cannot create a scratch directory in --dir",
+            d,
+        )),
         None => tempfile::tempdir().map_err(BenchError::path(
             "cannot create a scratch directory in",
             &std::env::temp_dir(),

@@ -235,11 +235,13 @@ pub(crate) fn render(
             if line.trim().is_empty() {
                 continue;
             }
-            rows.push(serde_json::from_str(line).map_err(|source| BenchError::Row {
-                file: f.clone(),
-                line: i + 1,
-                source,
-            })?);
+            rows.push(
+                serde_json::from_str(line).map_err(|source| BenchError::Row {
+                    file: f.clone(),
+                    line: i + 1,
+                    source,
+                })?,
+            );
         }
     }
     let s = |v: &Value, k: &str| v[k].as_str().unwrap_or("").replace('|', "\\|");

@@ -54,14 +54,25 @@ fn a_report_document_that_does_not_exist_yet_is_created_with_the_report() {
     let rows = rows_file(tmp.path());
     let doc = tmp.path().join("performance.md");
     let out = report(&rows, &doc);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = std::fs::read_to_string(&doc).unwrap();
     assert!(text.contains("<!-- bench-report:begin -->"));
     assert!(text.contains("<!-- bench-report:end -->"));
     assert!(text.contains("| chain verify, in memory (records/s) | 1.00 M rec/s |"));
 
     // A second run replaces the section instead of appending another.
-    std::fs::write(&doc, format!("# Mine\n\nkept\n\n{}", text.trim_start_matches("# Performance report\n\n"))).unwrap();
+    std::fs::write(
+        &doc,
+        format!(
+            "# Mine\n\nkept\n\n{}",
+            text.trim_start_matches("# Performance report\n\n")
+        ),
+    )
+    .unwrap();
     let out = report(&rows, &doc);
     assert!(out.status.success());
     let again = std::fs::read_to_string(&doc).unwrap();
@@ -116,7 +127,10 @@ fn missing_or_malformed_row_files_and_a_bad_json_path_are_clear_errors() {
     let garbage = tmp.path().join("garbage.jsonl");
     std::fs::write(&garbage, format!("{ROW}\n{{not json\n")).unwrap();
     let out = report(&garbage, &doc);
-    assert_usage_error(&out, "garbage.jsonl:2: not a row written by `relay-bench --json`");
+    assert_usage_error(
+        &out,
+        "garbage.jsonl:2: not a row written by `relay-bench --json`",
+    );
     assert!(!doc.exists(), "nothing is written from a bad rows file");
 
     let rows = rows_file(tmp.path());
@@ -139,13 +153,7 @@ fn a_bench_directory_that_does_not_exist_stops_before_measuring() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("no-such-bench-dir");
     let out = bench(
-        &[
-            "--dir",
-            dir.to_str().unwrap(),
-            "export",
-            "--records",
-            "10",
-        ],
+        &["--dir", dir.to_str().unwrap(), "export", "--records", "10"],
         &[],
     );
     assert_usage_error(&out, "cannot create a scratch directory in --dir");
@@ -162,6 +170,9 @@ fn bad_arguments_and_missing_tools_are_clear_errors() {
 
     // The default run needs openssl for its large-file baseline; without it on PATH it says so.
     let empty = tempfile::tempdir().unwrap();
-    let out = bench(&["--records", "10"], &[("PATH", empty.path().to_str().unwrap())]);
+    let out = bench(
+        &["--records", "10"],
+        &[("PATH", empty.path().to_str().unwrap())],
+    );
     assert_usage_error(&out, "`openssl` is not on PATH");
 }

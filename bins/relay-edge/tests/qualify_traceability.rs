@@ -102,7 +102,9 @@ fn the_report_shows_each_requirements_tests_with_their_last_result() {
     );
     // Tests absent from the results are not run, never assumed to pass.
     assert!(
-        row.contains("`crates/relay-domain/tests/chain.rs::reorder_and_duplicate_are_named`: not run"),
+        row.contains(
+            "`crates/relay-domain/tests/chain.rs::reorder_and_duplicate_are_named`: not run"
+        ),
         "{row}"
     );
     assert!(md.contains(&format!("JUnit file {}", results.display())));
@@ -112,8 +114,14 @@ fn the_report_shows_each_requirements_tests_with_their_last_result() {
     assert_eq!(reqs.len(), 39);
     assert_eq!(reqs[0]["id"], "R1.1");
     assert_eq!(reqs[38]["id"], "R11.5");
-    assert!(reqs.iter().all(|r| !r["tests"].as_array().unwrap().is_empty()));
-    assert_eq!((t["passed"].as_u64(), t["failed"].as_u64()), (Some(1), Some(1)));
+    assert!(
+        reqs.iter()
+            .all(|r| !r["tests"].as_array().unwrap().is_empty())
+    );
+    assert_eq!(
+        (t["passed"].as_u64(), t["failed"].as_u64()),
+        (Some(1), Some(1))
+    );
 }
 
 #[test]
@@ -121,7 +129,11 @@ fn without_results_every_test_is_not_run() {
     let tmp = tempfile::tempdir().unwrap();
     let (data, out) = (tmp.path().join("data"), tmp.path().join("out"));
     let run = qualify(&data, &out, None);
-    assert!(run.status.success(), "{}", String::from_utf8_lossy(&run.stderr));
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
     let (json, md) = read_report(&out);
     assert_eq!(json["traceability"]["passed"], 0);
     assert_eq!(json["traceability"]["failed"], 0);
@@ -138,7 +150,10 @@ fn unreadable_or_malformed_results_stop_the_run_before_anything_is_recorded() {
         ("missing.xml", None),
         ("garbage.xml", Some("<testsuites><testcase name=\"x\"")),
         ("html.xml", Some("<html><body>not junit</body></html>")),
-        ("empty.xml", Some("<testsuites name=\"nextest-run\"></testsuites>")),
+        (
+            "empty.xml",
+            Some("<testsuites name=\"nextest-run\"></testsuites>"),
+        ),
     ] {
         let results = tmp.path().join(name);
         if let Some(c) = content {
@@ -153,7 +168,10 @@ fn unreadable_or_malformed_results_stop_the_run_before_anything_is_recorded() {
             stderr.contains("traceability") || stderr.contains("test results"),
             "{name}: {stderr}"
         );
-        assert!(report_files(&out).is_empty(), "{name}: a report was written");
+        assert!(
+            report_files(&out).is_empty(),
+            "{name}: a report was written"
+        );
     }
     // Nothing was recorded in `_relay` by the refused runs: a real run is the first QUALIFICATION.
     let out = tmp.path().join("out-ok");
@@ -165,5 +183,8 @@ fn unreadable_or_malformed_results_stop_the_run_before_anything_is_recorded() {
     let baseline = qualify(&fresh.path().join("data"), &fresh.path().join("out"), None);
     assert!(baseline.status.success());
     let (fresh_json, _) = read_report(&fresh.path().join("out"));
-    assert_eq!(seq, fresh_json["journal_entry"]["chain_seq"].as_u64().unwrap());
+    assert_eq!(
+        seq,
+        fresh_json["journal_entry"]["chain_seq"].as_u64().unwrap()
+    );
 }

@@ -576,10 +576,7 @@ mod tests {
                 TestOutcome::Failed
             ]
         );
-        assert_eq!(
-            (report.passed, report.failed, report.not_run),
-            (1, 1, 1)
-        );
+        assert_eq!((report.passed, report.failed, report.not_run), (1, 1, 1));
         let md = report.to_markdown();
         assert!(md.contains("`crates/relay-domain/src/ids.rs::chain_seq_refuses_zero`: FAILED"));
 

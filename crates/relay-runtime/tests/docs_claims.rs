@@ -92,9 +92,15 @@ fn subcommand_field(lines: &[&str]) -> Option<String> {
     let at = lines
         .iter()
         .position(|l| l.trim() == "#[command(subcommand)]")?;
-    let field = lines[at + 1..].iter().find(|l| !l.trim().starts_with("#["))?;
+    let field = lines[at + 1..]
+        .iter()
+        .find(|l| !l.trim().starts_with("#["))?;
     let ty = field.split(':').nth(1)?.trim().trim_end_matches(',');
-    Some(ty.trim_start_matches("Option<").trim_end_matches('>').to_owned())
+    Some(
+        ty.trim_start_matches("Option<")
+            .trim_end_matches('>')
+            .to_owned(),
+    )
 }
 
 /// The variants of a `#[derive(Subcommand)]` enum with their kebab-case command names and, when
@@ -305,8 +311,7 @@ fn command_mentions(s: &Sentence) -> Vec<(String, Vec<String>)> {
         for (i, w) in words.iter().enumerate() {
             // The binary itself, or a path to a built one (`./target/release/relay-edge`), not
             // a source directory (`bins/relay-edge`).
-            let path_to_binary =
-                w.starts_with("./") || w.starts_with('/') || w.contains("target/");
+            let path_to_binary = w.starts_with("./") || w.starts_with('/') || w.contains("target/");
             let name = if path_to_binary {
                 w.rsplit('/').next().unwrap_or(w)
             } else {
@@ -466,13 +471,19 @@ fn the_clap_definitions_are_read_with_their_nested_subcommands() {
     let commands = all_commands(&workspace_root());
     let edge = &commands["relay-edge"];
     for sub in ["run", "verify", "export", "keys", "qualify", "forward"] {
-        assert!(edge.contains_key(sub), "relay-edge {sub} not found in {edge:?}");
+        assert!(
+            edge.contains_key(sub),
+            "relay-edge {sub} not found in {edge:?}"
+        );
     }
     assert!(edge["keys"].contains("rotate") && edge["keys"].contains("list"));
     assert!(edge["forward"].contains("status"));
     let server = &commands["relay-server"];
     for sub in ["run", "verify", "qualify", "migrate"] {
-        assert!(server.contains_key(sub), "relay-server {sub} not found in {server:?}");
+        assert!(
+            server.contains_key(sub),
+            "relay-server {sub} not found in {server:?}"
+        );
     }
     assert!(commands["relay-verify"].contains_key("proof"));
     assert!(commands["relay-bench"].contains_key("report"));
@@ -504,16 +515,24 @@ fn stale_pending_claims_and_unknown_commands_are_flagged() {
             .any(|c| c.contains("`relay-server qualify` is pending or missing, but it exists"))
     );
     for krate in ["relay-aws", "relay-azure", "relay-gcp"] {
-        assert!(stale.iter().any(|c| c.contains(&format!("says {krate} does not exist"))));
+        assert!(
+            stale
+                .iter()
+                .any(|c| c.contains(&format!("says {krate} does not exist")))
+        );
     }
     assert_eq!(
         flagged("Run `relay-server qualify --out DIR`; `relay-server qualify` is pending.").len(),
         2
     );
-    assert_eq!(flagged("The `relay-aws` crate does not exist yet.").len(), 1);
+    assert_eq!(
+        flagged("The `relay-aws` crate does not exist yet.").len(),
+        1
+    );
 
     // A command the binary does not have, shown as if it existed, in prose and in code.
-    let unknown = flagged("Run `relay-edge frobnicate --now`.\n\n```sh\nrelay-server launch\n```\n");
+    let unknown =
+        flagged("Run `relay-edge frobnicate --now`.\n\n```sh\nrelay-server launch\n```\n");
     assert_eq!(unknown.len(), 2, "{unknown:#?}");
     assert!(unknown[0].contains("`relay-edge frobnicate`, which relay-edge does not have"));
     assert!(flagged("`relay-edge keys shred` wipes keys.")[0].contains("relay-edge keys shred"));

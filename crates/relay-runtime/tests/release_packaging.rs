@@ -17,7 +17,11 @@ fn sections(file: &Path) -> Vec<String> {
         .arg(file)
         .output()
         .expect("readelf (binutils) on PATH");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .filter_map(|l| {
@@ -45,18 +49,34 @@ fn shipped_binaries_are_stripped_and_their_debug_info_is_kept_apart() {
         .arg(&original)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 
     let shipped = dist.join("relay-test-binary");
     let symbols = dist.join("relay-test-binary.debug");
     let stripped = sections(&shipped);
-    for gone in [".symtab", ".strtab", ".debug_info", ".debug_line", ".debug_str"] {
-        assert!(!stripped.iter().any(|s| s == gone), "{gone} left in {stripped:?}");
+    for gone in [
+        ".symtab",
+        ".strtab",
+        ".debug_info",
+        ".debug_line",
+        ".debug_str",
+    ] {
+        assert!(
+            !stripped.iter().any(|s| s == gone),
+            "{gone} left in {stripped:?}"
+        );
     }
     assert!(stripped.iter().any(|s| s == ".gnu_debuglink"));
     let kept = sections(&symbols);
     for s in [".symtab", ".debug_info", ".debug_line"] {
-        assert!(kept.iter().any(|k| k == s), "{s} missing from the .debug file: {kept:?}");
+        assert!(
+            kept.iter().any(|k| k == s),
+            "{s} missing from the .debug file: {kept:?}"
+        );
     }
     let link = Command::new("readelf")
         .args(["--string-dump=.gnu_debuglink"])

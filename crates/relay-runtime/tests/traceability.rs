@@ -76,7 +76,10 @@ fn parse_requirements(md: &str) -> Result<Vec<Stated>, Vec<String>> {
                         .map(str::to_owned)
                         .collect()
                 }
-                None => errors.push(format!("line {}: Enforced in before any requirement", i + 1)),
+                None => errors.push(format!(
+                    "line {}: Enforced in before any requirement",
+                    i + 1
+                )),
             }
         }
     }
@@ -89,7 +92,9 @@ fn parse_requirements(md: &str) -> Result<Vec<Stated>, Vec<String>> {
             errors.push(format!("{at}: no `- Clauses:` line (or it contains `|`)"));
         }
         if r.enforced_in.is_empty() {
-            errors.push(format!("{at}: no backticked path on its `- Enforced in:` line"));
+            errors.push(format!(
+                "{at}: no backticked path on its `- Enforced in:` line"
+            ));
         }
     }
     if errors.is_empty() {
@@ -416,7 +421,10 @@ fn defines_fn(source: &str, name: &str) -> bool {
 }
 
 /// Tests named in a (committed) matrix that are not in the tree.
-fn missing_tests(requirements: &[Requirement], read: impl Fn(&str) -> Option<String>) -> Vec<String> {
+fn missing_tests(
+    requirements: &[Requirement],
+    read: impl Fn(&str) -> Option<String>,
+) -> Vec<String> {
     let mut out = Vec::new();
     for r in requirements {
         for t in &r.tests {
@@ -442,7 +450,11 @@ fn stale(committed: &str, rendered: &str) -> Option<String> {
         return None;
     }
     let (c, r): (Vec<&str>, Vec<&str>) = (committed.lines().collect(), rendered.lines().collect());
-    let at = c.iter().zip(&r).position(|(a, b)| a != b).unwrap_or(c.len().min(r.len()));
+    let at = c
+        .iter()
+        .zip(&r)
+        .position(|(a, b)| a != b)
+        .unwrap_or(c.len().min(r.len()));
     Some(format!(
         "docs/traceability.md is stale from line {}:\n  committed: {}\n  generated: {}\n\
          regenerate with `UPDATE_TRACEABILITY=1 cargo test -p relay-runtime --test traceability`",
@@ -497,7 +509,10 @@ fn every_code_path_named_in_the_requirements_exists() {
 fn the_requirement_ids_are_those_of_the_product_brief() {
     let (requirements, _) = model();
     let ids: Vec<&str> = requirements.iter().map(|r| r.id.as_str()).collect();
-    assert_eq!(ids, PRODUCT_IDS, "docs/requirements.md must keep the brief's ids, in order");
+    assert_eq!(
+        ids, PRODUCT_IDS,
+        "docs/requirements.md must keep the brief's ids, in order"
+    );
     // CI checks out the brief next to the repository; locally it may be absent.
     let brief = workspace_root().join("../shared/design/PRODUCT.md");
     match std::fs::read_to_string(&brief) {
@@ -570,7 +585,12 @@ fn a_tag_on_a_helper_or_on_nothing_is_reported() {
 #[test]
 fn unit_tests_get_their_module_path_in_the_junit_id() {
     let src = "fn a() {}\n\n#[cfg(test)]\nmod tests {\n    use super::*;\n\n    // REQ: R1.1\n    #[tokio::test]\n    async fn works() {}\n}\n";
-    let bin = || Ok(("relay-domain".to_owned(), vec!["export".into(), "seal".into()]));
+    let bin = || {
+        Ok((
+            "relay-domain".to_owned(),
+            vec!["export".into(), "seal".into()],
+        ))
+    };
     let (tags, errors) = scan_rust("crates/relay-domain/src/export/seal.rs", src, bin);
     assert!(errors.is_empty(), "{errors:?}");
     assert_eq!(
@@ -580,10 +600,15 @@ fn unit_tests_get_their_module_path_in_the_junit_id() {
     let root = workspace_root();
     assert_eq!(
         test_binary(&root, "bins/relay-server/src/config.rs").unwrap(),
-        ("relay-server::bin/relay-server".to_owned(), vec!["config".to_owned()])
+        (
+            "relay-server::bin/relay-server".to_owned(),
+            vec!["config".to_owned()]
+        )
     );
     assert_eq!(
-        test_binary(&root, "conformance/tests/in_memory.rs").unwrap().0,
+        test_binary(&root, "conformance/tests/in_memory.rs")
+            .unwrap()
+            .0,
         "relay-conformance::in_memory"
     );
 }
@@ -603,7 +628,10 @@ fn a_requirement_without_a_test_and_an_unknown_id_are_reported() {
         at: "t.rs:1".into(),
     };
     let (reqs, errors) = link(&stated, &[tag(&["R1.1", "R9.9"])]);
-    assert_eq!(errors, ["t.rs:1: R9.9 is not a requirement of docs/requirements.md"]);
+    assert_eq!(
+        errors,
+        ["t.rs:1: R9.9 is not a requirement of docs/requirements.md"]
+    );
     let untested = untested(&reqs);
     assert_eq!(untested.len(), 1);
     assert!(untested[0].starts_with("R1.2 (Second) has no test"));
@@ -639,10 +667,17 @@ fn a_missing_code_path_a_missing_test_and_a_stale_matrix_are_reported() {
     let read = |f: &str| (f == "t.rs").then(|| "#[test]\nfn present() {}\n".to_owned());
     assert_eq!(
         missing_tests(&reqs, read),
-        ["R1.1: t.rs has no `fn renamed_away`", "R1.1: gone.rs::x does not exist"]
+        [
+            "R1.1: t.rs has no `fn renamed_away`",
+            "R1.1: gone.rs::x does not exist"
+        ]
     );
     let rendered = traceability::render(&reqs);
     let edited = rendered.replace("present", "presnt");
-    assert!(stale(&edited, &rendered).unwrap().contains("stale from line"));
+    assert!(
+        stale(&edited, &rendered)
+            .unwrap()
+            .contains("stale from line")
+    );
     assert!(stale(&rendered, &rendered).is_none());
 }
