@@ -102,7 +102,8 @@ fn unreadable_report_documents_are_clear_errors() {
 
     // A path below a regular file: unreadable for every user, root included.
     let out = report(&rows, &rows.join("performance.md"));
-    assert_usage_error(&out, "cannot create the report document in");
+    assert_usage_error(&out, "cannot open the report document");
+    assert_usage_error(&out, "Not a directory");
 
     // An existing document without the report markers is left as it is.
     let doc = tmp.path().join("README.md");
