@@ -218,8 +218,8 @@ fn sentences(file: &str, md: &str) -> Vec<Sentence> {
         let text = std::mem::take(block);
         let mut start = 0;
         let bytes = text.as_bytes();
-        for i in 0..bytes.len() {
-            let end_of_sentence = matches!(bytes[i], b'.' | b'!' | b'?')
+        for (i, b) in bytes.iter().enumerate() {
+            let end_of_sentence = matches!(b, b'.' | b'!' | b'?')
                 && bytes.get(i + 1) == Some(&b' ')
                 && bytes
                     .get(i + 2)
