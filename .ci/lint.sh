@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# REQ: R11.4 (deployment files linted on every CI run; outside the Rust test suite)
 # Offline lints of the deployment files: Terraform formatting, checkov over terraform/ and the
 # Dockerfile, a parse of deploy/compose.yaml, hadolint over the Dockerfile, actionlint and
 # zizmor over the workflows.

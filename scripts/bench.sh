@@ -12,6 +12,12 @@
 # databases and roles; default postgres://postgres@127.0.0.1:5432/postgres), CARGO_TARGET_DIR.
 # Postgres is started with pg_ctlcluster if it is not answering. A step that fails is reported as
 # not measured in the table, the others still run, and the script exits non-zero.
+#
+# Tools: `wrk` (API row) and `openssl` (baseline of the large-file hashing row) come from Debian.
+# Run as root, the script installs what is missing (`apt-get install -y wrk openssl`); otherwise it
+# says what to install, and a row it cannot measure is listed in the report as not measured, with
+# the reason (the script then exits 1). BENCH_DOC is created when it does not exist yet; a path
+# that cannot be written stops the script at once (exit 2), before anything is built or measured.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -22,6 +28,40 @@ TARGET=${CARGO_TARGET_DIR:-target}
 BIN=$TARGET/release
 
 step() { printf '\n==> %s\n' "$*" >&2; }
+
+# The report document: an existing file must be readable and writable; a missing one is created
+# by `relay-bench report` in an existing, writable directory.
+doc_dir=$(dirname -- "$DOC")
+if [[ -e "$DOC" ]]; then
+    if [[ ! -f "$DOC" || ! -r "$DOC" || ! -w "$DOC" ]]; then
+        echo "bench.sh: BENCH_DOC=$DOC is not a readable and writable file" >&2
+        exit 2
+    fi
+elif [[ ! -d "$doc_dir" || ! -w "$doc_dir" ]]; then
+    echo "bench.sh: BENCH_DOC=$DOC cannot be created: $doc_dir is not a writable directory" >&2
+    exit 2
+fi
+
+# require TOOL: installs the Debian package TOOL when it is missing and we are root; returns
+# non-zero (with the reason in $why) when it stays missing.
+why=""
+require() {
+    local tool=$1
+    command -v "$tool" >/dev/null 2>&1 && return 0
+    if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+        step "installing $tool (Debian package)"
+        if DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool" >/dev/null 2>&1 ||
+            { apt-get update -qq >/dev/null 2>&1 &&
+              DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$tool" >/dev/null 2>&1; }; then
+            command -v "$tool" >/dev/null 2>&1 && return 0
+        fi
+        why="\`$tool\` is not installed and \`apt-get install -y $tool\` failed"
+    else
+        why="\`$tool\` is not installed (not root, so not installed here: run \`sudo apt-get install -y $tool\`)"
+    fi
+    echo "bench.sh: $why" >&2
+    return 1
+}
 
 command_line="scripts/bench.sh${*:+ $*}"
 if [[ "${BENCH_QUICK:-0}" != 0 ]]; then
@@ -77,16 +117,29 @@ run() {
     fi
 }
 
-run 1-default "${DEFAULT_ARGS[@]}"
+if require openssl; then
+    run 1-default "${DEFAULT_ARGS[@]}"
+else
+    # Every other row of the default run still runs; only the openssl baseline needs it.
+    no_openssl=()
+    skip_next=0
+    for a in "${DEFAULT_ARGS[@]+"${DEFAULT_ARGS[@]}"}"; do
+        if ((skip_next)); then skip_next=0; continue; fi
+        if [[ $a == --hash-file-mib ]]; then skip_next=1; continue; fi
+        no_openssl+=("$a")
+    done
+    run 1-default "${no_openssl[@]+"${no_openssl[@]}"}" --hash-file-mib 0
+    missing+=("large-file hashing row: $why")
+    failed=1
+fi
 run 2-pg pg --records "$PG_RECORDS"
 run 3-ingest ingest --records "$INGEST_RECORDS"
 run 4-export export --records "$EXPORT_RECORDS" --format both
 if "$BIN/relay-bench" api --help >/dev/null 2>&1; then
-    if command -v wrk >/dev/null; then
+    if require wrk; then
         run 5-api api "${API_ARGS[@]}"
     else
-        echo "api: wrk is not installed; the API row is not measured" >&2
-        missing+=("API row: \`wrk\` is not installed")
+        missing+=("API rows: $why")
         failed=1
     fi
 else

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use relay_conformance::record_store::{self, AppendOnlyEvidence, RecordStoreProbes};
 use relay_domain::memory::{InMemoryAccountStore, InMemoryRecordStore};
 
+// REQ: R1.1, R10.1
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_memory_record_store_passes_the_record_store_suite() {
     let store = Arc::new(InMemoryRecordStore::new());

@@ -1,3 +1,4 @@
+// REQ: R11.1 (run by .ci/browser.sh, outside the Rust test suite)
 // End-to-end test of the review UI in headless Chromium: starts the real relay-edge binary
 // with a watched folder holding one file, registers the first admin, creates a reviewer, logs in
 // as the reviewer, finds the captured file's record, signs it and sees the manifestation, then

@@ -40,6 +40,7 @@ fn draft(trail: &TrailId, n: u32) -> EventDraft {
     }
 }
 
+// REQ: R1.3
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_secret_rotated_in_the_provider_yields_a_new_key_id_and_records_chained_under_the_old_key_still_verify()
  {

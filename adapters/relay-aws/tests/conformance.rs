@@ -22,6 +22,7 @@ async fn secrets_manager_provider_passes_the_secrets_suite() {
     secrets::suite(&provider).await;
 }
 
+// REQ: R10.2
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn opened_adapters_pass_the_secrets_object_store_and_notary_suites() {
     let Some(aws) =

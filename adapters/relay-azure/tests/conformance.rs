@@ -27,6 +27,7 @@ use relay_domain::{ChainSeq, Checksum, TimeLabel, Timestamp, TrailId};
 /// The notary must give up on Azurite's endless 500s within this (3 attempts, short backoff).
 const NOT_WORM_BOUND: Duration = Duration::from_secs(10);
 
+// REQ: R10.2
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn blob_object_store_passes_the_object_store_suite_on_azurite() {
     let Some(az) = AzuriteHarness::start("object_store suite (Azurite)").await else {
@@ -51,6 +52,7 @@ async fn object_store_refuses_a_missing_container() {
     assert!(err.to_string().contains("does not exist"), "{err}");
 }
 
+// REQ: R7.2
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notary_refuses_a_container_that_cannot_lock_blobs_within_seconds() {
     let Some(az) = AzuriteHarness::start("notary refuses non-WORM (Azurite)").await else {

@@ -20,6 +20,7 @@ use relay_gcp::{
     SecretManagerOptions, SecretManagerProvider,
 };
 
+// REQ: R10.2
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gcs_object_store_passes_the_object_store_suite_on_the_emulator() {
     bounded(async {

@@ -25,6 +25,7 @@ fn anchor(trail: &TrailId, seq: u64) -> Anchor {
     }
 }
 
+// REQ: R7.2
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn notary_refuses_a_bucket_whose_retention_policy_is_not_locked() {
     bounded(async {

@@ -68,6 +68,7 @@ async fn open_store(dir: &TempDir) -> SqliteRecordStore {
         .unwrap()
 }
 
+// REQ: R1.1, R10.2
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_record_store_passes_the_record_store_suite() {
     let dir = TempDir::new().unwrap();
@@ -94,6 +95,7 @@ async fn fs_object_store_passes_the_object_store_suite() {
     object_store::suite(store).await;
 }
 
+// REQ: R1.3, R10.2
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn file_secret_provider_passes_the_secrets_suite() {
     let dir = TempDir::new().unwrap();
@@ -101,6 +103,7 @@ async fn file_secret_provider_passes_the_secrets_suite() {
     secrets::suite(&provider).await;
 }
 
+// REQ: R7.2
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn fs_notary_passes_the_notary_suite() {
     let dir = TempDir::new().unwrap();
@@ -147,6 +150,7 @@ async fn local_adapters_open_every_port_under_one_data_dir() {
     assert_eq!(head.seq.get(), 3);
 }
 
+// REQ: R1.4
 #[tokio::test]
 async fn triggers_refuse_update_and_delete_on_a_live_database() {
     let dir = TempDir::new().unwrap();
@@ -262,6 +266,7 @@ async fn a_busy_database_is_reported_as_unavailable() {
     blocker.rollback().await.unwrap();
 }
 
+// REQ: R10.3
 #[tokio::test]
 async fn a_secret_file_readable_by_others_is_refused() {
     let dir = TempDir::new().unwrap();
@@ -291,6 +296,7 @@ async fn a_secret_file_readable_by_others_is_refused() {
     assert_eq!(provider.current(&name).await.unwrap().id(), created.id());
 }
 
+// REQ: R10.3
 #[tokio::test]
 async fn a_secrets_directory_open_to_others_is_refused() {
     let dir = TempDir::new().unwrap();
@@ -460,6 +466,7 @@ async fn a_database_from_a_newer_relay_is_refused() {
     assert!(chain.contains("newer"), "{chain}");
 }
 
+// REQ: R1.5
 #[tokio::test]
 async fn the_database_itself_refuses_a_forking_or_gapped_insert() {
     let dir = TempDir::new().unwrap();
@@ -493,6 +500,7 @@ async fn the_database_itself_refuses_a_forking_or_gapped_insert() {
     assert_eq!(store.read(chain.trail(), 0, 10).await.unwrap(), batch);
 }
 
+// REQ: R3.1
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_account_store_passes_the_account_store_suite() {
     let dir = TempDir::new().unwrap();
@@ -611,6 +619,7 @@ async fn keyring_suite_or_skip(store: relay_local::KeyringStore) -> bool {
     }
 }
 
+// REQ: R10.3
 #[cfg(feature = "keyring")]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn keyring_secret_provider_passes_the_secrets_suite_on_the_kernel_keyring() {

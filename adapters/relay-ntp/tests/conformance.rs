@@ -88,6 +88,7 @@ async fn ntp_source_passes_the_time_source_suite() {
     r.task.abort();
 }
 
+// REQ: R9.1
 #[tokio::test]
 async fn measures_the_offset_and_corrects_instants_by_it() {
     let r = responder(5_000_000).await;
@@ -109,6 +110,7 @@ async fn measures_the_offset_and_corrects_instants_by_it() {
     r.task.abort();
 }
 
+// REQ: R9.1
 #[tokio::test]
 async fn falls_back_loudly_to_system_time_when_no_server_answers() {
     // A bound socket that never answers, then a refused port.
@@ -140,6 +142,7 @@ async fn refuses_a_kiss_of_death_and_uses_the_next_server() {
     good.task.abort();
 }
 
+// REQ: R9.1
 #[tokio::test]
 async fn stale_validation_falls_back_to_system_time() {
     let r = responder(3_000_000).await;

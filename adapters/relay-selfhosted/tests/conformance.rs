@@ -19,6 +19,7 @@ use relay_selfhosted::{S3Notary, S3NotaryOptions, S3ObjectStore, S3ObjectStoreOp
 /// service can be emptied and removed soon after.
 const TEST_RETENTION: Duration = Duration::from_secs(60);
 
+// REQ: R10.2
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pg_record_store_passes_the_record_store_suite() {
     let Some(pg) = PgHarness::start("record_store suite (Postgres)").await else {
@@ -66,6 +67,7 @@ async fn s3_object_store_with_retention_passes_the_object_store_suite_as_worm() 
     object_store::suite(Arc::new(store)).await;
 }
 
+// REQ: R7.2
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn s3_notary_passes_the_notary_suite_with_object_lock() {
     let Some(s3) = S3Harness::start("notary suite (S3 Object Lock)", true).await else {

@@ -43,6 +43,7 @@ async fn try_sql(pool: &sqlx::PgPool, sql: &str, trail: &TrailId) -> Option<Stri
     }
 }
 
+// REQ: R1.4
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_runtime_role_is_refused_update_delete_truncate_with_42501() {
     let Some(pg) = PgHarness::start("custody: runtime role grants (Postgres)").await else {
@@ -70,6 +71,7 @@ async fn the_runtime_role_is_refused_update_delete_truncate_with_42501() {
     assert_eq!(store.custody().role, pg.app_role);
 }
 
+// REQ: R1.4
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_owner_is_stopped_by_the_trigger_with_p0001() {
     let Some(pg) = PgHarness::start("custody: triggers (Postgres)").await else {
@@ -102,6 +104,7 @@ async fn the_owner_is_stopped_by_the_trigger_with_p0001() {
     store.append(&chain.batch(1)).await.unwrap();
 }
 
+// REQ: R1.4
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_store_refuses_a_privileged_role_unless_told_otherwise() {
     let Some(pg) = PgHarness::start("custody: privileged runtime role (Postgres)").await else {
@@ -188,6 +191,7 @@ async fn an_unmigrated_database_is_refused_with_a_hint() {
     }
 }
 
+// REQ: R1.5
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_writer_holding_the_trail_lock_makes_appends_unavailable_not_forked() {
     let Some(pg) = PgHarness::start("custody: lock timeout (Postgres)").await else {
@@ -251,6 +255,7 @@ async fn the_notary_refuses_a_bucket_without_object_lock() {
     ));
 }
 
+// REQ: R7.2
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_store_refuses_to_delete_or_unlock_a_locked_anchor_version() {
     let Some(s3) = S3Harness::start("custody: Object Lock anchors (S3)", true).await else {

@@ -23,7 +23,7 @@ use relay_local::LocalAdapters;
 use super::{Row, chain_of, trail};
 
 /// Records per page, as the target row asks.
-const PAGE: usize = 100;
+pub(crate) const PAGE: usize = 100;
 /// The p99 target of the paced run, in milliseconds.
 const TARGET_P99_MS: f64 = 50.0;
 /// Connections of the paced run; each waits `CONNECTIONS / rate` s on average before each

@@ -8,6 +8,8 @@ use std::str::FromStr;
 use sqlx::postgres::{PgConnectOptions, PgConnection, PgPool, PgPoolOptions};
 use sqlx::{ConnectOptions, Executor};
 
+use crate::error::BenchError;
+
 /// The bench database, its owner pool and the runtime role's DSN.
 pub(crate) struct BenchDb {
     admin: PgConnection,
@@ -21,15 +23,34 @@ pub(crate) struct BenchDb {
 
 impl BenchDb {
     /// Creates `relay_bench_<tag>_<pid>`, migrates it and creates `plain_log`.
-    pub(crate) async fn create(admin_dsn: &str, tag: &str) -> Self {
-        let admin_options = PgConnectOptions::from_str(admin_dsn).unwrap();
-        let mut admin = admin_options.clone().connect().await.unwrap();
+    /// A DSN that does not parse, a server that cannot be reached or a role that may not create
+    /// databases is an error naming the DSN without its password.
+    pub(crate) async fn create(admin_dsn: &str, tag: &str) -> Result<Self, BenchError> {
+        let admin_options = PgConnectOptions::from_str(admin_dsn).map_err(|e| {
+            BenchError::Usage(format!(
+                "the admin DSN (--admin-dsn / RELAY_BENCH_PG_ADMIN_DSN) does not parse: {e}"
+            ))
+        })?;
+        let pg_err = |message: String| BenchError::Postgres {
+            dsn: format!(
+                "{}:{}, user {}",
+                admin_options.get_host(),
+                admin_options.get_port(),
+                admin_options.get_username()
+            ),
+            message,
+        };
+        let mut admin = admin_options
+            .clone()
+            .connect()
+            .await
+            .map_err(|e| pg_err(format!("cannot connect: {e}")))?;
         let db = format!("relay_bench_{tag}{}", std::process::id());
         let role = format!("relay_bench_{tag}app_{}", std::process::id());
         admin
             .execute(format!("CREATE DATABASE \"{db}\"").as_str())
             .await
-            .unwrap();
+            .map_err(|e| pg_err(format!("cannot create the bench database: {e}")))?;
         let owner_options = admin_options.clone().database(&db);
         relay_selfhosted::migrate(
             &relay_selfhosted::MigrateConfig::new(owner_options.to_url_lossy().to_string())
@@ -58,13 +79,13 @@ impl BenchDb {
             admin_options.get_host(),
             admin_options.get_port()
         );
-        Self {
+        Ok(Self {
             admin,
             db,
             role,
             owner,
             app_dsn,
-        }
+        })
     }
 
     /// Closes the owner pool and drops the database and the role.

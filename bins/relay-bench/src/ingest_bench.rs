@@ -20,8 +20,11 @@ use crate::{Row, chain_of, fmt_rate, key, pg_plain_insert, rate};
 
 const BATCH: usize = 500;
 
-pub(crate) async fn bench_ingest(admin_dsn: &str, records: usize) -> Vec<Row> {
-    let bench_db = crate::bench_db::BenchDb::create(admin_dsn, "ingest_").await;
+pub(crate) async fn bench_ingest(
+    admin_dsn: &str,
+    records: usize,
+) -> Result<Vec<Row>, crate::error::BenchError> {
+    let bench_db = crate::bench_db::BenchDb::create(admin_dsn, "ingest_").await?;
     let owner = bench_db.owner.clone();
     let app_dsn = bench_db.app_dsn.clone();
     let pg = Arc::new(
@@ -182,7 +185,7 @@ pub(crate) async fn bench_ingest(admin_dsn: &str, records: usize) -> Vec<Row> {
         "{} plain batched INSERT (same rows, one UNNEST statement and commit per batch)",
         fmt_rate(base, "rec/s")
     );
-    vec![
+    Ok(vec![
         Row {
             path: "ingest over HTTP, full verification, Postgres, batches of 500 (records/s)",
             ours: fmt_rate(over_http, "rec/s"),
@@ -209,7 +212,7 @@ pub(crate) async fn bench_ingest(admin_dsn: &str, records: usize) -> Vec<Row> {
             ),
             ratio: format!("{:.0}%", 100.0 * ours_bytes / plain_bytes),
         },
-    ]
+    ])
 }
 
 fn hex_of(bytes: &[u8]) -> String {

@@ -15,6 +15,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::path::PathBuf;
+use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -32,9 +33,12 @@ use relay_domain::{
 use relay_local::{SqliteRecordStore, SystemTimeSource};
 use sha2::{Digest, Sha256};
 
+use crate::error::BenchError;
+
 mod api_bench;
 mod bench_db;
 mod capture_bench;
+mod error;
 mod export_bench;
 mod ingest_bench;
 mod report;
@@ -146,7 +150,7 @@ enum Bench {
         #[arg(long, default_value_t = 1_000_000)]
         records: usize,
         /// Which renderings to write: csv, json or both.
-        #[arg(long, default_value = "both")]
+        #[arg(long, default_value = "both", value_parser = ["csv", "json", "both"])]
         format: String,
     },
     /// The review API of a real release `relay-edge` (next to this executable) under `wrk`:
@@ -541,8 +545,8 @@ async fn pg_plain_insert(pool: &sqlx::PgPool, rows: &[Record]) {
     tx.commit().await.unwrap();
 }
 
-async fn bench_pg(admin_dsn: &str, records: usize) -> Vec<Row> {
-    let bench_db = bench_db::BenchDb::create(admin_dsn, "").await;
+async fn bench_pg(admin_dsn: &str, records: usize) -> Result<Vec<Row>, BenchError> {
+    let bench_db = bench_db::BenchDb::create(admin_dsn, "").await?;
     let owner = bench_db.owner.clone();
     let app_dsn = bench_db.app_dsn.clone();
     let store = relay_selfhosted::PgRecordStore::connect(&relay_selfhosted::PgConfig::new(app_dsn))
@@ -597,37 +601,96 @@ async fn bench_pg(admin_dsn: &str, records: usize) -> Vec<Row> {
     }
     store.close().await;
     bench_db.drop_all().await;
-    rows
+    Ok(rows)
 }
 
-fn print_rows(rows: Vec<Row>) {
-    report::emit(&rows);
+fn print_rows(rows: Vec<Row>) -> Result<(), BenchError> {
+    report::emit(&rows)?;
     println!("| path | ours | baseline (same run) | ours / baseline |");
     println!("|---|---|---|---|");
     for r in rows {
         println!("| {} | {} | {} | {} |", r.path, r.ours, r.baseline, r.ratio);
     }
+    Ok(())
 }
 
 /// The multi-threaded runtime every benchmark runs on.
-fn runtime() -> tokio::runtime::Runtime {
+fn runtime() -> Result<tokio::runtime::Runtime, BenchError> {
     tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .unwrap()
+        .map_err(|e| BenchError::Missing(format!("cannot start the tokio runtime: {e}")))
 }
 
 /// A scratch directory for one run, under `--dir` when given (same disk as production data).
-fn scratch_dir(dir: Option<&std::path::Path>) -> tempfile::TempDir {
+fn scratch_dir(dir: Option<&std::path::Path>) -> Result<tempfile::TempDir, BenchError> {
     match dir {
-        Some(d) => tempfile::tempdir_in(d).unwrap(),
-        None => tempfile::tempdir().unwrap(),
+        Some(d) => tempfile::tempdir_in(d).map_err(BenchError::path(
+            "cannot create a scratch directory in --dir",
+            d,
+        )),
+        None => tempfile::tempdir().map_err(BenchError::path(
+            "cannot create a scratch directory in",
+            &std::env::temp_dir(),
+        )),
     }
 }
 
-fn main() {
-    let args = Args::parse();
-    report::set_output(args.json.clone());
+/// Bad paths, arguments and missing tools: one line on stderr and exit 2, never a panic.
+fn main() -> ExitCode {
+    match run(Args::parse()) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let mut message = format!("relay-bench: {e}");
+            let mut cause = std::error::Error::source(&e);
+            while let Some(c) = cause {
+                let text = c.to_string();
+                if !message.ends_with(&text) {
+                    message.push_str(&format!(": {text}"));
+                }
+                cause = c.source();
+            }
+            eprintln!("{message}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+/// Checks what the chosen benches need before any of them runs.
+fn preflight(args: &Args) -> Result<(), BenchError> {
+    match &args.command {
+        Some(Bench::Api { records, rate, .. }) => {
+            if *records < api_bench::PAGE {
+                return Err(BenchError::Usage(format!(
+                    "api: --records must be at least {} (one page)",
+                    api_bench::PAGE
+                )));
+            }
+            if *rate == 0 {
+                return Err(BenchError::Usage("api: --rate must be at least 1".into()));
+            }
+            error::sibling_binary("relay-edge")?;
+            if !error::on_path("wrk") {
+                return Err(BenchError::Missing(
+                    "api: `wrk` is not on PATH; install it (Debian: `apt-get install -y wrk`)"
+                        .into(),
+                ));
+            }
+        }
+        None if args.hash_file_mib > 0 && !error::on_path("openssl") => {
+            return Err(BenchError::Missing(
+                "`openssl` is not on PATH (the baseline of the large-file hashing row); install                  it (Debian: `apt-get install -y openssl`) or pass --hash-file-mib 0"
+                    .into(),
+            ));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn run(args: Args) -> Result<(), BenchError> {
+    report::set_output(args.json.clone())?;
+    preflight(&args)?;
     if let Some(Bench::Report {
         from,
         write,
@@ -647,8 +710,8 @@ fn main() {
             sizes,
             missing,
         };
-        println!("{}", report::render(from, write.as_deref(), &info));
-        return;
+        println!("{}", report::render(from, write.as_deref(), &info)?);
+        return Ok(());
     }
     if let Some(Bench::Api {
         records,
@@ -656,40 +719,36 @@ fn main() {
         rate,
     }) = &args.command
     {
-        let tmp = scratch_dir(args.dir.as_deref());
-        let rt = runtime();
-        print_rows(api_bench::bench_api(
+        let tmp = scratch_dir(args.dir.as_deref())?;
+        let rt = runtime()?;
+        return print_rows(api_bench::bench_api(
             &rt,
             *records,
             *seconds,
             *rate,
             tmp.path(),
         ));
-        return;
     }
     if let Some(Bench::Export { records, format }) = &args.command {
-        let tmp = scratch_dir(args.dir.as_deref());
-        let rt = runtime();
-        print_rows(export_bench::bench_export(
+        let tmp = scratch_dir(args.dir.as_deref())?;
+        let rt = runtime()?;
+        return print_rows(export_bench::bench_export(
             &rt,
             *records,
             format,
             tmp.path(),
         ));
-        return;
     }
     if let Some(Bench::Ingest { admin_dsn, records }) = &args.command {
-        let rt = runtime();
-        print_rows(rt.block_on(ingest_bench::bench_ingest(admin_dsn, *records)));
-        return;
+        let rt = runtime()?;
+        return print_rows(rt.block_on(ingest_bench::bench_ingest(admin_dsn, *records))?);
     }
     if let Some(Bench::Pg { admin_dsn, records }) = &args.command {
-        let rt = runtime();
-        print_rows(rt.block_on(bench_pg(admin_dsn, *records)));
-        return;
+        let rt = runtime()?;
+        return print_rows(rt.block_on(bench_pg(admin_dsn, *records))?);
     }
-    let tmp = scratch_dir(args.dir.as_deref());
-    let rt = runtime();
+    let tmp = scratch_dir(args.dir.as_deref())?;
+    let rt = runtime()?;
     let mut rows = Vec::new();
     eprintln!("verify: {} records in memory", args.records);
     rows.push(bench_verify(args.records));
@@ -721,5 +780,5 @@ fn main() {
             tmp.path(),
         )));
     }
-    print_rows(rows);
+    print_rows(rows)
 }

@@ -11,6 +11,7 @@ use std::sync::OnceLock;
 use serde_json::{Value, json};
 
 use super::Row;
+use crate::error::BenchError;
 
 /// Where rows are appended as JSON lines, when `--json` was given.
 static OUTPUT: OnceLock<Option<PathBuf>> = OnceLock::new();
@@ -20,9 +21,25 @@ pub(crate) const BEGIN: &str = "<!-- bench-report:begin -->";
 /// See [`BEGIN`].
 pub(crate) const END: &str = "<!-- bench-report:end -->";
 
-/// Records where [`emit`] writes (once, at start-up).
-pub(crate) fn set_output(path: Option<PathBuf>) {
-    OUTPUT.set(path).expect("report output is set once");
+/// Records where [`emit`] writes (once, at start-up), after checking that the file can be opened
+/// for appending (created if missing), so a bad `--json` path stops the run before it measures.
+pub(crate) fn set_output(path: Option<PathBuf>) -> Result<(), BenchError> {
+    if let Some(p) = &path {
+        open_append(p)?;
+    }
+    // `main` calls this once, before any bench runs; a second call keeps the first path.
+    if OUTPUT.set(path).is_err() {
+        return Err(BenchError::Usage("the --json output was set twice".into()));
+    }
+    Ok(())
+}
+
+fn open_append(path: &Path) -> Result<std::fs::File, BenchError> {
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(BenchError::path("cannot open the --json file", path))
 }
 
 /// The target of a row and whether this run met it (`None`: no target, or not applicable).
@@ -165,9 +182,9 @@ fn check(row: &Row, export_records: Option<u64>) -> Check {
 }
 
 /// Appends `rows` to the `--json` file, if one was given.
-pub(crate) fn emit(rows: &[Row]) {
+pub(crate) fn emit(rows: &[Row]) -> Result<(), BenchError> {
     let Some(Some(path)) = OUTPUT.get() else {
-        return;
+        return Ok(());
     };
     let mut out = String::new();
     let mut export_records = None;
@@ -183,12 +200,9 @@ pub(crate) fn emit(rows: &[Row]) {
         out.push_str(&line.to_string());
         out.push('\n');
     }
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(path)
-        .unwrap_or_else(|e| panic!("cannot open {}: {e}", path.display()));
-    file.write_all(out.as_bytes()).unwrap();
+    open_append(path)?
+        .write_all(out.as_bytes())
+        .map_err(BenchError::path("cannot write the --json file", path))
 }
 
 /// What `relay-bench report` needs besides the rows.
@@ -202,14 +216,32 @@ pub(crate) struct RunInfo<'a> {
 }
 
 /// Renders the rows of `from` (JSON lines, in order) as the report section; writes it between
-/// the markers of `write` if given; returns the section.
-pub(crate) fn render(from: &[PathBuf], write: Option<&Path>, info: &RunInfo<'_>) -> String {
+/// the markers of `write` if given (a document that does not exist yet is created with the
+/// section); returns the section.
+pub(crate) fn render(
+    from: &[PathBuf],
+    write: Option<&Path>,
+    info: &RunInfo<'_>,
+) -> Result<String, BenchError> {
+    if let Some(doc) = write {
+        // Checked before anything is read, so a bad target is named first.
+        check_writable(doc)?;
+    }
     let mut rows: Vec<Value> = Vec::new();
     for f in from {
-        let text = std::fs::read_to_string(f)
-            .unwrap_or_else(|e| panic!("cannot read {}: {e}", f.display()));
-        for line in text.lines().filter(|l| !l.trim().is_empty()) {
-            rows.push(serde_json::from_str(line).expect("a JSON row"));
+        let text =
+            std::fs::read_to_string(f).map_err(BenchError::path("cannot read the rows file", f))?;
+        for (i, line) in text.lines().enumerate() {
+            if line.trim().is_empty() {
+                continue;
+            }
+            rows.push(
+                serde_json::from_str(line).map_err(|source| BenchError::Row {
+                    file: f.clone(),
+                    line: i + 1,
+                    source,
+                })?,
+            );
         }
     }
     let s = |v: &Value, k: &str| v[k].as_str().unwrap_or("").replace('|', "\\|");
@@ -284,19 +316,59 @@ pub(crate) fn render(from: &[PathBuf], write: Option<&Path>, info: &RunInfo<'_>)
     out.push_str(END);
 
     if let Some(doc) = write {
-        let text = std::fs::read_to_string(doc)
-            .unwrap_or_else(|e| panic!("cannot read {}: {e}", doc.display()));
-        let (Some(b), Some(e)) = (text.find(BEGIN), text.find(END)) else {
-            panic!(
-                "{} has no {BEGIN} ... {END} section to replace",
-                doc.display()
-            );
+        let spliced = match std::fs::read_to_string(doc) {
+            Ok(text) => match (text.find(BEGIN), text.find(END)) {
+                (Some(b), Some(e)) if b < e => {
+                    format!("{}{}{}", &text[..b], out, &text[e + END.len()..])
+                }
+                _ => return Err(BenchError::Markers { doc: doc.into() }),
+            },
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                format!("# Performance report\n\n{out}\n")
+            }
+            Err(e) => return Err(BenchError::path("cannot read the report document", doc)(e)),
         };
-        assert!(b < e, "report markers out of order in {}", doc.display());
-        let spliced = format!("{}{}{}", &text[..b], out, &text[e + END.len()..]);
-        std::fs::write(doc, spliced).unwrap();
+        std::fs::write(doc, spliced)
+            .map_err(BenchError::path("cannot write the report document", doc))?;
     }
-    out
+    Ok(out)
+}
+
+/// Whether `doc` can be written: an existing file must be readable and writable, a missing one
+/// must have an existing directory to be created in.
+pub(crate) fn check_writable(doc: &Path) -> Result<(), BenchError> {
+    match std::fs::metadata(doc) {
+        Ok(m) if m.is_dir() => Err(BenchError::Usage(format!(
+            "{} is a directory; the report document must be a file",
+            doc.display()
+        ))),
+        Ok(_) => std::fs::OpenOptions::new()
+            .read(true)
+            .append(true)
+            .open(doc)
+            .map(drop)
+            .map_err(BenchError::path("cannot open the report document", doc)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            let parent = match doc.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p,
+                _ => Path::new("."),
+            };
+            match std::fs::metadata(parent) {
+                Ok(m) if m.is_dir() => Ok(()),
+                Ok(_) => Err(BenchError::Usage(format!(
+                    "cannot create the report document {}: {} is not a directory",
+                    doc.display(),
+                    parent.display()
+                ))),
+                Err(e) => Err(BenchError::Path {
+                    what: "cannot create the report document in",
+                    path: parent.to_path_buf(),
+                    source: e,
+                }),
+            }
+        }
+        Err(e) => Err(BenchError::path("cannot open the report document", doc)(e)),
+    }
 }
 
 fn cpu_model() -> String {

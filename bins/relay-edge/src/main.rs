@@ -297,6 +297,11 @@ struct QualifyArgs {
     /// The release's SHA256SUMS file: IQ-01 fails unless this binary's SHA-256 is listed in it.
     #[arg(long, value_name = "FILE")]
     release_sums: Option<PathBuf>,
+    /// JUnit XML of the test run (`cargo nextest run` writes target/nextest/default/junit.xml):
+    /// the report's traceability matrix shows each test's result from it. Without it every
+    /// test is reported as not run.
+    #[arg(long, value_name = "FILE")]
+    test_results: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -653,6 +658,7 @@ fn run_qualify(runtime: &tokio::runtime::Runtime, args: QualifyArgs) -> Result<E
         device,
         config: serde_json::to_value(&config).map_err(CliError::DescribeConfig)?,
         release_sums: args.release_sums,
+        test_results: args.test_results,
     };
     let outcome = runtime.block_on(relay_runtime::qualify::qualify_local(&request))?;
     println!("{}", outcome.summary());

@@ -21,6 +21,7 @@ fn payload(r: &Record) -> serde_json::Value {
     r.payload.to_value().unwrap()
 }
 
+// REQ: R6.1, R6.5
 #[test]
 fn captures_42_files_including_a_large_and_a_slow_one_and_verifies() {
     let tmp = tempfile::tempdir().unwrap();
@@ -106,6 +107,7 @@ fn captured_data_dir(files: usize) -> (tempfile::TempDir, PathBuf) {
     (tmp, data)
 }
 
+// REQ: R1.2
 #[test]
 fn verify_names_the_edited_record_after_triggers_are_dropped() {
     for (seq, edit) in [
@@ -140,6 +142,7 @@ fn verify_reports_a_missing_data_dir_with_exit_code_2() {
     assert!(stderr.contains("relay.db not found"), "{stderr}");
 }
 
+// REQ: R6.2
 #[test]
 fn sigkill_during_bursts_loses_and_duplicates_nothing_over_20_rounds() {
     let tmp = tempfile::tempdir().unwrap();

@@ -623,6 +623,7 @@ fn offset_of(r: &Record) -> i64 {
     }
 }
 
+// REQ: R8.5, R9.1
 #[test]
 fn the_clock_stepping_back_an_hour_mid_capture_is_recorded_and_chain_seq_stays_the_order() {
     const HOUR: i64 = 3_600_000_000;

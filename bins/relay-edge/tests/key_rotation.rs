@@ -36,6 +36,7 @@ fn capture_round(data: &Path, watch: &Path, round: usize, total: usize) {
     stop(child);
 }
 
+// REQ: R1.3
 #[test]
 fn a_trail_spanning_three_key_ids_verifies_and_tamper_under_the_oldest_key_is_named() {
     let tmp = tempfile::tempdir().unwrap();

@@ -146,6 +146,7 @@ fn attack(data: &Path, statements: Vec<(String, Vec<String>)>) {
     });
 }
 
+// REQ: R7.2
 #[test]
 fn rechaining_a_rewritten_trail_with_the_real_key_is_caught_by_the_anchors() {
     let (_tmp, data) = captured(8);
@@ -201,6 +202,7 @@ fn rechaining_a_rewritten_trail_with_the_real_key_is_caught_by_the_anchors() {
     );
 }
 
+// REQ: R7.2
 #[test]
 fn truncating_below_an_anchored_head_is_caught() {
     let (_tmp, data) = captured(5);
@@ -226,6 +228,7 @@ fn truncating_below_an_anchored_head_is_caught() {
     );
 }
 
+// REQ: R1.6, R5.2
 #[test]
 fn export_writes_a_sealed_package_recorded_in_relay_with_the_startup_fingerprint() {
     let (tmp, data) = captured(4);

@@ -46,6 +46,7 @@ fn write_config(dir: &Path) -> std::path::PathBuf {
     config
 }
 
+// REQ: R10.3
 #[test]
 fn an_unusable_keyring_falls_back_to_files_loudly_and_is_recorded() {
     let dir = tempfile::tempdir().unwrap();
@@ -130,6 +131,7 @@ fn an_unusable_keyring_falls_back_to_files_loudly_and_is_recorded() {
     );
 }
 
+// REQ: R1.3
 #[test]
 fn a_trail_key_missing_from_the_provider_stops_the_edge_instead_of_a_new_key() {
     let dir = tempfile::tempdir().unwrap();

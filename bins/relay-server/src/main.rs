@@ -78,6 +78,11 @@ enum Command {
         /// The release's SHA256SUMS file: IQ-01 fails unless this binary's SHA-256 is in it.
         #[arg(long, value_name = "FILE")]
         release_sums: Option<std::path::PathBuf>,
+        /// JUnit XML of the test run (`cargo nextest run` writes
+        /// target/nextest/default/junit.xml): the report's traceability matrix shows each
+        /// test's result from it. Without it every test is reported as not run.
+        #[arg(long, value_name = "FILE")]
+        test_results: Option<std::path::PathBuf>,
     },
     /// Upgrade check (Annex 11 §7.4): `record` every trail's count and head before `migrate`
     /// or a binary replacement (or before `pg_dump`), `compare` after (or on the restored
@@ -201,7 +206,8 @@ fn main() -> ExitCode {
             config,
             out,
             release_sums,
-        } => match runtime.block_on(qualify(config, out, release_sums)) {
+            test_results,
+        } => match runtime.block_on(qualify(config, out, release_sums, test_results)) {
             Ok(true) => ExitCode::SUCCESS,
             Ok(false) => ExitCode::from(1),
             Err(e) => {
@@ -423,6 +429,7 @@ async fn qualify(
     config: Option<std::path::PathBuf>,
     out: std::path::PathBuf,
     release_sums: Option<std::path::PathBuf>,
+    test_results: Option<std::path::PathBuf>,
 ) -> Result<bool, BoxError> {
     use relay_runtime::qualify::{QualifyRequest, ServerInstallation, StoreCustody};
     let c = config::load(config.as_deref())?;
@@ -460,6 +467,7 @@ async fn qualify(
         device: relay_domain::Device::new(c.device.clone())?,
         config: serde_json::to_value(&c)?,
         release_sums,
+        test_results,
     };
     let server = ServerInstallation {
         records: stores.records.clone(),

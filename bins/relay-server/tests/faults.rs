@@ -234,6 +234,7 @@ async fn edge_head_and_acked(data_dir: &Path) -> (u64, u64) {
     (head, acked)
 }
 
+// REQ: R8.2
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_replica_survives_kills_restarts_and_a_lossy_duplicating_network() {
     let root = tempfile::TempDir::new().unwrap();

@@ -35,6 +35,7 @@ impl Rng {
     }
 }
 
+// REQ: R8.1, R8.2
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edge_and_server_sigkilled_at_random_points_22_rounds_lose_and_duplicate_nothing() {
     let seed = std::env::var("RELAY_KILL_SEED")

@@ -20,6 +20,7 @@ fn skip_or_fail(reason: String) {
     eprintln!("SKIP relay-server migrate (Postgres + psql): {reason}");
 }
 
+// REQ: R1.4
 #[tokio::test]
 async fn migrate_makes_update_of_event_log_fail_with_42501_for_the_app_role_in_psql() {
     let admin_dsn = std::env::var("RELAY_TEST_PG_ADMIN_DSN")

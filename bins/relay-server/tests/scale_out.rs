@@ -41,6 +41,7 @@ struct EdgeRig {
     written: u64,
 }
 
+// REQ: R1.5, R8.3
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_servers_on_one_postgres_take_four_edges_without_fork_or_gap() {
     let admin_dsn = std::env::var("RELAY_TEST_PG_ADMIN_DSN")

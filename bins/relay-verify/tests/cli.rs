@@ -65,6 +65,7 @@ fn assert_fails_naming(pkg: &Path, file: &str) -> String {
 /// The fixture's seal key fingerprint (what the relay publishes in its STARTUP event).
 const FIXTURE_FP: &str = "fb2d2806624a743c59cdab96ff833207";
 
+// REQ: R5.3
 #[test]
 fn the_exported_package_verifies_with_and_without_the_trail_key() {
     let pkg = fixtures().join("package");
@@ -267,6 +268,7 @@ fn expected_fingerprint_is_enforced() {
     assert!(text.contains("FAIL  manifest.json: seal key"), "{text}");
 }
 
+// REQ: R5.3
 #[test]
 fn one_changed_byte_of_the_csv_is_named() {
     let tmp = tempfile::tempdir().unwrap();
@@ -298,6 +300,7 @@ fn a_row_removed_from_records_jsonl_is_named_with_its_seq() {
     );
 }
 
+// REQ: R5.2
 #[test]
 fn an_edited_manifest_breaks_the_seal() {
     let tmp = tempfile::tempdir().unwrap();
@@ -348,6 +351,7 @@ fn a_signature_from_another_key_is_refused() {
     assert!(text.contains("FAIL  manifest.json: seal key"), "{text}");
 }
 
+// REQ: R5.3, R7.2
 #[test]
 fn edited_anchors_are_named() {
     let tmp = tempfile::tempdir().unwrap();
@@ -418,6 +422,7 @@ fn proof_of_one_record() {
     assert_eq!(out.status.code(), Some(1));
 }
 
+// REQ: R5.3
 #[test]
 fn unusable_input_exits_2() {
     let tmp = tempfile::tempdir().unwrap();

@@ -97,6 +97,7 @@ proptest! {
         prop_assert_eq!(run(&files), Some(false));
     }
 
+    // REQ: R5.3
     #[test]
     fn any_mutation_of_a_sealed_package_is_caught(
         which in 0usize..5,

@@ -145,6 +145,7 @@ mod tests {
         serde_json::from_str(text).unwrap()
     }
 
+    // REQ: R11.2
     #[test]
     fn every_operation_documents_what_its_extractors_answer() {
         let doc = document(&openapi_json().unwrap());

@@ -78,6 +78,7 @@ async fn me(relay: &Relay, token: &str) -> (StatusCode, Value) {
     (s, b)
 }
 
+// REQ: R2.1
 #[tokio::test]
 async fn alg_none_token_is_401() {
     let (relay, _, reviewer) = staffed().await;
@@ -96,6 +97,7 @@ async fn alg_none_token_is_401() {
     }
 }
 
+// REQ: R2.1
 #[tokio::test]
 async fn hs_rs_confusion_and_other_algorithms_are_401() {
     let (relay, _, reviewer) = staffed().await;
@@ -127,6 +129,7 @@ async fn hs_rs_confusion_and_other_algorithms_are_401() {
     assert_eq!(me(&relay, &hs512).await.0, StatusCode::UNAUTHORIZED);
 }
 
+// REQ: R2.1
 #[tokio::test]
 async fn token_signed_with_a_wrong_key_is_401() {
     let (relay, _, reviewer) = staffed().await;
@@ -137,6 +140,7 @@ async fn token_signed_with_a_wrong_key_is_401() {
     assert_eq!(b["error"]["code"], "invalid_token");
 }
 
+// REQ: R2.1
 #[tokio::test]
 async fn expired_token_is_401() {
     let (relay, _, reviewer) = staffed().await;
@@ -166,6 +170,7 @@ async fn expired_token_is_401() {
     );
 }
 
+// REQ: R2.1, R3.3
 #[tokio::test]
 async fn tampered_payload_is_401() {
     let (relay, _, reviewer) = staffed().await;
@@ -185,6 +190,7 @@ async fn tampered_payload_is_401() {
     );
 }
 
+// REQ: R3.3
 #[tokio::test]
 async fn token_of_a_disabled_account_is_401() {
     let (relay, admin, reviewer) = staffed().await;
@@ -220,6 +226,7 @@ async fn token_of_a_disabled_account_is_401() {
     assert!(last.payload.as_str().contains("\"disabled\":true"));
 }
 
+// REQ: R2.1
 #[tokio::test]
 async fn x_user_id_header_has_no_effect_on_attribution() {
     let (relay, _, reviewer) = staffed().await;
@@ -268,6 +275,7 @@ async fn x_user_id_header_has_no_effect_on_attribution() {
     assert!(!access.iter().any(|r| r.actor.as_str() == "ada"));
 }
 
+// REQ: R3.2
 #[tokio::test]
 async fn second_anonymous_registration_is_refused() {
     let relay = Relay::start().await;
@@ -303,6 +311,7 @@ async fn second_anonymous_registration_is_refused() {
     assert_eq!(registers[0].actor.as_str(), "ada");
 }
 
+// REQ: R3.2
 #[tokio::test]
 async fn first_registration_must_be_an_admin_and_closed_registration_refuses_everyone() {
     let relay = Relay::start().await;
@@ -351,6 +360,7 @@ async fn first_registration_must_be_an_admin_and_closed_registration_refuses_eve
     assert_eq!(closed.heads().await, before);
 }
 
+// REQ: R1.6, R3.3
 #[tokio::test]
 async fn sixth_bad_password_is_429_with_retry_after_and_a_lockout_event() {
     let (relay, _, _) = staffed().await;
@@ -417,6 +427,7 @@ async fn sixth_bad_password_is_429_with_retry_after_and_a_lockout_event() {
     assert_eq!(s, StatusCode::TOO_MANY_REQUESTS);
 }
 
+// REQ: R3.3
 #[tokio::test]
 async fn wrong_signature_passwords_lock_the_account_too() {
     let (relay, _, reviewer) = staffed().await;
@@ -478,6 +489,7 @@ async fn sign(
     (s, b)
 }
 
+// REQ: R3.1
 #[tokio::test]
 async fn auditor_operator_and_admin_signing_is_403() {
     let (relay, admin, _) = staffed().await;
@@ -502,6 +514,7 @@ async fn auditor_operator_and_admin_signing_is_403() {
     relay.assert_verifies().await;
 }
 
+// REQ: R4.2
 #[tokio::test]
 async fn signing_a_checksum_from_another_trail_or_a_made_up_one_is_422() {
     let (relay, _, reviewer) = staffed().await;
@@ -560,6 +573,7 @@ async fn signing_a_checksum_from_another_trail_or_a_made_up_one_is_422() {
     relay.assert_verifies().await;
 }
 
+// REQ: R4.1
 #[tokio::test]
 async fn signing_with_a_wrong_password_is_401_and_records_nothing() {
     let (relay, _, reviewer) = staffed().await;
@@ -579,6 +593,7 @@ async fn signing_with_a_wrong_password_is_401_and_records_nothing() {
     relay.assert_verifies().await;
 }
 
+// REQ: R4.2, R4.3
 #[tokio::test]
 async fn a_signature_is_a_chained_record_in_the_target_trail_shown_as_a_manifestation() {
     let (relay, _, reviewer) = staffed().await;
@@ -643,6 +658,7 @@ async fn a_signature_is_a_chained_record_in_the_target_trail_shown_as_a_manifest
     relay.assert_verifies().await;
 }
 
+// REQ: R3.4
 #[tokio::test]
 async fn reads_verifies_and_exports_are_access_events() {
     let (relay, _, _) = staffed().await;
@@ -697,6 +713,7 @@ async fn reads_verifies_and_exports_are_access_events() {
     assert!(access[before..].iter().all(|r| r.actor.as_str() == "aude"));
 }
 
+// REQ: R3.1, R3.2
 #[tokio::test]
 async fn an_admin_cannot_change_their_own_role_or_disable_themselves() {
     let (relay, admin, _) = staffed().await;
@@ -774,6 +791,7 @@ async fn a_reset_password_must_be_changed_before_login() {
     relay.login("rita", "my own new secret").await;
 }
 
+// REQ: R3.3
 #[tokio::test]
 async fn password_expiry_follows_the_configured_age() {
     let mut config = default_config();
@@ -797,6 +815,7 @@ async fn password_expiry_follows_the_configured_age() {
     assert_eq!(b["error"]["code"], "password_expired");
 }
 
+// REQ: R3.3
 #[tokio::test]
 async fn an_idle_session_is_closed() {
     let mut config = default_config();
@@ -817,6 +836,7 @@ async fn an_idle_session_is_closed() {
     assert_eq!(me(&relay, &token).await.0, StatusCode::UNAUTHORIZED);
 }
 
+// REQ: R3.3
 #[tokio::test]
 async fn totp_is_required_once_enrolled() {
     let relay = Relay::start().await;
@@ -901,6 +921,7 @@ async fn oversized_and_malformed_bodies_are_refused_in_the_error_shape() {
     assert_eq!(b["error"]["code"], "not_found");
 }
 
+// REQ: R11.2
 #[tokio::test]
 async fn the_openapi_document_names_every_endpoint() {
     let relay = Relay::start().await;
@@ -926,6 +947,7 @@ async fn the_openapi_document_names_every_endpoint() {
     assert!(doc["components"]["securitySchemes"]["bearer"].is_object());
 }
 
+// REQ: R3.3
 #[tokio::test]
 async fn unknown_users_and_wrong_passwords_get_the_same_answer() {
     let (relay, _, _) = staffed().await;

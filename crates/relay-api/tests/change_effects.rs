@@ -54,6 +54,7 @@ async fn can_list_accounts(relay: &Relay, token: &str) -> StatusCode {
         .0
 }
 
+// REQ: R3.1, R3.2
 #[tokio::test]
 async fn an_approved_role_change_is_in_effect_on_the_users_next_request() {
     let relay = Relay::start().await;
@@ -225,6 +226,7 @@ async fn current_token(relay: &Relay, edge: &str) -> String {
     relay_api::token_text(&relay.adapters.secrets.current(&name).await.unwrap())
 }
 
+// REQ: R8.3
 #[tokio::test]
 async fn a_revoked_ingest_token_is_refused_with_401_and_an_issued_one_is_accepted() {
     let relay = Relay::start_server(&["ws-1"]).await;

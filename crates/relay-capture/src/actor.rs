@@ -17,6 +17,7 @@ pub fn resolve_os_actor() -> Result<Actor, ActorError> {
 mod tests {
     use super::*;
 
+    // REQ: R2.1
     #[test]
     fn resolves_the_user_running_the_tests() {
         let actor = resolve_os_actor().unwrap();

@@ -255,6 +255,7 @@ mod tests {
         }
     }
 
+    // REQ: R6.1
     #[test]
     fn file_growing_mid_hash_is_not_recorded() {
         let (tmp, path, stat) = setup(64 * 1024);
@@ -268,6 +269,7 @@ mod tests {
         assert!(matches!(outcome, HashOutcome::Changed), "{outcome:?}");
     }
 
+    // REQ: R6.4
     #[test]
     fn symlink_and_fifo_are_refused_without_reading() {
         let dir = tempfile::tempdir().unwrap();

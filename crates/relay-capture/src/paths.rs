@@ -199,6 +199,7 @@ mod tests {
         assert_eq!(s.as_str(), "exp1/fid");
     }
 
+    // REQ: R6.4
     #[test]
     fn traversal_and_siblings_are_refused() {
         let root = Path::new("/data/nmr");

@@ -207,6 +207,7 @@ mod tests {
         })
     }
 
+    // REQ: R6.1
     #[test]
     fn file_settles_only_after_a_still_window() {
         let t0 = Instant::now();
@@ -223,6 +224,7 @@ mod tests {
         assert_eq!(t.len(), 0);
     }
 
+    // REQ: R6.1
     #[test]
     fn activity_pushes_the_window_out() {
         let t0 = Instant::now();

@@ -115,6 +115,7 @@ mod tests {
     use super::*;
     use notify::event::{AccessKind, CreateKind, Flag};
 
+    // REQ: R6.2
     #[test]
     fn reads_are_ignored_and_overflow_rescans() {
         let read = Event::new(EventKind::Access(AccessKind::Any)).add_path("/r/a".into());

@@ -59,6 +59,7 @@ impl RecordStore for FlakyStore {
     }
 }
 
+// REQ: R6.2
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_append_is_retried_and_never_counted_as_captured() {
     let root = tempfile::tempdir().unwrap();
@@ -98,6 +99,7 @@ async fn failed_append_is_retried_and_never_counted_as_captured() {
     assert_eq!(relay.verify().await, 1);
 }
 
+// REQ: R11.3
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hashed_file_is_appended_before_shutdown_returns() {
     let root = tempfile::tempdir().unwrap();

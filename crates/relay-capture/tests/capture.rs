@@ -12,6 +12,7 @@ use std::time::Duration;
 use common::*;
 use relay_capture::Capture;
 
+// REQ: R6.1
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn captures_every_completed_file_once_with_its_sha256() {
     let root = tempfile::tempdir().unwrap();
@@ -91,6 +92,7 @@ async fn captures_every_completed_file_once_with_its_sha256() {
     assert_eq!(relay.verify().await, 42);
 }
 
+// REQ: R6.3
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn modification_and_deletion_are_recorded() {
     let root = tempfile::tempdir().unwrap();
@@ -152,6 +154,7 @@ async fn modification_and_deletion_are_recorded() {
     assert_eq!(relay.verify().await, 3);
 }
 
+// REQ: R6.2
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn restart_records_nothing_twice_and_catches_up() {
     let root = tempfile::tempdir().unwrap();
@@ -244,6 +247,7 @@ async fn restart_records_nothing_twice_and_catches_up() {
     assert_eq!(relay.verify().await, 10);
 }
 
+// REQ: R6.2, R6.4
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn links_and_special_files_are_failed_not_followed() {
     let root = tempfile::tempdir().unwrap();
@@ -327,6 +331,7 @@ async fn links_and_special_files_are_failed_not_followed() {
     relay.verify().await;
 }
 
+// REQ: R6.2
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn folders_moved_in_and_out_are_reconciled() {
     let root = tempfile::tempdir().unwrap();

@@ -5,6 +5,7 @@ use proptest::prelude::*;
 use relay_capture::{sha256_file, sha256_reader};
 use sha2::{Digest, Sha256};
 
+// REQ: R6.5
 #[test]
 fn file_hash_matches_sha2_across_buffer_boundaries() {
     let dir = tempfile::tempdir().unwrap();

@@ -49,6 +49,7 @@ proptest! {
         }
     }
 
+    // REQ: R6.4
     #[test]
     fn paths_outside_the_root_are_refused(parts in prop::collection::vec("[a-z]{1,4}", 0..4), sibling in "[a-z]{1,4}") {
         let root = Path::new("/data/nmr");
@@ -58,6 +59,7 @@ proptest! {
         prop_assert!(relative_subject(root, &path).is_err());
     }
 
+    // REQ: R6.4
     #[test]
     fn subject_text_from_a_trail_cannot_climb_out(parts in prop::collection::vec(component(), 1..6)) {
         let root = Path::new("/data/nmr");

@@ -159,6 +159,7 @@ mod tests {
         serde_json_canonicalizer::to_string(&serde_json::Value::String(s.to_owned())).unwrap()
     }
 
+    // REQ: R1.2
     #[test]
     fn escapes_like_rfc8785() {
         for s in [

@@ -90,6 +90,7 @@ pub fn decode_columns<'r>(
 mod tests {
     use super::*;
 
+    // REQ: R1.1
     #[test]
     fn names_the_seq_and_column_of_a_malformed_row() {
         let trail = TrailId::new("t").unwrap();

@@ -499,6 +499,7 @@ impl<'de> Deserialize<'de> for Checksum {
 mod tests {
     use super::*;
 
+    // REQ: R2.2
     #[test]
     fn actor_refuses_empty_and_placeholders() {
         assert!(matches!(Actor::new(""), Err(IdError::Empty { .. })));

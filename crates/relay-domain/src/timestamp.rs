@@ -261,6 +261,7 @@ mod tests {
         }
     }
 
+    // REQ: R9.1
     #[test]
     fn time_labels_round_trip_exactly() {
         for l in [

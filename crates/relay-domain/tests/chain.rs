@@ -80,12 +80,14 @@ fn ring() -> KeyRing {
     KeyRing::single(key(7, "k-a"))
 }
 
+// REQ: R1.2
 #[test]
 fn intact_chain_verifies() {
     let records = chain_of(50);
     assert_eq!(verify(&records, &ring()), Ok(50));
 }
 
+// REQ: R1.2
 #[test]
 fn edited_field_is_named_by_seq() {
     let records = chain_of(10);
@@ -119,6 +121,7 @@ fn edited_field_is_named_by_seq() {
     ));
 }
 
+// REQ: R1.2
 #[test]
 fn forged_checksum_without_the_key_is_caught() {
     let records = chain_of(5);
@@ -131,6 +134,7 @@ fn forged_checksum_without_the_key_is_caught() {
     ));
 }
 
+// REQ: R1.2
 #[test]
 fn deletion_is_a_gap_at_the_first_missing_seq() {
     let mut records = chain_of(10);
@@ -146,6 +150,7 @@ fn deletion_is_a_gap_at_the_first_missing_seq() {
     ));
 }
 
+// REQ: R1.2
 #[test]
 fn reorder_and_duplicate_are_named() {
     let records = chain_of(6);
@@ -170,6 +175,7 @@ fn reorder_and_duplicate_are_named() {
     ));
 }
 
+// REQ: R4.2
 #[test]
 fn spliced_record_from_another_chain_breaks_the_link() {
     let a = chain_of(5);
@@ -204,6 +210,7 @@ fn unknown_key_and_wrong_trail_are_named() {
     assert!(matches!(err.reason, VerifyFailureReason::WrongTrail { .. }));
 }
 
+// REQ: R7.2
 #[test]
 fn anchors_catch_a_rechained_rewrite_and_truncation_even_with_the_real_key() {
     let records = chain_of(8);
@@ -295,6 +302,7 @@ fn nothing_follows_a_record_at_the_last_possible_seq() {
     assert!(matches!(failure.reason, VerifyFailureReason::Duplicate));
 }
 
+// REQ: R2.2
 #[test]
 fn append_without_actor_is_refused_and_stores_nothing() {
     let store = Arc::new(InMemoryRecordStore::new());
@@ -370,6 +378,7 @@ impl RecordStore for CountingStore {
     }
 }
 
+// REQ: R1.5
 #[test]
 fn concurrent_appends_never_fork_or_gap_and_share_commits() {
     let store = Arc::new(CountingStore {
@@ -412,6 +421,7 @@ fn failed_commit_fails_its_callers_and_the_next_append_continues_the_chain() {
     assert_eq!(verify(&stored, &ring()), Ok(2));
 }
 
+// REQ: R1.3
 #[test]
 fn rotated_key_keeps_older_records_verifiable() {
     let store = Arc::new(InMemoryRecordStore::new());
@@ -437,6 +447,7 @@ fn rotated_key_keeps_older_records_verifiable() {
     ));
 }
 
+// REQ: R1.5
 #[test]
 fn store_refuses_fork_and_gap_attempts() {
     let records = chain_of(3);
@@ -464,6 +475,7 @@ fn store_refuses_fork_and_gap_attempts() {
 
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
+    // REQ: R1.2
     #[test]
     fn any_single_byte_edit_of_a_subject_is_detected(n in 2usize..12, pick in 0usize..12, byte in any::<u8>()) {
         let records = chain_of(n);

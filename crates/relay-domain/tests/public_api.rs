@@ -102,6 +102,7 @@ fn signatures() {
 }
 
 /// The ports stay object-safe and implemented by the in-memory adapters.
+// REQ: R10.1
 #[test]
 fn ports_are_object_safe_and_the_in_memory_adapters_implement_them() {
     let _: Arc<dyn RecordStore> = Arc::new(InMemoryRecordStore::new());

@@ -163,6 +163,7 @@ fn to_json(vectors: &[(Vec<u8>, Record)]) -> serde_json::Value {
     json!({ "format": "gims-relay chain v1", "vectors": items })
 }
 
+// REQ: R1.2, R11.5
 #[test]
 fn chain_vectors_match_the_published_spec() {
     let computed = to_json(&build());
@@ -184,6 +185,7 @@ fn chain_vectors_match_the_published_spec() {
     assert!(published["vectors"].as_array().unwrap().len() >= 5);
 }
 
+// REQ: R1.1, R1.2
 #[test]
 fn published_records_parse_and_reproduce_their_checksums() {
     let published: serde_json::Value =
@@ -207,6 +209,7 @@ fn published_records_parse_and_reproduce_their_checksums() {
     }
 }
 
+// REQ: R11.5
 #[test]
 fn chain_spec_document_shows_every_published_vector() {
     let spec = std::fs::read_to_string(concat!(

@@ -674,6 +674,7 @@ pub async fn load_forward_token(
 mod tests {
     use super::*;
 
+    // REQ: R8.4
     #[test]
     fn answers_are_classified_as_the_contract_says() {
         for s in [401u16, 403, 408, 429, 500, 502, 503, 504] {

@@ -31,6 +31,7 @@ pub mod qualify;
 pub mod run_history;
 pub mod server;
 pub mod tls;
+pub mod traceability;
 pub mod verify;
 
 /// The relay's version, written into posture events and `--version`.

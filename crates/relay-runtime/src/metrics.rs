@@ -159,6 +159,7 @@ impl Metrics {
 mod tests {
     use super::*;
 
+    // REQ: R11.2
     #[test]
     fn renders_counters_in_prometheus_text() {
         let m = Metrics::new();

@@ -361,6 +361,7 @@ impl NotarySchedulerHandle {
 mod tests {
     use super::*;
 
+    // REQ: R7.1
     #[test]
     fn backoff_doubles_and_is_capped() {
         let s = NotarySchedule::every(Duration::from_secs(60));

@@ -38,6 +38,7 @@ use sha2::{Digest, Sha256};
 
 use crate::journal::Journal;
 use crate::metrics::Metrics;
+use crate::traceability::TraceabilityReport;
 use crate::verify::verify_trails;
 
 /// The event kind of the one record a qualification run appends to `_relay`.
@@ -150,6 +151,9 @@ pub struct QualifyRequest {
     pub config: serde_json::Value,
     /// A release's `SHA256SUMS` file: IQ-01 fails unless the running binary's SHA-256 is in it.
     pub release_sums: Option<PathBuf>,
+    /// JUnit XML of the test run whose results the traceability matrix shows
+    /// (`--test-results`); `None`: every test is reported as not run.
+    pub test_results: Option<PathBuf>,
 }
 
 /// The `_relay` record that ties a report to the trail.
@@ -186,6 +190,8 @@ pub struct QualificationReport {
     pub checks_sha256: String,
     /// The `QUALIFICATION` event appended to `_relay`.
     pub journal_entry: Option<JournalEntry>,
+    /// Requirement -> clause -> code -> tests with their last result (§11.10(a)).
+    pub traceability: TraceabilityReport,
 }
 
 impl QualificationReport {
@@ -249,6 +255,7 @@ impl QualificationReport {
                 md.push_str(&format!("- {}\n", line.replace('\n', " ")));
             }
         }
+        md.push_str(&self.traceability.to_markdown());
         md.push_str(
             "\n## Signatures\n\nExecuted by: ____________________  Date: __________\n\n\
              Reviewed by: ____________________  Date: __________\n",
@@ -287,6 +294,15 @@ impl QualifyOutcome {
                 e.chain_seq
             ));
         }
+        let t = &report.traceability;
+        out.push_str(&format!(
+            "traceability: {} requirements, test results: {} passed, {} failed, {} not run ({})\n",
+            t.requirements.len(),
+            t.passed,
+            t.failed,
+            t.not_run,
+            t.results_source
+        ));
         if report.passed() {
             out.push_str("qualification PASSED");
         } else {
@@ -321,6 +337,9 @@ pub enum QualifyError {
     /// The report could not be serialized.
     #[error("cannot serialize the report")]
     Serialize(#[source] serde_json::Error),
+    /// The traceability matrix or the test results given could not be read.
+    #[error("cannot build the traceability matrix")]
+    Traceability(#[source] crate::traceability::TraceabilityError),
     /// The report could not be written.
     #[error("cannot write {path}")]
     Write {
@@ -342,6 +361,8 @@ pub async fn qualify_local(request: &QualifyRequest) -> Result<QualifyOutcome, Q
         path: request.data_dir.clone(),
         message,
     };
+    // Read first: unreadable test results stop the run before the installation is touched.
+    let traceability = traceability_of(request)?;
     let fresh = !request.data_dir.join("relay.db").is_file();
     // Permissions are read before the adapters open (opening creates what is missing).
     let mut checks = vec![
@@ -368,7 +389,7 @@ pub async fn qualify_local(request: &QualifyRequest) -> Result<QualifyOutcome, Q
         clock: adapters.clock.clone(),
         notary_round_trip: false,
     };
-    let outcome = qualify_installation(request, &installation, checks).await;
+    let outcome = qualify_installation(request, &installation, checks, traceability).await;
     adapters.record_store.close().await;
     outcome
 }
@@ -435,6 +456,7 @@ pub async fn qualify_server(
     request: &QualifyRequest,
     server: &ServerInstallation,
 ) -> Result<QualifyOutcome, QualifyError> {
+    let traceability = traceability_of(request)?;
     let checks = vec![
         iq_software(&request.product, request.release_sums.as_deref()),
         iq_config(&request.config),
@@ -447,7 +469,13 @@ pub async fn qualify_server(
         clock: server.clock.clone(),
         notary_round_trip: true,
     };
-    qualify_installation(request, &installation, checks).await
+    qualify_installation(request, &installation, checks, traceability).await
+}
+
+/// The traceability matrix with the results of `request.test_results`.
+fn traceability_of(request: &QualifyRequest) -> Result<TraceabilityReport, QualifyError> {
+    crate::traceability::report_for(request.test_results.as_deref())
+        .map_err(QualifyError::Traceability)
 }
 
 /// The ports a qualification run checks.
@@ -466,6 +494,7 @@ async fn qualify_installation(
     request: &QualifyRequest,
     inst: &Installation,
     mut checks: Vec<Check>,
+    traceability: TraceabilityReport,
 ) -> Result<QualifyOutcome, QualifyError> {
     let started = inst
         .clock
@@ -550,6 +579,7 @@ async fn qualify_installation(
             chain_seq: event.chain_seq.get(),
             checksum: event.checksum.to_hex(),
         }),
+        traceability,
     };
     let (markdown_path, json_path) = write_report(&report, &request.out_dir, started.at)?;
     Ok(QualifyOutcome {

@@ -93,6 +93,7 @@ fn cloud_sdk(name: &str) -> bool {
         || name.starts_with("gcloud")
 }
 
+// REQ: R10.1
 #[test]
 fn domain_crate_knows_nothing_of_tokio_sqlx_or_any_cloud_sdk() {
     let closure = normal_closure(&metadata(), "relay-domain");
@@ -185,6 +186,7 @@ fn sources(dir: &Path) -> Vec<(PathBuf, String)> {
     out
 }
 
+// REQ: R10.1
 #[test]
 fn domain_crate_does_no_io_and_reads_no_clock_or_randomness() {
     let forbidden = [
@@ -228,6 +230,7 @@ fn only_binaries_read_environment_variables() {
     }
 }
 
+// REQ: R10.2
 #[test]
 fn every_adapter_crate_runs_the_conformance_suites() {
     let root = workspace_root();

@@ -190,6 +190,7 @@ fn assert_fails_in(report: &PackageReport, file: &str) {
     );
 }
 
+// REQ: R4.3, R5.1
 #[tokio::test]
 async fn whole_trail_export_round_trips_and_renders_signatures() {
     let f = fixture().await;
@@ -267,6 +268,7 @@ fn rand_name(name: &str) -> String {
     format!("{name}-{}", N.fetch_add(1, Ordering::Relaxed))
 }
 
+// REQ: R5.2
 #[tokio::test]
 async fn every_kind_of_tampering_names_the_file() {
     let f = fixture().await;
@@ -323,6 +325,7 @@ async fn every_kind_of_tampering_names_the_file() {
     assert_fails_in(&r, "records.json");
 }
 
+// REQ: R5.1
 #[tokio::test]
 async fn filtered_and_ranged_exports_carry_proofs_and_verify() {
     let f = fixture().await;
@@ -389,6 +392,7 @@ async fn zip_export_is_one_file_and_an_existing_output_is_refused() {
     );
 }
 
+// REQ: R7.1, R11.3
 #[tokio::test]
 async fn scheduler_anchors_every_head_with_its_merkle_root_and_only_when_it_moved() {
     let f = fixture().await;
@@ -494,6 +498,7 @@ impl Notary for FlakyNotary {
     }
 }
 
+// REQ: R1.6, R7.1, R11.2
 #[tokio::test]
 async fn notary_failures_are_journaled_counted_and_retried_with_backoff() {
     let f = fixture().await;

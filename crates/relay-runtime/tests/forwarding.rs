@@ -149,6 +149,7 @@ async fn wait_for(what: &str, timeout: Duration, mut check: impl AsyncFnMut() ->
     }
 }
 
+// REQ: R1.6, R8.1, R8.2, R8.3
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forwarded_trail_is_a_record_for_record_replica_and_resends_are_acknowledged() {
     let edge_dir = TempDir::new().unwrap();
@@ -386,6 +387,7 @@ async fn expect_poison(edge: &FakeEdge, server: &Server, batch: usize) -> (u64, 
     (c.acked_seq, dead.first_seq, dead.status, dead.reason)
 }
 
+// REQ: R8.3, R8.4
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tampered_record_is_refused_422_dead_lettered_and_halts_the_trail() {
     let edge = fake_edge().await;
@@ -414,6 +416,7 @@ async fn tampered_record_is_refused_422_dead_lettered_and_halts_the_trail() {
     server.stop().await;
 }
 
+// REQ: R8.3, R8.4
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gap_is_refused_422_dead_lettered_and_halts_the_trail() {
     let edge = fake_edge().await;
@@ -442,6 +445,7 @@ async fn gap_is_refused_422_dead_lettered_and_halts_the_trail() {
     server.stop().await;
 }
 
+// REQ: R8.4
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn conflicting_resend_is_refused_422_dead_lettered_and_halts_the_trail() {
     let edge = fake_edge().await;
@@ -468,6 +472,7 @@ async fn conflicting_resend_is_refused_422_dead_lettered_and_halts_the_trail() {
     server.stop().await;
 }
 
+// REQ: R8.3, R8.4
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn wrong_token_is_retried_never_poisoned_and_nothing_is_stored() {
     let edge = fake_edge().await;
@@ -571,6 +576,7 @@ async fn forwards_over_https_to_a_server_with_a_self_signed_ca() {
     server.stop().await;
 }
 
+// REQ: R1.6, R8.5
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edge_clock_ahead_of_the_server_raises_one_clock_skew_event_per_minute() {
     let dir = TempDir::new().unwrap();
@@ -628,6 +634,7 @@ async fn edge_clock_ahead_of_the_server_raises_one_clock_skew_event_per_minute()
     server.stop().await;
 }
 
+// REQ: R8.5
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_edge_in_sync_with_the_server_raises_no_clock_skew() {
     let edge = fake_edge().await;

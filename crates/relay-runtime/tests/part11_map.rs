@@ -94,6 +94,7 @@ fn missing(refs: &[TestRef], read: impl Fn(&str) -> Option<String>) -> Vec<Strin
     out
 }
 
+// REQ: R11.5
 #[test]
 fn every_test_named_in_the_part11_map_exists() {
     let root = workspace_root();

@@ -256,6 +256,7 @@ pub const JSON_CLOSE_EMPTY: &[u8] = b"]\n";
 mod tests {
     use super::*;
 
+    // REQ: R5.1
     #[test]
     fn csv_cells_are_quoted_and_formulas_defused() {
         let cell = |s: &str| {

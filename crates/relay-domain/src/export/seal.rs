@@ -157,6 +157,7 @@ impl Seal {
 mod tests {
     use super::*;
 
+    // REQ: R5.2
     #[test]
     fn seal_verifies_and_any_change_breaks_it() {
         let key = SealKey::from_seed(&[7u8; 32]).unwrap();
@@ -170,6 +171,7 @@ mod tests {
         assert_eq!(key.seal(b"manifest bytes"), seal);
     }
 
+    // REQ: R5.2
     #[test]
     fn signature_of_another_key_is_refused() {
         let ours = SealKey::from_seed(&[7u8; 32]).unwrap();
