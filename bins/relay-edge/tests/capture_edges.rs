@@ -35,6 +35,7 @@ fn rewrite_keeping_size_and_mtime(path: &Path, data: &[u8], mtime: SystemTime) {
     assert_eq!(fs::metadata(path).unwrap().modified().unwrap(), mtime);
 }
 
+// REQ: R6.3
 #[test]
 fn a_rewrite_with_size_and_mtime_restored_is_recorded_live_and_across_a_restart() {
     let tmp = tempfile::tempdir().unwrap();

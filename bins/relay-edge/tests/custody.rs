@@ -134,6 +134,7 @@ fn count_rows_read_only(db: &Path, trail: &str) -> i64 {
     .unwrap()
 }
 
+// REQ: R11.3
 #[test]
 fn relay_db_alone_holds_every_record_after_a_clean_stop() {
     let tmp = tempfile::tempdir().unwrap();
@@ -179,6 +180,7 @@ fn manifest_heads(backup: &Path) -> Vec<(String, u64, String)> {
         .collect()
 }
 
+// REQ: R1.4, R1.2
 #[test]
 fn backup_while_capturing_restores_elsewhere_verified_with_the_manifest_heads() {
     let tmp = tempfile::tempdir().unwrap();
@@ -290,6 +292,7 @@ fn backup_while_capturing_restores_elsewhere_verified_with_the_manifest_heads() 
     );
 }
 
+// REQ: R1.2, R10.3
 #[test]
 fn a_backup_with_an_edited_file_is_refused_and_include_secrets_warns() {
     let tmp = tempfile::tempdir().unwrap();
@@ -340,6 +343,7 @@ fn a_backup_with_an_edited_file_is_refused_and_include_secrets_warns() {
 // ---------------------------------------------------------------------------------------------
 // 3. kill -9 is recorded at the next start.
 
+// REQ: R6.2, R1.6
 #[test]
 fn kill_9_then_restart_records_unclean_shutdown_naming_the_last_record() {
     let tmp = tempfile::tempdir().unwrap();
@@ -400,6 +404,7 @@ fn kill_9_then_restart_records_unclean_shutdown_naming_the_last_record() {
 // ---------------------------------------------------------------------------------------------
 // 4. Version evidence.
 
+// REQ: R11.2
 #[test]
 fn version_healthz_and_startup_carry_commit_build_date_and_the_binary_hash() {
     let out = run(&["--version"]);
@@ -608,6 +613,7 @@ fn forward_state(config: &Path) -> String {
     text(&run(&["forward", "status", "--config", s(config)]))
 }
 
+// REQ: R8.4
 #[test]
 fn forward_resume_refuses_while_the_cause_persists_then_resumes_and_records_who_and_why() {
     let tmp = tempfile::tempdir().unwrap();
@@ -776,6 +782,7 @@ impl FakeNtp {
     }
 }
 
+// REQ: R9.1
 #[test]
 fn ntp_steps_forward_and_back_loss_and_recovery_are_system_events() {
     const STEP: i64 = 300_000_000;
@@ -923,6 +930,7 @@ fn the_edge_serves_https_with_a_self_signed_ca_and_records_the_posture() {
     assert_eq!(p["listener"]["transport"], "https", "{p}");
 }
 
+// REQ: R11.2
 #[test]
 fn plain_http_on_a_network_address_is_refused_unless_explicitly_allowed() {
     let tmp = tempfile::tempdir().unwrap();
@@ -977,6 +985,7 @@ fn plain_http_on_a_network_address_is_refused_unless_explicitly_allowed() {
 // ---------------------------------------------------------------------------------------------
 // 9. Upgrade check.
 
+// REQ: R1.2
 #[test]
 fn upgrade_check_passes_on_an_unchanged_store_and_fails_on_any_difference() {
     let tmp = tempfile::tempdir().unwrap();

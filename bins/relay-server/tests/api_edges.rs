@@ -278,6 +278,7 @@ fn server(extra: &str) -> Server {
     }
 }
 
+// REQ: R3.1, R3.4, R11.2
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn api_numbers_export_rules_access_events_retention_and_verify_hold_against_a_real_server() {
     let mut srv = server("export_quota_per_user = 2");
@@ -635,6 +636,7 @@ async fn flood(port: u16, headers: String, len: usize, chunked: bool) -> (u16, S
     (status, String::from_utf8_lossy(&body).into_owned())
 }
 
+// REQ: R8.3
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn eight_unauthenticated_50_mb_ingest_bodies_are_refused_unread_and_memory_stays_bounded() {
     // The default batch cap (64 MiB) admits a 50 MB body: were the body read before the

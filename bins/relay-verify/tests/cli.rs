@@ -96,6 +96,7 @@ fn the_exported_package_verifies_with_and_without_the_trail_key() {
     assert_eq!(v["records"], 32);
 }
 
+// REQ: R5.3
 #[test]
 fn an_intact_package_without_a_pin_exits_3_not_0() {
     let pkg = fixtures().join("package");
@@ -118,6 +119,7 @@ fn an_intact_package_without_a_pin_exits_3_not_0() {
     assert_eq!(v["verdict"], "intact_origin_not_pinned");
 }
 
+// REQ: R5.2
 #[test]
 fn a_package_resealed_with_an_attackers_own_key_is_not_verified() {
     // The whole package re-sealed by the attacker's key (who could have edited anything before
@@ -192,6 +194,7 @@ fn malformed_pins_and_trust_files_are_unusable_input() {
     assert_eq!(code, Some(2));
 }
 
+// REQ: R5.3
 #[test]
 fn a_zip_holding_records_csv_twice_is_refused_whichever_copy_a_reader_shows() {
     // The tampered copy first (what unzip shows), the genuine one last (what a zip library that

@@ -449,6 +449,7 @@ fn outcome(cmd: &mut Command) -> (i32, Option<(String, String)>, String) {
     (out.status.code().unwrap_or(-1), first, text)
 }
 
+// REQ: R5.3
 #[test]
 fn every_tamper_case_gets_the_same_verdict_from_relay_verify_and_the_python_verifier() {
     let table: Value =

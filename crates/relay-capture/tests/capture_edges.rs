@@ -29,6 +29,7 @@ fn rewrite_keeping_size_and_mtime(path: &Path, data: &[u8], mtime: SystemTime) {
     assert_eq!(fs::metadata(path).unwrap().modified().unwrap(), mtime);
 }
 
+// REQ: R6.3
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn content_rewritten_with_size_and_mtime_restored_is_recorded_live_and_after_restart() {
     let root = tempfile::tempdir().unwrap();
@@ -146,6 +147,7 @@ async fn append_legacy_created(relay: &Relay, root: &Path, rel: &str, sha256: &s
         .unwrap();
 }
 
+// REQ: R6.3
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn records_without_ctime_still_work_and_the_rehash_audit_finds_what_they_miss() {
     let root = tempfile::tempdir().unwrap();
@@ -214,6 +216,7 @@ async fn records_without_ctime_still_work_and_the_rehash_audit_finds_what_they_m
     assert_eq!(relay.verify().await, 3);
 }
 
+// REQ: R6.4
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_folder_swapped_for_a_link_never_leaks_what_lies_outside() {
     let root = tempfile::tempdir().unwrap();
