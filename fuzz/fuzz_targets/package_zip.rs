@@ -13,7 +13,7 @@ mod package;
 use std::sync::OnceLock;
 
 use libfuzzer_sys::fuzz_target;
-use relay_domain::export::{VerifyOptions, verify_package};
+use relay_domain::export::{PackageReport, PinnedKey, Verdict, VerifyOptions, verify_package};
 use relay_fuzz::seed_ring;
 
 fn zip_path() -> &'static std::path::Path {
@@ -35,9 +35,43 @@ fuzz_target!(|data: &[u8]| {
             expect_fingerprint: None,
         };
         // Err is "unusable package" (exit 2), a normal answer to garbage.
-        let _verdict = verify_package(inputs, &options);
+        if let Ok(report) = verify_package(inputs, &options) {
+            check_verdicts(report);
+        }
     }
     for seq in [1, 2, u64::MAX] {
         let _outcome = package::prove_one(&pkg, seq);
     }
 });
+
+/// The pinned verdicts (exit 0 / 3 / 1): a pin of another key never verifies; a pin of the
+/// package's own key verifies exactly when every check held; no pin is never "verified".
+fn check_verdicts(report: PackageReport) {
+    let holds = report.holds();
+    let unpinned = report.verdict();
+    assert_ne!(unpinned, Verdict::Verified, "no pin, yet verified");
+    assert_eq!(unpinned == Verdict::IntactUnpinned, holds);
+
+    let foreign = PinnedKey::parse("00112233445566778899aabbccddeeff", "foreign")
+        .expect("a well-formed fingerprint pin");
+    if report.fingerprint != foreign.fingerprint {
+        let mut pinned_elsewhere = report.clone();
+        pinned_elsewhere.pin(std::slice::from_ref(&foreign));
+        assert_eq!(
+            pinned_elsewhere.verdict(),
+            Verdict::NotVerified,
+            "a foreign pin verified"
+        );
+    }
+
+    if let Ok(own) = PinnedKey::parse(&report.fingerprint, "own") {
+        let mut pinned = report;
+        pinned.pin(&[own]);
+        let expected = if holds {
+            Verdict::Verified
+        } else {
+            Verdict::NotVerified
+        };
+        assert_eq!(pinned.verdict(), expected);
+    }
+}
