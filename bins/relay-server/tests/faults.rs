@@ -156,6 +156,22 @@ async fn exchange(upstream: SocketAddr, request: &[u8]) -> Option<Vec<u8>> {
     read_message(&mut s).await
 }
 
+/// Whether to inject a fault of the kind `counter` counts (and counts it): always the first
+/// time the kind comes up (of concurrent requests only one claims it), then when the fixed
+/// sequence says so. So every kind happens at least once whatever the kills hit.
+fn fault(counter: &AtomicU64, by_sequence: bool) -> bool {
+    if counter
+        .compare_exchange(0, 1, Ordering::SeqCst, Ordering::SeqCst)
+        .is_ok()
+    {
+        return true;
+    }
+    if by_sequence {
+        counter.fetch_add(1, Ordering::SeqCst);
+    }
+    by_sequence
+}
+
 /// One request per connection: drop it (10%), forward it and drop the answer (10%), send it
 /// twice (15%), or pass it through; the answer is marked `Connection: close`.
 async fn chaos_proxy(listener: TcpListener, upstream: SocketAddr, stats: Arc<ProxyStats>) {
@@ -173,19 +189,19 @@ async fn chaos_proxy(listener: TcpListener, upstream: SocketAddr, stats: Arc<Pro
                 return;
             };
             stats.requests.fetch_add(1, Ordering::Relaxed);
-            if roll < 10 {
-                stats.dropped_requests.fetch_add(1, Ordering::Relaxed);
+            // Every fault happens at least once whatever the kills hit: the first request is
+            // dropped, the first answer the server gives is dropped, the next one is a
+            // duplicate; after that the fixed sequence decides.
+            if fault(&stats.dropped_requests, roll < 10) {
                 return;
             }
             let Some(mut answer) = exchange(upstream, &request).await else {
                 return;
             };
-            if roll < 20 {
-                stats.dropped_answers.fetch_add(1, Ordering::Relaxed);
+            if fault(&stats.dropped_answers, roll < 20) {
                 return;
             }
-            if roll < 35 {
-                stats.duplicated.fetch_add(1, Ordering::Relaxed);
+            if fault(&stats.duplicated, roll < 35) {
                 match exchange(upstream, &request).await {
                     Some(second) => answer = second,
                     None => return,

@@ -576,6 +576,45 @@ async fn forwards_over_https_to_a_server_with_a_self_signed_ca() {
     server.stop().await;
 }
 
+/// The edge's clock in these tests: the system clock moved by a settable offset. Unlike a frozen
+/// manual clock it keeps running, so the send time of a batch is as far from the server's clock
+/// as the offset says however long the test takes.
+#[derive(Debug)]
+struct OffsetClock {
+    offset_micros: std::sync::atomic::AtomicI64,
+}
+
+impl OffsetClock {
+    fn new(offset: Duration, ahead: bool) -> Self {
+        let micros = i64::try_from(offset.as_micros()).unwrap();
+        Self {
+            offset_micros: std::sync::atomic::AtomicI64::new(if ahead { micros } else { -micros }),
+        }
+    }
+
+    fn set_in_sync(&self) {
+        self.offset_micros
+            .store(0, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[async_trait::async_trait]
+impl TimeSource for OffsetClock {
+    async fn now(
+        &self,
+    ) -> Result<relay_domain::ports::TimedInstant, relay_domain::ports::TimeSourceError> {
+        let mut now = SystemTimeSource::new().now().await?;
+        let offset = self.offset_micros.load(std::sync::atomic::Ordering::SeqCst);
+        now.at = relay_domain::Timestamp::from_unix_micros(now.at.unix_micros() + offset)
+            .map_err(|e| relay_domain::ports::TimeSourceError::OutOfRange(e.to_string()))?;
+        Ok(now)
+    }
+
+    fn posture(&self) -> relay_domain::ports::TimePosture {
+        SystemTimeSource::new().posture()
+    }
+}
+
 // REQ: R1.6, R8.5
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edge_clock_ahead_of_the_server_raises_one_clock_skew_event_per_minute() {
@@ -589,9 +628,7 @@ async fn edge_clock_ahead_of_the_server_raises_one_clock_skew_event_per_minute()
         .to_trail_key()
         .unwrap();
     // The edge's clock runs 10 s ahead of the server's.
-    let now = SystemTimeSource::new().now().await.unwrap().at;
-    let ahead = relay_domain::Timestamp::from_unix_micros(now.unix_micros() + 10_000_000).unwrap();
-    let clock = Arc::new(relay_domain::memory::ManualClock::new(ahead));
+    let clock = Arc::new(OffsetClock::new(Duration::from_secs(10), true));
     let appender = Arc::new(AppendService::new(store.clone(), clock, key));
     let journal = Journal::new(appender.clone(), Metrics::new(), Device::new(EDGE).unwrap());
     append_n(&appender, TRAIL, 1, 4).await;
@@ -622,8 +659,9 @@ async fn edge_clock_ahead_of_the_server_raises_one_clock_skew_event_per_minute()
     let p = skew[0].payload.to_value().unwrap();
     assert_eq!(p["edge"], EDGE);
     assert_eq!(p["threshold_ms"], 2000);
+    // The offset less the batch's time in transit (send time to the server's reading).
     let ms = p["skew_ms"].as_i64().unwrap();
-    assert!((9_000..=10_500).contains(&ms), "{ms}");
+    assert!((7_000..=10_000).contains(&ms), "{ms}");
     assert_eq!(skew[0].actor_source, ActorSource::Service);
     // The forwarded trail itself is untouched by the server's events.
     assert_eq!(
@@ -682,14 +720,12 @@ async fn a_backlog_after_a_server_outage_is_recorded_as_an_outage_and_raises_no_
         .unwrap()
         .to_trail_key()
         .unwrap();
-    let now = SystemTimeSource::new().now().await.unwrap().at;
-    let earlier =
-        relay_domain::Timestamp::from_unix_micros(now.unix_micros() - 30_000_000).unwrap();
-    let clock = Arc::new(relay_domain::memory::ManualClock::new(earlier));
+    // Six records recorded 30 s ago; from then on the edge's clock is in sync.
+    let clock = Arc::new(OffsetClock::new(Duration::from_secs(30), false));
     let appender = Arc::new(AppendService::new(store.clone(), clock.clone(), key));
     let journal = Journal::new(appender.clone(), Metrics::new(), Device::new(EDGE).unwrap());
     append_n(&appender, TRAIL, 1, 6).await;
-    clock.set(SystemTimeSource::new().now().await.unwrap().at);
+    clock.set_in_sync();
 
     // The server's stores and token exist; its listener is not up yet.
     let server_dir = TempDir::new().unwrap();
