@@ -49,7 +49,20 @@ fn signs_the_same(original: &[u8], mutated: &[u8]) -> bool {
     ) else {
         return false;
     };
-    a.signing_bytes == b.signing_bytes && a.seal == b.seal
+    a.signing_bytes == b.signing_bytes && same_seal(&a.seal, &b.seal)
+}
+
+/// Whether two seals say the same thing: the same algorithm and fingerprint, and the same key
+/// and signature bytes (hex is read in either case, so `AB` and `ab` are one byte; a proptest
+/// case changed one letter's case in `public_key` and the package rightly still verified).
+fn same_seal(a: &relay_domain::export::Seal, b: &relay_domain::export::Seal) -> bool {
+    let bytes = |h: &str| hex::decode(h).ok();
+    a.algorithm == b.algorithm
+        && a.fingerprint == b.fingerprint
+        && bytes(&a.public_key).is_some()
+        && bytes(&a.public_key) == bytes(&b.public_key)
+        && bytes(&a.signature).is_some()
+        && bytes(&a.signature) == bytes(&b.signature)
 }
 
 #[test]
@@ -68,6 +81,29 @@ fn a_whitespace_only_manifest_edit_signs_the_same_bytes() {
         .into_bytes();
     assert_ne!(edited, original, "the fixture names its trail");
     assert!(!signs_the_same(&original, &edited));
+}
+
+#[test]
+fn a_hex_letter_of_the_seal_key_in_upper_case_is_the_same_key() {
+    let original = package().remove(0);
+    let text = String::from_utf8(original.clone()).unwrap();
+    let upper = text
+        .replacen("\"public_key\": \"ae", "\"public_key\": \"AE", 1)
+        .into_bytes();
+    assert_ne!(upper, original, "the fixture's seal key starts with ae");
+    assert!(signs_the_same(&original, &upper));
+    let mut files = package();
+    files[0] = upper;
+    assert_eq!(
+        run(&files),
+        Some(true),
+        "the same key, written in upper case"
+    );
+    // Another key is not the same seal.
+    let other = text
+        .replacen("\"public_key\": \"ae", "\"public_key\": \"af", 1)
+        .into_bytes();
+    assert!(!signs_the_same(&original, &other));
 }
 
 #[test]
