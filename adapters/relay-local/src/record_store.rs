@@ -334,16 +334,6 @@ fn refuse_reinitialisation(config: &LocalConfig) -> Result<(), RecordStoreError>
 }
 
 async fn migrate(pool: &SqlitePool) -> Result<(), LocalError> {
-    // A store already at this version needs no write lock: opening a live data directory from
-    // a second process (`verify`, `backup`, a test) never waits behind the running relay's
-    // appends, which under load can hold the lock longer than the busy timeout.
-    let current: i64 = sqlx::query_scalar("PRAGMA user_version")
-        .fetch_one(pool)
-        .await
-        .map_err(LocalError::sql("read schema version"))?;
-    if usize::try_from(current).ok() == Some(MIGRATIONS.len()) {
-        return Ok(());
-    }
     let mut tx = pool
         .begin_with("BEGIN IMMEDIATE")
         .await
