@@ -3,25 +3,14 @@
 
 use std::process::ExitCode;
 
-use crate::config::{self, CliOverrides};
-use crate::{BackupArgs, CliError, CommonArgs, RestoreArgs, UpgradeCheckAction, init_logging};
-
-fn load(common: CommonArgs) -> Result<config::EdgeConfig, CliError> {
-    let overrides = CliOverrides {
-        data_dir: common.data_dir,
-        log_format: common.log_format,
-        ..Default::default()
-    };
-    let config = config::load(common.config.as_deref(), &overrides)?;
-    init_logging(config.log_format);
-    Ok(config)
-}
+use crate::config;
+use crate::{BackupArgs, CliError, RestoreArgs, UpgradeCheckAction, init_logging, load_common};
 
 pub(crate) fn backup(
     runtime: &tokio::runtime::Runtime,
     args: BackupArgs,
 ) -> Result<ExitCode, CliError> {
-    let config = load(args.common)?;
+    let config = load_common(args.common)?;
     if args.include_secrets {
         eprintln!(
             "relay-edge: WARNING: --include-secrets copies the trail HMAC keys, the export seal key \
@@ -107,7 +96,7 @@ pub(crate) fn upgrade_check(
     use relay_runtime::custody::{CustodyState, compare};
     match action {
         UpgradeCheckAction::Record { common, out } => {
-            let config = load(common)?;
+            let config = load_common(common)?;
             let state =
                 runtime.block_on(relay_runtime::backup::state_of_data_dir(&config.data_dir))?;
             state.write_new(&out)?;
@@ -125,7 +114,7 @@ pub(crate) fn upgrade_check(
             Ok(ExitCode::SUCCESS)
         }
         UpgradeCheckAction::Compare { common, with } => {
-            let config = load(common)?;
+            let config = load_common(common)?;
             let before = CustodyState::read(&with)?;
             let state =
                 runtime.block_on(relay_runtime::backup::state_of_data_dir(&config.data_dir))?;

@@ -419,13 +419,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         Command::Forward(ForwardArgs {
             action: ForwardAction::Status { common },
         }) => {
-            let overrides = CliOverrides {
-                data_dir: common.data_dir,
-                log_format: common.log_format,
-                ..Default::default()
-            };
-            let config = config::load(common.config.as_deref(), &overrides)?;
-            init_logging(config.log_format);
+            let config = load_common(common)?;
             let rows = runtime
                 .block_on(relay_runtime::edge::forward_status_of_data_dir(
                     &config.data_dir,
@@ -581,13 +575,7 @@ fn run_forward_resume(
     trail: String,
     reason: String,
 ) -> Result<ExitCode, CliError> {
-    let overrides = CliOverrides {
-        data_dir: common.data_dir,
-        log_format: common.log_format,
-        ..Default::default()
-    };
-    let config = config::load(common.config.as_deref(), &overrides)?;
-    init_logging(config.log_format);
+    let config = load_common(common)?;
     let trail = parse("trail", trail, TrailId::new)?;
     let device = parse(
         "device",
@@ -674,13 +662,7 @@ fn run_keys(runtime: &tokio::runtime::Runtime, action: KeysAction) -> Result<Exi
         KeysAction::List(common) => (common, false),
         KeysAction::Rotate(common) => (common, true),
     };
-    let overrides = CliOverrides {
-        data_dir: common.data_dir,
-        log_format: common.log_format,
-        ..Default::default()
-    };
-    let config = config::load(common.config.as_deref(), &overrides)?;
-    init_logging(config.log_format);
+    let config = load_common(common)?;
     if rotate {
         let device = parse(
             "device",
@@ -873,6 +855,19 @@ fn default_device_id() -> String {
     } else {
         cleaned
     }
+}
+
+/// Loads the configuration a command's common arguments name (file, environment, `--data-dir`,
+/// `--log-format`) and starts logging in its format.
+pub(crate) fn load_common(common: CommonArgs) -> Result<config::EdgeConfig, CliError> {
+    let overrides = CliOverrides {
+        data_dir: common.data_dir,
+        log_format: common.log_format,
+        ..Default::default()
+    };
+    let config = config::load(common.config.as_deref(), &overrides)?;
+    init_logging(config.log_format);
+    Ok(config)
 }
 
 fn init_logging(format: LogFormat) {

@@ -12,9 +12,9 @@ use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU16, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use common::{BIN, TRAIL, records, start, stop, wait_for_records};
+use common::{BIN, TRAIL, now_micros, records, start, stop, to_ntp, wait_for_records};
 use relay_domain::Record;
 
 fn run(args: &[&str]) -> Output {
@@ -705,23 +705,6 @@ fn whoami_user() -> String {
 
 // ---------------------------------------------------------------------------------------------
 // 7. NTP steps, loss and recovery are records.
-
-fn to_ntp(unix_micros: i64) -> u64 {
-    let micros = u64::try_from(unix_micros).unwrap();
-    let secs = micros / 1_000_000 + 2_208_988_800;
-    let frac = ((micros % 1_000_000) << 32) / 1_000_000;
-    (secs << 32) | frac
-}
-
-fn now_micros() -> i64 {
-    i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_micros(),
-    )
-    .unwrap()
-}
 
 /// An SNTP server on loopback: the host clock plus `offset`; silent while `mute` is set.
 struct FakeNtp {

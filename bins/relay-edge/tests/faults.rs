@@ -22,9 +22,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use common::{BIN, TRAIL, records};
+use common::{BIN, TRAIL, now_micros, records, to_ntp};
 use relay_domain::Record;
 use sha2::{Digest, Sha256};
 
@@ -551,24 +551,6 @@ fn a_truncated_emptied_or_deleted_store_is_refused_and_never_reinitialised() {
 
 // ---------------------------------------------------------------------------------------------
 // The wall clock steps backwards during capture.
-
-/// Unix microseconds as a 64-bit NTP timestamp.
-fn to_ntp(unix_micros: i64) -> u64 {
-    let micros = u64::try_from(unix_micros).unwrap();
-    let secs = micros / 1_000_000 + 2_208_988_800;
-    let frac = ((micros % 1_000_000) << 32) / 1_000_000;
-    (secs << 32) | frac
-}
-
-fn now_micros() -> i64 {
-    i64::try_from(
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_micros(),
-    )
-    .unwrap()
-}
 
 /// An SNTP server on loopback answering with the host clock plus `offset` microseconds.
 struct FakeNtp {

@@ -585,10 +585,10 @@ struct OffsetClock {
 }
 
 impl OffsetClock {
-    fn new(offset: Duration, ahead: bool) -> Self {
-        let micros = i64::try_from(offset.as_micros()).unwrap();
+    /// The system clock moved by `seconds` (negative: behind).
+    fn shifted(seconds: i64) -> Self {
         Self {
-            offset_micros: std::sync::atomic::AtomicI64::new(if ahead { micros } else { -micros }),
+            offset_micros: std::sync::atomic::AtomicI64::new(seconds * 1_000_000),
         }
     }
 
@@ -596,6 +596,24 @@ impl OffsetClock {
         self.offset_micros
             .store(0, std::sync::atomic::Ordering::SeqCst);
     }
+}
+
+/// An edge's trail key, store, appender and journal, its records timed by `clock`.
+async fn edge_on_clock(
+    dir: &Path,
+    clock: Arc<OffsetClock>,
+) -> (Arc<InMemoryRecordStore>, Arc<AppendService>, Journal) {
+    let store = Arc::new(InMemoryRecordStore::new());
+    let secrets = FileSecretProvider::open(dir.join("secrets")).unwrap();
+    let key = secrets
+        .current_or_create(&SecretName::trail_hmac())
+        .await
+        .unwrap()
+        .to_trail_key()
+        .unwrap();
+    let appender = Arc::new(AppendService::new(store.clone(), clock, key));
+    let journal = Journal::new(appender.clone(), Metrics::new(), Device::new(EDGE).unwrap());
+    (store, appender, journal)
 }
 
 #[async_trait::async_trait]
@@ -619,18 +637,9 @@ impl TimeSource for OffsetClock {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn edge_clock_ahead_of_the_server_raises_one_clock_skew_event_per_minute() {
     let dir = TempDir::new().unwrap();
-    let store = Arc::new(InMemoryRecordStore::new());
-    let secrets = FileSecretProvider::open(dir.path().join("secrets")).unwrap();
-    let key = secrets
-        .current_or_create(&SecretName::trail_hmac())
-        .await
-        .unwrap()
-        .to_trail_key()
-        .unwrap();
     // The edge's clock runs 10 s ahead of the server's.
-    let clock = Arc::new(OffsetClock::new(Duration::from_secs(10), true));
-    let appender = Arc::new(AppendService::new(store.clone(), clock, key));
-    let journal = Journal::new(appender.clone(), Metrics::new(), Device::new(EDGE).unwrap());
+    let (store, appender, journal) =
+        edge_on_clock(dir.path(), Arc::new(OffsetClock::shifted(10))).await;
     append_n(&appender, TRAIL, 1, 4).await;
     let mut server = start_server(&dir.path().join("secrets"), None).await;
     let cursors = Arc::new(InMemoryForwardCursorStore::new());
@@ -712,18 +721,9 @@ async fn an_edge_in_sync_with_the_server_raises_no_clock_skew() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backlog_after_a_server_outage_is_recorded_as_an_outage_and_raises_no_clock_skew() {
     let dir = TempDir::new().unwrap();
-    let store = Arc::new(InMemoryRecordStore::new());
-    let secrets = FileSecretProvider::open(dir.path().join("secrets")).unwrap();
-    let key = secrets
-        .current_or_create(&SecretName::trail_hmac())
-        .await
-        .unwrap()
-        .to_trail_key()
-        .unwrap();
     // Six records recorded 30 s ago; from then on the edge's clock is in sync.
-    let clock = Arc::new(OffsetClock::new(Duration::from_secs(30), false));
-    let appender = Arc::new(AppendService::new(store.clone(), clock.clone(), key));
-    let journal = Journal::new(appender.clone(), Metrics::new(), Device::new(EDGE).unwrap());
+    let clock = Arc::new(OffsetClock::shifted(-30));
+    let (store, appender, journal) = edge_on_clock(dir.path(), clock.clone()).await;
     append_n(&appender, TRAIL, 1, 6).await;
     clock.set_in_sync();
 

@@ -159,3 +159,22 @@ pub fn tamper(data: &Path, seq: u64, sql_set: &str) {
         pool.close().await;
     });
 }
+
+/// Unix microseconds as a 64-bit NTP timestamp (for the fake SNTP servers of the tests).
+pub fn to_ntp(unix_micros: i64) -> u64 {
+    let micros = u64::try_from(unix_micros).unwrap();
+    let secs = micros / 1_000_000 + 2_208_988_800;
+    let frac = ((micros % 1_000_000) << 32) / 1_000_000;
+    (secs << 32) | frac
+}
+
+/// The host clock in Unix microseconds.
+pub fn now_micros() -> i64 {
+    i64::try_from(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_micros(),
+    )
+    .unwrap()
+}
