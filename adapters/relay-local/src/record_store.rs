@@ -44,6 +44,7 @@ pub struct SqliteRecordStore {
     path: PathBuf,
     writer: tokio::sync::Mutex<()>,
     reader: Arc<Mutex<rusqlite::Connection>>,
+    read_only: bool,
 }
 
 impl std::fmt::Debug for SqliteRecordStore {
@@ -105,6 +106,58 @@ impl SqliteRecordStore {
             path: path.to_owned(),
             writer: tokio::sync::Mutex::new(()),
             reader: Arc::new(Mutex::new(reader)),
+            read_only: false,
+        })
+    }
+
+    /// Opens the existing database file at `path` for reading only: nothing is created, the
+    /// schema is not migrated and no write lock is ever taken, so a running relay's appends
+    /// neither wait for it nor make it wait. For tools and tests that inspect a data
+    /// directory while the relay writes to it. A file whose schema is not exactly the version
+    /// this relay writes is refused (an older one needs the relay to open it once; a newer one
+    /// is from a newer relay). Appends through this store fail.
+    pub async fn open_read_only(
+        path: &Path,
+        busy_timeout: std::time::Duration,
+    ) -> Result<Self, RecordStoreError> {
+        let options = SqliteConnectOptions::new()
+            .filename(path)
+            .read_only(true)
+            .create_if_missing(false)
+            .busy_timeout(busy_timeout);
+        let pool = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(busy_timeout + std::time::Duration::from_secs(5))
+            .connect_with(options)
+            .await
+            .map_err(|e| naming_file(path, LocalError::sql("open database read-only")(e).into()))?;
+        let version: i64 = sqlx::query_scalar("PRAGMA user_version")
+            .fetch_one(&pool)
+            .await
+            .map_err(|e| naming_file(path, LocalError::sql("read schema version")(e).into()))?;
+        if usize::try_from(version).ok() != Some(MIGRATIONS.len()) {
+            pool.close().await;
+            return Err(naming_file(
+                path,
+                LocalError::Sql {
+                    op: "check schema version",
+                    source: sqlx::Error::Protocol(format!(
+                        "database schema version {version}, this relay reads version {} only \
+                         when opening read-only (open it once read-write to upgrade)",
+                        MIGRATIONS.len()
+                    )),
+                }
+                .into(),
+            ));
+        }
+        let reader = open_bulk_reader(path, busy_timeout).map_err(|e| naming_file(path, e))?;
+        tracing::debug!(path = %path.display(), "opened sqlite record store read-only");
+        Ok(Self {
+            pool,
+            path: path.to_owned(),
+            writer: tokio::sync::Mutex::new(()),
+            reader: Arc::new(Mutex::new(reader)),
+            read_only: true,
         })
     }
 
@@ -183,7 +236,8 @@ impl SqliteRecordStore {
         if busy != 0 {
             return Err(RecordStoreError::Unavailable {
                 message: format!(
-                    "{}: the WAL checkpoint could not finish ({checkpointed} of {log_frames}                      frames copied): another connection is reading or writing",
+                    "{}: the WAL checkpoint could not finish ({checkpointed} of {log_frames} \
+                     frames copied): another connection is reading or writing",
                     self.path.display()
                 ),
                 source: None,
@@ -213,8 +267,12 @@ impl SqliteRecordStore {
     /// Checkpoints the WAL into the database file (TRUNCATE, see [`checkpoint`](Self::checkpoint))
     /// and closes every connection. A checkpoint that fails is logged: the records stay safe in
     /// the WAL, which SQLite replays at the next open, but the database file alone is then not
-    /// complete.
+    /// complete. A store opened read-only only closes its connections.
     pub async fn close(&self) {
+        if self.read_only {
+            self.pool.close().await;
+            return;
+        }
         match self.checkpoint().await {
             Ok(c) => {
                 tracing::debug!(path = %self.path.display(), frames = c.frames, "WAL checkpointed")

@@ -319,6 +319,32 @@ fn a_backup_with_an_edited_file_is_refused_and_include_secrets_warns() {
     );
     assert!(backup.join("secrets/trail-hmac.json").is_file());
 
+    // Someone opens the backup's relay.db with a tool: SQLite leaves its side files, which the
+    // restore neither needs nor counts as tampering while they hold nothing...
+    std::fs::write(backup.join("relay.db-shm"), vec![0u8; 32768]).unwrap();
+    std::fs::write(backup.join("relay.db-wal"), b"").unwrap();
+    let restored_ok = tmp.path().join("restored-with-side-files");
+    let out = run(&[
+        "restore",
+        "--from",
+        s(&backup),
+        "--data-dir",
+        s(&restored_ok),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    // ...but a write-ahead log with frames means the copy was changed after it was taken.
+    std::fs::write(backup.join("relay.db-wal"), b"frames written to the copy").unwrap();
+    let refused = tmp.path().join("restored-with-wal");
+    let out = run(&["restore", "--from", s(&backup), "--data-dir", s(&refused)]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert!(
+        text(&out).contains("relay.db-wal holds 26 bytes"),
+        "{}",
+        text(&out)
+    );
+    assert!(!refused.exists());
+    std::fs::remove_file(backup.join("relay.db-wal")).unwrap();
+
     // An attacker edits an anchor of the backup: the manifest's digest catches it.
     let anchor = std::fs::read_dir(backup.join("anchors"))
         .unwrap()

@@ -217,36 +217,41 @@ async fn chaos_proxy(listener: TcpListener, upstream: SocketAddr, stats: Arc<Pro
     }
 }
 
+/// Opens the edge's store read-only: the running edge's appends neither wait for it nor make
+/// it fail with "database is locked".
+async fn read_only_store(data_dir: &Path) -> relay_local::SqliteRecordStore {
+    relay_local::SqliteRecordStore::open_read_only(
+        &data_dir.join("relay.db"),
+        std::time::Duration::from_secs(30),
+    )
+    .await
+    .unwrap()
+}
+
 async fn trail_records(data_dir: &Path, trail: &str) -> Vec<Record> {
-    let adapters = relay_local::LocalAdapters::open(data_dir).await.unwrap();
+    let store = read_only_store(data_dir).await;
     let mut out = Vec::new();
-    adapters
-        .record_store
+    store
         .for_each_record(&TrailId::new(trail).unwrap(), 1000, |r| {
             out.push(r);
             true
         })
         .await
         .unwrap();
-    adapters.record_store.close().await;
+    store.close().await;
     out
 }
 
 async fn edge_head_and_acked(data_dir: &Path) -> (u64, u64) {
-    let adapters = relay_local::LocalAdapters::open(data_dir).await.unwrap();
+    let store = read_only_store(data_dir).await;
     let trail = TrailId::new(EDGE).unwrap();
-    let head = adapters
-        .record_store
-        .head(&trail)
+    let head = store.head(&trail).await.unwrap().map_or(0, |h| h.seq.get());
+    let cursors = relay_local::SqliteForwardCursorStore::new(store.pool().clone());
+    let acked = relay_domain::ports::ForwardCursorStore::get(&cursors, &trail)
         .await
         .unwrap()
-        .map_or(0, |h| h.seq.get());
-    let acked =
-        relay_domain::ports::ForwardCursorStore::get(adapters.forward_cursors.as_ref(), &trail)
-            .await
-            .unwrap()
-            .map_or(0, |c| c.acked_seq);
-    adapters.record_store.close().await;
+        .map_or(0, |c| c.acked_seq);
+    store.close().await;
     (head, acked)
 }
 

@@ -154,6 +154,10 @@ pub async fn backup_data_dir(
         copy_tree(&data_dir.join("secrets"), &out.join("secrets"))?;
     }
     let state = state_of_db(&out.join("relay.db")).await?;
+    refuse_pending_wal(out, |message| BackupError::Store {
+        path: out.join("relay.db"),
+        message,
+    })?;
     let manifest = BackupManifest {
         format: BACKUP_FORMAT.into(),
         created_at: now_rfc3339().await,
@@ -381,6 +385,7 @@ fn check_files(from: &Path, manifest: &BackupManifest) -> Result<(), BackupError
     if !manifest.files.iter().any(|f| f.path == "relay.db") {
         return Err(bad("the manifest lists no relay.db".into()));
     }
+    refuse_pending_wal(from, bad)?;
     let found = list_files(from)?;
     for f in &manifest.files {
         match found.iter().find(|g| g.path == f.path) {
@@ -403,7 +408,39 @@ fn check_files(from: &Path, manifest: &BackupManifest) -> Result<(), BackupError
     Ok(())
 }
 
-/// Every regular file under `root` except `manifest.json`, sorted, with size and SHA-256.
+/// SQLite's own side files next to `relay.db`. Opening the copy (to read its counts and
+/// heads, or by anyone inspecting a backup) creates them, and they vanish when the last
+/// connection closes, which may be after a listing: they are never part of a backup, and a
+/// restore copies `relay.db` alone. A write-ahead log holding frames is different: see
+/// [`refuse_pending_wal`].
+const SQLITE_SIDE_FILES: [&str; 3] = ["relay.db-wal", "relay.db-shm", "relay.db-journal"];
+
+/// Refuses a `relay.db-wal` with content beside the backup's `relay.db`: the copy is
+/// checkpointed when the backup is taken, so frames in the log were written to the copy after
+/// that (the restore would silently drop them, or a tool would read them as part of the copy).
+fn refuse_pending_wal(
+    dir: &Path,
+    error: impl FnOnce(String) -> BackupError,
+) -> Result<(), BackupError> {
+    let wal = dir.join("relay.db-wal");
+    match std::fs::metadata(&wal) {
+        Ok(meta) if meta.len() > 0 => Err(error(format!(
+            "relay.db-wal holds {} bytes written to the copy after it was taken; the backup \
+             was opened and changed",
+            meta.len()
+        ))),
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(BackupError::Io {
+            what: "inspect",
+            path: wal,
+            source: e,
+        }),
+    }
+}
+
+/// Every regular file under `root` except `manifest.json` and SQLite's side files of
+/// `relay.db` ([`SQLITE_SIDE_FILES`]), sorted, with size and SHA-256.
 fn list_files(root: &Path) -> Result<Vec<BackupFile>, BackupError> {
     fn walk(root: &Path, dir: &Path, out: &mut Vec<BackupFile>) -> Result<(), BackupError> {
         for entry in std::fs::read_dir(dir).map_err(io("read directory", dir))? {
@@ -420,7 +457,7 @@ fn list_files(root: &Path) -> Result<Vec<BackupFile>, BackupError> {
                     .map(|c| c.as_os_str().to_string_lossy().into_owned())
                     .collect::<Vec<_>>()
                     .join("/");
-                if rel == "manifest.json" {
+                if rel == "manifest.json" || SQLITE_SIDE_FILES.contains(&rel.as_str()) {
                     continue;
                 }
                 out.push(BackupFile {

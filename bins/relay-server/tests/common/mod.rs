@@ -172,10 +172,23 @@ pub fn metric(port: u16, name: &str) -> Option<f64> {
 
 /// Every record of `trail` in an edge's (or a local server's) data directory.
 pub async fn local_records(data_dir: &Path, trail: &str) -> Vec<Record> {
-    let adapters = relay_local::LocalAdapters::open(data_dir).await.unwrap();
-    let out = all_records(adapters.record_store.as_ref(), trail).await;
-    adapters.record_store.close().await;
+    let store = read_only_store(data_dir).await;
+    let out = all_records(&store, trail).await;
+    store.close().await;
     out
+}
+
+/// Opens the store of an edge's (or a local server's) data directory read-only: a running
+/// relay's appends neither wait for it nor make it fail with "database is locked" (a
+/// read-write open migrates under SQLite's write lock, which a busy relay can hold longer
+/// than the busy timeout).
+pub async fn read_only_store(data_dir: &Path) -> relay_local::SqliteRecordStore {
+    relay_local::SqliteRecordStore::open_read_only(
+        &data_dir.join("relay.db"),
+        Duration::from_secs(30),
+    )
+    .await
+    .unwrap()
 }
 
 /// Every record of `trail` in `store`.
@@ -193,20 +206,15 @@ pub async fn all_records(store: &dyn RecordStore, trail: &str) -> Vec<Record> {
 
 /// The edge's head of `trail` and the seq the server acknowledged.
 pub async fn edge_head_and_acked(data_dir: &Path, trail: &str) -> (u64, u64) {
-    let adapters = relay_local::LocalAdapters::open(data_dir).await.unwrap();
+    let store = read_only_store(data_dir).await;
     let trail = TrailId::new(trail).unwrap();
-    let head = adapters
-        .record_store
-        .head(&trail)
+    let head = store.head(&trail).await.unwrap().map_or(0, |h| h.seq.get());
+    let cursors = relay_local::SqliteForwardCursorStore::new(store.pool().clone());
+    let acked = relay_domain::ports::ForwardCursorStore::get(&cursors, &trail)
         .await
         .unwrap()
-        .map_or(0, |h| h.seq.get());
-    let acked =
-        relay_domain::ports::ForwardCursorStore::get(adapters.forward_cursors.as_ref(), &trail)
-            .await
-            .unwrap()
-            .map_or(0, |c| c.acked_seq);
-    adapters.record_store.close().await;
+        .map_or(0, |c| c.acked_seq);
+    store.close().await;
     (head, acked)
 }
 
