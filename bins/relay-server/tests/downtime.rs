@@ -23,7 +23,9 @@ const DOWNTIME: Duration = Duration::from_secs(30);
 fn wait_healthy(port: u16, server: &mut Proc) {
     let start = Instant::now();
     loop {
-        if let (200, _) = http_json(port, "GET", "/healthz", None, None) {
+        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+            && http_json(port, "GET", "/healthz", None, None).0 == 200
+        {
             return;
         }
         assert!(
