@@ -3,12 +3,14 @@
 //! records the outage (`FORWARD_OUTAGE` start and end), the server raises no `CLOCK_SKEW` for
 //! the late backlog, and its API shows every forwarded record's time of receipt, flagging as
 //! late exactly the records that waited out the outage (threshold 15 s, downtime >= 30 s), while
-//! a record forwarded before the outage is not late.
+//! a record forwarded before the outage is not late. The sealed package the server makes of the
+//! trail carries the times of receipt, and both offline verifiers count the late records.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -19,6 +21,19 @@ const EDGE: &str = "ws-late";
 const PASSWORD: &str = "downtime review password";
 const LATE_AFTER_SECS: u64 = 15;
 const DOWNTIME: Duration = Duration::from_secs(30);
+
+/// `relay-verify` next to `relay-server` in the target directory, built if missing.
+fn verify_bin() -> PathBuf {
+    let path = server_bin().with_file_name("relay-verify");
+    if !path.is_file() {
+        let status = Command::new(env!("CARGO"))
+            .args(["build", "-p", "relay-verify"])
+            .status()
+            .unwrap();
+        assert!(status.success(), "building relay-verify failed");
+    }
+    path
+}
 
 fn wait_healthy(port: u16, server: &mut Proc) {
     let start = Instant::now();
@@ -298,6 +313,52 @@ async fn server_down_30_s_then_up_flags_the_backlog_late_without_clock_skew_and_
     );
     assert_eq!(status, 200, "{system}");
     assert_eq!(system["events"].as_array().unwrap().len(), 0, "{system}");
+
+    // The sealed package the server makes carries the times of receipt (receipts.jsonl), and
+    // both offline verifiers report the late records.
+    let (status, made) = http_json(
+        port,
+        "POST",
+        "/api/v1/exports",
+        Some(&admin),
+        Some(&json!({"trail_id": EDGE})),
+    );
+    assert_eq!(status, 201, "{made}");
+    let package = server_dir
+        .join("exports")
+        .join(made["package"].as_str().unwrap());
+    let verify = Command::new(verify_bin())
+        .arg(&package)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let report: Value = serde_json::from_slice(&verify.stdout).unwrap_or_else(|_| {
+        panic!(
+            "relay-verify: {}\n{}",
+            String::from_utf8_lossy(&verify.stdout),
+            String::from_utf8_lossy(&verify.stderr)
+        )
+    });
+    assert_eq!(verify.status.code(), Some(3), "intact, origin not pinned: {report}");
+    assert_eq!(report["receipts"]["records"], head, "{report}");
+    assert_eq!(report["receipts"]["late"], 3, "{report}");
+    assert_eq!(report["receipts"]["late_after_secs"], LATE_AFTER_SECS, "{report}");
+    let python = Command::new("python3")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/spec/verify_package.py"))
+        .arg(&package)
+        .arg("--json")
+        .output()
+        .unwrap();
+    let py: Value = serde_json::from_slice(&python.stdout).unwrap_or_else(|_| {
+        panic!(
+            "verify_package.py: {}\n{}",
+            String::from_utf8_lossy(&python.stdout),
+            String::from_utf8_lossy(&python.stderr)
+        )
+    });
+    assert_eq!(python.status.code(), Some(3), "{py}");
+    assert_eq!(py["receipts"]["late"], 3, "{py}");
+    assert_eq!(py["receipts"]["records"], head, "{py}");
 
     edge.stop();
     server.stop();

@@ -312,18 +312,20 @@ impl ServerRuntime {
             api.enable_ingest_tokens(ingest.clone());
             api.set_change_targets(server_change_targets(applied_changes));
         }
-        api.enable_sealed_exports(Arc::new(
-            crate::export::DirExporter::new(
-                settings.exports_dir.clone(),
-                stores.records.clone(),
-                stores.notary.clone(),
-                stores.secrets.clone(),
-                clock.clone(),
-                journal.clone(),
-                settings.device.clone(),
-            )
-            .with_retention(settings.api.export_retention),
-        ));
+        let mut exporter = crate::export::DirExporter::new(
+            settings.exports_dir.clone(),
+            stores.records.clone(),
+            stores.notary.clone(),
+            stores.secrets.clone(),
+            clock.clone(),
+            journal.clone(),
+            settings.device.clone(),
+        )
+        .with_retention(settings.api.export_retention);
+        if let Some(receipts) = &stores.receipts {
+            exporter = exporter.with_receipts(receipts.clone(), settings.ingest.late_after);
+        }
+        api.enable_sealed_exports(Arc::new(exporter));
         let app = router(HttpState {
             metrics: metrics.clone(),
             store: stores.records.clone(),
