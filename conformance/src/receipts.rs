@@ -68,7 +68,9 @@ pub async fn record_then_read_round_trips_by_range(store: &dyn ReceiptStore) {
     );
     assert_eq!(
         must(
-            store.receipts(&unique_trail("rcpt-none"), 1, u64::MAX).await,
+            store
+                .receipts(&unique_trail("rcpt-none"), 1, u64::MAX)
+                .await,
             "read unknown trail"
         ),
         Vec::<Receipt>::new()
@@ -117,7 +119,10 @@ pub async fn identical_retry_is_acknowledged_once(store: &dyn ReceiptStore) {
     let r = receipt(&t, 1, 2, 5, "ws-1");
     must(store.record(&r).await, "record");
     must(store.record(&r).await, "identical retry");
-    assert_eq!(must(store.receipts(&t, 1, 2).await, "read"), vec![r.clone()]);
+    assert_eq!(
+        must(store.receipts(&t, 1, 2).await, "read"),
+        vec![r.clone()]
+    );
     let mut other_edge = r.clone();
     other_edge.edge = "ws-2".into();
     assert!(matches!(

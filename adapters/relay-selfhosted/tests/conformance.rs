@@ -151,7 +151,11 @@ async fn pg_receipt_store_passes_the_receipt_suite_and_is_append_only_even_to_th
          VALUES ('pg-receipt', 3, 9, '2026-03-01T11:00:00.000000Z', 'ws-1')",
     ] {
         let refused = sqlx::query(sql).execute(&pg.owner).await.unwrap_err();
-        assert_eq!(common::sqlstate(&refused).as_deref(), Some("P0001"), "{sql}");
+        assert_eq!(
+            common::sqlstate(&refused).as_deref(),
+            Some("P0001"),
+            "{sql}"
+        );
     }
     assert_eq!(
         port.receipts(&receipt.trail_id, 1, u64::MAX).await.unwrap(),

@@ -82,7 +82,9 @@ async fn edge_captures(edge_dir: &Path, prefix: &str) -> Vec<relay_domain::Recor
         .into_iter()
         .filter(|r| {
             r.kind.as_str() == "FILE_CREATED"
-                && r.subject.as_ref().is_some_and(|s| s.as_str().contains(prefix))
+                && r.subject
+                    .as_ref()
+                    .is_some_and(|s| s.as_str().contains(prefix))
         })
         .collect()
 }
@@ -109,7 +111,9 @@ fn admin_token(port: u16) -> String {
         "POST",
         "/api/v1/auth/register",
         None,
-        Some(&json!({"username": "ada", "full_name": "Ada Admin", "password": PASSWORD, "role": "admin"})),
+        Some(
+            &json!({"username": "ada", "full_name": "Ada Admin", "password": PASSWORD, "role": "admin"}),
+        ),
     );
     assert_eq!(status, 201, "{v}");
     let (status, v) = http_json(
@@ -240,8 +244,14 @@ async fn server_down_30_s_then_up_flags_the_backlog_late_without_clock_skew_and_
     let outage = outage_events(&edge_dir).await;
     let phases: Vec<&str> = outage.iter().filter_map(|p| p["phase"].as_str()).collect();
     assert_eq!(phases, ["start", "end"], "{outage:?}");
-    assert!(outage[0]["records_queued"].as_u64().unwrap() >= 1, "{outage:?}");
-    assert!(outage[1]["failed_attempts"].as_u64().unwrap() >= 1, "{outage:?}");
+    assert!(
+        outage[0]["records_queued"].as_u64().unwrap() >= 1,
+        "{outage:?}"
+    );
+    assert!(
+        outage[1]["failed_attempts"].as_u64().unwrap() >= 1,
+        "{outage:?}"
+    );
 
     // The server's API shows the time of receipt and the late flag, outside the chain.
     let admin = admin_token(port);
@@ -254,7 +264,11 @@ async fn server_down_30_s_then_up_flags_the_backlog_late_without_clock_skew_and_
     );
     assert_eq!(status, 200, "{page}");
     let events = page["events"].as_array().unwrap();
-    assert_eq!(events.len() as u64, head, "every forwarded record is served");
+    assert_eq!(
+        events.len() as u64,
+        head,
+        "every forwarded record is served"
+    );
     let by_subject = |prefix: &str| -> Vec<&Value> {
         events
             .iter()
@@ -266,13 +280,20 @@ async fn server_down_30_s_then_up_flags_the_backlog_late_without_clock_skew_and_
     let during = by_subject("during-");
     assert_eq!((before.len(), during.len()), (1, 3), "{events:?}");
     for e in events {
-        assert!(e["received_at"].is_string(), "every ingested record has a receipt: {e}");
+        assert!(
+            e["received_at"].is_string(),
+            "every ingested record has a receipt: {e}"
+        );
         assert_eq!(e["late_after_secs"], LATE_AFTER_SECS, "{e}");
         let received = Timestamp::parse_canonical(e["received_at"].as_str().unwrap()).unwrap();
         let recorded = Timestamp::parse_canonical(e["recorded_at"].as_str().unwrap()).unwrap();
         assert!(received >= recorded, "received before it was recorded: {e}");
     }
-    assert_eq!(before[0]["late"], false, "forwarded while the server was up: {}", before[0]);
+    assert_eq!(
+        before[0]["late"], false,
+        "forwarded while the server was up: {}",
+        before[0]
+    );
     for e in &during {
         assert_eq!(e["late"], true, "waited out the outage: {e}");
         assert!(
@@ -339,10 +360,17 @@ async fn server_down_30_s_then_up_flags_the_backlog_late_without_clock_skew_and_
             String::from_utf8_lossy(&verify.stderr)
         )
     });
-    assert_eq!(verify.status.code(), Some(3), "intact, origin not pinned: {report}");
+    assert_eq!(
+        verify.status.code(),
+        Some(3),
+        "intact, origin not pinned: {report}"
+    );
     assert_eq!(report["receipts"]["records"], head, "{report}");
     assert_eq!(report["receipts"]["late"], 3, "{report}");
-    assert_eq!(report["receipts"]["late_after_secs"], LATE_AFTER_SECS, "{report}");
+    assert_eq!(
+        report["receipts"]["late_after_secs"], LATE_AFTER_SECS,
+        "{report}"
+    );
     let python = Command::new("python3")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/spec/verify_package.py"))
         .arg(&package)

@@ -411,7 +411,10 @@ fn apply(edit: &str, pkg: &mut Pkg) -> (Layout, bool) {
             let mut edited = Vec::new();
             line.write(&mut edited);
             let edited = String::from_utf8(edited).unwrap();
-            pkg.set_text("receipts.jsonl", text.replacen(&format!("{first}\n"), &edited, 1));
+            pkg.set_text(
+                "receipts.jsonl",
+                text.replacen(&format!("{first}\n"), &edited, 1),
+            );
         }
         "receipts_late_flipped_resealed" => {
             add_receipts(pkg);

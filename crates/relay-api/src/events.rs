@@ -652,9 +652,7 @@ pub(crate) async fn export(
                     sig_text,
                     v.received_at.clone().unwrap_or_default(),
                     v.late.map(|l| l.to_string()).unwrap_or_default(),
-                    v.late_after_secs
-                        .map(|s| s.to_string())
-                        .unwrap_or_default(),
+                    v.late_after_secs.map(|s| s.to_string()).unwrap_or_default(),
                 ];
                 out.push_str(
                     &cells

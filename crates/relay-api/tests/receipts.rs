@@ -12,9 +12,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use axum::http::{Method, StatusCode};
 use relay_domain::memory::{InMemoryRecordStore, ManualClock};
-use relay_domain::ports::{
-    Receipt, ReceiptError, ReceiptStore, SecretProviderExt, TimeSource,
-};
+use relay_domain::ports::{Receipt, ReceiptError, ReceiptStore, SecretProviderExt, TimeSource};
 use relay_domain::{
     Actor, ActorSource, AppendService, Device, EventDraft, EventKind, Payload, Record, Subject,
     Timestamp, TrailId,
@@ -152,19 +150,30 @@ async fn ingested_records_show_their_time_of_receipt_and_late_ones_are_flagged_o
 
     // A re-send (whole, and overlapping the head then continuing) never replaces a receipt:
     // only the newly stored record gets one.
-    let more = edge.capture(1, micros_ago(server_now(&relay).await, 1800), "more").await;
+    let more = edge
+        .capture(1, micros_ago(server_now(&relay).await, 1800), "more")
+        .await;
     let mut resend = backlog.clone();
     resend.extend(prompt.clone());
     let (s, b) = edge.ingest(&relay, &resend).await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    assert_eq!((b["appended"].as_u64(), b["already_present"].as_u64()), (Some(0), Some(3)));
+    assert_eq!(
+        (b["appended"].as_u64(), b["already_present"].as_u64()),
+        (Some(0), Some(3))
+    );
     resend.extend(more.clone());
     let (s, b) = edge.ingest(&relay, &resend).await;
     assert_eq!(s, StatusCode::OK, "{b}");
-    assert_eq!((b["appended"].as_u64(), b["already_present"].as_u64()), (Some(1), Some(3)));
+    assert_eq!(
+        (b["appended"].as_u64(), b["already_present"].as_u64()),
+        (Some(1), Some(3))
+    );
     let second_view = events(&relay, &admin, EDGE).await;
     for (before, after) in first_view.iter().zip(&second_view) {
-        assert_eq!(before["received_at"], after["received_at"], "the first receipt stays");
+        assert_eq!(
+            before["received_at"], after["received_at"],
+            "the first receipt stays"
+        );
     }
     assert_eq!(second_view[3]["late"], true, "{}", second_view[3]);
     let stored = relay
@@ -228,7 +237,10 @@ async fn ingested_records_show_their_time_of_receipt_and_late_ones_are_flagged_o
     // The server's own `_relay` records are not forwarded: no receipt, no late flag.
     let own = events(&relay, &admin, "_relay").await;
     assert!(!own.is_empty());
-    assert!(own.iter().all(|e| e["received_at"].is_null() && e["late"].is_null()));
+    assert!(
+        own.iter()
+            .all(|e| e["received_at"].is_null() && e["late"].is_null())
+    );
 
     // Receipts live outside the chain: the server's trail is the edge's, byte for byte.
     let server_trail = relay_domain::ports::RecordStore::read(
@@ -239,9 +251,10 @@ async fn ingested_records_show_their_time_of_receipt_and_late_ones_are_flagged_o
     )
     .await
     .unwrap();
-    let edge_trail = relay_domain::ports::RecordStore::read(edge.store.as_ref(), &trail(EDGE), 0, 100)
-        .await
-        .unwrap();
+    let edge_trail =
+        relay_domain::ports::RecordStore::read(edge.store.as_ref(), &trail(EDGE), 0, 100)
+            .await
+            .unwrap();
     assert_eq!(server_trail, edge_trail);
 }
 
@@ -299,7 +312,13 @@ async fn a_receipt_that_cannot_be_stored_is_acknowledged_shown_as_unknown_and_re
         .collect();
     assert_eq!(system.len(), 1, "{system:?}");
     assert_eq!(system[0]["trail"], EDGE);
-    assert_eq!((system[0]["first_seq"].as_u64(), system[0]["last_seq"].as_u64()), (Some(1), Some(2)));
+    assert_eq!(
+        (
+            system[0]["first_seq"].as_u64(),
+            system[0]["last_seq"].as_u64()
+        ),
+        (Some(1), Some(2))
+    );
     assert!(system[0]["received_at"].is_string(), "{}", system[0]);
     assert!(
         system[0]["reason"].as_str().unwrap().contains("offline"),
@@ -316,7 +335,12 @@ async fn an_edge_shows_no_receipt_fields() {
     relay.capture("lims", "run/1.fid").await;
     let shown = events(&relay, &admin, "lims").await;
     assert_eq!(shown.len(), 1);
-    for field in ["received_at", "received_after_ms", "late", "late_after_secs"] {
+    for field in [
+        "received_at",
+        "received_after_ms",
+        "late",
+        "late_after_secs",
+    ] {
         assert!(shown[0][field].is_null(), "{field}: {}", shown[0]);
     }
 }

@@ -20,14 +20,14 @@ use relay_domain::export::render::{
 use relay_domain::export::{
     ANCHORS_JSON, EXPORT_FORMAT, ExportFilter, ExportManifest, FileDigest, GeneratedBy,
     MANIFEST_FILE, ManifestError, Manifestation, PROOFS_JSONL, RECEIPTS_JSONL, RECORDS_CSV,
-    RECORDS_JSON, RECORDS_JSONL, ReceiptLine, RowsDigest, SealError, SealKey, SealPublicKey, SeqRange, SignatureIndex,
-    TrailHeadSnapshot, sealed_manifest_json,
+    RECORDS_JSON, RECORDS_JSONL, ReceiptLine, RowsDigest, SealError, SealKey, SealPublicKey,
+    SeqRange, SignatureIndex, TrailHeadSnapshot, sealed_manifest_json,
 };
 use relay_domain::merkle::{MerkleAccumulator, MerkleTree, record_leaf_hash};
 use relay_domain::ports::{
     Anchor, Lateness, Notary, NotaryError, ReceiptError, ReceiptStore, RecordStore,
-    RecordStoreError, SecretError, SecretName,
-    SecretProvider, SecretProviderExt, TimeSource, TimeSourceError,
+    RecordStoreError, SecretError, SecretName, SecretProvider, SecretProviderExt, TimeSource,
+    TimeSourceError,
 };
 use relay_domain::verify::{VERIFY_PAGE, VerifyFailure};
 use relay_domain::{
@@ -766,10 +766,7 @@ async fn write_receipts(
     exported: &[(u64, relay_domain::Timestamp)],
     dir: &Path,
 ) -> Result<Option<FileDigest>, ExportError> {
-    let stored = receipts
-        .store
-        .receipts(trail, from.get(), to.get())
-        .await?;
+    let stored = receipts.store.receipts(trail, from.get(), to.get()).await?;
     // Whole seconds, as the line states it, so a verifier recomputes the same flag.
     let late_after_secs = receipts.late_after.as_secs();
     let late_after = std::time::Duration::from_secs(late_after_secs);
