@@ -541,7 +541,7 @@ fn stale_pending_claims_and_unknown_commands_are_flagged() {
     assert!(
         flagged(
             "Run `relay-edge keys rotate --data-dir D`, then `relay-edge qualify --out DIR`.\n\n\
-             ## Pending\n\n- A `relay-edge forward resume` command to clear a poisoned trail.\n"
+             ## Pending\n\n- A `relay-edge forward replay` command to re-send an acknowledged range.\n"
         )
         .is_empty()
     );
