@@ -363,6 +363,36 @@ mod tests {
     }
 
     #[test]
+    fn late_after_secs_defaults_to_15_minutes_is_read_from_file_and_env_and_is_at_least_1() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("server.toml", "[storage]\nprovider = \"local\"\n")?;
+            assert_eq!(
+                load(Some(Path::new("server.toml")))
+                    .unwrap()
+                    .late_after_secs,
+                900
+            );
+            jail.create_file(
+                "late.toml",
+                "late_after_secs = 60\n[storage]\nprovider = \"local\"\n",
+            )?;
+            assert_eq!(
+                load(Some(Path::new("late.toml"))).unwrap().late_after_secs,
+                60
+            );
+            jail.set_env("RELAY_LATE_AFTER_SECS", "5");
+            assert_eq!(
+                load(Some(Path::new("late.toml"))).unwrap().late_after_secs,
+                5
+            );
+            jail.set_env("RELAY_LATE_AFTER_SECS", "0");
+            let err = load(Some(Path::new("late.toml"))).unwrap_err();
+            assert!(err.to_string().contains("late_after_secs"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
     fn ingest_trails_and_export_retention_parse_and_are_checked() {
         figment::Jail::expect_with(|jail| {
             jail.create_file(
