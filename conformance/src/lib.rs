@@ -2,7 +2,7 @@
 //!
 //! Like arrow-rs `object_store`'s integration tests, each suite is a plain `async fn` taking the
 //! adapter: [`record_store::suite`], [`object_store::suite`], [`secrets::suite`],
-//! [`notary::suite`], [`time_source::suite`], [`accounts::suite`], [`forward::suite`], [`changes::suite`]. A suite is made of smaller `pub async fn`s whose
+//! [`notary::suite`], [`time_source::suite`], [`accounts::suite`], [`forward::suite`], [`changes::suite`], [`receipts::suite`]. A suite is made of smaller `pub async fn`s whose
 //! names state the rule they check, so a failure points at the rule; an adapter's
 //! `tests/conformance.rs` calls every suite, and may call single rules while debugging.
 //!
@@ -22,6 +22,7 @@ pub mod fixtures;
 pub mod forward;
 pub mod notary;
 pub mod object_store;
+pub mod receipts;
 pub mod record_store;
 pub mod secrets;
 pub mod time_source;

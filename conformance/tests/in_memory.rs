@@ -41,6 +41,13 @@ async fn in_memory_change_request_store_passes_the_change_suite() {
     .await;
 }
 
+// REQ: R8.5
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_memory_receipt_store_passes_the_receipt_suite() {
+    relay_conformance::receipts::suite(Arc::new(relay_domain::memory::InMemoryReceiptStore::new()))
+        .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_memory_object_store_passes_the_object_store_suite() {
     relay_conformance::object_store::suite(Arc::new(

@@ -20,6 +20,7 @@ import re
 import stat
 import sys
 import zipfile
+from datetime import datetime, timedelta, timezone
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from verify_vectors import DOMAIN_TAG, canonical_bytes, jcs  # noqa: E402  (same directory)
@@ -27,9 +28,10 @@ from verify_vectors import DOMAIN_TAG, canonical_bytes, jcs  # noqa: E402  (same
 EXPORT_FORMAT = "gims-relay export v1"
 MANIFEST_TAG = b"gims-relay:export-manifest:v1\n"
 ROWS_TAG = b"gims-relay:export-rows:v1\n"
-MANIFEST, JSONL, CSV, JSONR, ANCHORS, PROOFS = (
-    "manifest.json", "records.jsonl", "records.csv", "records.json", "anchors.json", "proofs.jsonl")
-PACKAGE_FILES = [MANIFEST, JSONL, CSV, JSONR, ANCHORS, PROOFS]
+MANIFEST, JSONL, CSV, JSONR, ANCHORS, PROOFS, RECEIPTS = (
+    "manifest.json", "records.jsonl", "records.csv", "records.json", "anchors.json", "proofs.jsonl",
+    "receipts.jsonl")
+PACKAGE_FILES = [MANIFEST, JSONL, CSV, JSONR, ANCHORS, PROOFS, RECEIPTS]
 CSV_HEADER = (b"chain_seq,checksum,prev_checksum,kind,actor,actor_source,occurred_at,recorded_at,"
               b"time_source,device,project,subject,key_id,payload,signatures\r\n")
 GENESIS = "0" * 64
@@ -377,6 +379,7 @@ def read_trust_file(path):
 class Report:
     def __init__(self):
         self.findings = []
+        self.receipts = None
 
     def fail(self, file, row, seq, check, detail):
         if not any(f["file"] == file and f["check"] == check for f in self.findings):
@@ -438,7 +441,7 @@ def verify(files, others, keys, pins):
     for name in sorted(listed):
         if name == MANIFEST or name not in PACKAGE_FILES:
             fail(MANIFEST, None, None, "file list", f"lists {name!r}")
-    for name in (JSONL, CSV, JSONR, PROOFS, ANCHORS):
+    for name in (JSONL, CSV, JSONR, PROOFS, ANCHORS, RECEIPTS):
         if name in listed and name not in files:
             fail(name, None, None, "presence", "listed in the manifest but missing")
         elif name in files and name not in listed:
@@ -507,6 +510,7 @@ def verify(files, others, keys, pins):
                      if a["trail_id"] == trail and rng["from_seq"] <= a["seq"] <= rng["to_seq"]}
     chain = {"last": None, "failed": None}
     leaves, exported, signed, rendered = [], set(), {}, {}
+    recorded = {}  # with receipts.jsonl: chain_seq -> recorded_at (microseconds)
     records_ok, count, last = JSONL in files, 0, None
     jl = lines_of(files.get(JSONL, b""))
     for row, line in enumerate(jl, 1):
@@ -528,6 +532,8 @@ def verify(files, others, keys, pins):
             break
         seq = r["chain_seq"]
         count += 1
+        if RECEIPTS in files:
+            recorded.setdefault(seq, micros_of(r["recorded_at"]))
         if r["trail_id"] != trail:
             fail(JSONL, row, seq, "selection", "record of another trail")
         if not rng["from_seq"] <= seq <= rng["to_seq"]:
@@ -674,7 +680,61 @@ def verify(files, others, keys, pins):
         if records_ok and not rep.has(name) and len(rows_list) - used > extra_ok:
             fail(name, used + 1, None, "rendering", "rows beyond the exported records")
         check_digest(name)
+    # 11. receipts.jsonl: layout, ascending seqs of exported records, each late flag, its digest
+    if RECEIPTS in files:
+        summary = {"records": 0, "late": 0, "late_after_secs": None}
+        prev = 0
+        for row, line in enumerate(lines_of(files[RECEIPTS]), 1):
+            if len(line) > MAX_LINE:
+                fail(RECEIPTS, row, None, "parse", "line is too long")
+                break
+            if not line.endswith(b"\n"):
+                fail(RECEIPTS, row, None, "parse", "last line is not terminated")
+                break
+            try:
+                rc = parse_receipt(line[:-1])
+            except (ValueError, UnicodeDecodeError, TypeError, KeyError) as e:
+                fail(RECEIPTS, row, None, "parse", str(e))
+                break
+            seq = rc["seq"]
+            if seq <= prev:
+                fail(RECEIPTS, row, seq, "order", f"comes after chain_seq {prev}")
+            prev = seq
+            if records_ok:
+                if seq not in recorded:
+                    fail(RECEIPTS, row, seq, "selection", "no exported record has this chain_seq")
+                elif (micros_of(rc["received_at"]) - recorded[seq] > rc["late_after_secs"] * 1_000_000) != rc["late"]:
+                    fail(RECEIPTS, row, seq, "receipt", "the late flag contradicts the times")
+            summary["records"] += 1
+            summary["late"] += 1 if rc["late"] else 0
+            summary["late_after_secs"] = rc["late_after_secs"]
+        check_digest(RECEIPTS)
+        rep.receipts = summary
     return rep, origin, seal
+
+
+def micros_of(ts):
+    """Microseconds since the Unix epoch of a canonical UTC timestamp."""
+    if not isinstance(ts, str) or not TS.match(ts):
+        raise ValueError(f"not a canonical timestamp: {ts!r}")
+    dt = datetime.strptime(ts, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=timezone.utc)
+    return (dt - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(microseconds=1)
+
+
+def parse_receipt(text):
+    """A receipts.jsonl line (without its newline), in exactly its layout (export.md §2)."""
+    rc = json.loads(text.decode("utf-8"))
+    if not isinstance(rc, dict) or set(rc) != {"seq", "received_at", "late", "late_after_secs"}:
+        raise ValueError("not a receipt line")
+    if not (is_int(rc["seq"]) and rc["seq"] >= 0 and is_int(rc["late_after_secs"])
+            and rc["late_after_secs"] >= 0 and isinstance(rc["late"], bool)):
+        raise ValueError("not a receipt line")
+    micros_of(rc["received_at"])
+    again = '{"seq":%d,"received_at":"%s","late":%s,"late_after_secs":%d}' % (
+        rc["seq"], rc["received_at"], "true" if rc["late"] else "false", rc["late_after_secs"])
+    if again.encode("utf-8") != text:
+        raise ValueError("the line is not in the receipts.jsonl layout")
+    return rc
 
 
 def proof_ok(proof, leaf, seq, head):
@@ -792,12 +852,15 @@ def main(argv):
     verdict = {0: "VERIFIED", 1: "NOT VERIFIED", 3: "INTACT, ORIGIN NOT PINNED"}[code]
     if as_json:
         print(json.dumps({"verdict": verdict, "exit": code, "seal_fingerprint": seal["fingerprint"],
-                          "failures": rep.findings}))
+                          "receipts": rep.receipts, "failures": rep.findings}))
     else:
         for f in rep.findings:
             where = f["file"] + (f" row {f['row']}" if f["row"] else "") + (
                 f" (chain_seq {f['seq']})" if f["seq"] else "")
             print(f"  FAIL  {where}: {f['check']} check failed: {f['detail']}")
+        if rep.receipts is not None:
+            print(f"Receipts: {rep.receipts['records']} records with a time of receipt, "
+                  f"{rep.receipts['late']} received late")
         print(f"VERDICT: {verdict} (seal key {seal['fingerprint']})")
     return code
 

@@ -30,6 +30,7 @@ fn inputs(parts: &[&[u8]]) -> PackageInputs<Cursor<Vec<u8>>> {
         records_csv: file(parts, 3).map(Cursor::new),
         records_json: file(parts, 4).map(Cursor::new),
         proofs_jsonl: file(parts, 5).map(Cursor::new),
+        receipts_jsonl: None,
         other_entries: parts
             .iter()
             .skip(6)

@@ -50,6 +50,7 @@ async fn server_records_the_unenforced_azure_notary_in_its_startup_posture() {
             Timestamp::from_unix_micros(1_764_075_475_000_000).unwrap(),
         )),
         changes: None,
+        receipts: None,
         local: None,
     };
     let device = Device::new("azure-server-1").unwrap();

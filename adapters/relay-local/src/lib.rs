@@ -8,6 +8,7 @@
 //! | `relay.db`               | `RecordStore`    | [`SqliteRecordStore`]  |
 //! | `relay.db` (`accounts`)  | `AccountStore`   | [`SqliteAccountStore`] |
 //! | `relay.db` (`change_requests`) | `ChangeRequestStore` | [`SqliteChangeRequestStore`] |
+//! | `relay.db` (`receipts`) | `ReceiptStore` | [`SqliteReceiptStore`] |
 //! | `objects/`               | `ObjectStore`    | [`FsObjectStore`]      |
 //! | `anchors/<trail>.jsonl`  | `Notary`         | [`FsNotary`]           |
 //! | `secrets/<name>.json`    | `SecretProvider` | [`FileSecretProvider`] |
@@ -31,6 +32,7 @@ mod forward_cursor;
 mod keyring_secrets;
 mod notary;
 mod object_store;
+mod receipts;
 mod record_store;
 mod secrets;
 mod time_source;
@@ -51,6 +53,7 @@ pub use forward_cursor::SqliteForwardCursorStore;
 pub use keyring_secrets::{KEYRING_SERVICE, KeyringSecretProvider, KeyringStore};
 pub use notary::FsNotary;
 pub use object_store::FsObjectStore;
+pub use receipts::SqliteReceiptStore;
 pub use record_store::{SqliteRecordStore, WalCheckpoint};
 pub use secrets::FileSecretProvider;
 pub use time_source::SystemTimeSource;
@@ -86,6 +89,9 @@ pub struct LocalAdapters {
     pub changes: Arc<SqliteChangeRequestStore>,
     /// Table `forward_cursor` of `<data-dir>/relay.db`: the forwarder's progress per trail.
     pub forward_cursors: Arc<SqliteForwardCursorStore>,
+    /// Table `receipts` of `<data-dir>/relay.db`: the server of record's time of receipt of
+    /// forwarded records.
+    pub receipts: Arc<SqliteReceiptStore>,
     /// `<data-dir>/objects/`.
     pub object_store: Arc<FsObjectStore>,
     /// `<data-dir>/anchors/`.
@@ -123,6 +129,7 @@ impl LocalAdapters {
         let accounts = Arc::new(SqliteAccountStore::new(record_store.pool().clone()));
         let changes = Arc::new(SqliteChangeRequestStore::new(record_store.pool().clone()));
         let forward_cursors = Arc::new(SqliteForwardCursorStore::new(record_store.pool().clone()));
+        let receipts = Arc::new(SqliteReceiptStore::new(record_store.pool().clone()));
         let object_store = Arc::new(FsObjectStore::open(config.objects_dir())?);
         let notary = Arc::new(FsNotary::open(config.anchors_dir())?);
         let (secrets, secrets_fallback) = open_secrets(&config).await?;
@@ -132,6 +139,7 @@ impl LocalAdapters {
             accounts,
             changes,
             forward_cursors,
+            receipts,
             object_store,
             notary,
             secrets,

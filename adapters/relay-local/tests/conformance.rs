@@ -552,6 +552,43 @@ async fn sqlite_forward_cursor_store_passes_the_forward_suite() {
     assert_eq!(c.acked_seq, 41);
 }
 
+// REQ: R8.5, R10.2
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_receipt_store_passes_the_receipt_suite_and_is_append_only() {
+    let dir = TempDir::new().unwrap();
+    let adapters = LocalAdapters::open(dir.path()).await.unwrap();
+    relay_conformance::receipts::suite(adapters.receipts.clone()).await;
+    let t = relay_domain::TrailId::new("durable-receipt").unwrap();
+    let receipt = relay_domain::ports::Receipt {
+        trail_id: t.clone(),
+        first_seq: 1,
+        last_seq: 4,
+        received_at: relay_domain::Timestamp::parse_canonical("2026-03-01T10:00:00.123456Z")
+            .unwrap(),
+        edge: "ws-1".into(),
+    };
+    let store: &dyn relay_domain::ports::ReceiptStore = adapters.receipts.as_ref();
+    store.record(&receipt).await.unwrap();
+    // The store itself refuses to rewrite or remove a receipt, and an overlapping insert from
+    // any writer (the triggers, not only the adapter's check).
+    let pool = adapters.record_store.pool().clone();
+    for sql in [
+        "UPDATE receipts SET received_at = '2026-03-01T09:00:00.000000Z'",
+        "DELETE FROM receipts",
+        "INSERT INTO receipts (trail_id, first_seq, last_seq, received_at, edge) \
+         VALUES ('durable-receipt', 3, 9, '2026-03-01T11:00:00.000000Z', 'ws-1')",
+    ] {
+        let refused = sqlx::query(sql).execute(&pool).await;
+        assert!(refused.is_err(), "{sql} must be refused");
+    }
+    // Durable: a reopened database still holds the receipt, byte for byte.
+    adapters.record_store.close().await;
+    let reopened = LocalAdapters::open(dir.path()).await.unwrap();
+    let store: &dyn relay_domain::ports::ReceiptStore = reopened.receipts.as_ref();
+    assert_eq!(store.receipts(&t, 2, 2).await.unwrap(), vec![receipt]);
+    reopened.record_store.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_change_request_store_passes_the_change_suite() {
     let dir = TempDir::new().unwrap();

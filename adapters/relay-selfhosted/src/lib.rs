@@ -5,6 +5,7 @@
 //! |--------------------------|------------------|--------------------|
 //! | Postgres `event_log`     | `RecordStore`    | [`PgRecordStore`]  |
 //! | Postgres `change_requests` | `ChangeRequestStore` | [`PgChangeRequestStore`] |
+//! | Postgres `receipts`      | `ReceiptStore`   | [`PgReceiptStore`] |
 //! | S3 bucket, `objects/`    | `ObjectStore`    | [`S3ObjectStore`]  |
 //! | S3 bucket, `anchors/`    | `Notary`         | [`S3Notary`]       |
 //!
@@ -31,6 +32,7 @@ mod error;
 mod migrate;
 mod notary;
 mod object_store;
+mod receipts;
 mod record_store;
 mod s3;
 
@@ -43,5 +45,6 @@ pub use config::{
 pub use migrate::{MigrateError, MigrateReport, migrate};
 pub use notary::S3Notary;
 pub use object_store::S3ObjectStore;
+pub use receipts::PgReceiptStore;
 pub use record_store::{Custody, PgRecordStore};
 pub use s3::S3Client;

@@ -22,6 +22,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "change_requests and config_baseline (four-eyes changes on the server of record)",
         include_str!("../migrations/0003_change_requests.sql"),
     ),
+    (
+        "receipts (time of receipt of forwarded records on the server of record)",
+        include_str!("../migrations/0004_receipts.sql"),
+    ),
 ];
 
 /// The advisory lock namespace of this adapter (`'RELA'`), so its locks never meet another
@@ -103,7 +107,7 @@ fn ident(name: &str) -> String {
 /// 1. applies missing migrations (an advisory lock serializes concurrent runs);
 /// 2. creates the runtime role (LOGIN, no other attributes; set its password or certificate
 ///    mapping out of band) if it does not exist, and refuses a superuser or BYPASSRLS role;
-/// 3. grants it `SELECT, INSERT` on `event_log`; `SELECT, INSERT, UPDATE` (never `DELETE`) on
+/// 3. grants it `SELECT, INSERT` on `event_log` and `receipts`; `SELECT, INSERT, UPDATE` (never `DELETE`) on
 ///    the mutable state next to it (`accounts`, `change_requests`, `config_baseline`); `SELECT`
 ///    on the version table, `EXECUTE` on the append lock function, `USAGE` on the schema and
 ///    `CONNECT` on the database, after revoking anything else it held on the tables.
@@ -220,8 +224,8 @@ pub async fn migrate(config: &MigrateConfig) -> Result<MigrateReport, MigrateErr
     let r = ident(role);
     sqlx::raw_sql(&format!(
         "REVOKE ALL ON event_log, relay_schema_migrations, accounts, change_requests, \
-             config_baseline FROM {r}; \
-         GRANT SELECT, INSERT ON event_log TO {r}; \
+             config_baseline, receipts FROM {r}; \
+         GRANT SELECT, INSERT ON event_log, receipts TO {r}; \
          GRANT SELECT, INSERT, UPDATE ON accounts, change_requests, config_baseline TO {r}; \
          GRANT SELECT ON relay_schema_migrations TO {r}; \
          GRANT EXECUTE ON FUNCTION event_log_lock_head(integer, text) TO {r}; \

@@ -114,6 +114,56 @@ async fn pg_account_store_passes_the_account_store_suite_and_cannot_delete() {
     store.close().await;
 }
 
+// REQ: R8.5, R10.2
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_receipt_store_passes_the_receipt_suite_and_is_append_only_even_to_the_owner() {
+    let Some(pg) = PgHarness::start("receipts suite (Postgres)").await else {
+        return;
+    };
+    let store = pg.store().await;
+    let receipts = Arc::new(relay_selfhosted::PgReceiptStore::new(store.pool().clone()));
+    relay_conformance::receipts::suite(receipts.clone()).await;
+    let port: &dyn relay_domain::ports::ReceiptStore = receipts.as_ref();
+    let receipt = relay_domain::ports::Receipt {
+        trail_id: relay_domain::TrailId::new("pg-receipt").unwrap(),
+        first_seq: 1,
+        last_seq: 4,
+        received_at: relay_domain::Timestamp::parse_canonical("2026-03-01T10:00:00.123456Z")
+            .unwrap(),
+        edge: "ws-1".into(),
+    };
+    port.record(&receipt).await.unwrap();
+    // The runtime role holds SELECT, INSERT only (42501 on UPDATE, DELETE, TRUNCATE).
+    for sql in [
+        "UPDATE receipts SET received_at = 'x'",
+        "DELETE FROM receipts",
+        "TRUNCATE receipts",
+    ] {
+        let denied = sqlx::query(sql).execute(store.pool()).await.unwrap_err();
+        assert_eq!(common::sqlstate(&denied).as_deref(), Some("42501"), "{sql}");
+    }
+    // Even the owner cannot rewrite, remove or overlap a receipt (P0001, the triggers).
+    for sql in [
+        "UPDATE receipts SET received_at = '2026-03-01T09:00:00.000000Z'",
+        "DELETE FROM receipts",
+        "TRUNCATE receipts",
+        "INSERT INTO receipts (trail_id, first_seq, last_seq, received_at, edge) \
+         VALUES ('pg-receipt', 3, 9, '2026-03-01T11:00:00.000000Z', 'ws-1')",
+    ] {
+        let refused = sqlx::query(sql).execute(&pg.owner).await.unwrap_err();
+        assert_eq!(
+            common::sqlstate(&refused).as_deref(),
+            Some("P0001"),
+            "{sql}"
+        );
+    }
+    assert_eq!(
+        port.receipts(&receipt.trail_id, 1, u64::MAX).await.unwrap(),
+        vec![receipt]
+    );
+    store.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pg_change_request_store_passes_the_change_suite_and_keeps_decisions_immutable() {
     let Some(pg) = PgHarness::start("change requests suite (Postgres)").await else {

@@ -157,6 +157,9 @@ pub struct ServerConfig {
     pub export_quota_per_user: usize,
     /// Edge clock skew (ms) beyond which a `CLOCK_SKEW` event is recorded.
     pub clock_skew_threshold_ms: u64,
+    /// A forwarded record received more than this many seconds after it was recorded is shown
+    /// as late (API, UI, exports); judged at read time from the stored time of receipt.
+    pub late_after_secs: u64,
     /// Interval (s) at which every trail head is notarized.
     pub notary_interval_secs: u64,
     /// `system` or `ntp`.
@@ -183,6 +186,7 @@ impl Default for ServerConfig {
             export_max_age_hours: 7 * 24,
             export_quota_per_user: 20,
             clock_skew_threshold_ms: 2000,
+            late_after_secs: 900,
             notary_interval_secs: 900,
             time_source: TimeSourceKind::System,
             ntp_servers: Vec::new(),
@@ -205,6 +209,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "export_max_age_hours",
     "export_quota_per_user",
     "clock_skew_threshold_ms",
+    "late_after_secs",
     "notary_interval_secs",
     "time_source",
     "ntp_servers",
@@ -255,6 +260,11 @@ pub fn load(file: Option<&Path>) -> Result<ServerConfig, ConfigError> {
     if config.tls_cert.is_some() != config.tls_key.is_some() {
         return Err(ConfigError::Invalid(
             "tls_cert and tls_key go together".into(),
+        ));
+    }
+    if config.late_after_secs == 0 {
+        return Err(ConfigError::Invalid(
+            "late_after_secs must be at least 1".into(),
         ));
     }
     if config.notary_interval_secs == 0 {
@@ -348,6 +358,36 @@ mod tests {
             jail.create_file("bad2.toml", "ingest_edge = []\n")?;
             let err = load(Some(Path::new("bad2.toml"))).unwrap_err();
             assert!(err.to_string().contains("ingest_edge"), "{err}");
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn late_after_secs_defaults_to_15_minutes_is_read_from_file_and_env_and_is_at_least_1() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("server.toml", "[storage]\nprovider = \"local\"\n")?;
+            assert_eq!(
+                load(Some(Path::new("server.toml")))
+                    .unwrap()
+                    .late_after_secs,
+                900
+            );
+            jail.create_file(
+                "late.toml",
+                "late_after_secs = 60\n[storage]\nprovider = \"local\"\n",
+            )?;
+            assert_eq!(
+                load(Some(Path::new("late.toml"))).unwrap().late_after_secs,
+                60
+            );
+            jail.set_env("RELAY_LATE_AFTER_SECS", "5");
+            assert_eq!(
+                load(Some(Path::new("late.toml"))).unwrap().late_after_secs,
+                5
+            );
+            jail.set_env("RELAY_LATE_AFTER_SECS", "0");
+            let err = load(Some(Path::new("late.toml"))).unwrap_err();
+            assert!(err.to_string().contains("late_after_secs"), "{err}");
             Ok(())
         });
     }

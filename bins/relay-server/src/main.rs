@@ -313,6 +313,7 @@ async fn run(c: config::ServerConfig) -> Result<(), BoxError> {
         ..Default::default()
     };
     ingest.clock_skew_threshold = std::time::Duration::from_millis(c.clock_skew_threshold_ms);
+    ingest.late_after = std::time::Duration::from_secs(c.late_after_secs);
     let settings = relay_runtime::server::ServerSettings {
         device,
         listen: c.listen,

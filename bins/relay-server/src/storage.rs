@@ -40,9 +40,10 @@ struct PgStores {
     records: Arc<relay_selfhosted::PgRecordStore>,
     accounts: Arc<relay_selfhosted::PgAccountStore>,
     changes: Arc<relay_selfhosted::PgChangeRequestStore>,
+    receipts: Arc<relay_selfhosted::PgReceiptStore>,
 }
 
-/// The record, account and change-request stores on Postgres (every provider but `local`),
+/// The record, account, change-request and receipt stores on Postgres (every provider but `local`),
 /// connected as the runtime role (refused if it could rewrite the log).
 #[cfg(any(
     feature = "selfhosted",
@@ -59,6 +60,9 @@ async fn postgres(dsn: &str) -> Result<PgStores, BoxError> {
             records.pool().clone(),
         )),
         changes: Arc::new(relay_selfhosted::PgChangeRequestStore::new(
+            records.pool().clone(),
+        )),
+        receipts: Arc::new(relay_selfhosted::PgReceiptStore::new(
             records.pool().clone(),
         )),
         records,
@@ -101,6 +105,7 @@ async fn azure(c: &ServerConfig) -> Result<ServerStores, BoxError> {
         records: pg.records,
         accounts: pg.accounts,
         changes: Some(pg.changes),
+        receipts: Some(pg.receipts),
         secrets,
         notary: adapters.notary.clone(),
         clock: Arc::new(relay_local::SystemTimeSource::new()),
@@ -133,6 +138,7 @@ async fn gcp(c: &ServerConfig) -> Result<ServerStores, BoxError> {
         records: pg.records,
         accounts: pg.accounts,
         changes: Some(pg.changes),
+        receipts: Some(pg.receipts),
         secrets: adapters.secrets.clone(),
         notary: adapters.notary.clone(),
         clock: Arc::new(relay_local::SystemTimeSource::new()),
@@ -172,6 +178,7 @@ async fn selfhosted(c: &ServerConfig) -> Result<ServerStores, BoxError> {
         records: pg.records,
         accounts: pg.accounts,
         changes: Some(pg.changes),
+        receipts: Some(pg.receipts),
         secrets,
         notary,
         clock: Arc::new(relay_local::SystemTimeSource::new()),
@@ -230,6 +237,7 @@ async fn aws(c: &ServerConfig) -> Result<ServerStores, BoxError> {
         records: pg.records,
         accounts: pg.accounts,
         changes: Some(pg.changes),
+        receipts: Some(pg.receipts),
         secrets: Arc::new(adapters.secrets),
         notary: Arc::new(adapters.notary),
         clock: Arc::new(relay_local::SystemTimeSource::new()),

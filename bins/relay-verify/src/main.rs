@@ -239,6 +239,17 @@ fn print_report(path: &Path, report: &PackageReport) {
             "not checked (no --key-file): links, Merkle tree and anchors only"
         }
     );
+    if let Some(r) = &report.receipts {
+        println!(
+            "Receipts  {} records with a time of receipt on the server of record; {} received \
+             late{}",
+            r.receipts,
+            r.late,
+            r.late_after_secs
+                .map(|t| format!(" (more than {t} s after they were recorded)"))
+                .unwrap_or_default()
+        );
+    }
     println!();
     for p in &report.passed {
         println!("  ok    {:<14} {}", p.check, p.detail);
@@ -298,6 +309,9 @@ fn report_json(path: &Path, report: &PackageReport) -> serde_json::Value {
         "head": report.manifest.head,
         "records": report.records,
         "hmac_checked": report.hmac_checked,
+        "receipts": report.receipts.map(|r| serde_json::json!({
+            "records": r.receipts, "late": r.late, "late_after_secs": r.late_after_secs,
+        })),
         "seal_fingerprint": report.fingerprint,
         "seal_public_key": report.seal_public_key,
         "passed": report.passed.iter().map(|p| serde_json::json!({"check": p.check, "detail": p.detail})).collect::<Vec<_>>(),

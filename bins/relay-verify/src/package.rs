@@ -1,4 +1,4 @@
-//! Opening a package (directory or zip) without trusting it: only the six known file names are
+//! Opening a package (directory or zip) without trusting it: only the seven known file names are
 //! read, symlinks and anything else are reported, sizes are capped, nothing is ever extracted.
 
 use std::fs::{self, File};
@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 
 use relay_domain::export::{
     ANCHORS_JSON, MANIFEST_FILE, MAX_ANCHORS_BYTES, MAX_LINE_BYTES, MAX_MANIFEST_BYTES,
-    PACKAGE_FILES, PROOFS_JSONL, PackageInputs, RECORDS_CSV, RECORDS_JSON, RECORDS_JSONL,
-    parse_sealed_manifest,
+    PACKAGE_FILES, PROOFS_JSONL, PackageInputs, RECEIPTS_JSONL, RECORDS_CSV, RECORDS_JSON,
+    RECORDS_JSONL, parse_sealed_manifest,
 };
 use relay_domain::merkle::{MerkleTree, record_leaf_hash, verify_inclusion};
 use relay_domain::ports::Anchor;
@@ -201,6 +201,7 @@ impl Package {
             records_csv: open(RECORDS_CSV)?,
             records_json: open(RECORDS_JSON)?,
             proofs_jsonl: open(PROOFS_JSONL)?,
+            receipts_jsonl: open(RECEIPTS_JSONL)?,
             other_entries: match self {
                 Package::Dir { others, .. } | Package::Zip { others, .. } => others.clone(),
             },

@@ -34,6 +34,7 @@ fn run(files: &[Vec<u8>]) -> Option<bool> {
         records_csv: r(3),
         records_json: r(4),
         proofs_jsonl: None,
+        receipts_jsonl: None,
         other_entries: Vec::new(),
     };
     verify_package(inputs, &VerifyOptions::default())

@@ -13,7 +13,9 @@ use relay_domain::export::render::{
     CSV_HEADER, JSON_CLOSE_AFTER_ROW, JSON_CLOSE_EMPTY, JSON_OPEN, JSON_SEPARATOR,
     write_csv_prefix, write_csv_signatures, write_json_prefix, write_json_signatures,
 };
-use relay_domain::export::{Manifestation, SealKey, SignatureIndex, manifest_signing_bytes};
+use relay_domain::export::{
+    Manifestation, ReceiptLine, SealKey, SignatureIndex, manifest_signing_bytes,
+};
 use relay_domain::merkle::{MerkleTree, record_leaf_hash, root_of};
 use relay_domain::{EventKind, Record};
 use serde_json::{Value, json};
@@ -390,9 +392,62 @@ fn apply(edit: &str, pkg: &mut Pkg) -> (Layout, bool) {
             );
             pkg.reseal(&gk);
         }
+        "receipts_added_resealed" => {
+            add_receipts(pkg);
+            pkg.reseal(&gk);
+        }
+        "receipts_unlisted" => add_receipts(pkg),
+        "receipts_time_edited" => {
+            add_receipts(pkg);
+            pkg.reseal(&gk);
+            // One microsecond later: the flag still agrees with the times, only the seal's
+            // digest can tell.
+            let text = pkg.text("receipts.jsonl");
+            let first = text.lines().next().unwrap().to_owned();
+            let mut line = ReceiptLine::parse(first.as_bytes()).unwrap();
+            line.received_at =
+                relay_domain::Timestamp::from_unix_micros(line.received_at.unix_micros() + 1)
+                    .unwrap();
+            let mut edited = Vec::new();
+            line.write(&mut edited);
+            let edited = String::from_utf8(edited).unwrap();
+            pkg.set_text(
+                "receipts.jsonl",
+                text.replacen(&format!("{first}\n"), &edited, 1),
+            );
+        }
+        "receipts_late_flipped_resealed" => {
+            add_receipts(pkg);
+            let text = pkg.text("receipts.jsonl");
+            let edited = text.replacen("\"late\":false", "\"late\":true", 1);
+            assert_ne!(text, edited);
+            pkg.set_text("receipts.jsonl", edited);
+            pkg.reseal(&gk);
+        }
         other => panic!("unknown edit {other}"),
     }
     (layout, pinned)
+}
+
+/// A server of record's `receipts.jsonl` for the package's records: records 30 and up were
+/// received an hour after they were recorded (late, threshold 900 s), the others a second after.
+fn add_receipts(pkg: &mut Pkg) {
+    let mut out = Vec::new();
+    for line in pkg.text("records.jsonl").lines() {
+        let r: Record = serde_json::from_str(line).unwrap();
+        let delay = if r.chain_seq.get() >= 30 { 3600 } else { 1 };
+        ReceiptLine {
+            seq: r.chain_seq.get(),
+            received_at: relay_domain::Timestamp::from_unix_micros(
+                r.recorded_at.unix_micros() + delay * 1_000_000,
+            )
+            .unwrap(),
+            late: delay > 900,
+            late_after_secs: 900,
+        }
+        .write(&mut out);
+    }
+    pkg.files.insert("receipts.jsonl".into(), out);
 }
 
 fn edit_lines(pkg: &mut Pkg, edit: impl FnOnce(&mut Vec<String>)) {

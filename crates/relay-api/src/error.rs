@@ -173,6 +173,12 @@ impl From<SecretError> for ApiError {
     }
 }
 
+impl From<relay_domain::ports::ReceiptError> for ApiError {
+    fn from(e: relay_domain::ports::ReceiptError) -> Self {
+        unavailable_or_internal("the receipt store failed", e.status().is_temporary(), &e)
+    }
+}
+
 impl From<NotaryError> for ApiError {
     fn from(e: NotaryError) -> Self {
         unavailable_or_internal("the notary failed", e.status().is_temporary(), &e)

@@ -196,6 +196,53 @@ pub struct EventView {
     pub checksum: String,
     /// Signatures of this record, oldest first.
     pub signatures: Vec<Manifestation>,
+    /// Server of record only: when the server stored this forwarded record (UTC, server clock),
+    /// kept outside the chained bytes. `null` on an edge, for the server's own `_relay`
+    /// records, and when the time of receipt is unknown (records ingested before receipts were
+    /// kept, or whose receipt could not be stored: see `RECEIPT_NOT_RECORDED` events).
+    pub received_at: Option<String>,
+    /// `received_at - recorded_at` in milliseconds (negative when the edge clock ran ahead);
+    /// `null` when `received_at` is.
+    pub received_after_ms: Option<i64>,
+    /// Whether the server received the record more than `late_after_secs` after it was
+    /// recorded (downtime between capture and custody); `null` when `received_at` is.
+    pub late: Option<bool>,
+    /// The lateness threshold `late` was judged with, in seconds (the server's
+    /// `late_after_secs` when the record was read); `null` where no receipt is kept (an edge).
+    pub late_after_secs: Option<u64>,
+}
+
+/// The receipts a page of records is shown with.
+#[derive(Debug)]
+pub(crate) enum ReceiptIndex {
+    /// No receipt store (an edge): the receipt fields stay `null`.
+    Disabled,
+    /// The receipts covering the page and the lateness threshold.
+    Enabled {
+        /// Receipts overlapping the page's seqs.
+        receipts: Vec<relay_domain::ports::Receipt>,
+        /// The threshold.
+        late_after: std::time::Duration,
+    },
+}
+
+impl ReceiptIndex {
+    /// The lateness of `r`, if a receipt covers it.
+    pub(crate) fn lateness_of(&self, r: &Record) -> Option<relay_domain::ports::Lateness> {
+        match self {
+            ReceiptIndex::Disabled => None,
+            ReceiptIndex::Enabled {
+                receipts,
+                late_after,
+            } => relay_domain::ports::receipt_for(receipts, r.chain_seq.get()).map(|receipt| {
+                relay_domain::ports::Lateness::judge(
+                    r.recorded_at,
+                    receipt.received_at,
+                    *late_after,
+                )
+            }),
+        }
+    }
 }
 
 impl EventView {
@@ -220,7 +267,29 @@ impl EventView {
             prev_checksum: r.prev_checksum.to_hex(),
             checksum: r.checksum.to_hex(),
             signatures: sigs.get(&r.checksum).cloned().unwrap_or_default(),
+            received_at: None,
+            received_after_ms: None,
+            late: None,
+            late_after_secs: None,
         }
+    }
+
+    /// The view of `r` with its time of receipt from `receipts`.
+    pub(crate) fn with_receipt(
+        r: &Record,
+        sigs: &HashMap<Checksum, Vec<Manifestation>>,
+        receipts: &ReceiptIndex,
+    ) -> Self {
+        let mut view = Self::of(r, sigs);
+        if let ReceiptIndex::Enabled { late_after, .. } = receipts {
+            view.late_after_secs = Some(late_after.as_secs());
+            if let Some(l) = receipts.lateness_of(r) {
+                view.received_at = Some(l.received_at.to_canonical());
+                view.received_after_ms = Some(l.delay_micros / 1000);
+                view.late = Some(l.late);
+            }
+        }
+        view
     }
 }
 
@@ -388,6 +457,7 @@ pub(crate) async fn events(
     )
     .await?;
     let sigs = state.signatures_of(&trail).await?;
+    let receipts = state.receipts_of(&trail, &records).await?;
     state
         .record_access(
             user.username(),
@@ -403,7 +473,10 @@ pub(crate) async fn events(
         .await?;
     Ok(Json(EventPage {
         trail_id: trail.to_string(),
-        events: records.iter().map(|r| EventView::of(r, &sigs)).collect(),
+        events: records
+            .iter()
+            .map(|r| EventView::with_receipt(r, &sigs, &receipts))
+            .collect(),
         next_after_seq: next,
         scanned,
     }))
@@ -435,13 +508,16 @@ pub(crate) async fn event(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no record {trail}#{seq}")))?;
     let sigs = state.signatures_of(&trail).await?;
+    let receipts = state
+        .receipts_of(&trail, std::slice::from_ref(&record))
+        .await?;
     state
         .record_access(
             user.username(),
             serde_json::json!({"action": "read_event", "trail": trail.as_str(), "seq": seq.get()}),
         )
         .await?;
-    Ok(Json(EventView::of(&record, &sigs)))
+    Ok(Json(EventView::with_receipt(&record, &sigs, &receipts)))
 }
 
 /// Export format.
@@ -524,7 +600,11 @@ pub(crate) async fn export(
         ));
     }
     let sigs = state.signatures_of(&trail).await?;
-    let views: Vec<EventView> = records.iter().map(|r| EventView::of(r, &sigs)).collect();
+    let receipts = state.receipts_of(&trail, &records).await?;
+    let views: Vec<EventView> = records
+        .iter()
+        .map(|r| EventView::with_receipt(r, &sigs, &receipts))
+        .collect();
     let (body, content_type, ext) = match query.format {
         ExportFormat::Json => {
             let doc = serde_json::json!({
@@ -539,7 +619,7 @@ pub(crate) async fn export(
         }
         ExportFormat::Csv => {
             let mut out = String::from(
-                "trail_id,chain_seq,kind,actor,actor_source,occurred_at,recorded_at,time_source,device,project,subject,payload,key_id,prev_checksum,checksum,signatures\r\n",
+                "trail_id,chain_seq,kind,actor,actor_source,occurred_at,recorded_at,time_source,device,project,subject,payload,key_id,prev_checksum,checksum,signatures,received_at,late,late_after_secs\r\n",
             );
             for v in &views {
                 let sig_text = v
@@ -570,6 +650,9 @@ pub(crate) async fn export(
                     v.prev_checksum.clone(),
                     v.checksum.clone(),
                     sig_text,
+                    v.received_at.clone().unwrap_or_default(),
+                    v.late.map(|l| l.to_string()).unwrap_or_default(),
+                    v.late_after_secs.map(|s| s.to_string()).unwrap_or_default(),
                 ];
                 out.push_str(
                     &cells

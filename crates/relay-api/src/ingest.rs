@@ -24,7 +24,9 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::routing::post;
 use prometheus_client::metrics::counter::Counter;
 use relay_domain::ports::SecretProviderExt;
-use relay_domain::ports::{RecordStore, RecordStoreError, SecretError, SecretName, SecretProvider};
+use relay_domain::ports::{
+    Receipt, ReceiptStore, RecordStore, RecordStoreError, SecretError, SecretName, SecretProvider,
+};
 use relay_domain::{
     Actor, ActorSource, AppendService, ChainSeq, ChainVerifier, Device, EventDraft, EventKind,
     Payload, Record, TrailId, VerifyFailureReason,
@@ -87,6 +89,11 @@ pub struct IngestConfig {
     /// device). Another trail is refused with 403 `trail_not_bound`, which the edge retries
     /// until the binding is configured, so a misconfiguration loses nothing.
     pub edge_trails: std::collections::BTreeMap<String, Vec<TrailId>>,
+    /// A forwarded record received more than this after it was recorded is shown as late
+    /// (API, UI, exports): downtime between capture and custody made visible. Judged at read
+    /// time from the stored time of receipt, so a changed threshold applies to every record.
+    /// Default 900 s.
+    pub late_after: Duration,
 }
 
 impl IngestConfig {
@@ -107,6 +114,7 @@ impl Default for IngestConfig {
             clock_skew_interval: Duration::from_secs(60),
             max_body_bytes: 64 * 1024 * 1024,
             edge_trails: std::collections::BTreeMap::new(),
+            late_after: Duration::from_secs(900),
         }
     }
 }
@@ -122,6 +130,9 @@ pub struct IngestMetrics {
     pub auth_failures: Counter,
     /// Server events (`CLOCK_SKEW`, refusals) that could not be recorded.
     pub audit_write_failures: Counter,
+    /// Ingested batches whose time of receipt could not be stored (the records are stored; a
+    /// `RECEIPT_NOT_RECORDED` SYSTEM event carries the time instead).
+    pub receipt_write_failures: Counter,
 }
 
 /// What the ingest endpoint is built from.
@@ -156,6 +167,8 @@ struct IngestInner {
     /// Edges whose token an approved `ingest_token` change revoked: refused whatever they
     /// present, until an approved `issue`.
     revoked: Mutex<std::collections::BTreeSet<String>>,
+    /// Where the time of receipt of newly stored records is kept, when enabled.
+    receipts: std::sync::OnceLock<Arc<dyn ReceiptStore>>,
 }
 
 impl std::fmt::Debug for IngestState {
@@ -175,8 +188,15 @@ impl IngestState {
                 lanes: Mutex::new(HashMap::new()),
                 last_skew_event: Mutex::new(HashMap::new()),
                 revoked: Mutex::new(std::collections::BTreeSet::new()),
+                receipts: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Keeps the time of receipt of every newly stored record in `store` (issue 21). Returns
+    /// false (and keeps the first) when already enabled.
+    pub fn enable_receipts(&self, store: Arc<dyn ReceiptStore>) -> bool {
+        self.inner.receipts.set(store).is_ok()
     }
 
     /// Refuses `edge` from now on (401), whatever token it presents: an approved revocation,
@@ -579,6 +599,12 @@ async fn ingest_batch(
             tracing::debug!(edge = %edge.0, trail = %trail, first = %first.chain_seq,
                 last = %last.chain_seq, appended = receipt.appended,
                 already_present = receipt.already_present, "ingested");
+            if receipt.appended > 0 {
+                // The newly stored records are the batch's suffix (the already present ones
+                // are its prefix); a re-send stores none and leaves the first receipt alone.
+                let first_new = last.chain_seq.get() - receipt.appended + 1;
+                record_receipt(state, edge, trail, first_new, last.chain_seq.get()).await;
+            }
             Ok(IngestResponse {
                 trail_id: trail.as_str().to_owned(),
                 acked_seq: last.chain_seq.get(),
@@ -609,6 +635,64 @@ async fn ingest_batch(
         }
         Err(RecordStoreError::InvalidBatch(message)) => Err(refuse("invalid_batch", message)),
         Err(e) => Err(ApiError::from(e)),
+    }
+}
+
+/// Stores the time of receipt of `trail`'s newly stored records `first..=last` (server clock,
+/// taken once they are durable). The records are stored whatever happens here, and the edge is
+/// acknowledged (refusing would only make it re-send records the server already holds, which
+/// get no receipt); a failure is never silent: an error log, the `receipt_write_failures`
+/// counter, and a `RECEIPT_NOT_RECORDED` SYSTEM event in `_relay` carrying the time of receipt
+/// (the API then shows `received_at: null`, "unknown").
+async fn record_receipt(
+    state: &IngestState,
+    edge: &EdgeIdentity,
+    trail: &TrailId,
+    first: u64,
+    last: u64,
+) {
+    let Some(store) = state.inner.receipts.get() else {
+        return;
+    };
+    let parts = state.parts();
+    let received_at = match parts.appender.clock().now().await {
+        Ok(t) => Ok(t.at),
+        Err(e) => Err(format!("the server clock failed: {}", error_chain(&e))),
+    };
+    let outcome = match received_at {
+        Ok(at) => {
+            let receipt = Receipt {
+                trail_id: trail.clone(),
+                first_seq: first,
+                last_seq: last,
+                received_at: at,
+                edge: edge.0.clone(),
+            };
+            store
+                .record(&receipt)
+                .await
+                .map_err(|e| (Some(at), error_chain(&e)))
+        }
+        Err(reason) => Err((None, reason)),
+    };
+    let Err((at, reason)) = outcome else {
+        return;
+    };
+    parts.metrics.receipt_write_failures.inc();
+    tracing::error!(edge = %edge.0, trail = %trail, first_seq = first, last_seq = last,
+        error = %reason, "the time of receipt of ingested records was not stored; they show as \
+        received at an unknown time");
+    let payload = serde_json::json!({
+        "event": "RECEIPT_NOT_RECORDED",
+        "edge": edge.0,
+        "trail": trail.as_str(),
+        "first_seq": first,
+        "last_seq": last,
+        "received_at": at.map(|t| t.to_canonical()),
+        "reason": reason,
+    });
+    if let Err(audit) = record_server_event(state, edge, EventKind::system(), payload).await {
+        tracing::error!(error = %error_chain(&audit), "RECEIPT_NOT_RECORDED event not recorded");
     }
 }
 

@@ -97,6 +97,11 @@ pub(crate) struct Inner {
     /// The server's ingest endpoint, whose tokens approved `ingest_token` changes issue and
     /// revoke.
     pub(crate) ingest: std::sync::OnceLock<crate::ingest::IngestState>,
+    /// The server of record's times of receipt and the lateness threshold, when enabled.
+    pub(crate) receipts: std::sync::OnceLock<(
+        Arc<dyn relay_domain::ports::ReceiptStore>,
+        std::time::Duration,
+    )>,
 }
 
 impl ApiState {
@@ -131,6 +136,7 @@ impl ApiState {
                 exporter: std::sync::OnceLock::new(),
                 change_targets: std::sync::OnceLock::new(),
                 ingest: std::sync::OnceLock::new(),
+                receipts: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -159,6 +165,40 @@ impl ApiState {
     /// enabled.
     pub fn enable_ingest_tokens(&self, ingest: crate::ingest::IngestState) -> bool {
         self.inner.ingest.set(ingest).is_ok()
+    }
+
+    /// Shows each record's time of receipt from `store` (server of record) and flags it late
+    /// when received more than `late_after` after it was recorded (`received_at`, `late`,
+    /// `late_after_secs` in every record view, the UI and exports). Returns false (and keeps
+    /// the first) when already enabled.
+    pub fn enable_receipts(
+        &self,
+        store: Arc<dyn relay_domain::ports::ReceiptStore>,
+        late_after: Duration,
+    ) -> bool {
+        self.inner.receipts.set((store, late_after)).is_ok()
+    }
+
+    /// The receipts of `trail` covering `records` (none when receipts are not enabled), with
+    /// the threshold to judge them by.
+    pub(crate) async fn receipts_of(
+        &self,
+        trail: &TrailId,
+        records: &[Record],
+    ) -> Result<crate::events::ReceiptIndex, ApiError> {
+        let Some((store, late_after)) = self.inner.receipts.get() else {
+            return Ok(crate::events::ReceiptIndex::Disabled);
+        };
+        let (Some(first), Some(last)) = (records.first(), records.last()) else {
+            return Ok(crate::events::ReceiptIndex::Disabled);
+        };
+        let from = first.chain_seq.get().min(last.chain_seq.get());
+        let to = first.chain_seq.get().max(last.chain_seq.get());
+        let receipts = store.receipts(trail, from, to).await?;
+        Ok(crate::events::ReceiptIndex::Enabled {
+            receipts,
+            late_after: *late_after,
+        })
     }
 
     pub(crate) fn ingest(&self) -> Option<&crate::ingest::IngestState> {

@@ -119,7 +119,9 @@ async function loadEvents() {
   body.replaceChildren();
   for (const e of page.events) {
     const tr = el("tr", null, { tabindex: "0", "data-seq": e.chain_seq });
-    tr.append(el("td", e.chain_seq), el("td", e.kind), el("td", e.subject || "—"), el("td", e.actor), el("td", e.recorded_at));
+    const recorded = el("td", e.recorded_at);
+    if (e.late === true) recorded.append(" ", lateBadge(e));
+    tr.append(el("td", e.chain_seq), el("td", e.kind), el("td", e.subject || "—"), el("td", e.actor), recorded);
     tr.append(el("td", e.signatures.map((s) => s.meaning + " by " + s.printed_name).join("; ") || "—"));
     const open = () => showRecord(e.trail_id, e.chain_seq);
     tr.addEventListener("click", open);
@@ -129,6 +131,24 @@ async function loadEvents() {
   if (!page.events.length) {
     const tr = el("tr"); tr.append(el("td", "No matching records.", { colspan: "6" })); body.append(tr);
   }
+}
+
+// The server of record's time of receipt (outside the chained bytes): a "late" badge when the
+// record reached the server more than late_after_secs after it was recorded (downtime).
+function lateBadge(r) {
+  return el("span", "late", { class: "badge late", title: "Received " + receivedAfter(r) + " after it was recorded (threshold " + r.late_after_secs + " s)" });
+}
+
+function receivedAfter(r) {
+  const s = Math.round(r.received_after_ms / 1000);
+  return s >= 3600 ? (s / 3600).toFixed(1) + " h" : s >= 60 ? Math.round(s / 60) + " min" : s + " s";
+}
+
+function receiptText(r) {
+  // Only forwarded records have a time of receipt: not on an edge, not the server's own _relay.
+  if (r.late_after_secs === null || r.late_after_secs === undefined || r.trail_id === "_relay") return null;
+  if (r.received_at === null) return "unknown";
+  return r.received_at + " (" + receivedAfter(r) + " after recording; late after " + r.late_after_secs + " s)";
 }
 
 async function showRecord(trail, seq) {
@@ -144,7 +164,13 @@ async function showRecord(trail, seq) {
     ["Occurred (UTC)", r.occurred_at], ["Recorded (UTC)", r.recorded_at], ["Time source", r.time_source],
     ["Device", r.device], ["Project", r.project || "—"], ["Payload", JSON.stringify(r.payload)],
     ["Checksum", r.checksum], ["Previous", r.prev_checksum], ["Key", r.key_id]];
-  for (const [k, v] of fields) dl.append(el("dt", k), el("dd", v));
+  const receipt = receiptText(r);
+  if (receipt !== null) fields.splice(5, 0, ["Received by server (UTC)", receipt]);
+  for (const [k, v] of fields) {
+    const dd = el("dd", v);
+    if (k.startsWith("Received") && r.late === true) dd.append(" ", lateBadge(r));
+    dl.append(el("dt", k), dd);
+  }
   const list = $("manifestations");
   list.replaceChildren();
   for (const s of r.signatures) {

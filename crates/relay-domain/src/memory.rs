@@ -361,6 +361,59 @@ impl ForwardCursorStore for InMemoryForwardCursorStore {
     }
 }
 
+/// A [`ReceiptStore`](crate::ports::ReceiptStore) in memory (embedding, tests), enforcing its
+/// contract (first receipt wins, identical retries acknowledged).
+#[derive(Debug, Default)]
+pub struct InMemoryReceiptStore {
+    receipts: Mutex<BTreeMap<(TrailId, u64), crate::ports::Receipt>>,
+}
+
+impl InMemoryReceiptStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+}
+
+#[async_trait]
+impl crate::ports::ReceiptStore for InMemoryReceiptStore {
+    async fn record(
+        &self,
+        receipt: &crate::ports::Receipt,
+    ) -> Result<(), crate::ports::ReceiptError> {
+        receipt.check()?;
+        let mut map = self.receipts.lock().unwrap_or_else(PoisonError::into_inner);
+        let overlapping: Vec<crate::ports::Receipt> = map
+            .values()
+            .filter(|r| {
+                r.trail_id == receipt.trail_id && r.overlaps(receipt.first_seq, receipt.last_seq)
+            })
+            .cloned()
+            .collect();
+        if crate::ports::receipts::decide_record(receipt, &overlapping)? {
+            map.insert(
+                (receipt.trail_id.clone(), receipt.first_seq),
+                receipt.clone(),
+            );
+        }
+        Ok(())
+    }
+
+    async fn receipts(
+        &self,
+        trail: &TrailId,
+        from_seq: u64,
+        to_seq: u64,
+    ) -> Result<Vec<crate::ports::Receipt>, crate::ports::ReceiptError> {
+        let map = self.receipts.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(map
+            .values()
+            .filter(|r| &r.trail_id == trail && r.overlaps(from_seq, to_seq))
+            .cloned()
+            .collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;

@@ -19,14 +19,15 @@ use relay_domain::export::render::{
 };
 use relay_domain::export::{
     ANCHORS_JSON, EXPORT_FORMAT, ExportFilter, ExportManifest, FileDigest, GeneratedBy,
-    MANIFEST_FILE, ManifestError, Manifestation, PROOFS_JSONL, RECORDS_CSV, RECORDS_JSON,
-    RECORDS_JSONL, RowsDigest, SealError, SealKey, SealPublicKey, SeqRange, SignatureIndex,
-    TrailHeadSnapshot, sealed_manifest_json,
+    MANIFEST_FILE, ManifestError, Manifestation, PROOFS_JSONL, RECEIPTS_JSONL, RECORDS_CSV,
+    RECORDS_JSON, RECORDS_JSONL, ReceiptLine, RowsDigest, SealError, SealKey, SealPublicKey,
+    SeqRange, SignatureIndex, TrailHeadSnapshot, sealed_manifest_json,
 };
 use relay_domain::merkle::{MerkleAccumulator, MerkleTree, record_leaf_hash};
 use relay_domain::ports::{
-    Anchor, Notary, NotaryError, RecordStore, RecordStoreError, SecretError, SecretName,
-    SecretProvider, SecretProviderExt, TimeSource, TimeSourceError,
+    Anchor, Lateness, Notary, NotaryError, ReceiptError, ReceiptStore, RecordStore,
+    RecordStoreError, SecretError, SecretName, SecretProvider, SecretProviderExt, TimeSource,
+    TimeSourceError,
 };
 use relay_domain::verify::{VERIFY_PAGE, VerifyFailure};
 use relay_domain::{
@@ -104,6 +105,16 @@ pub struct ExportServices<'a> {
     pub journal: &'a Journal,
 }
 
+/// The server of record's times of receipt, written into a package as `receipts.jsonl` (one
+/// line per exported record that has a receipt, with its late flag judged by `late_after`).
+#[derive(Debug, Clone, Copy)]
+pub struct ExportReceipts<'a> {
+    /// Where the times of receipt are.
+    pub store: &'a dyn ReceiptStore,
+    /// A record received more than this after it was recorded is late.
+    pub late_after: std::time::Duration,
+}
+
 /// What an export produced.
 #[derive(Debug, Clone)]
 pub struct ExportOutcome {
@@ -159,6 +170,9 @@ pub enum ExportError {
     /// The clock failed.
     #[error("no time for the export")]
     Time(#[from] TimeSourceError),
+    /// The times of receipt could not be read (server of record).
+    #[error("cannot read the times of receipt")]
+    Receipts(#[from] ReceiptError),
     /// The manifest could not be rendered.
     #[error("cannot render the manifest")]
     Manifest(#[from] ManifestError),
@@ -313,6 +327,17 @@ pub async fn export_package(
     services: ExportServices<'_>,
     request: &ExportRequest,
 ) -> Result<ExportOutcome, ExportError> {
+    export_package_with_receipts(services, None, request).await
+}
+
+/// [`export_package`] on the server of record: with `receipts`, the package also carries
+/// `receipts.jsonl` (docs/spec/export.md §2), sealed like every other file, when any exported
+/// record has a time of receipt.
+pub async fn export_package_with_receipts(
+    services: ExportServices<'_>,
+    receipts: Option<ExportReceipts<'_>>,
+    request: &ExportRequest,
+) -> Result<ExportOutcome, ExportError> {
     let final_path = if request.zip && request.out.extension().is_none_or(|e| e != "zip") {
         request.out.with_extension("zip")
     } else {
@@ -329,7 +354,7 @@ pub async fn export_package(
         return Err(ExportError::OutputExists(final_path));
     }
     create_empty_dir(&dir)?;
-    let result = write_package(services, request, &dir).await;
+    let result = write_package(services, receipts, request, &dir).await;
     let outcome = match result {
         Ok(written) => written,
         Err(e) => {
@@ -434,6 +459,7 @@ type Written = (ExportManifest, String, Checksum, bool);
 
 async fn write_package(
     services: ExportServices<'_>,
+    receipts: Option<ExportReceipts<'_>>,
     request: &ExportRequest,
     dir: &Path,
 ) -> Result<Written, ExportError> {
@@ -477,6 +503,8 @@ async fn write_package(
         false => Vec::with_capacity(usize::try_from(head.seq.get()).unwrap_or(0)),
     };
     let mut selected: Vec<u64> = Vec::new();
+    // With receipts: each exported record's seq and recorded_at (16 bytes per record).
+    let mut exported_times: Vec<(u64, relay_domain::Timestamp)> = Vec::new();
     // Partial exports carry the SIGNATURE records on exported records that they do not export
     // themselves (with proofs), so every rendered signature can be checked offline.
     let mut exported_checksums: std::collections::HashSet<Checksum> =
@@ -527,6 +555,9 @@ async fn write_package(
             }
             rows.push(&leaf);
             acc.push_leaf_hash(leaf);
+            if receipts.is_some() {
+                exported_times.push((record.chain_seq.get(), record.recorded_at));
+            }
             if !whole {
                 selected.push(record.chain_seq.get() - 1);
                 if !signatures.on(&record.checksum).is_empty() {
@@ -671,6 +702,11 @@ async fn write_package(
 
     let mut digests = std::collections::BTreeMap::new();
     digests.insert(RECORDS_JSONL.to_owned(), jsonl.finish()?);
+    if let Some(r) = receipts
+        && let Some(file) = write_receipts(r, trail, from, to, &exported_times, dir).await?
+    {
+        digests.insert(RECEIPTS_JSONL.to_owned(), file);
+    }
     for (name, file) in [
         (RECORDS_CSV, csv),
         (RECORDS_JSON, json),
@@ -718,6 +754,49 @@ async fn write_package(
         manifest_digest.sha256,
         anchored_head,
     ))
+}
+
+/// Writes `receipts.jsonl` for the exported records that have a time of receipt; `None` (no
+/// file) when none has.
+async fn write_receipts(
+    receipts: ExportReceipts<'_>,
+    trail: &TrailId,
+    from: ChainSeq,
+    to: ChainSeq,
+    exported: &[(u64, relay_domain::Timestamp)],
+    dir: &Path,
+) -> Result<Option<FileDigest>, ExportError> {
+    let stored = receipts.store.receipts(trail, from.get(), to.get()).await?;
+    // Whole seconds, as the line states it, so a verifier recomputes the same flag.
+    let late_after_secs = receipts.late_after.as_secs();
+    let late_after = std::time::Duration::from_secs(late_after_secs);
+    let mut file: Option<HashedFile> = None;
+    let mut line = Vec::with_capacity(128);
+    // Both are in seq order: one pass.
+    let mut next = stored.iter().peekable();
+    for (seq, recorded_at) in exported {
+        while next.peek().is_some_and(|r| r.last_seq < *seq) {
+            next.next();
+        }
+        let Some(receipt) = next.peek().filter(|r| r.covers(*seq)) else {
+            continue;
+        };
+        let lateness = Lateness::judge(*recorded_at, receipt.received_at, late_after);
+        line.clear();
+        ReceiptLine {
+            seq: *seq,
+            received_at: receipt.received_at,
+            late: lateness.late,
+            late_after_secs,
+        }
+        .write(&mut line);
+        let out = match file.as_mut() {
+            Some(f) => f,
+            None => file.insert(HashedFile::create(dir.join(RECEIPTS_JSONL))?),
+        };
+        out.write(&line)?;
+    }
+    file.map(HashedFile::finish).transpose()
 }
 
 /// Every `SIGNATURE` record of `trail` up to `head`, in seq order.
@@ -896,6 +975,8 @@ pub struct DirExporter {
     journal: Journal,
     device: relay_domain::Device,
     retention: relay_api::ExportRetention,
+    /// The server of record's times of receipt and lateness threshold (`receipts.jsonl`).
+    receipts: Option<(std::sync::Arc<dyn ReceiptStore>, std::time::Duration)>,
     /// Sweeps and quota checks run one at a time, so two exports racing cannot both pass the
     /// quota.
     sweep: std::sync::Arc<tokio::sync::Mutex<()>>,
@@ -932,6 +1013,7 @@ impl DirExporter {
             journal,
             device,
             retention: relay_api::ExportRetention::default(),
+            receipts: None,
             sweep: std::sync::Arc::default(),
         }
     }
@@ -941,6 +1023,18 @@ impl DirExporter {
     #[must_use]
     pub fn with_retention(mut self, retention: relay_api::ExportRetention) -> Self {
         self.retention = retention;
+        self
+    }
+
+    /// The same exporter writing `receipts.jsonl` from `store` (server of record), late flags
+    /// judged with `late_after`.
+    #[must_use]
+    pub fn with_receipts(
+        mut self,
+        store: std::sync::Arc<dyn ReceiptStore>,
+        late_after: std::time::Duration,
+    ) -> Self {
+        self.receipts = Some((store, late_after));
         self
     }
 
@@ -1134,7 +1228,14 @@ impl relay_api::SealedExporter for DirExporter {
             clock: self.clock.as_ref(),
             journal: &self.journal,
         };
-        let outcome = export_package(services, &request)
+        let receipts = self
+            .receipts
+            .as_ref()
+            .map(|(store, late_after)| ExportReceipts {
+                store: store.as_ref(),
+                late_after: *late_after,
+            });
+        let outcome = export_package_with_receipts(services, receipts, &request)
             .await
             .map_err(|e| match e {
                 ExportError::EmptyTrail(_) | ExportError::BadRange { .. } => {

@@ -110,6 +110,11 @@ impl Metrics {
                 "ingest_audit_write_failures",
                 "Server events of ingest that could not be recorded",
             ),
+            receipt_write_failures: m(
+                &mut registry,
+                "ingest_receipt_write_failures",
+                "Ingested batches whose time of receipt could not be stored",
+            ),
         };
         let capture_pending = Gauge::default();
         registry.register(

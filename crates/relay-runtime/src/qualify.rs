@@ -1341,6 +1341,7 @@ fn verify_dir_package(
         records_csv: open(RECORDS_CSV)?,
         records_json: open(RECORDS_JSON)?,
         proofs_jsonl: open(PROOFS_JSONL)?,
+        receipts_jsonl: None,
         other_entries: Vec::new(),
     };
     verify_package(

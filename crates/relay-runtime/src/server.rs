@@ -12,8 +12,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use relay_domain::ports::{
-    AccountStore, ChangeRequestStore, Notary, RecordStore, SecretError, SecretName, SecretProvider,
-    SecretProviderExt, TimeSource, WormPosture,
+    AccountStore, ChangeRequestStore, Notary, ReceiptStore, RecordStore, SecretError, SecretName,
+    SecretProvider, SecretProviderExt, TimeSource, WormPosture,
 };
 use relay_domain::{AppendService, Device, EventKind, TrailId};
 use tokio::sync::watch;
@@ -42,6 +42,9 @@ pub struct ServerStores {
     pub clock: Arc<dyn TimeSource>,
     /// Four-eyes configuration change requests (`None`: `/api/v1/changes` answers 503).
     pub changes: Option<Arc<dyn ChangeRequestStore>>,
+    /// When each forwarded record was received (`None`: no time of receipt is kept, every
+    /// record shows `received_at: null`, and the start-up posture says so).
+    pub receipts: Option<Arc<dyn ReceiptStore>>,
     /// Called once at shutdown to close pools.
     pub local: Option<relay_local::LocalAdapters>,
 }
@@ -60,6 +63,7 @@ impl ServerStores {
             notary: adapters.notary.clone(),
             clock: adapters.clock.clone(),
             changes: Some(adapters.changes.clone()),
+            receipts: Some(adapters.receipts.clone()),
             local: Some(adapters),
         })
     }
@@ -83,7 +87,7 @@ pub struct ServerSettings {
     pub listen: SocketAddr,
     /// HTTPS when set; plain HTTP otherwise (loopback or behind a TLS proxy).
     pub tls: Option<TlsFiles>,
-    /// Ingest settings (allowed edges, clock skew threshold).
+    /// Ingest settings (allowed edges, clock skew threshold, lateness threshold).
     pub ingest: relay_api::IngestConfig,
     /// The review API.
     pub api: relay_api::ApiConfig,
@@ -209,6 +213,15 @@ impl ServerRuntime {
             metrics: metrics.ingest.clone(),
             config: settings.ingest.clone(),
         });
+        match &stores.receipts {
+            Some(receipts) => {
+                ingest.enable_receipts(receipts.clone());
+            }
+            None => tracing::warn!(
+                "no receipt store: the time of receipt of forwarded records is NOT kept, and no \
+                 record can be shown as received late"
+            ),
+        }
         let revoked_edges = replay_ingest_token_changes(&approved, &ingest);
         let without_token = ingest.edges_without_token().await;
         if settings.ingest.edges.is_empty() {
@@ -254,6 +267,8 @@ impl ServerRuntime {
                 "edges_without_token": without_token,
                 "revoked_by_approved_change": revoked_edges,
                 "clock_skew_threshold_ms": u64::try_from(settings.ingest.clock_skew_threshold.as_millis()).unwrap_or(u64::MAX),
+                "receipts": stores.receipts.is_some(),
+                "late_after_secs": settings.ingest.late_after.as_secs(),
             },
         });
         journal
@@ -289,23 +304,28 @@ impl ServerRuntime {
         })
         .await
         .map_err(ServerError::Api)?;
+        if let Some(receipts) = &stores.receipts {
+            api.enable_receipts(receipts.clone(), settings.ingest.late_after);
+        }
         if let Some(store) = changes {
             api.enable_changes(store);
             api.enable_ingest_tokens(ingest.clone());
             api.set_change_targets(server_change_targets(applied_changes));
         }
-        api.enable_sealed_exports(Arc::new(
-            crate::export::DirExporter::new(
-                settings.exports_dir.clone(),
-                stores.records.clone(),
-                stores.notary.clone(),
-                stores.secrets.clone(),
-                clock.clone(),
-                journal.clone(),
-                settings.device.clone(),
-            )
-            .with_retention(settings.api.export_retention),
-        ));
+        let mut exporter = crate::export::DirExporter::new(
+            settings.exports_dir.clone(),
+            stores.records.clone(),
+            stores.notary.clone(),
+            stores.secrets.clone(),
+            clock.clone(),
+            journal.clone(),
+            settings.device.clone(),
+        )
+        .with_retention(settings.api.export_retention);
+        if let Some(receipts) = &stores.receipts {
+            exporter = exporter.with_receipts(receipts.clone(), settings.ingest.late_after);
+        }
+        api.enable_sealed_exports(Arc::new(exporter));
         let app = router(HttpState {
             metrics: metrics.clone(),
             store: stores.records.clone(),

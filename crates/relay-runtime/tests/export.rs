@@ -165,6 +165,7 @@ fn verify_dir(dir: &Path, keys: Option<&KeyRing>) -> PackageReport {
         records_csv: open("records.csv"),
         records_json: open("records.json"),
         proofs_jsonl: open("proofs.jsonl"),
+        receipts_jsonl: None,
         other_entries: Vec::new(),
     };
     verify_package(

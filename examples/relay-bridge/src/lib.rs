@@ -146,9 +146,12 @@ impl RelayClient {
                 })?;
             let events = page["events"].as_array().cloned().unwrap_or_default();
             for mut event in events {
-                // The view adds the signatures shown with a record; the chained record is the rest.
+                // The view adds what is shown with a record but not chained (its signatures, and
+                // on a server of record its time of receipt); the chained record is the rest.
                 if let Some(obj) = event.as_object_mut() {
-                    obj.remove("signatures");
+                    for shown in VIEW_ONLY_FIELDS {
+                        obj.remove(*shown);
+                    }
                 }
                 let record: Record =
                     serde_json::from_value(event).map_err(|e| BridgeError::Shape {
@@ -164,6 +167,16 @@ impl RelayClient {
         }
     }
 }
+
+/// Members of an `/api/v1/events` record view that are shown with the record but are not part
+/// of it (not chained): its signatures, and the server of record's time of receipt.
+pub const VIEW_ONLY_FIELDS: &[&str] = &[
+    "signatures",
+    "received_at",
+    "received_after_ms",
+    "late",
+    "late_after_secs",
+];
 
 /// Re-verifies `records` of `trail` with `keys`: the first broken seq and why, or a summary.
 pub fn reverify(

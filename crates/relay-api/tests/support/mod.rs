@@ -53,7 +53,7 @@ impl Relay {
 
     /// Opens (or reopens, as after a restart) the relay over `dir`.
     pub async fn open(dir: TempDir, config: ApiConfig) -> Self {
-        Self::open_inner(dir, config, None).await
+        Self::open_inner(dir, config, None, None).await
     }
 
     /// A server of record: the review API plus ingest for `edges`, whose tokens approved
@@ -65,6 +65,26 @@ impl Relay {
             TempDir::new().unwrap(),
             config,
             Some(edges.iter().map(|e| (*e).to_owned()).collect()),
+            None,
+        )
+        .await
+    }
+
+    /// A server of record that keeps the time of receipt of ingested records in `receipts`
+    /// (`None`: the local adapter's own receipt store) and flags records received more than
+    /// `late_after` after they were recorded.
+    pub async fn start_server_with_receipts(
+        edges: &[&str],
+        late_after: std::time::Duration,
+        receipts: Option<Arc<dyn relay_domain::ports::ReceiptStore>>,
+    ) -> Self {
+        let mut config = default_config();
+        config.server_of_record = true;
+        Self::open_inner(
+            TempDir::new().unwrap(),
+            config,
+            Some(edges.iter().map(|e| (*e).to_owned()).collect()),
+            Some((receipts, late_after)),
         )
         .await
     }
@@ -73,6 +93,10 @@ impl Relay {
         dir: TempDir,
         config: ApiConfig,
         ingest_edges: Option<Vec<String>>,
+        receipts: Option<(
+            Option<Arc<dyn relay_domain::ports::ReceiptStore>>,
+            std::time::Duration,
+        )>,
     ) -> Self {
         let adapters = LocalAdapters::open(dir.path()).await.unwrap();
         let key = adapters
@@ -112,6 +136,11 @@ impl Relay {
                 },
             });
             state.enable_ingest_tokens(ingest.clone());
+            if let Some((store, late_after)) = receipts {
+                let store = store.unwrap_or_else(|| adapters.receipts.clone());
+                ingest.enable_receipts(store.clone());
+                state.enable_receipts(store, late_after);
+            }
             app = app.merge(relay_api::ingest_router(ingest));
         }
         Self {

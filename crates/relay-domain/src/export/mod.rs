@@ -8,6 +8,7 @@
 
 pub mod manifest;
 pub mod package_verify;
+pub mod receipts;
 pub mod render;
 pub mod seal;
 pub mod trust;
@@ -18,9 +19,10 @@ pub use manifest::{
     sealed_manifest_json,
 };
 pub use package_verify::{
-    Finding, Origin, PackageError, PackageInputs, PackageReport, PassedCheck, Verdict,
-    VerifyOptions, verify_package,
+    Finding, Origin, PackageError, PackageInputs, PackageReport, PassedCheck, ReceiptSummary,
+    Verdict, VerifyOptions, verify_package,
 };
+pub use receipts::ReceiptLine;
 pub use render::{Manifestation, SignatureIndex};
 pub use seal::{Seal, SealError, SealKey, SealPublicKey};
 pub use trust::{PinnedKey, TRUST_FILE_FORMAT, TrustError, parse_trust_file};
@@ -40,15 +42,18 @@ pub const RECORDS_JSON: &str = "records.json";
 pub const ANCHORS_JSON: &str = "anchors.json";
 /// Merkle inclusion proofs of each exported record against the trail head (partial exports).
 pub const PROOFS_JSONL: &str = "proofs.jsonl";
+/// The server of record's time of receipt of exported records (optional; [`receipts`]).
+pub const RECEIPTS_JSONL: &str = "receipts.jsonl";
 
 /// Every file name a package may contain; anything else is refused by the verifier.
-pub const PACKAGE_FILES: [&str; 6] = [
+pub const PACKAGE_FILES: [&str; 7] = [
     MANIFEST_FILE,
     RECORDS_JSONL,
     RECORDS_CSV,
     RECORDS_JSON,
     ANCHORS_JSON,
     PROOFS_JSONL,
+    RECEIPTS_JSONL,
 ];
 
 /// The longest line (or CSV row) the verifier accepts, in bytes. A record's payload is at most

@@ -6,7 +6,9 @@
 //! Memory does not grow with the package: `records.jsonl` and the renderings are read line by
 //! line in lockstep, the Merkle root is accumulated in O(log n), and only the anchors, the
 //! SIGNATURE records and the rows that render signatures (few) are held; a partial export also
-//! holds 8 bytes per exported record, to know which records a SIGNATURE record may sign.
+//! holds 8 bytes per exported record, to know which records a SIGNATURE record may sign, and a
+//! package with `receipts.jsonl` 16 bytes per exported record (its seq and `recorded_at`), to
+//! recompute each receipt's late flag.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
@@ -25,7 +27,7 @@ use super::render::{
 use super::trust::PinnedKey;
 use super::{
     ANCHORS_JSON, EXPORT_FORMAT, MANIFEST_FILE, MAX_ANCHORS_BYTES, MAX_LINE_BYTES, PACKAGE_FILES,
-    PROOFS_JSONL, RECORDS_CSV, RECORDS_JSON, RECORDS_JSONL,
+    PROOFS_JSONL, RECEIPTS_JSONL, RECORDS_CSV, RECORDS_JSON, RECORDS_JSONL,
 };
 use crate::canonical::{EVENT_DOMAIN_TAG, write_canonical};
 use crate::chain::checksum_with_buf;
@@ -62,6 +64,8 @@ pub struct PackageInputs<R> {
     pub records_json: Option<R>,
     /// `proofs.jsonl`.
     pub proofs_jsonl: Option<R>,
+    /// `receipts.jsonl` (server of record packages only).
+    pub receipts_jsonl: Option<R>,
     /// Names of any other entries found in the package (refused: not covered by the seal).
     pub other_entries: Vec<String>,
 }
@@ -124,6 +128,17 @@ pub struct PassedCheck {
     pub detail: String,
 }
 
+/// What `receipts.jsonl` says about the exported records' time of receipt.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ReceiptSummary {
+    /// Lines read (exported records with a time of receipt).
+    pub receipts: u64,
+    /// Records the server of record received late.
+    pub late: u64,
+    /// The threshold of the last line, in seconds.
+    pub late_after_secs: Option<u64>,
+}
+
 /// Where a package comes from, as far as the auditor's pins say.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Origin {
@@ -159,6 +174,10 @@ pub struct PackageReport {
     pub records: u64,
     /// Whether HMACs were recomputed.
     pub hmac_checked: bool,
+    /// With `receipts.jsonl`: how many exported records have a time of receipt, how many of
+    /// them the server received late, and the threshold it judged with (seconds); `None`
+    /// without it (edge packages).
+    pub receipts: Option<ReceiptSummary>,
     /// Checks that held.
     pub passed: Vec<PassedCheck>,
     /// Checks that failed.
@@ -598,6 +617,7 @@ pub fn verify_package<R: BufRead>(
         (RECORDS_JSON, inputs.records_json.is_some()),
         (PROOFS_JSONL, inputs.proofs_jsonl.is_some()),
         (ANCHORS_JSON, inputs.anchors.is_some()),
+        (RECEIPTS_JSONL, inputs.receipts_jsonl.is_some()),
     ];
     for (name, is_present) in present {
         let listed = manifest.rendered_sha256.contains_key(name);
@@ -759,6 +779,11 @@ pub fn verify_package<R: BufRead>(
     let mut proofs = inputs
         .proofs_jsonl
         .map(|r| HashedLines::new(PROOFS_JSONL, r));
+    let receipts = inputs
+        .receipts_jsonl
+        .map(|r| HashedLines::new(RECEIPTS_JSONL, r));
+    // With receipts: each exported record's seq and recorded_at, to judge its late flag.
+    let mut recorded_at: Vec<(u64, Timestamp)> = Vec::new();
 
     let mut line = Vec::with_capacity(4096);
     let mut other = Vec::with_capacity(4096);
@@ -842,6 +867,9 @@ pub fn verify_package<R: BufRead>(
             f.fail(RECORDS_JSONL, Some(row), Some(seq.get()), check, detail);
         };
         count += 1;
+        if receipts.is_some() {
+            recorded_at.push((seq.get(), record.recorded_at));
+        }
 
         // Selection: the record is in range, selected, and in seq order.
         if record.trail_id != manifest.trail_id {
@@ -1366,12 +1394,111 @@ pub fn verify_package<R: BufRead>(
         check_digest(&mut f, name, sha, bytes);
     }
 
+    // 7. `receipts.jsonl`: layout, ascending seqs of exported records, each late flag as the
+    // rule gives it for the record's recorded_at, then its digest.
+    let mut receipt_summary = None;
+    if let Some(mut lines) = receipts {
+        recorded_at.sort_unstable_by_key(|(s, _)| *s);
+        let mut summary = ReceiptSummary {
+            receipts: 0,
+            late: 0,
+            late_after_secs: None,
+        };
+        let mut prev = 0u64;
+        loop {
+            let row = lines.rows + 1;
+            match lines.next_line(&mut line)? {
+                Line::Eof => break,
+                Line::TooLong => {
+                    f.fail(RECEIPTS_JSONL, Some(row), None, "parse", "line is too long");
+                    break;
+                }
+                Line::Some => {}
+            }
+            let Some(text) = strip_newline(&line) else {
+                f.fail(
+                    RECEIPTS_JSONL,
+                    Some(row),
+                    None,
+                    "parse",
+                    "last line is not terminated (truncated file?)",
+                );
+                break;
+            };
+            let receipt = match super::receipts::ReceiptLine::parse(text) {
+                Ok(r) => r,
+                Err(e) => {
+                    f.fail(RECEIPTS_JSONL, Some(row), None, "parse", e);
+                    break;
+                }
+            };
+            let seq = Some(receipt.seq);
+            if receipt.seq <= prev {
+                f.fail(
+                    RECEIPTS_JSONL,
+                    Some(row),
+                    seq,
+                    "order",
+                    format!("comes after chain_seq {prev}"),
+                );
+            }
+            prev = receipt.seq;
+            if records_ok {
+                match recorded_at.binary_search_by_key(&receipt.seq, |(s, _)| *s) {
+                    Ok(i) if receipt.late_holds_for(recorded_at[i].1) => {}
+                    Ok(i) => f.fail(
+                        RECEIPTS_JSONL,
+                        Some(row),
+                        seq,
+                        "receipt",
+                        format!(
+                            "late is {} but the record was received {} ms after it was recorded \
+                             (threshold {} s)",
+                            receipt.late,
+                            receipt.received_at.micros_since(recorded_at[i].1) / 1000,
+                            receipt.late_after_secs
+                        ),
+                    ),
+                    Err(_) => f.fail(
+                        RECEIPTS_JSONL,
+                        Some(row),
+                        seq,
+                        "selection",
+                        "no exported record has this chain_seq",
+                    ),
+                }
+            }
+            summary.receipts += 1;
+            summary.late += u64::from(receipt.late);
+            summary.late_after_secs = Some(receipt.late_after_secs);
+        }
+        lines.drain()?;
+        if !f.has(RECEIPTS_JSONL) {
+            f.pass(
+                "receipts",
+                format!(
+                    "{} times of receipt; {} records received late by the server of record{}",
+                    summary.receipts,
+                    summary.late,
+                    summary
+                        .late_after_secs
+                        .map(|t| format!(" (threshold {t} s)"))
+                        .unwrap_or_default()
+                ),
+            );
+        }
+        let (sha, bytes) = lines.finish();
+        check_digest(&mut f, RECEIPTS_JSONL, sha, bytes);
+        receipt_summary = Some(summary);
+    }
+
     Ok(PackageReport {
         fingerprint: parsed.seal.fingerprint.chars().take(64).collect(),
         seal_public_key: parsed.seal.public_key.chars().take(64).collect(),
         origin,
         records: count,
         hmac_checked: options.keys.is_some(),
+        receipts: receipt_summary,
         manifest,
         passed: f.passed,
         findings: f.list,

@@ -9,6 +9,7 @@ pub mod changes;
 pub mod forward;
 pub mod notary;
 pub mod object_store;
+pub mod receipts;
 pub mod record_store;
 pub mod secrets;
 pub mod time_source;
@@ -27,6 +28,7 @@ pub use object_store::{
     ObjectKey, ObjectKeyError, ObjectMeta, ObjectStore, ObjectStoreCapabilities, ObjectStoreError,
     PutMode,
 };
+pub use receipts::{Lateness, Receipt, ReceiptError, ReceiptStore, receipt_for};
 pub use record_store::{
     AppendReceipt, Head, RecordStore, RecordStoreCapabilities, RecordStoreError, RecordStoreExt,
 };
