@@ -346,6 +346,12 @@ impl RecordStore for CountingStore {
     fn capabilities(&self) -> RecordStoreCapabilities {
         self.inner.capabilities()
     }
+    async fn append_only_enforcement(
+        &self,
+    ) -> Result<relay_domain::ports::AppendOnlyEnforcement, relay_domain::ports::RecordStoreError>
+    {
+        self.inner.append_only_enforcement().await
+    }
     async fn append(
         &self,
         records: &[relay_domain::Record],
