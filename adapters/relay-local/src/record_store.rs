@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use relay_domain::memory::check_batch_at_head;
 use relay_domain::ports::{
-    AppendOnlyEnforcement, AppendReceipt, Head, RecordStore, RecordStoreCapabilities, RecordStoreError,
+    AppendOnlyEnforcement, AppendReceipt, Head, RecordStore, RecordStoreCapabilities,
+    RecordStoreError,
 };
 use relay_domain::{ChainSeq, Checksum, EventKind, Project, Record, Subject, TrailId};
 use sqlx::sqlite::{

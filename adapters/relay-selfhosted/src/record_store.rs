@@ -5,7 +5,8 @@ use std::str::FromStr;
 use async_trait::async_trait;
 use relay_domain::memory::check_batch_at_head;
 use relay_domain::ports::{
-    AppendOnlyEnforcement, AppendReceipt, Head, RecordStore, RecordStoreCapabilities, RecordStoreError,
+    AppendOnlyEnforcement, AppendReceipt, Head, RecordStore, RecordStoreCapabilities,
+    RecordStoreError,
 };
 use relay_domain::{ChainSeq, Checksum, EventKind, Project, Record, Subject, TrailId};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
@@ -369,11 +370,11 @@ fn collapse_whitespace(sql: &str) -> String {
 
 /// The body of `event_log_refuse_change` as the schema installs it (whitespace collapsed).
 fn refuse_function_body() -> String {
-    let schema = MIGRATIONS.first().map(|(_, text)| *text).unwrap_or_default();
-    let body = schema
-        .split("$$")
-        .nth(1)
+    let schema = MIGRATIONS
+        .first()
+        .map(|(_, text)| *text)
         .unwrap_or_default();
+    let body = schema.split("$$").nth(1).unwrap_or_default();
     collapse_whitespace(body)
 }
 

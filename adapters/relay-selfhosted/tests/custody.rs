@@ -144,7 +144,11 @@ async fn weakened_triggers_and_grants_are_reported_by_the_enforcement_check() {
     let store = pg.store().await;
     let fresh = store.append_only_enforcement().await.unwrap();
     assert!(fresh.holds(), "{fresh:?}");
-    assert_eq!(fresh.present.len(), 4, "three triggers and the grants: {fresh:?}");
+    assert_eq!(
+        fresh.present.len(),
+        4,
+        "three triggers and the grants: {fresh:?}"
+    );
 
     // The owner grants UPDATE to the runtime role (two-role custody broken).
     sqlx::query(&format!("GRANT UPDATE ON event_log TO \"{}\"", pg.app_role))
@@ -153,21 +157,28 @@ async fn weakened_triggers_and_grants_are_reported_by_the_enforcement_check() {
         .unwrap();
     let missing = missing_now(&store).await;
     assert!(
-        missing.iter().any(|m| m.contains("holds UPDATE") && m.contains(&pg.app_role)),
+        missing
+            .iter()
+            .any(|m| m.contains("holds UPDATE") && m.contains(&pg.app_role)),
         "{missing:?}"
     );
-    sqlx::query(&format!("REVOKE UPDATE ON event_log FROM \"{}\"", pg.app_role))
-        .execute(&pg.owner)
-        .await
-        .unwrap();
+    sqlx::query(&format!(
+        "REVOKE UPDATE ON event_log FROM \"{}\"",
+        pg.app_role
+    ))
+    .execute(&pg.owner)
+    .await
+    .unwrap();
     assert_eq!(missing_now(&store).await, Vec::<String>::new());
 
     // A disabled trigger, then one that fires only for replication sessions.
     for (how, state) in [("DISABLE", "\"D\""), ("ENABLE REPLICA", "\"R\"")] {
-        sqlx::query(&format!("ALTER TABLE event_log {how} TRIGGER event_log_no_update"))
-            .execute(&pg.owner)
-            .await
-            .unwrap();
+        sqlx::query(&format!(
+            "ALTER TABLE event_log {how} TRIGGER event_log_no_update"
+        ))
+        .execute(&pg.owner)
+        .await
+        .unwrap();
         let missing = missing_now(&store).await;
         assert!(
             missing
@@ -191,7 +202,11 @@ async fn weakened_triggers_and_grants_are_reported_by_the_enforcement_check() {
     .await
     .unwrap();
     let missing = missing_now(&store).await;
-    assert_eq!(missing.len(), 3, "every trigger runs the altered function: {missing:?}");
+    assert_eq!(
+        missing.len(),
+        3,
+        "every trigger runs the altered function: {missing:?}"
+    );
     assert!(missing.iter().all(|m| m.contains("altered")), "{missing:?}");
 
     // A dropped trigger.

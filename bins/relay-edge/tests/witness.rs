@@ -149,7 +149,10 @@ fn anchor_file(data: &Path, trail: &str) -> PathBuf {
 fn deleting_the_anchor_directory_is_a_broken_verdict_naming_the_anchors() {
     let (_tmp, data, _) = captured(4);
     let recorded = recorded_anchors(&data, TRAIL);
-    assert!(!recorded.is_empty(), "the edge records its anchors in _relay");
+    assert!(
+        !recorded.is_empty(),
+        "the edge records its anchors in _relay"
+    );
     assert!(!recorded_anchors(&data, "_relay").is_empty());
     // Every recorded anchor names where the notary put it.
     let file = anchor_file(&data, TRAIL);
@@ -202,9 +205,11 @@ fn deleting_one_anchor_file_breaks_only_that_trail() {
     let (code, stdout) = verify(&data);
     assert_eq!(code, Some(1), "{stdout}");
     assert!(
-        stdout.lines().any(|l| l.starts_with(&format!("BROKEN  {TRAIL}:"))
-            && l.contains(&file.display().to_string())
-            && l.contains("missing from the notary")),
+        stdout
+            .lines()
+            .any(|l| l.starts_with(&format!("BROKEN  {TRAIL}:"))
+                && l.contains(&file.display().to_string())
+                && l.contains("missing from the notary")),
         "{stdout}"
     );
     assert!(
@@ -220,15 +225,19 @@ fn deleting_a_trail_and_its_anchors_is_still_named_by_relay() {
     // Rows and anchors gone: the trail is known only to _relay's record of its anchors.
     sqlite3(
         &data,
-        &format!("DROP TRIGGER event_log_no_delete; DELETE FROM event_log WHERE trail_id = '{TRAIL}';"),
+        &format!(
+            "DROP TRIGGER event_log_no_delete; DELETE FROM event_log WHERE trail_id = '{TRAIL}';"
+        ),
     );
     std::fs::remove_file(anchor_file(&data, TRAIL)).unwrap();
     assert!(records(&data, TRAIL).is_empty());
     let (code, stdout) = verify(&data);
     assert_eq!(code, Some(1), "{stdout}");
     assert!(
-        stdout.lines().any(|l| l.starts_with(&format!("BROKEN  {TRAIL}:"))
-            && l.contains("missing from the notary")),
+        stdout
+            .lines()
+            .any(|l| l.starts_with(&format!("BROKEN  {TRAIL}:"))
+                && l.contains("missing from the notary")),
         "{stdout}"
     );
     assert!(
@@ -269,7 +278,11 @@ fn a_dropped_trigger_is_reported_at_start_and_by_verify() {
         std::thread::sleep(Duration::from_millis(200));
     };
     // The edge keeps capturing (documented choice) while it reports the gap.
-    std::fs::write(watch.join("after.fid"), "captured after the trigger was dropped").unwrap();
+    std::fs::write(
+        watch.join("after.fid"),
+        "captured after the trigger was dropped",
+    )
+    .unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     while records(&data, TRAIL).len() < 3 {
         assert!(Instant::now() < deadline, "capture stopped");
@@ -309,8 +322,10 @@ fn a_dropped_trigger_is_reported_at_start_and_by_verify() {
     let (code, stdout) = verify(&data);
     assert_eq!(code, Some(1), "{stdout}");
     assert!(
-        stdout.lines().any(|l| l.starts_with("MISSING append-only enforcement")
-            && l.contains("event_log_no_update")),
+        stdout
+            .lines()
+            .any(|l| l.starts_with("MISSING append-only enforcement")
+                && l.contains("event_log_no_update")),
         "{stdout}"
     );
     // The chains themselves hold: the finding is the missing control, not a record.

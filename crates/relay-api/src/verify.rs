@@ -237,8 +237,13 @@ impl VerifyReport {
 /// whose payload cannot be read makes `_relay`'s verdict broken (see [`verify_trails`]).
 async fn anchors_recorded_in_relay(
     store: &dyn RecordStore,
-) -> Result<(BTreeMap<TrailId, Vec<(ChainSeq, RecordedAnchor)>>, Vec<ChainSeq>), RecordStoreError>
-{
+) -> Result<
+    (
+        BTreeMap<TrailId, Vec<(ChainSeq, RecordedAnchor)>>,
+        Vec<ChainSeq>,
+    ),
+    RecordStoreError,
+> {
     const PAGE: usize = 4096;
     let relay = TrailId::relay();
     let kind = EventKind::anchored();
@@ -284,7 +289,12 @@ pub async fn verify_trails(
     // record of its anchors: verify it too, so its anchors report the truncation instead of
     // the trail silently vanishing.
     let recorded_trails: Vec<TrailId> = recorded.keys().cloned().collect();
-    for anchored in notary.anchored_trails().await?.into_iter().chain(recorded_trails) {
+    for anchored in notary
+        .anchored_trails()
+        .await?
+        .into_iter()
+        .chain(recorded_trails)
+    {
         if !trails.contains(&anchored) {
             trails.push(anchored);
         }

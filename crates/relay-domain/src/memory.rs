@@ -12,8 +12,8 @@ use crate::ports::forward::{
     DeadLetter, ForwardCursor, ForwardCursorError, ForwardCursorStore, ForwardState,
 };
 use crate::ports::record_store::{
-    AppendOnlyEnforcement,
-    AppendReceipt, Head, RecordStore, RecordStoreCapabilities, RecordStoreError,
+    AppendOnlyEnforcement, AppendReceipt, Head, RecordStore, RecordStoreCapabilities,
+    RecordStoreError,
 };
 use crate::ports::time_source::{TimePosture, TimeSource, TimeSourceError, TimedInstant};
 use crate::record::Record;

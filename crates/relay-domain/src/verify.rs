@@ -533,11 +533,9 @@ impl fmt::Display for UnaccountedAnchor {
         )?;
         match &self.discrepancy {
             AnchorDiscrepancy::Missing => f.write_str("is missing from the notary"),
-            AnchorDiscrepancy::ChecksumDiffers { found } => write!(
-                f,
-                "now holds checksum {found}, recorded {}",
-                r.checksum
-            ),
+            AnchorDiscrepancy::ChecksumDiffers { found } => {
+                write!(f, "now holds checksum {found}, recorded {}", r.checksum)
+            }
             AnchorDiscrepancy::RootDiffers { found } => write!(
                 f,
                 "now holds Merkle root {}, recorded {}",

@@ -193,8 +193,10 @@ impl NotaryScheduler {
             }
         };
         // `_relay` last: its anchor then covers the ANCHORED events of this round.
-        let (relay, others): (Vec<_>, Vec<_>) =
-            trails.into_iter().map(|(t, _)| t).partition(TrailId::is_relay);
+        let (relay, others): (Vec<_>, Vec<_>) = trails
+            .into_iter()
+            .map(|(t, _)| t)
+            .partition(TrailId::is_relay);
         for trail in others.into_iter().chain(relay) {
             match self.notarize(&trail).await {
                 Ok(Some(anchor)) => round.anchored.push(anchor),
@@ -271,7 +273,9 @@ impl NotaryScheduler {
             return Ok(None);
         };
         if state.anchored.is_some_and(|a| a >= seq)
-            || state.due.is_none_or(|due| state.anchored.is_some_and(|a| a >= due))
+            || state
+                .due
+                .is_none_or(|due| state.anchored.is_some_and(|a| a >= due))
         {
             return Ok(None);
         }

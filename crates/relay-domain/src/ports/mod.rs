@@ -28,7 +28,8 @@ pub use object_store::{
     PutMode,
 };
 pub use record_store::{
-    AppendOnlyEnforcement, AppendReceipt, Head, RecordStore, RecordStoreCapabilities, RecordStoreError, RecordStoreExt,
+    AppendOnlyEnforcement, AppendReceipt, Head, RecordStore, RecordStoreCapabilities,
+    RecordStoreError, RecordStoreExt,
 };
 pub use secrets::{SecretError, SecretName, SecretProvider, SecretProviderExt, SecretValue};
 pub use time_source::{TimeEvent, TimePosture, TimeSource, TimeSourceError, TimedInstant};
