@@ -6,7 +6,7 @@
 //! caught by the root.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -27,13 +27,17 @@ fn rt() -> tokio::runtime::Runtime {
 }
 
 fn start(data: &Path, watch: &Path) -> Child {
+    start_on(data, watch, 0)
+}
+
+fn start_on(data: &Path, watch: &Path, port: u16) -> Child {
     Command::new(BIN)
         .args(["run", "--data-dir"])
         .arg(data)
         .arg("--watch")
         .arg(watch)
         .args(["--device", TRAIL, "--settle-ms", "200"])
-        .args(["--listen", "127.0.0.1:0"])
+        .args(["--listen", &format!("127.0.0.1:{port}")])
         .env("RELAY_LOG", "warn")
         .env("RELAY_NOTARY_INTERVAL_SECS", "1")
         .stdout(Stdio::null())
@@ -63,6 +67,29 @@ fn stop(mut child: Child) -> String {
         .read_to_string(&mut log)
         .unwrap();
     log
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A gauge or counter from the edge's `/metrics`, or `None` while it does not answer.
+fn metric(port: u16, name: &str) -> Option<f64> {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    write!(
+        s,
+        "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut out = String::new();
+    s.read_to_string(&mut out).ok()?;
+    out.lines()
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
 }
 
 fn records(data: &Path, trail: &str) -> Vec<Record> {
@@ -263,7 +290,8 @@ fn a_dropped_trigger_is_reported_at_start_and_by_verify() {
         .iter()
         .filter(|r| r.kind.as_str() == "STARTUP")
         .count();
-    let child = start(&data, &watch);
+    let port = free_port();
+    let child = start_on(&data, &watch, port);
     let deadline = Instant::now() + Duration::from_secs(30);
     let system = loop {
         let relay = records(&data, "_relay");
@@ -288,6 +316,7 @@ fn a_dropped_trigger_is_reported_at_start_and_by_verify() {
         assert!(Instant::now() < deadline, "capture stopped");
         std::thread::sleep(Duration::from_millis(200));
     }
+    assert_eq!(metric(port, "relay_append_only_missing"), Some(1.0));
     let log = stop(child);
 
     let missing = system["missing"].as_array().unwrap();
@@ -397,4 +426,46 @@ fn a_rechained_trail_with_a_rewritten_anchor_checksum_fails_on_the_merkle_root()
         )),
         "{stdout}"
     );
+}
+
+// REQ: R7.1
+#[test]
+fn an_idle_relay_does_not_anchor_its_own_anchored_events_forever() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (data, watch) = (tmp.path().join("data"), tmp.path().join("in"));
+    std::fs::create_dir_all(&watch).unwrap();
+    let port = free_port();
+    let child = start_on(&data, &watch, port);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while metric(port, "relay_records_appended_total").is_none() {
+        assert!(Instant::now() < deadline, "the edge did not come up");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Several 1 s rounds with nothing to capture.
+    std::thread::sleep(Duration::from_secs(5));
+    stop(child);
+    let relay = records(&data, "_relay");
+    let own = |r: &Record| {
+        r.kind.as_str() == "ANCHORED" && r.payload.to_value().unwrap()["trail"] == "_relay"
+    };
+    // Each anchor of `_relay` after the first covers at least one record that is not the
+    // ANCHORED event of its own previous anchor: idle rounds anchor nothing.
+    let mut since_last = None;
+    for r in &relay {
+        if own(r) {
+            if let Some(n) = since_last {
+                assert!(n > 0, "_relay re-anchored with nothing new: {relay:?}");
+            }
+            since_last = Some(0);
+        } else if let Some(n) = since_last.as_mut() {
+            *n += 1;
+        }
+    }
+    let anchors_of_relay = relay.iter().filter(|r| own(r)).count();
+    assert!(
+        anchors_of_relay <= 3,
+        "{anchors_of_relay} anchors of an idle _relay in ~6 rounds: {relay:?}"
+    );
+    let (code, stdout) = verify(&data);
+    assert_eq!(code, Some(0), "{stdout}");
 }
