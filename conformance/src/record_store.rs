@@ -25,6 +25,10 @@ pub trait TamperProbe: Send + Sync {
     async fn try_update(&self, trail: &TrailId, seq: ChainSeq) -> Result<TamperOutcome, BoxError>;
     /// Tries to delete the record at `seq` of `trail`.
     async fn try_delete(&self, trail: &TrailId, seq: ChainSeq) -> Result<TamperOutcome, BoxError>;
+    /// Removes one of the controls that make the store append-only (drops a trigger), as an
+    /// attacker with access to the backend would, and returns its name; the suite then expects
+    /// [`RecordStore::append_only_enforcement`] to name it as missing. Runs last in the suite.
+    async fn remove_a_control(&self) -> Result<String, BoxError>;
 }
 
 /// Why a store's `append_only_enforced` claim holds, for the suite to check.
@@ -68,7 +72,10 @@ pub async fn suite(store: Arc<dyn RecordStore>, probes: RecordStoreProbes<'_>) {
     serializes_concurrent_append_service_writers(Arc::clone(&store)).await;
     lets_exactly_one_of_racing_appends_win(Arc::clone(&store), Arc::clone(&store)).await;
     checks_the_append_only_claim(s, probes.append_only).await;
-    checks_the_cross_process_claim(store, probes.second_handle).await;
+    reports_its_append_only_enforcement(s).await;
+    checks_the_cross_process_claim(Arc::clone(&store), probes.second_handle).await;
+    // Last: it weakens the store.
+    reports_a_removed_control_as_missing(store.as_ref(), probes.append_only).await;
 }
 
 async fn head_seq(store: &dyn RecordStore, trail: &TrailId) -> u64 {
@@ -666,6 +673,57 @@ pub async fn checks_the_append_only_claim(
         read_all(store, &trail).await,
         batch,
         "refused tampering changed records"
+    );
+}
+
+/// A store that claims `append_only_enforced` reports its controls through
+/// `append_only_enforcement`, every one in place on a fresh store.
+pub async fn reports_its_append_only_enforcement(store: &dyn RecordStore) {
+    let e = must(
+        store.append_only_enforcement().await,
+        "append_only_enforcement",
+    );
+    if !store.capabilities().append_only_enforced {
+        eprintln!("NOTE: {store:?} does not claim append_only_enforced; reports {e:?}");
+        return;
+    }
+    assert!(
+        e.holds(),
+        "{store:?} claims append_only_enforced but reports controls missing: {e:?}"
+    );
+    assert!(
+        !e.present.is_empty(),
+        "{store:?} claims append_only_enforced but names no control it relies on: {e:?}"
+    );
+    assert!(!e.mechanism.is_empty(), "no mechanism named: {e:?}");
+}
+
+/// After a control is removed through the backend's side door, `append_only_enforcement` no
+/// longer holds and names it (so a start and `verify` can report it).
+pub async fn reports_a_removed_control_as_missing(
+    store: &dyn RecordStore,
+    evidence: AppendOnlyEvidence<'_>,
+) {
+    let AppendOnlyEvidence::Probe(probe) = evidence else {
+        eprintln!("NOTE: {store:?} has no side door to remove a control through");
+        return;
+    };
+    let removed = must(probe.remove_a_control().await, "remove a control");
+    let e = must(
+        store.append_only_enforcement().await,
+        "append_only_enforcement after removing a control",
+    );
+    assert!(
+        !e.holds(),
+        "{removed} was removed but the store reports enforcement in place: {e:?}"
+    );
+    assert!(
+        e.missing.iter().any(|m| m.contains(&removed)),
+        "{removed} was removed but is not named as missing: {e:?}"
+    );
+    assert!(
+        !e.present.iter().any(|p| p.contains(&removed)),
+        "{removed} was removed but is still reported present: {e:?}"
     );
 }
 

@@ -6,7 +6,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use relay_domain::memory::check_batch_at_head;
 use relay_domain::ports::{
-    AppendReceipt, Head, RecordStore, RecordStoreCapabilities, RecordStoreError,
+    AppendOnlyEnforcement, AppendReceipt, Head, RecordStore, RecordStoreCapabilities,
+    RecordStoreError,
 };
 use relay_domain::{ChainSeq, Checksum, EventKind, Project, Record, Subject, TrailId};
 use sqlx::sqlite::{
@@ -623,10 +624,76 @@ fn is_one_chained_run(records: &[Record]) -> bool {
     })
 }
 
+/// The triggers that make `event_log` append-only and gapless (R1.4), as the schema creates
+/// them: `(name, CREATE TRIGGER statement with whitespace collapsed)`, read from the migration
+/// itself so the check can never drift from what was installed.
+pub fn required_triggers() -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    let schema: String = MIGRATIONS
+        .first()
+        .copied()
+        .unwrap_or_default()
+        .lines()
+        .filter(|l| !l.trim_start().starts_with("--"))
+        .collect::<Vec<_>>()
+        .join("\n");
+    for part in schema.split("CREATE TRIGGER ").skip(1) {
+        let Some(end) = part.find("END;") else {
+            continue;
+        };
+        let statement = format!("CREATE TRIGGER {}", &part[..end + 3]);
+        let name = part
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        out.push((name, collapse_whitespace(&statement)));
+    }
+    out
+}
+
+fn collapse_whitespace(sql: &str) -> String {
+    sql.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// Compares the triggers on `event_log` (`(name, sql)` from `sqlite_master`) with the required
+/// ones: a required trigger that is absent, or whose statement differs (replaced by one that
+/// no longer refuses), is missing.
+fn trigger_enforcement(found: &[(String, Option<String>)]) -> AppendOnlyEnforcement {
+    let mut e = AppendOnlyEnforcement {
+        mechanism: "sqlite triggers on event_log".into(),
+        ..AppendOnlyEnforcement::default()
+    };
+    for (name, expected) in required_triggers() {
+        match found.iter().find(|(n, _)| *n == name) {
+            None => e.missing.push(format!(
+                "trigger {name} is missing (dropped): the store no longer refuses edits"
+            )),
+            Some((_, sql)) if sql.as_deref().map(collapse_whitespace) != Some(expected) => {
+                e.missing.push(format!(
+                    "trigger {name} was altered: its statement is not the one the schema installs"
+                ));
+            }
+            Some(_) => e.present.push(format!("trigger {name}")),
+        }
+    }
+    e
+}
+
 #[async_trait]
 impl RecordStore for SqliteRecordStore {
     fn capabilities(&self) -> RecordStoreCapabilities {
         RecordStoreCapabilities::new(true, true)
+    }
+
+    async fn append_only_enforcement(&self) -> Result<AppendOnlyEnforcement, RecordStoreError> {
+        let found: Vec<(String, Option<String>)> = sqlx::query_as(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'event_log'",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(LocalError::sql("list event_log triggers"))?;
+        Ok(trigger_enforcement(&found))
     }
 
     async fn append(&self, records: &[Record]) -> Result<AppendReceipt, RecordStoreError> {

@@ -60,6 +60,13 @@ impl TamperProbe for SqliteTamper {
                 .await,
         ))
     }
+
+    async fn remove_a_control(&self) -> Result<String, BoxError> {
+        sqlx::query("DROP TRIGGER event_log_no_delete")
+            .execute(&self.pool)
+            .await?;
+        Ok("event_log_no_delete".into())
+    }
 }
 
 async fn open_store(dir: &TempDir) -> SqliteRecordStore {
@@ -86,6 +93,42 @@ async fn sqlite_record_store_passes_the_record_store_suite() {
         },
     )
     .await;
+}
+
+// REQ: R1.4
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trigger_replaced_by_a_no_op_of_the_same_name_is_reported_altered() {
+    let dir = TempDir::new().unwrap();
+    let store = open_store(&dir).await;
+    let fresh = store.append_only_enforcement().await.unwrap();
+    assert!(fresh.holds(), "{fresh:?}");
+    assert_eq!(fresh.present.len(), 3, "{fresh:?}");
+    // Same name, same event, but it no longer refuses anything.
+    sqlx::raw_sql(
+        "DROP TRIGGER event_log_no_update; \
+         CREATE TRIGGER event_log_no_update BEFORE UPDATE ON event_log BEGIN SELECT 1; END;",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    let e = store.append_only_enforcement().await.unwrap();
+    assert!(!e.holds());
+    assert_eq!(e.missing.len(), 1, "{e:?}");
+    assert!(
+        e.missing[0].contains("event_log_no_update") && e.missing[0].contains("altered"),
+        "{e:?}"
+    );
+    // The same statement re-created (whitespace aside) holds again.
+    sqlx::raw_sql(
+        "DROP TRIGGER event_log_no_update; \
+         CREATE TRIGGER event_log_no_update\n  BEFORE UPDATE ON event_log\n  BEGIN\n  \
+         SELECT RAISE(ABORT, 'event_log is append-only');\n  END;",
+    )
+    .execute(store.pool())
+    .await
+    .unwrap();
+    assert!(store.append_only_enforcement().await.unwrap().holds());
+    store.close().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

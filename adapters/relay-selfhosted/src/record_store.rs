@@ -5,7 +5,8 @@ use std::str::FromStr;
 use async_trait::async_trait;
 use relay_domain::memory::check_batch_at_head;
 use relay_domain::ports::{
-    AppendReceipt, Head, RecordStore, RecordStoreCapabilities, RecordStoreError,
+    AppendOnlyEnforcement, AppendReceipt, Head, RecordStore, RecordStoreCapabilities,
+    RecordStoreError,
 };
 use relay_domain::{ChainSeq, Checksum, EventKind, Project, Record, Subject, TrailId};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
@@ -351,10 +352,105 @@ pub(crate) async fn insert_rows(
     Ok(done.rows_affected())
 }
 
+/// The statement-level triggers that refuse changes to `event_log` (R1.4), with the `tgtype`
+/// bits Postgres stores for `BEFORE <op> .. FOR EACH STATEMENT` (BEFORE = 2, DELETE = 8,
+/// UPDATE = 16, TRUNCATE = 32).
+pub const REQUIRED_TRIGGERS: [(&str, i16); 3] = [
+    ("event_log_no_update", 2 | 16),
+    ("event_log_no_delete", 2 | 8),
+    ("event_log_no_truncate", 2 | 32),
+];
+
+/// The function every required trigger executes.
+const REFUSE_FUNCTION: &str = "event_log_refuse_change";
+
+fn collapse_whitespace(sql: &str) -> String {
+    sql.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// The body of `event_log_refuse_change` as the schema installs it (whitespace collapsed).
+fn refuse_function_body() -> String {
+    let schema = MIGRATIONS
+        .first()
+        .map(|(_, text)| *text)
+        .unwrap_or_default();
+    let body = schema.split("$$").nth(1).unwrap_or_default();
+    collapse_whitespace(body)
+}
+
+/// One row of the trigger query: name, `tgenabled`, `tgtype`, function name, function body.
+type TriggerRow = (String, String, i16, String, String);
+
+/// Compares the triggers found on `event_log` and the runtime role's custody with what the
+/// schema installs and two-role custody requires.
+fn enforcement_of(found: &[TriggerRow], custody: &Custody) -> AppendOnlyEnforcement {
+    let mut e = AppendOnlyEnforcement {
+        mechanism: format!(
+            "postgres triggers on event_log and the grants of runtime role {:?}",
+            custody.role
+        ),
+        ..AppendOnlyEnforcement::default()
+    };
+    let body = refuse_function_body();
+    for (name, tgtype) in REQUIRED_TRIGGERS {
+        match found.iter().find(|row| row.0 == name) {
+            None => e.missing.push(format!(
+                "trigger {name} is missing (dropped): the store no longer refuses edits"
+            )),
+            // 'O' fires in origin and local mode, 'A' always; 'D' is disabled and 'R' fires
+            // only for replication sessions, so neither protects the log.
+            Some((_, enabled, _, _, _)) if enabled != "O" && enabled != "A" => {
+                e.missing.push(format!(
+                    "trigger {name} is disabled (tgenabled {enabled:?}): the store no longer refuses edits"
+                ));
+            }
+            Some((_, _, found_type, function, src))
+                if *found_type != tgtype
+                    || function != REFUSE_FUNCTION
+                    || collapse_whitespace(src) != body =>
+            {
+                e.missing.push(format!(
+                    "trigger {name} was altered: it no longer runs {REFUSE_FUNCTION} as the schema \
+                     installs it"
+                ));
+            }
+            Some(_) => e.present.push(format!("trigger {name}")),
+        }
+    }
+    if custody.is_two_role() {
+        e.present.push(format!(
+            "runtime role {:?} holds only SELECT, INSERT on event_log",
+            custody.role
+        ));
+    } else {
+        for privilege in &custody.excess_privileges {
+            e.missing.push(format!(
+                "runtime role {:?} holds {privilege} on event_log: two-role custody is broken",
+                custody.role
+            ));
+        }
+    }
+    e
+}
+
 #[async_trait]
 impl RecordStore for PgRecordStore {
     fn capabilities(&self) -> RecordStoreCapabilities {
         RecordStoreCapabilities::new(true, true)
+    }
+
+    async fn append_only_enforcement(&self) -> Result<AppendOnlyEnforcement, RecordStoreError> {
+        let found: Vec<TriggerRow> = sqlx::query_as(
+            "SELECT t.tgname::text, t.tgenabled::text, t.tgtype::int2, p.proname::text, p.prosrc \
+             FROM pg_trigger t JOIN pg_proc p ON p.oid = t.tgfoid \
+             WHERE t.tgrelid = 'event_log'::regclass AND NOT t.tgisinternal",
+        )
+        .fetch_all(&self.pool)
+        .await
+        .map_err(PgError::op("list the triggers of event_log"))?;
+        // Read again, not the connect-time copy: a grant can be added while the relay runs.
+        let custody = read_custody(&self.pool).await?;
+        Ok(enforcement_of(&found, &custody))
     }
 
     async fn append(&self, records: &[Record]) -> Result<AppendReceipt, RecordStoreError> {

@@ -129,6 +129,101 @@ async fn the_store_refuses_a_privileged_role_unless_told_otherwise() {
     tolerated.close().await;
 }
 
+/// What the enforcement check reports now, as the running store would at a start or a verify.
+async fn missing_now(store: &PgRecordStore) -> Vec<String> {
+    store.append_only_enforcement().await.unwrap().missing
+}
+
+// REQ: R1.4
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn weakened_triggers_and_grants_are_reported_by_the_enforcement_check() {
+    let Some(pg) = PgHarness::start("custody: enforcement check (Postgres)").await else {
+        return;
+    };
+    // The runtime store stays connected: every change below happens while it runs.
+    let store = pg.store().await;
+    let fresh = store.append_only_enforcement().await.unwrap();
+    assert!(fresh.holds(), "{fresh:?}");
+    assert_eq!(
+        fresh.present.len(),
+        4,
+        "three triggers and the grants: {fresh:?}"
+    );
+
+    // The owner grants UPDATE to the runtime role (two-role custody broken).
+    sqlx::query(&format!("GRANT UPDATE ON event_log TO \"{}\"", pg.app_role))
+        .execute(&pg.owner)
+        .await
+        .unwrap();
+    let missing = missing_now(&store).await;
+    assert!(
+        missing
+            .iter()
+            .any(|m| m.contains("holds UPDATE") && m.contains(&pg.app_role)),
+        "{missing:?}"
+    );
+    sqlx::query(&format!(
+        "REVOKE UPDATE ON event_log FROM \"{}\"",
+        pg.app_role
+    ))
+    .execute(&pg.owner)
+    .await
+    .unwrap();
+    assert_eq!(missing_now(&store).await, Vec::<String>::new());
+
+    // A disabled trigger, then one that fires only for replication sessions.
+    for (how, state) in [("DISABLE", "\"D\""), ("ENABLE REPLICA", "\"R\"")] {
+        sqlx::query(&format!(
+            "ALTER TABLE event_log {how} TRIGGER event_log_no_update"
+        ))
+        .execute(&pg.owner)
+        .await
+        .unwrap();
+        let missing = missing_now(&store).await;
+        assert!(
+            missing
+                .iter()
+                .any(|m| m.contains("event_log_no_update") && m.contains(state)),
+            "{how}: {missing:?}"
+        );
+    }
+    sqlx::query("ALTER TABLE event_log ENABLE TRIGGER event_log_no_update")
+        .execute(&pg.owner)
+        .await
+        .unwrap();
+    assert_eq!(missing_now(&store).await, Vec::<String>::new());
+
+    // The refusing function replaced by one that lets every change through.
+    sqlx::query(
+        "CREATE OR REPLACE FUNCTION event_log_refuse_change() RETURNS trigger \
+         LANGUAGE plpgsql AS $$ BEGIN RETURN NULL; END $$",
+    )
+    .execute(&pg.owner)
+    .await
+    .unwrap();
+    let missing = missing_now(&store).await;
+    assert_eq!(
+        missing.len(),
+        3,
+        "every trigger runs the altered function: {missing:?}"
+    );
+    assert!(missing.iter().all(|m| m.contains("altered")), "{missing:?}");
+
+    // A dropped trigger.
+    sqlx::query("DROP TRIGGER event_log_no_truncate ON event_log")
+        .execute(&pg.owner)
+        .await
+        .unwrap();
+    let missing = missing_now(&store).await;
+    assert!(
+        missing
+            .iter()
+            .any(|m| m.contains("event_log_no_truncate") && m.contains("missing")),
+        "{missing:?}"
+    );
+    store.close().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn migrate_is_idempotent_and_refuses_unsafe_roles() {
     let Some(pg) = PgHarness::start("custody: migrate (Postgres)").await else {

@@ -459,11 +459,11 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
                 .trail
                 .map(|t| parse("trail", t, TrailId::new))
                 .transpose()?;
-            let verdicts = match runtime.block_on(relay_runtime::edge::verify_data_dir(
+            let report = match runtime.block_on(relay_runtime::edge::verify_data_dir(
                 &config.data_dir,
                 trail.as_ref(),
             )) {
-                Ok(verdicts) => verdicts,
+                Ok(report) => report,
                 // A damaged store file is an integrity failure like a broken chain: exit 1.
                 Err(relay_runtime::edge::EdgeVerifyError::Damaged { path, message }) => {
                     println!("DAMAGED {}: {message}", path.display());
@@ -471,7 +471,10 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
                 }
                 Err(e) => return Err(e.into()),
             };
-            Ok(if print_verdicts(&verdicts) {
+            for line in relay_runtime::verify::report_lines(&report) {
+                println!("{line}");
+            }
+            Ok(if report.all_hold() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
@@ -693,36 +696,6 @@ fn run_keys(runtime: &tokio::runtime::Runtime, action: KeysAction) -> Result<Exi
         }
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Prints one line per trail; true when every trail holds.
-fn print_verdicts(verdicts: &[relay_runtime::verify::TrailVerdict]) -> bool {
-    let mut all_hold = true;
-    for v in verdicts {
-        match &v.verdict {
-            Ok(s) => {
-                let head = s
-                    .head
-                    .map(|(seq, c)| format!("head {seq} {c}"))
-                    .unwrap_or_else(|| "empty".into());
-                println!(
-                    "OK      {}: {} records verified ({}), {} anchor(s) checked",
-                    v.trail_id, s.records, head, s.anchors_checked
-                );
-            }
-            Err(f) => {
-                all_hold = false;
-                println!(
-                    "BROKEN  {}: first bad chain_seq {}: {}",
-                    v.trail_id, f.seq, f.reason
-                );
-            }
-        }
-    }
-    if verdicts.is_empty() {
-        println!("no trails to verify");
-    }
-    all_hold
 }
 
 fn parse<T>(

@@ -91,7 +91,22 @@ fn captures_42_files_including_a_large_and_a_slow_one_and_verifies() {
     );
     let relay = records(&data, "_relay");
     assert_eq!(relay.first().unwrap().kind.as_str(), "STARTUP");
-    assert_eq!(relay.last().unwrap().kind.as_str(), "SHUTDOWN");
+    // SHUTDOWN, then only the final round's ANCHORED records, the last one `_relay`'s own,
+    // whose anchor covers everything before it (SHUTDOWN included).
+    let shutdown = relay
+        .iter()
+        .rposition(|r| r.kind.as_str() == "SHUTDOWN")
+        .unwrap();
+    assert!(
+        relay[shutdown + 1..]
+            .iter()
+            .all(|r| r.kind.as_str() == "ANCHORED")
+            && relay.len() > shutdown + 1,
+        "{relay:?}"
+    );
+    let own = relay.last().unwrap().payload.to_value().unwrap();
+    assert_eq!(own["trail"], "_relay");
+    assert_eq!(own["seq"], relay.len() as u64 - 1);
 }
 
 fn captured_data_dir(files: usize) -> (tempfile::TempDir, PathBuf) {

@@ -342,7 +342,7 @@ async fn verify(
     let c = config::load(config.as_deref())?;
     let stores = open_stores(&c).await?;
     let only = trail.map(relay_domain::TrailId::new).transpose()?;
-    let verdicts = relay_runtime::verify::verify_trails(
+    let report = relay_runtime::verify::verify_trails(
         stores.records.as_ref(),
         stores.secrets.as_ref(),
         stores.notary.as_ref(),
@@ -350,28 +350,10 @@ async fn verify(
         |_, _| {},
     )
     .await?;
-    let mut all_hold = true;
-    for v in &verdicts {
-        match &v.verdict {
-            Ok(s) => {
-                let head = s
-                    .head
-                    .map(|(seq, c)| format!("head {seq} {c}"))
-                    .unwrap_or_else(|| "empty".into());
-                println!(
-                    "OK      {}: {} records verified ({}), {} anchor(s) checked",
-                    v.trail_id, s.records, head, s.anchors_checked
-                );
-            }
-            Err(f) => {
-                all_hold = false;
-                println!(
-                    "BROKEN  {}: first bad chain_seq {}: {}",
-                    v.trail_id, f.seq, f.reason
-                );
-            }
-        }
+    for line in relay_runtime::verify::report_lines(&report) {
+        println!("{line}");
     }
+    let all_hold = report.all_hold();
     if let Some(local) = &stores.local {
         local.record_store.close().await;
     }
@@ -438,27 +420,11 @@ async fn qualify(
     let custody = match &stores.local {
         Some(local) => StoreCustody::of_local(local).await,
         None => {
-            let caps = stores.records.capabilities();
-            let mut custody = StoreCustody {
-                store: format!("{} (Postgres, two-role custody)", stores.provider),
-                ..StoreCustody::default()
-            };
-            // The Postgres store refuses at connect a runtime role that could UPDATE, DELETE,
-            // TRUNCATE or owns event_log, so having connected is itself the evidence.
-            custody.holds.push(
-                "the runtime role was checked at connect: SELECT, INSERT only on event_log".into(),
-            );
-            if caps.append_only_enforced {
-                custody.holds.push(
-                    "the store enforces append-only (triggers refuse UPDATE, DELETE, TRUNCATE)"
-                        .into(),
-                );
-            } else {
-                custody
-                    .violations
-                    .push("the record store does not enforce append-only".into());
-            }
-            custody
+            StoreCustody::of_store(
+                format!("{} (Postgres, two-role custody)", stores.provider),
+                stores.records.as_ref(),
+            )
+            .await
         }
     };
     let request = QualifyRequest {

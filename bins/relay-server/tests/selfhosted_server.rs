@@ -120,6 +120,7 @@ async fn edge_records(data_dir: &Path) -> Vec<Record> {
     out
 }
 
+// REQ: R1.4, R7.2
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_on_postgres_and_s3_object_lock_holds_a_verified_replica() {
     let admin_dsn = std::env::var("RELAY_TEST_PG_ADMIN_DSN")
@@ -352,6 +353,62 @@ async fn server_on_postgres_and_s3_object_lock_holds_a_verified_replica() {
         String::from_utf8_lossy(&verify.stderr)
     );
     assert!(stdout.contains(&format!("OK      {EDGE}")), "{stdout}");
+    assert!(
+        stdout.contains("OK      append-only enforcement"),
+        "{stdout}"
+    );
+    // Every anchor the server wrote is recorded in its _relay and accounted for.
+    let mut recorded = 0;
+    replica_store
+        .for_each_record(&TrailId::relay(), 1000, |r| {
+            recorded += usize::from(r.kind.as_str() == "ANCHORED");
+            true
+        })
+        .await
+        .unwrap();
+    assert!(recorded > 0, "the server records its anchors in _relay");
+
+    // The DBA drops a trigger: `relay-server verify` now fails, naming it.
+    let server_verify = || {
+        let mut cmd = Command::new(server_bin());
+        cmd.args(["verify", "--config", server_conf.to_str().unwrap()])
+            .env("RELAY_LOG", "error");
+        s3.apply(&mut cmd);
+        let out = cmd.output().unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let mut owner = admin_options.clone().database(&db).connect().await.unwrap();
+    owner
+        .execute("DROP TRIGGER event_log_no_delete ON event_log")
+        .await
+        .unwrap();
+    let (code, stdout, stderr) = server_verify();
+    assert_eq!(code, Some(1), "{stdout} {stderr}");
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("MISSING append-only enforcement")
+                && l.contains("event_log_no_delete")),
+        "{stdout}"
+    );
+    assert!(stdout.contains(&format!("OK      {EDGE}")), "{stdout}");
+    // The DBA grants UPDATE to the runtime role: the store refuses to open (two-role custody),
+    // so verify exits non-zero naming the privilege.
+    owner
+        .execute(format!("GRANT UPDATE ON event_log TO \"{role}\"").as_str())
+        .await
+        .unwrap();
+    drop(owner);
+    let (code, stdout, stderr) = server_verify();
+    assert_ne!(code, Some(0), "{stdout} {stderr}");
+    assert!(
+        stderr.contains("holds UPDATE") && stderr.contains(&role),
+        "{stdout} {stderr}"
+    );
 
     drop(replica_store);
     admin

@@ -61,8 +61,8 @@ pub use openapi::{ApiDoc, openapi_json};
 pub use signatures::{Meaning, SignResponse};
 pub use state::{ApiMetrics, ApiParts, ApiStartError, ApiState, TOKEN_SIGNING_SECRET};
 pub use verify::{
-    TrailVerdict, TrailVerdictView, VerifyResponse, VerifyRunError, forwarded_key_ring,
-    trail_key_ring, verify_trails,
+    AppendOnlyView, TrailVerdict, TrailVerdictView, VerifyReport, VerifyResponse, VerifyRunError,
+    forwarded_key_ring, trail_key_ring, verify_trails,
 };
 
 /// The actor name of events the relay process causes itself (as in the runtime's journal).

@@ -5,12 +5,17 @@
 
 use axum::Json;
 use axum::extract::State;
-use relay_domain::TrailId;
+use std::collections::BTreeMap;
+
 use relay_domain::ports::{
-    Notary, NotaryError, RecordStore, RecordStoreError, SecretError, SecretName, SecretProvider,
-    SecretProviderExt,
+    AppendOnlyEnforcement, Notary, NotaryError, RecordStore, RecordStoreError, SecretError,
+    SecretName, SecretProvider, SecretProviderExt,
 };
-use relay_domain::verify::{StoredVerdict, verify_stored_trail};
+use relay_domain::verify::{
+    RecordedAnchor, StoredVerdict, VerifyFailure, VerifyFailureReason, account_for_anchors,
+    recorded_anchors, verify_stored_trail,
+};
+use relay_domain::{ChainSeq, EventKind, TrailId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -49,13 +54,28 @@ pub struct TrailVerdictView {
     pub reason: Option<String>,
 }
 
+/// Whether the record store still enforces append-only (its triggers and grants).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AppendOnlyView {
+    /// Whether every control is in place.
+    pub holds: bool,
+    /// How the store enforces it.
+    pub mechanism: String,
+    /// Controls found in place.
+    pub present: Vec<String>,
+    /// Controls missing, disabled or altered, by name.
+    pub missing: Vec<String>,
+}
+
 /// The verdicts.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct VerifyResponse {
-    /// Whether every trail holds.
+    /// Whether every trail holds and the store still enforces append-only.
     pub all_hold: bool,
     /// One verdict per trail.
     pub verdicts: Vec<TrailVerdictView>,
+    /// The record store's append-only enforcement, as found now.
+    pub append_only: AppendOnlyView,
 }
 
 /// Verifies one or every trail.
@@ -75,7 +95,7 @@ pub(crate) async fn verify(
     let parts = state.parts();
     // The same function and key rings as `relay-server verify` / `relay-edge verify`: a
     // forwarded trail is checked with its edge's keys, never with this process's own.
-    let found = verify_trails(
+    let report = verify_trails(
         parts.store.as_ref(),
         parts.secrets.as_ref(),
         parts.notary.as_ref(),
@@ -89,7 +109,9 @@ pub(crate) async fn verify(
         VerifyRunError::Notary(e) => ApiError::from(e),
         VerifyRunError::NoSuchTrail(t) => ApiError::not_found(format!("no trail {t}")),
     })?;
-    let verdicts: Vec<TrailVerdictView> = found
+    let enforcement = report.append_only;
+    let verdicts: Vec<TrailVerdictView> = report
+        .verdicts
         .into_iter()
         .map(|v| match v.verdict {
             Ok(s) => TrailVerdictView {
@@ -114,7 +136,7 @@ pub(crate) async fn verify(
             },
         })
         .collect();
-    let all_hold = verdicts.iter().all(|v| v.ok);
+    let all_hold = verdicts.iter().all(|v| v.ok) && enforcement.holds();
     state
         .record_access(
             user.username(),
@@ -122,11 +144,21 @@ pub(crate) async fn verify(
                 "action": "verify",
                 "trail": only.as_ref().map(TrailId::as_str),
                 "all_hold": all_hold,
+                "append_only_missing": enforcement.missing,
                 "trails": verdicts.iter().map(|v| serde_json::json!({"trail": v.trail_id, "ok": v.ok, "first_bad_seq": v.first_bad_seq})).collect::<Vec<_>>(),
             }),
         )
         .await?;
-    Ok(Json(VerifyResponse { all_hold, verdicts }))
+    Ok(Json(VerifyResponse {
+        all_hold,
+        verdicts,
+        append_only: AppendOnlyView {
+            holds: enforcement.holds(),
+            mechanism: enforcement.mechanism,
+            present: enforcement.present,
+            missing: enforcement.missing,
+        },
+    }))
 }
 
 /// The verdict on one trail.
@@ -185,20 +217,84 @@ pub async fn trail_key_ring(
     }
 }
 
-/// Verifies `only` (or every trail, including ones only the notary still knows), each with
-/// its key ring ([`trail_key_ring`]), calling `progress(trail, records_checked)` as it goes.
+/// What a whole-store verification found.
+#[derive(Debug)]
+pub struct VerifyReport {
+    /// One verdict per trail.
+    pub verdicts: Vec<TrailVerdict>,
+    /// Whether the store still enforces append-only, as read from it during the verification.
+    pub append_only: AppendOnlyEnforcement,
+}
+
+impl VerifyReport {
+    /// Whether every trail holds and append-only enforcement is in place.
+    pub fn all_hold(&self) -> bool {
+        self.append_only.holds() && self.verdicts.iter().all(|v| v.verdict.is_ok())
+    }
+}
+
+/// Every notarization recorded in `_relay` (`ANCHORED` events), by trail. An `ANCHORED` record
+/// whose payload cannot be read makes `_relay`'s verdict broken (see [`verify_trails`]).
+async fn anchors_recorded_in_relay(
+    store: &dyn RecordStore,
+) -> Result<
+    (
+        BTreeMap<TrailId, Vec<(ChainSeq, RecordedAnchor)>>,
+        Vec<ChainSeq>,
+    ),
+    RecordStoreError,
+> {
+    const PAGE: usize = 4096;
+    let relay = TrailId::relay();
+    let kind = EventKind::anchored();
+    let mut by_trail: BTreeMap<TrailId, Vec<(ChainSeq, RecordedAnchor)>> = BTreeMap::new();
+    let mut unreadable = Vec::new();
+    let mut after = 0u64;
+    loop {
+        let page = store.read_kind(&relay, &kind, after, PAGE).await?;
+        let Some(last) = page.last() else { break };
+        after = last.chain_seq.get();
+        let (ok, bad) = recorded_anchors(&page);
+        for (seq, a) in ok {
+            by_trail.entry(a.trail.clone()).or_default().push((seq, a));
+        }
+        unreadable.extend(bad);
+        if page.len() < PAGE {
+            break;
+        }
+    }
+    Ok((by_trail, unreadable))
+}
+
+/// Verifies `only` (or every trail, including ones only the notary or `_relay`'s record of
+/// notarizations still knows), each with its key ring ([`trail_key_ring`]), calling
+/// `progress(trail, records_checked)` as it goes.
+///
+/// Besides each trail's chain, its notary anchors' checksums and Merkle roots, it checks that
+/// every anchor `_relay` recorded (`ANCHORED`) is still in the notary as recorded (a trail whose
+/// chain holds but whose recorded anchors are gone is broken, naming them), and reads the
+/// store's append-only enforcement ([`VerifyReport::append_only`]).
 pub async fn verify_trails(
     store: &dyn RecordStore,
     secrets: &dyn SecretProvider,
     notary: &dyn Notary,
     only: Option<&TrailId>,
     mut progress: impl FnMut(&TrailId, u64) + Send,
-) -> Result<Vec<TrailVerdict>, VerifyRunError> {
+) -> Result<VerifyReport, VerifyRunError> {
     let keys = secrets.key_ring(&SecretName::trail_hmac()).await?;
+    let append_only = store.append_only_enforcement().await?;
+    let (mut recorded, unreadable) = anchors_recorded_in_relay(store).await?;
     let mut trails: Vec<TrailId> = store.trails().await?.into_iter().map(|(t, _)| t).collect();
-    // A trail deleted from the store entirely is still known to the notary: verify it too, so
-    // its anchors report the truncation instead of the trail silently vanishing.
-    for anchored in notary.anchored_trails().await? {
+    // A trail deleted from the store entirely is still known to the notary, or to `_relay`'s
+    // record of its anchors: verify it too, so its anchors report the truncation instead of
+    // the trail silently vanishing.
+    let recorded_trails: Vec<TrailId> = recorded.keys().cloned().collect();
+    for anchored in notary
+        .anchored_trails()
+        .await?
+        .into_iter()
+        .chain(recorded_trails)
+    {
         if !trails.contains(&anchored) {
             trails.push(anchored);
         }
@@ -215,10 +311,38 @@ pub async fn verify_trails(
         let anchors = notary.anchors(&trail_id).await?;
         let forwarded = forwarded_key_ring(secrets, &trail_id).await?;
         let keys = forwarded.as_ref().unwrap_or(&keys);
-        let verdict =
+        let mut verdict =
             verify_stored_trail(store, keys, &trail_id, &anchors, |n| progress(&trail_id, n))
                 .await?;
+        // The chain's own failure comes first; a chain that holds must still account for every
+        // notarization `_relay` recorded.
+        if verdict.is_ok() {
+            let unaccounted =
+                account_for_anchors(&recorded.remove(&trail_id).unwrap_or_default(), &anchors);
+            if let Some(first) = unaccounted.first() {
+                verdict = Err(VerifyFailure {
+                    trail_id: trail_id.clone(),
+                    seq: first.recorded.seq,
+                    reason: VerifyFailureReason::AnchorsUnaccounted {
+                        anchors: unaccounted,
+                    },
+                });
+            }
+        }
+        if trail_id.is_relay()
+            && verdict.is_ok()
+            && let Some(seq) = unreadable.first()
+        {
+            verdict = Err(VerifyFailure {
+                trail_id: trail_id.clone(),
+                seq: *seq,
+                reason: VerifyFailureReason::UnreadableAnchorRecord,
+            });
+        }
         out.push(TrailVerdict { trail_id, verdict });
     }
-    Ok(out)
+    Ok(VerifyReport {
+        verdicts: out,
+        append_only,
+    })
 }

@@ -30,6 +30,12 @@ impl RecordStore for FlakyStore {
     fn capabilities(&self) -> RecordStoreCapabilities {
         self.inner.capabilities()
     }
+    async fn append_only_enforcement(
+        &self,
+    ) -> Result<relay_domain::ports::AppendOnlyEnforcement, relay_domain::ports::RecordStoreError>
+    {
+        self.inner.append_only_enforcement().await
+    }
 
     async fn append(&self, records: &[Record]) -> Result<AppendReceipt, RecordStoreError> {
         if self.outage.load(Ordering::SeqCst) {

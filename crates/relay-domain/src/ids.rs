@@ -221,6 +221,11 @@ impl EventKind {
     pub fn notary_failed() -> Self {
         Self::known("NOTARY_FAILED")
     }
+    /// A trail head was anchored to the notary (R7.1); in `_relay`, payload
+    /// [`crate::verify::RecordedAnchor`]. Verification checks each one is still in the notary.
+    pub fn anchored() -> Self {
+        Self::known("ANCHORED")
+    }
     /// Someone read, verified or exported trail records (R3.4); in `_relay`.
     pub fn access() -> Self {
         Self::known("ACCESS")

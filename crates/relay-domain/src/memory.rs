@@ -12,7 +12,8 @@ use crate::ports::forward::{
     DeadLetter, ForwardCursor, ForwardCursorError, ForwardCursorStore, ForwardState,
 };
 use crate::ports::record_store::{
-    AppendReceipt, Head, RecordStore, RecordStoreCapabilities, RecordStoreError,
+    AppendOnlyEnforcement, AppendReceipt, Head, RecordStore, RecordStoreCapabilities,
+    RecordStoreError,
 };
 use crate::ports::time_source::{TimePosture, TimeSource, TimeSourceError, TimedInstant};
 use crate::record::Record;
@@ -124,6 +125,14 @@ impl RecordStore for InMemoryRecordStore {
     fn capabilities(&self) -> RecordStoreCapabilities {
         // Nothing outside this type can reach the records, so append-only holds by construction.
         RecordStoreCapabilities::new(true, false)
+    }
+
+    async fn append_only_enforcement(&self) -> Result<AppendOnlyEnforcement, RecordStoreError> {
+        Ok(AppendOnlyEnforcement {
+            mechanism: "in-memory store (by construction)".into(),
+            present: vec!["no operation updates or deletes a stored record".into()],
+            missing: Vec::new(),
+        })
     }
 
     async fn append(&self, records: &[Record]) -> Result<AppendReceipt, RecordStoreError> {

@@ -3,10 +3,15 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use serde::{Deserialize, Serialize};
+
 use crate::chain::{GENESIS, checksum_with_buf};
-use crate::ids::{ChainSeq, Checksum, KeyId, TrailId};
+use crate::ids::{ChainSeq, Checksum, EventKind, KeyId, TrailId};
 use crate::keys::KeyRing;
+use crate::merkle::{MerkleAccumulator, record_leaf_hash};
+use crate::ports::Anchor;
 use crate::record::Record;
+use crate::timestamp::Timestamp;
 
 /// Why a record failed verification.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +63,24 @@ pub enum VerifyFailureReason {
         /// The anchored seq the trail no longer reaches.
         anchored_seq: ChainSeq,
     },
+    /// The RFC 9162 Merkle root a notary anchor holds for this seq differs from the root
+    /// recomputed over records 1..=seq: earlier records were rewritten (and re-chained with the
+    /// real key), even if the anchor's checksum was rewritten to match.
+    MerkleRootMismatch {
+        /// The root the anchor holds.
+        anchored: Checksum,
+        /// The root of the stored records 1..=seq.
+        computed: Checksum,
+    },
+    /// An `ANCHORED` record of `_relay` whose payload is not a recorded anchor (it chains, so
+    /// it was written with the key: the relay never writes one).
+    UnreadableAnchorRecord,
+    /// Notarizations that `_relay` recorded (`ANCHORED` events) are no longer in the notary as
+    /// recorded: anchors were deleted or rewritten.
+    AnchorsUnaccounted {
+        /// Each recorded anchor that is missing or differs, in seq order.
+        anchors: Vec<UnaccountedAnchor>,
+    },
 }
 
 impl fmt::Display for VerifyFailureReason {
@@ -86,6 +109,33 @@ impl fmt::Display for VerifyFailureReason {
                 f,
                 "trail truncated: a notary anchor covers chain_seq {anchored_seq}, which is missing"
             ),
+            Self::MerkleRootMismatch { anchored, computed } => write!(
+                f,
+                "Merkle root mismatch: the notary anchor at this chain_seq holds root {anchored} \
+                 but records 1..=this seq hash to {computed}: trail rewritten and re-chained"
+            ),
+            Self::UnreadableAnchorRecord => {
+                f.write_str("ANCHORED record whose payload is not a recorded anchor")
+            }
+            Self::AnchorsUnaccounted { anchors } => {
+                const SHOWN: usize = 10;
+                write!(
+                    f,
+                    "{} notary anchor(s) recorded in _relay are missing from or differ in the \
+                     notary (anchors deleted or rewritten): ",
+                    anchors.len()
+                )?;
+                for (i, a) in anchors.iter().take(SHOWN).enumerate() {
+                    if i > 0 {
+                        f.write_str("; ")?;
+                    }
+                    write!(f, "{a}")?;
+                }
+                if anchors.len() > SHOWN {
+                    write!(f, "; and {} more", anchors.len() - SHOWN)?;
+                }
+                Ok(())
+            }
         }
     }
 }
@@ -137,7 +187,9 @@ pub struct ChainVerifier<'k> {
     trail_id: TrailId,
     keys: Option<&'k KeyRing>,
     last: Option<(ChainSeq, Checksum)>,
-    anchors: BTreeMap<ChainSeq, Checksum>,
+    anchors: BTreeMap<ChainSeq, Vec<Checksum>>,
+    roots: BTreeMap<ChainSeq, Vec<Checksum>>,
+    merkle: Option<MerkleAccumulator>,
     anchors_checked: usize,
     records: u64,
     failure: Option<VerifyFailure>,
@@ -161,6 +213,8 @@ impl<'k> ChainVerifier<'k> {
             keys,
             last: None,
             anchors: BTreeMap::new(),
+            roots: BTreeMap::new(),
+            merkle: Some(MerkleAccumulator::new()),
             anchors_checked: 0,
             records: 0,
             failure: None,
@@ -169,15 +223,44 @@ impl<'k> ChainVerifier<'k> {
     }
 
     /// Starts after an already-verified record instead of at genesis (verifying a range).
+    /// Merkle roots ([`with_anchor_root`](Self::with_anchor_root)) cannot be checked over a
+    /// range and are ignored.
     pub fn resume_after(mut self, seq: ChainSeq, checksum: Checksum) -> Self {
         self.last = Some((seq, checksum));
+        self.merkle = None;
+        self.roots.clear();
         self
     }
 
     /// Requires the record at `seq` to carry `checksum`, as a notary anchor recorded.
     pub fn with_anchor(mut self, seq: ChainSeq, checksum: Checksum) -> Self {
-        self.anchors.insert(seq, checksum);
+        let at = self.anchors.entry(seq).or_default();
+        if !at.contains(&checksum) {
+            at.push(checksum);
+        }
         self
+    }
+
+    /// Requires the RFC 9162 Merkle root over records 1..=`seq` to be `root`, as a notary
+    /// anchor recorded (verifying from genesis only; see [`resume_after`](Self::resume_after)).
+    pub fn with_anchor_root(mut self, seq: ChainSeq, root: Checksum) -> Self {
+        if self.merkle.is_some() {
+            let at = self.roots.entry(seq).or_default();
+            if !at.contains(&root) {
+                at.push(root);
+            }
+        }
+        self
+    }
+
+    /// Requires what a notary anchor holds: its checksum at its seq, and its Merkle root if it
+    /// has one.
+    pub fn with_notary_anchor(self, anchor: &Anchor) -> Self {
+        let this = self.with_anchor(anchor.seq, anchor.checksum);
+        match anchor.merkle_root {
+            Some(root) => this.with_anchor_root(anchor.seq, root),
+            None => this,
+        }
     }
 
     fn fail(&mut self, seq: ChainSeq, reason: VerifyFailureReason) -> Result<(), VerifyFailure> {
@@ -257,11 +340,29 @@ impl<'k> ChainVerifier<'k> {
                 );
             }
         }
-        if let Some(anchored) = self.anchors.get(&seq).copied() {
-            if !anchored.ct_eq(&record.checksum) {
+        if let Some(anchored) = self.anchors.get(&seq) {
+            if let Some(bad) = anchored.iter().find(|a| !a.ct_eq(&record.checksum)) {
+                let anchored = *bad;
                 return self.fail(seq, VerifyFailureReason::AnchorMismatch { anchored });
             }
-            self.anchors_checked += 1;
+            self.anchors_checked += anchored.len();
+        }
+        // The tree head only matters when some anchor holds one; hashing every leaf of a trail
+        // nobody anchored a root of would only cost time.
+        if !self.roots.is_empty()
+            && let Some(acc) = self.merkle.as_mut()
+        {
+            acc.push_leaf_hash(record_leaf_hash(record, &mut self.buf));
+            if let Some(roots) = self.roots.get(&seq) {
+                let computed = acc.root();
+                if let Some(bad) = roots.iter().find(|r| !r.ct_eq(&computed)) {
+                    let anchored = *bad;
+                    return self.fail(
+                        seq,
+                        VerifyFailureReason::MerkleRootMismatch { anchored, computed },
+                    );
+                }
+            }
         }
         self.last = Some((seq, record.checksum));
         self.records += 1;
@@ -279,7 +380,16 @@ impl<'k> ChainVerifier<'k> {
             return Err(f);
         }
         let head_seq = self.last.map(|(s, _)| s);
-        if let Some((&anchored_seq, _)) = self.anchors.iter().find(|(s, _)| Some(**s) > head_seq) {
+        let beyond = |s: &ChainSeq| Some(*s) > head_seq;
+        let first_beyond = [
+            self.anchors.keys().find(|s| beyond(s)),
+            self.roots.keys().find(|s| beyond(s)),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .copied();
+        if let Some(anchored_seq) = first_beyond {
             return Err(VerifyFailure {
                 trail_id: self.trail_id,
                 seq: anchored_seq,
@@ -317,7 +427,7 @@ pub async fn verify_stored_trail(
 ) -> Result<StoredVerdict, crate::ports::RecordStoreError> {
     let mut verifier = ChainVerifier::new(trail_id.clone(), keys);
     for a in anchors.iter().filter(|a| a.trail_id == *trail_id) {
-        verifier = verifier.with_anchor(a.seq, a.checksum);
+        verifier = verifier.with_notary_anchor(a);
     }
     let mut after = 0u64;
     let mut checked = 0u64;
@@ -334,4 +444,166 @@ pub async fn verify_stored_trail(
         progress(checked);
     }
     Ok(verifier.finish())
+}
+
+/// One notarization as `_relay` recorded it: the payload of an `ANCHORED` event, written by the
+/// notary scheduler after the notary acknowledged the anchor. Verification checks that every
+/// recorded anchor is still in the notary as recorded, so deleting anchors (or a whole anchor
+/// directory) is reported instead of silently lowering the count of anchors checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordedAnchor {
+    /// The anchored trail.
+    pub trail: TrailId,
+    /// The anchored head seq.
+    pub seq: ChainSeq,
+    /// The anchored head checksum.
+    pub checksum: Checksum,
+    /// The anchored RFC 9162 tree head over records 1..=seq, when computed.
+    pub merkle_root: Option<Checksum>,
+    /// When the anchor was made.
+    pub anchored_at: Timestamp,
+    /// Where the notary stored it (file path, object key and version).
+    pub location: String,
+}
+
+impl RecordedAnchor {
+    /// The record of `anchor`, stored by the notary at `location`.
+    pub fn of(anchor: &Anchor, location: impl Into<String>) -> Self {
+        Self {
+            trail: anchor.trail_id.clone(),
+            seq: anchor.seq,
+            checksum: anchor.checksum,
+            merkle_root: anchor.merkle_root,
+            anchored_at: anchor.anchored_at,
+            location: location.into(),
+        }
+    }
+
+    /// The `_relay` event kind that carries it.
+    pub fn kind() -> EventKind {
+        EventKind::anchored()
+    }
+
+    /// Reads it back from an `ANCHORED` record (`None` for any other record, or a payload that
+    /// is not one: such a record is reported by [`recorded_anchors`]).
+    pub fn from_record(record: &Record) -> Option<Self> {
+        if record.kind != EventKind::anchored() {
+            return None;
+        }
+        serde_json::from_str(record.payload.as_str()).ok()
+    }
+}
+
+/// How a recorded anchor differs from what the notary holds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum AnchorDiscrepancy {
+    /// The notary holds no anchor of the trail at the recorded seq (deleted).
+    Missing,
+    /// The notary's anchor at the recorded seq carries another checksum (rewritten).
+    ChecksumDiffers {
+        /// What the notary holds.
+        found: Checksum,
+    },
+    /// The notary's anchor carries the recorded checksum but another Merkle root (rewritten).
+    RootDiffers {
+        /// What the notary holds.
+        found: Option<Checksum>,
+    },
+}
+
+/// A notarization `_relay` recorded that the notary no longer holds as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnaccountedAnchor {
+    /// What `_relay` recorded.
+    pub recorded: RecordedAnchor,
+    /// The `_relay` seq of the `ANCHORED` event that recorded it.
+    pub recorded_in: ChainSeq,
+    /// What is wrong.
+    pub discrepancy: AnchorDiscrepancy,
+}
+
+impl fmt::Display for UnaccountedAnchor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let r = &self.recorded;
+        write!(
+            f,
+            "anchor of {} at chain_seq {} ({}, recorded in _relay#{}) ",
+            r.trail, r.seq, r.location, self.recorded_in
+        )?;
+        match &self.discrepancy {
+            AnchorDiscrepancy::Missing => f.write_str("is missing from the notary"),
+            AnchorDiscrepancy::ChecksumDiffers { found } => {
+                write!(f, "now holds checksum {found}, recorded {}", r.checksum)
+            }
+            AnchorDiscrepancy::RootDiffers { found } => write!(
+                f,
+                "now holds Merkle root {}, recorded {}",
+                found.map_or_else(|| "none".to_owned(), |c| c.to_string()),
+                r.merkle_root
+                    .map_or_else(|| "none".to_owned(), |c| c.to_string())
+            ),
+        }
+    }
+}
+
+/// Every anchor recorded in `records` (pages of `_relay`), as `(seq of the ANCHORED event,
+/// anchor)`; an `ANCHORED` record whose payload cannot be read is returned in the second list
+/// by seq (it was written by this relay, so that means the store was altered).
+pub fn recorded_anchors<'r>(
+    records: impl IntoIterator<Item = &'r Record>,
+) -> (Vec<(ChainSeq, RecordedAnchor)>, Vec<ChainSeq>) {
+    let mut ok = Vec::new();
+    let mut unreadable = Vec::new();
+    for r in records {
+        if r.kind != EventKind::anchored() {
+            continue;
+        }
+        match RecordedAnchor::from_record(r) {
+            Some(a) => ok.push((r.chain_seq, a)),
+            None => unreadable.push(r.chain_seq),
+        }
+    }
+    (ok, unreadable)
+}
+
+/// Checks every anchor `_relay` recorded for one trail against the anchors the notary holds
+/// for it: each must be there at its seq, with its checksum and Merkle root. Returns the ones
+/// that are not, in seq order (empty: every recorded anchor is accounted for).
+pub fn account_for_anchors(
+    recorded: &[(ChainSeq, RecordedAnchor)],
+    notary: &[Anchor],
+) -> Vec<UnaccountedAnchor> {
+    let mut out = Vec::new();
+    for (recorded_in, r) in recorded {
+        let at_seq: Vec<&Anchor> = notary
+            .iter()
+            .filter(|a| a.trail_id == r.trail && a.seq == r.seq)
+            .collect();
+        let discrepancy = if at_seq.is_empty() {
+            Some(AnchorDiscrepancy::Missing)
+        } else if at_seq
+            .iter()
+            .any(|a| a.checksum == r.checksum && a.merkle_root == r.merkle_root)
+        {
+            None
+        } else if let Some(a) = at_seq.iter().find(|a| a.checksum == r.checksum) {
+            Some(AnchorDiscrepancy::RootDiffers {
+                found: a.merkle_root,
+            })
+        } else {
+            Some(AnchorDiscrepancy::ChecksumDiffers {
+                found: at_seq[0].checksum,
+            })
+        };
+        if let Some(discrepancy) = discrepancy {
+            out.push(UnaccountedAnchor {
+                recorded: r.clone(),
+                recorded_in: *recorded_in,
+                discrepancy,
+            });
+        }
+    }
+    out.sort_by_key(|u| (u.recorded.seq, u.recorded_in));
+    out
 }

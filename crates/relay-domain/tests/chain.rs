@@ -254,6 +254,117 @@ fn anchors_catch_a_rechained_rewrite_and_truncation_even_with_the_real_key() {
     assert_eq!(failure.seq.get(), 6);
 }
 
+fn root_over(records: &[relay_domain::Record]) -> Checksum {
+    let mut acc = relay_domain::merkle::MerkleAccumulator::new();
+    let mut buf = Vec::new();
+    for r in records {
+        acc.push_leaf_hash(relay_domain::merkle::record_leaf_hash(r, &mut buf));
+    }
+    acc.root()
+}
+
+// REQ: R7.2
+#[test]
+fn an_anchor_checksum_rewritten_to_a_rechained_record_is_caught_by_its_merkle_root() {
+    let records = chain_of(8);
+    let original_root = root_over(&records[..6]);
+    let k = key(7, "k-a");
+    let mut rewritten = records.clone();
+    rewritten[2].subject = Some(Subject::new("run/replaced.fid").unwrap());
+    for i in 2..rewritten.len() {
+        if i > 2 {
+            rewritten[i].prev_checksum = rewritten[i - 1].checksum;
+        }
+        rewritten[i].checksum = checksum_of(&rewritten[i], &k);
+    }
+    let keys = ring();
+    // The intact trail holds against its own root.
+    let mut v = ChainVerifier::new(trail(), &keys)
+        .with_anchor(records[5].chain_seq, records[5].checksum)
+        .with_anchor_root(records[5].chain_seq, original_root);
+    for r in &records {
+        v.push(r).unwrap();
+    }
+    assert_eq!(v.finish().unwrap().anchors_checked, 1);
+    // The anchor's checksum was rewritten to the re-chained record; its root was not.
+    let mut v = ChainVerifier::new(trail(), &keys)
+        .with_anchor(rewritten[5].chain_seq, rewritten[5].checksum)
+        .with_anchor_root(rewritten[5].chain_seq, original_root);
+    let failure = rewritten.iter().find_map(|r| v.push(r).err()).unwrap();
+    assert_eq!(failure.seq.get(), 6);
+    match failure.reason {
+        VerifyFailureReason::MerkleRootMismatch { anchored, computed } => {
+            assert_eq!(anchored, original_root);
+            assert_eq!(computed, root_over(&rewritten[..6]));
+        }
+        other => panic!("expected a Merkle root mismatch, got {other:?}"),
+    }
+    // A root anchored beyond the end is a truncation, like a checksum.
+    let mut v =
+        ChainVerifier::new(trail(), &keys).with_anchor_root(records[5].chain_seq, original_root);
+    for r in &records[..4] {
+        v.push(r).unwrap();
+    }
+    assert!(matches!(
+        v.finish().unwrap_err().reason,
+        VerifyFailureReason::Truncated { .. }
+    ));
+}
+
+// REQ: R7.2
+#[test]
+fn recorded_anchors_are_accounted_for_against_the_notary() {
+    use relay_domain::ports::Anchor;
+    use relay_domain::verify::{AnchorDiscrepancy, RecordedAnchor, account_for_anchors};
+    let records = chain_of(6);
+    let anchor = |i: usize| Anchor {
+        trail_id: trail(),
+        seq: records[i].chain_seq,
+        checksum: records[i].checksum,
+        merkle_root: Some(root_over(&records[..=i])),
+        anchored_at: Timestamp::from_unix_micros(1_764_000_000_000_000).unwrap(),
+        time_source: relay_domain::TimeLabel::System,
+    };
+    let notary = vec![anchor(2), anchor(5)];
+    let recorded: Vec<(ChainSeq, RecordedAnchor)> = notary
+        .iter()
+        .enumerate()
+        .map(|(i, a)| {
+            (
+                ChainSeq::new(10 + i as u64).unwrap(),
+                RecordedAnchor::of(a, "anchors/nmr-01.jsonl"),
+            )
+        })
+        .collect();
+    assert!(account_for_anchors(&recorded, &notary).is_empty());
+    // One deleted.
+    let gone = account_for_anchors(&recorded, &notary[1..]);
+    assert_eq!(gone.len(), 1);
+    assert_eq!(gone[0].recorded.seq.get(), 3);
+    assert_eq!(gone[0].discrepancy, AnchorDiscrepancy::Missing);
+    assert!(
+        gone[0].to_string().contains("anchors/nmr-01.jsonl"),
+        "{}",
+        gone[0]
+    );
+    assert!(gone[0].to_string().contains("_relay#10"), "{}", gone[0]);
+    // One rewritten: checksum, then root only.
+    let mut other = notary.clone();
+    other[1].checksum = records[4].checksum;
+    assert!(matches!(
+        account_for_anchors(&recorded, &other)[0].discrepancy,
+        AnchorDiscrepancy::ChecksumDiffers { .. }
+    ));
+    let mut other = notary.clone();
+    other[1].merkle_root = Some(records[0].checksum);
+    assert!(matches!(
+        account_for_anchors(&recorded, &other)[0].discrepancy,
+        AnchorDiscrepancy::RootDiffers { .. }
+    ));
+    // All deleted: every one is named.
+    assert_eq!(account_for_anchors(&recorded, &[]).len(), 2);
+}
+
 #[test]
 fn links_only_verification_needs_no_key_but_still_sees_order() {
     let mut records = chain_of(5);
@@ -345,6 +456,12 @@ struct CountingStore {
 impl RecordStore for CountingStore {
     fn capabilities(&self) -> RecordStoreCapabilities {
         self.inner.capabilities()
+    }
+    async fn append_only_enforcement(
+        &self,
+    ) -> Result<relay_domain::ports::AppendOnlyEnforcement, relay_domain::ports::RecordStoreError>
+    {
+        self.inner.append_only_enforcement().await
     }
     async fn append(
         &self,

@@ -222,7 +222,7 @@ pub async fn restore_data_dir(
     };
     let staging = staging_dir(data_dir)?;
     assemble(from, &keys, &staging)?;
-    let verdicts = match crate::edge::verify_data_dir(&staging, None).await {
+    let report = match crate::edge::verify_data_dir(&staging, None).await {
         Ok(v) => v,
         Err(e) => {
             return Err(BackupError::Unverified {
@@ -231,6 +231,14 @@ pub async fn restore_data_dir(
             });
         }
     };
+    if !report.append_only.holds() {
+        let detail = format!(
+            "the restored store lacks append-only enforcement: {}",
+            report.append_only.missing.join("; ")
+        );
+        return Err(BackupError::Unverified { staging, detail });
+    }
+    let verdicts = report.verdicts;
     if let Some(bad) = verdicts.iter().find(|v| v.verdict.is_err()) {
         let detail = match &bad.verdict {
             Err(f) => format!(

@@ -19,7 +19,7 @@ use crate::http::{HttpServer, HttpState, router};
 use crate::journal::Journal;
 use crate::metrics::Metrics;
 use crate::notary_scheduler::{NotarySchedule, NotaryScheduler, NotarySchedulerHandle};
-use crate::verify::{TrailVerdict, VerifyRunError, verify_trails};
+use crate::verify::{VerifyReport, VerifyRunError, verify_trails};
 
 /// What the edge needs to run; built by the binary from its configuration.
 #[derive(Debug, Clone)]
@@ -312,6 +312,7 @@ impl EdgeRuntime {
             .record(&journal)
             .await
             .map_err(EdgeError::Posture)?;
+        let append_only = crate::append_only::read(store.as_ref()).await;
         let time = clock.posture();
         let posture = serde_json::json!({
             "version": crate::VERSION,
@@ -334,6 +335,7 @@ impl EdgeRuntime {
             "notary": { "kind": adapters.notary.kind(), "worm": notary_worm },
             "export_seal": crate::export::seal_posture(&seal_key.public()),
             "record_store": "sqlite",
+            "append_only": crate::append_only::posture(&append_only),
             "watch": settings.watch.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
             "settle_ms": u64::try_from(settings.settle.as_millis()).unwrap_or(u64::MAX),
             "rehash_interval_secs": settings.rehash.map(|d| d.as_secs()),
@@ -346,6 +348,9 @@ impl EdgeRuntime {
         });
         journal
             .record(EventKind::startup(), None, posture)
+            .await
+            .map_err(EdgeError::Posture)?;
+        crate::append_only::report(&append_only, &journal)
             .await
             .map_err(EdgeError::Posture)?;
         if let Some(fallback) = &adapters.secrets_fallback {
@@ -872,7 +877,7 @@ async fn wait_for_signal(signals: StopSignals) -> Result<(), EdgeError> {
 pub async fn verify_data_dir(
     data_dir: &Path,
     only: Option<&TrailId>,
-) -> Result<Vec<TrailVerdict>, EdgeVerifyError> {
+) -> Result<VerifyReport, EdgeVerifyError> {
     if !data_dir.join("relay.db").is_file() {
         return Err(EdgeVerifyError::NoData(data_dir.to_path_buf()));
     }
@@ -895,7 +900,7 @@ pub async fn verify_data_dir(
     }
     let secrets: &dyn SecretProvider = adapters.secrets.as_ref();
     let notary: &dyn Notary = adapters.notary.as_ref();
-    let verdicts = verify_trails(
+    let report = verify_trails(
         adapters.record_store.as_ref(),
         secrets,
         notary,
@@ -909,7 +914,7 @@ pub async fn verify_data_dir(
     )
     .await?;
     adapters.record_store.close().await;
-    Ok(verdicts)
+    Ok(report)
 }
 
 /// Why `verify` could not run.

@@ -11,6 +11,10 @@ use relay_domain::ports::RecordStoreError;
 
 use crate::metrics::Metrics;
 
+/// How often an append to `_relay` refused as not next or conflicting (another process appended
+/// first, at the seq this one expected) is
+/// re-chained and tried again; nothing is stored by a refused attempt.
+const NOT_NEXT_RETRIES: u32 = 8;
 /// The actor name of events the relay process causes itself.
 pub const RELAY_ACTOR: &str = "relay";
 
@@ -87,13 +91,20 @@ impl Journal {
             payload,
         };
         let mut result = self.appender.append(draft.clone()).await;
-        if let Err(AppendError::Store { source, .. }) = &result
-            && matches!(**source, RecordStoreError::NotNext { .. })
+        let mut retries = 0;
+        while retries < NOT_NEXT_RETRIES
+            && let Err(AppendError::Store { source, .. }) = &result
+            && matches!(
+                **source,
+                RecordStoreError::NotNext { .. } | RecordStoreError::Conflict { .. }
+            )
         {
-            // Another process (e.g. `relay-edge export` next to `relay-edge run`) appended to
-            // `_relay` since this one cached the head; nothing was stored, and the service
-            // re-reads the head on the next append, so one retry re-chains it.
-            result = self.appender.append(draft).await;
+            // Another process (e.g. `relay-edge export` next to `relay-edge run`, or a second
+            // server of record on the same database recording its anchors) appended to `_relay`
+            // since this one cached the head; nothing was stored, and the service re-reads the
+            // head on the next append, so a retry re-chains it.
+            retries += 1;
+            result = self.appender.append(draft.clone()).await;
         }
         match result {
             Ok(r) => {

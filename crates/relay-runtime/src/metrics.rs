@@ -26,6 +26,8 @@ pub struct Metrics {
     pub lockouts: Counter,
     /// Files seen but not yet captured (settling or awaiting retry).
     pub capture_pending: Gauge,
+    /// Append-only controls of the record store found missing at start (0 when enforced).
+    pub append_only_missing: Gauge,
     /// Batches the server of record acknowledged (edge forwarder).
     pub batches_forwarded: Counter,
     /// Forward attempts that failed temporarily and will be retried.
@@ -122,8 +124,15 @@ impl Metrics {
             "Files seen and not yet captured",
             capture_pending.clone(),
         );
+        let append_only_missing = Gauge::default();
+        registry.register(
+            "append_only_missing",
+            "Append-only controls (triggers, grants) of the record store found missing at start",
+            append_only_missing.clone(),
+        );
         Arc::new(Self {
             registry,
+            append_only_missing,
             records_appended,
             audit_write_failures,
             capture_failures,

@@ -1,6 +1,13 @@
 //! The notary scheduler (R7.1): anchors every trail head (trail, seq, checksum, RFC 9162 tree
 //! head, time) to the configured `Notary` on an interval and once more at shutdown.
 //!
+//! Every anchor the notary acknowledged is recorded as an `ANCHORED` event in `_relay`
+//! (trail, seq, checksum, Merkle root, time, where the notary stored it), so verification can
+//! check that each one is still in the notary: deleting anchors is then a finding, not a lower
+//! count of anchors checked. `_relay` is anchored last in a round, so its anchor covers the
+//! round's `ANCHORED` events; the `ANCHORED` event of `_relay`'s own anchor does not by itself
+//! make `_relay` due again (an idle relay does not anchor forever).
+//!
 //! A failure is recorded as a `NOTARY_FAILED` event in `_relay`, counted
 //! (`relay_notary_failures_total`), logged, and retried with capped exponential backoff.
 //! A Merkle accumulator per trail is kept in memory (O(log n)), rebuilt on start-up by reading
@@ -14,7 +21,8 @@ use relay_domain::merkle::{MerkleAccumulator, record_leaf_hash};
 use relay_domain::ports::{
     Anchor, Notary, NotaryError, RecordStore, RecordStoreError, TimeSource, TimeSourceError,
 };
-use relay_domain::{ChainSeq, Checksum, EventKind, GENESIS, Subject, TrailId};
+use relay_domain::verify::RecordedAnchor;
+use relay_domain::{ChainSeq, Checksum, EventKind, GENESIS, Record, Subject, TrailId};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -123,8 +131,17 @@ pub struct NotarizeRound {
 struct TrailState {
     acc: MerkleAccumulator,
     last: Option<(ChainSeq, Checksum)>,
+    /// The last seq that needs an anchor: every record except the `ANCHORED` event of `_relay`'s
+    /// own anchor.
+    due: Option<ChainSeq>,
     anchored: Option<ChainSeq>,
     anchors_loaded: bool,
+}
+
+/// Whether `record` is the `ANCHORED` event of an anchor of `_relay` itself.
+fn records_own_anchor(record: &Record) -> bool {
+    record.trail_id.is_relay()
+        && RecordedAnchor::from_record(record).is_some_and(|a| a.trail.is_relay())
 }
 
 /// Anchors trail heads; drive it with [`notarize_all`](Self::notarize_all) or
@@ -175,7 +192,12 @@ impl NotaryScheduler {
                 return round;
             }
         };
-        for (trail, _) in trails {
+        // `_relay` last: its anchor then covers the ANCHORED events of this round.
+        let (relay, others): (Vec<_>, Vec<_>) = trails
+            .into_iter()
+            .map(|(t, _)| t)
+            .partition(TrailId::is_relay);
+        for trail in others.into_iter().chain(relay) {
             match self.notarize(&trail).await {
                 Ok(Some(anchor)) => round.anchored.push(anchor),
                 Ok(None) => {}
@@ -242,12 +264,19 @@ impl NotaryScheduler {
                     .acc
                     .push_leaf_hash(record_leaf_hash(record, &mut self.buf));
                 state.last = Some((record.chain_seq, record.checksum));
+                if !records_own_anchor(record) {
+                    state.due = Some(record.chain_seq);
+                }
             }
         }
         let Some((seq, checksum)) = state.last else {
             return Ok(None);
         };
-        if state.anchored.is_some_and(|a| a >= seq) {
+        if state.anchored.is_some_and(|a| a >= seq)
+            || state
+                .due
+                .is_none_or(|due| state.anchored.is_some_and(|a| a >= due))
+        {
             return Ok(None);
         }
         let now = self
@@ -266,16 +295,40 @@ impl NotaryScheduler {
             anchored_at: now.at,
             time_source: now.label,
         };
-        self.notary
-            .anchor(&anchor)
-            .await
-            .map_err(|source| NotarizeError::Notary {
-                trail: trail.clone(),
-                source,
-            })?;
+        let receipt =
+            self.notary
+                .anchor(&anchor)
+                .await
+                .map_err(|source| NotarizeError::Notary {
+                    trail: trail.clone(),
+                    source,
+                })?;
         state.anchored = Some(seq);
-        tracing::debug!(trail = %trail, seq = seq.get(), "trail head notarized");
+        tracing::debug!(trail = %trail, seq = seq.get(), location = %receipt.location, "trail head notarized");
+        self.record_anchor(&anchor, &receipt.location).await;
         Ok(Some(anchor))
+    }
+
+    /// Records the notarization in `_relay` (`ANCHORED`), so verification can account for it.
+    async fn record_anchor(&self, anchor: &Anchor, location: &str) {
+        let recorded = RecordedAnchor::of(anchor, location);
+        let payload = match serde_json::to_value(&recorded) {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::error!(error = %e, "ANCHORED payload could not be encoded");
+                return;
+            }
+        };
+        let subject = Subject::new(anchor.trail_id.as_str()).ok();
+        if let Err(e) = self
+            .journal
+            .record(RecordedAnchor::kind(), subject, payload)
+            .await
+        {
+            // Already logged and counted by the journal: the anchor exists but verification
+            // will not know to miss it.
+            tracing::error!(trail = %anchor.trail_id, seq = anchor.seq.get(), error = %e, "ANCHORED event not recorded");
+        }
     }
 
     async fn report(&self, e: &NotarizeError, attempt: u32) {

@@ -44,13 +44,6 @@ use crate::verify::verify_trails;
 /// The event kind of the one record a qualification run appends to `_relay`.
 pub const QUALIFICATION_KIND: &str = "QUALIFICATION";
 
-/// The triggers that make the SQLite `event_log` append-only and gapless (R1.4).
-pub const REQUIRED_SQLITE_TRIGGERS: [&str; 3] = [
-    "event_log_no_update",
-    "event_log_no_delete",
-    "event_log_continues_chain",
-];
-
 /// The report format written in every report.
 pub const REPORT_FORMAT: &str = "gims-relay qualification v1";
 
@@ -409,27 +402,27 @@ pub struct StoreCustody {
 impl StoreCustody {
     /// The SQLite store's append-only triggers.
     pub async fn of_local(adapters: &LocalAdapters) -> Self {
-        let mut custody = StoreCustody {
-            store: format!("sqlite {}", adapters.record_store.path().display()),
-            ..Self::default()
-        };
-        match sqlite_triggers(adapters.record_store.pool()).await {
-            Ok(present) => {
-                for t in REQUIRED_SQLITE_TRIGGERS {
-                    if present.iter().any(|p| p == t) {
-                        custody.holds.push(format!("trigger {t} present"));
-                    } else {
-                        custody.violations.push(format!(
-                            "trigger {t} is missing: the store no longer refuses edits"
-                        ));
-                    }
-                }
-            }
-            Err(e) => custody
-                .violations
-                .push(format!("cannot list triggers: {e}")),
+        Self::of_store(
+            format!("sqlite {}", adapters.record_store.path().display()),
+            adapters.record_store.as_ref(),
+        )
+        .await
+    }
+
+    /// What `store` reports through [`RecordStore::append_only_enforcement`] (its triggers,
+    /// and on Postgres the runtime role's grants): each control present holds, each one
+    /// missing is a violation.
+    pub async fn of_store(name: String, store: &dyn RecordStore) -> Self {
+        let e = crate::append_only::read(store).await;
+        StoreCustody {
+            store: name,
+            holds: e
+                .present
+                .iter()
+                .map(|p| format!("{p} present ({})", e.mechanism))
+                .collect(),
+            violations: e.missing,
         }
-        custody
     }
 }
 
@@ -836,14 +829,6 @@ fn iq_store_custody(custody: &StoreCustody) -> Check {
     c
 }
 
-async fn sqlite_triggers(pool: &sqlx::SqlitePool) -> Result<Vec<String>, sqlx::Error> {
-    sqlx::query_scalar(
-        "SELECT name FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'event_log' ORDER BY name",
-    )
-    .fetch_all(pool)
-    .await
-}
-
 async fn iq_notary(notary: &dyn Notary) -> Check {
     let mut c = Check::new("IQ-06", Phase::Iq, "Notary WORM posture");
     let worm = notary.worm_posture();
@@ -1008,6 +993,7 @@ impl Scratch {
             |_, _| {},
         )
         .await
+        .map(|report| report.verdicts)
         .map_err(|e| crate::edge::error_chain(&e))
     }
 
@@ -1439,7 +1425,8 @@ async fn oq_production_trails(
         "Installed trails verify (read-only, with anchors)",
     );
     match verify_trails(records, secrets, notary, None, |_, _| {}).await {
-        Ok(verdicts) => {
+        Ok(report) => {
+            let verdicts = report.verdicts;
             if verdicts.is_empty() {
                 c.note("no trails yet");
             }

@@ -245,6 +245,7 @@ impl ServerRuntime {
             .record(&journal)
             .await
             .map_err(ServerError::Posture)?;
+        let append_only = crate::append_only::read(stores.records.as_ref()).await;
         let time = stores.clock.posture();
         let posture = serde_json::json!({
             "version": crate::VERSION,
@@ -259,6 +260,7 @@ impl ServerRuntime {
             "secret_provider": stores.secrets.kind(),
             "notary": { "kind": stores.notary.kind(), "worm": notary_worm },
             "record_store": stores.provider,
+            "append_only": crate::append_only::posture(&append_only),
             "tls": settings.tls.is_some(),
             "approved_changes_applied": applied_changes,
             "config": config_assessment.as_ref().map(|a| a.posture.to_json()),
@@ -273,6 +275,9 @@ impl ServerRuntime {
         });
         journal
             .record(EventKind::startup(), None, posture)
+            .await
+            .map_err(ServerError::Posture)?;
+        crate::append_only::report(&append_only, &journal)
             .await
             .map_err(ServerError::Posture)?;
         if let (Some(assessment), Some(store)) = (config_assessment, &changes) {

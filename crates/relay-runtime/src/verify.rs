@@ -4,5 +4,48 @@
 //! binaries' `verify` commands, so the two can never check a trail with different keys.
 
 pub use relay_api::{
-    TrailVerdict, VerifyRunError, forwarded_key_ring, trail_key_ring, verify_trails,
+    TrailVerdict, VerifyReport, VerifyRunError, forwarded_key_ring, trail_key_ring, verify_trails,
 };
+
+/// The lines `relay-edge verify` and `relay-server verify` print for `report`: one per trail
+/// (`OK` / `BROKEN`), then the store's append-only enforcement (`OK` / `MISSING` per control).
+pub fn report_lines(report: &VerifyReport) -> Vec<String> {
+    let mut lines = Vec::with_capacity(report.verdicts.len() + 2);
+    for v in &report.verdicts {
+        match &v.verdict {
+            Ok(s) => {
+                let head = s
+                    .head
+                    .map(|(seq, c)| format!("head {seq} {c}"))
+                    .unwrap_or_else(|| "empty".into());
+                lines.push(format!(
+                    "OK      {}: {} records verified ({}), {} anchor(s) checked",
+                    v.trail_id, s.records, head, s.anchors_checked
+                ));
+            }
+            Err(f) => lines.push(format!(
+                "BROKEN  {}: first bad chain_seq {}: {}",
+                v.trail_id, f.seq, f.reason
+            )),
+        }
+    }
+    if report.verdicts.is_empty() {
+        lines.push("no trails to verify".into());
+    }
+    let e = &report.append_only;
+    if e.holds() {
+        lines.push(format!(
+            "OK      append-only enforcement ({}): {}",
+            e.mechanism,
+            e.present.join(", ")
+        ));
+    } else {
+        for m in &e.missing {
+            lines.push(format!(
+                "MISSING append-only enforcement ({}): {m}",
+                e.mechanism
+            ));
+        }
+    }
+    lines
+}

@@ -669,6 +669,12 @@ impl RecordStore for HidesASignature {
     fn capabilities(&self) -> relay_domain::ports::RecordStoreCapabilities {
         self.0.capabilities()
     }
+    async fn append_only_enforcement(
+        &self,
+    ) -> Result<relay_domain::ports::AppendOnlyEnforcement, relay_domain::ports::RecordStoreError>
+    {
+        self.0.append_only_enforcement().await
+    }
     async fn append(
         &self,
         records: &[relay_domain::Record],

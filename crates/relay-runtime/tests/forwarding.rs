@@ -239,7 +239,8 @@ async fn forwarded_trail_is_a_record_for_record_replica_and_resends_are_acknowle
         |_, _| {},
     )
     .await
-    .unwrap();
+    .unwrap()
+    .verdicts;
     assert_eq!(verdicts.len(), 2);
     for v in &verdicts {
         assert!(v.verdict.is_ok(), "{}: {:?}", v.trail_id, v.verdict);
@@ -372,7 +373,8 @@ async fn expect_poison(edge: &FakeEdge, server: &Server, batch: usize) -> (u64, 
         |_, _| {},
     )
     .await
-    .unwrap();
+    .unwrap()
+    .verdicts;
     for v in &verdicts {
         assert!(v.verdict.is_ok(), "{}: {:?}", v.trail_id, v.verdict);
     }

@@ -245,6 +245,13 @@ impl TamperProbe for OwnerTamper {
                 .await,
         )
     }
+
+    async fn remove_a_control(&self) -> Result<String, BoxError> {
+        sqlx::query("DROP TRIGGER event_log_no_delete ON event_log")
+            .execute(&self.pool)
+            .await?;
+        Ok("event_log_no_delete".into())
+    }
 }
 
 /// A fresh bucket on the S3-compatible endpoint.

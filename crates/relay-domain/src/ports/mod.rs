@@ -30,7 +30,8 @@ pub use object_store::{
 };
 pub use receipts::{Lateness, Receipt, ReceiptError, ReceiptStore, receipt_for};
 pub use record_store::{
-    AppendReceipt, Head, RecordStore, RecordStoreCapabilities, RecordStoreError, RecordStoreExt,
+    AppendOnlyEnforcement, AppendReceipt, Head, RecordStore, RecordStoreCapabilities,
+    RecordStoreError, RecordStoreExt,
 };
 pub use secrets::{SecretError, SecretName, SecretProvider, SecretProviderExt, SecretValue};
 pub use time_source::{TimeEvent, TimePosture, TimeSource, TimeSourceError, TimedInstant};

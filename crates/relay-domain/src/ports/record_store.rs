@@ -47,6 +47,28 @@ impl RecordStoreCapabilities {
     }
 }
 
+/// The append-only controls a record store found in place when asked (R1.4): the triggers,
+/// grants or construction that make it refuse UPDATE and DELETE, read from the live backend at
+/// the time of the call (an attacker with access to the database file can drop a trigger after
+/// the store was created).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppendOnlyEnforcement {
+    /// How the store enforces it, e.g. `sqlite triggers on event_log`.
+    pub mechanism: String,
+    /// Each control found in place, one fact per entry (e.g. `trigger event_log_no_update`).
+    pub present: Vec<String>,
+    /// Each control that should be in place and is not (missing, disabled, altered, or a
+    /// privilege the runtime role should not hold), one fact per entry naming it.
+    pub missing: Vec<String>,
+}
+
+impl AppendOnlyEnforcement {
+    /// Whether every control is in place.
+    pub fn holds(&self) -> bool {
+        self.missing.is_empty()
+    }
+}
+
 /// Why a record store operation failed.
 #[derive(Debug, Error)]
 #[non_exhaustive]
@@ -143,6 +165,13 @@ impl RecordStoreError {
 pub trait RecordStore: Send + Sync + std::fmt::Debug {
     /// What the store enforces by itself.
     fn capabilities(&self) -> RecordStoreCapabilities;
+
+    /// Reads, from the live backend, whether the controls that make it append-only are still in
+    /// place (triggers present and unaltered, runtime role without UPDATE/DELETE). A store that
+    /// claims `append_only_enforced` must report every control it relies on, so removing one is
+    /// reported in [`AppendOnlyEnforcement::missing`] by name. Checked at every start and by
+    /// every verification.
+    async fn append_only_enforcement(&self) -> Result<AppendOnlyEnforcement, RecordStoreError>;
 
     /// Appends a batch of chained records to one trail, atomically.
     async fn append(&self, records: &[Record]) -> Result<AppendReceipt, RecordStoreError>;
