@@ -141,15 +141,14 @@ impl SqliteRecordStore {
             pool.close().await;
             return Err(naming_file(
                 path,
-                LocalError::Sql {
-                    op: "check schema version",
-                    source: sqlx::Error::Protocol(format!(
-                        "database schema version {version}, this relay reads version {} only \
-                         when opening read-only (open it once read-write to upgrade)",
+                RecordStoreError::Other {
+                    message: format!(
+                        "database schema version {version}; a read-only open reads version {} \
+                         only (open it once read-write with this relay to upgrade it)",
                         MIGRATIONS.len()
-                    )),
-                }
-                .into(),
+                    ),
+                    source: None,
+                },
             ));
         }
         let reader = open_bulk_reader(path, busy_timeout).map_err(|e| naming_file(path, e))?;

@@ -19,11 +19,7 @@ async fn a_read_only_open_reads_while_another_process_holds_the_write_lock_and_n
     let trail = TrailId::new("ws-ro").unwrap();
     let writer = LocalAdapters::open(dir.path()).await.unwrap();
     let mut chain = ChainBuilder::new(trail.clone());
-    writer
-        .record_store
-        .append(&trail, &chain.batch(3))
-        .await
-        .unwrap();
+    writer.record_store.append(&chain.batch(3)).await.unwrap();
     let db = dir.path().join("relay.db");
 
     // "The running relay" inside a write transaction for the whole test.
@@ -39,7 +35,7 @@ async fn a_read_only_open_reads_while_another_process_holds_the_write_lock_and_n
     let head = reader.head(&trail).await.unwrap().expect("three records");
     assert_eq!(head.seq.get(), 3);
 
-    let refused = reader.append(&trail, &chain.batch(1)).await;
+    let refused = reader.append(&chain.batch(1)).await;
     assert!(
         refused.is_err(),
         "an append through a read-only store fails"
