@@ -81,11 +81,20 @@ pub fn verify_password_blocking(hash: &str, password: &str) -> bool {
     }
 }
 
+/// Every Argon2 computation of the process passes this gate: one per core at a time, a short
+/// queue, 503 beyond it (a login flood costs neither memory nor the other requests' time).
+static ARGON2: std::sync::LazyLock<crate::password_gate::Argon2Gate> =
+    std::sync::LazyLock::new(crate::password_gate::Argon2Gate::for_this_machine);
+
 pub(crate) async fn hash_password(password: &Password) -> Result<String, ApiError> {
     let password = password.clone();
-    match tokio::task::spawn_blocking(move || hash_password_blocking(password.expose())).await {
-        Ok(Ok(hash)) => Ok(hash),
-        Ok(Err(e)) => Err(ApiError::internal("password hashing failed", &e)),
+    match ARGON2
+        .run("password hashing failed", move || {
+            hash_password_blocking(password.expose())
+        })
+        .await?
+    {
+        Ok(hash) => Ok(hash),
         Err(e) => Err(ApiError::internal("password hashing failed", &e)),
     }
 }
@@ -93,9 +102,11 @@ pub(crate) async fn hash_password(password: &Password) -> Result<String, ApiErro
 pub(crate) async fn verify_password(hash: &str, password: &Password) -> Result<bool, ApiError> {
     let hash = hash.to_owned();
     let password = password.clone();
-    tokio::task::spawn_blocking(move || verify_password_blocking(&hash, password.expose()))
+    ARGON2
+        .run("password verification failed", move || {
+            verify_password_blocking(&hash, password.expose())
+        })
         .await
-        .map_err(|e| ApiError::internal("password verification failed", &e))
 }
 
 /// Checks a new password against the policy.
@@ -257,7 +268,9 @@ impl ApiState {
         let config = self.config();
         let window = i64::try_from(config.lockout_window.as_micros()).unwrap_or(i64::MAX);
         let lock_for = i64::try_from(config.lockout_duration.as_micros()).unwrap_or(i64::MAX);
-        for _ in 0..5 {
+        // Checks of one account are serialized in this process; a conflict means another
+        // process (a second server on the same database) or an administrator changed the row.
+        for _ in 0..20 {
             let mut account = match self.parts().accounts.get(username).await {
                 Ok(Some(a)) => a,
                 Ok(None) => return answer,
@@ -354,7 +367,29 @@ impl ApiState {
         now: Timestamp,
         during: &'static str,
     ) -> Result<(), ApiError> {
-        self.ensure_not_locked(account, now)?;
+        // One check of an account at a time, on the account as stored now: N parallel wrong
+        // passwords count N failures, and once one of them locks the account no request
+        // already in flight gets a right password through.
+        let _serial = self
+            .inner
+            .account_locks
+            .lock(account.username.as_str())
+            .await;
+        match self.parts().accounts.get(&account.username).await? {
+            Some(fresh) => *account = fresh,
+            None => {
+                self.burn_password_check(password).await?;
+                return Err(ApiError::unauthorized(
+                    "invalid_credentials",
+                    "wrong username or password",
+                ));
+            }
+        }
+        if let Err(locked) = self.ensure_not_locked(account, now) {
+            // The same work as any other answer: the time taken tells nothing.
+            self.burn_password_check(password).await?;
+            return Err(locked);
+        }
         let ok = verify_password(&account.password_hash, password).await?;
         if !ok {
             let answer =
@@ -378,6 +413,33 @@ impl ApiState {
             }
         }
         self.clear_failures(account).await
+    }
+
+    /// The answer to credentials for a username that does not exist: the same work (a password
+    /// check against the dummy hash) and the same answers as for a real account, including
+    /// 429 once the name has failed as often as a real account may.
+    pub(crate) async fn refuse_unknown(
+        &self,
+        typed: &str,
+        password: &Password,
+        now: Timestamp,
+    ) -> ApiError {
+        if let Err(e) = self.burn_password_check(password).await {
+            return e;
+        }
+        let failures = &self.inner.unknown_failures;
+        if let Some(secs) = failures.locked_for(typed, now) {
+            return ApiError::locked(secs);
+        }
+        let config = self.config();
+        failures.count(
+            typed,
+            now,
+            config.lockout_window,
+            config.lockout_threshold,
+            config.lockout_duration,
+        );
+        ApiError::unauthorized("invalid_credentials", "wrong username or password")
     }
 
     /// Runs a password check against the dummy hash, so an unknown username costs as much time

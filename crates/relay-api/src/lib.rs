@@ -31,6 +31,7 @@ mod extract;
 mod ingest;
 mod login;
 mod openapi;
+mod password_gate;
 mod signatures;
 mod state;
 mod ui;

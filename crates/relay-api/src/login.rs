@@ -243,9 +243,10 @@ pub struct LoginResponse {
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses(
         (status = 200, description = "Logged in", body = LoginResponse),
-        (status = 401, description = "Wrong credentials, TOTP missing or wrong, or account disabled", body = ErrorBody),
+        (status = 401, description = "Wrong credentials, TOTP missing or wrong, or account disabled (the same answer)", body = ErrorBody),
         (status = 403, description = "The password has expired (`password_expired`): change it", body = ErrorBody),
         (status = 429, description = "Locked after repeated failures; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Too many password checks in progress (`busy`); see Retry-After", body = ErrorBody),
     ))]
 pub(crate) async fn login(
     State(state): State<ApiState>,
@@ -268,9 +269,10 @@ async fn login_inner(state: &ApiState, req: LoginRequest) -> Result<LoginRespons
         Err(_) => None,
     };
     let Some(mut account) = account else {
-        state.burn_password_check(&req.password).await?;
         tracing::info!("login failed: unknown username");
-        return Err(invalid());
+        return Err(state
+            .refuse_unknown(&req.username, &req.password, now)
+            .await);
     };
     state
         .check_credentials(
@@ -285,10 +287,12 @@ async fn login_inner(state: &ApiState, req: LoginRequest) -> Result<LoginRespons
             tracing::info!(username = %account.username, code = e.code, "login failed");
         })?;
     if account.disabled {
-        return Err(ApiError::unauthorized(
-            "account_disabled",
-            "the account is disabled",
-        ));
+        // Answered and counted as a wrong password: the answer does not tell that the
+        // password was right, nor that the account exists.
+        tracing::info!(username = %account.username, "login refused: the account is disabled");
+        return Err(state
+            .count_failure(&account.username, now, "login", invalid())
+            .await);
     }
     let max_age = i64::try_from(state.config().password_max_age.as_micros()).unwrap_or(i64::MAX);
     let expired = account
@@ -333,6 +337,7 @@ pub struct ChangePasswordRequest {
         (status = 401, description = "Wrong credentials", body = ErrorBody),
         (status = 422, description = "Weak or unchanged password", body = ErrorBody),
         (status = 429, description = "Locked; see Retry-After", body = ErrorBody),
+        (status = 503, description = "Too many password checks in progress (`busy`); see Retry-After", body = ErrorBody),
     ))]
 pub(crate) async fn change_password(
     State(state): State<ApiState>,
@@ -345,8 +350,9 @@ pub(crate) async fn change_password(
         Err(_) => None,
     };
     let Some(mut account) = account else {
-        state.burn_password_check(&req.old_password).await?;
-        return Err(invalid());
+        return Err(state
+            .refuse_unknown(&req.username, &req.old_password, now)
+            .await);
     };
     state
         .check_credentials(
@@ -358,10 +364,10 @@ pub(crate) async fn change_password(
         )
         .await?;
     if account.disabled {
-        return Err(ApiError::unauthorized(
-            "account_disabled",
-            "the account is disabled",
-        ));
+        tracing::info!(username = %account.username, "password change refused: the account is disabled");
+        return Err(state
+            .count_failure(&account.username, now, "password_change", invalid())
+            .await);
     }
     check_password_policy(state.config(), &account.username, &req.new_password)?;
     if crate::auth::verify_password(&account.password_hash, &req.new_password).await? {

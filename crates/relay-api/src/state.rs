@@ -88,6 +88,10 @@ pub(crate) struct Inner {
     /// A hash of a random password, verified against when a username does not exist, so the
     /// answer takes as long as for a real account.
     pub(crate) dummy_hash: String,
+    /// One password check per account at a time (failures count exactly; a lock is seen).
+    pub(crate) account_locks: crate::password_gate::AccountLocks,
+    /// Failure counts of names that do not exist, so lockouts do not reveal which names do.
+    pub(crate) unknown_failures: crate::password_gate::UnknownFailures,
     /// Four-eyes change requests, when the binary enabled them.
     pub(crate) changes: std::sync::OnceLock<Arc<dyn relay_domain::ports::ChangeRequestStore>>,
     /// Sealed export packages, when the binary enabled them.
@@ -132,6 +136,8 @@ impl ApiState {
                 sessions,
                 signatures: SignatureIndex::default(),
                 dummy_hash,
+                account_locks: crate::password_gate::AccountLocks::default(),
+                unknown_failures: crate::password_gate::UnknownFailures::default(),
                 changes: std::sync::OnceLock::new(),
                 exporter: std::sync::OnceLock::new(),
                 change_targets: std::sync::OnceLock::new(),
