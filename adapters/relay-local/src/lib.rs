@@ -32,6 +32,7 @@ mod forward_cursor;
 mod keyring_secrets;
 mod notary;
 mod object_store;
+pub mod private_fs;
 mod receipts;
 mod record_store;
 mod secrets;

@@ -1,6 +1,6 @@
 //! `FsNotary`: anchors as JSON lines in append-only files under `<data-dir>/anchors/`.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -31,7 +31,8 @@ impl FsNotary {
     /// A notary keeping its files in `dir` (created if needed).
     pub fn open(dir: impl Into<PathBuf>) -> Result<Self, NotaryError> {
         let dir = dir.into();
-        fs::create_dir_all(&dir).map_err(LocalError::io("create anchor directory", &dir))?;
+        crate::private_fs::create_dir_all_private(&dir)
+            .map_err(LocalError::io("create anchor directory", &dir))?;
         Ok(Self {
             dir,
             write_lock: Arc::new(Mutex::new(())),
@@ -53,7 +54,7 @@ impl FsNotary {
 
 fn append_line(dir: &Path, path: &Path, line: &[u8]) -> Result<(), LocalError> {
     let existed = path.exists();
-    let mut file = OpenOptions::new()
+    let mut file = crate::private_fs::private_file_options()
         .append(true)
         .create(true)
         .open(path)

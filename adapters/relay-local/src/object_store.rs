@@ -1,6 +1,6 @@
 //! `FsObjectStore`: objects as files under a root directory.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -80,7 +80,8 @@ impl FsObjectStore {
     /// Opens the store rooted at `root`, creating the directory if needed.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, ObjectStoreError> {
         let root = root.into();
-        fs::create_dir_all(&root).map_err(LocalError::io("create object store root", &root))?;
+        crate::private_fs::create_dir_all_private(&root)
+            .map_err(LocalError::io("create object store root", &root))?;
         // The root itself may be a symlink an operator chose; everything below it may not.
         let root = fs::canonicalize(&root).map_err(LocalError::io("resolve root", &root))?;
         Ok(Self { root })
@@ -131,7 +132,7 @@ fn resolve(root: &Path, key: &ObjectKey, create: bool) -> Result<PathBuf, Fault>
             }
             Ok(_) => return Err(Fault::NotFound),
             Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
-                match fs::create_dir(&path) {
+                match crate::private_fs::create_dir_private(&path) {
                     Ok(()) => sync_dir(path.parent().unwrap_or(root))?,
                     // A concurrent put made it; check what it is on the next pass.
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -185,7 +186,7 @@ fn temp_path(dir: &Path) -> PathBuf {
 }
 
 fn write_new_file(path: &Path, bytes: &[u8]) -> Result<(), LocalError> {
-    let mut file = OpenOptions::new()
+    let mut file = crate::private_fs::private_file_options()
         .write(true)
         .create_new(true)
         .open(path)

@@ -66,9 +66,11 @@ impl SqliteRecordStore {
     /// trail at seq 1.
     pub async fn open(config: &LocalConfig) -> Result<Self, RecordStoreError> {
         let dir = config.data_dir();
-        tokio::fs::create_dir_all(dir)
-            .await
+        crate::private_fs::create_dir_all_private(dir)
             .map_err(LocalError::io("create data directory", dir))?;
+        crate::private_fs::make_private_if_empty(dir)
+            .map_err(LocalError::io("make the data directory owner-only", dir))?;
+        refuse_shared_data(config)?;
         refuse_reinitialisation(config)?;
         Self::open_file(
             &config.db_path(),
@@ -78,12 +80,13 @@ impl SqliteRecordStore {
         .await
     }
 
-    /// Opens (creating if needed) the database file at `path`.
+    /// Opens (creating if needed, owner-only) the database file at `path`.
     pub async fn open_file(
         path: &Path,
         busy_timeout: std::time::Duration,
         max_connections: u32,
     ) -> Result<Self, RecordStoreError> {
+        create_private_db_file(path)?;
         let options = SqliteConnectOptions::new()
             .filename(path)
             .create_if_missing(true)
@@ -262,6 +265,12 @@ impl SqliteRecordStore {
             .execute(&self.pool)
             .await
             .map_err(|e| naming_file(&self.path, LocalError::sql("VACUUM INTO")(e).into()))?;
+        crate::private_fs::set_mode(target, 0o600).map_err(|e| {
+            naming_file(
+                target,
+                LocalError::io("make the copy owner-only", target)(e).into(),
+            )
+        })?;
         Ok(())
     }
 
@@ -339,6 +348,59 @@ fn naming_file(path: &Path, e: RecordStoreError) -> RecordStoreError {
         },
         other => other,
     }
+}
+
+/// Creates `path` empty and owner-only (0600) when it does not exist, so SQLite (which gives
+/// its `-wal` and `-shm` files the database file's mode) never creates it with the umask's.
+fn create_private_db_file(path: &Path) -> Result<(), RecordStoreError> {
+    match crate::private_fs::private_file_options()
+        .write(true)
+        .create_new(true)
+        .open(path)
+    {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(naming_file(
+            path,
+            LocalError::io("create the database file", path)(e).into(),
+        )),
+    }
+}
+
+/// Refuses a data directory, or a database file, that group or others can access: they hold
+/// the audit trail and the accounts' password hashes. Everything the relay creates is
+/// owner-only; a shared one was made so by hand or by an older relay.
+fn refuse_shared_data(config: &LocalConfig) -> Result<(), RecordStoreError> {
+    let db = config.db_path();
+    let mut wal = db.clone().into_os_string();
+    wal.push("-wal");
+    let mut shm = db.clone().into_os_string();
+    shm.push("-shm");
+    let paths = [
+        config.data_dir().to_path_buf(),
+        db.clone(),
+        PathBuf::from(wal),
+        PathBuf::from(shm),
+    ];
+    let mut shared = Vec::new();
+    for path in &paths {
+        if let Some(found) = crate::private_fs::shared_access(path)
+            .map_err(LocalError::io("inspect the permissions of", path))?
+        {
+            shared.push(found.to_string());
+        }
+    }
+    if shared.is_empty() {
+        return Ok(());
+    }
+    Err(RecordStoreError::PermissionDenied {
+        message: format!(
+            "the data directory must be accessible to its owner only (it holds the audit trail \
+             and password hashes): {}",
+            shared.join("; ")
+        ),
+        source: None,
+    })
 }
 
 /// Refuses to create `relay.db` where one existed: see [`SqliteRecordStore::open`].

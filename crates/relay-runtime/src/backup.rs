@@ -529,7 +529,9 @@ fn restrict(path: &Path, mode: u32) -> Result<(), BackupError> {
         .map_err(io("set permissions of", path))
 }
 
-/// Copies `from` to `to` (fsynced), keeping owner-only permissions for secrets.
+/// Copies `from` to `to` (fsynced), owner-only: the source's owner bits, never group's or
+/// others' (a backup holds the trail and the password hashes, whatever mode an older relay
+/// left on the source).
 fn copy_file(from: &Path, to: &Path) -> Result<(), BackupError> {
     use std::os::unix::fs::PermissionsExt;
     if let Some(parent) = to.parent() {
@@ -540,7 +542,7 @@ fn copy_file(from: &Path, to: &Path) -> Result<(), BackupError> {
         .map_err(io("inspect", from))?
         .permissions()
         .mode()
-        & 0o777;
+        & 0o700;
     std::fs::set_permissions(to, std::fs::Permissions::from_mode(mode))
         .map_err(io("set permissions of", to))?;
     std::fs::File::open(to)

@@ -774,6 +774,12 @@ async fn damaged_store(data_dir: &Path) -> Option<EdgeError> {
     if !std::fs::metadata(&db).is_ok_and(|m| m.len() > 0) {
         return None;
     }
+    // A store refused for its permissions is not damaged, and probing it would create
+    // SQLite's side files with the shared mode the refusal asks to fix.
+    let shared = |p: &Path| matches!(relay_local::private_fs::shared_access(p), Ok(Some(_)));
+    if shared(data_dir) || shared(&db) {
+        return None;
+    }
     let file = db.clone();
     let checked = tokio::task::spawn_blocking(move || {
         relay_local::SqliteRecordStore::quick_check_file(&file)

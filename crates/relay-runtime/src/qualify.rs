@@ -728,7 +728,12 @@ fn mode_of(path: &Path) -> std::io::Result<u32> {
 
 #[cfg(not(unix))]
 fn mode_of(path: &Path) -> std::io::Result<u32> {
-    std::fs::metadata(path).map(|_| 0o700)
+    // No Unix modes here: say so rather than report a mode that was never read.
+    std::fs::metadata(path)?;
+    Err(std::io::Error::new(
+        std::io::ErrorKind::Unsupported,
+        "file permissions are not checked on this platform yet",
+    ))
 }
 
 fn iq_data_dir(data_dir: &Path, fresh: bool) -> Check {
@@ -738,17 +743,28 @@ fn iq_data_dir(data_dir: &Path, fresh: bool) -> Check {
         c.note("no relay.db before this run: initialized as `relay-edge run` would");
         return c;
     }
-    for (what, path) in [
-        ("data directory", data_dir.to_path_buf()),
-        ("relay.db", data_dir.join("relay.db")),
+    // Owner-only, as the relay creates them and as it requires at start: these hold the trail,
+    // the password hashes and the anchors.
+    for (what, path, required) in [
+        ("data directory", data_dir.to_path_buf(), true),
+        ("relay.db", data_dir.join("relay.db"), true),
+        ("relay.db-wal", data_dir.join("relay.db-wal"), false),
+        ("anchors directory", data_dir.join("anchors"), false),
+        ("exports directory", data_dir.join("exports"), false),
     ] {
+        if !required && !path.exists() {
+            continue;
+        }
         match mode_of(&path) {
             Ok(mode) => {
                 c.note(format!("{what} mode {mode:04o}"));
-                if mode & 0o002 != 0 {
-                    c.fail(format!("{what} is writable by every user"));
-                } else if mode & 0o020 != 0 {
-                    c.warn(format!("{what} is group-writable"));
+                if mode & 0o077 != 0 {
+                    c.fail(format!(
+                        "{what} is accessible to group or others (mode {mode:04o}); it must be \
+                         owner-only: chmod {} {}",
+                        if path.is_dir() { "700" } else { "600" },
+                        path.display()
+                    ));
                 }
             }
             Err(e) => c.fail(format!("{what} cannot be read: {e}")),
