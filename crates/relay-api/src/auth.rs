@@ -358,12 +358,38 @@ impl ApiState {
     }
 
     /// Checks `password` (and TOTP when enrolled) for `account` as part of `during`: lockout
-    /// first (429), then the password; a failure is counted and answered 401.
+    /// first (429), then the password; a failure is counted and answered 401. `account` is
+    /// replaced by the account as stored now.
     pub(crate) async fn check_credentials(
         &self,
         account: &mut Account,
         password: &Password,
         totp: Option<&str>,
+        now: Timestamp,
+        during: &'static str,
+    ) -> Result<(), ApiError> {
+        self.check(account, password, Some(totp), now, during).await
+    }
+
+    /// [`check_credentials`](Self::check_credentials) without the second factor: for enrolling
+    /// a new one, where the old one may be lost.
+    pub(crate) async fn check_password_only(
+        &self,
+        account: &mut Account,
+        password: &Password,
+        now: Timestamp,
+        during: &'static str,
+    ) -> Result<(), ApiError> {
+        self.check(account, password, None, now, during).await
+    }
+
+    /// The check; `totp` is `None` when the second factor is not asked for, `Some(code)` when
+    /// it is (and the account has one).
+    async fn check(
+        &self,
+        account: &mut Account,
+        password: &Password,
+        totp: Option<Option<&str>>,
         now: Timestamp,
         during: &'static str,
     ) -> Result<(), ApiError> {
@@ -398,14 +424,15 @@ impl ApiState {
                 .count_failure(&account.username, now, during, answer)
                 .await);
         }
-        if let Some(secret) = &account.totp_secret {
+        if let (Some(stored), Some(totp)) = (&account.totp_secret, totp) {
             let Some(code) = totp else {
                 return Err(ApiError::unauthorized(
                     "totp_required",
                     "this account needs a TOTP code",
                 ));
             };
-            if !totp_matches(secret, code, now) {
+            let secret = self.open_totp(&account.username, stored).await?;
+            if !totp_matches(&secret, code, now) {
                 let answer = ApiError::unauthorized("invalid_totp", "the TOTP code is wrong");
                 return Err(self
                     .count_failure(&account.username, now, during, answer)
@@ -413,6 +440,39 @@ impl ApiState {
             }
         }
         self.clear_failures(account).await
+    }
+
+    /// Seals the base32 TOTP `secret` of `username` for the account store.
+    pub(crate) async fn seal_totp(
+        &self,
+        username: &Username,
+        secret: &str,
+    ) -> Result<TotpSecret, ApiError> {
+        let key = crate::totp_seal::current_key(self.parts().secrets.as_ref()).await?;
+        crate::totp_seal::seal(&key, username, secret)
+    }
+
+    /// Opens the stored TOTP secret of `username`. A value that is not sealed, or does not open,
+    /// was written into the store by hand: refused (500 with the detail in the log, never a
+    /// login on it).
+    pub(crate) async fn open_totp(
+        &self,
+        username: &Username,
+        stored: &TotpSecret,
+    ) -> Result<TotpSecret, ApiError> {
+        let opened = match crate::totp_seal::key_id_of(stored) {
+            Ok(id) => {
+                match crate::totp_seal::key_version(self.parts().secrets.as_ref(), &id).await {
+                    Ok(key) => crate::totp_seal::open(&key, username, stored),
+                    Err(e) => Err(e),
+                }
+            }
+            Err(e) => Err(e),
+        };
+        opened.map_err(|e| {
+            tracing::error!(username = %username, error = %e, "TOTP secret refused");
+            ApiError::internal("the stored TOTP secret cannot be used", &e)
+        })
     }
 
     /// The answer to credentials for a username that does not exist: the same work (a password

@@ -34,6 +34,7 @@ mod openapi;
 mod password_gate;
 mod signatures;
 mod state;
+mod totp_seal;
 mod ui;
 mod verify;
 

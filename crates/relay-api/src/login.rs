@@ -4,7 +4,7 @@
 use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
-use relay_domain::ports::{Account, AccountStoreError, Role, TotpSecret, Username};
+use relay_domain::ports::{Account, AccountStoreError, Role, Username};
 use relay_domain::{ActorSource, EventKind, Subject, Timestamp, TrailId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -470,9 +470,8 @@ pub(crate) async fn enrol_totp(
     let now = state.now().await?;
     // Enrolment replaces a factor: the password alone is checked (a lost phone is the case).
     let mut check = user.account.clone();
-    check.totp_secret = None;
     state
-        .check_credentials(&mut check, &req.password, None, now, "totp_enrolment")
+        .check_password_only(&mut check, &req.password, now, "totp_enrolment")
         .await?;
     let mut account = state
         .parts()
@@ -492,7 +491,7 @@ pub(crate) async fn enrol_totp(
         }
     };
     let before = account.clone();
-    account.totp_secret = Some(TotpSecret::new(secret.clone()));
+    account.totp_secret = Some(state.seal_totp(&account.username, &secret).await?);
     state.parts().accounts.update(&account).await?;
     let recorded = state
         .append_event(

@@ -64,6 +64,9 @@ pub enum ApiStartError {
     /// A password hash could not be computed (Argon2 misconfigured).
     #[error("cannot compute password hashes: {0}")]
     Hashing(String),
+    /// TOTP secrets stored in clear could not be sealed.
+    #[error("cannot seal the stored TOTP secrets: {0}")]
+    TotpSeal(String),
 }
 
 /// The API's shared state; cheap to clone.
@@ -108,6 +111,43 @@ pub(crate) struct Inner {
     )>,
 }
 
+/// Seals every TOTP secret still stored in clear (enrolled before sealing existed), so none
+/// stays readable in the account store.
+async fn seal_clear_totp_secrets(parts: &ApiParts) -> Result<(), ApiStartError> {
+    let failed = |e: &dyn std::error::Error| ApiStartError::TotpSeal(e.to_string());
+    let accounts = parts.accounts.list().await.map_err(|e| failed(&e))?;
+    let clear: Vec<_> = accounts
+        .into_iter()
+        .filter(|a| {
+            a.totp_secret
+                .as_ref()
+                .is_some_and(|t| !crate::totp_seal::is_sealed(t))
+        })
+        .collect();
+    if clear.is_empty() {
+        return Ok(());
+    }
+    let key = crate::totp_seal::current_key(parts.secrets.as_ref())
+        .await
+        .map_err(|e| ApiStartError::TotpSeal(e.message))?;
+    for mut account in clear {
+        let Some(plain) = account.totp_secret.take() else {
+            continue;
+        };
+        account.totp_secret = Some(
+            crate::totp_seal::seal(&key, &account.username, plain.expose())
+                .map_err(|e| ApiStartError::TotpSeal(e.message))?,
+        );
+        parts
+            .accounts
+            .update(&account)
+            .await
+            .map_err(|e| failed(&e))?;
+        tracing::info!(username = %account.username, "TOTP secret sealed at rest");
+    }
+    Ok(())
+}
+
 impl ApiState {
     /// Loads (or creates) the token key and prepares the state.
     pub async fn new(parts: ApiParts) -> Result<Self, ApiStartError> {
@@ -128,6 +168,7 @@ impl ApiState {
             .await
             .map_err(|e| ApiStartError::Hashing(e.to_string()))?
             .map_err(|e| ApiStartError::Hashing(e.to_string()))?;
+        seal_clear_totp_secrets(&parts).await?;
         let sessions = Sessions::new(parts.config.session_idle_timeout);
         Ok(Self {
             inner: Arc::new(Inner {

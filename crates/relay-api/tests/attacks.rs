@@ -979,3 +979,94 @@ async fn unknown_users_and_wrong_passwords_get_the_same_answer() {
     // The account exists, so the identical answer above hides which part was wrong.
     assert_eq!(relay.account("rita").await.full_name, "Rita Reviewer");
 }
+
+fn totp_code(secret: &str) -> String {
+    let bytes = totp_rs::Secret::Encoded(secret.to_owned())
+        .to_bytes()
+        .unwrap();
+    totp_rs::TOTP::new(totp_rs::Algorithm::SHA1, 6, 1, 30, bytes)
+        .unwrap()
+        .generate(now_secs())
+}
+
+// REQ: R10.3
+#[tokio::test]
+async fn totp_secrets_are_sealed_at_rest_and_one_written_in_clear_by_hand_is_never_used() {
+    // The finding: another local user read a plaintext TOTP secret out of relay.db.
+    let relay = Relay::start().await;
+    let admin = relay.register_admin("ada").await;
+    let (s, _, b) = relay
+        .call(
+            Method::POST,
+            "/api/v1/auth/totp",
+            Some(&admin),
+            Some(json!({"password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    let secret = b["secret"].as_str().unwrap().to_owned();
+    let stored = relay.account("ada").await.totp_secret.unwrap();
+    assert!(stored.expose().starts_with("sealed:v1:"), "stored in clear");
+    assert!(!stored.expose().contains(&secret), "stored in clear");
+    let login = |code: String| {
+        let relay = &relay;
+        async move {
+            relay
+                .call(
+                    Method::POST,
+                    "/api/v1/auth/login",
+                    None,
+                    Some(json!({"username": "ada", "password": PASSWORD, "totp": code})),
+                )
+                .await
+        }
+    };
+    let (s, _, b) = login(totp_code(&secret)).await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+
+    // Someone with write access to the store replaces it with a secret of their own, in
+    // clear: it is never used (a code from it does not log in).
+    let own = "JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP";
+    let mut tampered = relay.account("ada").await;
+    tampered.totp_secret = Some(relay_domain::ports::TotpSecret::new(own.to_owned()));
+    relay.adapters.accounts.update(&tampered).await.unwrap();
+    let (s, _, b) = login(totp_code(own)).await;
+    assert_ne!(s, StatusCode::OK, "{b}");
+    // Moving ada's sealed secret onto another account does not open there either.
+    relay
+        .create(&admin, "bob", "Bob Reviewer", "reviewer")
+        .await;
+    let mut bob = relay.account("bob").await;
+    bob.totp_secret = Some(stored.clone());
+    relay.adapters.accounts.update(&bob).await.unwrap();
+    let (s, _, b) = relay
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "bob", "password": PASSWORD, "totp": totp_code(&secret)})),
+        )
+        .await;
+    assert_ne!(s, StatusCode::OK, "{b}");
+
+    // A secret enrolled before sealing existed (in clear) is sealed at the next start and
+    // keeps working.
+    let mut legacy = relay.account("ada").await;
+    legacy.totp_secret = Some(relay_domain::ports::TotpSecret::new(secret.clone()));
+    relay.adapters.accounts.update(&legacy).await.unwrap();
+    let reopened = Relay::open(relay.dir, default_config()).await;
+    let sealed = reopened.account("ada").await.totp_secret.unwrap();
+    assert!(
+        sealed.expose().starts_with("sealed:v1:"),
+        "not sealed at start"
+    );
+    let (s, _, b) = reopened
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "ada", "password": PASSWORD, "totp": totp_code(&secret)})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+}
