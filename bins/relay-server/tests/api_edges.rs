@@ -851,3 +851,210 @@ async fn parallel_wrong_passwords_all_count_and_no_answer_tells_which_names_exis
         assert_eq!(v["error"]["code"], "invalid_credentials", "{v}");
     }
 }
+
+fn propose(port: u16, token: &str, setting: &str, value: Value) -> String {
+    let (status, v) = call(
+        port,
+        "POST",
+        "/api/v1/changes",
+        Some(token),
+        Some(json!({"setting": setting, "value": value, "reason": "test of four eyes"})),
+    );
+    assert_eq!(status, 201, "{v}");
+    v["id"].as_str().unwrap().to_owned()
+}
+
+fn approve(port: u16, token: &str, id: &str) -> (u16, Value) {
+    call(
+        port,
+        "POST",
+        &format!("/api/v1/changes/{id}/approve"),
+        Some(token),
+        Some(json!({"password": PASSWORD, "reason": "checked"})),
+    )
+}
+
+// REQ: R3.2
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_administrator_cannot_take_privileged_account_actions_alone() {
+    // The finding: one admin POSTed a second admin account it controlled and approved its own
+    // proposals with it; reset another admin's password and logged in as them; disabled
+    // another admin. Each now needs a second administrator who existed when it was proposed
+    // and whom it does not concern; the only admin may create one more alone, with a reason.
+    let mut srv = server("");
+    let port = srv.port;
+    srv.proc.start();
+    wait_healthy(port, &mut srv.proc);
+    let tokens = accounts(port);
+    let ada = tokens["admin"].clone();
+    let admin_body = |user: &str, reason: Option<&str>| {
+        let mut v = json!({"username": user, "full_name": format!("{user} admin"),
+            "password": PASSWORD, "role": "admin"});
+        if let Some(r) = reason {
+            v["reason"] = json!(r);
+        }
+        v
+    };
+    let login = |user: &str| {
+        let (status, v) = call(
+            port,
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": user, "password": PASSWORD})),
+        );
+        assert_eq!(status, 200, "login {user}: {v}");
+        v["token"].as_str().unwrap().to_owned()
+    };
+
+    // The bootstrap: the only admin creates a second one alone, with a reason, flagged.
+    let (s, v) = call(
+        port,
+        "POST",
+        "/api/v1/accounts",
+        Some(&ada),
+        Some(admin_body("mallory", None)),
+    );
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (422, Some("reason_required")),
+        "{v}"
+    );
+    let (s, v) = call(
+        port,
+        "POST",
+        "/api/v1/accounts",
+        Some(&ada),
+        Some(admin_body(
+            "mallory",
+            Some("second administrator for four-eyes"),
+        )),
+    );
+    assert_eq!(s, 201, "{v}");
+    let registered = relay_events(port, &ada, "REGISTER");
+    let boot = registered
+        .iter()
+        .find(|e| e["payload"]["username"] == "mallory")
+        .unwrap_or_else(|| panic!("{registered:?}"));
+    assert_eq!(boot["payload"]["bootstrap"], "second_admin", "{boot}");
+    let mallory = login("mallory");
+    // From now on a third admin needs four eyes, whoever asks.
+    for creator in [&ada, &mallory] {
+        let (s, v) = call(
+            port,
+            "POST",
+            "/api/v1/accounts",
+            Some(creator),
+            Some(admin_body("trudy", Some("why not"))),
+        );
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (403, Some("four_eyes_required")),
+            "{v}"
+        );
+    }
+    // Reset-then-login and disabling another admin are refused alone.
+    let (s, v) = call(
+        port,
+        "PATCH",
+        "/api/v1/accounts/mallory",
+        Some(&ada),
+        Some(json!({"reset_password": "a password ada knows"})),
+    );
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (403, Some("four_eyes_required")),
+        "{v}"
+    );
+    let (s, v) = call(
+        port,
+        "PATCH",
+        "/api/v1/accounts/mallory",
+        Some(&ada),
+        Some(json!({"disabled": true})),
+    );
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (403, Some("four_eyes_required")),
+        "{v}"
+    );
+
+    // A request made before an approver existed, or concerning the approver, is not theirs.
+    let disable_mallory = propose(
+        port,
+        &ada,
+        "account_status",
+        json!({"username": "mallory", "disabled": true}),
+    );
+    let (s, v) = approve(port, &mallory, &disable_mallory);
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (403, Some("concerns_approver")),
+        "{v}"
+    );
+    let create_carol = propose(
+        port,
+        &ada,
+        "account_create",
+        json!({"username": "carol", "full_name": "Carol Admin", "role": "admin"}),
+    );
+    let (s, v) = approve(port, &ada, &create_carol);
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (403, Some("self_approval")),
+        "{v}"
+    );
+    let (s, v) = approve(port, &mallory, &create_carol);
+    assert_eq!(s, 200, "{v}");
+    let temporary = v["applied"]["temporary_password"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Carol's first login must change the password the two admins saw.
+    let (s, v) = call(
+        port,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(json!({"username": "carol", "password": temporary})),
+    );
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (403, Some("password_expired")),
+        "{v}"
+    );
+    let (s, v) = call(
+        port,
+        "POST",
+        "/api/v1/auth/password",
+        None,
+        Some(json!({"username": "carol", "old_password": temporary, "new_password": PASSWORD})),
+    );
+    assert_eq!(s, 204, "{v}");
+    let carol = login("carol");
+    // Carol was approved into existence after ada proposed disabling mallory: not hers.
+    let (s, v) = approve(port, &carol, &disable_mallory);
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (403, Some("approver_newer_than_request")),
+        "{v}"
+    );
+    // A request carol saw proposed is hers to approve; then mallory is disabled.
+    let disable_again = propose(
+        port,
+        &ada,
+        "account_status",
+        json!({"username": "mallory", "disabled": true}),
+    );
+    let (s, v) = approve(port, &carol, &disable_again);
+    assert_eq!(s, 200, "{v}");
+    assert_eq!(v["applied"]["disabled"], true, "{v}");
+    let (s, _) = call(
+        port,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(json!({"username": "mallory", "password": PASSWORD})),
+    );
+    assert_eq!(s, 401, "a disabled admin cannot log in");
+}

@@ -437,7 +437,7 @@ fn four_eyes_change(port: u16) -> String {
     let call = |method, path: &str, token: Option<&str>, body: serde_json::Value| {
         common::http_json(port, method, path, token, Some(&body))
     };
-    let account = |name: &str, full: &str| serde_json::json!({"username": name, "full_name": full, "password": PASSWORD, "role": "admin"});
+    let account = |name: &str, full: &str| serde_json::json!({"username": name, "full_name": full, "password": PASSWORD, "role": "admin", "reason": "a second administrator for four-eyes"});
     let (s, b) = call(
         "POST",
         "/api/v1/auth/register",

@@ -42,7 +42,7 @@ pub(crate) async fn list_accounts(
     responses(
         (status = 201, description = "Created", body = AccountView),
         (status = 401, description = "Not logged in", body = ErrorBody),
-        (status = 403, description = "Not an admin, or registration closed", body = ErrorBody),
+        (status = 403, description = "Not an admin, registration closed, or an administrator that needs four eyes (`four_eyes_required`)", body = ErrorBody),
         (status = 409, description = "The username is taken", body = ErrorBody),
         (status = 422, description = "Invalid fields or weak password", body = ErrorBody),
     ),
@@ -82,7 +82,7 @@ pub struct AccountPatch {
     responses(
         (status = 200, description = "Changed", body = AccountView),
         (status = 401, description = "Not logged in", body = ErrorBody),
-        (status = 403, description = "Not an admin, or an admin changing their own role or status", body = ErrorBody),
+        (status = 403, description = "Not an admin, an admin changing their own role or status, or a privileged change that needs four eyes (`four_eyes_required`)", body = ErrorBody),
         (status = 404, description = "No such account", body = ErrorBody),
         (status = 422, description = "Nothing to change, or invalid values", body = ErrorBody),
     ),
@@ -138,6 +138,13 @@ pub(crate) async fn patch(
                 "an administrator cannot disable themselves",
             ));
         }
+        if before.role == Role::Admin && state.change_store().is_some() {
+            return Err(crate::four_eyes::required(
+                "disabling or re-enabling an administrator",
+                "account_status",
+                "{\"username\", \"disabled\"}",
+            ));
+        }
         after.disabled = disabled;
         changes.insert("disabled".into(), serde_json::json!(disabled));
     }
@@ -158,6 +165,17 @@ pub(crate) async fn patch(
         }
     }
     if let Some(password) = &req.reset_password {
+        if !own
+            && crate::four_eyes::reset_needs_four_eyes(&before)
+            && state.change_store().is_some()
+        {
+            // Whoever sets an administrator's or a signer's password can act as them.
+            return Err(crate::four_eyes::required(
+                "resetting the password of an administrator or a reviewer",
+                "account_password_reset",
+                "{\"username\"}",
+            ));
+        }
         check_password_policy(state.config(), &username, password)?;
         after.password_hash = hash_password(password).await?;
         // An administrator-set password is known to two people: the owner must change it.

@@ -61,7 +61,10 @@ impl Default for ChangeTargets {
             .into_iter()
             .map(|s| {
                 let a = match s {
-                    ChangeSetting::AccountRole => Applies::Now,
+                    ChangeSetting::AccountRole
+                    | ChangeSetting::AccountCreate
+                    | ChangeSetting::AccountPasswordReset
+                    | ChangeSetting::AccountStatus => Applies::Now,
                     ChangeSetting::IngestToken => Applies::NotHere(
                         "ingest tokens are issued and revoked on the server of record, whose \
                          ingest endpoint checks them"
@@ -412,6 +415,7 @@ pub(crate) async fn approve(
             "a change must be approved by a different administrator than its proposer (four-eyes)",
         ));
     }
+    crate::four_eyes::check_approver(&user.account, &request)?;
     let now = state.now().await?;
     if request.state != ChangeState::Pending {
         return Err(ChangeStoreError::NotPending {
@@ -485,6 +489,29 @@ pub(crate) async fn approve(
     Ok(Json(view))
 }
 
+/// The text of `key` in a change value ("" when absent).
+fn text<'a>(value: &'a serde_json::Value, key: &str) -> &'a str {
+    value
+        .get(key)
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("")
+}
+
+/// The role a change value's `role` names.
+fn role_of(value: &serde_json::Value) -> Result<Role, ApiError> {
+    serde_json::from_value(serde_json::Value::String(text(value, "role").to_owned())).map_err(
+        |_| {
+            ApiError::unprocessable(
+                "invalid_value",
+                format!(
+                    "unknown role {:?} (operator, reviewer, admin, auditor)",
+                    text(value, "role")
+                ),
+            )
+        },
+    )
+}
+
 /// The account an `account_role` value names, and the role it asks for.
 fn role_change(
     value: &serde_json::Value,
@@ -530,6 +557,28 @@ async fn check_target(
                 return Err(ApiError::forbidden(
                     "own_role",
                     "an administrator cannot approve a change of their own role",
+                ));
+            }
+            Ok(())
+        }
+        ChangeSetting::AccountCreate => {
+            let username = crate::login::parse_username(text(value, "username"))?;
+            crate::login::check_full_name(text(value, "full_name"))?;
+            role_of(value)?;
+            if state.parts().accounts.get(&username).await?.is_some() {
+                return Err(ApiError::unprocessable(
+                    "invalid_value",
+                    format!("account_create: account {username} already exists"),
+                ));
+            }
+            Ok(())
+        }
+        ChangeSetting::AccountPasswordReset | ChangeSetting::AccountStatus => {
+            let username = crate::login::parse_username(text(value, "username"))?;
+            if state.parts().accounts.get(&username).await?.is_none() {
+                return Err(ApiError::unprocessable(
+                    "invalid_value",
+                    format!("{setting}: no account {username}"),
                 ));
             }
             Ok(())
@@ -656,11 +705,14 @@ async fn apply_now(
                 },
             }))
         }
+        ChangeSetting::AccountCreate
+        | ChangeSetting::AccountPasswordReset
+        | ChangeSetting::AccountStatus => crate::four_eyes_apply::apply(state, user, change).await,
         _ => Ok(serde_json::Value::Null),
     }
 }
 
-fn apply_failed(change: &ChangeRequest, why: &str) -> ApiError {
+pub(crate) fn apply_failed(change: &ChangeRequest, why: &str) -> ApiError {
     tracing::error!(change = %change.id, setting = %change.setting, why, "an approved change could not be applied");
     ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,

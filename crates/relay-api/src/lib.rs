@@ -28,6 +28,8 @@ mod error;
 mod events;
 mod exports;
 mod extract;
+mod four_eyes;
+mod four_eyes_apply;
 mod ingest;
 mod login;
 mod openapi;

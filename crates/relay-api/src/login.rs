@@ -29,6 +29,10 @@ pub struct RegisterRequest {
     /// `operator`, `reviewer`, `admin` or `auditor` (the first account must be `admin`).
     #[schema(value_type = String, example = "reviewer")]
     pub role: Role,
+    /// Why: required when the only administrator creates the second one (the bootstrap of
+    /// four-eyes, recorded with this reason).
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// An account as shown to administrators (no hash, no TOTP secret).
@@ -75,7 +79,7 @@ pub(crate) fn parse_username(s: &str) -> Result<Username, ApiError> {
     Username::new(s).map_err(|e| ApiError::unprocessable("invalid_username", e.to_string()))
 }
 
-fn check_full_name(s: &str) -> Result<String, ApiError> {
+pub(crate) fn check_full_name(s: &str) -> Result<String, ApiError> {
     let t = s.trim();
     if t.is_empty() || t.len() > 200 || t.chars().any(char::is_control) {
         return Err(ApiError::unprocessable(
@@ -108,6 +112,12 @@ pub(crate) async fn create_account(
     check_password_policy(state.config(), &username, &req.password)?;
     let now = state.now().await?;
     let bootstrap = by.is_none();
+    let second_admin = match by {
+        Some(admin) if req.role == Role::Admin => Some(
+            crate::four_eyes::second_admin_bootstrap(state, admin, req.reason.as_deref()).await?,
+        ),
+        _ => None,
+    };
     if bootstrap {
         // Cheap early answer; `create_first` below is the atomic check.
         if state.parts().accounts.count().await? > 0 {
@@ -163,12 +173,17 @@ pub(crate) async fn create_account(
         Some(admin) => (admin.username().as_str().to_owned(), ActorSource::Token),
         None => (username.as_str().to_owned(), ActorSource::RelayLogin),
     };
-    let payload = serde_json::json!({
+    let mut payload = serde_json::json!({
         "username": username.as_str(),
         "full_name": account.full_name,
         "role": account.role.as_str(),
         "bootstrap": bootstrap,
     });
+    if let Some(reason) = &second_admin {
+        // The one privileged action one administrator may take alone: flagged for review.
+        payload["bootstrap"] = serde_json::json!("second_admin");
+        payload["reason"] = serde_json::json!(reason);
+    }
     if let Err(e) = state
         .append_event(
             TrailId::relay(),

@@ -761,34 +761,100 @@ async fn an_admin_cannot_change_their_own_role_or_disable_themselves() {
     assert_eq!(s, StatusCode::FORBIDDEN);
 }
 
+// REQ: R3.2
 #[tokio::test]
 async fn a_reset_password_must_be_changed_before_login() {
     let (relay, admin, _) = staffed().await;
-    let (s, _, _) = relay
+    // An operator's password an administrator may reset alone; it is temporary.
+    let (s, _, b) = relay
         .call(
             Method::PATCH,
-            "/api/v1/accounts/rita",
+            "/api/v1/accounts/otto",
             Some(&admin),
             Some(json!({"reset_password": "temporary pass 1"})),
         )
         .await;
-    assert_eq!(s, StatusCode::OK);
+    assert_eq!(s, StatusCode::OK, "{b}");
     let (s, _, b) = relay
         .call(
             Method::POST,
             "/api/v1/auth/login",
             None,
-            Some(json!({"username": "rita", "password": "temporary pass 1"})),
+            Some(json!({"username": "otto", "password": "temporary pass 1"})),
         )
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
     assert_eq!(b["error"]["code"], "password_expired");
     let (s, _, b) = relay
         .call(Method::POST, "/api/v1/auth/password", None,
-            Some(json!({"username": "rita", "old_password": "temporary pass 1", "new_password": "my own new secret"})))
+            Some(json!({"username": "otto", "old_password": "temporary pass 1", "new_password": "my own new secret"})))
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
-    relay.login("rita", "my own new secret").await;
+    relay.login("otto", "my own new secret").await;
+
+    // A signer's (reviewer's) password only through four eyes: the finding was an
+    // administrator resetting another's password and logging in as them.
+    let (s, _, b) = relay
+        .call(
+            Method::PATCH,
+            "/api/v1/accounts/rita",
+            Some(&admin),
+            Some(json!({"reset_password": "temporary pass 2"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert_eq!(b["error"]["code"], "four_eyes_required");
+    relay.create(&admin, "bob", "Bob Admin", "admin").await;
+    let bob = relay.login("bob", PASSWORD).await;
+    let (s, _, proposal) = relay
+        .call(
+            Method::POST,
+            "/api/v1/changes",
+            Some(&admin),
+            Some(json!({"setting": "account_password_reset", "value": {"username": "rita"}, "reason": "forgotten"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{proposal}");
+    let id = proposal["id"].as_str().unwrap();
+    let (s, _, approved) = relay
+        .call(
+            Method::POST,
+            &format!("/api/v1/changes/{id}/approve"),
+            Some(&bob),
+            Some(json!({"password": PASSWORD, "reason": "verified by phone"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{approved}");
+    let temporary = approved["applied"]["temporary_password"].as_str().unwrap();
+    let (s, _, b) = relay
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "rita", "password": temporary})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
+    assert_eq!(b["error"]["code"], "password_expired");
+    let (s, _, b) = relay
+        .call(Method::POST, "/api/v1/auth/password", None,
+            Some(json!({"username": "rita", "old_password": temporary, "new_password": "rita's own secret"})))
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    relay.login("rita", "rita's own secret").await;
+    let changed = relay.records_of("_relay", "ACCOUNT_CHANGED").await;
+    let reset = changed
+        .iter()
+        .map(|r| r.payload.as_str().to_owned())
+        .find(|p| p.contains(id))
+        .expect("the approved reset is recorded with its change id");
+    assert!(reset.contains("password_reset"), "{reset}");
+    assert!(
+        changed
+            .iter()
+            .all(|r| !r.payload.as_str().contains(temporary)),
+        "the temporary password was recorded"
+    );
 }
 
 // REQ: R3.3

@@ -396,9 +396,9 @@ document.addEventListener("DOMContentLoaded", () => {
     await loadChanges();
   }));
   $("create-account-form").addEventListener("submit", guard(async () => {
-    await api("POST", "/accounts", { username: $("new-username").value.trim(), full_name: $("new-fullname").value, password: $("new-password").value, role: $("new-role").value });
+    await api("POST", "/accounts", { username: $("new-username").value.trim(), full_name: $("new-fullname").value, password: $("new-password").value, role: $("new-role").value, reason: $("new-reason").value.trim() || undefined });
     notice("Account " + $("new-username").value.trim() + " created.");
-    $("new-username").value = ""; $("new-fullname").value = ""; $("new-password").value = "";
+    $("new-username").value = ""; $("new-fullname").value = ""; $("new-password").value = ""; $("new-reason").value = "";
     await loadAccounts();
   }));
   const saved = sessionStorage.getItem("relay-token");

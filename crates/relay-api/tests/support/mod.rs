@@ -236,7 +236,8 @@ impl Relay {
                 Method::POST,
                 "/api/v1/accounts",
                 Some(admin),
-                Some(json!({"username": username, "full_name": full_name, "password": PASSWORD, "role": role})),
+                // A reason is needed when the only administrator creates the second one.
+                Some(json!({"username": username, "full_name": full_name, "password": PASSWORD, "role": role, "reason": "a second administrator for four-eyes"})),
             )
             .await;
         assert_eq!(s, StatusCode::CREATED, "{b}");

@@ -38,6 +38,14 @@ pub enum ChangeSetting {
     IngestToken,
     /// An account's role: `{"username": "...", "role": "..."}`.
     AccountRole,
+    /// A new account with a privileged role (admin, reviewer):
+    /// `{"username": "...", "full_name": "...", "role": "..."}`. Created with a temporary
+    /// password the approver receives once; the owner must change it at the first login.
+    AccountCreate,
+    /// A new temporary password for another user's account: `{"username": "..."}`.
+    AccountPasswordReset,
+    /// Disabling or re-enabling an administrator: `{"username": "...", "disabled": true}`.
+    AccountStatus,
     /// Whether registration is closed (a JSON boolean).
     RegistrationClosed,
     /// Accept the configuration found at start-up as the approved one after a `CONFIG_DRIFT`
@@ -47,7 +55,7 @@ pub enum ChangeSetting {
 
 impl ChangeSetting {
     /// Every setting, in a stable order.
-    pub const ALL: [ChangeSetting; 9] = [
+    pub const ALL: [ChangeSetting; 12] = [
         ChangeSetting::WatchRoots,
         ChangeSetting::SettleMs,
         ChangeSetting::NotaryTarget,
@@ -55,6 +63,9 @@ impl ChangeSetting {
         ChangeSetting::RetentionDays,
         ChangeSetting::IngestToken,
         ChangeSetting::AccountRole,
+        ChangeSetting::AccountCreate,
+        ChangeSetting::AccountPasswordReset,
+        ChangeSetting::AccountStatus,
         ChangeSetting::RegistrationClosed,
         ChangeSetting::ConfigBaseline,
     ];
@@ -69,6 +80,9 @@ impl ChangeSetting {
             ChangeSetting::RetentionDays => "retention_days",
             ChangeSetting::IngestToken => "ingest_token",
             ChangeSetting::AccountRole => "account_role",
+            ChangeSetting::AccountCreate => "account_create",
+            ChangeSetting::AccountPasswordReset => "account_password_reset",
+            ChangeSetting::AccountStatus => "account_status",
             ChangeSetting::RegistrationClosed => "registration_closed",
             ChangeSetting::ConfigBaseline => "config_baseline",
         }
@@ -96,6 +110,16 @@ impl ChangeSetting {
                 value.get("username").and_then(Value::as_str).is_some()
                     && value.get("role").and_then(Value::as_str).is_some()
             }
+            ChangeSetting::AccountCreate => ["username", "full_name", "role"]
+                .iter()
+                .all(|k| value.get(k).and_then(Value::as_str).is_some()),
+            ChangeSetting::AccountPasswordReset => {
+                value.get("username").and_then(Value::as_str).is_some()
+            }
+            ChangeSetting::AccountStatus => {
+                value.get("username").and_then(Value::as_str).is_some()
+                    && value.get("disabled").and_then(Value::as_bool).is_some()
+            }
             ChangeSetting::RegistrationClosed => value.is_boolean(),
             ChangeSetting::ConfigBaseline => value.as_str().is_some_and(|s| {
                 s.strip_prefix("sha256:")
@@ -115,6 +139,13 @@ impl ChangeSetting {
                     "{\"source\": \"...\", \"action\": \"issue\" | \"revoke\"}"
                 }
                 ChangeSetting::AccountRole => "{\"username\": \"...\", \"role\": \"...\"}",
+                ChangeSetting::AccountCreate => {
+                    "{\"username\": \"...\", \"full_name\": \"...\", \"role\": \"...\"}"
+                }
+                ChangeSetting::AccountPasswordReset => "{\"username\": \"...\"}",
+                ChangeSetting::AccountStatus => {
+                    "{\"username\": \"...\", \"disabled\": true | false}"
+                }
                 ChangeSetting::RegistrationClosed => "true or false",
                 ChangeSetting::ConfigBaseline => "\"sha256:<64 hex digits>\"",
             }
