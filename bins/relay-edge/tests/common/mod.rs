@@ -74,11 +74,22 @@ pub fn records(data: &Path, trail: &str) -> Vec<Record> {
         .build()
         .unwrap();
     rt.block_on(async {
-        // Read-only: a running relay's appends neither wait for the test nor make it fail.
-        let store =
-            SqliteRecordStore::open_read_only(&data.join("relay.db"), Duration::from_secs(30))
-                .await
-                .unwrap();
+        // Read-only: a running relay's appends neither wait for the test nor make it fail. A
+        // relay that is starting has created relay.db but may not have committed its schema
+        // yet (version 0): wait for that condition, not for a time.
+        let db = data.join("relay.db");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let store = loop {
+            match SqliteRecordStore::open_read_only(&db, Duration::from_secs(30)).await {
+                Ok(store) => break store,
+                Err(e)
+                    if e.to_string().contains("schema version 0") && Instant::now() < deadline =>
+                {
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("cannot read {}: {e}", db.display()),
+            }
+        };
         let mut out = Vec::new();
         store
             .for_each_record(&TrailId::new(trail).unwrap(), 1000, |r| {

@@ -183,12 +183,27 @@ pub async fn local_records(data_dir: &Path, trail: &str) -> Vec<Record> {
 /// read-write open migrates under SQLite's write lock, which a busy relay can hold longer
 /// than the busy timeout).
 pub async fn read_only_store(data_dir: &Path) -> relay_local::SqliteRecordStore {
-    relay_local::SqliteRecordStore::open_read_only(
-        &data_dir.join("relay.db"),
-        Duration::from_secs(30),
-    )
-    .await
-    .unwrap()
+    // A relay that is starting has created relay.db but may not have committed its schema
+    // yet (version 0): wait for that condition, not for a time.
+    let db = data_dir.join("relay.db");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    loop {
+        match relay_local::SqliteRecordStore::open_read_only(
+            &db,
+            std::time::Duration::from_secs(30),
+        )
+        .await
+        {
+            Ok(store) => return store,
+            Err(e)
+                if e.to_string().contains("schema version 0")
+                    && std::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+            Err(e) => panic!("cannot read {}: {e}", db.display()),
+        }
+    }
 }
 
 /// Every record of `trail` in `store`.
