@@ -1058,3 +1058,62 @@ async fn one_administrator_cannot_take_privileged_account_actions_alone() {
     );
     assert_eq!(s, 401, "a disabled admin cannot log in");
 }
+
+// REQ: R3.3, R3.4
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_refusals_and_logouts_are_chained_with_the_peer_address() {
+    // The finding: logins, logouts and failed logins never reached `_relay`.
+    let mut srv = server("");
+    let port = srv.port;
+    srv.proc.start();
+    wait_healthy(port, &mut srv.proc);
+    let tokens = accounts(port);
+    let (s, _) = call(
+        port,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(json!({"username": "Ghost\"User", "password": "whatever it is"})),
+    );
+    assert_eq!(s, 401);
+    let (s, _) = call(
+        port,
+        "POST",
+        "/api/v1/auth/logout",
+        Some(&tokens["operator"]),
+        None,
+    );
+    assert_eq!(s, 204);
+
+    let admin = &tokens["admin"];
+    let logins = relay_events(port, admin, "LOGIN");
+    let otto = logins
+        .iter()
+        .find(|e| e["payload"]["username"] == "otto")
+        .unwrap_or_else(|| panic!("no LOGIN of otto: {logins:?}"));
+    assert_eq!(otto["payload"]["role"], "operator", "{otto}");
+    assert_eq!(otto["payload"]["client"], "127.0.0.1", "{otto}");
+    assert_eq!(otto["actor"], "otto", "{otto}");
+    let session = otto["payload"]["session"].as_str().unwrap().to_owned();
+    assert_eq!(session.len(), 32, "{otto}");
+
+    let failed = relay_events(port, admin, "LOGIN_FAILED");
+    let ghost = failed
+        .iter()
+        .find(|e| e["payload"]["username"] == "Ghost\"User")
+        .unwrap_or_else(|| panic!("no LOGIN_FAILED for the typed name: {failed:?}"));
+    assert_eq!(ghost["payload"]["answer"], "invalid_credentials", "{ghost}");
+    assert_eq!(ghost["payload"]["client"], "127.0.0.1", "{ghost}");
+    assert!(
+        !ghost.to_string().contains("whatever it is"),
+        "the typed password was recorded: {ghost}"
+    );
+
+    let logouts = relay_events(port, admin, "LOGOUT");
+    assert!(
+        logouts
+            .iter()
+            .any(|e| e["payload"]["username"] == "otto" && e["payload"]["session"] == session),
+        "{logouts:?}"
+    );
+}

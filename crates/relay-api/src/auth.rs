@@ -196,7 +196,7 @@ impl ApiState {
         &self,
         username: &Username,
         now: Timestamp,
-    ) -> Result<(String, u64), ApiError> {
+    ) -> Result<(String, u64, String), ApiError> {
         let keys = &self.inner.tokens;
         let iat = secs(now);
         let exp = iat + self.config().token_ttl.as_secs();
@@ -212,8 +212,10 @@ impl ApiState {
         header.kid = Some(keys.kid.clone());
         let token = jsonwebtoken::encode(&header, &claims, &keys.encoding)
             .map_err(|e| ApiError::internal("token signing failed", &e))?;
-        self.inner.sessions.open(claims.jti, username.clone());
-        Ok((token, exp))
+        self.inner
+            .sessions
+            .open(claims.jti.clone(), username.clone());
+        Ok((token, exp, claims.jti))
     }
 
     /// Verifies a token's signature, algorithm, claims and key id.

@@ -23,6 +23,7 @@ mod accounts;
 mod auth;
 mod authz;
 mod changes;
+mod client;
 mod config;
 mod error;
 mod events;

@@ -265,18 +265,81 @@ pub struct LoginResponse {
     ))]
 pub(crate) async fn login(
     State(state): State<ApiState>,
+    client: crate::client::ClientInfo,
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
+    let typed: String = req.username.chars().take(128).collect();
     let result = login_inner(&state, req).await;
-    if let Err(e) = &result
-        && (e.status == StatusCode::UNAUTHORIZED || e.status == StatusCode::TOO_MANY_REQUESTS)
-    {
-        state.parts().metrics.login_failures.inc();
+    match &result {
+        Ok(ok) => {
+            // A session nobody can see in the trail must not exist.
+            let mut payload = client.json();
+            payload["username"] = serde_json::json!(ok.account.username);
+            payload["role"] = serde_json::json!(ok.account.role);
+            payload["session"] = serde_json::json!(ok.session_id);
+            if let Err(e) = state
+                .append_event(
+                    TrailId::relay(),
+                    EventKind::login(),
+                    &ok.account.username,
+                    ActorSource::RelayLogin,
+                    Subject::new(format!("account:{}", ok.account.username)).ok(),
+                    None,
+                    payload,
+                )
+                .await
+            {
+                state.inner.sessions.close(&ok.session_id);
+                return Err(e);
+            }
+        }
+        Err(e)
+            if e.status == StatusCode::UNAUTHORIZED
+                || e.status == StatusCode::TOO_MANY_REQUESTS =>
+        {
+            state.parts().metrics.login_failures.inc();
+            let mut payload = client.json();
+            payload["username"] = serde_json::json!(typed);
+            payload["answer"] = serde_json::json!(e.code);
+            // The refusal stands whatever happens to its record; a record that cannot be
+            // written is counted (audit_write_failures) and logged by append_event's caller.
+            if let Err(record_error) = state
+                .append_event(
+                    TrailId::relay(),
+                    EventKind::login_failed(),
+                    crate::RELAY_ACTOR,
+                    ActorSource::System,
+                    None,
+                    None,
+                    payload,
+                )
+                .await
+            {
+                tracing::error!(
+                    code = record_error.code,
+                    "a refused login could not be recorded as LOGIN_FAILED"
+                );
+            }
+        }
+        Err(_) => {}
     }
-    result.map(Json)
+    result.map(|ok| Json(ok.response))
 }
 
-async fn login_inner(state: &ApiState, req: LoginRequest) -> Result<LoginResponse, ApiError> {
+/// A login that succeeded: the answer and the session it opened.
+struct LoggedIn {
+    response: LoginResponse,
+    account: LoggedInAccount,
+    session_id: String,
+}
+
+/// Who logged in, for the `LOGIN` event.
+struct LoggedInAccount {
+    username: String,
+    role: &'static str,
+}
+
+async fn login_inner(state: &ApiState, req: LoginRequest) -> Result<LoggedIn, ApiError> {
     let now = state.now().await?;
     let invalid = || ApiError::unauthorized("invalid_credentials", "wrong username or password");
     let account = match Username::new(req.username.clone()) {
@@ -319,13 +382,20 @@ async fn login_inner(state: &ApiState, req: LoginRequest) -> Result<LoginRespons
             "the password has expired or was reset; change it with POST /api/v1/auth/password",
         ));
     }
-    let (token, expires_at) = state.issue_token(&account.username, now)?;
+    let (token, expires_at, session_id) = state.issue_token(&account.username, now)?;
     tracing::info!(username = %account.username, "logged in");
-    Ok(LoginResponse {
-        token,
-        expires_at,
-        account: AccountView::of(&account, now),
-        idle_timeout_secs: state.config().session_idle_timeout.as_secs(),
+    Ok(LoggedIn {
+        response: LoginResponse {
+            token,
+            expires_at,
+            account: AccountView::of(&account, now),
+            idle_timeout_secs: state.config().session_idle_timeout.as_secs(),
+        },
+        account: LoggedInAccount {
+            username: account.username.as_str().to_owned(),
+            role: account.role.as_str(),
+        },
+        session_id,
     })
 }
 
@@ -434,9 +504,28 @@ pub(crate) async fn restore(state: &ApiState, mut before: Account) {
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth",
     responses((status = 204, description = "Logged out"), (status = 401, description = "Not logged in", body = ErrorBody)),
     security(("bearer" = [])))]
-pub(crate) async fn logout(State(state): State<ApiState>, user: AuthUser) -> StatusCode {
+pub(crate) async fn logout(
+    State(state): State<ApiState>,
+    client: crate::client::ClientInfo,
+    user: AuthUser,
+) -> Result<StatusCode, ApiError> {
     state.inner.sessions.close(&user.jti);
-    StatusCode::NO_CONTENT
+    let mut payload = client.json();
+    payload["username"] = serde_json::json!(user.username().as_str());
+    payload["role"] = serde_json::json!(user.account.role.as_str());
+    payload["session"] = serde_json::json!(user.jti);
+    state
+        .append_event(
+            TrailId::relay(),
+            EventKind::logout(),
+            user.username().as_str(),
+            ActorSource::Token,
+            Subject::new(format!("account:{}", user.username())).ok(),
+            None,
+            payload,
+        )
+        .await?;
+    Ok(StatusCode::NO_CONTENT)
 }
 
 /// The caller's account.

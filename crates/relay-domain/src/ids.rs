@@ -234,6 +234,18 @@ impl EventKind {
     pub fn register() -> Self {
         Self::known("REGISTER")
     }
+    /// A session was opened by a successful login; in `_relay`.
+    pub fn login() -> Self {
+        Self::known("LOGIN")
+    }
+    /// A login was refused (wrong credentials, locked, disabled, unknown name); in `_relay`.
+    pub fn login_failed() -> Self {
+        Self::known("LOGIN_FAILED")
+    }
+    /// A session was closed by its user; in `_relay`.
+    pub fn logout() -> Self {
+        Self::known("LOGOUT")
+    }
     /// An account was locked after repeated failed passwords (R3.3); in `_relay`.
     pub fn lockout() -> Self {
         Self::known("LOCKOUT")

@@ -91,16 +91,21 @@ impl HttpServer {
         tls: Option<tokio_rustls::TlsAcceptor>,
         shutdown: impl std::future::Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
+        // Handlers see the peer address (`ConnectInfo`), for the session audit.
+        let service = router.into_make_service_with_connect_info::<SocketAddr>();
         match tls {
             None => {
-                axum::serve(self.listener, router)
+                axum::serve(self.listener, service)
                     .with_graceful_shutdown(shutdown)
                     .await
             }
             Some(acceptor) => {
+                // `tap_io` (a no-op here) is what lets axum hand `SocketAddr` to handlers
+                // for a listener of ours.
+                use axum::serve::ListenerExt;
                 axum::serve(
-                    crate::tls::TlsListener::new(self.listener, acceptor),
-                    router,
+                    crate::tls::TlsListener::new(self.listener, acceptor).tap_io(|_| {}),
+                    service,
                 )
                 .with_graceful_shutdown(shutdown)
                 .await

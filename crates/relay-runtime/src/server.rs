@@ -357,6 +357,8 @@ impl ServerRuntime {
                 }
             }
         };
+        // Handlers see the peer address (`ConnectInfo`), for the session audit.
+        let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let http_task = match &settings.tls {
             None => tokio::spawn(async move {
                 axum::serve(listener, app)
@@ -364,9 +366,11 @@ impl ServerRuntime {
                     .await
             }),
             Some(files) => {
+                use axum::serve::ListenerExt;
                 let acceptor = crate::tls::acceptor(&files.cert, &files.key)
                     .map_err(|e| ServerError::Tls(e.to_string()))?;
-                let tls = crate::tls::TlsListener::new(listener, acceptor);
+                // `tap_io` (a no-op) lets axum hand `SocketAddr` to handlers for our listener.
+                let tls = crate::tls::TlsListener::new(listener, acceptor).tap_io(|_| {});
                 tokio::spawn(
                     async move { axum::serve(tls, app).with_graceful_shutdown(shutdown).await },
                 )
