@@ -139,6 +139,7 @@ fuzz_target!(|data: &[u8]| {
                 edge_trails: named_trail(data)
                     .map(|t| std::collections::BTreeMap::from([(EDGE.to_owned(), vec![t])]))
                     .unwrap_or_default(),
+                late_after: Duration::from_secs(900),
             },
         });
         let app = ingest_router(state);

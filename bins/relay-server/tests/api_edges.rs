@@ -1117,3 +1117,73 @@ async fn logins_refusals_and_logouts_are_chained_with_the_peer_address() {
         "{logouts:?}"
     );
 }
+
+// REQ: R3.2
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn generic_names_case_variants_and_reused_printed_names_are_refused() {
+    // The finding: `lab`, `test`, `shared`, `admin2`, `qc-team` were created without a word;
+    // after `reviewer1` was disabled, `Reviewer1` and `REVIEWER1` were accepted and its printed
+    // name could be reused, so two people's signatures looked identical.
+    let mut srv = server("");
+    let port = srv.port;
+    srv.proc.start();
+    wait_healthy(port, &mut srv.proc);
+    let tokens = accounts(port);
+    let admin = &tokens["admin"];
+    let create = |user: &str, full: &str| {
+        call(
+            port,
+            "POST",
+            "/api/v1/accounts",
+            Some(admin),
+            Some(
+                json!({"username": user, "full_name": full, "password": PASSWORD, "role": "operator"}),
+            ),
+        )
+    };
+    for generic in ["lab", "test", "shared", "admin2", "qc-team", "Guest"] {
+        let (s, v) = create(generic, &format!("Someone {generic}"));
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (422, Some("generic_account")),
+            "{generic}: {v}"
+        );
+    }
+    let (s, v) = call(
+        port,
+        "PATCH",
+        "/api/v1/accounts/rita",
+        Some(admin),
+        Some(json!({"disabled": true})),
+    );
+    assert_eq!(s, 200, "{v}");
+    for variant in ["Rita", "RITA"] {
+        let (s, v) = create(variant, "Another Person");
+        assert_eq!(
+            (s, v["error"]["code"].as_str()),
+            (409, Some("already_exists")),
+            "{variant}: {v}"
+        );
+    }
+    // `accounts` gave rita the printed name "rita": nobody else may sign as "Rita".
+    let (s, v) = create("r.other", "  Rita ");
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (409, Some("full_name_taken")),
+        "{v}"
+    );
+    let (s, v) = call(
+        port,
+        "PATCH",
+        "/api/v1/accounts/otto",
+        Some(admin),
+        Some(json!({"full_name": "RITA"})),
+    );
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (409, Some("full_name_taken")),
+        "{v}"
+    );
+    let (s, v) = create("j.smith", "Jane Smith");
+    assert_eq!(s, 201, "a personal account is created: {v}");
+}

@@ -157,6 +157,8 @@ pub(crate) async fn patch(
             ));
         }
         if name != before.full_name {
+            crate::identity::refuse_taken_by_others(&state, &username, name, Some(&username))
+                .await?;
             after.full_name = name.to_owned();
             changes.insert(
                 "full_name".into(),

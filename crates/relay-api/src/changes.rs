@@ -563,14 +563,10 @@ async fn check_target(
         }
         ChangeSetting::AccountCreate => {
             let username = crate::login::parse_username(text(value, "username"))?;
-            crate::login::check_full_name(text(value, "full_name"))?;
+            let full_name = crate::login::check_full_name(text(value, "full_name"))?;
             role_of(value)?;
-            if state.parts().accounts.get(&username).await?.is_some() {
-                return Err(ApiError::unprocessable(
-                    "invalid_value",
-                    format!("account_create: account {username} already exists"),
-                ));
-            }
+            crate::identity::refuse_generic(state.config(), &username)?;
+            crate::identity::refuse_taken(state, &username, &full_name).await?;
             Ok(())
         }
         ChangeSetting::AccountPasswordReset | ChangeSetting::AccountStatus => {

@@ -42,7 +42,53 @@ pub struct ApiConfig {
     /// How long sealed packages made through `POST /exports` are kept, and how many one
     /// requester may hold.
     pub export_retention: ExportRetention,
+    /// Account names refused as generic (21 CFR 11.300(a): one person per account), compared
+    /// without case, also followed by digits (`admin2`). Default [`GENERIC_ACCOUNT_NAMES`].
+    pub generic_account_names: Vec<String>,
+    /// Words that mark a shared account anywhere among a name's `.`/`_`/`-` separated parts
+    /// (`qc-team`, `nmr.lab`), also followed by digits. Default [`SHARED_ACCOUNT_MARKERS`].
+    pub shared_account_markers: Vec<String>,
 }
+
+/// The default markers of shared accounts.
+pub const SHARED_ACCOUNT_MARKERS: &[&str] = &[
+    "team", "group", "shared", "share", "lab", "labs", "qc", "qa", "common", "everyone", "guest",
+    "test", "generic", "temp", "demo",
+];
+
+/// The default generic or shared account names refused at account creation.
+pub const GENERIC_ACCOUNT_NAMES: &[&str] = &[
+    "admin",
+    "administrator",
+    "root",
+    "lab",
+    "labs",
+    "test",
+    "tester",
+    "testing",
+    "shared",
+    "share",
+    "user",
+    "users",
+    "guest",
+    "team",
+    "group",
+    "qc",
+    "qa",
+    "operator",
+    "reviewer",
+    "auditor",
+    "system",
+    "service",
+    "default",
+    "demo",
+    "temp",
+    "generic",
+    "everyone",
+    "common",
+    "instrument",
+    "nmr",
+];
 
 /// Retention of sealed export packages made through the API: they are evidence copies, not
 /// the record (the trail is), so they are removed after `max_age`, and a requester holding
@@ -84,6 +130,14 @@ impl ApiConfig {
             server_of_record: false,
             change_expiry: Duration::from_secs(72 * 3600),
             export_retention: ExportRetention::default(),
+            generic_account_names: GENERIC_ACCOUNT_NAMES
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
+            shared_account_markers: SHARED_ACCOUNT_MARKERS
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect(),
         }
     }
 }

@@ -31,6 +31,7 @@ mod exports;
 mod extract;
 mod four_eyes;
 mod four_eyes_apply;
+mod identity;
 mod ingest;
 mod login;
 mod openapi;
@@ -49,7 +50,7 @@ use axum::routing::{get, patch, post};
 
 pub use auth::{AuthUser, Claims, Password, hash_password_blocking, verify_password_blocking};
 pub use changes::{Applies, ChangeTargets, ChangeView};
-pub use config::{ApiConfig, ExportRetention};
+pub use config::{ApiConfig, ExportRetention, GENERIC_ACCOUNT_NAMES, SHARED_ACCOUNT_MARKERS};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use events::{EventPage, EventView, Manifestation, TrailView};
 pub use exports::{

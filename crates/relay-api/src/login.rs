@@ -109,7 +109,9 @@ pub(crate) async fn create_account(
     }
     let username = parse_username(&req.username)?;
     let full_name = check_full_name(&req.full_name)?;
+    crate::identity::refuse_generic(state.config(), &username)?;
     check_password_policy(state.config(), &username, &req.password)?;
+    crate::identity::refuse_taken(state, &username, &full_name).await?;
     let now = state.now().await?;
     let bootstrap = by.is_none();
     let second_admin = match by {
