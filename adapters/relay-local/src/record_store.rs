@@ -95,7 +95,12 @@ impl SqliteRecordStore {
             .busy_timeout(busy_timeout)
             .foreign_keys(true)
             .pragma("recursive_triggers", "ON");
+        // No idle reaper: sqlx 0.8's pool maintenance task can spin a core forever after a
+        // `num_idle` underflow (launchbadge/sqlx#3645, fix #4289 not released), and reaping
+        // idle connections to a local file gains nothing.
         let pool = SqlitePoolOptions::new()
+            .idle_timeout(None)
+            .max_lifetime(None)
             .max_connections(max_connections.max(1))
             .acquire_timeout(busy_timeout + std::time::Duration::from_secs(5))
             .connect_with(options)
@@ -130,7 +135,12 @@ impl SqliteRecordStore {
             .read_only(true)
             .create_if_missing(false)
             .busy_timeout(busy_timeout);
+        // No idle reaper: sqlx 0.8's pool maintenance task can spin a core forever after a
+        // `num_idle` underflow (launchbadge/sqlx#3645, fix #4289 not released), and reaping
+        // idle connections to a local file gains nothing.
         let pool = SqlitePoolOptions::new()
+            .idle_timeout(None)
+            .max_lifetime(None)
             .max_connections(1)
             .acquire_timeout(busy_timeout + std::time::Duration::from_secs(5))
             .connect_with(options)

@@ -80,7 +80,12 @@ impl PgRecordStore {
                 "lock_timeout",
                 format!("{}ms", config.lock_timeout_value().as_millis()),
             )]);
+        // No idle reaper: sqlx 0.8's pool maintenance task can spin a core forever after a
+        // `num_idle` underflow (launchbadge/sqlx#3645, fix #4289 not released); the pool is
+        // small and bounded, so idle connections are kept.
         let pool = PgPoolOptions::new()
+            .idle_timeout(None)
+            .max_lifetime(None)
             .max_connections(config.max_connections_value())
             .acquire_timeout(config.acquire_timeout_value())
             .connect_with(options)
