@@ -120,7 +120,13 @@ impl Argon2Gate {
         };
         let (answer, answered) = tokio::sync::oneshot::channel();
         let job: Job = Box::new(move || {
-            // The caller may have gone (client disconnected); nothing waits for the result then.
+            // A caller that left while the job was queued (client disconnected) released its
+            // slot: skip the work, so abandoned requests cannot pile up computations.
+            if answer.is_closed() {
+                tracing::debug!("a password check was abandoned before it ran");
+                return;
+            }
+            // The caller may also leave while it runs; nothing waits for the result then.
             if answer.send(work()).is_err() {
                 tracing::debug!("a password check finished after its caller left");
             }
@@ -294,6 +300,63 @@ mod tests {
             1,
             "one slot: never two at once"
         );
+    }
+
+    // REQ: R3.3
+    #[tokio::test]
+    async fn a_check_abandoned_while_queued_is_never_computed() {
+        let gate = Arc::new(Gate1::new());
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let hold = Arc::new(Mutex::new(hold));
+        // A runs and blocks the only worker; its caller then leaves (the slot is released).
+        let a = {
+            let (gate, hold) = (gate.0.clone(), hold.clone());
+            tokio::spawn(async move {
+                gate.run("a", move || {
+                    let _ = hold.lock().unwrap().recv();
+                })
+                .await
+            })
+        };
+        while gate.0.slots.available_permits() != 0 {
+            tokio::task::yield_now().await;
+        }
+        a.abort();
+        while gate.0.slots.available_permits() != 1 {
+            tokio::task::yield_now().await;
+        }
+        // B takes the free slot and queues behind A on the worker; its caller leaves too.
+        let computed = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let b = {
+            let (gate, computed) = (gate.0.clone(), computed.clone());
+            tokio::spawn(async move {
+                gate.run("b", move || computed.store(true, Ordering::SeqCst))
+                    .await
+            })
+        };
+        while gate.0.slots.available_permits() != 0 {
+            tokio::task::yield_now().await;
+        }
+        b.abort();
+        while gate.0.slots.available_permits() != 1 {
+            tokio::task::yield_now().await;
+        }
+        release.send(()).unwrap();
+        // C runs after B on the one worker (first in, first out).
+        assert_eq!(gate.0.run("c", || 7).await.unwrap(), 7);
+        assert!(
+            !computed.load(Ordering::SeqCst),
+            "an abandoned check was computed"
+        );
+    }
+
+    /// A one-slot gate.
+    struct Gate1(Arc<Argon2Gate>);
+
+    impl Gate1 {
+        fn new() -> Self {
+            Self(Arc::new(Argon2Gate::new(1)))
+        }
     }
 
     // REQ: R3.3
