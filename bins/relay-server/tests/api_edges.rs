@@ -134,13 +134,7 @@ fn wait_healthy(port: u16, server: &mut Proc) {
 /// Registers the bootstrap admin and one account per other role; their tokens by role.
 fn accounts(port: u16) -> std::collections::HashMap<&'static str, String> {
     let login = |user: &str| {
-        let (status, v) = call(
-            port,
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"username": user, "password": PASSWORD})),
-        );
+        let (status, v) = login_as(port, user, PASSWORD);
         assert_eq!(status, 200, "login {user}: {v}");
         v["token"].as_str().unwrap().to_owned()
     };
@@ -276,6 +270,25 @@ fn server(extra: &str) -> Server {
         port,
         proc,
     }
+}
+
+/// A local-provider server (no extra configuration) started and answering `/healthz`.
+fn running_server() -> Server {
+    let mut srv = server("");
+    srv.proc.start();
+    wait_healthy(srv.port, &mut srv.proc);
+    srv
+}
+
+/// `POST /api/v1/auth/login` as `user` with `password`: status and body.
+fn login_as(port: u16, user: &str, password: &str) -> (u16, Value) {
+    call(
+        port,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(json!({"username": user, "password": password})),
+    )
 }
 
 // REQ: R3.1, R3.4, R11.2
@@ -722,13 +735,7 @@ fn parallel_logins(port: u16, n: usize, user: impl Fn(usize) -> String) -> Vec<(
         .map(|i| {
             let (name, password) = (user(i), "not the password at all");
             std::thread::spawn(move || {
-                let (status, v) = call(
-                    port,
-                    "POST",
-                    "/api/v1/auth/login",
-                    None,
-                    Some(json!({"username": name, "password": password})),
-                );
+                let (status, v) = login_as(port, &name, password);
                 (status, v["error"]["code"].as_str().unwrap_or("").to_owned())
             })
         })
@@ -743,10 +750,8 @@ async fn a_login_flood_keeps_memory_bounded_and_health_answering() {
     // 4.3 GB (one unbounded Argon2 of 19 MiB per request). Every check now passes one gate of
     // one slot per core (at most 4, on as many dedicated threads); beyond a short queue the
     // answer is 503 with Retry-After at once. Measured here: +107 MiB at the peak.
-    let mut srv = server("");
+    let srv = running_server();
     let port = srv.port;
-    srv.proc.start();
-    wait_healthy(port, &mut srv.proc);
     let tokens = accounts(port);
     assert!(tokens.contains_key("admin"));
     let pid = srv.proc.pid().unwrap();
@@ -779,13 +784,7 @@ async fn a_login_flood_keeps_memory_bounded_and_health_answering() {
         idle / MIB
     );
     // A legitimate login after the flood works.
-    let (status, v) = call(
-        port,
-        "POST",
-        "/api/v1/auth/login",
-        None,
-        Some(json!({"username": "otto", "password": PASSWORD})),
-    );
+    let (status, v) = login_as(port, "otto", PASSWORD);
     assert_eq!(status, 200, "{v}");
 }
 
@@ -795,10 +794,8 @@ async fn parallel_wrong_passwords_all_count_and_no_answer_tells_which_names_exis
     // The finding: 64 parallel wrong passwords gave 41 uncounted `409 conflict` answers and the
     // right password then logged in; a real name got 429 where an unknown one kept getting
     // 401; a disabled account answered `account_disabled` only to the right password.
-    let mut srv = server("");
+    let srv = running_server();
     let port = srv.port;
-    srv.proc.start();
-    wait_healthy(port, &mut srv.proc);
     let tokens = accounts(port);
     let threshold = 5; // the default lockout threshold
 
@@ -820,13 +817,7 @@ async fn parallel_wrong_passwords_all_count_and_no_answer_tells_which_names_exis
         );
     }
     // Locked means locked: the right password is refused too.
-    let (status, v) = call(
-        port,
-        "POST",
-        "/api/v1/auth/login",
-        None,
-        Some(json!({"username": "otto", "password": PASSWORD})),
-    );
+    let (status, v) = login_as(port, "otto", PASSWORD);
     assert_eq!(status, 429, "{v}");
     assert_eq!(v["error"]["code"], "locked", "{v}");
 
@@ -840,13 +831,7 @@ async fn parallel_wrong_passwords_all_count_and_no_answer_tells_which_names_exis
     );
     assert_eq!(status, 200, "{v}");
     for password in [PASSWORD, "not the password at all"] {
-        let (status, v) = call(
-            port,
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"username": "rita", "password": password})),
-        );
+        let (status, v) = login_as(port, "rita", password);
         assert_eq!(status, 401, "{v}");
         assert_eq!(v["error"]["code"], "invalid_credentials", "{v}");
     }
@@ -881,10 +866,8 @@ async fn one_administrator_cannot_take_privileged_account_actions_alone() {
     // proposals with it; reset another admin's password and logged in as them; disabled
     // another admin. Each now needs a second administrator who existed when it was proposed
     // and whom it does not concern; the only admin may create one more alone, with a reason.
-    let mut srv = server("");
+    let srv = running_server();
     let port = srv.port;
-    srv.proc.start();
-    wait_healthy(port, &mut srv.proc);
     let tokens = accounts(port);
     let ada = tokens["admin"].clone();
     let admin_body = |user: &str, reason: Option<&str>| {
@@ -896,13 +879,7 @@ async fn one_administrator_cannot_take_privileged_account_actions_alone() {
         v
     };
     let login = |user: &str| {
-        let (status, v) = call(
-            port,
-            "POST",
-            "/api/v1/auth/login",
-            None,
-            Some(json!({"username": user, "password": PASSWORD})),
-        );
+        let (status, v) = login_as(port, user, PASSWORD);
         assert_eq!(status, 200, "login {user}: {v}");
         v["token"].as_str().unwrap().to_owned()
     };
@@ -1011,13 +988,7 @@ async fn one_administrator_cannot_take_privileged_account_actions_alone() {
         .unwrap()
         .to_owned();
     // Carol's first login must change the password the two admins saw.
-    let (s, v) = call(
-        port,
-        "POST",
-        "/api/v1/auth/login",
-        None,
-        Some(json!({"username": "carol", "password": temporary})),
-    );
+    let (s, v) = login_as(port, "carol", &temporary);
     assert_eq!(
         (s, v["error"]["code"].as_str()),
         (403, Some("password_expired")),
@@ -1049,13 +1020,7 @@ async fn one_administrator_cannot_take_privileged_account_actions_alone() {
     let (s, v) = approve(port, &carol, &disable_again);
     assert_eq!(s, 200, "{v}");
     assert_eq!(v["applied"]["disabled"], true, "{v}");
-    let (s, _) = call(
-        port,
-        "POST",
-        "/api/v1/auth/login",
-        None,
-        Some(json!({"username": "mallory", "password": PASSWORD})),
-    );
+    let (s, _) = login_as(port, "mallory", PASSWORD);
     assert_eq!(s, 401, "a disabled admin cannot log in");
 }
 
@@ -1063,18 +1028,10 @@ async fn one_administrator_cannot_take_privileged_account_actions_alone() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logins_refusals_and_logouts_are_chained_with_the_peer_address() {
     // The finding: logins, logouts and failed logins never reached `_relay`.
-    let mut srv = server("");
+    let srv = running_server();
     let port = srv.port;
-    srv.proc.start();
-    wait_healthy(port, &mut srv.proc);
     let tokens = accounts(port);
-    let (s, _) = call(
-        port,
-        "POST",
-        "/api/v1/auth/login",
-        None,
-        Some(json!({"username": "Ghost\"User", "password": "whatever it is"})),
-    );
+    let (s, _) = login_as(port, "Ghost\"User", "whatever it is");
     assert_eq!(s, 401);
     let (s, _) = call(
         port,
@@ -1124,10 +1081,8 @@ async fn generic_names_case_variants_and_reused_printed_names_are_refused() {
     // The finding: `lab`, `test`, `shared`, `admin2`, `qc-team` were created without a word;
     // after `reviewer1` was disabled, `Reviewer1` and `REVIEWER1` were accepted and its printed
     // name could be reused, so two people's signatures looked identical.
-    let mut srv = server("");
+    let srv = running_server();
     let port = srv.port;
-    srv.proc.start();
-    wait_healthy(port, &mut srv.proc);
     let tokens = accounts(port);
     let admin = &tokens["admin"];
     let create = |user: &str, full: &str| {

@@ -5,6 +5,8 @@
 //! 3 times. At the end the server's trail equals the edge's record for record, `relay-server
 //! verify` passes, and every file was captured exactly once (nothing lost, nothing duplicated).
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -217,34 +219,8 @@ async fn chaos_proxy(listener: TcpListener, upstream: SocketAddr, stats: Arc<Pro
     }
 }
 
-/// Opens the edge's store read-only: the running edge's appends neither wait for it nor make
-/// it fail with "database is locked".
-async fn read_only_store(data_dir: &Path) -> relay_local::SqliteRecordStore {
-    // A relay that is starting has created relay.db but may not have committed its schema
-    // yet (version 0): wait for that condition, not for a time.
-    let db = data_dir.join("relay.db");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        match relay_local::SqliteRecordStore::open_read_only(
-            &db,
-            std::time::Duration::from_secs(30),
-        )
-        .await
-        {
-            Ok(store) => return store,
-            Err(e)
-                if e.to_string().contains("schema version 0")
-                    && std::time::Instant::now() < deadline =>
-            {
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-            }
-            Err(e) => panic!("cannot read {}: {e}", db.display()),
-        }
-    }
-}
-
 async fn trail_records(data_dir: &Path, trail: &str) -> Vec<Record> {
-    let store = read_only_store(data_dir).await;
+    let store = common::read_only_store(data_dir).await;
     let mut out = Vec::new();
     store
         .for_each_record(&TrailId::new(trail).unwrap(), 1000, |r| {
@@ -258,7 +234,7 @@ async fn trail_records(data_dir: &Path, trail: &str) -> Vec<Record> {
 }
 
 async fn edge_head_and_acked(data_dir: &Path) -> (u64, u64) {
-    let store = read_only_store(data_dir).await;
+    let store = common::read_only_store(data_dir).await;
     let trail = TrailId::new(EDGE).unwrap();
     let head = store.head(&trail).await.unwrap().map_or(0, |h| h.seq.get());
     let cursors = relay_local::SqliteForwardCursorStore::new(store.pool().clone());
