@@ -7,7 +7,7 @@
 //! `tests/conformance.rs` calls every suite, and may call single rules while debugging.
 //!
 //! Suites check what an adapter *claims* in its capabilities instead of skipping: a record store
-//! claiming `append_only_enforced` must hand over a [`record_store::TamperProbe`] (or say why the
+//! claiming `append_only_enforced` must hand over its [`relay_domain::ports::TamperProbe`] (or say why the
 //! claim holds by construction), and the suite tries to break it. Every run uses fresh trail ids,
 //! key prefixes and secret names ([`fixtures::unique`]), so suites can run against a shared real
 //! service.

@@ -4,37 +4,22 @@
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use relay_domain::error::BoxError;
 use relay_domain::memory::ManualClock;
-use relay_domain::ports::{RecordStore, RecordStoreError, RecordStoreExt};
+use relay_domain::ports::{
+    RecordStore, RecordStoreError, RecordStoreExt, TamperAttempt, TamperProbe,
+};
 use relay_domain::{
     Actor, ActorSource, AppendError, AppendService, ChainSeq, ChainVerifier, Checksum, Device,
     EventDraft, EventKind, KeyRing, Payload, Record, Subject, Timestamp, TrailId,
 };
 
-use crate::TamperOutcome;
 use crate::fixtures::{ChainBuilder, must, payload, present, test_key, unique_trail};
-
-/// Tries to change stored records behind the store's back, as an attacker with direct access to
-/// the backend would (raw SQL on the database file, a privileged connection). Each adapter's
-/// test harness implements it for its backend.
-#[async_trait]
-pub trait TamperProbe: Send + Sync {
-    /// Tries to rewrite the payload of the record at `seq` of `trail` in place.
-    async fn try_update(&self, trail: &TrailId, seq: ChainSeq) -> Result<TamperOutcome, BoxError>;
-    /// Tries to delete the record at `seq` of `trail`.
-    async fn try_delete(&self, trail: &TrailId, seq: ChainSeq) -> Result<TamperOutcome, BoxError>;
-    /// Removes one of the controls that make the store append-only (drops a trigger), as an
-    /// attacker with access to the backend would, and returns its name; the suite then expects
-    /// [`RecordStore::append_only_enforcement`] to name it as missing. Runs last in the suite.
-    async fn remove_a_control(&self) -> Result<String, BoxError>;
-}
 
 /// Why a store's `append_only_enforced` claim holds, for the suite to check.
 #[derive(Clone, Copy)]
 pub enum AppendOnlyEvidence<'a> {
-    /// Try to break it through this side door; every attempt must be refused.
+    /// Try to break it through the store's custody probe (the adapter's
+    /// [`TamperProbe`] on its backend's side door); every attempt must be refused.
     Probe(&'a dyn TamperProbe),
     /// Nothing outside the store can reach its records (e.g. an in-memory store); the reason is
     /// printed so the claim is visible in test output.
@@ -660,14 +645,20 @@ pub async fn checks_the_append_only_claim(
     let mut chain = ChainBuilder::new(trail.clone());
     let batch = chain.batch(3);
     must(store.append(&batch).await, "append 1..=3");
-    let seq2 = must(ChainSeq::new(2), "seq");
-    match must(probe.try_update(&trail, seq2).await, "tamper probe update") {
-        TamperOutcome::Refused(msg) => eprintln!("update refused as claimed: {msg}"),
-        TamperOutcome::Applied => panic!("store claims append_only_enforced but UPDATE succeeded"),
+    match must(
+        probe.try_rewrite_subject(&trail, 2, "forged.dat").await,
+        "tamper probe update",
+    ) {
+        TamperAttempt::Refused(msg) => eprintln!("update refused as claimed: {msg}"),
+        TamperAttempt::Accepted(n) => {
+            panic!("store claims append_only_enforced but UPDATE changed {n} row(s)")
+        }
     }
-    match must(probe.try_delete(&trail, seq2).await, "tamper probe delete") {
-        TamperOutcome::Refused(msg) => eprintln!("delete refused as claimed: {msg}"),
-        TamperOutcome::Applied => panic!("store claims append_only_enforced but DELETE succeeded"),
+    match must(probe.try_delete(&trail, 2).await, "tamper probe delete") {
+        TamperAttempt::Refused(msg) => eprintln!("delete refused as claimed: {msg}"),
+        TamperAttempt::Accepted(n) => {
+            panic!("store claims append_only_enforced but DELETE removed {n} row(s)")
+        }
     }
     assert_eq!(
         read_all(store, &trail).await,
@@ -708,23 +699,41 @@ pub async fn reports_a_removed_control_as_missing(
         eprintln!("NOTE: {store:?} has no side door to remove a control through");
         return;
     };
-    let removed = must(probe.remove_a_control().await, "remove a control");
+    let removed = must(
+        probe.drop_append_only_controls().await,
+        "drop the append-only controls",
+    );
+    assert!(!removed.is_empty(), "the probe removed no control");
     let e = must(
         store.append_only_enforcement().await,
-        "append_only_enforcement after removing a control",
+        "append_only_enforcement after removing the controls",
     );
     assert!(
         !e.holds(),
-        "{removed} was removed but the store reports enforcement in place: {e:?}"
+        "{removed:?} were removed but the store reports enforcement in place: {e:?}"
     );
-    assert!(
-        e.missing.iter().any(|m| m.contains(&removed)),
-        "{removed} was removed but is not named as missing: {e:?}"
-    );
-    assert!(
-        !e.present.iter().any(|p| p.contains(&removed)),
-        "{removed} was removed but is still reported present: {e:?}"
-    );
+    for control in &removed {
+        assert!(
+            e.missing.iter().any(|m| m.contains(control.as_str())),
+            "{control} was removed but is not named as missing: {e:?}"
+        );
+        assert!(
+            !e.present.iter().any(|p| p.contains(control.as_str())),
+            "{control} was removed but is still reported present: {e:?}"
+        );
+    }
+    // With the controls gone the side door is open: the same probe now rewrites history, which
+    // is why verification (not the store) is the last line of defence.
+    let trail = unique_trail("rs-tamper-open");
+    let mut chain = ChainBuilder::new(trail.clone());
+    must(store.append(&chain.batch(2)).await, "append 1..=2");
+    match must(
+        probe.try_rewrite_subject(&trail, 2, "forged.dat").await,
+        "tamper probe update without controls",
+    ) {
+        TamperAttempt::Accepted(1) => {}
+        other => panic!("with {removed:?} dropped, the rewrite should land: {other:?}"),
+    }
 }
 
 /// Where the store claims `cross_process_serialization`, two independent handles racing on one

@@ -108,15 +108,7 @@ pub struct LocalAdapters {
 }
 
 /// The OS keyring was asked for but could not be used; the file provider stands in.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SecretsFallback {
-    /// What was asked for (`keyring`).
-    pub wanted: &'static str,
-    /// The provider standing in (`file`).
-    pub using: &'static str,
-    /// Why the keyring could not be used.
-    pub reason: String,
-}
+pub use relay_domain::ports::SecretsFallback;
 
 impl LocalAdapters {
     /// Opens every adapter under `data_dir` with default settings, creating what is missing.

@@ -6,12 +6,9 @@
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 
-use async_trait::async_trait;
-use relay_conformance::TamperOutcome;
 use relay_conformance::fixtures::{ChainBuilder, unique_trail};
-use relay_conformance::record_store::{AppendOnlyEvidence, RecordStoreProbes, TamperProbe};
+use relay_conformance::record_store::{AppendOnlyEvidence, RecordStoreProbes};
 use relay_conformance::{notary, object_store, record_store, secrets, time_source};
-use relay_domain::error::BoxError;
 use relay_domain::ports::{
     Anchor, Notary, NotaryError, ObjectKey, ObjectStore, ObjectStoreError, PutMode, RecordStore,
     RecordStoreError, SecretError, SecretName, SecretProvider, TimeSource, WormPosture,
@@ -22,52 +19,6 @@ use relay_local::{
     SystemTimeSource,
 };
 use tempfile::TempDir;
-
-/// Plays an attacker with write access to `relay.db`: raw SQL on the store's own pool.
-struct SqliteTamper {
-    pool: sqlx::SqlitePool,
-}
-
-fn outcome(result: Result<sqlx::sqlite::SqliteQueryResult, sqlx::Error>) -> TamperOutcome {
-    match result {
-        Ok(done) if done.rows_affected() > 0 => TamperOutcome::Applied,
-        Ok(_) => TamperOutcome::Refused("no row changed".into()),
-        Err(e) => TamperOutcome::Refused(e.to_string()),
-    }
-}
-
-#[async_trait]
-impl TamperProbe for SqliteTamper {
-    async fn try_update(&self, trail: &TrailId, seq: ChainSeq) -> Result<TamperOutcome, BoxError> {
-        Ok(outcome(
-            sqlx::query(
-                "UPDATE event_log SET payload = '{\"tampered\":true}' \
-                 WHERE trail_id = ? AND chain_seq = ?",
-            )
-            .bind(trail.as_str())
-            .bind(seq.get() as i64)
-            .execute(&self.pool)
-            .await,
-        ))
-    }
-
-    async fn try_delete(&self, trail: &TrailId, seq: ChainSeq) -> Result<TamperOutcome, BoxError> {
-        Ok(outcome(
-            sqlx::query("DELETE FROM event_log WHERE trail_id = ? AND chain_seq = ?")
-                .bind(trail.as_str())
-                .bind(seq.get() as i64)
-                .execute(&self.pool)
-                .await,
-        ))
-    }
-
-    async fn remove_a_control(&self) -> Result<String, BoxError> {
-        sqlx::query("DROP TRIGGER event_log_no_delete")
-            .execute(&self.pool)
-            .await?;
-        Ok("event_log_no_delete".into())
-    }
-}
 
 async fn open_store(dir: &TempDir) -> SqliteRecordStore {
     SqliteRecordStore::open(&LocalConfig::new(dir.path()))
@@ -82,13 +33,13 @@ async fn sqlite_record_store_passes_the_record_store_suite() {
     let store = Arc::new(open_store(&dir).await);
     // A second pool on the same file stands in for a second process.
     let second: Arc<dyn RecordStore> = Arc::new(open_store(&dir).await);
-    let tamper = SqliteTamper {
-        pool: store.pool().clone(),
-    };
+    // The store's own custody probe (its TamperProbe port: raw SQL on its pool, as an attacker
+    // with write access to relay.db would run).
+    let probe = store.clone();
     record_store::suite(
         store.clone(),
         RecordStoreProbes {
-            append_only: AppendOnlyEvidence::Probe(&tamper),
+            append_only: AppendOnlyEvidence::Probe(probe.as_ref()),
             second_handle: Some(second),
         },
     )

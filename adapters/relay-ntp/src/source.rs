@@ -1,5 +1,6 @@
 //! The time source: periodic SNTP checks, corrected instants, loud fallback.
 
+use relay_domain::error_chain;
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
@@ -185,17 +186,6 @@ async fn check(config: &NtpConfig, state: &Mutex<SyncState>) -> Result<Sample, N
         .unwrap_or_else(PoisonError::into_inner)
         .failed(error_chain(&err), &config.servers);
     Err(err)
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        msg.push_str(": ");
-        msg.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    msg
 }
 
 async fn poll(config: NtpConfig, state: Arc<Mutex<SyncState>>) {

@@ -35,6 +35,7 @@ mod object_store;
 mod receipts;
 mod record_store;
 mod s3;
+mod tamper;
 
 pub use accounts::PgAccountStore;
 pub use changes::PgChangeRequestStore;
@@ -48,3 +49,4 @@ pub use object_store::S3ObjectStore;
 pub use receipts::PgReceiptStore;
 pub use record_store::{Custody, PgRecordStore};
 pub use s3::S3Client;
+pub use tamper::OwnerTamperProbe;

@@ -440,6 +440,10 @@ fn enforcement_of(found: &[TriggerRow], custody: &Custody) -> AppendOnlyEnforcem
 
 #[async_trait]
 impl RecordStore for PgRecordStore {
+    async fn close(&self) {
+        PgRecordStore::close(self).await;
+    }
+
     fn capabilities(&self) -> RecordStoreCapabilities {
         RecordStoreCapabilities::new(true, true)
     }

@@ -9,7 +9,7 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{AnchorTamper, OwnerTamper, PgHarness, S3Harness};
+use common::{AnchorTamper, PgHarness, S3Harness};
 use relay_conformance::record_store::{AppendOnlyEvidence, RecordStoreProbes};
 use relay_conformance::{notary, object_store, record_store};
 use relay_domain::ports::{Notary, ObjectStore, RecordStore, WormPosture};
@@ -29,7 +29,8 @@ async fn pg_record_store_passes_the_record_store_suite() {
     assert!(store.custody().is_two_role(), "{:?}", store.custody());
     // A second pool as the same runtime role stands in for a second relay process.
     let second: Arc<dyn RecordStore> = Arc::new(pg.store().await);
-    let tamper = OwnerTamper {
+    // The adapter's custody probe on the owner's pool: the attacker behind the store's back.
+    let tamper = relay_selfhosted::OwnerTamperProbe {
         pool: pg.owner.clone(),
     };
     record_store::suite(

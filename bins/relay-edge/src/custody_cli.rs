@@ -19,7 +19,7 @@ pub(crate) fn backup(
             args.out.display()
         );
     }
-    let outcome = runtime.block_on(relay_runtime::backup::backup_data_dir(
+    let outcome = runtime.block_on(relay_node::backup::backup_data_dir(
         &config.data_dir,
         &args.out,
         args.include_secrets,
@@ -47,7 +47,7 @@ pub(crate) fn restore(
     args: RestoreArgs,
 ) -> Result<ExitCode, CliError> {
     init_logging(config::LogFormat::Human);
-    let result = runtime.block_on(relay_runtime::backup::restore_data_dir(
+    let result = runtime.block_on(relay_node::backup::restore_data_dir(
         &args.from,
         &args.data_dir,
         args.secrets_from.as_deref(),
@@ -55,7 +55,7 @@ pub(crate) fn restore(
     ));
     let outcome = match result {
         Ok(o) => o,
-        Err(e @ relay_runtime::backup::BackupError::Unverified { .. }) => {
+        Err(e @ relay_node::backup::BackupError::Unverified { .. }) => {
             println!("NOT RESTORED: {e}");
             return Ok(ExitCode::from(1));
         }
@@ -98,7 +98,7 @@ pub(crate) fn upgrade_check(
         UpgradeCheckAction::Record { common, out } => {
             let config = load_common(common)?;
             let state =
-                runtime.block_on(relay_runtime::backup::state_of_data_dir(&config.data_dir))?;
+                runtime.block_on(relay_node::backup::state_of_data_dir(&config.data_dir))?;
             state.write_new(&out)?;
             println!(
                 "recorded {} trails of {} into {} (relay {} commit {})",
@@ -117,7 +117,7 @@ pub(crate) fn upgrade_check(
             let config = load_common(common)?;
             let before = CustodyState::read(&with)?;
             let state =
-                runtime.block_on(relay_runtime::backup::state_of_data_dir(&config.data_dir))?;
+                runtime.block_on(relay_node::backup::state_of_data_dir(&config.data_dir))?;
             println!(
                 "before: relay {} commit {}; now: relay {} commit {}",
                 before.relay.version,

@@ -18,7 +18,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use relay_domain::{Device, Project, TrailId};
-use relay_runtime::edge::{EdgeRuntime, EdgeSettings};
+use relay_runtime::edge::EdgeSettings;
 
 use crate::config::{CliOverrides, EdgeConfig, LogFormat};
 
@@ -330,17 +330,17 @@ enum CliError {
     #[error(transparent)]
     Edge(#[from] relay_runtime::edge::EdgeError),
     #[error(transparent)]
-    Verify(#[from] relay_runtime::edge::EdgeVerifyError),
+    Verify(#[from] relay_node::edge::EdgeVerifyError),
     #[error(transparent)]
-    Export(#[from] relay_runtime::export::DataDirExportError),
+    Export(#[from] relay_node::export::DataDirExportError),
     #[error(transparent)]
     Keys(#[from] relay_runtime::keys::KeysError),
     #[error(transparent)]
-    Qualify(#[from] relay_runtime::qualify::QualifyError),
+    Qualify(#[from] relay_node::qualify::QualifyError),
     #[error("cannot describe the configuration: {0}")]
     DescribeConfig(#[source] serde_json::Error),
     #[error(transparent)]
-    Backup(#[from] relay_runtime::backup::BackupError),
+    Backup(#[from] relay_node::backup::BackupError),
     #[error(transparent)]
     CustodyState(#[from] relay_runtime::custody::CustodyStateError),
     #[error(transparent)]
@@ -399,7 +399,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
                     .await;
                     settings.clock = Some(std::sync::Arc::new(ntp));
                 }
-                let edge = EdgeRuntime::start(settings).await?;
+                let edge = relay_node::edge::start(settings, secret_backend(&config)).await?;
                 edge.run_until_signal().await?;
                 Ok::<_, CliError>(())
             })?;
@@ -421,7 +421,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         }) => {
             let config = load_common(common)?;
             let rows = runtime
-                .block_on(relay_runtime::edge::forward_status_of_data_dir(
+                .block_on(relay_node::edge::forward_status_of_data_dir(
                     &config.data_dir,
                 ))
                 .map_err(|source| CliError::ForwardStatus {
@@ -459,13 +459,13 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
                 .trail
                 .map(|t| parse("trail", t, TrailId::new))
                 .transpose()?;
-            let report = match runtime.block_on(relay_runtime::edge::verify_data_dir(
+            let report = match runtime.block_on(relay_node::edge::verify_data_dir(
                 &config.data_dir,
                 trail.as_ref(),
             )) {
                 Ok(report) => report,
                 // A damaged store file is an integrity failure like a broken chain: exit 1.
-                Err(relay_runtime::edge::EdgeVerifyError::Damaged { path, message }) => {
+                Err(relay_node::edge::EdgeVerifyError::Damaged { path, message }) => {
                     println!("DAMAGED {}: {message}", path.display());
                     return Ok(ExitCode::from(1));
                 }
@@ -544,7 +544,7 @@ fn run_export(
             device: device.clone(),
         },
     };
-    let outcome = runtime.block_on(relay_runtime::export::export_data_dir(
+    let outcome = runtime.block_on(relay_node::export::export_data_dir(
         &config.data_dir,
         device,
         &request,
@@ -599,7 +599,7 @@ fn run_forward_resume(
     settings.ca_file = config.forward_ca_file.clone();
     let operator = relay_runtime::export::resolve_exporting_user()?;
     use relay_runtime::forward_resume::ResumeError;
-    match runtime.block_on(relay_runtime::forward_resume::resume_data_dir_trail(
+    match runtime.block_on(relay_node::forward::resume_data_dir_trail(
         &config.data_dir,
         settings,
         device,
@@ -642,7 +642,7 @@ fn run_qualify(runtime: &tokio::runtime::Runtime, args: QualifyArgs) -> Result<E
         config.device.clone().unwrap_or_else(default_device_id),
         Device::new,
     )?;
-    let request = relay_runtime::qualify::QualifyRequest {
+    let request = relay_node::qualify::QualifyRequest {
         product: "relay-edge".into(),
         data_dir: config.data_dir.clone(),
         out_dir: args.out,
@@ -651,7 +651,7 @@ fn run_qualify(runtime: &tokio::runtime::Runtime, args: QualifyArgs) -> Result<E
         release_sums: args.release_sums,
         test_results: args.test_results,
     };
-    let outcome = runtime.block_on(relay_runtime::qualify::qualify_local(&request))?;
+    let outcome = runtime.block_on(relay_node::qualify::qualify_local(&request))?;
     println!("{}", outcome.summary());
     Ok(if outcome.report.passed() {
         ExitCode::SUCCESS
@@ -673,7 +673,7 @@ fn run_keys(runtime: &tokio::runtime::Runtime, action: KeysAction) -> Result<Exi
             Device::new,
         )?;
         let actor = relay_runtime::export::resolve_exporting_user()?;
-        let outcome = runtime.block_on(relay_runtime::keys::rotate_data_dir_key(
+        let outcome = runtime.block_on(relay_node::keys::rotate_data_dir_key(
             &config.data_dir,
             device,
             &actor,
@@ -689,7 +689,7 @@ fn run_keys(runtime: &tokio::runtime::Runtime, action: KeysAction) -> Result<Exi
             outcome.event_seq
         );
     } else {
-        let ids = runtime.block_on(relay_runtime::keys::list_data_dir_keys(&config.data_dir))?;
+        let ids = runtime.block_on(relay_node::keys::list_data_dir_keys(&config.data_dir))?;
         let last = ids.len().saturating_sub(1);
         for (i, id) in ids.iter().enumerate() {
             println!("{id}{}", if i == last { "  (current)" } else { "" });
@@ -770,7 +770,6 @@ fn edge_settings(config: &EdgeConfig) -> Result<EdgeSettings, CliError> {
             f
         }),
         clock: None,
-        secrets: secret_backend(config),
         tls: match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => Some(relay_runtime::server::TlsFiles {
                 cert: cert.clone(),

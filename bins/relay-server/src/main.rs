@@ -354,9 +354,7 @@ async fn verify(
         println!("{line}");
     }
     let all_hold = report.all_hold();
-    if let Some(local) = &stores.local {
-        local.record_store.close().await;
-    }
+    stores.close().await;
     Ok(all_hold)
 }
 
@@ -370,9 +368,7 @@ async fn upgrade_check(
     let c = config::load(config.as_deref())?;
     let stores = open_stores(&c).await?;
     let state = custody_state(stores.records.as_ref()).await;
-    if let Some(local) = &stores.local {
-        local.record_store.close().await;
-    }
+    stores.close().await;
     let state = state?;
     match action {
         UpgradeCheckAction::Record => {
@@ -414,19 +410,17 @@ async fn qualify(
     release_sums: Option<std::path::PathBuf>,
     test_results: Option<std::path::PathBuf>,
 ) -> Result<bool, BoxError> {
-    use relay_runtime::qualify::{QualifyRequest, ServerInstallation, StoreCustody};
+    use relay_node::qualify::{QualifyRequest, ServerInstallation, StoreCustody};
     let c = config::load(config.as_deref())?;
     let stores = open_stores(&c).await?;
-    let custody = match &stores.local {
-        Some(local) => StoreCustody::of_local(local).await,
-        None => {
-            StoreCustody::of_store(
-                format!("{} (Postgres, two-role custody)", stores.provider),
-                stores.records.as_ref(),
-            )
-            .await
-        }
+    let store_name = match c.storage.provider {
+        config::StorageProvider::Local => format!(
+            "sqlite {}",
+            relay_node::local::db_path(&c.data_dir).display()
+        ),
+        _ => format!("{} (Postgres, two-role custody)", stores.provider),
     };
+    let custody = StoreCustody::of_store(store_name, stores.records.as_ref()).await;
     let request = QualifyRequest {
         product: "relay-server".into(),
         data_dir: c.data_dir.clone(),
@@ -443,10 +437,8 @@ async fn qualify(
         clock: stores.clock.clone(),
         custody,
     };
-    let outcome = relay_runtime::qualify::qualify_server(&request, &server).await?;
-    if let Some(local) = &stores.local {
-        local.record_store.close().await;
-    }
+    let outcome = relay_node::qualify::qualify_server(&request, &server).await?;
+    stores.close().await;
     println!("{}", outcome.summary());
     Ok(outcome.report.passed())
 }
@@ -455,9 +447,7 @@ async fn ingest_token(config: Option<std::path::PathBuf>, edge: &str) -> Result<
     let c = config::load(config.as_deref())?;
     let stores = open_stores(&c).await?;
     let token = relay_runtime::server::ingest_token(stores.secrets.as_ref(), edge).await?;
-    if let Some(local) = &stores.local {
-        local.record_store.close().await;
-    }
+    stores.close().await;
     Ok(token)
 }
 

@@ -15,7 +15,7 @@ pub async fn open_stores(c: &ServerConfig) -> Result<ServerStores, BoxError> {
     // that build a configuration by hand.
     config::check_compiled(c.storage.provider, &config::compiled_providers())?;
     let mut stores = match c.storage.provider {
-        StorageProvider::Local => ServerStores::local(&c.data_dir).await?,
+        StorageProvider::Local => relay_node::local::server_stores(&c.data_dir).await?,
         StorageProvider::Selfhosted => selfhosted(c).await?,
         StorageProvider::Aws => aws(c).await?,
         StorageProvider::Gcp => gcp(c).await?,
@@ -109,7 +109,6 @@ async fn azure(c: &ServerConfig) -> Result<ServerStores, BoxError> {
         secrets,
         notary: adapters.notary.clone(),
         clock: Arc::new(relay_local::SystemTimeSource::new()),
-        local: None,
     })
 }
 
@@ -142,7 +141,6 @@ async fn gcp(c: &ServerConfig) -> Result<ServerStores, BoxError> {
         secrets: adapters.secrets.clone(),
         notary: adapters.notary.clone(),
         clock: Arc::new(relay_local::SystemTimeSource::new()),
-        local: None,
     })
 }
 
@@ -182,7 +180,6 @@ async fn selfhosted(c: &ServerConfig) -> Result<ServerStores, BoxError> {
         secrets,
         notary,
         clock: Arc::new(relay_local::SystemTimeSource::new()),
-        local: None,
     })
 }
 
@@ -241,7 +238,6 @@ async fn aws(c: &ServerConfig) -> Result<ServerStores, BoxError> {
         secrets: Arc::new(adapters.secrets),
         notary: Arc::new(adapters.notary),
         clock: Arc::new(relay_local::SystemTimeSource::new()),
-        local: None,
     })
 }
 

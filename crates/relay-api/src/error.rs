@@ -106,17 +106,7 @@ impl ApiError {
     }
 }
 
-/// The message of `e` and all its causes, joined.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        msg.push_str(": ");
-        msg.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    msg
-}
+pub(crate) use relay_domain::error_chain;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {

@@ -72,7 +72,7 @@ pub mod verify;
 
 pub use append::{AppendError, AppendService, EventDraft};
 pub use chain::{GENESIS, checksum_of};
-pub use error::ErrorStatus;
+pub use error::{ErrorStatus, error_chain};
 pub use ids::{
     Actor, ActorSource, ChainSeq, Checksum, Device, EventKind, IdError, KeyId, Project, Subject,
     TrailId,

@@ -24,7 +24,7 @@ pub async fn read(store: &dyn RecordStore) -> AppendOnlyEnforcement {
             present: Vec::new(),
             missing: vec![format!(
                 "the append-only controls could not be read: {}",
-                crate::edge::error_chain(&e)
+                relay_domain::error_chain(&e)
             )],
         },
     }

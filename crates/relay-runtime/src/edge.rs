@@ -1,4 +1,5 @@
-//! The edge run loop: local adapters, start-up posture, capture, HTTP, graceful shutdown.
+//! The edge run loop: start-up posture, capture, HTTP, graceful shutdown, over the ports the
+//! binary's composition root opened ([`EdgePorts`]; `relay-node` opens the local provider).
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -6,12 +7,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use relay_capture::{Capture, CaptureConfig, CaptureHandle, CaptureStats};
+use relay_domain::error_chain;
 use relay_domain::ports::{
-    Notary, RecordStore, SecretError, SecretName, SecretProvider, SecretProviderExt, TimeSource,
-    WormPosture,
+    AccountStore, ChangeRequestStore, ForwardCursorStore, Notary, RecordStore, SecretError,
+    SecretName, SecretProvider, SecretProviderExt, SecretsFallback, TimeSource, WormPosture,
 };
 use relay_domain::{AppendService, Device, EventKind, Project, TrailId};
-use relay_local::LocalAdapters;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -19,12 +20,11 @@ use crate::http::{HttpServer, HttpState, router};
 use crate::journal::Journal;
 use crate::metrics::Metrics;
 use crate::notary_scheduler::{NotarySchedule, NotaryScheduler, NotarySchedulerHandle};
-use crate::verify::{VerifyReport, VerifyRunError, verify_trails};
 
 /// What the edge needs to run; built by the binary from its configuration.
 #[derive(Debug, Clone)]
 pub struct EdgeSettings {
-    /// Data directory of the local adapters.
+    /// The data directory (the local stores, the default inbox, `exports/`).
     pub data_dir: PathBuf,
     /// Folders to watch.
     pub watch: Vec<PathBuf>,
@@ -53,20 +53,46 @@ pub struct EdgeSettings {
     pub forward: Option<crate::forwarder::ForwardSettings>,
     /// The time source (R9); `None`: the host clock.
     pub clock: Option<Arc<dyn TimeSource>>,
-    /// Where keys are kept (`secret_provider`): files, or the OS keyring with a loud fallback
-    /// to files when it cannot be used.
-    pub secrets: relay_local::SecretBackend,
     /// HTTPS for the listener (`tls_cert`, `tls_key`); `None`: plain HTTP.
     pub tls: Option<crate::server::TlsFiles>,
     /// Plain HTTP on a non-loopback address is refused unless this is set ([`crate::listen`]).
     pub allow_plain_http_on_network: bool,
 }
 
+/// The ports an edge runs on, opened by the binary's composition root (which provider, which
+/// files): `relay-node` opens them on the local provider (SQLite + files) under the data
+/// directory. The runtime never opens a store itself.
+#[derive(Debug, Clone)]
+pub struct EdgePorts {
+    /// The provider's name, written into the posture (`mode`), e.g. `local`.
+    pub provider: &'static str,
+    /// The record store's kind, written into the posture (`record_store`), e.g. `sqlite`.
+    pub record_store_kind: &'static str,
+    /// Where the record store is (a file, a database), named in error messages.
+    pub location: PathBuf,
+    /// Every trail's records.
+    pub records: Arc<dyn RecordStore>,
+    /// Review accounts.
+    pub accounts: Arc<dyn AccountStore>,
+    /// Four-eyes configuration changes.
+    pub changes: Arc<dyn ChangeRequestStore>,
+    /// How far each trail has been forwarded.
+    pub forward_cursors: Arc<dyn ForwardCursorStore>,
+    /// Keys and tokens.
+    pub secrets: Arc<dyn SecretProvider>,
+    /// Set when the configured secret provider could not be used and another stands in.
+    pub secrets_fallback: Option<SecretsFallback>,
+    /// Where trail heads are anchored.
+    pub notary: Arc<dyn Notary>,
+    /// The provider's clock (used unless [`EdgeSettings::clock`] names another).
+    pub clock: Arc<dyn TimeSource>,
+}
+
 /// Why the edge could not start or stop cleanly.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum EdgeError {
-    /// The local adapters could not be opened.
+    /// The stores could not be opened.
     #[error("cannot open the data directory {path}: {message}")]
     Open {
         /// The data directory.
@@ -80,13 +106,13 @@ pub enum EdgeError {
     /// The trail key is unusable.
     #[error("the trail key is unusable: {0}")]
     BadKey(String),
-    /// The record store's file is damaged (a corrupt page, a truncated file); it is left as
-    /// it is and the relay does not run on it.
+    /// The record store is damaged (a corrupt page, a truncated file); it is left as it is
+    /// and the relay does not run on it.
     #[error("refusing to start: {message}")]
     Damaged {
-        /// The database file.
+        /// The damaged store (its database file).
         path: PathBuf,
-        /// What SQLite found.
+        /// What the store found.
         message: String,
     },
     /// The key that signed the newest `_relay` record is not in the secret provider: starting
@@ -162,7 +188,7 @@ pub enum EdgeError {
 #[derive(Debug)]
 pub struct EdgeRuntime {
     signals: Option<StopSignals>,
-    adapters: LocalAdapters,
+    ports: EdgePorts,
     journal: Journal,
     capture: CaptureHandle,
     http_addr: SocketAddr,
@@ -173,8 +199,14 @@ pub struct EdgeRuntime {
 }
 
 impl EdgeRuntime {
-    /// Opens the stores, records the start-up posture, starts capture and the HTTP listener.
-    pub async fn start(mut settings: EdgeSettings) -> Result<Self, EdgeError> {
+    /// Opens the stores through `open` (the composition root's opener, called once the
+    /// listener's transport posture is accepted, so a refused posture touches no store),
+    /// records the start-up posture, starts capture and the HTTP listener.
+    pub async fn start<F, Fut>(mut settings: EdgeSettings, open: F) -> Result<Self, EdgeError>
+    where
+        F: FnOnce() -> Fut,
+        Fut: std::future::Future<Output = Result<EdgePorts, EdgeError>>,
+    {
         let signals = StopSignals::register()?;
         // Transport first: a refused posture records nothing and touches no store.
         let listener = crate::listen::listener_posture(
@@ -188,23 +220,8 @@ impl EdgeRuntime {
             .map(|t| crate::tls::acceptor(&t.cert, &t.key))
             .transpose()
             .map_err(EdgeError::Tls)?;
-        let adapters = LocalAdapters::open_with(
-            relay_local::LocalConfig::new(&settings.data_dir)
-                .secret_backend(settings.secrets.clone()),
-        )
-        .await;
-        let adapters = match adapters {
-            Ok(adapters) => adapters,
-            Err(e) => {
-                return Err(damaged_store(&settings.data_dir).await.unwrap_or_else(|| {
-                    EdgeError::Open {
-                        path: settings.data_dir.clone(),
-                        message: error_chain(&e),
-                    }
-                }));
-            }
-        };
-        if let Some(fallback) = &adapters.secrets_fallback {
+        let ports = open().await?;
+        if let Some(fallback) = &ports.secrets_fallback {
             tracing::error!(
                 wanted = fallback.wanted, using = fallback.using, reason = %fallback.reason,
                 "SECRET PROVIDER FALLBACK: secret_provider = \"keyring\" is configured but the OS \
@@ -212,12 +229,11 @@ impl EdgeRuntime {
                  directory. Recorded as a SYSTEM event in _relay."
             );
         }
-        check_store_file(&adapters).await?;
-        ensure_key_continuity(&adapters).await?;
-        let applied_changes = apply_approved_changes(adapters.changes.as_ref(), &mut settings)
+        ensure_key_continuity(&ports).await?;
+        let applied_changes = apply_approved_changes(ports.changes.as_ref(), &mut settings)
             .await
             .map_err(|e| EdgeError::Config(error_chain(&e)))?;
-        let secret = adapters
+        let secret = ports
             .secrets
             .current_or_create(&SecretName::trail_hmac())
             .await
@@ -226,10 +242,10 @@ impl EdgeRuntime {
             .to_trail_key()
             .map_err(|e| EdgeError::BadKey(e.to_string()))?;
         let key_id = key.id().clone();
-        let store: Arc<dyn RecordStore> = adapters.record_store.clone();
+        let store: Arc<dyn RecordStore> = ports.records.clone();
         let clock: Arc<dyn TimeSource> = match &settings.clock {
             Some(c) => c.clone(),
-            None => adapters.clock.clone(),
+            None => ports.clock.clone(),
         };
         // Every instant passes the step-back watch, seeded with the newest stored record so a
         // clock that went back while the relay was down is noticed on the first append.
@@ -239,7 +255,7 @@ impl EdgeRuntime {
             .trails()
             .await
             .map_err(|e| EdgeError::Open {
-                path: adapters.record_store.path().to_path_buf(),
+                path: ports.location.clone(),
                 message: error_chain(&e),
             })?
             .into_iter()
@@ -249,7 +265,7 @@ impl EdgeRuntime {
             .seed_from_store(store.as_ref(), &trails)
             .await
             .map_err(|e| EdgeError::Open {
-                path: adapters.record_store.path().to_path_buf(),
+                path: ports.location.clone(),
                 message: error_chain(&e),
             })?;
         let clock: Arc<dyn TimeSource> = clock_watch;
@@ -259,13 +275,13 @@ impl EdgeRuntime {
         crate::clock_watch::spawn_step_reporter(clock_steps, journal.clone());
         crate::clock_watch::spawn_time_event_reporter(clock.clone(), journal.clone());
 
-        let seal_key = crate::export::load_seal_key(adapters.secrets.as_ref())
+        let seal_key = crate::export::load_seal_key(ports.secrets.as_ref())
             .await
             .map_err(EdgeError::SealKey)?;
-        let notary_worm = adapters.notary.worm_posture();
+        let notary_worm = ports.notary.worm_posture();
         if notary_worm != WormPosture::Enforced {
             tracing::warn!(
-                notary = adapters.notary.kind(),
+                notary = ports.notary.kind(),
                 worm = %notary_worm,
                 "the notary is NOT write-once storage: anyone with access to the data directory could rewrite \
                  anchors; use an Object Lock / immutable-blob notary for regulated production"
@@ -295,7 +311,7 @@ impl EdgeRuntime {
 
         let config_assessment = match &settings.config {
             Some(config) => Some(
-                crate::config_guard::assess_config(adapters.changes.as_ref(), config)
+                crate::config_guard::assess_config(ports.changes.as_ref(), config)
                     .await
                     .map_err(|e| EdgeError::Config(error_chain(&e)))?,
             ),
@@ -305,7 +321,7 @@ impl EdgeRuntime {
         let previous_run = crate::run_history::PreviousRun::read(store.as_ref(), &settings.device)
             .await
             .map_err(|e| EdgeError::Open {
-                path: adapters.record_store.path().to_path_buf(),
+                path: ports.location.clone(),
                 message: error_chain(&e),
             })?;
         previous_run
@@ -320,7 +336,7 @@ impl EdgeRuntime {
             "binary": crate::build_info::RunningBinary::posture(),
             "previous_run": previous_run.posture(),
             "listener": listener,
-            "mode": "local",
+            "mode": ports.provider,
             "device": settings.device.as_str(),
             "trail": settings.trail.as_str(),
             "project": settings.project.as_ref().map(Project::as_str),
@@ -328,13 +344,13 @@ impl EdgeRuntime {
             "actor_source": "os_session",
             "time_source": { "kind": time.kind, "label": time.label.to_label(), "detail": time.detail },
             "key_id": key_id.as_str(),
-            "secret_provider": adapters.secrets.kind(),
-            "secret_provider_fallback": adapters.secrets_fallback.as_ref().map(|f| serde_json::json!({
+            "secret_provider": ports.secrets.kind(),
+            "secret_provider_fallback": ports.secrets_fallback.as_ref().map(|f| serde_json::json!({
                 "wanted": f.wanted, "using": f.using, "reason": f.reason,
             })),
-            "notary": { "kind": adapters.notary.kind(), "worm": notary_worm },
+            "notary": { "kind": ports.notary.kind(), "worm": notary_worm },
             "export_seal": crate::export::seal_posture(&seal_key.public()),
-            "record_store": "sqlite",
+            "record_store": ports.record_store_kind,
             "append_only": crate::append_only::posture(&append_only),
             "watch": settings.watch.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
             "settle_ms": u64::try_from(settings.settle.as_millis()).unwrap_or(u64::MAX),
@@ -353,7 +369,7 @@ impl EdgeRuntime {
         crate::append_only::report(&append_only, &journal)
             .await
             .map_err(EdgeError::Posture)?;
-        if let Some(fallback) = &adapters.secrets_fallback {
+        if let Some(fallback) = &ports.secrets_fallback {
             journal
                 .system(
                     "SECRET_PROVIDER_FALLBACK",
@@ -369,12 +385,12 @@ impl EdgeRuntime {
         }
         if let Some(assessment) = config_assessment {
             assessment
-                .record(adapters.changes.as_ref(), &journal)
+                .record(ports.changes.as_ref(), &journal)
                 .await
                 .map_err(|e| EdgeError::Config(error_chain(&e)))?;
         }
 
-        let notary: Arc<dyn Notary> = adapters.notary.clone();
+        let notary: Arc<dyn Notary> = ports.notary.clone();
         let notary_scheduler =
             NotaryScheduler::new(store.clone(), notary, clock.clone(), journal.clone())
                 .spawn(NotarySchedule::every(settings.notary_interval));
@@ -417,22 +433,22 @@ impl EdgeRuntime {
         let api = relay_api::ApiState::new(relay_api::ApiParts {
             appender: appender.clone(),
             store: store.clone(),
-            accounts: adapters.accounts.clone(),
-            secrets: adapters.secrets.clone(),
-            notary: adapters.notary.clone(),
+            accounts: ports.accounts.clone(),
+            secrets: ports.secrets.clone(),
+            notary: ports.notary.clone(),
             metrics: metrics.api_metrics(),
             config: api_config,
         })
         .await
         .map_err(EdgeError::Api)?;
-        api.enable_changes(adapters.changes.clone());
+        api.enable_changes(ports.changes.clone());
         api.set_change_targets(edge_change_targets(applied_changes.clone()));
         api.enable_sealed_exports(std::sync::Arc::new(
             crate::export::DirExporter::new(
                 settings.data_dir.join("exports"),
                 store.clone(),
-                adapters.notary.clone(),
-                adapters.secrets.clone(),
+                ports.notary.clone(),
+                ports.secrets.clone(),
                 clock.clone(),
                 journal.clone(),
                 settings.device.clone(),
@@ -459,14 +475,14 @@ impl EdgeRuntime {
                     {
                         if forward.token.is_empty() {
                             forward.token =
-                                crate::forwarder::load_forward_token(adapters.secrets.as_ref())
+                                crate::forwarder::load_forward_token(ports.secrets.as_ref())
                                     .await
                                     .map_err(EdgeError::Forward)?;
                         }
                         forward
                     },
                     store.clone(),
-                    adapters.forward_cursors.clone(),
+                    ports.forward_cursors.clone(),
                     journal.clone(),
                 )
                 .map_err(EdgeError::Forward)?
@@ -480,7 +496,7 @@ impl EdgeRuntime {
         );
         Ok(Self {
             signals: Some(signals),
-            adapters,
+            ports,
             journal,
             capture,
             http_addr,
@@ -559,7 +575,7 @@ impl EdgeRuntime {
             Ok(Err(e)) => tracing::warn!(error = %e, "HTTP listener ended with an error"),
             Err(e) => tracing::warn!(error = %e, "HTTP listener task failed"),
         }
-        self.adapters.record_store.close().await;
+        self.ports.records.close().await;
         tracing::info!("relay-edge stopped");
         Ok(())
     }
@@ -636,9 +652,9 @@ async fn apply_approved_changes(
 /// Refuses to start when the newest `_relay` record was signed under a key the secret provider
 /// does not hold (a keyring that lost its items, a fallback to files that lack the key, a
 /// deleted key file): `current_or_create` would otherwise mint a new key silently.
-async fn ensure_key_continuity(adapters: &LocalAdapters) -> Result<(), EdgeError> {
+async fn ensure_key_continuity(ports: &EdgePorts) -> Result<(), EdgeError> {
     let relay = TrailId::relay();
-    let store: &dyn RecordStore = adapters.record_store.as_ref();
+    let store: &dyn RecordStore = ports.records.as_ref();
     let Some(head) = store
         .head(&relay)
         .await
@@ -653,7 +669,7 @@ async fn ensure_key_continuity(adapters: &LocalAdapters) -> Result<(), EdgeError
     let Some(record) = newest.first() else {
         return Ok(());
     };
-    let held = match adapters.secrets.versions(&SecretName::trail_hmac()).await {
+    let held = match ports.secrets.versions(&SecretName::trail_hmac()).await {
         Ok(ids) => ids,
         Err(SecretError::NotFound { .. }) => Vec::new(),
         Err(e) => return Err(EdgeError::Key(e)),
@@ -664,8 +680,8 @@ async fn ensure_key_continuity(adapters: &LocalAdapters) -> Result<(), EdgeError
     Err(EdgeError::KeyMissing {
         key_id: record.key_id.to_string(),
         seq: record.chain_seq.get(),
-        provider: adapters.secrets.kind(),
-        fallback: adapters.secrets_fallback.as_ref().map(|f| f.reason.clone()),
+        provider: ports.secrets.kind(),
+        fallback: ports.secrets_fallback.as_ref().map(|f| f.reason.clone()),
     })
 }
 
@@ -767,74 +783,6 @@ impl StoreOutage {
     }
 }
 
-/// After the store failed to open: a damaged database file explains it better than the open
-/// error does (SQLite reports damage as whatever statement first touched it).
-async fn damaged_store(data_dir: &Path) -> Option<EdgeError> {
-    let db = relay_local::LocalConfig::new(data_dir).db_path();
-    if !std::fs::metadata(&db).is_ok_and(|m| m.len() > 0) {
-        return None;
-    }
-    // A store refused for its permissions is not damaged, and probing it would create
-    // SQLite's side files with the shared mode the refusal asks to fix.
-    let shared = |p: &Path| matches!(relay_local::private_fs::shared_access(p), Ok(Some(_)));
-    if shared(data_dir) || shared(&db) {
-        return None;
-    }
-    let file = db.clone();
-    let checked = tokio::task::spawn_blocking(move || {
-        relay_local::SqliteRecordStore::quick_check_file(&file)
-    })
-    .await;
-    match checked {
-        Ok(Err(e)) => Some(EdgeError::Damaged {
-            path: db,
-            message: error_chain(&e),
-        }),
-        Ok(Ok(())) => None,
-        Err(e) => {
-            tracing::warn!(error = %e, "the database file could not be checked");
-            None
-        }
-    }
-}
-
-/// Reads the whole database file once (`PRAGMA quick_check`) so a damaged store stops the
-/// relay at start-up instead of failing on some later read or write.
-async fn check_store_file(adapters: &LocalAdapters) -> Result<(), EdgeError> {
-    let started = std::time::Instant::now();
-    let checked = adapters.record_store.quick_check().await;
-    tracing::debug!(
-        elapsed_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-        ok = checked.is_ok(),
-        "store file checked"
-    );
-    checked.map_err(|e| EdgeError::Damaged {
-        path: adapters.record_store.path().to_path_buf(),
-        message: error_chain(&e),
-    })
-}
-
-async fn open_adapters(data_dir: &Path) -> Result<LocalAdapters, EdgeError> {
-    LocalAdapters::open(data_dir)
-        .await
-        .map_err(|e| EdgeError::Open {
-            path: data_dir.to_path_buf(),
-            message: error_chain(&e),
-        })
-}
-
-/// The message of `e` and all its causes, joined.
-pub(crate) fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut msg = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        msg.push_str(": ");
-        msg.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    msg
-}
-
 /// Creates the default inbox under the data directory; any other root must already exist.
 fn prepare_watch_root(root: &Path, data_dir: &Path) -> Result<(), EdgeError> {
     let err = |message: String| EdgeError::Watch {
@@ -877,88 +825,4 @@ async fn wait_for_signal(signals: StopSignals) -> Result<(), EdgeError> {
         _ = int.recv() => {}
     }
     Ok(())
-}
-
-/// Verifies every trail (or `only`) of the data directory; one verdict per trail.
-pub async fn verify_data_dir(
-    data_dir: &Path,
-    only: Option<&TrailId>,
-) -> Result<VerifyReport, EdgeVerifyError> {
-    if !data_dir.join("relay.db").is_file() {
-        return Err(EdgeVerifyError::NoData(data_dir.to_path_buf()));
-    }
-    let adapters = match open_adapters(data_dir).await {
-        Ok(adapters) => adapters,
-        Err(e) => {
-            return Err(match damaged_store(data_dir).await {
-                Some(EdgeError::Damaged { path, message }) => {
-                    EdgeVerifyError::Damaged { path, message }
-                }
-                _ => EdgeVerifyError::Open(e),
-            });
-        }
-    };
-    if let Err(e) = check_store_file(&adapters).await {
-        return Err(match e {
-            EdgeError::Damaged { path, message } => EdgeVerifyError::Damaged { path, message },
-            other => EdgeVerifyError::Open(other),
-        });
-    }
-    let secrets: &dyn SecretProvider = adapters.secrets.as_ref();
-    let notary: &dyn Notary = adapters.notary.as_ref();
-    let report = verify_trails(
-        adapters.record_store.as_ref(),
-        secrets,
-        notary,
-        only,
-        |trail, n| {
-            const EVERY: u64 = 256 * 1024;
-            if n >= EVERY && n % EVERY < relay_domain::verify::VERIFY_PAGE as u64 {
-                tracing::info!(trail = %trail, records = n, "verifying");
-            }
-        },
-    )
-    .await?;
-    adapters.record_store.close().await;
-    Ok(report)
-}
-
-/// Why `verify` could not run.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum EdgeVerifyError {
-    /// There is no relay database in the data directory.
-    #[error("no relay data in {0} (relay.db not found); check --data-dir")]
-    NoData(PathBuf),
-    /// The data directory could not be opened.
-    #[error(transparent)]
-    Open(EdgeError),
-    /// The database file is damaged: nothing in it can be trusted to verify (exit code 1, as
-    /// for a broken trail).
-    #[error("{message}")]
-    Damaged {
-        /// The database file.
-        path: PathBuf,
-        /// What SQLite found.
-        message: String,
-    },
-    /// Verification could not run.
-    #[error(transparent)]
-    Run(#[from] VerifyRunError),
-}
-
-/// The forwarding state of every capture trail of the data directory (`forward status`).
-pub async fn forward_status_of_data_dir(
-    data_dir: &Path,
-) -> Result<Vec<crate::forwarder::ForwardStatus>, crate::forwarder::ForwardStatusError> {
-    let adapters = LocalAdapters::open(data_dir)
-        .await
-        .map_err(|e| crate::forwarder::ForwardStatusError::Open(error_chain(&e)))?;
-    let rows = crate::forwarder::forward_status(
-        adapters.record_store.as_ref(),
-        adapters.forward_cursors.as_ref(),
-    )
-    .await;
-    adapters.record_store.close().await;
-    rows
 }

@@ -889,74 +889,6 @@ pub fn resolve_exporting_user() -> Result<relay_domain::Actor, crate::edge::Edge
     relay_capture::resolve_os_actor().map_err(|e| crate::edge::EdgeError::NoActor(e.to_string()))
 }
 
-/// Why `relay-edge export` could not run.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum DataDirExportError {
-    /// There is no relay database in the data directory.
-    #[error("no relay data in {0} (relay.db not found); check --data-dir")]
-    NoData(PathBuf),
-    /// The local adapters could not be opened.
-    #[error("cannot open the data directory {path}: {message}")]
-    Open {
-        /// The data directory.
-        path: PathBuf,
-        /// What failed.
-        message: String,
-    },
-    /// The trail keys could not be loaded.
-    #[error("cannot load the trail keys")]
-    Keys(#[source] SecretError),
-    /// The export itself failed.
-    #[error(transparent)]
-    Export(#[from] ExportError),
-}
-
-/// Exports from the local data directory `data_dir` (what `relay-edge export` runs). Safe to
-/// run while `relay-edge run` is running: the store serializes appends across processes.
-pub async fn export_data_dir(
-    data_dir: &Path,
-    device: relay_domain::Device,
-    request: &ExportRequest,
-) -> Result<ExportOutcome, DataDirExportError> {
-    if !data_dir.join("relay.db").is_file() {
-        return Err(DataDirExportError::NoData(data_dir.to_path_buf()));
-    }
-    let adapters = relay_local::LocalAdapters::open(data_dir)
-        .await
-        .map_err(|e| DataDirExportError::Open {
-            path: data_dir.to_path_buf(),
-            message: crate::edge::error_chain(&e),
-        })?;
-    let keys = adapters
-        .secrets
-        .key_ring(&SecretName::trail_hmac())
-        .await
-        .map_err(DataDirExportError::Keys)?;
-    let signing = keys
-        .current()
-        .cloned()
-        .ok_or_else(|| DataDirExportError::Open {
-            path: data_dir.to_path_buf(),
-            message: "no current trail key".into(),
-        })?;
-    let store: std::sync::Arc<dyn RecordStore> = adapters.record_store.clone();
-    let clock: std::sync::Arc<dyn TimeSource> = adapters.clock.clone();
-    let appender = std::sync::Arc::new(relay_domain::AppendService::new(store, clock, signing));
-    let journal = Journal::new(appender, crate::metrics::Metrics::new(), device);
-    let services = ExportServices {
-        store: adapters.record_store.as_ref(),
-        notary: adapters.notary.as_ref(),
-        secrets: adapters.secrets.as_ref(),
-        keys: &keys,
-        clock: adapters.clock.as_ref(),
-        journal: &journal,
-    };
-    let result = export_package(services, request).await;
-    adapters.record_store.close().await;
-    Ok(result?)
-}
-
 /// The API's sealed exporter: builds zip packages under one directory (e.g.
 /// `<data-dir>/exports`) with the process's own ports and journal, and serves them back.
 ///
@@ -1205,7 +1137,7 @@ impl relay_api::SealedExporter for DirExporter {
         // On a server of record a forwarded trail is checked with its edge's keys.
         let keys = crate::verify::trail_key_ring(self.secrets.as_ref(), &job.trail)
             .await
-            .map_err(|e| E::Failed(crate::edge::error_chain(&e)))?;
+            .map_err(|e| E::Failed(relay_domain::error_chain(&e)))?;
         let request = ExportRequest {
             trail: job.trail,
             from_seq: job.from_seq,
@@ -1241,7 +1173,7 @@ impl relay_api::SealedExporter for DirExporter {
                 ExportError::EmptyTrail(_) | ExportError::BadRange { .. } => {
                     E::Invalid(e.to_string())
                 }
-                other => E::Failed(crate::edge::error_chain(&other)),
+                other => E::Failed(relay_domain::error_chain(&other)),
             })?;
         let package = outcome
             .path

@@ -7,7 +7,6 @@
 //! server still refuses the batch, or cannot be reached to prove otherwise, nothing changes.
 //! A running `relay-edge run` takes the trail up again on its next poll.
 
-use std::path::Path;
 use std::sync::Arc;
 
 use relay_domain::ports::{
@@ -15,9 +14,9 @@ use relay_domain::ports::{
 };
 use relay_domain::{Actor, AppendService, Device, EventKind, TrailId};
 
-use crate::edge::error_chain;
 use crate::forwarder::{ForwardSettings, Forwarder, SendOutcome};
 use crate::journal::Journal;
+use relay_domain::error_chain;
 
 /// The event kind recorded when an operator resumes a poisoned trail.
 pub const FORWARD_RESUMED: &str = "FORWARD_RESUMED";
@@ -76,11 +75,24 @@ pub struct ResumeOutcome {
     pub event_seq: u64,
 }
 
+/// The ports `forward resume` works on, opened by the composition root.
+#[derive(Debug, Clone)]
+pub struct ResumePorts {
+    /// Every trail's records.
+    pub records: Arc<dyn RecordStore>,
+    /// How far each trail has been forwarded.
+    pub forward_cursors: Arc<dyn ForwardCursorStore>,
+    /// The trail key and the forward token.
+    pub secrets: Arc<dyn relay_domain::ports::SecretProvider>,
+    /// The clock of the `FORWARD_RESUMED` event.
+    pub clock: Arc<dyn TimeSource>,
+}
+
 /// Re-tries the dead-lettered batch of `trail` and, if the server accepts it now, clears the
 /// poison and records `FORWARD_RESUMED` with `operator` and `reason`.
-pub async fn resume_data_dir_trail(
-    data_dir: &Path,
-    settings: ForwardSettings,
+pub async fn resume(
+    adapters: &ResumePorts,
+    mut settings: ForwardSettings,
     device: Device,
     trail: &TrailId,
     operator: &Actor,
@@ -89,29 +101,6 @@ pub async fn resume_data_dir_trail(
     if reason.trim().is_empty() {
         return Err(ResumeError::NoReason);
     }
-    let open = |e: &dyn std::error::Error| ResumeError::Open(error_chain(e));
-    if !data_dir.join("relay.db").is_file() {
-        return Err(ResumeError::Open(format!(
-            "no relay data in {} (relay.db not found); check --data-dir",
-            data_dir.display()
-        )));
-    }
-    let adapters = relay_local::LocalAdapters::open(data_dir)
-        .await
-        .map_err(|e| open(&e))?;
-    let result = resume(&adapters, settings, device, trail, operator, reason).await;
-    adapters.record_store.close().await;
-    result
-}
-
-async fn resume(
-    adapters: &relay_local::LocalAdapters,
-    mut settings: ForwardSettings,
-    device: Device,
-    trail: &TrailId,
-    operator: &Actor,
-    reason: &str,
-) -> Result<ResumeOutcome, ResumeError> {
     let open = |e: &dyn std::error::Error| ResumeError::Open(error_chain(e));
     let cursors: Arc<dyn ForwardCursorStore> = adapters.forward_cursors.clone();
     let cursor = cursors.get(trail).await.map_err(|e| open(&e))?;
@@ -123,7 +112,7 @@ async fn resume(
             .await
             .map_err(|e| open(&e))?;
     }
-    let store: Arc<dyn RecordStore> = adapters.record_store.clone();
+    let store: Arc<dyn RecordStore> = adapters.records.clone();
     let records = store
         .read(
             trail,

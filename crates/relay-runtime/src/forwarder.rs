@@ -543,7 +543,7 @@ async fn send(inner: &ForwarderInner, trail: &TrailId, records: &[Record]) -> Se
     {
         Ok(Ok(r)) => r,
         Ok(Err(e)) => {
-            return SendOutcome::Retry(format!("network: {}", crate::edge::error_chain(&e)));
+            return SendOutcome::Retry(format!("network: {}", relay_domain::error_chain(&e)));
         }
         Err(_) => return SendOutcome::Retry("request timed out".into()),
     };

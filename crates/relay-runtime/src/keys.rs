@@ -1,12 +1,12 @@
-//! Trail key rotation and listing on a local data directory (R1.3): what `relay-edge keys`
-//! runs.
+//! Trail key rotation and listing over the secret provider (R1.3): what `relay-edge keys` runs
+//! (its data-directory entry points are in `relay-node`).
 //!
 //! Rotation adds a new version to the `trail-hmac` secret and makes it current; every older
 //! version stays in the provider, so records signed under it keep verifying. The rotation is
 //! recorded as a `KEY_ROTATED` event in `_relay`, the first record signed with the new key. A
 //! running relay keeps signing with the key it started with until its next start.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use relay_domain::ports::{
@@ -112,55 +112,4 @@ pub async fn rotate_key(
         versions,
         event_seq: event.chain_seq,
     })
-}
-
-/// Opens the local data directory and rotates its trail key (`relay-edge keys rotate`).
-pub async fn rotate_data_dir_key(
-    data_dir: &Path,
-    device: Device,
-    actor: &Actor,
-) -> Result<RotateOutcome, KeysError> {
-    let adapters = open(data_dir).await?;
-    if let Some(fallback) = &adapters.secrets_fallback {
-        adapters.record_store.close().await;
-        // Rotating the file copy would give the installation keys in two places.
-        return Err(KeysError::Open {
-            path: data_dir.to_path_buf(),
-            message: format!(
-                "its keys are kept in the OS keyring, which cannot be used now ({}); refusing \
-                 to rotate the stand-in file provider",
-                fallback.reason
-            ),
-        });
-    }
-    let result = rotate_key(
-        adapters.secrets.as_ref(),
-        adapters.record_store.clone(),
-        adapters.clock.clone(),
-        device,
-        actor,
-    )
-    .await;
-    adapters.record_store.close().await;
-    result
-}
-
-/// Opens the local data directory and lists its trail key ids, oldest first.
-pub async fn list_data_dir_keys(data_dir: &Path) -> Result<Vec<KeyId>, KeysError> {
-    let adapters = open(data_dir).await?;
-    let result = list_keys(adapters.secrets.as_ref()).await;
-    adapters.record_store.close().await;
-    Ok(result?)
-}
-
-async fn open(data_dir: &Path) -> Result<relay_local::LocalAdapters, KeysError> {
-    if !data_dir.join("relay.db").is_file() {
-        return Err(KeysError::NoData(data_dir.to_path_buf()));
-    }
-    relay_local::LocalAdapters::open(data_dir)
-        .await
-        .map_err(|e| KeysError::Open {
-            path: data_dir.to_path_buf(),
-            message: crate::edge::error_chain(&e),
-        })
 }

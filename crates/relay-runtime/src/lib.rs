@@ -11,7 +11,6 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod append_only;
-pub mod backup;
 pub mod build_info;
 pub mod clock_watch;
 pub mod config_guard;
@@ -28,7 +27,6 @@ pub mod listen;
 pub mod log_format;
 pub mod metrics;
 pub mod notary_scheduler;
-pub mod qualify;
 pub mod run_history;
 pub mod server;
 pub mod tls;

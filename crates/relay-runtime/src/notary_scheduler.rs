@@ -333,7 +333,7 @@ impl NotaryScheduler {
 
     async fn report(&self, e: &NotarizeError, attempt: u32) {
         self.journal.metrics().notary_failures.inc();
-        let detail = crate::edge::error_chain(e);
+        let detail = relay_domain::error_chain(e);
         tracing::error!(trail = %e.trail(), attempt, error = %detail, "notarization failed; will retry");
         let payload = serde_json::json!({
             "trail": e.trail().as_str(),

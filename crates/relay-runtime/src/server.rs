@@ -7,7 +7,7 @@
 //! builds behind its own dependency.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,11 +19,11 @@ use relay_domain::{AppendService, Device, EventKind, TrailId};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::edge::error_chain;
 use crate::http::{HttpState, router};
 use crate::journal::Journal;
 use crate::metrics::Metrics;
 use crate::notary_scheduler::{NotarySchedule, NotaryScheduler, NotarySchedulerHandle};
+use relay_domain::error_chain;
 
 /// The ports the server runs on, built by the binary from its `[storage]` configuration.
 #[derive(Debug, Clone)]
@@ -45,27 +45,13 @@ pub struct ServerStores {
     /// When each forwarded record was received (`None`: no time of receipt is kept, every
     /// record shows `received_at: null`, and the start-up posture says so).
     pub receipts: Option<Arc<dyn ReceiptStore>>,
-    /// Called once at shutdown to close pools.
-    pub local: Option<relay_local::LocalAdapters>,
 }
 
 impl ServerStores {
-    /// The local adapter over `data_dir` (SQLite + filesystem), for a single-box server.
-    pub async fn local(data_dir: &Path) -> Result<Self, ServerError> {
-        let adapters = relay_local::LocalAdapters::open(data_dir)
-            .await
-            .map_err(|e| ServerError::Open(error_chain(&e)))?;
-        Ok(Self {
-            provider: "local",
-            records: adapters.record_store.clone(),
-            accounts: adapters.accounts.clone(),
-            secrets: adapters.secrets.clone(),
-            notary: adapters.notary.clone(),
-            clock: adapters.clock.clone(),
-            changes: Some(adapters.changes.clone()),
-            receipts: Some(adapters.receipts.clone()),
-            local: Some(adapters),
-        })
+    /// Closes the stores' connections ([`RecordStore::close`]); called once, by whoever opened
+    /// them, when the server or a command is done with them.
+    pub async fn close(&self) {
+        self.records.close().await;
     }
 }
 
@@ -439,9 +425,7 @@ impl ServerRuntime {
             Ok(Err(e)) => tracing::warn!(error = %e, "HTTP listener ended with an error"),
             Err(e) => tracing::warn!(error = %e, "HTTP listener task failed"),
         }
-        if let Some(local) = &self.stores.local {
-            local.record_store.close().await;
-        }
+        self.stores.close().await;
         tracing::info!("relay-server stopped");
     }
 }

@@ -161,7 +161,9 @@ fn default_server_build_pulls_in_no_cloud_sdk_and_no_provider_adapter() {
     }
 }
 
-/// Non-test Rust sources under `dir` (skipping `tests/` folders and `#[cfg(test)]` modules).
+/// Non-test Rust sources under `dir`: whole files, skipping `tests/` folders and every
+/// `#[cfg(test)]` item (a test module in the middle of a file hides none of the production code
+/// after it).
 fn sources(dir: &Path) -> Vec<(PathBuf, String)> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
@@ -174,16 +176,148 @@ fn sources(dir: &Path) -> Vec<(PathBuf, String)> {
                 }
             } else if p.extension().is_some_and(|e| e == "rs") {
                 let text = std::fs::read_to_string(&p).unwrap();
-                let code = text
-                    .split("#[cfg(test)]")
-                    .next()
-                    .unwrap_or_default()
-                    .to_owned();
-                out.push((p, code));
+                out.push((p, without_test_items(&text)));
             }
         }
     }
     out
+}
+
+/// `text` without its `#[cfg(test)]` items: from the attribute to the end of the item that
+/// follows it (its closing brace at the same nesting depth, or its `;`).
+fn without_test_items(text: &str) -> String {
+    const MARK: &str = "#[cfg(test)]";
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find(MARK) {
+        out.push_str(&rest[..at]);
+        let item = &rest[at + MARK.len()..];
+        let mut depth = 0usize;
+        let mut end = item.len();
+        for (i, c) in item.char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth = depth.saturating_sub(1);
+                    if depth == 0 {
+                        end = i + 1;
+                        break;
+                    }
+                }
+                ';' if depth == 0 => {
+                    end = i + 1;
+                    break;
+                }
+                _ => {}
+            }
+        }
+        rest = &item[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+#[test]
+fn test_items_are_skipped_but_code_after_them_is_scanned() {
+    let text = "fn a() {}\n#[cfg(test)]\nmod tests { fn t() { let _ = format!(\"{}\", 1); } }\n\
+                fn after() { std::fs::read(\"x\"); }\n#[cfg(test)]\nuse foo::bar;\nfn last() {}";
+    let code = without_test_items(text);
+    assert!(!code.contains("fn t()"), "{code}");
+    assert!(!code.contains("foo::bar"), "{code}");
+    assert!(code.contains("fn after() { std::fs::read"), "{code}");
+    assert!(code.contains("fn last()"), "{code}");
+}
+
+/// The workspace's packages whose manifest is under `folder` (`crates`, `adapters`, ...).
+fn packages_under(meta: &serde_json::Value, folder: &str) -> BTreeSet<String> {
+    let root = workspace_root().join(folder);
+    meta["packages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| Path::new(p["manifest_path"].as_str().unwrap()).starts_with(&root))
+        .map(|p| p["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+// REQ: R10.1
+#[test]
+fn no_crate_under_crates_depends_on_an_adapter_a_database_driver_or_a_cloud_sdk() {
+    let meta = metadata_with(&["--all-features"]);
+    let adapters = packages_under(&meta, "adapters");
+    let crates = packages_under(&meta, "crates");
+    assert!(
+        adapters.contains("relay-local") && adapters.contains("relay-selfhosted"),
+        "adapters found: {adapters:?}"
+    );
+    assert!(
+        crates.contains("relay-runtime") && crates.contains("relay-domain"),
+        "crates found: {crates:?}"
+    );
+    for krate in &crates {
+        let bad: Vec<_> = normal_closure(&meta, krate)
+            .into_iter()
+            .filter(|n| adapters.contains(n) || n.starts_with("sqlx") || cloud_sdk(n))
+            .collect();
+        assert!(
+            bad.is_empty(),
+            "{krate} (under crates/) depends on {bad:?}: the application layer is provider-free; \
+             the composition roots that open adapters live in bins/ (relay-node)"
+        );
+    }
+    // The check is not vacuous: the composition root does reach an adapter and its driver.
+    let node = normal_closure(&meta, "relay-node");
+    assert!(node.contains("relay-local") && node.contains("sqlx-core"));
+}
+
+/// SQL statements in string literals: what only an adapter may hold.
+const SQL_MARKERS: &[&str] = &[
+    "SELECT ",
+    "INSERT INTO",
+    "DELETE FROM",
+    "DROP TRIGGER",
+    "CREATE TRIGGER",
+    "CREATE TABLE",
+    "ALTER TABLE",
+    "CREATE DATABASE",
+    "PRAGMA ",
+    " SET subject",
+];
+
+/// The first SQL statement in a string literal of `code`, if any.
+fn sql_in(code: &str) -> Option<String> {
+    code.lines()
+        .filter(|l| !l.trim_start().starts_with("//"))
+        .find(|l| {
+            l.split('"')
+                .skip(1)
+                .step_by(2)
+                .any(|lit| SQL_MARKERS.iter().any(|m| lit.contains(m)))
+        })
+        .map(|l| l.trim().to_owned())
+}
+
+#[test]
+fn sql_text_lives_only_in_adapters() {
+    assert!(sql_in("let q = \"DELETE FROM event_log WHERE x\";").is_some());
+    assert!(sql_in("/// refuses UPDATE and DELETE\nfn f() {}").is_none());
+    let root = workspace_root();
+    // relay-bench is the one exception: it measures raw-SQL baselines (a plain insert, COPY)
+    // that the adapters' append paths are compared against in docs/performance.md.
+    for folder in ["crates", "bins", "conformance/src", "examples"] {
+        for (path, code) in sources(&root.join(folder)) {
+            if path.starts_with(root.join("bins/relay-bench")) {
+                continue;
+            }
+            if let Some(line) = sql_in(&code) {
+                panic!(
+                    "{} holds SQL ({line}); SQL belongs in adapters/ behind a port \
+                     (e.g. TamperProbe, RecordStore::append_only_enforcement)",
+                    path.display()
+                );
+            }
+        }
+    }
 }
 
 // REQ: R10.1

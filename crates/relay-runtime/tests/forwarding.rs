@@ -21,7 +21,7 @@ use relay_local::{FileSecretProvider, LocalAdapters, SystemTimeSource};
 use relay_runtime::forwarder::{ForwardSettings, Forwarder, forward_status};
 use relay_runtime::journal::Journal;
 use relay_runtime::metrics::Metrics;
-use relay_runtime::server::{ServerRuntime, ServerSettings, ServerStores, TlsFiles};
+use relay_runtime::server::{ServerRuntime, ServerSettings, TlsFiles};
 use tempfile::TempDir;
 
 const EDGE: &str = "ws-1";
@@ -37,7 +37,7 @@ struct Server {
 /// Starts a server on loopback, with `edge_key_dir`'s trail key provisioned as `trail-hmac.ws-1`.
 async fn start_server(edge_secrets: &Path, tls: Option<TlsFiles>) -> Server {
     let dir = TempDir::new().unwrap();
-    let stores = ServerStores::local(dir.path()).await.unwrap();
+    let stores = relay_node::local::server_stores(dir.path()).await.unwrap();
     provision_trail_key(edge_secrets, &dir.path().join("secrets"), TRAIL);
     let token = relay_runtime::server::ingest_token(stores.secrets.as_ref(), EDGE)
         .await
@@ -731,7 +731,9 @@ async fn a_backlog_after_a_server_outage_is_recorded_as_an_outage_and_raises_no_
 
     // The server's stores and token exist; its listener is not up yet.
     let server_dir = TempDir::new().unwrap();
-    let stores = ServerStores::local(server_dir.path()).await.unwrap();
+    let stores = relay_node::local::server_stores(server_dir.path())
+        .await
+        .unwrap();
     provision_trail_key(
         &dir.path().join("secrets"),
         &server_dir.path().join("secrets"),

@@ -13,7 +13,7 @@ use relay_domain::ports::{
     ChangeDecision, ChangeRequest, ChangeRequestStore, ChangeSetting, ChangeState, RecordStore,
 };
 use relay_domain::{Device, Timestamp, TrailId};
-use relay_runtime::server::{ServerRuntime, ServerSettings, ServerStores};
+use relay_runtime::server::{ServerRuntime, ServerSettings};
 use tempfile::TempDir;
 
 const EDGE: &str = "ws-1";
@@ -125,7 +125,9 @@ async fn startup_posture(stores_dir: &TempDir) -> serde_json::Value {
 async fn approved_changes_are_applied_at_server_start_and_a_revoked_token_stays_refused() {
     // Control: the issued token authenticates on a server with no approved change.
     let control_dir = TempDir::new().unwrap();
-    let stores = ServerStores::local(control_dir.path()).await.unwrap();
+    let stores = relay_node::local::server_stores(control_dir.path())
+        .await
+        .unwrap();
     let token = relay_runtime::server::ingest_token(stores.secrets.as_ref(), EDGE)
         .await
         .unwrap();
@@ -138,11 +140,11 @@ async fn approved_changes_are_applied_at_server_start_and_a_revoked_token_stays_
 
     // The same, after an approved revocation and two approved start-up settings.
     let dir = TempDir::new().unwrap();
-    let stores = ServerStores::local(dir.path()).await.unwrap();
+    let stores = relay_node::local::server_stores(dir.path()).await.unwrap();
     let token = relay_runtime::server::ingest_token(stores.secrets.as_ref(), EDGE)
         .await
         .unwrap();
-    let changes = stores.local.as_ref().unwrap().changes.clone();
+    let changes = stores.changes.clone().unwrap();
     approved(
         changes.as_ref(),
         "cr-revoke",

@@ -21,9 +21,8 @@ use aws_sdk_s3::error::ProvideErrorMetadata;
 use aws_sdk_s3::types::{BucketLocationConstraint, CreateBucketConfiguration};
 use relay_conformance::TamperOutcome;
 use relay_conformance::notary::AnchorTamperProbe;
-use relay_conformance::record_store::TamperProbe;
+use relay_domain::TrailId;
 use relay_domain::error::BoxError;
-use relay_domain::{ChainSeq, TrailId};
 use relay_selfhosted::{
     MigrateConfig, PgConfig, PgRecordStore, S3Client, S3Config, S3Credentials, S3Notary, migrate,
 };
@@ -200,58 +199,6 @@ impl Drop for PgHarness {
 
 fn redact(dsn: &str) -> String {
     relay_selfhosted::redact_dsn(dsn)
-}
-
-/// Tampers with `event_log` as its owner, behind the store's back.
-pub struct OwnerTamper {
-    /// The owner's pool.
-    pub pool: PgPool,
-}
-
-impl OwnerTamper {
-    fn outcome(
-        result: Result<sqlx::postgres::PgQueryResult, sqlx::Error>,
-    ) -> Result<TamperOutcome, BoxError> {
-        match result {
-            Ok(_) => Ok(TamperOutcome::Applied),
-            Err(e) if sqlstate(&e).as_deref() == Some("P0001") => {
-                Ok(TamperOutcome::Refused(format!("SQLSTATE P0001: {e}")))
-            }
-            Err(e) => Err(Box::new(e)),
-        }
-    }
-}
-
-#[async_trait]
-impl TamperProbe for OwnerTamper {
-    async fn try_update(&self, trail: &TrailId, seq: ChainSeq) -> Result<TamperOutcome, BoxError> {
-        Self::outcome(
-            sqlx::query(
-                "UPDATE event_log SET payload = '{\"n\":0}' WHERE trail_id = $1 AND chain_seq = $2",
-            )
-            .bind(trail.as_str())
-            .bind(seq.get() as i64)
-            .execute(&self.pool)
-            .await,
-        )
-    }
-
-    async fn try_delete(&self, trail: &TrailId, seq: ChainSeq) -> Result<TamperOutcome, BoxError> {
-        Self::outcome(
-            sqlx::query("DELETE FROM event_log WHERE trail_id = $1 AND chain_seq = $2")
-                .bind(trail.as_str())
-                .bind(seq.get() as i64)
-                .execute(&self.pool)
-                .await,
-        )
-    }
-
-    async fn remove_a_control(&self) -> Result<String, BoxError> {
-        sqlx::query("DROP TRIGGER event_log_no_delete ON event_log")
-            .execute(&self.pool)
-            .await?;
-        Ok("event_log_no_delete".into())
-    }
 }
 
 /// A fresh bucket on the S3-compatible endpoint.

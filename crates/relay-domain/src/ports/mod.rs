@@ -31,7 +31,9 @@ pub use object_store::{
 pub use receipts::{Lateness, Receipt, ReceiptError, ReceiptStore, receipt_for};
 pub use record_store::{
     AppendOnlyEnforcement, AppendReceipt, Head, RecordStore, RecordStoreCapabilities,
-    RecordStoreError, RecordStoreExt,
+    RecordStoreError, RecordStoreExt, TamperAttempt, TamperProbe,
 };
-pub use secrets::{SecretError, SecretName, SecretProvider, SecretProviderExt, SecretValue};
+pub use secrets::{
+    SecretError, SecretName, SecretProvider, SecretProviderExt, SecretValue, SecretsFallback,
+};
 pub use time_source::{TimeEvent, TimePosture, TimeSource, TimeSourceError, TimedInstant};

@@ -216,6 +216,51 @@ pub trait RecordStore: Send + Sync + std::fmt::Debug {
         out.truncate(limit);
         Ok(out)
     }
+
+    /// Releases the store's connections (flushes a SQLite WAL, returns Postgres connections)
+    /// so that a process ends with its store closed cleanly. Called once by whoever opened the
+    /// store, when it is done with it; the store is not used afterwards. The default does
+    /// nothing (stores without connections).
+    async fn close(&self) {}
+}
+
+/// What an attempt to rewrite stored history through the backend itself (bypassing the port)
+/// came to; see [`TamperProbe`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TamperAttempt {
+    /// The backend refused it; the text is the backend's own refusal.
+    Refused(String),
+    /// The backend accepted it and changed this many rows.
+    Accepted(u64),
+}
+
+/// The operational-qualification probe of a record store's custody (OQ-02): plays the attacker
+/// who reached the database directly, so qualification and the conformance suite can show the
+/// store's append-only controls refuse edits and that, once an attacker has removed them, the
+/// chain still exposes the edit. Only ever run on a scratch store: [`drop_append_only_controls`]
+/// weakens the store for good.
+///
+/// [`drop_append_only_controls`]: TamperProbe::drop_append_only_controls
+#[async_trait]
+pub trait TamperProbe: Send + Sync + std::fmt::Debug {
+    /// Tries to rewrite the `subject` of the record `seq` of `trail` in place.
+    async fn try_rewrite_subject(
+        &self,
+        trail: &TrailId,
+        seq: u64,
+        subject: &str,
+    ) -> Result<TamperAttempt, RecordStoreError>;
+
+    /// Tries to delete the record `seq` of `trail`.
+    async fn try_delete(
+        &self,
+        trail: &TrailId,
+        seq: u64,
+    ) -> Result<TamperAttempt, RecordStoreError>;
+
+    /// Removes the controls that make the store append-only (what an attacker with full
+    /// access to the backend does); returns their names.
+    async fn drop_append_only_controls(&self) -> Result<Vec<String>, RecordStoreError>;
 }
 
 /// Conveniences built on [`RecordStore`]'s required methods, so adapters cannot get them wrong.

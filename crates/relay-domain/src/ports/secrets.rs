@@ -253,3 +253,16 @@ pub trait SecretProviderExt: SecretProvider {
 }
 
 impl<T: SecretProvider + ?Sized> SecretProviderExt for T {}
+
+/// A secret provider that stands in for the one configured (the OS keyring was asked for but
+/// cannot be used, so owner-only files hold the keys): reported loudly at start-up (log, posture,
+/// `SYSTEM` event) by whoever opened the provider.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretsFallback {
+    /// What was asked for (`keyring`).
+    pub wanted: &'static str,
+    /// The provider standing in (`file`).
+    pub using: &'static str,
+    /// Why the configured provider could not be used.
+    pub reason: String,
+}

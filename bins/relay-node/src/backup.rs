@@ -20,9 +20,9 @@ use std::path::{Path, PathBuf};
 use relay_domain::ports::RecordStore;
 use serde::{Deserialize, Serialize};
 
-use crate::custody::{CustodyState, custody_state};
-use crate::edge::error_chain;
-use crate::verify::TrailVerdict;
+use relay_domain::error_chain;
+use relay_runtime::custody::{CustodyState, custody_state};
+use relay_runtime::verify::TrailVerdict;
 
 /// The format tag of a backup manifest.
 pub const BACKUP_FORMAT: &str = "relay-edge-backup/1";
@@ -250,7 +250,7 @@ pub async fn restore_data_dir(
         return Err(BackupError::Unverified { staging, detail });
     }
     let restored = state_of_db(&staging.join("relay.db")).await?;
-    let differences = crate::custody::compare(&manifest.state, &restored);
+    let differences = relay_runtime::custody::compare(&manifest.state, &restored);
     if !differences.is_empty() {
         let detail = differences
             .iter()
@@ -470,7 +470,8 @@ fn list_files(root: &Path) -> Result<Vec<BackupFile>, BackupError> {
                 }
                 out.push(BackupFile {
                     size: entry.metadata().map_err(io("inspect", &path))?.len(),
-                    sha256: crate::build_info::sha256_file(&path).map_err(io("hash", &path))?,
+                    sha256: relay_runtime::build_info::sha256_file(&path)
+                        .map_err(io("hash", &path))?,
                     path: rel,
                 });
             }
