@@ -5,7 +5,6 @@
 use std::io::BufRead;
 
 use super::{PackageError, PackageVerifier};
-use crate::export::manifest::RowsDigest;
 use crate::export::{PROOFS_JSONL, RECORDS_CSV, RECORDS_JSON, RECORDS_JSONL};
 use crate::verify::ChainVerifier;
 
@@ -50,7 +49,7 @@ impl<R: BufRead> PackageVerifier<'_, R> {
                 );
             }
             // The walk is over: the digest is taken out of the verifier to finish it.
-            let digest = std::mem::replace(&mut self.rows, RowsDigest::new()).finish();
+            let digest = std::mem::take(&mut self.rows).finish();
             if digest == manifest.rows_digest {
                 f.pass(
                     "rows_digest",
