@@ -10,20 +10,20 @@
 //! package with `receipts.jsonl` 16 bytes per exported record (its seq and `recorded_at`), to
 //! recompute each receipt's late flag.
 //!
-//! The verifier is a [`PackageVerifier`] walked through the checks of docs/spec/export.md §4 in
+//! The verifier is a `PackageVerifier` walked through the checks of docs/spec/export.md §4 in
 //! their normative order, one method per check, each in the submodule of its subject:
 //!
-//! - [`manifest`]: the seal, the pinned key, and which files the package holds (checks 2-4);
-//! - [`anchors`]: `anchors.json` (check 5);
-//! - [`records`]: the renderings' openings and the walk of `records.jsonl` with its selection,
+//! - `manifest.rs`: the seal, the pinned key, and which files the package holds (checks 2-4);
+//! - `anchors.rs`: `anchors.json` (check 5);
+//! - `records.rs`: the renderings' openings and the walk of `records.jsonl` with its selection,
 //!   chain, Merkle and rendering checks (checks 6-12);
-//! - [`proofs`]: each record's inclusion proof and the signature evidence of partial exports
+//! - `proofs.rs`: each record's inclusion proof and the signature evidence of partial exports
 //!   (checks 11 and 13);
-//! - [`signatures`]: the rendered signatures against the SIGNATURE records (check 14);
-//! - [`totals`]: the totals against the manifest and every file's digest (checks 15-16);
-//! - [`receipts`]: `receipts.jsonl` (check 17).
+//! - `signatures.rs`: the rendered signatures against the SIGNATURE records (check 14);
+//! - `totals.rs`: the totals against the manifest and every file's digest (checks 15-16);
+//! - `receipts.rs`: `receipts.jsonl` (check 17).
 //!
-//! [`lines`] reads the files line by line while hashing them, and [`findings`] collects what
+//! `lines.rs` reads the files line by line while hashing them, and `findings.rs` collects what
 //! held and what failed.
 
 mod anchors;

@@ -2,7 +2,7 @@
 //! `records.jsonl`, line by line, with the renderings' rows and the proofs read in lockstep.
 //! Per record, in this order: its layout and fields (7), its selection and order (8), its
 //! chain link or HMAC (9), the anchors' tree heads (10), its inclusion proof (11, in
-//! [`proofs`](super::proofs)) and its rows in the renderings (12).
+//! `proofs.rs`) and its rows in the renderings (12).
 
 use std::io::BufRead;
 
