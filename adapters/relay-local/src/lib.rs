@@ -19,7 +19,7 @@
 //! provider-specific leaks out except [`SqliteRecordStore::pool`], which exists for operational
 //! tooling and tamper tests. It must not read environment variables or config files (only
 //! binaries do), and it must not make any rule of the domain its own: chain validation is
-//! `relay_domain::memory::check_batch_at_head`, run inside the write transaction.
+//! `relay_domain::chain::check_batch_at_head`, run inside the write transaction.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 

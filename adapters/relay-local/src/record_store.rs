@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use async_trait::async_trait;
-use relay_domain::memory::check_batch_at_head;
+use relay_domain::chain::check_batch_at_head;
 use relay_domain::ports::{
     AppendOnlyEnforcement, AppendReceipt, Head, RecordStore, RecordStoreCapabilities,
     RecordStoreError, TamperAttempt, TamperProbe,

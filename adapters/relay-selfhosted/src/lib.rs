@@ -20,7 +20,7 @@
 //! [`PgRecordStore::pool`] and [`S3Client::sdk`], which exist for operational tooling and
 //! tamper tests. It must not read environment variables or config files (only binaries do:
 //! [`S3Config::from_vars`] takes the lookup function), and it makes no rule of the domain its
-//! own: chain validation is `relay_domain::memory::check_batch_at_head`, run inside the write
+//! own: chain validation is `relay_domain::chain::check_batch_at_head`, run inside the write
 //! transaction.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]

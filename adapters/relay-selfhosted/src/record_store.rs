@@ -3,7 +3,7 @@
 use std::str::FromStr;
 
 use async_trait::async_trait;
-use relay_domain::memory::check_batch_at_head;
+use relay_domain::chain::check_batch_at_head;
 use relay_domain::ports::{
     AppendOnlyEnforcement, AppendReceipt, Head, RecordStore, RecordStoreCapabilities,
     RecordStoreError,
