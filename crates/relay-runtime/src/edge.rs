@@ -14,12 +14,11 @@ use relay_domain::ports::{
 };
 use relay_domain::{AppendService, Device, EventKind, Project, TrailId};
 use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::http::{HttpServer, HttpState, router};
 use crate::journal::Journal;
 use crate::metrics::Metrics;
-use crate::notary_scheduler::{NotarySchedule, NotaryScheduler, NotarySchedulerHandle};
+use crate::notary_scheduler::{NotarySchedule, NotaryScheduler};
 
 /// What the edge needs to run; built by the binary from its configuration.
 #[derive(Debug, Clone)]
@@ -192,9 +191,7 @@ pub struct EdgeRuntime {
     journal: Journal,
     capture: CaptureHandle,
     http_addr: SocketAddr,
-    http_task: JoinHandle<std::io::Result<()>>,
-    stop_http: watch::Sender<bool>,
-    notary_scheduler: NotarySchedulerHandle,
+    running: crate::running::Running,
     forwarder: Option<crate::forwarder::ForwarderHandle>,
 }
 
@@ -426,7 +423,7 @@ impl EdgeRuntime {
             addr: settings.listen,
             source,
         })?;
-        let (stop_http, mut stopped) = watch::channel(false);
+        let (stop_http, stop_signal) = crate::running::http_stop_switch();
         let mut api_config = settings.api.clone();
         api_config.device = settings.device.clone();
         let export_retention = api_config.export_retention;
@@ -458,17 +455,10 @@ impl EdgeRuntime {
         let app = router(HttpState {
             metrics: metrics.clone(),
             store: store.clone(),
-            mode: "local",
+            mode: ports.provider,
         })
         .merge(relay_api::router(api));
-        let http_task = tokio::spawn(server.serve(app, tls_acceptor, async move {
-            // Resolves when the runtime asks the listener to stop (or the sender is gone).
-            while !*stopped.borrow_and_update() {
-                if stopped.changed().await.is_err() {
-                    break;
-                }
-            }
-        }));
+        let http_task = tokio::spawn(server.serve(app, tls_acceptor, stop_signal));
         let forwarder = match settings.forward.clone() {
             Some(mut forward) => Some(
                 crate::forwarder::Forwarder::new(
@@ -500,9 +490,11 @@ impl EdgeRuntime {
             journal,
             capture,
             http_addr,
-            http_task,
-            stop_http,
-            notary_scheduler,
+            running: crate::running::Running {
+                http_task,
+                stop_http,
+                notary_scheduler,
+            },
             forwarder,
         })
     }
@@ -557,24 +549,7 @@ impl EdgeRuntime {
         }
         // Final notarization of every head (the SHUTDOWN record included) before the store
         // closes; failures were journaled, counted and logged by the scheduler.
-        match self.notary_scheduler.shutdown().await {
-            Ok(round) if round.failures.is_empty() => {
-                tracing::info!(anchored = round.anchored.len(), "final notarization done");
-            }
-            Ok(round) => tracing::error!(
-                failed = round.failures.len(),
-                "final notarization incomplete; see NOTARY_FAILED events"
-            ),
-            Err(e) => tracing::error!(error = %e, "notary scheduler task failed"),
-        }
-        if self.stop_http.send(true).is_err() {
-            tracing::debug!("HTTP listener already stopped");
-        }
-        match self.http_task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "HTTP listener ended with an error"),
-            Err(e) => tracing::warn!(error = %e, "HTTP listener task failed"),
-        }
+        self.running.stop().await;
         self.ports.records.close().await;
         tracing::info!("relay-edge stopped");
         Ok(())

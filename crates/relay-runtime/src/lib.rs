@@ -28,6 +28,7 @@ pub mod log_format;
 pub mod metrics;
 pub mod notary_scheduler;
 pub mod run_history;
+mod running;
 pub mod server;
 pub mod tls;
 pub mod traceability;

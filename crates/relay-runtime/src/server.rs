@@ -16,13 +16,11 @@ use relay_domain::ports::{
     SecretProvider, SecretProviderExt, TimeSource, WormPosture,
 };
 use relay_domain::{AppendService, Device, EventKind, TrailId};
-use tokio::sync::watch;
-use tokio::task::JoinHandle;
 
 use crate::http::{HttpState, router};
 use crate::journal::Journal;
 use crate::metrics::Metrics;
-use crate::notary_scheduler::{NotarySchedule, NotaryScheduler, NotarySchedulerHandle};
+use crate::notary_scheduler::{NotarySchedule, NotaryScheduler};
 use relay_domain::error_chain;
 
 /// The ports the server runs on, built by the binary from its `[storage]` configuration.
@@ -130,9 +128,7 @@ pub struct ServerRuntime {
     stores: ServerStores,
     journal: Journal,
     http_addr: SocketAddr,
-    http_task: JoinHandle<std::io::Result<()>>,
-    stop_http: watch::Sender<bool>,
-    notary_scheduler: NotarySchedulerHandle,
+    running: crate::running::Running,
 }
 
 impl ServerRuntime {
@@ -335,14 +331,7 @@ impl ServerRuntime {
             addr: settings.listen,
             source,
         })?;
-        let (stop_http, mut stopped) = watch::channel(false);
-        let shutdown = async move {
-            while !*stopped.borrow_and_update() {
-                if stopped.changed().await.is_err() {
-                    break;
-                }
-            }
-        };
+        let (stop_http, shutdown) = crate::running::http_stop_switch();
         // Handlers see the peer address (`ConnectInfo`), for the session audit.
         let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
         let http_task = match &settings.tls {
@@ -368,9 +357,11 @@ impl ServerRuntime {
             stores,
             journal,
             http_addr,
-            http_task,
-            stop_http,
-            notary_scheduler,
+            running: crate::running::Running {
+                http_task,
+                stop_http,
+                notary_scheduler,
+            },
         })
     }
 
@@ -407,24 +398,7 @@ impl ServerRuntime {
         {
             tracing::error!(error = %e, "shutdown event not recorded");
         }
-        match self.notary_scheduler.shutdown().await {
-            Ok(round) if round.failures.is_empty() => {
-                tracing::info!(anchored = round.anchored.len(), "final notarization done");
-            }
-            Ok(round) => tracing::error!(
-                failed = round.failures.len(),
-                "final notarization incomplete; see NOTARY_FAILED events"
-            ),
-            Err(e) => tracing::error!(error = %e, "notary scheduler task failed"),
-        }
-        if self.stop_http.send(true).is_err() {
-            tracing::debug!("HTTP listener already stopped");
-        }
-        match self.http_task.await {
-            Ok(Ok(())) => {}
-            Ok(Err(e)) => tracing::warn!(error = %e, "HTTP listener ended with an error"),
-            Err(e) => tracing::warn!(error = %e, "HTTP listener task failed"),
-        }
+        self.running.stop().await;
         self.stores.close().await;
         tracing::info!("relay-server stopped");
     }
