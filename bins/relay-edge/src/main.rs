@@ -474,7 +474,17 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             for line in relay_runtime::verify::report_lines(&report) {
                 println!("{line}");
             }
-            Ok(if report.all_hold() {
+            // The witnesses: the notary's anchors and, when forwarding is configured, the
+            // server of record's heads of this edge's trails.
+            let witness = runtime.block_on(relay_node::edge::witness_data_dir(
+                &config.data_dir,
+                trail.as_ref(),
+                forward_settings(&config),
+            ))?;
+            for line in relay_runtime::witness::lines(&witness) {
+                println!("{line}");
+            }
+            Ok(if report.all_hold() && witness.holds() {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
@@ -740,7 +750,6 @@ fn edge_settings(config: &EdgeConfig) -> Result<EdgeSettings, CliError> {
     } else {
         config.watch.clone()
     };
-    let device_id = device.as_str().to_owned();
     Ok(EdgeSettings {
         data_dir: config.data_dir.clone(),
         watch,
@@ -759,16 +768,7 @@ fn edge_settings(config: &EdgeConfig) -> Result<EdgeSettings, CliError> {
                 "the configuration cannot be digested: {e}"
             )))
         })?),
-        forward: config.forward_url.as_ref().map(|url| {
-            let mut f = relay_runtime::forwarder::ForwardSettings::new(
-                url.clone(),
-                device_id.clone(),
-                config.forward_token.clone().unwrap_or_default(),
-            );
-            f.batch = config.forward_batch;
-            f.ca_file = config.forward_ca_file.clone();
-            f
-        }),
+        forward: forward_settings(config),
         clock: None,
         tls: match (&config.tls_cert, &config.tls_key) {
             (Some(cert), Some(key)) => Some(relay_runtime::server::TlsFiles {
@@ -778,6 +778,21 @@ fn edge_settings(config: &EdgeConfig) -> Result<EdgeSettings, CliError> {
             _ => None,
         },
         allow_plain_http_on_network: config.allow_plain_http_on_network,
+    })
+}
+
+/// Forwarding to the server of record as configured (`forward_url`); `None` without it. An
+/// empty token is read from the secret provider by whoever uses the settings.
+fn forward_settings(config: &EdgeConfig) -> Option<relay_runtime::forwarder::ForwardSettings> {
+    config.forward_url.as_ref().map(|url| {
+        let mut f = relay_runtime::forwarder::ForwardSettings::new(
+            url.clone(),
+            config.device.clone().unwrap_or_else(default_device_id),
+            config.forward_token.clone().unwrap_or_default(),
+        );
+        f.batch = config.forward_batch;
+        f.ca_file = config.forward_ca_file.clone();
+        f
     })
 }
 

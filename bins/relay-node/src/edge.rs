@@ -7,8 +7,9 @@ use relay_domain::error_chain;
 use relay_domain::ports::{Notary, RecordStore, SecretProvider};
 use relay_local::SecretBackend;
 use relay_runtime::edge::{EdgeError, EdgeRuntime, EdgeSettings};
-use relay_runtime::forwarder::{ForwardStatus, ForwardStatusError};
+use relay_runtime::forwarder::{ForwardSettings, ForwardStatus, ForwardStatusError};
 use relay_runtime::verify::{VerifyReport, VerifyRunError, verify_trails};
+use relay_runtime::witness::WitnessReport;
 
 use crate::local;
 
@@ -104,4 +105,57 @@ pub async fn forward_status_of_data_dir(
     .await;
     RecordStore::close(adapters.record_store.as_ref()).await;
     rows
+}
+
+/// The witness section of `verify` for the data directory: every trail (or `only`) compared
+/// with the notary's anchors and, when `forward` is set, with the heads the server of record
+/// holds (asked with the edge's ingest token, from `forward` or the secret provider).
+pub async fn witness_data_dir(
+    data_dir: &Path,
+    only: Option<&TrailId>,
+    forward: Option<ForwardSettings>,
+) -> Result<WitnessReport, EdgeVerifyError> {
+    if !local::has_store(data_dir) {
+        return Err(EdgeVerifyError::NoData(data_dir.to_path_buf()));
+    }
+    let adapters = local::open(data_dir).await.map_err(EdgeVerifyError::Open)?;
+    let server = match forward {
+        None => None,
+        Some(mut settings) => {
+            let url = settings.url.clone();
+            if settings.token.is_empty() {
+                match relay_runtime::forwarder::load_forward_token(adapters.secrets.as_ref()).await
+                {
+                    Ok(token) => settings.token = token,
+                    Err(e) => {
+                        return finish(&adapters, only, Some((url, Err(e.to_string())))).await;
+                    }
+                }
+            }
+            let heads = relay_runtime::forwarder::witnessed_heads(&settings).await;
+            Some((url, heads))
+        }
+    };
+    finish(&adapters, only, server).await
+}
+
+async fn finish(
+    adapters: &relay_local::LocalAdapters,
+    only: Option<&TrailId>,
+    server: Option<(String, Result<Vec<relay_api::WitnessedHead>, String>)>,
+) -> Result<WitnessReport, EdgeVerifyError> {
+    let report = relay_runtime::witness::check(
+        adapters.record_store.as_ref(),
+        adapters.notary.as_ref(),
+        only,
+        server,
+    )
+    .await;
+    RecordStore::close(adapters.record_store.as_ref()).await;
+    report.map_err(|message| {
+        EdgeVerifyError::Open(EdgeError::Open {
+            path: adapters.record_store.path().to_path_buf(),
+            message,
+        })
+    })
 }

@@ -332,11 +332,66 @@ pub struct IngestResponse {
     pub already_present: u64,
 }
 
+/// One forwarded trail's head as the server of record holds it: what the server witnesses of
+/// the edge's trail.
+#[derive(Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq, Clone)]
+pub struct WitnessedHead {
+    /// The trail.
+    pub trail_id: String,
+    /// The seq of the newest record the server stores.
+    pub head_seq: u64,
+    /// That record's checksum (hex).
+    pub head_checksum: String,
+}
+
+/// `GET /api/v1/ingest/heads`: every trail of the calling edge the server stores, with its head.
+#[derive(Debug, Serialize, Deserialize, ToSchema, PartialEq, Eq)]
+pub struct WitnessedHeads {
+    /// The edge that asked.
+    pub edge: String,
+    /// Its trails' heads, by trail id.
+    pub heads: Vec<WitnessedHead>,
+}
+
+/// The heads the server of record holds of the calling edge's trails: the edge's `verify` asks
+/// for them, and reports its own trail BROKEN when it is shorter than, or differs from, what the
+/// server witnessed (a tail deleted on the workstation, a restored old backup).
+#[utoipa::path(get, path = "/api/v1/ingest/heads", tag = "ingest",
+    params(("X-Relay-Edge" = String, Header, description = "The edge id whose ingest token is presented")),
+    responses(
+        (status = 200, description = "The heads of the edge's trails on the server", body = WitnessedHeads),
+        (status = 401, description = "Missing or wrong edge credential (no detail)", body = ErrorBody),
+        (status = 503, description = "Ingest disabled or storage unavailable; retry", body = ErrorBody),
+    ),
+    security(("bearer" = [])))]
+pub(crate) async fn witnessed_heads(
+    State(state): State<IngestState>,
+    headers: HeaderMap,
+) -> Result<axum::Json<WitnessedHeads>, ApiError> {
+    let edge = authenticate(&state, &headers).await?;
+    let parts = state.parts();
+    let trails = parts.store.trails().await.map_err(ApiError::from)?;
+    let heads = trails
+        .into_iter()
+        .filter(|(trail, _)| !trail.is_relay() && parts.config.trail_bound_to(&edge.0, trail))
+        .map(|(trail, head)| WitnessedHead {
+            trail_id: trail.as_str().to_owned(),
+            head_seq: head.seq.get(),
+            head_checksum: head.checksum.to_string(),
+        })
+        .collect();
+    Ok(axum::Json(WitnessedHeads {
+        edge: edge.0,
+        heads,
+    }))
+}
+
 /// The ingest route (`POST /api/v1/ingest`), to merge next to [`crate::router`].
 pub fn ingest_router(state: IngestState) -> Router {
     let limit = state.parts().config.max_body_bytes;
     Router::new()
         .route("/api/v1/ingest", post(ingest))
+        .route("/api/v1/ingest/heads", axum::routing::get(witnessed_heads))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }

@@ -59,8 +59,8 @@ pub use exports::{
 };
 pub use ingest::{
     EDGE_HEADER, IngestConfig, IngestMetrics, IngestParts, IngestRequest, IngestResponse,
-    IngestState, MAX_BATCH_RECORDS, SENT_AT_HEADER, ingest_router, ingest_token_secret, token_text,
-    trail_key_secret,
+    IngestState, MAX_BATCH_RECORDS, SENT_AT_HEADER, WitnessedHead, WitnessedHeads, ingest_router,
+    ingest_token_secret, token_text, trail_key_secret,
 };
 pub use login::AccountView;
 pub use openapi::{ApiDoc, openapi_json};

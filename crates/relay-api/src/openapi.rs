@@ -37,6 +37,7 @@ from `/api/v1/auth/login`; no other header ever names the caller."
         crate::changes::reject,
         crate::verify::verify,
         crate::ingest::ingest,
+        crate::ingest::witnessed_heads,
     ),
     components(schemas(crate::error::ErrorBody, crate::error::ErrorDetail)),
     modifiers(&BearerAuth, &ExtractorErrors),
@@ -127,11 +128,14 @@ pub fn openapi_json() -> Result<String, serde_json::Error> {
 }
 
 /// The document a relay serves at `/api/v1/openapi.json`: an edge does not mount
-/// `POST /api/v1/ingest` (only relay-server does), so its document leaves it out.
+/// `POST /api/v1/ingest` nor `GET /api/v1/ingest/heads` (only relay-server does), so its
+/// document leaves them out.
 pub(crate) fn served_openapi_json(server_of_record: bool) -> Result<String, serde_json::Error> {
     let mut doc = ApiDoc::openapi();
     if !server_of_record {
-        doc.paths.paths.retain(|path, _| path != INGEST_PATH);
+        doc.paths
+            .paths
+            .retain(|path, _| !path.starts_with(INGEST_PATH));
     }
     doc.to_json()
 }

@@ -188,6 +188,58 @@ fn tls_config(ca_file: Option<&PathBuf>) -> Result<rustls::ClientConfig, Forward
         .with_no_client_auth())
 }
 
+/// The ingest endpoint of `settings.url` and an HTTPS client trusting the system roots and
+/// `settings.ca_file`.
+fn client_for(settings: &ForwardSettings) -> Result<(Uri, HttpClient), ForwardStartError> {
+    let endpoint = endpoint(&settings.url)?;
+    let tls = tls_config(settings.ca_file.as_ref())?;
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Ok((
+        endpoint,
+        Client::builder(TokioExecutor::new()).build(connector),
+    ))
+}
+
+/// Asks the server of record for the heads it holds of this edge's trails
+/// (`GET /api/v1/ingest/heads`, authenticated with the ingest token): what the server
+/// witnesses. The error says why the server could not be asked or answered unusably.
+pub async fn witnessed_heads(
+    settings: &ForwardSettings,
+) -> Result<Vec<relay_api::WitnessedHead>, String> {
+    let (endpoint, client) = client_for(settings).map_err(|e| e.to_string())?;
+    let uri: Uri = format!("{endpoint}/heads")
+        .parse()
+        .map_err(|e| format!("heads URL: {e}"))?;
+    let request = Request::builder()
+        .method(Method::GET)
+        .uri(uri)
+        .header(header::AUTHORIZATION, format!("Bearer {}", settings.token))
+        .header(relay_api::EDGE_HEADER, settings.edge_id.as_str())
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| format!("cannot build the request: {e}"))?;
+    let response = tokio::time::timeout(settings.request_timeout, client.request(request))
+        .await
+        .map_err(|_| "the server did not answer in time".to_owned())?
+        .map_err(|e| format!("network: {}", relay_domain::error_chain(&e)))?;
+    let status = response.status();
+    let bytes = tokio::time::timeout(settings.request_timeout, response.into_body().collect())
+        .await
+        .map_err(|_| "reading the answer timed out".to_owned())?
+        .map_err(|e| format!("reading the answer: {e}"))?
+        .to_bytes();
+    if status != StatusCode::OK {
+        let text = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).into_owned();
+        return Err(format!("HTTP {status}: {text}"));
+    }
+    serde_json::from_slice::<relay_api::WitnessedHeads>(&bytes)
+        .map(|h| h.heads)
+        .map_err(|e| format!("unreadable answer: {e}"))
+}
+
 fn endpoint(url: &str) -> Result<Uri, ForwardStartError> {
     let err = |message: &str| ForwardStartError::Url {
         url: url.to_owned(),
@@ -238,14 +290,7 @@ impl Forwarder {
         cursors: Arc<dyn ForwardCursorStore>,
         journal: Journal,
     ) -> Result<Self, ForwardStartError> {
-        let endpoint = endpoint(&settings.url)?;
-        let tls = tls_config(settings.ca_file.as_ref())?;
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let client = Client::builder(TokioExecutor::new()).build(connector);
+        let (endpoint, client) = client_for(&settings)?;
         Ok(Self {
             inner: Arc::new(ForwarderInner {
                 settings,

@@ -33,6 +33,7 @@ pub mod server;
 pub mod tls;
 pub mod traceability;
 pub mod verify;
+pub mod witness;
 
 /// The relay's version, written into posture events and `--version`.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,0 +1,228 @@
+//! The server of record witnesses the edge's trails (issue 19, item 1): a real `relay-edge`
+//! forwarding to a real `relay-server` (local provider). After the server acknowledged every
+//! capture, the edge is killed with SIGKILL (no shutdown anchor) and the attacker with a shell on
+//! the workstation deletes the trail's newest records behind the store's back, then re-creates
+//! the append-only trigger exactly as it was, so neither the chain (it is a valid shorter chain)
+//! nor the append-only check (every control is back in place) nor the anchors (none covers the
+//! deleted records) can tell. Before this change `relay-edge verify` said `OK` and exited 0; now
+//! it asks the server of record for its head of each forwarded trail and reports BROKEN, naming
+//! the missing seqs. With the server unreachable it says so instead of claiming the comparison.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const EDGE: &str = "ws-wit";
+const FILES: usize = 6;
+const DELETED: u64 = 3;
+
+fn wait_healthy(port: u16, server: &mut Proc) {
+    let start = Instant::now();
+    while !(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        && http_json(port, "GET", "/healthz", None, None).0 == 200)
+    {
+        assert!(
+            server.running(),
+            "relay-server exited: {}",
+            server.log_tail()
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "relay-server never became healthy: {}",
+            server.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// `relay-edge verify`: exit code and stdout.
+fn edge_verify_raw(edge_conf: &Path) -> (Option<i32>, String) {
+    let out = Command::new(edge_bin())
+        .args(["verify", "--config", edge_conf.to_str().unwrap()])
+        .env("RELAY_LOG", "error")
+        .env_remove("RELAY_DATA_DIR")
+        .output()
+        .unwrap();
+    (
+        out.status.code(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Deletes the records after `keep` of the edge's trail as an attacker with the database file
+/// would, and puts the DELETE trigger back exactly as the schema installs it.
+async fn delete_tail_behind_the_stores_back(edge_dir: &Path, keep: u64) {
+    use sqlx::ConnectOptions;
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(edge_dir.join("relay.db"))
+        .connect()
+        .await
+        .unwrap();
+    sqlx::raw_sql("DROP TRIGGER event_log_no_delete")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    let deleted = sqlx::query("DELETE FROM event_log WHERE trail_id = ?1 AND chain_seq > ?2")
+        .bind(EDGE)
+        .bind(i64::try_from(keep).unwrap())
+        .execute(&mut conn)
+        .await
+        .unwrap()
+        .rows_affected();
+    assert_eq!(deleted, DELETED);
+    sqlx::raw_sql(
+        "CREATE TRIGGER event_log_no_delete\nBEFORE DELETE ON event_log\nBEGIN\n    \
+         SELECT RAISE(ABORT, 'event_log is append-only');\nEND;",
+    )
+    .execute(&mut conn)
+    .await
+    .unwrap();
+    sqlx::raw_sql("PRAGMA wal_checkpoint(TRUNCATE)")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+}
+
+// REQ: R1.4, R8.3
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tail_deleted_after_kill_9_is_broken_against_the_server_of_records_head() {
+    let root = tempfile::TempDir::new().unwrap();
+    let server_dir = root.path().join("server");
+    let edge_dir = root.path().join("edge");
+    let inbox = root.path().join("inbox");
+    for d in [&server_dir, &edge_dir, &inbox] {
+        std::fs::create_dir_all(d).unwrap();
+    }
+    let port = free_port();
+    let server_conf = root.path().join("server.toml");
+    std::fs::write(
+        &server_conf,
+        format!(
+            "data_dir = {server_dir:?}\ndevice = \"server-witness\"\nlisten = \"127.0.0.1:{port}\"\n\
+             ingest_edges = [\"{EDGE}\"]\nnotary_interval_secs = 3600\n[storage]\nprovider = \"local\"\n"
+        ),
+    )
+    .unwrap();
+    let token = ingest_token(&server_conf, EDGE, &[]);
+    let edge_conf = root.path().join("edge.toml");
+    write_edge_config(
+        &edge_conf,
+        EDGE,
+        &edge_dir,
+        &inbox,
+        &format!("http://127.0.0.1:{port}"),
+        &token,
+        50,
+    );
+    // No anchor on an interval: only the server of record can witness the new records.
+    let mut text = std::fs::read_to_string(&edge_conf).unwrap();
+    text.push_str("notary_interval_secs = 3600\n");
+    std::fs::write(&edge_conf, text).unwrap();
+    let mut edge = Proc::new(
+        "relay-edge",
+        edge_bin(),
+        &["run", "--config", edge_conf.to_str().unwrap()],
+        &root.path().join("edge.log"),
+    );
+    edge.start();
+    let key = edge_dir.join("secrets/trail-hmac.json");
+    wait_for_file(&key, Duration::from_secs(30)).await;
+    copy_secret(
+        &key,
+        &server_dir.join(format!("secrets/trail-hmac.{EDGE}.json")),
+    );
+    let mut server = Proc::new(
+        "relay-server",
+        server_bin(),
+        &["run", "--config", server_conf.to_str().unwrap()],
+        &root.path().join("server.log"),
+    );
+    server.start();
+    wait_healthy(port, &mut server);
+
+    for i in 1..=FILES {
+        std::fs::write(
+            inbox.join(format!("spectrum-{i}.fid")),
+            format!("fid {i}\n"),
+        )
+        .unwrap();
+    }
+    // The precondition, waited for rather than hoped for: every capture recorded and
+    // acknowledged by the server.
+    let start = Instant::now();
+    let head = loop {
+        let records = local_records(&edge_dir, EDGE).await;
+        let captured = records
+            .iter()
+            .filter(|r| r.kind.as_str() == "FILE_CREATED")
+            .count();
+        let (head, acked) = edge_head_and_acked(&edge_dir, EDGE).await;
+        if captured == FILES && head == acked {
+            break head;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "captured {captured} of {FILES}, head {head}, acked {acked}: {}",
+            edge.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert!(head >= FILES as u64);
+
+    // Intact: the server witnesses the whole trail.
+    let (code, report) = edge_verify_raw(&edge_conf);
+    assert_eq!(code, Some(0), "{report}");
+    assert!(
+        report.contains(&format!(
+            "WITNESS {EDGE}: head {head}, witnessed up to seq {head} (server of record); nothing unwitnessed"
+        )),
+        "{report}"
+    );
+
+    // kill -9, then the tail goes behind the store's back.
+    edge.sigkill();
+    let keep = head - DELETED;
+    delete_tail_behind_the_stores_back(&edge_dir, keep).await;
+
+    let (code, report) = edge_verify_raw(&edge_conf);
+    assert_eq!(code, Some(1), "{report}");
+    // The chain alone is a valid shorter chain and every trigger is in place again...
+    assert!(
+        report.lines().any(
+            |l| l.starts_with("OK") && l.contains(&format!(" {EDGE}: {keep} records verified"))
+        ),
+        "{report}"
+    );
+    // ...but the server of record witnessed more.
+    assert!(
+        report.contains(&format!(
+            "BROKEN {EDGE}: shorter than the server of record's witnessed head: the local trail \
+             ends at seq {keep}, the server holds seq {head} (records {}..={head} missing here",
+            keep + 1
+        )),
+        "{report}"
+    );
+
+    // With the server down, verify says it could not compare instead of claiming it did.
+    server.stop();
+    let (code, report) = edge_verify_raw(&edge_conf);
+    assert!(
+        report.contains("WITNESS UNREACHABLE server of record http://127.0.0.1:"),
+        "{report}"
+    );
+    assert!(
+        report.contains(&format!("WITNESS {EDGE}: head {keep}, witnessed up to seq")),
+        "{report}"
+    );
+    // Nothing else contradicts the shortened trail: that is exactly the window the report names.
+    assert_eq!(code, Some(0), "{report}");
+}
