@@ -152,3 +152,218 @@ impl<B: LockedBucket> Notary for WormNotary<B> {
         Ok(trails)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::fmt;
+    use std::sync::Mutex;
+
+    use relay_domain::ids::{ChainSeq, Checksum};
+    use relay_domain::{TimeLabel, Timestamp};
+
+    use super::*;
+    use crate::bucket::Listed;
+
+    /// One stored version: name, version, body (`None`: listed but gone).
+    type Stored = (String, u32, Option<Vec<u8>>);
+
+    /// A bucket in memory: every put adds a version; the test plays the attacker on `objects`.
+    #[derive(Default)]
+    struct MemBucket {
+        objects: Mutex<Vec<Stored>>,
+        folders: Option<Vec<String>>,
+    }
+
+    impl fmt::Debug for MemBucket {
+        fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("MemBucket")
+        }
+    }
+
+    #[async_trait]
+    impl LockedBucket for MemBucket {
+        type Version = u32;
+
+        fn kind(&self) -> &'static str {
+            "memory"
+        }
+
+        fn location(&self, name: &str) -> String {
+            format!("mem://b/{name}")
+        }
+
+        async fn put_new(
+            &self,
+            name: &str,
+            body: Vec<u8>,
+            _posture: WormPosture,
+        ) -> Result<AnchorReceipt, NotaryError> {
+            let mut objects = self.objects.lock().unwrap();
+            assert!(
+                objects.iter().all(|(n, _, _)| n != name),
+                "{name} written twice"
+            );
+            objects.push((name.to_owned(), 1, Some(body)));
+            Ok(AnchorReceipt {
+                location: self.location(name),
+                retain_until: None,
+            })
+        }
+
+        async fn list_versions(&self, prefix: &str) -> Result<Vec<Listed<u32>>, NotaryError> {
+            let objects = self.objects.lock().unwrap();
+            Ok(objects
+                .iter()
+                .filter(|(n, _, _)| n.starts_with(prefix))
+                .map(|(n, v, _)| Listed {
+                    name: n.clone(),
+                    version: *v,
+                })
+                .collect())
+        }
+
+        async fn read_version(
+            &self,
+            name: &str,
+            version: &u32,
+            _posture: WormPosture,
+        ) -> Result<Option<Vec<u8>>, NotaryError> {
+            let objects = self.objects.lock().unwrap();
+            Ok(objects
+                .iter()
+                .find(|(n, v, _)| n == name && v == version)
+                .and_then(|(_, _, body)| body.clone()))
+        }
+
+        async fn list_trails(&self, prefix: &str) -> Result<TrailListing, NotaryError> {
+            if let Some(folders) = &self.folders {
+                return Ok(TrailListing::Folders(folders.clone()));
+            }
+            let objects = self.objects.lock().unwrap();
+            Ok(TrailListing::Names(
+                objects
+                    .iter()
+                    .filter(|(n, _, _)| n.starts_with(prefix))
+                    .map(|(n, _, _)| n.clone())
+                    .collect(),
+            ))
+        }
+    }
+
+    fn anchor(trail: &str, seq: u64, micros: i64) -> Anchor {
+        Anchor {
+            trail_id: TrailId::new(trail).unwrap(),
+            seq: ChainSeq::new(seq).unwrap(),
+            checksum: Checksum([seq as u8; 32]),
+            merkle_root: None,
+            anchored_at: Timestamp::from_unix_micros(micros).unwrap(),
+            time_source: TimeLabel::System,
+        }
+    }
+
+    fn notary(bucket: MemBucket) -> WormNotary<MemBucket> {
+        WormNotary::new(bucket, "anchors/", WormPosture::Enforced)
+    }
+
+    fn invalid(result: Result<impl fmt::Debug, NotaryError>) -> String {
+        match result {
+            Err(NotaryError::InvalidAnchor(why)) => why,
+            other => panic!("expected InvalidAnchor, got {other:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn anchors_round_trip_in_order_under_their_names() {
+        let n = notary(MemBucket::default());
+        let (a, b, c) = (anchor("t1", 2, 5), anchor("t1", 1, 9), anchor("t2", 1, 1));
+        for x in [&a, &b, &c] {
+            n.anchor(x).await.unwrap();
+        }
+        let t1 = TrailId::new("t1").unwrap();
+        assert_eq!(n.anchors(&t1).await.unwrap(), vec![b, a]);
+        assert_eq!(n.kind(), "memory");
+        assert_eq!(n.worm_posture(), WormPosture::Enforced);
+        let names: Vec<String> = n
+            .bucket()
+            .objects
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|o| o.0.clone())
+            .collect();
+        for name in &names {
+            assert!(name.starts_with("anchors/t"), "{name}");
+            assert!(AnchorName::parse(name).is_some(), "{name}");
+        }
+        assert_eq!(
+            n.anchored_trails().await.unwrap(),
+            vec![t1, TrailId::new("t2").unwrap()]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_second_version_a_lost_object_or_a_moved_anchor_is_invalid() {
+        let n = notary(MemBucket::default());
+        let t1 = TrailId::new("t1").unwrap();
+        n.anchor(&anchor("t1", 1, 1)).await.unwrap();
+        let name = n.bucket().objects.lock().unwrap()[0].0.clone();
+
+        // Overwritten: a second version of the same name.
+        let body = encode_anchor(&anchor("t1", 1, 2)).unwrap();
+        n.bucket()
+            .objects
+            .lock()
+            .unwrap()
+            .push((name.clone(), 2, Some(body)));
+        let why = invalid(n.anchors(&t1).await);
+        assert_eq!(
+            why,
+            format!(
+                "mem://b/{name}: has 2 versions; the notary writes each anchor once, so it was \
+                 overwritten"
+            )
+        );
+
+        // Listed, but the store no longer has it.
+        n.bucket().objects.lock().unwrap().truncate(1);
+        n.bucket().objects.lock().unwrap()[0].2 = None;
+        assert_eq!(
+            invalid(n.anchors(&t1).await),
+            format!("mem://b/{name}: listed but cannot be read")
+        );
+
+        // Moved: an anchor of another trail filed under this one.
+        n.bucket().objects.lock().unwrap()[0].2 = Some(encode_anchor(&anchor("t9", 1, 1)).unwrap());
+        assert_eq!(
+            invalid(n.anchors(&t1).await),
+            format!("mem://b/{name}: holds an anchor of trail t9")
+        );
+    }
+
+    #[tokio::test]
+    async fn trail_folders_that_are_not_trails_are_invalid() {
+        let folders = MemBucket {
+            folders: Some(vec![
+                "anchors/t1/".into(),
+                "elsewhere/t2/".into(),
+                "anchors/not a trail!/".into(),
+            ]),
+            ..MemBucket::default()
+        };
+        let why = invalid(notary(folders).anchored_trails().await);
+        assert!(
+            why.starts_with("mem://b/anchors/not a trail!/ is not a trail's anchor folder: "),
+            "{why}"
+        );
+
+        let flat = MemBucket::default();
+        flat.objects
+            .lock()
+            .unwrap()
+            .push(("anchors/stray.json".into(), 1, None));
+        assert_eq!(
+            invalid(notary(flat).anchored_trails().await),
+            "mem://b/anchors/stray.json: is not inside a trail's anchor folder"
+        );
+    }
+}
