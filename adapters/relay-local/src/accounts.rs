@@ -6,7 +6,9 @@ use relay_domain::ports::{Account, AccountStore, AccountStoreError, StoredAccoun
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{Row, SqliteConnection};
 
-use crate::error::{LocalError, Meaning};
+use relay_domain::ports::ProviderFailure;
+
+use crate::error::LocalError;
 
 const COLUMNS: &str = "username, full_name, role, password_hash, totp_secret, disabled, \
                        password_changed_at, failed_attempts, failure_window_start, locked_until, \
@@ -35,13 +37,7 @@ impl SqliteAccountStore {
 
 impl From<LocalError> for AccountStoreError {
     fn from(e: LocalError) -> Self {
-        let meaning = e.meaning();
-        let (message, source) = e.into_parts();
-        let source = Some(source);
-        match meaning {
-            Meaning::Temporary => AccountStoreError::Unavailable { message, source },
-            Meaning::Denied | Meaning::Other => AccountStoreError::Other { message, source },
-        }
+        ProviderFailure::from(e).into()
     }
 }
 

@@ -8,7 +8,9 @@ use std::io;
 use std::path::PathBuf;
 
 use relay_domain::error::BoxError;
-use relay_domain::ports::{NotaryError, ObjectStoreError, RecordStoreError, SecretError};
+use relay_domain::ports::{
+    NotaryError, ObjectStoreError, ProviderFailure, RecordStoreError, SecretError,
+};
 use thiserror::Error;
 
 /// SQLite primary result codes (the low byte of an extended code), from sqlite3.h.
@@ -131,16 +133,7 @@ impl LocalError {
     }
 }
 
-/// What a provider failure means to a caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Meaning {
-    /// Retrying may help (busy, locked, disk full, timed out).
-    Temporary,
-    /// Refused on permission grounds.
-    Denied,
-    /// Anything else; permanent.
-    Other,
-}
+pub(crate) use relay_domain::ports::Meaning;
 
 /// What an OS error means to a caller.
 pub(crate) fn io_meaning(e: &io::Error) -> Meaning {
@@ -155,29 +148,25 @@ pub(crate) fn io_meaning(e: &io::Error) -> Meaning {
     }
 }
 
-impl From<LocalError> for RecordStoreError {
+/// The meaning of a [`LocalError`], its message and the provider's own error (sqlx, io), for
+/// any port's error.
+impl From<LocalError> for ProviderFailure {
     fn from(e: LocalError) -> Self {
         let meaning = e.meaning();
         let (message, source) = e.into_parts();
-        let source = Some(source);
-        match meaning {
-            Meaning::Temporary => RecordStoreError::Unavailable { message, source },
-            Meaning::Denied => RecordStoreError::PermissionDenied { message, source },
-            Meaning::Other => RecordStoreError::Other { message, source },
-        }
+        ProviderFailure::new(meaning, message, Some(source))
+    }
+}
+
+impl From<LocalError> for RecordStoreError {
+    fn from(e: LocalError) -> Self {
+        ProviderFailure::from(e).into()
     }
 }
 
 impl From<LocalError> for NotaryError {
     fn from(e: LocalError) -> Self {
-        let meaning = e.meaning();
-        let (message, source) = e.into_parts();
-        let source = Some(source);
-        match meaning {
-            Meaning::Temporary => NotaryError::Unavailable { message, source },
-            Meaning::Denied => NotaryError::PermissionDenied { message, source },
-            Meaning::Other => NotaryError::Other { message, source },
-        }
+        ProviderFailure::from(e).into()
     }
 }
 
@@ -185,13 +174,7 @@ impl From<LocalError> for NotaryError {
 /// the rest.
 impl From<LocalError> for ObjectStoreError {
     fn from(e: LocalError) -> Self {
-        let meaning = e.meaning();
-        let (message, source) = e.into_parts();
-        let source = Some(source);
-        match meaning {
-            Meaning::Temporary => ObjectStoreError::Unavailable { message, source },
-            Meaning::Denied | Meaning::Other => ObjectStoreError::Other { message, source },
-        }
+        ProviderFailure::from(e).into()
     }
 }
 
@@ -199,12 +182,6 @@ impl From<LocalError> for ObjectStoreError {
 /// this covers the rest. Messages name paths, never secret bytes.
 impl From<LocalError> for SecretError {
     fn from(e: LocalError) -> Self {
-        let meaning = e.meaning();
-        let (message, source) = e.into_parts();
-        let source = Some(source);
-        match meaning {
-            Meaning::Temporary => SecretError::Unavailable { message, source },
-            Meaning::Denied | Meaning::Other => SecretError::Other { message, source },
-        }
+        ProviderFailure::from(e).into()
     }
 }

@@ -10,7 +10,9 @@ use relay_domain::ports::{
 use sqlx::Row;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 
-use crate::error::{LocalError, Meaning};
+use relay_domain::ports::ProviderFailure;
+
+use crate::error::LocalError;
 
 /// The forward cursor store of the local adapter, on the record store's pool.
 #[derive(Clone)]
@@ -34,13 +36,7 @@ impl SqliteForwardCursorStore {
 
 impl From<LocalError> for ForwardCursorError {
     fn from(e: LocalError) -> Self {
-        let meaning = e.meaning();
-        let (message, source) = e.into_parts();
-        let source = Some(source);
-        match meaning {
-            Meaning::Temporary => ForwardCursorError::Unavailable { message, source },
-            Meaning::Denied | Meaning::Other => ForwardCursorError::Other { message, source },
-        }
+        ProviderFailure::from(e).into()
     }
 }
 

@@ -8,7 +8,9 @@ use relay_domain::{Timestamp, TrailId};
 use sqlx::Row;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 
-use crate::error::{LocalError, Meaning};
+use relay_domain::ports::ProviderFailure;
+
+use crate::error::LocalError;
 
 /// The receipt store of the local adapter, on the record store's pool.
 #[derive(Clone)]
@@ -31,13 +33,7 @@ impl SqliteReceiptStore {
 
 impl From<LocalError> for ReceiptError {
     fn from(e: LocalError) -> Self {
-        let meaning = e.meaning();
-        let (message, source) = e.into_parts();
-        let source = Some(source);
-        match meaning {
-            Meaning::Temporary => ReceiptError::Unavailable { message, source },
-            Meaning::Denied | Meaning::Other => ReceiptError::Other { message, source },
-        }
+        ProviderFailure::from(e).into()
     }
 }
 

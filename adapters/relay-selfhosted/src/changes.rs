@@ -7,13 +7,14 @@
 //! proposal itself, and any decided request, are immutable even to the owner).
 
 use async_trait::async_trait;
-use relay_domain::error::BoxError;
 use relay_domain::ports::changes::apply_decision;
 use relay_domain::ports::{ChangeDecision, ChangeRequest, ChangeRequestStore, ChangeStoreError};
 use sqlx::Row;
 use sqlx::postgres::PgPool;
 
-use crate::error::{Meaning, PgError};
+use relay_domain::ports::ProviderFailure;
+
+use crate::error::PgError;
 
 /// The change-request store of the self-hosted adapter, on the runtime role's pool.
 #[derive(Clone)]
@@ -37,16 +38,7 @@ impl PgChangeRequestStore {
 
 impl From<PgError> for ChangeStoreError {
     fn from(e: PgError) -> Self {
-        let meaning = e.meaning();
-        let message = match e.sqlstate() {
-            Some(code) => format!("{e} (SQLSTATE {code})"),
-            None => e.to_string(),
-        };
-        let source: Option<BoxError> = Some(Box::new(e.source));
-        match meaning {
-            Meaning::Temporary => ChangeStoreError::Unavailable { message, source },
-            _ => ChangeStoreError::Other { message, source },
-        }
+        ProviderFailure::from(e).into()
     }
 }
 
