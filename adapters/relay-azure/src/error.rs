@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use azure_core::error::ErrorKind;
 use relay_domain::error::BoxError;
-use relay_domain::ports::{NotaryError, ObjectStoreError, ProviderFailure, SecretError};
+use relay_domain::ports::Classified;
 use thiserror::Error;
 
 pub(crate) use relay_domain::ports::Meaning;
@@ -148,28 +148,9 @@ pub(crate) fn redact_sas(text: &str) -> String {
     out
 }
 
-/// The meaning, message and source of an [`AzureError`], for any port's error.
-impl From<AzureError> for ProviderFailure {
-    fn from(e: AzureError) -> Self {
-        ProviderFailure::of(e.meaning(), e)
-    }
-}
-
-impl From<AzureError> for NotaryError {
-    fn from(e: AzureError) -> Self {
-        ProviderFailure::from(e).into()
-    }
-}
-
-impl From<AzureError> for ObjectStoreError {
-    fn from(e: AzureError) -> Self {
-        ProviderFailure::from(e).into()
-    }
-}
-
-impl From<AzureError> for SecretError {
-    fn from(e: AzureError) -> Self {
-        ProviderFailure::from(e).into()
+impl Classified for AzureError {
+    fn meaning(&self) -> Meaning {
+        self.meaning
     }
 }
 

@@ -5,7 +5,7 @@
 //! a port (retry or not, permission, not found), so callers never parse messages.
 
 use relay_domain::error::BoxError;
-use relay_domain::ports::{NotaryError, ObjectStoreError, ProviderFailure, SecretError};
+use relay_domain::ports::Classified;
 use thiserror::Error;
 
 pub(crate) use relay_domain::ports::Meaning;
@@ -138,33 +138,16 @@ pub(crate) fn status_meaning(status: Option<u16>, reason: Option<&str>) -> Meani
     }
 }
 
-/// The meaning, message and source of a [`GcpError`], for any port's error.
-impl From<GcpError> for ProviderFailure {
-    fn from(e: GcpError) -> Self {
-        ProviderFailure::of(e.meaning(), e)
-    }
-}
-
-impl From<GcpError> for NotaryError {
-    fn from(e: GcpError) -> Self {
-        ProviderFailure::from(e).into()
-    }
-}
-
-impl From<GcpError> for ObjectStoreError {
-    fn from(e: GcpError) -> Self {
-        ProviderFailure::from(e).into()
-    }
-}
-
-impl From<GcpError> for SecretError {
-    fn from(e: GcpError) -> Self {
-        ProviderFailure::from(e).into()
+impl Classified for GcpError {
+    fn meaning(&self) -> Meaning {
+        self.meaning
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use relay_domain::ports::{NotaryError, SecretError};
+
     use super::*;
 
     #[test]

@@ -6,8 +6,6 @@ use relay_domain::ports::{Account, AccountStore, AccountStoreError, StoredAccoun
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{Row, SqliteConnection};
 
-use relay_domain::ports::ProviderFailure;
-
 use crate::error::LocalError;
 
 const COLUMNS: &str = "username, full_name, role, password_hash, totp_secret, disabled, \
@@ -32,12 +30,6 @@ impl SqliteAccountStore {
     /// An account store over `pool` (the record store's: the schema is migrated with it).
     pub fn new(pool: SqlitePool) -> Self {
         Self { pool }
-    }
-}
-
-impl From<LocalError> for AccountStoreError {
-    fn from(e: LocalError) -> Self {
-        ProviderFailure::from(e).into()
     }
 }
 

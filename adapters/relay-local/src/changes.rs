@@ -7,8 +7,6 @@ use relay_domain::ports::{ChangeDecision, ChangeRequest, ChangeRequestStore, Cha
 use sqlx::Row;
 use sqlx::sqlite::SqlitePool;
 
-use relay_domain::ports::ProviderFailure;
-
 use crate::error::LocalError;
 
 /// The change-request store of the local adapter, sharing the record store's database and pool.
@@ -28,12 +26,6 @@ impl SqliteChangeRequestStore {
     /// A store over `pool` (the record store's: the schema is migrated with it).
     pub fn new(pool: SqlitePool) -> Self {
         Self { pool }
-    }
-}
-
-impl From<LocalError> for ChangeStoreError {
-    fn from(e: LocalError) -> Self {
-        ProviderFailure::from(e).into()
     }
 }
 

@@ -8,9 +8,7 @@ use std::io;
 use std::path::PathBuf;
 
 use relay_domain::error::BoxError;
-use relay_domain::ports::{
-    NotaryError, ObjectStoreError, ProviderFailure, RecordStoreError, SecretError,
-};
+use relay_domain::ports::{Classified, ProviderFailure};
 use thiserror::Error;
 
 /// SQLite primary result codes (the low byte of an extended code), from sqlite3.h.
@@ -148,40 +146,15 @@ pub(crate) fn io_meaning(e: &io::Error) -> Meaning {
     }
 }
 
-/// The meaning of a [`LocalError`], its message and the provider's own error (sqlx, io), for
-/// any port's error.
-impl From<LocalError> for ProviderFailure {
-    fn from(e: LocalError) -> Self {
-        let meaning = e.meaning();
-        let (message, source) = e.into_parts();
+impl Classified for LocalError {
+    fn meaning(&self) -> Meaning {
+        LocalError::meaning(self)
+    }
+
+    /// The source is the provider's own error (sqlx, io), not this wrapper.
+    fn into_failure(self) -> ProviderFailure {
+        let meaning = LocalError::meaning(&self);
+        let (message, source) = self.into_parts();
         ProviderFailure::new(meaning, message, Some(source))
-    }
-}
-
-impl From<LocalError> for RecordStoreError {
-    fn from(e: LocalError) -> Self {
-        ProviderFailure::from(e).into()
-    }
-}
-
-impl From<LocalError> for NotaryError {
-    fn from(e: LocalError) -> Self {
-        ProviderFailure::from(e).into()
-    }
-}
-
-/// Object store errors naming a key (permission) are built where the key is known; this covers
-/// the rest.
-impl From<LocalError> for ObjectStoreError {
-    fn from(e: LocalError) -> Self {
-        ProviderFailure::from(e).into()
-    }
-}
-
-/// Secret errors naming a secret (permission, not found) are built where the name is known;
-/// this covers the rest. Messages name paths, never secret bytes.
-impl From<LocalError> for SecretError {
-    fn from(e: LocalError) -> Self {
-        ProviderFailure::from(e).into()
     }
 }

@@ -10,8 +10,6 @@ use relay_domain::ports::{
 use sqlx::Row;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 
-use relay_domain::ports::ProviderFailure;
-
 use crate::error::LocalError;
 
 /// The forward cursor store of the local adapter, on the record store's pool.
@@ -31,12 +29,6 @@ impl SqliteForwardCursorStore {
     /// A cursor store over `pool` (the record store's: the schema is migrated with it).
     pub fn new(pool: SqlitePool) -> Self {
         Self { pool }
-    }
-}
-
-impl From<LocalError> for ForwardCursorError {
-    fn from(e: LocalError) -> Self {
-        ProviderFailure::from(e).into()
     }
 }
 

@@ -8,8 +8,6 @@ use relay_domain::{Timestamp, TrailId};
 use sqlx::Row;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 
-use relay_domain::ports::ProviderFailure;
-
 use crate::error::LocalError;
 
 /// The receipt store of the local adapter, on the record store's pool.
@@ -28,12 +26,6 @@ impl SqliteReceiptStore {
     /// A receipt store over `pool` (the record store's: the schema is migrated with it).
     pub fn new(pool: SqlitePool) -> Self {
         Self { pool }
-    }
-}
-
-impl From<LocalError> for ReceiptError {
-    fn from(e: LocalError) -> Self {
-        ProviderFailure::from(e).into()
     }
 }
 

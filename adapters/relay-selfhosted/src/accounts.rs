@@ -6,8 +6,6 @@ use relay_domain::ports::{Account, AccountStore, AccountStoreError, StoredAccoun
 use sqlx::postgres::{PgPool, PgRow};
 use sqlx::{PgConnection, Row};
 
-use relay_domain::ports::ProviderFailure;
-
 use crate::error::PgError;
 
 /// `unique_violation`.
@@ -32,12 +30,6 @@ impl PgAccountStore {
     /// An account store over `pool` (e.g. [`crate::PgRecordStore::pool`]).
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
-    }
-}
-
-impl From<PgError> for AccountStoreError {
-    fn from(e: PgError) -> Self {
-        ProviderFailure::from(e).into()
     }
 }
 

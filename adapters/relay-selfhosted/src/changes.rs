@@ -12,8 +12,6 @@ use relay_domain::ports::{ChangeDecision, ChangeRequest, ChangeRequestStore, Cha
 use sqlx::Row;
 use sqlx::postgres::PgPool;
 
-use relay_domain::ports::ProviderFailure;
-
 use crate::error::PgError;
 
 /// The change-request store of the self-hosted adapter, on the runtime role's pool.
@@ -33,12 +31,6 @@ impl PgChangeRequestStore {
     /// A change-request store over `pool` (e.g. [`crate::PgRecordStore::pool`]).
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
-    }
-}
-
-impl From<PgError> for ChangeStoreError {
-    fn from(e: PgError) -> Self {
-        ProviderFailure::from(e).into()
     }
 }
 

@@ -8,7 +8,7 @@
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use relay_domain::error::BoxError;
-use relay_domain::ports::{NotaryError, ObjectStoreError, ProviderFailure, RecordStoreError};
+use relay_domain::ports::{Classified, ProviderFailure};
 use thiserror::Error;
 
 /// SQLSTATEs the adapter gives a meaning to (Postgres appendix A).
@@ -77,22 +77,19 @@ pub(crate) fn sqlstate_meaning(code: &str) -> Meaning {
     }
 }
 
-/// The meaning of a [`PgError`], its message (with the SQLSTATE, when there is one) and the
-/// driver's error, for any port's error.
-impl From<PgError> for ProviderFailure {
-    fn from(e: PgError) -> Self {
-        let meaning = e.meaning();
-        let message = match e.sqlstate() {
-            Some(code) => format!("{e} (SQLSTATE {code})"),
-            None => e.to_string(),
-        };
-        ProviderFailure::new(meaning, message, Some(Box::new(e.source)))
+impl Classified for PgError {
+    fn meaning(&self) -> Meaning {
+        PgError::meaning(self)
     }
-}
 
-impl From<PgError> for RecordStoreError {
-    fn from(e: PgError) -> Self {
-        ProviderFailure::from(e).into()
+    /// The message names the SQLSTATE, when there is one; the source is the driver's error.
+    fn into_failure(self) -> ProviderFailure {
+        let meaning = PgError::meaning(&self);
+        let message = match self.sqlstate() {
+            Some(code) => format!("{self} (SQLSTATE {code})"),
+            None => self.to_string(),
+        };
+        ProviderFailure::new(meaning, message, Some(Box::new(self.source)))
     }
 }
 
@@ -170,22 +167,9 @@ pub(crate) fn s3_meaning(status: Option<u16>, code: Option<&str>) -> Meaning {
     }
 }
 
-/// The meaning, message and source of an [`S3Error`], for any port's error.
-impl From<S3Error> for ProviderFailure {
-    fn from(e: S3Error) -> Self {
-        ProviderFailure::of(e.meaning(), e)
-    }
-}
-
-impl From<S3Error> for NotaryError {
-    fn from(e: S3Error) -> Self {
-        ProviderFailure::from(e).into()
-    }
-}
-
-impl From<S3Error> for ObjectStoreError {
-    fn from(e: S3Error) -> Self {
-        ProviderFailure::from(e).into()
+impl Classified for S3Error {
+    fn meaning(&self) -> Meaning {
+        self.meaning
     }
 }
 

@@ -9,8 +9,6 @@ use relay_domain::{Timestamp, TrailId};
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgRow};
 
-use relay_domain::ports::ProviderFailure;
-
 use crate::error::PgError;
 
 /// The advisory lock namespace of receipts (`'RECR'`), also taken by the overlap trigger.
@@ -32,12 +30,6 @@ impl PgReceiptStore {
     /// A receipt store over `pool` (e.g. [`crate::PgRecordStore::pool`]).
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
-    }
-}
-
-impl From<PgError> for ReceiptError {
-    fn from(e: PgError) -> Self {
-        ProviderFailure::from(e).into()
     }
 }
 

@@ -97,6 +97,37 @@ impl ProviderFailure {
     }
 }
 
+/// An adapter's own error that knows what it means to a caller. Every port error converts from
+/// it (`?` works in any port method), through [`ProviderFailure`].
+pub trait Classified: std::error::Error + Send + Sync + Sized + 'static {
+    /// What the failure means to a caller.
+    fn meaning(&self) -> Meaning;
+
+    /// The failure as a port error carries it: by default this error's text as the message and
+    /// the error itself as the source.
+    fn into_failure(self) -> ProviderFailure {
+        ProviderFailure::of(self.meaning(), self)
+    }
+}
+
+impl<E: Classified> From<E> for ProviderFailure {
+    fn from(e: E) -> Self {
+        e.into_failure()
+    }
+}
+
+impl<E: Classified> From<E> for NotaryError {
+    fn from(e: E) -> Self {
+        e.into_failure().into()
+    }
+}
+
+impl<E: Classified> From<E> for RecordStoreError {
+    fn from(e: E) -> Self {
+        e.into_failure().into()
+    }
+}
+
 impl From<ProviderFailure> for NotaryError {
     fn from(f: ProviderFailure) -> Self {
         let ProviderFailure {
@@ -133,6 +164,12 @@ impl From<ProviderFailure> for RecordStoreError {
 /// [`ProviderFailure::on_object`] and [`ProviderFailure::on_secret`].
 macro_rules! unavailable_or_other {
     ($($port:ident),+ $(,)?) => {$(
+        impl<E: Classified> From<E> for $port {
+            fn from(e: E) -> Self {
+                e.into_failure().into()
+            }
+        }
+
         impl From<ProviderFailure> for $port {
             fn from(f: ProviderFailure) -> Self {
                 let ProviderFailure {

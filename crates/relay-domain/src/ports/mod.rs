@@ -21,7 +21,7 @@ pub use accounts::{
 pub use changes::{
     ChangeDecision, ChangeRequest, ChangeRequestStore, ChangeSetting, ChangeState, ChangeStoreError,
 };
-pub use failure::{Meaning, ProviderFailure};
+pub use failure::{Classified, Meaning, ProviderFailure};
 pub use forward::{
     DeadLetter, ForwardCursor, ForwardCursorError, ForwardCursorStore, ForwardState,
 };
