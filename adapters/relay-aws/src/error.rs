@@ -12,20 +12,7 @@ use relay_domain::error::BoxError;
 use relay_domain::ports::{SecretError, SecretName};
 use thiserror::Error;
 
-/// What a Secrets Manager failure means to a caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Meaning {
-    /// Retrying may help (timeout, connection, throttling, 5xx).
-    Temporary,
-    /// Refused on permission grounds (IAM, KMS decrypt, bad credentials).
-    Denied,
-    /// No such secret (or it has no current value).
-    NotFound,
-    /// The secret, or the version a request token names, already exists.
-    Exists,
-    /// Anything else; permanent.
-    Other,
-}
+pub(crate) use relay_domain::ports::Meaning;
 
 /// A Secrets Manager failure inside the adapter, before it is given a port's meaning.
 #[derive(Debug, Error)]
@@ -97,7 +84,7 @@ impl SmError {
                 message: format!("secret {name}: {self}"),
                 source: Some(Box::new(self)),
             },
-            Meaning::Other => SecretError::Other {
+            Meaning::Other | Meaning::Precondition => SecretError::Other {
                 message: format!("secret {name}: {self}"),
                 source: Some(Box::new(self)),
             },

@@ -9,23 +9,10 @@ use std::time::Duration;
 
 use azure_core::error::ErrorKind;
 use relay_domain::error::BoxError;
-use relay_domain::ports::{NotaryError, ObjectStoreError, SecretError};
+use relay_domain::ports::Classified;
 use thiserror::Error;
 
-/// What a provider failure means to a caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Meaning {
-    /// Retrying may help (connection lost, timeout, throttling, 5xx).
-    Temporary,
-    /// Refused on permission, authentication or retention grounds.
-    Denied,
-    /// The blob, container, secret or version does not exist.
-    NotFound,
-    /// A conditional request failed (`If-None-Match: *` met an existing blob).
-    Precondition,
-    /// Anything else; permanent.
-    Other,
-}
+pub(crate) use relay_domain::ports::Meaning;
 
 /// An SDK failure inside the adapter, before it is given a port's meaning.
 #[derive(Debug, Error)]
@@ -161,45 +148,9 @@ pub(crate) fn redact_sas(text: &str) -> String {
     out
 }
 
-fn parts(e: AzureError) -> (String, Option<BoxError>) {
-    (e.to_string(), Some(Box::new(e)))
-}
-
-impl From<AzureError> for NotaryError {
-    fn from(e: AzureError) -> Self {
-        let meaning = e.meaning();
-        let (message, source) = parts(e);
-        match meaning {
-            Meaning::Temporary => NotaryError::Unavailable { message, source },
-            Meaning::Denied => NotaryError::PermissionDenied { message, source },
-            _ => NotaryError::Other { message, source },
-        }
-    }
-}
-
-/// Object store errors naming a key (not found, exists, permission) are built where the key is
-/// known; this covers the rest.
-impl From<AzureError> for ObjectStoreError {
-    fn from(e: AzureError) -> Self {
-        let meaning = e.meaning();
-        let (message, source) = parts(e);
-        match meaning {
-            Meaning::Temporary => ObjectStoreError::Unavailable { message, source },
-            _ => ObjectStoreError::Other { message, source },
-        }
-    }
-}
-
-/// Secret errors naming a secret (not found, permission) are built where the name is known;
-/// this covers the rest.
-impl From<AzureError> for SecretError {
-    fn from(e: AzureError) -> Self {
-        let meaning = e.meaning();
-        let (message, source) = parts(e);
-        match meaning {
-            Meaning::Temporary => SecretError::Unavailable { message, source },
-            _ => SecretError::Other { message, source },
-        }
+impl Classified for AzureError {
+    fn meaning(&self) -> Meaning {
+        self.meaning
     }
 }
 

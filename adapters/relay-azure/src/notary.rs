@@ -1,6 +1,8 @@
 //! `AzureBlobNotary`: anchors as blobs under a locked version-level immutability policy.
+//!
+//! The notary itself is [`relay_worm::WormNotary`]; this module is its Azure container
+//! (`ImmutableContainer`) and the start-up probe of the container's immutability support.
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -11,6 +13,7 @@ use azure_storage_blob::models::{
 };
 use relay_domain::ports::{Anchor, AnchorReceipt, Notary, NotaryError, WormPosture};
 use relay_domain::{Timestamp, TrailId};
+use relay_worm::{Listed, LockedBucket, TrailListing, WormNotary};
 use time::OffsetDateTime;
 
 use crate::blob::Container;
@@ -40,10 +43,14 @@ const PROBE_LOCK: Duration = Duration::from_secs(24 * 3600);
 ///   [`NotaryError::InvalidAnchor`].
 #[derive(Debug, Clone)]
 pub struct AzureBlobNotary {
+    notary: WormNotary<ImmutableContainer>,
+}
+
+/// The Azure side of the notary: a container with version-level immutability.
+#[derive(Debug, Clone)]
+struct ImmutableContainer {
     container: Container,
-    prefix: String,
     retention: Duration,
-    posture: WormPosture,
 }
 
 impl AzureBlobNotary {
@@ -90,78 +97,29 @@ impl AzureBlobNotary {
                 )));
             }
         };
-        Ok(Self {
+        let bucket = ImmutableContainer {
             container,
-            prefix: blob.anchor_prefix.clone(),
             retention: blob.anchor_retention,
-            posture,
+        };
+        Ok(Self {
+            notary: WormNotary::new(bucket, blob.anchor_prefix.clone(), posture),
         })
     }
 
     /// The container URL (without credentials).
     pub fn container_url(&self) -> &str {
-        &self.container.display
+        &self.notary.bucket().container.display
     }
 
     /// The blob name prefix under which the anchors of `trail` are stored.
     pub fn trail_prefix(&self, trail: &TrailId) -> String {
-        format!("{}{}/", self.prefix, trail.as_str())
+        self.notary.trail_prefix(trail)
     }
 
     /// The SDK client of the container, for operational tooling and tests that play an
     /// attacker holding the notary's credentials. Using it bypasses every rule of the notary.
     pub fn container_client(&self) -> &BlobContainerClient {
-        &self.container.client
-    }
-
-    fn invalid(&self, name: &str, why: impl std::fmt::Display) -> NotaryError {
-        NotaryError::InvalidAnchor(format!("{}: {why}", self.container.blob_url(name)))
-    }
-
-    /// Checks one listed version of an anchor blob, reads and decodes it.
-    async fn read_anchor(
-        &self,
-        trail: &TrailId,
-        name: &str,
-        item: &BlobItem,
-    ) -> Result<Anchor, NotaryError> {
-        if self.posture == WormPosture::Enforced {
-            let props = item.properties.as_ref();
-            let mode = props.and_then(|p| p.immutability_policy_mode);
-            if !matches!(mode, Some(ImmutabilityPolicyMode::Locked)) {
-                return Err(self.invalid(
-                    name,
-                    format!("not under a locked immutability policy (mode {mode:?})"),
-                ));
-            }
-            match props.and_then(|p| p.immutability_policy_expires_on) {
-                None => return Err(self.invalid(name, "a locked policy without an expiry")),
-                Some(until) if until < OffsetDateTime::now_utc() => {
-                    // The policy ran its course; the anchor is still evidence, but the store no
-                    // longer protects it. Not an error, never silent.
-                    tracing::warn!(container = %self.container.display, blob = name,
-                        "anchor immutability policy has expired");
-                }
-                Some(_) => {}
-            }
-        }
-        let body = self
-            .container
-            .download("read anchor", name, item.version_id.as_deref())
-            .await
-            .map_err(|e| match e.meaning() {
-                Meaning::NotFound => self.invalid(name, "listed but cannot be read"),
-                _ => e.into(),
-            })?;
-        let anchor: Anchor = serde_json::from_slice(&body)
-            .map_err(|e| self.invalid(name, format!("not an anchor: {e}")))?;
-        if anchor.trail_id != *trail {
-            return Err(self.invalid(
-                name,
-                format!("holds an anchor of trail {}", anchor.trail_id),
-            ));
-        }
-        Ok(anchor)
+        &self.notary.bucket().container.client
     }
 }
 
@@ -285,28 +243,47 @@ fn to_timestamp(at: OffsetDateTime) -> Option<Timestamp> {
 #[async_trait]
 impl Notary for AzureBlobNotary {
     fn kind(&self) -> &'static str {
-        "azure-immutable-blob"
+        self.notary.kind()
     }
 
     fn worm_posture(&self) -> WormPosture {
-        self.posture
+        self.notary.worm_posture()
     }
 
     async fn anchor(&self, anchor: &Anchor) -> Result<AnchorReceipt, NotaryError> {
-        let body = serde_json::to_vec(anchor).map_err(|e| NotaryError::Other {
-            message: "could not encode the anchor".into(),
-            source: Some(Box::new(e)),
-        })?;
-        let nonce: u64 = rand::random();
-        let name = format!(
-            "{}{:020}-{:020}-{nonce:016x}.json",
-            self.trail_prefix(&anchor.trail_id),
-            anchor.seq.get(),
-            anchor.anchored_at.unix_micros()
-        );
+        self.notary.anchor(anchor).await
+    }
+
+    async fn anchors(&self, trail: &TrailId) -> Result<Vec<Anchor>, NotaryError> {
+        self.notary.anchors(trail).await
+    }
+
+    async fn anchored_trails(&self) -> Result<Vec<TrailId>, NotaryError> {
+        self.notary.anchored_trails().await
+    }
+}
+
+#[async_trait]
+impl LockedBucket for ImmutableContainer {
+    type Version = BlobItem;
+
+    fn kind(&self) -> &'static str {
+        "azure-immutable-blob"
+    }
+
+    fn location(&self, name: &str) -> String {
+        self.container.blob_url(name)
+    }
+
+    async fn put_new(
+        &self,
+        name: &str,
+        body: Vec<u8>,
+        posture: WormPosture,
+    ) -> Result<AnchorReceipt, NotaryError> {
         let mut options = BlockBlobClientUploadOptions::default().if_not_exists();
         options.blob_content_type = Some("application/json".into());
-        let until = (self.posture == WormPosture::Enforced)
+        let until = (posture == WormPosture::Enforced)
             .then(|| whole_seconds(OffsetDateTime::now_utc() + self.retention));
         if let Some(until) = until {
             options.immutability_policy_mode = Some(ImmutabilityPolicyMode::Locked);
@@ -314,10 +291,9 @@ impl Notary for AzureBlobNotary {
         }
         let version = self
             .container
-            .upload("put anchor", &name, body, options)
+            .upload("put anchor", name, body, options)
             .await?;
-        tracing::debug!(trail = %anchor.trail_id, seq = anchor.seq.get(), blob = %name, "anchored");
-        let mut location = self.container.blob_url(&name);
+        let mut location = self.container.blob_url(name);
         if let Some(version) = version {
             location.push_str("?versionid=");
             location.push_str(&version);
@@ -328,88 +304,84 @@ impl Notary for AzureBlobNotary {
         })
     }
 
-    async fn anchors(&self, trail: &TrailId) -> Result<Vec<Anchor>, NotaryError> {
+    async fn list_versions(&self, prefix: &str) -> Result<Vec<Listed<BlobItem>>, NotaryError> {
         let items = self
             .container
             .list(
                 "list anchor versions",
-                &self.trail_prefix(trail),
+                prefix,
                 vec![
                     ListBlobsIncludeItem::Versions,
                     ListBlobsIncludeItem::ImmutabilityPolicy,
                 ],
             )
             .await?;
-        // Every version, so a hidden or replaced anchor cannot go unnoticed.
-        let mut by_name: BTreeMap<String, Vec<BlobItem>> = BTreeMap::new();
-        for item in items {
-            let Some(name) = item.name.clone() else {
-                continue;
-            };
-            by_name.entry(name).or_default().push(item);
-        }
-        let mut out = Vec::with_capacity(by_name.len());
-        for (name, versions) in &by_name {
-            if versions.len() > 1 {
-                return Err(self.invalid(
-                    name,
-                    format!(
-                        "has {} versions; the notary writes each anchor once, so it was \
-                         overwritten",
-                        versions.len()
-                    ),
-                ));
-            }
-            let item = &versions[0];
-            // With blob versioning, a deleted anchor stays as a previous version only.
-            if item.version_id.is_some() && item.is_current_version != Some(true) {
-                return Err(
-                    self.invalid(name, "has no current version: someone deleted this anchor")
-                );
-            }
-            out.push(self.read_anchor(trail, name, item).await?);
-        }
-        out.sort_by(|a, b| {
-            (a.seq, a.anchored_at.unix_micros()).cmp(&(b.seq, b.anchored_at.unix_micros()))
-        });
-        Ok(out)
+        Ok(items
+            .into_iter()
+            .filter_map(|item| {
+                Some(Listed {
+                    name: item.name.clone()?,
+                    version: item,
+                })
+            })
+            .collect())
     }
 
-    async fn anchored_trails(&self) -> Result<Vec<TrailId>, NotaryError> {
+    async fn read_version(
+        &self,
+        name: &str,
+        item: &BlobItem,
+        posture: WormPosture,
+    ) -> Result<Option<Vec<u8>>, NotaryError> {
+        // With blob versioning, a deleted anchor stays as a previous version only.
+        if item.version_id.is_some() && item.is_current_version != Some(true) {
+            return Err(self.invalid(name, &"has no current version: someone deleted this anchor"));
+        }
+        if posture == WormPosture::Enforced {
+            let props = item.properties.as_ref();
+            let mode = props.and_then(|p| p.immutability_policy_mode);
+            if !matches!(mode, Some(ImmutabilityPolicyMode::Locked)) {
+                return Err(self.invalid(
+                    name,
+                    &format!("not under a locked immutability policy (mode {mode:?})"),
+                ));
+            }
+            match props.and_then(|p| p.immutability_policy_expires_on) {
+                None => return Err(self.invalid(name, &"a locked policy without an expiry")),
+                Some(until) if until < OffsetDateTime::now_utc() => {
+                    // The policy ran its course; the anchor is still evidence, but the store no
+                    // longer protects it. Not an error, never silent.
+                    tracing::warn!(container = %self.container.display, blob = name,
+                        "anchor immutability policy has expired");
+                }
+                Some(_) => {}
+            }
+        }
+        match self
+            .container
+            .download("read anchor", name, item.version_id.as_deref())
+            .await
+        {
+            Ok(body) => Ok(Some(body)),
+            Err(e) if e.meaning() == Meaning::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn list_trails(&self, prefix: &str) -> Result<TrailListing, NotaryError> {
         // Versions, not only current blobs: a trail whose anchors were deleted is still listed,
         // and `anchors` then reports the tampering.
         let items = self
             .container
             .list(
                 "list anchored trails",
-                &self.prefix,
+                prefix,
                 vec![ListBlobsIncludeItem::Versions],
             )
             .await?;
-        let mut trails = Vec::new();
-        for item in items {
-            let Some(name) = item.name.as_deref() else {
-                continue;
-            };
-            let Some((folder, _)) = name
-                .strip_prefix(&self.prefix)
-                .and_then(|rest| rest.split_once('/'))
-            else {
-                return Err(self.invalid(name, "is not inside a trail's anchor folder"));
-            };
-            match TrailId::new(folder) {
-                Ok(trail) => trails.push(trail),
-                Err(e) => {
-                    return Err(self.invalid(
-                        name,
-                        format!("{folder:?} is not a trail's anchor folder: {e}"),
-                    ));
-                }
-            }
-        }
-        trails.sort();
-        trails.dedup();
-        Ok(trails)
+        Ok(TrailListing::Names(
+            items.into_iter().filter_map(|item| item.name).collect(),
+        ))
     }
 }
 

@@ -10,6 +10,8 @@ use relay_domain::ports::{
 };
 
 use crate::blob::Container;
+use relay_domain::ports::ProviderFailure;
+
 use crate::error::{AzureError, Meaning, SetupError};
 use crate::http::AzureClients;
 
@@ -72,15 +74,7 @@ impl AzureBlobObjectStore {
     }
 
     fn fault(&self, key: &ObjectKey, e: AzureError) -> ObjectStoreError {
-        match e.meaning() {
-            Meaning::NotFound => ObjectStoreError::NotFound { key: key.clone() },
-            Meaning::Denied => ObjectStoreError::PermissionDenied {
-                key: key.clone(),
-                message: e.to_string(),
-                source: Some(Box::new(e)),
-            },
-            _ => e.into(),
-        }
+        ProviderFailure::from(e).on_object(key)
     }
 }
 

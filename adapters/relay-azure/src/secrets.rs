@@ -16,7 +16,9 @@ use relay_domain::KeyId;
 use relay_domain::ports::{SecretError, SecretName, SecretProvider, SecretValue};
 use zeroize::Zeroizing;
 
-use crate::error::{AzureError, Meaning, SetupError};
+use relay_domain::ports::ProviderFailure;
+
+use crate::error::{AzureError, SetupError};
 use crate::http::AzureClients;
 
 /// Bytes of a new secret version: 256 bits.
@@ -123,18 +125,7 @@ impl KeyVaultSecretProvider {
     }
 
     fn fault(&self, name: &SecretName, version: Option<&KeyId>, e: AzureError) -> SecretError {
-        match e.meaning() {
-            Meaning::NotFound => SecretError::NotFound {
-                name: name.clone(),
-                version: version.cloned(),
-            },
-            Meaning::Denied => SecretError::PermissionDenied {
-                name: name.clone(),
-                message: e.to_string(),
-                source: Some(Box::new(e)),
-            },
-            _ => e.into(),
-        }
+        ProviderFailure::from(e).on_secret(name, version)
     }
 
     /// Reads `version` (the current one when `None`) and decodes it.

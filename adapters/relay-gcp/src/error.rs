@@ -5,25 +5,10 @@
 //! a port (retry or not, permission, not found), so callers never parse messages.
 
 use relay_domain::error::BoxError;
-use relay_domain::ports::{NotaryError, ObjectStoreError, SecretError};
+use relay_domain::ports::Classified;
 use thiserror::Error;
 
-/// What a provider failure means to a caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Meaning {
-    /// Retrying may help (connection lost, timeout, throttling, 5xx).
-    Temporary,
-    /// Refused on permission or retention grounds (401, 403).
-    Denied,
-    /// The object, bucket, secret or version does not exist (404).
-    NotFound,
-    /// A precondition failed (412: `ifGenerationMatch=0` met an existing object).
-    Precondition,
-    /// The resource already exists (409 on create).
-    Conflict,
-    /// Anything else; permanent.
-    Other,
-}
+pub(crate) use relay_domain::ports::Meaning;
 
 /// A Google Cloud failure inside the adapter, before it is given a port's meaning.
 #[derive(Debug, Error)]
@@ -121,10 +106,6 @@ impl GcpError {
     pub(crate) fn meaning(&self) -> Meaning {
         self.meaning
     }
-
-    fn parts(self) -> (String, Option<BoxError>) {
-        (self.to_string(), Some(Box::new(self)))
-    }
 }
 
 fn reqwest_meaning(e: &reqwest::Error) -> Meaning {
@@ -147,7 +128,7 @@ pub(crate) fn status_meaning(status: Option<u16>, reason: Option<&str>) -> Meani
         | (Some(401 | 403), _) => Meaning::Denied,
         (_, Some("notFound" | "NOT_FOUND")) | (Some(404), _) => Meaning::NotFound,
         (_, Some("conditionNotMet")) | (Some(412), _) => Meaning::Precondition,
-        (_, Some("ALREADY_EXISTS")) => Meaning::Conflict,
+        (_, Some("ALREADY_EXISTS")) => Meaning::Exists,
         (_, Some("rateLimitExceeded" | "backendError" | "UNAVAILABLE" | "RESOURCE_EXHAUSTED"))
         | (Some(408 | 429 | 500..=599), _) => Meaning::Temporary,
         // 409 on a Cloud Storage write is a concurrent mutation of the same object (retry);
@@ -157,46 +138,16 @@ pub(crate) fn status_meaning(status: Option<u16>, reason: Option<&str>) -> Meani
     }
 }
 
-impl From<GcpError> for NotaryError {
-    fn from(e: GcpError) -> Self {
-        let meaning = e.meaning();
-        let (message, source) = e.parts();
-        match meaning {
-            Meaning::Temporary => NotaryError::Unavailable { message, source },
-            Meaning::Denied => NotaryError::PermissionDenied { message, source },
-            _ => NotaryError::Other { message, source },
-        }
-    }
-}
-
-/// Object store errors naming a key (not found, exists, permission) are built where the key is
-/// known; this covers the rest.
-impl From<GcpError> for ObjectStoreError {
-    fn from(e: GcpError) -> Self {
-        let meaning = e.meaning();
-        let (message, source) = e.parts();
-        match meaning {
-            Meaning::Temporary => ObjectStoreError::Unavailable { message, source },
-            _ => ObjectStoreError::Other { message, source },
-        }
-    }
-}
-
-/// Secret errors naming a secret (not found, exists, permission) are built where the name is
-/// known; this covers the rest.
-impl From<GcpError> for SecretError {
-    fn from(e: GcpError) -> Self {
-        let meaning = e.meaning();
-        let (message, source) = e.parts();
-        match meaning {
-            Meaning::Temporary => SecretError::Unavailable { message, source },
-            _ => SecretError::Other { message, source },
-        }
+impl Classified for GcpError {
+    fn meaning(&self) -> Meaning {
+        self.meaning
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use relay_domain::ports::{NotaryError, SecretError};
+
     use super::*;
 
     #[test]
@@ -210,7 +161,7 @@ mod tests {
         assert_eq!(status_meaning(Some(401), None), Meaning::Denied);
         assert_eq!(
             status_meaning(Some(409), Some("ALREADY_EXISTS")),
-            Meaning::Conflict
+            Meaning::Exists
         );
         assert_eq!(status_meaning(Some(409), None), Meaning::Temporary);
         assert_eq!(status_meaning(Some(429), None), Meaning::Temporary);

@@ -1,14 +1,19 @@
 //! `GcsNotary`: anchors as objects in a Cloud Storage bucket whose retention policy is locked.
+//!
+//! The notary itself is [`relay_worm::WormNotary`]; this module is its Cloud Storage bucket
+//! (`RetentionBucket`) and the start-up assessment of the bucket's retention policy.
 
 use std::time::Duration;
 
 use async_trait::async_trait;
+use gcloud_storage::http::objects::Object;
 use relay_domain::TrailId;
 use relay_domain::ports::{Anchor, AnchorReceipt, Notary, NotaryError, WormPosture};
+use relay_worm::{Listed, LockedBucket, TrailListing, WormNotary};
 
 use crate::client::GcpClient;
 use crate::config::GcsNotaryOptions;
-use crate::error::{GcpError, Meaning};
+use crate::error::Meaning;
 use crate::storage::{Retention, to_timestamp};
 
 /// A notary writing each anchor as its own object,
@@ -28,10 +33,14 @@ use crate::storage::{Retention, to_timestamp};
 ///   the trail it is filed under; anything else is [`NotaryError::InvalidAnchor`].
 #[derive(Debug, Clone)]
 pub struct GcsNotary {
+    notary: WormNotary<RetentionBucket>,
+}
+
+/// The Cloud Storage side of the notary: a bucket with a locked retention policy.
+#[derive(Debug, Clone)]
+struct RetentionBucket {
     client: GcpClient,
     bucket: String,
-    prefix: String,
-    posture: WormPosture,
 }
 
 /// Decides the notary's posture from the bucket's retention policy: `Enforced` only for a
@@ -102,69 +111,73 @@ impl GcsNotary {
             options.min_retention,
             options.allow_non_worm,
         )?;
-        Ok(Self {
+        let bucket = RetentionBucket {
             client: client.clone(),
             bucket: options.bucket,
-            prefix: options.prefix,
-            posture,
+        };
+        Ok(Self {
+            notary: WormNotary::new(bucket, options.prefix, posture),
         })
     }
 
     /// The bucket.
     pub fn bucket(&self) -> &str {
-        &self.bucket
+        &self.notary.bucket().bucket
     }
 
     /// The name prefix under which the anchors of `trail` are stored.
     pub fn trail_prefix(&self, trail: &TrailId) -> String {
-        format!("{}{}/", self.prefix, trail.as_str())
-    }
-
-    fn invalid(&self, name: &str, why: impl std::fmt::Display) -> NotaryError {
-        NotaryError::InvalidAnchor(format!("gs://{}/{name}: {why}", self.bucket))
-    }
-
-    fn decode(&self, trail: &TrailId, name: &str, bytes: &[u8]) -> Result<Anchor, NotaryError> {
-        let anchor: Anchor = serde_json::from_slice(bytes)
-            .map_err(|e| self.invalid(name, format!("not an anchor: {e}")))?;
-        if anchor.trail_id != *trail {
-            return Err(self.invalid(
-                name,
-                format!("holds an anchor of trail {}", anchor.trail_id),
-            ));
-        }
-        Ok(anchor)
+        self.notary.trail_prefix(trail)
     }
 }
 
 #[async_trait]
 impl Notary for GcsNotary {
     fn kind(&self) -> &'static str {
-        "gcs-retention-lock"
+        self.notary.kind()
     }
 
     fn worm_posture(&self) -> WormPosture {
-        self.posture
+        self.notary.worm_posture()
     }
 
     async fn anchor(&self, anchor: &Anchor) -> Result<AnchorReceipt, NotaryError> {
-        let body = serde_json::to_vec(anchor).map_err(|e| NotaryError::Other {
-            message: "could not encode the anchor".into(),
-            source: Some(Box::new(e)),
-        })?;
-        let nonce: u64 = rand::random();
-        let name = format!(
-            "{}{:020}-{:020}-{nonce:016x}.json",
-            self.trail_prefix(&anchor.trail_id),
-            anchor.seq.get(),
-            anchor.anchored_at.unix_micros()
-        );
+        self.notary.anchor(anchor).await
+    }
+
+    async fn anchors(&self, trail: &TrailId) -> Result<Vec<Anchor>, NotaryError> {
+        self.notary.anchors(trail).await
+    }
+
+    async fn anchored_trails(&self) -> Result<Vec<TrailId>, NotaryError> {
+        self.notary.anchored_trails().await
+    }
+}
+
+#[async_trait]
+impl LockedBucket for RetentionBucket {
+    type Version = Object;
+
+    fn kind(&self) -> &'static str {
+        "gcs-retention-lock"
+    }
+
+    fn location(&self, name: &str) -> String {
+        format!("gs://{}/{name}", self.bucket)
+    }
+
+    async fn put_new(
+        &self,
+        name: &str,
+        body: Vec<u8>,
+        posture: WormPosture,
+    ) -> Result<AnchorReceipt, NotaryError> {
         let (result, attempts) = self
             .client
             .upload(
                 "put anchor",
                 &self.bucket,
-                &name,
+                name,
                 body.clone(),
                 "application/json",
                 Some(0),
@@ -177,19 +190,18 @@ impl Notary for GcsNotary {
             Err(e) if e.meaning() == Meaning::Precondition && attempts > 1 => {
                 let stored = self
                     .client
-                    .download("read back a retried anchor", &self.bucket, &name, None)
+                    .download("read back a retried anchor", &self.bucket, name, None)
                     .await?;
                 if stored != body {
-                    return Err(self.invalid(&name, "exists with other content"));
+                    return Err(self.invalid(name, &"exists with other content"));
                 }
                 self.client
-                    .object_metadata("read back a retried anchor", &self.bucket, &name)
+                    .object_metadata("read back a retried anchor", &self.bucket, name)
                     .await?
             }
             Err(e) => return Err(e.into()),
         };
-        tracing::debug!(trail = %anchor.trail_id, seq = anchor.seq.get(), object = %name, "anchored");
-        let retain_until = match self.posture {
+        let retain_until = match posture {
             WormPosture::Enforced => object.retention_expiration_time.and_then(to_timestamp),
             _ => None,
         };
@@ -199,79 +211,50 @@ impl Notary for GcsNotary {
         })
     }
 
-    async fn anchors(&self, trail: &TrailId) -> Result<Vec<Anchor>, NotaryError> {
+    async fn list_versions(&self, prefix: &str) -> Result<Vec<Listed<Object>>, NotaryError> {
         let listing = self
             .client
-            .list_all(
-                "list anchors",
-                &self.bucket,
-                &self.trail_prefix(trail),
-                None,
-            )
+            .list_all("list anchors", &self.bucket, prefix, None)
             .await?;
-        let mut out = Vec::with_capacity(listing.objects.len());
-        for object in &listing.objects {
-            if self.posture == WormPosture::Enforced && object.retention_expiration_time.is_none() {
-                return Err(self.invalid(
-                    &object.name,
-                    "is not under the bucket's retention policy (no retentionExpirationTime)",
-                ));
-            }
-            let bytes = self
-                .client
-                .download(
-                    "get anchor",
-                    &self.bucket,
-                    &object.name,
-                    Some(object.generation),
-                )
-                .await
-                .map_err(|e: GcpError| {
-                    if e.meaning() == Meaning::NotFound {
-                        self.invalid(&object.name, "listed but cannot be read")
-                    } else {
-                        e.into()
-                    }
-                })?;
-            out.push(self.decode(trail, &object.name, &bytes)?);
-        }
-        out.sort_by(|a, b| {
-            (a.seq, a.anchored_at.unix_micros()).cmp(&(b.seq, b.anchored_at.unix_micros()))
-        });
-        Ok(out)
+        Ok(listing
+            .objects
+            .into_iter()
+            .map(|object| Listed {
+                name: object.name.clone(),
+                version: object,
+            })
+            .collect())
     }
 
-    async fn anchored_trails(&self) -> Result<Vec<TrailId>, NotaryError> {
+    async fn read_version(
+        &self,
+        name: &str,
+        object: &Object,
+        posture: WormPosture,
+    ) -> Result<Option<Vec<u8>>, NotaryError> {
+        if posture == WormPosture::Enforced && object.retention_expiration_time.is_none() {
+            return Err(self.invalid(
+                name,
+                &"is not under the bucket's retention policy (no retentionExpirationTime)",
+            ));
+        }
+        match self
+            .client
+            .download("get anchor", &self.bucket, name, Some(object.generation))
+            .await
+        {
+            Ok(bytes) => Ok(Some(bytes)),
+            Err(e) if e.meaning() == Meaning::NotFound => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn list_trails(&self, prefix: &str) -> Result<TrailListing, NotaryError> {
         let listing = self
             .client
-            .list_all(
-                "list anchored trails",
-                &self.bucket,
-                &self.prefix,
-                Some("/"),
-            )
+            .list_all("list anchored trails", &self.bucket, prefix, Some("/"))
             .await?;
-        let mut trails = Vec::with_capacity(listing.prefixes.len());
-        for p in &listing.prefixes {
-            let Some(name) = p
-                .strip_prefix(&self.prefix)
-                .and_then(|p| p.strip_suffix('/'))
-            else {
-                continue;
-            };
-            match TrailId::new(name) {
-                Ok(trail) => trails.push(trail),
-                Err(e) => {
-                    return Err(NotaryError::InvalidAnchor(format!(
-                        "gs://{}/{p} is not a trail's anchor folder: {e}",
-                        self.bucket
-                    )));
-                }
-            }
-        }
-        trails.sort();
-        trails.dedup();
-        Ok(trails)
+        Ok(TrailListing::Folders(listing.prefixes))
     }
 }
 

@@ -8,6 +8,8 @@ use relay_domain::ports::{
 
 use crate::client::GcpClient;
 use crate::config::GcsObjectStoreOptions;
+use relay_domain::ports::ProviderFailure;
+
 use crate::error::{GcpError, Meaning};
 use crate::storage::{Retention, size_of};
 
@@ -105,15 +107,7 @@ impl GcsObjectStore {
     }
 
     fn fault(&self, key: &ObjectKey, e: GcpError) -> ObjectStoreError {
-        match e.meaning() {
-            Meaning::NotFound => ObjectStoreError::NotFound { key: key.clone() },
-            Meaning::Denied => ObjectStoreError::PermissionDenied {
-                key: key.clone(),
-                message: e.to_string(),
-                source: Some(Box::new(e)),
-            },
-            _ => e.into(),
-        }
+        ProviderFailure::from(e).on_object(key)
     }
 }
 

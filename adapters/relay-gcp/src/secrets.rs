@@ -14,6 +14,8 @@ use zeroize::Zeroizing;
 
 use crate::client::GcpClient;
 use crate::config::SecretManagerOptions;
+use relay_domain::ports::ProviderFailure;
+
 use crate::error::{GcpError, Meaning};
 
 const SERVICE: &str = "secret manager";
@@ -130,18 +132,7 @@ impl SecretManagerProvider {
     }
 
     fn fault(&self, name: &SecretName, version: Option<&KeyId>, e: GcpError) -> SecretError {
-        match e.meaning() {
-            Meaning::NotFound => SecretError::NotFound {
-                name: name.clone(),
-                version: version.cloned(),
-            },
-            Meaning::Denied => SecretError::PermissionDenied {
-                name: name.clone(),
-                message: e.to_string(),
-                source: Some(Box::new(e)),
-            },
-            _ => e.into(),
-        }
+        ProviderFailure::from(e).on_secret(name, version)
     }
 
     /// Reads version `version` (a number or `latest`) of `name`.
@@ -360,7 +351,7 @@ impl SecretProvider for SecretManagerProvider {
             .await;
         match created {
             Ok(_) => {}
-            Err(e) if e.meaning() == Meaning::Conflict => {
+            Err(e) if e.meaning() == Meaning::Exists => {
                 // The secret exists. With a version, it is a plain AlreadyExists; without one,
                 // a create was interrupted between its two calls (or a retried create met its
                 // own first attempt): finish it.

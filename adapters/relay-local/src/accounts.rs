@@ -6,7 +6,7 @@ use relay_domain::ports::{Account, AccountStore, AccountStoreError, StoredAccoun
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{Row, SqliteConnection};
 
-use crate::error::{LocalError, Meaning};
+use crate::error::LocalError;
 
 const COLUMNS: &str = "username, full_name, role, password_hash, totp_secret, disabled, \
                        password_changed_at, failed_attempts, failure_window_start, locked_until, \
@@ -30,18 +30,6 @@ impl SqliteAccountStore {
     /// An account store over `pool` (the record store's: the schema is migrated with it).
     pub fn new(pool: SqlitePool) -> Self {
         Self { pool }
-    }
-}
-
-impl From<LocalError> for AccountStoreError {
-    fn from(e: LocalError) -> Self {
-        let meaning = e.meaning();
-        let (message, source) = e.into_parts();
-        let source = Some(source);
-        match meaning {
-            Meaning::Temporary => AccountStoreError::Unavailable { message, source },
-            Meaning::Denied | Meaning::Other => AccountStoreError::Other { message, source },
-        }
     }
 }
 

@@ -7,7 +7,7 @@ use relay_domain::ports::{ChangeDecision, ChangeRequest, ChangeRequestStore, Cha
 use sqlx::Row;
 use sqlx::sqlite::SqlitePool;
 
-use crate::error::{LocalError, Meaning};
+use crate::error::LocalError;
 
 /// The change-request store of the local adapter, sharing the record store's database and pool.
 #[derive(Clone)]
@@ -26,18 +26,6 @@ impl SqliteChangeRequestStore {
     /// A store over `pool` (the record store's: the schema is migrated with it).
     pub fn new(pool: SqlitePool) -> Self {
         Self { pool }
-    }
-}
-
-impl From<LocalError> for ChangeStoreError {
-    fn from(e: LocalError) -> Self {
-        let meaning = e.meaning();
-        let (message, source) = e.into_parts();
-        let source = Some(source);
-        match meaning {
-            Meaning::Temporary => ChangeStoreError::Unavailable { message, source },
-            Meaning::Denied | Meaning::Other => ChangeStoreError::Other { message, source },
-        }
     }
 }
 

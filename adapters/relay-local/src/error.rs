@@ -8,7 +8,7 @@ use std::io;
 use std::path::PathBuf;
 
 use relay_domain::error::BoxError;
-use relay_domain::ports::{NotaryError, ObjectStoreError, RecordStoreError, SecretError};
+use relay_domain::ports::{Classified, ProviderFailure};
 use thiserror::Error;
 
 /// SQLite primary result codes (the low byte of an extended code), from sqlite3.h.
@@ -131,16 +131,7 @@ impl LocalError {
     }
 }
 
-/// What a provider failure means to a caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Meaning {
-    /// Retrying may help (busy, locked, disk full, timed out).
-    Temporary,
-    /// Refused on permission grounds.
-    Denied,
-    /// Anything else; permanent.
-    Other,
-}
+pub(crate) use relay_domain::ports::Meaning;
 
 /// What an OS error means to a caller.
 pub(crate) fn io_meaning(e: &io::Error) -> Meaning {
@@ -155,56 +146,15 @@ pub(crate) fn io_meaning(e: &io::Error) -> Meaning {
     }
 }
 
-impl From<LocalError> for RecordStoreError {
-    fn from(e: LocalError) -> Self {
-        let meaning = e.meaning();
-        let (message, source) = e.into_parts();
-        let source = Some(source);
-        match meaning {
-            Meaning::Temporary => RecordStoreError::Unavailable { message, source },
-            Meaning::Denied => RecordStoreError::PermissionDenied { message, source },
-            Meaning::Other => RecordStoreError::Other { message, source },
-        }
+impl Classified for LocalError {
+    fn meaning(&self) -> Meaning {
+        LocalError::meaning(self)
     }
-}
 
-impl From<LocalError> for NotaryError {
-    fn from(e: LocalError) -> Self {
-        let meaning = e.meaning();
-        let (message, source) = e.into_parts();
-        let source = Some(source);
-        match meaning {
-            Meaning::Temporary => NotaryError::Unavailable { message, source },
-            Meaning::Denied => NotaryError::PermissionDenied { message, source },
-            Meaning::Other => NotaryError::Other { message, source },
-        }
-    }
-}
-
-/// Object store errors naming a key (permission) are built where the key is known; this covers
-/// the rest.
-impl From<LocalError> for ObjectStoreError {
-    fn from(e: LocalError) -> Self {
-        let meaning = e.meaning();
-        let (message, source) = e.into_parts();
-        let source = Some(source);
-        match meaning {
-            Meaning::Temporary => ObjectStoreError::Unavailable { message, source },
-            Meaning::Denied | Meaning::Other => ObjectStoreError::Other { message, source },
-        }
-    }
-}
-
-/// Secret errors naming a secret (permission, not found) are built where the name is known;
-/// this covers the rest. Messages name paths, never secret bytes.
-impl From<LocalError> for SecretError {
-    fn from(e: LocalError) -> Self {
-        let meaning = e.meaning();
-        let (message, source) = e.into_parts();
-        let source = Some(source);
-        match meaning {
-            Meaning::Temporary => SecretError::Unavailable { message, source },
-            Meaning::Denied | Meaning::Other => SecretError::Other { message, source },
-        }
+    /// The source is the provider's own error (sqlx, io), not this wrapper.
+    fn into_failure(self) -> ProviderFailure {
+        let meaning = LocalError::meaning(&self);
+        let (message, source) = self.into_parts();
+        ProviderFailure::new(meaning, message, Some(source))
     }
 }

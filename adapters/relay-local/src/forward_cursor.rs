@@ -10,7 +10,7 @@ use relay_domain::ports::{
 use sqlx::Row;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 
-use crate::error::{LocalError, Meaning};
+use crate::error::LocalError;
 
 /// The forward cursor store of the local adapter, on the record store's pool.
 #[derive(Clone)]
@@ -29,18 +29,6 @@ impl SqliteForwardCursorStore {
     /// A cursor store over `pool` (the record store's: the schema is migrated with it).
     pub fn new(pool: SqlitePool) -> Self {
         Self { pool }
-    }
-}
-
-impl From<LocalError> for ForwardCursorError {
-    fn from(e: LocalError) -> Self {
-        let meaning = e.meaning();
-        let (message, source) = e.into_parts();
-        let source = Some(source);
-        match meaning {
-            Meaning::Temporary => ForwardCursorError::Unavailable { message, source },
-            Meaning::Denied | Meaning::Other => ForwardCursorError::Other { message, source },
-        }
     }
 }
 

@@ -8,7 +8,7 @@ use relay_domain::{Timestamp, TrailId};
 use sqlx::Row;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 
-use crate::error::{LocalError, Meaning};
+use crate::error::LocalError;
 
 /// The receipt store of the local adapter, on the record store's pool.
 #[derive(Clone)]
@@ -26,18 +26,6 @@ impl SqliteReceiptStore {
     /// A receipt store over `pool` (the record store's: the schema is migrated with it).
     pub fn new(pool: SqlitePool) -> Self {
         Self { pool }
-    }
-}
-
-impl From<LocalError> for ReceiptError {
-    fn from(e: LocalError) -> Self {
-        let meaning = e.meaning();
-        let (message, source) = e.into_parts();
-        let source = Some(source);
-        match meaning {
-            Meaning::Temporary => ReceiptError::Unavailable { message, source },
-            Meaning::Denied | Meaning::Other => ReceiptError::Other { message, source },
-        }
     }
 }
 

@@ -2,12 +2,11 @@
 
 use async_trait::async_trait;
 use relay_domain::Timestamp;
-use relay_domain::error::BoxError;
 use relay_domain::ports::{Account, AccountStore, AccountStoreError, StoredAccountRow, Username};
 use sqlx::postgres::{PgPool, PgRow};
 use sqlx::{PgConnection, Row};
 
-use crate::error::{Meaning, PgError};
+use crate::error::PgError;
 
 /// `unique_violation`.
 const UNIQUE_VIOLATION: &str = "23505";
@@ -31,21 +30,6 @@ impl PgAccountStore {
     /// An account store over `pool` (e.g. [`crate::PgRecordStore::pool`]).
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
-    }
-}
-
-impl From<PgError> for AccountStoreError {
-    fn from(e: PgError) -> Self {
-        let meaning = e.meaning();
-        let message = match e.sqlstate() {
-            Some(code) => format!("{e} (SQLSTATE {code})"),
-            None => e.to_string(),
-        };
-        let source: Option<BoxError> = Some(Box::new(e.source));
-        match meaning {
-            Meaning::Temporary => AccountStoreError::Unavailable { message, source },
-            _ => AccountStoreError::Other { message, source },
-        }
     }
 }
 

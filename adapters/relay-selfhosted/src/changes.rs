@@ -7,13 +7,12 @@
 //! proposal itself, and any decided request, are immutable even to the owner).
 
 use async_trait::async_trait;
-use relay_domain::error::BoxError;
 use relay_domain::ports::changes::apply_decision;
 use relay_domain::ports::{ChangeDecision, ChangeRequest, ChangeRequestStore, ChangeStoreError};
 use sqlx::Row;
 use sqlx::postgres::PgPool;
 
-use crate::error::{Meaning, PgError};
+use crate::error::PgError;
 
 /// The change-request store of the self-hosted adapter, on the runtime role's pool.
 #[derive(Clone)]
@@ -32,21 +31,6 @@ impl PgChangeRequestStore {
     /// A change-request store over `pool` (e.g. [`crate::PgRecordStore::pool`]).
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
-    }
-}
-
-impl From<PgError> for ChangeStoreError {
-    fn from(e: PgError) -> Self {
-        let meaning = e.meaning();
-        let message = match e.sqlstate() {
-            Some(code) => format!("{e} (SQLSTATE {code})"),
-            None => e.to_string(),
-        };
-        let source: Option<BoxError> = Some(Box::new(e.source));
-        match meaning {
-            Meaning::Temporary => ChangeStoreError::Unavailable { message, source },
-            _ => ChangeStoreError::Other { message, source },
-        }
     }
 }
 

@@ -8,7 +8,7 @@
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use relay_domain::error::BoxError;
-use relay_domain::ports::{NotaryError, ObjectStoreError, RecordStoreError};
+use relay_domain::ports::{Classified, ProviderFailure};
 use thiserror::Error;
 
 /// SQLSTATEs the adapter gives a meaning to (Postgres appendix A).
@@ -23,20 +23,7 @@ pub(crate) mod sqlstate {
     pub const UNDEFINED_TABLE: &str = "42P01";
 }
 
-/// What a provider failure means to a caller.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Meaning {
-    /// Retrying may help (connection lost, timeout, lock contention, throttling, 5xx).
-    Temporary,
-    /// Refused on permission or retention grounds.
-    Denied,
-    /// The object or key does not exist.
-    NotFound,
-    /// A conditional request failed (`If-None-Match: *` met an existing object).
-    Precondition,
-    /// Anything else; permanent.
-    Other,
-}
+pub(crate) use relay_domain::ports::Meaning;
 
 /// A Postgres failure inside the adapter, before it is given a port's meaning.
 #[derive(Debug, Error)]
@@ -90,20 +77,19 @@ pub(crate) fn sqlstate_meaning(code: &str) -> Meaning {
     }
 }
 
-impl From<PgError> for RecordStoreError {
-    fn from(e: PgError) -> Self {
-        let meaning = e.meaning();
-        let code = e.sqlstate();
-        let message = match code {
-            Some(code) => format!("{e} (SQLSTATE {code})"),
-            None => e.to_string(),
+impl Classified for PgError {
+    fn meaning(&self) -> Meaning {
+        PgError::meaning(self)
+    }
+
+    /// The message names the SQLSTATE, when there is one; the source is the driver's error.
+    fn into_failure(self) -> ProviderFailure {
+        let meaning = PgError::meaning(&self);
+        let message = match self.sqlstate() {
+            Some(code) => format!("{self} (SQLSTATE {code})"),
+            None => self.to_string(),
         };
-        let source: Option<BoxError> = Some(Box::new(e.source));
-        match meaning {
-            Meaning::Temporary => RecordStoreError::Unavailable { message, source },
-            Meaning::Denied => RecordStoreError::PermissionDenied { message, source },
-            _ => RecordStoreError::Other { message, source },
-        }
+        ProviderFailure::new(meaning, message, Some(Box::new(self.source)))
     }
 }
 
@@ -181,32 +167,9 @@ pub(crate) fn s3_meaning(status: Option<u16>, code: Option<&str>) -> Meaning {
     }
 }
 
-fn s3_parts(e: S3Error) -> (String, Option<BoxError>) {
-    (e.to_string(), Some(Box::new(e)))
-}
-
-impl From<S3Error> for NotaryError {
-    fn from(e: S3Error) -> Self {
-        let meaning = e.meaning();
-        let (message, source) = s3_parts(e);
-        match meaning {
-            Meaning::Temporary => NotaryError::Unavailable { message, source },
-            Meaning::Denied => NotaryError::PermissionDenied { message, source },
-            _ => NotaryError::Other { message, source },
-        }
-    }
-}
-
-/// Object store errors naming a key (not found, exists, permission) are built where the key is
-/// known; this covers the rest.
-impl From<S3Error> for ObjectStoreError {
-    fn from(e: S3Error) -> Self {
-        let meaning = e.meaning();
-        let (message, source) = s3_parts(e);
-        match meaning {
-            Meaning::Temporary => ObjectStoreError::Unavailable { message, source },
-            _ => ObjectStoreError::Other { message, source },
-        }
+impl Classified for S3Error {
+    fn meaning(&self) -> Meaning {
+        self.meaning
     }
 }
 

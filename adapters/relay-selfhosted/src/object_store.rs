@@ -9,6 +9,8 @@ use relay_domain::ports::{
 };
 
 use crate::config::S3ObjectStoreOptions;
+use relay_domain::ports::ProviderFailure;
+
 use crate::error::{Meaning, S3Error};
 use crate::s3::{S3Client, content_md5, retain_until};
 
@@ -71,15 +73,7 @@ impl S3ObjectStore {
     }
 
     fn fault(&self, key: &ObjectKey, e: S3Error) -> ObjectStoreError {
-        match e.meaning() {
-            Meaning::NotFound => ObjectStoreError::NotFound { key: key.clone() },
-            Meaning::Denied => ObjectStoreError::PermissionDenied {
-                key: key.clone(),
-                message: e.to_string(),
-                source: Some(Box::new(e)),
-            },
-            _ => e.into(),
-        }
+        ProviderFailure::from(e).on_object(key)
     }
 }
 

@@ -3,14 +3,13 @@
 //! UPDATE, DELETE, TRUNCATE and overlapping inserts, the owner included (P0001).
 
 use async_trait::async_trait;
-use relay_domain::error::BoxError;
 use relay_domain::ports::receipts::decide_record;
 use relay_domain::ports::{Receipt, ReceiptError, ReceiptStore};
 use relay_domain::{Timestamp, TrailId};
 use sqlx::Row;
 use sqlx::postgres::{PgPool, PgRow};
 
-use crate::error::{Meaning, PgError};
+use crate::error::PgError;
 
 /// The advisory lock namespace of receipts (`'RECR'`), also taken by the overlap trigger.
 const RECEIPT_LOCK_NAMESPACE: i32 = 0x5245_4352;
@@ -31,21 +30,6 @@ impl PgReceiptStore {
     /// A receipt store over `pool` (e.g. [`crate::PgRecordStore::pool`]).
     pub fn new(pool: PgPool) -> Self {
         Self { pool }
-    }
-}
-
-impl From<PgError> for ReceiptError {
-    fn from(e: PgError) -> Self {
-        let meaning = e.meaning();
-        let message = match e.sqlstate() {
-            Some(code) => format!("{e} (SQLSTATE {code})"),
-            None => e.to_string(),
-        };
-        let source: Option<BoxError> = Some(Box::new(e.source));
-        match meaning {
-            Meaning::Temporary => ReceiptError::Unavailable { message, source },
-            _ => ReceiptError::Other { message, source },
-        }
     }
 }
 

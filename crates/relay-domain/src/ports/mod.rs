@@ -6,6 +6,7 @@
 
 pub mod accounts;
 pub mod changes;
+pub mod failure;
 pub mod forward;
 pub mod notary;
 pub mod object_store;
@@ -20,6 +21,7 @@ pub use accounts::{
 pub use changes::{
     ChangeDecision, ChangeRequest, ChangeRequestStore, ChangeSetting, ChangeState, ChangeStoreError,
 };
+pub use failure::{Classified, Meaning, ProviderFailure};
 pub use forward::{
     DeadLetter, ForwardCursor, ForwardCursorError, ForwardCursorStore, ForwardState,
 };
