@@ -1,5 +1,8 @@
 //! The `RecordStore` suite: chain rules, idempotence, atomicity, concurrency, paging, and the
 //! append-only claim.
+//!
+//! Why this file is long (~820 lines): one function per rule of the `RecordStore` contract, so
+//! a failing adapter names the rule; they share the fixtures at the top.
 
 use std::collections::BTreeSet;
 use std::sync::Arc;

@@ -36,6 +36,7 @@ pub mod private_fs;
 mod receipts;
 mod record_store;
 mod secrets;
+mod tamper;
 mod time_source;
 
 use std::path::Path;

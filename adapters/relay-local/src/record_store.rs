@@ -1,4 +1,9 @@
 //! `SqliteRecordStore`: the trail log in one SQLite file, append-only by trigger.
+//!
+//! Why this file is long (~1,000 lines): the append paths (the one-statement fast path and the
+//! checked transaction that tells re-sends from conflicts), the reads, the trigger check and
+//! their unit tests all work on the same connection and schema; the tamper probe lives in
+//! `tamper.rs`.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -7,7 +12,7 @@ use async_trait::async_trait;
 use relay_domain::chain::check_batch_at_head;
 use relay_domain::ports::{
     AppendOnlyEnforcement, AppendReceipt, Head, RecordStore, RecordStoreCapabilities,
-    RecordStoreError, TamperAttempt, TamperProbe,
+    RecordStoreError,
 };
 use relay_domain::{ChainSeq, Checksum, EventKind, Project, Record, Subject, TrailId};
 use sqlx::sqlite::{
@@ -749,77 +754,6 @@ fn trigger_enforcement(found: &[(String, Option<String>)]) -> AppendOnlyEnforcem
         }
     }
     e
-}
-
-/// The OQ tamper probe on SQLite: the attacker with the database file, running SQL against
-/// `event_log` past the port (R1.4).
-#[async_trait]
-impl TamperProbe for SqliteRecordStore {
-    async fn try_rewrite_subject(
-        &self,
-        trail: &TrailId,
-        seq: u64,
-        subject: &str,
-    ) -> Result<TamperAttempt, RecordStoreError> {
-        let seq = probe_seq(trail, seq)?;
-        let done =
-            sqlx::query("UPDATE event_log SET subject = ?1 WHERE trail_id = ?2 AND chain_seq = ?3")
-                .bind(subject)
-                .bind(trail.as_str())
-                .bind(seq)
-                .execute(&self.pool)
-                .await;
-        Ok(attempt(done))
-    }
-
-    async fn try_delete(
-        &self,
-        trail: &TrailId,
-        seq: u64,
-    ) -> Result<TamperAttempt, RecordStoreError> {
-        let seq = probe_seq(trail, seq)?;
-        let done = sqlx::query("DELETE FROM event_log WHERE trail_id = ?1 AND chain_seq = ?2")
-            .bind(trail.as_str())
-            .bind(seq)
-            .execute(&self.pool)
-            .await;
-        Ok(attempt(done))
-    }
-
-    async fn drop_append_only_controls(&self) -> Result<Vec<String>, RecordStoreError> {
-        // The triggers that refuse UPDATE and DELETE; the continuity trigger stays, as it only
-        // guards inserts.
-        let names: Vec<String> = required_triggers()
-            .into_iter()
-            .map(|(name, _)| name)
-            .filter(|name| name.ends_with("_no_update") || name.ends_with("_no_delete"))
-            .filter(|name| name.starts_with("event_log"))
-            .collect();
-        for name in &names {
-            sqlx::query(&format!("DROP TRIGGER IF EXISTS \"{name}\""))
-                .execute(&self.pool)
-                .await
-                .map_err(LocalError::sql("drop an append-only trigger"))?;
-        }
-        Ok(names)
-    }
-}
-
-/// `seq` as SQLite stores it.
-fn probe_seq(trail: &TrailId, seq: u64) -> Result<i64, RecordStoreError> {
-    i64::try_from(seq).map_err(|_| {
-        RecordStoreError::InvalidBatch(format!(
-            "trail {trail}: chain_seq {seq} is beyond what the store can hold"
-        ))
-    })
-}
-
-/// A tamper statement's outcome: the backend's refusal, or the rows it changed.
-fn attempt(done: Result<sqlx::sqlite::SqliteQueryResult, sqlx::Error>) -> TamperAttempt {
-    match done {
-        Ok(r) => TamperAttempt::Accepted(r.rows_affected()),
-        Err(e) => TamperAttempt::Refused(e.to_string()),
-    }
 }
 
 #[async_trait]

@@ -3,6 +3,9 @@
 //! A thin binary: it parses arguments and configuration, builds the local adapters and hands
 //! them to `relay-runtime`. Exit codes: 0 success, 1 a trail failed verification, 2 usage,
 //! configuration or I/O error.
+//!
+//! Why this file is long (~880 lines): it is the clap definition of every command with its
+//! `--help` text and the dispatch to `relay-node`; no behaviour lives here.
 
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 // Doc comments on the CLI types are `--help` text, where `<data-dir>` means a placeholder.

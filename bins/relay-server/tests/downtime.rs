@@ -35,28 +35,6 @@ fn verify_bin() -> PathBuf {
     path
 }
 
-fn wait_healthy(port: u16, server: &mut Proc) {
-    let start = Instant::now();
-    loop {
-        if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-            && http_json(port, "GET", "/healthz", None, None).0 == 200
-        {
-            return;
-        }
-        assert!(
-            server.running(),
-            "relay-server exited: {}",
-            server.log_tail()
-        );
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "relay-server never became healthy: {}",
-            server.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 async fn wait_until<F: AsyncFnMut() -> bool>(what: &str, timeout: Duration, mut ready: F) {
     let start = Instant::now();
     while !ready().await {
@@ -131,57 +109,22 @@ fn admin_token(port: u16) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn server_down_30_s_then_up_flags_the_backlog_late_without_clock_skew_and_the_edge_records_the_outage()
  {
-    let root = tempfile::TempDir::new().unwrap();
-    let server_dir = root.path().join("server");
-    let edge_dir = root.path().join("edge");
-    let inbox = root.path().join("inbox");
-    for d in [&server_dir, &edge_dir, &inbox] {
-        std::fs::create_dir_all(d).unwrap();
-    }
-    let port = free_port();
-    let server_conf = root.path().join("server.toml");
-    std::fs::write(
-        &server_conf,
-        format!(
-            "data_dir = {server_dir:?}\ndevice = \"server-downtime\"\nlisten = \"127.0.0.1:{port}\"\n\
-             ingest_edges = [\"{EDGE}\"]\nnotary_interval_secs = 3600\n\
-             late_after_secs = {LATE_AFTER_SECS}\n[storage]\nprovider = \"local\"\n"
-        ),
-    )
-    .unwrap();
-    let token = ingest_token(&server_conf, EDGE, &[]);
-    let edge_conf = root.path().join("edge.toml");
-    write_edge_config(
-        &edge_conf,
+    let ForwardingPair {
+        root: _root,
+        server_dir,
+        edge_dir,
+        inbox,
+        port,
+        mut edge,
+        mut server,
+        ..
+    } = ForwardingPair::start(
         EDGE,
-        &edge_dir,
-        &inbox,
-        &format!("http://127.0.0.1:{port}"),
-        &token,
-        50,
-    );
-    let mut edge = Proc::new(
-        "relay-edge",
-        edge_bin(),
-        &["run", "--config", edge_conf.to_str().unwrap()],
-        &root.path().join("edge.log"),
-    );
-    edge.start();
-    // The edge creates its trail key on first start; it is provisioned on the server.
-    let key = edge_dir.join("secrets/trail-hmac.json");
-    wait_for_file(&key, Duration::from_secs(30)).await;
-    copy_secret(
-        &key,
-        &server_dir.join(format!("secrets/trail-hmac.{EDGE}.json")),
-    );
-    let mut server = Proc::new(
-        "relay-server",
-        server_bin(),
-        &["run", "--config", server_conf.to_str().unwrap()],
-        &root.path().join("server.log"),
-    );
-    server.start();
-    wait_healthy(port, &mut server);
+        "server-downtime",
+        &format!("late_after_secs = {LATE_AFTER_SECS}\n"),
+        "",
+    )
+    .await;
 
     // Before the outage: one capture, forwarded while the server is up.
     std::fs::write(inbox.join("before-1.dat"), "on time\n".repeat(8)).unwrap();

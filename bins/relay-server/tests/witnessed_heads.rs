@@ -21,25 +21,6 @@ const EDGE: &str = "ws-wit";
 const FILES: usize = 6;
 const DELETED: u64 = 3;
 
-fn wait_healthy(port: u16, server: &mut Proc) {
-    let start = Instant::now();
-    while !(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        && http_json(port, "GET", "/healthz", None, None).0 == 200)
-    {
-        assert!(
-            server.running(),
-            "relay-server exited: {}",
-            server.log_tail()
-        );
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "relay-server never became healthy: {}",
-            server.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
-}
-
 /// `relay-edge verify`: exit code and stdout.
 fn edge_verify_raw(edge_conf: &Path) -> (Option<i32>, String) {
     let out = Command::new(edge_bin())
@@ -95,59 +76,16 @@ async fn delete_tail_behind_the_stores_back(edge_dir: &Path, keep: u64) {
 // REQ: R1.4, R8.3
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tail_deleted_after_kill_9_is_broken_against_the_server_of_records_head() {
-    let root = tempfile::TempDir::new().unwrap();
-    let server_dir = root.path().join("server");
-    let edge_dir = root.path().join("edge");
-    let inbox = root.path().join("inbox");
-    for d in [&server_dir, &edge_dir, &inbox] {
-        std::fs::create_dir_all(d).unwrap();
-    }
-    let port = free_port();
-    let server_conf = root.path().join("server.toml");
-    std::fs::write(
-        &server_conf,
-        format!(
-            "data_dir = {server_dir:?}\ndevice = \"server-witness\"\nlisten = \"127.0.0.1:{port}\"\n\
-             ingest_edges = [\"{EDGE}\"]\nnotary_interval_secs = 3600\n[storage]\nprovider = \"local\"\n"
-        ),
-    )
-    .unwrap();
-    let token = ingest_token(&server_conf, EDGE, &[]);
-    let edge_conf = root.path().join("edge.toml");
-    write_edge_config(
-        &edge_conf,
-        EDGE,
-        &edge_dir,
-        &inbox,
-        &format!("http://127.0.0.1:{port}"),
-        &token,
-        50,
-    );
     // No anchor on an interval: only the server of record can witness the new records.
-    let mut text = std::fs::read_to_string(&edge_conf).unwrap();
-    text.push_str("notary_interval_secs = 3600\n");
-    std::fs::write(&edge_conf, text).unwrap();
-    let mut edge = Proc::new(
-        "relay-edge",
-        edge_bin(),
-        &["run", "--config", edge_conf.to_str().unwrap()],
-        &root.path().join("edge.log"),
-    );
-    edge.start();
-    let key = edge_dir.join("secrets/trail-hmac.json");
-    wait_for_file(&key, Duration::from_secs(30)).await;
-    copy_secret(
-        &key,
-        &server_dir.join(format!("secrets/trail-hmac.{EDGE}.json")),
-    );
-    let mut server = Proc::new(
-        "relay-server",
-        server_bin(),
-        &["run", "--config", server_conf.to_str().unwrap()],
-        &root.path().join("server.log"),
-    );
-    server.start();
-    wait_healthy(port, &mut server);
+    let ForwardingPair {
+        root: _root,
+        edge_dir,
+        inbox,
+        edge_conf,
+        mut edge,
+        mut server,
+        ..
+    } = ForwardingPair::start(EDGE, "server-witness", "", "notary_interval_secs = 3600\n").await;
 
     for i in 1..=FILES {
         std::fs::write(

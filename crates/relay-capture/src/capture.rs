@@ -2,6 +2,11 @@
 //! to watcher signals, ticks, scan reports and finished jobs. Hashing runs on blocking threads,
 //! appends run as concurrent tasks (so the append service can group-commit them), and the index
 //! changes only from records the store acknowledged.
+//!
+//! Why this file is long (~1,250 lines): the capture state machine is one actor, and its
+//! handlers share that state; splitting them across files would spread one invariant (a file is
+//! marked captured only after its record was acknowledged) over several. About half of it is the
+//! unit tests of that machine.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::io;

@@ -557,3 +557,126 @@ pub async fn migrated_database(
         admin_options.get_port()
     )
 }
+
+/// Waits until the server on 127.0.0.1:`port` answers `/healthz` with 200 (30 s at most,
+/// failing at once with its log if the process exits).
+pub fn wait_healthy(port: u16, server: &mut Proc) {
+    let start = std::time::Instant::now();
+    while !(std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        && http_json(port, "GET", "/healthz", None, None).0 == 200)
+    {
+        assert!(
+            server.running(),
+            "relay-server exited: {}",
+            server.log_tail()
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "relay-server never became healthy: {}",
+            server.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A real `relay-edge` forwarding to a real `relay-server` on the local provider, both running:
+/// the server's ingest token issued for the edge, the edge's trail key provisioned on the
+/// server, the server healthy.
+pub struct ForwardingPair {
+    /// Holds every directory and log.
+    pub root: tempfile::TempDir,
+    /// The server's data directory.
+    pub server_dir: PathBuf,
+    /// The edge's data directory.
+    pub edge_dir: PathBuf,
+    /// The edge's watched folder.
+    pub inbox: PathBuf,
+    /// The server's port on 127.0.0.1.
+    pub port: u16,
+    /// The server's configuration file.
+    pub server_conf: PathBuf,
+    /// The edge's configuration file.
+    pub edge_conf: PathBuf,
+    /// The edge process.
+    pub edge: Proc,
+    /// The server process.
+    pub server: Proc,
+}
+
+impl ForwardingPair {
+    /// Starts the pair for edge `edge`; `server_extra` and `edge_extra` are TOML lines added to
+    /// each configuration (the server's before its `[storage]` table). The server never anchors
+    /// on an interval (`notary_interval_secs = 3600`).
+    pub async fn start(
+        edge: &str,
+        server_device: &str,
+        server_extra: &str,
+        edge_extra: &str,
+    ) -> Self {
+        let root = tempfile::TempDir::new().unwrap();
+        let server_dir = root.path().join("server");
+        let edge_dir = root.path().join("edge");
+        let inbox = root.path().join("inbox");
+        for d in [&server_dir, &edge_dir, &inbox] {
+            std::fs::create_dir_all(d).unwrap();
+        }
+        let port = free_port();
+        let server_conf = root.path().join("server.toml");
+        std::fs::write(
+            &server_conf,
+            format!(
+                "data_dir = {server_dir:?}\ndevice = \"{server_device}\"\nlisten = \"127.0.0.1:{port}\"\n\
+                 ingest_edges = [\"{edge}\"]\nnotary_interval_secs = 3600\n{server_extra}\
+                 [storage]\nprovider = \"local\"\n"
+            ),
+        )
+        .unwrap();
+        let token = ingest_token(&server_conf, edge, &[]);
+        let edge_conf = root.path().join("edge.toml");
+        write_edge_config(
+            &edge_conf,
+            edge,
+            &edge_dir,
+            &inbox,
+            &format!("http://127.0.0.1:{port}"),
+            &token,
+            50,
+        );
+        let mut text = std::fs::read_to_string(&edge_conf).unwrap();
+        text.push_str(edge_extra);
+        std::fs::write(&edge_conf, text).unwrap();
+        let mut edge_proc = Proc::new(
+            "relay-edge",
+            edge_bin(),
+            &["run", "--config", edge_conf.to_str().unwrap()],
+            &root.path().join("edge.log"),
+        );
+        edge_proc.start();
+        // The edge creates its trail key on first start; it is provisioned on the server.
+        let key = edge_dir.join("secrets/trail-hmac.json");
+        wait_for_file(&key, Duration::from_secs(30)).await;
+        copy_secret(
+            &key,
+            &server_dir.join(format!("secrets/trail-hmac.{edge}.json")),
+        );
+        let mut server = Proc::new(
+            "relay-server",
+            server_bin(),
+            &["run", "--config", server_conf.to_str().unwrap()],
+            &root.path().join("server.log"),
+        );
+        server.start();
+        wait_healthy(port, &mut server);
+        Self {
+            root,
+            server_dir,
+            edge_dir,
+            inbox,
+            port,
+            server_conf,
+            edge_conf,
+            edge: edge_proc,
+            server,
+        }
+    }
+}
