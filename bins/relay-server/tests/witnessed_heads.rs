@@ -73,6 +73,29 @@ async fn delete_tail_behind_the_stores_back(edge_dir: &Path, keep: u64) {
         .unwrap();
 }
 
+/// Waits until `files` captures are recorded and the server acknowledged the whole trail;
+/// returns the head.
+async fn wait_captured_and_forwarded(edge_dir: &Path, files: usize, edge: &Proc) -> u64 {
+    let start = Instant::now();
+    loop {
+        let captured = local_records(edge_dir, EDGE)
+            .await
+            .iter()
+            .filter(|r| r.kind.as_str() == "FILE_CREATED")
+            .count();
+        let (head, acked) = edge_head_and_acked(edge_dir, EDGE).await;
+        if captured == files && head == acked {
+            return head;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "captured {captured} of {files}, head {head}, acked {acked}: {}",
+            edge.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
 // REQ: R1.4, R8.3
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_tail_deleted_after_kill_9_is_broken_against_the_server_of_records_head() {
@@ -96,24 +119,7 @@ async fn a_tail_deleted_after_kill_9_is_broken_against_the_server_of_records_hea
     }
     // The precondition, waited for rather than hoped for: every capture recorded and
     // acknowledged by the server.
-    let start = Instant::now();
-    let head = loop {
-        let records = local_records(&edge_dir, EDGE).await;
-        let captured = records
-            .iter()
-            .filter(|r| r.kind.as_str() == "FILE_CREATED")
-            .count();
-        let (head, acked) = edge_head_and_acked(&edge_dir, EDGE).await;
-        if captured == FILES && head == acked {
-            break head;
-        }
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "captured {captured} of {FILES}, head {head}, acked {acked}: {}",
-            edge.log_tail()
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    };
+    let head = wait_captured_and_forwarded(&edge_dir, FILES, &edge).await;
     assert!(head >= FILES as u64);
 
     // Intact: the server witnesses the whole trail.
@@ -163,4 +169,90 @@ async fn a_tail_deleted_after_kill_9_is_broken_against_the_server_of_records_hea
     );
     // Nothing else contradicts the shortened trail: that is exactly the window the report names.
     assert_eq!(code, Some(0), "{report}");
+}
+
+// REQ: R8.3
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_older_copy_restored_is_reported_at_start_and_by_verify_when_the_server_holds_more() {
+    let ForwardingPair {
+        root,
+        edge_dir,
+        inbox,
+        edge_conf,
+        mut edge,
+        server: _server,
+        ..
+    } = ForwardingPair::start(EDGE, "server-witness", "", "notary_interval_secs = 3600\n").await;
+    std::fs::write(inbox.join("before-1.fid"), "fid before\n").unwrap();
+    let old_head = wait_captured_and_forwarded(&edge_dir, 1, &edge).await;
+    // A copy of the stopped installation: the "backup" (with its own anchors, key and cursor).
+    edge.stop();
+    let backup = root.path().join("edge-backup");
+    let copied = Command::new("cp")
+        .arg("-a")
+        .arg(&edge_dir)
+        .arg(&backup)
+        .status()
+        .unwrap();
+    assert!(copied.success());
+    edge.start();
+    for i in 1..=3 {
+        std::fs::write(
+            inbox.join(format!("after-{i}.fid")),
+            format!("fid after {i}\n"),
+        )
+        .unwrap();
+    }
+    let new_head = wait_captured_and_forwarded(&edge_dir, 4, &edge).await;
+    assert!(new_head > old_head);
+    edge.stop();
+    // The old copy is restored in place of the newer store, and the edge started on it.
+    std::fs::remove_dir_all(&edge_dir).unwrap();
+    std::fs::rename(&backup, &edge_dir).unwrap();
+    // The watched files are already captured in the newer history; keep the inbox quiet.
+    std::fs::remove_dir_all(&inbox).unwrap();
+    std::fs::create_dir_all(&inbox).unwrap();
+    edge.start();
+    let start = Instant::now();
+    let event = loop {
+        let found = local_records(&edge_dir, "_relay")
+            .await
+            .into_iter()
+            .map(|r| r.payload.to_value().unwrap())
+            .find(|p| p["event"] == "WITNESS_AHEAD_OF_STORE");
+        if let Some(event) = found {
+            break event;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no WITNESS_AHEAD_OF_STORE event: {}",
+            edge.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    assert_eq!(event["trail"], EDGE, "{event}");
+    assert_eq!(event["local_seq"], old_head, "{event}");
+    assert_eq!(event["server_seq"], new_head, "{event}");
+    assert_eq!(
+        event["missing"],
+        format!("{}..={new_head}", old_head + 1),
+        "{event}"
+    );
+    edge.stop();
+    let (code, report) = edge_verify_raw(&edge_conf);
+    assert_eq!(code, Some(1), "{report}");
+    // The restarted edge went on capturing on the old copy (the files missing from its inbox
+    // are recorded as deleted), so its head moved past `old_head`, still short of the server's.
+    let broken = report
+        .lines()
+        .find(|l| {
+            l.starts_with(&format!(
+                "BROKEN {EDGE}: shorter than the server of record's"
+            ))
+        })
+        .unwrap_or_else(|| panic!("no BROKEN line for {EDGE}: {report}"));
+    assert!(
+        broken.contains(&format!("the server holds seq {new_head}")),
+        "old_head {old_head}, new_head {new_head}: {report}"
+    );
 }

@@ -326,6 +326,20 @@ impl EdgeRuntime {
             .await
             .map_err(EdgeError::Posture)?;
         let append_only = crate::append_only::read(store.as_ref()).await;
+        // The server of record as the store's witness: a restored older copy or a removed tail
+        // is said at start-up, not only by the next `verify`.
+        let witness = match &settings.forward {
+            Some(forward) => Some(
+                crate::witness::at_start(
+                    store.as_ref(),
+                    ports.notary.as_ref(),
+                    ports.secrets.as_ref(),
+                    forward,
+                )
+                .await,
+            ),
+            None => None,
+        };
         let time = clock.posture();
         let posture = serde_json::json!({
             "version": crate::VERSION,
@@ -349,6 +363,7 @@ impl EdgeRuntime {
             "export_seal": crate::export::seal_posture(&seal_key.public()),
             "record_store": ports.record_store_kind,
             "append_only": crate::append_only::posture(&append_only),
+            "witness": witness.as_ref().map(crate::witness::posture),
             "watch": settings.watch.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
             "settle_ms": u64::try_from(settings.settle.as_millis()).unwrap_or(u64::MAX),
             "rehash_interval_secs": settings.rehash.map(|d| d.as_secs()),
@@ -366,6 +381,11 @@ impl EdgeRuntime {
         crate::append_only::report(&append_only, &journal)
             .await
             .map_err(EdgeError::Posture)?;
+        if let Some(witness) = &witness {
+            crate::witness::report_at_start(witness, &journal)
+                .await
+                .map_err(EdgeError::Posture)?;
+        }
         if let Some(fallback) = &ports.secrets_fallback {
             journal
                 .system(

@@ -259,3 +259,114 @@ pub fn lines(report: &WitnessReport) -> Vec<String> {
     }
     out
 }
+
+/// The `SYSTEM` event recorded at start-up for each trail the server of record holds more of
+/// (or differently) than the store: a tail was removed, or an older copy was restored.
+pub const WITNESS_AHEAD_EVENT: &str = "WITNESS_AHEAD_OF_STORE";
+
+/// How long start-up waits for the server of record's heads before it goes on without them.
+pub const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// The start-up comparison with the server of record (forwarding configured): its heads of this
+/// edge's trails, asked with the ingest token (`forward.token`, or the secret provider's), each
+/// compared with the store. Never fails the start: what could not be asked is reported as such.
+pub async fn at_start(
+    store: &dyn RecordStore,
+    notary: &dyn Notary,
+    secrets: &dyn relay_domain::ports::SecretProvider,
+    forward: &crate::forwarder::ForwardSettings,
+) -> WitnessReport {
+    let mut settings = forward.clone();
+    settings.request_timeout = START_TIMEOUT;
+    let heads = if settings.token.is_empty() {
+        match crate::forwarder::load_forward_token(secrets).await {
+            Ok(token) => {
+                settings.token = token;
+                crate::forwarder::witnessed_heads(&settings).await
+            }
+            Err(e) => Err(format!("no ingest token: {e}")),
+        }
+    } else {
+        crate::forwarder::witnessed_heads(&settings).await
+    };
+    let url = settings.url.clone();
+    match check(store, notary, None, Some((url.clone(), heads))).await {
+        Ok(report) => report,
+        Err(e) => WitnessReport {
+            trails: Vec::new(),
+            server: Some((url, Err(format!("the store could not be compared: {e}")))),
+        },
+    }
+}
+
+/// The `witness` section of the `STARTUP` posture.
+pub fn posture(report: &WitnessReport) -> serde_json::Value {
+    let contradicted: Vec<serde_json::Value> = report
+        .trails
+        .iter()
+        .filter_map(|t| match &t.server {
+            Some(ServerWitness::Shorter {
+                local_seq,
+                server_seq,
+            }) => Some(serde_json::json!({
+                "trail": t.trail.as_str(), "local_seq": local_seq, "server_seq": server_seq,
+            })),
+            Some(ServerWitness::Differs { seq, .. }) => Some(serde_json::json!({
+                "trail": t.trail.as_str(), "differs_at": seq,
+            })),
+            _ => None,
+        })
+        .collect();
+    serde_json::json!({
+        "server": report.server.as_ref().map(|(url, _)| url),
+        "asked": report.server.as_ref().is_some_and(|(_, r)| r.is_ok()),
+        "error": report.server.as_ref().and_then(|(_, r)| r.as_ref().err()),
+        "holds": report.holds(),
+        "contradicted": contradicted,
+    })
+}
+
+/// Makes a store behind its witness loud at start-up: an error log and one `SYSTEM` event
+/// [`WITNESS_AHEAD_EVENT`] per contradicted trail. Returns the journal's error if an event
+/// could not be recorded.
+pub async fn report_at_start(
+    report: &WitnessReport,
+    journal: &crate::journal::Journal,
+) -> Result<(), relay_domain::AppendError> {
+    if let Some((url, Err(why))) = &report.server {
+        tracing::warn!(server = %url, reason = %why,
+            "the server of record's heads could not be read at start-up; not compared");
+    }
+    for t in &report.trails {
+        let payload = match &t.server {
+            Some(ServerWitness::Shorter {
+                local_seq,
+                server_seq,
+            }) => serde_json::json!({
+                "trail": t.trail.as_str(),
+                "local_seq": local_seq,
+                "server_seq": server_seq,
+                "missing": format!("{}..={server_seq}", local_seq + 1),
+                "detail": "the server of record holds records of this trail the store does not: \
+                           a tail was removed here, or an older copy was restored",
+            }),
+            Some(ServerWitness::Differs {
+                seq,
+                server_checksum,
+                local_checksum,
+            }) => serde_json::json!({
+                "trail": t.trail.as_str(),
+                "differs_at": seq,
+                "server_checksum": server_checksum,
+                "local_checksum": local_checksum,
+                "detail": "the store's record differs from the one the server of record holds",
+            }),
+            _ => continue,
+        };
+        tracing::error!(trail = %t.trail, payload = %payload,
+            "THE SERVER OF RECORD HOLDS MORE OF THIS TRAIL THAN THE STORE (records removed or an \
+             older copy restored); `verify` reports it BROKEN");
+        journal.system(WITNESS_AHEAD_EVENT, payload).await?;
+    }
+    Ok(())
+}
