@@ -412,17 +412,7 @@ impl EdgeRuntime {
             NotaryScheduler::new(store.clone(), notary, clock.clone(), journal.clone())
                 .spawn(NotarySchedule::every(settings.notary_interval));
 
-        let mut capture_config =
-            CaptureConfig::new(settings.trail.clone(), settings.device.clone(), actor)
-                .with_settle(settings.settle)
-                .with_rescan_interval(settings.rescan)
-                .with_rehash_interval(settings.rehash);
-        for root in &settings.watch {
-            capture_config = capture_config.with_root(root.clone());
-        }
-        if let Some(project) = settings.project.clone() {
-            capture_config = capture_config.with_project(project);
-        }
+        let capture_config = capture_config(&settings, actor);
         let capture = Capture::start(capture_config, appender.clone())
             .await
             .map_err(|e| EdgeError::Capture(error_chain(&e)))?;
@@ -433,73 +423,16 @@ impl EdgeRuntime {
             settings.trail.clone(),
         ));
 
-        let server = HttpServer::bind(settings.listen)
-            .await
-            .map_err(|source| EdgeError::Http {
-                addr: settings.listen,
-                source,
-            })?;
-        let http_addr = server.local_addr().map_err(|source| EdgeError::Http {
-            addr: settings.listen,
-            source,
-        })?;
-        let (stop_http, stop_signal) = crate::running::http_stop_switch();
-        let mut api_config = settings.api.clone();
-        api_config.device = settings.device.clone();
-        let export_retention = api_config.export_retention;
-        let api = relay_api::ApiState::new(relay_api::ApiParts {
+        let services = Services {
             appender: appender.clone(),
             store: store.clone(),
-            accounts: ports.accounts.clone(),
-            secrets: ports.secrets.clone(),
-            notary: ports.notary.clone(),
-            metrics: metrics.api_metrics(),
-            config: api_config,
-        })
-        .await
-        .map_err(EdgeError::Api)?;
-        api.enable_changes(ports.changes.clone());
-        api.set_change_targets(edge_change_targets(applied_changes.clone()));
-        api.enable_sealed_exports(std::sync::Arc::new(
-            crate::export::DirExporter::new(
-                settings.data_dir.join("exports"),
-                store.clone(),
-                ports.notary.clone(),
-                ports.secrets.clone(),
-                clock.clone(),
-                journal.clone(),
-                settings.device.clone(),
-            )
-            .with_retention(export_retention),
-        ));
-        let app = router(HttpState {
+            clock: clock.clone(),
+            journal: journal.clone(),
             metrics: metrics.clone(),
-            store: store.clone(),
-            mode: ports.provider,
-        })
-        .merge(relay_api::router(api));
-        let http_task = tokio::spawn(server.serve(app, tls_acceptor, stop_signal));
-        let forwarder = match settings.forward.clone() {
-            Some(mut forward) => Some(
-                crate::forwarder::Forwarder::new(
-                    {
-                        if forward.token.is_empty() {
-                            forward.token =
-                                crate::forwarder::load_forward_token(ports.secrets.as_ref())
-                                    .await
-                                    .map_err(EdgeError::Forward)?;
-                        }
-                        forward
-                    },
-                    store.clone(),
-                    ports.forward_cursors.clone(),
-                    journal.clone(),
-                )
-                .map_err(EdgeError::Forward)?
-                .spawn(),
-            ),
-            None => None,
         };
+        let (http_addr, http_task, stop_http) =
+            serve(&settings, &ports, &services, applied_changes, tls_acceptor).await?;
+        let forwarder = start_forwarder(&settings, &ports, &store, &journal).await?;
         tracing::info!(
             trail = %settings.trail, device = %settings.device, key_id = %key_id, http = %http_addr,
             roots = settings.watch.len(), "relay-edge running"
@@ -574,6 +507,134 @@ impl EdgeRuntime {
         tracing::info!("relay-edge stopped");
         Ok(())
     }
+}
+
+/// The application services one edge start builds over its ports.
+struct Services {
+    appender: Arc<AppendService>,
+    store: Arc<dyn RecordStore>,
+    clock: Arc<dyn TimeSource>,
+    journal: Journal,
+    metrics: Arc<Metrics>,
+}
+
+/// The capture configuration of `settings`, attributed to `actor`.
+fn capture_config(settings: &EdgeSettings, actor: relay_domain::Actor) -> CaptureConfig {
+    let mut config = CaptureConfig::new(settings.trail.clone(), settings.device.clone(), actor)
+        .with_settle(settings.settle)
+        .with_rescan_interval(settings.rescan)
+        .with_rehash_interval(settings.rehash);
+    for root in &settings.watch {
+        config = config.with_root(root.clone());
+    }
+    if let Some(project) = settings.project.clone() {
+        config = config.with_project(project);
+    }
+    config
+}
+
+/// Binds the listener and serves the health/metrics routes, the review API and UI (with
+/// four-eyes changes and sealed exports under `<data_dir>/exports`) until the stop switch flips.
+async fn serve(
+    settings: &EdgeSettings,
+    ports: &EdgePorts,
+    services: &Services,
+    applied_changes: Vec<String>,
+    tls_acceptor: Option<tokio_rustls::TlsAcceptor>,
+) -> Result<
+    (
+        SocketAddr,
+        tokio::task::JoinHandle<std::io::Result<()>>,
+        watch::Sender<bool>,
+    ),
+    EdgeError,
+> {
+    let Services {
+        appender,
+        store,
+        clock,
+        journal,
+        metrics,
+    } = services;
+    let server = HttpServer::bind(settings.listen)
+        .await
+        .map_err(|source| EdgeError::Http {
+            addr: settings.listen,
+            source,
+        })?;
+    let http_addr = server.local_addr().map_err(|source| EdgeError::Http {
+        addr: settings.listen,
+        source,
+    })?;
+    let (stop_http, stop_signal) = crate::running::http_stop_switch();
+    let mut api_config = settings.api.clone();
+    api_config.device = settings.device.clone();
+    let export_retention = api_config.export_retention;
+    let api = relay_api::ApiState::new(relay_api::ApiParts {
+        appender: appender.clone(),
+        store: store.clone(),
+        accounts: ports.accounts.clone(),
+        secrets: ports.secrets.clone(),
+        notary: ports.notary.clone(),
+        metrics: metrics.api_metrics(),
+        config: api_config,
+    })
+    .await
+    .map_err(EdgeError::Api)?;
+    api.enable_changes(ports.changes.clone());
+    api.set_change_targets(edge_change_targets(applied_changes));
+    api.enable_sealed_exports(std::sync::Arc::new(
+        crate::export::DirExporter::new(
+            settings.data_dir.join("exports"),
+            store.clone(),
+            ports.notary.clone(),
+            ports.secrets.clone(),
+            clock.clone(),
+            journal.clone(),
+            settings.device.clone(),
+        )
+        .with_retention(export_retention),
+    ));
+    let app = router(HttpState {
+        metrics: metrics.clone(),
+        store: store.clone(),
+        mode: ports.provider,
+    })
+    .merge(relay_api::router(api));
+    let http_task = tokio::spawn(server.serve(app, tls_acceptor, stop_signal));
+    Ok((http_addr, http_task, stop_http))
+}
+
+/// Starts forwarding to the server of record when configured (the ingest token from the
+/// settings, or the secret provider's).
+async fn start_forwarder(
+    settings: &EdgeSettings,
+    ports: &EdgePorts,
+    store: &Arc<dyn RecordStore>,
+    journal: &Journal,
+) -> Result<Option<crate::forwarder::ForwarderHandle>, EdgeError> {
+    let forwarder = match settings.forward.clone() {
+        Some(mut forward) => Some(
+            crate::forwarder::Forwarder::new(
+                {
+                    if forward.token.is_empty() {
+                        forward.token =
+                            crate::forwarder::load_forward_token(ports.secrets.as_ref())
+                                .await
+                                .map_err(EdgeError::Forward)?;
+                    }
+                    forward
+                },
+                store.clone(),
+                ports.forward_cursors.clone(),
+                journal.clone(),
+            )
+            .map_err(EdgeError::Forward)?
+            .spawn(),
+        ),
+        None => None,
+    };
+    Ok(forwarder)
 }
 
 /// How the edge applies each four-eyes setting once approved: its capture, notary interval and
