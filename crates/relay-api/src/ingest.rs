@@ -632,18 +632,17 @@ async fn ingest_batch(
             ChainVerifier::new(trail.clone(), &ring).resume_after(prev, first.prev_checksum)
         }
         _ => ChainVerifier::new(trail.clone(), &ring),
-    };
-    for record in &request.records {
-        if let Err(f) = verifier.push(record) {
-            let code = match f.reason {
-                VerifyFailureReason::ChecksumMismatch { .. } => "bad_hmac",
-                VerifyFailureReason::UnknownKey { .. } => "unknown_key",
-                VerifyFailureReason::WrongTrail { .. } => "wrong_trail",
-                VerifyFailureReason::Gap { .. } => "gap",
-                _ => "invalid_batch",
-            };
-            return Err(refuse(code, format!("chain_seq {}: {}", f.seq, f.reason)));
-        }
+    }
+    .with_threads(crate::verify::verify_threads());
+    if let Err(f) = verifier.push_page(&request.records) {
+        let code = match f.reason {
+            VerifyFailureReason::ChecksumMismatch { .. } => "bad_hmac",
+            VerifyFailureReason::UnknownKey { .. } => "unknown_key",
+            VerifyFailureReason::WrongTrail { .. } => "wrong_trail",
+            VerifyFailureReason::Gap { .. } => "gap",
+            _ => "invalid_batch",
+        };
+        return Err(refuse(code, format!("chain_seq {}: {}", f.seq, f.reason)));
     }
 
     let lane = state.lane(trail);

@@ -13,7 +13,7 @@ use relay_domain::ports::{
 };
 use relay_domain::verify::{
     RecordedAnchor, StoredVerdict, VerifyFailure, VerifyFailureReason, account_for_anchors,
-    recorded_anchors, verify_stored_trail,
+    recorded_anchors, verify_stored_trail_on,
 };
 use relay_domain::{ChainSeq, EventKind, TrailId};
 use serde::{Deserialize, Serialize};
@@ -312,8 +312,10 @@ pub async fn verify_trails(
         let forwarded = forwarded_key_ring(secrets, &trail_id).await?;
         let keys = forwarded.as_ref().unwrap_or(&keys);
         let mut verdict =
-            verify_stored_trail(store, keys, &trail_id, &anchors, |n| progress(&trail_id, n))
-                .await?;
+            verify_stored_trail_on(store, keys, &trail_id, &anchors, verify_threads(), |n| {
+                progress(&trail_id, n)
+            })
+            .await?;
         // The chain's own failure comes first; a chain that holds must still account for every
         // notarization `_relay` recorded.
         if verdict.is_ok() {
@@ -345,4 +347,10 @@ pub async fn verify_trails(
         verdicts: out,
         append_only,
     })
+}
+
+/// How many threads recompute HMACs during a verification: the machine's cores (issue 23),
+/// 1 when they cannot be read.
+pub(crate) fn verify_threads() -> usize {
+    std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
 }

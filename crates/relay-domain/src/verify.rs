@@ -194,7 +194,23 @@ pub struct ChainVerifier<'k> {
     records: u64,
     failure: Option<VerifyFailure>,
     buf: Vec<u8>,
+    threads: usize,
 }
+
+/// The HMAC verdict on one record, computed ahead of the ordered checks by
+/// [`ChainVerifier::push_page`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hmac {
+    /// The checksum is the HMAC of the record under its key.
+    Holds,
+    /// The record's key is not in the ring.
+    UnknownKey,
+    /// The checksum is not the HMAC of the record under its key.
+    Mismatch,
+}
+
+/// Below this many records a page is checked on the calling thread alone.
+const PARALLEL_MIN_RECORDS: usize = 256;
 
 impl<'k> ChainVerifier<'k> {
     /// A verifier that recomputes every HMAC with keys from `keys`.
@@ -219,7 +235,37 @@ impl<'k> ChainVerifier<'k> {
             records: 0,
             failure: None,
             buf: Vec::with_capacity(1024),
+            threads: 1,
         }
+    }
+
+    /// Recomputes HMACs on up to `threads` threads in [`push_page`](Self::push_page) (default 1:
+    /// the calling thread only). Each record's HMAC is independent of the others; the order,
+    /// link and anchor checks stay sequential, so the verdict, and the first bad record it
+    /// names, are exactly those of [`push`](Self::push) record by record. The domain spawns
+    /// scoped threads and does no I/O: the caller says how many (e.g. the machine's cores).
+    pub fn with_threads(mut self, threads: usize) -> Self {
+        self.threads = threads.max(1);
+        self
+    }
+
+    /// Checks a page of consecutive records, as [`push`](Self::push) on each in turn would,
+    /// with the HMACs computed on the configured threads ([`with_threads`](Self::with_threads)).
+    pub fn push_page(&mut self, records: &[Record]) -> Result<(), VerifyFailure> {
+        let Some(keys) = self.keys else {
+            return records.iter().try_for_each(|r| self.push(r));
+        };
+        if self.threads <= 1 || records.len() < PARALLEL_MIN_RECORDS {
+            return records.iter().try_for_each(|r| self.push(r));
+        }
+        if let Some(f) = &self.failure {
+            return Err(f.clone());
+        }
+        let verdicts = hmac_verdicts(records, keys, self.threads);
+        for (record, hmac) in records.iter().zip(verdicts) {
+            self.push_checked(record, Some(hmac))?;
+        }
+        Ok(())
     }
 
     /// Starts after an already-verified record instead of at genesis (verifying a range).
@@ -275,6 +321,12 @@ impl<'k> ChainVerifier<'k> {
 
     /// Checks the next record.
     pub fn push(&mut self, record: &Record) -> Result<(), VerifyFailure> {
+        self.push_checked(record, None)
+    }
+
+    /// [`push`](Self::push), with the record's HMAC verdict already computed (`Some`) or to be
+    /// computed here (`None`).
+    fn push_checked(&mut self, record: &Record, hmac: Option<Hmac>) -> Result<(), VerifyFailure> {
         if let Some(f) = &self.failure {
             return Err(f.clone());
         }
@@ -322,22 +374,28 @@ impl<'k> ChainVerifier<'k> {
             );
         }
         if let Some(keys) = self.keys {
-            let Some(key) = keys.get(&record.key_id) else {
-                return self.fail(
-                    seq,
-                    VerifyFailureReason::UnknownKey {
-                        key_id: record.key_id.clone(),
-                    },
-                );
+            let verdict = match hmac {
+                Some(v) => v,
+                None => hmac_verdict(record, keys, &mut self.buf),
             };
-            let computed = checksum_with_buf(record, key, &mut self.buf);
-            if !computed.ct_eq(&record.checksum) {
-                return self.fail(
-                    seq,
-                    VerifyFailureReason::ChecksumMismatch {
-                        key_id: record.key_id.clone(),
-                    },
-                );
+            match verdict {
+                Hmac::Holds => {}
+                Hmac::UnknownKey => {
+                    return self.fail(
+                        seq,
+                        VerifyFailureReason::UnknownKey {
+                            key_id: record.key_id.clone(),
+                        },
+                    );
+                }
+                Hmac::Mismatch => {
+                    return self.fail(
+                        seq,
+                        VerifyFailureReason::ChecksumMismatch {
+                            key_id: record.key_id.clone(),
+                        },
+                    );
+                }
             }
         }
         if let Some(anchored) = self.anchors.get(&seq) {
@@ -406,6 +464,44 @@ impl<'k> ChainVerifier<'k> {
     }
 }
 
+/// The HMAC verdict on `record` under its key from `keys`.
+fn hmac_verdict(record: &Record, keys: &KeyRing, buf: &mut Vec<u8>) -> Hmac {
+    match keys.get(&record.key_id) {
+        None => Hmac::UnknownKey,
+        Some(key) if checksum_with_buf(record, key, buf).ct_eq(&record.checksum) => Hmac::Holds,
+        Some(_) => Hmac::Mismatch,
+    }
+}
+
+/// The HMAC verdicts on `records`, in order, computed on up to `threads` scoped threads, one
+/// contiguous chunk each.
+fn hmac_verdicts(records: &[Record], keys: &KeyRing, threads: usize) -> Vec<Hmac> {
+    let chunk = records.len().div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = records
+            .chunks(chunk)
+            .map(|part| {
+                let handle = scope.spawn(move || {
+                    let mut buf = Vec::with_capacity(1024);
+                    part.iter()
+                        .map(|r| hmac_verdict(r, keys, &mut buf))
+                        .collect::<Vec<_>>()
+                });
+                (part.len(), handle)
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|(len, handle)| match handle.join() {
+                Ok(verdicts) if verdicts.len() == len => verdicts,
+                // Computing an HMAC does not panic; should a thread fail anyway, its own records
+                // are reported as not holding rather than passed unchecked or shifted.
+                _ => vec![Hmac::Mismatch; len],
+            })
+            .collect()
+    })
+}
+
 /// How many records a stored-trail verification reads per page.
 pub const VERIFY_PAGE: usize = 4096;
 
@@ -423,9 +519,22 @@ pub async fn verify_stored_trail(
     keys: &KeyRing,
     trail_id: &TrailId,
     anchors: &[crate::ports::Anchor],
+    progress: impl FnMut(u64) + Send,
+) -> Result<StoredVerdict, crate::ports::RecordStoreError> {
+    verify_stored_trail_on(store, keys, trail_id, anchors, 1, progress).await
+}
+
+/// [`verify_stored_trail`] with each page's HMACs computed on up to `threads` threads
+/// ([`ChainVerifier::with_threads`]); the verdict is the same.
+pub async fn verify_stored_trail_on(
+    store: &dyn crate::ports::RecordStore,
+    keys: &KeyRing,
+    trail_id: &TrailId,
+    anchors: &[crate::ports::Anchor],
+    threads: usize,
     mut progress: impl FnMut(u64) + Send,
 ) -> Result<StoredVerdict, crate::ports::RecordStoreError> {
-    let mut verifier = ChainVerifier::new(trail_id.clone(), keys);
+    let mut verifier = ChainVerifier::new(trail_id.clone(), keys).with_threads(threads);
     for a in anchors.iter().filter(|a| a.trail_id == *trail_id) {
         verifier = verifier.with_notary_anchor(a);
     }
@@ -435,10 +544,8 @@ pub async fn verify_stored_trail(
         let page = store.read(trail_id, after, VERIFY_PAGE).await?;
         let Some(last) = page.last() else { break };
         after = last.chain_seq.get();
-        for record in &page {
-            if let Err(failure) = verifier.push(record) {
-                return Ok(Err(failure));
-            }
+        if let Err(failure) = verifier.push_page(&page) {
+            return Ok(Err(failure));
         }
         checked += page.len() as u64;
         progress(checked);

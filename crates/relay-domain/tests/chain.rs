@@ -610,3 +610,68 @@ proptest! {
         );
     }
 }
+
+/// The verdict of `records` checked page by page (`page` records each) with HMACs on
+/// `threads` threads.
+fn verify_paged(
+    records: &[relay_domain::Record],
+    ring: &KeyRing,
+    threads: usize,
+    page: usize,
+) -> Result<u64, (u64, VerifyFailureReason)> {
+    let mut v = ChainVerifier::new(trail(), ring).with_threads(threads);
+    for chunk in records.chunks(page.max(1)) {
+        if let Err(f) = v.push_page(chunk) {
+            return Err((f.seq.get(), f.reason));
+        }
+    }
+    v.finish()
+        .map(|s| s.records)
+        .map_err(|f| (f.seq.get(), f.reason))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(48))]
+    // Parallel HMAC checking (issue 23) never changes a verdict: whatever the tampering, the
+    // page size and the thread count, `push_page` names the same first bad record for the same
+    // reason as `push` record by record.
+    // REQ: R1.2
+    #[test]
+    fn parallel_verification_names_the_same_first_bad_record_as_sequential(
+        n in 260usize..700,
+        kind in 0u8..6,
+        at in 0usize..700,
+        also in 0usize..700,
+        threads in 2usize..6,
+        page in 1usize..1200,
+    ) {
+        let records = chain_of(n);
+        let i = at % n;
+        let j = also % n;
+        let mut tampered = records.clone();
+        match kind {
+            // an edited subject, and a second edit later (or earlier) on
+            0 => {
+                for k in [i, j] {
+                    tampered[k].subject = Some(Subject::new(format!("forged-{k}.dat")).unwrap());
+                }
+            }
+            // a deleted record
+            1 => { tampered.remove(i); }
+            // two records swapped
+            2 => { let k = (i + 1).min(n - 1); tampered.swap(i, k); }
+            // a record claiming a key the ring does not hold
+            3 => { tampered[i].key_id = relay_domain::KeyId::new("k-unknown").unwrap(); }
+            // a forged checksum
+            4 => { tampered[i].checksum = Checksum([0x5a; 32]); }
+            // intact
+            _ => {}
+        }
+        let sequential = verify(&tampered, &ring());
+        let parallel = verify_paged(&tampered, &ring(), threads, page);
+        prop_assert_eq!(&parallel, &sequential);
+        if kind == 5 {
+            prop_assert_eq!(sequential, Ok(n as u64));
+        }
+    }
+}
