@@ -642,7 +642,16 @@ impl ForwardingPair {
             &token,
             50,
         );
-        let mut text = std::fs::read_to_string(&edge_conf).unwrap();
+        // The edge gets a reserved port of its own: on `127.0.0.1:0` the OS could hand it the
+        // server's reserved port (not bound yet), and the edge would forward to itself.
+        let mut edge_port = free_port();
+        while edge_port == port {
+            edge_port = free_port();
+        }
+        let mut text = std::fs::read_to_string(&edge_conf).unwrap().replace(
+            "listen = \"127.0.0.1:0\"",
+            &format!("listen = \"127.0.0.1:{edge_port}\""),
+        );
         text.push_str(edge_extra);
         std::fs::write(&edge_conf, text).unwrap();
         let mut edge_proc = Proc::new(
