@@ -1181,6 +1181,63 @@ async fn an_idle_session_is_closed() {
     assert_eq!(me(&relay, &token).await.0, StatusCode::UNAUTHORIZED);
 }
 
+// REQ: R3.3, R3.4
+#[tokio::test]
+async fn expired_sessions_are_recorded_once_whether_presented_or_swept() {
+    // The finding: session expiry never reached `_relay`.
+    let mut config = default_config();
+    config.session_idle_timeout = Duration::from_millis(400);
+    let relay = Relay::start_with(config).await;
+    let first = relay.register_admin("ada").await;
+    let first_session = claims_of(&first)["jti"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Presented after the idle timeout: recorded, with who, role and session.
+    let (s, _, b) = relay
+        .call_with(
+            Method::GET,
+            "/api/v1/auth/me",
+            Some(&first),
+            None,
+            &[("user-agent", "inspector/1.0")],
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("session_idle"))
+    );
+    assert_eq!(me(&relay, &first).await.0, StatusCode::UNAUTHORIZED);
+    let expired = relay.records_of("_relay", "SESSION_EXPIRED").await;
+    assert_eq!(
+        expired.len(),
+        1,
+        "recorded once, however often the token comes back"
+    );
+    let p = expired[0].payload.to_value().unwrap();
+    assert_eq!(p["username"], "ada");
+    assert_eq!(p["role"], "admin");
+    assert_eq!(p["session"], first_session.as_str());
+    assert_eq!(p["reason"], "idle_timeout");
+    assert_eq!(p["user_agent"], "inspector/1.0");
+    // Never presented again: swept when another session opens, and recorded then.
+    let second = relay.login("ada", PASSWORD).await;
+    let second_session = claims_of(&second)["jti"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    relay.login("ada", PASSWORD).await;
+    let expired = relay.records_of("_relay", "SESSION_EXPIRED").await;
+    assert_eq!(expired.len(), 2, "{expired:?}");
+    let p = expired[1].payload.to_value().unwrap();
+    assert_eq!(p["session"], second_session.as_str());
+    assert_eq!(p["reason"], "swept_idle");
+    // The last login is shown per account.
+    let token = relay.login("ada", PASSWORD).await;
+    let (s, _, list) = relay
+        .call(Method::GET, "/api/v1/accounts", Some(&token), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    assert!(list[0]["last_login_at"].is_string(), "{list}");
+    relay.assert_verifies().await;
+}
+
 // REQ: R3.3
 #[tokio::test]
 async fn totp_is_required_once_enrolled() {
