@@ -199,10 +199,9 @@ pub async fn keeps_password_history_and_last_login(store: &dyn AccountStore) {
         "history in order"
     );
     assert_eq!(got.last_login_at, Some(at(42)));
-    for text in [format!("{got:?}")] {
-        assert!(
-            !text.contains("c2FsdHNhbHQ"),
-            "history hashes shown in {text}"
-        );
-    }
+    let text = format!("{got:?}");
+    assert!(
+        !text.contains("c2FsdHNhbHQ"),
+        "history hashes shown in {text}"
+    );
 }
