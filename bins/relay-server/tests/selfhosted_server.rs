@@ -425,7 +425,12 @@ const PASSWORD: &str = "correct horse battery";
 
 /// Logs `username` in over HTTP; panics unless it succeeds.
 fn login(port: u16, username: &str) -> String {
-    let body = serde_json::json!({"username": username, "password": PASSWORD});
+    login_with(port, username, PASSWORD)
+}
+
+/// Logs `username` in with `password` over HTTP; panics unless it succeeds.
+fn login_with(port: u16, username: &str, password: &str) -> String {
+    let body = serde_json::json!({"username": username, "password": password});
     let (status, reply) = common::http_json(port, "POST", "/api/v1/auth/login", None, Some(&body));
     assert_eq!(status, 200, "login {username}: {reply}");
     reply["token"].as_str().unwrap().to_owned()
@@ -453,7 +458,15 @@ fn four_eyes_change(port: u16) -> String {
         account("bob", "Bob Admin"),
     );
     assert_eq!(s, 201, "{b}");
-    let bob = login(port, "bob");
+    // An administrator-set password is temporary: bob replaces it at his first login.
+    let (s, b) = call(
+        "POST",
+        "/api/v1/auth/password",
+        None,
+        serde_json::json!({"username": "bob", "old_password": PASSWORD, "new_password": "bob's own harbour key 8"}),
+    );
+    assert_eq!(s, 204, "{b}");
+    let bob = login_with(port, "bob", "bob's own harbour key 8");
     let (s, proposal) = call(
         "POST",
         "/api/v1/changes",
@@ -466,6 +479,8 @@ fn four_eyes_change(port: u16) -> String {
     let approve = format!("/api/v1/changes/{id}/approve");
     let (s, b) = call("POST", &approve, Some(&ada), approval.clone());
     assert_eq!(s, 403, "self-approval must be refused: {b}");
+    let approval =
+        serde_json::json!({"password": "bob's own harbour key 8", "reason": "checked with QA"});
     let (s, b) = call("POST", &approve, Some(&bob), approval);
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["state"], "approved", "{b}");
