@@ -307,7 +307,8 @@ async fn server_on_postgres_and_s3_object_lock_holds_a_verified_replica() {
     );
     let start = Instant::now();
     let listed = loop {
-        if let Ok(admin) = std::panic::catch_unwind(|| login(server_port, "bob")) {
+        if let Ok(admin) = std::panic::catch_unwind(|| login_with(server_port, "bob", BOB_PASSWORD))
+        {
             break common::http_json(server_port, "GET", "/api/v1/changes", Some(&admin), None);
         }
         assert!(
@@ -422,6 +423,8 @@ async fn server_on_postgres_and_s3_object_lock_holds_a_verified_replica() {
 }
 
 const PASSWORD: &str = "correct horse battery";
+/// The password bob chooses at his first login (an administrator-set one is temporary).
+const BOB_PASSWORD: &str = "his own harbour key 8 at dusk";
 
 /// Logs `username` in over HTTP; panics unless it succeeds.
 fn login(port: u16, username: &str) -> String {
@@ -463,10 +466,10 @@ fn four_eyes_change(port: u16) -> String {
         "POST",
         "/api/v1/auth/password",
         None,
-        serde_json::json!({"username": "bob", "old_password": PASSWORD, "new_password": "bob's own harbour key 8"}),
+        serde_json::json!({"username": "bob", "old_password": PASSWORD, "new_password": BOB_PASSWORD}),
     );
     assert_eq!(s, 204, "{b}");
-    let bob = login_with(port, "bob", "bob's own harbour key 8");
+    let bob = login_with(port, "bob", BOB_PASSWORD);
     let (s, proposal) = call(
         "POST",
         "/api/v1/changes",
@@ -479,8 +482,7 @@ fn four_eyes_change(port: u16) -> String {
     let approve = format!("/api/v1/changes/{id}/approve");
     let (s, b) = call("POST", &approve, Some(&ada), approval.clone());
     assert_eq!(s, 403, "self-approval must be refused: {b}");
-    let approval =
-        serde_json::json!({"password": "bob's own harbour key 8", "reason": "checked with QA"});
+    let approval = serde_json::json!({"password": BOB_PASSWORD, "reason": "checked with QA"});
     let (s, b) = call("POST", &approve, Some(&bob), approval);
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["state"], "approved", "{b}");
