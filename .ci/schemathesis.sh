@@ -82,7 +82,10 @@ api -fX POST "$base/api/v1/auth/register" \
 admin_token=$(token_of ada)
 for pair in rita:reviewer otto:operator aude:auditor; do
   api -fX POST "$base/api/v1/accounts" -H "authorization: Bearer $admin_token" \
-    -d "{\"username\":\"${pair%%:*}\",\"full_name\":\"${pair%%:*} (${pair#*:})\",\"password\":\"$password\",\"role\":\"${pair#*:}\"}" >/dev/null
+    -d "{\"username\":\"${pair%%:*}\",\"full_name\":\"${pair%%:*} (${pair#*:})\",\"password\":\"temporary harbour violet 17\",\"role\":\"${pair#*:}\",\"reason\":\"schemathesis account\"}" >/dev/null
+  # An administrator-set password is temporary: the owner replaces it before anything else.
+  api -fX POST "$base/api/v1/auth/password" \
+    -d "{\"username\":\"${pair%%:*}\",\"old_password\":\"temporary harbour violet 17\",\"new_password\":\"$password\"}" >/dev/null
 done
 # Wait until the watched file is captured, so reads and signatures have a record to work on.
 for _ in $(seq 100); do

@@ -30,6 +30,8 @@ pub fn sample_account(tag: &str, role: Role) -> Account {
         locked_until: None,
         created_at: at(0),
         version: 0,
+        password_history: Vec::new(),
+        last_login_at: None,
     }
 }
 
@@ -43,6 +45,7 @@ pub async fn suite(empty: Arc<dyn AccountStore>) {
     update_of_a_missing_account_is_not_found(s).await;
     lists_in_username_order_and_counts(s).await;
     never_shows_secrets_in_debug(s).await;
+    keeps_password_history_and_last_login(s).await;
 }
 
 /// `create_first` succeeds once on an empty store; concurrent or later calls are `Precondition`.
@@ -81,6 +84,11 @@ pub async fn creates_once_and_reads_back_verbatim(store: &dyn AccountStore) {
     a.failure_window_start = Some(at(10));
     a.locked_until = Some(at(20));
     a.password_changed_at = None;
+    a.password_history = vec![
+        "$argon2id$v=19$m=19456,t=2,p=1$b2xkc2FsdG9sZHNhbHQ$b2xkaGFzaG9sZGhhc2hvbGRoYXNob2xkaGFzaA"
+            .into(),
+    ];
+    a.last_login_at = Some(at(5));
     must(store.create(&a).await, "create");
     let got = present(must(store.get(&a.username).await, "get"), "created account");
     assert_eq!(got, a, "an account reads back verbatim");
@@ -166,4 +174,34 @@ pub async fn never_shows_secrets_in_debug(store: &dyn AccountStore) {
         assert!(!text.contains("argon2id"), "hash shown in {text}");
         assert!(!text.contains("GEZDGNBV"), "TOTP secret shown in {text}");
     }
+}
+
+/// The password history (newest first, in order) and the last login are stored and updated
+/// verbatim, and an empty history reads back empty.
+pub async fn keeps_password_history_and_last_login(store: &dyn AccountStore) {
+    let a = sample_account("acct-history", Role::Reviewer);
+    must(store.create(&a).await, "create");
+    let got = present(must(store.get(&a.username).await, "get"), "account");
+    assert!(
+        got.password_history.is_empty(),
+        "a new account has no history"
+    );
+    assert_eq!(got.last_login_at, None);
+    let mut changed = got.clone();
+    changed.password_history = (0..5)
+        .map(|i| format!("$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ{i}$aGFzaGhhc2g{i}"))
+        .collect();
+    changed.last_login_at = Some(at(42));
+    must(store.update(&changed).await, "update");
+    let got = present(must(store.get(&a.username).await, "get"), "account");
+    assert_eq!(
+        got.password_history, changed.password_history,
+        "history in order"
+    );
+    assert_eq!(got.last_login_at, Some(at(42)));
+    let text = format!("{got:?}");
+    assert!(
+        !text.contains("c2FsdHNhbHQ"),
+        "history hashes shown in {text}"
+    );
 }

@@ -21,7 +21,9 @@ const bin = process.env.RELAY_EDGE_BIN || join(repo, "target/debug/relay-edge");
 const browserPath = process.env.CHROMIUM || "/usr/bin/chromium";
 const screenshot = process.env.SCREENSHOT || join(repo, "docs/screenshots/record-detail-signed.png");
 const ADMIN_PW = "admin password 1";
-const REVIEWER_PW = "reviewer password 1";
+// Set by the administrator: temporary, replaced by the reviewer at the first login.
+const REVIEWER_TEMPORARY_PW = "temporary harbour violet 17";
+const REVIEWER_PW = "quiet copper lantern 42";
 
 function freePort() {
   return new Promise((ok, fail) => {
@@ -78,7 +80,7 @@ try {
   await page.getByText("First start: register the first administrator").click();
   await page.getByLabel("Username", { exact: true }).nth(1).fill("ada");
   await page.getByLabel("Full name (printed on signatures)").fill("Ada Lovelace");
-  await page.getByLabel("Password (at least 10 characters)").fill(ADMIN_PW);
+  await page.getByLabel("Password (at least 12 characters)").fill(ADMIN_PW);
   await page.getByRole("button", { name: "Register administrator" }).click();
   await page.getByText("Administrator ada registered").waitFor();
 
@@ -89,14 +91,23 @@ try {
   await page.getByRole("button", { name: "Manage accounts" }).click();
   await page.locator("#new-username").fill("rita");
   await page.locator("#new-fullname").fill("Rita Reviewer");
-  await page.locator("#new-password").fill(REVIEWER_PW);
+  await page.locator("#new-password").fill(REVIEWER_TEMPORARY_PW);
   await page.locator("#new-role").selectOption("reviewer");
+  await page.locator("#new-reason").fill("new QA reviewer");
   await page.getByRole("button", { name: "Create account" }).click();
   await page.getByText("Account rita created.").waitFor();
   await page.getByRole("cell", { name: "Rita Reviewer" }).waitFor();
   await page.getByRole("button", { name: "Log out" }).click();
 
-  // 3. Log in as the reviewer and find the captured file's record.
+  // 3. The reviewer's first login: the administrator's password is temporary, so the UI asks
+  // for her own before anything else; then she logs in with it and finds the captured record.
+  await page.locator("#login-username").fill("rita");
+  await page.locator("#login-password").fill(REVIEWER_TEMPORARY_PW);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByText("Your password was set by an administrator").waitFor();
+  await page.locator("#pw-new").fill(REVIEWER_PW);
+  await page.getByRole("button", { name: "Change password" }).click();
+  await page.getByText("Password changed; log in with the new one.").waitFor();
   await page.locator("#login-username").fill("rita");
   await page.locator("#login-password").fill(REVIEWER_PW);
   await page.getByRole("button", { name: "Log in" }).click();
@@ -126,6 +137,7 @@ try {
   const text = await m.innerText();
   assert.match(text, /Rita Reviewer/);
   assert.match(text, /APPROVED/);
+  assert.match(text, /Rita Reviewer \(rita\)/); // the username beside the printed name (issue 18)
   assert.match(text, /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z \(UTC\)/);
   assert.match(text, /SOP-12/);
 

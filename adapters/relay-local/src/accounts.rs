@@ -10,7 +10,7 @@ use crate::error::LocalError;
 
 const COLUMNS: &str = "username, full_name, role, password_hash, totp_secret, disabled, \
                        password_changed_at, failed_attempts, failure_window_start, locked_until, \
-                       created_at, version";
+                       created_at, version, password_history, last_login_at";
 
 /// The account store of the local adapter, sharing the record store's database and pool.
 ///
@@ -66,6 +66,8 @@ fn decode(row: &SqliteRow) -> Result<Account, AccountStoreError> {
         locked_until: opt_text(9, "locked_until")?,
         created_at: text(10, "created_at")?,
         version: int(11, "version")?,
+        password_history: text(12, "password_history")?,
+        last_login_at: opt_text(13, "last_login_at")?,
     }
     .decode()
 }
@@ -81,7 +83,7 @@ async fn insert(
         ""
     };
     let done = sqlx::query(&format!(
-        "INSERT INTO accounts ({COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?{guard}"
+        "INSERT INTO accounts ({COLUMNS}) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?{guard}"
     ))
     .bind(a.username.as_str())
     .bind(&a.full_name)
@@ -95,6 +97,8 @@ async fn insert(
     .bind(ts(a.locked_until))
     .bind(a.created_at.to_canonical())
     .bind(to_i64(a.version))
+    .bind(StoredAccountRow::encode_history(&a.password_history))
+    .bind(ts(a.last_login_at))
     .execute(&mut *conn)
     .await
     .map_err(LocalError::sql("insert account"))?;
@@ -165,8 +169,8 @@ impl AccountStore for SqliteAccountStore {
         let done = sqlx::query(
             "UPDATE accounts SET full_name = ?, role = ?, password_hash = ?, totp_secret = ?, \
              disabled = ?, password_changed_at = ?, failed_attempts = ?, \
-             failure_window_start = ?, locked_until = ?, version = ? \
-             WHERE username = ? AND version = ?",
+             failure_window_start = ?, locked_until = ?, version = ?, password_history = ?, \
+             last_login_at = ? WHERE username = ? AND version = ?",
         )
         .bind(&a.full_name)
         .bind(a.role.as_str())
@@ -178,6 +182,8 @@ impl AccountStore for SqliteAccountStore {
         .bind(ts(a.failure_window_start))
         .bind(ts(a.locked_until))
         .bind(to_i64(next))
+        .bind(StoredAccountRow::encode_history(&a.password_history))
+        .bind(ts(a.last_login_at))
         .bind(a.username.as_str())
         .bind(to_i64(a.version))
         .execute(&self.pool)

@@ -31,6 +31,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0003_forward_cursor.sql"),
     include_str!("../migrations/0004_change_requests.sql"),
     include_str!("../migrations/0005_receipts.sql"),
+    include_str!("../migrations/0006_account_history.sql"),
 ];
 
 /// The columns of `event_log` in the order [`decode_row`] reads them.

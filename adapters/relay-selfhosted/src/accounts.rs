@@ -35,7 +35,7 @@ impl PgAccountStore {
 
 const COLUMNS: &str = "username, full_name, role, password_hash, totp_secret, disabled, \
                        password_changed_at, failed_attempts, failure_window_start, locked_until, \
-                       created_at, version";
+                       created_at, version, password_history, last_login_at";
 
 fn ts(t: Option<Timestamp>) -> Option<String> {
     t.map(Timestamp::to_canonical)
@@ -70,6 +70,8 @@ fn decode(row: &PgRow) -> Result<Account, AccountStoreError> {
         locked_until: opt_text(9, "locked_until")?,
         created_at: text(10, "created_at")?,
         version: int(11, "version")?,
+        password_history: text(12, "password_history")?,
+        last_login_at: opt_text(13, "last_login_at")?,
     }
     .decode()
 }
@@ -81,7 +83,7 @@ async fn insert(conn: &mut PgConnection, a: &Account, only_if_empty: bool) -> Re
         ""
     };
     let done = sqlx::query(&format!(
-        "INSERT INTO accounts ({COLUMNS}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12{guard}"
+        "INSERT INTO accounts ({COLUMNS}) SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14{guard}"
     ))
     .bind(a.username.as_str())
     .bind(&a.full_name)
@@ -95,6 +97,8 @@ async fn insert(conn: &mut PgConnection, a: &Account, only_if_empty: bool) -> Re
     .bind(ts(a.locked_until))
     .bind(a.created_at.to_canonical())
     .bind(to_i64(a.version))
+    .bind(StoredAccountRow::encode_history(&a.password_history))
+    .bind(ts(a.last_login_at))
     .execute(&mut *conn)
     .await
     .map_err(PgError::op("insert account"))?;
@@ -173,8 +177,8 @@ impl AccountStore for PgAccountStore {
         let done = sqlx::query(
             "UPDATE accounts SET full_name = $1, role = $2, password_hash = $3, totp_secret = $4, \
              disabled = $5, password_changed_at = $6, failed_attempts = $7, \
-             failure_window_start = $8, locked_until = $9, version = $10 \
-             WHERE username = $11 AND version = $12",
+             failure_window_start = $8, locked_until = $9, version = $10, \
+             password_history = $11, last_login_at = $12 WHERE username = $13 AND version = $14",
         )
         .bind(&a.full_name)
         .bind(a.role.as_str())
@@ -186,6 +190,8 @@ impl AccountStore for PgAccountStore {
         .bind(ts(a.failure_window_start))
         .bind(ts(a.locked_until))
         .bind(to_i64(next))
+        .bind(StoredAccountRow::encode_history(&a.password_history))
+        .bind(ts(a.last_login_at))
         .bind(a.username.as_str())
         .bind(to_i64(a.version))
         .execute(&self.pool)

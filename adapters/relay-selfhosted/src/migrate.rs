@@ -26,6 +26,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "receipts (time of receipt of forwarded records on the server of record)",
         include_str!("../migrations/0004_receipts.sql"),
     ),
+    (
+        "accounts: password history and last login (Part 11 identity controls)",
+        include_str!("../migrations/0005_account_history.sql"),
+    ),
 ];
 
 /// The advisory lock namespace of this adapter (`'RELA'`), so its locks never meet another

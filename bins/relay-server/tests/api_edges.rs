@@ -22,6 +22,20 @@ use relay_domain::{
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "process edges password";
+/// What an administrator gives a new account: temporary, changed by its owner at first login.
+const TEMPORARY: &str = "temporary harbour violet 17";
+
+/// `user` replaces the temporary password an administrator gave them with [`PASSWORD`].
+fn first_password_change(port: u16, user: &str) {
+    let (status, v) = call(
+        port,
+        "POST",
+        "/api/v1/auth/password",
+        None,
+        Some(json!({"username": user, "old_password": TEMPORARY, "new_password": PASSWORD})),
+    );
+    assert_eq!(status, 204, "first password change of {user}: {v}");
+}
 const MIB: u64 = 1024 * 1024;
 
 /// One HTTP/1.1 exchange with `Connection: close`: status and body.
@@ -38,7 +52,7 @@ fn http(
         .map(|b| serde_json::to_vec(b).unwrap())
         .unwrap_or_default();
     let mut head = format!(
-        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\n",
+        "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nUser-Agent: api-edges-test\r\nContent-Length: {}\r\n",
         body.len()
     );
     if !body.is_empty() {
@@ -160,9 +174,12 @@ fn accounts(port: u16) -> std::collections::HashMap<&'static str, String> {
             "POST",
             "/api/v1/accounts",
             Some(&admin),
-            Some(json!({"username": user, "full_name": user, "password": PASSWORD, "role": role})),
+            Some(
+                json!({"username": user, "full_name": user, "password": TEMPORARY, "role": role, "reason": "new colleague"}),
+            ),
         );
         assert_eq!(status, 201, "{v}");
+        first_password_change(port, user);
         tokens.insert(role, login(user));
     }
     tokens
@@ -827,7 +844,7 @@ async fn parallel_wrong_passwords_all_count_and_no_answer_tells_which_names_exis
         "PATCH",
         "/api/v1/accounts/rita",
         Some(&tokens["admin"]),
-        Some(json!({"disabled": true})),
+        Some(json!({"disabled": true, "reason": "left the lab"})),
     );
     assert_eq!(status, 200, "{v}");
     for password in [PASSWORD, "not the password at all"] {
@@ -872,7 +889,7 @@ async fn one_administrator_cannot_take_privileged_account_actions_alone() {
     let ada = tokens["admin"].clone();
     let admin_body = |user: &str, reason: Option<&str>| {
         let mut v = json!({"username": user, "full_name": format!("{user} admin"),
-            "password": PASSWORD, "role": "admin"});
+            "password": TEMPORARY, "role": "admin"});
         if let Some(r) = reason {
             v["reason"] = json!(r);
         }
@@ -914,6 +931,7 @@ async fn one_administrator_cannot_take_privileged_account_actions_alone() {
         .find(|e| e["payload"]["username"] == "mallory")
         .unwrap_or_else(|| panic!("{registered:?}"));
     assert_eq!(boot["payload"]["bootstrap"], "second_admin", "{boot}");
+    first_password_change(port, "mallory");
     let mallory = login("mallory");
     // From now on a third admin needs four eyes, whoever asks.
     for creator in [&ada, &mallory] {
@@ -936,7 +954,7 @@ async fn one_administrator_cannot_take_privileged_account_actions_alone() {
         "PATCH",
         "/api/v1/accounts/mallory",
         Some(&ada),
-        Some(json!({"reset_password": "a password ada knows"})),
+        Some(json!({"reset_password": "a password ada knows", "reason": "forgotten"})),
     );
     assert_eq!(
         (s, v["error"]["code"].as_str()),
@@ -948,7 +966,7 @@ async fn one_administrator_cannot_take_privileged_account_actions_alone() {
         "PATCH",
         "/api/v1/accounts/mallory",
         Some(&ada),
-        Some(json!({"disabled": true})),
+        Some(json!({"disabled": true, "reason": "left the lab"})),
     );
     assert_eq!(
         (s, v["error"]["code"].as_str()),
@@ -987,11 +1005,14 @@ async fn one_administrator_cannot_take_privileged_account_actions_alone() {
         .as_str()
         .unwrap()
         .to_owned();
-    // Carol's first login must change the password the two admins saw.
+    // Carol's first login must change the password the two admins saw: the session it opens
+    // serves the change only (issue 18; it was 403 `password_expired` before).
     let (s, v) = login_as(port, "carol", &temporary);
+    assert_eq!((s, &v["must_change_password"]), (200, &json!(true)), "{v}");
+    let (s, v) = approve(port, v["token"].as_str().unwrap(), &disable_mallory);
     assert_eq!(
         (s, v["error"]["code"].as_str()),
-        (403, Some("password_expired")),
+        (403, Some("password_change_required")),
         "{v}"
     );
     let (s, v) = call(
@@ -1073,6 +1094,42 @@ async fn logins_refusals_and_logouts_are_chained_with_the_peer_address() {
             .any(|e| e["payload"]["username"] == "otto" && e["payload"]["session"] == session),
         "{logouts:?}"
     );
+
+    // Issue 18: every 403 is ACCESS_DENIED with who, role, session, peer and user agent. The
+    // finding: 403s never reached `_relay`.
+    let (s, _) = call(
+        port,
+        "GET",
+        "/api/v1/accounts",
+        Some(&tokens["reviewer"]),
+        None,
+    );
+    assert_eq!(s, 403);
+    let denied = relay_events(port, admin, "ACCESS_DENIED");
+    let rita = denied
+        .iter()
+        .find(|e| e["payload"]["username"] == "rita")
+        .unwrap_or_else(|| panic!("no ACCESS_DENIED of rita: {denied:?}"));
+    assert_eq!(rita["payload"]["role"], "reviewer", "{rita}");
+    assert_eq!(rita["payload"]["client"], "127.0.0.1", "{rita}");
+    assert_eq!(rita["payload"]["path"], "/api/v1/accounts", "{rita}");
+    assert_eq!(rita["payload"]["code"], "forbidden", "{rita}");
+    assert_eq!(
+        rita["payload"]["session"].as_str().map(str::len),
+        Some(32),
+        "{rita}"
+    );
+    assert_eq!(rita["payload"]["user_agent"], "api-edges-test", "{rita}");
+
+    // `last_login_at` is shown per account.
+    let (s, v) = call(port, "GET", "/api/v1/accounts", Some(admin), None);
+    assert_eq!(s, 200, "{v}");
+    for account in v.as_array().unwrap() {
+        assert!(
+            account["last_login_at"].is_string(),
+            "every account here logged in: {account}"
+        );
+    }
 }
 
 // REQ: R3.2
@@ -1092,7 +1149,7 @@ async fn generic_names_case_variants_and_reused_printed_names_are_refused() {
             "/api/v1/accounts",
             Some(admin),
             Some(
-                json!({"username": user, "full_name": full, "password": PASSWORD, "role": "operator"}),
+                json!({"username": user, "full_name": full, "password": TEMPORARY, "role": "operator", "reason": "new colleague"}),
             ),
         )
     };
@@ -1109,7 +1166,7 @@ async fn generic_names_case_variants_and_reused_printed_names_are_refused() {
         "PATCH",
         "/api/v1/accounts/rita",
         Some(admin),
-        Some(json!({"disabled": true})),
+        Some(json!({"disabled": true, "reason": "left the lab"})),
     );
     assert_eq!(s, 200, "{v}");
     for variant in ["Rita", "RITA"] {
@@ -1132,7 +1189,7 @@ async fn generic_names_case_variants_and_reused_printed_names_are_refused() {
         "PATCH",
         "/api/v1/accounts/otto",
         Some(admin),
-        Some(json!({"full_name": "RITA"})),
+        Some(json!({"full_name": "RITA", "reason": "typo"})),
     );
     assert_eq!(
         (s, v["error"]["code"].as_str()),

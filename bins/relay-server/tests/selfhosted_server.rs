@@ -307,7 +307,8 @@ async fn server_on_postgres_and_s3_object_lock_holds_a_verified_replica() {
     );
     let start = Instant::now();
     let listed = loop {
-        if let Ok(admin) = std::panic::catch_unwind(|| login(server_port, "bob")) {
+        if let Ok(admin) = std::panic::catch_unwind(|| login_with(server_port, "bob", BOB_PASSWORD))
+        {
             break common::http_json(server_port, "GET", "/api/v1/changes", Some(&admin), None);
         }
         assert!(
@@ -422,10 +423,17 @@ async fn server_on_postgres_and_s3_object_lock_holds_a_verified_replica() {
 }
 
 const PASSWORD: &str = "correct horse battery";
+/// The password bob chooses at his first login (an administrator-set one is temporary).
+const BOB_PASSWORD: &str = "his own harbour key 8 at dusk";
 
 /// Logs `username` in over HTTP; panics unless it succeeds.
 fn login(port: u16, username: &str) -> String {
-    let body = serde_json::json!({"username": username, "password": PASSWORD});
+    login_with(port, username, PASSWORD)
+}
+
+/// Logs `username` in with `password` over HTTP; panics unless it succeeds.
+fn login_with(port: u16, username: &str, password: &str) -> String {
+    let body = serde_json::json!({"username": username, "password": password});
     let (status, reply) = common::http_json(port, "POST", "/api/v1/auth/login", None, Some(&body));
     assert_eq!(status, 200, "login {username}: {reply}");
     reply["token"].as_str().unwrap().to_owned()
@@ -453,7 +461,15 @@ fn four_eyes_change(port: u16) -> String {
         account("bob", "Bob Admin"),
     );
     assert_eq!(s, 201, "{b}");
-    let bob = login(port, "bob");
+    // An administrator-set password is temporary: bob replaces it at his first login.
+    let (s, b) = call(
+        "POST",
+        "/api/v1/auth/password",
+        None,
+        serde_json::json!({"username": "bob", "old_password": PASSWORD, "new_password": BOB_PASSWORD}),
+    );
+    assert_eq!(s, 204, "{b}");
+    let bob = login_with(port, "bob", BOB_PASSWORD);
     let (s, proposal) = call(
         "POST",
         "/api/v1/changes",
@@ -466,6 +482,7 @@ fn four_eyes_change(port: u16) -> String {
     let approve = format!("/api/v1/changes/{id}/approve");
     let (s, b) = call("POST", &approve, Some(&ada), approval.clone());
     assert_eq!(s, 403, "self-approval must be refused: {b}");
+    let approval = serde_json::json!({"password": BOB_PASSWORD, "reason": "checked with QA"});
     let (s, b) = call("POST", &approve, Some(&bob), approval);
     assert_eq!(s, 200, "{b}");
     assert_eq!(b["state"], "approved", "{b}");

@@ -111,8 +111,12 @@ fn main() {
         let (_, b) = call(&app, "/api/v1/auth/login", None, json!({"username": "ada", "password": PASSWORD})).await;
         let admin = b["token"].as_str().unwrap().to_owned();
         let (s, _) = call(&app, "/api/v1/accounts", Some(&admin),
-            json!({"username": "rita", "full_name": "Rita Reviewer", "password": PASSWORD, "role": "reviewer"})).await;
+            json!({"username": "rita", "full_name": "Rita Reviewer", "password": "temporary harbour violet 17", "role": "reviewer", "reason": "benchmark reviewer"})).await;
         assert_eq!(s, StatusCode::CREATED);
+        // An administrator-set password is temporary: the reviewer replaces it first.
+        let (s, _) = call(&app, "/api/v1/auth/password", None,
+            json!({"username": "rita", "old_password": "temporary harbour violet 17", "new_password": PASSWORD})).await;
+        assert_eq!(s, StatusCode::NO_CONTENT);
 
         let mut login = Vec::with_capacity(iterations);
         let mut token = String::new();

@@ -11,7 +11,7 @@ use relay_domain::{ActorSource, EventKind, Subject, TrailId};
 use serde::Deserialize;
 use utoipa::ToSchema;
 
-use crate::auth::{AuthUser, Password, check_password_policy, hash_password};
+use crate::auth::{AuthUser, Password, hash_password};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiJson, ApiPath};
 use crate::login::{AccountView, RegisterRequest, create_account, parse_username, restore};
@@ -37,14 +37,15 @@ pub(crate) async fn list_accounts(
     ))
 }
 
-/// Creates an account (same body and rules as registration by an administrator).
+/// Creates an account (same body and rules as registration by an administrator); a reason is
+/// required and recorded, and the password is temporary (changed by the owner at first login).
 #[utoipa::path(post, path = "/api/v1/accounts", tag = "accounts", request_body = RegisterRequest,
     responses(
         (status = 201, description = "Created", body = AccountView),
         (status = 401, description = "Not logged in", body = ErrorBody),
         (status = 403, description = "Not an admin, registration closed, or an administrator that needs four eyes (`four_eyes_required`)", body = ErrorBody),
         (status = 409, description = "The username is taken", body = ErrorBody),
-        (status = 422, description = "Invalid fields or weak password", body = ErrorBody),
+        (status = 422, description = "No reason (`reason_required`), invalid fields, or a password that breaks the policy (`weak_password`, `password_contains_name`)", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub(crate) async fn create(
@@ -74,9 +75,33 @@ pub struct AccountPatch {
     pub unlock: Option<bool>,
     /// Remove the TOTP second factor.
     pub remove_totp: Option<bool>,
+    /// Why (required, 1-500 characters; 422 `reason_required` when missing or blank): recorded
+    /// in the `ACCOUNT_CHANGED` event.
+    pub reason: Option<String>,
 }
 
-/// Changes an account: role, status, printed name, password reset, unlock, TOTP removal.
+/// The reason of an account change: required and not blank (422 `reason_required`), at most
+/// 500 characters, trimmed.
+pub(crate) fn require_reason(reason: Option<&str>) -> Result<String, ApiError> {
+    let reason = reason.map(str::trim).unwrap_or_default();
+    if reason.is_empty() {
+        return Err(ApiError::unprocessable(
+            "reason_required",
+            "every account change needs a reason: add \"reason\" (why, e.g. the ticket or the \
+             request it follows); it is recorded with the change",
+        ));
+    }
+    if reason.chars().count() > 500 || reason.chars().any(char::is_control) {
+        return Err(ApiError::unprocessable(
+            "invalid_reason",
+            "the reason must be at most 500 printable characters",
+        ));
+    }
+    Ok(reason.to_owned())
+}
+
+/// Changes an account: role, status, printed name, password reset, unlock, TOTP removal; a
+/// reason is required and recorded.
 #[utoipa::path(patch, path = "/api/v1/accounts/{username}", tag = "accounts", request_body = AccountPatch,
     params(("username" = String, Path, description = "The account to change")),
     responses(
@@ -84,7 +109,7 @@ pub struct AccountPatch {
         (status = 401, description = "Not logged in", body = ErrorBody),
         (status = 403, description = "Not an admin, an admin changing their own role or status, or a privileged change that needs four eyes (`four_eyes_required`)", body = ErrorBody),
         (status = 404, description = "No such account", body = ErrorBody),
-        (status = 422, description = "Nothing to change, or invalid values", body = ErrorBody),
+        (status = 422, description = "No reason (`reason_required`), nothing to change, invalid values, or a reset password that breaks the policy (`weak_password`, `password_contains_name`, `password_reused`)", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub(crate) async fn patch(
@@ -94,6 +119,7 @@ pub(crate) async fn patch(
     ApiJson(req): ApiJson<AccountPatch>,
 ) -> Result<Json<AccountView>, ApiError> {
     user.require(&[Role::Admin], "change accounts")?;
+    let reason = require_reason(req.reason.as_deref())?;
     let username = parse_username(&username)?;
     let now = state.now().await?;
     let before = state
@@ -178,10 +204,17 @@ pub(crate) async fn patch(
                 "{\"username\"}",
             ));
         }
-        check_password_policy(state.config(), &username, password)?;
-        after.password_hash = hash_password(password).await?;
+        crate::password_policy::check_new_password(
+            state.config(),
+            &username,
+            &after.full_name,
+            password,
+        )?;
+        crate::password_policy::refuse_reuse(state.config(), &before, password).await?;
+        let new_hash = hash_password(password).await?;
+        crate::password_policy::rotate(state.config(), &mut after, new_hash);
         // An administrator-set password is known to two people: the owner must change it.
-        after.password_changed_at = None;
+        after.password_changed_at = (!state.config().admin_passwords_temporary).then_some(now);
         after.failed_attempts = 0;
         after.failure_window_start = None;
         after.locked_until = None;
@@ -227,7 +260,7 @@ pub(crate) async fn patch(
             ActorSource::Token,
             Subject::new(format!("account:{username}")).ok(),
             None,
-            serde_json::json!({"username": username.as_str(), "changes": changes}),
+            serde_json::json!({"username": username.as_str(), "changes": changes, "reason": reason}),
         )
         .await;
     if let Err(e) = recorded {

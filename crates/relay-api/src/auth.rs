@@ -17,8 +17,10 @@ use relay_domain::{ActorSource, EventKind, Subject, Timestamp, TrailId};
 use serde::{Deserialize, Deserializer, Serialize};
 use zeroize::Zeroizing;
 
+use crate::client::ClientInfo;
 use crate::config::ApiConfig;
 use crate::error::ApiError;
+use crate::session_audit::Expiry;
 use crate::state::{ApiState, SessionRefusal};
 
 /// A password as received: wiped on drop, never printed.
@@ -109,37 +111,6 @@ pub(crate) async fn verify_password(hash: &str, password: &Password) -> Result<b
         .await
 }
 
-/// Checks a new password against the policy.
-pub(crate) fn check_password_policy(
-    config: &ApiConfig,
-    username: &Username,
-    password: &Password,
-) -> Result<(), ApiError> {
-    let p = password.expose();
-    if p.chars().count() < config.min_password_chars {
-        return Err(ApiError::unprocessable(
-            "weak_password",
-            format!(
-                "the password must have at least {} characters",
-                config.min_password_chars
-            ),
-        ));
-    }
-    if p.len() > 1024 {
-        return Err(ApiError::unprocessable(
-            "weak_password",
-            "the password must have at most 1024 bytes",
-        ));
-    }
-    if p.eq_ignore_ascii_case(username.as_str()) {
-        return Err(ApiError::unprocessable(
-            "weak_password",
-            "the password must differ from the username",
-        ));
-    }
-    Ok(())
-}
-
 /// The claims of a relay token.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Claims {
@@ -186,17 +157,21 @@ impl TokenKeys {
     }
 }
 
+/// A token, its expiry, its session id, and the idle sessions swept when it opened.
+pub(crate) type IssuedToken = (String, u64, String, Vec<(String, Username)>);
+
 fn secs(t: Timestamp) -> u64 {
     u64::try_from(t.unix_micros() / 1_000_000).unwrap_or(0)
 }
 
 impl ApiState {
-    /// Issues a token for `username` and opens its session; returns the token and its expiry.
+    /// Issues a token for `username` and opens its session; returns the token, its expiry,
+    /// the session id and the idle sessions swept meanwhile (for `SESSION_EXPIRED`).
     pub(crate) fn issue_token(
         &self,
         username: &Username,
         now: Timestamp,
-    ) -> Result<(String, u64, String), ApiError> {
+    ) -> Result<IssuedToken, ApiError> {
         let keys = &self.inner.tokens;
         let iat = secs(now);
         let exp = iat + self.config().token_ttl.as_secs();
@@ -212,10 +187,21 @@ impl ApiState {
         header.kid = Some(keys.kid.clone());
         let token = jsonwebtoken::encode(&header, &claims, &keys.encoding)
             .map_err(|e| ApiError::internal("token signing failed", &e))?;
-        self.inner
+        let swept = self
+            .inner
             .sessions
             .open(claims.jti.clone(), username.clone());
-        Ok((token, exp, claims.jti))
+        Ok((token, exp, claims.jti, swept))
+    }
+
+    /// The claims of a token whose only fault is its expiry (signature, key and other claims
+    /// valid), to name the session that expired.
+    fn decode_expired(&self, token: &str) -> Option<Claims> {
+        let keys = &self.inner.tokens;
+        let mut validation = keys.validation.clone();
+        validation.validate_exp = false;
+        let data = jsonwebtoken::decode::<Claims>(token, &keys.decoding, &validation).ok()?;
+        (data.header.kid.as_deref() == Some(keys.kid.as_str())).then_some(data.claims)
     }
 
     /// Verifies a token's signature, algorithm, claims and key id.
@@ -581,14 +567,39 @@ fn bearer(parts: &Parts) -> Result<Option<&str>, ApiError> {
     }
 }
 
-async fn authenticate(state: &ApiState, token: &str) -> Result<AuthUser, ApiError> {
+/// Authenticates `token`; a session on a temporary password is refused (403
+/// `password_change_required`) unless `temporary_ok`.
+async fn authenticate(
+    state: &ApiState,
+    token: &str,
+    temporary_ok: bool,
+    client: &ClientInfo,
+) -> Result<AuthUser, ApiError> {
     let now = state.now().await?;
-    let claims = state.decode_token(token, now)?;
+    let claims = match state.decode_token(token, now) {
+        Ok(claims) => claims,
+        Err(e) => {
+            // An expired token whose session is still open: the session ends here, recorded.
+            if e.code == "token_expired"
+                && let Some(claims) = state.decode_expired(token)
+                && let Ok(name) = Username::new(claims.sub.clone())
+                && state.inner.sessions.take(&claims.jti)
+            {
+                state
+                    .record_session_expired(&name, &claims.jti, Expiry::TokenExpired, client)
+                    .await;
+            }
+            return Err(e);
+        }
+    };
     let username = Username::new(claims.sub.clone())
         .map_err(|_| ApiError::unauthorized("invalid_token", "the token names no valid user"))?;
     match state.inner.sessions.touch(&claims.jti, &username) {
         Ok(()) => {}
         Err(SessionRefusal::Idle) => {
+            state
+                .record_session_expired(&username, &claims.jti, Expiry::Idle, client)
+                .await;
             return Err(ApiError::unauthorized(
                 "session_idle",
                 "the session was idle too long; log in again",
@@ -614,6 +625,13 @@ async fn authenticate(state: &ApiState, token: &str) -> Result<AuthUser, ApiErro
             "the account is disabled",
         ));
     }
+    if !temporary_ok && account.password_changed_at.is_none() {
+        return Err(ApiError::forbidden(
+            "password_change_required",
+            "the password was set by an administrator and is temporary: change it with POST \
+             /api/v1/auth/password (username, old_password, new_password), then log in again",
+        ));
+    }
     Ok(AuthUser {
         account,
         jti: claims.jti,
@@ -627,7 +645,25 @@ impl FromRequestParts<ApiState> for AuthUser {
         let token = bearer(parts)?.ok_or_else(|| {
             ApiError::unauthorized("authentication_required", "log in first (Bearer token)")
         })?;
-        authenticate(state, token).await
+        let client = ClientInfo::of(&parts.headers, &parts.extensions);
+        authenticate(state, token, false, &client).await
+    }
+}
+
+/// The caller of an endpoint that a session on a temporary password may also use (logout):
+/// like [`AuthUser`] without the `password_change_required` refusal.
+#[derive(Debug, Clone)]
+pub(crate) struct SessionUser(pub(crate) AuthUser);
+
+impl FromRequestParts<ApiState> for SessionUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
+        let token = bearer(parts)?.ok_or_else(|| {
+            ApiError::unauthorized("authentication_required", "log in first (Bearer token)")
+        })?;
+        let client = ClientInfo::of(&parts.headers, &parts.extensions);
+        Ok(Self(authenticate(state, token, true, &client).await?))
     }
 }
 
@@ -640,7 +676,12 @@ impl FromRequestParts<ApiState> for MaybeAuthUser {
 
     async fn from_request_parts(parts: &mut Parts, state: &ApiState) -> Result<Self, ApiError> {
         match bearer(parts)? {
-            Some(token) => Ok(Self(Some(authenticate(state, token).await?))),
+            Some(token) => {
+                let client = ClientInfo::of(&parts.headers, &parts.extensions);
+                Ok(Self(Some(
+                    authenticate(state, token, false, &client).await?,
+                )))
+            }
             None => Ok(Self(None)),
         }
     }

@@ -4,8 +4,8 @@
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
-use axum::http::header;
 use axum::http::request::Parts;
+use axum::http::{Extensions, HeaderMap, header};
 
 /// Longest `User-Agent` recorded.
 const MAX_USER_AGENT: usize = 200;
@@ -26,22 +26,27 @@ impl ClientInfo {
     }
 }
 
+impl ClientInfo {
+    /// The client of a request with `headers` and `extensions`.
+    pub(crate) fn of(headers: &HeaderMap, extensions: &Extensions) -> Self {
+        let address = extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|ConnectInfo(addr)| addr.ip().to_string());
+        let user_agent = headers
+            .get(header::USER_AGENT)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| v.chars().take(MAX_USER_AGENT).collect());
+        Self {
+            address,
+            user_agent,
+        }
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for ClientInfo {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
-        let address = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|ConnectInfo(addr)| addr.ip().to_string());
-        let user_agent = parts
-            .headers
-            .get(header::USER_AGENT)
-            .and_then(|v| v.to_str().ok())
-            .map(|v| v.chars().take(MAX_USER_AGENT).collect());
-        Ok(Self {
-            address,
-            user_agent,
-        })
+        Ok(Self::of(&parts.headers, &parts.extensions))
     }
 }

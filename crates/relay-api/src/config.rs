@@ -30,8 +30,18 @@ pub struct ApiConfig {
     pub audience: String,
     /// Largest request body accepted, in bytes. Default 64 KiB.
     pub max_body_bytes: usize,
-    /// Shortest password accepted. Default 10 characters.
+    /// Shortest password accepted. Default 12 characters.
     pub min_password_chars: usize,
+    /// Lowest zxcvbn strength score (0-4) a new password must reach; 0 turns the strength check
+    /// off. Default 3 ("safely unguessable": about 10^8 guesses or more).
+    pub min_password_score: u8,
+    /// How many of an account's last passwords (the current one included) a new one must differ
+    /// from; 0 or 1 checks only the current one. Default 5.
+    pub password_history: usize,
+    /// Whether a password set by an administrator (account creation, password reset) is
+    /// temporary: login then gives a token flagged `must_change_password` that only the password
+    /// change and logout accept. Default true.
+    pub admin_passwords_temporary: bool,
     /// Most records one event query scans (filtering happens while scanning). Default 5000.
     pub max_scan: usize,
     /// The server of record: its forwarded trails are byte-identical replicas of the edges',
@@ -125,7 +135,10 @@ impl ApiConfig {
             issuer: "gims-relay".into(),
             audience: "gims-relay-api".into(),
             max_body_bytes: 64 * 1024,
-            min_password_chars: 10,
+            min_password_chars: 12,
+            min_password_score: 3,
+            password_history: 5,
+            admin_passwords_temporary: true,
             max_scan: 5000,
             server_of_record: false,
             change_expiry: Duration::from_secs(72 * 3600),

@@ -76,6 +76,8 @@ async fn create(
         locked_until: None,
         created_at: now,
         version: 0,
+        password_history: Vec::new(),
+        last_login_at: None,
     };
     state
         .parts()
@@ -127,7 +129,8 @@ async fn reset(
     let before = existing(state, &username).await?;
     let password = temporary_password();
     let mut after = before.clone();
-    after.password_hash = hash_password(&password).await?;
+    let new_hash = hash_password(&password).await?;
+    crate::password_policy::rotate(state.config(), &mut after, new_hash);
     after.password_changed_at = None;
     after.failed_attempts = 0;
     after.failure_window_start = None;

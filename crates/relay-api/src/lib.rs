@@ -36,6 +36,8 @@ mod ingest;
 mod login;
 mod openapi;
 mod password_gate;
+mod password_policy;
+mod session_audit;
 mod signatures;
 mod state;
 mod totp_seal;
@@ -102,6 +104,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/verify", post(verify::verify))
         .route("/openapi.json", get(openapi_document))
         .fallback(api_not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            session_audit::record_denials,
+        ))
         .layer(DefaultBodyLimit::max(limit))
         .layer(axum::middleware::map_response(no_store))
         .with_state(state);

@@ -9,7 +9,7 @@ use relay_domain::{ActorSource, EventKind, Subject, Timestamp, TrailId};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use crate::auth::{AuthUser, MaybeAuthUser, Password, check_password_policy, hash_password};
+use crate::auth::{AuthUser, MaybeAuthUser, Password, hash_password};
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::ApiJson;
 use crate::state::ApiState;
@@ -23,14 +23,17 @@ pub struct RegisterRequest {
     pub username: String,
     /// The printed name shown in signature manifestations.
     pub full_name: String,
-    /// At least 10 characters.
+    /// The password policy applies: at least 12 characters (configurable), a zxcvbn strength
+    /// of 3 or more, neither the username nor the printed name inside (422 `weak_password`,
+    /// `password_contains_name`).
     #[schema(value_type = String, format = Password)]
     pub password: Password,
     /// `operator`, `reviewer`, `admin` or `auditor` (the first account must be `admin`).
     #[schema(value_type = String, example = "reviewer")]
     pub role: Role,
-    /// Why: required when the only administrator creates the second one (the bootstrap of
-    /// four-eyes, recorded with this reason).
+    /// Why: required (422 `reason_required`) whenever an administrator creates an account,
+    /// and recorded in the `REGISTER` event; not asked of the first administrator registering
+    /// themselves.
     #[serde(default)]
     pub reason: Option<String>,
 }
@@ -55,6 +58,11 @@ pub struct AccountView {
     pub totp_enabled: bool,
     /// When the account was created.
     pub created_at: String,
+    /// When the account last logged in successfully (`null`: never).
+    pub last_login_at: Option<String>,
+    /// Whether the password is temporary (set by an administrator) and must be changed at the
+    /// next login before anything else works.
+    pub must_change_password: bool,
 }
 
 impl AccountView {
@@ -71,6 +79,8 @@ impl AccountView {
             password_changed_at: a.password_changed_at.map(Timestamp::to_canonical),
             totp_enabled: a.totp_secret.is_some(),
             created_at: a.created_at.to_canonical(),
+            last_login_at: a.last_login_at.map(Timestamp::to_canonical),
+            must_change_password: a.password_changed_at.is_none(),
         }
     }
 }
@@ -104,13 +114,22 @@ pub(crate) async fn create_account(
             "registration is closed by configuration",
         ));
     }
-    if let Some(admin) = by {
-        admin.require(&[Role::Admin], "create accounts")?;
-    }
+    let reason = match by {
+        Some(admin) => {
+            admin.require(&[Role::Admin], "create accounts")?;
+            Some(crate::accounts::require_reason(req.reason.as_deref())?)
+        }
+        None => None,
+    };
     let username = parse_username(&req.username)?;
     let full_name = check_full_name(&req.full_name)?;
     crate::identity::refuse_generic(state.config(), &username)?;
-    check_password_policy(state.config(), &username, &req.password)?;
+    crate::password_policy::check_new_password(
+        state.config(),
+        &username,
+        &full_name,
+        &req.password,
+    )?;
     crate::identity::refuse_taken(state, &username, &full_name).await?;
     let now = state.now().await?;
     let bootstrap = by.is_none();
@@ -142,12 +161,17 @@ pub(crate) async fn create_account(
         password_hash: hash_password(&req.password).await?,
         totp_secret: None,
         disabled: false,
-        password_changed_at: Some(now),
+        // A password an administrator chose is known to two people: temporary, so the owner
+        // must change it at the first login. The bootstrap administrator chose their own.
+        password_changed_at: (bootstrap || !state.config().admin_passwords_temporary)
+            .then_some(now),
         failed_attempts: 0,
         failure_window_start: None,
         locked_until: None,
         created_at: now,
         version: 0,
+        password_history: Vec::new(),
+        last_login_at: None,
     };
     let stored = if bootstrap {
         state.parts().accounts.create_first(&account).await
@@ -181,6 +205,9 @@ pub(crate) async fn create_account(
         "role": account.role.as_str(),
         "bootstrap": bootstrap,
     });
+    if let Some(reason) = &reason {
+        payload["reason"] = serde_json::json!(reason);
+    }
     if let Some(reason) = &second_admin {
         // The one privileged action one administrator may take alone: flagged for review.
         payload["bootstrap"] = serde_json::json!("second_admin");
@@ -217,7 +244,7 @@ pub(crate) async fn create_account(
         (status = 401, description = "Accounts exist and no administrator is authenticated", body = ErrorBody),
         (status = 403, description = "Registration closed, or the caller is not an admin", body = ErrorBody),
         (status = 409, description = "The username is taken", body = ErrorBody),
-        (status = 422, description = "Invalid fields or weak password", body = ErrorBody),
+        (status = 422, description = "Invalid fields, or a password that breaks the policy (`weak_password`, `password_contains_name`)", body = ErrorBody),
     ),
     security((), ("bearer" = [])))]
 pub(crate) async fn register(
@@ -253,13 +280,18 @@ pub struct LoginResponse {
     pub account: AccountView,
     /// Idle timeout of the session, in seconds.
     pub idle_timeout_secs: u64,
+    /// The password was set by an administrator (account creation or reset) and is temporary:
+    /// until it is changed with `POST /api/v1/auth/password`, the token is accepted only by
+    /// `POST /api/v1/auth/logout`; every other endpoint answers 403 `password_change_required`.
+    pub must_change_password: bool,
 }
 
 /// Logs in (R3.3): throttled per account, refused for disabled accounts, 403 when the password
-/// has expired.
+/// has expired. A temporary password (set by an administrator) logs in with
+/// `must_change_password: true`: the token then serves only the password change and logout.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses(
-        (status = 200, description = "Logged in", body = LoginResponse),
+        (status = 200, description = "Logged in; `must_change_password: true` when the password is temporary (set by an administrator) and must be changed before anything else", body = LoginResponse),
         (status = 401, description = "Wrong credentials, TOTP missing or wrong, or account disabled (the same answer)", body = ErrorBody),
         (status = 403, description = "The password has expired (`password_expired`): change it", body = ErrorBody),
         (status = 429, description = "Locked after repeated failures; see Retry-After", body = ErrorBody),
@@ -274,6 +306,16 @@ pub(crate) async fn login(
     let result = login_inner(&state, req).await;
     match &result {
         Ok(ok) => {
+            for (session, user) in &ok.swept {
+                state
+                    .record_session_expired(
+                        user,
+                        session,
+                        crate::session_audit::Expiry::Swept,
+                        &client,
+                    )
+                    .await;
+            }
             // A session nobody can see in the trail must not exist.
             let mut payload = client.json();
             payload["username"] = serde_json::json!(ok.account.username);
@@ -333,6 +375,8 @@ struct LoggedIn {
     response: LoginResponse,
     account: LoggedInAccount,
     session_id: String,
+    /// Idle sessions swept when this one opened.
+    swept: Vec<(String, Username)>,
 }
 
 /// Who logged in, for the `LOGIN` event.
@@ -375,16 +419,19 @@ async fn login_inner(state: &ApiState, req: LoginRequest) -> Result<LoggedIn, Ap
             .await);
     }
     let max_age = i64::try_from(state.config().password_max_age.as_micros()).unwrap_or(i64::MAX);
+    // `None`: set by an administrator, temporary; the session opens for the change only.
+    let must_change_password = account.password_changed_at.is_none();
     let expired = account
         .password_changed_at
-        .is_none_or(|at| now.micros_since(at) > max_age);
+        .is_some_and(|at| now.micros_since(at) > max_age);
     if expired {
         return Err(ApiError::forbidden(
             "password_expired",
-            "the password has expired or was reset; change it with POST /api/v1/auth/password",
+            "the password has expired; change it with POST /api/v1/auth/password",
         ));
     }
-    let (token, expires_at, session_id) = state.issue_token(&account.username, now)?;
+    record_last_login(state, &mut account, now).await?;
+    let (token, expires_at, session_id, swept) = state.issue_token(&account.username, now)?;
     tracing::info!(username = %account.username, "logged in");
     Ok(LoggedIn {
         response: LoginResponse {
@@ -392,13 +439,43 @@ async fn login_inner(state: &ApiState, req: LoginRequest) -> Result<LoggedIn, Ap
             expires_at,
             account: AccountView::of(&account, now),
             idle_timeout_secs: state.config().session_idle_timeout.as_secs(),
+            must_change_password,
         },
         account: LoggedInAccount {
             username: account.username.as_str().to_owned(),
             role: account.role.as_str(),
         },
         session_id,
+        swept,
     })
+}
+
+/// Stores `now` as the account's last login (retried once over a concurrent change).
+async fn record_last_login(
+    state: &ApiState,
+    account: &mut Account,
+    now: Timestamp,
+) -> Result<(), ApiError> {
+    for _ in 0..3 {
+        account.last_login_at = Some(now);
+        match state.parts().accounts.update(account).await {
+            Ok(version) => {
+                account.version = version;
+                return Ok(());
+            }
+            Err(AccountStoreError::Precondition(_)) => {
+                if let Some(fresh) = state.parts().accounts.get(&account.username).await? {
+                    *account = fresh;
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Err(ApiError::new(
+        StatusCode::CONFLICT,
+        "conflict",
+        "the account is being changed concurrently; retry",
+    ))
 }
 
 /// A password change by the account's owner.
@@ -410,7 +487,10 @@ pub struct ChangePasswordRequest {
     /// The current password.
     #[schema(value_type = String, format = Password)]
     pub old_password: Password,
-    /// The new password (at least 10 characters, different from the old one).
+    /// The new password: the password policy applies (at least 12 characters, zxcvbn strength
+    /// 3 or more, no username or printed name inside) and it must differ from the account's
+    /// last 5 passwords (configurable): 422 `weak_password`, `password_contains_name`,
+    /// `password_unchanged` or `password_reused`.
     #[schema(value_type = String, format = Password)]
     pub new_password: Password,
     /// The TOTP code, when enrolled.
@@ -422,7 +502,7 @@ pub struct ChangePasswordRequest {
     responses(
         (status = 204, description = "Changed"),
         (status = 401, description = "Wrong credentials", body = ErrorBody),
-        (status = 422, description = "Weak or unchanged password", body = ErrorBody),
+        (status = 422, description = "The new password breaks the policy: `weak_password`, `password_contains_name`, `password_unchanged` (the current one) or `password_reused` (one of the last N)", body = ErrorBody),
         (status = 429, description = "Locked; see Retry-After", body = ErrorBody),
         (status = 503, description = "Too many password checks in progress (`busy`); see Retry-After", body = ErrorBody),
     ))]
@@ -456,15 +536,22 @@ pub(crate) async fn change_password(
             .count_failure(&account.username, now, "password_change", invalid())
             .await);
     }
-    check_password_policy(state.config(), &account.username, &req.new_password)?;
+    crate::password_policy::check_new_password(
+        state.config(),
+        &account.username,
+        &account.full_name,
+        &req.new_password,
+    )?;
     if crate::auth::verify_password(&account.password_hash, &req.new_password).await? {
         return Err(ApiError::unprocessable(
             "password_unchanged",
             "the new password must differ from the old one",
         ));
     }
+    crate::password_policy::refuse_reuse(state.config(), &account, &req.new_password).await?;
     let before = account.clone();
-    account.password_hash = hash_password(&req.new_password).await?;
+    let new_hash = hash_password(&req.new_password).await?;
+    crate::password_policy::rotate(state.config(), &mut account, new_hash);
     account.password_changed_at = Some(now);
     state.parts().accounts.update(&account).await?;
     state.inner.sessions.close_all_of(&account.username);
@@ -509,7 +596,7 @@ pub(crate) async fn restore(state: &ApiState, mut before: Account) {
 pub(crate) async fn logout(
     State(state): State<ApiState>,
     client: crate::client::ClientInfo,
-    user: AuthUser,
+    crate::auth::SessionUser(user): crate::auth::SessionUser,
 ) -> Result<StatusCode, ApiError> {
     state.inner.sessions.close(&user.jti);
     let mut payload = client.json();

@@ -88,9 +88,9 @@ impl Modify for ExtractorErrors {
     }
 }
 
-fn add_extractor_errors(operation: &mut Operation) {
-    let mut add = |status: &str, description: &str| {
-        let error = ResponseBuilder::new()
+fn error_response(description: &str) -> RefOr<utoipa::openapi::Response> {
+    RefOr::T(
+        ResponseBuilder::new()
             .description(description)
             .content(
                 "application/json",
@@ -98,12 +98,16 @@ fn add_extractor_errors(operation: &mut Operation) {
                     .schema(Some(Ref::from_schema_name("ErrorBody")))
                     .build(),
             )
-            .build();
-        operation
-            .responses
-            .responses
+            .build(),
+    )
+}
+
+fn add_extractor_errors(operation: &mut Operation) {
+    let responses = &mut operation.responses.responses;
+    let mut add = |status: &str, description: &str| {
+        responses
             .entry(status.to_owned())
-            .or_insert(RefOr::T(error));
+            .or_insert_with(|| error_response(description));
     };
     if operation.request_body.is_some() {
         add("400", "Malformed request: the body is not JSON");
@@ -116,6 +120,27 @@ fn add_extractor_errors(operation: &mut Operation) {
             "400",
             "Malformed request: a path or query parameter is invalid",
         );
+    }
+    let bearer_only = operation.security.as_ref().is_some_and(|requirements| {
+        let text = serde_json::to_string(requirements).unwrap_or_default();
+        text.contains("bearer") && !text.contains("{}")
+    });
+    if bearer_only && operation.operation_id.as_deref() != Some("logout") {
+        // Every authenticated operation but logout refuses a session on a temporary password.
+        const TEMPORARY: &str = "`password_change_required`: the caller's password was set by \
+            an administrator and must be changed (`POST /api/v1/auth/password`) first. Every 403 \
+            is recorded as `ACCESS_DENIED` in `_relay`";
+        match operation.responses.responses.get_mut("403") {
+            Some(RefOr::T(existing)) => {
+                existing.description = format!("{}; or {TEMPORARY}", existing.description);
+            }
+            _ => {
+                operation.responses.responses.insert(
+                    "403".into(),
+                    error_response(&format!("Forbidden: {TEMPORARY}")),
+                );
+            }
+        }
     }
 }
 

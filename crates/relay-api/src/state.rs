@@ -371,10 +371,17 @@ impl Sessions {
         }
     }
 
-    pub(crate) fn open(&self, jti: String, username: Username) {
+    /// Opens session `jti` of `username`; returns the idle sessions it swept (id and user),
+    /// for their `SESSION_EXPIRED` records.
+    pub(crate) fn open(&self, jti: String, username: Username) -> Vec<(String, Username)> {
         let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
         let idle = self.idle;
         // Forget sessions that can no longer be used, so the map stays small.
+        let swept: Vec<(String, Username)> = map
+            .iter()
+            .filter(|(_, s)| s.last_seen.elapsed() > idle)
+            .map(|(id, s)| (id.clone(), s.username.clone()))
+            .collect();
         map.retain(|_, s| s.last_seen.elapsed() <= idle);
         map.insert(
             jti,
@@ -383,6 +390,16 @@ impl Sessions {
                 last_seen: Instant::now(),
             },
         );
+        swept
+    }
+
+    /// Closes session `jti` if it is open; whether it was.
+    pub(crate) fn take(&self, jti: &str) -> bool {
+        self.map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(jti)
+            .is_some()
     }
 
     pub(crate) fn touch(&self, jti: &str, username: &Username) -> Result<(), SessionRefusal> {

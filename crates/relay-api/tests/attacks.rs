@@ -200,7 +200,7 @@ async fn token_of_a_disabled_account_is_401() {
             Method::PATCH,
             "/api/v1/accounts/rita",
             Some(&admin),
-            Some(json!({"disabled": true})),
+            Some(json!({"disabled": true, "reason": "left the company"})),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
@@ -357,7 +357,20 @@ async fn first_registration_must_be_an_admin_and_closed_registration_refuses_eve
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
     assert_eq!(b["error"]["code"], "registration_closed");
-    assert_eq!(closed.heads().await, before);
+    // Issue 18: the 403 itself is recorded (ACCESS_DENIED in `_relay`), nothing else.
+    assert_eq!(
+        closed.heads_except_relay().await,
+        before
+            .into_iter()
+            .filter(|h| h.0 != "_relay")
+            .collect::<Vec<_>>()
+    );
+    assert!(
+        !closed
+            .records_of("_relay", "ACCESS_DENIED")
+            .await
+            .is_empty()
+    );
 }
 
 // REQ: R1.6, R3.3
@@ -506,8 +519,11 @@ async fn auditor_operator_and_admin_signing_is_403() {
         assert_eq!(s, StatusCode::FORBIDDEN, "{who}: {b}");
         assert_eq!(b["error"]["code"], "forbidden");
     }
+    // Issue 18: each 403 is recorded as ACCESS_DENIED in `_relay`; no trail gets a signature.
+    assert_eq!(relay.records_of("_relay", "ACCESS_DENIED").await.len(), 3);
+    let before: Vec<_> = before.into_iter().filter(|h| h.0 != "_relay").collect();
     assert_eq!(
-        relay.heads().await,
+        relay.heads_except_relay().await,
         before,
         "refused signatures append nothing"
     );
@@ -723,7 +739,7 @@ async fn an_admin_cannot_change_their_own_role_or_disable_themselves() {
             Method::PATCH,
             "/api/v1/accounts/ada",
             Some(&admin),
-            Some(json!({"role": "reviewer"})),
+            Some(json!({"role": "reviewer", "reason": "moved to QA"})),
         )
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
@@ -732,18 +748,53 @@ async fn an_admin_cannot_change_their_own_role_or_disable_themselves() {
             Method::PATCH,
             "/api/v1/accounts/ada",
             Some(&admin),
-            Some(json!({"disabled": true})),
+            Some(json!({"disabled": true, "reason": "left the company"})),
         )
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN);
-    assert_eq!(relay.heads().await, before);
+    // Issue 18: both 403s are recorded as ACCESS_DENIED; nothing else changes.
+    let before: Vec<_> = before.into_iter().filter(|h| h.0 != "_relay").collect();
+    assert_eq!(relay.heads_except_relay().await, before);
+    let denied = relay.records_of("_relay", "ACCESS_DENIED").await;
+    assert_eq!(denied.len(), 2);
+    let first = denied[0].payload.to_value().unwrap();
+    assert_eq!(first["username"], "ada");
+    assert_eq!(first["role"], "admin");
+    assert_eq!(first["code"], "own_role");
+    assert_eq!(first["path"], "/api/v1/accounts/ada");
+    assert!(first["session"].as_str().is_some_and(|s| !s.is_empty()));
+    // A change without a reason is refused and records nothing (issue 18).
+    for body in [
+        json!({"role": "auditor"}),
+        json!({"role": "auditor", "reason": "  "}),
+    ] {
+        let (s, _, b) = relay
+            .call(
+                Method::PATCH,
+                "/api/v1/accounts/otto",
+                Some(&admin),
+                Some(body),
+            )
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{b}");
+        assert_eq!(b["error"]["code"], "reason_required");
+    }
+    let (s, _, b) = relay
+        .call(Method::POST, "/api/v1/accounts", Some(&admin),
+            Some(json!({"username": "nora", "full_name": "Nora North", "password": support::TEMPORARY_PASSWORD, "role": "operator"})))
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("reason_required")),
+        "{b}"
+    );
     // Changing someone else's role is an audited event.
     let (s, _, b) = relay
         .call(
             Method::PATCH,
             "/api/v1/accounts/otto",
             Some(&admin),
-            Some(json!({"role": "reviewer"})),
+            Some(json!({"role": "reviewer", "reason": "moved to QA"})),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
@@ -751,8 +802,14 @@ async fn an_admin_cannot_change_their_own_role_or_disable_themselves() {
     let change = relay
         .records_of("_relay", "ACCOUNT_CHANGED")
         .await
-        .remove(0);
+        .pop()
+        .unwrap();
     assert!(change.payload.as_str().contains("\"from\":\"operator\""));
+    assert_eq!(
+        change.payload.to_value().unwrap()["reason"],
+        "moved to QA",
+        "the reason is recorded"
+    );
     // Non-admins cannot list or change accounts.
     let reviewer = relay.login("rita", PASSWORD).await;
     let (s, _, _) = relay
@@ -771,7 +828,7 @@ async fn a_reset_password_must_be_changed_before_login() {
             Method::PATCH,
             "/api/v1/accounts/otto",
             Some(&admin),
-            Some(json!({"reset_password": "temporary pass 1"})),
+            Some(json!({"reset_password": "temporary pass 1", "reason": "forgotten, ticket 42"})),
         )
         .await;
     assert_eq!(s, StatusCode::OK, "{b}");
@@ -783,8 +840,13 @@ async fn a_reset_password_must_be_changed_before_login() {
             Some(json!({"username": "otto", "password": "temporary pass 1"})),
         )
         .await;
+    // Issue 18: a temporary password logs in for the change only (it was 403
+    // `password_expired` before).
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["must_change_password"], true, "{b}");
+    let (s, b) = me(&relay, b["token"].as_str().unwrap()).await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
-    assert_eq!(b["error"]["code"], "password_expired");
+    assert_eq!(b["error"]["code"], "password_change_required");
     let (s, _, b) = relay
         .call(Method::POST, "/api/v1/auth/password", None,
             Some(json!({"username": "otto", "old_password": "temporary pass 1", "new_password": "my own new secret"})))
@@ -799,7 +861,7 @@ async fn a_reset_password_must_be_changed_before_login() {
             Method::PATCH,
             "/api/v1/accounts/rita",
             Some(&admin),
-            Some(json!({"reset_password": "temporary pass 2"})),
+            Some(json!({"reset_password": "temporary pass 2", "reason": "forgotten, ticket 43"})),
         )
         .await;
     assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
@@ -834,14 +896,14 @@ async fn a_reset_password_must_be_changed_before_login() {
             Some(json!({"username": "rita", "password": temporary})),
         )
         .await;
-    assert_eq!(s, StatusCode::FORBIDDEN, "{b}");
-    assert_eq!(b["error"]["code"], "password_expired");
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["must_change_password"], true, "{b}");
     let (s, _, b) = relay
         .call(Method::POST, "/api/v1/auth/password", None,
-            Some(json!({"username": "rita", "old_password": temporary, "new_password": "rita's own secret"})))
+            Some(json!({"username": "rita", "old_password": temporary, "new_password": "Quiet Copper Lantern 42"})))
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
-    relay.login("rita", "rita's own secret").await;
+    relay.login("rita", "Quiet Copper Lantern 42").await;
     let changed = relay.records_of("_relay", "ACCOUNT_CHANGED").await;
     let reset = changed
         .iter()
@@ -855,6 +917,223 @@ async fn a_reset_password_must_be_changed_before_login() {
             .all(|r| !r.payload.as_str().contains(temporary)),
         "the temporary password was recorded"
     );
+}
+
+/// `POST /auth/password` for `user` from `old` to `new`: status and body.
+async fn change_password(relay: &Relay, user: &str, old: &str, new: &str) -> (StatusCode, Value) {
+    let (s, _, b) = relay
+        .call(
+            Method::POST,
+            "/api/v1/auth/password",
+            None,
+            Some(json!({"username": user, "old_password": old, "new_password": new})),
+        )
+        .await;
+    (s, b)
+}
+
+// REQ: R3.2
+#[tokio::test]
+async fn weak_named_and_reused_passwords_are_refused_with_what_to_do() {
+    // The finding: `aaaaaaaaaa`, `password12` and the username twice were accepted, and the
+    // history remembered only the current password.
+    let relay = Relay::start().await;
+    let admin = relay.register_admin("ada").await;
+    for (password, code) in [
+        ("aaaaaaaaaa", "weak_password"),
+        ("aaaaaaaaaaaaaaaa", "weak_password"),
+        ("password12", "weak_password"),
+        ("password1234", "weak_password"),
+        ("j.kowalskij.kowalski", "password_contains_name"),
+        ("J.Kowalski is the best", "password_contains_name"),
+        ("jan kowalski 1234567", "password_contains_name"),
+        ("kowalski rules the lab", "password_contains_name"),
+    ] {
+        let (s, _, b) = relay
+            .call(Method::POST, "/api/v1/accounts", Some(&admin),
+                Some(json!({"username": "j.kowalski", "full_name": "Jan Kowalski", "password": password, "role": "operator", "reason": "new operator"})))
+            .await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{password}: {b}");
+        assert_eq!(b["error"]["code"], code, "{password}: {b}");
+        let message = b["error"]["message"].as_str().unwrap();
+        assert!(
+            message.contains("choose") || message.contains("use a"),
+            "{message}"
+        );
+    }
+    assert_eq!(
+        relay.records_of("_relay", "REGISTER").await.len(),
+        1,
+        "nothing created"
+    );
+
+    // The owner's own changes: the policy applies, and none of the last 5 passwords comes back.
+    let (s, b) = change_password(&relay, "ada", PASSWORD, "ada ada ada ada").await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Some("password_contains_name")
+        ),
+        "{b}"
+    );
+    let sequence = [
+        PASSWORD,
+        "Quiet Copper Lantern 42",
+        "violet tractor sunrise",
+        "marble otter frequency",
+        "gentle cobalt harvest",
+    ];
+    for pair in sequence.windows(2) {
+        let (s, b) = change_password(&relay, "ada", pair[0], pair[1]).await;
+        assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    }
+    let current = sequence[4];
+    let (s, b) = change_password(&relay, "ada", current, current).await;
+    assert_eq!(b["error"]["code"], "password_unchanged", "{s} {b}");
+    for old in &sequence[..4] {
+        let (s, b) = change_password(&relay, "ada", current, old).await;
+        assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{old}: {b}");
+        assert_eq!(b["error"]["code"], "password_reused", "{old}: {b}");
+    }
+    // Five passwords later the first one is out of the history.
+    let (s, b) = change_password(&relay, "ada", current, "lantern of quiet copper 9").await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    let (s, b) = change_password(&relay, "ada", "lantern of quiet copper 9", PASSWORD).await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    relay.login("ada", PASSWORD).await;
+    assert!(
+        relay.account("ada").await.password_history.len() <= 4,
+        "history bounded"
+    );
+    relay.assert_verifies().await;
+}
+
+// REQ: R3.2
+#[tokio::test]
+async fn an_admin_chosen_password_opens_only_the_password_change_until_the_owner_changes_it() {
+    // The finding: an administrator-chosen initial password was never forced to change, so
+    // the administrator knew a signer's working password and could sign as them.
+    let relay = Relay::start().await;
+    relay.capture("nmr-01", "run1/spectrum.fid").await;
+    let admin = relay.register_admin("ada").await;
+    // The self-registered first administrator chose their own password: not temporary.
+    let (s, _, b) = relay
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "ada", "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(
+        (s, &b["must_change_password"]),
+        (StatusCode::OK, &json!(false)),
+        "{b}"
+    );
+    let (s, _, b) = relay
+        .call(Method::POST, "/api/v1/accounts", Some(&admin),
+            Some(json!({"username": "otto", "full_name": "Otto Operator", "password": support::TEMPORARY_PASSWORD, "role": "operator", "reason": "new operator"})))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    assert_eq!(
+        b["password_changed_at"],
+        Value::Null,
+        "created with a temporary password"
+    );
+    let (s, _, b) = relay
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "otto", "password": support::TEMPORARY_PASSWORD})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{b}");
+    assert_eq!(b["must_change_password"], true, "{b}");
+    let temporary = b["token"].as_str().unwrap().to_owned();
+    let heads = relay.heads().await;
+    for (method, uri) in [
+        (Method::GET, "/api/v1/auth/me"),
+        (Method::GET, "/api/v1/trails"),
+        (Method::GET, "/api/v1/events?trail_id=nmr-01"),
+        (Method::GET, "/api/v1/events/nmr-01/1"),
+        (Method::POST, "/api/v1/verify"),
+        (Method::GET, "/api/v1/changes"),
+        (Method::POST, "/api/v1/auth/totp"),
+    ] {
+        let body = match uri {
+            "/api/v1/auth/totp" => Some(json!({"password": support::TEMPORARY_PASSWORD})),
+            "/api/v1/verify" => Some(json!({})),
+            _ => None,
+        };
+        let (s, _, b) = relay
+            .call(method.clone(), uri, Some(&temporary), body)
+            .await;
+        assert_eq!(s, StatusCode::FORBIDDEN, "{method} {uri}: {b}");
+        assert_eq!(
+            b["error"]["code"], "password_change_required",
+            "{method} {uri}"
+        );
+        assert!(
+            b["error"]["message"]
+                .as_str()
+                .unwrap()
+                .contains("/api/v1/auth/password")
+        );
+    }
+    // Nothing was read or written on the temporary session but the refusals' own records.
+    let after = relay.heads().await;
+    assert_eq!(
+        heads.iter().find(|h| h.0 == "nmr-01"),
+        after.iter().find(|h| h.0 == "nmr-01"),
+        "a temporary session changed a trail"
+    );
+    // Logout is allowed; the change then makes the account usable.
+    let (s, _, b) = relay
+        .call(Method::POST, "/api/v1/auth/logout", Some(&temporary), None)
+        .await;
+    assert_eq!(s, StatusCode::NO_CONTENT, "{b}");
+    relay
+        .change_password("otto", support::TEMPORARY_PASSWORD, PASSWORD)
+        .await;
+    let (s, _, b) = relay
+        .call(
+            Method::POST,
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": "otto", "password": PASSWORD})),
+        )
+        .await;
+    assert_eq!(
+        (s, &b["must_change_password"]),
+        (StatusCode::OK, &json!(false)),
+        "{b}"
+    );
+    assert_eq!(
+        me(&relay, b["token"].as_str().unwrap()).await.0,
+        StatusCode::OK
+    );
+    // The temporary password is now history: it cannot come back.
+    let (s, b) = change_password(&relay, "otto", PASSWORD, support::TEMPORARY_PASSWORD).await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (StatusCode::UNPROCESSABLE_ENTITY, Some("password_reused")),
+        "{b}"
+    );
+
+    // Configurable: with temporary admin passwords off, the created account works at once.
+    let mut config = default_config();
+    config.admin_passwords_temporary = false;
+    let relaxed = Relay::start_with(config).await;
+    let admin = relaxed.register_admin("ada").await;
+    let (s, _, b) = relaxed
+        .call(Method::POST, "/api/v1/accounts", Some(&admin),
+            Some(json!({"username": "otto", "full_name": "Otto Operator", "password": PASSWORD, "role": "operator", "reason": "new operator"})))
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{b}");
+    let token = relaxed.login("otto", PASSWORD).await;
+    assert_eq!(me(&relaxed, &token).await.0, StatusCode::OK);
 }
 
 // REQ: R3.3
@@ -900,6 +1179,63 @@ async fn an_idle_session_is_closed() {
         .await;
     assert_eq!(s, StatusCode::NO_CONTENT);
     assert_eq!(me(&relay, &token).await.0, StatusCode::UNAUTHORIZED);
+}
+
+// REQ: R3.3, R3.4
+#[tokio::test]
+async fn expired_sessions_are_recorded_once_whether_presented_or_swept() {
+    // The finding: session expiry never reached `_relay`.
+    let mut config = default_config();
+    config.session_idle_timeout = Duration::from_millis(400);
+    let relay = Relay::start_with(config).await;
+    let first = relay.register_admin("ada").await;
+    let first_session = claims_of(&first)["jti"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Presented after the idle timeout: recorded, with who, role and session.
+    let (s, _, b) = relay
+        .call_with(
+            Method::GET,
+            "/api/v1/auth/me",
+            Some(&first),
+            None,
+            &[("user-agent", "inspector/1.0")],
+        )
+        .await;
+    assert_eq!(
+        (s, b["error"]["code"].as_str()),
+        (StatusCode::UNAUTHORIZED, Some("session_idle"))
+    );
+    assert_eq!(me(&relay, &first).await.0, StatusCode::UNAUTHORIZED);
+    let expired = relay.records_of("_relay", "SESSION_EXPIRED").await;
+    assert_eq!(
+        expired.len(),
+        1,
+        "recorded once, however often the token comes back"
+    );
+    let p = expired[0].payload.to_value().unwrap();
+    assert_eq!(p["username"], "ada");
+    assert_eq!(p["role"], "admin");
+    assert_eq!(p["session"], first_session.as_str());
+    assert_eq!(p["reason"], "idle_timeout");
+    assert_eq!(p["user_agent"], "inspector/1.0");
+    // Never presented again: swept when another session opens, and recorded then.
+    let second = relay.login("ada", PASSWORD).await;
+    let second_session = claims_of(&second)["jti"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    relay.login("ada", PASSWORD).await;
+    let expired = relay.records_of("_relay", "SESSION_EXPIRED").await;
+    assert_eq!(expired.len(), 2, "{expired:?}");
+    let p = expired[1].payload.to_value().unwrap();
+    assert_eq!(p["session"], second_session.as_str());
+    assert_eq!(p["reason"], "swept_idle");
+    // The last login is shown per account.
+    let token = relay.login("ada", PASSWORD).await;
+    let (s, _, list) = relay
+        .call(Method::GET, "/api/v1/accounts", Some(&token), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{list}");
+    assert!(list[0]["last_login_at"].is_string(), "{list}");
+    relay.assert_verifies().await;
 }
 
 // REQ: R3.3

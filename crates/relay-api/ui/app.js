@@ -122,7 +122,7 @@ async function loadEvents() {
     const recorded = el("td", e.recorded_at);
     if (e.late === true) recorded.append(" ", lateBadge(e));
     tr.append(el("td", e.chain_seq), el("td", e.kind), el("td", e.subject || "—"), el("td", e.actor), recorded);
-    tr.append(el("td", e.signatures.map((s) => s.meaning + " by " + s.printed_name).join("; ") || "—"));
+    tr.append(el("td", e.signatures.map((s) => s.meaning + " by " + s.printed_name + " (" + s.username + ")").join("; ") || "—"));
     const open = () => showRecord(e.trail_id, e.chain_seq);
     tr.addEventListener("click", open);
     tr.addEventListener("keydown", (ev) => { if (ev.key === "Enter") open(); });
@@ -175,7 +175,7 @@ async function showRecord(trail, seq) {
   list.replaceChildren();
   for (const s of r.signatures) {
     const li = el("li", null, { class: "manifestation" });
-    li.append(el("strong", s.printed_name), document.createTextNode(" — " + s.meaning.toUpperCase() + " — " + s.signed_at + " (UTC)"));
+    li.append(el("strong", s.printed_name), document.createTextNode(" (" + s.username + ") — " + s.meaning.toUpperCase() + " — " + s.signed_at + " (UTC)"));
     li.append(el("div", "Reason: " + s.reason));
     li.append(el("div", "Signature record #" + s.signature_seq + " by " + s.username, { class: "muted" }));
     list.append(li);
@@ -263,7 +263,7 @@ async function loadAccounts() {
     sel.disabled = a.username === state.me.username;
     sel.addEventListener("change", () => patchAccount(a.username, { role: sel.value }));
     roleCell.append(sel);
-    tr.append(roleCell, el("td", status));
+    tr.append(roleCell, el("td", status + (a.must_change_password ? " (temporary password)" : "")), el("td", a.last_login_at || "never"));
     const actions = el("td");
     if (a.username !== state.me.username) {
       const toggle = el("button", a.disabled ? "Enable" : "Disable", { type: "button" });
@@ -327,6 +327,9 @@ async function loadChanges() {
 }
 
 async function patchAccount(username, change) {
+  const reason = prompt("Reason for changing " + username + " (required, recorded with the change):");
+  if (!reason || !reason.trim()) { notice("Not changed: every account change needs a reason."); await loadAccounts(); return; }
+  change.reason = reason.trim();
   try { await api("PATCH", "/accounts/" + encodeURIComponent(username), change); notice("Account " + username + " changed."); }
   catch (e) { notice(e.message); }
   await loadAccounts();
@@ -347,6 +350,18 @@ document.addEventListener("DOMContentLoaded", () => {
     if (totp) body.totp = totp;
     try {
       const res = await api("POST", "/auth/login", body);
+      if (res.must_change_password) {
+        // A temporary password (set by an administrator) opens nothing but the change: end
+        // that session and ask for the owner's own password.
+        fetch("/api/v1/auth/logout", { method: "POST", headers: { "Authorization": "Bearer " + res.token } }).catch(() => {});
+        state.pendingUser = username;
+        $("pw-old").value = $("login-password").value;
+        $("login-password").value = "";
+        $("password-form").hidden = false;
+        $("pw-new").focus();
+        notice("Your password was set by an administrator: choose your own to continue.");
+        return;
+      }
       $("login-password").value = "";
       await startSession(res.token);
     } catch (e) {
@@ -396,8 +411,8 @@ document.addEventListener("DOMContentLoaded", () => {
     await loadChanges();
   }));
   $("create-account-form").addEventListener("submit", guard(async () => {
-    await api("POST", "/accounts", { username: $("new-username").value.trim(), full_name: $("new-fullname").value, password: $("new-password").value, role: $("new-role").value, reason: $("new-reason").value.trim() || undefined });
-    notice("Account " + $("new-username").value.trim() + " created.");
+    await api("POST", "/accounts", { username: $("new-username").value.trim(), full_name: $("new-fullname").value, password: $("new-password").value, role: $("new-role").value, reason: $("new-reason").value.trim() });
+    notice("Account " + $("new-username").value.trim() + " created; its password is temporary: the owner must change it at the first login.");
     $("new-username").value = ""; $("new-fullname").value = ""; $("new-password").value = ""; $("new-reason").value = "";
     await loadAccounts();
   }));

@@ -246,6 +246,15 @@ impl EventKind {
     pub fn logout() -> Self {
         Self::known("LOGOUT")
     }
+    /// A session ended without a logout: its token was presented after the idle timeout or
+    /// its expiry, or it was swept as idle; in `_relay`.
+    pub fn session_expired() -> Self {
+        Self::known("SESSION_EXPIRED")
+    }
+    /// A request was refused with 403 (role, rule or a temporary password); in `_relay`.
+    pub fn access_denied() -> Self {
+        Self::known("ACCESS_DENIED")
+    }
     /// An account was locked after repeated failed passwords (R3.3); in `_relay`.
     pub fn lockout() -> Self {
         Self::known("LOCKOUT")

@@ -65,6 +65,9 @@ const SCRATCH_TRAIL: &str = "oq-scratch";
 const FORGED_SUBJECT: &str = "oq/forged.dat";
 /// The password of the throw-away scratch accounts (they exist only in the temp directory).
 const SCRATCH_PASSWORD: &str = "oq scratch password 7431";
+/// The temporary password the scratch administrator gives the scratch reviewer, who replaces it
+/// with [`SCRATCH_PASSWORD`] at the first login (administrator-set passwords are temporary).
+const SCRATCH_TEMPORARY_PASSWORD: &str = "oq temporary harbour 2958";
 
 /// Why qualification could not run at all (as opposed to a check failing).
 #[derive(Debug, thiserror::Error)]

@@ -245,15 +245,21 @@ impl Scratch {
         )
         .await?;
         let admin = api.login("oq-admin").await?;
+        // An administrator-set password is temporary: the reviewer replaces it first.
+        let mut reviewer_account = account("oq-reviewer", "OQ Reviewer", "reviewer");
+        reviewer_account["password"] = serde_json::json!(SCRATCH_TEMPORARY_PASSWORD);
+        reviewer_account["reason"] = serde_json::json!("operational qualification");
+        api.expect("POST", "/api/v1/accounts", Some(&admin), reviewer_account)
+            .await?;
         api.expect(
             "POST",
-            "/api/v1/accounts",
-            Some(&admin),
-            account("oq-reviewer", "OQ Reviewer", "reviewer"),
+            "/api/v1/auth/password",
+            None,
+            serde_json::json!({"username": "oq-reviewer", "old_password": SCRATCH_TEMPORARY_PASSWORD, "new_password": SCRATCH_PASSWORD}),
         )
         .await?;
         let reviewer = api.login("oq-reviewer").await?;
-        c.note("accounts oq-admin (admin) and oq-reviewer (reviewer) created; both logged in");
+        c.note("accounts oq-admin (admin) and oq-reviewer (reviewer) created; the reviewer replaced the temporary password an administrator set; both logged in");
         let target = self.capture(100).await?;
         let heads_before = store.trails().await.map_err(|e| e.to_string())?;
         let request = |password: &str| {

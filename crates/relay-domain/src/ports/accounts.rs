@@ -197,6 +197,12 @@ pub struct Account {
     pub created_at: Timestamp,
     /// Incremented by the store on every update; used for optimistic concurrency.
     pub version: u64,
+    /// The PHC strings of the passwords used before the current one, newest first (the API
+    /// refuses a new password matching the current one or any of these, and keeps as many as
+    /// its policy needs).
+    pub password_history: Vec<String>,
+    /// When the account last logged in successfully, if ever.
+    pub last_login_at: Option<Timestamp>,
 }
 
 impl fmt::Debug for Account {
@@ -213,6 +219,8 @@ impl fmt::Debug for Account {
             .field("locked_until", &self.locked_until)
             .field("created_at", &self.created_at)
             .field("version", &self.version)
+            .field("password_history", &self.password_history.len())
+            .field("last_login_at", &self.last_login_at)
             .finish()
     }
 }
@@ -331,9 +339,19 @@ pub struct StoredAccountRow {
     pub created_at: String,
     /// `version`.
     pub version: i64,
+    /// `password_history`: a JSON array of PHC strings, newest first
+    /// ([`StoredAccountRow::encode_history`]).
+    pub password_history: String,
+    /// `last_login_at` (canonical timestamp text).
+    pub last_login_at: Option<String>,
 }
 
 impl StoredAccountRow {
+    /// The stored text of a password history: a JSON array of PHC strings.
+    pub fn encode_history(history: &[String]) -> String {
+        serde_json::to_string(history).unwrap_or_else(|_| "[]".to_owned())
+    }
+
     /// Validates the row; a malformed column is [`AccountStoreError::Corrupt`] naming it.
     pub fn decode(self) -> Result<Account, AccountStoreError> {
         let name = self.username.clone();
@@ -363,6 +381,9 @@ impl StoredAccountRow {
             locked_until: ts(self.locked_until, "locked_until")?,
             created_at,
             version: u64::try_from(self.version).map_err(|e| bad("version", &e))?,
+            password_history: serde_json::from_str(&self.password_history)
+                .map_err(|e| bad("password_history", &e))?,
+            last_login_at: ts(self.last_login_at, "last_login_at")?,
         })
     }
 }
