@@ -25,7 +25,8 @@ from datetime import datetime, timedelta, timezone
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from verify_vectors import DOMAIN_TAG, canonical_bytes, jcs  # noqa: E402  (same directory)
 
-EXPORT_FORMAT = "gims-relay export v1"
+EXPORT_FORMAT = "gims-relay export v2"
+EXPORT_FORMATS = {"gims-relay export v1": 1, EXPORT_FORMAT: 2}  # v1: read, never written
 MANIFEST_TAG = b"gims-relay:export-manifest:v1\n"
 ROWS_TAG = b"gims-relay:export-rows:v1\n"
 MANIFEST, JSONL, CSV, JSONR, ANCHORS, PROOFS, RECEIPTS = (
@@ -206,22 +207,34 @@ def manifestation(r):
     if not isinstance(target, str) or not HEX64.match(target):
         return None
     text = lambda k: p[k] if isinstance(p.get(k), str) else ""  # noqa: E731
-    return target, {"printed_name": text("printed_name"), "signed_at": r["recorded_at"],
+    return target, {"printed_name": text("printed_name"), "username": r["actor"], "signed_at": r["recorded_at"],
                     "meaning": text("meaning"), "reason": text("reason"),
                     "signature_seq": r["chain_seq"], "signature_checksum": r["checksum"]}
 
 
-def json_signatures(ms):
+def json_signatures(ms, version):
+    user = lambda m: f'"username":{js(m["username"])},' if version >= 2 else ""  # noqa: E731
     return ("[" + ",".join(
-        "{" + f'"printed_name":{js(m["printed_name"])},"signed_at":{js(m["signed_at"])},'
+        "{" + f'"printed_name":{js(m["printed_name"])},{user(m)}"signed_at":{js(m["signed_at"])},'
         f'"meaning":{js(m["meaning"])},"reason":{js(m["reason"])},"signature_seq":{m["signature_seq"]},'
         f'"signature_checksum":{js(m["signature_checksum"])}' + "}" for m in ms) + "]").encode("utf-8")
 
 
-def csv_signatures(ms):
-    return csv_cell("; ".join(
-        f'{m["printed_name"]} | {m["signed_at"]} | {m["meaning"]} | {m["reason"]}' for m in ms)
-    ).encode("utf-8")
+def escape_field(text):
+    """export.md §2, format v2: backslash, |, ;, CR and LF escaped with a backslash."""
+    out = []
+    for c in text:
+        out.append({"\\": "\\\\", "|": "\\|", ";": "\\;", "\r": "\\r", "\n": "\\n"}.get(c, c))
+    return "".join(out)
+
+
+def csv_signatures(ms, version):
+    if version >= 2:
+        entries = (" | ".join(escape_field(f) for f in (m["printed_name"], m["username"], m["signed_at"],
+                                                         m["meaning"], m["reason"])) for m in ms)
+    else:
+        entries = (f'{m["printed_name"]} | {m["signed_at"]} | {m["meaning"]} | {m["reason"]}' for m in ms)
+    return csv_cell("; ".join(entries)).encode("utf-8")
 
 
 # ---------------------------------------------------------------- records (chain.md §1)
@@ -334,8 +347,9 @@ def parse_manifest(data):
         ok = False
     if not ok:
         raise Unusable("manifest.json is not a valid manifest (fields or types)")
-    if m["format"] != EXPORT_FORMAT:
-        raise Unusable(f"manifest.json has format {m['format']!r}; this verifier reads {EXPORT_FORMAT!r}")
+    if m["format"] not in EXPORT_FORMATS:
+        raise Unusable(f"manifest.json has format {m['format']!r}; this verifier reads "
+                       f"{' and '.join(repr(f) for f in EXPORT_FORMATS)}")
     return m, seal
 
 
@@ -415,6 +429,7 @@ def verify(files, others, keys, pins):
     rep = Report()
     fail = rep.fail
     m, seal = parse_manifest(files[MANIFEST])
+    version = EXPORT_FORMATS[m["format"]]
     signing = MANIFEST_TAG + jcs(m).encode("utf-8")
     trail, head, rng, flt = m["trail_id"], m["head"], m["range"], m["filter"]
     listed = m["rendered_sha256"]
@@ -636,9 +651,9 @@ def verify(files, others, keys, pins):
     # 8. rendered signatures
     if records_ok and (csv_list is not None or json_list is not None):
         def compare(entry, ms):
-            if json_list is not None and entry["json"] != json_signatures(ms):
+            if json_list is not None and entry["json"] != json_signatures(ms, version):
                 fail(JSONR, entry["json_row"], entry["row_seq"], "signature", "rendered signatures differ")
-            if csv_list is not None and entry["csv"] != csv_signatures(ms):
+            if csv_list is not None and entry["csv"] != csv_signatures(ms, version):
                 fail(CSV, entry["csv_row"], entry["row_seq"], "signature", "rendered signatures differ")
         for target, ms in sorted(signed.items(), key=lambda kv: kv[1][0]["signature_seq"]):
             ms.sort(key=lambda x: x["signature_seq"])

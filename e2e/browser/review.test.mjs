@@ -1,7 +1,8 @@
 // REQ: R11.1 (run by .ci/browser.sh, outside the Rust test suite)
 // End-to-end test of the review UI in headless Chromium: starts the real relay-edge binary
 // with a watched folder holding one file, registers the first admin, creates a reviewer, logs in
-// as the reviewer, finds the captured file's record, signs it and sees the manifestation, then
+// as the reviewer, finds the captured file's record in her queue, signs it as reviewed, finds it
+// with the review status filter and sees the manifestation, then
 // downloads a sealed export package and checks it with relay-verify (RELAY_VERIFY_BIN).
 //
 // Env: RELAY_EDGE_BIN (default ../../target/debug/relay-edge), CHROMIUM (default
@@ -118,16 +119,24 @@ try {
     await page.getByRole("button", { name: "Filter" }).click();
     return await page.getByRole("cell", { name: "2026/run1/spectrum.fid" }).isVisible();
   });
+  // The record awaits her review: it is in her queue, pending (issue 20).
+  await page.getByLabel("My queue (awaiting my signature)").check();
+  await page.getByRole("button", { name: "Filter" }).click();
+  const queued = page.getByRole("row").filter({ hasText: "2026/run1/spectrum.fid" });
+  await queued.waitFor();
+  assert.match(await queued.innerText(), /pending/);
+  await page.getByLabel("My queue (awaiting my signature)").uncheck();
   await page.getByRole("cell", { name: "2026/run1/spectrum.fid" }).click();
   await page.locator("#detail-title").filter({ hasText: "nmr-e2e #1" }).waitFor();
   await page.getByText("Not signed.").waitFor();
 
-  // 4. Sign it: meaning, reason, password.
+  // 4. Sign it: meaning, reason, password. Approval needs a prior review by someone else
+  // (the signing workflow), so the first signature is the review.
   await page.getByRole("button", { name: "Sign this record…" }).click();
   // Scoped to the sign dialog: other panels (configuration changes) also have a "Reason" field.
   const dialog = page.locator("#sign-dialog");
-  await dialog.getByLabel("Meaning").selectOption("approved");
-  await dialog.getByLabel("Reason").fill("Spectrum reviewed against SOP-12; approved for release.");
+  await dialog.getByLabel("Meaning").selectOption("reviewed");
+  await dialog.getByLabel("Reason").fill("Spectrum reviewed against SOP-12; ready for approval.");
   await dialog.getByLabel("Password (signing re-checks it)").fill(REVIEWER_PW);
   await dialog.getByRole("button", { name: "Sign", exact: true }).click();
 
@@ -136,10 +145,22 @@ try {
   await m.waitFor();
   const text = await m.innerText();
   assert.match(text, /Rita Reviewer/);
-  assert.match(text, /APPROVED/);
+  assert.match(text, /REVIEWED/);
   assert.match(text, /Rita Reviewer \(rita\)/); // the username beside the printed name (issue 18)
   assert.match(text, /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z \(UTC\)/);
   assert.match(text, /SOP-12/);
+
+  // The status filter finds it as reviewed; it has left her queue (she cannot approve her own
+  // review).
+  await page.getByLabel("Review status").selectOption("reviewed");
+  await page.getByRole("button", { name: "Filter" }).click();
+  await page.locator("#events-table .badge.status-reviewed").first().waitFor();
+  await page.getByLabel("Review status").selectOption("");
+  await page.getByLabel("My queue (awaiting my signature)").check();
+  await page.getByRole("button", { name: "Filter" }).click();
+  await page.getByText("No matching records.").waitFor();
+  await page.getByLabel("My queue (awaiting my signature)").uncheck();
+  await page.getByRole("button", { name: "Filter" }).click();
 
   // 6. Verify the trail from the UI.
   await page.getByRole("button", { name: "Verify this trail" }).click();

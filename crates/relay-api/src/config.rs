@@ -58,6 +58,10 @@ pub struct ApiConfig {
     /// Words that mark a shared account anywhere among a name's `.`/`_`/`-` separated parts
     /// (`qc-team`, `nmr.lab`), also followed by digits. Default [`SHARED_ACCOUNT_MARKERS`].
     pub shared_account_markers: Vec<String>,
+    /// The signing workflow's rules (order, separation of duties, superseded records). Changed
+    /// only by an approved four-eyes `signing_workflow` change, applied at the next start.
+    /// Default strict ([`relay_domain::workflow::WorkflowPolicy::STRICT`]).
+    pub signing_workflow: relay_domain::workflow::WorkflowPolicy,
 }
 
 /// The default markers of shared accounts.
@@ -151,6 +155,7 @@ impl ApiConfig {
                 .iter()
                 .map(|s| (*s).to_owned())
                 .collect(),
+            signing_workflow: relay_domain::workflow::WorkflowPolicy::STRICT,
         }
     }
 }

@@ -6,9 +6,6 @@
 //! it works on every record store. Cost: one query scans at most `max_scan` records (default
 //! 5000) from `after_seq`; the answer's `next_after_seq` continues the scan.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
-
 use axum::Json;
 use axum::extract::State;
 use axum::http::{HeaderValue, header};
@@ -21,7 +18,10 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiPath, ApiQuery, MAX_API_INTEGER, NumParam};
+use crate::review::ReviewSnapshot;
 use crate::state::ApiState;
+use relay_domain::ports::Role;
+use relay_domain::workflow::{ReviewStatus, WorkflowPolicy};
 
 const READ_PAGE: usize = 500;
 /// The most records one `/events` page returns.
@@ -67,56 +67,6 @@ impl Manifestation {
                 signature_checksum: record.checksum.to_hex(),
             },
         ))
-    }
-}
-
-/// An index of signatures by target checksum, per trail, built incrementally: records never
-/// change, so each trail is scanned once and then only from where the last scan ended.
-#[derive(Default)]
-pub(crate) struct SignatureIndex {
-    trails: Mutex<HashMap<TrailId, Arc<tokio::sync::Mutex<TrailSignatures>>>>,
-}
-
-#[derive(Default)]
-struct TrailSignatures {
-    scanned_upto: u64,
-    by_target: HashMap<Checksum, Vec<Manifestation>>,
-}
-
-impl ApiState {
-    /// The signatures of `trail` by target checksum, brought up to the stored head.
-    pub(crate) async fn signatures_of(
-        &self,
-        trail: &TrailId,
-    ) -> Result<HashMap<Checksum, Vec<Manifestation>>, ApiError> {
-        let lane = {
-            let mut trails = self
-                .inner
-                .signatures
-                .trails
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            trails.entry(trail.clone()).or_default().clone()
-        };
-        let mut sigs = lane.lock().await;
-        loop {
-            let page = self
-                .parts()
-                .store
-                .read(trail, sigs.scanned_upto, READ_PAGE)
-                .await?;
-            let Some(last) = page.last() else { break };
-            sigs.scanned_upto = last.chain_seq.get();
-            for record in &page {
-                if let Some((target, m)) = Manifestation::of(record) {
-                    sigs.by_target.entry(target).or_default().push(m);
-                }
-            }
-            if page.len() < READ_PAGE {
-                break;
-            }
-        }
-        Ok(sigs.by_target.clone())
     }
 }
 
@@ -196,6 +146,13 @@ pub struct EventView {
     pub checksum: String,
     /// Signatures of this record, oldest first.
     pub signatures: Vec<Manifestation>,
+    /// Where the record stands in the signing workflow: `pending`, `reviewed`, `approved`,
+    /// `rejected` or `superseded`; `null` for records that cannot be signed (SIGNATURE records
+    /// and the `_relay` trail).
+    pub review_status: Option<String>,
+    /// The seq of the newest later capture of the same subject (`FILE_MODIFIED` /
+    /// `FILE_DELETED`) when one superseded this capture; such a record cannot be approved.
+    pub superseded_by: Option<u64>,
     /// Server of record only: when the server stored this forwarded record (UTC, server clock),
     /// kept outside the chained bytes. `null` on an edge, for the server's own `_relay`
     /// records, and when the time of receipt is unknown (records ingested before receipts were
@@ -246,7 +203,7 @@ impl ReceiptIndex {
 }
 
 impl EventView {
-    pub(crate) fn of(r: &Record, sigs: &HashMap<Checksum, Vec<Manifestation>>) -> Self {
+    pub(crate) fn of(r: &Record, review: &ReviewSnapshot) -> Self {
         Self {
             trail_id: r.trail_id.to_string(),
             chain_seq: r.chain_seq.get(),
@@ -266,7 +223,9 @@ impl EventView {
             key_id: r.key_id.to_string(),
             prev_checksum: r.prev_checksum.to_hex(),
             checksum: r.checksum.to_hex(),
-            signatures: sigs.get(&r.checksum).cloned().unwrap_or_default(),
+            signatures: review.signatures_on(&r.checksum).to_vec(),
+            review_status: review.status(r).map(|s| s.as_str().to_owned()),
+            superseded_by: review.superseded_by(r),
             received_at: None,
             received_after_ms: None,
             late: None,
@@ -277,10 +236,10 @@ impl EventView {
     /// The view of `r` with its time of receipt from `receipts`.
     pub(crate) fn with_receipt(
         r: &Record,
-        sigs: &HashMap<Checksum, Vec<Manifestation>>,
+        review: &ReviewSnapshot,
         receipts: &ReceiptIndex,
     ) -> Self {
-        let mut view = Self::of(r, sigs);
+        let mut view = Self::of(r, review);
         if let ReceiptIndex::Enabled { late_after, .. } = receipts {
             view.late_after_secs = Some(late_after.as_secs());
             if let Some(l) = receipts.lateness_of(r) {
@@ -309,6 +268,14 @@ pub struct EventQuery {
     pub until: Option<String>,
     /// Only records whose subject or payload contains this text (case-insensitive).
     pub q: Option<String>,
+    /// Only records in these review statuses, comma-separated (`pending`, `reviewed`,
+    /// `approved`, `rejected`, `superseded`; case-insensitive); records that cannot be signed
+    /// never match. Unknown status: 400.
+    pub status: Option<String>,
+    /// `true`: only the caller's signing queue, the records awaiting the next signature the
+    /// caller may apply (pending records to review, reviewed records to approve under the
+    /// workflow's separation of duties). Reviewers only (403 otherwise).
+    pub queue: Option<bool>,
     /// Start after this seq (paging cursor), 0 to 2^53 - 1; beyond: 400 `out_of_range`.
     #[param(value_type = Option<u64>, minimum = 0, maximum = 9007199254740991_u64)]
     pub(crate) after_seq: Option<NumParam>,
@@ -352,11 +319,36 @@ struct Filter {
     since: Option<Timestamp>,
     until: Option<Timestamp>,
     q: Option<String>,
+    statuses: Option<Vec<ReviewStatus>>,
+    /// The signer whose queue is asked for, with the workflow's rules.
+    queue_of: Option<(String, WorkflowPolicy)>,
+}
+
+fn parse_statuses(s: &str) -> Result<Vec<ReviewStatus>, ApiError> {
+    s.split(',')
+        .filter(|p| !p.trim().is_empty())
+        .map(|p| {
+            ReviewStatus::parse(p).ok_or_else(|| {
+                ApiError::bad_request(format!(
+                    "unknown review status {:?}; known: pending, reviewed, approved, rejected, \
+                     superseded",
+                    p.trim()
+                ))
+            })
+        })
+        .collect()
 }
 
 impl Filter {
     fn from(query: &EventQuery) -> Result<Self, ApiError> {
         Ok(Self {
+            statuses: query
+                .status
+                .as_deref()
+                .map(parse_statuses)
+                .transpose()?
+                .filter(|v| !v.is_empty()),
+            queue_of: None,
             kind: query.kind.clone().filter(|s| !s.is_empty()),
             actor: query.actor.clone().filter(|s| !s.is_empty()),
             since: query
@@ -379,8 +371,22 @@ impl Filter {
         })
     }
 
-    fn matches(&self, r: &Record) -> bool {
-        self.kind.as_deref().is_none_or(|k| r.kind.as_str() == k)
+    /// Limits the filter to `user`'s signing queue.
+    fn queue_of(mut self, user: &AuthUser, policy: WorkflowPolicy) -> Result<Self, ApiError> {
+        user.require(&[Role::Reviewer], "have a signing queue")?;
+        self.queue_of = Some((user.username().as_str().to_owned(), policy));
+        Ok(self)
+    }
+
+    fn matches(&self, r: &Record, review: &ReviewSnapshot) -> bool {
+        self.statuses
+            .as_ref()
+            .is_none_or(|want| review.status(r).is_some_and(|st| want.contains(&st)))
+            && self
+                .queue_of
+                .as_ref()
+                .is_none_or(|(who, policy)| review.next_step_for(policy, r, who).is_some())
+            && self.kind.as_deref().is_none_or(|k| r.kind.as_str() == k)
             && self.actor.as_deref().is_none_or(|a| r.actor.as_str() == a)
             && self.since.is_none_or(|t| r.recorded_at >= t)
             && self.until.is_none_or(|t| r.recorded_at < t)
@@ -399,6 +405,7 @@ async fn scan(
     state: &ApiState,
     trail: &TrailId,
     filter: &Filter,
+    review: &ReviewSnapshot,
     after: u64,
     limit: usize,
     max_scan: usize,
@@ -412,7 +419,7 @@ async fn scan(
         for r in page {
             cursor = r.chain_seq.get();
             scanned += 1;
-            if filter.matches(&r) {
+            if filter.matches(&r, review) {
                 out.push(r);
                 if out.len() >= limit {
                     return Ok((out, Some(cursor), scanned));
@@ -442,21 +449,25 @@ pub(crate) async fn events(
     ApiQuery(query): ApiQuery<EventQuery>,
 ) -> Result<Json<EventPage>, ApiError> {
     let trail = parse_trail(&query.trail)?;
-    let filter = Filter::from(&query)?;
+    let mut filter = Filter::from(&query)?;
+    if query.queue == Some(true) {
+        filter = filter.queue_of(&user, state.config().signing_workflow)?;
+    }
     let limit = NumParam::opt_within(query.limit.as_ref(), "limit", 1, MAX_PAGE)?.unwrap_or(100);
     let limit = usize::try_from(limit).unwrap_or(READ_PAGE);
     let after = NumParam::opt_within(query.after_seq.as_ref(), "after_seq", 0, MAX_API_INTEGER)?
         .unwrap_or(0);
+    let review = state.review_of(&trail).await?;
     let (records, next, scanned) = scan(
         &state,
         &trail,
         &filter,
+        &review,
         after,
         limit,
         state.config().max_scan,
     )
     .await?;
-    let sigs = state.signatures_of(&trail).await?;
     let receipts = state.receipts_of(&trail, &records).await?;
     state
         .record_access(
@@ -475,7 +486,7 @@ pub(crate) async fn events(
         trail_id: trail.to_string(),
         events: records
             .iter()
-            .map(|r| EventView::with_receipt(r, &sigs, &receipts))
+            .map(|r| EventView::with_receipt(r, &review, &receipts))
             .collect(),
         next_after_seq: next,
         scanned,
@@ -507,7 +518,7 @@ pub(crate) async fn event(
         .get(&trail, seq)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no record {trail}#{seq}")))?;
-    let sigs = state.signatures_of(&trail).await?;
+    let review = state.review_of(&trail).await?;
     let receipts = state
         .receipts_of(&trail, std::slice::from_ref(&record))
         .await?;
@@ -517,7 +528,7 @@ pub(crate) async fn event(
             serde_json::json!({"action": "read_event", "trail": trail.as_str(), "seq": seq.get()}),
         )
         .await?;
-    Ok(Json(EventView::with_receipt(&record, &sigs, &receipts)))
+    Ok(Json(EventView::with_receipt(&record, &review, &receipts)))
 }
 
 /// Export format.
@@ -549,6 +560,8 @@ pub struct ExportQuery {
     pub until: Option<String>,
     /// Text in subject or payload.
     pub q: Option<String>,
+    /// Only these review statuses, comma-separated (as in `/api/v1/events`).
+    pub status: Option<String>,
 }
 
 /// The most records one export holds.
@@ -588,22 +601,25 @@ pub(crate) async fn export(
         since: query.since.clone(),
         until: query.until.clone(),
         q: query.q.clone(),
+        status: query.status.clone(),
+        queue: None,
         after_seq: None,
         limit: None,
     };
     let filter = Filter::from(&eq)?;
-    let (records, next, _) = scan(&state, &trail, &filter, 0, MAX_EXPORT, usize::MAX).await?;
+    let review = state.review_of(&trail).await?;
+    let (records, next, _) =
+        scan(&state, &trail, &filter, &review, 0, MAX_EXPORT, usize::MAX).await?;
     if next.is_some() {
         return Err(ApiError::unprocessable(
             "export_too_large",
             format!("more than {MAX_EXPORT} records match; narrow the filter"),
         ));
     }
-    let sigs = state.signatures_of(&trail).await?;
     let receipts = state.receipts_of(&trail, &records).await?;
     let views: Vec<EventView> = records
         .iter()
-        .map(|r| EventView::with_receipt(r, &sigs, &receipts))
+        .map(|r| EventView::with_receipt(r, &review, &receipts))
         .collect();
     let (body, content_type, ext) = match query.format {
         ExportFormat::Json => {
@@ -619,20 +635,33 @@ pub(crate) async fn export(
         }
         ExportFormat::Csv => {
             let mut out = String::from(
-                "trail_id,chain_seq,kind,actor,actor_source,occurred_at,recorded_at,time_source,device,project,subject,payload,key_id,prev_checksum,checksum,signatures,received_at,late,late_after_secs\r\n",
+                "trail_id,chain_seq,kind,actor,actor_source,occurred_at,recorded_at,time_source,device,project,subject,payload,key_id,prev_checksum,checksum,signatures,received_at,late,late_after_secs,review_status,superseded_by\r\n",
             );
             for v in &views {
+                // The cell layout of sealed packages (export format v2): fields escaped so any
+                // reason text splits back (relay_domain::export::parse_signatures_cell).
                 let sig_text = v
                     .signatures
                     .iter()
                     .map(|m| {
-                        format!(
-                            "{} ({}) {} {}: {}",
-                            m.printed_name, m.username, m.signed_at, m.meaning, m.reason
-                        )
+                        let mut entry = String::new();
+                        let fields = [
+                            m.printed_name.as_str(),
+                            m.username.as_str(),
+                            m.signed_at.as_str(),
+                            m.meaning.as_str(),
+                            m.reason.as_str(),
+                        ];
+                        for (i, f) in fields.into_iter().enumerate() {
+                            if i > 0 {
+                                entry.push_str(" | ");
+                            }
+                            relay_domain::export::escape_signature_field(f, &mut entry);
+                        }
+                        entry
                     })
                     .collect::<Vec<_>>()
-                    .join(" | ");
+                    .join("; ");
                 let cells = [
                     v.trail_id.clone(),
                     v.chain_seq.to_string(),
@@ -653,6 +682,8 @@ pub(crate) async fn export(
                     v.received_at.clone().unwrap_or_default(),
                     v.late.map(|l| l.to_string()).unwrap_or_default(),
                     v.late_after_secs.map(|s| s.to_string()).unwrap_or_default(),
+                    v.review_status.clone().unwrap_or_default(),
+                    v.superseded_by.map(|s| s.to_string()).unwrap_or_default(),
                 ];
                 out.push_str(
                     &cells

@@ -9,7 +9,8 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use relay_domain::ports::{RecordStoreExt, Role};
-use relay_domain::{ActorSource, Checksum, EventKind, Subject};
+use relay_domain::workflow::{SignatureMeaning, TargetFacts};
+use relay_domain::{ActorSource, Checksum, EventKind, Record, Subject};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -17,6 +18,7 @@ use crate::auth::{AuthUser, Password};
 use crate::error::{ApiError, ErrorBody};
 use crate::events::{EventView, Manifestation, parse_trail};
 use crate::extract::ApiJson;
+use crate::review::ReviewSnapshot;
 use crate::state::ApiState;
 
 /// What a signature means (§11.50(a)(3)).
@@ -32,12 +34,16 @@ pub enum Meaning {
 }
 
 impl Meaning {
-    fn as_str(self) -> &'static str {
+    fn domain(self) -> SignatureMeaning {
         match self {
-            Meaning::Reviewed => "reviewed",
-            Meaning::Approved => "approved",
-            Meaning::Rejected => "rejected",
+            Meaning::Reviewed => SignatureMeaning::Reviewed,
+            Meaning::Approved => SignatureMeaning::Approved,
+            Meaning::Rejected => SignatureMeaning::Rejected,
         }
+    }
+
+    fn as_str(self) -> &'static str {
+        self.domain().as_str()
     }
 }
 
@@ -75,7 +81,7 @@ pub struct SignResponse {
         (status = 201, description = "Signed: the SIGNATURE record and its manifestation", body = SignResponse),
         (status = 401, description = "Not logged in, or wrong password (nothing recorded)", body = ErrorBody),
         (status = 403, description = "The role may not sign (operator, admin, auditor)", body = ErrorBody),
-        (status = 409, description = "Server of record: forwarded trails are read-only replicas", body = ErrorBody),
+        (status = 409, description = "Refused by the signing workflow (`review_required`, `already_approved`, `rejected_final`, `approver_is_reviewer`, `approver_is_author`, `superseded`, `already_signed`), the target record does not verify (`target_not_intact`), or, on the server of record, forwarded trails are read-only replicas; every refusal but the last is a `SIGNATURE_REFUSED` event", body = ErrorBody),
         (status = 422, description = "No such checksum in that trail, or missing reason", body = ErrorBody),
         (status = 429, description = "Locked after repeated wrong passwords; see Retry-After", body = ErrorBody),
     ),
@@ -132,6 +138,7 @@ pub(crate) async fn sign(
             "a signature record cannot itself be signed",
         ));
     }
+    // Who signs, first: the password (and TOTP) re-checked, whatever the workflow will say.
     let now = state.now().await?;
     let mut account = user.account.clone();
     state
@@ -143,13 +150,21 @@ pub(crate) async fn sign(
             "signature",
         )
         .await?;
+    // From the workflow check to the append, no other signature lands on this trail.
+    let _lane = state.signing_lane(&trail).await;
+    let review = state.review_of(&trail).await?;
+    if let Err(refusal) = check_target(&state, &review, &target, &user, req.meaning).await {
+        state
+            .record_signature_refused(&user, &target, req.meaning.as_str(), &refusal)
+            .await;
+        return Err(refusal);
+    }
     let payload = serde_json::json!({
         "target_checksum": target_checksum.to_hex(),
         "target_seq": target.chain_seq.get(),
         "meaning": req.meaning.as_str(),
         "reason": reason,
         "printed_name": account.full_name,
-        "signed_at": now.to_canonical(),
     });
     let subject = Subject::new(target.locator()).ok();
     let record = state
@@ -167,14 +182,46 @@ pub(crate) async fn sign(
     let (_, manifestation) = Manifestation::of(&record).ok_or_else(|| {
         ApiError::internal("a new signature record is unreadable", &std::fmt::Error)
     })?;
-    let sigs = state.signatures_of(&trail).await?;
+    let review = state.review_of(&trail).await?;
     Ok((
         StatusCode::CREATED,
         Json(SignResponse {
             manifestation,
-            signature_record: EventView::of(&record, &sigs),
+            signature_record: EventView::of(&record, &review),
         }),
     ))
+}
+
+/// Checks that `target` may take `meaning` from `user`: its stored bytes verify (HMAC under
+/// its key, links to its neighbours) and the signing workflow allows the step. The refusal is
+/// a 409 naming the rule.
+async fn check_target(
+    state: &ApiState,
+    review: &ReviewSnapshot,
+    target: &Record,
+    user: &AuthUser,
+    meaning: Meaning,
+) -> Result<(), ApiError> {
+    crate::target_check::check_intact(state, target).await?;
+    let sigs = review.signature_facts(target);
+    let facts = TargetFacts {
+        author: target.actor.as_str(),
+        signatures: &sigs,
+        superseded_by: review.superseded_by(target),
+    };
+    relay_domain::workflow::check_signing(
+        &state.config().signing_workflow,
+        &facts,
+        user.username().as_str(),
+        meaning.domain(),
+    )
+    .map_err(|r| {
+        ApiError::new(
+            StatusCode::CONFLICT,
+            r.rule.code(),
+            format!("{} (rule: {})", r.message, r.rule.name()),
+        )
+    })
 }
 
 /// The record of `trail` whose checksum is `checksum`, scanning the trail (records are

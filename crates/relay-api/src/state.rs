@@ -17,7 +17,6 @@ use relay_domain::{
 use crate::auth::{TokenKeys, hash_password_blocking, random_hex};
 use crate::config::ApiConfig;
 use crate::error::ApiError;
-use crate::events::SignatureIndex;
 
 /// The name of the secret holding the token signing key (HS256, 256 bits).
 pub const TOKEN_SIGNING_SECRET: &str = "token-signing";
@@ -87,7 +86,7 @@ pub(crate) struct Inner {
     pub(crate) parts: ApiParts,
     pub(crate) tokens: TokenKeys,
     pub(crate) sessions: Sessions,
-    pub(crate) signatures: SignatureIndex,
+    pub(crate) review: crate::review::ReviewIndex,
     /// A hash of a random password, verified against when a username does not exist, so the
     /// answer takes as long as for a real account.
     pub(crate) dummy_hash: String,
@@ -175,7 +174,7 @@ impl ApiState {
                 parts,
                 tokens,
                 sessions,
-                signatures: SignatureIndex::default(),
+                review: crate::review::ReviewIndex::default(),
                 dummy_hash,
                 account_locks: crate::password_gate::AccountLocks::default(),
                 unknown_failures: crate::password_gate::UnknownFailures::default(),

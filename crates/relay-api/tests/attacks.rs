@@ -494,7 +494,7 @@ async fn sign(
             "/api/v1/signatures",
             Some(token),
             Some(
-                json!({"trail_id": trail, "target_checksum": checksum, "meaning": "approved",
+                json!({"trail_id": trail, "target_checksum": checksum, "meaning": "reviewed",
                 "reason": "release", "password": password}),
             ),
         )
@@ -631,8 +631,10 @@ async fn a_signature_is_a_chained_record_in_the_target_trail_shown_as_a_manifest
     assert_eq!(sig.subject.as_ref().unwrap().as_str(), "nmr-01#1");
     let payload = sig.payload.to_value().unwrap();
     assert_eq!(payload["target_checksum"], target.checksum.to_hex());
-    assert_eq!(payload["meaning"], "approved");
+    assert_eq!(payload["meaning"], "reviewed");
     assert_eq!(payload["printed_name"], "Rita Reviewer");
+    // One signing time (issue 20): the SIGNATURE record's own, none in the payload.
+    assert!(payload.get("signed_at").is_none(), "{payload}");
     let (s, _, detail) = relay
         .call(
             Method::GET,
@@ -644,7 +646,7 @@ async fn a_signature_is_a_chained_record_in_the_target_trail_shown_as_a_manifest
     assert_eq!(s, StatusCode::OK);
     let m = &detail["signatures"][0];
     assert_eq!(m["printed_name"], "Rita Reviewer");
-    assert_eq!(m["meaning"], "approved");
+    assert_eq!(m["meaning"], "reviewed");
     assert_eq!(m["reason"], "release");
     assert_eq!(m["signed_at"], sig.recorded_at.to_canonical());
     let (s, _, page) = relay

@@ -67,6 +67,7 @@ async function startSession(token) {
   $("login-view").hidden = true;
   $("app-view").hidden = false;
   $("show-accounts").hidden = state.me.role !== "admin";
+  $("f-queue-label").hidden = state.me.role !== "reviewer";
   $("show-changes").hidden = !["admin", "auditor"].includes(state.me.role);
   notice("");
   await loadTrails();
@@ -101,10 +102,11 @@ async function selectTrail(trail) {
 
 function filterParams() {
   const p = new URLSearchParams({ trail: state.trail });
-  for (const id of ["kind", "actor", "q", "since", "until"]) {
+  for (const id of ["kind", "actor", "q", "since", "until", "status"]) {
     const v = $("f-" + id).value.trim();
     if (v) p.set(id, v);
   }
+  if ($("f-queue").checked) p.set("queue", "true");
   return p;
 }
 
@@ -122,6 +124,7 @@ async function loadEvents() {
     const recorded = el("td", e.recorded_at);
     if (e.late === true) recorded.append(" ", lateBadge(e));
     tr.append(el("td", e.chain_seq), el("td", e.kind), el("td", e.subject || "—"), el("td", e.actor), recorded);
+    tr.append(el("td", null)).lastChild.append(statusBadge(e));
     tr.append(el("td", e.signatures.map((s) => s.meaning + " by " + s.printed_name + " (" + s.username + ")").join("; ") || "—"));
     const open = () => showRecord(e.trail_id, e.chain_seq);
     tr.addEventListener("click", open);
@@ -129,8 +132,15 @@ async function loadEvents() {
     body.append(tr);
   }
   if (!page.events.length) {
-    const tr = el("tr"); tr.append(el("td", "No matching records.", { colspan: "6" })); body.append(tr);
+    const tr = el("tr"); tr.append(el("td", "No matching records.", { colspan: "7" })); body.append(tr);
   }
+}
+
+// Where a record stands in the signing workflow (null: cannot be signed).
+function statusBadge(r) {
+  if (!r.review_status) return document.createTextNode("—");
+  const title = r.superseded_by ? "Superseded by record #" + r.superseded_by + " (a later capture of the same file)" : "";
+  return el("span", r.review_status, { class: "badge status-" + r.review_status, title });
 }
 
 // The server of record's time of receipt (outside the chained bytes): a "late" badge when the
@@ -164,6 +174,7 @@ async function showRecord(trail, seq) {
     ["Occurred (UTC)", r.occurred_at], ["Recorded (UTC)", r.recorded_at], ["Time source", r.time_source],
     ["Device", r.device], ["Project", r.project || "—"], ["Payload", JSON.stringify(r.payload)],
     ["Checksum", r.checksum], ["Previous", r.prev_checksum], ["Key", r.key_id]];
+  if (r.review_status) fields.unshift(["Review status", r.review_status + (r.superseded_by ? " (by record #" + r.superseded_by + ")" : "")]);
   const receipt = receiptText(r);
   if (receipt !== null) fields.splice(5, 0, ["Received by server (UTC)", receipt]);
   for (const [k, v] of fields) {

@@ -255,6 +255,11 @@ impl EventKind {
     pub fn access_denied() -> Self {
         Self::known("ACCESS_DENIED")
     }
+    /// A signature was refused by the signing workflow (order, separation of duties, a
+    /// superseded record) or because its target record does not verify; in `_relay`.
+    pub fn signature_refused() -> Self {
+        Self::known("SIGNATURE_REFUSED")
+    }
     /// An account was locked after repeated failed passwords (R3.3); in `_relay`.
     pub fn lockout() -> Self {
         Self::known("LOCKOUT")

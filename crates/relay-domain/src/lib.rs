@@ -69,6 +69,7 @@ pub mod ports;
 pub mod record;
 pub mod timestamp;
 pub mod verify;
+pub mod workflow;
 
 pub use append::{AppendError, AppendService, EventDraft};
 pub use chain::{GENESIS, checksum_of};

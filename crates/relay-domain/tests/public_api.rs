@@ -98,7 +98,7 @@ fn signatures() {
     // Four-eyes changes.
     let _: fn(&ChangeRequest, Timestamp) -> bool = ChangeRequest::is_expired;
     let _: fn(ChangeSetting, &serde_json::Value) -> Result<(), String> = ChangeSetting::check_value;
-    let _: [ChangeSetting; 12] = ChangeSetting::ALL;
+    let _: [ChangeSetting; 13] = ChangeSetting::ALL;
 }
 
 /// The ports stay object-safe and implemented by the in-memory adapters.

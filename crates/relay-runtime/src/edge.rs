@@ -685,6 +685,9 @@ async fn apply_approved_changes(
                 .as_bool()
                 .map(|b| settings.api.registration_closed = b)
                 .is_some(),
+            ChangeSetting::SigningWorkflow => relay_domain::workflow::WorkflowPolicy::from_value(v)
+                .map(|p| settings.api.signing_workflow = p)
+                .is_ok(),
             ChangeSetting::WatchRoots => v
                 .as_array()
                 .map(|roots| {

@@ -450,6 +450,11 @@ fn apply_approved_server_changes(
                 .as_bool()
                 .map(|b| settings.api.registration_closed = b)
                 .is_some(),
+            ChangeSetting::SigningWorkflow => {
+                relay_domain::workflow::WorkflowPolicy::from_value(&change.value)
+                    .map(|p| settings.api.signing_workflow = p)
+                    .is_ok()
+            }
             _ => false,
         };
         if done {

@@ -23,12 +23,19 @@ pub use package_verify::{
     Verdict, VerifyOptions, verify_package,
 };
 pub use receipts::ReceiptLine;
-pub use render::{Manifestation, SignatureIndex};
+pub use render::{
+    CellError, FormatVersion, Manifestation, SignatureIndex, escape_signature_field,
+    parse_signatures_cell,
+};
 pub use seal::{Seal, SealError, SealKey, SealPublicKey};
 pub use trust::{PinnedKey, TRUST_FILE_FORMAT, TrustError, parse_trust_file};
 
-/// The `format` of every manifest this version writes.
-pub const EXPORT_FORMAT: &str = "gims-relay export v1";
+/// The `format` of every manifest this version writes (issue 20: signature manifestations
+/// name the username, and the CSV signatures cell escapes its fields).
+pub const EXPORT_FORMAT: &str = "gims-relay export v2";
+
+/// The `format` of packages written before issue 20; still verified.
+pub const EXPORT_FORMAT_V1: &str = "gims-relay export v1";
 
 /// The sealed manifest.
 pub const MANIFEST_FILE: &str = "manifest.json";

@@ -19,12 +19,41 @@ pub const SIGNATURE_KIND: &str = "SIGNATURE";
 /// The CSV header line.
 pub const CSV_HEADER: &str = "chain_seq,checksum,prev_checksum,kind,actor,actor_source,occurred_at,recorded_at,time_source,device,project,subject,key_id,payload,signatures\r\n";
 
+/// The layout of a package's renderings, named by its manifest's `format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FormatVersion {
+    /// `gims-relay export v1`: signature manifestations without the username; CSV entries
+    /// `printed_name | signed_at | meaning | reason` joined by `"; "`, unescaped (a reason
+    /// holding `|` or `;` cannot be split back). Read, never written.
+    V1,
+    /// `gims-relay export v2` (written since issue 20): each manifestation names the signer's
+    /// username beside the printed name, and the CSV cell escapes its fields so that any text
+    /// round-trips ([`parse_signatures_cell`]).
+    V2,
+}
+
+impl FormatVersion {
+    /// The version written by this relay.
+    pub const CURRENT: FormatVersion = FormatVersion::V2;
+
+    /// The version a manifest's `format` names, if known.
+    pub fn from_format(format: &str) -> Option<Self> {
+        match format {
+            super::EXPORT_FORMAT_V1 => Some(FormatVersion::V1),
+            super::EXPORT_FORMAT => Some(FormatVersion::V2),
+            _ => None,
+        }
+    }
+}
+
 /// The manifestation of one electronic signature on a record.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Manifestation {
     /// The signer's printed name.
     pub printed_name: String,
+    /// The signer's username (the SIGNATURE record's actor).
+    pub username: String,
     /// When the signature was recorded (UTC).
     pub signed_at: Timestamp,
     /// What the signature means (reviewed, approved, rejected).
@@ -56,6 +85,7 @@ impl Manifestation {
             target,
             Manifestation {
                 printed_name: text("printed_name"),
+                username: record.actor.as_str().to_owned(),
                 signed_at: record.recorded_at,
                 meaning: text("meaning"),
                 reason: text("reason"),
@@ -65,13 +95,126 @@ impl Manifestation {
         ))
     }
 
-    /// `printed_name | UTC time | meaning | reason`.
-    pub fn line(&self) -> String {
-        format!(
-            "{} | {} | {} | {}",
-            self.printed_name, self.signed_at, self.meaning, self.reason
-        )
+    /// The manifestation's entry in the CSV `signatures` cell: v1 `printed_name | UTC time |
+    /// meaning | reason` as written; v2 `printed_name | username | UTC time | meaning |
+    /// reason`, each field escaped ([`escape_signature_field`]).
+    pub fn line(&self, version: FormatVersion) -> String {
+        match version {
+            FormatVersion::V1 => format!(
+                "{} | {} | {} | {}",
+                self.printed_name, self.signed_at, self.meaning, self.reason
+            ),
+            FormatVersion::V2 => {
+                let mut out = String::new();
+                let signed_at = self.signed_at.to_canonical();
+                let fields = [
+                    self.printed_name.as_str(),
+                    self.username.as_str(),
+                    signed_at.as_str(),
+                    self.meaning.as_str(),
+                    self.reason.as_str(),
+                ];
+                for (i, field) in fields.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push_str(" | ");
+                    }
+                    escape_signature_field(field, &mut out);
+                }
+                out
+            }
+        }
     }
+}
+
+/// Appends `field` escaped for a v2 signatures cell: `\` becomes `\\`, `|` becomes `\|`,
+/// `;` becomes `\;`, CR becomes `\r` and LF becomes `\n`; nothing else changes.
+pub fn escape_signature_field(field: &str, out: &mut String) {
+    for c in field.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '|' => out.push_str("\\|"),
+            ';' => out.push_str("\\;"),
+            '\r' => out.push_str("\\r"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+}
+
+/// Why a v2 signatures cell cannot be split back into fields.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("signatures cell is malformed at character {at}: {why}")]
+pub struct CellError {
+    /// The character offset of the problem.
+    pub at: usize,
+    /// What is wrong.
+    pub why: &'static str,
+}
+
+/// Splits a v2 signatures cell (its text, CSV quoting already removed) back into each
+/// manifestation's five fields, unescaped: the inverse of the rendering for any field text.
+/// Entries are separated by an unescaped `;` followed by one space, fields by one space, an
+/// unescaped `|` and one space.
+pub fn parse_signatures_cell(cell: &str) -> Result<Vec<Vec<String>>, CellError> {
+    let mut entries = Vec::new();
+    if cell.is_empty() {
+        return Ok(entries);
+    }
+    let mut fields: Vec<String> = Vec::new();
+    let mut field = String::new();
+    let mut chars = cell.chars().enumerate().peekable();
+    while let Some((at, c)) = chars.next() {
+        match c {
+            '\\' => {
+                let (_, e) = chars.next().ok_or(CellError {
+                    at,
+                    why: "a backslash ends the cell",
+                })?;
+                field.push(match e {
+                    '\\' => '\\',
+                    '|' => '|',
+                    ';' => ';',
+                    'r' => '\r',
+                    'n' => '\n',
+                    _ => {
+                        return Err(CellError {
+                            at,
+                            why: "unknown escape",
+                        });
+                    }
+                });
+            }
+            '|' => {
+                if field.pop() != Some(' ') || chars.next().map(|(_, c)| c) != Some(' ') {
+                    return Err(CellError {
+                        at,
+                        why: "a field separator is not ' | '",
+                    });
+                }
+                fields.push(std::mem::take(&mut field));
+            }
+            ';' => {
+                if chars.next().map(|(_, c)| c) != Some(' ') {
+                    return Err(CellError {
+                        at,
+                        why: "an entry separator is not '; '",
+                    });
+                }
+                fields.push(std::mem::take(&mut field));
+                entries.push(std::mem::take(&mut fields));
+            }
+            c => field.push(c),
+        }
+    }
+    fields.push(field);
+    entries.push(fields);
+    if let Some(bad) = entries.iter().position(|e| e.len() != 5) {
+        return Err(CellError {
+            at: bad,
+            why: "an entry does not have 5 fields",
+        });
+    }
+    Ok(entries)
 }
 
 /// The signatures of a trail, by the checksum they sign.
@@ -163,17 +306,17 @@ pub fn write_csv_prefix(record: &Record, out: &mut Vec<u8>) {
 }
 
 /// The text of the signatures cell: manifestation lines joined by `"; "`.
-pub fn signatures_cell(signatures: &[Manifestation]) -> String {
+pub fn signatures_cell(version: FormatVersion, signatures: &[Manifestation]) -> String {
     signatures
         .iter()
-        .map(Manifestation::line)
+        .map(|m| m.line(version))
         .collect::<Vec<_>>()
         .join("; ")
 }
 
-/// Appends the signatures cell and the row terminator (`\r\n`).
+/// Appends the signatures cell (of the current format) and the row terminator (`\r\n`).
 pub fn write_csv_signatures(signatures: &[Manifestation], out: &mut Vec<u8>) {
-    write_csv_cell(out, &signatures_cell(signatures));
+    write_csv_cell(out, &signatures_cell(FormatVersion::CURRENT, signatures));
     out.extend_from_slice(b"\r\n");
 }
 
@@ -219,8 +362,17 @@ pub fn write_json_prefix(record: &Record, out: &mut Vec<u8>) {
     key(out, "signatures");
 }
 
-/// Appends the signatures array and closes the row object.
+/// Appends the signatures array (of the current format) and closes the row object.
 pub fn write_json_signatures(signatures: &[Manifestation], out: &mut Vec<u8>) {
+    write_json_signatures_as(FormatVersion::CURRENT, signatures, out);
+}
+
+/// Appends the signatures array as `version` lays it out and closes the row object.
+pub fn write_json_signatures_as(
+    version: FormatVersion,
+    signatures: &[Manifestation],
+    out: &mut Vec<u8>,
+) {
     out.push(b'[');
     for (i, m) in signatures.iter().enumerate() {
         if i > 0 {
@@ -228,6 +380,10 @@ pub fn write_json_signatures(signatures: &[Manifestation], out: &mut Vec<u8>) {
         }
         out.extend_from_slice(b"{\"printed_name\":");
         write_json_string(out, &m.printed_name);
+        if version == FormatVersion::V2 {
+            out.extend_from_slice(b",\"username\":");
+            write_json_string(out, &m.username);
+        }
         out.extend_from_slice(b",\"signed_at\":\"");
         m.signed_at.write_canonical(out);
         out.extend_from_slice(b"\",\"meaning\":");
@@ -270,5 +426,51 @@ mod tests {
         assert_eq!(cell("=HYPERLINK(1)"), "'=HYPERLINK(1)");
         assert_eq!(cell("-1,2"), "\"'-1,2\"");
         assert_eq!(cell(""), "");
+    }
+
+    fn manifestation(name: &str, user: &str, reason: &str) -> Manifestation {
+        Manifestation {
+            printed_name: name.into(),
+            username: user.into(),
+            signed_at: Timestamp::parse_canonical("2026-12-04T10:00:00.000000Z").unwrap(),
+            meaning: "reviewed".into(),
+            reason: reason.into(),
+            signature_seq: ChainSeq::new(7).unwrap(),
+            signature_checksum: Checksum([1; 32]),
+        }
+    }
+
+    // REQ: R4.3
+    #[test]
+    fn v2_cells_round_trip_any_reason_and_v1_cells_did_not() {
+        let hostile = [
+            manifestation("Rita | Reviewer", "rita", "ok; a | b \\ c\r\nd \"q\" ; |"),
+            manifestation(" Ali ", "ali", " trailing space | "),
+            manifestation("Bo", "bo", ""),
+        ];
+        let cell = signatures_cell(FormatVersion::V2, &hostile);
+        let parsed = parse_signatures_cell(&cell).unwrap();
+        assert_eq!(parsed.len(), 3);
+        for (m, fields) in hostile.iter().zip(&parsed) {
+            assert_eq!(
+                fields,
+                &vec![
+                    m.printed_name.clone(),
+                    m.username.clone(),
+                    m.signed_at.to_canonical(),
+                    m.meaning.clone(),
+                    m.reason.clone()
+                ]
+            );
+        }
+        // v1 joined the same text unescaped: it cannot be split back into 3 entries.
+        let v1 = signatures_cell(FormatVersion::V1, &hostile);
+        assert_ne!(v1.split("; ").count(), 3);
+        assert_eq!(
+            parse_signatures_cell("").unwrap(),
+            Vec::<Vec<String>>::new()
+        );
+        assert!(parse_signatures_cell("a | b").is_err());
+        assert!(parse_signatures_cell("a \\x | b | c | d | e").is_err());
     }
 }

@@ -51,11 +51,14 @@ pub enum ChangeSetting {
     /// Accept the configuration found at start-up as the approved one after a `CONFIG_DRIFT`
     /// (a JSON string: the `sha256:` digest the drift event named).
     ConfigBaseline,
+    /// The signing workflow's rules (`crate::workflow::WorkflowPolicy`): `"strict"`,
+    /// `"relaxed"` or an object of the rules' booleans.
+    SigningWorkflow,
 }
 
 impl ChangeSetting {
     /// Every setting, in a stable order.
-    pub const ALL: [ChangeSetting; 12] = [
+    pub const ALL: [ChangeSetting; 13] = [
         ChangeSetting::WatchRoots,
         ChangeSetting::SettleMs,
         ChangeSetting::NotaryTarget,
@@ -68,6 +71,7 @@ impl ChangeSetting {
         ChangeSetting::AccountStatus,
         ChangeSetting::RegistrationClosed,
         ChangeSetting::ConfigBaseline,
+        ChangeSetting::SigningWorkflow,
     ];
 
     /// The stored and transmitted label (also the configuration key it overrides, if any).
@@ -85,6 +89,7 @@ impl ChangeSetting {
             ChangeSetting::AccountStatus => "account_status",
             ChangeSetting::RegistrationClosed => "registration_closed",
             ChangeSetting::ConfigBaseline => "config_baseline",
+            ChangeSetting::SigningWorkflow => "signing_workflow",
         }
     }
 
@@ -125,6 +130,9 @@ impl ChangeSetting {
                 s.strip_prefix("sha256:")
                     .is_some_and(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
             }),
+            ChangeSetting::SigningWorkflow => {
+                crate::workflow::WorkflowPolicy::from_value(value).is_ok()
+            }
         };
         if ok {
             Ok(())
@@ -148,6 +156,11 @@ impl ChangeSetting {
                 }
                 ChangeSetting::RegistrationClosed => "true or false",
                 ChangeSetting::ConfigBaseline => "\"sha256:<64 hex digits>\"",
+                ChangeSetting::SigningWorkflow => {
+                    "\"strict\", \"relaxed\" or {\"review_before_approval\": true, \
+                     \"approver_not_reviewer\": true, \"approver_not_author\": true, \
+                     \"no_approval_when_superseded\": true, \"no_repeated_meaning\": true}"
+                }
             }
             .to_owned())
         }

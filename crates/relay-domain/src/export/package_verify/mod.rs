@@ -50,8 +50,8 @@ use super::render::Manifestation;
 use super::seal::Seal;
 use super::trust::PinnedKey;
 use super::{
-    EXPORT_FORMAT, MANIFEST_FILE, PROOFS_JSONL, RECEIPTS_JSONL, RECORDS_CSV, RECORDS_JSON,
-    RECORDS_JSONL,
+    EXPORT_FORMAT, EXPORT_FORMAT_V1, MANIFEST_FILE, PROOFS_JSONL, RECEIPTS_JSONL, RECORDS_CSV,
+    RECORDS_JSON, RECORDS_JSONL,
 };
 use crate::ids::{ChainSeq, Checksum};
 use crate::keys::KeyRing;
@@ -97,7 +97,9 @@ pub enum PackageError {
     #[error(transparent)]
     Manifest(#[from] ManifestError),
     /// The manifest is of a format this verifier does not know.
-    #[error("manifest.json has format {0:?}; this verifier reads {EXPORT_FORMAT:?}")]
+    #[error(
+        "manifest.json has format {0:?}; this verifier reads {EXPORT_FORMAT:?} and {EXPORT_FORMAT_V1:?}"
+    )]
     UnsupportedFormat(String),
     /// A file could not be read.
     #[error("cannot read {file}")]
@@ -268,7 +270,7 @@ pub fn verify_package<R: BufRead>(
     // Check 1: the manifest parses strictly and is of a known format, or nothing is verified.
     let parsed = parse_sealed_manifest(&inputs.manifest)?;
     let manifest = parsed.manifest;
-    if manifest.format != EXPORT_FORMAT {
+    if crate::export::FormatVersion::from_format(&manifest.format).is_none() {
         return Err(PackageError::UnsupportedFormat(
             manifest.format.chars().take(64).collect(),
         ));

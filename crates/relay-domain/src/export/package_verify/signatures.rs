@@ -7,7 +7,7 @@ use std::io::BufRead;
 use super::PackageVerifier;
 use super::findings::Findings;
 use crate::export::render::{
-    Manifestation, signatures_cell, write_csv_cell, write_json_signatures,
+    FormatVersion, Manifestation, signatures_cell, write_csv_cell, write_json_signatures_as,
 };
 use crate::export::{RECORDS_CSV, RECORDS_JSON};
 use crate::ids::Checksum;
@@ -30,6 +30,7 @@ pub(super) struct RenderedSignatures {
 
 /// Compares one row's rendered signatures with the SIGNATURE records naming it.
 fn compare_signatures(
+    version: FormatVersion,
     f: &mut Findings,
     row: &RenderedSignatures,
     records: &[Manifestation],
@@ -52,7 +53,7 @@ fn compare_signatures(
         )
     };
     buf.clear();
-    write_json_signatures(records, buf);
+    write_json_signatures_as(version, records, buf);
     buf.pop();
     let json = if row.json.is_empty() {
         b"[]".as_slice()
@@ -70,7 +71,7 @@ fn compare_signatures(
     }
     if has_csv {
         buf.clear();
-        write_csv_cell(buf, &signatures_cell(records));
+        write_csv_cell(buf, &signatures_cell(version, records));
         if row.csv != *buf {
             f.fail(
                 RECORDS_CSV,
@@ -102,6 +103,9 @@ impl<R: BufRead> PackageVerifier<'_, R> {
             return;
         }
         let whole = self.whole;
+        // The format was checked before any check ran (check 1).
+        let version =
+            FormatVersion::from_format(&self.manifest.format).unwrap_or(FormatVersion::CURRENT);
         let f = &mut self.f;
         let scratch = &mut self.buf.scratch;
         let mut rendered = std::mem::take(&mut self.rendered);
@@ -112,7 +116,9 @@ impl<R: BufRead> PackageVerifier<'_, R> {
             list.sort_by_key(|m| m.signature_seq);
             let target_exported = whole || self.exported.contains(&short(&target));
             match rendered.remove(&target) {
-                Some(row) => compare_signatures(f, &row, &list, has_json, has_csv, scratch),
+                Some(row) => {
+                    compare_signatures(version, f, &row, &list, has_json, has_csv, scratch)
+                }
                 None if target_exported => {
                     let file = if has_json { RECORDS_JSON } else { RECORDS_CSV };
                     f.fail(
@@ -129,7 +135,7 @@ impl<R: BufRead> PackageVerifier<'_, R> {
         let mut leftover: Vec<RenderedSignatures> = rendered.into_values().collect();
         leftover.sort_by_key(|r| r.row_seq);
         for row in leftover {
-            compare_signatures(f, &row, &[], has_json, has_csv, scratch);
+            compare_signatures(version, f, &row, &[], has_json, has_csv, scratch);
         }
     }
 }

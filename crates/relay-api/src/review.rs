@@ -1,0 +1,177 @@
+//! The review state of trails (issue 20): each record's signatures, whether a later capture
+//! superseded it, and the review status the signing workflow
+//! ([`relay_domain::workflow`]) derives from both.
+//!
+//! The index is built incrementally per trail: records never change, so each trail is read
+//! once and then only from where the last read ended. Readers get an immutable snapshot
+//! (`Arc`), copied only when new records arrive while an older snapshot is still in use.
+//! Each trail also has a signing lane: a signature's workflow check and its append run under
+//! it, so two parallel signatures on one trail cannot both pass a check meant for one.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use relay_domain::workflow::{ReviewStatus, SignatureFact, SignatureMeaning, TargetFacts};
+use relay_domain::{Checksum, EventKind, Record, TrailId};
+
+use crate::error::ApiError;
+use crate::events::Manifestation;
+use crate::state::ApiState;
+
+/// Records read per store call while bringing an index up to the head.
+const READ_PAGE: usize = 500;
+
+/// What the workflow knows about one trail, up to a seq.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct ReviewSnapshot {
+    /// Signatures by the checksum they sign, in trail order.
+    by_target: HashMap<Checksum, Vec<Manifestation>>,
+    /// Per subject, the seq of its newest `FILE_MODIFIED` / `FILE_DELETED`.
+    newest_change: HashMap<String, u64>,
+}
+
+/// Whether records of `kind` are file captures that a later capture can supersede.
+fn is_capture(kind: &EventKind) -> bool {
+    kind.as_str().starts_with("FILE_")
+}
+
+/// Whether records of `kind` supersede the earlier captures of their subject.
+fn supersedes(kind: &EventKind) -> bool {
+    *kind == EventKind::file_modified() || *kind == EventKind::file_deleted()
+}
+
+impl ReviewSnapshot {
+    fn observe(&mut self, record: &Record) {
+        if let Some((target, m)) = Manifestation::of(record) {
+            self.by_target.entry(target).or_default().push(m);
+        } else if supersedes(&record.kind)
+            && let Some(subject) = &record.subject
+        {
+            self.newest_change
+                .insert(subject.as_str().to_owned(), record.chain_seq.get());
+        }
+    }
+
+    /// The signatures on the record with `checksum`, oldest first.
+    pub(crate) fn signatures_on(&self, checksum: &Checksum) -> &[Manifestation] {
+        self.by_target.get(checksum).map_or(&[], Vec::as_slice)
+    }
+
+    /// Whether `record` can be signed at all: not a SIGNATURE, not in `_relay`.
+    pub(crate) fn signable(record: &Record) -> bool {
+        !record.trail_id.is_relay() && record.kind != EventKind::signature()
+    }
+
+    /// The seq of the newest later capture of `record`'s subject that supersedes it.
+    pub(crate) fn superseded_by(&self, record: &Record) -> Option<u64> {
+        if !is_capture(&record.kind) {
+            return None;
+        }
+        let subject = record.subject.as_ref()?;
+        self.newest_change
+            .get(subject.as_str())
+            .copied()
+            .filter(|&seq| seq > record.chain_seq.get())
+    }
+
+    /// The record's signatures as the workflow rules read them.
+    pub(crate) fn signature_facts(&self, record: &Record) -> Vec<SignatureFact> {
+        self.signatures_on(&record.checksum)
+            .iter()
+            .map(|m| SignatureFact {
+                signer: m.username.clone(),
+                meaning: SignatureMeaning::parse(&m.meaning),
+                seq: m.signature_seq,
+            })
+            .collect()
+    }
+
+    /// The review status of `record`; `None` when it cannot be signed.
+    pub(crate) fn status(&self, record: &Record) -> Option<ReviewStatus> {
+        if !Self::signable(record) {
+            return None;
+        }
+        let sigs = self.signature_facts(record);
+        Some(relay_domain::workflow::review_status(&TargetFacts {
+            author: record.actor.as_str(),
+            signatures: &sigs,
+            superseded_by: self.superseded_by(record),
+        }))
+    }
+
+    /// The next signature `signer` may apply to `record` under the installation's policy.
+    pub(crate) fn next_step_for(
+        &self,
+        policy: &relay_domain::workflow::WorkflowPolicy,
+        record: &Record,
+        signer: &str,
+    ) -> Option<SignatureMeaning> {
+        if !Self::signable(record) {
+            return None;
+        }
+        let sigs = self.signature_facts(record);
+        relay_domain::workflow::next_step_for(
+            policy,
+            &TargetFacts {
+                author: record.actor.as_str(),
+                signatures: &sigs,
+                superseded_by: self.superseded_by(record),
+            },
+            signer,
+        )
+    }
+}
+
+/// One trail's index and signing lane.
+#[derive(Default)]
+struct TrailLane {
+    /// The index and how far it has read.
+    index: tokio::sync::Mutex<(u64, Arc<ReviewSnapshot>)>,
+    /// Held from a signature's workflow check to its append.
+    signing: Arc<tokio::sync::Mutex<()>>,
+}
+
+/// The review index of every trail read so far.
+#[derive(Default)]
+pub(crate) struct ReviewIndex {
+    trails: Mutex<HashMap<TrailId, Arc<TrailLane>>>,
+}
+
+impl ReviewIndex {
+    fn lane(&self, trail: &TrailId) -> Arc<TrailLane> {
+        let mut trails = self.trails.lock().unwrap_or_else(PoisonError::into_inner);
+        trails.entry(trail.clone()).or_default().clone()
+    }
+}
+
+impl ApiState {
+    /// The review state of `trail`, brought up to the stored head.
+    pub(crate) async fn review_of(&self, trail: &TrailId) -> Result<Arc<ReviewSnapshot>, ApiError> {
+        let lane = self.inner.review.lane(trail);
+        let mut guard = lane.index.lock().await;
+        let (scanned_upto, snapshot) = &mut *guard;
+        loop {
+            let page = self
+                .parts()
+                .store
+                .read(trail, *scanned_upto, READ_PAGE)
+                .await?;
+            let Some(last) = page.last() else { break };
+            *scanned_upto = last.chain_seq.get();
+            let next = Arc::make_mut(snapshot);
+            for record in &page {
+                next.observe(record);
+            }
+            if page.len() < READ_PAGE {
+                break;
+            }
+        }
+        Ok(snapshot.clone())
+    }
+
+    /// Waits for `trail`'s signing lane; the guard serializes signatures on the trail.
+    pub(crate) async fn signing_lane(&self, trail: &TrailId) -> tokio::sync::OwnedMutexGuard<()> {
+        let lane = self.inner.review.lane(trail);
+        lane.signing.clone().lock_owned().await
+    }
+}
