@@ -319,6 +319,32 @@ fn an_account_row_edited_in_a_copy_of_the_data_dir_is_named_by_verify() {
         shown.contains("ACCOUNT ROW DISAGREES bob: disabled stored=true chained=false"),
         "{shown}"
     );
+    // A start on the edited copy says it too: STARTUP posture and a SYSTEM event.
+    let child = common::start(&copy, &watch);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let event = loop {
+        let found = common::records(&copy, "_relay").into_iter().find(|r| {
+            r.kind.as_str() == "SYSTEM"
+                && r.payload.to_value().unwrap()["event"] == "ACCOUNT_ROWS_DISAGREE"
+        });
+        if let Some(r) = found {
+            break r.payload.to_value().unwrap();
+        }
+        assert!(Instant::now() < deadline, "no ACCOUNT_ROWS_DISAGREE event at start-up");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    common::stop(child);
+    assert!(event.to_string().contains("otto"), "{event}");
+    let startup = common::records(&copy, "_relay")
+        .into_iter()
+        .filter(|r| r.kind.as_str() == "STARTUP")
+        .last()
+        .unwrap()
+        .payload
+        .to_value()
+        .unwrap();
+    assert_eq!(startup["account_rows"]["agree"], false, "{startup}");
+
     // The review flags it too.
     let out = edge(&["access-review", "--json"], &copy);
     let review: Value = serde_json::from_slice(&out.stdout).unwrap();
