@@ -79,71 +79,8 @@ fn print_review(review: &AccessReview, json: bool) -> Result<(), CliError> {
         println!("{text}");
         return Ok(());
     }
-    println!(
-        "ACCESS REVIEW  generated {}  (_relay up to #{})",
-        review.generated_at, review.relay_seq
-    );
-    match &review.previous_review {
-        Some(p) => println!(
-            "period since the previous review: {} (by {}, _relay#{})",
-            p.at, p.reviewer, p.seq
-        ),
-        None => println!("period: since installation (no previous review)"),
+    for line in relay_domain::access_review::review_lines(review) {
+        println!("{line}");
     }
-    println!(
-        "{:<20} {:<24} {:<9} {:<9} {:<27} {:<14} {:<27} {:<27} {:>6}  flags",
-        "username",
-        "printed name",
-        "role",
-        "status",
-        "created at",
-        "created by",
-        "last login",
-        "password changed",
-        "failed"
-    );
-    let or_dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-    for a in &review.accounts {
-        println!(
-            "{:<20} {:<24} {:<9} {:<9} {:<27} {:<14} {:<27} {:<27} {:>6}  {}",
-            a.username,
-            a.full_name,
-            a.role,
-            a.status,
-            a.created_at,
-            or_dash(&a.created_by),
-            or_dash(&a.last_login_at),
-            or_dash(&a.password_changed_at),
-            a.failed_logins,
-            a.flags.join(",")
-        );
-        for change in &a.role_history {
-            println!(
-                "    role {} -> {} at {} by {}{}{}",
-                change.from.as_deref().unwrap_or("(created)"),
-                change.to,
-                change.at,
-                change.by,
-                change
-                    .change_id
-                    .as_ref()
-                    .map(|id| format!(
-                        " (four-eyes {id}, proposed by {})",
-                        change.proposed_by.as_deref().unwrap_or("?")
-                    ))
-                    .unwrap_or_default(),
-                change
-                    .reason
-                    .as_ref()
-                    .map(|r| format!(": {r}"))
-                    .unwrap_or_default(),
-            );
-        }
-    }
-    println!(
-        "failed logins with names that are no account: {}",
-        review.failed_logins_unknown_names
-    );
-    println!("review digest {}", review.digest);
     Ok(())
 }

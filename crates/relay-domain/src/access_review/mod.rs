@@ -10,7 +10,9 @@
 //! Pure: the caller reads the rows and streams `_relay` through an [`AccountReplay`].
 
 mod replay;
+mod text;
 
+pub use text::review_lines;
 pub use replay::{
     AccountReplay, ChainedAccount, Creation, PasswordSetBy, PreviousReview, RoleChange,
 };
