@@ -284,7 +284,7 @@ fn the_access_review_lists_role_history_flags_the_bootstrap_admin_and_seals_a_ve
     assert!(shown.contains("access_review.json"), "{shown}");
 }
 
-// REQ: R3.2, R1.5
+// REQ: R3.2, R1.6
 #[test]
 fn an_account_row_edited_in_a_copy_of_the_data_dir_is_named_by_verify() {
     let tmp = tempfile::tempdir().unwrap();

@@ -132,7 +132,7 @@ pub async fn account_rows_data_dir(
                 what: "_relay trail",
                 message: relay_domain::error_chain(&e),
             })?;
-        Ok((
+        Ok::<_, AccessReviewError>((
             row_disagreements(&accounts, &replay),
             replay.unreadable().to_vec(),
         ))
