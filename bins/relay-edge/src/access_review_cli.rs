@@ -47,14 +47,12 @@ pub(crate) fn access_review(
         access_review: None,
     };
     eprintln!("relay-edge: building the access review and sealing it with _relay ...");
-    let (review, outcome) = runtime.block_on(
-        relay_node::access_review::export_review_data_dir(
-            &config.data_dir,
-            device,
-            max_age,
-            &request,
-        ),
-    )?;
+    let (review, outcome) = runtime.block_on(relay_node::access_review::export_review_data_dir(
+        &config.data_dir,
+        device,
+        max_age,
+        &request,
+    ))?;
     print_review(&review, args.json)?;
     eprintln!(
         "sealed access review of {} accounts (digest {}) with {} _relay records (head {}) to {}",

@@ -32,7 +32,13 @@ fn free_port() -> u16 {
 }
 
 /// One HTTP/1.1 request to the edge (`Connection: close`): status and JSON body.
-fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+fn http(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<Value>,
+) -> (u16, Value) {
     let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
     let body = body.map(|b| b.to_string()).unwrap_or_default();
@@ -51,7 +57,10 @@ fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: Option<V
     let text = String::from_utf8_lossy(&raw).into_owned();
     let (head, rest) = text.split_once("\r\n\r\n").unwrap();
     let status: u16 = head.split(' ').nth(1).unwrap().parse().unwrap();
-    let body = if head.to_ascii_lowercase().contains("transfer-encoding: chunked") {
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
         dechunk(rest)
     } else {
         rest.to_owned()
@@ -82,7 +91,13 @@ fn login(port: u16, user: &str) -> String {
     let b = ok(
         "login",
         200,
-        http(port, "POST", "/api/v1/auth/login", None, Some(json!({"username": user, "password": PASSWORD}))),
+        http(
+            port,
+            "POST",
+            "/api/v1/auth/login",
+            None,
+            Some(json!({"username": user, "password": PASSWORD})),
+        ),
     );
     b["token"].as_str().unwrap().to_owned()
 }
@@ -96,7 +111,9 @@ fn create(port: u16, admin: &str, user: &str, name: &str, role: &str) {
             "POST",
             "/api/v1/accounts",
             Some(admin),
-            Some(json!({"username": user, "full_name": name, "password": TEMPORARY, "role": role, "reason": "a second administrator for four-eyes"})),
+            Some(
+                json!({"username": user, "full_name": name, "password": TEMPORARY, "role": role, "reason": "a second administrator for four-eyes"}),
+            ),
         ),
     );
     ok(
@@ -136,7 +153,15 @@ fn populated(data: &Path, watch: &Path) {
     ok(
         "register",
         201,
-        http(port, "POST", "/api/v1/auth/register", None, Some(json!({"username": "ada", "full_name": "Ada Admin", "password": PASSWORD, "role": "admin"}))),
+        http(
+            port,
+            "POST",
+            "/api/v1/auth/register",
+            None,
+            Some(
+                json!({"username": "ada", "full_name": "Ada Admin", "password": PASSWORD, "role": "admin"}),
+            ),
+        ),
     );
     let ada = login(port, "ada");
     create(port, &ada, "bob", "Bob Admin", "admin");
@@ -145,19 +170,45 @@ fn populated(data: &Path, watch: &Path) {
     let p = ok(
         "propose",
         201,
-        http(port, "POST", "/api/v1/changes", Some(&ada), Some(json!({"setting": "account_role", "value": {"username": "otto", "role": "reviewer"}, "reason": "trained for QA review"}))),
+        http(
+            port,
+            "POST",
+            "/api/v1/changes",
+            Some(&ada),
+            Some(
+                json!({"setting": "account_role", "value": {"username": "otto", "role": "reviewer"}, "reason": "trained for QA review"}),
+            ),
+        ),
     );
     let id = p["id"].as_str().unwrap();
     ok(
         "approve",
         200,
-        http(port, "POST", &format!("/api/v1/changes/{id}/approve"), Some(&bob), Some(json!({"password": PASSWORD, "reason": "training record checked"}))),
+        http(
+            port,
+            "POST",
+            &format!("/api/v1/changes/{id}/approve"),
+            Some(&bob),
+            Some(json!({"password": PASSWORD, "reason": "training record checked"})),
+        ),
     );
-    let review = ok("review", 200, http(port, "GET", "/api/v1/access-review", Some(&ada), None));
+    let review = ok(
+        "review",
+        200,
+        http(port, "GET", "/api/v1/access-review", Some(&ada), None),
+    );
     ok(
         "complete",
         201,
-        http(port, "POST", "/api/v1/access-review/complete", Some(&ada), Some(json!({"password": PASSWORD, "reason": "Q4 access review", "review_digest": review["digest"]}))),
+        http(
+            port,
+            "POST",
+            "/api/v1/access-review/complete",
+            Some(&ada),
+            Some(
+                json!({"password": PASSWORD, "reason": "Q4 access review", "review_digest": review["digest"]}),
+            ),
+        ),
     );
     common::stop(child);
 }
@@ -213,7 +264,12 @@ fn the_access_review_lists_role_history_flags_the_bootstrap_admin_and_seals_a_ve
             .unwrap()
             .clone()
     };
-    assert!(row("bob")["flags"].as_array().unwrap().contains(&json!("bootstrap_second_admin")));
+    assert!(
+        row("bob")["flags"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("bootstrap_second_admin"))
+    );
     let otto = row("otto");
     assert_eq!(otto["role"], "reviewer");
     let history = otto["role_history"].as_array().unwrap();
@@ -229,7 +285,10 @@ fn the_access_review_lists_role_history_flags_the_bootstrap_admin_and_seals_a_ve
     assert!(table.status.success(), "{shown}");
     assert!(shown.contains("bootstrap_second_admin"), "{shown}");
     assert!(shown.contains("role operator -> reviewer"), "{shown}");
-    assert!(shown.contains(review["digest"].as_str().unwrap()), "{shown}");
+    assert!(
+        shown.contains(review["digest"].as_str().unwrap()),
+        "{shown}"
+    );
 
     // Sealed with _relay; relay-verify checks it offline, pinned by the printed fingerprint.
     let pkg = tmp.path().join("review-pkg");
@@ -269,9 +328,11 @@ fn the_access_review_lists_role_history_flags_the_bootstrap_admin_and_seals_a_ve
         std::fs::copy(entry.path(), tampered.join(entry.file_name())).unwrap();
     }
     let review_file = tampered.join("access_review.json");
-    let edited = std::fs::read_to_string(&review_file)
-        .unwrap()
-        .replacen("\"role\": \"reviewer\"", "\"role\": \"reviewes\"", 1);
+    let edited = std::fs::read_to_string(&review_file).unwrap().replacen(
+        "\"role\": \"reviewer\"",
+        "\"role\": \"reviewes\"",
+        1,
+    );
     assert_ne!(edited, std::fs::read_to_string(&review_file).unwrap());
     std::fs::write(&review_file, edited).unwrap();
     let refused = Command::new(verify_bin())
@@ -298,15 +359,26 @@ fn an_account_row_edited_in_a_copy_of_the_data_dir_is_named_by_verify() {
 
     // The attacker's copy: otto made an administrator, bob's TOTP flag faked, straight in SQL.
     let copy = tmp.path().join("copy");
-    let status = Command::new("cp").arg("-a").arg(&data).arg(&copy).status().unwrap();
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(&data)
+        .arg(&copy)
+        .status()
+        .unwrap();
     assert!(status.success());
     let db = rusqlite::Connection::open(copy.join("relay.db")).unwrap();
     let changed = db
-        .execute("UPDATE accounts SET role = 'admin' WHERE username = 'otto'", [])
+        .execute(
+            "UPDATE accounts SET role = 'admin' WHERE username = 'otto'",
+            [],
+        )
         .unwrap();
     assert_eq!(changed, 1);
-    db.execute("UPDATE accounts SET disabled = 1 WHERE username = 'bob'", [])
-        .unwrap();
+    db.execute(
+        "UPDATE accounts SET disabled = 1 WHERE username = 'bob'",
+        [],
+    )
+    .unwrap();
     drop(db);
     let out = common::verify(&copy);
     let shown = text(&out);
@@ -330,15 +402,18 @@ fn an_account_row_edited_in_a_copy_of_the_data_dir_is_named_by_verify() {
         if let Some(r) = found {
             break r.payload.to_value().unwrap();
         }
-        assert!(Instant::now() < deadline, "no ACCOUNT_ROWS_DISAGREE event at start-up");
+        assert!(
+            Instant::now() < deadline,
+            "no ACCOUNT_ROWS_DISAGREE event at start-up"
+        );
         std::thread::sleep(Duration::from_millis(200));
     };
     common::stop(child);
     assert!(event.to_string().contains("otto"), "{event}");
     let startup = common::records(&copy, "_relay")
         .into_iter()
-        .filter(|r| r.kind.as_str() == "STARTUP")
-        .last()
+        .rev()
+        .find(|r| r.kind.as_str() == "STARTUP")
         .unwrap()
         .payload
         .to_value()
@@ -354,5 +429,11 @@ fn an_account_row_edited_in_a_copy_of_the_data_dir_is_named_by_verify() {
         .iter()
         .find(|a| a["username"] == "otto")
         .unwrap();
-    assert!(otto["flags"].as_array().unwrap().contains(&json!("row_disagrees_with_trail")), "{otto}");
+    assert!(
+        otto["flags"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("row_disagrees_with_trail")),
+        "{otto}"
+    );
 }

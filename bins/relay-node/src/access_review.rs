@@ -117,15 +117,14 @@ pub async fn account_rows_data_dir(
 ) -> Result<(Vec<RowDisagreement>, Vec<(u64, String)>), AccessReviewError> {
     let adapters = open(data_dir).await?;
     let result = async {
-        let accounts =
-            adapters
-                .accounts
-                .list()
-                .await
-                .map_err(|e| AccessReviewError::Read {
-                    what: "accounts",
-                    message: relay_domain::error_chain(&e),
-                })?;
+        let accounts = adapters
+            .accounts
+            .list()
+            .await
+            .map_err(|e| AccessReviewError::Read {
+                what: "accounts",
+                message: relay_domain::error_chain(&e),
+            })?;
         let replay = replay_relay_trail(adapters.record_store.as_ref())
             .await
             .map_err(|e| AccessReviewError::Read {

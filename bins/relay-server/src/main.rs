@@ -405,7 +405,6 @@ async fn verify(
 
 /// `relay-server access-review`: the review of the configured stores, printed.
 async fn access_review(config: Option<std::path::PathBuf>, json: bool) -> Result<(), BoxError> {
-    use relay_domain::ports::{AccountStore, TimeSource};
     let c = config::load(config.as_deref())?;
     let stores = open_stores(&c).await?;
     let review = async {

@@ -6,9 +6,9 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use relay_domain::export::{
-    ACCESS_REVIEW_JSON, ANCHORS_JSON, MAX_ACCESS_REVIEW_BYTES, MANIFEST_FILE, MAX_ANCHORS_BYTES, MAX_LINE_BYTES, MAX_MANIFEST_BYTES,
-    PACKAGE_FILES, PROOFS_JSONL, PackageInputs, RECEIPTS_JSONL, RECORDS_CSV, RECORDS_JSON,
-    RECORDS_JSONL, parse_sealed_manifest,
+    ACCESS_REVIEW_JSON, ANCHORS_JSON, MANIFEST_FILE, MAX_ACCESS_REVIEW_BYTES, MAX_ANCHORS_BYTES,
+    MAX_LINE_BYTES, MAX_MANIFEST_BYTES, PACKAGE_FILES, PROOFS_JSONL, PackageInputs, RECEIPTS_JSONL,
+    RECORDS_CSV, RECORDS_JSON, RECORDS_JSONL, parse_sealed_manifest,
 };
 use relay_domain::merkle::{MerkleTree, record_leaf_hash, verify_inclusion};
 use relay_domain::ports::Anchor;

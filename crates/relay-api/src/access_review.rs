@@ -25,7 +25,7 @@ use utoipa::ToSchema;
 
 use crate::auth::{AuthUser, Password};
 use crate::error::{ApiError, ErrorBody};
-use crate::exports::{SealedExportView, SealedExporter};
+use crate::exports::SealedExportView;
 use crate::extract::ApiJson;
 use crate::state::ApiState;
 

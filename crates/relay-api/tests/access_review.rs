@@ -30,7 +30,9 @@ async fn staff(relay: &Relay) -> Staff {
     relay
         .create(&ada, "rita", "Rita Reviewer", "reviewer")
         .await;
-    relay.create(&ada, "otto", "Otto Operator", "operator").await;
+    relay
+        .create(&ada, "otto", "Otto Operator", "operator")
+        .await;
     relay
         .create(&ada, "audrey", "Audrey Auditor", "auditor")
         .await;
@@ -92,7 +94,10 @@ async fn operators_and_reviewers_may_neither_read_nor_complete_nor_export_the_re
         }
     }
     assert!(
-        relay.records_of("_relay", "ACCESS_REVIEWED").await.is_empty(),
+        relay
+            .records_of("_relay", "ACCESS_REVIEWED")
+            .await
+            .is_empty(),
         "a refused completion records nothing"
     );
     // Anonymous callers get 401.
@@ -137,10 +142,18 @@ async fn completing_the_review_takes_a_reason_and_the_right_password_and_records
     )
     .await;
     assert_eq!(s, StatusCode::UNAUTHORIZED, "{b}");
-    assert!(relay.records_of("_relay", "ACCESS_REVIEWED").await.is_empty());
+    assert!(
+        relay
+            .records_of("_relay", "ACCESS_REVIEWED")
+            .await
+            .is_empty()
+    );
     assert_eq!(
         relay.heads_except_relay().await,
-        heads.into_iter().filter(|h| h.0 != "_relay").collect::<Vec<_>>()
+        heads
+            .into_iter()
+            .filter(|h| h.0 != "_relay")
+            .collect::<Vec<_>>()
     );
 
     // A review that changed since it was read (the failed password is counted on audrey's
@@ -153,7 +166,12 @@ async fn completing_the_review_takes_a_reason_and_the_right_password_and_records
     .await;
     assert_eq!(s, StatusCode::CONFLICT, "{b}");
     assert_eq!(b["error"]["code"], "review_changed");
-    assert!(relay.records_of("_relay", "ACCESS_REVIEWED").await.is_empty());
+    assert!(
+        relay
+            .records_of("_relay", "ACCESS_REVIEWED")
+            .await
+            .is_empty()
+    );
 
     // Read again, then sign: 201 and an ACCESS_REVIEWED event carrying that digest.
     let read = review(&relay, &staff.audrey).await;
@@ -280,8 +298,7 @@ async fn the_review_shows_a_four_eyes_role_change_and_flags_the_bootstrap_second
     // Reading the review is itself an ACCESS event.
     let access = relay.records_of("_relay", "ACCESS").await;
     assert!(access.iter().any(|r| {
-        r.actor.as_str() == "ada"
-            && r.payload.to_value().unwrap()["action"] == "access_review"
+        r.actor.as_str() == "ada" && r.payload.to_value().unwrap()["action"] == "access_review"
     }));
 }
 

@@ -326,8 +326,7 @@ impl EdgeRuntime {
             .await
             .map_err(EdgeError::Posture)?;
         let append_only = crate::append_only::read(store.as_ref()).await;
-        let account_rows =
-            crate::account_rows::read(ports.accounts.as_ref(), store.as_ref()).await;
+        let account_rows = crate::account_rows::read(ports.accounts.as_ref(), store.as_ref()).await;
         // The server of record as the store's witness: a restored older copy or a removed tail
         // is said at start-up, not only by the next `verify`.
         let witness = match &settings.forward {

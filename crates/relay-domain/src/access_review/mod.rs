@@ -12,10 +12,10 @@
 mod replay;
 mod text;
 
-pub use text::review_lines;
 pub use replay::{
     AccountReplay, ChainedAccount, Creation, PasswordSetBy, PreviousReview, RoleChange,
 };
+pub use text::review_lines;
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};

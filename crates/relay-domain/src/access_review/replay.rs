@@ -162,7 +162,9 @@ impl AccountReplay {
             "ACCOUNT_CHANGED" => self.changed(record, &payload),
             "LOGIN_FAILED" => self.login_failed(&payload),
             "CHANGE_PROPOSED" => {
-                if let (Some(id), Some(reason)) = (text(&payload, "change_id"), text(&payload, "reason")) {
+                if let (Some(id), Some(reason)) =
+                    (text(&payload, "change_id"), text(&payload, "reason"))
+                {
                     self.proposals.insert(id.to_owned(), reason.to_owned());
                 }
             }
@@ -187,9 +189,11 @@ impl AccountReplay {
             _ if change_id.is_some() => Creation::FourEyes,
             _ => Creation::ByAdmin,
         };
-        let reason = text(p, "reason")
-            .map(str::to_owned)
-            .or_else(|| change_id.as_ref().and_then(|id| self.proposals.get(id).cloned()));
+        let reason = text(p, "reason").map(str::to_owned).or_else(|| {
+            change_id
+                .as_ref()
+                .and_then(|id| self.proposals.get(id).cloned())
+        });
         let by = record.actor.as_str().to_owned();
         let setter = match creation {
             Creation::FirstAdmin => PasswordSetBy::Owner,
@@ -229,9 +233,11 @@ impl AccountReplay {
             return;
         };
         let change_id = text(p, "change_id").map(str::to_owned);
-        let reason = text(p, "reason")
-            .map(str::to_owned)
-            .or_else(|| change_id.as_ref().and_then(|id| self.proposals.get(id).cloned()));
+        let reason = text(p, "reason").map(str::to_owned).or_else(|| {
+            change_id
+                .as_ref()
+                .and_then(|id| self.proposals.get(id).cloned())
+        });
         let Some(account) = self.accounts.get_mut(&username.to_ascii_lowercase()) else {
             self.unreadable.push((
                 seq,

@@ -71,13 +71,41 @@ fn replay(records: &[Record]) -> AccountReplay {
 fn events() -> Vec<Record> {
     use serde_json::json;
     chain(&[
-        ("REGISTER", "ada", json!({"username": "ada", "full_name": "ada Person", "role": "admin", "bootstrap": true})),
-        ("REGISTER", "ada", json!({"username": "bob", "full_name": "bob Person", "role": "admin", "bootstrap": "second_admin", "reason": "second admin"})),
-        ("REGISTER", "ada", json!({"username": "rita", "full_name": "rita Person", "role": "operator", "bootstrap": false, "reason": "new hire"})),
-        ("CHANGE_PROPOSED", "ada", json!({"change_id": "cr-1", "setting": "account_role", "reason": "promotion"})),
-        ("ACCOUNT_CHANGED", "bob", json!({"username": "rita", "changes": {"role": {"from": "operator", "to": "reviewer"}}, "change_id": "cr-1", "proposer": "ada"})),
-        ("LOGIN_FAILED", "relay", json!({"username": "RITA", "answer": "invalid_credentials"})),
-        ("LOGIN_FAILED", "relay", json!({"username": "nobody", "answer": "invalid_credentials"})),
+        (
+            "REGISTER",
+            "ada",
+            json!({"username": "ada", "full_name": "ada Person", "role": "admin", "bootstrap": true}),
+        ),
+        (
+            "REGISTER",
+            "ada",
+            json!({"username": "bob", "full_name": "bob Person", "role": "admin", "bootstrap": "second_admin", "reason": "second admin"}),
+        ),
+        (
+            "REGISTER",
+            "ada",
+            json!({"username": "rita", "full_name": "rita Person", "role": "operator", "bootstrap": false, "reason": "new hire"}),
+        ),
+        (
+            "CHANGE_PROPOSED",
+            "ada",
+            json!({"change_id": "cr-1", "setting": "account_role", "reason": "promotion"}),
+        ),
+        (
+            "ACCOUNT_CHANGED",
+            "bob",
+            json!({"username": "rita", "changes": {"role": {"from": "operator", "to": "reviewer"}}, "change_id": "cr-1", "proposer": "ada"}),
+        ),
+        (
+            "LOGIN_FAILED",
+            "relay",
+            json!({"username": "RITA", "answer": "invalid_credentials"}),
+        ),
+        (
+            "LOGIN_FAILED",
+            "relay",
+            json!({"username": "nobody", "answer": "invalid_credentials"}),
+        ),
     ])
 }
 
@@ -106,7 +134,11 @@ fn review_lists_role_history_with_the_four_eyes_change_and_flags_the_bootstrap_a
     assert_eq!(rita.failed_logins, 1);
     assert_eq!(review.failed_logins_unknown_names, 1);
     assert_eq!(review.digest, review.content_digest());
-    assert!(row_disagreements(&accounts, &r).is_empty(), "{:?}", row_disagreements(&accounts, &r));
+    assert!(
+        row_disagreements(&accounts, &r).is_empty(),
+        "{:?}",
+        row_disagreements(&accounts, &r)
+    );
 }
 
 // REQ: R3.2
@@ -126,10 +158,26 @@ fn an_edited_row_is_named_with_its_field() {
         .iter()
         .map(ToString::to_string)
         .collect();
-    assert!(found.contains(&"rita: role stored=admin chained=reviewer".to_owned()), "{found:?}");
-    assert!(found.contains(&"rita: disabled stored=true chained=false".to_owned()), "{found:?}");
-    assert!(found.iter().any(|f| f.starts_with("bob: password_changed_at stored=2025-06-01")), "{found:?}");
-    assert!(found.iter().any(|f| f.starts_with("mallory: account stored=present")), "{found:?}");
+    assert!(
+        found.contains(&"rita: role stored=admin chained=reviewer".to_owned()),
+        "{found:?}"
+    );
+    assert!(
+        found.contains(&"rita: disabled stored=true chained=false".to_owned()),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|f| f.starts_with("bob: password_changed_at stored=2025-06-01")),
+        "{found:?}"
+    );
+    assert!(
+        found
+            .iter()
+            .any(|f| f.starts_with("mallory: account stored=present")),
+        "{found:?}"
+    );
 }
 
 // REQ: R3.2
@@ -137,7 +185,11 @@ fn an_edited_row_is_named_with_its_field() {
 fn the_digest_changes_with_the_content_but_not_with_the_time_of_generation() {
     let records = events();
     let r = replay(&records);
-    let accounts = vec![account("ada", Role::Admin, Some("2026-01-01T00:00:00.000000Z"))];
+    let accounts = vec![account(
+        "ada",
+        Role::Admin,
+        Some("2026-01-01T00:00:00.000000Z"),
+    )];
     let one = build_review(&accounts, &r, at("2026-01-02T00:00:00.000000Z"), i64::MAX);
     let mut later = build_review(&accounts, &r, at("2026-01-02T00:00:01.000000Z"), i64::MAX);
     assert_eq!(one.digest, later.digest);

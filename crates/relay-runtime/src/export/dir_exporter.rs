@@ -287,9 +287,7 @@ impl relay_api::SealedExporter for DirExporter {
             .map_err(|e| match e {
                 ExportError::EmptyTrail(_)
                 | ExportError::BadRange { .. }
-                | ExportError::AccessReviewOutsideRelay(_) => {
-                    E::Invalid(e.to_string())
-                }
+                | ExportError::AccessReviewOutsideRelay(_) => E::Invalid(e.to_string()),
                 other => E::Failed(relay_domain::error_chain(&other)),
             })?;
         let package = outcome

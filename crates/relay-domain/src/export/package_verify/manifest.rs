@@ -6,8 +6,8 @@ use std::io::BufRead;
 use super::{Origin, PackageVerifier};
 use crate::export::seal::Seal;
 use crate::export::{
-    ACCESS_REVIEW_JSON, ANCHORS_JSON, MANIFEST_FILE, PACKAGE_FILES, PROOFS_JSONL, RECEIPTS_JSONL, RECORDS_CSV,
-    RECORDS_JSON, RECORDS_JSONL,
+    ACCESS_REVIEW_JSON, ANCHORS_JSON, MANIFEST_FILE, PACKAGE_FILES, PROOFS_JSONL, RECEIPTS_JSONL,
+    RECORDS_CSV, RECORDS_JSON, RECORDS_JSONL,
 };
 
 impl<R: BufRead> PackageVerifier<'_, R> {
