@@ -29,10 +29,12 @@ EXPORT_FORMAT = "gims-relay export v2"
 EXPORT_FORMATS = {"gims-relay export v1": 1, EXPORT_FORMAT: 2}  # v1: read, never written
 MANIFEST_TAG = b"gims-relay:export-manifest:v1\n"
 ROWS_TAG = b"gims-relay:export-rows:v1\n"
-MANIFEST, JSONL, CSV, JSONR, ANCHORS, PROOFS, RECEIPTS = (
+MANIFEST, JSONL, CSV, JSONR, ANCHORS, PROOFS, RECEIPTS, REVIEW = (
     "manifest.json", "records.jsonl", "records.csv", "records.json", "anchors.json", "proofs.jsonl",
-    "receipts.jsonl")
-PACKAGE_FILES = [MANIFEST, JSONL, CSV, JSONR, ANCHORS, PROOFS, RECEIPTS]
+    "receipts.jsonl", "access_review.json")
+PACKAGE_FILES = [MANIFEST, JSONL, CSV, JSONR, ANCHORS, PROOFS, RECEIPTS, REVIEW]
+REVIEW_FORMAT = "gims-relay access review v1"
+REVIEW_TAG = b"gims-relay:access-review:v1\n"
 CSV_HEADER = (b"chain_seq,checksum,prev_checksum,kind,actor,actor_source,occurred_at,recorded_at,"
               b"time_source,device,project,subject,key_id,payload,signatures\r\n")
 GENESIS = "0" * 64
@@ -456,7 +458,7 @@ def verify(files, others, keys, pins):
     for name in sorted(listed):
         if name == MANIFEST or name not in PACKAGE_FILES:
             fail(MANIFEST, None, None, "file list", f"lists {name!r}")
-    for name in (JSONL, CSV, JSONR, PROOFS, ANCHORS, RECEIPTS):
+    for name in (JSONL, CSV, JSONR, PROOFS, ANCHORS, RECEIPTS, REVIEW):
         if name in listed and name not in files:
             fail(name, None, None, "presence", "listed in the manifest but missing")
         elif name in files and name not in listed:
@@ -725,6 +727,27 @@ def verify(files, others, keys, pins):
             summary["late_after_secs"] = rc["late_after_secs"]
         check_digest(RECEIPTS)
         rep.receipts = summary
+    # 12. access_review.json: a _relay package, a review of the known format, its digest, its seq
+    if REVIEW in files:
+        if trail != "_relay":
+            fail(REVIEW, None, None, "selection", "an access review travels only in a _relay package")
+        try:
+            review = json.loads(files[REVIEW].decode("utf-8"))
+            ok = (isinstance(review, dict) and review.get("format") == REVIEW_FORMAT
+                  and isinstance(review.get("digest"), str) and is_int(review.get("relay_seq"))
+                  and isinstance(review.get("accounts"), list))
+        except (ValueError, UnicodeDecodeError):
+            review, ok = None, False
+        if not ok:
+            fail(REVIEW, None, None, "parse", "not an access review of the known format")
+        else:
+            content = {k: v for k, v in review.items() if k not in ("generated_at", "relay_seq", "digest")}
+            digest = hashlib.sha256(REVIEW_TAG + jcs(content).encode("utf-8")).hexdigest()
+            if digest != review["digest"]:
+                fail(REVIEW, None, None, "digest", "the review's content gives another digest")
+            elif review["relay_seq"] > head["seq"]:
+                fail(REVIEW, None, None, "head", "built beyond the package's head")
+        check_digest(REVIEW)
     return rep, origin, seal
 
 

@@ -3,10 +3,12 @@
 // with a watched folder holding one file, registers the first admin, creates a reviewer, logs in
 // as the reviewer, finds the captured file's record in her queue, signs it as reviewed, finds it
 // with the review status filter and sees the manifestation, then
-// downloads a sealed export package and checks it with relay-verify (RELAY_VERIFY_BIN).
+// downloads a sealed export package and checks it with relay-verify (RELAY_VERIFY_BIN); then
+// the administrator completes the access review.
 //
 // Env: RELAY_EDGE_BIN (default ../../target/debug/relay-edge), CHROMIUM (default
-// /usr/bin/chromium), SCREENSHOT (default ../../docs/screenshots/record-detail-signed.png).
+// /usr/bin/chromium), SCREENSHOT (default ../../docs/screenshots/record-detail-signed.png),
+// ACCESS_REVIEW_SCREENSHOT (default ../../docs/screenshots/access-review.png).
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
 import { createServer } from "node:net";
@@ -21,6 +23,7 @@ const repo = resolve(here, "../..");
 const bin = process.env.RELAY_EDGE_BIN || join(repo, "target/debug/relay-edge");
 const browserPath = process.env.CHROMIUM || "/usr/bin/chromium";
 const screenshot = process.env.SCREENSHOT || join(repo, "docs/screenshots/record-detail-signed.png");
+const reviewScreenshot = process.env.ACCESS_REVIEW_SCREENSHOT || join(repo, "docs/screenshots/access-review.png");
 const ADMIN_PW = "admin password 1";
 // Set by the administrator: temporary, replaced by the reviewer at the first login.
 const REVIEWER_TEMPORARY_PW = "temporary harbour violet 17";
@@ -191,7 +194,27 @@ try {
   mkdirSync(dirname(screenshot), { recursive: true });
   await page.locator("#detail").scrollIntoViewIfNeeded();
   await page.screenshot({ path: screenshot, fullPage: true });
-  console.log(`browser e2e: OK (screenshot ${screenshot})`);
+
+  // 8. The administrator's access review: every account with its history, then "Review
+  // completed" signed with her password and a reason (ACCESS_REVIEWED in _relay).
+  await page.getByRole("button", { name: "Log out" }).click();
+  await page.locator("#login-username").fill("ada");
+  await page.locator("#login-password").fill(ADMIN_PW);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.locator("#me-role").filter({ hasText: "admin" }).waitFor();
+  await page.getByRole("button", { name: "Access review" }).click();
+  const review = page.locator("#access-review");
+  await review.locator("td", { hasText: "Rita Reviewer" }).waitFor();
+  assert.match(await review.locator("#access-review-digest").innerText(), /^[0-9a-f]{64}$/);
+  const reviewForm = page.locator("#access-review-form");
+  await reviewForm.getByLabel("Reason").fill("Quarterly access review: every account justified.");
+  await reviewForm.getByLabel("Password").fill(ADMIN_PW);
+  await reviewForm.getByRole("button", { name: "Review completed" }).click();
+  await page.locator("#notice").filter({ hasText: "Access review completed" }).waitFor();
+  await review.locator("#access-review-summary").filter({ hasText: "since the previous review" }).waitFor();
+  await review.scrollIntoViewIfNeeded();
+  await page.screenshot({ path: reviewScreenshot, fullPage: true });
+  console.log(`browser e2e: OK (screenshots ${screenshot}, ${reviewScreenshot})`);
 } finally {
   if (context) await context.close();
   if (!relayExit) {

@@ -31,6 +31,7 @@ fn inputs(parts: &[&[u8]]) -> PackageInputs<Cursor<Vec<u8>>> {
         records_json: file(parts, 4).map(Cursor::new),
         proofs_jsonl: file(parts, 5).map(Cursor::new),
         receipts_jsonl: None,
+        access_review_json: None,
         other_entries: parts
             .iter()
             .skip(6)

@@ -89,6 +89,7 @@ pub(crate) fn bench_export(
             actor_source: ActorSource::System,
             device: Device::new("bench").unwrap(),
         },
+        access_review: None,
     };
     eprintln!("export: sealing the package");
     let t = Instant::now();

@@ -11,6 +11,7 @@
 // Doc comments on the CLI types are `--help` text, where `<data-dir>` means a placeholder.
 #![allow(rustdoc::invalid_html_tags)]
 
+mod access_review_cli;
 mod config;
 mod custody_cli;
 
@@ -108,6 +109,38 @@ enum Command {
     /// Run `record` with the old binary after stopping the relay, replace the binary, run
     /// `compare` with the new one (its schema migration runs first) before starting the relay.
     UpgradeCheck(UpgradeCheckArgs),
+    /// The periodic access review (21 CFR 11.10(d), 11.300(b)) an inspector asks for.
+    ///
+    /// Prints every account with its role, status (enabled, disabled, locked), who created it
+    /// and when (and how: first admin, the bootstrap second admin, by an admin, four-eyes),
+    /// last login, last password change, failed logins since the previous review, its role
+    /// history from the chained REGISTER / ACCOUNT_CHANGED events (with the four-eyes change
+    /// and its reason), and flags (bootstrap_second_admin, never_logged_in, password_expired,
+    /// temporary_password, locked, disabled, not_chained, row_disagrees_with_trail), then the
+    /// review's SHA-256 digest. Read-only, safe while `run` is running.
+    ///
+    /// With --export DIR, the review is sealed into an export package of the _relay trail
+    /// (access_review.json next to the records, listed in the signed manifest) and recorded as
+    /// an EXPORT event; check it with `relay-verify DIR`. Completing the review (the reviewer's
+    /// signature, ACCESS_REVIEWED) is done in the UI or `POST /api/v1/access-review/complete`.
+    /// Exit code 0, or 2 when the data directory cannot be read.
+    AccessReview(AccessReviewArgs),
+}
+
+#[derive(Debug, Args)]
+struct AccessReviewArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// Print the review as JSON (the format of access_review.json) instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Also seal the review into an export package of _relay in this directory (or, with
+    /// --zip, this zip file).
+    #[arg(long, value_name = "DIR")]
+    export: Option<PathBuf>,
+    /// With --export: write one zip file instead of a directory.
+    #[arg(long, requires = "export")]
+    zip: bool,
 }
 
 #[derive(Debug, Args)]
@@ -348,6 +381,10 @@ enum CliError {
     CustodyState(#[from] relay_runtime::custody::CustodyStateError),
     #[error(transparent)]
     Resume(#[from] relay_runtime::forward_resume::ResumeError),
+    #[error(transparent)]
+    AccessReview(#[from] relay_node::access_review::AccessReviewError),
+    #[error("cannot render the access review as JSON")]
+    ReviewJson(#[source] serde_json::Error),
     #[error("cannot read the forwarding state of {path}")]
     ForwardStatus {
         path: std::path::PathBuf,
@@ -487,7 +524,28 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             for line in relay_runtime::witness::lines(&witness) {
                 println!("{line}");
             }
-            Ok(if report.all_hold() && witness.holds() {
+            // The account rows against the chained account events of _relay.
+            let rows_hold = match &trail {
+                Some(t) if !t.is_relay() => true,
+                _ => {
+                    let (disagreements, unreadable) = runtime.block_on(
+                        relay_node::access_review::account_rows_data_dir(&config.data_dir),
+                    )?;
+                    for d in &disagreements {
+                        println!("ACCOUNT ROW DISAGREES {d}");
+                    }
+                    for (seq, why) in &unreadable {
+                        println!("ACCOUNT EVENT UNREADABLE _relay#{seq}: {why}");
+                    }
+                    if disagreements.is_empty() && unreadable.is_empty() {
+                        println!(
+                            "OK      account rows: every row agrees with the chained account events of _relay"
+                        );
+                    }
+                    disagreements.is_empty()
+                }
+            };
+            Ok(if report.all_hold() && witness.holds() && rows_hold {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
@@ -506,6 +564,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
         }
         Command::Keys(args) => run_keys(&runtime, args.action),
         Command::Qualify(args) => run_qualify(&runtime, args),
+        Command::AccessReview(args) => access_review_cli::access_review(&runtime, args),
     }
 }
 
@@ -556,6 +615,7 @@ fn run_export(
             actor_source: relay_domain::ActorSource::OsSession,
             device: device.clone(),
         },
+        access_review: None,
     };
     let outcome = runtime.block_on(relay_node::export::export_data_dir(
         &config.data_dir,
@@ -711,7 +771,7 @@ fn run_keys(runtime: &tokio::runtime::Runtime, action: KeysAction) -> Result<Exi
     Ok(ExitCode::SUCCESS)
 }
 
-fn parse<T>(
+pub(crate) fn parse<T>(
     what: &'static str,
     value: String,
     f: impl FnOnce(String) -> Result<T, relay_domain::IdError>,
@@ -828,7 +888,7 @@ fn api_config(config: &EdgeConfig, device: &Device) -> relay_api::ApiConfig {
 }
 
 /// The host name, reduced to the characters a device id allows.
-fn default_device_id() -> String {
+pub(crate) fn default_device_id() -> String {
     let host = whoami::fallible::hostname().unwrap_or_else(|_| "edge".to_owned());
     let cleaned: String = host
         .chars()

@@ -266,6 +266,7 @@ fn export_writes_a_sealed_package_recorded_in_relay_with_the_startup_fingerprint
             records_json: open("records.json"),
             proofs_jsonl: open("proofs.jsonl"),
             receipts_jsonl: None,
+            access_review_json: None,
             other_entries: Vec::new(),
         },
         &relay_domain::export::VerifyOptions::default(),

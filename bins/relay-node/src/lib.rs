@@ -11,6 +11,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod access_review;
 pub mod backup;
 pub mod edge;
 pub mod export;

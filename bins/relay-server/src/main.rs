@@ -98,6 +98,20 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         state: std::path::PathBuf,
     },
+    /// The periodic access review (21 CFR 11.10(d), 11.300(b)): every account with its role,
+    /// status, creator, last login, last password change, failed logins since the previous
+    /// review, role history from the chained events and flags (the bootstrap second admin among
+    /// them), then the review's SHA-256 digest. Read-only. Complete it (ACCESS_REVIEWED) in the
+    /// UI or with `POST /api/v1/access-review/complete`; seal it with `POST
+    /// /api/v1/access-review/export`.
+    AccessReview {
+        /// TOML configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
+        /// Print the review as JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
     /// Create (first call) or show the ingest token of an edge; give it to the edge's operator
     /// as `forward_token` (or its `forward-token` secret).
     IngestToken {
@@ -231,6 +245,15 @@ fn main() -> ExitCode {
             admin_dsn,
             app_role,
         } => migrate_command(&runtime, admin_dsn, app_role),
+        Command::AccessReview { config, json } => {
+            match runtime.block_on(access_review(config, json)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    report(e.as_ref());
+                    ExitCode::from(2)
+                }
+            }
+        }
     }
 }
 
@@ -353,9 +376,64 @@ async fn verify(
     for line in relay_runtime::verify::report_lines(&report) {
         println!("{line}");
     }
-    let all_hold = report.all_hold();
+    let mut all_hold = report.all_hold();
+    if only.as_ref().is_none_or(relay_domain::TrailId::is_relay) {
+        // The account rows against the chained account events of _relay.
+        match relay_runtime::account_rows::read(stores.accounts.as_ref(), stores.records.as_ref())
+            .await
+        {
+            relay_runtime::account_rows::AccountRows::Checked(found) => {
+                for d in &found {
+                    println!("ACCOUNT ROW DISAGREES {d}");
+                }
+                if found.is_empty() {
+                    println!(
+                        "OK      account rows: every row agrees with the chained account events of _relay"
+                    );
+                }
+                all_hold &= found.is_empty();
+            }
+            relay_runtime::account_rows::AccountRows::Unchecked(why) => {
+                stores.close().await;
+                return Err(format!("cannot check the account rows: {why}").into());
+            }
+        }
+    }
     stores.close().await;
     Ok(all_hold)
+}
+
+/// `relay-server access-review`: the review of the configured stores, printed.
+async fn access_review(config: Option<std::path::PathBuf>, json: bool) -> Result<(), BoxError> {
+    let c = config::load(config.as_deref())?;
+    let stores = open_stores(&c).await?;
+    let review = async {
+        let accounts = stores.accounts.list().await?;
+        let replay =
+            relay_domain::access_review::replay_relay_trail(stores.records.as_ref()).await?;
+        let now = stores.clock.now().await?;
+        // The API's password age (the server has no setting of its own).
+        let max_age = relay_api::ApiConfig::new(relay_domain::Device::new("review")?)
+            .password_max_age
+            .as_micros();
+        Ok::<_, BoxError>(relay_domain::access_review::build_review(
+            &accounts,
+            &replay,
+            now.at,
+            i64::try_from(max_age).unwrap_or(i64::MAX),
+        ))
+    }
+    .await;
+    stores.close().await;
+    let review = review?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&review)?);
+    } else {
+        for line in relay_domain::access_review::review_lines(&review) {
+            println!("{line}");
+        }
+    }
+    Ok(())
 }
 
 /// `upgrade-check record|compare`: every trail's count and head against a state file.

@@ -1,4 +1,4 @@
-//! Opening a package (directory or zip) without trusting it: only the seven known file names are
+//! Opening a package (directory or zip) without trusting it: only the eight known file names are
 //! read, symlinks and anything else are reported, sizes are capped, nothing is ever extracted.
 
 use std::fs::{self, File};
@@ -6,9 +6,9 @@ use std::io::{self, BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
 use relay_domain::export::{
-    ANCHORS_JSON, MANIFEST_FILE, MAX_ANCHORS_BYTES, MAX_LINE_BYTES, MAX_MANIFEST_BYTES,
-    PACKAGE_FILES, PROOFS_JSONL, PackageInputs, RECEIPTS_JSONL, RECORDS_CSV, RECORDS_JSON,
-    RECORDS_JSONL, parse_sealed_manifest,
+    ACCESS_REVIEW_JSON, ANCHORS_JSON, MANIFEST_FILE, MAX_ACCESS_REVIEW_BYTES, MAX_ANCHORS_BYTES,
+    MAX_LINE_BYTES, MAX_MANIFEST_BYTES, PACKAGE_FILES, PROOFS_JSONL, PackageInputs, RECEIPTS_JSONL,
+    RECORDS_CSV, RECORDS_JSON, RECORDS_JSONL, parse_sealed_manifest,
 };
 use relay_domain::merkle::{MerkleTree, record_leaf_hash, verify_inclusion};
 use relay_domain::ports::Anchor;
@@ -202,6 +202,11 @@ impl Package {
             records_json: open(RECORDS_JSON)?,
             proofs_jsonl: open(PROOFS_JSONL)?,
             receipts_jsonl: open(RECEIPTS_JSONL)?,
+            access_review_json: if self.has(ACCESS_REVIEW_JSON) {
+                Some(self.read_small(ACCESS_REVIEW_JSON, MAX_ACCESS_REVIEW_BYTES)?)
+            } else {
+                None
+            },
             other_entries: match self {
                 Package::Dir { others, .. } | Package::Zip { others, .. } => others.clone(),
             },

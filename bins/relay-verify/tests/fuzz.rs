@@ -35,6 +35,7 @@ fn run(files: &[Vec<u8>]) -> Option<bool> {
         records_json: r(4),
         proofs_jsonl: None,
         receipts_jsonl: None,
+        access_review_json: None,
         other_entries: Vec::new(),
     };
     verify_package(inputs, &VerifyOptions::default())

@@ -60,6 +60,9 @@ pub struct SealedExportJob {
     pub to_seq: Option<ChainSeq>,
     /// The verified caller.
     pub requested_by: Actor,
+    /// The access review to seal into the package as `access_review.json` (a whole export of
+    /// `_relay` only; `POST /api/v1/access-review/export`).
+    pub access_review: Option<Vec<u8>>,
 }
 
 /// What an export produced.
@@ -120,7 +123,7 @@ pub trait SealedExporter: Send + Sync + std::fmt::Debug {
     async fn open(&self, package: &str) -> Result<SealedPackage, SealedExportError>;
 }
 
-fn map_error(e: SealedExportError) -> ApiError {
+pub(crate) fn map_error(e: SealedExportError) -> ApiError {
     match e {
         SealedExportError::Invalid(m) => ApiError::unprocessable("invalid_export", m),
         SealedExportError::NotFound => ApiError::not_found("no such export package"),
@@ -138,7 +141,7 @@ fn map_error(e: SealedExportError) -> ApiError {
     }
 }
 
-fn exporter(state: &ApiState) -> Result<std::sync::Arc<dyn SealedExporter>, ApiError> {
+pub(crate) fn exporter(state: &ApiState) -> Result<std::sync::Arc<dyn SealedExporter>, ApiError> {
     state.sealed_exporter().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -194,6 +197,7 @@ pub(crate) async fn create(
         to_seq: seq(to_seq, "to_seq")?,
         requested_by: Actor::new(user.username().as_str())
             .map_err(|e| ApiError::bad_request(format!("account name unusable as actor: {e}")))?,
+        access_review: None,
     };
     let view = exporter.export(job).await.map_err(map_error)?;
     Ok((StatusCode::CREATED, Json(view)))

@@ -19,6 +19,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+mod access_review;
 mod accounts;
 mod auth;
 mod authz;
@@ -52,6 +53,7 @@ use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, patch, post};
 
+pub use access_review::{AccessReviewView, CompleteReviewRequest, ReviewCompleted};
 pub use auth::{AuthUser, Claims, Password, hash_password_blocking, verify_password_blocking};
 pub use changes::{Applies, ChangeTargets, ChangeView};
 pub use config::{ApiConfig, ExportRetention, GENERIC_ACCOUNT_NAMES, SHARED_ACCOUNT_MARKERS};
@@ -93,6 +95,9 @@ pub fn router(state: ApiState) -> Router {
             get(accounts::list_accounts).post(accounts::create),
         )
         .route("/accounts/{username}", patch(accounts::patch))
+        .route("/access-review", get(access_review::review))
+        .route("/access-review/complete", post(access_review::complete))
+        .route("/access-review/export", post(access_review::export))
         .route("/trails", get(events::trails))
         .route("/events", get(events::events))
         .route("/events/{trail}/{seq}", get(events::event))
@@ -118,6 +123,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/", get(ui::index))
         .route("/ui/app.js", get(ui::app_js))
         .route("/ui/app.css", get(ui::app_css))
+        .route("/ui/access_review.js", get(ui::access_review_js))
 }
 
 async fn no_store(mut response: Response) -> Response {

@@ -24,6 +24,9 @@ from `/api/v1/auth/login`; no other header ever names the caller."
         crate::accounts::list_accounts,
         crate::accounts::create,
         crate::accounts::patch,
+        crate::access_review::review,
+        crate::access_review::complete,
+        crate::access_review::export,
         crate::events::trails,
         crate::events::events,
         crate::events::event,
@@ -43,7 +46,7 @@ from `/api/v1/auth/login`; no other header ever names the caller."
     modifiers(&BearerAuth, &ExtractorErrors),
     tags(
         (name = "auth", description = "Registration, login, passwords, TOTP"),
-        (name = "accounts", description = "Account management (admin)"),
+        (name = "accounts", description = "Account management (admin) and the periodic access review (admin, auditor)"),
         (name = "records", description = "Trails, records, export, verification"),
         (name = "signatures", description = "Electronic signatures (reviewers)"),
         (name = "changes", description = "Four-eyes configuration changes (admins)"),

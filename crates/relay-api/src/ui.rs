@@ -1,4 +1,4 @@
-//! The review UI: three static files embedded in the binary, no build step (R11.1).
+//! The review UI: four static files embedded in the binary, no build step (R11.1).
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 const INDEX: &str = include_str!("../ui/index.html");
 const APP_JS: &str = include_str!("../ui/app.js");
 const APP_CSS: &str = include_str!("../ui/app.css");
+const ACCESS_REVIEW_JS: &str = include_str!("../ui/access_review.js");
 
 /// Scripts and styles only from the relay itself; no framing; no inline script.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -42,4 +43,8 @@ pub(crate) async fn app_js() -> Response {
 
 pub(crate) async fn app_css() -> Response {
     asset(APP_CSS, "text/css; charset=utf-8")
+}
+
+pub(crate) async fn access_review_js() -> Response {
+    asset(ACCESS_REVIEW_JS, "text/javascript; charset=utf-8")
 }

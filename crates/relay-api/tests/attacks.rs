@@ -1345,6 +1345,9 @@ async fn the_openapi_document_names_every_endpoint() {
         "/api/v1/accounts/{username}",
         "/api/v1/verify",
         "/api/v1/export",
+        "/api/v1/access-review",
+        "/api/v1/access-review/complete",
+        "/api/v1/access-review/export",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} missing");
     }

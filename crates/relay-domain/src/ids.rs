@@ -260,6 +260,12 @@ impl EventKind {
     pub fn signature_refused() -> Self {
         Self::known("SIGNATURE_REFUSED")
     }
+    /// An administrator or auditor completed the periodic access review and signed it
+    /// (password re-checked, reason); in `_relay`, with the SHA-256 digest of the review it
+    /// attests (`review_digest`).
+    pub fn access_reviewed() -> Self {
+        Self::known("ACCESS_REVIEWED")
+    }
     /// An account was locked after repeated failed passwords (R3.3); in `_relay`.
     pub fn lockout() -> Self {
         Self::known("LOCKOUT")

@@ -55,6 +55,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod access_review;
 pub mod append;
 pub mod canonical;
 pub mod chain;

@@ -326,6 +326,7 @@ impl EdgeRuntime {
             .await
             .map_err(EdgeError::Posture)?;
         let append_only = crate::append_only::read(store.as_ref()).await;
+        let account_rows = crate::account_rows::read(ports.accounts.as_ref(), store.as_ref()).await;
         // The server of record as the store's witness: a restored older copy or a removed tail
         // is said at start-up, not only by the next `verify`.
         let witness = match &settings.forward {
@@ -363,6 +364,7 @@ impl EdgeRuntime {
             "export_seal": crate::export::seal_posture(&seal_key.public()),
             "record_store": ports.record_store_kind,
             "append_only": crate::append_only::posture(&append_only),
+            "account_rows": crate::account_rows::posture(&account_rows),
             "witness": witness.as_ref().map(crate::witness::posture),
             "watch": settings.watch.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
             "settle_ms": u64::try_from(settings.settle.as_millis()).unwrap_or(u64::MAX),
@@ -379,6 +381,9 @@ impl EdgeRuntime {
             .await
             .map_err(EdgeError::Posture)?;
         crate::append_only::report(&append_only, &journal)
+            .await
+            .map_err(EdgeError::Posture)?;
+        crate::account_rows::report(&account_rows, &journal)
             .await
             .map_err(EdgeError::Posture)?;
         if let Some(witness) = &witness {

@@ -10,6 +10,7 @@
 #![deny(missing_docs)]
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod account_rows;
 pub mod append_only;
 pub mod build_info;
 pub mod clock_watch;

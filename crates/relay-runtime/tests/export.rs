@@ -135,6 +135,7 @@ fn request(out: PathBuf) -> ExportRequest {
             actor_source: ActorSource::OsSession,
             device: Device::new("ws-01").unwrap(),
         },
+        access_review: None,
     }
 }
 
@@ -166,6 +167,7 @@ fn verify_dir(dir: &Path, keys: Option<&KeyRing>) -> PackageReport {
         records_json: open("records.json"),
         proofs_jsonl: open("proofs.jsonl"),
         receipts_jsonl: None,
+        access_review_json: None,
         other_entries: Vec::new(),
     };
     verify_package(
@@ -583,6 +585,7 @@ async fn api_exporter_writes_a_sealed_zip_serves_it_and_refuses_path_tricks() {
         from_seq: None,
         to_seq: None,
         requested_by: Actor::new("rita").unwrap(),
+        access_review: None,
     };
     let view = exporter.export(job("csv")).await.unwrap();
     let head = f

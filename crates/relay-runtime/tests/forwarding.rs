@@ -266,6 +266,7 @@ async fn forwarded_trail_is_a_record_for_record_replica_and_resends_are_acknowle
             from_seq: None,
             to_seq: None,
             requested_by: Actor::new("auditor").unwrap(),
+            access_review: None,
         })
         .await
         .unwrap();

@@ -390,6 +390,7 @@ impl Scratch {
                 actor_source: ActorSource::OsSession,
                 device: self.device.clone(),
             },
+            access_review: None,
         };
         let services = relay_runtime::export::ExportServices {
             store: self.adapters.record_store.as_ref(),
@@ -464,6 +465,7 @@ pub(super) fn verify_dir_package(
         records_json: open(RECORDS_JSON)?,
         proofs_jsonl: open(PROOFS_JSONL)?,
         receipts_jsonl: None,
+        access_review_json: None,
         other_entries: Vec::new(),
     };
     verify_package(

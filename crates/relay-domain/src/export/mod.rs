@@ -52,8 +52,12 @@ pub const PROOFS_JSONL: &str = "proofs.jsonl";
 /// The server of record's time of receipt of exported records (optional; [`receipts`]).
 pub const RECEIPTS_JSONL: &str = "receipts.jsonl";
 
+/// The periodic access review a `_relay` package may carry (optional; check 18 of
+/// docs/spec/export.md §4).
+pub const ACCESS_REVIEW_JSON: &str = "access_review.json";
+
 /// Every file name a package may contain; anything else is refused by the verifier.
-pub const PACKAGE_FILES: [&str; 7] = [
+pub const PACKAGE_FILES: [&str; 8] = [
     MANIFEST_FILE,
     RECORDS_JSONL,
     RECORDS_CSV,
@@ -61,6 +65,7 @@ pub const PACKAGE_FILES: [&str; 7] = [
     ANCHORS_JSON,
     PROOFS_JSONL,
     RECEIPTS_JSONL,
+    ACCESS_REVIEW_JSON,
 ];
 
 /// The longest line (or CSV row) the verifier accepts, in bytes. A record's payload is at most
@@ -69,6 +74,9 @@ pub const MAX_LINE_BYTES: usize = 16 * 1024 * 1024;
 
 /// The largest `manifest.json` accepted, in bytes.
 pub const MAX_MANIFEST_BYTES: usize = 1024 * 1024;
+
+/// The largest `access_review.json` accepted, in bytes.
+pub const MAX_ACCESS_REVIEW_BYTES: usize = 64 * 1024 * 1024;
 
 /// The largest `anchors.json` accepted, in bytes.
 pub const MAX_ANCHORS_BYTES: usize = 64 * 1024 * 1024;

@@ -265,6 +265,7 @@ impl relay_api::SealedExporter for DirExporter {
                 actor_source: relay_domain::ActorSource::Token,
                 device: self.device.clone(),
             },
+            access_review: job.access_review,
         };
         let services = ExportServices {
             store: self.store.as_ref(),
@@ -284,9 +285,9 @@ impl relay_api::SealedExporter for DirExporter {
         let outcome = export_package_with_receipts(services, receipts, &request)
             .await
             .map_err(|e| match e {
-                ExportError::EmptyTrail(_) | ExportError::BadRange { .. } => {
-                    E::Invalid(e.to_string())
-                }
+                ExportError::EmptyTrail(_)
+                | ExportError::BadRange { .. }
+                | ExportError::AccessReviewOutsideRelay(_) => E::Invalid(e.to_string()),
                 other => E::Failed(relay_domain::error_chain(&other)),
             })?;
         let package = outcome

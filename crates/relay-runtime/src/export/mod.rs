@@ -18,10 +18,10 @@ use relay_domain::export::render::{
     write_csv_prefix, write_csv_signatures, write_json_prefix, write_json_signatures,
 };
 use relay_domain::export::{
-    ANCHORS_JSON, EXPORT_FORMAT, ExportFilter, ExportManifest, FileDigest, GeneratedBy,
-    MANIFEST_FILE, ManifestError, Manifestation, PROOFS_JSONL, RECEIPTS_JSONL, RECORDS_CSV,
-    RECORDS_JSON, RECORDS_JSONL, ReceiptLine, RowsDigest, SealError, SealKey, SealPublicKey,
-    SeqRange, SignatureIndex, TrailHeadSnapshot, sealed_manifest_json,
+    ACCESS_REVIEW_JSON, ANCHORS_JSON, EXPORT_FORMAT, ExportFilter, ExportManifest, FileDigest,
+    GeneratedBy, MANIFEST_FILE, ManifestError, Manifestation, PROOFS_JSONL, RECEIPTS_JSONL,
+    RECORDS_CSV, RECORDS_JSON, RECORDS_JSONL, ReceiptLine, RowsDigest, SealError, SealKey,
+    SealPublicKey, SeqRange, SignatureIndex, TrailHeadSnapshot, sealed_manifest_json,
 };
 use relay_domain::merkle::{MerkleAccumulator, MerkleTree, record_leaf_hash};
 use relay_domain::ports::{
@@ -92,6 +92,9 @@ pub struct ExportRequest {
     pub zip: bool,
     /// Who asked.
     pub generated_by: GeneratedBy,
+    /// The periodic access review to carry as `access_review.json` (only in a whole export of
+    /// `_relay`; docs/spec/export.md §2), sealed like every other file.
+    pub access_review: Option<Vec<u8>>,
 }
 
 /// The ports an export reads and writes.
@@ -142,6 +145,9 @@ pub struct ExportOutcome {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ExportError {
+    /// An access review was asked for in a package that is not a whole export of `_relay`.
+    #[error("an access review is carried only by a whole, unfiltered export of _relay, not of {0}")]
+    AccessReviewOutsideRelay(TrailId),
     /// The trail has no records.
     #[error("trail {0} has no records to export")]
     EmptyTrail(TrailId),

@@ -155,7 +155,7 @@ pub async fn export_package_with_receipts(
         zipped?;
     }
     let (manifest, fingerprint, manifest_sha256, anchored_head) = outcome;
-    let payload = serde_json::json!({
+    let mut payload = serde_json::json!({
         "trail": request.trail.as_str(),
         "range": manifest.range,
         "filter": manifest.filter,
@@ -171,6 +171,9 @@ pub async fn export_package_with_receipts(
         "requested_by": manifest.generated_by,
         "anchored_head": anchored_head,
     });
+    if let Some(review) = manifest.rendered_sha256.get(ACCESS_REVIEW_JSON) {
+        payload["access_review_sha256"] = serde_json::json!(review.sha256);
+    }
     let subject = Subject::new(request.trail.as_str()).ok();
     // The actor is whoever asked (the verified API caller, the OS user of the CLI), not the
     // relay process.
@@ -264,6 +267,14 @@ async fn write_package(
             to: to.get(),
             head: head.seq.get(),
         });
+    }
+    if request.access_review.is_some()
+        && (!trail.is_relay()
+            || !request.filter.is_empty()
+            || from != ChainSeq::FIRST
+            || to != head.seq)
+    {
+        return Err(ExportError::AccessReviewOutsideRelay(trail.clone()));
     }
     let mut anchors = services.notary.anchors(trail).await?;
     let seal_key = load_seal_key(services.secrets).await?;
@@ -502,6 +513,11 @@ async fn write_package(
         if let Some(file) = file {
             digests.insert(name.to_owned(), file.finish()?);
         }
+    }
+    if let Some(review) = &request.access_review {
+        let mut file = HashedFile::create(dir.join(ACCESS_REVIEW_JSON))?;
+        file.write(review)?;
+        digests.insert(ACCESS_REVIEW_JSON.to_owned(), file.finish()?);
     }
     let mut anchors_file = HashedFile::create(dir.join(ANCHORS_JSON))?;
     let mut anchors_text = serde_json::to_vec_pretty(&anchors).map_err(|e| ExportError::Io {

@@ -6,8 +6,8 @@ use std::io::BufRead;
 use super::{Origin, PackageVerifier};
 use crate::export::seal::Seal;
 use crate::export::{
-    ANCHORS_JSON, MANIFEST_FILE, PACKAGE_FILES, PROOFS_JSONL, RECEIPTS_JSONL, RECORDS_CSV,
-    RECORDS_JSON, RECORDS_JSONL,
+    ACCESS_REVIEW_JSON, ANCHORS_JSON, MANIFEST_FILE, PACKAGE_FILES, PROOFS_JSONL, RECEIPTS_JSONL,
+    RECORDS_CSV, RECORDS_JSON, RECORDS_JSONL,
 };
 
 impl<R: BufRead> PackageVerifier<'_, R> {
@@ -54,7 +54,12 @@ impl<R: BufRead> PackageVerifier<'_, R> {
     /// Check 4: the package holds exactly the files the manifest lists (and only package
     /// files); `records.jsonl` and `anchors.json` are required, and `proofs.jsonl` in partial
     /// exports. `anchors.json` is read whole, so only its presence is given here.
-    pub(super) fn check_file_list(&mut self, has_anchors: bool, other_entries: &[String]) {
+    pub(super) fn check_file_list(
+        &mut self,
+        has_anchors: bool,
+        has_access_review: bool,
+        other_entries: &[String],
+    ) {
         let manifest = &self.manifest;
         let f = &mut self.f;
         // Every listed name is a package file (and not the manifest itself).
@@ -78,6 +83,7 @@ impl<R: BufRead> PackageVerifier<'_, R> {
             (PROOFS_JSONL, files.proofs.is_some()),
             (ANCHORS_JSON, has_anchors),
             (RECEIPTS_JSONL, files.receipts.is_some()),
+            (ACCESS_REVIEW_JSON, has_access_review),
         ];
         for (name, is_present) in present {
             let listed = manifest.rendered_sha256.contains_key(name);

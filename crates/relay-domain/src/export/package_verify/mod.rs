@@ -21,11 +21,13 @@
 //!   (checks 11 and 13);
 //! - `signatures.rs`: the rendered signatures against the SIGNATURE records (check 14);
 //! - `totals.rs`: the totals against the manifest and every file's digest (checks 15-16);
-//! - `receipts.rs`: `receipts.jsonl` (check 17).
+//! - `receipts.rs`: `receipts.jsonl` (check 17);
+//! - `access_review.rs`: `access_review.json` (check 18).
 //!
 //! `lines.rs` reads the files line by line while hashing them, and `findings.rs` collects what
 //! held and what failed.
 
+mod access_review;
 mod anchors;
 mod findings;
 mod lines;
@@ -85,6 +87,8 @@ pub struct PackageInputs<R> {
     pub proofs_jsonl: Option<R>,
     /// `receipts.jsonl` (server of record packages only).
     pub receipts_jsonl: Option<R>,
+    /// The bytes of `access_review.json` (access review packages of `_relay` only).
+    pub access_review_json: Option<Vec<u8>>,
     /// Names of any other entries found in the package (refused: not covered by the seal).
     pub other_entries: Vec<String>,
 }
@@ -283,6 +287,7 @@ pub fn verify_package<R: BufRead>(
         records_json,
         proofs_jsonl,
         receipts_jsonl,
+        access_review_json,
         other_entries,
     } = inputs;
     let mut v = PackageVerifier::new(
@@ -304,7 +309,11 @@ pub fn verify_package<R: BufRead>(
         &parsed.signing_bytes,
         options.expect_fingerprint,
     );
-    v.check_file_list(anchors.is_some(), &other_entries);
+    v.check_file_list(
+        anchors.is_some(),
+        access_review_json.is_some(),
+        &other_entries,
+    );
     v.check_anchors(anchors.as_deref());
     v.check_rendering_openings()?;
     v.check_records()?;
@@ -314,6 +323,7 @@ pub fn verify_package<R: BufRead>(
     v.pass_anchors();
     v.check_file_digests()?;
     let receipts = v.check_receipts()?;
+    v.check_access_review(access_review_json.as_deref());
     Ok(v.into_report(&parsed.seal, receipts))
 }
 
