@@ -169,9 +169,12 @@ impl RelayClient {
 }
 
 /// Members of an `/api/v1/events` record view that are shown with the record but are not part
-/// of it (not chained): its signatures, and the server of record's time of receipt.
+/// of it (not chained): its signatures and review status, and the server of record's time of
+/// receipt.
 pub const VIEW_ONLY_FIELDS: &[&str] = &[
     "signatures",
+    "review_status",
+    "superseded_by",
     "received_at",
     "received_after_ms",
     "late",
