@@ -257,7 +257,10 @@ fn a_service_account_relay_attributes_files_to_their_owner_or_records_them_unatt
     as_user(
         SERVICE_UID,
         SERVICE_UID,
-        &format!("printf 'daemon output' > {}/daemon.log", site.watch.display()),
+        &format!(
+            "printf 'daemon output' > {}/daemon.log",
+            site.watch.display()
+        ),
     );
     let all = wait_for_subjects(&site.data, &["analyst.fid", "daemon.log"]);
     let startup = records(&site.data, "_relay")
@@ -295,7 +298,10 @@ fn a_service_account_relay_attributes_files_to_their_owner_or_records_them_unatt
     assert_eq!(p["owner"], ANALYST, "{p}");
     assert_eq!(p["owner_uid"], analyst_uid, "{p}");
     assert_eq!(p["process_uid"], SERVICE_UID, "{p}");
-    assert_eq!(p["process_user"], attribution["process_user"]["name"], "{p}");
+    assert_eq!(
+        p["process_user"], attribution["process_user"]["name"],
+        "{p}"
+    );
     assert!(p.get("unattributed").is_none(), "{p}");
 
     // A file of a system account: the console session's user if a person is logged in at the
@@ -322,7 +328,9 @@ fn a_service_account_relay_attributes_files_to_their_owner_or_records_them_unatt
         );
         let warned = attribution["warnings"].as_array().unwrap();
         assert!(
-            warned.iter().any(|w| w.as_str().unwrap().contains("unattributed")),
+            warned
+                .iter()
+                .any(|w| w.as_str().unwrap().contains("unattributed")),
             "the start-up posture warns of unattributed captures: {posture:#}"
         );
     }
@@ -353,7 +361,10 @@ fn a_service_account_relay_attributes_files_to_their_owner_or_records_them_unatt
     );
     let csv = std::fs::read_to_string(package.join("records.csv")).unwrap();
     assert!(csv.contains(",file_owner,"), "{csv}");
-    assert!(csv.contains("\"\"owner\"\":\"\"relay-analyst-test\"\""), "{csv}");
+    assert!(
+        csv.contains("\"\"owner\"\":\"\"relay-analyst-test\"\""),
+        "{csv}"
+    );
     let python = Command::new("python3")
         .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/spec/verify_package.py"))
         .arg(&package)

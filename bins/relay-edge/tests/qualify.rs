@@ -161,11 +161,20 @@ fn qualify_passes_on_a_fresh_data_dir_and_lists_every_check_with_evidence() {
     // Run by a system account (root in CI) on a machine with no console session, captures of
     // files no person owns will be recorded unattributed: IQ-09 warns, naming why.
     let attribution = check(&json, "IQ-09");
-    assert!(evidence("IQ-09").contains("attribution policy: auto"), "{attribution:#}");
+    assert!(
+        evidence("IQ-09").contains("attribution policy: auto"),
+        "{attribution:#}"
+    );
     if nix::unistd::geteuid().as_raw() < 1000 && !console_session_exists() {
         assert_eq!(attribution["status"], "WARN", "{attribution:#}");
-        assert!(evidence("IQ-09").contains("mode: service"), "{attribution:#}");
-        assert!(evidence("IQ-09").contains("unattributed"), "{attribution:#}");
+        assert!(
+            evidence("IQ-09").contains("mode: service"),
+            "{attribution:#}"
+        );
+        assert!(
+            evidence("IQ-09").contains("unattributed"),
+            "{attribution:#}"
+        );
     }
 
     // The only write to the installation is the QUALIFICATION event; the report points at it.

@@ -305,7 +305,9 @@ impl Attribution {
             }
         };
         let chosen = match r.policy {
-            AttributionPolicy::ProcessUser => Some((r.process_actor.clone(), ActorSource::OsSession)),
+            AttributionPolicy::ProcessUser => {
+                Some((r.process_actor.clone(), ActorSource::OsSession))
+            }
             AttributionPolicy::Auto if r.process.person => {
                 Some((r.process_actor.clone(), ActorSource::OsSession))
             }
@@ -480,7 +482,11 @@ fn loginctl(args: &[&str]) -> Result<String, String> {
         .map_err(|e| format!("loginctl cannot run: {e}"))?;
     if !out.status.success() {
         let err = String::from_utf8_lossy(&out.stderr);
-        let err: Vec<&str> = err.lines().map(str::trim).filter(|l| !l.is_empty()).collect();
+        let err: Vec<&str> = err
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty())
+            .collect();
         return Err(format!(
             "loginctl {}: {}",
             args.first().copied().unwrap_or_default(),
@@ -683,8 +689,11 @@ mod tests {
             who(&owner_only.resolve(Some(65534))),
             ("relay", ActorSource::Service, true)
         );
-        let console_only =
-            attribution(AttributionPolicy::ConsoleSession, relay.clone(), Ok(Some(1002)));
+        let console_only = attribution(
+            AttributionPolicy::ConsoleSession,
+            relay.clone(),
+            Ok(Some(1002)),
+        );
         assert_eq!(
             who(&console_only.resolve(Some(1001))),
             ("bob", ActorSource::ConsoleSession, false)

@@ -2,7 +2,9 @@
 //! [`crate::index`] reads back from the trail, so the two stay in one place.
 
 use relay_domain::record::PayloadError;
-use relay_domain::{ActorSource, Device, EventDraft, EventKind, Payload, Project, Subject, TrailId};
+use relay_domain::{
+    ActorSource, Device, EventDraft, EventKind, Payload, Project, Subject, TrailId,
+};
 use serde_json::{Map, Value, json};
 
 use crate::attribution::{Attributed, Attribution};

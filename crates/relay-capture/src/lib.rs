@@ -36,13 +36,13 @@ mod stats;
 mod watcher;
 
 pub use actor::resolve_os_actor;
+/// Payload field names of attribution (`owner`, `owner_uid`, `process_user`, `process_uid`,
+/// `unattributed`).
+pub use attribution::field as attribution_field;
 pub use attribution::{
     Attributed, Attribution, AttributionOutlook, AttributionPolicy, CONSOLE_LOOKUP_TTL,
     DEFAULT_UID_MAX, DEFAULT_UID_MIN, OsAccount, OsAccounts, SystemAccounts,
 };
-/// Payload field names of attribution (`owner`, `owner_uid`, `process_user`, `process_uid`,
-/// `unattributed`).
-pub use attribution::field as attribution_field;
 pub use capture::{Capture, CaptureHandle};
 pub use config::{
     CaptureConfig, DEFAULT_RESCAN_INTERVAL, DEFAULT_RETRY_BACKOFF, DEFAULT_SETTLE,

@@ -6,9 +6,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use relay_capture::{Capture, CaptureConfig, CaptureHandle, CaptureStats};
 /// The `attribution` setting's values ([`EdgeSettings::attribution`]).
 pub use relay_capture::AttributionPolicy;
+use relay_capture::{Capture, CaptureConfig, CaptureHandle, CaptureStats};
 use relay_domain::error_chain;
 use relay_domain::ports::{
     AccountStore, ChangeRequestStore, ForwardCursorStore, Notary, RecordStore, SecretError,
@@ -553,7 +553,10 @@ async fn attribution_of(
 }
 
 /// The capture configuration of `settings`, attributed by `attribution`.
-fn capture_config(settings: &EdgeSettings, attribution: relay_capture::Attribution) -> CaptureConfig {
+fn capture_config(
+    settings: &EdgeSettings,
+    attribution: relay_capture::Attribution,
+) -> CaptureConfig {
     let mut config = CaptureConfig::new(
         settings.trail.clone(),
         settings.device.clone(),
@@ -561,8 +564,8 @@ fn capture_config(settings: &EdgeSettings, attribution: relay_capture::Attributi
     )
     .with_attribution(attribution)
     .with_settle(settings.settle)
-        .with_rescan_interval(settings.rescan)
-        .with_rehash_interval(settings.rehash);
+    .with_rescan_interval(settings.rescan)
+    .with_rehash_interval(settings.rehash);
     for root in &settings.watch {
         config = config.with_root(root.clone());
     }

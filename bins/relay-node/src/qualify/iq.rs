@@ -266,7 +266,11 @@ pub(super) fn iq_attribution(config: &serde_json::Value) -> Check {
             "{} (uid {}{})",
             a.name.as_deref().unwrap_or("?"),
             a.uid,
-            if a.person { ", a person's account" } else { ", not a person's account" }
+            if a.person {
+                ", a person's account"
+            } else {
+                ", not a person's account"
+            }
         )
     };
     c.note(format!("attribution policy: {}", outlook.policy));
