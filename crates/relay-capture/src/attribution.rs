@@ -399,8 +399,11 @@ impl Attribution {
 pub struct SystemAccounts {
     uid_min: u32,
     uid_max: u32,
-    console: Mutex<Option<(Instant, Result<Option<OsAccount>, String>)>>,
+    console: Mutex<Option<(Instant, ConsoleAnswer)>>,
 }
+
+/// One answer of the console session lookup (see [`OsAccounts::console_user`]).
+type ConsoleAnswer = Result<Option<OsAccount>, String>;
 
 /// `UID_MIN` when `/etc/login.defs` does not say.
 pub const DEFAULT_UID_MIN: u32 = 1000;
