@@ -977,7 +977,9 @@ impl Engine {
     fn count_attribution(&mut self, record: &Record) {
         if record.actor_source == ActorSource::Service {
             self.counters.unattributed += 1;
-            warn!(trail = %record.trail_id, seq = %record.chain_seq, kind = %record.kind, "no person could be attributed; recorded as the service identity (unattributed)");
+            // Debug, not warn: one line per capture would flood the log of a relay that is
+            // expected to record them (warned once at start-up; counted in the metric).
+            debug!(trail = %record.trail_id, seq = %record.chain_seq, kind = %record.kind, "no person could be attributed; recorded as the service identity (unattributed)");
         }
     }
 
