@@ -4,6 +4,18 @@ set -euo pipefail
 
 have_port() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
+# A person's account (uid in UID_MIN..UID_MAX, a login shell) for the attribution tests, which
+# write files under its uid while relay-edge runs as a system account
+# (bins/relay-edge/tests/attribution.rs; the test also creates it when missing and root).
+if ! getent passwd relay-analyst-test >/dev/null; then
+  if [ "$(id -u)" = 0 ]; then
+    echo "creating the test account relay-analyst-test"
+    useradd --no-create-home --shell /bin/sh --user-group relay-analyst-test || getent passwd relay-analyst-test >/dev/null
+  else
+    echo "not root: the test account relay-analyst-test cannot be created (attribution tests need root)" >&2
+  fi
+fi
+
 # PostgreSQL (the machine image has it; start it if it is down).
 if ! have_port 5432; then
   echo "starting PostgreSQL"

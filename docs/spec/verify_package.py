@@ -44,7 +44,7 @@ TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$")
 ID = re.compile(r"^[A-Za-z0-9_.-]{1,128}$")
 KIND = re.compile(r"^[A-Z0-9_]{1,64}$")
 TIME_SOURCE = re.compile(r"^(system|ntp:[+-]\d+us)$")
-ACTOR_SOURCES = {"os_session", "relay_login", "token", "system", "service"}
+ACTOR_SOURCES = {"os_session", "file_owner", "console_session", "relay_login", "token", "system", "service"}
 
 
 class Unusable(Exception):

@@ -44,6 +44,22 @@ pub enum SecretProviderKind {
     Keyring,
 }
 
+/// Who a capture event is attributed to (R2.1; docs/operations.md, "Attribution").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum AttributionKind {
+    /// The relay's own account when it is a person's (session mode); under a service account,
+    /// the file's owner when a person's, else the console session's user, else unattributed.
+    #[default]
+    Auto,
+    /// Always the account running the relay, whoever it is.
+    ProcessUser,
+    /// The file's owner when a person's account, else unattributed.
+    FileOwner,
+    /// The user of the active local console session, else unattributed.
+    ConsoleSession,
+}
+
 /// Everything `relay-edge` can be configured with. Keys are the TOML keys; the environment
 /// variable of each is `RELAY_` + the key in upper case (e.g. `RELAY_DATA_DIR`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -106,6 +122,9 @@ pub struct EdgeConfig {
     pub tls_key: Option<PathBuf>,
     /// Serve plain HTTP on a non-loopback `listen` address (refused otherwise).
     pub allow_plain_http_on_network: bool,
+    /// Who capture events are attributed to: `auto`, `process_user`, `file_owner` or
+    /// `console_session`.
+    pub attribution: AttributionKind,
 }
 
 impl Default for EdgeConfig {
@@ -139,6 +158,7 @@ impl Default for EdgeConfig {
             tls_cert: None,
             tls_key: None,
             allow_plain_http_on_network: false,
+            attribution: AttributionKind::Auto,
         }
     }
 }
@@ -213,6 +233,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "tls_cert",
     "tls_key",
     "allow_plain_http_on_network",
+    "attribution",
 ];
 
 /// Loads the configuration from defaults, `file`, the environment and `cli`.
@@ -315,6 +336,7 @@ mod tests {
             assert_eq!(c.data_dir, PathBuf::from("/srv/relay"));
             assert_eq!(c.project.as_deref(), Some("P2"));
             assert_eq!(c.settle_ms, 700);
+            assert_eq!(c.attribution, AttributionKind::Auto);
             Ok(())
         });
     }
@@ -328,6 +350,12 @@ mod tests {
             jail.create_file("bad2.toml", "listen = \"not an address\"\n")?;
             let err = load(Some(Path::new("bad2.toml")), &CliOverrides::default()).unwrap_err();
             assert!(err.to_string().contains("listen"), "{err}");
+            jail.create_file("bad3.toml", "attribution = \"whoever\"\n")?;
+            let err = load(Some(Path::new("bad3.toml")), &CliOverrides::default()).unwrap_err();
+            assert!(err.to_string().contains("attribution"), "{err}");
+            jail.create_file("owner.toml", "attribution = \"file_owner\"\n")?;
+            let c = load(Some(Path::new("owner.toml")), &CliOverrides::default()).unwrap();
+            assert_eq!(c.attribution, AttributionKind::FileOwner);
             let err = load(Some(Path::new("missing.toml")), &CliOverrides::default()).unwrap_err();
             assert!(matches!(err, ConfigError::Missing(_)));
             Ok(())

@@ -841,7 +841,20 @@ fn edge_settings(config: &EdgeConfig) -> Result<EdgeSettings, CliError> {
             _ => None,
         },
         allow_plain_http_on_network: config.allow_plain_http_on_network,
+        attribution: attribution_policy(config.attribution),
     })
+}
+
+/// The capture attribution policy of the `attribution` setting.
+fn attribution_policy(kind: config::AttributionKind) -> relay_runtime::edge::AttributionPolicy {
+    use config::AttributionKind as K;
+    use relay_runtime::edge::AttributionPolicy as P;
+    match kind {
+        K::Auto => P::Auto,
+        K::ProcessUser => P::ProcessUser,
+        K::FileOwner => P::FileOwner,
+        K::ConsoleSession => P::ConsoleSession,
+    }
 }
 
 /// Forwarding to the server of record as configured (`forward_url`); `None` without it. An

@@ -7,9 +7,9 @@ use std::process::{Command, Output};
 
 const BIN: &str = env!("CARGO_BIN_EXE_relay-edge");
 
-const EXPECTED_CHECKS: [&str; 14] = [
-    "IQ-01", "IQ-02", "IQ-03", "IQ-04", "IQ-05", "IQ-06", "IQ-07", "IQ-08", "OQ-01", "OQ-02",
-    "OQ-03", "OQ-04", "OQ-05", "OQ-06",
+const EXPECTED_CHECKS: [&str; 15] = [
+    "IQ-01", "IQ-02", "IQ-03", "IQ-04", "IQ-05", "IQ-06", "IQ-07", "IQ-08", "IQ-09", "OQ-01",
+    "OQ-02", "OQ-03", "OQ-04", "OQ-05", "OQ-06",
 ];
 
 fn qualify(data: &Path, out: &Path) -> Output {
@@ -109,6 +109,14 @@ fn kinds_of_relay_trail(data: &Path) -> Vec<String> {
     })
 }
 
+/// Whether logind reports an active session on seat0 (the console), as the relay asks it.
+fn console_session_exists() -> bool {
+    Command::new("loginctl")
+        .args(["show-seat", "seat0", "--property=ActiveSession", "--value"])
+        .output()
+        .is_ok_and(|o| o.status.success() && !String::from_utf8_lossy(&o.stdout).trim().is_empty())
+}
+
 #[test]
 fn qualify_passes_on_a_fresh_data_dir_and_lists_every_check_with_evidence() {
     let tmp = tempfile::tempdir().unwrap();
@@ -150,6 +158,24 @@ fn qualify_passes_on_a_fresh_data_dir_and_lists_every_check_with_evidence() {
     assert!(evidence("OQ-05").contains("offline verification holds"));
     // The local notary is not WORM: a warning, not a failure.
     assert_eq!(check(&json, "IQ-06")["status"], "WARN");
+    // Run by a system account (root in CI) on a machine with no console session, captures of
+    // files no person owns will be recorded unattributed: IQ-09 warns, naming why.
+    let attribution = check(&json, "IQ-09");
+    assert!(
+        evidence("IQ-09").contains("attribution policy: auto"),
+        "{attribution:#}"
+    );
+    if nix::unistd::geteuid().as_raw() < 1000 && !console_session_exists() {
+        assert_eq!(attribution["status"], "WARN", "{attribution:#}");
+        assert!(
+            evidence("IQ-09").contains("mode: service"),
+            "{attribution:#}"
+        );
+        assert!(
+            evidence("IQ-09").contains("unattributed"),
+            "{attribution:#}"
+        );
+    }
 
     // The only write to the installation is the QUALIFICATION event; the report points at it.
     assert_eq!(kinds_of_relay_trail(&data), vec!["QUALIFICATION"]);

@@ -170,7 +170,7 @@ async function showRecord(trail, seq) {
   $("detail-title").textContent = "Record " + r.trail_id + " #" + r.chain_seq;
   const dl = $("detail-fields");
   dl.replaceChildren();
-  const fields = [["Kind", r.kind], ["Subject", r.subject || "—"], ["Actor", r.actor + " (" + r.actor_source + ")"],
+  const fields = [["Kind", r.kind], ["Subject", r.subject || "—"], ["Actor", r.actor + " (" + r.actor_source + ")" + (r.payload && r.payload.unattributed === true ? " — UNATTRIBUTED: no person could be resolved" : "")],
     ["Occurred (UTC)", r.occurred_at], ["Recorded (UTC)", r.recorded_at], ["Time source", r.time_source],
     ["Device", r.device], ["Project", r.project || "—"], ["Payload", JSON.stringify(r.payload)],
     ["Checksum", r.checksum], ["Previous", r.prev_checksum], ["Key", r.key_id]];

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use relay_domain::record::PayloadError;
-use relay_domain::{AppendError, AppendService, EventKind, Record, Subject};
+use relay_domain::{ActorSource, AppendError, AppendService, EventKind, Record, Subject};
 use tokio::sync::{Semaphore, mpsc, watch};
 use tokio::task::{self, JoinError, JoinHandle, JoinSet};
 use tokio::time::{self, MissedTickBehavior};
@@ -87,7 +87,7 @@ impl Capture {
                 trail_id: config.trail_id.clone(),
                 device: config.device.clone(),
                 project: config.project.clone(),
-                actor: config.actor.clone(),
+                attribution: config.attribution.clone(),
             },
             roots: roots.clone(),
             hash_slots: Arc::new(Semaphore::new(config.hash_workers)),
@@ -833,7 +833,8 @@ impl Engine {
         let (k, p) = (key.clone(), path.clone());
         let handle = self.jobs.spawn(async move {
             let subject = subject_lossy(&k.rel);
-            let result = match shared.events.file_deleted(&root, subject, &prior) {
+            let who = shared.events.attribute(prior.owner_uid).await;
+            let result = match shared.events.file_deleted(&root, subject, &prior, &who) {
                 Ok(draft) => shared
                     .append
                     .append(draft)
@@ -881,11 +882,13 @@ impl Engine {
         let k = key.clone();
         let handle = self.jobs.spawn(async move {
             let path = subject.as_str().to_owned();
+            let who = shared.events.attribute(stat.map(|s| s.uid)).await;
             let result = match shared.events.capture_failed(
                 root_label.as_deref(),
                 subject,
                 &failure,
                 stat.as_ref(),
+                &who,
             ) {
                 Ok(draft) => shared
                     .append
@@ -940,6 +943,7 @@ impl Engine {
             JobDone::Delete { key, path, result } => match result {
                 Ok(record) => {
                     self.counters.deleted += 1;
+                    self.count_attribution(&record);
                     info!(trail = %record.trail_id, seq = %record.chain_seq, kind = %record.kind, path = %key.rel, "file recorded");
                     self.index.apply(&self.roots, &record);
                     self.finish(key, path, now);
@@ -955,6 +959,7 @@ impl Engine {
                 match result {
                     Ok(record) => {
                         self.counters.failed += 1;
+                        self.count_attribution(&record);
                         info!(trail = %record.trail_id, seq = %record.chain_seq, kind = %record.kind, path = %path, "failure recorded");
                         self.index.apply(&self.roots, &record);
                     }
@@ -964,6 +969,17 @@ impl Engine {
                     }
                 }
             }
+        }
+    }
+
+    /// Counts a capture record no person could be attributed to: capture writes the `service`
+    /// source only then (its payload says `"unattributed": true`).
+    fn count_attribution(&mut self, record: &Record) {
+        if record.actor_source == ActorSource::Service {
+            self.counters.unattributed += 1;
+            // Debug, not warn: one line per capture would flood the log of a relay that is
+            // expected to record them (warned once at start-up; counted in the metric).
+            debug!(trail = %record.trail_id, seq = %record.chain_seq, kind = %record.kind, "no person could be attributed; recorded as the service identity (unattributed)");
         }
     }
 
@@ -981,6 +997,7 @@ impl Engine {
                 } else {
                     self.counters.captured += 1;
                 }
+                self.count_attribution(&record);
                 info!(trail = %record.trail_id, seq = %record.chain_seq, kind = %record.kind, path = %key.rel, "file recorded");
                 self.index.apply(&self.roots, &record);
                 self.finish(key, path, now);
@@ -1193,18 +1210,21 @@ async fn capture_file(
         HashOutcome::Vanished => return CaptureOutcome::Vanished(expect),
         HashOutcome::Failed(failure) => return CaptureOutcome::Failed(failure, Some(expect)),
     };
+    if let Some(p) = prior.as_ref().filter(|p| !p.deleted)
+        && p.sha256 == digest.sha256
+    {
+        return CaptureOutcome::Unchanged(stat);
+    }
+    let who = shared.events.attribute(Some(stat.uid)).await;
     let draft = match &prior {
         Some(p) if !p.deleted => {
-            if p.sha256 == digest.sha256 {
-                return CaptureOutcome::Unchanged(stat);
-            }
             shared
                 .events
-                .file_modified(&root.label, subject, &stat, &digest, p, detected_by)
+                .file_modified(&root.label, subject, &stat, &digest, p, detected_by, &who)
         }
         _ => shared
             .events
-            .file_created(&root.label, subject, &stat, &digest),
+            .file_created(&root.label, subject, &stat, &digest, &who),
     };
     let draft = match draft {
         Ok(draft) => draft,

@@ -5,6 +5,8 @@ use std::time::Duration;
 
 use relay_domain::{Actor, Device, Project, TrailId};
 
+use crate::attribution::Attribution;
+
 use crate::error::CaptureError;
 use crate::hash::DEFAULT_HASH_BUFFER;
 
@@ -51,12 +53,14 @@ pub struct CaptureConfig {
     pub device: Device,
     /// The project, written into every event, if configured.
     pub project: Option<Project>,
-    /// The OS user running the relay (see [`crate::resolve_os_actor`]).
-    pub actor: Actor,
+    /// Who each event is attributed to ([`Attribution`]); [`CaptureConfig::new`] fixes one
+    /// actor, [`CaptureConfig::with_attribution`] resolves the person per file.
+    pub attribution: Attribution,
 }
 
 impl CaptureConfig {
-    /// A configuration with no roots yet and every tunable at its default.
+    /// A configuration with no roots yet and every tunable at its default, attributing every
+    /// event to `actor` (`os_session`); see [`Self::with_attribution`].
     pub fn new(trail_id: TrailId, device: Device, actor: Actor) -> Self {
         Self {
             roots: Vec::new(),
@@ -70,7 +74,7 @@ impl CaptureConfig {
             trail_id,
             device,
             project: None,
-            actor,
+            attribution: Attribution::fixed(actor),
         }
     }
 
@@ -113,6 +117,13 @@ impl CaptureConfig {
     /// Sets the project.
     pub fn with_project(mut self, project: Project) -> Self {
         self.project = Some(project);
+        self
+    }
+
+    /// Resolves each event's actor by `attribution` (the file's owner, the console session, the
+    /// process user, as its policy says) instead of one fixed actor.
+    pub fn with_attribution(mut self, attribution: Attribution) -> Self {
+        self.attribution = attribution;
         self
     }
 

@@ -3,10 +3,11 @@
 
 use relay_domain::record::PayloadError;
 use relay_domain::{
-    Actor, ActorSource, Device, EventDraft, EventKind, Payload, Project, Subject, TrailId,
+    ActorSource, Device, EventDraft, EventKind, Payload, Project, Subject, TrailId,
 };
 use serde_json::{Map, Value, json};
 
+use crate::attribution::{Attributed, Attribution};
 use crate::error::CaptureFailure;
 use crate::hash::FileDigest;
 use crate::index::IndexEntry;
@@ -29,6 +30,7 @@ pub(crate) mod field {
     pub const PREVIOUS_MTIME: &str = "previous_mtime";
     pub const REASON: &str = "reason";
     pub const DETAIL: &str = "detail";
+    pub use crate::attribution::field::OWNER_UID;
 }
 
 /// The largest integer a canonical (IEEE double) JSON number holds exactly.
@@ -55,28 +57,58 @@ pub(crate) struct EventContext {
     pub trail_id: TrailId,
     pub device: Device,
     pub project: Option<Project>,
-    pub actor: Actor,
+    pub attribution: Attribution,
 }
 
 impl EventContext {
+    /// The attribution of an event about a file owned by `owner_uid`, resolved off the async
+    /// executor when it asks the OS (an account lookup, the console session).
+    pub async fn attribute(&self, owner_uid: Option<u32>) -> Attributed {
+        if !self.attribution.asks_the_os() {
+            return self.attribution.resolve(owner_uid);
+        }
+        let attribution = self.attribution.clone();
+        match tokio::task::spawn_blocking(move || attribution.resolve(owner_uid)).await {
+            Ok(attributed) => attributed,
+            Err(e) => {
+                // Evidence is never dropped for want of a name: the service identity, flagged.
+                tracing::error!(trail = %self.trail_id, error = %e, "attribution task failed; recording unattributed");
+                Attributed {
+                    actor: self.attribution.process_actor().clone(),
+                    source: ActorSource::Service,
+                    owner: None,
+                    process: None,
+                    unattributed: true,
+                }
+            }
+        }
+    }
+
     fn draft(
         &self,
         kind: EventKind,
         subject: Subject,
-        payload: &Value,
+        payload: Value,
+        who: &Attributed,
     ) -> Result<EventDraft, PayloadError> {
+        let mut payload = match payload {
+            Value::Object(map) => map,
+            _ => Map::new(),
+        };
+        who.add_to(&mut payload);
+        let payload = Value::Object(payload);
         Ok(EventDraft {
             trail_id: self.trail_id.clone(),
             kind,
-            actor: Some(self.actor.clone()),
-            actor_source: ActorSource::OsSession,
+            actor: Some(who.actor.clone()),
+            actor_source: who.source,
             // The record's `recorded_at` is when capture saw the file complete; the file's own
             // mtime is in the payload.
             occurred_at: None,
             device: self.device.clone(),
             project: self.project.clone(),
             subject: Some(subject),
-            payload: Payload::from_value(payload)?,
+            payload: Payload::from_value(&payload)?,
         })
     }
 
@@ -87,6 +119,7 @@ impl EventContext {
         subject: Subject,
         stat: &FileStat,
         digest: &FileDigest,
+        who: &Attributed,
     ) -> Result<EventDraft, PayloadError> {
         let payload = json!({
             field::ROOT: root,
@@ -96,11 +129,12 @@ impl EventContext {
             field::CTIME: stat.ctime_text(),
             field::INODE: size_value(stat.ino),
         });
-        self.draft(EventKind::file_created(), subject, &payload)
+        self.draft(EventKind::file_created(), subject, payload, who)
     }
 
     /// `FILE_MODIFIED`: a captured file's content changed. `detected_by` names the re-hash
     /// audit when that is what found it (the file's size, mtime and ctime all looked unchanged).
+    #[allow(clippy::too_many_arguments)] // the version seen, the version recorded, and who
     pub fn file_modified(
         &self,
         root: &str,
@@ -109,6 +143,7 @@ impl EventContext {
         digest: &FileDigest,
         prior: &IndexEntry,
         detected_by: Option<&str>,
+        who: &Attributed,
     ) -> Result<EventDraft, PayloadError> {
         let mut payload = json!({
             field::ROOT: root,
@@ -124,15 +159,17 @@ impl EventContext {
         if let (Some(how), Some(map)) = (detected_by, payload.as_object_mut()) {
             map.insert(field::DETECTED_BY.into(), json!(how));
         }
-        self.draft(EventKind::file_modified(), subject, &payload)
+        self.draft(EventKind::file_modified(), subject, payload, who)
     }
 
-    /// `FILE_DELETED`: a captured file is gone; the payload holds its last captured version.
+    /// `FILE_DELETED`: a captured file is gone; the payload holds its last captured version
+    /// (and `who` was resolved for that version's owner: the OS does not say who deleted it).
     pub fn file_deleted(
         &self,
         root: &str,
         subject: Subject,
         prior: &IndexEntry,
+        who: &Attributed,
     ) -> Result<EventDraft, PayloadError> {
         let payload = json!({
             field::ROOT: root,
@@ -140,7 +177,7 @@ impl EventContext {
             field::SIZE: size_value(prior.size),
             field::MTIME: prior.mtime,
         });
-        self.draft(EventKind::file_deleted(), subject, &payload)
+        self.draft(EventKind::file_deleted(), subject, payload, who)
     }
 
     /// `CAPTURE_FAILED`: a file could not be captured. `stat` is the version that failed, when
@@ -151,6 +188,7 @@ impl EventContext {
         subject: Subject,
         failure: &CaptureFailure,
         stat: Option<&FileStat>,
+        who: &Attributed,
     ) -> Result<EventDraft, PayloadError> {
         let mut payload = Map::new();
         payload.insert(field::ROOT.into(), root.map_or(Value::Null, |r| json!(r)));
@@ -163,7 +201,8 @@ impl EventContext {
         self.draft(
             EventKind::capture_failed(),
             subject,
-            &Value::Object(payload),
+            Value::Object(payload),
+            who,
         )
     }
 }

@@ -30,6 +30,9 @@ pub(crate) struct IndexEntry {
     pub ctime: Option<String>,
     /// The inode number, when the record holds one.
     pub inode: Option<u64>,
+    /// The owner's uid of the recorded version, when the record holds one: a `FILE_DELETED`
+    /// is attributed by it (the OS does not say who deleted a file).
+    pub owner_uid: Option<u32>,
     /// The last event about it was `FILE_DELETED`.
     pub deleted: bool,
 }
@@ -144,6 +147,10 @@ impl CaptureIndex {
                     .and_then(Value::as_str)
                     .map(str::to_owned),
                 inode: payload.get(field::INODE).and_then(parse_size),
+                owner_uid: payload
+                    .get(field::OWNER_UID)
+                    .and_then(Value::as_u64)
+                    .and_then(|u| u32::try_from(u).ok()),
                 deleted: kind == EventKind::file_deleted().as_str(),
             })
         })();
@@ -178,6 +185,7 @@ impl CaptureIndex {
             entry.mtime = stat.mtime_text();
             entry.ctime = Some(stat.ctime_text());
             entry.inode = Some(stat.ino);
+            entry.owner_uid = Some(stat.uid);
         }
     }
 

@@ -8,6 +8,10 @@
 //! derived from the trail itself at start-up, and a rescan (at start-up, on watcher overflow and
 //! periodically) reconciles disk with it, so a restart neither repeats nor misses a capture.
 //!
+//! Each event names the person who produced the file ([`Attribution`]): the relay's own
+//! account when it runs as a person's (session mode), else the file's owner or the console
+//! session's user, else the service identity flagged `unattributed` (never dropped).
+//!
 //! This crate must not decide *where* records are stored or how they are chained: it only builds
 //! event drafts. It never follows a symbolic link, never hashes a file that is still changing, and
 //! never reports a file as captured before the append was acknowledged.
@@ -16,6 +20,7 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 mod actor;
+mod attribution;
 mod beneath;
 mod capture;
 mod config;
@@ -31,6 +36,13 @@ mod stats;
 mod watcher;
 
 pub use actor::resolve_os_actor;
+/// Payload field names of attribution (`owner`, `owner_uid`, `process_user`, `process_uid`,
+/// `unattributed`).
+pub use attribution::field as attribution_field;
+pub use attribution::{
+    Attributed, Attribution, AttributionOutlook, AttributionPolicy, CONSOLE_LOOKUP_TTL,
+    DEFAULT_UID_MAX, DEFAULT_UID_MIN, OsAccount, OsAccounts, SystemAccounts,
+};
 pub use capture::{Capture, CaptureHandle};
 pub use config::{
     CaptureConfig, DEFAULT_RESCAN_INTERVAL, DEFAULT_RETRY_BACKOFF, DEFAULT_SETTLE,

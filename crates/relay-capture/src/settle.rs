@@ -204,6 +204,7 @@ mod tests {
             size,
             mtime_ns,
             ctime_ns: mtime_ns,
+            uid: 1000,
         })
     }
 

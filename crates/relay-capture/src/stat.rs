@@ -32,6 +32,8 @@ pub(crate) struct FileStat {
     /// `utime` moves it to the current clock, so content rewritten with its size and mtime
     /// restored still shows as a new version.
     pub ctime_ns: i128,
+    /// The owner's numeric user id (who the file is attributed to in service mode).
+    pub uid: u32,
 }
 
 impl FileStat {
@@ -52,6 +54,7 @@ impl FileStat {
             size: u64::try_from(st.st_size as i64).unwrap_or(0),
             mtime_ns: ns(st.st_mtime as i64, st.st_mtime_nsec as i64),
             ctime_ns: ns(st.st_ctime as i64, st.st_ctime_nsec as i64),
+            uid: st.st_uid as u32,
         }
     }
 

@@ -21,6 +21,9 @@ pub struct CaptureStats {
     pub rehash_audits_completed: u64,
     /// Files queued for or being re-hashed by the running audit pass.
     pub auditing: usize,
+    /// Events appended by this run that no person could be attributed to (recorded as the
+    /// service identity with `"unattributed": true`).
+    pub unattributed: u64,
     /// Appends that failed and were (or will be) retried.
     pub append_errors: u64,
     /// Rescans forced by a watcher overflow or error.

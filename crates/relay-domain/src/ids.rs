@@ -364,15 +364,24 @@ impl<'de> Deserialize<'de> for Actor {
 #[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum ActorSource {
-    /// The OS account running the relay on the workstation.
+    /// The OS account running the relay on the workstation (session mode: the relay runs as
+    /// the analyst's own account).
     OsSession,
+    /// The person's account that owns the captured file, resolved by a relay running as a
+    /// service account (the file's owner uid looked up in the OS account database).
+    FileOwner,
+    /// The person logged in on the workstation's active local console session, resolved by a
+    /// relay running as a service account when the file's owner is not a person's account.
+    ConsoleSession,
     /// A relay account authenticated by password (and TOTP when enabled).
     RelayLogin,
     /// A verified signed token presented to the API.
     Token,
     /// The relay process itself (start-up, notarization, scheduler events).
     System,
-    /// An edge authenticated by its service credential (ingest).
+    /// A service identity: an edge authenticated by its service credential (ingest), or the
+    /// relay's own service account on a capture no person could be resolved for (its payload
+    /// then says `"unattributed": true`).
     Service,
 }
 
@@ -381,6 +390,8 @@ impl ActorSource {
     pub fn as_str(self) -> &'static str {
         match self {
             ActorSource::OsSession => "os_session",
+            ActorSource::FileOwner => "file_owner",
+            ActorSource::ConsoleSession => "console_session",
             ActorSource::RelayLogin => "relay_login",
             ActorSource::Token => "token",
             ActorSource::System => "system",
@@ -392,6 +403,8 @@ impl ActorSource {
     pub fn parse(s: &str) -> Option<Self> {
         Some(match s {
             "os_session" => ActorSource::OsSession,
+            "file_owner" => ActorSource::FileOwner,
+            "console_session" => ActorSource::ConsoleSession,
             "relay_login" => ActorSource::RelayLogin,
             "token" => ActorSource::Token,
             "system" => ActorSource::System,
@@ -535,6 +548,28 @@ impl<'de> Deserialize<'de> for Checksum {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    // REQ: R2.1
+    #[test]
+    fn every_actor_source_prints_and_parses_back() {
+        for source in [
+            ActorSource::OsSession,
+            ActorSource::FileOwner,
+            ActorSource::ConsoleSession,
+            ActorSource::RelayLogin,
+            ActorSource::Token,
+            ActorSource::System,
+            ActorSource::Service,
+        ] {
+            assert_eq!(ActorSource::parse(source.as_str()), Some(source));
+            let json = serde_json::to_value(source).unwrap();
+            assert_eq!(json, serde_json::json!(source.as_str()));
+            assert_eq!(serde_json::from_value::<ActorSource>(json).unwrap(), source);
+        }
+        assert_eq!(ActorSource::FileOwner.as_str(), "file_owner");
+        assert_eq!(ActorSource::ConsoleSession.as_str(), "console_session");
+        assert_eq!(ActorSource::parse("unknown"), None);
+    }
 
     // REQ: R2.2
     #[test]

@@ -139,12 +139,59 @@ fn build() -> Vec<(Vec<u8>, Record)> {
         json!({"meaning": "approved", "reason": "Spectrum matches reference", "target_checksum": v2.checksum.to_hex(), "printed_name": "Bob Builder"}),
         &k2,
     );
+    // Captures by a relay running as the service account `relay` (uid 998): attributed to the
+    // file's owner, to the console session's user, and to nobody (the service identity).
+    let v6 = record(
+        "nmr-01",
+        5,
+        v5.checksum,
+        "FILE_CREATED",
+        "alice",
+        ActorSource::FileOwner,
+        "2026-11-26T10:20:00.000000Z",
+        TimeLabel::System,
+        Some("PRJ-42"),
+        Some("2026/run2/fid"),
+        json!({"sha256": "2c26b46b68ffc68ff99b453c1d30413413422d706483bfa0f98a5e886266e7ae", "size": 3, "root": "/data/nmr", "mtime": "2026-11-26T10:19:58.000000000Z", "owner": "alice", "owner_uid": 1001, "process_user": "relay", "process_uid": 998}),
+        &k2,
+    );
+    let v7 = record(
+        "nmr-01",
+        6,
+        v6.checksum,
+        "FILE_CREATED",
+        "bob",
+        ActorSource::ConsoleSession,
+        "2026-11-26T10:21:00.000000Z",
+        TimeLabel::System,
+        Some("PRJ-42"),
+        Some("2026/run2/acqus"),
+        json!({"sha256": "fcde2b2edba56bf408601fb721fe9b5c338d10ee429ea04fae5511b68fbf8fb9", "size": 3, "root": "/data/nmr", "mtime": "2026-11-26T10:20:59.000000000Z", "owner": "nmr-daemon", "owner_uid": 990, "process_user": "relay", "process_uid": 998}),
+        &k2,
+    );
+    let v8 = record(
+        "nmr-01",
+        7,
+        v7.checksum,
+        "FILE_CREATED",
+        "relay",
+        ActorSource::Service,
+        "2026-11-26T10:22:00.000000Z",
+        TimeLabel::System,
+        Some("PRJ-42"),
+        Some("2026/run2/pdata"),
+        json!({"sha256": "baa5a0964d3320fbc0c6a922140453c8513ea24ab8fd0577034804a967248096", "size": 3, "root": "/data/nmr", "mtime": "2026-11-26T10:21:59.000000000Z", "owner": null, "owner_uid": 4242, "process_user": "relay", "process_uid": 998, "unattributed": true}),
+        &k2,
+    );
     vec![
         (k1_bytes.clone(), v1),
         (k1_bytes.clone(), v2),
         (k1_bytes.clone(), v3),
         (k1_bytes, v4),
-        (k2_bytes, v5),
+        (k2_bytes.clone(), v5),
+        (k2_bytes.clone(), v6),
+        (k2_bytes.clone(), v7),
+        (k2_bytes, v8),
     ]
 }
 

@@ -6,6 +6,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The `attribution` setting's values ([`EdgeSettings::attribution`]).
+pub use relay_capture::AttributionPolicy;
 use relay_capture::{Capture, CaptureConfig, CaptureHandle, CaptureStats};
 use relay_domain::error_chain;
 use relay_domain::ports::{
@@ -56,6 +58,8 @@ pub struct EdgeSettings {
     pub tls: Option<crate::server::TlsFiles>,
     /// Plain HTTP on a non-loopback address is refused unless this is set ([`crate::listen`]).
     pub allow_plain_http_on_network: bool,
+    /// Who capture events are attributed to (`attribution`; default `auto`).
+    pub attribution: relay_capture::AttributionPolicy,
 }
 
 /// The ports an edge runs on, opened by the binary's composition root (which provider, which
@@ -285,8 +289,8 @@ impl EdgeRuntime {
             );
         }
 
-        let actor = match relay_capture::resolve_os_actor() {
-            Ok(actor) => actor,
+        let attribution = match attribution_of(settings.attribution).await {
+            Ok(attribution) => attribution,
             Err(e) => {
                 let detail = e.to_string();
                 if let Err(journal_err) = journal
@@ -352,8 +356,8 @@ impl EdgeRuntime {
             "device": settings.device.as_str(),
             "trail": settings.trail.as_str(),
             "project": settings.project.as_ref().map(Project::as_str),
-            "actor": actor.as_str(),
-            "actor_source": "os_session",
+            "actor": attribution.0.process_actor().as_str(),
+            "attribution": attribution.1.as_ref().map(relay_capture::AttributionOutlook::to_json),
             "time_source": { "kind": time.kind, "label": time.label.to_label(), "detail": time.detail },
             "key_id": key_id.as_str(),
             "secret_provider": ports.secrets.kind(),
@@ -417,7 +421,12 @@ impl EdgeRuntime {
             NotaryScheduler::new(store.clone(), notary, clock.clone(), journal.clone())
                 .spawn(NotarySchedule::every(settings.notary_interval));
 
-        let capture_config = capture_config(&settings, actor);
+        if let Some(outlook) = &attribution.1 {
+            for warning in &outlook.warnings {
+                tracing::warn!(policy = %outlook.policy, "ATTRIBUTION: {warning}");
+            }
+        }
+        let capture_config = capture_config(&settings, attribution.0);
         let capture = Capture::start(capture_config, appender.clone())
             .await
             .map_err(|e| EdgeError::Capture(error_chain(&e)))?;
@@ -523,12 +532,45 @@ struct Services {
     metrics: Arc<Metrics>,
 }
 
-/// The capture configuration of `settings`, attributed to `actor`.
-fn capture_config(settings: &EdgeSettings, actor: relay_domain::Actor) -> CaptureConfig {
-    let mut config = CaptureConfig::new(settings.trail.clone(), settings.device.clone(), actor)
-        .with_settle(settings.settle)
-        .with_rescan_interval(settings.rescan)
-        .with_rehash_interval(settings.rehash);
+/// The attribution of capture events by `policy` over the OS's accounts and sessions, and what
+/// it foresees (asked off the executor: account lookups and `loginctl` may block).
+async fn attribution_of(
+    policy: relay_capture::AttributionPolicy,
+) -> Result<
+    (
+        relay_capture::Attribution,
+        Option<relay_capture::AttributionOutlook>,
+    ),
+    relay_capture::ActorError,
+> {
+    let resolve = move || {
+        let accounts = Arc::new(relay_capture::SystemAccounts::from_login_defs());
+        let attribution = relay_capture::Attribution::new(policy, accounts)?;
+        let outlook = attribution.outlook();
+        Ok((attribution, outlook))
+    };
+    match tokio::task::spawn_blocking(resolve).await {
+        Ok(result) => result,
+        Err(e) => Err(relay_capture::ActorError::Lookup(std::io::Error::other(
+            format!("attribution lookup task failed: {e}"),
+        ))),
+    }
+}
+
+/// The capture configuration of `settings`, attributed by `attribution`.
+fn capture_config(
+    settings: &EdgeSettings,
+    attribution: relay_capture::Attribution,
+) -> CaptureConfig {
+    let mut config = CaptureConfig::new(
+        settings.trail.clone(),
+        settings.device.clone(),
+        attribution.process_actor().clone(),
+    )
+    .with_attribution(attribution)
+    .with_settle(settings.settle)
+    .with_rescan_interval(settings.rescan)
+    .with_rehash_interval(settings.rehash);
     for root in &settings.watch {
         config = config.with_root(root.clone());
     }
@@ -770,6 +812,9 @@ async fn mirror_capture_stats(
         metrics
             .capture_failures
             .inc_by(now.failed.saturating_sub(seen.failed));
+        metrics
+            .capture_unattributed
+            .inc_by(now.unattributed.saturating_sub(seen.unattributed));
         metrics.audit_write_failures.inc_by(failed_appends);
         metrics
             .capture_pending

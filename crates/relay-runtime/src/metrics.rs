@@ -24,6 +24,9 @@ pub struct Metrics {
     pub login_failures: Counter,
     /// Account lockouts.
     pub lockouts: Counter,
+    /// Capture events no person could be attributed to (recorded as the service identity with
+    /// `"unattributed": true`).
+    pub capture_unattributed: Counter,
     /// Files seen but not yet captured (settling or awaiting retry).
     pub capture_pending: Gauge,
     /// Append-only controls of the record store found missing at start (0 when enforced).
@@ -63,6 +66,11 @@ impl Metrics {
             &mut registry,
             "capture_failures",
             "Files that could not be captured",
+        );
+        let capture_unattributed = m(
+            &mut registry,
+            "capture_unattributed",
+            "Capture events recorded unattributed (no person resolved: service identity)",
         );
         let notary_failures = m(
             &mut registry,
@@ -136,6 +144,7 @@ impl Metrics {
             records_appended,
             audit_write_failures,
             capture_failures,
+            capture_unattributed,
             notary_failures,
             login_failures,
             lockouts,
@@ -186,5 +195,10 @@ mod tests {
         );
         assert!(text.contains("relay_notary_failures_total 2"), "{text}");
         assert!(text.contains("# HELP relay_login_failures"), "{text}");
+        m.capture_unattributed.inc();
+        assert!(
+            m.render().contains("relay_capture_unattributed_total 1"),
+            "{text}"
+        );
     }
 }

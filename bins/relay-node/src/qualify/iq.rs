@@ -229,3 +229,64 @@ pub(super) async fn iq_keys(secrets: &dyn SecretProvider) -> Check {
     }
     c
 }
+
+/// IQ-09 (edge): who captures will be attributed to, for the account running the qualification
+/// (run it as the relay's own account): the mode, the console session now, and a warning when
+/// captures will be recorded `unattributed` or name the service account.
+pub(super) fn iq_attribution(config: &serde_json::Value) -> Check {
+    let mut c = Check::new("IQ-09", Phase::Iq, "Capture attribution");
+    let configured = config.get("attribution").and_then(|v| v.as_str());
+    let policy = match configured {
+        None => relay_capture::AttributionPolicy::default(),
+        Some(text) => match relay_capture::AttributionPolicy::parse(text) {
+            Some(policy) => policy,
+            None => {
+                c.fail(format!("attribution = {text:?} is not a known policy"));
+                return c;
+            }
+        },
+    };
+    let accounts = Arc::new(relay_capture::SystemAccounts::from_login_defs());
+    let attribution = match relay_capture::Attribution::new(policy, accounts) {
+        Ok(a) => a,
+        Err(e) => {
+            c.fail(format!(
+                "the account running the relay cannot be resolved: {}",
+                error_chain(&e)
+            ));
+            return c;
+        }
+    };
+    let Some(outlook) = attribution.outlook() else {
+        c.fail("attribution resolves nothing from the OS");
+        return c;
+    };
+    let account = |a: &relay_capture::OsAccount| {
+        format!(
+            "{} (uid {}{})",
+            a.name.as_deref().unwrap_or("?"),
+            a.uid,
+            if a.person {
+                ", a person's account"
+            } else {
+                ", not a person's account"
+            }
+        )
+    };
+    c.note(format!("attribution policy: {}", outlook.policy));
+    c.note(format!(
+        "relay process user (the account running this qualification): {}",
+        account(&outlook.process)
+    ));
+    c.note(format!("mode: {}", outlook.mode));
+    c.note(format!("a person's account: {}", outlook.person_rule));
+    c.note(match &outlook.console {
+        Ok(Some(a)) => format!("active local console session: {}", account(a)),
+        Ok(None) => "active local console session: none".to_owned(),
+        Err(reason) => format!("active local console session: cannot be asked ({reason})"),
+    });
+    for warning in &outlook.warnings {
+        c.warn(warning.clone());
+    }
+    c
+}

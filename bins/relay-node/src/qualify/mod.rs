@@ -126,6 +126,13 @@ pub async fn qualify_local(request: &QualifyRequest) -> Result<QualifyOutcome, Q
         iq_config(&request.config),
         iq_data_dir(&request.data_dir, fresh),
     ];
+    // Account lookups and the console session query may block.
+    let config = request.config.clone();
+    checks.push(
+        tokio::task::spawn_blocking(move || iq_attribution(&config))
+            .await
+            .map_err(|e| open_err(format!("the attribution check did not finish: {e}")))?,
+    );
     let adapters = LocalAdapters::open(&request.data_dir)
         .await
         .map_err(|e| open_err(error_chain(&e)))?;
@@ -290,6 +297,8 @@ async fn qualify_installation(
         checks.push(oq_installed_notary(inst, &journal).await);
     }
 
+    // In protocol order (IQ-01.., then OQ-01..), whichever installation added which check.
+    checks.sort_by_key(|c| c.id);
     let verdict = if checks.iter().any(|c| c.status == CheckStatus::Fail) {
         CheckStatus::Fail
     } else {
