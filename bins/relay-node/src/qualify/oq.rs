@@ -262,15 +262,16 @@ impl Scratch {
         c.note("accounts oq-admin (admin) and oq-reviewer (reviewer) created; the reviewer replaced the temporary password an administrator set; both logged in");
         let target = self.capture(100).await?;
         let heads_before = store.trails().await.map_err(|e| e.to_string())?;
-        let request = |password: &str| {
+        let signing = |password: &str, meaning: &str| {
             serde_json::json!({
                 "trail_id": SCRATCH_TRAIL,
                 "target_checksum": target.checksum.to_hex(),
-                "meaning": "approved",
+                "meaning": meaning,
                 "reason": "operational qualification",
                 "password": password,
             })
         };
+        let request = |password: &str| signing(password, "reviewed");
         let (status, _) = api
             .call(
                 "POST",
@@ -318,6 +319,22 @@ impl Scratch {
         c.note(format!(
             "SIGNATURE {SCRATCH_TRAIL}#{} by {} names target_checksum {}; manifestation: {}",
             record["chain_seq"], record["actor"], named, body["manifestation"]
+        ));
+        // The signing workflow: the reviewer may not also approve what they reviewed.
+        let (status, refusal) = api
+            .call(
+                "POST",
+                "/api/v1/signatures",
+                Some(&reviewer),
+                signing(SCRATCH_PASSWORD, "approved"),
+            )
+            .await?;
+        if status.is_success() {
+            return Err("the reviewer of a record was allowed to approve it as well".into());
+        }
+        c.note(format!(
+            "approval by the record's own reviewer refused: HTTP {status} {}",
+            refusal["error"]["code"]
         ));
         let verdicts = self.verify().await?;
         for v in verdicts {
