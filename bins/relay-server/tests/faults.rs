@@ -373,8 +373,11 @@ async fn server_replica_survives_kills_restarts_and_a_lossy_duplicating_network(
     assert!(files >= written.load(Ordering::SeqCst));
     assert!(files > 200, "only {files} files written");
 
-    // Catch up: every file captured and every record acknowledged by the server.
+    // Catch up: every file captured and every record acknowledged by the server, and the trail
+    // quiet for longer than a settle window plus a rescan (a write that was in flight when the
+    // writer was aborted may land after its file was first captured and add a FILE_MODIFIED).
     let start = Instant::now();
+    let mut quiet_since: Option<(u64, Instant)> = None;
     loop {
         let (head, acked) = edge_head_and_acked(&p.edge_dir).await;
         let captured = trail_records(&p.edge_dir, EDGE)
@@ -383,7 +386,16 @@ async fn server_replica_survives_kills_restarts_and_a_lossy_duplicating_network(
             .filter(|r| r.kind.as_str() == "FILE_CREATED")
             .count() as u64;
         if captured >= files && head == acked {
-            break;
+            match quiet_since {
+                Some((h, since)) if h == head => {
+                    if since.elapsed() >= Duration::from_secs(3) {
+                        break;
+                    }
+                }
+                _ => quiet_since = Some((head, Instant::now())),
+            }
+        } else {
+            quiet_since = None;
         }
         assert!(
             start.elapsed() < Duration::from_secs(60),
