@@ -99,7 +99,7 @@ try {
   await page.locator("#new-role").selectOption("reviewer");
   await page.locator("#new-reason").fill("new QA reviewer");
   await page.getByRole("button", { name: "Create account" }).click();
-  await page.getByText("Account rita created.").waitFor();
+  await page.getByText("Account rita created").waitFor();
   await page.getByRole("cell", { name: "Rita Reviewer" }).waitFor();
   await page.getByRole("button", { name: "Log out" }).click();
 

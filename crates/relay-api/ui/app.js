@@ -124,7 +124,9 @@ async function loadEvents() {
     const recorded = el("td", e.recorded_at);
     if (e.late === true) recorded.append(" ", lateBadge(e));
     tr.append(el("td", e.chain_seq), el("td", e.kind), el("td", e.subject || "—"), el("td", e.actor), recorded);
-    tr.append(el("td", null)).lastChild.append(statusBadge(e));
+    const status = el("td", null);
+    status.append(statusBadge(e));
+    tr.append(status);
     tr.append(el("td", e.signatures.map((s) => s.meaning + " by " + s.printed_name + " (" + s.username + ")").join("; ") || "—"));
     const open = () => showRecord(e.trail_id, e.chain_seq);
     tr.addEventListener("click", open);
