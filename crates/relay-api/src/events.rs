@@ -439,8 +439,9 @@ async fn scan(
 #[utoipa::path(get, path = "/api/v1/events", tag = "records", params(EventQuery),
     responses(
         (status = 200, description = "A page of records", body = EventPage),
-        (status = 400, description = "Malformed filter, or a number out of range (`out_of_range`)", body = ErrorBody),
+        (status = 400, description = "Malformed filter (an unknown review status among them), or a number out of range (`out_of_range`)", body = ErrorBody),
         (status = 401, description = "Not logged in", body = ErrorBody),
+        (status = 403, description = "`queue=true` asked by a role that does not sign (only reviewers have a signing queue)", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub(crate) async fn events(
