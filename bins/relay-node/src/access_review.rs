@@ -7,7 +7,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use relay_domain::access_review::{
-    AccessReview, RowDisagreement, build_review, replay_relay_trail, row_disagreements,
+    AccessReview, AccountReplay, RowDisagreement, build_review, replay_relay_trail,
+    row_disagreements,
 };
 use relay_domain::ports::{AccountStore, RecordStore};
 use relay_local::LocalAdapters;
@@ -58,10 +59,11 @@ async fn open(data_dir: &Path) -> Result<LocalAdapters, AccessReviewError> {
         })
 }
 
-async fn review_of(
+/// The account rows and the replay of `_relay`'s account events: what the review and the
+/// row check compare.
+async fn accounts_and_replay(
     adapters: &LocalAdapters,
-    password_max_age: Duration,
-) -> Result<AccessReview, AccessReviewError> {
+) -> Result<(Vec<relay_domain::ports::Account>, AccountReplay), AccessReviewError> {
     let accounts = adapters
         .accounts
         .list()
@@ -76,6 +78,14 @@ async fn review_of(
             what: "_relay trail",
             message: relay_domain::error_chain(&e),
         })?;
+    Ok((accounts, replay))
+}
+
+async fn review_of(
+    adapters: &LocalAdapters,
+    password_max_age: Duration,
+) -> Result<AccessReview, AccessReviewError> {
+    let (accounts, replay) = accounts_and_replay(adapters).await?;
     let now = relay_domain::ports::TimeSource::now(adapters.clock.as_ref())
         .await
         .map_err(|e| AccessReviewError::Time(e.to_string()))?;
@@ -117,20 +127,7 @@ pub async fn account_rows_data_dir(
 ) -> Result<(Vec<RowDisagreement>, Vec<(u64, String)>), AccessReviewError> {
     let adapters = open(data_dir).await?;
     let result = async {
-        let accounts = adapters
-            .accounts
-            .list()
-            .await
-            .map_err(|e| AccessReviewError::Read {
-                what: "accounts",
-                message: relay_domain::error_chain(&e),
-            })?;
-        let replay = replay_relay_trail(adapters.record_store.as_ref())
-            .await
-            .map_err(|e| AccessReviewError::Read {
-                what: "_relay trail",
-                message: relay_domain::error_chain(&e),
-            })?;
+        let (accounts, replay) = accounts_and_replay(&adapters).await?;
         Ok::<_, AccessReviewError>((
             row_disagreements(&accounts, &replay),
             replay.unreadable().to_vec(),

@@ -200,14 +200,13 @@ fn seqs(list: &[Value]) -> Vec<u64> {
     out
 }
 
-// REQ: R4.2
-#[test]
-fn every_bypass_of_the_signing_workflow_is_refused_from_outside_and_the_queues_are_right() {
-    let root = tempfile::tempdir().unwrap();
-    let data = root.path().join("data");
-    let inbox = root.path().join("inbox");
+/// Starts `relay-edge` on `root`'s `data` and `inbox` (created if missing), logging to
+/// `log_name`; the process and its API port.
+fn start_edge(root: &Path, log_name: &str) -> (Proc, u16) {
+    let data = root.join("data");
+    let inbox = root.join("inbox");
     std::fs::create_dir_all(&inbox).unwrap();
-    let log = root.path().join("edge.log");
+    let log = root.join(log_name);
     let mut edge = Proc::new(
         "relay-edge",
         edge_bin(),
@@ -228,6 +227,16 @@ fn every_bypass_of_the_signing_workflow_is_refused_from_outside_and_the_queues_a
     );
     edge.start();
     let port = edge_port(&mut edge, &log);
+    (edge, port)
+}
+
+// REQ: R4.2
+#[test]
+fn every_bypass_of_the_signing_workflow_is_refused_from_outside_and_the_queues_are_right() {
+    let root = tempfile::tempdir().unwrap();
+    let data = root.path().join("data");
+    let inbox = root.path().join("inbox");
+    let (mut edge, port) = start_edge(root.path(), "edge.log");
     let (admin, rita, ali, bo) = accounts(port);
     for name in ["a.fid", "b.fid", "c.fid", "d.fid"] {
         std::fs::write(inbox.join(name), format!("spectrum {name}")).unwrap();
@@ -440,4 +449,73 @@ fn tamper_with_sqlx(db: &Path, seq: u64) {
         assert_eq!(done.rows_affected(), 1);
         pool.close().await;
     });
+}
+
+// REQ: R4.2
+#[test]
+fn the_workflow_changes_only_through_an_approved_four_eyes_change_at_the_next_start() {
+    let root = tempfile::tempdir().unwrap();
+    let (mut edge, port) = start_edge(root.path(), "edge-1.log");
+    let (ada, rita, _, _) = accounts(port);
+    // A second administrator (the bootstrap exception, with a reason) to approve the change.
+    let (s, v) = call(
+        port,
+        "POST",
+        "/api/v1/accounts",
+        Some(&ada),
+        Some(
+            json!({"username": "bob", "full_name": "Bob Second Admin", "password": TEMPORARY, "role": "admin", "reason": "four-eyes"}),
+        ),
+    );
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = call(
+        port,
+        "POST",
+        "/api/v1/auth/password",
+        None,
+        Some(json!({"username": "bob", "old_password": TEMPORARY, "new_password": PASSWORD})),
+    );
+    assert_eq!(s, 204, "{v}");
+    let bob = login(port, "bob");
+    std::fs::write(root.path().join("inbox").join("x.fid"), "spectrum x").unwrap();
+    let x = wait_for(port, &ada, "FILE_CREATED", "x.fid", 1).remove(0);
+
+    // A value that is not a policy is refused at proposal.
+    let (s, v) = call(
+        port,
+        "POST",
+        "/api/v1/changes",
+        Some(&ada),
+        Some(json!({"setting": "signing_workflow", "value": "lenient", "reason": "typo"})),
+    );
+    assert_eq!(s, 422, "{v}");
+    let (s, v) = call(
+        port,
+        "POST",
+        "/api/v1/changes",
+        Some(&ada),
+        Some(json!({"setting": "signing_workflow", "value": "relaxed", "reason": "pilot lab"})),
+    );
+    assert_eq!(s, 201, "{v}");
+    let id = v["id"].as_str().unwrap().to_owned();
+    // Proposed only: still strict.
+    refused(sign(port, &rita, &x, "approved"), "review_required");
+    let (s, v) = call(
+        port,
+        "POST",
+        &format!("/api/v1/changes/{id}/approve"),
+        Some(&bob),
+        Some(json!({"password": PASSWORD, "reason": "agreed with QA"})),
+    );
+    assert!(s == 200 || s == 201, "{s} {v}");
+    // Approved, but applied at the next start only.
+    refused(sign(port, &rita, &x, "approved"), "review_required");
+    edge.stop();
+
+    let (mut edge, port) = start_edge(root.path(), "edge-2.log");
+    let rita = login(port, "rita");
+    signed(sign(port, &rita, &x, "approved"));
+    // Finality holds whatever the policy.
+    refused(sign(port, &rita, &x, "rejected"), "already_approved");
+    edge.stop();
 }

@@ -211,10 +211,9 @@ pub(crate) async fn complete(
         ));
     }
     let now = state.now().await?;
-    let mut account = user.account.clone();
-    state
-        .check_credentials(
-            &mut account,
+    let account = state
+        .reauthenticate(
+            &user,
             &req.password,
             req.totp.as_deref(),
             now,

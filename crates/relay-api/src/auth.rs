@@ -359,6 +359,23 @@ impl ApiState {
         self.check(account, password, Some(totp), now, during).await
     }
 
+    /// Re-authenticates the signed-in `user` for a signature-like act (`during`): the password
+    /// (and TOTP when enrolled) checked again inside the valid session, at `now`, as
+    /// [`check_credentials`](Self::check_credentials) does; the account as stored now.
+    pub(crate) async fn reauthenticate(
+        &self,
+        user: &AuthUser,
+        password: &Password,
+        totp: Option<&str>,
+        now: Timestamp,
+        during: &'static str,
+    ) -> Result<Account, ApiError> {
+        let mut account = user.account.clone();
+        self.check_credentials(&mut account, password, totp, now, during)
+            .await?;
+        Ok(account)
+    }
+
     /// [`check_credentials`](Self::check_credentials) without the second factor: for enrolling
     /// a new one, where the old one may be lost.
     pub(crate) async fn check_password_only(

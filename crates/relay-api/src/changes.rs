@@ -447,10 +447,9 @@ pub(crate) async fn approve(
     if applies == Applies::Now {
         check_target(&state, request.setting, &request.value, Some(&user)).await?;
     }
-    let mut account = user.account.clone();
-    state
-        .check_credentials(
-            &mut account,
+    let account = state
+        .reauthenticate(
+            &user,
             &req.password,
             req.totp.as_deref(),
             now,

@@ -645,21 +645,13 @@ pub(crate) async fn export(
                     .signatures
                     .iter()
                     .map(|m| {
-                        let mut entry = String::new();
-                        let fields = [
-                            m.printed_name.as_str(),
-                            m.username.as_str(),
-                            m.signed_at.as_str(),
-                            m.meaning.as_str(),
-                            m.reason.as_str(),
-                        ];
-                        for (i, f) in fields.into_iter().enumerate() {
-                            if i > 0 {
-                                entry.push_str(" | ");
-                            }
-                            relay_domain::export::escape_signature_field(f, &mut entry);
-                        }
-                        entry
+                        relay_domain::export::signature_cell_entry([
+                            &m.printed_name,
+                            &m.username,
+                            &m.signed_at,
+                            &m.meaning,
+                            &m.reason,
+                        ])
                     })
                     .collect::<Vec<_>>()
                     .join("; ");

@@ -75,7 +75,7 @@ impl ReviewSnapshot {
     }
 
     /// The record's signatures as the workflow rules read them.
-    pub(crate) fn signature_facts(&self, record: &Record) -> Vec<SignatureFact> {
+    fn signature_facts(&self, record: &Record) -> Vec<SignatureFact> {
         self.signatures_on(&record.checksum)
             .iter()
             .map(|m| SignatureFact {
@@ -86,17 +86,24 @@ impl ReviewSnapshot {
             .collect()
     }
 
-    /// The review status of `record`; `None` when it cannot be signed.
-    pub(crate) fn status(&self, record: &Record) -> Option<ReviewStatus> {
-        if !Self::signable(record) {
-            return None;
-        }
+    /// Calls `f` with what the workflow rules know about `record`.
+    pub(crate) fn with_facts<T>(
+        &self,
+        record: &Record,
+        f: impl FnOnce(&TargetFacts<'_>) -> T,
+    ) -> T {
         let sigs = self.signature_facts(record);
-        Some(relay_domain::workflow::review_status(&TargetFacts {
+        f(&TargetFacts {
             author: record.actor.as_str(),
             signatures: &sigs,
             superseded_by: self.superseded_by(record),
-        }))
+        })
+    }
+
+    /// The review status of `record`; `None` when it cannot be signed.
+    pub(crate) fn status(&self, record: &Record) -> Option<ReviewStatus> {
+        Self::signable(record)
+            .then(|| self.with_facts(record, relay_domain::workflow::review_status))
     }
 
     /// The next signature `signer` may apply to `record` under the installation's policy.
@@ -109,16 +116,9 @@ impl ReviewSnapshot {
         if !Self::signable(record) {
             return None;
         }
-        let sigs = self.signature_facts(record);
-        relay_domain::workflow::next_step_for(
-            policy,
-            &TargetFacts {
-                author: record.actor.as_str(),
-                signatures: &sigs,
-                superseded_by: self.superseded_by(record),
-            },
-            signer,
-        )
+        self.with_facts(record, |facts| {
+            relay_domain::workflow::next_step_for(policy, facts, signer)
+        })
     }
 }
 

@@ -9,7 +9,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use relay_domain::ports::{RecordStoreExt, Role};
-use relay_domain::workflow::{SignatureMeaning, TargetFacts};
+use relay_domain::workflow::SignatureMeaning;
 use relay_domain::{ActorSource, Checksum, EventKind, Record, Subject};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
@@ -140,15 +140,8 @@ pub(crate) async fn sign(
     }
     // Who signs, first: the password (and TOTP) re-checked, whatever the workflow will say.
     let now = state.now().await?;
-    let mut account = user.account.clone();
-    state
-        .check_credentials(
-            &mut account,
-            &req.password,
-            req.totp.as_deref(),
-            now,
-            "signature",
-        )
+    let account = state
+        .reauthenticate(&user, &req.password, req.totp.as_deref(), now, "signature")
         .await?;
     // From the workflow check to the append, no other signature lands on this trail.
     let _lane = state.signing_lane(&trail).await;
@@ -203,25 +196,22 @@ async fn check_target(
     meaning: Meaning,
 ) -> Result<(), ApiError> {
     crate::target_check::check_intact(state, target).await?;
-    let sigs = review.signature_facts(target);
-    let facts = TargetFacts {
-        author: target.actor.as_str(),
-        signatures: &sigs,
-        superseded_by: review.superseded_by(target),
-    };
-    relay_domain::workflow::check_signing(
-        &state.config().signing_workflow,
-        &facts,
-        user.username().as_str(),
-        meaning.domain(),
-    )
-    .map_err(|r| {
-        ApiError::new(
-            StatusCode::CONFLICT,
-            r.rule.code(),
-            format!("{} (rule: {})", r.message, r.rule.name()),
-        )
-    })
+    review
+        .with_facts(target, |facts| {
+            relay_domain::workflow::check_signing(
+                &state.config().signing_workflow,
+                facts,
+                user.username().as_str(),
+                meaning.domain(),
+            )
+        })
+        .map_err(|r| {
+            ApiError::new(
+                StatusCode::CONFLICT,
+                r.rule.code(),
+                format!("{} (rule: {})", r.message, r.rule.name()),
+            )
+        })
 }
 
 /// The record of `trail` whose checksum is `checksum`, scanning the trail (records are

@@ -25,7 +25,7 @@ pub use package_verify::{
 pub use receipts::ReceiptLine;
 pub use render::{
     CellError, FormatVersion, Manifestation, SignatureIndex, escape_signature_field,
-    parse_signatures_cell,
+    parse_signatures_cell, signature_cell_entry,
 };
 pub use seal::{Seal, SealError, SealKey, SealPublicKey};
 pub use trust::{PinnedKey, TRUST_FILE_FORMAT, TrustError, parse_trust_file};

@@ -104,26 +104,29 @@ impl Manifestation {
                 "{} | {} | {} | {}",
                 self.printed_name, self.signed_at, self.meaning, self.reason
             ),
-            FormatVersion::V2 => {
-                let mut out = String::new();
-                let signed_at = self.signed_at.to_canonical();
-                let fields = [
-                    self.printed_name.as_str(),
-                    self.username.as_str(),
-                    signed_at.as_str(),
-                    self.meaning.as_str(),
-                    self.reason.as_str(),
-                ];
-                for (i, field) in fields.into_iter().enumerate() {
-                    if i > 0 {
-                        out.push_str(" | ");
-                    }
-                    escape_signature_field(field, &mut out);
-                }
-                out
-            }
+            FormatVersion::V2 => signature_cell_entry([
+                &self.printed_name,
+                &self.username,
+                &self.signed_at.to_canonical(),
+                &self.meaning,
+                &self.reason,
+            ]),
         }
     }
+}
+
+/// One manifestation's entry in a v2 signatures cell from its five fields (printed name,
+/// username, UTC time, meaning, reason): each escaped ([`escape_signature_field`]), joined by
+/// `" | "`. Entries are joined by `"; "`.
+pub fn signature_cell_entry(fields: [&str; 5]) -> String {
+    let mut out = String::new();
+    for (i, field) in fields.into_iter().enumerate() {
+        if i > 0 {
+            out.push_str(" | ");
+        }
+        escape_signature_field(field, &mut out);
+    }
+    out
 }
 
 /// Appends `field` escaped for a v2 signatures cell: `\` becomes `\\`, `|` becomes `\|`,
