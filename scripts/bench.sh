@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The performance report of issue 11 in one command: builds the release benches, runs every hot
-# path next to its baseline in the same run (relay-bench default run, pg, ingest, export, api), and
+# path next to its baseline in the same run (relay-bench default run, pg, ingest, export, api,
+# login-flood), and
 # writes ONE table with the targets checked by code between the report markers of
 # docs/performance.md.
 #
@@ -73,7 +74,8 @@ if [[ "${BENCH_QUICK:-0}" != 0 ]]; then
     INGEST_RECORDS=10000
     EXPORT_RECORDS=20000
     API_ARGS=(--records 10000 --seconds 5 --rate 200)
-    sizes="QUICK run (development sizes, not the issue's): 200k records verified in memory, 20k from SQLite, 500 durable appends, 256 MiB hashed file, 2,000 burst files, Postgres 5k records per batch size, ingest 10k, export 20k records, API 10k records and 5 s per wrk run"
+    FLOOD_ARGS=(--attackers 300 --seconds 3)
+    sizes="QUICK run (development sizes, not the issue's): 200k records verified in memory, 20k from SQLite, 500 durable appends, 256 MiB hashed file, 2,000 burst files, Postgres 5k records per batch size, ingest 10k, export 20k records, API 10k records and 5 s per wrk run, login flood of 300 in flight for 3 s"
 else
     # The issue's sizes (relay-bench's defaults).
     DEFAULT_ARGS=()
@@ -81,7 +83,8 @@ else
     INGEST_RECORDS=100000
     EXPORT_RECORDS=1000000
     API_ARGS=(--records 100000 --seconds 30 --rate 200)
-    sizes="1M records verified in memory, 200k from SQLite, 2,000 durable appends (8 concurrent appenders), 512 MiB buffer and a 2 GiB file hashed, 10,000 burst files of 4 KiB, Postgres 50k records per batch size (5k in batches of 1), ingest 100k, export of 1M records (CSV and JSON), API 100k records and 30 s per wrk run"
+    FLOOD_ARGS=(--attackers 1000 --seconds 10)
+    sizes="1M records verified in memory, 200k from SQLite, 2,000 durable appends (8 concurrent appenders), 512 MiB buffer and a 2 GiB file hashed, 10,000 burst files of 4 KiB, Postgres 50k records per batch size (5k in batches of 1), ingest 100k, export of 1M records (CSV and JSON), API 100k records and 30 s per wrk run, login flood of 1,000 bogus logins in flight for 10 s (from many addresses, then from one)"
 fi
 
 step "cargo build --release -p relay-bench -p relay-verify -p relay-edge"
@@ -147,6 +150,8 @@ else
     missing+=("API row: relay-bench has no \`api\` subcommand yet")
     failed=1
 fi
+
+run 6-login-flood login-flood "${FLOOD_ARGS[@]}" --sources both
 
 step "relay-bench report --write $DOC"
 missing_args=()

@@ -32,9 +32,9 @@ const CONNECTIONS: usize = 50;
 /// Connections of the unpaced (saturation) run.
 const SATURATION_CONNECTIONS: usize = 16;
 /// The bench's administrator.
-const USERNAME: &str = "bench.admin";
+pub(crate) const USERNAME: &str = "bench.admin";
 /// Its password (meets the default policy).
-const PASSWORD: &str = "correct horse battery";
+pub(crate) const PASSWORD: &str = "correct horse battery";
 
 /// Runs the API bench: `records` in the trail, each wrk run `seconds` long, paced at `rate`.
 pub(crate) fn bench_api(
@@ -167,16 +167,17 @@ async fn prepare(data_dir: &Path, n: usize) {
 }
 
 /// A running `relay-edge run` child process; stopped with SIGTERM when dropped.
-struct Edge {
+pub(crate) struct Edge {
     child: Child,
-    addr: SocketAddr,
+    /// Where it listens.
+    pub(crate) addr: SocketAddr,
     log: PathBuf,
 }
 
 impl Edge {
     /// Starts `exe` on `data_dir` with a config file in `dir` (a free port on 127.0.0.1, an
     /// empty watched folder) and waits until `/healthz` answers 200.
-    fn start(exe: &Path, dir: &Path, data_dir: &Path) -> Self {
+    pub(crate) fn start(exe: &Path, dir: &Path, data_dir: &Path) -> Self {
         let port = TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port")
@@ -233,15 +234,20 @@ impl Edge {
         }
     }
 
+    /// The process id of the edge.
+    pub(crate) fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// The last lines of the edge's log, for error messages.
-    fn log_tail(&self) -> String {
+    pub(crate) fn log_tail(&self) -> String {
         let text = std::fs::read_to_string(&self.log).unwrap_or_default();
         let lines: Vec<&str> = text.lines().collect();
         lines[lines.len().saturating_sub(20)..].join("\n")
     }
 
     /// Sends SIGTERM and waits (up to 30 s, then SIGKILL) for the edge to exit.
-    fn stop(&mut self) -> std::io::Result<ExitStatus> {
+    pub(crate) fn stop(&mut self) -> std::io::Result<ExitStatus> {
         if let Some(status) = self.child.try_wait()? {
             return Ok(status);
         }
@@ -270,7 +276,7 @@ impl Drop for Edge {
 }
 
 /// Registers the bench administrator (the first account) and logs in; the bearer token.
-fn log_in(addr: SocketAddr) -> String {
+pub(crate) fn log_in(addr: SocketAddr) -> String {
     let register = serde_json::json!({
         "username": USERNAME, "full_name": "Bench Admin", "password": PASSWORD, "role": "admin",
     });
@@ -293,7 +299,7 @@ fn log_in(addr: SocketAddr) -> String {
 }
 
 /// One HTTP/1.1 request on a fresh connection (`Connection: close`): status and body.
-fn try_http(
+pub(crate) fn try_http(
     addr: SocketAddr,
     method: &str,
     path: &str,

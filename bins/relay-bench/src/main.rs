@@ -8,6 +8,10 @@
 //! chained appends into Postgres through the self-hosted adapter (batches of 1, 100, 1000) next
 //! to a plain batched INSERT of the same rows, in a database it creates and drops.
 //!
+//! `cargo run --release -p relay-bench -- login-flood [--attackers N] [--seconds N]
+//! [--sources many|one|both]` floods a real release `relay-edge` with bogus logins while a
+//! legitimate user logs in, and reports its peak RSS and the legitimate logins' latency.
+//!
 //! With `--json FILE` every run also appends its rows, each with its issue-11 target checked, as
 //! JSON lines; `relay-bench report --from FILE... --write docs/performance.md` renders them as one
 //! table between the report markers. `scripts/bench.sh` runs all of it in one command.
@@ -41,6 +45,7 @@ mod capture_bench;
 mod error;
 mod export_bench;
 mod ingest_bench;
+mod login_flood_bench;
 mod report;
 
 /// Measures the relay's hot paths against baselines.
@@ -166,6 +171,21 @@ enum Bench {
         /// Requests per second of the paced run.
         #[arg(long, default_value_t = 200)]
         rate: u32,
+    },
+    /// A real release `relay-edge` (next to this executable) under a flood of bogus logins while
+    /// a legitimate user logs in from 127.0.0.1: peak RSS, answers, legitimate logins' latency.
+    /// Build it first: `cargo build --release -p relay-edge -p relay-bench`.
+    LoginFlood {
+        /// Bogus logins kept in flight at once (each answered one is replaced).
+        #[arg(long, default_value_t = 1000)]
+        attackers: usize,
+        /// How long the flood lasts, in seconds.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Where the bogus logins come from: `many` (one address of 127.0.0.0/8 each), `one`
+        /// (all from 127.0.0.2) or `both` (two runs).
+        #[arg(long, default_value = "both", value_parser = ["many", "one", "both"])]
+        sources: String,
     },
 }
 
@@ -707,6 +727,16 @@ fn preflight(args: &Args) -> Result<(), BenchError> {
                 ));
             }
         }
+        Some(Bench::LoginFlood {
+            attackers, seconds, ..
+        }) => {
+            if *attackers == 0 || *seconds == 0 {
+                return Err(BenchError::Usage(
+                    "login-flood: --attackers and --seconds must be at least 1".into(),
+                ));
+            }
+            error::sibling_binary("relay-edge")?;
+        }
         None if args.hash_file_mib > 0 && !error::on_path("openssl") => {
             return Err(BenchError::Missing(
                 "`openssl` is not on PATH (the baseline of the large-file hashing row); install                  it (Debian: `apt-get install -y openssl`) or pass --hash-file-mib 0"
@@ -758,6 +788,28 @@ fn run(args: Args) -> Result<(), BenchError> {
             *rate,
             tmp.path(),
         ));
+    }
+    if let Some(Bench::LoginFlood {
+        attackers,
+        seconds,
+        sources,
+    }) = &args.command
+    {
+        use login_flood_bench::Sources;
+        let scenarios: &[Sources] = match sources.as_str() {
+            "many" => &[Sources::Many],
+            "one" => &[Sources::One],
+            _ => &[Sources::Many, Sources::One],
+        };
+        let tmp = scratch_dir(args.dir.as_deref())?;
+        let rt = runtime()?;
+        return print_rows(login_flood_bench::bench_login_flood(
+            &rt,
+            *attackers,
+            *seconds,
+            scenarios,
+            tmp.path(),
+        )?);
     }
     if let Some(Bench::Export { records, format }) = &args.command {
         let tmp = scratch_dir(args.dir.as_deref())?;

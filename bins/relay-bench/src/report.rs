@@ -176,6 +176,28 @@ fn check(row: &Row, export_records: Option<u64>) -> Check {
             }
             None => Check::info("no p99"),
         }
+    } else if p.starts_with("login flood") && p.ends_with("peak RSS (MiB)") {
+        let target = format!(
+            "peak RSS < {:.0} MiB",
+            crate::login_flood_bench::TARGET_PEAK_MIB
+        );
+        match number_after(&row.ours, "peak RSS ") {
+            Some(mib) => Check {
+                target,
+                met: Some(mib < crate::login_flood_bench::TARGET_PEAK_MIB),
+                note: format!("{mib:.1} MiB"),
+            },
+            None => Check::info("no peak RSS"),
+        }
+    } else if p.starts_with("login flood") && p.ends_with("legitimate logins during it") {
+        match number_after(&row.ours, "**") {
+            Some(ok) => Check {
+                target: "legitimate logins still succeed".into(),
+                met: Some(ok >= 1.0),
+                note: row.ours.split("**").nth(1).unwrap_or_default().to_owned(),
+            },
+            None => Check::info("no success count"),
+        }
     } else {
         Check::info("context (no target of its own)")
     }
@@ -441,6 +463,28 @@ mod tests {
             baseline: baseline.into(),
             ratio: ratio.into(),
         }
+    }
+
+    #[test]
+    fn login_flood_rows_check_peak_rss_and_legitimate_successes() {
+        let memory = row(
+            "login flood from many addresses: relay peak RSS (MiB)",
+            "peak RSS 130.2 MiB with 1000 bogus logins in flight for 10 s (...)",
+            "idle RSS 40.0 MiB before the flood",
+            "+90.2 MiB",
+        );
+        let c = check(&memory, None);
+        assert_eq!((c.met, c.note.as_str()), (Some(true), "130.2 MiB"));
+        let over = row(memory.path, "peak RSS 300.0 MiB with ...", "", "");
+        assert_eq!(check(&over, None).met, Some(false));
+        let legit = row(
+            "login flood from one address: legitimate logins during it",
+            "**0 of 40** succeeded, p50 NaN ms, p99 NaN ms (40 answered otherwise: 40 x 503 busy)",
+            "",
+            "",
+        );
+        let c = check(&legit, None);
+        assert_eq!((c.met, c.note.as_str()), (Some(false), "0 of 40"));
     }
 
     #[test]

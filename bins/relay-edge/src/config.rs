@@ -125,6 +125,23 @@ pub struct EdgeConfig {
     /// Who capture events are attributed to: `auto`, `process_user`, `file_owner` or
     /// `console_session`.
     pub attribution: AttributionKind,
+    /// Account names refused as generic (21 CFR 11.300(a)); the list replaces the default one.
+    pub generic_account_names: Vec<String>,
+    /// Words marking a shared account among a name's parts; the list replaces the default one.
+    pub shared_account_markers: Vec<String>,
+    /// Shortest password accepted (8 to 128).
+    pub min_password_chars: usize,
+    /// Lowest zxcvbn strength score of a new password (0: no strength check, to 4).
+    pub min_password_score: u8,
+    /// How many of an account's last passwords a new one must differ from (0 to 24).
+    pub password_history: usize,
+    /// Whether a password an administrator sets must be changed by its owner at first login.
+    pub admin_passwords_temporary: bool,
+    /// Failed logins from one client address per window before its logins are refused with
+    /// 429 `too_many_attempts`; 0 turns the per-client limit off.
+    pub client_failure_limit: u32,
+    /// The window (s) of `client_failure_limit`.
+    pub client_failure_window_secs: u64,
 }
 
 impl Default for EdgeConfig {
@@ -159,7 +176,34 @@ impl Default for EdgeConfig {
             tls_key: None,
             allow_plain_http_on_network: false,
             attribution: AttributionKind::Auto,
+            generic_account_names: words(relay_api::GENERIC_ACCOUNT_NAMES),
+            shared_account_markers: words(relay_api::SHARED_ACCOUNT_MARKERS),
+            min_password_chars: 12,
+            min_password_score: 3,
+            password_history: 5,
+            admin_passwords_temporary: true,
+            client_failure_limit: 30,
+            client_failure_window_secs: 300,
         }
+    }
+}
+
+fn words(list: &[&str]) -> Vec<String> {
+    list.iter().map(|w| (*w).to_owned()).collect()
+}
+
+impl EdgeConfig {
+    /// Sets the identity and login settings of `api` (account names, password policy,
+    /// per-client failure limit) from this configuration.
+    pub fn identity_into(&self, api: &mut relay_api::ApiConfig) {
+        api.generic_account_names = self.generic_account_names.clone();
+        api.shared_account_markers = self.shared_account_markers.clone();
+        api.min_password_chars = self.min_password_chars;
+        api.min_password_score = self.min_password_score;
+        api.password_history = self.password_history;
+        api.admin_passwords_temporary = self.admin_passwords_temporary;
+        api.client_failure_limit = self.client_failure_limit;
+        api.client_failure_window = std::time::Duration::from_secs(self.client_failure_window_secs);
     }
 }
 
@@ -234,6 +278,14 @@ pub const CONFIG_KEYS: &[&str] = &[
     "tls_key",
     "allow_plain_http_on_network",
     "attribution",
+    "generic_account_names",
+    "shared_account_markers",
+    "min_password_chars",
+    "min_password_score",
+    "password_history",
+    "admin_passwords_temporary",
+    "client_failure_limit",
+    "client_failure_window_secs",
 ];
 
 /// Loads the configuration from defaults, `file`, the environment and `cli`.
@@ -301,6 +353,13 @@ pub fn load(file: Option<&Path>, cli: &CliOverrides) -> Result<EdgeConfig, Confi
             "rescan_secs must be at least 1".into(),
         ));
     }
+    let mut api = relay_api::ApiConfig::new(
+        relay_domain::Device::new("config-check")
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?,
+    );
+    config.identity_into(&mut api);
+    api.check_identity_settings()
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
     Ok(config)
 }
 
@@ -358,6 +417,116 @@ mod tests {
             assert_eq!(c.attribution, AttributionKind::FileOwner);
             let err = load(Some(Path::new("missing.toml")), &CliOverrides::default()).unwrap_err();
             assert!(matches!(err, ConfigError::Missing(_)));
+            Ok(())
+        });
+    }
+
+    fn api_of(c: &EdgeConfig) -> relay_api::ApiConfig {
+        let mut api = relay_api::ApiConfig::new(relay_domain::Device::new("ws").unwrap());
+        c.identity_into(&mut api);
+        api
+    }
+
+    // REQ: R3.2, R3.3
+    #[test]
+    fn identity_defaults_are_the_apis_and_weaken_nothing() {
+        let api = api_of(&EdgeConfig::default());
+        let strict = relay_api::ApiConfig::new(relay_domain::Device::new("ws").unwrap());
+        assert_eq!(api.generic_account_names, strict.generic_account_names);
+        assert_eq!(api.shared_account_markers, strict.shared_account_markers);
+        assert_eq!(
+            (
+                api.min_password_chars,
+                api.min_password_score,
+                api.password_history,
+                api.admin_passwords_temporary,
+                api.client_failure_limit,
+                api.client_failure_window,
+            ),
+            (
+                strict.min_password_chars,
+                strict.min_password_score,
+                strict.password_history,
+                strict.admin_passwords_temporary,
+                strict.client_failure_limit,
+                strict.client_failure_window,
+            )
+        );
+        assert!(api.weakened_identity_settings().is_empty());
+    }
+
+    // REQ: R3.2, R3.3
+    #[test]
+    fn identity_settings_are_read_checked_and_a_list_replaces_the_default() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "edge.toml",
+                "generic_account_names = [\"nmrbox\"]\nmin_password_chars = 16\n\
+                 min_password_score = 4\npassword_history = 10\nadmin_passwords_temporary = false\n\
+                 client_failure_limit = 10\nclient_failure_window_secs = 600\n",
+            )?;
+            jail.set_env("RELAY_SHARED_ACCOUNT_MARKERS", "[team, crew]");
+            let c = load(Some(Path::new("edge.toml")), &CliOverrides::default()).unwrap();
+            let api = api_of(&c);
+            assert_eq!(api.generic_account_names, vec!["nmrbox"]);
+            assert_eq!(api.shared_account_markers, vec!["team", "crew"]);
+            assert_eq!((api.min_password_chars, api.min_password_score), (16, 4));
+            assert_eq!(api.password_history, 10);
+            assert!(!api.admin_passwords_temporary);
+            assert_eq!(
+                (
+                    api.client_failure_limit,
+                    api.client_failure_window.as_secs()
+                ),
+                (10, 600)
+            );
+            let warnings = api.weakened_identity_settings();
+            assert_eq!(warnings.len(), 3, "{warnings:#?}");
+            assert!(
+                warnings[0].starts_with("admin_passwords_temporary"),
+                "{warnings:#?}"
+            );
+            assert!(warnings[1].contains("leaves out 30"), "{warnings:#?}");
+
+            for (name, text, says) in [
+                (
+                    "a.toml",
+                    "min_password_chars = 6\n",
+                    "min_password_chars: 6 is not accepted",
+                ),
+                (
+                    "b.toml",
+                    "min_password_score = 5\n",
+                    "min_password_score: 5 is not a zxcvbn score",
+                ),
+                ("c.toml", "password_history = 100\n", "password_history"),
+                (
+                    "d.toml",
+                    "generic_account_names = [\"\"]\n",
+                    "generic_account_names",
+                ),
+                (
+                    "e.toml",
+                    "shared_account_markers = [\"qc-team\"]\n",
+                    "cannot contain a separator",
+                ),
+                (
+                    "f.toml",
+                    "client_failure_window_secs = 0\n",
+                    "client_failure_window_secs",
+                ),
+                ("g.toml", "min_password_score = -1\n", "min_password_score"),
+                ("h.toml", "min_pasword_chars = 12\n", "min_pasword_chars"),
+            ] {
+                jail.create_file(name, text)?;
+                let err = load(Some(Path::new(name)), &CliOverrides::default()).unwrap_err();
+                assert!(err.to_string().contains(says), "{name}: {err}");
+            }
+            jail.create_file(
+                "off.toml",
+                "client_failure_limit = 0\nclient_failure_window_secs = 0\n",
+            )?;
+            load(Some(Path::new("off.toml")), &CliOverrides::default()).unwrap();
             Ok(())
         });
     }

@@ -429,6 +429,9 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             let config = config::load(args.common.config.as_deref(), &overrides)?;
             init_logging(config.log_format);
             let mut settings = edge_settings(&config)?;
+            for weaker in settings.api.weakened_identity_settings() {
+                tracing::warn!("IDENTITY SETTING WEAKER THAN THE DEFAULT: {weaker}");
+            }
             runtime.block_on(async {
                 if config.time_source == config::TimeSourceKind::Ntp {
                     let ntp = relay_ntp::NtpTimeSource::start(
@@ -897,6 +900,7 @@ fn api_config(config: &EdgeConfig, device: &Device) -> relay_api::ApiConfig {
     api.lockout_duration = Duration::from_secs(config.lockout_window_secs);
     api.session_idle_timeout = Duration::from_secs(config.session_idle_secs);
     api.password_max_age = Duration::from_secs(config.password_max_age_days * 24 * 3600);
+    config.identity_into(&mut api);
     api
 }
 

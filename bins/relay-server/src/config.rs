@@ -168,6 +168,24 @@ pub struct ServerConfig {
     pub ntp_servers: Vec<String>,
     /// Refuse every account registration, even by an administrator.
     pub registration_closed: bool,
+    /// Account names refused as generic (21 CFR 11.300(a)); the list replaces the default one.
+    pub generic_account_names: Vec<String>,
+    /// Words marking a shared account among a name's parts; the list replaces the default one.
+    pub shared_account_markers: Vec<String>,
+    /// Shortest password accepted (8 to 128).
+    pub min_password_chars: usize,
+    /// Lowest zxcvbn strength score of a new password (0: no strength check, to 4).
+    pub min_password_score: u8,
+    /// How many of an account's last passwords a new one must differ from (0 to 24).
+    pub password_history: usize,
+    /// Whether a password an administrator sets must be changed by its owner at first login.
+    pub admin_passwords_temporary: bool,
+    /// Failed logins from one client address per window before its logins are refused with
+    /// 429 `too_many_attempts`; 0 turns the per-client limit off (behind a load balancer every
+    /// client has the balancer's address).
+    pub client_failure_limit: u32,
+    /// The window (s) of `client_failure_limit`.
+    pub client_failure_window_secs: u64,
     /// Storage.
     pub storage: StorageConfig,
 }
@@ -191,8 +209,35 @@ impl Default for ServerConfig {
             time_source: TimeSourceKind::System,
             ntp_servers: Vec::new(),
             registration_closed: false,
+            generic_account_names: words(relay_api::GENERIC_ACCOUNT_NAMES),
+            shared_account_markers: words(relay_api::SHARED_ACCOUNT_MARKERS),
+            min_password_chars: 12,
+            min_password_score: 3,
+            password_history: 5,
+            admin_passwords_temporary: true,
+            client_failure_limit: 30,
+            client_failure_window_secs: 300,
             storage: StorageConfig::default(),
         }
+    }
+}
+
+fn words(list: &[&str]) -> Vec<String> {
+    list.iter().map(|w| (*w).to_owned()).collect()
+}
+
+impl ServerConfig {
+    /// Sets the identity and login settings of `api` (account names, password policy,
+    /// per-client failure limit) from this configuration.
+    pub fn identity_into(&self, api: &mut relay_api::ApiConfig) {
+        api.generic_account_names = self.generic_account_names.clone();
+        api.shared_account_markers = self.shared_account_markers.clone();
+        api.min_password_chars = self.min_password_chars;
+        api.min_password_score = self.min_password_score;
+        api.password_history = self.password_history;
+        api.admin_passwords_temporary = self.admin_passwords_temporary;
+        api.client_failure_limit = self.client_failure_limit;
+        api.client_failure_window = std::time::Duration::from_secs(self.client_failure_window_secs);
     }
 }
 
@@ -214,6 +259,14 @@ pub const CONFIG_KEYS: &[&str] = &[
     "time_source",
     "ntp_servers",
     "registration_closed",
+    "generic_account_names",
+    "shared_account_markers",
+    "min_password_chars",
+    "min_password_score",
+    "password_history",
+    "admin_passwords_temporary",
+    "client_failure_limit",
+    "client_failure_window_secs",
     "storage",
 ];
 
@@ -304,6 +357,13 @@ pub fn load(file: Option<&Path>) -> Result<ServerConfig, ConfigError> {
             "time_source = \"ntp\" needs at least one entry in ntp_servers".into(),
         ));
     }
+    let mut api = relay_api::ApiConfig::new(
+        relay_domain::Device::new("config-check")
+            .map_err(|e| ConfigError::Invalid(e.to_string()))?,
+    );
+    config.identity_into(&mut api);
+    api.check_identity_settings()
+        .map_err(|e| ConfigError::Invalid(e.to_string()))?;
     check_compiled(config.storage.provider, &compiled_providers())?;
     if matches!(
         config.storage.provider,
@@ -498,6 +558,74 @@ mod tests {
                 "--features aws"
             };
             assert!(err.to_string().contains(expected), "{err}");
+            Ok(())
+        });
+    }
+
+    // REQ: R3.2, R3.3
+    #[test]
+    fn identity_settings_default_to_the_apis_are_read_and_checked() {
+        figment::Jail::expect_with(|jail| {
+            let strict = relay_api::ApiConfig::new(relay_domain::Device::new("s").unwrap());
+            let mut api = strict.clone();
+            ServerConfig::default().identity_into(&mut api);
+            assert_eq!(api.generic_account_names, strict.generic_account_names);
+            assert_eq!(api.shared_account_markers, strict.shared_account_markers);
+            assert_eq!(
+                (
+                    api.min_password_chars,
+                    api.min_password_score,
+                    api.password_history
+                ),
+                (12, 3, 5)
+            );
+            assert!(api.admin_passwords_temporary);
+            assert_eq!(
+                (api.client_failure_limit, api.client_failure_window),
+                (strict.client_failure_limit, strict.client_failure_window)
+            );
+            assert!(api.weakened_identity_settings().is_empty());
+
+            jail.create_file(
+                "server.toml",
+                "generic_account_names = [\"nmrbox\", \"admin\"]\nmin_password_score = 2\n\
+                 client_failure_limit = 0\n[storage]\nprovider = \"local\"\n",
+            )?;
+            jail.set_env("RELAY_MIN_PASSWORD_CHARS", "14");
+            let c = load(Some(Path::new("server.toml"))).unwrap();
+            let mut api = strict.clone();
+            c.identity_into(&mut api);
+            assert_eq!(api.generic_account_names, vec!["nmrbox", "admin"]);
+            assert_eq!((api.min_password_chars, api.min_password_score), (14, 2));
+            assert_eq!(api.client_failure_limit, 0);
+            assert_eq!(api.weakened_identity_settings().len(), 3);
+
+            for (name, text, says) in [
+                (
+                    "a.toml",
+                    "min_password_chars = 7\n",
+                    "min_password_chars: 7 is not accepted",
+                ),
+                (
+                    "b.toml",
+                    "min_password_score = 9\n",
+                    "min_password_score: 9",
+                ),
+                (
+                    "c.toml",
+                    "shared_account_markers = [\"a b\"]\n",
+                    "shared_account_markers",
+                ),
+                (
+                    "d.toml",
+                    "client_failure_window_secs = 100000\n",
+                    "client_failure_window_secs",
+                ),
+            ] {
+                jail.create_file(name, text)?;
+                let err = load(Some(Path::new(name))).unwrap_err();
+                assert!(err.to_string().contains(says), "{name}: {err}");
+            }
             Ok(())
         });
     }

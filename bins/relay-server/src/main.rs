@@ -317,6 +317,10 @@ async fn run(c: config::ServerConfig) -> Result<(), BoxError> {
     let device = relay_domain::Device::new(c.device.clone())?;
     let mut api = relay_api::ApiConfig::new(device.clone());
     api.registration_closed = c.registration_closed;
+    c.identity_into(&mut api);
+    for weaker in api.weakened_identity_settings() {
+        tracing::warn!("IDENTITY SETTING WEAKER THAN THE DEFAULT: {weaker}");
+    }
     api.export_retention = relay_api::ExportRetention {
         max_age: std::time::Duration::from_secs(c.export_max_age_hours.saturating_mul(3600)),
         per_user_quota: c.export_quota_per_user,

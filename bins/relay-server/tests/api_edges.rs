@@ -9,7 +9,7 @@
 mod common;
 
 use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -46,7 +46,36 @@ fn http(
     token: Option<&str>,
     body: Option<&Value>,
 ) -> (u16, Vec<u8>) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
+    http_from(LOOPBACK, port, method, path, token, body)
+}
+
+/// The address the tests' requests come from unless they name another.
+const LOOPBACK: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
+
+/// A connection to the server on 127.0.0.1:`port` from `source` (any address of 127.0.0.0/8:
+/// Linux routes the whole block to the loopback interface), so the server sees different
+/// clients.
+fn connect_from(source: Ipv4Addr, port: u16) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket
+        .bind(&SocketAddr::from((source, 0)).into())
+        .unwrap_or_else(|e| panic!("bind {source}: {e}"));
+    socket
+        .connect(&SocketAddr::from((LOOPBACK, port)).into())
+        .unwrap();
+    socket.into()
+}
+
+/// [`http`] from client address `source`.
+fn http_from(
+    source: Ipv4Addr,
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&Value>,
+) -> (u16, Vec<u8>) {
+    let mut s = connect_from(source, port);
     s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
     let body = body
         .map(|b| serde_json::to_vec(b).unwrap())
@@ -299,13 +328,38 @@ fn running_server() -> Server {
 
 /// `POST /api/v1/auth/login` as `user` with `password`: status and body.
 fn login_as(port: u16, user: &str, password: &str) -> (u16, Value) {
-    call(
-        port,
-        "POST",
-        "/api/v1/auth/login",
-        None,
-        Some(json!({"username": user, "password": password})),
+    login_from(LOOPBACK, port, user, password).0
+}
+
+/// [`login_as`] from client address `source`; also the `Retry-After` header, if any.
+fn login_from(
+    source: Ipv4Addr,
+    port: u16,
+    user: &str,
+    password: &str,
+) -> ((u16, Value), Option<u64>) {
+    let body = json!({"username": user, "password": password}).to_string();
+    let mut s = connect_from(source, port);
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "POST /api/v1/auth/login HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\
+         User-Agent: api-edges-test\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
     )
+    .unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap_or(0);
+    let retry_after = String::from_utf8_lossy(&raw[..head_end])
+        .to_ascii_lowercase()
+        .lines()
+        .find_map(|l| {
+            l.strip_prefix("retry-after:")
+                .map(|v| v.trim().parse().unwrap())
+        });
+    let (status, bytes) = parse_response(&raw);
+    ((status, json_of(&bytes)), retry_after)
 }
 
 // REQ: R3.1, R3.4, R11.2
@@ -745,20 +799,41 @@ async fn eight_unauthenticated_50_mb_ingest_bodies_are_refused_unread_and_memory
     srv.proc.stop();
 }
 
-/// Logs `user` in with `password` from `n` threads at once; every answer's status and error
-/// code.
+/// Logs `user(i)` in with a wrong password from `n` threads at once, from 127.0.0.1; every
+/// answer's status and error code.
 fn parallel_logins(port: u16, n: usize, user: impl Fn(usize) -> String) -> Vec<(u16, String)> {
+    parallel_logins_from(port, n, |_| LOOPBACK, user)
+}
+
+/// [`parallel_logins`], login `i` from client address `source(i)`.
+fn parallel_logins_from(
+    port: u16,
+    n: usize,
+    source: impl Fn(usize) -> Ipv4Addr,
+    user: impl Fn(usize) -> String,
+) -> Vec<(u16, String)> {
     let handles: Vec<_> = (0..n)
         .map(|i| {
-            let (name, password) = (user(i), "not the password at all");
+            let (from, name, password) = (source(i), user(i), "not the password at all");
             std::thread::spawn(move || {
-                let (status, v) = login_as(port, &name, password);
+                let ((status, v), _) = login_from(from, port, &name, password);
                 (status, v["error"]["code"].as_str().unwrap_or("").to_owned())
             })
         })
         .collect();
     handles.into_iter().map(|h| h.join().unwrap()).collect()
 }
+
+/// How many `answers` have `status` and `code`.
+fn count_of(answers: &[(u16, String)], status: u16, code: &str) -> usize {
+    answers
+        .iter()
+        .filter(|(s, c)| *s == status && c == code)
+        .count()
+}
+
+/// The default `client_failure_limit`: failed logins one client address may make per window.
+const CLIENT_LIMIT: usize = 30;
 
 // REQ: R3.3
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -774,34 +849,72 @@ async fn a_login_flood_keeps_memory_bounded_and_health_answering() {
     let pid = srv.proc.pid().unwrap();
     let (idle, _) = memory_of(pid);
 
-    let flood = std::thread::spawn(move || parallel_logins(port, 300, |i| format!("ghost{i}")));
+    // The per-client limit (default 30 failures per 5 minutes) now answers most of a flood
+    // from one address 429 `too_many_attempts` before any password work; 401 and 503 remain
+    // valid answers for the attempts admitted before it filled. So the same flood also comes
+    // from 300 addresses (127.0.1.x, 127.0.2.x: one attempt each, no limit reached), which is
+    // what still reaches the Argon2 gate and its memory bound.
+    let one = std::thread::spawn(move || parallel_logins(port, 300, |i| format!("ghost{i}")));
+    let many = std::thread::spawn(move || {
+        parallel_logins_from(
+            port,
+            300,
+            |i| Ipv4Addr::new(127, 0, 1 + (i / 200) as u8, 1 + (i % 200) as u8),
+            |i| format!("phantom{i}"),
+        )
+    });
     // Health answers while the flood runs (no timing asserted: that it answers at all).
     let (health, _) = http(port, "GET", "/healthz", None, None);
     assert_eq!(health, 200);
-    let answers = flood.join().unwrap();
+    let (one, many) = (one.join().unwrap(), many.join().unwrap());
     let (_, peak) = memory_of(pid);
     eprintln!(
-        "relay-server memory: idle {} MiB, peak after 300 parallel bogus logins {} MiB; \
-         answers: {} x 401, {} x 503",
+        "relay-server memory: idle {} MiB, peak after 2 x 300 parallel bogus logins {} MiB; \
+         from one address: {} x 401, {} x 503, {} x 429; from 300 addresses: {} x 401, {} x 503",
         idle / MIB,
         peak / MIB,
-        answers.iter().filter(|a| a.0 == 401).count(),
-        answers.iter().filter(|a| a.0 == 503).count(),
+        count_of(&one, 401, "invalid_credentials"),
+        count_of(&one, 503, "busy"),
+        count_of(&one, 429, "too_many_attempts"),
+        count_of(&many, 401, "invalid_credentials"),
+        count_of(&many, 503, "busy"),
     );
-    for (status, code) in &answers {
+    for (status, code) in one.iter().chain(&many) {
         assert!(
-            (*status == 401 && code == "invalid_credentials") || (*status == 503 && code == "busy"),
+            (*status == 401 && code == "invalid_credentials")
+                || (*status == 503 && code == "busy")
+                || (*status == 429 && code == "too_many_attempts"),
             "{status} {code}"
         );
     }
+    assert!(
+        count_of(&one, 401, "invalid_credentials") <= CLIENT_LIMIT,
+        "one address failed more often than its limit: {one:?}"
+    );
+    assert_eq!(
+        count_of(&many, 429, "too_many_attempts"),
+        0,
+        "no address of the spread flood reached its limit"
+    );
     assert!(
         peak < idle + 160 * MIB,
         "peak {} MiB vs {} MiB idle: password checks are not bounded",
         peak / MIB,
         idle / MIB
     );
-    // A legitimate login after the flood works.
-    let (status, v) = login_as(port, "otto", PASSWORD);
+    // A legitimate login after the flood works from another address; from the flooding
+    // address it is refused until the window ends, right password or not.
+    let ((status, v), retry_after) = login_from(LOOPBACK, port, "otto", PASSWORD);
+    assert_eq!(
+        (status, v["error"]["code"].as_str()),
+        (429, Some("too_many_attempts")),
+        "{v}"
+    );
+    assert!(
+        retry_after.is_some_and(|s| (1..=300).contains(&s)),
+        "{retry_after:?}"
+    );
+    let ((status, v), _) = login_from(Ipv4Addr::new(127, 0, 0, 2), port, "otto", PASSWORD);
     assert_eq!(status, 200, "{v}");
 }
 
@@ -816,9 +929,13 @@ async fn parallel_wrong_passwords_all_count_and_no_answer_tells_which_names_exis
     let tokens = accounts(port);
     let threshold = 5; // the default lockout threshold
 
-    // Same shape for a real account (otto) and a name that does not exist.
-    for name in ["otto", "nobody-here"] {
-        let answers = parallel_logins(port, 24, |_| name.to_owned());
+    // Same shape for a real account (otto) and a name that does not exist. Each batch comes
+    // from its own address, and the checks after them from a third: 48 failures from one
+    // address would pass the per-client limit (30), whose 429 `too_many_attempts` is not what
+    // this test is about (a_client_over_its_failure_limit_... is).
+    for (name, from) in [("otto", 10), ("nobody-here", 11)] {
+        let source = Ipv4Addr::new(127, 0, 0, from);
+        let answers = parallel_logins_from(port, 24, |_| source, |_| name.to_owned());
         let count = |s: u16| answers.iter().filter(|a| a.0 == s).count();
         assert_eq!(count(409), 0, "{name}: {answers:?}");
         assert_eq!(
@@ -834,7 +951,8 @@ async fn parallel_wrong_passwords_all_count_and_no_answer_tells_which_names_exis
         );
     }
     // Locked means locked: the right password is refused too.
-    let (status, v) = login_as(port, "otto", PASSWORD);
+    let checks = Ipv4Addr::new(127, 0, 0, 12);
+    let ((status, v), _) = login_from(checks, port, "otto", PASSWORD);
     assert_eq!(status, 429, "{v}");
     assert_eq!(v["error"]["code"], "locked", "{v}");
 
@@ -848,10 +966,97 @@ async fn parallel_wrong_passwords_all_count_and_no_answer_tells_which_names_exis
     );
     assert_eq!(status, 200, "{v}");
     for password in [PASSWORD, "not the password at all"] {
-        let (status, v) = login_as(port, "rita", password);
+        let ((status, v), _) = login_from(checks, port, "rita", password);
         assert_eq!(status, 401, "{v}");
         assert_eq!(v["error"]["code"], "invalid_credentials", "{v}");
     }
+}
+
+// REQ: R3.3, R3.4
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_over_its_failure_limit_is_refused_before_any_password_check_others_are_not() {
+    // Issue 18: the per-account lockout let one client try a password against every name
+    // (each name locks only itself) and keep the Argon2 slots busy. Failed logins now also
+    // count per client address: past the limit, every login from it is 429
+    // `too_many_attempts` with Retry-After, before any password check, whatever the name.
+    let srv = running_server();
+    let port = srv.port;
+    let tokens = accounts(port);
+    let attacker = Ipv4Addr::new(127, 0, 0, 20);
+    // One failure per name at most twice (no account or name gets near its own lockout of 5),
+    // real names and unknown ones alike.
+    for i in 0..CLIENT_LIMIT {
+        let name = match i {
+            0 | 3 => "otto".to_owned(),
+            1 | 4 => "rita".to_owned(),
+            _ => format!("ghost{i}"),
+        };
+        let ((status, v), _) = login_from(attacker, port, &name, "not the password at all");
+        assert_eq!(
+            (status, v["error"]["code"].as_str()),
+            (401, Some("invalid_credentials")),
+            "failure {i} of {name}: {v}"
+        );
+    }
+    // Now every name is refused alike, the right password of a real account included, before
+    // any password check (the metric below counts the refusals of that path).
+    for (name, password) in [
+        ("otto", PASSWORD),
+        ("otto", "not the password at all"),
+        ("nobody-at-all", "not the password at all"),
+        ("aude", PASSWORD),
+    ] {
+        let ((status, v), retry_after) = login_from(attacker, port, name, password);
+        assert_eq!(
+            (status, v["error"]["code"].as_str()),
+            (429, Some("too_many_attempts")),
+            "{name}: {v}"
+        );
+        assert!(
+            retry_after.is_some_and(|s| (1..=300).contains(&s)),
+            "{name}: Retry-After {retry_after:?}"
+        );
+    }
+    // The password change's old-password check is refused the same way (no bypass).
+    let (status, v) = http_from(
+        attacker,
+        port,
+        "POST",
+        "/api/v1/auth/password",
+        None,
+        Some(
+            &json!({"username": "otto", "old_password": PASSWORD, "new_password": "another long passphrase 42"}),
+        ),
+    );
+    assert_eq!(
+        (status, json_of(&v)["error"]["code"].as_str()),
+        (429, Some("too_many_attempts"))
+    );
+
+    // Another address is a different client: the same account logs in.
+    let ((status, v), _) = login_from(Ipv4Addr::new(127, 0, 0, 21), port, "otto", PASSWORD);
+    assert_eq!(status, 200, "{v}");
+
+    // Each refusal is a LOGIN_FAILED with the address; the metric counts them.
+    let failed = relay_events(port, &tokens["admin"], "LOGIN_FAILED");
+    let refused: Vec<&Value> = failed
+        .iter()
+        .filter(|e| e["payload"]["answer"] == "too_many_attempts")
+        .collect();
+    assert_eq!(refused.len(), 4, "{failed:?}");
+    assert!(
+        refused
+            .iter()
+            .all(|e| e["payload"]["client"] == "127.0.0.20"),
+        "{refused:?}"
+    );
+    let (status, metrics) = http(port, "GET", "/metrics", None, None);
+    assert_eq!(status, 200);
+    let metrics = String::from_utf8_lossy(&metrics);
+    assert!(
+        metrics.contains("relay_login_client_refusals_total 5"),
+        "4 logins and 1 password change refused: {metrics}"
+    );
 }
 
 fn propose(port: u16, token: &str, setting: &str, value: Value) -> String {

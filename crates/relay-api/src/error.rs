@@ -85,6 +85,19 @@ impl ApiError {
         }
     }
 
+    /// 429 `too_many_attempts` with `Retry-After: secs`: the client's address failed too many
+    /// logins; the same answer whatever the username.
+    pub fn too_many_attempts(secs: u64) -> Self {
+        Self {
+            status: StatusCode::TOO_MANY_REQUESTS,
+            code: "too_many_attempts",
+            message: format!(
+                "too many failed logins from this address; try again in {secs} seconds"
+            ),
+            retry_after: Some(secs.max(1)),
+        }
+    }
+
     /// 500 for a failure the client cannot fix; the detail goes to the log, not the client.
     pub fn internal(what: &str, error: &dyn std::error::Error) -> Self {
         tracing::error!(error = %error_chain(error), "{what}");

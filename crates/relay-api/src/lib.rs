@@ -25,6 +25,7 @@ mod auth;
 mod authz;
 mod changes;
 mod client;
+mod client_limit;
 mod config;
 mod error;
 mod events;
@@ -56,7 +57,11 @@ use axum::routing::{get, patch, post};
 pub use access_review::{AccessReviewView, CompleteReviewRequest, ReviewCompleted};
 pub use auth::{AuthUser, Claims, Password, hash_password_blocking, verify_password_blocking};
 pub use changes::{Applies, ChangeTargets, ChangeView};
-pub use config::{ApiConfig, ExportRetention, GENERIC_ACCOUNT_NAMES, SHARED_ACCOUNT_MARKERS};
+pub use config::{
+    ApiConfig, CLIENT_FAILURE_WINDOW_CEILING, ExportRetention, GENERIC_ACCOUNT_NAMES,
+    InvalidSetting, MIN_PASSWORD_CHARS_CEILING, MIN_PASSWORD_CHARS_FLOOR, PASSWORD_HISTORY_CEILING,
+    SHARED_ACCOUNT_MARKERS,
+};
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use events::{EventPage, EventView, Manifestation, TrailView};
 pub use exports::{

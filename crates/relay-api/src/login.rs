@@ -286,15 +286,16 @@ pub struct LoginResponse {
     pub must_change_password: bool,
 }
 
-/// Logs in (R3.3): throttled per account, refused for disabled accounts, 403 when the password
-/// has expired. A temporary password (set by an administrator) logs in with
-/// `must_change_password: true`: the token then serves only the password change and logout.
+/// Logs in (R3.3): throttled per account and per client address, refused for disabled
+/// accounts, 403 when the password has expired. A temporary password (set by an administrator)
+/// logs in with `must_change_password: true`: the token then serves only the password change
+/// and logout.
 #[utoipa::path(post, path = "/api/v1/auth/login", tag = "auth", request_body = LoginRequest,
     responses(
         (status = 200, description = "Logged in; `must_change_password: true` when the password is temporary (set by an administrator) and must be changed before anything else", body = LoginResponse),
         (status = 401, description = "Wrong credentials, TOTP missing or wrong, or account disabled (the same answer)", body = ErrorBody),
         (status = 403, description = "The password has expired (`password_expired`): change it", body = ErrorBody),
-        (status = 429, description = "Locked after repeated failures; see Retry-After", body = ErrorBody),
+        (status = 429, description = "`locked`: the account (or the typed name) is locked after repeated failures; or `too_many_attempts`: this client address failed too many logins (default 30 in 5 minutes) and is refused before any password check, whatever the username. Both carry Retry-After and are recorded as `LOGIN_FAILED`", body = ErrorBody),
         (status = 503, description = "Too many password checks in progress (`busy`); see Retry-After", body = ErrorBody),
     ))]
 pub(crate) async fn login(
@@ -303,7 +304,14 @@ pub(crate) async fn login(
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
     let typed: String = req.username.chars().take(128).collect();
-    let result = login_inner(&state, req).await;
+    let result = match admit_client(&state, &client) {
+        Ok(attempt) => {
+            let result = login_inner(&state, req).await;
+            end_attempt(attempt, &result);
+            result
+        }
+        Err(refused) => Err(refused),
+    };
     match &result {
         Ok(ok) => {
             for (session, user) in &ok.swept {
@@ -368,6 +376,38 @@ pub(crate) async fn login(
         Err(_) => {}
     }
     result.map(|ok| Json(ok.response))
+}
+
+/// Admits a password check from `client` under the per-client failure limit, or answers 429
+/// `too_many_attempts` at once (counted in `login_client_refusals`), before any password work.
+fn admit_client<'s>(
+    state: &'s ApiState,
+    client: &crate::client::ClientInfo,
+) -> Result<crate::client_limit::ClientAttempt<'s>, ApiError> {
+    let key = client.ip.map(crate::client_limit::ClientKey::of);
+    state
+        .inner
+        .client_failures
+        .admit(key, std::time::Instant::now())
+        .map_err(|refused| {
+            state.parts().metrics.login_client_refusals.inc();
+            tracing::info!(
+                client = client.address.as_deref().unwrap_or(""),
+                retry_after = refused.retry_after,
+                "password check refused: the client failed too many logins"
+            );
+            ApiError::too_many_attempts(refused.retry_after)
+        })
+}
+
+/// Ends an admitted check, counting it against its client when the credentials failed (a
+/// wrong password, unknown name, wrong TOTP or disabled account, or a lockout answer).
+fn end_attempt<T>(attempt: crate::client_limit::ClientAttempt<'_>, result: &Result<T, ApiError>) {
+    if let Err(e) = result
+        && matches!(e.code, "invalid_credentials" | "invalid_totp" | "locked")
+    {
+        attempt.failed(std::time::Instant::now());
+    }
 }
 
 /// A login that succeeded: the answer and the session it opened.
@@ -503,12 +543,25 @@ pub struct ChangePasswordRequest {
         (status = 204, description = "Changed"),
         (status = 401, description = "Wrong credentials", body = ErrorBody),
         (status = 422, description = "The new password breaks the policy: `weak_password`, `password_contains_name`, `password_unchanged` (the current one) or `password_reused` (one of the last N)", body = ErrorBody),
-        (status = 429, description = "Locked; see Retry-After", body = ErrorBody),
+        (status = 429, description = "`locked`: the account is locked; or `too_many_attempts`: this client address failed too many logins or password changes and is refused before any password check. See Retry-After", body = ErrorBody),
         (status = 503, description = "Too many password checks in progress (`busy`); see Retry-After", body = ErrorBody),
     ))]
 pub(crate) async fn change_password(
     State(state): State<ApiState>,
+    client: crate::client::ClientInfo,
     ApiJson(req): ApiJson<ChangePasswordRequest>,
+) -> Result<StatusCode, ApiError> {
+    // The old password is checked like a login's, so it counts against the same per-client
+    // limit: otherwise a client refused at login could go on guessing here.
+    let attempt = admit_client(&state, &client)?;
+    let result = change_password_inner(&state, req).await;
+    end_attempt(attempt, &result);
+    result
+}
+
+async fn change_password_inner(
+    state: &ApiState,
+    req: ChangePasswordRequest,
 ) -> Result<StatusCode, ApiError> {
     let now = state.now().await?;
     let invalid = || ApiError::unauthorized("invalid_credentials", "wrong username or password");
@@ -567,7 +620,7 @@ pub(crate) async fn change_password(
         )
         .await;
     if let Err(e) = recorded {
-        restore(&state, before).await;
+        restore(state, before).await;
         return Err(e);
     }
     Ok(StatusCode::NO_CONTENT)

@@ -28,6 +28,9 @@ pub struct ApiMetrics {
     pub login_failures: Counter,
     /// Accounts locked after repeated failures.
     pub lockouts: Counter,
+    /// Logins refused before any password check because their client address failed too often
+    /// (429 `too_many_attempts`; also counted in [`login_failures`](Self::login_failures)).
+    pub login_client_refusals: Counter,
     /// Audit-trail appends that failed.
     pub audit_write_failures: Counter,
     /// Records durably appended.
@@ -94,6 +97,8 @@ pub(crate) struct Inner {
     pub(crate) account_locks: crate::password_gate::AccountLocks,
     /// Failure counts of names that do not exist, so lockouts do not reveal which names do.
     pub(crate) unknown_failures: crate::password_gate::UnknownFailures,
+    /// Failed logins per client address, so one client cannot try passwords without end.
+    pub(crate) client_failures: crate::client_limit::ClientFailures,
     /// Four-eyes change requests, when the binary enabled them.
     pub(crate) changes: std::sync::OnceLock<Arc<dyn relay_domain::ports::ChangeRequestStore>>,
     /// Sealed export packages, when the binary enabled them.
@@ -169,6 +174,10 @@ impl ApiState {
             .map_err(|e| ApiStartError::Hashing(e.to_string()))?;
         seal_clear_totp_secrets(&parts).await?;
         let sessions = Sessions::new(parts.config.session_idle_timeout);
+        let client_failures = crate::client_limit::ClientFailures::new(
+            parts.config.client_failure_limit,
+            parts.config.client_failure_window,
+        );
         Ok(Self {
             inner: Arc::new(Inner {
                 parts,
@@ -178,6 +187,7 @@ impl ApiState {
                 dummy_hash,
                 account_locks: crate::password_gate::AccountLocks::default(),
                 unknown_failures: crate::password_gate::UnknownFailures::default(),
+                client_failures,
                 changes: std::sync::OnceLock::new(),
                 exporter: std::sync::OnceLock::new(),
                 change_targets: std::sync::OnceLock::new(),

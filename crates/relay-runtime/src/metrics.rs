@@ -24,6 +24,8 @@ pub struct Metrics {
     pub login_failures: Counter,
     /// Account lockouts.
     pub lockouts: Counter,
+    /// Logins refused because their client address failed too often (429 `too_many_attempts`).
+    pub login_client_refusals: Counter,
     /// Capture events no person could be attributed to (recorded as the service identity with
     /// `"unattributed": true`).
     pub capture_unattributed: Counter,
@@ -82,6 +84,11 @@ impl Metrics {
             &mut registry,
             "lockouts",
             "Accounts locked after repeated failures",
+        );
+        let login_client_refusals = m(
+            &mut registry,
+            "login_client_refusals",
+            "Logins refused before any password check because their client address failed too many",
         );
         let batches_forwarded = m(
             &mut registry,
@@ -148,6 +155,7 @@ impl Metrics {
             notary_failures,
             login_failures,
             lockouts,
+            login_client_refusals,
             capture_pending,
             batches_forwarded,
             forward_retries,
@@ -162,6 +170,7 @@ impl Metrics {
         relay_api::ApiMetrics {
             login_failures: self.login_failures.clone(),
             lockouts: self.lockouts.clone(),
+            login_client_refusals: self.login_client_refusals.clone(),
             audit_write_failures: self.audit_write_failures.clone(),
             records_appended: self.records_appended.clone(),
         }

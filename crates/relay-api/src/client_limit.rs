@@ -1,0 +1,370 @@
+//! The per-client limit on failed logins (issue 18, "login that survives a flood").
+//!
+//! The per-account lockout protects one account; it does not stop one client from trying a
+//! password against every name, nor from keeping the Argon2 slots busy. So failed logins
+//! (`401` and the lockout's `429 locked`) are also counted per client address, and once a client
+//! has failed [`ApiConfig::client_failure_limit`](crate::ApiConfig::client_failure_limit) times
+//! within [`ApiConfig::client_failure_window`](crate::ApiConfig::client_failure_window), its
+//! further attempts are answered `429 too_many_attempts` with `Retry-After` before any password
+//! work, whatever the username (so the answer tells nothing about which names exist).
+//!
+//! - **The client** is the peer address the listener saw, never a header. An IPv6 client is its
+//!   /64 prefix (one host usually holds a whole /64); an IPv4-mapped IPv6 address is the IPv4
+//!   address. Behind a reverse proxy every client has the proxy's address (docs/operations.md).
+//! - **The window** starts at a client's first failure and is fixed: at most `limit` failures
+//!   per window, then refusals until the window ends; the next failure opens a new window. A
+//!   successful login does not clear a client's count (one valid account must not reset it).
+//! - **Exact under parallel requests.** An admitted attempt is held as pending until it ends;
+//!   a client is refused while its failures plus its pending attempts reach the limit, so N
+//!   parallel wrong passwords from one client never exceed the limit.
+//! - **Bounded memory.** At most [`CAPACITY`] clients are tracked. When full, expired entries
+//!   go first, then entries under the limit, then the blocked entries whose windows end
+//!   soonest, down to three quarters of the capacity: a flood from many addresses costs a few
+//!   MiB at most, and eviction work is amortized over the inserts that follow.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv6Addr};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+/// Most clients tracked at once (about 64 bytes each with the map's overhead: ~3 MiB).
+pub(crate) const CAPACITY: usize = 50_000;
+
+/// What a client is counted as: an IPv4 address, or the /64 prefix of an IPv6 address.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) struct ClientKey(IpAddr);
+
+impl ClientKey {
+    /// The key of peer address `ip`.
+    pub(crate) fn of(ip: IpAddr) -> Self {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => Self(IpAddr::V4(v4)),
+            IpAddr::V6(v6) => {
+                let s = v6.segments();
+                Self(IpAddr::V6(Ipv6Addr::new(
+                    s[0], s[1], s[2], s[3], 0, 0, 0, 0,
+                )))
+            }
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    /// Failures counted in the current window.
+    failures: u32,
+    /// Attempts admitted and not yet ended.
+    pending: u32,
+    /// When the current window started (the first failure of it).
+    window_start: Option<Instant>,
+}
+
+impl Entry {
+    /// Whether the window has ended at `now` (or never started).
+    fn expired(&self, now: Instant, window: Duration) -> bool {
+        self.window_start
+            .is_none_or(|start| now.saturating_duration_since(start) >= window)
+    }
+
+    /// When the current window ends.
+    fn window_end(&self, window: Duration) -> Option<Instant> {
+        self.window_start.map(|start| start + window)
+    }
+}
+
+/// Failed logins per client, in memory; see the module documentation.
+#[derive(Debug)]
+pub(crate) struct ClientFailures {
+    limit: u32,
+    window: Duration,
+    capacity: usize,
+    entries: Mutex<HashMap<ClientKey, Entry>>,
+}
+
+/// Why an attempt was not admitted: the client's failures reached the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Refused {
+    /// Seconds until the client's window ends (at least 1).
+    pub(crate) retry_after: u64,
+}
+
+impl ClientFailures {
+    /// A limit of `limit` failures per `window`; `limit` 0 or an empty window: no limit.
+    pub(crate) fn new(limit: u32, window: Duration) -> Self {
+        Self::with_capacity(limit, window, CAPACITY)
+    }
+
+    fn with_capacity(limit: u32, window: Duration, capacity: usize) -> Self {
+        Self {
+            limit,
+            window,
+            capacity: capacity.max(4),
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn enabled(&self) -> bool {
+        self.limit > 0 && !self.window.is_zero()
+    }
+
+    /// Admits an attempt of `client` at `now`, or refuses it when the client's failures (and
+    /// attempts still running) reached the limit. No client (in-process) or no limit: always
+    /// admitted, untracked. The attempt stays pending until the returned guard is dropped or
+    /// marked [`failed`](ClientAttempt::failed).
+    pub(crate) fn admit(
+        &self,
+        client: Option<ClientKey>,
+        now: Instant,
+    ) -> Result<ClientAttempt<'_>, Refused> {
+        let Some(key) = client.filter(|_| self.enabled()) else {
+            return Ok(ClientAttempt {
+                limits: self,
+                key: None,
+            });
+        };
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        if !entries.contains_key(&key) && entries.len() >= self.capacity {
+            self.evict(&mut entries, now);
+        }
+        let entry = entries.entry(key).or_insert(Entry {
+            failures: 0,
+            pending: 0,
+            window_start: None,
+        });
+        if entry.expired(now, self.window) {
+            entry.failures = 0;
+            entry.window_start = None;
+        }
+        if entry.failures.saturating_add(entry.pending) >= self.limit {
+            // Pending attempts alone can reach the limit only before any failure; then the
+            // client retries once they end.
+            let retry_after = entry.window_end(self.window).map_or(1, |end| {
+                let left = end.saturating_duration_since(now);
+                left.as_secs() + u64::from(left.subsec_nanos() > 0)
+            });
+            return Err(Refused {
+                retry_after: retry_after.max(1),
+            });
+        }
+        entry.pending += 1;
+        Ok(ClientAttempt {
+            limits: self,
+            key: Some(key),
+        })
+    }
+
+    /// Ends a pending attempt of `key`, counting it as a failure at `now` when `failed`.
+    fn end(&self, key: ClientKey, failed: Option<Instant>) {
+        let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
+        let Some(entry) = entries.get_mut(&key) else {
+            // Evicted while running (only when the map was full of blocked clients).
+            return;
+        };
+        entry.pending = entry.pending.saturating_sub(1);
+        if let Some(now) = failed {
+            if entry.expired(now, self.window) {
+                entry.failures = 0;
+                entry.window_start = Some(now);
+            }
+            entry.failures = entry.failures.saturating_add(1);
+        }
+    }
+
+    /// Makes room: expired entries first, then those under the limit, then the blocked ones
+    /// whose windows end soonest, until at most three quarters of the capacity remain.
+    fn evict(&self, entries: &mut HashMap<ClientKey, Entry>, now: Instant) {
+        let low_water = self.capacity / 4 * 3;
+        let before = entries.len();
+        entries.retain(|_, e| e.pending > 0 || !e.expired(now, self.window));
+        if entries.len() > low_water {
+            entries.retain(|_, e| e.pending > 0 || e.failures >= self.limit);
+        }
+        if entries.len() > low_water {
+            let mut ends: Vec<(Instant, ClientKey)> = entries
+                .iter()
+                .filter(|(_, e)| e.pending == 0)
+                .map(|(k, e)| (e.window_end(self.window).unwrap_or(now), *k))
+                .collect();
+            let drop = (entries.len() - low_water).min(ends.len());
+            if drop > 0 {
+                ends.select_nth_unstable_by_key(drop - 1, |(end, _)| *end);
+                for (_, key) in &ends[..drop] {
+                    entries.remove(key);
+                }
+            }
+        }
+        tracing::warn!(
+            before,
+            after = entries.len(),
+            capacity = self.capacity,
+            "per-client login failure table full: entries evicted (a login flood from many addresses?)"
+        );
+    }
+
+    #[cfg(test)]
+    fn tracked(&self) -> usize {
+        self.entries
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
+    }
+}
+
+/// An admitted attempt; it stays pending for its client until dropped or marked failed.
+#[derive(Debug)]
+pub(crate) struct ClientAttempt<'a> {
+    limits: &'a ClientFailures,
+    key: Option<ClientKey>,
+}
+
+impl ClientAttempt<'_> {
+    /// Ends the attempt as a failure of its client at `now`.
+    pub(crate) fn failed(mut self, now: Instant) {
+        if let Some(key) = self.key.take() {
+            self.limits.end(key, Some(now));
+        }
+    }
+}
+
+impl Drop for ClientAttempt<'_> {
+    fn drop(&mut self) {
+        if let Some(key) = self.key.take() {
+            self.limits.end(key, None);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The client 10.x.y.z numbered `i`.
+    fn client(i: u32) -> Option<ClientKey> {
+        let [_, x, y, z] = i.to_be_bytes();
+        Some(ClientKey::of(IpAddr::from([10, x, y, z])))
+    }
+
+    /// `n` failures of `client` at `now`, each admitted first.
+    fn fail(f: &ClientFailures, client: Option<ClientKey>, now: Instant, n: u32) {
+        for _ in 0..n {
+            f.admit(client, now).unwrap().failed(now);
+        }
+    }
+
+    // REQ: R3.3
+    #[test]
+    fn a_client_at_the_limit_is_refused_until_its_window_ends_others_are_not() {
+        let t0 = Instant::now();
+        let f = ClientFailures::new(3, Duration::from_secs(300));
+        fail(&f, client(1), t0, 3);
+        let refused = f
+            .admit(client(1), t0 + Duration::from_secs(10))
+            .unwrap_err();
+        assert_eq!(refused.retry_after, 290);
+        // Another address is not affected.
+        assert!(f.admit(client(2), t0).is_ok());
+        // The window is fixed from the first failure: at its end the client may try again.
+        let later = t0 + Duration::from_secs(300);
+        f.admit(client(1), later).unwrap().failed(later);
+        assert!(f.admit(client(1), later).is_ok(), "a new window: 1 of 3");
+    }
+
+    // REQ: R3.3
+    #[test]
+    fn a_success_neither_counts_nor_clears_failures() {
+        let t0 = Instant::now();
+        let f = ClientFailures::new(2, Duration::from_secs(60));
+        fail(&f, client(1), t0, 1);
+        drop(f.admit(client(1), t0).unwrap()); // a successful login
+        drop(f.admit(client(1), t0).unwrap());
+        fail(&f, client(1), t0, 1);
+        assert!(f.admit(client(1), t0).is_err());
+    }
+
+    // REQ: R3.3
+    #[test]
+    fn parallel_attempts_of_one_client_never_exceed_the_limit() {
+        let t0 = Instant::now();
+        let f = ClientFailures::new(5, Duration::from_secs(60));
+        let admitted: Vec<_> = (0..20)
+            .filter_map(|_| f.admit(client(1), t0).ok())
+            .collect();
+        assert_eq!(
+            admitted.len(),
+            5,
+            "five in flight, the rest refused at once"
+        );
+        for attempt in admitted {
+            attempt.failed(t0);
+        }
+        let refused = f.admit(client(1), t0).unwrap_err();
+        assert_eq!(refused.retry_after, 60);
+    }
+
+    // REQ: R3.3
+    #[test]
+    fn no_address_or_a_zero_limit_is_never_refused() {
+        let t0 = Instant::now();
+        let f = ClientFailures::new(1, Duration::from_secs(60));
+        fail(&f, None, t0, 10);
+        assert!(f.admit(None, t0).is_ok());
+        let off = ClientFailures::new(0, Duration::from_secs(60));
+        fail(&off, client(1), t0, 10);
+        assert!(off.admit(client(1), t0).is_ok());
+        assert_eq!(off.tracked(), 0);
+    }
+
+    // REQ: R3.3
+    #[test]
+    fn ipv6_clients_are_their_64_prefix_and_mapped_ipv4_is_ipv4() {
+        let a: IpAddr = "2001:db8:1:2:aaaa::1".parse().unwrap();
+        let b: IpAddr = "2001:db8:1:2:bbbb::9".parse().unwrap();
+        let c: IpAddr = "2001:db8:1:3::1".parse().unwrap();
+        assert_eq!(ClientKey::of(a), ClientKey::of(b));
+        assert_ne!(ClientKey::of(a), ClientKey::of(c));
+        let mapped: IpAddr = "::ffff:10.0.0.1".parse().unwrap();
+        assert_eq!(
+            ClientKey::of(mapped),
+            ClientKey::of(IpAddr::from([10, 0, 0, 1]))
+        );
+    }
+
+    // REQ: R3.3
+    #[test]
+    fn a_flood_from_many_addresses_stays_within_the_capacity_and_keeps_blocked_clients() {
+        let t0 = Instant::now();
+        let f = ClientFailures::with_capacity(3, Duration::from_secs(300), 1000);
+        // A blocked client, then 20,000 addresses failing once each.
+        fail(&f, client(1_000_000), t0, 3);
+        for i in 0..20_000 {
+            fail(&f, client(i), t0, 1);
+            assert!(f.tracked() <= 1000, "{} tracked", f.tracked());
+        }
+        assert!(
+            f.admit(client(1_000_000), t0).is_err(),
+            "the blocked client is still blocked"
+        );
+        // A table full of blocked clients still takes new ones (the soonest to end go).
+        for i in 0..3000 {
+            let at = t0 + Duration::from_millis(u64::from(i));
+            fail(&f, client(100_000 + i), at, 3);
+            assert!(f.tracked() <= 1000);
+        }
+        let newest = t0 + Duration::from_millis(2999);
+        assert!(f.admit(client(102_999), newest).is_err());
+    }
+
+    // REQ: R3.3
+    #[test]
+    fn an_attempt_dropped_while_pending_is_released() {
+        let t0 = Instant::now();
+        let f = ClientFailures::new(1, Duration::from_secs(60));
+        let attempt = f.admit(client(1), t0).unwrap();
+        assert!(
+            f.admit(client(1), t0).is_err(),
+            "one in flight fills a limit of 1"
+        );
+        drop(attempt); // the client went away, or the attempt did not fail
+        assert!(f.admit(client(1), t0).is_ok());
+    }
+}
