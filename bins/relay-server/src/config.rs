@@ -599,6 +599,8 @@ mod tests {
             assert_eq!((api.min_password_chars, api.min_password_score), (14, 2));
             assert_eq!(api.client_failure_limit, 0);
             assert_eq!(api.weakened_identity_settings().len(), 3);
+            // The environment overrides the files below otherwise.
+            jail.clear_env();
 
             for (name, text, says) in [
                 (

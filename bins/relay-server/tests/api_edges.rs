@@ -849,24 +849,24 @@ async fn a_login_flood_keeps_memory_bounded_and_health_answering() {
     let pid = srv.proc.pid().unwrap();
     let (idle, _) = memory_of(pid);
 
-    // The per-client limit (default 30 failures per 5 minutes) now answers most of a flood
-    // from one address 429 `too_many_attempts` before any password work; 401 and 503 remain
-    // valid answers for the attempts admitted before it filled. So the same flood also comes
-    // from 300 addresses (127.0.1.x, 127.0.2.x: one attempt each, no limit reached), which is
-    // what still reaches the Argon2 gate and its memory bound.
+    // The per-client limit (default 30 failures per 5 minutes, attempts in flight included)
+    // now answers most of a flood from one address 429 `too_many_attempts` before any
+    // password work; 401 and 503 remain valid answers for the attempts it admitted. So the
+    // same flood also comes from 300 addresses (127.0.1.x, 127.0.2.x: one attempt each, no
+    // limit reached), which is what still reaches the Argon2 gate and its memory bound.
+    // One flood after the other: 600 connections at once overflow the listener's accept
+    // queue (128) and the kernel resets some of them, which tests the kernel, not the relay.
     let one = std::thread::spawn(move || parallel_logins(port, 300, |i| format!("ghost{i}")));
-    let many = std::thread::spawn(move || {
-        parallel_logins_from(
-            port,
-            300,
-            |i| Ipv4Addr::new(127, 0, 1 + (i / 200) as u8, 1 + (i % 200) as u8),
-            |i| format!("phantom{i}"),
-        )
-    });
     // Health answers while the flood runs (no timing asserted: that it answers at all).
     let (health, _) = http(port, "GET", "/healthz", None, None);
     assert_eq!(health, 200);
-    let (one, many) = (one.join().unwrap(), many.join().unwrap());
+    let one = one.join().unwrap();
+    let many = parallel_logins_from(
+        port,
+        300,
+        |i| Ipv4Addr::new(127, 0, 1 + (i / 200) as u8, 1 + (i % 200) as u8),
+        |i| format!("phantom{i}"),
+    );
     let (_, peak) = memory_of(pid);
     eprintln!(
         "relay-server memory: idle {} MiB, peak after 2 x 300 parallel bogus logins {} MiB; \
@@ -902,18 +902,24 @@ async fn a_login_flood_keeps_memory_bounded_and_health_answering() {
         peak / MIB,
         idle / MIB
     );
-    // A legitimate login after the flood works from another address; from the flooding
-    // address it is refused until the window ends, right password or not.
+    // A legitimate login after the flood works from another address. From the flooding
+    // address it works too unless 30 of the flood's attempts failed (401; those answered 503
+    // `busy` were never checked and do not count): then it is refused until the window ends,
+    // right password or not.
     let ((status, v), retry_after) = login_from(LOOPBACK, port, "otto", PASSWORD);
-    assert_eq!(
-        (status, v["error"]["code"].as_str()),
-        (429, Some("too_many_attempts")),
-        "{v}"
-    );
-    assert!(
-        retry_after.is_some_and(|s| (1..=300).contains(&s)),
-        "{retry_after:?}"
-    );
+    if count_of(&one, 401, "invalid_credentials") >= CLIENT_LIMIT {
+        assert_eq!(
+            (status, v["error"]["code"].as_str()),
+            (429, Some("too_many_attempts")),
+            "{v}"
+        );
+        assert!(
+            retry_after.is_some_and(|s| (1..=300).contains(&s)),
+            "{retry_after:?}"
+        );
+    } else {
+        assert_eq!(status, 200, "{v}");
+    }
     let ((status, v), _) = login_from(Ipv4Addr::new(127, 0, 0, 2), port, "otto", PASSWORD);
     assert_eq!(status, 200, "{v}");
 }
