@@ -443,8 +443,13 @@ impl ApiState {
         during: &'static str,
     ) -> Result<Account, ApiError> {
         let mut account = user.account.clone();
-        self.check_credentials(&mut account, password, totp, now, during)
-            .await?;
+        // A signed-in user: the check queues as a priority check, so a login flood filling
+        // the common Argon2 queue does not refuse a signature.
+        crate::password_gate::with_priority(
+            true,
+            self.check_credentials(&mut account, password, totp, now, during),
+        )
+        .await?;
         Ok(account)
     }
 

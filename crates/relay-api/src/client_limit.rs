@@ -17,18 +17,29 @@
 //! - **Exact under parallel requests.** An admitted attempt is held as pending until it ends;
 //!   a client is refused while its failures plus its pending attempts reach the limit, so N
 //!   parallel wrong passwords from one client never exceed the limit.
+//! - **Refusals are counted**, per window: the caller records the 1st, 2nd, 4th, 8th, ... of
+//!   them (with the count), since they cost no password check and one address can make
+//!   thousands a second.
+//! - **Known clients.** A client whose login succeeded within [`TRUST_FOR`] is known: its
+//!   password checks wait in a queue of their own at the Argon2 gate, so a flood from many
+//!   other addresses, which fills the common queue, does not refuse them (`busy`). Knowing a
+//!   client takes a right password, which a flood does not have; it changes no limit.
 //! - **Bounded memory.** At most [`CAPACITY`] clients are tracked. When full, expired entries
-//!   go first, then entries under the limit, then the blocked entries whose windows end
-//!   soonest, down to three quarters of the capacity: a flood from many addresses costs a few
-//!   MiB at most, and eviction work is amortized over the inserts that follow.
+//!   go first, then entries under the limit and not known, then the blocked entries whose
+//!   windows end soonest (known clients last), down to three quarters of the capacity: a flood
+//!   from many addresses costs a few MiB at most, and eviction work is amortized over the
+//!   inserts that follow.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-/// Most clients tracked at once (about 64 bytes each with the map's overhead: ~3 MiB).
+/// Most clients tracked at once (about 80 bytes each with the map's overhead: ~4 MiB).
 pub(crate) const CAPACITY: usize = 50_000;
+
+/// How long a client stays known after a successful login.
+pub(crate) const TRUST_FOR: Duration = Duration::from_secs(12 * 3600);
 
 /// What a client is counted as: an IPv4 address, or the /64 prefix of an IPv6 address.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -57,9 +68,26 @@ struct Entry {
     pending: u32,
     /// When the current window started (the first failure of it).
     window_start: Option<Instant>,
+    /// Attempts refused in the current window.
+    refused: u64,
+    /// Until when the client is known (a successful login).
+    known_until: Option<Instant>,
 }
 
 impl Entry {
+    const NEW: Entry = Entry {
+        failures: 0,
+        pending: 0,
+        window_start: None,
+        refused: 0,
+        known_until: None,
+    };
+
+    /// Whether the client is known at `now`.
+    fn known(&self, now: Instant) -> bool {
+        self.known_until.is_some_and(|until| until > now)
+    }
+
     /// Whether the window has ended at `now` (or never started).
     fn expired(&self, now: Instant, window: Duration) -> bool {
         self.window_start
@@ -86,6 +114,8 @@ pub(crate) struct ClientFailures {
 pub(crate) struct Refused {
     /// Seconds until the client's window ends (at least 1).
     pub(crate) retry_after: u64,
+    /// Refusals of this client in its window, this one included.
+    pub(crate) refused_in_window: u64,
 }
 
 impl ClientFailures {
@@ -120,20 +150,18 @@ impl ClientFailures {
             return Ok(ClientAttempt {
                 limits: self,
                 key: None,
+                known: false,
             });
         };
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         if !entries.contains_key(&key) && entries.len() >= self.capacity {
             self.evict(&mut entries, now);
         }
-        let entry = entries.entry(key).or_insert(Entry {
-            failures: 0,
-            pending: 0,
-            window_start: None,
-        });
+        let entry = entries.entry(key).or_insert(Entry::NEW);
         if entry.expired(now, self.window) {
             entry.failures = 0;
             entry.window_start = None;
+            entry.refused = 0;
         }
         if entry.failures.saturating_add(entry.pending) >= self.limit {
             // Pending attempts alone can reach the limit only before any failure; then the
@@ -142,52 +170,68 @@ impl ClientFailures {
                 let left = end.saturating_duration_since(now);
                 left.as_secs() + u64::from(left.subsec_nanos() > 0)
             });
+            entry.refused = entry.refused.saturating_add(1);
             return Err(Refused {
                 retry_after: retry_after.max(1),
+                refused_in_window: entry.refused,
             });
         }
         entry.pending += 1;
         Ok(ClientAttempt {
             limits: self,
             key: Some(key),
+            known: entry.known(now),
         })
     }
 
-    /// Ends a pending attempt of `key`, counting it as a failure at `now` when `failed`.
-    fn end(&self, key: ClientKey, failed: Option<Instant>) {
+    /// Ends a pending attempt of `key` as `how`.
+    fn end(&self, key: ClientKey, how: Ending) {
         let mut entries = self.entries.lock().unwrap_or_else(PoisonError::into_inner);
         let Some(entry) = entries.get_mut(&key) else {
             // Evicted while running (only when the map was full of blocked clients).
             return;
         };
         entry.pending = entry.pending.saturating_sub(1);
-        if let Some(now) = failed {
-            if entry.expired(now, self.window) {
-                entry.failures = 0;
-                entry.window_start = Some(now);
+        match how {
+            Ending::Failed(now) => {
+                if entry.expired(now, self.window) {
+                    entry.failures = 0;
+                    entry.window_start = Some(now);
+                    entry.refused = 0;
+                }
+                entry.failures = entry.failures.saturating_add(1);
             }
-            entry.failures = entry.failures.saturating_add(1);
+            Ending::Succeeded(now) => entry.known_until = Some(now + TRUST_FOR),
+            Ending::Neither => {}
         }
     }
 
     /// Makes room: expired entries first, then those under the limit, then the blocked ones
-    /// whose windows end soonest, until at most three quarters of the capacity remain.
+    /// whose windows end soonest (known clients last), until at most three quarters of the
+    /// capacity remain.
     fn evict(&self, entries: &mut HashMap<ClientKey, Entry>, now: Instant) {
         let low_water = self.capacity / 4 * 3;
         let before = entries.len();
-        entries.retain(|_, e| e.pending > 0 || !e.expired(now, self.window));
+        entries.retain(|_, e| e.pending > 0 || e.known(now) || !e.expired(now, self.window));
         if entries.len() > low_water {
-            entries.retain(|_, e| e.pending > 0 || e.failures >= self.limit);
+            entries.retain(|_, e| e.pending > 0 || e.known(now) || e.failures >= self.limit);
         }
         if entries.len() > low_water {
-            let mut ends: Vec<(Instant, ClientKey)> = entries
+            let mut ends: Vec<((bool, Instant), ClientKey)> = entries
                 .iter()
                 .filter(|(_, e)| e.pending == 0)
-                .map(|(k, e)| (e.window_end(self.window).unwrap_or(now), *k))
+                .map(|(k, e)| {
+                    let end = if e.known(now) {
+                        e.known_until
+                    } else {
+                        e.window_end(self.window)
+                    };
+                    ((e.known(now), end.unwrap_or(now)), *k)
+                })
                 .collect();
             let drop = (entries.len() - low_water).min(ends.len());
             if drop > 0 {
-                ends.select_nth_unstable_by_key(drop - 1, |(end, _)| *end);
+                ends.select_nth_unstable_by_key(drop - 1, |(order, _)| *order);
                 for (_, key) in &ends[..drop] {
                     entries.remove(key);
                 }
@@ -210,18 +254,42 @@ impl ClientFailures {
     }
 }
 
-/// An admitted attempt; it stays pending for its client until dropped or marked failed.
+/// How an attempt ended.
+#[derive(Debug, Clone, Copy)]
+enum Ending {
+    /// The credentials failed (counted).
+    Failed(Instant),
+    /// The credentials were right (the client becomes known).
+    Succeeded(Instant),
+    /// Neither (refused for another reason, or abandoned).
+    Neither,
+}
+
+/// An admitted attempt; it stays pending for its client until dropped or ended.
 #[derive(Debug)]
 pub(crate) struct ClientAttempt<'a> {
     limits: &'a ClientFailures,
     key: Option<ClientKey>,
+    known: bool,
 }
 
 impl ClientAttempt<'_> {
+    /// Whether the client was known (a successful login within [`TRUST_FOR`]) when admitted.
+    pub(crate) fn known(&self) -> bool {
+        self.known
+    }
+
     /// Ends the attempt as a failure of its client at `now`.
     pub(crate) fn failed(mut self, now: Instant) {
         if let Some(key) = self.key.take() {
-            self.limits.end(key, Some(now));
+            self.limits.end(key, Ending::Failed(now));
+        }
+    }
+
+    /// Ends the attempt as a success at `now`: its client is known for [`TRUST_FOR`].
+    pub(crate) fn succeeded(mut self, now: Instant) {
+        if let Some(key) = self.key.take() {
+            self.limits.end(key, Ending::Succeeded(now));
         }
     }
 }
@@ -229,7 +297,7 @@ impl ClientAttempt<'_> {
 impl Drop for ClientAttempt<'_> {
     fn drop(&mut self) {
         if let Some(key) = self.key.take() {
-            self.limits.end(key, None);
+            self.limits.end(key, Ending::Neither);
         }
     }
 }
@@ -261,6 +329,10 @@ mod tests {
             .admit(client(1), t0 + Duration::from_secs(10))
             .unwrap_err();
         assert_eq!(refused.retry_after, 290);
+        let again = f
+            .admit(client(1), t0 + Duration::from_secs(11))
+            .unwrap_err();
+        assert_eq!((refused.refused_in_window, again.refused_in_window), (1, 2));
         // Another address is not affected.
         assert!(f.admit(client(2), t0).is_ok());
         // The window is fixed from the first failure: at its end the client may try again.
@@ -352,6 +424,27 @@ mod tests {
         }
         let newest = t0 + Duration::from_millis(2999);
         assert!(f.admit(client(102_999), newest).is_err());
+    }
+
+    // REQ: R3.3
+    #[test]
+    fn a_successful_login_makes_its_client_known_for_a_while_and_eviction_keeps_it() {
+        let t0 = Instant::now();
+        let f = ClientFailures::with_capacity(3, Duration::from_secs(300), 1000);
+        assert!(!f.admit(client(1), t0).unwrap().known());
+        f.admit(client(1), t0).unwrap().succeeded(t0);
+        assert!(f.admit(client(1), t0).unwrap().known());
+        // Known changes no limit.
+        fail(&f, client(1), t0, 3);
+        assert!(f.admit(client(1), t0).is_err());
+        // A flood of other addresses does not evict it.
+        let later = t0 + Duration::from_secs(400);
+        for i in 0..5000 {
+            fail(&f, client(10_000 + i), later, 1);
+        }
+        assert!(f.admit(client(1), later).unwrap().known());
+        let much_later = t0 + TRUST_FOR + Duration::from_secs(1);
+        assert!(!f.admit(client(1), much_later).unwrap().known());
     }
 
     // REQ: R3.3

@@ -304,13 +304,18 @@ pub(crate) async fn login(
     ApiJson(req): ApiJson<LoginRequest>,
 ) -> Result<Json<LoginResponse>, ApiError> {
     let typed: String = req.username.chars().take(128).collect();
+    let mut refused_in_window = None;
     let result = match admit_client(&state, &client) {
         Ok(attempt) => {
-            let result = login_inner(&state, req).await;
+            let known = attempt.known();
+            let result = crate::password_gate::with_priority(known, login_inner(&state, req)).await;
             end_attempt(attempt, &result);
             result
         }
-        Err(refused) => Err(refused),
+        Err(refusal) => {
+            refused_in_window = Some(refusal.refused_in_window);
+            Err(refusal.answer)
+        }
     };
     match &result {
         Ok(ok) => {
@@ -350,9 +355,19 @@ pub(crate) async fn login(
                 || e.status == StatusCode::TOO_MANY_REQUESTS =>
         {
             state.parts().metrics.login_failures.inc();
+            // A refusal by the per-client limit costs no password check, so one address can
+            // make thousands a second: the trail keeps the 1st, 2nd, 4th, 8th, ... of each
+            // window with the count so far (the metric counts every one), instead of growing
+            // by thousands of records a second.
+            if refused_in_window.is_some_and(|n| !n.is_power_of_two()) {
+                return result.map(|ok| Json(ok.response));
+            }
             let mut payload = client.json();
             payload["username"] = serde_json::json!(typed);
             payload["answer"] = serde_json::json!(e.code);
+            if let Some(n) = refused_in_window {
+                payload["refused_in_window"] = serde_json::json!(n);
+            }
             // The refusal stands whatever happens to its record; a record that cannot be
             // written is counted (audit_write_failures) and logged by append_event's caller.
             if let Err(record_error) = state
@@ -378,12 +393,20 @@ pub(crate) async fn login(
     result.map(|ok| Json(ok.response))
 }
 
+/// A check refused by the per-client failure limit.
+struct ClientRefusal {
+    /// 429 `too_many_attempts`.
+    answer: ApiError,
+    /// Refusals of the client in its window, this one included.
+    refused_in_window: u64,
+}
+
 /// Admits a password check from `client` under the per-client failure limit, or answers 429
 /// `too_many_attempts` at once (counted in `login_client_refusals`), before any password work.
 fn admit_client<'s>(
     state: &'s ApiState,
     client: &crate::client::ClientInfo,
-) -> Result<crate::client_limit::ClientAttempt<'s>, ApiError> {
+) -> Result<crate::client_limit::ClientAttempt<'s>, ClientRefusal> {
     let key = client.ip.map(crate::client_limit::ClientKey::of);
     state
         .inner
@@ -391,22 +414,31 @@ fn admit_client<'s>(
         .admit(key, std::time::Instant::now())
         .map_err(|refused| {
             state.parts().metrics.login_client_refusals.inc();
-            tracing::info!(
-                client = client.address.as_deref().unwrap_or(""),
-                retry_after = refused.retry_after,
-                "password check refused: the client failed too many logins"
-            );
-            ApiError::too_many_attempts(refused.retry_after)
+            if refused.refused_in_window.is_power_of_two() {
+                tracing::info!(
+                    client = client.address.as_deref().unwrap_or(""),
+                    retry_after = refused.retry_after,
+                    refused_in_window = refused.refused_in_window,
+                    "password check refused: the client failed too many logins"
+                );
+            }
+            ClientRefusal {
+                answer: ApiError::too_many_attempts(refused.retry_after),
+                refused_in_window: refused.refused_in_window,
+            }
         })
 }
 
-/// Ends an admitted check, counting it against its client when the credentials failed (a
-/// wrong password, unknown name, wrong TOTP or disabled account, or a lockout answer).
+/// Ends an admitted check: counted against its client when the credentials failed (a wrong
+/// password, unknown name, wrong TOTP or disabled account, or a lockout answer); the client
+/// becomes known when they were right.
 fn end_attempt<T>(attempt: crate::client_limit::ClientAttempt<'_>, result: &Result<T, ApiError>) {
-    if let Err(e) = result
-        && matches!(e.code, "invalid_credentials" | "invalid_totp" | "locked")
-    {
-        attempt.failed(std::time::Instant::now());
+    match result {
+        Ok(_) => attempt.succeeded(std::time::Instant::now()),
+        Err(e) if matches!(e.code, "invalid_credentials" | "invalid_totp" | "locked") => {
+            attempt.failed(std::time::Instant::now());
+        }
+        Err(_) => {}
     }
 }
 
@@ -553,8 +585,10 @@ pub(crate) async fn change_password(
 ) -> Result<StatusCode, ApiError> {
     // The old password is checked like a login's, so it counts against the same per-client
     // limit: otherwise a client refused at login could go on guessing here.
-    let attempt = admit_client(&state, &client)?;
-    let result = change_password_inner(&state, req).await;
+    let attempt = admit_client(&state, &client).map_err(|refusal| refusal.answer)?;
+    let known = attempt.known();
+    let result =
+        crate::password_gate::with_priority(known, change_password_inner(&state, req)).await;
     end_attempt(attempt, &result);
     result
 }
@@ -716,9 +750,12 @@ pub(crate) async fn enrol_totp(
     let now = state.now().await?;
     // Enrolment replaces a factor: the password alone is checked (a lost phone is the case).
     let mut check = user.account.clone();
-    state
-        .check_password_only(&mut check, &req.password, now, "totp_enrolment")
-        .await?;
+    // A signed-in user: the check queues as a priority check (a login flood does not refuse it).
+    crate::password_gate::with_priority(
+        true,
+        state.check_password_only(&mut check, &req.password, now, "totp_enrolment"),
+    )
+    .await?;
     let mut account = state
         .parts()
         .accounts

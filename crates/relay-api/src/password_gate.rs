@@ -3,7 +3,9 @@
 //!
 //! - [`Argon2Gate`]: at most one Argon2 computation per core runs at a time (each takes ~19 MiB
 //!   and tens of milliseconds); a short queue waits for a slot, and beyond it the request is
-//!   answered 503 with `Retry-After` at once, costing nothing.
+//!   answered 503 with `Retry-After` at once, costing nothing. Checks run [`with_priority`]
+//!   (a known client's login, a signed-in user's re-authentication) have a queue of their
+//!   own, so a flood that fills the common queue does not refuse them.
 //! - [`AccountLocks`]: the checks of one account run one after the other, so N parallel wrong
 //!   passwords count N failures and, once the account is locked, a request already in flight
 //!   cannot slip a right password through.
@@ -32,6 +34,18 @@ const MAX_WAIT: Duration = Duration::from_secs(10);
 /// A computation handed to a worker thread.
 type Job = Box<dyn FnOnce() + Send>;
 
+tokio::task_local! {
+    /// Whether the password checks of the current task queue as priority checks.
+    static PRIORITY: bool;
+}
+
+/// Runs `work` with its password checks queued as priority checks when `priority`: they wait
+/// in a queue of their own (as long as the common one), so a flood of other checks filling
+/// the common queue does not answer them `busy`. They still wait for a slot in arrival order.
+pub(crate) async fn with_priority<T>(priority: bool, work: impl Future<Output = T>) -> T {
+    PRIORITY.scope(priority, work).await
+}
+
 /// Bounds concurrent Argon2 computations (hashing and verifying) of the whole process.
 ///
 /// The computations run on `slots` dedicated threads, never on the runtime's blocking pool:
@@ -41,6 +55,8 @@ type Job = Box<dyn FnOnce() + Send>;
 pub(crate) struct Argon2Gate {
     slots: Semaphore,
     waiting: AtomicUsize,
+    /// Priority checks waiting (see [`with_priority`]), bounded like `waiting`.
+    waiting_priority: AtomicUsize,
     max_waiting: usize,
     jobs: Mutex<std::sync::mpsc::Sender<Job>>,
 }
@@ -82,6 +98,7 @@ impl Argon2Gate {
         Self {
             slots: Semaphore::new(slots),
             waiting: AtomicUsize::new(0),
+            waiting_priority: AtomicUsize::new(0),
             max_waiting: slots * QUEUE_PER_SLOT,
             jobs: Mutex::new(jobs),
         }
@@ -93,14 +110,21 @@ impl Argon2Gate {
         Self::new(cores.min(MAX_SLOTS))
     }
 
-    /// Runs `work` (blocking, CPU-heavy) on a blocking thread once a slot is free. A full queue,
-    /// or a wait beyond [`MAX_WAIT`], is 503 `busy` with `Retry-After`.
+    /// Runs `work` (blocking, CPU-heavy) on a worker thread once a slot is free. A full queue
+    /// (the priority one for a task run [`with_priority`]), or a wait beyond [`MAX_WAIT`], is
+    /// 503 `busy` with `Retry-After`.
     pub(crate) async fn run<T: Send + 'static>(
         &self,
         what: &'static str,
         work: impl FnOnce() -> T + Send + 'static,
     ) -> Result<T, ApiError> {
-        let queued = self.waiting.fetch_add(1, Ordering::SeqCst);
+        let priority = PRIORITY.try_with(|p| *p).unwrap_or(false);
+        let waiting = if priority {
+            &self.waiting_priority
+        } else {
+            &self.waiting
+        };
+        let queued = waiting.fetch_add(1, Ordering::SeqCst);
         let permit = if queued >= self.max_waiting {
             Err(())
         } else {
@@ -109,11 +133,12 @@ impl Argon2Gate {
                 _ => Err(()),
             }
         };
-        self.waiting.fetch_sub(1, Ordering::SeqCst);
+        waiting.fetch_sub(1, Ordering::SeqCst);
         let Ok(_permit) = permit else {
             tracing::warn!(
                 what,
                 queued,
+                priority,
                 "password check refused: every Argon2 slot is busy and the queue is full"
             );
             return Err(busy());
@@ -348,6 +373,49 @@ mod tests {
             !computed.load(Ordering::SeqCst),
             "an abandoned check was computed"
         );
+    }
+
+    // REQ: R3.3
+    #[tokio::test]
+    async fn a_priority_check_queues_while_the_common_queue_is_full() {
+        let gate = Arc::new(Argon2Gate::new(1));
+        let (release, hold) = std::sync::mpsc::channel::<()>();
+        let hold = Arc::new(Mutex::new(hold));
+        let mut tasks = Vec::new();
+        for _ in 0..(1 + QUEUE_PER_SLOT) {
+            let (gate, hold) = (gate.clone(), hold.clone());
+            tasks.push(tokio::spawn(async move {
+                gate.run("flood", move || {
+                    let _ = hold.lock().unwrap().recv();
+                })
+                .await
+            }));
+        }
+        while gate.waiting.load(Ordering::SeqCst) < QUEUE_PER_SLOT {
+            tokio::task::yield_now().await;
+        }
+        assert_eq!(
+            gate.run("common", || ()).await.unwrap_err().code,
+            "busy",
+            "the common queue is full"
+        );
+        let known = {
+            let gate = gate.clone();
+            tokio::spawn(with_priority(
+                true,
+                async move { gate.run("known", || 7).await },
+            ))
+        };
+        while gate.waiting_priority.load(Ordering::SeqCst) < 1 {
+            tokio::task::yield_now().await;
+        }
+        for _ in 0..=QUEUE_PER_SLOT {
+            release.send(()).unwrap();
+        }
+        assert_eq!(known.await.unwrap().unwrap(), 7, "queued, not refused");
+        for t in tasks {
+            t.await.unwrap().unwrap();
+        }
     }
 
     /// A one-slot gate.
