@@ -41,7 +41,8 @@ tokio::task_local! {
 
 /// Runs `work` with its password checks queued as priority checks when `priority`: they wait
 /// in a queue of their own (as long as the common one), so a flood of other checks filling
-/// the common queue does not answer them `busy`. They still wait for a slot in arrival order.
+/// the common queue does not answer them `busy`, and they wait for a slot behind at most one
+/// common check per slot, not behind the whole common queue.
 pub(crate) async fn with_priority<T>(priority: bool, work: impl Future<Output = T>) -> T {
     PRIORITY.scope(priority, work).await
 }
@@ -54,6 +55,9 @@ pub(crate) async fn with_priority<T>(priority: bool, work: impl Future<Output = 
 /// flood. A fixed set of threads bounds it to `slots` x 19 MiB.
 pub(crate) struct Argon2Gate {
     slots: Semaphore,
+    /// Common (not priority) checks hold one of these while they wait for a slot and run, so
+    /// at most one per slot stands in the slots' queue ahead of a priority check.
+    common: Semaphore,
     waiting: AtomicUsize,
     /// Priority checks waiting (see [`with_priority`]), bounded like `waiting`.
     waiting_priority: AtomicUsize,
@@ -97,6 +101,7 @@ impl Argon2Gate {
         }
         Self {
             slots: Semaphore::new(slots),
+            common: Semaphore::new(slots),
             waiting: AtomicUsize::new(0),
             waiting_priority: AtomicUsize::new(0),
             max_waiting: slots * QUEUE_PER_SLOT,
@@ -125,16 +130,24 @@ impl Argon2Gate {
             &self.waiting
         };
         let queued = waiting.fetch_add(1, Ordering::SeqCst);
-        let permit = if queued >= self.max_waiting {
+        let permits = if queued >= self.max_waiting {
             Err(())
         } else {
-            match tokio::time::timeout(MAX_WAIT, self.slots.acquire()).await {
-                Ok(Ok(permit)) => Ok(permit),
+            let acquire = async {
+                let common = if priority {
+                    None
+                } else {
+                    Some(self.common.acquire().await?)
+                };
+                Ok::<_, tokio::sync::AcquireError>((common, self.slots.acquire().await?))
+            };
+            match tokio::time::timeout(MAX_WAIT, acquire).await {
+                Ok(Ok(permits)) => Ok(permits),
                 _ => Err(()),
             }
         };
         waiting.fetch_sub(1, Ordering::SeqCst);
-        let Ok(_permit) = permit else {
+        let Ok(_permits) = permits else {
             tracing::warn!(
                 what,
                 queued,
@@ -377,16 +390,18 @@ mod tests {
 
     // REQ: R3.3
     #[tokio::test]
-    async fn a_priority_check_queues_while_the_common_queue_is_full() {
+    async fn a_priority_check_queues_while_the_common_queue_is_full_and_runs_next() {
         let gate = Arc::new(Argon2Gate::new(1));
+        let order = Arc::new(AtomicUsize::new(0));
         let (release, hold) = std::sync::mpsc::channel::<()>();
         let hold = Arc::new(Mutex::new(hold));
         let mut tasks = Vec::new();
         for _ in 0..(1 + QUEUE_PER_SLOT) {
-            let (gate, hold) = (gate.clone(), hold.clone());
+            let (gate, hold, order) = (gate.clone(), hold.clone(), order.clone());
             tasks.push(tokio::spawn(async move {
                 gate.run("flood", move || {
                     let _ = hold.lock().unwrap().recv();
+                    order.fetch_add(1, Ordering::SeqCst)
                 })
                 .await
             }));
@@ -395,16 +410,16 @@ mod tests {
             tokio::task::yield_now().await;
         }
         assert_eq!(
-            gate.run("common", || ()).await.unwrap_err().code,
+            gate.run("common", || 0).await.unwrap_err().code,
             "busy",
             "the common queue is full"
         );
         let known = {
-            let gate = gate.clone();
-            tokio::spawn(with_priority(
-                true,
-                async move { gate.run("known", || 7).await },
-            ))
+            let (gate, order) = (gate.clone(), order.clone());
+            tokio::spawn(with_priority(true, async move {
+                gate.run("known", move || order.fetch_add(1, Ordering::SeqCst))
+                    .await
+            }))
         };
         while gate.waiting_priority.load(Ordering::SeqCst) < 1 {
             tokio::task::yield_now().await;
@@ -412,7 +427,11 @@ mod tests {
         for _ in 0..=QUEUE_PER_SLOT {
             release.send(()).unwrap();
         }
-        assert_eq!(known.await.unwrap().unwrap(), 7, "queued, not refused");
+        assert_eq!(
+            known.await.unwrap().unwrap(),
+            1,
+            "queued, not refused, and run right after the running check"
+        );
         for t in tasks {
             t.await.unwrap().unwrap();
         }
