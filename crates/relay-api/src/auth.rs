@@ -160,6 +160,12 @@ fn verify_phc(hash: &str, password: &str) -> Result<bool, argon2::password_hash:
 static ARGON2: std::sync::LazyLock<crate::password_gate::Argon2Gate> =
     std::sync::LazyLock::new(crate::password_gate::Argon2Gate::for_this_machine);
 
+/// 503 `busy` at once when a password check of the current task would be refused by the gate
+/// anyway (its queue is full), before any other work.
+pub(crate) fn refuse_if_busy() -> Result<(), ApiError> {
+    ARGON2.refuse_if_full()
+}
+
 pub(crate) async fn hash_password(password: &Password) -> Result<String, ApiError> {
     let password = password.clone();
     match ARGON2

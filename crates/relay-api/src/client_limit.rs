@@ -24,11 +24,11 @@
 //!   password checks wait in a queue of their own at the Argon2 gate, so a flood from many
 //!   other addresses, which fills the common queue, does not refuse them (`busy`). Knowing a
 //!   client takes a right password, which a flood does not have; it changes no limit.
-//! - **Bounded memory.** At most [`CAPACITY`] clients are tracked. When full, expired entries
-//!   go first, then entries under the limit and not known, then the blocked entries whose
-//!   windows end soonest (known clients last), down to three quarters of the capacity: a flood
-//!   from many addresses costs a few MiB at most, and eviction work is amortized over the
-//!   inserts that follow.
+//! - **Bounded memory.** At most [`CAPACITY`] clients are tracked. When full, entries with no
+//!   running window go first, then entries under the limit and not known, then the blocked
+//!   entries whose windows end soonest (known clients last), down to three quarters of the
+//!   capacity: a flood from many addresses costs a few MiB at most, and eviction work is
+//!   amortized over the inserts that follow.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv6Addr};
@@ -88,10 +88,16 @@ impl Entry {
         self.known_until.is_some_and(|until| until > now)
     }
 
-    /// Whether the window has ended at `now` (or never started).
-    fn expired(&self, now: Instant, window: Duration) -> bool {
+    /// Whether a window started and has ended at `now`.
+    fn ended(&self, now: Instant, window: Duration) -> bool {
         self.window_start
-            .is_none_or(|start| now.saturating_duration_since(start) >= window)
+            .is_some_and(|start| now.saturating_duration_since(start) >= window)
+    }
+
+    /// Whether a window is running at `now`.
+    fn live(&self, now: Instant, window: Duration) -> bool {
+        self.window_start
+            .is_some_and(|start| now.saturating_duration_since(start) < window)
     }
 
     /// When the current window ends.
@@ -158,7 +164,7 @@ impl ClientFailures {
             self.evict(&mut entries, now);
         }
         let entry = entries.entry(key).or_insert(Entry::NEW);
-        if entry.expired(now, self.window) {
+        if entry.ended(now, self.window) {
             entry.failures = 0;
             entry.window_start = None;
             entry.refused = 0;
@@ -194,10 +200,11 @@ impl ClientFailures {
         entry.pending = entry.pending.saturating_sub(1);
         match how {
             Ending::Failed(now) => {
-                if entry.expired(now, self.window) {
+                if !entry.live(now, self.window) {
+                    // The first failure opens the window (refusals before it were of attempts
+                    // in flight, and are counted on).
                     entry.failures = 0;
                     entry.window_start = Some(now);
-                    entry.refused = 0;
                 }
                 entry.failures = entry.failures.saturating_add(1);
             }
@@ -212,7 +219,7 @@ impl ClientFailures {
     fn evict(&self, entries: &mut HashMap<ClientKey, Entry>, now: Instant) {
         let low_water = self.capacity / 4 * 3;
         let before = entries.len();
-        entries.retain(|_, e| e.pending > 0 || e.known(now) || !e.expired(now, self.window));
+        entries.retain(|_, e| e.pending > 0 || e.known(now) || e.live(now, self.window));
         if entries.len() > low_water {
             entries.retain(|_, e| e.pending > 0 || e.known(now) || e.failures >= self.limit);
         }
@@ -358,19 +365,29 @@ mod tests {
     fn parallel_attempts_of_one_client_never_exceed_the_limit() {
         let t0 = Instant::now();
         let f = ClientFailures::new(5, Duration::from_secs(60));
-        let admitted: Vec<_> = (0..20)
-            .filter_map(|_| f.admit(client(1), t0).ok())
-            .collect();
+        let (admitted, refused): (Vec<_>, Vec<_>) = (0..20)
+            .map(|_| f.admit(client(1), t0))
+            .partition(Result::is_ok);
         assert_eq!(
             admitted.len(),
             5,
             "five in flight, the rest refused at once"
         );
+        let counts: Vec<u64> = refused
+            .into_iter()
+            .map(|r| r.unwrap_err().refused_in_window)
+            .collect();
+        assert_eq!(
+            counts,
+            (1..=15).collect::<Vec<_>>(),
+            "refusals are counted on"
+        );
+        let admitted: Vec<_> = admitted.into_iter().map(Result::unwrap).collect();
         for attempt in admitted {
             attempt.failed(t0);
         }
         let refused = f.admit(client(1), t0).unwrap_err();
-        assert_eq!(refused.retry_after, 60);
+        assert_eq!((refused.retry_after, refused.refused_in_window), (60, 16));
     }
 
     // REQ: R3.3

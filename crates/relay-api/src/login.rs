@@ -458,6 +458,9 @@ struct LoggedInAccount {
 }
 
 async fn login_inner(state: &ApiState, req: LoginRequest) -> Result<LoggedIn, ApiError> {
+    // Before the account is read: the same answer for every name, and a flood answered
+    // `busy` costs no store read (which slowed the logins of known clients during a flood).
+    crate::auth::refuse_if_busy()?;
     let now = state.now().await?;
     let invalid = || ApiError::unauthorized("invalid_credentials", "wrong username or password");
     let account = match Username::new(req.username.clone()) {
@@ -597,6 +600,7 @@ async fn change_password_inner(
     state: &ApiState,
     req: ChangePasswordRequest,
 ) -> Result<StatusCode, ApiError> {
+    crate::auth::refuse_if_busy()?;
     let now = state.now().await?;
     let invalid = || ApiError::unauthorized("invalid_credentials", "wrong username or password");
     let account = match Username::new(req.username.clone()) {

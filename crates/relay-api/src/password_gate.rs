@@ -115,6 +115,21 @@ impl Argon2Gate {
         Self::new(cores.min(MAX_SLOTS))
     }
 
+    /// 503 `busy` when the queue a check of the current task would wait in is full: checked
+    /// before the account is read, so a flood answered `busy` costs no store read either
+    /// ([`run`](Self::run) checks again).
+    pub(crate) fn refuse_if_full(&self) -> Result<(), ApiError> {
+        let waiting = if PRIORITY.try_with(|p| *p).unwrap_or(false) {
+            &self.waiting_priority
+        } else {
+            &self.waiting
+        };
+        if waiting.load(Ordering::SeqCst) >= self.max_waiting {
+            return Err(busy());
+        }
+        Ok(())
+    }
+
     /// Runs `work` (blocking, CPU-heavy) on a worker thread once a slot is free. A full queue
     /// (the priority one for a task run [`with_priority`]), or a wait beyond [`MAX_WAIT`], is
     /// 503 `busy` with `Retry-After`.

@@ -65,6 +65,25 @@ async fn metrics(State(state): State<HttpState>) -> Response {
         .into_response()
 }
 
+/// Connections the kernel queues for the listener before it accepts them. The default of
+/// std and tokio (128) overflowed under a login flood of 1,000 connections: the SYN of a
+/// legitimate client was dropped and retried after 1 s (`relay-bench login-flood`).
+pub const LISTEN_BACKLOG: u32 = 1024;
+
+/// A TCP listener on `addr` with a [`LISTEN_BACKLOG`]-deep accept queue (capped by the
+/// kernel's `net.core.somaxconn`).
+pub fn listen(addr: SocketAddr) -> std::io::Result<tokio::net::TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As tokio's own bind: a restarted relay can take its port back at once.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(LISTEN_BACKLOG)
+}
+
 /// A bound HTTP listener, ready to serve.
 #[derive(Debug)]
 pub struct HttpServer {
@@ -75,7 +94,7 @@ impl HttpServer {
     /// Binds `addr` (port 0 picks a free port).
     pub async fn bind(addr: SocketAddr) -> std::io::Result<Self> {
         Ok(Self {
-            listener: tokio::net::TcpListener::bind(addr).await?,
+            listener: listen(addr)?,
         })
     }
 

@@ -321,9 +321,8 @@ impl ServerRuntime {
         .merge(relay_api::ingest_router(ingest))
         .merge(relay_api::router(api));
 
-        let listener = tokio::net::TcpListener::bind(settings.listen)
-            .await
-            .map_err(|source| ServerError::Http {
+        let listener =
+            crate::http::listen(settings.listen).map_err(|source| ServerError::Http {
                 addr: settings.listen,
                 source,
             })?;
