@@ -8,7 +8,10 @@
 //! replaced by a new one) while the administrator logs in again and again from 127.0.0.1. It
 //! reports the relay's idle and peak RSS (`VmRSS` before, `VmHWM` after, from
 //! `/proc/<pid>/status`), the flood's answers by status and code, what it cost the audit trail
-//! (`relay_records_appended_total`), and the legitimate logins' successes and latency.
+//! (`relay_records_appended_total`), and the legitimate logins' successes and latency. The
+//! administrator's address logged in before the flood, so the relay knows it; a newcomer (the
+//! same account, each attempt from an address that never logged in: 127.0.0.3, .4, ...) tries
+//! too, once a second, and is reported apart.
 //!
 //! Two scenarios: **many addresses** (each bogus login from its own address in 127.0.0.0/8,
 //! which Linux routes to the loopback interface: the per-client failure limit never fills, so
@@ -38,6 +41,8 @@ const LEGIT: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 1);
 const ONE_ATTACKER: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 2);
 /// Pause between two logins of the legitimate user.
 const LEGIT_PAUSE: Duration = Duration::from_millis(200);
+/// Pause between two logins of the newcomer.
+const NEWCOMER_PAUSE: Duration = Duration::from_secs(1);
 /// Logins of the legitimate user timed before the flood.
 const BASELINE_LOGINS: usize = 10;
 /// Longest wait for one answer.
@@ -86,6 +91,8 @@ struct Outcome {
     legit: Vec<(u16, String, Duration)>,
     /// The legitimate user's logins before the flood.
     baseline: Vec<Duration>,
+    /// The newcomer's attempts during the flood (each from a new address): status and code.
+    newcomer: Vec<(u16, String)>,
     /// Records appended during the flood (`relay_records_appended_total`).
     records_appended: u64,
     /// Logins refused by the per-client limit during the flood.
@@ -152,7 +159,7 @@ async fn run_scenario(edge: &Edge, sources: Sources, attackers: usize, seconds: 
     let mut baseline = Vec::new();
     for _ in 0..BASELINE_LOGINS {
         let t = Instant::now();
-        let (status, code) = legit_login(addr).await;
+        let (status, code) = legit_login(LEGIT, addr).await;
         assert_eq!(
             status, 200,
             "login-flood: a login with no flood answered {status} {code}"
@@ -190,9 +197,19 @@ async fn run_scenario(edge: &Edge, sources: Sources, attackers: usize, seconds: 
         let mut attempts = Vec::new();
         while Instant::now() < deadline {
             let t = Instant::now();
-            let (status, code) = legit_login(addr).await;
+            let (status, code) = legit_login(LEGIT, addr).await;
             attempts.push((status, code, t.elapsed()));
             tokio::time::sleep(LEGIT_PAUSE).await;
+        }
+        attempts
+    });
+    let newcomer = tokio::spawn(async move {
+        let mut attempts = Vec::new();
+        let mut last = 2u8;
+        while Instant::now() < deadline && last < 250 {
+            last += 1;
+            attempts.push(legit_login(Ipv4Addr::new(127, 0, 0, last), addr).await);
+            tokio::time::sleep(NEWCOMER_PAUSE).await;
         }
         attempts
     });
@@ -200,6 +217,7 @@ async fn run_scenario(edge: &Edge, sources: Sources, attackers: usize, seconds: 
         t.await.expect("an attacker task");
     }
     let legit = legit.await.expect("the legitimate user's task");
+    let newcomer = newcomer.await.expect("the newcomer's task");
     let (_, peak) = memory_of(pid);
     let after = metrics(addr).await;
     let answers = Arc::try_unwrap(answers)
@@ -211,19 +229,20 @@ async fn run_scenario(edge: &Edge, sources: Sources, attackers: usize, seconds: 
         answers,
         legit,
         baseline,
+        newcomer,
         records_appended: after.0.saturating_sub(before.0),
         client_refusals: after.1.saturating_sub(before.1),
     }
 }
 
-/// One login of the bench administrator from [`LEGIT`]: status and error code.
-async fn legit_login(addr: SocketAddr) -> (u16, String) {
+/// One login of the bench administrator from `source`: status and error code.
+async fn legit_login(source: Ipv4Addr, addr: SocketAddr) -> (u16, String) {
     let body = format!(
         r#"{{"username":"{}","password":"{}"}}"#,
         crate::api_bench::USERNAME,
         crate::api_bench::PASSWORD
     );
-    match post(LEGIT, addr, "/api/v1/auth/login", &body).await {
+    match post(source, addr, "/api/v1/auth/login", &body).await {
         Ok((status, body)) => (status, code_of(&body)),
         Err(e) => (0, e.kind().to_string()),
     }
@@ -337,10 +356,12 @@ fn print_outcome(sources: Sources, attackers: usize, seconds: u64, o: &Outcome) 
         .map(|(_, _, d)| *d)
         .collect();
     let all: Vec<Duration> = o.legit.iter().map(|(_, _, d)| *d).collect();
-    let mut legit_answers = BTreeMap::new();
-    for (status, code, _) in &o.legit {
-        *legit_answers.entry((*status, code.clone())).or_insert(0u64) += 1;
-    }
+    let legit_answers = count_answers(
+        &o.legit
+            .iter()
+            .map(|(s, c, _)| (*s, c.clone()))
+            .collect::<Vec<_>>(),
+    );
     eprintln!(
         "login-flood ({}): {attackers} bogus logins in flight for {seconds} s: {total} answered \
          ({:.0}/s): {}",
@@ -373,6 +394,23 @@ fn print_outcome(sources: Sources, attackers: usize, seconds: u64, o: &Outcome) 
         quantile_ms(&o.baseline, 0.5),
         quantile_ms(&o.baseline, 0.99),
     );
+    eprintln!(
+        "login-flood ({}): newcomer (each attempt from a new address): {} of {} succeeded; \
+         answers {}",
+        sources.label(),
+        o.newcomer.iter().filter(|(s, _)| *s == 200).count(),
+        o.newcomer.len(),
+        answer_list(&count_answers(&o.newcomer)),
+    );
+}
+
+/// `answers` counted by status and code.
+fn count_answers(answers: &[(u16, String)]) -> BTreeMap<(u16, String), u64> {
+    let mut counts = BTreeMap::new();
+    for (status, code) in answers {
+        *counts.entry((*status, code.clone())).or_insert(0) += 1;
+    }
+    counts
 }
 
 fn rows_of(sources: Sources, attackers: usize, seconds: u64, o: &Outcome) -> Vec<Row> {
@@ -384,6 +422,7 @@ fn rows_of(sources: Sources, attackers: usize, seconds: u64, o: &Outcome) -> Vec
         .map(|(_, _, d)| *d)
         .collect();
     let others = o.legit.len() - ok.len();
+    let newcomer_ok = o.newcomer.iter().filter(|(s, _)| *s == 200).count();
     let (memory_path, legit_path) = match sources {
         Sources::Many => (
             "login flood from many addresses: relay peak RSS (MiB)",
@@ -416,19 +455,23 @@ fn rows_of(sources: Sources, attackers: usize, seconds: u64, o: &Outcome) -> Vec
                 quantile_ms(&ok, 0.5),
                 quantile_ms(&ok, 0.99),
                 if others > 0 {
+                    let failed: Vec<(u16, String)> = o
+                        .legit
+                        .iter()
+                        .filter(|(s, _, _)| *s != 200)
+                        .map(|(s, c, _)| (*s, c.clone()))
+                        .collect();
                     format!(
                         " ({others} answered otherwise: {})",
-                        answer_list(&o.legit.iter().filter(|(s, _, _)| *s != 200).fold(
-                            BTreeMap::new(),
-                            |mut m, (s, c, _)| {
-                                *m.entry((*s, c.clone())).or_insert(0u64) += 1;
-                                m
-                            }
-                        ))
+                        answer_list(&count_answers(&failed))
                     )
                 } else {
                     String::new()
                 }
+            ) + &format!(
+                "; a newcomer (a new address each time): {newcomer_ok} of {} ({})",
+                o.newcomer.len(),
+                answer_list(&count_answers(&o.newcomer))
             ),
             baseline: format!(
                 "p50 {:.1} ms, p99 {:.1} ms with no flood ({BASELINE_LOGINS} logins)",
