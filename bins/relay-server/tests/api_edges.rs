@@ -174,11 +174,7 @@ fn accounts(port: u16) -> std::collections::HashMap<&'static str, String> {
     };
     let admin = first_admin(port);
     let mut tokens = std::collections::HashMap::from([("admin", admin.clone())]);
-    for (user, role) in [
-        ("bea", "admin"),
-        ("otto", "operator"),
-        ("aude", "auditor"),
-    ] {
+    for (user, role) in [("bea", "admin"), ("otto", "operator"), ("aude", "auditor")] {
         let (status, v) = call(
             port,
             "POST",
@@ -190,7 +186,14 @@ fn accounts(port: u16) -> std::collections::HashMap<&'static str, String> {
         );
         assert_eq!(status, 201, "{v}");
         first_password_change(port, user);
-        tokens.insert(if role == "admin" { "second_admin" } else { role }, login(user));
+        tokens.insert(
+            if role == "admin" {
+                "second_admin"
+            } else {
+                role
+            },
+            login(user),
+        );
     }
     let id = propose(
         port,
@@ -934,8 +937,10 @@ async fn one_administrator_cannot_take_privileged_account_actions_alone() {
         "POST",
         "/api/v1/accounts",
         Some(&ada),
-        Some(json!({"username": "rex", "full_name": "Rex Reviewer", "password": TEMPORARY,
-            "role": "reviewer", "reason": "new QA reviewer"})),
+        Some(
+            json!({"username": "rex", "full_name": "Rex Reviewer", "password": TEMPORARY,
+            "role": "reviewer", "reason": "new QA reviewer"}),
+        ),
     );
     assert_eq!(
         (s, v["error"]["code"].as_str()),
@@ -996,8 +1001,10 @@ async fn one_administrator_cannot_take_privileged_account_actions_alone() {
         "POST",
         "/api/v1/accounts",
         Some(&ada),
-        Some(json!({"username": "olga", "full_name": "Olga Operator", "password": TEMPORARY,
-            "role": "operator", "reason": "new operator"})),
+        Some(
+            json!({"username": "olga", "full_name": "Olga Operator", "password": TEMPORARY,
+            "role": "operator", "reason": "new operator"}),
+        ),
     );
     assert_eq!(s, 201, "{v}");
     let (s, v) = call(
@@ -1290,4 +1297,68 @@ async fn generic_names_case_variants_and_reused_printed_names_are_refused() {
     );
     let (s, v) = create("j.smith", "Jane Smith");
     assert_eq!(s, 201, "a personal account is created: {v}");
+}
+
+// REQ: R3.2
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_row_edited_in_the_servers_database_is_named_at_start_and_by_verify() {
+    // The finding: editing an account row in SQLite (`role`, `password_changed_at`) was
+    // detected by nothing. The edge checked its rows at start and in verify since issue 18;
+    // the server of record only in verify. Both now: a shell user promotes otto to admin in
+    // the server's relay.db, and the next start and `relay-server verify` name the row.
+    use sqlx::ConnectOptions;
+    let mut srv = server("");
+    srv.proc.start();
+    wait_healthy(srv.port, &mut srv.proc);
+    let tokens = accounts(srv.port);
+    assert!(tokens.contains_key("operator"));
+    srv.proc.stop();
+
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(srv.dir.join("relay.db"))
+        .connect()
+        .await
+        .unwrap();
+    let done = sqlx::query("UPDATE accounts SET role = 'admin' WHERE username = 'otto'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(done.rows_affected(), 1);
+    drop(conn);
+
+    srv.proc.start();
+    wait_healthy(srv.port, &mut srv.proc);
+    srv.proc.stop();
+    let relay = local_records(&srv.dir, "_relay").await;
+    let startup = relay
+        .iter()
+        .rev()
+        .find(|r| r.kind.as_str() == "STARTUP")
+        .unwrap()
+        .payload
+        .to_value()
+        .unwrap();
+    assert_eq!(startup["account_rows"]["agree"], false, "{startup}");
+    let event = relay
+        .iter()
+        .filter(|r| r.kind.as_str() == "SYSTEM")
+        .map(|r| r.payload.to_value().unwrap())
+        .find(|p| p["event"] == "ACCOUNT_ROWS_DISAGREE")
+        .expect("no ACCOUNT_ROWS_DISAGREE event at the server's start");
+    assert!(
+        event.to_string().contains("otto"),
+        "the event names the row: {event}"
+    );
+
+    let out = Command::new(server_bin())
+        .args(["verify", "--config", srv.conf.to_str().unwrap()])
+        .env("RELAY_LOG", "error")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("ACCOUNT ROW DISAGREES otto: role stored=admin chained=operator"),
+        "{text}"
+    );
 }

@@ -120,7 +120,11 @@ fn accounts(port: u16) -> (String, String, String, String) {
             Some(json!({"password": PASSWORD, "reason": "QA team agreed"})),
         );
         assert_eq!(s, 200, "{v}");
-        first_password_change(port, user, v["applied"]["temporary_password"].as_str().unwrap());
+        first_password_change(
+            port,
+            user,
+            v["applied"]["temporary_password"].as_str().unwrap(),
+        );
     }
     (
         admin,

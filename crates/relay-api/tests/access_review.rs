@@ -262,7 +262,10 @@ async fn the_review_shows_a_four_eyes_role_change_and_flags_the_bootstrap_second
     assert_eq!(history[1]["proposed_by"], "ada");
     assert_eq!(history[1]["change_id"], id.as_str());
     assert_eq!(history[1]["reason"], "moved to QA audit");
-    assert_eq!(rita["created_by"], "bob", "the approver carried out the creation");
+    assert_eq!(
+        rita["created_by"], "bob",
+        "the approver carried out the creation"
+    );
     assert_eq!(rita["creation"], "four_eyes", "{rita}");
     assert_eq!(rita["failed_logins"], 1);
     assert_eq!(r["failed_logins_unknown_names"], 1);

@@ -289,7 +289,10 @@ impl Relay {
             )
             .await;
         assert_eq!(s, StatusCode::OK, "{b}");
-        let temporary = b["applied"]["temporary_password"].as_str().unwrap().to_owned();
+        let temporary = b["applied"]["temporary_password"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         self.change_password(username, &temporary, PASSWORD).await;
     }
 
@@ -308,16 +311,20 @@ impl Relay {
             a["role"] == "admin" && a["disabled"] == false && a["username"] != me["username"]
         });
         if let Some(other) = other {
-            return self.login(other["username"].as_str().unwrap(), PASSWORD).await;
+            return self
+                .login(other["username"].as_str().unwrap(), PASSWORD)
+                .await;
         }
         let (s, _, b) = self
             .call(
                 Method::POST,
                 "/api/v1/accounts",
                 Some(admin),
-                Some(json!({"username": "quinn", "full_name": "Quinn Second-Admin",
+                Some(
+                    json!({"username": "quinn", "full_name": "Quinn Second-Admin",
                     "password": TEMPORARY_PASSWORD, "role": "admin",
-                    "reason": "a second administrator for four-eyes"})),
+                    "reason": "a second administrator for four-eyes"}),
+                ),
             )
             .await;
         assert_eq!(s, StatusCode::CREATED, "{b}");
