@@ -66,9 +66,12 @@ for _ in $(seq 150); do
 done
 curl -fsS "$base/healthz" >/dev/null
 
-# Accounts: the first admin registers itself, then creates one account per other role.
+# Accounts: the first admin registers itself, then creates a second admin (the one privileged
+# account the bootstrap lets it create alone) and the operator and auditor; the reviewer signs,
+# so ada proposes it as a four-eyes change and bea approves it (issue 18).
 api() { curl -sS -H 'content-type: application/json' "$@"; }
 password="schemathesis password 1"
+temporary="temporary harbour violet 17"
 token_of() {
   api -X POST "$base/api/v1/auth/login" -d "{\"username\":\"$1\",\"password\":\"$password\"}" |
     python3 -c 'import json, sys
@@ -77,16 +80,33 @@ if "token" not in answer:
     sys.exit(f"login of {sys.argv[1]} refused: {answer}")
 print(answer["token"])' "$1"
 }
+json_field() { python3 -c 'import json, sys
+answer = json.load(sys.stdin)
+value = answer
+for key in sys.argv[1].split("."):
+    value = value.get(key) if isinstance(value, dict) else None
+if value is None:
+    sys.exit(f"no {sys.argv[1]} in {answer}")
+print(value)' "$1"; }
+first_password_change() {
+  # An administrator-set password is temporary: the owner replaces it before anything else.
+  api -fX POST "$base/api/v1/auth/password" \
+    -d "{\"username\":\"$1\",\"old_password\":\"$2\",\"new_password\":\"$password\"}" >/dev/null
+}
 api -fX POST "$base/api/v1/auth/register" \
   -d "{\"username\":\"ada\",\"full_name\":\"Ada Admin\",\"password\":\"$password\",\"role\":\"admin\"}" >/dev/null
 admin_token=$(token_of ada)
-for pair in rita:reviewer otto:operator aude:auditor; do
+for pair in bea:admin otto:operator aude:auditor; do
   api -fX POST "$base/api/v1/accounts" -H "authorization: Bearer $admin_token" \
-    -d "{\"username\":\"${pair%%:*}\",\"full_name\":\"${pair%%:*} (${pair#*:})\",\"password\":\"temporary harbour violet 17\",\"role\":\"${pair#*:}\",\"reason\":\"schemathesis account\"}" >/dev/null
-  # An administrator-set password is temporary: the owner replaces it before anything else.
-  api -fX POST "$base/api/v1/auth/password" \
-    -d "{\"username\":\"${pair%%:*}\",\"old_password\":\"temporary harbour violet 17\",\"new_password\":\"$password\"}" >/dev/null
+    -d "{\"username\":\"${pair%%:*}\",\"full_name\":\"${pair%%:*} (${pair#*:})\",\"password\":\"$temporary\",\"role\":\"${pair#*:}\",\"reason\":\"schemathesis account\"}" >/dev/null
+  first_password_change "${pair%%:*}" "$temporary"
 done
+change=$(api -fX POST "$base/api/v1/changes" -H "authorization: Bearer $admin_token" \
+  -d '{"setting":"account_create","value":{"username":"rita","full_name":"rita (reviewer)","role":"reviewer"},"reason":"schemathesis account"}' |
+  json_field id)
+rita_temporary=$(api -fX POST "$base/api/v1/changes/$change/approve" -H "authorization: Bearer $(token_of bea)" \
+  -d "{\"password\":\"$password\",\"reason\":\"schemathesis account\"}" | json_field applied.temporary_password)
+first_password_change rita "$rita_temporary"
 # Wait until the watched file is captured, so reads and signatures have a record to work on.
 for _ in $(seq 100); do
   api "$base/api/v1/events?trail=nmr-st" -H "authorization: Bearer $admin_token" | grep -q '"chain_seq":1' && break

@@ -1,6 +1,7 @@
 // REQ: R11.1 (run by .ci/browser.sh, outside the Rust test suite)
 // End-to-end test of the review UI in headless Chromium: starts the real relay-edge binary
-// with a watched folder holding one file, registers the first admin, creates a reviewer, logs in
+// with a watched folder holding one file, registers the first admin, creates a second admin,
+// proposes a reviewer that the second admin approves (four-eyes), logs in
 // as the reviewer, finds the captured file's record in her queue, signs it as reviewed, finds it
 // with the review status filter and sees the manifestation, then
 // downloads a sealed export package and checks it with relay-verify (RELAY_VERIFY_BIN); then
@@ -26,8 +27,9 @@ const screenshot = process.env.SCREENSHOT || join(repo, "docs/screenshots/record
 const reviewScreenshot = process.env.ACCESS_REVIEW_SCREENSHOT || join(repo, "docs/screenshots/access-review.png");
 const ADMIN_PW = "admin password 1";
 // Set by the administrator: temporary, replaced by the reviewer at the first login.
-const REVIEWER_TEMPORARY_PW = "temporary harbour violet 17";
+const TEMPORARY_PW = "temporary harbour violet 17";
 const REVIEWER_PW = "quiet copper lantern 42";
+const SECOND_ADMIN_PW = "amber falcon meadow 73";
 
 function freePort() {
   return new Promise((ok, fail) => {
@@ -88,33 +90,58 @@ try {
   await page.getByRole("button", { name: "Register administrator" }).click();
   await page.getByText("Administrator ada registered").waitFor();
 
-  // 2. Log in as the admin and create a reviewer.
+  // 2. Log in as the admin; create a second administrator (the one privileged account the
+  // bootstrap lets her create alone) and propose the reviewer, a signer, which a second
+  // administrator must approve (issue 18: four-eyes for every privileged account).
   await page.locator("#login-username").fill("ada");
   await page.locator("#login-password").fill(ADMIN_PW);
   await page.getByRole("button", { name: "Log in" }).click();
   await page.getByRole("button", { name: "Manage accounts" }).click();
-  await page.locator("#new-username").fill("rita");
-  await page.locator("#new-fullname").fill("Rita Reviewer");
-  await page.locator("#new-password").fill(REVIEWER_TEMPORARY_PW);
-  await page.locator("#new-role").selectOption("reviewer");
-  await page.locator("#new-reason").fill("new QA reviewer");
-  await page.getByRole("button", { name: "Create account" }).click();
-  await page.getByText("Account rita created").waitFor();
-  await page.getByRole("cell", { name: "Rita Reviewer" }).waitFor();
+  const createAccount = async (username, fullName, role, reason) => {
+    await page.locator("#new-username").fill(username);
+    await page.locator("#new-fullname").fill(fullName);
+    await page.locator("#new-password").fill(TEMPORARY_PW);
+    await page.locator("#new-role").selectOption(role);
+    await page.locator("#new-reason").fill(reason);
+    await page.getByRole("button", { name: "Create account" }).click();
+  };
+  await createAccount("bea", "Bea Second-Admin", "admin", "second administrator for four-eyes");
+  await page.getByText("Account bea created").waitFor();
+  await createAccount("rita", "Rita Reviewer", "reviewer", "new QA reviewer");
+  await page.getByText("A reviewer account needs a second administrator: proposed as change").waitFor();
   await page.getByRole("button", { name: "Log out" }).click();
 
-  // 3. The reviewer's first login: the administrator's password is temporary, so the UI asks
-  // for her own before anything else; then she logs in with it and finds the captured record.
-  await page.locator("#login-username").fill("rita");
-  await page.locator("#login-password").fill(REVIEWER_TEMPORARY_PW);
-  await page.getByRole("button", { name: "Log in" }).click();
-  await page.getByText("Your password was set by an administrator").waitFor();
-  await page.locator("#pw-new").fill(REVIEWER_PW);
-  await page.getByRole("button", { name: "Change password" }).click();
-  await page.getByText("Password changed; log in with the new one.").waitFor();
-  await page.locator("#login-username").fill("rita");
-  await page.locator("#login-password").fill(REVIEWER_PW);
-  await page.getByRole("button", { name: "Log in" }).click();
+  // The second administrator replaces her temporary password, then approves the proposal
+  // (a signature: reason and password asked in prompts) and is shown rita's temporary password.
+  const firstLogin = async (username, temporary, chosen) => {
+    await page.locator("#login-username").fill(username);
+    await page.locator("#login-password").fill(temporary);
+    await page.getByRole("button", { name: "Log in" }).click();
+    await page.getByText("Your password was set by an administrator").waitFor();
+    await page.locator("#pw-new").fill(chosen);
+    await page.getByRole("button", { name: "Change password" }).click();
+    await page.getByText("Password changed; log in with the new one.").waitFor();
+    await page.locator("#login-username").fill(username);
+    await page.locator("#login-password").fill(chosen);
+    await page.getByRole("button", { name: "Log in" }).click();
+  };
+  await firstLogin("bea", TEMPORARY_PW, SECOND_ADMIN_PW);
+  await page.locator("#me-role").filter({ hasText: "admin" }).waitFor();
+  await page.getByRole("button", { name: "Configuration changes" }).click();
+  const answers = ["Rita joins QA as a reviewer; agreed with ada.", SECOND_ADMIN_PW];
+  const answerPrompts = async (dialog) => { await dialog.accept(answers.shift()); };
+  page.on("dialog", answerPrompts);
+  await page.getByRole("row").filter({ hasText: "account_create" }).getByRole("button", { name: "Approve (sign)" }).click();
+  const approved = page.locator("#notice").filter({ hasText: "Temporary password for rita" });
+  await approved.waitFor();
+  page.off("dialog", answerPrompts);
+  const ritaTemporary = /first login\): (\S+)$/.exec((await approved.innerText()).trim())?.[1];
+  assert.ok(ritaTemporary, "the approval shows rita's temporary password once");
+  await page.getByRole("button", { name: "Log out" }).click();
+
+  // 3. The reviewer's first login: the password two administrators saw is temporary, so the UI
+  // asks for her own before anything else; then she logs in with it and finds the captured record.
+  await firstLogin("rita", ritaTemporary, REVIEWER_PW);
   await page.locator("#me-role").filter({ hasText: "reviewer" }).waitFor();
   await waitFor("the captured file's record", async () => {
     await page.getByRole("button", { name: /^nmr-e2e/ }).click({ timeout: 1000 });

@@ -174,13 +174,8 @@ fn wait_healthy(port: u16, server: &mut Proc) {
     }
 }
 
-/// Registers the bootstrap admin and one account per other role; their tokens by role.
-fn accounts(port: u16) -> std::collections::HashMap<&'static str, String> {
-    let login = |user: &str| {
-        let (status, v) = login_as(port, user, PASSWORD);
-        assert_eq!(status, 200, "login {user}: {v}");
-        v["token"].as_str().unwrap().to_owned()
-    };
+/// Registers the first administrator, ada (alone, as the bootstrap allows); her token.
+fn first_admin(port: u16) -> String {
     let (status, v) = call(
         port,
         "POST",
@@ -191,13 +186,24 @@ fn accounts(port: u16) -> std::collections::HashMap<&'static str, String> {
         ),
     );
     assert_eq!(status, 201, "{v}");
-    let admin = login("ada");
+    let (status, v) = login_as(port, "ada", PASSWORD);
+    assert_eq!(status, 200, "login ada: {v}");
+    v["token"].as_str().unwrap().to_owned()
+}
+
+/// Registers the bootstrap admin (ada), a second admin (bea, the bootstrap's one
+/// administrator created alone) and one account per other role; their tokens by role
+/// (`admin`: ada, `second_admin`: bea). The reviewer, a signer, is created by a four-eyes
+/// `account_create` change ada proposes and bea approves (issue 18).
+fn accounts(port: u16) -> std::collections::HashMap<&'static str, String> {
+    let login = |user: &str| {
+        let (status, v) = login_as(port, user, PASSWORD);
+        assert_eq!(status, 200, "login {user}: {v}");
+        v["token"].as_str().unwrap().to_owned()
+    };
+    let admin = first_admin(port);
     let mut tokens = std::collections::HashMap::from([("admin", admin.clone())]);
-    for (user, role) in [
-        ("otto", "operator"),
-        ("rita", "reviewer"),
-        ("aude", "auditor"),
-    ] {
+    for (user, role) in [("bea", "admin"), ("otto", "operator"), ("aude", "auditor")] {
         let (status, v) = call(
             port,
             "POST",
@@ -209,8 +215,33 @@ fn accounts(port: u16) -> std::collections::HashMap<&'static str, String> {
         );
         assert_eq!(status, 201, "{v}");
         first_password_change(port, user);
-        tokens.insert(role, login(user));
+        tokens.insert(
+            if role == "admin" {
+                "second_admin"
+            } else {
+                role
+            },
+            login(user),
+        );
     }
+    let id = propose(
+        port,
+        &admin,
+        "account_create",
+        json!({"username": "rita", "full_name": "rita", "role": "reviewer"}),
+    );
+    let (status, v) = approve(port, &tokens["second_admin"], &id);
+    assert_eq!(status, 200, "{v}");
+    let temporary = v["applied"]["temporary_password"].as_str().unwrap();
+    let (status, v) = call(
+        port,
+        "POST",
+        "/api/v1/auth/password",
+        None,
+        Some(json!({"username": "rita", "old_password": temporary, "new_password": PASSWORD})),
+    );
+    assert_eq!(status, 204, "first password change of rita: {v}");
+    tokens.insert("reviewer", login("rita"));
     tokens
 }
 
@@ -1113,12 +1144,11 @@ fn approve(port: u16, token: &str, id: &str) -> (u16, Value) {
 async fn one_administrator_cannot_take_privileged_account_actions_alone() {
     // The finding: one admin POSTed a second admin account it controlled and approved its own
     // proposals with it; reset another admin's password and logged in as them; disabled
-    // another admin. Each now needs a second administrator who existed when it was proposed
+    // another admin; created reviewers (signers) alone. Each now needs a second administrator who existed when it was proposed
     // and whom it does not concern; the only admin may create one more alone, with a reason.
     let srv = running_server();
     let port = srv.port;
-    let tokens = accounts(port);
-    let ada = tokens["admin"].clone();
+    let ada = first_admin(port);
     let admin_body = |user: &str, reason: Option<&str>| {
         let mut v = json!({"username": user, "full_name": format!("{user} admin"),
             "password": TEMPORARY, "role": "admin"});
@@ -1133,6 +1163,22 @@ async fn one_administrator_cannot_take_privileged_account_actions_alone() {
         v["token"].as_str().unwrap().to_owned()
     };
 
+    // A signer is privileged: not even the only administrator creates a reviewer alone.
+    let (s, v) = call(
+        port,
+        "POST",
+        "/api/v1/accounts",
+        Some(&ada),
+        Some(
+            json!({"username": "rex", "full_name": "Rex Reviewer", "password": TEMPORARY,
+            "role": "reviewer", "reason": "new QA reviewer"}),
+        ),
+    );
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (403, Some("four_eyes_required")),
+        "{v}"
+    );
     // The bootstrap: the only admin creates a second one alone, with a reason, flagged.
     let (s, v) = call(
         port,
@@ -1180,6 +1226,59 @@ async fn one_administrator_cannot_take_privileged_account_actions_alone() {
             "{v}"
         );
     }
+    // Granting the reviewer role, or giving a disabled reviewer their signing back, needs two;
+    // taking it away (disabling a reviewer) one administrator may do alone.
+    let (s, v) = call(
+        port,
+        "POST",
+        "/api/v1/accounts",
+        Some(&ada),
+        Some(
+            json!({"username": "olga", "full_name": "Olga Operator", "password": TEMPORARY,
+            "role": "operator", "reason": "new operator"}),
+        ),
+    );
+    assert_eq!(s, 201, "{v}");
+    let (s, v) = call(
+        port,
+        "PATCH",
+        "/api/v1/accounts/olga",
+        Some(&ada),
+        Some(json!({"role": "reviewer", "reason": "trained for QA"})),
+    );
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (403, Some("four_eyes_required")),
+        "{v}"
+    );
+    let grant = propose(
+        port,
+        &ada,
+        "account_role",
+        json!({"username": "olga", "role": "reviewer"}),
+    );
+    let (s, v) = approve(port, &mallory, &grant);
+    assert_eq!(s, 200, "{v}");
+    let (s, v) = call(
+        port,
+        "PATCH",
+        "/api/v1/accounts/olga",
+        Some(&ada),
+        Some(json!({"disabled": true, "reason": "on leave"})),
+    );
+    assert_eq!(s, 200, "disabling a reviewer narrows who signs: {v}");
+    let (s, v) = call(
+        port,
+        "PATCH",
+        "/api/v1/accounts/olga",
+        Some(&ada),
+        Some(json!({"disabled": false, "reason": "back from leave"})),
+    );
+    assert_eq!(
+        (s, v["error"]["code"].as_str()),
+        (403, Some("four_eyes_required")),
+        "{v}"
+    );
     // Reset-then-login and disabling another admin are refused alone.
     let (s, v) = call(
         port,
@@ -1430,4 +1529,68 @@ async fn generic_names_case_variants_and_reused_printed_names_are_refused() {
     );
     let (s, v) = create("j.smith", "Jane Smith");
     assert_eq!(s, 201, "a personal account is created: {v}");
+}
+
+// REQ: R3.2
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_account_row_edited_in_the_servers_database_is_named_at_start_and_by_verify() {
+    // The finding: editing an account row in SQLite (`role`, `password_changed_at`) was
+    // detected by nothing. The edge checked its rows at start and in verify since issue 18;
+    // the server of record only in verify. Both now: a shell user promotes otto to admin in
+    // the server's relay.db, and the next start and `relay-server verify` name the row.
+    use sqlx::ConnectOptions;
+    let mut srv = server("");
+    srv.proc.start();
+    wait_healthy(srv.port, &mut srv.proc);
+    let tokens = accounts(srv.port);
+    assert!(tokens.contains_key("operator"));
+    srv.proc.stop();
+
+    let mut conn = sqlx::sqlite::SqliteConnectOptions::new()
+        .filename(srv.dir.join("relay.db"))
+        .connect()
+        .await
+        .unwrap();
+    let done = sqlx::query("UPDATE accounts SET role = 'admin' WHERE username = 'otto'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(done.rows_affected(), 1);
+    drop(conn);
+
+    srv.proc.start();
+    wait_healthy(srv.port, &mut srv.proc);
+    srv.proc.stop();
+    let relay = local_records(&srv.dir, "_relay").await;
+    let startup = relay
+        .iter()
+        .rev()
+        .find(|r| r.kind.as_str() == "STARTUP")
+        .unwrap()
+        .payload
+        .to_value()
+        .unwrap();
+    assert_eq!(startup["account_rows"]["agree"], false, "{startup}");
+    let event = relay
+        .iter()
+        .filter(|r| r.kind.as_str() == "SYSTEM")
+        .map(|r| r.payload.to_value().unwrap())
+        .find(|p| p["event"] == "ACCOUNT_ROWS_DISAGREE")
+        .expect("no ACCOUNT_ROWS_DISAGREE event at the server's start");
+    assert!(
+        event.to_string().contains("otto"),
+        "the event names the row: {event}"
+    );
+
+    let out = Command::new(server_bin())
+        .args(["verify", "--config", srv.conf.to_str().unwrap()])
+        .env("RELAY_LOG", "error")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("ACCOUNT ROW DISAGREES otto: role stored=admin chained=operator"),
+        "{text}"
+    );
 }

@@ -68,7 +68,10 @@ fn login(port: u16, user: &str) -> String {
     v["token"].as_str().unwrap().to_owned()
 }
 
-/// The bootstrap admin and three reviewers; their tokens.
+/// The bootstrap admin (ada), a second admin (bob, the one administrator the bootstrap lets
+/// ada create alone) and three reviewers; the tokens of ada and the reviewers. Reviewers sign,
+/// so each is created by a four-eyes `account_create` change ada proposes and bob approves
+/// (issue 18).
 fn accounts(port: u16) -> (String, String, String, String) {
     let (s, v) = call(
         port,
@@ -81,6 +84,18 @@ fn accounts(port: u16) -> (String, String, String, String) {
     );
     assert_eq!(s, 201, "{v}");
     let admin = login(port, "ada");
+    let (s, v) = call(
+        port,
+        "POST",
+        "/api/v1/accounts",
+        Some(&admin),
+        Some(
+            json!({"username": "bob", "full_name": "Bob Second Admin", "password": TEMPORARY, "role": "admin", "reason": "four-eyes"}),
+        ),
+    );
+    assert_eq!(s, 201, "{v}");
+    first_password_change(port, "bob", TEMPORARY);
+    let bob = login(port, "bob");
     for (user, name) in [
         ("rita", "Rita Reviewer"),
         ("ali", "Ali Approver"),
@@ -89,21 +104,27 @@ fn accounts(port: u16) -> (String, String, String, String) {
         let (s, v) = call(
             port,
             "POST",
-            "/api/v1/accounts",
+            "/api/v1/changes",
             Some(&admin),
-            Some(
-                json!({"username": user, "full_name": name, "password": TEMPORARY, "role": "reviewer", "reason": "QA team"}),
-            ),
+            Some(json!({"setting": "account_create",
+                "value": {"username": user, "full_name": name, "role": "reviewer"},
+                "reason": "QA team"})),
         );
         assert_eq!(s, 201, "{v}");
+        let id = v["id"].as_str().unwrap().to_owned();
         let (s, v) = call(
             port,
             "POST",
-            "/api/v1/auth/password",
-            None,
-            Some(json!({"username": user, "old_password": TEMPORARY, "new_password": PASSWORD})),
+            &format!("/api/v1/changes/{id}/approve"),
+            Some(&bob),
+            Some(json!({"password": PASSWORD, "reason": "QA team agreed"})),
         );
-        assert_eq!(s, 204, "{v}");
+        assert_eq!(s, 200, "{v}");
+        first_password_change(
+            port,
+            user,
+            v["applied"]["temporary_password"].as_str().unwrap(),
+        );
     }
     (
         admin,
@@ -111,6 +132,18 @@ fn accounts(port: u16) -> (String, String, String, String) {
         login(port, "ali"),
         login(port, "bo"),
     )
+}
+
+/// `user` replaces the temporary password an administrator gave them with [`PASSWORD`].
+fn first_password_change(port: u16, user: &str, temporary: &str) {
+    let (s, v) = call(
+        port,
+        "POST",
+        "/api/v1/auth/password",
+        None,
+        Some(json!({"username": user, "old_password": temporary, "new_password": PASSWORD})),
+    );
+    assert_eq!(s, 204, "{v}");
 }
 
 /// Every record of the trail as the API shows it, with optional extra query text.
@@ -457,25 +490,7 @@ fn the_workflow_changes_only_through_an_approved_four_eyes_change_at_the_next_st
     let root = tempfile::tempdir().unwrap();
     let (mut edge, port) = start_edge(root.path(), "edge-1.log");
     let (ada, rita, _, _) = accounts(port);
-    // A second administrator (the bootstrap exception, with a reason) to approve the change.
-    let (s, v) = call(
-        port,
-        "POST",
-        "/api/v1/accounts",
-        Some(&ada),
-        Some(
-            json!({"username": "bob", "full_name": "Bob Second Admin", "password": TEMPORARY, "role": "admin", "reason": "four-eyes"}),
-        ),
-    );
-    assert_eq!(s, 201, "{v}");
-    let (s, v) = call(
-        port,
-        "POST",
-        "/api/v1/auth/password",
-        None,
-        Some(json!({"username": "bob", "old_password": TEMPORARY, "new_password": PASSWORD})),
-    );
-    assert_eq!(s, 204, "{v}");
+    // The second administrator `accounts` made approves the change.
     let bob = login(port, "bob");
     std::fs::write(root.path().join("inbox").join("x.fid"), "spectrum x").unwrap();
     let x = wait_for(port, &ada, "FILE_CREATED", "x.fid", 1).remove(0);

@@ -43,7 +43,7 @@ pub(crate) async fn list_accounts(
     responses(
         (status = 201, description = "Created", body = AccountView),
         (status = 401, description = "Not logged in", body = ErrorBody),
-        (status = 403, description = "Not an admin, registration closed, or an administrator that needs four eyes (`four_eyes_required`)", body = ErrorBody),
+        (status = 403, description = "Not an admin, registration closed, or a privileged account (admin, reviewer) that needs four eyes (`four_eyes_required`): propose `account_create` at /api/v1/changes", body = ErrorBody),
         (status = 409, description = "The username is taken", body = ErrorBody),
         (status = 422, description = "No reason (`reason_required`), invalid fields, or a password that breaks the policy (`weak_password`, `password_contains_name`)", body = ErrorBody),
     ),
@@ -140,13 +140,16 @@ pub(crate) async fn patch(
                 "an administrator cannot change their own role",
             ));
         }
-        // Granting or taking away the admin role is a four-eyes change where they are enabled.
-        if (role == Role::Admin || before.role == Role::Admin) && state.change_store().is_some() {
+        // Granting a privileged role (admin, or reviewer: a signer), or taking away the admin
+        // role, is a four-eyes change where they are enabled.
+        if (crate::four_eyes::is_privileged(role) || before.role == Role::Admin)
+            && state.change_store().is_some()
+        {
             return Err(ApiError::forbidden(
                 "four_eyes_required",
-                "granting or removing the admin role needs a four-eyes change: propose \
-                 account_role {\"username\", \"role\"} at /api/v1/changes for a second \
-                 administrator to approve",
+                "granting a privileged role (admin, reviewer) or removing the admin role needs \
+                 a four-eyes change: propose account_role {\"username\", \"role\"} at \
+                 /api/v1/changes for a second administrator to approve",
             ));
         }
         after.role = role;
@@ -164,9 +167,13 @@ pub(crate) async fn patch(
                 "an administrator cannot disable themselves",
             ));
         }
-        if before.role == Role::Admin && state.change_store().is_some() {
+        // Disabling an administrator, or giving a disabled administrator or reviewer their
+        // access back, needs two; disabling a reviewer only narrows who can sign.
+        let needs_two = before.role == Role::Admin
+            || (!disabled && crate::four_eyes::is_privileged(before.role));
+        if needs_two && state.change_store().is_some() {
             return Err(crate::four_eyes::required(
-                "disabling or re-enabling an administrator",
+                "disabling or re-enabling an administrator, or re-enabling a reviewer",
                 "account_status",
                 "{\"username\", \"disabled\"}",
             ));

@@ -2,13 +2,16 @@
 //!
 //! Where four-eyes changes are enabled, one administrator alone cannot:
 //!
-//! - create an administrator (`account_create`), except the bootstrap: while the installation
-//!   has exactly one enabled administrator, that one may create a second alone, with a reason,
-//!   recorded as `"bootstrap": "second_admin"` on its `REGISTER` event;
-//! - grant or take away the admin role (`account_role`, as before);
-//! - reset the password of another administrator or of a reviewer (a signer):
-//!   `account_password_reset`;
-//! - disable or re-enable an administrator: `account_status`.
+//! - create an account with a privileged role, an administrator or a reviewer (who signs)
+//!   (`account_create`), except the bootstrap: while the installation has exactly one enabled
+//!   administrator, that one may create a second administrator alone, with a reason, recorded
+//!   as `"bootstrap": "second_admin"` on its `REGISTER` event;
+//! - grant a privileged role, or take away the admin role (`account_role`);
+//! - reset the password of another administrator or of a reviewer: `account_password_reset`;
+//! - disable or re-enable an administrator, or re-enable a reviewer: `account_status`.
+//!
+//! Taking a privilege away (disabling a reviewer, making a reviewer an operator) stays a
+//! one-administrator action: it can only narrow who can sign.
 //!
 //! Each goes through `/api/v1/changes`, approved by a *different* administrator who existed
 //! when the request was proposed and whom the request does not concern. Refusals name the
@@ -20,10 +23,15 @@ use crate::auth::AuthUser;
 use crate::error::ApiError;
 use crate::state::ApiState;
 
-/// Roles whose accounts only a four-eyes change may reset: administrators, and reviewers (who
-/// sign; whoever sets a signer's password can sign as them).
+/// Whether `role` is privileged: administrators (who manage accounts) and reviewers (who sign;
+/// whoever sets a signer's password or creates a signer can sign as them).
+pub(crate) fn is_privileged(role: Role) -> bool {
+    matches!(role, Role::Admin | Role::Reviewer)
+}
+
+/// Whether resetting `target`'s password needs a four-eyes change: it holds a privileged role.
 pub(crate) fn reset_needs_four_eyes(target: &Account) -> bool {
-    matches!(target.role, Role::Admin | Role::Reviewer)
+    is_privileged(target.role)
 }
 
 /// The refusal of a privileged action taken alone, naming the change to propose instead.

@@ -137,6 +137,14 @@ pub(crate) async fn create_account(
         Some(admin) if req.role == Role::Admin => Some(
             crate::four_eyes::second_admin_bootstrap(state, admin, req.reason.as_deref()).await?,
         ),
+        Some(_) if crate::four_eyes::is_privileged(req.role) && state.change_store().is_some() => {
+            // Whoever creates a signer chooses who can sign: a second administrator approves.
+            return Err(crate::four_eyes::required(
+                "creating an account that signs",
+                "account_create",
+                "{\"username\", \"full_name\", \"role\": \"reviewer\"}",
+            ));
+        }
         _ => None,
     };
     if bootstrap {
@@ -242,7 +250,7 @@ pub(crate) async fn create_account(
     responses(
         (status = 201, description = "Created", body = AccountView),
         (status = 401, description = "Accounts exist and no administrator is authenticated", body = ErrorBody),
-        (status = 403, description = "Registration closed, or the caller is not an admin", body = ErrorBody),
+        (status = 403, description = "Registration closed, the caller is not an admin, or a privileged account (admin, reviewer) that needs four eyes (`four_eyes_required`)", body = ErrorBody),
         (status = 409, description = "The username is taken", body = ErrorBody),
         (status = 422, description = "Invalid fields, or a password that breaks the policy (`weak_password`, `password_contains_name`)", body = ErrorBody),
     ),

@@ -253,14 +253,20 @@ async fn the_review_shows_a_four_eyes_role_change_and_flags_the_bootstrap_second
     assert_eq!(history.len(), 2, "{rita}");
     assert_eq!(history[0]["from"], Value::Null);
     assert_eq!(history[0]["to"], "reviewer");
-    assert_eq!(history[0]["by"], "ada");
+    // A reviewer signs: created by a four-eyes change ada proposed and bob approved.
+    assert_eq!(history[0]["by"], "bob");
+    assert_eq!(history[0]["proposed_by"], "ada");
     assert_eq!(history[1]["from"], "reviewer");
     assert_eq!(history[1]["to"], "auditor");
     assert_eq!(history[1]["by"], "bob", "the approver carried it out");
     assert_eq!(history[1]["proposed_by"], "ada");
     assert_eq!(history[1]["change_id"], id.as_str());
     assert_eq!(history[1]["reason"], "moved to QA audit");
-    assert_eq!(rita["created_by"], "ada");
+    assert_eq!(
+        rita["created_by"], "bob",
+        "the approver carried out the creation"
+    );
+    assert_eq!(rita["creation"], "four_eyes", "{rita}");
     assert_eq!(rita["failed_logins"], 1);
     assert_eq!(r["failed_logins_unknown_names"], 1);
 

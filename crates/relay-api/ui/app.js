@@ -319,7 +319,13 @@ async function loadChanges() {
           const password = prompt("Your password (approval is a signature):");
           if (!password) return;
           const done = await api("POST", "/changes/" + encodeURIComponent(c.id) + "/approve", { password, reason });
-          notice("Change " + c.id + " approved; takes effect: " + ((done && done.takes_effect) || "see the list") + ".");
+          const applied = (done && done.applied) || {};
+          if (applied.temporary_password) {
+            // Account creations and resets: shown once, to hand to the owner, who must change it.
+            notice("Change " + c.id + " approved. Temporary password for " + applied.username + " (shown once; hand it to them, they must change it at the first login): " + applied.temporary_password);
+          } else {
+            notice("Change " + c.id + " approved; takes effect: " + ((done && done.takes_effect) || "see the list") + ".");
+          }
           await loadChanges();
         }));
         actions.append(ok);
@@ -424,8 +430,18 @@ document.addEventListener("DOMContentLoaded", () => {
     await loadChanges();
   }));
   $("create-account-form").addEventListener("submit", guard(async () => {
-    await api("POST", "/accounts", { username: $("new-username").value.trim(), full_name: $("new-fullname").value, password: $("new-password").value, role: $("new-role").value, reason: $("new-reason").value.trim() });
-    notice("Account " + $("new-username").value.trim() + " created; its password is temporary: the owner must change it at the first login.");
+    const account = { username: $("new-username").value.trim(), full_name: $("new-fullname").value, role: $("new-role").value };
+    const reason = $("new-reason").value.trim();
+    try {
+      await api("POST", "/accounts", Object.assign({ password: $("new-password").value, reason }, account));
+      notice("Account " + account.username + " created; its password is temporary: the owner must change it at the first login.");
+    } catch (e) {
+      if (e.code !== "four_eyes_required") throw e;
+      // A privileged account (a signer, or another administrator) needs a second administrator:
+      // propose it; the approver is shown a temporary password to hand over.
+      const proposed = await api("POST", "/changes", { setting: "account_create", value: account, reason });
+      notice("A " + account.role + " account needs a second administrator: proposed as change " + proposed.id + ". Once another administrator approves it under Configuration changes, they are shown a temporary password to hand to " + account.username + ".");
+    }
     $("new-username").value = ""; $("new-fullname").value = ""; $("new-password").value = ""; $("new-reason").value = "";
     await loadAccounts();
   }));

@@ -228,6 +228,9 @@ impl ServerRuntime {
             .await
             .map_err(ServerError::Posture)?;
         let append_only = crate::append_only::read(stores.records.as_ref()).await;
+        // Account rows edited behind the server's back (issue 18, item 5), as on the edge.
+        let account_rows =
+            crate::account_rows::read(stores.accounts.as_ref(), stores.records.as_ref()).await;
         let time = stores.clock.posture();
         let posture = serde_json::json!({
             "version": crate::VERSION,
@@ -243,6 +246,7 @@ impl ServerRuntime {
             "notary": { "kind": stores.notary.kind(), "worm": notary_worm },
             "record_store": stores.provider,
             "append_only": crate::append_only::posture(&append_only),
+            "account_rows": crate::account_rows::posture(&account_rows),
             "tls": settings.tls.is_some(),
             "approved_changes_applied": applied_changes,
             "config": config_assessment.as_ref().map(|a| a.posture.to_json()),
@@ -260,6 +264,9 @@ impl ServerRuntime {
             .await
             .map_err(ServerError::Posture)?;
         crate::append_only::report(&append_only, &journal)
+            .await
+            .map_err(ServerError::Posture)?;
+        crate::account_rows::report(&account_rows, &journal)
             .await
             .map_err(ServerError::Posture)?;
         if let (Some(assessment), Some(store)) = (config_assessment, &changes) {
