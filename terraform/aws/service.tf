@@ -220,6 +220,9 @@ resource "aws_ecs_task_definition" "server" {
     portMappings           = [{ containerPort = 8471, protocol = "tcp" }]
     environment = [
       { name = "RELAY_LISTEN", value = "0.0.0.0:8471" },
+      # Behind the load balancer every client has its address: the per-client login failure
+      # limit would let one person's typos block everyone (the per-account lockout still holds).
+      { name = "RELAY_CLIENT_FAILURE_LIMIT", value = "0" },
       # The AWS provider (image built with relay-server/aws): RDS records, S3 Object Lock
       # anchors, every key in Secrets Manager (a task's volume is ephemeral: keys must not live
       # on it).

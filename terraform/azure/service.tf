@@ -44,6 +44,13 @@ resource "azurerm_container_app" "server" {
         name  = "RELAY_LISTEN"
         value = "0.0.0.0:8471"
       }
+      # Behind the platform's load balancer every client has the balancer's address, so the
+      # per-client login failure limit would let one person's typos block everyone's logins;
+      # the per-account lockout and the Argon2 gate still hold (docs/operations.md).
+      env {
+        name  = "RELAY_CLIENT_FAILURE_LIMIT"
+        value = "0"
+      }
       # provider "azure" (image built with the relay-server/azure feature): records and
       # accounts in the Flexible Server, anchors in the `anchors` container (version-level
       # immutability, each anchor Locked for ANCHOR_RETENTION_DAYS; the adapter refuses to start

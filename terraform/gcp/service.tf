@@ -27,6 +27,13 @@ resource "google_cloud_run_v2_service" "server" {
         name  = "RELAY_LISTEN"
         value = "0.0.0.0:8471"
       }
+      # Behind the platform's load balancer every client has the balancer's address, so the
+      # per-client login failure limit would let one person's typos block everyone's logins;
+      # the per-account lockout and the Argon2 gate still hold (docs/operations.md).
+      env {
+        name  = "RELAY_CLIENT_FAILURE_LIMIT"
+        value = "0"
+      }
       # provider "gcp" (image built with the relay-server/gcp feature): records and accounts in
       # Cloud SQL, anchors in the locked-retention bucket, the server's keys and ingest tokens
       # in Secret Manager under local.server_secret_prefix. Credentials: Application Default
