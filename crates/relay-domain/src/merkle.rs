@@ -173,6 +173,93 @@ pub fn verify_inclusion(
     sn == 0 && r.ct_eq(root)
 }
 
+/// The proof that the tree over the first `old_size` of `leaves` is a prefix of the tree over
+/// all of them (RFC 9162 section 2.1.4.1, `PROOF(m, D[n])`): the trail only grew between two
+/// tree heads. Empty when `old_size` is 0, equals the whole length, or exceeds it (nothing to
+/// prove, or nothing provable).
+pub fn consistency_proof(leaves: &[Checksum], old_size: usize) -> Vec<Checksum> {
+    /// `SUBPROOF(m, D[n], b)`.
+    fn subproof(m: usize, leaves: &[Checksum], whole_old_tree: bool, out: &mut Vec<Checksum>) {
+        let n = leaves.len();
+        if m == n {
+            if !whole_old_tree {
+                out.push(root_of(leaves));
+            }
+            return;
+        }
+        let k = split_point(n);
+        if m <= k {
+            subproof(m, &leaves[..k], whole_old_tree, out);
+            out.push(root_of(&leaves[k..]));
+        } else {
+            subproof(m - k, &leaves[k..], false, out);
+            out.push(root_of(&leaves[..k]));
+        }
+    }
+    let mut out = Vec::new();
+    if old_size > 0 && old_size < leaves.len() {
+        subproof(old_size, leaves, true, &mut out);
+    }
+    out
+}
+
+/// Checks an RFC 9162 consistency proof (section 2.1.4.2): that the tree of `old_size` leaves
+/// with head `old_root` is a prefix of the tree of `new_size` leaves with head `new_root`. A
+/// tree never shrinks: `old_size > new_size` is false. Two equal sizes are consistent only with
+/// equal heads and an empty proof; the empty tree is a prefix of every tree.
+pub fn verify_consistency(
+    old_size: u64,
+    new_size: u64,
+    old_root: &Checksum,
+    new_root: &Checksum,
+    proof: &[Checksum],
+) -> bool {
+    if old_size > new_size {
+        return false;
+    }
+    if old_size == new_size {
+        return proof.is_empty() && old_root.ct_eq(new_root);
+    }
+    if old_size == 0 {
+        return proof.is_empty();
+    }
+    // An old tree that is a perfect subtree of the new one is its own first proof node.
+    let path: Vec<Checksum> = if old_size.is_power_of_two() {
+        std::iter::once(*old_root)
+            .chain(proof.iter().copied())
+            .collect()
+    } else {
+        proof.to_vec()
+    };
+    let Some((first, rest)) = path.split_first() else {
+        return false;
+    };
+    let (mut fn_, mut sn) = (old_size - 1, new_size - 1);
+    while fn_ & 1 == 1 {
+        fn_ >>= 1;
+        sn >>= 1;
+    }
+    let (mut fr, mut sr) = (*first, *first);
+    for c in rest {
+        if sn == 0 {
+            return false;
+        }
+        if fn_ & 1 == 1 || fn_ == sn {
+            fr = node_hash(c, &fr);
+            sr = node_hash(c, &sr);
+            while fn_ & 1 == 0 && fn_ != 0 {
+                fn_ >>= 1;
+                sn >>= 1;
+            }
+        } else {
+            sr = node_hash(&sr, c);
+        }
+        fn_ >>= 1;
+        sn >>= 1;
+    }
+    sn == 0 && fr.ct_eq(old_root) && sr.ct_eq(new_root)
+}
+
 /// A whole RFC 9162 tree kept level by level, for producing many inclusion proofs quickly.
 ///
 /// Level 0 holds the leaf hashes; each level above pairs neighbours left to right and carries an
@@ -286,6 +373,71 @@ mod tests {
             prop_assert_eq!(tree.root(), root);
             prop_assert_eq!(tree.len(), n as u64);
             prop_assert_eq!(tree.inclusion_proof(i as u64), proof);
+        }
+
+        /// Every prefix of a tree is proven consistent with it, and the proof holds for no
+        /// other pair of heads or sizes: a rewritten old leaf, a swapped head, a tree that
+        /// shrank, or a tampered proof node are all refused (issue 19).
+        #[test]
+        fn consistency_proofs_verify_and_catch_rewrites(n in 1usize..70, pick in 0usize..70, flip in 0usize..16) {
+            let l = leaves(n);
+            let m = pick % (n + 1);
+            let (old_root, new_root) = (root_of(&l[..m]), root_of(&l));
+            let proof = consistency_proof(&l, m);
+            prop_assert!(verify_consistency(m as u64, n as u64, &old_root, &new_root, &proof));
+            // A tree never shrinks.
+            if m < n {
+                prop_assert!(!verify_consistency(n as u64, m as u64, &new_root, &old_root, &proof));
+            }
+            if m > 0 && m < n {
+                // The old head rewritten (one old leaf changed): no proof makes it a prefix.
+                let mut rewritten = l.clone();
+                rewritten[flip % m] = leaf_hash(b"rewritten");
+                let forged_old = root_of(&rewritten[..m]);
+                prop_assert!(!verify_consistency(m as u64, n as u64, &forged_old, &new_root, &proof));
+                // The new head of a tree whose old part was rewritten.
+                let forged_new = root_of(&rewritten);
+                prop_assert!(!verify_consistency(m as u64, n as u64, &old_root, &forged_new, &proof));
+                // Any tampered proof node, or a proof claimed for another old size.
+                if !proof.is_empty() {
+                    let mut tampered = proof.clone();
+                    let at = flip % tampered.len();
+                    tampered[at] = leaf_hash(b"tampered");
+                    prop_assert!(!verify_consistency(m as u64, n as u64, &old_root, &new_root, &tampered));
+                    let mut short = proof.clone();
+                    short.pop();
+                    prop_assert!(!verify_consistency(m as u64, n as u64, &old_root, &new_root, &short));
+                }
+                if m + 1 < n {
+                    prop_assert!(!verify_consistency((m + 1) as u64, n as u64, &old_root, &new_root, &proof));
+                }
+            }
+        }
+    }
+
+    /// RFC 9162's example tree of 7 leaves (section 2.1.5): the consistency proofs it lists,
+    /// by the nodes they name.
+    #[test]
+    fn consistency_proofs_name_the_rfc_example_nodes() {
+        let l = leaves(7);
+        let h = |range: std::ops::Range<usize>| root_of(&l[range]);
+        // The proof between hash0 (3 leaves) and hash (7 leaves) is [c, d, g, l].
+        assert_eq!(
+            consistency_proof(&l, 3),
+            vec![h(2..3), h(3..4), h(0..2), h(4..7)]
+        );
+        // Between hash1 (4 leaves) and hash: [l] (the old tree is a perfect subtree).
+        assert_eq!(consistency_proof(&l, 4), vec![h(4..7)]);
+        // Between hash2 (6 leaves) and hash: [i, j, k].
+        assert_eq!(consistency_proof(&l, 6), vec![h(4..6), h(6..7), h(0..4)]);
+        for m in 0..=7 {
+            assert!(verify_consistency(
+                m as u64,
+                7,
+                &h(0..m),
+                &h(0..7),
+                &consistency_proof(&l, m)
+            ));
         }
     }
 }
