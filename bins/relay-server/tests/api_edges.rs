@@ -224,23 +224,16 @@ fn accounts(port: u16) -> std::collections::HashMap<&'static str, String> {
             login(user),
         );
     }
-    let id = propose(
+    create_with_four_eyes(
         port,
         &admin,
-        "account_create",
-        json!({"username": "rita", "full_name": "rita", "role": "reviewer"}),
+        &tokens["second_admin"],
+        PASSWORD,
+        "rita",
+        "rita",
+        "reviewer",
+        PASSWORD,
     );
-    let (status, v) = approve(port, &tokens["second_admin"], &id);
-    assert_eq!(status, 200, "{v}");
-    let temporary = v["applied"]["temporary_password"].as_str().unwrap();
-    let (status, v) = call(
-        port,
-        "POST",
-        "/api/v1/auth/password",
-        None,
-        Some(json!({"username": "rita", "old_password": temporary, "new_password": PASSWORD})),
-    );
-    assert_eq!(status, 204, "first password change of rita: {v}");
     tokens.insert("reviewer", login("rita"));
     tokens
 }

@@ -101,29 +101,8 @@ fn accounts(port: u16) -> (String, String, String, String) {
         ("ali", "Ali Approver"),
         ("bo", "Bo Second"),
     ] {
-        let (s, v) = call(
-            port,
-            "POST",
-            "/api/v1/changes",
-            Some(&admin),
-            Some(json!({"setting": "account_create",
-                "value": {"username": user, "full_name": name, "role": "reviewer"},
-                "reason": "QA team"})),
-        );
-        assert_eq!(s, 201, "{v}");
-        let id = v["id"].as_str().unwrap().to_owned();
-        let (s, v) = call(
-            port,
-            "POST",
-            &format!("/api/v1/changes/{id}/approve"),
-            Some(&bob),
-            Some(json!({"password": PASSWORD, "reason": "QA team agreed"})),
-        );
-        assert_eq!(s, 200, "{v}");
-        first_password_change(
-            port,
-            user,
-            v["applied"]["temporary_password"].as_str().unwrap(),
+        create_with_four_eyes(
+            port, &admin, &bob, PASSWORD, user, name, "reviewer", PASSWORD,
         );
     }
     (

@@ -200,10 +200,7 @@ pub(crate) async fn patch(
         }
     }
     if let Some(password) = &req.reset_password {
-        if !own
-            && crate::four_eyes::reset_needs_four_eyes(&before)
-            && state.change_store().is_some()
-        {
+        if !own && crate::four_eyes::is_privileged(before.role) && state.change_store().is_some() {
             // Whoever sets an administrator's or a signer's password can act as them.
             return Err(crate::four_eyes::required(
                 "resetting the password of an administrator or a reviewer",

@@ -29,11 +29,6 @@ pub(crate) fn is_privileged(role: Role) -> bool {
     matches!(role, Role::Admin | Role::Reviewer)
 }
 
-/// Whether resetting `target`'s password needs a four-eyes change: it holds a privileged role.
-pub(crate) fn reset_needs_four_eyes(target: &Account) -> bool {
-    is_privileged(target.role)
-}
-
 /// The refusal of a privileged action taken alone, naming the change to propose instead.
 pub(crate) fn required(what: &str, setting: &str, value: &str) -> ApiError {
     ApiError::forbidden(

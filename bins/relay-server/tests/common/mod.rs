@@ -689,3 +689,52 @@ impl ForwardingPair {
         }
     }
 }
+
+/// Creates `user` (printed name `full_name`) with a privileged `role` the way issue 18 demands:
+/// `proposer` proposes an `account_create` change, `approver` (another administrator, whose
+/// password is `approver_password`) approves it, and the owner replaces the temporary password
+/// the approval shows with `password`. Panics with the answer on any refusal.
+#[allow(clippy::too_many_arguments)]
+pub fn create_with_four_eyes(
+    port: u16,
+    proposer: &str,
+    approver: &str,
+    approver_password: &str,
+    user: &str,
+    full_name: &str,
+    role: &str,
+    password: &str,
+) {
+    let (status, v) = http_json(
+        port,
+        "POST",
+        "/api/v1/changes",
+        Some(proposer),
+        Some(&serde_json::json!({"setting": "account_create",
+            "value": {"username": user, "full_name": full_name, "role": role},
+            "reason": format!("new {role} {user}")})),
+    );
+    assert_eq!(status, 201, "proposal of {user}: {v}");
+    let id = v["id"].as_str().unwrap().to_owned();
+    let (status, v) = http_json(
+        port,
+        "POST",
+        &format!("/api/v1/changes/{id}/approve"),
+        Some(approver),
+        Some(
+            &serde_json::json!({"password": approver_password, "reason": "second administrator approves"}),
+        ),
+    );
+    assert_eq!(status, 200, "approval of {user}: {v}");
+    let temporary = v["applied"]["temporary_password"].as_str().unwrap();
+    let (status, v) = http_json(
+        port,
+        "POST",
+        "/api/v1/auth/password",
+        None,
+        Some(
+            &serde_json::json!({"username": user, "old_password": temporary, "new_password": password}),
+        ),
+    );
+    assert_eq!(status, 204, "first password change of {user}: {v}");
+}
