@@ -27,6 +27,10 @@ fn anchor(trail: &TrailId, seq: u64, micros: i64, label: TimeLabel) -> Anchor {
             "time",
         ),
         time_source: label,
+        version: 1,
+        frontier: Vec::new(),
+        consistency: None,
+        checkpoint: None,
     }
 }
 

@@ -99,6 +99,10 @@ async fn a_secret_rotated_in_the_provider_yields_a_new_key_id_and_records_chaine
             merkle_root: None,
             anchored_at: Timestamp::parse_canonical("2026-03-01T08:00:01.000000Z").unwrap(),
             time_source: TimeLabel::System,
+            version: 1,
+            frontier: Vec::new(),
+            consistency: None,
+            checkpoint: None,
         })
         .await
         .unwrap();
@@ -139,6 +143,10 @@ async fn deleting_an_anchor_version_is_refused_by_object_lock() {
         merkle_root: None,
         anchored_at: Timestamp::parse_canonical("2026-03-01T08:00:00.000000Z").unwrap(),
         time_source: TimeLabel::System,
+        version: 1,
+        frontier: Vec::new(),
+        consistency: None,
+        checkpoint: None,
     };
     let receipt = adapters.notary.anchor(&anchor).await.unwrap();
     assert!(receipt.retain_until.is_some(), "{receipt:?}");
@@ -218,6 +226,10 @@ async fn every_put_is_encrypted_with_the_configured_kms_key() {
             merkle_root: None,
             anchored_at: Timestamp::parse_canonical("2026-03-01T08:00:00.000000Z").unwrap(),
             time_source: TimeLabel::System,
+            version: 1,
+            frontier: Vec::new(),
+            consistency: None,
+            checkpoint: None,
         })
         .await
         .unwrap();

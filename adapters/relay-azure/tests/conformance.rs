@@ -315,6 +315,10 @@ fn anchor(trail: &TrailId, seq: u64) -> Anchor {
         merkle_root: None,
         anchored_at: Timestamp::from_unix_micros(1_764_075_475_000_000).unwrap(),
         time_source: TimeLabel::System,
+        version: 1,
+        frontier: Vec::new(),
+        consistency: None,
+        checkpoint: None,
     }
 }
 

@@ -104,6 +104,10 @@ mod tests {
             time_source: TimeLabel::Validated {
                 offset_micros: -1250,
             },
+            version: 1,
+            frontier: Vec::new(),
+            consistency: None,
+            checkpoint: None,
         }
     }
 

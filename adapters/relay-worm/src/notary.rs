@@ -258,6 +258,10 @@ mod tests {
             merkle_root: None,
             anchored_at: Timestamp::from_unix_micros(micros).unwrap(),
             time_source: TimeLabel::System,
+            version: 1,
+            frontier: Vec::new(),
+            consistency: None,
+            checkpoint: None,
         }
     }
 

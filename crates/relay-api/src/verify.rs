@@ -7,6 +7,8 @@ use axum::Json;
 use axum::extract::State;
 use std::collections::BTreeMap;
 
+use relay_domain::anchor_history::check_anchor_history;
+use relay_domain::export::{SealKey, SealPublicKey};
 use relay_domain::ports::{
     AppendOnlyEnforcement, Notary, NotaryError, RecordStore, RecordStoreError, SecretError,
     SecretName, SecretProvider, SecretProviderExt,
@@ -282,6 +284,7 @@ pub async fn verify_trails(
     mut progress: impl FnMut(&TrailId, u64) + Send,
 ) -> Result<VerifyReport, VerifyRunError> {
     let keys = secrets.key_ring(&SecretName::trail_hmac()).await?;
+    let seal = seal_public_key(secrets).await?;
     let append_only = store.append_only_enforcement().await?;
     let (mut recorded, unreadable) = anchors_recorded_in_relay(store).await?;
     let mut trails: Vec<TrailId> = store.trails().await?.into_iter().map(|(t, _)| t).collect();
@@ -331,6 +334,20 @@ pub async fn verify_trails(
                 });
             }
         }
+        // The anchors must agree with each other: signed checkpoints, consistency links, no
+        // fork (docs/spec/checkpoint.md).
+        if verdict.is_ok() {
+            let history = check_anchor_history(&trail_id, &anchors, seal.as_ref());
+            if let Some(first) = history.findings.first() {
+                verdict = Err(VerifyFailure {
+                    trail_id: trail_id.clone(),
+                    seq: first.seq,
+                    reason: VerifyFailureReason::AnchorHistory {
+                        findings: history.findings,
+                    },
+                });
+            }
+        }
         if trail_id.is_relay()
             && verdict.is_ok()
             && let Some(seq) = unreadable.first()
@@ -347,6 +364,18 @@ pub async fn verify_trails(
         verdicts: out,
         append_only,
     })
+}
+
+/// The public half of the seal key that signs this relay's checkpoints; `None` when the relay
+/// has none yet (it never signed a checkpoint, so none can be checked).
+async fn seal_public_key(
+    secrets: &dyn SecretProvider,
+) -> Result<Option<SealPublicKey>, VerifyRunError> {
+    match secrets.current(&SecretName::export_seal()).await {
+        Ok(seed) => Ok(SealKey::from_seed(seed.expose()).ok().map(|k| k.public())),
+        Err(SecretError::NotFound { .. }) => Ok(None),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// How many threads recompute HMACs during a verification: the machine's cores (issue 23),

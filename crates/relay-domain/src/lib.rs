@@ -56,9 +56,11 @@
 #![cfg_attr(test, allow(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod access_review;
+pub mod anchor_history;
 pub mod append;
 pub mod canonical;
 pub mod chain;
+pub mod checkpoint;
 pub mod columns;
 pub mod error;
 pub mod export;

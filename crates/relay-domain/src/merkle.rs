@@ -84,6 +84,28 @@ impl MerkleAccumulator {
         self.leaves == 0
     }
 
+    /// The frontier: the heads of the perfect subtrees over all leaves so far, largest
+    /// (leftmost) first, one per set bit of [`len`](Self::len). With the length, it is all an
+    /// accumulator needs to continue ([`resume`](Self::resume)).
+    pub fn frontier(&self) -> &[Checksum] {
+        &self.roots
+    }
+
+    /// An accumulator over `size` leaves whose frontier is `frontier` (as
+    /// [`frontier`](Self::frontier) returned it), ready for the next leaf. `None` when the
+    /// frontier does not have one node per set bit of `size`.
+    pub fn resume(size: u64, frontier: &[Checksum]) -> Option<Self> {
+        let ranges = frontier_ranges(size);
+        if ranges.len() != frontier.len() {
+            return None;
+        }
+        Some(Self {
+            roots: frontier.to_vec(),
+            sizes: ranges.iter().map(|(a, b)| b - a).collect(),
+            leaves: size,
+        })
+    }
+
     /// The tree head over all leaves so far (RFC 9162 MTH).
     pub fn root(&self) -> Checksum {
         // MTH folds the perfect subtrees right to left: the rightmost, smallest ones join first.
@@ -178,29 +200,103 @@ pub fn verify_inclusion(
 /// tree heads. Empty when `old_size` is 0, equals the whole length, or exceeds it (nothing to
 /// prove, or nothing provable).
 pub fn consistency_proof(leaves: &[Checksum], old_size: usize) -> Vec<Checksum> {
-    /// `SUBPROOF(m, D[n], b)`.
-    fn subproof(m: usize, leaves: &[Checksum], whole_old_tree: bool, out: &mut Vec<Checksum>) {
-        let n = leaves.len();
-        if m == n {
-            if !whole_old_tree {
-                out.push(root_of(leaves));
-            }
-            return;
-        }
-        let k = split_point(n);
-        if m <= k {
-            subproof(m, &leaves[..k], whole_old_tree, out);
-            out.push(root_of(&leaves[k..]));
-        } else {
-            subproof(m - k, &leaves[k..], false, out);
-            out.push(root_of(&leaves[..k]));
-        }
-    }
     let mut out = Vec::new();
     if old_size > 0 && old_size < leaves.len() {
-        subproof(old_size, leaves, true, &mut out);
+        let node = &mut |start: u64, end: u64| Some(root_of(&leaves[start as usize..end as usize]));
+        subproof(
+            old_size as u64,
+            0,
+            leaves.len() as u64,
+            true,
+            node,
+            &mut out,
+        );
     }
     out
+}
+
+/// The same proof as [`consistency_proof`], made from what a relay keeps between two anchors:
+/// the old tree's frontier (its perfect subtrees, largest first, as
+/// [`MerkleAccumulator::frontier`] returns them) and only the leaves appended since. Every node
+/// of an RFC 9162 consistency proof is either a perfect subtree of the old tree that is one of
+/// its frontier nodes, or a subtree made only of new leaves, so the records before the old
+/// anchor are never read again. `None` when `old_frontier` does not fit `old_size`.
+pub fn consistency_proof_from_frontier(
+    old_size: u64,
+    old_frontier: &[Checksum],
+    new_leaves: &[Checksum],
+) -> Option<Vec<Checksum>> {
+    let ranges = frontier_ranges(old_size);
+    if ranges.len() != old_frontier.len() {
+        return None;
+    }
+    let new_size = old_size.checked_add(new_leaves.len() as u64)?;
+    let mut out = Vec::new();
+    if old_size == 0 || new_leaves.is_empty() {
+        return Some(out);
+    }
+    let node = |start: u64, end: u64| {
+        if start >= old_size {
+            let (a, b) = ((start - old_size) as usize, (end - old_size) as usize);
+            Some(root_of(new_leaves.get(a..b)?))
+        } else {
+            ranges
+                .iter()
+                .position(|r| *r == (start, end))
+                .map(|i| old_frontier[i])
+        }
+    };
+    let mut complete = true;
+    let mut checked = |start: u64, end: u64| {
+        let n = node(start, end);
+        complete &= n.is_some();
+        n
+    };
+    subproof(old_size, 0, new_size, true, &mut checked, &mut out);
+    complete.then_some(out)
+}
+
+/// The leaf ranges `[start, end)` of the perfect subtrees that make up a tree of `size`
+/// leaves, largest (leftmost) first: one per set bit of `size`.
+fn frontier_ranges(size: u64) -> Vec<(u64, u64)> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    for bit in (0..64).rev() {
+        let width = 1u64 << bit;
+        if size & width != 0 {
+            out.push((start, start + width));
+            start += width;
+        }
+    }
+    out
+}
+
+/// `SUBPROOF(m, D[start..end], b)` of RFC 9162 section 2.1.4.1, over absolute leaf ranges;
+/// `node(start, end)` gives the head of a subtree. A node it cannot give is left out (the
+/// caller notices through its own bookkeeping).
+fn subproof(
+    m: u64,
+    start: u64,
+    end: u64,
+    whole_old_tree: bool,
+    node: &mut dyn FnMut(u64, u64) -> Option<Checksum>,
+    out: &mut Vec<Checksum>,
+) {
+    let n = end - start;
+    if m == n {
+        if !whole_old_tree {
+            out.extend(node(start, end));
+        }
+        return;
+    }
+    let k = split_point(n as usize) as u64;
+    if m <= k {
+        subproof(m, start, start + k, whole_old_tree, node, out);
+        out.extend(node(start + k, end));
+    } else {
+        subproof(m - k, start + k, end, false, node, out);
+        out.extend(node(start, start + k));
+    }
 }
 
 /// Checks an RFC 9162 consistency proof (section 2.1.4.2): that the tree of `old_size` leaves
@@ -411,6 +507,32 @@ mod tests {
                 if m + 1 < n {
                     prop_assert!(!verify_consistency((m + 1) as u64, n as u64, &old_root, &new_root, &proof));
                 }
+            }
+        }
+    }
+
+    proptest! {
+        /// A relay that kept only the old frontier and the leaves since makes exactly the
+        /// proof of the whole-tree reference, and an accumulator resumed from a frontier
+        /// reaches the same heads as one that saw every leaf.
+        #[test]
+        fn proofs_from_the_frontier_match_the_reference(n in 0usize..90, pick in 0usize..90) {
+            let l = leaves(n);
+            let m = pick % (n + 1);
+            let mut old = MerkleAccumulator::new();
+            for h in &l[..m] { old.push_leaf_hash(*h); }
+            let proof = consistency_proof_from_frontier(m as u64, old.frontier(), &l[m..]);
+            prop_assert_eq!(proof, Some(consistency_proof(&l, m)));
+            let mut resumed = MerkleAccumulator::resume(m as u64, old.frontier()).unwrap();
+            for h in &l[m..] { resumed.push_leaf_hash(*h); }
+            prop_assert_eq!(resumed.root(), root_of(&l));
+            prop_assert_eq!(resumed.len(), n as u64);
+            // A frontier that does not fit its size is refused, never misused.
+            if m > 0 {
+                let mut wrong = old.frontier().to_vec();
+                wrong.push(leaf_hash(b"extra"));
+                prop_assert!(MerkleAccumulator::resume(m as u64, &wrong).is_none());
+                prop_assert!(consistency_proof_from_frontier(m as u64, &wrong, &l[m..]).is_none());
             }
         }
     }

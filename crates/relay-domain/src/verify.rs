@@ -81,6 +81,13 @@ pub enum VerifyFailureReason {
         /// Each recorded anchor that is missing or differs, in seq order.
         anchors: Vec<UnaccountedAnchor>,
     },
+    /// The notary's anchors of the trail contradict each other (docs/spec/checkpoint.md): a
+    /// checkpoint that does not verify or state its anchor, a consistency proof that fails (the
+    /// tree shrank or was rewritten), a link to a deleted anchor, or a fork.
+    AnchorHistory {
+        /// Every finding, in seq order.
+        findings: Vec<crate::anchor_history::AnchorFinding>,
+    },
 }
 
 impl fmt::Display for VerifyFailureReason {
@@ -133,6 +140,24 @@ impl fmt::Display for VerifyFailureReason {
                 }
                 if anchors.len() > SHOWN {
                     write!(f, "; and {} more", anchors.len() - SHOWN)?;
+                }
+                Ok(())
+            }
+            Self::AnchorHistory { findings } => {
+                const SHOWN: usize = 10;
+                write!(
+                    f,
+                    "{} notary anchor(s) contradict the trail's anchor history: ",
+                    findings.len()
+                )?;
+                for (i, a) in findings.iter().take(SHOWN).enumerate() {
+                    if i > 0 {
+                        f.write_str("; ")?;
+                    }
+                    write!(f, "{a}")?;
+                }
+                if findings.len() > SHOWN {
+                    write!(f, "; and {} more", findings.len() - SHOWN)?;
                 }
                 Ok(())
             }

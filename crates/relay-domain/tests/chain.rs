@@ -324,6 +324,10 @@ fn recorded_anchors_are_accounted_for_against_the_notary() {
         merkle_root: Some(root_over(&records[..=i])),
         anchored_at: Timestamp::from_unix_micros(1_764_000_000_000_000).unwrap(),
         time_source: relay_domain::TimeLabel::System,
+        version: 1,
+        frontier: Vec::new(),
+        consistency: None,
+        checkpoint: None,
     };
     let notary = vec![anchor(2), anchor(5)];
     let recorded: Vec<(ChainSeq, RecordedAnchor)> = notary

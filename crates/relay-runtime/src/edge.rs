@@ -419,6 +419,7 @@ impl EdgeRuntime {
         let notary: Arc<dyn Notary> = ports.notary.clone();
         let notary_scheduler =
             NotaryScheduler::new(store.clone(), notary, clock.clone(), journal.clone())
+                .with_seal_key(Arc::new(seal_key))
                 .spawn(NotarySchedule::every(settings.notary_interval));
 
         if let Some(outlook) = &attribution.1 {

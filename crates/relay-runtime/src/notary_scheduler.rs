@@ -10,13 +10,21 @@
 //!
 //! A failure is recorded as a `NOTARY_FAILED` event in `_relay`, counted
 //! (`relay_notary_failures_total`), logged, and retried with capped exponential backoff.
-//! A Merkle accumulator per trail is kept in memory (O(log n)), rebuilt on start-up by reading
-//! each trail once and then fed only the records appended since the last round.
+//! A Merkle accumulator per trail is kept in memory (O(log n)). Anchors are version 2
+//! (docs/spec/checkpoint.md): each carries its tree's frontier, the RFC 9162 consistency proof
+//! from the trail's previous anchor and a C2SP checkpoint signed with the seal key. On start-up
+//! the accumulator resumes from the newest anchor's frontier, after checking that the stored
+//! record at that seq still carries the anchored checksum, so only the records appended since
+//! are read (a trail whose newest anchor is version 1 is read once from seq 1, and its frontier
+//! is taken when the replay reaches the anchor). Between anchors the leaf hashes appended since
+//! the last one are kept to prove consistency.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use relay_domain::anchor_history::{AnchorBase, build_anchor};
+use relay_domain::export::SealKey;
 use relay_domain::merkle::{MerkleAccumulator, record_leaf_hash};
 use relay_domain::ports::{
     Anchor, Notary, NotaryError, RecordStore, RecordStoreError, TimeSource, TimeSourceError,
@@ -136,6 +144,13 @@ struct TrailState {
     due: Option<ChainSeq>,
     anchored: Option<ChainSeq>,
     anchors_loaded: bool,
+    /// The newest anchor, to link the next one to (its frontier known).
+    base: Option<AnchorBase>,
+    /// The newest anchor whose frontier is not stored (version 1): its seq and tree head,
+    /// until the replay reaches it.
+    pending_base: Option<(ChainSeq, Checksum)>,
+    /// Leaf hashes appended since `base`.
+    since_base: Vec<Checksum>,
 }
 
 /// Whether `record` is the `ANCHORED` event of an anchor of `_relay` itself.
@@ -152,6 +167,7 @@ pub struct NotaryScheduler {
     notary: Arc<dyn Notary>,
     clock: Arc<dyn TimeSource>,
     journal: Journal,
+    seal: Option<Arc<SealKey>>,
     trails: HashMap<TrailId, TrailState>,
     buf: Vec<u8>,
 }
@@ -171,9 +187,16 @@ impl NotaryScheduler {
             notary,
             clock,
             journal,
+            seal: None,
             trails: HashMap::new(),
             buf: Vec::with_capacity(4096),
         }
+    }
+
+    /// Signs every anchor's checkpoint with `key` (the export seal key, which auditors pin).
+    pub fn with_seal_key(mut self, key: Arc<SealKey>) -> Self {
+        self.seal = Some(key);
+        self
     }
 
     /// Anchors every trail whose head moved since its last anchor. Each failure has already
@@ -235,6 +258,7 @@ impl NotaryScheduler {
                         source,
                     })?;
             state.anchored = anchors.iter().map(|a| a.seq).max();
+            resume_from_newest(&*self.store, trail, state, &anchors).await?;
             state.anchors_loaded = true;
         }
         loop {
@@ -260,9 +284,25 @@ impl NotaryScheduler {
                         seq: expected_seq.get(),
                     });
                 }
-                state
-                    .acc
-                    .push_leaf_hash(record_leaf_hash(record, &mut self.buf));
+                let leaf = record_leaf_hash(record, &mut self.buf);
+                state.acc.push_leaf_hash(leaf);
+                if state.base.is_some() {
+                    state.since_base.push(leaf);
+                }
+                if let Some((seq, root)) = state.pending_base
+                    && seq == record.chain_seq
+                {
+                    state.pending_base = None;
+                    // A tree head that the records no longer give is not linked to: the
+                    // verifier reports the rewrite, the next anchor starts a new link.
+                    if state.acc.root() == root {
+                        state.base = Some(AnchorBase {
+                            seq,
+                            root,
+                            frontier: state.acc.frontier().to_vec(),
+                        });
+                    }
+                }
                 state.last = Some((record.chain_seq, record.checksum));
                 if !records_own_anchor(record) {
                     state.due = Some(record.chain_seq);
@@ -287,14 +327,16 @@ impl NotaryScheduler {
                 trail: trail.clone(),
                 source,
             })?;
-        let anchor = Anchor {
-            trail_id: trail.clone(),
+        let anchor = build_anchor(
+            trail,
             seq,
             checksum,
-            merkle_root: Some(state.acc.root()),
-            anchored_at: now.at,
-            time_source: now.label,
-        };
+            &state.acc,
+            state.base.as_ref(),
+            &state.since_base,
+            (now.at, now.label),
+            self.seal.as_deref(),
+        );
         let receipt =
             self.notary
                 .anchor(&anchor)
@@ -304,6 +346,8 @@ impl NotaryScheduler {
                     source,
                 })?;
         state.anchored = Some(seq);
+        state.base = AnchorBase::of(&anchor);
+        state.since_base.clear();
         tracing::debug!(trail = %trail, seq = seq.get(), location = %receipt.location, "trail head notarized");
         self.record_anchor(&anchor, &receipt.location).await;
         Ok(Some(anchor))
@@ -390,6 +434,62 @@ impl NotaryScheduler {
             last
         });
         NotarySchedulerHandle { stop, task }
+    }
+}
+
+/// Sets up `state` from the trail's newest anchor: with a stored frontier, the accumulator
+/// resumes there (after checking that the stored record at that seq still carries the anchored
+/// checksum; a trail now shorter than its anchor is left for verification to report); without
+/// one, the replay from seq 1 takes the frontier when it reaches the anchor.
+async fn resume_from_newest(
+    store: &dyn RecordStore,
+    trail: &TrailId,
+    state: &mut TrailState,
+    anchors: &[Anchor],
+) -> Result<(), NotarizeError> {
+    let Some(newest) = anchors
+        .iter()
+        .filter(|a| a.merkle_root.is_some())
+        .max_by_key(|a| (a.seq, !a.frontier.is_empty()))
+    else {
+        return Ok(());
+    };
+    let Some(root) = newest.merkle_root else {
+        return Ok(());
+    };
+    if !state.acc.is_empty() {
+        return Ok(());
+    }
+    let resumed = MerkleAccumulator::resume(newest.seq.get(), &newest.frontier)
+        .filter(|acc| !newest.frontier.is_empty() && acc.root() == root);
+    let Some(acc) = resumed else {
+        state.pending_base = Some((newest.seq, root));
+        return Ok(());
+    };
+    let stored = store
+        .read(trail, newest.seq.get() - 1, 1)
+        .await
+        .map_err(|source| NotarizeError::Store {
+            trail: trail.clone(),
+            source,
+        })?;
+    match stored.first() {
+        Some(r) if r.chain_seq == newest.seq && r.checksum == newest.checksum => {
+            state.acc = acc;
+            state.last = Some((newest.seq, newest.checksum));
+            state.base = AnchorBase::of(newest);
+            Ok(())
+        }
+        // Shorter than the anchor: nothing will be anchored until it grows past it, and
+        // verification reports the truncation. Replay from seq 1 so the tree stays true.
+        None => {
+            state.pending_base = Some((newest.seq, root));
+            Ok(())
+        }
+        Some(_) => Err(NotarizeError::Broken {
+            trail: trail.clone(),
+            seq: newest.seq.get(),
+        }),
     }
 }
 

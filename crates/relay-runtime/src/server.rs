@@ -276,12 +276,16 @@ impl ServerRuntime {
                 .map_err(|e| ServerError::Open(error_chain(&e)))?;
         }
 
+        let seal_key = crate::export::load_seal_key(stores.secrets.as_ref())
+            .await
+            .map_err(|e| ServerError::Open(error_chain(&e)))?;
         let notary_scheduler = NotaryScheduler::new(
             stores.records.clone(),
             stores.notary.clone(),
             clock.clone(),
             journal.clone(),
         )
+        .with_seal_key(Arc::new(seal_key))
         .spawn(NotarySchedule::every(settings.notary_interval));
 
         let mut api_config = settings.api.clone();

@@ -62,6 +62,12 @@ impl SealKey {
         SealPublicKey(self.0.verifying_key())
     }
 
+    /// The raw Ed25519 signature of `message` (RFC 8032, deterministic): used for signed-note
+    /// checkpoints, whose format carries signatures as bytes.
+    pub fn sign_bytes(&self, message: &[u8]) -> [u8; 64] {
+        self.0.sign(message).to_bytes()
+    }
+
     /// Seals `message` (the manifest's signing bytes).
     pub fn seal(&self, message: &[u8]) -> Seal {
         let public = self.public();
@@ -97,6 +103,19 @@ impl SealPublicKey {
     /// The key as 64 lowercase hex characters.
     pub fn to_hex(&self) -> String {
         hex::encode(self.0.as_bytes())
+    }
+
+    /// The 32 bytes of the key.
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        self.0.as_bytes()
+    }
+
+    /// Whether `signature` is this key's Ed25519 signature of `message` (strict verification:
+    /// no malleable or small-order forms).
+    pub fn verifies(&self, message: &[u8], signature: &[u8; 64]) -> bool {
+        self.0
+            .verify_strict(message, &Signature::from_bytes(signature))
+            .is_ok()
     }
 
     /// Lowercase hex of the first 16 bytes of `SHA-256(public key)`.

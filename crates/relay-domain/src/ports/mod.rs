@@ -25,7 +25,9 @@ pub use failure::{Classified, Meaning, ProviderFailure};
 pub use forward::{
     DeadLetter, ForwardCursor, ForwardCursorError, ForwardCursorStore, ForwardState,
 };
-pub use notary::{Anchor, AnchorReceipt, Notary, NotaryError, WormPosture};
+pub use notary::{
+    ANCHOR_VERSION, Anchor, AnchorReceipt, ConsistencyLink, Notary, NotaryError, WormPosture,
+};
 pub use object_store::{
     ObjectKey, ObjectKeyError, ObjectMeta, ObjectStore, ObjectStoreCapabilities, ObjectStoreError,
     PutMode,

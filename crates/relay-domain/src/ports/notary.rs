@@ -48,6 +48,46 @@ pub struct Anchor {
     pub anchored_at: Timestamp,
     /// Where `anchored_at` came from.
     pub time_source: TimeLabel,
+    /// The anchor format: 1 (absent in stored JSON) carries only the fields above; 2 adds the
+    /// frontier, the consistency link and the signed checkpoint (docs/spec/checkpoint.md).
+    #[serde(default = "version_1", skip_serializing_if = "is_version_1")]
+    pub version: u8,
+    /// Version 2: the heads of the perfect subtrees of the tree over records `1..=seq`,
+    /// largest first, so a relay resumes its tree from the newest anchor instead of re-reading
+    /// the trail.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub frontier: Vec<Checksum>,
+    /// Version 2: the RFC 9162 consistency proof from the trail's previous anchor to this one
+    /// (absent on a trail's first anchor).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<ConsistencyLink>,
+    /// Version 2: the C2SP signed-note checkpoint of this head, signed with the seal key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub checkpoint: Option<String>,
+}
+
+/// The anchor format that carries frontier, consistency link and checkpoint.
+pub const ANCHOR_VERSION: u8 = 2;
+
+fn version_1() -> u8 {
+    1
+}
+
+fn is_version_1(v: &u8) -> bool {
+    *v == 1
+}
+
+/// The proof that an anchor's tree extends the trail's previous anchor's tree: the trail only
+/// grew between them (RFC 9162 section 2.1.4).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConsistencyLink {
+    /// The previous anchor's seq (its tree size).
+    pub from_seq: ChainSeq,
+    /// The previous anchor's tree head.
+    pub from_root: Checksum,
+    /// The consistency proof from `from_seq` to this anchor's seq.
+    pub proof: Vec<Checksum>,
 }
 
 /// Where an anchor was stored.

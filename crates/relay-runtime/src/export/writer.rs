@@ -482,6 +482,10 @@ async fn write_package(
             merkle_root: Some(head_snapshot.merkle_root),
             anchored_at: now.at,
             time_source: now.label,
+            version: 1,
+            frontier: Vec::new(),
+            consistency: None,
+            checkpoint: None,
         };
         services.notary.anchor(&anchor).await?;
         anchors.push(anchor);

@@ -7,6 +7,7 @@ use std::io::BufRead;
 use sha2::{Digest, Sha256};
 
 use super::PackageVerifier;
+use crate::anchor_history::check_anchor_history;
 use crate::export::{ANCHORS_JSON, MAX_ANCHORS_BYTES};
 use crate::ids::Checksum;
 use crate::ports::Anchor;
@@ -91,6 +92,21 @@ impl<R: BufRead> PackageVerifier<'_, R> {
             }
         }
         self.head_anchored = !head_anchor.is_empty();
+        // The anchors agree with each other: checkpoints signed with the seal key that sealed
+        // this package, consistency links that hold, no fork (docs/spec/checkpoint.md). The
+        // chain of links from the head's anchor proves every earlier anchored tree a prefix of
+        // the head's, without the records in between.
+        let history = check_anchor_history(&manifest.trail_id, anchors, self.seal_key.as_ref());
+        for finding in &history.findings {
+            f.fail(
+                ANCHORS_JSON,
+                None,
+                Some(finding.seq.get()),
+                "anchor",
+                finding.to_string(),
+            );
+        }
+        self.history = history;
     }
 
     /// The anchors' passed check, once the records' totals are checked: an anchor notarizes
@@ -98,7 +114,13 @@ impl<R: BufRead> PackageVerifier<'_, R> {
     pub(super) fn pass_anchors(&mut self) {
         let head = self.manifest.head;
         if self.head_anchored && !self.f.has(ANCHORS_JSON) {
-            self.f.pass("anchors", format!("{} anchor(s); the head chain_seq {} is notarized with the same checksum and tree head", self.anchors.len(), head.seq));
+            let h = &self.history;
+            self.f.pass("anchors", format!(
+                "{} anchor(s); the head chain_seq {} is notarized with the same checksum and tree head; \
+                 {} signed checkpoint(s) verified with the seal key, {} consistency proof(s) hold, \
+                 {} anchor(s) proven prefixes of the head's tree",
+                self.anchors.len(), head.seq, h.signatures_verified, h.proofs_verified, h.proven_prefixes
+            ));
         }
     }
 }

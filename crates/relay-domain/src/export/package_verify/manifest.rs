@@ -21,13 +21,16 @@ impl<R: BufRead> PackageVerifier<'_, R> {
     ) {
         let f = &mut self.f;
         match seal.verify(signing_bytes) {
-            Ok(public) => f.pass(
-                "seal",
-                format!(
-                    "Ed25519 signature over the manifest holds (key {})",
-                    public.fingerprint()
-                ),
-            ),
+            Ok(public) => {
+                f.pass(
+                    "seal",
+                    format!(
+                        "Ed25519 signature over the manifest holds (key {})",
+                        public.fingerprint()
+                    ),
+                );
+                self.seal_key = Some(public);
+            }
             Err(e) => f.fail(MANIFEST_FILE, None, None, "seal", e.to_string()),
         }
         match expect_fingerprint {

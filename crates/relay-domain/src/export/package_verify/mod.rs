@@ -373,6 +373,10 @@ struct PackageVerifier<'k, R> {
     anchors: Vec<Anchor>,
     /// Whether some anchor lies at the exported head's seq.
     head_anchored: bool,
+    /// The seal key, once the seal held: it also signs the anchors' checkpoints.
+    seal_key: Option<super::SealPublicKey>,
+    /// What the anchors' checkpoints and consistency links proved.
+    history: crate::anchor_history::AnchorHistory,
     /// The files read line by line.
     files: Files<R>,
     /// Scratch buffers.
@@ -423,6 +427,8 @@ impl<'k, R: BufRead> PackageVerifier<'k, R> {
             origin: Origin::Unpinned,
             anchors: Vec::new(),
             head_anchored: false,
+            seal_key: None,
+            history: Default::default(),
             files,
             buf: Buffers {
                 line: Vec::with_capacity(4096),
