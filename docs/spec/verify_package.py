@@ -3,8 +3,9 @@
 
 It shares no code with the Rust `relay-verify` and implements every check of export.md §4 in the
 order §4.1 gives, including Ed25519 (RFC 8032 with the checks of §3, in pure Python: slow, about
-20 ms per seal, but exact). It reads whole files into memory, so it is meant for packages up to a
-few hundred MB; `relay-verify` streams.
+20 ms per seal, but exact) and the anchor history of checkpoint.md §6.1 (signed checkpoints,
+frontiers, RFC 9162 consistency links, forks). It reads whole files into memory, so it is meant
+for packages up to a few hundred MB; `relay-verify` streams.
 
     python3 docs/spec/verify_package.py PACKAGE [--key-file trail-hmac.json]
         [--expect-fingerprint FP]... [--trust-file FILE]... [--json]
@@ -12,6 +13,7 @@ few hundred MB; `relay-verify` streams.
 Exit codes, as relay-verify: 0 verified (intact and sealed by a pinned key); 1 a check failed;
 2 unusable input; 3 intact but the seal key is not pinned.
 """
+import base64
 import hashlib
 import hmac
 import json
@@ -168,6 +170,255 @@ def verify_inclusion(leaf, index, size, proof, root):
         fn >>= 1
         sn >>= 1
     return sn == 0 and r == root
+
+
+def consistent(old_size, new_size, old_root, new_root, proof):
+    """RFC 9162 §2.1.4.2: the tree of old_size leaves with head old_root is a prefix of the tree of
+    new_size leaves with head new_root. A tree never shrinks (old_size > new_size is False); equal
+    sizes hold only with equal heads and an empty proof (as verify_vectors.py checks it)."""
+    if old_size > new_size:
+        return False
+    if old_size == new_size:
+        return not proof and old_root == new_root
+    if old_size == 0:
+        return not proof
+    path = ([old_root] if old_size & (old_size - 1) == 0 else []) + list(proof)
+    if not path:
+        return False
+    fn, sn = old_size - 1, new_size - 1
+    while fn & 1:
+        fn, sn = fn >> 1, sn >> 1
+    fr = sr = path[0]
+    for c in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr, sr = node_hash(c, fr), node_hash(c, sr)
+            while not fn & 1 and fn != 0:
+                fn, sn = fn >> 1, sn >> 1
+        else:
+            sr = node_hash(sr, c)
+        fn, sn = fn >> 1, sn >> 1
+    return sn == 0 and fr == old_root and sr == new_root
+
+
+def frontier_root(size, frontier):
+    """The tree head (hex) a frontier folds to (checkpoint.md §6): one node per set bit of size,
+    largest subtree first, folded from the right. None when the count is wrong."""
+    if len(frontier) != bin(size).count("1"):
+        return None
+    nodes = [bytes.fromhex(h) for h in frontier]
+    h = nodes[-1]
+    for left in reversed(nodes[:-1]):
+        h = node_hash(left, h)
+    return h.hex()
+
+
+# ---------------------------------------------------------------- signed checkpoints (checkpoint.md)
+# As relay-verify reads them (crates/relay-domain/src/checkpoint.rs): the C2SP signed note is split
+# at its last blank line, the seal key's line (its name and key id) is the first that decides, lines
+# of other keys are skipped, and the body must be the five lines of checkpoint.md §1, canonical.
+ORIGIN_PREFIX = "gims-relay/"
+SIGNATURE_PREFIX = "\u2014 "   # em dash, space
+MAX_NOTE_BYTES = 16 * 1024
+TREE_SIZE = re.compile(r"0|[1-9][0-9]*")
+
+
+class CheckpointError(Exception):
+    """A checkpoint that does not hold; the message is relay-verify's."""
+
+
+def b64_strict(text):
+    """Standard base64 with its padding, in canonical form only (as the relay decodes it), or None."""
+    try:
+        raw = base64.b64decode(text, validate=True)
+    except ValueError:
+        return None
+    return raw if base64.b64encode(raw).decode("ascii") == text else None
+
+
+def note_key_name(public):
+    """checkpoint.md §3: gims-relay-seal- + the seal fingerprint."""
+    return "gims-relay-seal-" + hashlib.sha256(public).hexdigest()[:32]
+
+
+def note_key_id(name, public):
+    """checkpoint.md §3: SHA-256(key name || 0x0A || 0x01 || public key)[:4]."""
+    return hashlib.sha256(name.encode("utf-8") + b"\n\x01" + public).digest()[:4]
+
+
+def parse_checkpoint_body(body):
+    """checkpoint.md §1: the five lines -> {origin, size, root (bytes), head (hex), time}."""
+    if not body.endswith("\n"):
+        raise CheckpointError("checkpoint is malformed: the body does not end with a newline")
+    lines = body[:-1].split("\n")
+    if len(lines) != 5:
+        raise CheckpointError("checkpoint is malformed: the body is not five lines")
+    origin, size, root, head, time = lines
+    if len(origin) <= len(ORIGIN_PREFIX) or not origin.startswith(ORIGIN_PREFIX):
+        raise CheckpointError("checkpoint is malformed: the origin is not gims-relay/<trail>")
+    if not TREE_SIZE.fullmatch(size) or int(size) >= 2**64:
+        raise CheckpointError("checkpoint is malformed: the tree size is not a decimal number")
+    root_bytes = b64_strict(root)
+    if root_bytes is None or len(root_bytes) != 32:
+        raise CheckpointError("checkpoint is malformed: the root is not 32 bytes of base64")
+    if not (head.startswith("head ") and HEX64.fullmatch(head[5:])):
+        raise CheckpointError("checkpoint is malformed: the fourth line is not 'head <64 lowercase hex>'")
+    if not time.startswith("time ") or time == "time ":
+        raise CheckpointError("checkpoint is malformed: the fifth line is not 'time <RFC 3339>'")
+    # (each line above is already in its only form, so the body is canonical)
+    return {"origin": origin, "size": int(size), "root": root_bytes, "head": head[5:], "time": time[5:]}
+
+
+def open_checkpoint(note, public):
+    """checkpoint.md §4 steps 1-4 under the seal key `public` (32 bytes): the fields, or CheckpointError."""
+    if len(note.encode("utf-8")) > MAX_NOTE_BYTES:
+        raise CheckpointError("checkpoint is malformed: the note is too large")
+    cut = note.rfind("\n\n")
+    if cut < 0:
+        raise CheckpointError("checkpoint is malformed: no blank line before the signatures")
+    body, signatures = note[:cut + 1], note[cut + 2:]
+    if not signatures.endswith("\n"):
+        raise CheckpointError("checkpoint is malformed: the note does not end with a newline")
+    name = note_key_name(public)
+    kid = note_key_id(name, public)
+    for line in signatures[:-1].split("\n"):
+        if not line.startswith(SIGNATURE_PREFIX) or " " not in line[len(SIGNATURE_PREFIX):]:
+            raise CheckpointError("checkpoint is malformed: a signature line is not '\u2014 <name> <signature>'")
+        line_name, b64 = line[len(SIGNATURE_PREFIX):].split(" ", 1)
+        sig = b64_strict(b64)
+        if sig is None:
+            raise CheckpointError("checkpoint is malformed: a signature is not base64")
+        if line_name != name or len(sig) != 68 or sig[:4] != kid:
+            continue  # another key's line (a witness cosignature): not ours to judge
+        if not ed25519_verify(public, body.encode("utf-8"), sig[4:]):
+            raise CheckpointError(f"checkpoint signature by {name} does not verify (edited, or signed by another key)")
+        return parse_checkpoint_body(body)
+    raise CheckpointError(f"checkpoint carries no signature by {name}")
+
+
+def checkpoint_problem(a, note, seal_key):
+    """checkpoint.md §6.1 rule 1 for anchor `a`: None when its checkpoint holds, else what is wrong.
+    Without the seal key the signature is not checked, but the body (up to the last blank line,
+    as relay-verify takes it, checkpoint.md §4) must still state what the anchor states."""
+    try:
+        if seal_key is not None:
+            cp = open_checkpoint(note, seal_key)
+        else:
+            cut = note.rfind("\n\n")
+            if cut < 0:
+                raise CheckpointError("checkpoint is malformed: no blank line before the signatures")
+            cp = parse_checkpoint_body(note[:cut + 1])
+    except CheckpointError as e:
+        return str(e)
+    expected = {"origin": ORIGIN_PREFIX + a["trail_id"], "size": a["seq"],
+                "root": bytes.fromhex(a["merkle_root"] or "00" * 32), "head": a["checksum"],
+                "time": a["anchored_at"]}
+    for field in ("origin", "size", "root", "head", "time"):
+        if cp[field] != expected[field]:
+            found, want = cp[field], expected[field]
+            if field == "root":
+                found, want = found.hex(), want.hex()
+            return f"checkpoint {field} is {json.dumps(str(found))}, the anchor says {json.dumps(str(want))}"
+    return None
+
+
+# ---------------------------------------------------------------- anchor history (checkpoint.md §6.1)
+ANCHOR_VERSION = 2  # the format with frontier, consistency link and checkpoint
+ANCHOR_KEYS = {"trail_id", "seq", "checksum", "anchored_at", "time_source"}
+ANCHOR_OPTIONAL = {"merkle_root", "version", "frontier", "consistency", "checkpoint"}
+
+
+def is_hex64(v):
+    return isinstance(v, str) and HEX64.fullmatch(v) is not None
+
+
+def anchor_ok(a):
+    """One anchors.json entry as relay-verify reads it: the version 1 members, then the optional
+    members of format v2. `version` is a byte (relay-verify reads any 0-255; 1 when absent, and
+    2 and up are checked as version 2); `consistency` and `checkpoint` may also be null."""
+    if not (isinstance(a, dict) and ANCHOR_KEYS <= set(a) <= ANCHOR_KEYS | ANCHOR_OPTIONAL):
+        return False
+    link, note = a.get("consistency"), a.get("checkpoint")
+    return (is_int(a["seq"]) and a["seq"] >= 1 and is_hex64(a["checksum"])
+            and (a.get("merkle_root") is None or is_hex64(a["merkle_root"]))
+            and isinstance(a["anchored_at"], str) and TS.fullmatch(a["anchored_at"]) is not None
+            and is_int(a.get("version", 1)) and 0 <= a.get("version", 1) <= 255
+            and isinstance(a.get("frontier", []), list) and all(is_hex64(h) for h in a.get("frontier", []))
+            and (link is None or (isinstance(link, dict) and set(link) == {"from_seq", "from_root", "proof"}
+                                  and is_int(link["from_seq"]) and 1 <= link["from_seq"] < 2**64
+                                  and is_hex64(link["from_root"]) and isinstance(link["proof"], list)
+                                  and all(is_hex64(h) for h in link["proof"])))
+            and (note is None or (isinstance(note, str) and utf8_ok(note))))
+
+
+def unique_members(pairs):
+    """json.loads hook: an object naming a member twice is refused, as relay-verify refuses it
+    (json.loads alone would keep the last)."""
+    if len({k for k, _ in pairs}) != len(pairs):
+        raise ValueError("a member appears twice")
+    return dict(pairs)
+
+
+def utf8_ok(text):
+    """False for a string holding a lone surrogate (json.loads lets "\\ud800" through, JSON readers
+    such as relay-verify's refuse it)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def anchor_history(trail, anchors, seal_key):
+    """checkpoint.md §6.1 over the anchors of `trail`, as relay-verify checks them
+    (crates/relay-domain/src/anchor_history.rs): per seq, ascending, first the fork check, then
+    each version 2 anchor's checkpoint, frontier and consistency link. `seal_key` is the seal's
+    public key once the seal held, else None. Returns [(seq, message)], by seq."""
+    by_seq = {}
+    for a in anchors:
+        if a["trail_id"] == trail:
+            by_seq.setdefault(a["seq"], []).append(a)
+    findings = []
+
+    def find(a, problem):
+        findings.append((a["seq"], f"anchor at chain_seq {a['seq']} ({a['anchored_at']}): {problem}"))
+
+    for seq in sorted(by_seq):
+        same = by_seq[seq]
+        # Rule 4: two tree heads for one seq are a fork, reported on the first anchor of the seq.
+        roots = [a["merkle_root"] for a in same if a["merkle_root"] is not None]
+        other = next((r for r in roots[1:] if r != roots[0]), None) if roots else None
+        if other is not None:
+            find(same[0], f"another anchor of the same chain_seq holds Merkle root {other}: the trail forked")
+        for a in same:
+            if a["version"] < ANCHOR_VERSION:
+                continue  # version 1: only a link target and in the fork check
+            # Rule 1: the checkpoint (required once the seal key is known).
+            if a["checkpoint"] is not None:
+                problem = checkpoint_problem(a, a["checkpoint"], seal_key)
+                if problem:
+                    find(a, problem)
+            elif seal_key is not None:
+                find(a, "version 2 anchor without a signed checkpoint")
+            # Rule 2: the frontier, when there is one, folds to the anchor's tree head.
+            if a["frontier"] and frontier_root(seq, a["frontier"]) != a["merkle_root"]:
+                find(a, "its frontier does not yield its Merkle root")
+            # Rule 3: the consistency link. A proof that fails is named before a missing target.
+            link = a["consistency"]
+            if link is not None:
+                linked = any(p["merkle_root"] == link["from_root"] for p in by_seq.get(link["from_seq"], []))
+                holds = a["merkle_root"] is not None and consistent(
+                    link["from_seq"], seq, bytes.fromhex(link["from_root"]), bytes.fromhex(a["merkle_root"]),
+                    [bytes.fromhex(h) for h in link["proof"]])
+                if not holds:
+                    find(a, f"the consistency proof from the anchor at chain_seq {link['from_seq']} does not "
+                            "hold: the tree shrank or was rewritten")
+                elif not linked:
+                    find(a, f"its consistency link names an anchor at chain_seq {link['from_seq']} that the "
+                            "notary does not hold (anchors deleted, or this one forged)")
+    findings.sort(key=lambda f: f[0])
+    return findings
 
 
 # ---------------------------------------------------------------- renderings (export.md §2)
@@ -445,6 +696,9 @@ def verify(files, others, keys, pins):
     if (seal["algorithm"] != "ed25519" or len(public) != 32 or fingerprint != seal["fingerprint"]
             or not ed25519_verify(public, signing, sig)):
         fail(MANIFEST, None, None, "seal", "the seal does not hold")
+        seal_key = None
+    else:
+        seal_key = public  # it also signs the anchors' checkpoints (checkpoint.md §4)
     # 2. the pins (inserted after the seal finding, as the spec orders them)
     origin = None
     if pins:
@@ -485,17 +739,15 @@ def verify(files, others, keys, pins):
     if ANCHORS in files:
         check_digest(ANCHORS)
         try:
-            anchors = json.loads(files[ANCHORS].decode("utf-8"))
-            keys_a = {"trail_id", "seq", "checksum", "anchored_at", "time_source"}
-            if not isinstance(anchors, list) or not all(
-                    isinstance(a, dict) and keys_a <= set(a) <= keys_a | {"merkle_root"}
-                    and is_int(a["seq"]) and a["seq"] >= 1 and HEX64.match(a["checksum"])
-                    and (a.get("merkle_root") is None or HEX64.match(a["merkle_root"]))
-                    and isinstance(a["anchored_at"], str) and TS.match(a["anchored_at"])
-                    for a in anchors):
+            anchors = json.loads(files[ANCHORS].decode("utf-8"), object_pairs_hook=unique_members)
+            if not isinstance(anchors, list) or not all(anchor_ok(a) for a in anchors):
                 raise ValueError("not a list of anchors")
-            for a in anchors:
+            for a in anchors:  # absent members: a version 1 anchor
                 a.setdefault("merkle_root", None)
+                a.setdefault("version", 1)
+                a.setdefault("frontier", [])
+                a.setdefault("consistency", None)
+                a.setdefault("checkpoint", None)
         except (UnicodeDecodeError, ValueError, TypeError):
             fail(ANCHORS, None, None, "parse", "not a list of anchors")
             anchors = []
@@ -510,6 +762,10 @@ def verify(files, others, keys, pins):
     for a in head_anchors:
         if a["checksum"] != head["checksum"] or a["merkle_root"] not in (None, head["merkle_root"]):
             fail(ANCHORS, None, head["seq"], "anchor", "the head's anchor differs from the manifest's head")
+    # ... the anchors agree with each other (checkpoint.md §6.1): checkpoints signed with the key
+    # that sealed this package (once the seal held), frontiers, consistency links, no fork
+    for seq, message in anchor_history(trail, anchors, seal_key):
+        fail(ANCHORS, None, seq, "anchor", message)
 
     # 5. renderings open
     csv_list = csv_rows(files[CSV]) if CSV in files else None

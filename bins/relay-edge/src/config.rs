@@ -156,7 +156,7 @@ impl Default for EdgeConfig {
             settle_ms: 2000,
             rescan_secs: 60,
             rehash_interval_secs: 0,
-            notary_interval_secs: 900,
+            notary_interval_secs: 30,
             log_format: LogFormat::Human,
             registration_closed: false,
             lockout_threshold: 5,

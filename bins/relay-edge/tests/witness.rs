@@ -12,7 +12,7 @@ use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use relay_domain::chain::checksum_of;
-use relay_domain::ports::{RecordStoreExt, SecretName, SecretProviderExt};
+use relay_domain::ports::{RecordStoreExt, SecretName, SecretProvider, SecretProviderExt};
 use relay_domain::{Record, Subject, TrailId};
 use relay_local::{FileSecretProvider, SqliteRecordStore};
 
@@ -468,4 +468,104 @@ fn an_idle_relay_does_not_anchor_its_own_anchored_events_forever() {
     );
     let (code, stdout) = verify(&data);
     assert_eq!(code, Some(0), "{stdout}");
+}
+
+/// The anchors in the notary file of `trail`, as JSON.
+fn anchor_lines(data: &Path, trail: &str) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(anchor_file(data, trail))
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// Two runs of the edge, capturing in each: every anchor is version 2 with a signed checkpoint,
+/// the second run's first anchor links to the first run's last one (the tree resumed from the
+/// stored frontier across the restart), and verify reports the checkpoints and proofs as holding.
+/// Then an attacker with a shell, who also read the seal key, appends an anchor that says the
+/// trail went back to 3 records (true checksum and tree head of record 3, signed with the real
+/// key, "linked" to the newest anchor): the consistency check refuses it and names it.
+// REQ: R7.2
+#[test]
+fn a_forged_anchor_that_shrinks_the_tree_fails_the_consistency_check() {
+    let (_tmp, data, watch) = captured(4);
+    let child = start(&data, &watch);
+    for i in 4..8 {
+        std::fs::write(watch.join(format!("f{i}.fid")), format!("content {i}")).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while records(&data, TRAIL).len() < 8 {
+        assert!(Instant::now() < deadline, "capture timed out");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_millis(1500));
+    stop(child);
+
+    let anchors = anchor_lines(&data, TRAIL);
+    assert!(anchors.len() >= 2, "{anchors:?}");
+    for a in &anchors {
+        assert_eq!(a["version"], 2, "{a}");
+        let note = a["checkpoint"].as_str().unwrap();
+        assert!(
+            note.starts_with(&format!("gims-relay/{TRAIL}\n{}\n", a["seq"])),
+            "{note}"
+        );
+        assert!(note.contains("\n\n\u{2014} gims-relay-seal-"), "{note}");
+    }
+    for pair in anchors.windows(2) {
+        assert_eq!(
+            pair[1]["consistency"]["from_seq"], pair[0]["seq"],
+            "{pair:?}"
+        );
+        assert_eq!(pair[1]["consistency"]["from_root"], pair[0]["merkle_root"]);
+    }
+    let (code, stdout) = verify(&data);
+    assert_eq!(code, Some(0), "{stdout}");
+
+    // The forgery: record 3's real checksum and tree head, signed with the real seal key.
+    let newest = anchors.last().unwrap().clone();
+    let stored = records(&data, TRAIL);
+    let mut acc = relay_domain::merkle::MerkleAccumulator::new();
+    let mut buf = Vec::new();
+    for r in &stored[..3] {
+        acc.push_leaf_hash(relay_domain::merkle::record_leaf_hash(r, &mut buf));
+    }
+    let seal = rt().block_on(async {
+        let secrets = FileSecretProvider::open(data.join("secrets")).unwrap();
+        let seed = secrets.current(&SecretName::export_seal()).await.unwrap();
+        relay_domain::export::SealKey::from_seed(seed.expose()).unwrap()
+    });
+    let mut forged: relay_domain::ports::Anchor = serde_json::from_value(newest.clone()).unwrap();
+    forged.seq = stored[2].chain_seq;
+    forged.checksum = stored[2].checksum;
+    forged.merkle_root = Some(acc.root());
+    forged.frontier = acc.frontier().to_vec();
+    forged.anchored_at =
+        relay_domain::Timestamp::from_unix_micros(forged.anchored_at.unix_micros() + 1_000_000)
+            .unwrap();
+    forged.consistency = Some(relay_domain::ports::ConsistencyLink {
+        from_seq: serde_json::from_value(newest["seq"].clone()).unwrap(),
+        from_root: serde_json::from_value(newest["merkle_root"].clone()).unwrap(),
+        proof: Vec::new(),
+    });
+    forged.checkpoint =
+        Some(relay_domain::anchor_history::expected_checkpoint(&forged).sign(&seal));
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(anchor_file(&data, TRAIL))
+        .unwrap();
+    writeln!(file, "{}", serde_json::to_string(&forged).unwrap()).unwrap();
+    drop(file);
+
+    let (code, stdout) = verify(&data);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(
+        stdout.contains(&format!(
+            "BROKEN  {TRAIL}: first bad chain_seq 3: 1 notary anchor(s) contradict the trail's anchor history: anchor at chain_seq 3"
+        )) && stdout.contains(&format!(
+            "the consistency proof from the anchor at chain_seq {} does not hold: the tree shrank or was rewritten",
+            newest["seq"]
+        )),
+        "{stdout}"
+    );
 }

@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use relay_domain::anchor_history::{AnchorBase, build_anchor, expected_checkpoint};
 use relay_domain::export::render::{
     CSV_HEADER, JSON_CLOSE_AFTER_ROW, JSON_CLOSE_EMPTY, JSON_OPEN, JSON_SEPARATOR,
     write_csv_prefix, write_csv_signatures, write_json_prefix, write_json_signatures,
@@ -16,8 +17,9 @@ use relay_domain::export::render::{
 use relay_domain::export::{
     Manifestation, ReceiptLine, SealKey, SignatureIndex, manifest_signing_bytes,
 };
-use relay_domain::merkle::{MerkleTree, record_leaf_hash, root_of};
-use relay_domain::{EventKind, Record};
+use relay_domain::merkle::{MerkleAccumulator, MerkleTree, record_leaf_hash, root_of};
+use relay_domain::ports::{Anchor, ConsistencyLink};
+use relay_domain::{EventKind, Record, TimeLabel, Timestamp};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
@@ -426,9 +428,89 @@ fn apply(edit: &str, pkg: &mut Pkg) -> (Layout, bool) {
             pkg.set_text("receipts.jsonl", edited);
             pkg.reseal(&gk);
         }
+        "anchors_v2_resealed" => {
+            let text = serde_json::to_string_pretty(&v2_anchors(&gk)).unwrap();
+            pkg.set_text("anchors.json", format!("{text}\n"));
+            pkg.reseal(&gk);
+        }
+        "anchor_history_shrinks_resealed" => {
+            // Someone holding the seal key anchors the trail as it was at record 3, after the
+            // head's anchor: every value of the forged anchor is true of records 1..=3 and its
+            // checkpoint is genuinely signed, but its link from the head (32 records) to 3
+            // records says the tree shrank, which no consistency proof can show.
+            let records = fixture_records();
+            let mut buf = Vec::new();
+            let mut acc = MerkleAccumulator::new();
+            for r in &records[..3] {
+                acc.push_leaf_hash(record_leaf_hash(r, &mut buf));
+            }
+            let mut anchors: Vec<Value> =
+                serde_json::from_slice(&pkg.files["anchors.json"]).unwrap();
+            let head: Anchor = serde_json::from_value(anchors.last().unwrap().clone()).unwrap();
+            assert_eq!(head.seq.get(), 32);
+            let at =
+                Timestamp::from_unix_micros(head.anchored_at.unix_micros() + 1_000_000).unwrap();
+            let mut forged = build_anchor(
+                &head.trail_id,
+                records[2].chain_seq,
+                records[2].checksum,
+                &acc,
+                None,
+                &[],
+                (at, TimeLabel::System),
+                None,
+            );
+            forged.consistency = Some(ConsistencyLink {
+                from_seq: head.seq,
+                from_root: head.merkle_root.unwrap(),
+                proof: vec![],
+            });
+            forged.checkpoint = Some(expected_checkpoint(&forged).sign(&gk));
+            anchors.push(serde_json::to_value(&forged).unwrap());
+            let text = serde_json::to_string_pretty(&anchors).unwrap();
+            pkg.set_text("anchors.json", format!("{text}\n"));
+            pkg.reseal(&gk);
+        }
         other => panic!("unknown edit {other}"),
     }
     (layout, pinned)
+}
+
+/// A genuine version 2 anchor history of the fixture trail (docs/spec/checkpoint.md §6): anchors
+/// at seqs 10, 20 and 32 (the head), a second after each anchored record was recorded, each with
+/// its frontier, the consistency link from the one before and a checkpoint signed with `key`.
+fn v2_anchors(key: &SealKey) -> Vec<Anchor> {
+    let records = fixture_records();
+    let mut buf = Vec::new();
+    let leaves: Vec<_> = records
+        .iter()
+        .map(|r| record_leaf_hash(r, &mut buf))
+        .collect();
+    let mut acc = MerkleAccumulator::new();
+    let mut base: Option<AnchorBase> = None;
+    let mut out = Vec::new();
+    for stop in [10usize, 20, 32] {
+        let from = base.as_ref().map_or(0, |b| b.seq.get() as usize);
+        for leaf in &leaves[from..stop] {
+            acc.push_leaf_hash(*leaf);
+        }
+        let r = &records[stop - 1];
+        let at = Timestamp::from_unix_micros(r.recorded_at.unix_micros() + 1_000_000).unwrap();
+        let anchor = build_anchor(
+            &r.trail_id,
+            r.chain_seq,
+            r.checksum,
+            &acc,
+            base.as_ref(),
+            &leaves[from..stop],
+            (at, TimeLabel::System),
+            Some(key),
+        );
+        assert!(stop == 10 || anchor.consistency.is_some());
+        base = AnchorBase::of(&anchor);
+        out.push(anchor);
+    }
+    out
 }
 
 /// A server of record's `receipts.jsonl` for the package's records: records 30 and up were

@@ -285,8 +285,8 @@ fn checkpoint_matches(
         Some(key) => Checkpoint::open(note, key)?,
         None => {
             let body = note
-                .split_once("\n\n")
-                .map(|(b, _)| &note[..b.len() + 1])
+                .rfind("\n\n")
+                .map(|at| &note[..at + 1])
                 .ok_or_else(|| {
                     CheckpointError::Malformed("no blank line before the signatures".into())
                 })?;

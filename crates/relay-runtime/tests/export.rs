@@ -456,6 +456,57 @@ async fn scheduler_anchors_every_head_with_its_merkle_root_and_only_when_it_move
     assert!(last.failures.is_empty());
     let anchors = notary.anchors(&trail).await.unwrap();
     assert_eq!(anchors.last().unwrap().seq.get(), 34);
+
+    // A restart: a new scheduler resumes from the newest anchor's frontier and links its
+    // first anchor to it; every anchor since the first is linked and signed, and the whole
+    // history holds under the seal key (issue 19).
+    let seal = Arc::new(relay_domain::export::SealKey::from_seed(&[5; 32]).unwrap());
+    let mut restarted = NotaryScheduler::new(
+        f.adapters.record_store.clone(),
+        notary.clone(),
+        f.adapters.clock.clone(),
+        f.journal.clone(),
+    )
+    .with_seal_key(seal.clone());
+    f.appender
+        .append(draft(
+            EventKind::file_created(),
+            "PRJ-A",
+            "after-restart.fid",
+            serde_json::json!({"size": 3}),
+        ))
+        .await
+        .unwrap();
+    let round = restarted.notarize_all(1).await;
+    assert!(round.failures.is_empty(), "{:?}", round.failures);
+    let anchors = notary.anchors(&trail).await.unwrap();
+    let newest = anchors.last().unwrap();
+    assert_eq!(newest.seq.get(), 35);
+    let link = newest
+        .consistency
+        .as_ref()
+        .expect("linked to the anchor before the restart");
+    assert_eq!(link.from_seq.get(), 34);
+    assert!(newest.checkpoint.is_some());
+    for pair in anchors.windows(2) {
+        assert_eq!(
+            pair[1].consistency.as_ref().map(|l| l.from_seq),
+            Some(pair[0].seq),
+            "{anchors:?}"
+        );
+    }
+    // The anchors before the restart were signed by no key (this test's first scheduler had
+    // none): the whole history holds without the key (links, proofs, frontiers), and the
+    // restarted scheduler's anchor holds with it (its signature verified).
+    let history = relay_domain::anchor_history::check_anchor_history(&trail, &anchors, None);
+    assert!(history.holds(), "{:?}", history.findings);
+    assert_eq!(history.proven_prefixes, anchors.len());
+    let signed = relay_domain::anchor_history::check_anchor_history(
+        &trail,
+        &anchors[anchors.len() - 1..],
+        Some(&seal.public()),
+    );
+    assert_eq!(signed.signatures_verified, 1);
 }
 
 /// A notary that is unavailable for its first `failures` anchors, then writes to `inner`.

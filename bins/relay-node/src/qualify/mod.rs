@@ -367,6 +367,12 @@ async fn oq_installed_notary(inst: &Installation, journal: &Journal) -> Check {
         inst.clock.clone(),
         journal.clone(),
     );
+    match relay_runtime::export::load_seal_key(inst.secrets.as_ref()).await {
+        Ok(key) => scheduler = scheduler.with_seal_key(Arc::new(key)),
+        Err(e) => c.fail(format!(
+            "the seal key that signs checkpoints cannot be loaded: {e}"
+        )),
+    }
     // Only `_relay` is anchored here: forwarded trails are the scheduler's, on its interval.
     let relay = TrailId::relay();
     let head = match inst.records.head(&relay).await {

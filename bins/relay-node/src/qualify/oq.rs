@@ -357,6 +357,12 @@ impl Scratch {
             clock,
             self.journal.clone(),
         );
+        match relay_runtime::export::load_seal_key(self.adapters.secrets.as_ref()).await {
+            Ok(key) => scheduler = scheduler.with_seal_key(Arc::new(key)),
+            Err(e) => c.fail(format!(
+                "the seal key that signs checkpoints cannot be loaded: {e}"
+            )),
+        }
         let round = scheduler.notarize_all(0).await;
         for f in &round.failures {
             c.fail(format!("notarization failed: {f}"));

@@ -25,9 +25,8 @@ use relay_domain::export::{
 };
 use relay_domain::merkle::{MerkleAccumulator, MerkleTree, record_leaf_hash};
 use relay_domain::ports::{
-    Anchor, Lateness, Notary, NotaryError, ReceiptError, ReceiptStore, RecordStore,
-    RecordStoreError, SecretError, SecretName, SecretProvider, SecretProviderExt, TimeSource,
-    TimeSourceError,
+    Lateness, Notary, NotaryError, ReceiptError, ReceiptStore, RecordStore, RecordStoreError,
+    SecretError, SecretName, SecretProvider, SecretProviderExt, TimeSource, TimeSourceError,
 };
 use relay_domain::verify::{VERIFY_PAGE, VerifyFailure};
 use relay_domain::{

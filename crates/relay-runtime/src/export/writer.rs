@@ -2,6 +2,7 @@
 //! the optional zip.
 
 use super::*;
+use relay_domain::anchor_history::{AnchorBase, build_anchor};
 
 /// Bytes handed to a [`HashedFile`]'s writer thread at a time.
 const WRITE_CHUNK: usize = 1 << 20;
@@ -296,6 +297,15 @@ async fn write_package(
         verifier = verifier.with_anchor(a.seq, a.checksum);
     }
     let mut all_leaves = MerkleAccumulator::new();
+    // The newest anchor with a tree head, which an anchor of the head made here links to: its
+    // frontier is taken when the walk reaches it, and the leaves after it are kept.
+    let link_to = anchors
+        .iter()
+        .filter(|a| a.seq < head.seq && a.merkle_root.is_some())
+        .max_by_key(|a| a.seq)
+        .map(|a| (a.seq, a.merkle_root));
+    let mut base: Option<AnchorBase> = None;
+    let mut since_base: Vec<Checksum> = Vec::new();
     let mut leaves = match whole {
         true => Vec::new(),
         false => Vec::with_capacity(usize::try_from(head.seq.get()).unwrap_or(0)),
@@ -337,6 +347,19 @@ async fn write_package(
             verifier.push(record).map_err(ExportError::Broken)?;
             let leaf = record_leaf_hash(record, &mut buf);
             all_leaves.push_leaf_hash(leaf);
+            if base.is_some() {
+                since_base.push(leaf);
+            }
+            if let Some((seq, Some(root))) = link_to
+                && seq == record.chain_seq
+                && all_leaves.root() == root
+            {
+                base = Some(AnchorBase {
+                    seq,
+                    root,
+                    frontier: all_leaves.frontier().to_vec(),
+                });
+            }
             if !whole {
                 leaves.push(leaf);
             }
@@ -475,18 +498,16 @@ async fn write_package(
     let mut anchored_head = false;
     if !anchors.iter().any(|a| a.seq == head.seq) {
         let now = services.clock.now().await?;
-        let anchor = Anchor {
-            trail_id: trail.clone(),
-            seq: head.seq,
-            checksum: head.checksum,
-            merkle_root: Some(head_snapshot.merkle_root),
-            anchored_at: now.at,
-            time_source: now.label,
-            version: 1,
-            frontier: Vec::new(),
-            consistency: None,
-            checkpoint: None,
-        };
+        let anchor = build_anchor(
+            trail,
+            head.seq,
+            head.checksum,
+            &all_leaves,
+            base.as_ref(),
+            &since_base,
+            (now.at, now.label),
+            Some(&seal_key),
+        );
         services.notary.anchor(&anchor).await?;
         anchors.push(anchor);
         anchored_head = true;
