@@ -47,6 +47,7 @@ mod export_bench;
 mod ingest_bench;
 mod login_flood_bench;
 mod report;
+mod startup_bench;
 
 /// Measures the relay's hot paths against baselines.
 #[derive(Debug, Parser)]
@@ -147,6 +148,24 @@ enum Bench {
         #[arg(long, default_value_t = 100_000)]
         records: usize,
     },
+    /// The notary scheduler's first round after a start on a Postgres trail of `--small` and of
+    /// `--large` records (issue 19): resuming from a version 2 anchor's frontier vs replaying
+    /// the trail from seq 1 (a version 1 anchor).
+    Startup {
+        /// DSN of a role that may create databases and roles (the bench drops what it creates).
+        #[arg(
+            long,
+            env = "RELAY_BENCH_PG_ADMIN_DSN",
+            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+        )]
+        admin_dsn: String,
+        /// Records of the small trail.
+        #[arg(long, default_value_t = 10_000)]
+        small: usize,
+        /// Records of the large trail.
+        #[arg(long, default_value_t = 10_000_000)]
+        large: usize,
+    },
     /// Sealed export of a SQLite trail to a package, then `relay-verify` of it as a child
     /// process (wall time and peak RSS). Build relay-verify first:
     /// `cargo build --release -p relay-verify -p relay-bench`.
@@ -244,11 +263,21 @@ fn chain(n: usize) -> Vec<Record> {
 
 /// Chains `n` records of `trail` in memory without a store.
 fn chain_of(trail: &TrailId, n: usize) -> Vec<Record> {
+    chain_from(trail, 0, GENESIS, n)
+}
+
+/// Chains `n` records of `trail` that follow record `after` (whose checksum is `prev`).
+fn chain_from(
+    trail: &TrailId,
+    after: usize,
+    prev: relay_domain::Checksum,
+    n: usize,
+) -> Vec<Record> {
     let key = key();
     let mut buf = Vec::new();
-    let mut prev = GENESIS;
+    let mut prev = prev;
     let at = Timestamp::from_unix_micros(1_764_000_000_000_000).unwrap();
-    (0..n)
+    (after..after + n)
         .map(|i| {
             let d = draft(i);
             let mut r = Record {
@@ -824,6 +853,15 @@ fn run(args: Args) -> Result<(), BenchError> {
     if let Some(Bench::Ingest { admin_dsn, records }) = &args.command {
         let rt = runtime()?;
         return print_rows(rt.block_on(ingest_bench::bench_ingest(admin_dsn, *records))?);
+    }
+    if let Some(Bench::Startup {
+        admin_dsn,
+        small,
+        large,
+    }) = &args.command
+    {
+        let rt = runtime()?;
+        return print_rows(rt.block_on(startup_bench::bench_startup(admin_dsn, *small, *large))?);
     }
     if let Some(Bench::Pg { admin_dsn, records }) = &args.command {
         let rt = runtime()?;
