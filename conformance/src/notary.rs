@@ -64,7 +64,8 @@ pub async fn anchors_then_reads_back(notary: &dyn Notary) {
     assert_eq!(must(notary.anchors(&trail).await, "anchors"), vec![a]);
 }
 
-/// `anchors` returns seq order, then time order within a seq, whatever the order of writing.
+/// `anchors` returns seq order, then time order within a seq, whatever the order of writing, and
+/// `newest_anchor` the last of them.
 pub async fn returns_anchors_ordered_by_seq_then_time(notary: &dyn Notary) {
     let trail = unique_trail("no-order");
     let written = [
@@ -84,6 +85,23 @@ pub async fn returns_anchors_ordered_by_seq_then_time(notary: &dyn Notary) {
         written[3].clone(),
     ];
     assert_eq!(read, expected);
+    // The newest anchor (read alone at start-up) is the last of them: highest seq, then the
+    // latest time; none for a trail never anchored.
+    assert_eq!(
+        must(notary.newest_anchor(&trail).await, "newest anchor"),
+        Some(written[3].clone())
+    );
+    let late = anchor(&trail, 9, 900, TimeLabel::System);
+    must(notary.anchor(&late).await, "anchor");
+    assert_eq!(
+        must(notary.newest_anchor(&trail).await, "newest anchor"),
+        Some(late)
+    );
+    let never = unique_trail("no-newest");
+    assert_eq!(
+        must(notary.newest_anchor(&never).await, "newest anchor"),
+        None
+    );
 }
 
 /// Anchors of one trail never show up in another's.

@@ -149,6 +149,10 @@ impl Notary for GcsNotary {
         self.notary.anchors(trail).await
     }
 
+    async fn newest_anchor(&self, trail: &TrailId) -> Result<Option<Anchor>, NotaryError> {
+        self.notary.newest_anchor(trail).await
+    }
+
     async fn anchored_trails(&self) -> Result<Vec<TrailId>, NotaryError> {
         self.notary.anchored_trails().await
     }

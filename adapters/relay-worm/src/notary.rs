@@ -111,6 +111,49 @@ impl<B: LockedBucket> Notary for WormNotary<B> {
         Ok(out)
     }
 
+    /// Lists the trail's anchor names (no reads) and reads only the newest one, with the same
+    /// checks `anchors` applies to it (one version, locked, an anchor of this trail). A name
+    /// that is not the notary's falls back to the full read, which reports it.
+    async fn newest_anchor(&self, trail: &TrailId) -> Result<Option<Anchor>, NotaryError> {
+        let listed = self.bucket.list_versions(&self.trail_prefix(trail)).await?;
+        let mut newest: Option<(AnchorName, &str)> = None;
+        for item in &listed {
+            let Some(name) = AnchorName::parse(&item.name) else {
+                return Ok(self.anchors(trail).await?.into_iter().last());
+            };
+            if newest.is_none_or(|(n, _)| {
+                (name.seq, name.anchored_at_micros) > (n.seq, n.anchored_at_micros)
+            }) {
+                newest = Some((name, &item.name));
+            }
+        }
+        let Some((_, name)) = newest else {
+            return Ok(None);
+        };
+        let versions: Vec<&B::Version> = listed
+            .iter()
+            .filter(|i| i.name == name)
+            .map(|i| &i.version)
+            .collect();
+        let [version] = versions.as_slice() else {
+            return Err(self.bucket.invalid(
+                name,
+                &format!(
+                    "has {} versions; the notary writes each anchor once, so it was overwritten",
+                    versions.len()
+                ),
+            ));
+        };
+        let Some(bytes) = self
+            .bucket
+            .read_version(name, version, self.posture)
+            .await?
+        else {
+            return Err(self.bucket.invalid(name, &"listed but cannot be read"));
+        };
+        self.decode(trail, name, &bytes).map(Some)
+    }
+
     async fn anchored_trails(&self) -> Result<Vec<TrailId>, NotaryError> {
         let mut trails = Vec::new();
         match self.bucket.list_trails(&self.prefix).await? {

@@ -151,6 +151,8 @@ async fn two_servers_on_one_postgres_take_four_edges_without_fork_or_gap() {
         Duration::from_secs(30),
     )
     .await;
+    // The seal key (made before the trail key) signs both servers' checkpoints.
+    assert!(servers[0].0.join("secrets/export-seal.json").is_file());
     for entry in std::fs::read_dir(servers[0].0.join("secrets")).unwrap() {
         let from = entry.unwrap().path();
         let to = servers[1].0.join("secrets").join(from.file_name().unwrap());

@@ -249,16 +249,18 @@ impl NotaryScheduler {
     async fn notarize(&mut self, trail: &TrailId) -> Result<Option<Anchor>, NotarizeError> {
         let state = self.trails.entry(trail.clone()).or_default();
         if !state.anchors_loaded {
-            let anchors =
+            let newest =
                 self.notary
-                    .anchors(trail)
+                    .newest_anchor(trail)
                     .await
                     .map_err(|source| NotarizeError::Notary {
                         trail: trail.clone(),
                         source,
                     })?;
-            state.anchored = anchors.iter().map(|a| a.seq).max();
-            resume_from_newest(&*self.store, trail, state, &anchors).await?;
+            state.anchored = newest.as_ref().map(|a| a.seq);
+            if let Some(newest) = &newest {
+                resume_from_newest(&*self.store, trail, state, newest).await?;
+            }
             state.anchors_loaded = true;
         }
         loop {
@@ -437,7 +439,7 @@ impl NotaryScheduler {
     }
 }
 
-/// Sets up `state` from the trail's newest anchor: with a stored frontier, the accumulator
+/// Sets up `state` from the trail's newest anchor (the only one read at start): with a stored frontier, the accumulator
 /// resumes there (after checking that the stored record at that seq still carries the anchored
 /// checksum; a trail now shorter than its anchor is left for verification to report); without
 /// one, the replay from seq 1 takes the frontier when it reaches the anchor.
@@ -445,15 +447,8 @@ async fn resume_from_newest(
     store: &dyn RecordStore,
     trail: &TrailId,
     state: &mut TrailState,
-    anchors: &[Anchor],
+    newest: &Anchor,
 ) -> Result<(), NotarizeError> {
-    let Some(newest) = anchors
-        .iter()
-        .filter(|a| a.merkle_root.is_some())
-        .max_by_key(|a| (a.seq, !a.frontier.is_empty()))
-    else {
-        return Ok(());
-    };
     let Some(root) = newest.merkle_root else {
         return Ok(());
     };

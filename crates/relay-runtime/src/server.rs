@@ -157,6 +157,12 @@ impl ServerRuntime {
             ),
             _ => None,
         };
+        // The seal key (it signs checkpoints and exports) exists before the trail key, so a
+        // replica set up by copying the first server's secrets once its trail key exists gets
+        // both (docs/operations.md).
+        let seal_key = crate::export::load_seal_key(stores.secrets.as_ref())
+            .await
+            .map_err(|e| ServerError::Open(error_chain(&e)))?;
         let secret = stores
             .secrets
             .current_or_create(&SecretName::trail_hmac())
@@ -276,9 +282,6 @@ impl ServerRuntime {
                 .map_err(|e| ServerError::Open(error_chain(&e)))?;
         }
 
-        let seal_key = crate::export::load_seal_key(stores.secrets.as_ref())
-            .await
-            .map_err(|e| ServerError::Open(error_chain(&e)))?;
         let notary_scheduler = NotaryScheduler::new(
             stores.records.clone(),
             stores.notary.clone(),

@@ -154,6 +154,7 @@ impl NotaryError {
 /// - `anchor` stores the anchor durably before returning; anchors are never modified.
 /// - `anchors` returns every stored anchor of a trail, ordered by seq then time.
 /// - `anchored_trails` lists every trail with at least one anchor.
+/// - `newest_anchor` is the last of `anchors` (by seq, then time), or `None`.
 /// - [`worm_posture`](Self::worm_posture) states honestly what the backing store enforces;
 ///   the conformance suite tries to delete and overwrite anchors where it claims `Enforced`.
 #[async_trait]
@@ -166,6 +167,16 @@ pub trait Notary: Send + Sync + std::fmt::Debug {
     async fn anchor(&self, anchor: &Anchor) -> Result<AnchorReceipt, NotaryError>;
     /// Every anchor of a trail.
     async fn anchors(&self, trail: &TrailId) -> Result<Vec<Anchor>, NotaryError>;
+    /// The trail's newest anchor (highest seq, then latest time), what a relay needs at start to
+    /// resume from its frontier. Adapters whose `anchors` reads every anchor override it to read
+    /// one; the full read-back stays with verification.
+    async fn newest_anchor(&self, trail: &TrailId) -> Result<Option<Anchor>, NotaryError> {
+        Ok(self
+            .anchors(trail)
+            .await?
+            .into_iter()
+            .max_by_key(|a| (a.seq, a.anchored_at.unix_micros())))
+    }
     /// Every trail that has at least one anchor, sorted. Verification uses it to notice a trail
     /// that was anchored and then deleted from the record store entirely.
     async fn anchored_trails(&self) -> Result<Vec<TrailId>, NotaryError>;
