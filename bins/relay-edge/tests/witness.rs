@@ -569,3 +569,73 @@ fn a_forged_anchor_that_shrinks_the_tree_fails_the_consistency_check() {
         "{stdout}"
     );
 }
+
+/// A backup of the store restored while the notary keeps its newer anchors (as a write-once
+/// notary does: the restored data directory cannot take them back) is reported at the next
+/// start (a `WITNESS_AHEAD_OF_STORE` SYSTEM event naming the missing seqs, an error log) and by
+/// verify (BROKEN), on an edge that does not forward.
+// REQ: R7.2
+#[test]
+fn an_old_backup_restored_under_newer_anchors_is_reported_at_start_and_by_verify() {
+    let (tmp, data, watch) = captured(3);
+    let old_head = records(&data, TRAIL).len() as u64;
+    let backup = tmp.path().join("relay.db.backup");
+    std::fs::copy(data.join("relay.db"), &backup).unwrap();
+    // More captures, anchored, then the old store is put back under the same anchors.
+    let child = start(&data, &watch);
+    for i in 3..6 {
+        std::fs::write(watch.join(format!("f{i}.fid")), format!("content {i}")).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while records(&data, TRAIL).len() < 6 {
+        assert!(Instant::now() < deadline, "capture timed out");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    stop(child);
+    let anchored = anchor_lines(&data, TRAIL)
+        .iter()
+        .map(|a| a["seq"].as_u64().unwrap())
+        .max()
+        .unwrap();
+    assert!(anchored > old_head, "{anchored} <= {old_head}");
+    for suffix in ["", "-wal", "-shm"] {
+        match std::fs::remove_file(data.join(format!("relay.db{suffix}"))) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => panic!("{e}"),
+            _ => {}
+        }
+    }
+    std::fs::copy(&backup, data.join("relay.db")).unwrap();
+    // The inbox as the old store knew it: the newer files go.
+    for i in 3..6 {
+        std::fs::remove_file(watch.join(format!("f{i}.fid"))).unwrap();
+    }
+
+    let child = start(&data, &watch);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let event = loop {
+        let found = records(&data, "_relay")
+            .into_iter()
+            .map(|r| r.payload.to_value().unwrap())
+            .find(|p| p["event"] == "WITNESS_AHEAD_OF_STORE" && p["trail"] == TRAIL);
+        if let Some(event) = found {
+            break event;
+        }
+        assert!(Instant::now() < deadline, "no WITNESS_AHEAD_OF_STORE event");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    let log = stop(child);
+    assert_eq!(event["local_seq"], old_head, "{event}");
+    assert_eq!(event["anchored_seq"], anchored, "{event}");
+    assert_eq!(
+        event["missing"],
+        format!("{}..={anchored}", old_head + 1),
+        "{event}"
+    );
+    assert!(
+        log.contains("A WITNESS HOLDS MORE OF THIS TRAIL THAN THE STORE"),
+        "{log}"
+    );
+    let (code, stdout) = verify(&data);
+    assert_eq!(code, Some(1), "{stdout}");
+    assert!(stdout.contains(&format!("BROKEN  {TRAIL}")), "{stdout}");
+}

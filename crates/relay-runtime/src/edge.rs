@@ -333,18 +333,17 @@ impl EdgeRuntime {
         let account_rows = crate::account_rows::read(ports.accounts.as_ref(), store.as_ref()).await;
         // The server of record as the store's witness: a restored older copy or a removed tail
         // is said at start-up, not only by the next `verify`.
-        let witness = match &settings.forward {
-            Some(forward) => Some(
-                crate::witness::at_start(
-                    store.as_ref(),
-                    ports.notary.as_ref(),
-                    ports.secrets.as_ref(),
-                    forward,
-                )
-                .await,
-            ),
-            None => None,
-        };
+        // The notary too: a restored older copy of the store is behind the (write-once)
+        // notary's newest anchors.
+        let witness = Some(
+            crate::witness::at_start(
+                store.as_ref(),
+                ports.notary.as_ref(),
+                ports.secrets.as_ref(),
+                settings.forward.as_ref(),
+            )
+            .await,
+        );
         let time = clock.posture();
         let posture = serde_json::json!({
             "version": crate::VERSION,

@@ -73,9 +73,16 @@ impl TrailWitness {
         self.anchored_seq.max(server).min(self.local_seq)
     }
 
-    /// Whether no witness contradicts the local trail.
+    /// Whether no witness contradicts the local trail: the server agrees (when asked) and the
+    /// notary holds no anchor beyond the local head.
     pub fn holds(&self) -> bool {
-        self.server.as_ref().is_none_or(ServerWitness::holds)
+        self.server.as_ref().is_none_or(ServerWitness::holds) && !self.notary_ahead()
+    }
+
+    /// Whether the notary holds an anchor beyond the local head: records were removed, or an
+    /// older copy of the store was restored while the (write-once) notary kept the newer heads.
+    pub fn notary_ahead(&self) -> bool {
+        self.anchored_seq > self.local_seq
     }
 }
 
@@ -128,13 +135,10 @@ pub async fn check(
             .find(|(t, _)| t == &trail)
             .map_or(0, |(_, h)| h.seq.get());
         let anchored_seq = notary
-            .anchors(&trail)
+            .newest_anchor(&trail)
             .await
             .map_err(|e| err(&e))?
-            .iter()
-            .map(|a| a.seq.get())
-            .max()
-            .unwrap_or(0);
+            .map_or(0, |a| a.seq.get());
         let server_witness =
             match heads.and_then(|h| h.iter().find(|h| h.trail_id == trail.as_str())) {
                 None => None,
@@ -267,15 +271,28 @@ pub const WITNESS_AHEAD_EVENT: &str = "WITNESS_AHEAD_OF_STORE";
 /// How long start-up waits for the server of record's heads before it goes on without them.
 pub const START_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The start-up comparison with the server of record (forwarding configured): its heads of this
-/// edge's trails, asked with the ingest token (`forward.token`, or the secret provider's), each
-/// compared with the store. Never fails the start: what could not be asked is reported as such.
+/// The start-up comparison with the witnesses: the notary's newest anchor of each trail (one
+/// read per trail) and, when forwarding is configured, the server of record's heads of this
+/// edge's trails, asked with the ingest token (`forward.token`, or the secret provider's). Never
+/// fails the start: what could not be asked is reported as such.
 pub async fn at_start(
     store: &dyn RecordStore,
     notary: &dyn Notary,
     secrets: &dyn relay_domain::ports::SecretProvider,
-    forward: &crate::forwarder::ForwardSettings,
+    forward: Option<&crate::forwarder::ForwardSettings>,
 ) -> WitnessReport {
+    let Some(forward) = forward else {
+        return match check(store, notary, None, None).await {
+            Ok(report) => report,
+            Err(e) => {
+                tracing::error!(error = %e, "the store could not be compared with the notary at start-up");
+                WitnessReport {
+                    trails: Vec::new(),
+                    server: None,
+                }
+            }
+        };
+    };
     let mut settings = forward.clone();
     settings.request_timeout = START_TIMEOUT;
     let heads = if settings.token.is_empty() {
@@ -314,6 +331,9 @@ pub fn posture(report: &WitnessReport) -> serde_json::Value {
             Some(ServerWitness::Differs { seq, .. }) => Some(serde_json::json!({
                 "trail": t.trail.as_str(), "differs_at": seq,
             })),
+            _ if t.notary_ahead() => Some(serde_json::json!({
+                "trail": t.trail.as_str(), "local_seq": t.local_seq, "anchored_seq": t.anchored_seq,
+            })),
             _ => None,
         })
         .collect();
@@ -326,8 +346,8 @@ pub fn posture(report: &WitnessReport) -> serde_json::Value {
     })
 }
 
-/// Makes a store behind its witness loud at start-up: an error log and one `SYSTEM` event
-/// [`WITNESS_AHEAD_EVENT`] per contradicted trail. Returns the journal's error if an event
+/// Makes a store behind a witness (the server of record, or the notary) loud at start-up: an
+/// error log and one `SYSTEM` event [`WITNESS_AHEAD_EVENT`] per contradicted trail. Returns the journal's error if an event
 /// could not be recorded.
 pub async fn report_at_start(
     report: &WitnessReport,
@@ -361,11 +381,19 @@ pub async fn report_at_start(
                 "local_checksum": local_checksum,
                 "detail": "the store's record differs from the one the server of record holds",
             }),
+            _ if t.notary_ahead() => serde_json::json!({
+                "trail": t.trail.as_str(),
+                "local_seq": t.local_seq,
+                "anchored_seq": t.anchored_seq,
+                "missing": format!("{}..={}", t.local_seq + 1, t.anchored_seq),
+                "detail": "the notary holds an anchor of this trail beyond the store's head: a \
+                           tail was removed here, or an older copy was restored",
+            }),
             _ => continue,
         };
         tracing::error!(trail = %t.trail, payload = %payload,
-            "THE SERVER OF RECORD HOLDS MORE OF THIS TRAIL THAN THE STORE (records removed or an \
-             older copy restored); `verify` reports it BROKEN");
+            "A WITNESS HOLDS MORE OF THIS TRAIL THAN THE STORE (records removed or an older copy \
+             restored); `verify` reports it BROKEN");
         journal.system(WITNESS_AHEAD_EVENT, payload).await?;
     }
     Ok(())
