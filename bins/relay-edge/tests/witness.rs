@@ -521,6 +521,18 @@ fn a_forged_anchor_that_shrinks_the_tree_fails_the_consistency_check() {
     }
     let (code, stdout) = verify(&data);
     assert_eq!(code, Some(0), "{stdout}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("OK      {TRAIL}:")))
+        .unwrap();
+    assert!(
+        line.ends_with(&format!(
+            "{n} signed checkpoint(s) verified, {} consistency proof(s) hold",
+            anchors.len() - 1,
+            n = anchors.len()
+        )),
+        "{line}"
+    );
 
     // The forgery: record 3's real checksum and tree head, signed with the real seal key.
     let newest = anchors.last().unwrap().clone();

@@ -170,6 +170,9 @@ pub struct TrailVerdict {
     pub trail_id: TrailId,
     /// Whether it holds, and if not, the first bad seq and why.
     pub verdict: StoredVerdict,
+    /// What the anchors' signed checkpoints and consistency links proved (docs/spec/checkpoint.md),
+    /// when the chain held far enough for them to be checked.
+    pub anchor_history: Option<relay_domain::anchor_history::AnchorHistory>,
 }
 
 /// Why verification could not run at all (as opposed to finding a broken trail).
@@ -336,6 +339,7 @@ pub async fn verify_trails(
         }
         // The anchors must agree with each other: signed checkpoints, consistency links, no
         // fork (docs/spec/checkpoint.md).
+        let mut anchor_history = None;
         if verdict.is_ok() {
             let history = check_anchor_history(&trail_id, &anchors, seal.as_ref());
             if let Some(first) = history.findings.first() {
@@ -343,10 +347,11 @@ pub async fn verify_trails(
                     trail_id: trail_id.clone(),
                     seq: first.seq,
                     reason: VerifyFailureReason::AnchorHistory {
-                        findings: history.findings,
+                        findings: history.findings.clone(),
                     },
                 });
             }
+            anchor_history = Some(history);
         }
         if trail_id.is_relay()
             && verdict.is_ok()
@@ -358,7 +363,11 @@ pub async fn verify_trails(
                 reason: VerifyFailureReason::UnreadableAnchorRecord,
             });
         }
-        out.push(TrailVerdict { trail_id, verdict });
+        out.push(TrailVerdict {
+            trail_id,
+            verdict,
+            anchor_history,
+        });
     }
     Ok(VerifyReport {
         verdicts: out,

@@ -18,10 +18,17 @@ pub fn report_lines(report: &VerifyReport) -> Vec<String> {
                     .head
                     .map(|(seq, c)| format!("head {seq} {c}"))
                     .unwrap_or_else(|| "empty".into());
-                lines.push(format!(
+                let mut line = format!(
                     "OK      {}: {} records verified ({}), {} anchor(s) checked",
                     v.trail_id, s.records, head, s.anchors_checked
-                ));
+                );
+                if let Some(h) = v.anchor_history.as_ref().filter(|h| h.version_2 > 0) {
+                    line.push_str(&format!(
+                        "; {} signed checkpoint(s) verified, {} consistency proof(s) hold",
+                        h.signatures_verified, h.proofs_verified
+                    ));
+                }
+                lines.push(line);
             }
             Err(f) => lines.push(format!(
                 "BROKEN  {}: first bad chain_seq {}: {}",
