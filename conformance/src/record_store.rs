@@ -44,6 +44,7 @@ pub async fn suite(store: Arc<dyn RecordStore>, probes: RecordStoreProbes<'_>) {
     let s = store.as_ref();
     appends_then_reads_back_verbatim(s).await;
     stores_unicode_and_large_payloads_byte_for_byte(s).await;
+    stores_a_large_batch_byte_for_byte(s).await;
     stores_non_canonical_payload_text_verbatim(s).await;
     refuses_empty_and_malformed_batches(s).await;
     refuses_a_first_record_other_than_seq_one(s).await;
@@ -156,6 +157,32 @@ pub async fn stores_unicode_and_large_payloads_byte_for_byte(store: &dyn RecordS
     assert_eq!(back[1].payload.as_str().as_bytes(), big.as_str().as_bytes());
     assert_eq!(back, batch);
     assert_eq!(verify_stored(store, &trail).await, 2);
+}
+
+/// A batch large enough for a store's bulk path (binary COPY in Postgres) comes back
+/// byte-identical too, with control characters, backslashes and a 1 MiB payload inside it, and
+/// a later small batch continues it.
+pub async fn stores_a_large_batch_byte_for_byte(store: &dyn RecordStore) {
+    let trail = unique_trail("rs-bulk");
+    let mut chain = ChainBuilder::new(trail.clone());
+    let mut batch = chain.batch(150);
+    batch.push(chain.next_with_payload(payload(
+        r#"{"path":"C:\\data\\tab\there","ctl":"\u0000\u0001\r\n","u":"ü測試🧪"}"#,
+    )));
+    batch.push(chain.next_with_payload(must(
+        Payload::from_value(&serde_json::json!({ "blob": "\\\t".repeat(300 * 1024) })),
+        "large payload",
+    )));
+    batch.extend(chain.batch(50));
+    let receipt = must(store.append(&batch).await, "append 202 records at once");
+    assert_eq!(receipt.appended, 202);
+    let tail = chain.batch(3);
+    must(store.append(&tail).await, "append 3 after the bulk batch");
+    let back = read_all(store, &trail).await;
+    assert_eq!(back.len(), 205);
+    assert_eq!(&back[..202], &batch[..], "a bulk batch read back differs");
+    assert_eq!(&back[202..], &tail[..]);
+    assert_eq!(verify_stored(store, &trail).await, 205);
 }
 
 /// Payload text that is not canonical (replicated from elsewhere) is still stored as is: the

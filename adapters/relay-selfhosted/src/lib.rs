@@ -28,6 +28,7 @@
 mod accounts;
 mod changes;
 mod config;
+mod copy;
 mod error;
 mod migrate;
 mod notary;
@@ -43,6 +44,9 @@ pub use config::{
     MigrateConfig, PgConfig, S3Config, S3Credentials, S3NotaryOptions, S3ObjectStoreOptions,
     redact_dsn,
 };
+/// The binary `COPY` data of records in `event_log` column order (what appends of 64 records or
+/// more send); public so benchmarks can copy the same bytes into a plain table as a baseline.
+pub use copy::encode as copy_binary_data;
 pub use migrate::{MigrateError, MigrateReport, migrate};
 pub use notary::S3Notary;
 pub use object_store::S3ObjectStore;

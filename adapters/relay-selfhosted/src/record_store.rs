@@ -47,7 +47,8 @@ impl Custody {
 ///   transaction that first takes `pg_advisory_xact_lock(namespace, hashtext(trail_id))` and
 ///   reads the head through the primary-key index after the lock was granted (one call of
 ///   `event_log_lock_head`), checks the batch with
-///   `check_batch_at_head`, and inserts the whole batch in one statement (`UNNEST` of arrays).
+///   `check_batch_at_head`, and inserts the whole batch in one statement: a binary `COPY` from
+///   64 records on, a multi-row `INSERT` (`UNNEST` of arrays) below.
 ///   The primary key (trail_id, chain_seq) stops any writer that skips the lock
 ///   ([`RecordStoreError::Conflict`]).
 pub struct PgRecordStore {
@@ -508,7 +509,12 @@ impl RecordStore for PgRecordStore {
                 head,
             });
         };
-        if let Err(e) = insert_rows(&mut tx, "event_log", new).await {
+        let inserted = if new.len() >= crate::copy::COPY_MIN_ROWS {
+            crate::copy::copy_rows(&mut tx, "event_log", new).await
+        } else {
+            insert_rows(&mut tx, "event_log", new).await
+        };
+        if let Err(e) = inserted {
             let e = PgError::op("insert records")(e);
             // Only a writer that skipped the advisory lock could have stored these seqs.
             if e.sqlstate().as_deref() == Some(sqlstate::UNIQUE_VIOLATION) {

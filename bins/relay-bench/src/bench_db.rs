@@ -1,6 +1,6 @@
 //! A throw-away Postgres database for the Postgres benches (`pg`, `ingest`): created and
 //! migrated as the admin, with a runtime role holding SELECT, INSERT only (two-role custody, as
-//! in production), plus the baseline's `plain_log` table (the same columns as `event_log`, no
+//! in production), plus the baselines' `plain_log` and `plain_copy` tables (the same columns as `event_log`, no
 //! triggers, no chain). [`BenchDb::drop_all`] removes database and role.
 
 use std::str::FromStr;
@@ -69,7 +69,8 @@ impl BenchDb {
              actor text NOT NULL, actor_source text NOT NULL, occurred_at text NOT NULL, \
              recorded_at text NOT NULL, time_source text NOT NULL, device text NOT NULL, \
              project text, subject text, payload text NOT NULL, key_id text NOT NULL, \
-             PRIMARY KEY (trail_id, chain_seq))",
+             PRIMARY KEY (trail_id, chain_seq)); \
+             CREATE TABLE plain_copy (LIKE plain_log INCLUDING ALL)",
         )
         .execute(&owner)
         .await

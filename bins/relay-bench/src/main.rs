@@ -121,7 +121,8 @@ enum Bench {
         #[arg(long)]
         missing: Vec<String>,
     },
-    /// Batched chained appends into Postgres (self-hosted adapter) vs plain batched INSERT.
+    /// Batched chained appends into Postgres (self-hosted adapter) vs binary COPY and plain
+    /// batched INSERT of the same rows.
     Pg {
         /// DSN of a role that may create databases and roles (the bench drops what it creates).
         #[arg(
@@ -590,6 +591,24 @@ async fn bench_stored_verify(n: usize, dir: &std::path::Path) -> Row {
 
 /// The plain baseline: the same columns and primary key as `event_log`, no triggers, no chain
 /// checks, no lock; the same one-statement `UNNEST` insert, one transaction per batch.
+/// The baseline of the Postgres rows: the same records' binary COPY into `plain_copy` (no
+/// triggers, no lock, no chain check), one COPY and commit per batch.
+async fn pg_plain_copy(pool: &sqlx::PgPool, rows: &[Record]) {
+    let mut tx = pool.begin().await.unwrap();
+    let mut copy = tx
+        .copy_in_raw(&format!(
+            "COPY plain_copy ({}) FROM STDIN (FORMAT binary)",
+            relay_domain::columns::EVENT_LOG_COLUMNS
+        ))
+        .await
+        .unwrap();
+    copy.send(relay_selfhosted::copy_binary_data(rows))
+        .await
+        .unwrap();
+    copy.finish().await.unwrap();
+    tx.commit().await.unwrap();
+}
+
 async fn pg_plain_insert(pool: &sqlx::PgPool, rows: &[Record]) {
     let col = |f: &dyn Fn(&Record) -> String| rows.iter().map(f).collect::<Vec<String>>();
     let opt = |f: &dyn Fn(&Record) -> Option<String>| rows.iter().map(f).collect::<Vec<_>>();
@@ -638,32 +657,31 @@ async fn bench_pg(admin_dsn: &str, records: usize) -> Result<Vec<Row>, BenchErro
         let trail = TrailId::new(format!("bench-pg-{batch}")).unwrap();
         let chained = chain_of(&trail, n);
         eprintln!("postgres: {n} records in batches of {batch}");
-        // Ten rounds, alternating which side goes first, so load from other processes on the
-        // machine falls on both sides alike.
-        let (mut ours_time, mut base_time) = (Duration::ZERO, Duration::ZERO);
+        // Ten rounds, rotating which side goes first, so load from other processes on the
+        // machine falls on every side alike. Sides: ours, plain batched INSERT, binary COPY.
+        let mut times = [Duration::ZERO; 3];
         let round = n.div_ceil(10).div_ceil(batch) * batch;
         for (i, part) in chained.chunks(round).enumerate() {
-            for side in [i % 2, 1 - i % 2] {
+            for k in 0..3 {
+                let side = (i + k) % 3;
                 let t = Instant::now();
                 for chunk in part.chunks(batch) {
-                    if side == 0 {
-                        store.append(chunk).await.unwrap();
-                    } else {
-                        pg_plain_insert(&owner, chunk).await;
+                    match side {
+                        0 => {
+                            store.append(chunk).await.unwrap();
+                        }
+                        1 => pg_plain_insert(&owner, chunk).await,
+                        _ => pg_plain_copy(&owner, chunk).await,
                     }
                 }
-                if side == 0 {
-                    ours_time += t.elapsed();
-                } else {
-                    base_time += t.elapsed();
-                }
+                times[side] += t.elapsed();
             }
         }
         assert_eq!(
             store.head(&trail).await.unwrap().unwrap().seq.get(),
             n as u64
         );
-        let (ours, base) = (rate(n, ours_time), rate(n, base_time));
+        let [ours, base, copy] = times.map(|t| rate(n, t));
         rows.push(Row {
             path: match batch {
                 1 => "chained append, Postgres, batches of 1 (records/s)",
@@ -672,10 +690,12 @@ async fn bench_pg(admin_dsn: &str, records: usize) -> Result<Vec<Row>, BenchErro
             },
             ours: fmt_rate(ours, "rec/s"),
             baseline: format!(
-                "{} plain batched INSERT (same rows, one UNNEST statement and commit per batch)",
-                fmt_rate(base, "rec/s")
+                "{} binary COPY of the same rows into a plain table (one COPY and commit per batch); {} plain batched INSERT ({:.0}% of it)",
+                fmt_rate(copy, "rec/s"),
+                fmt_rate(base, "rec/s"),
+                100.0 * ours / base
             ),
-            ratio: format!("{:.0}%", 100.0 * ours / base),
+            ratio: format!("{:.0}%", 100.0 * ours / copy),
         });
     }
     store.close().await;
