@@ -5,7 +5,7 @@
 //! Format (PostgreSQL "COPY ... (FORMAT binary)"): the 11-byte signature, a 32-bit flags word
 //! and a 32-bit header-extension length (both 0); per row a 16-bit field count and per field a
 //! 32-bit length (-1 for NULL) and its bytes (`text` as UTF-8, `bigint` as 8 bytes big-endian);
-//! then the 16-bit trailer -1. The columns are [`COLUMNS`](crate::record_store) in order.
+//! then the 16-bit trailer -1. The columns are [`EVENT_LOG_COLUMNS`](relay_domain::columns::EVENT_LOG_COLUMNS) in order.
 
 use relay_domain::{Project, Record, Subject};
 use sqlx::PgConnection;
@@ -33,7 +33,7 @@ fn optional(out: &mut Vec<u8>, s: Option<&str>) {
     }
 }
 
-/// The COPY data for `records`, in [`COLUMNS`](crate::record_store) order.
+/// The COPY data for `records`, in [`EVENT_LOG_COLUMNS`](relay_domain::columns::EVENT_LOG_COLUMNS) order.
 pub fn encode(records: &[Record]) -> Vec<u8> {
     let mut out = Vec::with_capacity(19 + records.len() * 700);
     out.extend_from_slice(SIGNATURE);
