@@ -53,6 +53,34 @@ impl<B: LockedBucket> WormNotary<B> {
         decode_anchor(trail, bytes).map_err(|why| self.bucket.invalid(name, &why))
     }
 
+    /// Reads the anchor stored under `name`, which must have exactly one version (the notary
+    /// writes each name once), be readable (and locked, when the posture is enforced) and hold
+    /// an anchor of `trail`.
+    async fn read_single(
+        &self,
+        trail: &TrailId,
+        name: &str,
+        versions: &[&B::Version],
+    ) -> Result<Anchor, NotaryError> {
+        let [version] = versions else {
+            return Err(self.bucket.invalid(
+                name,
+                &format!(
+                    "has {} versions; the notary writes each anchor once, so it was overwritten",
+                    versions.len()
+                ),
+            ));
+        };
+        let Some(bytes) = self
+            .bucket
+            .read_version(name, version, self.posture)
+            .await?
+        else {
+            return Err(self.bucket.invalid(name, &"listed but cannot be read"));
+        };
+        self.decode(trail, name, &bytes)
+    }
+
     fn folder_error(&self, location: &str, e: impl std::fmt::Display) -> NotaryError {
         NotaryError::InvalidAnchor(format!("{location} is not a trail's anchor folder: {e}"))
     }
@@ -86,24 +114,8 @@ impl<B: LockedBucket> Notary for WormNotary<B> {
         }
         let mut out = Vec::with_capacity(by_name.len());
         for (name, versions) in &by_name {
-            let [version] = versions.as_slice() else {
-                return Err(self.bucket.invalid(
-                    name,
-                    &format!(
-                        "has {} versions; the notary writes each anchor once, so it was \
-                         overwritten",
-                        versions.len()
-                    ),
-                ));
-            };
-            let Some(bytes) = self
-                .bucket
-                .read_version(name, version, self.posture)
-                .await?
-            else {
-                return Err(self.bucket.invalid(name, &"listed but cannot be read"));
-            };
-            out.push(self.decode(trail, name, &bytes)?);
+            let versions: Vec<&B::Version> = versions.iter().collect();
+            out.push(self.read_single(trail, name, &versions).await?);
         }
         out.sort_by(|a, b| {
             (a.seq, a.anchored_at.unix_micros()).cmp(&(b.seq, b.anchored_at.unix_micros()))
@@ -135,23 +147,7 @@ impl<B: LockedBucket> Notary for WormNotary<B> {
             .filter(|i| i.name == name)
             .map(|i| &i.version)
             .collect();
-        let [version] = versions.as_slice() else {
-            return Err(self.bucket.invalid(
-                name,
-                &format!(
-                    "has {} versions; the notary writes each anchor once, so it was overwritten",
-                    versions.len()
-                ),
-            ));
-        };
-        let Some(bytes) = self
-            .bucket
-            .read_version(name, version, self.posture)
-            .await?
-        else {
-            return Err(self.bucket.invalid(name, &"listed but cannot be read"));
-        };
-        self.decode(trail, name, &bytes).map(Some)
+        self.read_single(trail, name, &versions).await.map(Some)
     }
 
     async fn anchored_trails(&self) -> Result<Vec<TrailId>, NotaryError> {

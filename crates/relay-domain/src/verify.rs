@@ -125,44 +125,39 @@ impl fmt::Display for VerifyFailureReason {
                 f.write_str("ANCHORED record whose payload is not a recorded anchor")
             }
             Self::AnchorsUnaccounted { anchors } => {
-                const SHOWN: usize = 10;
                 write!(
                     f,
                     "{} notary anchor(s) recorded in _relay are missing from or differ in the \
                      notary (anchors deleted or rewritten): ",
                     anchors.len()
                 )?;
-                for (i, a) in anchors.iter().take(SHOWN).enumerate() {
-                    if i > 0 {
-                        f.write_str("; ")?;
-                    }
-                    write!(f, "{a}")?;
-                }
-                if anchors.len() > SHOWN {
-                    write!(f, "; and {} more", anchors.len() - SHOWN)?;
-                }
-                Ok(())
+                write_first_ten(f, anchors)
             }
             Self::AnchorHistory { findings } => {
-                const SHOWN: usize = 10;
                 write!(
                     f,
                     "{} notary anchor(s) contradict the trail's anchor history: ",
                     findings.len()
                 )?;
-                for (i, a) in findings.iter().take(SHOWN).enumerate() {
-                    if i > 0 {
-                        f.write_str("; ")?;
-                    }
-                    write!(f, "{a}")?;
-                }
-                if findings.len() > SHOWN {
-                    write!(f, "; and {} more", findings.len() - SHOWN)?;
-                }
-                Ok(())
+                write_first_ten(f, findings)
             }
         }
     }
+}
+
+/// Writes the first ten of `items` separated by `; `, then how many more there are.
+fn write_first_ten<T: fmt::Display>(f: &mut fmt::Formatter<'_>, items: &[T]) -> fmt::Result {
+    const SHOWN: usize = 10;
+    for (i, item) in items.iter().take(SHOWN).enumerate() {
+        if i > 0 {
+            f.write_str("; ")?;
+        }
+        write!(f, "{item}")?;
+    }
+    if items.len() > SHOWN {
+        write!(f, "; and {} more", items.len() - SHOWN)?;
+    }
+    Ok(())
 }
 
 /// The first failure found in a trail.
