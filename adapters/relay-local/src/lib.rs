@@ -53,7 +53,7 @@ pub use config::{LocalConfig, SecretBackend};
 pub use forward_cursor::SqliteForwardCursorStore;
 #[cfg(feature = "keyring")]
 pub use keyring_secrets::{KEYRING_SERVICE, KeyringSecretProvider, KeyringStore};
-pub use notary::FsNotary;
+pub use notary::{FsNotary, TAIL_BYTES as ANCHOR_TAIL_BYTES};
 pub use object_store::FsObjectStore;
 pub use receipts::SqliteReceiptStore;
 pub use record_store::{SqliteRecordStore, WalCheckpoint};

@@ -112,6 +112,65 @@ fn read_anchors(path: &Path, trail: &TrailId) -> Result<Vec<Anchor>, NotaryError
     Ok(anchors)
 }
 
+/// How much of an anchor file's end [`Notary::newest_anchor`] reads (an anchor line is a few KiB).
+pub const TAIL_BYTES: u64 = 256 * 1024;
+
+fn read_newest(path: &Path, trail: &TrailId) -> Result<Option<Anchor>, NotaryError> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut file = match fs::File::open(path) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(LocalError::io("open anchors", path)(e).into()),
+    };
+    let len = file
+        .metadata()
+        .map_err(LocalError::io("read anchors", path))?
+        .len();
+    if len <= TAIL_BYTES {
+        return Ok(read_anchors(path, trail)?.pop());
+    }
+    let mut tail = Vec::with_capacity(TAIL_BYTES as usize);
+    file.seek(SeekFrom::Start(len - TAIL_BYTES))
+        .and_then(|_| file.take(TAIL_BYTES).read_to_end(&mut tail))
+        .map_err(LocalError::io("read anchors", path))?;
+    if tail.last() != Some(&b'\n') {
+        return Err(NotaryError::InvalidAnchor(format!(
+            "{}: the last anchor is not terminated (interrupted write?)",
+            path.display()
+        )));
+    }
+    // The first line of the window may be cut: skip up to the first newline.
+    let Some(start) = tail.iter().position(|b| *b == b'\n') else {
+        return Ok(read_anchors(path, trail)?.pop());
+    };
+    let mut newest: Option<Anchor> = None;
+    for line in tail[start + 1..]
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+    {
+        let anchor: Anchor = serde_json::from_slice(line).map_err(|e| {
+            NotaryError::InvalidAnchor(format!("{} (last lines): {e}", path.display()))
+        })?;
+        if anchor.trail_id != *trail {
+            return Err(NotaryError::InvalidAnchor(format!(
+                "{}: anchor of trail {} in the file of trail {trail}",
+                path.display(),
+                anchor.trail_id
+            )));
+        }
+        if newest
+            .as_ref()
+            .is_none_or(|n| (anchor.seq, anchor.anchored_at) > (n.seq, n.anchored_at))
+        {
+            newest = Some(anchor);
+        }
+    }
+    match newest {
+        Some(a) => Ok(Some(a)),
+        None => Ok(read_anchors(path, trail)?.pop()),
+    }
+}
+
 #[async_trait]
 impl Notary for FsNotary {
     fn kind(&self) -> &'static str {
@@ -149,6 +208,18 @@ impl Notary for FsNotary {
         let path = self.anchor_file(trail);
         let trail = trail.clone();
         tokio::task::spawn_blocking(move || read_anchors(&path, &trail))
+            .await
+            .map_err(LocalError::Task)?
+    }
+
+    /// Reads only the file's last [`TAIL_BYTES`]: anchors are appended as they are made, so
+    /// the newest is among the last lines (the whole file is read when it is smaller, or when
+    /// the tail holds no complete line). Every complete line read must be an anchor of the
+    /// trail, as for [`anchors`](Notary::anchors).
+    async fn newest_anchor(&self, trail: &TrailId) -> Result<Option<Anchor>, NotaryError> {
+        let path = self.anchor_file(trail);
+        let trail = trail.clone();
+        tokio::task::spawn_blocking(move || read_newest(&path, &trail))
             .await
             .map_err(LocalError::Task)?
     }

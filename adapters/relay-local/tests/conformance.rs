@@ -714,3 +714,45 @@ async fn the_chosen_secret_provider_is_recorded_and_found_by_every_later_open() 
     let record = std::fs::read_to_string(dir.path().join("secret-provider.json")).unwrap();
     assert!(record.contains("\"file\""), "{record}");
 }
+
+/// `newest_anchor` on a long anchor file reads only its end and still finds the newest anchor
+/// (the same as the last of `anchors`), refuses a cut-off last line and an anchor of another
+/// trail in the lines it reads, as `anchors` does.
+#[tokio::test]
+async fn the_fs_notary_finds_the_newest_anchor_in_the_end_of_a_long_file() {
+    let dir = TempDir::new().unwrap();
+    let notary = FsNotary::open(dir.path().join("anchors")).unwrap();
+    let trail = unique_trail("long");
+    let path = notary.anchor_file(&trail);
+    let mut text = String::new();
+    for seq in 1..=3000u64 {
+        text.push_str(&serde_json::to_string(&sample_anchor(&trail, seq)).unwrap());
+        text.push('\n');
+    }
+    assert!(text.len() as u64 > 2 * relay_local::ANCHOR_TAIL_BYTES);
+    std::fs::write(&path, &text).unwrap();
+    // The newest is also written: a later time at the same seq wins.
+    let mut later = sample_anchor(&trail, 3000);
+    later.anchored_at = Timestamp::from_unix_micros(1_764_075_476_000_000).unwrap();
+    notary.anchor(&later).await.unwrap();
+    let newest = notary.newest_anchor(&trail).await.unwrap();
+    assert_eq!(newest.as_ref(), Some(&later));
+    assert_eq!(newest, notary.anchors(&trail).await.unwrap().pop());
+
+    let mut cut = std::fs::read_to_string(&path).unwrap();
+    cut.push_str("{\"trail_id\":");
+    std::fs::write(&path, &cut).unwrap();
+    assert!(matches!(
+        notary.newest_anchor(&trail).await,
+        Err(NotaryError::InvalidAnchor(_))
+    ));
+    let other = unique_trail("other");
+    let mut foreign = text.clone();
+    foreign.push_str(&serde_json::to_string(&sample_anchor(&other, 3001)).unwrap());
+    foreign.push('\n');
+    std::fs::write(&path, &foreign).unwrap();
+    match notary.newest_anchor(&trail).await {
+        Err(NotaryError::InvalidAnchor(m)) => assert!(m.contains("in the file of trail"), "{m}"),
+        other => panic!("expected InvalidAnchor, got {other:?}"),
+    }
+}
