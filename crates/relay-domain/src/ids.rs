@@ -47,8 +47,8 @@ pub enum IdError {
     /// A hex digest had the wrong length or a non-hex character.
     #[error("checksum must be 64 lowercase hex characters")]
     BadChecksum,
-    /// A chain sequence number was zero or not a number.
-    #[error("chain_seq must be a whole number >= 1")]
+    /// A chain sequence number was zero, beyond 2^53, or not a number.
+    #[error("chain_seq must be a whole number from 1 to 2^53")]
     BadSeq,
 }
 
@@ -429,9 +429,14 @@ impl ChainSeq {
     /// The first sequence number of every trail.
     pub const FIRST: ChainSeq = ChainSeq(1);
 
-    /// Makes a sequence number; zero is refused.
+    /// The last possible sequence number, 2^53: the largest integer every JSON reader and
+    /// RFC 8785's IEEE-754 numbers hold exactly, so a record's canonical bytes never depend on
+    /// the encoder (docs/spec/chain.md).
+    pub const MAX: ChainSeq = ChainSeq(1 << 53);
+
+    /// Makes a sequence number; zero and anything beyond [`MAX`](Self::MAX) are refused.
     pub fn new(n: u64) -> Result<Self, IdError> {
-        if n == 0 {
+        if n == 0 || n > Self::MAX.0 {
             Err(IdError::BadSeq)
         } else {
             Ok(Self(n))
@@ -443,9 +448,10 @@ impl ChainSeq {
         self.0
     }
 
-    /// The sequence number that follows this one.
+    /// The sequence number that follows this one ([`MAX`](Self::MAX) stays `MAX`: a trail that
+    /// long is full, and a second record at `MAX` is refused as a duplicate).
     pub fn next(self) -> ChainSeq {
-        ChainSeq(self.0.saturating_add(1))
+        ChainSeq(self.0.saturating_add(1).min(Self::MAX.0))
     }
 
     /// The sequence number that follows `head` (1 for an empty trail).

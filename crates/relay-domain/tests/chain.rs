@@ -396,24 +396,30 @@ fn resume_after_verifies_a_range() {
 
 #[test]
 fn nothing_follows_a_record_at_the_last_possible_seq() {
-    // A chain resumed just below u64::MAX: a record at MAX verifies, a second record at MAX
+    // A chain resumed just below ChainSeq::MAX (2^53): a record at MAX verifies, a second record at MAX
     // that links to it and carries a valid HMAC (the attacker holds the key) must not.
     let k = key(7, "k-a");
     let keys = ring();
     let template = chain_of(1).remove(0);
     let base = Checksum([9; 32]);
     let mut last = template.clone();
-    last.chain_seq = ChainSeq::new(u64::MAX).unwrap();
+    last.chain_seq = ChainSeq::MAX;
     last.prev_checksum = base;
     last.checksum = checksum_of(&last, &k);
     let mut again = last.clone();
     again.prev_checksum = last.checksum;
     again.checksum = checksum_of(&again, &k);
-    let mut v =
-        ChainVerifier::new(trail(), &keys).resume_after(ChainSeq::new(u64::MAX - 1).unwrap(), base);
+    let mut v = ChainVerifier::new(trail(), &keys)
+        .resume_after(ChainSeq::new(ChainSeq::MAX.get() - 1).unwrap(), base);
     v.push(&last).unwrap();
     let failure = v.push(&again).unwrap_err();
-    assert_eq!(failure.seq.get(), u64::MAX);
+    assert_eq!(failure.seq, ChainSeq::MAX);
+    // Beyond 2^53 a seq cannot be canonicalized exactly (RFC 8785 numbers are IEEE-754
+    // doubles), so it is not a sequence number at all: the record JSON is refused.
+    assert!(ChainSeq::new(ChainSeq::MAX.get() + 1).is_err());
+    let mut json = serde_json::to_value(&last).unwrap();
+    json["chain_seq"] = serde_json::json!(ChainSeq::MAX.get() + 1);
+    assert!(serde_json::from_value::<relay_domain::Record>(json).is_err());
     assert!(matches!(failure.reason, VerifyFailureReason::Duplicate));
 }
 
