@@ -25,7 +25,7 @@ import zipfile
 from datetime import datetime, timedelta, timezone
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from verify_vectors import DOMAIN_TAG, canonical_bytes, jcs  # noqa: E402  (same directory)
+from verify_vectors import DOMAIN_TAG, canonical_bytes, consistent, jcs  # noqa: E402  (same directory)
 
 EXPORT_FORMAT = "gims-relay export v2"
 EXPORT_FORMATS = {"gims-relay export v1": 1, EXPORT_FORMAT: 2}  # v1: read, never written
@@ -170,36 +170,6 @@ def verify_inclusion(leaf, index, size, proof, root):
         fn >>= 1
         sn >>= 1
     return sn == 0 and r == root
-
-
-def consistent(old_size, new_size, old_root, new_root, proof):
-    """RFC 9162 §2.1.4.2: the tree of old_size leaves with head old_root is a prefix of the tree of
-    new_size leaves with head new_root. A tree never shrinks (old_size > new_size is False); equal
-    sizes hold only with equal heads and an empty proof (as verify_vectors.py checks it)."""
-    if old_size > new_size:
-        return False
-    if old_size == new_size:
-        return not proof and old_root == new_root
-    if old_size == 0:
-        return not proof
-    path = ([old_root] if old_size & (old_size - 1) == 0 else []) + list(proof)
-    if not path:
-        return False
-    fn, sn = old_size - 1, new_size - 1
-    while fn & 1:
-        fn, sn = fn >> 1, sn >> 1
-    fr = sr = path[0]
-    for c in path[1:]:
-        if sn == 0:
-            return False
-        if fn & 1 or fn == sn:
-            fr, sr = node_hash(c, fr), node_hash(c, sr)
-            while not fn & 1 and fn != 0:
-                fn, sn = fn >> 1, sn >> 1
-        else:
-            sr = node_hash(sr, c)
-        fn, sn = fn >> 1, sn >> 1
-    return sn == 0 and fr == old_root and sr == new_root
 
 
 def frontier_root(size, frontier):

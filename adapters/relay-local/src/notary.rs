@@ -70,6 +70,20 @@ fn append_line(dir: &Path, path: &Path, line: &[u8]) -> Result<(), LocalError> {
     Ok(())
 }
 
+/// One line of `trail`'s anchor file, which must be an anchor of that trail; `at` names the
+/// line in errors.
+fn parse_line(line: &[u8], trail: &TrailId, at: &str) -> Result<Anchor, NotaryError> {
+    let anchor: Anchor = serde_json::from_slice(line)
+        .map_err(|e| NotaryError::InvalidAnchor(format!("{at}: {e}")))?;
+    if anchor.trail_id != *trail {
+        return Err(NotaryError::InvalidAnchor(format!(
+            "{at}: anchor of trail {} in the file of trail {trail}",
+            anchor.trail_id
+        )));
+    }
+    Ok(anchor)
+}
+
 fn read_anchors(path: &Path, trail: &TrailId) -> Result<Vec<Anchor>, NotaryError> {
     let text = match fs::read_to_string(path) {
         Ok(text) => text,
@@ -88,18 +102,8 @@ fn read_anchors(path: &Path, trail: &TrailId) -> Result<Vec<Anchor>, NotaryError
     }
     let mut anchors = Vec::new();
     for (i, line) in body.split('\n').enumerate() {
-        let line_no = i + 1;
-        let anchor: Anchor = serde_json::from_str(line).map_err(|e| {
-            NotaryError::InvalidAnchor(format!("{} line {line_no}: {e}", path.display()))
-        })?;
-        if anchor.trail_id != *trail {
-            return Err(NotaryError::InvalidAnchor(format!(
-                "{} line {line_no}: anchor of trail {} in the file of trail {trail}",
-                path.display(),
-                anchor.trail_id
-            )));
-        }
-        anchors.push(anchor);
+        let at = format!("{} line {}", path.display(), i + 1);
+        anchors.push(parse_line(line.as_bytes(), trail, &at)?);
     }
     if !text.ends_with('\n') {
         return Err(NotaryError::InvalidAnchor(format!(
@@ -144,20 +148,12 @@ fn read_newest(path: &Path, trail: &TrailId) -> Result<Option<Anchor>, NotaryErr
         return Ok(read_anchors(path, trail)?.pop());
     };
     let mut newest: Option<Anchor> = None;
+    let at = format!("{} (last lines)", path.display());
     for line in tail[start + 1..]
         .split(|b| *b == b'\n')
         .filter(|l| !l.is_empty())
     {
-        let anchor: Anchor = serde_json::from_slice(line).map_err(|e| {
-            NotaryError::InvalidAnchor(format!("{} (last lines): {e}", path.display()))
-        })?;
-        if anchor.trail_id != *trail {
-            return Err(NotaryError::InvalidAnchor(format!(
-                "{}: anchor of trail {} in the file of trail {trail}",
-                path.display(),
-                anchor.trail_id
-            )));
-        }
+        let anchor = parse_line(line, trail, &at)?;
         if newest
             .as_ref()
             .is_none_or(|n| (anchor.seq, anchor.anchored_at) > (n.seq, n.anchored_at))

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
-use crate::checkpoint::{Checkpoint, CheckpointError, ORIGIN_PREFIX};
+use crate::checkpoint::{Checkpoint, CheckpointError, ORIGIN_PREFIX, split_note};
 use crate::export::{SealKey, SealPublicKey};
 use crate::ids::{ChainSeq, Checksum, TrailId};
 use crate::merkle::{MerkleAccumulator, consistency_proof_from_frontier, verify_consistency};
@@ -283,15 +283,7 @@ fn checkpoint_matches(
 ) -> Result<(), CheckpointError> {
     let cp = match seal {
         Some(key) => Checkpoint::open(note, key)?,
-        None => {
-            let body = note
-                .rfind("\n\n")
-                .map(|at| &note[..at + 1])
-                .ok_or_else(|| {
-                    CheckpointError::Malformed("no blank line before the signatures".into())
-                })?;
-            Checkpoint::parse_body(body)?
-        }
+        None => Checkpoint::parse_body(split_note(note)?.0)?,
     };
     let expected = expected_checkpoint(anchor);
     let differs = |field, found: String, expected: String| {

@@ -159,10 +159,7 @@ impl Checkpoint {
         if note.len() > MAX_NOTE_BYTES {
             return Err(CheckpointError::Malformed("the note is too large".into()));
         }
-        let split = note.rfind("\n\n").ok_or_else(|| {
-            CheckpointError::Malformed("no blank line before the signatures".into())
-        })?;
-        let (body, signatures) = (&note[..split + 1], &note[split + 2..]);
+        let (body, signatures) = split_note(note)?;
         let signatures = signatures.strip_suffix('\n').ok_or_else(|| {
             CheckpointError::Malformed("the note does not end with a newline".into())
         })?;
@@ -194,6 +191,15 @@ impl Checkpoint {
         }
         Err(CheckpointError::NoSignature(name))
     }
+}
+
+/// Splits a signed note at its last blank line (C2SP signed-note): the body (with its final
+/// newline) and the signature lines.
+pub fn split_note(note: &str) -> Result<(&str, &str), CheckpointError> {
+    let split = note
+        .rfind("\n\n")
+        .ok_or_else(|| CheckpointError::Malformed("no blank line before the signatures".into()))?;
+    Ok((&note[..split + 1], &note[split + 2..]))
 }
 
 /// The signed-note key name of a seal key: `gims-relay-seal-<fingerprint>`.

@@ -507,6 +507,27 @@ async fn scheduler_anchors_every_head_with_its_merkle_root_and_only_when_it_move
         Some(&seal.public()),
     );
     assert_eq!(signed.signatures_verified, 1);
+
+    // A restart never resumes from an anchor the stored trail contradicts: with the newest
+    // anchor's checksum changed (the record at its seq rewritten, as far as the scheduler can
+    // tell), the first round refuses to notarize and names the seq.
+    let mut forged = anchors.last().unwrap().clone();
+    forged.checksum = relay_domain::Checksum([0x5a; 32]);
+    let other_notary = Arc::new(relay_domain::memory::InMemoryNotary::new());
+    other_notary.anchor(&forged).await.unwrap();
+    let mut misled = NotaryScheduler::new(
+        f.adapters.record_store.clone(),
+        other_notary.clone(),
+        f.adapters.clock.clone(),
+        f.journal.clone(),
+    );
+    match misled.notarize_trail(&trail).await {
+        Err(relay_runtime::notary_scheduler::NotarizeError::Broken { seq, .. }) => {
+            assert_eq!(seq, forged.seq.get())
+        }
+        other => panic!("expected Broken at the forged anchor's seq, got {other:?}"),
+    }
+    assert_eq!(other_notary.anchors(&trail).await.unwrap(), vec![forged]);
 }
 
 /// A notary that is unavailable for its first `failures` anchors, then writes to `inner`.
