@@ -90,20 +90,24 @@ impl Payload {
 /// The largest integer magnitude an IEEE double holds exactly (RFC 8785 numbers are doubles).
 const MAX_EXACT_INT: u64 = 1 << 53;
 
-/// Refuses integers that canonicalization would silently round (a file size must stay exact).
+/// Refuses numbers beyond 2^53 in magnitude, integers or not: canonicalization would round them
+/// silently (a file size must stay exact), and their canonical text would not read back.
 fn check_numbers_exact(value: &serde_json::Value) -> Result<(), PayloadError> {
     match value {
         serde_json::Value::Number(n) => {
             let exact = match (n.as_u64(), n.as_i64()) {
                 (Some(u), _) => u <= MAX_EXACT_INT,
                 (None, Some(i)) => i.unsigned_abs() <= MAX_EXACT_INT,
-                (None, None) => true,
+                // A double beyond 2^53 is a whole number whose RFC 8785 text is an integer
+                // (e.g. `9007199254740993e1` becomes `90071992547409930`), which this very check
+                // would refuse on the next read: refuse it now, whatever its spelling.
+                (None, None) => n.as_f64().is_some_and(|f| f.abs() <= MAX_EXACT_INT as f64),
             };
             if exact {
                 Ok(())
             } else {
                 Err(PayloadError::NotCanonicalizable(format!(
-                    "integer {n} is beyond 2^53 and would be rounded; send it as a string"
+                    "number {n} is beyond 2^53 and would be rounded; send it as a string"
                 )))
             }
         }
@@ -218,6 +222,27 @@ mod tests {
             Err(e) => panic!("unexpected error {e}"),
         }
         assert!(Payload::from_value(&json!({"size": 9_007_199_254_740_992u64})).is_ok());
+    }
+
+    #[test]
+    fn whole_doubles_beyond_2_53_are_refused_so_canonical_text_reads_back() {
+        // Found by the record_json fuzz target: a double spelled with an exponent canonicalized
+        // to integer digits beyond 2^53, which the next read refused.
+        for text in [
+            r#"{"x":9007199254740993e1}"#,
+            r#"{"x":-1.8014398509481984e16}"#,
+            r#"{"x":1e300}"#,
+        ] {
+            assert!(
+                matches!(Payload::parse(text), Err(PayloadError::NotCanonicalizable(_))),
+                "{text} was accepted"
+            );
+        }
+        // Every accepted payload reads back as itself.
+        for text in [r#"{"x":9007199254740992e0}"#, r#"{"x":1.5e3}"#, r#"{"x":-0.25}"#] {
+            let payload = Payload::parse(text).expect("within 2^53");
+            assert_eq!(Payload::parse(payload.as_str()).expect("reads back"), payload);
+        }
     }
 
     #[test]
