@@ -40,6 +40,7 @@ pub async fn suite(notary: &dyn Notary, worm_probe: Option<&dyn AnchorTamperProb
     anchors_then_reads_back(notary).await;
     returns_anchors_ordered_by_seq_then_time(notary).await;
     keeps_trails_apart(notary).await;
+    stores_a_round_as_each_trails_anchor(notary).await;
     checks_the_worm_claim(notary, worm_probe).await;
 }
 
@@ -123,6 +124,49 @@ pub async fn keeps_trails_apart(notary: &dyn Notary) {
         listed.windows(2).all(|w| w[0] < w[1]),
         "anchored_trails is not sorted: {listed:?}"
     );
+}
+
+/// A round's anchors (`anchor_round`, one object on object stores) read back among each
+/// trail's anchors, count as each trail's newest, and leave the other trails and the list of
+/// anchored trails as they were.
+pub async fn stores_a_round_as_each_trails_anchor(notary: &dyn Notary) {
+    let a = unique_trail("no-round-a");
+    let b = unique_trail("no-round-b");
+    let alone = [
+        anchor(&a, 1, 0, TimeLabel::System),
+        anchor(&b, 1, 0, TimeLabel::System),
+    ];
+    for x in &alone {
+        must(notary.anchor(x).await, "anchor alone");
+    }
+    let first = [
+        anchor(&a, 2, 30_000_000, TimeLabel::System),
+        anchor(&b, 4, 30_000_000, TimeLabel::System),
+    ];
+    let receipts = must(notary.anchor_round(&first).await, "anchor round");
+    assert_eq!(receipts.len(), 2, "one receipt per anchor of the round");
+    assert!(receipts.iter().all(|r| !r.location.is_empty()));
+    let second = [anchor(&a, 3, 60_000_000, TimeLabel::System)];
+    must(notary.anchor_round(&second).await, "second round");
+    assert_eq!(
+        must(notary.anchors(&a).await, "anchors a"),
+        vec![alone[0].clone(), first[0].clone(), second[0].clone()]
+    );
+    assert_eq!(
+        must(notary.anchors(&b).await, "anchors b"),
+        vec![alone[1].clone(), first[1].clone()]
+    );
+    assert_eq!(
+        must(notary.newest_anchor(&a).await, "newest a"),
+        Some(second[0].clone())
+    );
+    assert_eq!(
+        must(notary.newest_anchor(&b).await, "newest b"),
+        Some(first[1].clone())
+    );
+    let listed = must(notary.anchored_trails().await, "anchored trails");
+    assert!(listed.contains(&a) && listed.contains(&b), "{listed:?}");
+    assert!(listed.windows(2).all(|w| w[0] < w[1]), "{listed:?}");
 }
 
 /// A notary claiming WORM must refuse a rewrite through its backend; any other posture is

@@ -254,6 +254,10 @@ impl Notary for AzureBlobNotary {
         self.notary.anchor(anchor).await
     }
 
+    async fn anchor_round(&self, anchors: &[Anchor]) -> Result<Vec<AnchorReceipt>, NotaryError> {
+        self.notary.anchor_round(anchors).await
+    }
+
     async fn anchors(&self, trail: &TrailId) -> Result<Vec<Anchor>, NotaryError> {
         self.notary.anchors(trail).await
     }

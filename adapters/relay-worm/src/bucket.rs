@@ -34,8 +34,9 @@ pub enum TrailListing {
 /// `Enforced`.
 #[async_trait]
 pub trait LockedBucket: Send + Sync + fmt::Debug {
-    /// What a version listing returns for each object version.
-    type Version: Send + Sync;
+    /// What a version listing returns for each object version. Its `Debug` text identifies the
+    /// version (id, generation, etag), so a cached read is reused only for the same version.
+    type Version: Send + Sync + fmt::Debug;
 
     /// A short name for posture events (`s3-object-lock`, ...).
     fn kind(&self) -> &'static str;

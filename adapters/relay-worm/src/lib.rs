@@ -26,5 +26,7 @@ mod name;
 mod notary;
 
 pub use bucket::{Listed, LockedBucket, TrailListing};
-pub use name::{AnchorName, decode_anchor, encode_anchor};
+pub use name::{
+    AnchorName, ROUNDS_FOLDER, RoundName, decode_anchor, decode_round, encode_anchor, encode_round,
+};
 pub use notary::WormNotary;

@@ -1,7 +1,7 @@
 //! The anchor object: its name and its body, written and read back in one place.
 
 use relay_domain::TrailId;
-use relay_domain::ports::{Anchor, NotaryError};
+use relay_domain::ports::{Anchor, AnchorRound, NotaryError};
 
 /// The name of one anchor object inside its trail's folder:
 /// `<seq>-<anchored_at>-<nonce>.json`, the seq and the anchoring time (Unix microseconds) as 20
@@ -61,6 +61,100 @@ impl AnchorName {
         // Only the canonical spelling, so a name round-trips byte for byte.
         (name.object_name("") == file).then_some(name)
     }
+}
+
+/// The folder under the notary's prefix that holds rounds (`<prefix>~rounds/`); `~` is never
+/// part of a trail id, so it cannot be mistaken for a trail's folder.
+pub const ROUNDS_FOLDER: &str = "~rounds";
+
+/// The name of one round object: `<prefix>~rounds/<YYYY-MM-DD>/<round_at>-<nonce>.json`, the
+/// round's UTC day as a folder (so a reader lists only the days it needs), the round's time in
+/// Unix microseconds as 20 zero-padded digits (names sort by time) and a random 64-bit nonce as
+/// 16 hex digits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoundName {
+    /// The round's UTC day, `YYYY-MM-DD`.
+    pub day: String,
+    /// When the round was made, in microseconds since the Unix epoch.
+    pub round_at_micros: i64,
+    /// The random part.
+    pub nonce: u64,
+}
+
+impl RoundName {
+    /// The name of a new object for `round`, made unique by `nonce`.
+    pub fn new(round: &AnchorRound, nonce: u64) -> Self {
+        Self {
+            day: round_day(round.round_at.unix_micros()),
+            round_at_micros: round.round_at.unix_micros(),
+            nonce,
+        }
+    }
+
+    /// The full object name under the notary's `prefix`.
+    pub fn object_name(&self, prefix: &str) -> String {
+        format!(
+            "{prefix}{ROUNDS_FOLDER}/{}/{:020}-{:016x}.json",
+            self.day, self.round_at_micros, self.nonce
+        )
+    }
+
+    /// Reads back an object name written by [`object_name`](Self::object_name) under `prefix`,
+    /// accepting only that exact spelling; `None` for anything else.
+    pub fn parse(prefix: &str, object_name: &str) -> Option<Self> {
+        let rest = object_name
+            .strip_prefix(prefix)?
+            .strip_prefix(ROUNDS_FOLDER)?
+            .strip_prefix('/')?;
+        let (day, file) = rest.split_once('/')?;
+        let (at, nonce) = file.strip_suffix(".json")?.split_once('-')?;
+        if at.len() != 20
+            || nonce.len() != 16
+            || !at.bytes().all(|b| b.is_ascii_digit())
+            || !nonce
+                .bytes()
+                .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        {
+            return None;
+        }
+        let name = Self {
+            day: day.to_owned(),
+            round_at_micros: at.parse().ok()?,
+            nonce: u64::from_str_radix(nonce, 16).ok()?,
+        };
+        (name.day == round_day(name.round_at_micros) && name.object_name(prefix) == object_name)
+            .then_some(name)
+    }
+}
+
+/// The UTC day (`YYYY-MM-DD`) of a time in Unix microseconds.
+pub fn round_day(micros: i64) -> String {
+    relay_domain::Timestamp::from_unix_micros(micros)
+        .map(|t| t.to_canonical()[..10].to_owned())
+        .unwrap_or_else(|_| "0000-00-00".to_owned())
+}
+
+/// The bytes stored for a round (its JSON).
+pub fn encode_round(round: &AnchorRound) -> Result<Vec<u8>, NotaryError> {
+    serde_json::to_vec(round).map_err(|e| NotaryError::Other {
+        message: "could not encode the anchor round".into(),
+        source: Some(Box::new(e)),
+    })
+}
+
+/// Decodes a stored round stored under `name`: a round's JSON (unknown fields refused) that
+/// passes [`AnchorRound::check`] and was made at the time its name states. `Err` says why not.
+pub fn decode_round(name: &RoundName, bytes: &[u8]) -> Result<AnchorRound, String> {
+    let round: AnchorRound =
+        serde_json::from_slice(bytes).map_err(|e| format!("not an anchor round: {e}"))?;
+    round.check()?;
+    if round.round_at.unix_micros() != name.round_at_micros {
+        return Err(format!(
+            "holds a round made at {}, not at the time its name states",
+            round.round_at
+        ));
+    }
+    Ok(round)
 }
 
 /// The bytes stored for `anchor` (its JSON).

@@ -160,7 +160,8 @@ pub struct ServerConfig {
     /// A forwarded record received more than this many seconds after it was recorded is shown
     /// as late (API, UI, exports); judged at read time from the stored time of receipt.
     pub late_after_secs: u64,
-    /// Interval (s) at which every trail head is notarized.
+    /// Interval (s) at which every moved trail head is notarized (default 30; one round object
+    /// for all moved trails, see `NotaryScheduler::notarize_all`).
     pub notary_interval_secs: u64,
     /// `system` or `ntp`.
     pub time_source: TimeSourceKind,
@@ -205,7 +206,7 @@ impl Default for ServerConfig {
             export_quota_per_user: 20,
             clock_skew_threshold_ms: 2000,
             late_after_secs: 900,
-            notary_interval_secs: 900,
+            notary_interval_secs: 30,
             time_source: TimeSourceKind::System,
             ntp_servers: Vec::new(),
             registration_closed: false,

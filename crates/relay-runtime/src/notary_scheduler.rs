@@ -27,10 +27,13 @@ use relay_domain::anchor_history::{AnchorBase, build_anchor};
 use relay_domain::export::SealKey;
 use relay_domain::merkle::{MerkleAccumulator, record_leaf_hash};
 use relay_domain::ports::{
-    Anchor, Notary, NotaryError, RecordStore, RecordStoreError, TimeSource, TimeSourceError,
+    Anchor, Notary, NotaryError, ROUND_SPAN_MICROS, RecordStore, RecordStoreError, TimeSource,
+    TimeSourceError,
 };
 use relay_domain::verify::RecordedAnchor;
-use relay_domain::{ChainSeq, Checksum, EventKind, GENESIS, Record, Subject, TrailId};
+use relay_domain::{
+    ChainSeq, Checksum, EventKind, GENESIS, Record, Subject, TimeLabel, Timestamp, TrailId,
+};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
@@ -105,6 +108,17 @@ pub enum NotarizeError {
         #[source]
         source: TimeSourceError,
     },
+    /// The notary refused or failed to store a round: none of its trails were anchored.
+    #[error("notary failed to store a round of {count} trail heads (the first of trail {first})")]
+    Round {
+        /// The round's first trail.
+        first: TrailId,
+        /// How many trails the round held.
+        count: usize,
+        /// The cause.
+        #[source]
+        source: NotaryError,
+    },
     /// The stored trail does not link up; a broken head is never notarized.
     #[error("trail {trail} does not link at chain_seq {seq}; not notarizing a broken chain")]
     Broken {
@@ -122,6 +136,7 @@ impl NotarizeError {
             | Self::Notary { trail, .. }
             | Self::Time { trail, .. }
             | Self::Broken { trail, .. } => trail,
+            Self::Round { first, .. } => first,
         }
     }
 }
@@ -151,6 +166,28 @@ struct TrailState {
     pending_base: Option<(ChainSeq, Checksum)>,
     /// Leaf hashes appended since `base`.
     since_base: Vec<Checksum>,
+    /// When this scheduler last stored the trail's anchor alone (Unix microseconds): its next
+    /// anchors may go into rounds for [`ROUND_SPAN_MICROS`] after that.
+    alone_at: Option<i64>,
+}
+
+impl TrailState {
+    /// Whether an anchor made at `now` may go into a round: an anchor of the trail stored alone
+    /// by this scheduler at most [`ROUND_SPAN_MICROS`] before.
+    fn round_eligible(&self, now: i64) -> bool {
+        self.alone_at
+            .is_some_and(|at| now >= at && now - at < ROUND_SPAN_MICROS)
+    }
+
+    /// Takes `anchor` as the trail's newest, stored alone or in a round.
+    fn anchored(&mut self, anchor: &Anchor, alone: bool) {
+        self.anchored = Some(anchor.seq);
+        self.base = AnchorBase::of(anchor);
+        self.since_base.clear();
+        if alone {
+            self.alone_at = Some(anchor.anchored_at.unix_micros());
+        }
+    }
 }
 
 /// Whether `record` is the `ANCHORED` event of an anchor of `_relay` itself.
@@ -201,6 +238,12 @@ impl NotaryScheduler {
 
     /// Anchors every trail whose head moved since its last anchor. Each failure has already
     /// been journaled, counted and logged when this returns.
+    ///
+    /// A trail whose anchor this scheduler stored alone less than [`ROUND_SPAN_MICROS`] ago
+    /// goes into the round ([`Notary::anchor_round`]: one object for all of them on an object
+    /// store); the others, and every trail's first anchor after a start, are stored alone. So a
+    /// round costs one write for the moving trails, one for `_relay`, and one per trail per
+    /// hour, however many trails there are.
     pub async fn notarize_all(&mut self, attempt: u32) -> NotarizeRound {
         let mut round = NotarizeRound::default();
         let trails = match self.store.trails().await {
@@ -215,14 +258,52 @@ impl NotaryScheduler {
                 return round;
             }
         };
+        let now = match self.clock.now().await {
+            Ok(now) => (now.at, now.label),
+            Err(source) => {
+                let e = NotarizeError::Time {
+                    trail: TrailId::relay(),
+                    source,
+                };
+                self.report(&e, attempt).await;
+                round.failures.push(e);
+                return round;
+            }
+        };
         // `_relay` last: its anchor then covers the ANCHORED events of this round.
         let (relay, others): (Vec<_>, Vec<_>) = trails
             .into_iter()
             .map(|(t, _)| t)
             .partition(TrailId::is_relay);
-        for trail in others.into_iter().chain(relay) {
-            match self.notarize(&trail).await {
-                Ok(Some(anchor)) => round.anchored.push(anchor),
+        for group in [others, relay] {
+            self.notarize_group(&group, &now, attempt, &mut round).await;
+        }
+        round
+    }
+
+    /// Anchors the trails of `group` that moved, made at `now`: alone or in one round.
+    async fn notarize_group(
+        &mut self,
+        group: &[TrailId],
+        now: &(Timestamp, TimeLabel),
+        attempt: u32,
+        round: &mut NotarizeRound,
+    ) {
+        let mut alone = Vec::new();
+        let mut in_round = Vec::new();
+        for trail in group {
+            match self.prepare(trail, Some(now)).await {
+                Ok(Some(anchor)) => {
+                    let eligible = self
+                        .trails
+                        .get(trail)
+                        .is_some_and(|s| s.round_eligible(now.0.unix_micros()));
+                    if eligible {
+                        in_round.push(anchor);
+                    } else {
+                        alone.push(anchor);
+                    }
+                }
                 Ok(None) => {}
                 Err(e) => {
                     self.report(&e, attempt).await;
@@ -230,7 +311,39 @@ impl NotaryScheduler {
                 }
             }
         }
-        round
+        for anchor in alone {
+            match self.store_alone(anchor).await {
+                Ok(anchor) => round.anchored.push(anchor),
+                Err(e) => {
+                    self.report(&e, attempt).await;
+                    round.failures.push(e);
+                }
+            }
+        }
+        let Some(first) = in_round.first().map(|a| a.trail_id.clone()) else {
+            return;
+        };
+        match self.notary.anchor_round(&in_round).await {
+            Ok(receipts) => {
+                for (anchor, receipt) in in_round.into_iter().zip(receipts) {
+                    if let Some(state) = self.trails.get_mut(&anchor.trail_id) {
+                        state.anchored(&anchor, false);
+                    }
+                    tracing::debug!(trail = %anchor.trail_id, seq = anchor.seq.get(), location = %receipt.location, "trail head notarized in a round");
+                    self.record_anchor(&anchor, &receipt.location).await;
+                    round.anchored.push(anchor);
+                }
+            }
+            Err(source) => {
+                let e = NotarizeError::Round {
+                    first,
+                    count: in_round.len(),
+                    source,
+                };
+                self.report(&e, attempt).await;
+                round.failures.push(e);
+            }
+        }
     }
 
     /// Anchors one trail's head if it moved since its last anchor (`None`: already anchored).
@@ -247,6 +360,38 @@ impl NotaryScheduler {
     }
 
     async fn notarize(&mut self, trail: &TrailId) -> Result<Option<Anchor>, NotarizeError> {
+        match self.prepare(trail, None).await? {
+            Some(anchor) => self.store_alone(anchor).await.map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Stores `anchor` as its own notary object and records it.
+    async fn store_alone(&mut self, anchor: Anchor) -> Result<Anchor, NotarizeError> {
+        let receipt =
+            self.notary
+                .anchor(&anchor)
+                .await
+                .map_err(|source| NotarizeError::Notary {
+                    trail: anchor.trail_id.clone(),
+                    source,
+                })?;
+        if let Some(state) = self.trails.get_mut(&anchor.trail_id) {
+            state.anchored(&anchor, true);
+        }
+        tracing::debug!(trail = %anchor.trail_id, seq = anchor.seq.get(), location = %receipt.location, "trail head notarized");
+        self.record_anchor(&anchor, &receipt.location).await;
+        Ok(anchor)
+    }
+
+    /// Reads the trail's records since the last round into its tree and, if its head moved
+    /// since its last anchor, makes the next anchor (at `now`, or the clock's time), without
+    /// storing it. `None`: nothing to anchor.
+    async fn prepare(
+        &mut self,
+        trail: &TrailId,
+        now: Option<&(Timestamp, TimeLabel)>,
+    ) -> Result<Option<Anchor>, NotarizeError> {
         let state = self.trails.entry(trail.clone()).or_default();
         if !state.anchors_loaded {
             let newest =
@@ -321,38 +466,30 @@ impl NotaryScheduler {
         {
             return Ok(None);
         }
-        let now = self
-            .clock
-            .now()
-            .await
-            .map_err(|source| NotarizeError::Time {
-                trail: trail.clone(),
-                source,
-            })?;
-        let anchor = build_anchor(
+        let now = match now {
+            Some(now) => now.clone(),
+            None => {
+                let now = self
+                    .clock
+                    .now()
+                    .await
+                    .map_err(|source| NotarizeError::Time {
+                        trail: trail.clone(),
+                        source,
+                    })?;
+                (now.at, now.label)
+            }
+        };
+        Ok(Some(build_anchor(
             trail,
             seq,
             checksum,
             &state.acc,
             state.base.as_ref(),
             &state.since_base,
-            (now.at, now.label),
+            now,
             self.seal.as_deref(),
-        );
-        let receipt =
-            self.notary
-                .anchor(&anchor)
-                .await
-                .map_err(|source| NotarizeError::Notary {
-                    trail: trail.clone(),
-                    source,
-                })?;
-        state.anchored = Some(seq);
-        state.base = AnchorBase::of(&anchor);
-        state.since_base.clear();
-        tracing::debug!(trail = %trail, seq = seq.get(), location = %receipt.location, "trail head notarized");
-        self.record_anchor(&anchor, &receipt.location).await;
-        Ok(Some(anchor))
+        )))
     }
 
     /// Records the notarization in `_relay` (`ANCHORED`), so verification can account for it.

@@ -26,7 +26,8 @@ pub use forward::{
     DeadLetter, ForwardCursor, ForwardCursorError, ForwardCursorStore, ForwardState,
 };
 pub use notary::{
-    ANCHOR_VERSION, Anchor, AnchorReceipt, ConsistencyLink, Notary, NotaryError, WormPosture,
+    ANCHOR_VERSION, Anchor, AnchorReceipt, AnchorRound, ConsistencyLink, Notary, NotaryError,
+    ROUND_SPAN_MICROS, WormPosture,
 };
 pub use object_store::{
     ObjectKey, ObjectKeyError, ObjectMeta, ObjectStore, ObjectStoreCapabilities, ObjectStoreError,

@@ -90,6 +90,60 @@ pub struct ConsistencyLink {
     pub proof: Vec<Checksum>,
 }
 
+/// How long after a trail's newest anchor stored alone its anchors may go into rounds
+/// ([`Notary::anchor_round`]): one hour. The scheduler stores a trail's anchor alone again when
+/// its last one stored alone is older; a notary looking for a trail's newest anchor reads only
+/// the rounds of that hour after it.
+pub const ROUND_SPAN_MICROS: i64 = 3_600 * 1_000_000;
+
+/// The anchors of several trails made in one scheduler round and stored as one notary object
+/// (docs/spec/checkpoint.md, "Rounds"). Each anchor is complete on its own (frontier,
+/// consistency link, signed checkpoint), so a trail is verified without reading the others.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AnchorRound {
+    /// When the round was made: the `anchored_at` of every anchor in it.
+    pub round_at: Timestamp,
+    /// One anchor per trail that moved since its previous anchor.
+    pub anchors: Vec<Anchor>,
+}
+
+impl AnchorRound {
+    /// A round of `anchors`; refuses an empty round, anchors made at different times or two
+    /// anchors of one trail.
+    pub fn new(anchors: Vec<Anchor>) -> Result<Self, String> {
+        let Some(first) = anchors.first() else {
+            return Err("a round holds at least one anchor".into());
+        };
+        let round = Self {
+            round_at: first.anchored_at,
+            anchors,
+        };
+        round.check()?;
+        Ok(round)
+    }
+
+    /// Checks what [`new`](Self::new) checks, for a round read back from a notary.
+    pub fn check(&self) -> Result<(), String> {
+        if self.anchors.is_empty() {
+            return Err("a round holds at least one anchor".into());
+        }
+        let mut trails = std::collections::BTreeSet::new();
+        for a in &self.anchors {
+            if a.anchored_at != self.round_at {
+                return Err(format!(
+                    "the anchor of {} was made at {}, the round at {}",
+                    a.trail_id, a.anchored_at, self.round_at
+                ));
+            }
+            if !trails.insert(&a.trail_id) {
+                return Err(format!("holds two anchors of trail {}", a.trail_id));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Where an anchor was stored.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AnchorReceipt {
@@ -165,7 +219,24 @@ pub trait Notary: Send + Sync + std::fmt::Debug {
     fn worm_posture(&self) -> WormPosture;
     /// Stores an anchor.
     async fn anchor(&self, anchor: &Anchor) -> Result<AnchorReceipt, NotaryError>;
-    /// Every anchor of a trail.
+    /// Stores the anchors one scheduler round made, at most one per trail, all with the same
+    /// `anchored_at` (an [`AnchorRound`]). Object-store notaries write the round as one object,
+    /// so a round costs one write however many trails moved; the default stores each anchor
+    /// with [`anchor`](Self::anchor). Returns one receipt per anchor, in order. Afterwards each
+    /// anchor is among its trail's [`anchors`](Self::anchors) and counts for
+    /// [`newest_anchor`](Self::newest_anchor) exactly as if it had been stored alone.
+    ///
+    /// Callers keep [`ROUND_SPAN_MICROS`]: a trail's anchor goes into a round only when the
+    /// trail has an anchor stored alone at most that long before, which bounds how far back a
+    /// notary looks for a trail's newest anchor.
+    async fn anchor_round(&self, anchors: &[Anchor]) -> Result<Vec<AnchorReceipt>, NotaryError> {
+        let mut receipts = Vec::with_capacity(anchors.len());
+        for anchor in anchors {
+            receipts.push(self.anchor(anchor).await?);
+        }
+        Ok(receipts)
+    }
+    /// Every anchor of a trail, stored alone or in a round.
     async fn anchors(&self, trail: &TrailId) -> Result<Vec<Anchor>, NotaryError>;
     /// The trail's newest anchor (highest seq, then latest time), what a relay needs at start to
     /// resume from its frontier. Adapters whose `anchors` reads every anchor override it to read
