@@ -86,6 +86,11 @@ impl S3Notary {
     pub fn trail_prefix(&self, trail: &TrailId) -> String {
         self.notary.trail_prefix(trail)
     }
+
+    /// The key prefix under which rounds are stored (`<prefix>~rounds/`).
+    pub fn rounds_prefix(&self) -> String {
+        self.notary.rounds_prefix()
+    }
 }
 
 #[async_trait]

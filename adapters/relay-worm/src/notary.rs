@@ -11,8 +11,8 @@ use relay_domain::ports::{
 
 use crate::bucket::{Listed, LockedBucket, TrailListing};
 use crate::name::{
-    AnchorName, ROUNDS_FOLDER, RoundName, decode_anchor, decode_round, encode_anchor,
-    encode_round, round_day,
+    AnchorName, ROUNDS_FOLDER, RoundName, decode_anchor, decode_round, encode_anchor, encode_round,
+    round_day,
 };
 
 /// Rounds already read, by object name: the version's identity and the round. Objects are
@@ -128,7 +128,9 @@ impl<B: LockedBucket> WormNotary<B> {
         let mut out = Vec::new();
         for (name, versions) in by_name {
             let Some(round_name) = RoundName::parse(&self.prefix, name) else {
-                return Err(self.bucket.invalid(name, &"is not a round the notary wrote"));
+                return Err(self
+                    .bucket
+                    .invalid(name, &"is not a round the notary wrote"));
             };
             if !wanted(&round_name) {
                 continue;
@@ -244,7 +246,13 @@ impl<B: LockedBucket> Notary for WormNotary<B> {
     async fn anchors(&self, trail: &TrailId) -> Result<Vec<Anchor>, NotaryError> {
         let mut out = self.anchors_alone(trail).await?;
         for round in self.read_rounds(&self.rounds_prefix(), |_| true).await? {
-            out.extend(round.anchors.iter().filter(|a| &a.trail_id == trail).cloned());
+            out.extend(
+                round
+                    .anchors
+                    .iter()
+                    .filter(|a| &a.trail_id == trail)
+                    .cloned(),
+            );
         }
         out.sort_by(|a, b| {
             (a.seq, a.anchored_at.unix_micros()).cmp(&(b.seq, b.anchored_at.unix_micros()))
@@ -548,8 +556,8 @@ mod tests {
         };
         // A second version of the round object.
         let (n, name) = fresh().await;
-        let body = encode_round(&AnchorRound::new(vec![anchor("t1", 2, base + 10)]).unwrap())
-            .unwrap();
+        let body =
+            encode_round(&AnchorRound::new(vec![anchor("t1", 2, base + 10)]).unwrap()).unwrap();
         n.bucket()
             .objects
             .lock()

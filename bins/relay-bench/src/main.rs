@@ -39,6 +39,7 @@ use sha2::{Digest, Sha256};
 
 use crate::error::BenchError;
 
+mod anchoring_bench;
 mod api_bench;
 mod bench_db;
 mod capture_bench;
@@ -166,6 +167,18 @@ enum Bench {
         /// Records of the large trail.
         #[arg(long, default_value_t = 10_000_000)]
         large: usize,
+    },
+    /// What anchoring costs an object store (issue 19): object writes, bytes, and the reads of
+    /// a restart, with `--trails` busy trails anchored every 30 s of simulated time into the
+    /// WORM notary over a counting in-memory bucket; rounds vs one object per moved trail.
+    Anchoring {
+        /// Busy trails (each gets one record per round).
+        #[arg(long, default_value_t = 1000)]
+        trails: usize,
+        /// Rounds of 30 s simulated (125 is just over an hour: every trail is stored alone
+        /// twice, at the first round and an hour later).
+        #[arg(long, default_value_t = 125)]
+        rounds: usize,
     },
     /// Sealed export of a SQLite trail to a package, then `relay-verify` of it as a child
     /// process (wall time and peak RSS). Build relay-verify first:
@@ -882,6 +895,13 @@ fn run(args: Args) -> Result<(), BenchError> {
     {
         let rt = runtime()?;
         return print_rows(rt.block_on(startup_bench::bench_startup(admin_dsn, *small, *large))?);
+    }
+    if let Some(Bench::Anchoring { trails, rounds }) = &args.command {
+        let rt = runtime()?;
+        let rows = rt
+            .block_on(anchoring_bench::bench_anchoring(*trails, *rounds))
+            .map_err(BenchError::Missing)?;
+        return print_rows(rows);
     }
     if let Some(Bench::Pg { admin_dsn, records }) = &args.command {
         let rt = runtime()?;

@@ -6,8 +6,11 @@
 //! (COMPLIANCE) objects in an S3 bucket, the seal key and trail key as files in the server's
 //! `data_dir/secrets`. No edge: the server's own `_relay` trail (STARTUP, ACCESS, ANCHORED...)
 //! is the victim. The server runs twice with `notary_interval_secs = 1` and is stopped with
-//! SIGTERM (a final notarization happens at shutdown); `relay-server verify` passes on what it
-//! leaves, then:
+//! SIGTERM (a final notarization happens at shutdown). Each run's first anchor of `_relay` is an
+//! object of its own; the second run logs in again after it, so its later anchors are in round
+//! objects (`anchors/~rounds/`, one object per round for every trail that moved), and the
+//! newest anchor every attack below works against is one in a round. `relay-server verify`
+//! passes on what it leaves, then:
 //!
 //! 1. **Tail deletion as the owner.** The owner's DELETE is refused by the trigger; the owner
 //!    disables `event_log_no_delete`, deletes `_relay`'s records from the newest anchored seq
@@ -15,8 +18,8 @@
 //!    append-only control is back in place, but `verify` exits 1: `_relay` is BROKEN, truncated
 //!    under a notary anchor that covers a missing seq. A trigger dropped and left dropped is a
 //!    `MISSING append-only enforcement` line naming it.
-//! 2. **Deleting an anchor through S3.** Deleting the newest anchor's locked version (with and
-//!    without the governance bypass) is refused by Object Lock COMPLIANCE (`AccessDenied`); the
+//! 2. **Deleting an anchor through S3.** Deleting a round object, or the newest anchor object's
+//!    locked version (with and without the governance bypass), is refused by Object Lock COMPLIANCE (`AccessDenied`); the
 //!    version is still there and `verify` still exits 0.
 //! 3. **A forged anchor that shrinks the tree.** Object Lock allows new names, so the attacker
 //!    writes a new, locked anchor object (correct name, COMPLIANCE retention as the notary
@@ -181,6 +184,24 @@ impl Deployment {
                 );
                 tokio::time::sleep(Duration::from_millis(200)).await;
             }
+            if round == 1 {
+                // `_relay` moves again after this run's first anchor (stored alone): the anchor
+                // that covers it is made by a later round of the same scheduler, so it goes into
+                // a round object (`anchors/~rounds/`).
+                let seen = self.newest_anchored_seq().await;
+                let (status, reply) =
+                    common::http_json(port, "POST", "/api/v1/auth/login", None, Some(&body));
+                assert_eq!(status, 200, "login: {reply}");
+                let start = Instant::now();
+                while self.newest_anchored_seq().await <= seen {
+                    assert!(
+                        start.elapsed() < Duration::from_secs(30),
+                        "no anchor of _relay past seq {seen} after the second login: {}",
+                        server.log_tail()
+                    );
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                }
+            }
             server.stop();
             anchored = self.newest_anchored_seq().await;
         }
@@ -264,6 +285,49 @@ impl Deployment {
             .collect();
         versions.sort();
         (versions, listed.delete_markers().len())
+    }
+
+    /// Every round object (key, version id) and how many anchors of `_relay` they hold.
+    async fn round_versions(&self) -> (Vec<(String, String)>, usize) {
+        let listed = self
+            .client
+            .sdk()
+            .list_object_versions()
+            .bucket(&self.bucket)
+            .prefix(self.notary.rounds_prefix())
+            .send()
+            .await
+            .unwrap();
+        assert_ne!(listed.is_truncated(), Some(true), "one page is enough here");
+        let mut versions = Vec::new();
+        let mut relay_anchors = 0;
+        for v in listed.versions() {
+            let (key, id) = (v.key().unwrap(), v.version_id().unwrap());
+            let body = self
+                .client
+                .sdk()
+                .get_object()
+                .bucket(&self.bucket)
+                .key(key)
+                .version_id(id)
+                .send()
+                .await
+                .unwrap()
+                .body
+                .collect()
+                .await
+                .unwrap()
+                .into_bytes();
+            let round: relay_domain::ports::AnchorRound = serde_json::from_slice(&body).unwrap();
+            relay_anchors += round
+                .anchors
+                .iter()
+                .filter(|a| a.trail_id.is_relay())
+                .count();
+            versions.push((key.to_owned(), id.to_owned()));
+        }
+        versions.sort();
+        (versions, relay_anchors)
     }
 
     async fn drop_database(mut self) {
@@ -412,21 +476,65 @@ async fn anchors_resist_deletion_and_a_forged_anchor_that_shrinks_the_tree_fails
         "{stdout}"
     );
 
-    // Deleting the newest anchor's version is refused by COMPLIANCE retention.
+    // Each anchor is an object of its own (the first of each run) or in a round object (the
+    // later ones of a run): one object per round, however many trails it holds.
     let (versions, markers) = d.relay_anchor_versions().await;
-    assert_eq!(versions.len(), anchors.len(), "{versions:?}");
+    let (rounds, in_rounds) = d.round_versions().await;
+    assert!(
+        !rounds.is_empty(),
+        "the second run's later anchors are in rounds"
+    );
+    assert_eq!(
+        versions.len() + in_rounds,
+        anchors.len(),
+        "{versions:?} {rounds:?}"
+    );
     assert_eq!(markers, 0);
+    // Deleting a round object is refused by COMPLIANCE retention like any anchor.
+    let sdk = d.client.sdk();
+    for (key, version) in &rounds {
+        let refused = sdk
+            .delete_object()
+            .bucket(&d.bucket)
+            .key(key)
+            .version_id(version)
+            .bypass_governance_retention(true)
+            .send()
+            .await
+            .expect_err("deleting a locked round must be refused");
+        assert_eq!(
+            refused.as_service_error().and_then(|e| e.meta().code()),
+            Some("AccessDenied"),
+            "{refused:?}"
+        );
+    }
+    assert_eq!(d.round_versions().await.0, rounds);
+    // Deleting the newest anchor stored alone is refused the same way.
+    let newest_alone = d
+        .relay_anchors()
+        .await
+        .into_iter()
+        .filter(|a| {
+            versions.iter().any(|(k, _)| {
+                k.contains(&format!(
+                    "{:020}-{:020}-",
+                    a.seq.get(),
+                    a.anchored_at.unix_micros()
+                ))
+            })
+        })
+        .next_back()
+        .unwrap();
     let (key, version) = versions.last().unwrap().clone();
     assert!(
         key.starts_with(&format!(
             "{}{:020}-{:020}-",
             d.notary.trail_prefix(&relay),
-            newest.seq.get(),
-            newest.anchored_at.unix_micros()
+            newest_alone.seq.get(),
+            newest_alone.anchored_at.unix_micros()
         )),
         "the newest name is the newest anchor's: {key}"
     );
-    let sdk = d.client.sdk();
     let locked = sdk
         .head_object()
         .bucket(&d.bucket)

@@ -234,14 +234,24 @@ mod tests {
             r#"{"x":1e300}"#,
         ] {
             assert!(
-                matches!(Payload::parse(text), Err(PayloadError::NotCanonicalizable(_))),
+                matches!(
+                    Payload::parse(text),
+                    Err(PayloadError::NotCanonicalizable(_))
+                ),
                 "{text} was accepted"
             );
         }
         // Every accepted payload reads back as itself.
-        for text in [r#"{"x":9007199254740992e0}"#, r#"{"x":1.5e3}"#, r#"{"x":-0.25}"#] {
+        for text in [
+            r#"{"x":9007199254740992e0}"#,
+            r#"{"x":1.5e3}"#,
+            r#"{"x":-0.25}"#,
+        ] {
             let payload = Payload::parse(text).expect("within 2^53");
-            assert_eq!(Payload::parse(payload.as_str()).expect("reads back"), payload);
+            assert_eq!(
+                Payload::parse(payload.as_str()).expect("reads back"),
+                payload
+            );
         }
     }
 

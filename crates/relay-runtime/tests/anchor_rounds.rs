@@ -82,11 +82,17 @@ struct Fixture {
 
 fn fixture() -> Fixture {
     let store: Arc<dyn RecordStore> = Arc::new(InMemoryRecordStore::new());
-    let clock = Arc::new(ManualClock::new(Timestamp::from_unix_micros(START).unwrap()));
+    let clock = Arc::new(ManualClock::new(
+        Timestamp::from_unix_micros(START).unwrap(),
+    ));
     let key = TrailKey::new(KeyId::new("k-rounds").unwrap(), &[7; 32]).unwrap();
     let time: Arc<dyn TimeSource> = clock.clone();
     let appender = Arc::new(AppendService::new(store.clone(), time, key));
-    let journal = Journal::new(appender.clone(), Metrics::new(), Device::new("srv").unwrap());
+    let journal = Journal::new(
+        appender.clone(),
+        Metrics::new(),
+        Device::new("srv").unwrap(),
+    );
     Fixture {
         store,
         clock,
@@ -249,9 +255,8 @@ async fn a_failed_round_anchors_none_of_its_trails_and_the_next_round_catches_up
     let notary = Arc::new(RoundsFail(InMemoryNotary::new(), AtomicUsize::new(0)));
     let dyn_notary: Arc<dyn Notary> = notary.clone();
     let clock: Arc<dyn TimeSource> = f.clock.clone();
-    let mut scheduler =
-        NotaryScheduler::new(f.store.clone(), dyn_notary, clock, f.journal.clone())
-            .with_seal_key(f.seal.clone());
+    let mut scheduler = NotaryScheduler::new(f.store.clone(), dyn_notary, clock, f.journal.clone())
+        .with_seal_key(f.seal.clone());
     f.append_to_every_trail().await;
     assert!(scheduler.notarize_all(1).await.failures.is_empty());
     f.at(30_000_000);
@@ -267,17 +272,9 @@ async fn a_failed_round_anchors_none_of_its_trails_and_the_next_round_catches_up
     );
     assert!(failed.anchored.iter().all(|a| a.trail_id.is_relay()));
     // The failure is journaled in `_relay` as NOTARY_FAILED.
-    let relay = f
-        .store
-        .read(&TrailId::relay(), 0, 10_000)
-        .await
-        .unwrap();
-    assert!(
-        relay
-            .iter()
-            .any(|r| r.kind == EventKind::notary_failed()
-                && r.payload.as_str().contains("a round of 40 trail heads"))
-    );
+    let relay = f.store.read(&TrailId::relay(), 0, 10_000).await.unwrap();
+    assert!(relay.iter().any(|r| r.kind == EventKind::notary_failed()
+        && r.payload.as_str().contains("a round of 40 trail heads")));
     // The next round anchors every trail's head, linked to the anchor before the failure.
     f.at(60_000_000);
     let next = scheduler.notarize_all(2).await;
