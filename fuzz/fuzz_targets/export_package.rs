@@ -4,7 +4,7 @@
 //! records.jsonl, records.csv, records.json, proofs.jsonl; a missing part, or a part that is
 //! exactly `!`, is a file absent from the package.
 //!
-//! Properties: no panic; the verdict is deterministic; at most one finding per (file, check);
+//! Properties: no panic; the verdict is deterministic and the same on one thread and on three; at most one finding per (file, check);
 //! a package that holds has a valid seal over its manifest and as many records as the manifest
 //! says; and one that holds with the trail keys also holds links-only (HMACs only add checks).
 #![no_main]
@@ -59,6 +59,7 @@ fuzz_target!(|data: &[u8]| {
     let with_keys = VerifyOptions {
         keys: Some(seed_ring()),
         expect_fingerprint: None,
+        threads: 1,
     };
     let report = match verify_package(inputs(&parts), &with_keys) {
         Ok(report) => report,
@@ -76,8 +77,12 @@ fuzz_target!(|data: &[u8]| {
             report.findings
         );
     }
-    // Deterministic.
-    let again = verify_package(inputs(&parts), &with_keys).expect("the same input verifies again");
+    // Deterministic, and the same with the per-record work on several threads.
+    let threaded = VerifyOptions {
+        threads: 3,
+        ..with_keys
+    };
+    let again = verify_package(inputs(&parts), &threaded).expect("the same input verifies again");
     assert_eq!(verdict(&report), verdict(&again));
     // One finding per (file, check): a hostile package cannot make the report as large as itself.
     let mut seen = HashSet::new();

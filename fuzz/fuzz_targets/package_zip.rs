@@ -33,6 +33,7 @@ fuzz_target!(|data: &[u8]| {
         let options = VerifyOptions {
             keys: Some(seed_ring()),
             expect_fingerprint: None,
+            threads: 2,
         };
         // Err is "unusable package" (exit 2), a normal answer to garbage.
         if let Ok(report) = verify_package(inputs, &options) {

@@ -565,7 +565,7 @@ mod tests {
             .push((name.clone(), 2, Some(body)));
         assert!(invalid(n.anchors(&t1).await).contains("has 2 versions"));
         // A round whose time is not the one its name states (moved in time).
-        let (n, name) = fresh().await;
+        let (n, _) = fresh().await;
         n.bucket().objects.lock().unwrap()[1].2 = Some(
             encode_round(&AnchorRound::new(vec![anchor("t1", 2, base + 11)]).unwrap()).unwrap(),
         );

@@ -204,7 +204,7 @@ async fn simulate(trails: usize, rounds: usize, use_rounds: bool) -> Result<Run,
     let mut scheduler =
         NotaryScheduler::new(store.clone(), notary, time, journal.clone()).with_seal_key(seal);
     let ids: Vec<TrailId> = (0..trails)
-        .map(|i| TrailId::new(&format!("ws-{i:05}")).map_err(|e| e.to_string()))
+        .map(|i| TrailId::new(format!("ws-{i:05}")).map_err(|e| e.to_string()))
         .collect::<Result<_, _>>()?;
     let payload =
         Payload::from_value(&serde_json::json!({"size": 1})).map_err(|e| e.to_string())?;

@@ -73,6 +73,10 @@ struct VerifyArgs {
     /// Print the report as JSON.
     #[arg(long)]
     json: bool,
+    /// Threads for checking records (parsing, canonical layout, hashes, HMACs, renderings);
+    /// the report is the same for any number. Default: the machine's cores.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
+    threads: Option<u16>,
 }
 
 #[derive(Debug, Args)]
@@ -185,9 +189,14 @@ fn run_verify(args: &VerifyArgs) -> Result<Outcome, CliError> {
     let pins = read_pins(args)?;
     let package = Package::open(path)?;
     let inputs = package.inputs()?;
+    let threads = args.threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
+        usize::from,
+    );
     let options = VerifyOptions {
         keys: keys.as_ref(),
         expect_fingerprint: None,
+        threads,
     };
     let mut report = verify_package(inputs, &options)?;
     report.pin(&pins);

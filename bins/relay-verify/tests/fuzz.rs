@@ -26,6 +26,12 @@ fn package() -> Vec<Vec<u8>> {
 }
 
 fn run(files: &[Vec<u8>]) -> Option<bool> {
+    report(files, 1).map(|r| r.holds())
+}
+
+/// The whole report (every finding and passed check, in order) with the per-record work on
+/// `threads` threads; `None`: the package is unusable.
+fn report(files: &[Vec<u8>], threads: usize) -> Option<relay_domain::export::PackageReport> {
     let r = |i: usize| Some(Cursor::new(files[i].clone()));
     let inputs = PackageInputs {
         manifest: files[0].clone(),
@@ -38,9 +44,27 @@ fn run(files: &[Vec<u8>]) -> Option<bool> {
         access_review_json: None,
         other_entries: Vec::new(),
     };
-    verify_package(inputs, &VerifyOptions::default())
-        .ok()
-        .map(|report| report.holds())
+    let options = VerifyOptions {
+        threads,
+        ..VerifyOptions::default()
+    };
+    verify_package(inputs, &options).ok()
+}
+
+/// A report as comparable text: the findings (file, row, seq, check, detail), then the checks
+/// that held.
+fn report_text(report: &relay_domain::export::PackageReport) -> Vec<String> {
+    report
+        .findings
+        .iter()
+        .map(|f| format!("{f} (row {:?}, seq {:?})", f.row, f.seq))
+        .chain(
+            report
+                .passed
+                .iter()
+                .map(|p| format!("{}: {}", p.check, p.detail)),
+        )
+        .collect()
 }
 
 /// Whether two `manifest.json` texts carry the same signed canonical bytes and the same seal.
@@ -162,5 +186,34 @@ proptest! {
         }
         let outcome = run(&files);
         prop_assert_ne!(outcome, Some(true), "mutation op {} at {} of {} went unnoticed", op, i, FILES[which]);
+    }
+
+    // Issue 23: the records are checked on several threads with the same verdict, the same
+    // first bad record and the same report, whatever the tampering.
+    #[test]
+    fn several_threads_give_the_same_report_as_one(
+        which in 0usize..5,
+        at in any::<prop::sample::Index>(),
+        op in 0u8..5,
+        byte in any::<u8>(),
+        threads in 2usize..5,
+    ) {
+        let mut files = package();
+        let f = &mut files[which];
+        let i = at.index(f.len());
+        match op {
+            0 => f[i] = byte,
+            1 => { f.remove(i); }
+            2 => f.insert(i, byte),
+            3 => f.truncate(i),
+            _ => {}
+        }
+        let one = report(&files, 1);
+        let many = report(&files, threads);
+        prop_assert_eq!(one.is_some(), many.is_some());
+        if let (Some(one), Some(many)) = (one, many) {
+            prop_assert_eq!(report_text(&one), report_text(&many));
+            prop_assert_eq!(one.holds(), many.holds());
+        }
     }
 }

@@ -220,7 +220,7 @@ pub struct ChainVerifier<'k> {
 /// The HMAC verdict on one record, computed ahead of the ordered checks by
 /// [`ChainVerifier::push_page`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Hmac {
+pub(crate) enum Hmac {
     /// The checksum is the HMAC of the record under its key.
     Holds,
     /// The record's key is not in the ring.
@@ -342,6 +342,16 @@ impl<'k> ChainVerifier<'k> {
     /// Checks the next record.
     pub fn push(&mut self, record: &Record) -> Result<(), VerifyFailure> {
         self.push_checked(record, None)
+    }
+
+    /// [`push`](Self::push) with the record's HMAC verdict computed ahead (on another thread),
+    /// for the package verifier's batched walk.
+    pub(crate) fn push_with_verdict(
+        &mut self,
+        record: &Record,
+        hmac: Hmac,
+    ) -> Result<(), VerifyFailure> {
+        self.push_checked(record, Some(hmac))
     }
 
     /// [`push`](Self::push), with the record's HMAC verdict already computed (`Some`) or to be
@@ -485,7 +495,7 @@ impl<'k> ChainVerifier<'k> {
 }
 
 /// The HMAC verdict on `record` under its key from `keys`.
-fn hmac_verdict(record: &Record, keys: &KeyRing, buf: &mut Vec<u8>) -> Hmac {
+pub(crate) fn hmac_verdict(record: &Record, keys: &KeyRing, buf: &mut Vec<u8>) -> Hmac {
     match keys.get(&record.key_id) {
         None => Hmac::UnknownKey,
         Some(key) if checksum_with_buf(record, key, buf).ct_eq(&record.checksum) => Hmac::Holds,

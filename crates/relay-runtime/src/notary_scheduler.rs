@@ -467,7 +467,7 @@ impl NotaryScheduler {
             return Ok(None);
         }
         let now = match now {
-            Some(now) => now.clone(),
+            Some(now) => *now,
             None => {
                 let now = self
                     .clock

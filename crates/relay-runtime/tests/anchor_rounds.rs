@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Anchor rounds (issue 19, item 1): the notary scheduler's cost per round does not grow with
 //! the number of trails. Every trail that moved goes into one `anchor_round` call (one object
 //! on an object store) once the trail has an anchor stored alone less than an hour old; a
@@ -116,7 +117,7 @@ impl Fixture {
     }
 
     fn trail(i: usize) -> TrailId {
-        TrailId::new(&format!("ws-{i:03}")).unwrap()
+        TrailId::new(format!("ws-{i:03}")).unwrap()
     }
 
     async fn append_to_every_trail(&self) {

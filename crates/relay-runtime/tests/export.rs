@@ -152,6 +152,11 @@ async fn export(f: &Fixture, req: &ExportRequest) -> relay_runtime::export::Expo
 }
 
 fn verify_dir(dir: &Path, keys: Option<&KeyRing>) -> PackageReport {
+    verify_dir_on(dir, keys, 2)
+}
+
+/// [`verify_dir`] with the per-record work on `threads` threads.
+fn verify_dir_on(dir: &Path, keys: Option<&KeyRing>, threads: usize) -> PackageReport {
     let open = |name: &str| -> Option<Box<dyn std::io::BufRead>> {
         let p = dir.join(name);
         p.is_file().then(|| {
@@ -175,9 +180,111 @@ fn verify_dir(dir: &Path, keys: Option<&KeyRing>) -> PackageReport {
         &VerifyOptions {
             keys,
             expect_fingerprint: None,
+            threads,
         },
     )
     .unwrap()
+}
+
+/// A report as comparable text: every finding with its row and seq, then the checks that held.
+fn report_text(report: &PackageReport) -> Vec<String> {
+    report
+        .findings
+        .iter()
+        .map(|f| format!("{f} (row {:?}, seq {:?})", f.row, f.seq))
+        .chain(
+            report
+                .passed
+                .iter()
+                .map(|p| format!("{}: {}", p.check, p.detail)),
+        )
+        .collect()
+}
+
+// REQ: R5.3
+#[tokio::test]
+async fn packages_larger_than_a_batch_verify_the_same_on_one_thread_and_on_several() {
+    // 2,600 records: the walk of records.jsonl reads, prepares and checks them in batches of
+    // 1,024 lines, so the faults below sit in the middle of the second batch and at the first
+    // line of the third.
+    let f = fixture().await;
+    let appends: Vec<_> = (0..2_600)
+        .map(|i| {
+            let appender = f.appender.clone();
+            tokio::spawn(async move {
+                appender
+                    .append(draft(
+                        EventKind::file_created(),
+                        "PRJ-B",
+                        &format!("run-{:02}/f{i:05}.fid", i % 40),
+                        serde_json::json!({"size": i, "sha256": format!("{i:064x}")}),
+                    ))
+                    .await
+                    .unwrap()
+            })
+        })
+        .collect();
+    for a in appends {
+        a.await.unwrap();
+    }
+    let src = f.root.join("big");
+    export(&f, &request(src.clone())).await;
+    let one = verify_dir_on(&src, Some(&f.keys), 1);
+    assert!(one.holds(), "{:#?}", one.findings);
+    assert_eq!(one.records, 2_600);
+    for threads in [2, 3, 8] {
+        assert_eq!(
+            report_text(&verify_dir_on(&src, Some(&f.keys), threads)),
+            report_text(&one)
+        );
+    }
+    let lines = |dir: &Path| -> Vec<String> {
+        std::fs::read_to_string(dir.join("records.jsonl"))
+            .unwrap()
+            .lines()
+            .map(str::to_owned)
+            .collect()
+    };
+    let edit = |name: &str, row: usize, change: &dyn Fn(&str) -> String| -> PathBuf {
+        let dir = f.root.join(name);
+        copy_dir(&src, &dir);
+        let mut all = lines(&dir);
+        all[row - 1] = change(&all[row - 1]);
+        std::fs::write(dir.join("records.jsonl"), all.join("\n") + "\n").unwrap();
+        dir
+    };
+    // A record altered in the middle of the second batch (its HMAC no longer holds), a line
+    // that does not parse at the first line of the third: the same first bad record, the same
+    // report, on any number of threads.
+    let altered = edit("altered", 1_500, &|l| {
+        l.replacen("\"size\":", "\"size\":1", 1)
+    });
+    let broken = edit("unparsable", 2_049, &|l| l.replacen('{', "[", 1));
+    for (dir, row, check) in [(&altered, 1_500, "chain"), (&broken, 2_049, "parse")] {
+        let one = verify_dir_on(dir, Some(&f.keys), 1);
+        let first = one
+            .findings
+            .iter()
+            .find(|x| x.file == "records.jsonl")
+            .unwrap_or_else(|| panic!("no records.jsonl finding: {:#?}", one.findings));
+        assert_eq!((first.row, first.check), (Some(row), check), "{first}");
+        for threads in [2, 3] {
+            assert_eq!(
+                report_text(&verify_dir_on(dir, Some(&f.keys), threads)),
+                report_text(&one),
+                "{}",
+                dir.display()
+            );
+        }
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+    }
 }
 
 fn assert_fails_in(report: &PackageReport, file: &str) {

@@ -496,6 +496,7 @@ pub(super) fn verify_dir_package(
         &VerifyOptions {
             keys: Some(keys),
             expect_fingerprint: Some(fingerprint),
+            threads: std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get),
         },
     )
     .map_err(|e| format!("package unreadable: {e}"))

@@ -69,6 +69,10 @@ pub struct VerifyOptions<'a> {
     pub keys: Option<&'a KeyRing>,
     /// The seal key fingerprint the auditor expects (from the relay's `_relay` trail).
     pub expect_fingerprint: Option<&'a str>,
+    /// Threads for the per-record work of the walk of `records.jsonl` (parsing, canonical
+    /// layout, leaf hashes, HMACs, expected renderings); 0 or 1: the calling thread only. The
+    /// ordered checks stay on the calling thread, so the report is the same for any number.
+    pub threads: usize,
 }
 
 /// The package's files, opened by the caller. A file absent from the package is `None`.
@@ -293,6 +297,7 @@ pub fn verify_package<R: BufRead>(
     let mut v = PackageVerifier::new(
         manifest,
         options.keys,
+        options.threads,
         Files {
             jsonl: records_jsonl.map(|r| HashedLines::new(RECORDS_JSONL, r)),
             csv: records_csv.map(|r| HashedLines::new(RECORDS_CSV, r)),
@@ -365,6 +370,8 @@ struct PackageVerifier<'k, R> {
     contiguous: bool,
     /// The trail keys, to recompute HMACs (`None`: links only).
     keys: Option<&'k KeyRing>,
+    /// Threads for the per-record work of the walk ([`VerifyOptions::threads`]).
+    threads: usize,
     /// What held and what failed so far.
     f: Findings,
     /// Whether the seal key is the one the auditor expected.
@@ -416,13 +423,19 @@ struct PackageVerifier<'k, R> {
 
 impl<'k, R: BufRead> PackageVerifier<'k, R> {
     /// A verifier of the package of `manifest`, before any check.
-    fn new(manifest: ExportManifest, keys: Option<&'k KeyRing>, files: Files<R>) -> Self {
+    fn new(
+        manifest: ExportManifest,
+        keys: Option<&'k KeyRing>,
+        threads: usize,
+        files: Files<R>,
+    ) -> Self {
         let records_ok = files.jsonl.is_some();
         Self {
             whole: manifest.is_whole_trail(),
             contiguous: manifest.is_contiguous(),
             manifest,
             keys,
+            threads,
             f: Findings::default(),
             origin: Origin::Unpinned,
             anchors: Vec::new(),

@@ -14,7 +14,6 @@ use super::lines::{Line, strip_newline};
 use super::signatures::{RenderedSignatures, short};
 use super::{PackageError, PackageVerifier};
 use crate::canonical::{EVENT_DOMAIN_TAG, write_canonical};
-use crate::chain::checksum_with_buf;
 use crate::export::render::{
     CSV_HEADER, JSON_OPEN, Manifestation, write_csv_prefix, write_json_prefix,
 };
@@ -22,10 +21,118 @@ use crate::export::{RECORDS_CSV, RECORDS_JSON, RECORDS_JSONL};
 use crate::ids::{
     Actor, ActorSource, ChainSeq, Checksum, Device, EventKind, KeyId, Project, Subject, TrailId,
 };
+use crate::keys::KeyRing;
 use crate::merkle::record_leaf_hash;
 use crate::record::{Payload, Record};
 use crate::timestamp::{TimeLabel, Timestamp};
-use crate::verify::ChainVerifier;
+use crate::verify::{ChainVerifier, Hmac, hmac_verdict};
+
+/// Lines of `records.jsonl` read, then prepared together (on the configured threads), then
+/// checked in order.
+const BATCH_LINES: usize = 1024;
+
+/// The per-record work done ahead of the ordered checks, which needs nothing but the line (and
+/// the keys): check 7's parse and canonical layout, the leaf hash, the HMAC verdict and the
+/// expected prefixes of the record's rows in the renderings.
+struct Prepared {
+    /// The record, or why its line is not a record in canonical layout (check 7).
+    record: Result<Record, String>,
+    /// The record's leaf hash (zero when it did not parse).
+    leaf: Checksum,
+    /// The HMAC verdict under the trail keys, when given.
+    hmac: Option<Hmac>,
+    /// The record's `records.json` row up to its signatures, when that file is read.
+    json_prefix: Vec<u8>,
+    /// The record's `records.csv` row up to its signatures, when that file is read.
+    csv_prefix: Vec<u8>,
+}
+
+/// What the line-read files are, for [`prepare`].
+#[derive(Clone, Copy)]
+struct Wanted<'k> {
+    keys: Option<&'k KeyRing>,
+    json: bool,
+    csv: bool,
+}
+
+/// Prepares one `records.jsonl` line (without its `\n`).
+fn prepare(text: &[u8], wanted: Wanted<'_>, scratch: &mut Vec<u8>) -> Prepared {
+    let record = serde_json::from_slice::<RecordLine>(text)
+        .map_err(|e| e.to_string())
+        .and_then(RecordLine::into_record)
+        .and_then(|r| check_line_layout(text, &r, scratch).map(|()| r));
+    let mut out = Prepared {
+        record,
+        leaf: Checksum([0; 32]),
+        hmac: None,
+        json_prefix: Vec::new(),
+        csv_prefix: Vec::new(),
+    };
+    if let Ok(r) = &out.record {
+        out.leaf = record_leaf_hash(r, scratch);
+        out.hmac = wanted.keys.map(|keys| hmac_verdict(r, keys, scratch));
+        if wanted.json {
+            write_json_prefix(r, &mut out.json_prefix);
+        }
+        if wanted.csv {
+            write_csv_prefix(r, &mut out.csv_prefix);
+        }
+    }
+    out
+}
+
+/// Prepares `lines` in order, on up to `threads` scoped threads (one contiguous chunk each).
+fn prepare_all(lines: &[Vec<u8>], wanted: Wanted<'_>, threads: usize) -> Vec<Prepared> {
+    let run = |part: &[Vec<u8>]| {
+        let mut scratch = Vec::with_capacity(1024);
+        part.iter()
+            .map(|line| prepare(line, wanted, &mut scratch))
+            .collect::<Vec<_>>()
+    };
+    if threads <= 1 || lines.len() < 2 {
+        return run(lines);
+    }
+    let chunk = lines.len().div_ceil(threads);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = lines
+            .chunks(chunk)
+            .map(|part| (part.len(), scope.spawn(move || run(part))))
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|(len, handle)| match handle.join() {
+                Ok(prepared) if prepared.len() == len => prepared,
+                // Preparing a line does not panic; should a thread fail anyway, its lines are
+                // reported as not checked rather than passed or shifted.
+                _ => (0..len)
+                    .map(|_| Prepared {
+                        record: Err("could not be checked (a verification thread failed)".into()),
+                        leaf: Checksum([0; 32]),
+                        hmac: None,
+                        json_prefix: Vec::new(),
+                        csv_prefix: Vec::new(),
+                    })
+                    .collect(),
+            })
+            .collect()
+    })
+}
+
+/// How reading a batch of `records.jsonl` lines ended.
+enum BatchEnd {
+    /// The batch is full; more lines may follow.
+    Full,
+    /// The end of the file.
+    Eof,
+    /// A line that cannot be a record at all (too long, or not terminated): `parse` fails at
+    /// that row after the lines before it are checked.
+    Bad {
+        /// The row.
+        row: u64,
+        /// Why.
+        detail: &'static str,
+    },
+}
 
 /// `records.jsonl` line: a record with its payload kept as raw text (bound by the Merkle tree
 /// and the HMAC, so it is not re-canonicalized).
@@ -145,68 +252,90 @@ impl<R: BufRead> PackageVerifier<'_, R> {
                 }
             }
         }
+        let wanted = Wanted {
+            keys: self.keys,
+            json: self.files.json.is_some(),
+            csv: self.files.csv.is_some(),
+        };
+        let mut lines: Vec<Vec<u8>> = Vec::new();
         while self.records_ok {
-            let Some((row, record)) = self.read_record()? else {
+            let Some(first_row) = self.files.jsonl.as_ref().map(|l| l.rows + 1) else {
                 break;
             };
-            self.check_record(row, &record)?;
+            let (filled, end) = self.read_batch(&mut lines)?;
+            let prepared = prepare_all(&lines[..filled], wanted, self.threads);
+            for (row, p) in (first_row..).zip(prepared) {
+                match &p.record {
+                    Ok(record) => self.check_record(row, record, &p)?,
+                    Err(e) => {
+                        self.f
+                            .fail(RECORDS_JSONL, Some(row), None, "parse", e.as_str());
+                        self.records_ok = false;
+                        break;
+                    }
+                }
+            }
+            match end {
+                BatchEnd::Full => {}
+                BatchEnd::Eof => break,
+                BatchEnd::Bad { row, detail } => {
+                    if self.records_ok {
+                        self.f.fail(RECORDS_JSONL, Some(row), None, "parse", detail);
+                        self.records_ok = false;
+                    }
+                }
+            }
         }
         Ok(())
     }
 
-    /// Check 7: the next line of `records.jsonl` (and its row), parsed strictly and in its
-    /// canonical layout. `None` at the end of the file, or after a `parse` failure, which
-    /// stops the walk.
-    fn read_record(&mut self) -> Result<Option<(u64, Record)>, PackageError> {
-        let Some(lines) = self.files.jsonl.as_mut() else {
-            return Ok(None);
+    /// Reads up to [`BATCH_LINES`] lines of `records.jsonl` into `lines` (each without its
+    /// `\n`), stopping early at the end of the file or at a line that cannot be a record.
+    /// Returns how many were read, and why the batch ended.
+    fn read_batch(&mut self, lines: &mut Vec<Vec<u8>>) -> Result<(usize, BatchEnd), PackageError> {
+        let Some(file) = self.files.jsonl.as_mut() else {
+            return Ok((0, BatchEnd::Eof));
         };
-        let row = lines.rows + 1;
-        match lines.next_line(&mut self.buf.line)? {
-            Line::Eof => return Ok(None),
-            Line::TooLong => {
-                self.f
-                    .fail(RECORDS_JSONL, Some(row), None, "parse", "line is too long");
-                self.records_ok = false;
-                return Ok(None);
+        let mut filled = 0;
+        while filled < BATCH_LINES {
+            if lines.len() == filled {
+                lines.push(Vec::new());
             }
-            Line::Some => {}
-        }
-        let Some(text) = strip_newline(&self.buf.line) else {
-            self.f.fail(
-                RECORDS_JSONL,
-                Some(row),
-                None,
-                "parse",
-                "last line is not terminated (truncated file?)",
-            );
-            self.records_ok = false;
-            return Ok(None);
-        };
-        match serde_json::from_slice::<RecordLine>(text)
-            .map_err(|e| e.to_string())
-            .and_then(RecordLine::into_record)
-            .and_then(|r| check_line_layout(text, &r, &mut self.buf.expected).map(|()| r))
-        {
-            Ok(r) => Ok(Some((row, r))),
-            Err(e) => {
-                self.f.fail(RECORDS_JSONL, Some(row), None, "parse", e);
-                self.records_ok = false;
-                Ok(None)
+            let row = file.rows + 1;
+            let buf = &mut lines[filled];
+            match file.next_line(buf)? {
+                Line::Eof => return Ok((filled, BatchEnd::Eof)),
+                Line::TooLong => {
+                    let detail = "line is too long";
+                    return Ok((filled, BatchEnd::Bad { row, detail }));
+                }
+                Line::Some => {}
             }
+            if strip_newline(buf).is_none() {
+                let detail = "last line is not terminated (truncated file?)";
+                return Ok((filled, BatchEnd::Bad { row, detail }));
+            }
+            buf.pop();
+            filled += 1;
         }
+        Ok((filled, BatchEnd::Full))
     }
 
     /// Checks 8-12 of one record read from `row`, then what later checks need of it.
-    fn check_record(&mut self, row: u64, record: &Record) -> Result<(), PackageError> {
+    fn check_record(
+        &mut self,
+        row: u64,
+        record: &Record,
+        prepared: &Prepared,
+    ) -> Result<(), PackageError> {
         self.count += 1;
         if self.files.receipts.is_some() {
             self.recorded_at
                 .push((record.chain_seq.get(), record.recorded_at));
         }
         self.check_selection(row, record);
-        self.check_link(row, record);
-        let leaf = self.check_tree(row, record);
+        self.check_link(row, record, prepared.hmac);
+        let leaf = self.check_tree(row, record, prepared.leaf);
         self.check_proof(record.chain_seq, &leaf)?;
 
         // For check 14: the SIGNATURE records among the exported ones, and (partial exports)
@@ -218,7 +347,7 @@ impl<R: BufRead> PackageVerifier<'_, R> {
             self.exported.insert(short(&record.checksum));
         }
 
-        self.check_renderings(record)?;
+        self.check_renderings(record, prepared)?;
         self.last = Some((record.chain_seq, record.checksum));
         Ok(())
     }
@@ -255,7 +384,7 @@ impl<R: BufRead> PackageVerifier<'_, R> {
     /// Check 9: contiguous exports walk the chain from `from_seq` (links, the anchors inside
     /// the range, and HMACs when the trail keys are given); filtered exports recompute each
     /// HMAC when the keys are given.
-    fn check_link(&mut self, row: u64, record: &Record) {
+    fn check_link(&mut self, row: u64, record: &Record, hmac: Option<Hmac>) {
         let seq = record.chain_seq;
         let manifest = &self.manifest;
         let anchors = &self.anchors;
@@ -283,7 +412,11 @@ impl<R: BufRead> PackageVerifier<'_, R> {
                 }
                 v
             });
-            if let Err(e) = v.push(record) {
+            let pushed = match hmac {
+                Some(verdict) => v.push_with_verdict(record, verdict),
+                None => v.push(record),
+            };
+            if let Err(e) = pushed {
                 f.fail(
                     RECORDS_JSONL,
                     Some(row),
@@ -293,16 +426,15 @@ impl<R: BufRead> PackageVerifier<'_, R> {
                 );
             }
         } else if let Some(keys) = keys {
-            match keys.get(&record.key_id) {
-                Some(key)
-                    if checksum_with_buf(record, key, &mut self.buf.scratch)
-                        .ct_eq(&record.checksum) => {}
-                Some(_) => at(
+            let verdict = hmac.unwrap_or_else(|| hmac_verdict(record, keys, &mut self.buf.scratch));
+            match verdict {
+                Hmac::Holds => {}
+                Hmac::Mismatch => at(
                     f,
                     "hmac",
                     "checksum mismatch (record altered or forged)".into(),
                 ),
-                None => at(f, "hmac", format!("unknown key {}", record.key_id)),
+                Hmac::UnknownKey => at(f, "hmac", format!("unknown key {}", record.key_id)),
             }
         }
     }
@@ -310,8 +442,7 @@ impl<R: BufRead> PackageVerifier<'_, R> {
     /// Adds the record to the Merkle tree and the rows digest; whole-trail exports: check 10,
     /// the tree over records `1..=n` equals every anchor's tree head at seq n. Returns the
     /// record's leaf hash.
-    fn check_tree(&mut self, row: u64, record: &Record) -> Checksum {
-        let leaf = record_leaf_hash(record, &mut self.buf.scratch);
+    fn check_tree(&mut self, row: u64, record: &Record, leaf: Checksum) -> Checksum {
         self.rows.push(&leaf);
         self.acc.push_leaf_hash(leaf);
         if let Some(root) = self.anchor_roots.get(&self.acc.len())
@@ -334,11 +465,14 @@ impl<R: BufRead> PackageVerifier<'_, R> {
     /// Check 12: the record's `records.json` row, then its `records.csv` row, is byte-identical
     /// to its re-rendering up to the signatures column. The signatures the rows render are
     /// kept for check 14.
-    fn check_renderings(&mut self, record: &Record) -> Result<(), PackageError> {
+    fn check_renderings(
+        &mut self,
+        record: &Record,
+        prepared: &Prepared,
+    ) -> Result<(), PackageError> {
         let seq = record.chain_seq;
         let f = &mut self.f;
         let other = &mut self.buf.other;
-        let expected = &mut self.buf.expected;
         let mut row_signatures = RenderedSignatures {
             row_seq: seq.get(),
             ..RenderedSignatures::default()
@@ -355,8 +489,7 @@ impl<R: BufRead> PackageVerifier<'_, R> {
             };
             match j.next_line(other)? {
                 Line::Some => {
-                    expected.clear();
-                    write_json_prefix(record, expected);
+                    let expected = &prepared.json_prefix;
                     let body = other
                         .strip_suffix(b",\n")
                         .or_else(|| other.strip_suffix(b"\n"))
@@ -391,8 +524,7 @@ impl<R: BufRead> PackageVerifier<'_, R> {
             };
             match c.next_csv_row(other)? {
                 Line::Some => {
-                    expected.clear();
-                    write_csv_prefix(record, expected);
+                    let expected = &prepared.csv_prefix;
                     match other
                         .strip_prefix(expected.as_slice())
                         .and_then(|rest| rest.strip_suffix(b"\r\n"))
