@@ -260,7 +260,18 @@ async fn packages_larger_than_a_batch_verify_the_same_on_one_thread_and_on_sever
         l.replacen("\"size\":", "\"size\":1", 1)
     });
     let broken = edit("unparsable", 2_049, &|l| l.replacen('{', "[", 1));
-    for (dir, row, check) in [(&altered, 1_500, "chain"), (&broken, 2_049, "parse")] {
+    // A file cut in the middle of line 2,049, the first line of the third batch: nothing
+    // after the second batch is a whole line.
+    let cut = f.root.join("cut");
+    copy_dir(&src, &cut);
+    let keep = lines(&cut)[..2_048].join("\n").len() + 1 + 40;
+    let bytes = std::fs::read(cut.join("records.jsonl")).unwrap();
+    std::fs::write(cut.join("records.jsonl"), &bytes[..keep]).unwrap();
+    for (dir, row, check) in [
+        (&altered, 1_500, "chain"),
+        (&broken, 2_049, "parse"),
+        (&cut, 2_049, "parse"),
+    ] {
         let one = verify_dir_on(dir, Some(&f.keys), 1);
         let first = one
             .findings

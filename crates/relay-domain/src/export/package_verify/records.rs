@@ -8,6 +8,7 @@ use std::io::BufRead;
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
+use sha2::{Digest, Sha256};
 
 use super::findings::Findings;
 use super::lines::{Line, strip_newline};
@@ -47,6 +48,9 @@ struct Prepared {
     csv_prefix: Vec<u8>,
 }
 
+/// What precedes the checksum's hex in a `records.jsonl` line.
+const CHECKSUM_KEY: &[u8] = b",\"checksum\":\"";
+
 /// What the line-read files are, for [`prepare`].
 #[derive(Clone, Copy)]
 struct Wanted<'k> {
@@ -69,7 +73,7 @@ fn prepare(text: &[u8], wanted: Wanted<'_>, scratch: &mut Vec<u8>) -> Prepared {
         csv_prefix: Vec::new(),
     };
     if let Ok(r) = &out.record {
-        out.leaf = record_leaf_hash(r, scratch);
+        out.leaf = leaf_from_layout(scratch, r);
         out.hmac = wanted.keys.map(|keys| hmac_verdict(r, keys, scratch));
         if wanted.json {
             write_json_prefix(r, &mut out.json_prefix);
@@ -79,6 +83,24 @@ fn prepare(text: &[u8], wanted: Wanted<'_>, scratch: &mut Vec<u8>) -> Prepared {
         }
     }
     out
+}
+
+/// The record's leaf hash, `SHA-256(0x00 || canonical bytes || checksum)` as
+/// [`record_leaf_hash`] computes it, from what [`check_line_layout`] left in `layout`: the
+/// canonical bytes with their closing `}` replaced by the `checksum` member. Saves encoding the
+/// record a second time.
+fn leaf_from_layout(layout: &[u8], record: &Record) -> Checksum {
+    // `,"checksum":"` + 64 hex digits + `"}` end the layout.
+    const CHECKSUM_MEMBER: usize = CHECKSUM_KEY.len() + 64 + 2;
+    let Some(canonical_open) = layout.len().checked_sub(CHECKSUM_MEMBER) else {
+        return record_leaf_hash(record, &mut Vec::new());
+    };
+    let mut h = Sha256::new();
+    h.update([0x00]);
+    h.update(&layout[..canonical_open]);
+    h.update(b"}");
+    h.update(record.checksum.0);
+    Checksum(h.finalize().into())
 }
 
 /// Prepares `lines` in order, on up to `threads` scoped threads (one contiguous chunk each).
@@ -102,20 +124,24 @@ fn prepare_all(lines: &[Vec<u8>], wanted: Wanted<'_>, threads: usize) -> Vec<Pre
             .into_iter()
             .flat_map(|(len, handle)| match handle.join() {
                 Ok(prepared) if prepared.len() == len => prepared,
-                // Preparing a line does not panic; should a thread fail anyway, its lines are
-                // reported as not checked rather than passed or shifted.
-                _ => (0..len)
-                    .map(|_| Prepared {
-                        record: Err("could not be checked (a verification thread failed)".into()),
-                        leaf: Checksum([0; 32]),
-                        hmac: None,
-                        json_prefix: Vec::new(),
-                        csv_prefix: Vec::new(),
-                    })
-                    .collect(),
+                _ => thread_failed(len),
             })
             .collect()
     })
+}
+
+/// `len` lines whose preparing thread failed: preparing a line does not panic, but should a
+/// thread fail anyway, its lines are reported as not checked rather than passed or shifted.
+fn thread_failed(len: usize) -> Vec<Prepared> {
+    (0..len)
+        .map(|_| Prepared {
+            record: Err("could not be checked (a verification thread failed)".into()),
+            leaf: Checksum([0; 32]),
+            hmac: None,
+            json_prefix: Vec::new(),
+            csv_prefix: Vec::new(),
+        })
+        .collect()
 }
 
 /// How reading a batch of `records.jsonl` lines ended.
@@ -184,7 +210,8 @@ impl RecordLine {
 
 /// Checks that a `records.jsonl` line is byte-identical to its canonical layout: the RFC 8785
 /// form of the record without `checksum`, with `,"checksum":"<hex>"` before the closing brace,
-/// and a payload already in RFC 8785 form. One rule, so two verifiers cannot disagree.
+/// and a payload already in RFC 8785 form. One rule, so two verifiers cannot disagree. On
+/// success `buf` holds that layout with the domain tag in front.
 pub(super) fn check_line_layout(
     text: &[u8],
     record: &Record,
@@ -198,7 +225,7 @@ pub(super) fn check_line_layout(
     buf.clear();
     write_canonical(record, buf);
     buf.pop();
-    buf.extend_from_slice(b",\"checksum\":\"");
+    buf.extend_from_slice(CHECKSUM_KEY);
     record.checksum.write_hex(buf);
     buf.extend_from_slice(b"\"}");
     if buf.get(EVENT_DOMAIN_TAG.len()..) == Some(text) {
@@ -257,36 +284,86 @@ impl<R: BufRead> PackageVerifier<'_, R> {
             json: self.files.json.is_some(),
             csv: self.files.csv.is_some(),
         };
+        // Two line buffers: while the ordered checks of one batch run on this thread, the
+        // next batch (already read) is prepared on the others.
         let mut lines: Vec<Vec<u8>> = Vec::new();
-        while self.records_ok {
-            let Some(first_row) = self.files.jsonl.as_ref().map(|l| l.rows + 1) else {
-                break;
+        let mut ahead: Vec<Vec<u8>> = Vec::new();
+        let Some(mut first_row) = self.files.jsonl.as_ref().map(|l| l.rows + 1) else {
+            return Ok(());
+        };
+        let (filled, mut end) = self.read_batch(&mut lines)?;
+        let mut prepared = prepare_all(&lines[..filled], wanted, self.threads);
+        loop {
+            let next_row = self.files.jsonl.as_ref().map_or(0, |l| l.rows + 1);
+            let (ahead_filled, ahead_end) = match end {
+                BatchEnd::Full if self.threads > 1 => self.read_batch(&mut ahead)?,
+                _ => (0, BatchEnd::Eof),
             };
-            let (filled, end) = self.read_batch(&mut lines)?;
-            let prepared = prepare_all(&lines[..filled], wanted, self.threads);
-            for (row, p) in (first_row..).zip(prepared) {
-                match &p.record {
-                    Ok(record) => self.check_record(row, record, &p)?,
-                    Err(e) => {
-                        self.f
-                            .fail(RECORDS_JSONL, Some(row), None, "parse", e.as_str());
-                        self.records_ok = false;
-                        break;
-                    }
-                }
+            let workers = self.threads.saturating_sub(1);
+            let (go_on, next) = std::thread::scope(|scope| {
+                let worker = (ahead_filled > 0).then(|| {
+                    let ahead = &ahead[..ahead_filled];
+                    scope.spawn(move || prepare_all(ahead, wanted, workers))
+                });
+                let go_on = self.check_batch(first_row, std::mem::take(&mut prepared), &end);
+                let next = worker.map(|w| w.join());
+                (go_on, next)
+            });
+            if !go_on? {
+                break;
             }
-            match end {
-                BatchEnd::Full => {}
-                BatchEnd::Eof => break,
-                BatchEnd::Bad { row, detail } => {
-                    if self.records_ok {
-                        self.f.fail(RECORDS_JSONL, Some(row), None, "parse", detail);
-                        self.records_ok = false;
-                    }
+            if self.threads > 1 {
+                // Read ahead: the batch prepared on the other threads.
+                prepared = match next {
+                    Some(Ok(p)) if p.len() == ahead_filled => p,
+                    Some(_) => thread_failed(ahead_filled),
+                    None => Vec::new(),
+                };
+                first_row = next_row;
+                end = ahead_end;
+                std::mem::swap(&mut lines, &mut ahead);
+                if prepared.is_empty() && !matches!(end, BatchEnd::Bad { .. }) {
+                    break;
                 }
+            } else {
+                first_row = next_row;
+                let (filled, batch_end) = self.read_batch(&mut lines)?;
+                prepared = prepare_all(&lines[..filled], wanted, 1);
+                end = batch_end;
             }
         }
         Ok(())
+    }
+
+    /// The ordered checks of one prepared batch whose first line is `first_row`, then what
+    /// ended it. `false`: the walk is over (the end of the file, or a `parse` failure).
+    fn check_batch(
+        &mut self,
+        first_row: u64,
+        prepared: Vec<Prepared>,
+        end: &BatchEnd,
+    ) -> Result<bool, PackageError> {
+        for (row, p) in (first_row..).zip(prepared) {
+            match &p.record {
+                Ok(record) => self.check_record(row, record, &p)?,
+                Err(e) => {
+                    self.f
+                        .fail(RECORDS_JSONL, Some(row), None, "parse", e.as_str());
+                    self.records_ok = false;
+                    return Ok(false);
+                }
+            }
+        }
+        match end {
+            BatchEnd::Full => Ok(true),
+            BatchEnd::Eof => Ok(false),
+            BatchEnd::Bad { row, detail } => {
+                self.f
+                    .fail(RECORDS_JSONL, Some(*row), None, "parse", *detail);
+                self.records_ok = false;
+                Ok(false)
+            }
+        }
     }
 
     /// Reads up to [`BATCH_LINES`] lines of `records.jsonl` into `lines` (each without its
