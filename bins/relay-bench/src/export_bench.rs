@@ -150,29 +150,9 @@ pub(crate) fn bench_export(
         return rows;
     }
     eprintln!("export: relay-verify {}", out.display());
-    let t = Instant::now();
-    let mut child = std::process::Command::new(&verifier)
-        .arg(&out)
-        .args(["--expect-fingerprint", &outcome.fingerprint])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let pid = child.id();
-    let mut peak = 0u64;
-    loop {
-        if let Some(kib) = vm_hwm_kib(pid) {
-            peak = peak.max(kib);
-        }
-        if child.try_wait().unwrap().is_some() {
-            break;
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
-    let out_put = child.wait_with_output().unwrap();
-    let verify_time = t.elapsed();
-    let stdout = String::from_utf8_lossy(&out_put.stdout);
-    assert!(out_put.status.success(), "relay-verify failed:\n{stdout}");
-    assert!(stdout.contains("VERDICT: VERIFIED"), "{stdout}");
+    let (verify_time, peak) = run_verifier(&verifier, &out, &outcome.fingerprint, None);
+    eprintln!("export: relay-verify --threads 1 {}", out.display());
+    let (one_time, one_peak) = run_verifier(&verifier, &out, &outcome.fingerprint, Some(1));
     rows.push(Row {
         path: "relay-verify of that package (records/s, peak RSS)",
         ours: format!(
@@ -191,5 +171,61 @@ pub(crate) fn bench_export(
             100.0 * hash_time.as_secs_f64() / verify_time.as_secs_f64()
         ),
     });
+    rows.push(Row {
+        path: "relay-verify of that package on one thread (--threads 1)",
+        ours: format!(
+            "{} ({:.1} s, peak RSS {:.1} MiB)",
+            fmt_rate(rate(n, one_time), "rec/s"),
+            one_time.as_secs_f64(),
+            one_peak as f64 / 1024.0
+        ),
+        baseline: format!(
+            "{:.1} s with every core ({} threads)",
+            verify_time.as_secs_f64(),
+            std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get)
+        ),
+        ratio: format!(
+            "{:.2}x faster with every core",
+            one_time.as_secs_f64() / verify_time.as_secs_f64()
+        ),
+    });
     rows
+}
+
+/// Runs `relay-verify` on the package at `out` (pinned to `fingerprint`, on `threads` or the
+/// default), asserting it says VERIFIED; returns its wall time and peak RSS in KiB (VmHWM
+/// polled every 5 ms).
+fn run_verifier(
+    verifier: &std::path::Path,
+    out: &std::path::Path,
+    fingerprint: &str,
+    threads: Option<usize>,
+) -> (Duration, u64) {
+    let t = Instant::now();
+    let mut command = std::process::Command::new(verifier);
+    command.arg(out).args(["--expect-fingerprint", fingerprint]);
+    if let Some(n) = threads {
+        command.args(["--threads", &n.to_string()]);
+    }
+    let mut child = command
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let mut peak = 0u64;
+    loop {
+        if let Some(kib) = vm_hwm_kib(pid) {
+            peak = peak.max(kib);
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    let out_put = child.wait_with_output().unwrap();
+    let elapsed = t.elapsed();
+    let stdout = String::from_utf8_lossy(&out_put.stdout);
+    assert!(out_put.status.success(), "relay-verify failed:\n{stdout}");
+    assert!(stdout.contains("VERDICT: VERIFIED"), "{stdout}");
+    (elapsed, peak)
 }
