@@ -48,6 +48,7 @@ mod export_bench;
 mod ingest_bench;
 mod login_flood_bench;
 mod report;
+mod server_start_bench;
 mod startup_bench;
 
 /// Measures the relay's hot paths against baselines.
@@ -167,6 +168,31 @@ enum Bench {
         /// Records of the large trail.
         #[arg(long, default_value_t = 10_000_000)]
         large: usize,
+    },
+    /// The whole `relay-server run` process restarted on a Postgres trail of `--small` and of
+    /// `--large` records (issue 19, item 4), with Object Lock anchors on S3 (moto on
+    /// 127.0.0.1:5000 unless `RELAY_TEST_S3_ENDPOINT` says otherwise): after an untimed first
+    /// start, the time from spawn to healthy, to the first ingest batch acknowledged and to the
+    /// first anchor of it (median of three restarts). Build the server first: `cargo build -p
+    /// relay-server --features selfhosted`.
+    ServerStart {
+        /// DSN of a role that may create databases and roles (the bench drops what it creates).
+        #[arg(
+            long,
+            env = "RELAY_BENCH_PG_ADMIN_DSN",
+            default_value = "postgres://postgres@127.0.0.1:5432/postgres"
+        )]
+        admin_dsn: String,
+        /// Records of the small trail.
+        #[arg(long, default_value_t = 10_000)]
+        small: usize,
+        /// Records of the large trail.
+        #[arg(long, default_value_t = 10_000_000)]
+        large: usize,
+        /// The `relay-server` binary (built with the `selfhosted` feature); default: the one
+        /// next to this executable.
+        #[arg(long)]
+        server_bin: Option<PathBuf>,
     },
     /// What anchoring costs an object store (issue 19): object writes, bytes, and the reads of
     /// a restart, with `--trails` busy trails anchored every 30 s of simulated time into the
@@ -895,6 +921,21 @@ fn run(args: Args) -> Result<(), BenchError> {
     {
         let rt = runtime()?;
         return print_rows(rt.block_on(startup_bench::bench_startup(admin_dsn, *small, *large))?);
+    }
+    if let Some(Bench::ServerStart {
+        admin_dsn,
+        small,
+        large,
+        server_bin,
+    }) = &args.command
+    {
+        let rt = runtime()?;
+        return print_rows(rt.block_on(server_start_bench::bench_server_start(
+            admin_dsn,
+            *small,
+            *large,
+            server_bin.as_deref(),
+        ))?);
     }
     if let Some(Bench::Anchoring { trails, rounds }) = &args.command {
         let rt = runtime()?;
