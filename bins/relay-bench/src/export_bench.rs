@@ -171,6 +171,17 @@ pub(crate) fn bench_export(
             100.0 * hash_time.as_secs_f64() / verify_time.as_secs_f64()
         ),
     });
+    // For profiling relay-verify afterwards: RELAY_BENCH_KEEP_PACKAGE=<new dir> keeps the
+    // package there (same file system as --dir).
+    if let Some(keep) = std::env::var_os("RELAY_BENCH_KEEP_PACKAGE") {
+        match std::fs::rename(&out, &keep) {
+            Ok(()) => eprintln!("export: package kept in {}", keep.to_string_lossy()),
+            Err(e) => eprintln!(
+                "export: cannot keep the package in {}: {e}",
+                keep.to_string_lossy()
+            ),
+        }
+    }
     rows.push(Row {
         path: "relay-verify of that package on one thread (--threads 1)",
         ours: format!(
