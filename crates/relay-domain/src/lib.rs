@@ -59,6 +59,7 @@ pub mod access_review;
 pub mod anchor_history;
 pub mod append;
 pub mod canonical;
+pub mod canonical_check;
 pub mod chain;
 pub mod checkpoint;
 pub mod columns;
