@@ -297,6 +297,7 @@ impl<R: BufRead> PackageVerifier<'_, R> {
         };
         let (filled, mut end) = self.read_batch(&mut lines)?;
         let mut prepared = prepare_all(&lines[..filled], wanted, self.threads);
+        let mut spent: Vec<Prepared> = Vec::new();
         loop {
             let next_row = self.files.jsonl.as_ref().map_or(0, |l| l.rows + 1);
             let (ahead_filled, ahead_end) = match end {
@@ -304,15 +305,23 @@ impl<R: BufRead> PackageVerifier<'_, R> {
                 _ => (0, BatchEnd::Eof),
             };
             let workers = self.threads;
+            let checking = std::mem::take(&mut prepared);
             let (go_on, next) = std::thread::scope(|scope| {
                 let worker = (ahead_filled > 0).then(|| {
                     let ahead = &ahead[..ahead_filled];
-                    scope.spawn(move || prepare_all(ahead, wanted, workers))
+                    // The records of the batch checked before this one are freed there too,
+                    // off this thread.
+                    let spent = std::mem::take(&mut spent);
+                    scope.spawn(move || {
+                        drop(spent);
+                        prepare_all(ahead, wanted, workers)
+                    })
                 });
-                let go_on = self.check_batch(first_row, std::mem::take(&mut prepared), &end);
+                let go_on = self.check_batch(first_row, &checking, &end);
                 let next = worker.map(|w| w.join());
                 (go_on, next)
             });
+            spent = checking;
             if !go_on? {
                 break;
             }
@@ -344,7 +353,7 @@ impl<R: BufRead> PackageVerifier<'_, R> {
     fn check_batch(
         &mut self,
         first_row: u64,
-        prepared: Vec<Prepared>,
+        prepared: &[Prepared],
         end: &BatchEnd,
     ) -> Result<bool, PackageError> {
         for (row, p) in (first_row..).zip(prepared) {
