@@ -1,5 +1,6 @@
-//! A fast, conservative test that a payload text is already in its RFC 8785 (JCS) form, so the
-//! package verifier need not parse it into a value and canonicalize it again to find out.
+//! A fast, conservative test that a payload text is already in its RFC 8785 (JCS) form, so
+//! `Payload::parse` (ingest, stores, the package verifier) need not parse it into a value and
+//! canonicalize it again to find out.
 //!
 //! It answers `true` only for a subset of JSON it can judge exactly: objects and arrays (nested
 //! at most [`MAX_DEPTH`] deep), keys of printable ASCII without escapes in strictly increasing
@@ -7,7 +8,7 @@
 //! forms JSON.stringify writes, integers in their shortest spelling up to 2^53 in magnitude,
 //! `true`, `false` and `null`, with no whitespace anywhere. Anything else (a fraction or an
 //! exponent, a `\u` escape, a non-ASCII key, ...) is `false`, meaning "not known": the caller
-//! then takes the full path ([`crate::Payload::parse`] and a comparison), which decides and
+//! then takes the full path (parse into a JSON value, canonicalize, compare), which decides and
 //! names the fault. So the answer can only save work, never change a verdict; the property
 //! test `fast_canonical_check_never_accepts_what_parsing_would_change` holds it to that.
 
@@ -188,6 +189,8 @@ mod tests {
             r#"{"s":"Grüße, 日本"}"#,
         ] {
             assert!(is_canonical_object(text, MAX), "{text}");
+            let value: serde_json::Value = serde_json::from_str(text).unwrap();
+            assert_eq!(serde_json_canonicalizer::to_string(&value).unwrap(), text);
             assert_eq!(Payload::parse(text).unwrap().as_str(), text);
         }
     }

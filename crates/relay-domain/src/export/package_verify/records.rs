@@ -24,7 +24,7 @@ use crate::ids::{
 };
 use crate::keys::KeyRing;
 use crate::merkle::record_leaf_hash;
-use crate::record::{MAX_PAYLOAD_BYTES, Payload, Record};
+use crate::record::{Payload, Record};
 use crate::timestamp::{TimeLabel, Timestamp};
 use crate::verify::{ChainVerifier, Hmac, hmac_verdict};
 
@@ -217,14 +217,12 @@ pub(super) fn check_line_layout(
     record: &Record,
     buf: &mut Vec<u8>,
 ) -> Result<(), String> {
-    // The fast check answers only when it is sure; otherwise parsing decides (and says why).
+    // Canonical text the fast check can judge is not parsed again (`Payload::parse`).
     let payload = record.payload.as_str();
-    if !crate::canonical_check::is_canonical_object(payload, MAX_PAYLOAD_BYTES) {
-        match Payload::parse(payload) {
-            Ok(p) if p.as_str() == payload => {}
-            Ok(_) => return Err("payload is not in RFC 8785 canonical form".into()),
-            Err(e) => return Err(format!("payload: {e}")),
-        }
+    match Payload::parse(payload) {
+        Ok(p) if p.as_str() == payload => {}
+        Ok(_) => return Err("payload is not in RFC 8785 canonical form".into()),
+        Err(e) => return Err(format!("payload: {e}")),
     }
     buf.clear();
     write_canonical(record, buf);
