@@ -356,7 +356,7 @@ impl<R: BufRead> PackageVerifier<'_, R> {
     ) -> Result<bool, PackageError> {
         for (row, p) in (first_row..).zip(prepared) {
             match &p.record {
-                Ok(record) => self.check_record(row, record, &p)?,
+                Ok(record) => self.check_record(row, record, p)?,
                 Err(e) => {
                     self.f
                         .fail(RECORDS_JSONL, Some(row), None, "parse", e.as_str());
