@@ -556,19 +556,7 @@ impl Serialize for Checksum {
 
 impl<'de> Deserialize<'de> for Checksum {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        /// Decodes the hex text where the deserializer holds it, without copying it first
-        /// (two checksums per record: the package verifier's record walk decodes millions).
-        struct HexVisitor;
-        impl serde::de::Visitor<'_> for HexVisitor {
-            type Value = Checksum;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("64 lowercase hex characters")
-            }
-            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<Checksum, E> {
-                Checksum::from_hex(s).map_err(E::custom)
-            }
-        }
-        d.deserialize_str(HexVisitor)
+        crate::serde_str::from_str_with(d, "64 lowercase hex characters", Checksum::from_hex)
     }
 }
 

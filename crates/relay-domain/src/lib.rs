@@ -71,6 +71,7 @@ pub mod memory;
 pub mod merkle;
 pub mod ports;
 pub mod record;
+mod serde_str;
 pub mod timestamp;
 pub mod verify;
 pub mod workflow;

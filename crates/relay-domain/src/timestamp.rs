@@ -170,8 +170,7 @@ impl Serialize for Timestamp {
 
 impl<'de> Deserialize<'de> for Timestamp {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Self::parse_canonical(&s).map_err(serde::de::Error::custom)
+        crate::serde_str::from_str_with(d, "an RFC 3339 UTC timestamp", Self::parse_canonical)
     }
 }
 
@@ -227,9 +226,9 @@ impl Serialize for TimeLabel {
 
 impl<'de> Deserialize<'de> for TimeLabel {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = <std::borrow::Cow<'de, str>>::deserialize(d)?;
-        Self::parse(&s)
-            .ok_or_else(|| serde::de::Error::custom(format!("unknown time_source label {s:?}")))
+        crate::serde_str::from_str_with(d, "a time_source label", |s| {
+            Self::parse(s).ok_or_else(|| format!("unknown time_source label {s:?}"))
+        })
     }
 }
 
