@@ -596,6 +596,27 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn a_cached_round_replaced_under_a_new_version_is_read_again() {
+        // A bucket that keeps no old versions: the attacker replaces the round's only version.
+        // The cache is keyed by version, so the replacement is read and refused.
+        let n = notary(MemBucket::default());
+        let t1 = TrailId::new("t1").unwrap();
+        let base = 1_790_000_000 * 1_000_000;
+        n.anchor(&anchor("t1", 1, base)).await.unwrap();
+        n.anchor_round(&[anchor("t1", 2, base + 10)]).await.unwrap();
+        assert_eq!(n.anchors(&t1).await.unwrap().len(), 2, "read and cached");
+        {
+            let mut objects = n.bucket().objects.lock().unwrap();
+            objects[1].1 = 7;
+            objects[1].2 = Some(
+                encode_round(&AnchorRound::new(vec![anchor("t1", 2, base + 11)]).unwrap()).unwrap(),
+            );
+        }
+        assert!(invalid(n.anchors(&t1).await).contains("not at the time its name states"));
+        assert!(invalid(n.newest_anchor(&t1).await).contains("not at the time its name states"));
+    }
+
     #[test]
     fn round_names_round_trip_and_sort_by_time() {
         let round = AnchorRound::new(vec![anchor("t1", 2, 1_790_000_000_000_000)]).unwrap();

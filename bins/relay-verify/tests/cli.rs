@@ -96,6 +96,23 @@ fn the_exported_package_verifies_with_and_without_the_trail_key() {
     assert_eq!(v["records"], 32);
 }
 
+#[test]
+fn any_thread_count_gives_the_same_report_and_a_bad_one_is_unusable_input() {
+    let pkg = fixtures().join("package");
+    let (one_code, one) = verify(&pkg, &["--threads", "1", "--json"]);
+    for n in ["2", "7"] {
+        assert_eq!(
+            verify(&pkg, &["--threads", n, "--json"]),
+            (one_code, one.clone())
+        );
+    }
+    for bad in ["0", "257", "-1", "many"] {
+        let (code, text) = verify(&pkg, &[&format!("--threads={bad}")]);
+        assert_eq!(code, Some(2), "--threads {bad}: {text}");
+        assert!(text.contains("--threads"), "{text}");
+    }
+}
+
 // REQ: R5.3
 #[test]
 fn an_intact_package_without_a_pin_exits_3_not_0() {

@@ -486,25 +486,15 @@ pub struct Checksum(pub [u8; 32]);
 impl Checksum {
     /// Parses 64 lowercase hex characters.
     pub fn from_hex(s: &str) -> Result<Self, IdError> {
-        /// The value of a lowercase hex digit, or `None` for anything else.
-        fn nibble(b: u8) -> Option<u8> {
-            match b {
-                b'0'..=b'9' => Some(b - b'0'),
-                b'a'..=b'f' => Some(b - b'a' + 10),
-                _ => None,
-            }
-        }
-        let bytes = s.as_bytes();
-        if bytes.len() != 64 {
+        if s.len() != 64
+            || !s
+                .bytes()
+                .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+        {
             return Err(IdError::BadChecksum);
         }
         let mut out = [0u8; 32];
-        for (o, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-            match (nibble(pair[0]), nibble(pair[1])) {
-                (Some(hi), Some(lo)) => *o = hi << 4 | lo,
-                _ => return Err(IdError::BadChecksum),
-            }
-        }
+        hex::decode_to_slice(s, &mut out).map_err(|_| IdError::BadChecksum)?;
         Ok(Self(out))
     }
 
