@@ -2,7 +2,7 @@
 //!
 //! Like arrow-rs `object_store`'s integration tests, each suite is a plain `async fn` taking the
 //! adapter: [`record_store::suite`], [`object_store::suite`], [`secrets::suite`],
-//! [`notary::suite`], [`time_source::suite`], [`accounts::suite`], [`forward::suite`], [`changes::suite`], [`receipts::suite`]. A suite is made of smaller `pub async fn`s whose
+//! [`notary::suite`], [`time_source::suite`], [`accounts::suite`], [`forward::suite`], [`changes::suite`], [`receipts::suite`], [`fleet::suite`]. A suite is made of smaller `pub async fn`s whose
 //! names state the rule they check, so a failure points at the rule; an adapter's
 //! `tests/conformance.rs` calls every suite, and may call single rules while debugging.
 //!
@@ -19,6 +19,7 @@
 pub mod accounts;
 pub mod changes;
 pub mod fixtures;
+pub mod fleet;
 pub mod forward;
 pub mod notary;
 pub mod object_store;

@@ -82,3 +82,9 @@ async fn in_memory_secret_provider_passes_the_secrets_suite() {
     let provider = relay_domain::memory::InMemorySecretProvider::with_seed_source(counter_seeds());
     relay_conformance::secrets::suite(&provider).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_memory_fleet_store_passes_the_fleet_suite() {
+    relay_conformance::fleet::suite(Arc::new(relay_domain::memory::InMemoryFleetStore::new()))
+        .await;
+}

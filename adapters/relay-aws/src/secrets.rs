@@ -57,7 +57,7 @@ use async_trait::async_trait;
 use aws_sdk_secretsmanager::Client;
 use rand::RngCore;
 use rand::rngs::OsRng;
-use relay_domain::ports::{SecretError, SecretName, SecretProvider, SecretValue};
+use relay_domain::ports::{SecretError, SecretName, SecretProvider, SecretValue, merge_imported};
 use relay_domain::{KeyId, TrailKey};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -395,6 +395,70 @@ impl SecretProvider for SecretsManagerProvider {
             Err(e) if e.meaning() == Meaning::Exists => self.adopt_empty(name, &first).await,
             Err(e) => Err(e.into_secret_error(name)),
         }
+    }
+
+    async fn import(
+        &self,
+        name: &SecretName,
+        versions: &[SecretValue],
+    ) -> Result<Vec<KeyId>, SecretError> {
+        for _ in 0..MAX_ROTATION_RACES {
+            let current = match self.read(name).await {
+                Ok(c) => Some(c),
+                Err(SecretError::NotFound { .. }) => None,
+                Err(e) => return Err(e),
+            };
+            let stored = current.as_ref().map(|c| c.values.as_slice()).unwrap_or(&[]);
+            let (merged, added) = merge_imported(name, stored, versions)?;
+            if added.is_empty() {
+                return Ok(added);
+            }
+            let written = match &current {
+                Some(c) => {
+                    let basis = format!(
+                        "{}\0{}",
+                        c.version_id,
+                        added
+                            .iter()
+                            .map(KeyId::as_str)
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    );
+                    self.put(name, version_token("import", &basis), &merged)
+                        .await
+                }
+                None => self
+                    .client
+                    .create_secret()
+                    .name(self.secret_id(name))
+                    .description(format!(
+                        "GIMS relay secret {name}: every key version ({FORMAT}); written by the \
+                         relay, never roll AWSCURRENT back"
+                    ))
+                    .set_kms_key_id(self.kms_key_id.clone())
+                    .secret_string(encode(&merged).as_str())
+                    .send()
+                    .await
+                    .map(|_| ())
+                    .map_err(SmError::op("create secret")),
+            };
+            match written {
+                Ok(()) => {
+                    tracing::info!(secret = %self.secret_id(name), added = added.len(), versions = merged.len(), "imported secret versions");
+                    return Ok(added);
+                }
+                Err(e) if e.meaning() == Meaning::Exists => {
+                    tracing::debug!(secret = %self.secret_id(name), "lost an import race; retrying");
+                }
+                Err(e) => return Err(e.into_secret_error(name)),
+            }
+        }
+        Err(SecretError::Unavailable {
+            message: format!(
+                "secret {name}: {MAX_ROTATION_RACES} imports in a row met a concurrent write"
+            ),
+            source: None,
+        })
     }
 
     async fn rotate(&self, name: &SecretName) -> Result<SecretValue, SecretError> {

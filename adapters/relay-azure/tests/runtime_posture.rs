@@ -51,6 +51,7 @@ async fn server_records_the_unenforced_azure_notary_in_its_startup_posture() {
         )),
         changes: None,
         receipts: None,
+        fleet: None,
     };
     let device = Device::new("azure-server-1").unwrap();
     let settings = ServerSettings {

@@ -48,6 +48,7 @@ async fn server_records_the_unenforced_gcs_notary_in_its_startup_posture() {
             )),
             changes: None,
             receipts: None,
+            fleet: None,
         };
         let device = Device::new("gcp-server-1").unwrap();
         let settings = ServerSettings {

@@ -377,6 +377,26 @@ impl SecretProvider for KeyringSecretProvider {
         .await
     }
 
+    async fn import(
+        &self,
+        name: &SecretName,
+        versions: &[SecretValue],
+    ) -> Result<Vec<KeyId>, SecretError> {
+        let incoming = versions.to_vec();
+        self.run(name, move |item, lock| {
+            let _guard = lock.lock().unwrap_or_else(PoisonError::into_inner);
+            let stored = item.load()?.unwrap_or_default();
+            let (merged, added) =
+                relay_domain::ports::merge_imported(&item.name, &stored, &incoming)?;
+            if !added.is_empty() {
+                item.store(&merged)?;
+                tracing::info!(secret = %item.name, added = added.len(), "imported secret versions into the OS keyring");
+            }
+            Ok(added)
+        })
+        .await
+    }
+
     async fn rotate(&self, name: &SecretName) -> Result<SecretValue, SecretError> {
         self.run(name, |item, lock| {
             let _guard = lock.lock().unwrap_or_else(PoisonError::into_inner);

@@ -9,6 +9,7 @@
 //! | `relay.db` (`accounts`)  | `AccountStore`   | [`SqliteAccountStore`] |
 //! | `relay.db` (`change_requests`) | `ChangeRequestStore` | [`SqliteChangeRequestStore`] |
 //! | `relay.db` (`receipts`) | `ReceiptStore` | [`SqliteReceiptStore`] |
+//! | `relay.db` (`enrollment_codes`, `fleet_edges`, `edge_reports`) | `FleetStore` | [`SqliteFleetStore`] |
 //! | `objects/`               | `ObjectStore`    | [`FsObjectStore`]      |
 //! | `anchors/<trail>.jsonl`  | `Notary`         | [`FsNotary`]           |
 //! | `secrets/<name>.json`    | `SecretProvider` | [`FileSecretProvider`] |
@@ -27,6 +28,7 @@ mod accounts;
 mod changes;
 mod config;
 mod error;
+mod fleet;
 mod forward_cursor;
 #[cfg(feature = "keyring")]
 mod keyring_secrets;
@@ -50,6 +52,7 @@ use thiserror::Error;
 pub use accounts::SqliteAccountStore;
 pub use changes::SqliteChangeRequestStore;
 pub use config::{LocalConfig, SecretBackend};
+pub use fleet::SqliteFleetStore;
 pub use forward_cursor::SqliteForwardCursorStore;
 #[cfg(feature = "keyring")]
 pub use keyring_secrets::{KEYRING_SERVICE, KeyringSecretProvider, KeyringStore};
@@ -94,6 +97,9 @@ pub struct LocalAdapters {
     /// Table `receipts` of `<data-dir>/relay.db`: the server of record's time of receipt of
     /// forwarded records.
     pub receipts: Arc<SqliteReceiptStore>,
+    /// Tables `enrollment_codes`, `fleet_edges` and `edge_reports` of `<data-dir>/relay.db`:
+    /// the server of record's enrollment codes, enrolled and revoked edges, and their reports.
+    pub fleet: Arc<SqliteFleetStore>,
     /// `<data-dir>/objects/`.
     pub object_store: Arc<FsObjectStore>,
     /// `<data-dir>/anchors/`.
@@ -124,6 +130,7 @@ impl LocalAdapters {
         let changes = Arc::new(SqliteChangeRequestStore::new(record_store.pool().clone()));
         let forward_cursors = Arc::new(SqliteForwardCursorStore::new(record_store.pool().clone()));
         let receipts = Arc::new(SqliteReceiptStore::new(record_store.pool().clone()));
+        let fleet = Arc::new(SqliteFleetStore::new(record_store.pool().clone()));
         let object_store = Arc::new(FsObjectStore::open(config.objects_dir())?);
         let notary = Arc::new(FsNotary::open(config.anchors_dir())?);
         let (secrets, secrets_fallback) = open_secrets(&config).await?;
@@ -134,6 +141,7 @@ impl LocalAdapters {
             changes,
             forward_cursors,
             receipts,
+            fleet,
             object_store,
             notary,
             secrets,

@@ -32,6 +32,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/0004_change_requests.sql"),
     include_str!("../migrations/0005_receipts.sql"),
     include_str!("../migrations/0006_account_history.sql"),
+    include_str!("../migrations/0007_fleet.sql"),
 ];
 
 /// The columns of `event_log` in the order [`decode_row`] reads them.

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use async_trait::async_trait;
 use rand::RngCore;
 use rand::rngs::OsRng;
-use relay_domain::ports::{SecretError, SecretName, SecretProvider, SecretValue};
+use relay_domain::ports::{SecretError, SecretName, SecretProvider, SecretValue, merge_imported};
 use relay_domain::{KeyId, TrailKey};
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
@@ -376,6 +376,36 @@ impl SecretProvider for FileSecretProvider {
             s.sync_dir()?;
             tracing::info!(secret = %s.name, key_id = %value.id(), "created secret");
             Ok(value)
+        })
+        .await
+    }
+
+    async fn import(
+        &self,
+        name: &SecretName,
+        versions: &[SecretValue],
+    ) -> Result<Vec<KeyId>, SecretError> {
+        let incoming = versions.to_vec();
+        self.run(name, move |s| {
+            let _guard = s.lock.lock().unwrap_or_else(PoisonError::into_inner);
+            let stored = match s.load() {
+                Ok(v) => v,
+                Err(SecretError::NotFound { .. }) => Vec::new(),
+                Err(e) => return Err(e),
+            };
+            let (merged, added) = merge_imported(s.name, &stored, &incoming)?;
+            if added.is_empty() {
+                return Ok(added);
+            }
+            let tmp = s.write_temp(&merged)?;
+            let path = s.path();
+            if let Err(e) = fs::rename(&tmp, &path) {
+                s.remove_temp(&tmp);
+                return Err(s.denied(LocalError::io("replace secret file", &path)(e)));
+            }
+            s.sync_dir()?;
+            tracing::info!(secret = %s.name, added = added.len(), versions = merged.len(), "imported secret versions");
+            Ok(added)
         })
         .await
     }

@@ -588,6 +588,35 @@ async fn sqlite_receipt_store_passes_the_receipt_suite_and_is_append_only() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_fleet_store_passes_the_fleet_suite_and_survives_reopen() {
+    let dir = TempDir::new().unwrap();
+    let adapters = LocalAdapters::open(dir.path()).await.unwrap();
+    relay_conformance::fleet::suite(adapters.fleet.clone()).await;
+    let store: &dyn relay_domain::ports::FleetStore = adapters.fleet.as_ref();
+    let at = Timestamp::parse_canonical("2026-03-01T10:00:00.123456Z").unwrap();
+    let trails = vec![
+        TrailId::new("durable-fleet-a").unwrap(),
+        TrailId::new("durable-fleet-b").unwrap(),
+    ];
+    store
+        .enroll("ws-durable", &trails, at, "admin-ann")
+        .await
+        .unwrap();
+    let enrolled = store.edge("ws-durable").await.unwrap().unwrap();
+    // Durable: a reopened database still holds the edge, field for field.
+    adapters.record_store.close().await;
+    let reopened = LocalAdapters::open(dir.path()).await.unwrap();
+    let store: &dyn relay_domain::ports::FleetStore = reopened.fleet.as_ref();
+    let got = store.edge("ws-durable").await.unwrap().unwrap();
+    assert_eq!(got, enrolled);
+    assert_eq!(got.state, relay_domain::ports::EdgeState::Enrolled);
+    assert_eq!(got.trails, trails);
+    assert_eq!(got.enrolled_at, at);
+    assert_eq!(got.enrolled_by, "admin-ann");
+    reopened.record_store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_change_request_store_passes_the_change_suite() {
     let dir = TempDir::new().unwrap();
     let adapters = LocalAdapters::open(dir.path()).await.unwrap();

@@ -6,6 +6,7 @@
 //! | Postgres `event_log`     | `RecordStore`    | [`PgRecordStore`]  |
 //! | Postgres `change_requests` | `ChangeRequestStore` | [`PgChangeRequestStore`] |
 //! | Postgres `receipts`      | `ReceiptStore`   | [`PgReceiptStore`] |
+//! | Postgres `enrollment_codes`, `fleet_edges`, `edge_reports` | `FleetStore` | [`PgFleetStore`] |
 //! | S3 bucket, `objects/`    | `ObjectStore`    | [`S3ObjectStore`]  |
 //! | S3 bucket, `anchors/`    | `Notary`         | [`S3Notary`]       |
 //!
@@ -30,6 +31,7 @@ mod changes;
 mod config;
 mod copy;
 mod error;
+mod fleet;
 mod migrate;
 mod notary;
 mod object_store;
@@ -47,6 +49,7 @@ pub use config::{
 /// The binary `COPY` data of records in `event_log` column order (what appends of 64 records or
 /// more send); public so benchmarks can copy the same bytes into a plain table as a baseline.
 pub use copy::encode as copy_binary_data;
+pub use fleet::PgFleetStore;
 pub use migrate::{MigrateError, MigrateReport, migrate};
 pub use notary::S3Notary;
 pub use object_store::S3ObjectStore;

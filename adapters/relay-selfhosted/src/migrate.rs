@@ -30,6 +30,10 @@ pub(crate) const MIGRATIONS: &[(&str, &str)] = &[
         "accounts: password history and last login (Part 11 identity controls)",
         include_str!("../migrations/0005_account_history.sql"),
     ),
+    (
+        "enrollment_codes, fleet_edges and edge_reports (the fleet of the server of record)",
+        include_str!("../migrations/0006_fleet.sql"),
+    ),
 ];
 
 /// The advisory lock namespace of this adapter (`'RELA'`), so its locks never meet another
@@ -112,7 +116,8 @@ fn ident(name: &str) -> String {
 /// 2. creates the runtime role (LOGIN, no other attributes; set its password or certificate
 ///    mapping out of band) if it does not exist, and refuses a superuser or BYPASSRLS role;
 /// 3. grants it `SELECT, INSERT` on `event_log` and `receipts`; `SELECT, INSERT, UPDATE` (never `DELETE`) on
-///    the mutable state next to it (`accounts`, `change_requests`, `config_baseline`); `SELECT`
+///    the mutable state next to it (`accounts`, `change_requests`, `config_baseline`,
+///    `enrollment_codes`, `fleet_edges`, `edge_reports`); `SELECT`
 ///    on the version table, `EXECUTE` on the append lock function, `USAGE` on the schema and
 ///    `CONNECT` on the database, after revoking anything else it held on the tables.
 ///
@@ -228,9 +233,10 @@ pub async fn migrate(config: &MigrateConfig) -> Result<MigrateReport, MigrateErr
     let r = ident(role);
     sqlx::raw_sql(&format!(
         "REVOKE ALL ON event_log, relay_schema_migrations, accounts, change_requests, \
-             config_baseline, receipts FROM {r}; \
+             config_baseline, receipts, enrollment_codes, fleet_edges, edge_reports FROM {r}; \
          GRANT SELECT, INSERT ON event_log, receipts TO {r}; \
-         GRANT SELECT, INSERT, UPDATE ON accounts, change_requests, config_baseline TO {r}; \
+         GRANT SELECT, INSERT, UPDATE ON accounts, change_requests, config_baseline, \
+             enrollment_codes, fleet_edges, edge_reports TO {r}; \
          GRANT SELECT ON relay_schema_migrations TO {r}; \
          GRANT EXECUTE ON FUNCTION event_log_lock_head(integer, text) TO {r}; \
          GRANT USAGE ON SCHEMA {schema} TO {r}; \

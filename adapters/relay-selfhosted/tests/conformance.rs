@@ -166,6 +166,27 @@ async fn pg_receipt_store_passes_the_receipt_suite_and_is_append_only_even_to_th
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_fleet_store_passes_the_fleet_suite() {
+    let Some(pg) = PgHarness::start("fleet suite (Postgres)").await else {
+        return;
+    };
+    let store = pg.store().await;
+    let fleet = Arc::new(relay_selfhosted::PgFleetStore::new(store.pool().clone()));
+    relay_conformance::fleet::suite(fleet).await;
+    // The runtime role holds SELECT, INSERT, UPDATE on the fleet tables, never DELETE (42501):
+    // a used code cannot be removed to hide that it was used.
+    for sql in [
+        "DELETE FROM enrollment_codes",
+        "DELETE FROM fleet_edges",
+        "DELETE FROM edge_reports",
+    ] {
+        let denied = sqlx::query(sql).execute(store.pool()).await.unwrap_err();
+        assert_eq!(common::sqlstate(&denied).as_deref(), Some("42501"), "{sql}");
+    }
+    store.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pg_change_request_store_passes_the_change_suite_and_keeps_decisions_immutable() {
     let Some(pg) = PgHarness::start("change requests suite (Postgres)").await else {
         return;

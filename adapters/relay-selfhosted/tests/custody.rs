@@ -234,7 +234,7 @@ async fn migrate_is_idempotent_and_refuses_unsafe_roles() {
         .unwrap();
     assert!(again.applied.is_empty());
     assert!(!again.role_created);
-    assert_eq!(again.schema_version, 5);
+    assert_eq!(again.schema_version, 6);
     // The admin role itself as the runtime role, a superuser, and a malformed name.
     let admin: String = sqlx::query_scalar("SELECT current_user::text")
         .fetch_one(&pg.owner)

@@ -14,6 +14,7 @@
 mod access_review_cli;
 mod config;
 mod custody_cli;
+mod enroll_cli;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -66,6 +67,16 @@ enum Command {
     /// trail is verified first, its head is notarized if no anchor covers it yet, and the export
     /// is recorded as an EXPORT event in the _relay trail. Check it with `relay-verify PACKAGE`.
     Export(ExportArgs),
+    /// Enroll this workstation with a server of record, using a one-time code from its admin
+    /// (`relay-server enroll-code --edge <this device>` or the Fleet page).
+    ///
+    /// Sends every version of this edge's trail key over TLS (plain http only to a loopback
+    /// address; `--ca-file` for a private CA), stores the ingest token the server returns in
+    /// this edge's secret provider (`forward-token`), remembers the server in
+    /// <data_dir>/enrollment.json (used when `forward_url` is not configured) and records
+    /// ENROLLED in `_relay`. Restart `relay-edge run` to start forwarding. Later key rotations
+    /// reach the server by themselves. Exit 0 enrolled, 1 refused by the server, 2 other errors.
+    Enroll(EnrollArgs),
     /// Manage the trail HMAC keys (R1.3): `keys list`, `keys rotate`.
     ///
     /// `rotate` adds a new key version with a new key_id and makes it current; every older key
@@ -244,6 +255,22 @@ enum KeysAction {
     List(CommonArgs),
     /// Add a new trail key and make it current; older keys stay verifiable.
     Rotate(CommonArgs),
+}
+
+#[derive(Debug, Args)]
+struct EnrollArgs {
+    #[command(flatten)]
+    common: CommonArgs,
+    /// The server of record's base URL, e.g. https://relay-server.lab:8471.
+    #[arg(long, value_name = "URL")]
+    server: String,
+    /// The one-time enrollment code (or RELAY_ENROLL_CODE, which keeps it out of the shell
+    /// history).
+    #[arg(long, env = "RELAY_ENROLL_CODE", hide_env_values = true)]
+    code: String,
+    /// PEM of a private CA that signed the server's certificate (the OS roots are trusted too).
+    #[arg(long, value_name = "FILE")]
+    ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Args)]
@@ -566,6 +593,7 @@ fn dispatch(cli: Cli) -> Result<ExitCode, CliError> {
             run_export(&runtime, &config, args)
         }
         Command::Keys(args) => run_keys(&runtime, args.action),
+        Command::Enroll(args) => enroll_cli::enroll(&runtime, args),
         Command::Qualify(args) => run_qualify(&runtime, args),
         Command::AccessReview(args) => access_review_cli::access_review(&runtime, args),
     }
@@ -862,17 +890,30 @@ fn attribution_policy(kind: config::AttributionKind) -> relay_runtime::edge::Att
 
 /// Forwarding to the server of record as configured (`forward_url`); `None` without it. An
 /// empty token is read from the secret provider by whoever uses the settings.
+/// Without `forward_url`, the server this edge enrolled with (`enrollment.json`), if any.
 fn forward_settings(config: &EdgeConfig) -> Option<relay_runtime::forwarder::ForwardSettings> {
-    config.forward_url.as_ref().map(|url| {
-        let mut f = relay_runtime::forwarder::ForwardSettings::new(
-            url.clone(),
-            config.device.clone().unwrap_or_else(default_device_id),
-            config.forward_token.clone().unwrap_or_default(),
-        );
-        f.batch = config.forward_batch;
-        f.ca_file = config.forward_ca_file.clone();
-        f
-    })
+    let (url, ca_file) = match &config.forward_url {
+        Some(url) => (url.clone(), config.forward_ca_file.clone()),
+        None => match relay_runtime::enrollment::EnrollmentRecord::load(&config.data_dir) {
+            Ok(Some(enrolled)) => (
+                enrolled.server,
+                config.forward_ca_file.clone().or(enrolled.ca_file),
+            ),
+            Ok(None) => return None,
+            Err(e) => {
+                tracing::error!(error = %e, "the enrollment file is unreadable; not forwarding");
+                return None;
+            }
+        },
+    };
+    let mut f = relay_runtime::forwarder::ForwardSettings::new(
+        url,
+        config.device.clone().unwrap_or_else(default_device_id),
+        config.forward_token.clone().unwrap_or_default(),
+    );
+    f.batch = config.forward_batch;
+    f.ca_file = ca_file;
+    Some(f)
 }
 
 /// Where the configuration says keys are kept; the keyring's items are filed under the data

@@ -14,6 +14,7 @@
 pub mod access_review;
 pub mod backup;
 pub mod edge;
+pub mod enroll;
 pub mod export;
 pub mod forward;
 pub mod keys;

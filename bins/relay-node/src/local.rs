@@ -83,6 +83,7 @@ pub async fn server_stores(data_dir: &Path) -> Result<ServerStores, ServerError>
         clock: adapters.clock.clone(),
         changes: Some(adapters.changes.clone()),
         receipts: Some(adapters.receipts.clone()),
+        fleet: Some(adapters.fleet.clone()),
     })
 }
 

@@ -133,6 +133,10 @@ pub enum TimeSourceKind {
 pub struct ServerConfig {
     /// Where the local provider keeps its database, and where secrets and anchors live.
     pub data_dir: PathBuf,
+    /// Where the file secret provider keeps its secrets (default `<data_dir>/secrets`).
+    /// Replicas behind one load balancer share it (a shared volume, mode 0700), so an edge
+    /// enrolled through one replica is verified by all of them.
+    pub secrets_dir: Option<PathBuf>,
     /// The server's id (its own events' device).
     pub device: String,
     /// Listener address.
@@ -195,6 +199,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             data_dir: PathBuf::from("./relay-server-data"),
+            secrets_dir: None,
             device: "relay-server".into(),
             listen: SocketAddr::from(([127, 0, 0, 1], 8471)),
             tls_cert: None,
@@ -228,6 +233,13 @@ fn words(list: &[&str]) -> Vec<String> {
 }
 
 impl ServerConfig {
+    /// The file secret provider's directory: `secrets_dir`, else `<data_dir>/secrets`.
+    pub fn secrets_dir(&self) -> PathBuf {
+        self.secrets_dir
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("secrets"))
+    }
+
     /// Sets the identity and login settings of `api` (account names, password policy,
     /// per-client failure limit) from this configuration.
     pub fn identity_into(&self, api: &mut relay_api::ApiConfig) {
@@ -245,6 +257,7 @@ impl ServerConfig {
 /// The configuration keys, which are also the `RELAY_*` environment variables read.
 pub const CONFIG_KEYS: &[&str] = &[
     "data_dir",
+    "secrets_dir",
     "device",
     "listen",
     "tls_cert",
@@ -314,6 +327,13 @@ pub fn load(file: Option<&Path>) -> Result<ServerConfig, ConfigError> {
     if config.tls_cert.is_some() != config.tls_key.is_some() {
         return Err(ConfigError::Invalid(
             "tls_cert and tls_key go together".into(),
+        ));
+    }
+    if config.secrets_dir.is_some() && config.storage.provider == StorageProvider::Local {
+        return Err(ConfigError::Invalid(
+            "secrets_dir is for replicated servers (selfhosted, gcp/azure without a vault); the \
+             local provider keeps its secrets in <data_dir>/secrets"
+                .into(),
         ));
     }
     if config.late_after_secs == 0 {

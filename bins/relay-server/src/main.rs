@@ -20,6 +20,7 @@
 //! Exit codes: 0 success, 1 a trail is broken (`verify`), 2 failure (the cause chain is printed).
 
 mod config;
+mod fleet_cli;
 mod storage;
 
 use std::process::ExitCode;
@@ -121,6 +122,36 @@ enum Command {
         /// The edge id (its `device`).
         #[arg(long)]
         edge: String,
+    },
+    /// Issue a one-time enrollment code for an edge (issue 24) and print it once. On the
+    /// workstation, `relay-edge enroll --server URL --code CODE` then registers the edge: no
+    /// key file copied, no configuration edited, no server restarted. Recorded as
+    /// ENROLLMENT_CODE_ISSUED (the code itself is never stored, only its SHA-256).
+    EnrollCode {
+        /// TOML configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
+        /// The edge id (the workstation's `device`).
+        #[arg(long)]
+        edge: String,
+        /// Minutes until the code expires (1 to 10080).
+        #[arg(long, default_value_t = 60)]
+        ttl_minutes: u64,
+    },
+    /// Manage enrolled edges: `edge revoke --edge E --reason "…"`.
+    Edge {
+        #[command(subcommand)]
+        action: fleet_cli::EdgeAction,
+    },
+    /// Every edge's health, the unhealthy first: last batch, local vs stored head, lag in
+    /// records and time, clock skew, poisoned or revoked, version (as `GET /api/v1/fleet`).
+    Fleet {
+        /// TOML configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: Option<std::path::PathBuf>,
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
     },
     /// Applies the database schema and grants the runtime role SELECT, INSERT only (Postgres:
     /// needs a build with `--features selfhosted` or `--features aws`).
@@ -229,6 +260,13 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
+        Command::EnrollCode {
+            config,
+            edge,
+            ttl_minutes,
+        } => fleet_cli::enroll_code(&runtime, config, &edge, ttl_minutes),
+        Command::Edge { action } => fleet_cli::edge(&runtime, action),
+        Command::Fleet { config, json } => fleet_cli::fleet(&runtime, config, json),
         Command::IngestToken { config, edge } => {
             match runtime.block_on(ingest_token(config, &edge)) {
                 Ok(token) => {

@@ -41,6 +41,7 @@ struct PgStores {
     accounts: Arc<relay_selfhosted::PgAccountStore>,
     changes: Arc<relay_selfhosted::PgChangeRequestStore>,
     receipts: Arc<relay_selfhosted::PgReceiptStore>,
+    fleet: Arc<relay_selfhosted::PgFleetStore>,
 }
 
 /// The record, account, change-request and receipt stores on Postgres (every provider but `local`),
@@ -65,6 +66,7 @@ async fn postgres(dsn: &str) -> Result<PgStores, BoxError> {
         receipts: Arc::new(relay_selfhosted::PgReceiptStore::new(
             records.pool().clone(),
         )),
+        fleet: Arc::new(relay_selfhosted::PgFleetStore::new(records.pool().clone())),
         records,
     })
 }
@@ -96,9 +98,7 @@ async fn azure(c: &ServerConfig) -> Result<ServerStores, BoxError> {
     let pg = postgres(dsn).await?;
     let secrets: Arc<dyn relay_domain::ports::SecretProvider> = match adapters.secrets.clone() {
         Some(key_vault) => key_vault,
-        None => Arc::new(relay_local::FileSecretProvider::open(
-            c.data_dir.join("secrets"),
-        )?),
+        None => Arc::new(relay_local::FileSecretProvider::open(c.secrets_dir())?),
     };
     Ok(ServerStores {
         provider: "azure",
@@ -106,6 +106,7 @@ async fn azure(c: &ServerConfig) -> Result<ServerStores, BoxError> {
         accounts: pg.accounts,
         changes: Some(pg.changes),
         receipts: Some(pg.receipts),
+        fleet: Some(pg.fleet),
         secrets,
         notary: adapters.notary.clone(),
         clock: Arc::new(relay_local::SystemTimeSource::new()),
@@ -138,6 +139,7 @@ async fn gcp(c: &ServerConfig) -> Result<ServerStores, BoxError> {
         accounts: pg.accounts,
         changes: Some(pg.changes),
         receipts: Some(pg.receipts),
+        fleet: Some(pg.fleet),
         secrets: adapters.secrets.clone(),
         notary: adapters.notary.clone(),
         clock: Arc::new(relay_local::SystemTimeSource::new()),
@@ -159,9 +161,7 @@ async fn gcp(_: &ServerConfig) -> Result<ServerStores, BoxError> {
 async fn selfhosted(c: &ServerConfig) -> Result<ServerStores, BoxError> {
     let (dsn, bucket) = dsn_and_bucket(c)?;
     let pg = postgres(dsn).await?;
-    let secrets = Arc::new(relay_local::FileSecretProvider::open(
-        c.data_dir.join("secrets"),
-    )?);
+    let secrets = Arc::new(relay_local::FileSecretProvider::open(c.secrets_dir())?);
     let s3 = relay_selfhosted::S3Config::from_vars("RELAY_S3_", |k| std::env::var(k).ok());
     let client = relay_selfhosted::S3Client::new(&s3).await;
     let notary = Arc::new(
@@ -177,6 +177,7 @@ async fn selfhosted(c: &ServerConfig) -> Result<ServerStores, BoxError> {
         accounts: pg.accounts,
         changes: Some(pg.changes),
         receipts: Some(pg.receipts),
+        fleet: Some(pg.fleet),
         secrets,
         notary,
         clock: Arc::new(relay_local::SystemTimeSource::new()),
@@ -235,6 +236,7 @@ async fn aws(c: &ServerConfig) -> Result<ServerStores, BoxError> {
         accounts: pg.accounts,
         changes: Some(pg.changes),
         receipts: Some(pg.receipts),
+        fleet: Some(pg.fleet),
         secrets: Arc::new(adapters.secrets),
         notary: Arc::new(adapters.notary),
         clock: Arc::new(relay_local::SystemTimeSource::new()),

@@ -98,7 +98,7 @@ async fn migrate_makes_update_of_event_log_fail_with_42501_for_the_app_role_in_p
         .unwrap();
 
     assert!(run.status.success(), "migrate failed: {stdout}\n{stderr}");
-    assert!(stdout.contains("schema version 5"), "{stdout}");
+    assert!(stdout.contains("schema version 6"), "{stdout}");
     assert!(stdout.contains(&role), "{stdout}");
     assert!(
         !stdout.contains("postgres@"),

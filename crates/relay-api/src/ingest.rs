@@ -25,7 +25,8 @@ use axum::routing::post;
 use prometheus_client::metrics::counter::Counter;
 use relay_domain::ports::SecretProviderExt;
 use relay_domain::ports::{
-    Receipt, ReceiptStore, RecordStore, RecordStoreError, SecretError, SecretName, SecretProvider,
+    EdgeState, FleetStore, Receipt, ReceiptStore, RecordStore, RecordStoreError, SecretError,
+    SecretName, SecretProvider,
 };
 use relay_domain::{
     Actor, ActorSource, AppendService, ChainSeq, ChainVerifier, Device, EventDraft, EventKind,
@@ -37,7 +38,14 @@ use utoipa::ToSchema;
 
 use crate::error::{ApiError, ErrorBody, error_chain};
 
+mod enroll;
+mod report;
 mod time;
+pub(crate) use enroll::{__path_enroll, __path_register_keys};
+pub use enroll::{
+    EnrollRequest, EnrollResponse, KeyVersion, RegisterKeysRequest, RegisterKeysResponse,
+};
+pub use report::{EDGE_HEAD_HEADER, EDGE_VERSION_HEADER};
 pub use time::SENT_AT_HEADER;
 
 /// The header naming the edge whose ingest token the bearer token is checked against.
@@ -48,6 +56,10 @@ pub const INGEST_TOKEN_PREFIX: &str = "ingest-token.";
 pub const TRAIL_KEY_PREFIX: &str = "trail-hmac.";
 /// The most records one ingest batch may hold.
 pub const MAX_BATCH_RECORDS: usize = 10_000;
+/// Failed enrollments one client address may make per [`ENROLL_FAILURE_WINDOW`].
+pub const ENROLL_FAILURE_LIMIT: u32 = 10;
+/// The window of [`ENROLL_FAILURE_LIMIT`].
+pub const ENROLL_FAILURE_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// The name of the secret holding `edge`'s ingest token.
 pub fn ingest_token_secret(edge: &str) -> Result<SecretName, relay_domain::IdError> {
@@ -133,6 +145,10 @@ pub struct IngestMetrics {
     /// Ingested batches whose time of receipt could not be stored (the records are stored; a
     /// `RECEIPT_NOT_RECORDED` SYSTEM event carries the time instead).
     pub receipt_write_failures: Counter,
+    /// Edge health reports that could not be stored (the batch itself is unaffected).
+    pub fleet_report_failures: Counter,
+    /// Enrollments refused (unknown, used or expired code; too many attempts).
+    pub enrollments_refused: Counter,
 }
 
 /// What the ingest endpoint is built from.
@@ -169,6 +185,10 @@ struct IngestInner {
     revoked: Mutex<std::collections::BTreeSet<String>>,
     /// Where the time of receipt of newly stored records is kept, when enabled.
     receipts: std::sync::OnceLock<Arc<dyn ReceiptStore>>,
+    /// The enrolled edges, their codes and health (issue 24), when enabled.
+    fleet: std::sync::OnceLock<Arc<dyn FleetStore>>,
+    /// Failed enrollments per client address (10 per 15 minutes).
+    enroll_failures: crate::client_limit::ClientFailures,
 }
 
 impl std::fmt::Debug for IngestState {
@@ -189,7 +209,51 @@ impl IngestState {
                 last_skew_event: Mutex::new(HashMap::new()),
                 revoked: Mutex::new(std::collections::BTreeSet::new()),
                 receipts: std::sync::OnceLock::new(),
+                fleet: std::sync::OnceLock::new(),
+                enroll_failures: crate::client_limit::ClientFailures::new(
+                    ENROLL_FAILURE_LIMIT,
+                    ENROLL_FAILURE_WINDOW,
+                ),
             }),
+        }
+    }
+
+    /// Accepts edges enrolled in `store` besides the configured ones, serves enrollment and key
+    /// registration, and keeps each edge's health there (issue 24). Returns false (and keeps
+    /// the first) when already enabled.
+    pub fn enable_fleet(&self, store: Arc<dyn FleetStore>) -> bool {
+        self.inner.fleet.set(store).is_ok()
+    }
+
+    /// The fleet store, when enabled.
+    pub fn fleet(&self) -> Option<Arc<dyn FleetStore>> {
+        self.inner.fleet.get().cloned()
+    }
+
+    pub(crate) fn metrics(&self) -> &IngestMetrics {
+        &self.parts().metrics
+    }
+
+    /// The clock skew beyond which `CLOCK_SKEW` is raised.
+    pub fn clock_skew_threshold(&self) -> Duration {
+        self.parts().config.clock_skew_threshold
+    }
+
+    /// The configured edges (`ingest_edges`).
+    pub fn configured_edges(&self) -> &[String] {
+        &self.parts().config.edges
+    }
+
+    /// Whether `edge` may forward `trail`: its configured binding (`ingest_trails`), else the
+    /// trails it enrolled with, else the trail named like it.
+    pub(crate) fn trail_bound(&self, edge: &EdgeIdentity, trail: &TrailId) -> bool {
+        let config = &self.parts().config;
+        if config.edge_trails.contains_key(&edge.0) {
+            return config.trail_bound_to(&edge.0, trail);
+        }
+        match &edge.1 {
+            Some(trails) => trails.contains(trail),
+            None => config.trail_bound_to(&edge.0, trail),
         }
     }
 
@@ -373,7 +437,7 @@ pub(crate) async fn witnessed_heads(
     let trails = parts.store.trails().await.map_err(ApiError::from)?;
     let heads = trails
         .into_iter()
-        .filter(|(trail, _)| !trail.is_relay() && parts.config.trail_bound_to(&edge.0, trail))
+        .filter(|(trail, _)| !trail.is_relay() && state.trail_bound(&edge, trail))
         .map(|(trail, head)| WitnessedHead {
             trail_id: trail.as_str().to_owned(),
             head_seq: head.seq.get(),
@@ -392,16 +456,19 @@ pub fn ingest_router(state: IngestState) -> Router {
     Router::new()
         .route("/api/v1/ingest", post(ingest))
         .route("/api/v1/ingest/heads", axum::routing::get(witnessed_heads))
+        .route("/api/v1/ingest/keys", post(enroll::register_keys))
+        .route("/api/v1/enroll", post(enroll::enroll))
         .layer(DefaultBodyLimit::max(limit))
         .with_state(state)
 }
 
-/// The edge that authenticated a request.
-struct EdgeIdentity(String);
+/// The edge that authenticated a request, with the trails it enrolled with (`None`: a
+/// configured edge).
+pub(crate) struct EdgeIdentity(String, Option<Vec<TrailId>>);
 
 async fn authenticate(state: &IngestState, headers: &HeaderMap) -> Result<EdgeIdentity, ApiError> {
     let parts = state.parts();
-    if parts.config.edges.is_empty() {
+    if parts.config.edges.is_empty() && state.fleet().is_none() {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "ingest_disabled",
@@ -421,10 +488,30 @@ async fn authenticate(state: &IngestState, headers: &HeaderMap) -> Result<EdgeId
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .ok_or_else(refuse)?;
-    if !parts.config.edges.iter().any(|e| e == edge) {
-        tracing::warn!(edge = %edge, "ingest refused: edge not configured");
-        return Err(refuse());
-    }
+    let enrolled = match state.fleet() {
+        Some(fleet) => fleet.edge(edge).await.map_err(|e| {
+            tracing::error!(edge = %edge, error = %error_chain(&e), "ingest: the fleet store failed");
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "storage_unavailable",
+                "the fleet store is unavailable; retry",
+            )
+        })?,
+        None => None,
+    };
+    let trails = match &enrolled {
+        // A revocation holds on every replica at once, configured edge or not.
+        Some(entry) if entry.state == EdgeState::Revoked => {
+            tracing::warn!(edge = %edge, "ingest refused: the edge is revoked");
+            return Err(refuse());
+        }
+        Some(entry) => Some(entry.trails.clone()),
+        None if parts.config.edges.iter().any(|e| e == edge) => None,
+        None => {
+            tracing::warn!(edge = %edge, "ingest refused: edge neither configured nor enrolled");
+            return Err(refuse());
+        }
+    };
     if state.is_revoked(edge) {
         tracing::warn!(edge = %edge, "ingest refused: the edge's token was revoked (approved change)");
         return Err(refuse());
@@ -445,7 +532,7 @@ async fn authenticate(state: &IngestState, headers: &HeaderMap) -> Result<EdgeId
         tracing::warn!(edge = %edge, "ingest refused: wrong token");
         return Err(refuse());
     }
-    Ok(EdgeIdentity(edge.to_owned()))
+    Ok(EdgeIdentity(edge.to_owned(), trails))
 }
 
 /// Ingests a batch of one trail's records from an edge.
@@ -471,11 +558,7 @@ pub(crate) async fn ingest(
     let edge = authenticate(&state, &head.headers).await?;
     let sent_at = time::sent_at(&head.headers);
     let request = read_batch(&state, &head.headers, body).await?;
-    if !state
-        .parts()
-        .config
-        .trail_bound_to(&edge.0, &request.trail_id)
-    {
+    if !state.trail_bound(&edge, &request.trail_id) {
         tracing::warn!(edge = %edge.0, trail = %request.trail_id,
             "ingest refused: the trail is not bound to this edge (ingest_trails)");
         return Err(ApiError::forbidden(
@@ -486,7 +569,9 @@ pub(crate) async fn ingest(
             ),
         ));
     }
-    match ingest_batch(&state, &edge, &request).await {
+    let result = ingest_batch(&state, &edge, &request).await;
+    report::after_batch(&state, &edge, &head.headers, &request, sent_at, &result).await;
+    match result {
         Ok(response) => {
             time::check_clock_skew(&state, &edge, &request, sent_at).await;
             Ok(axum::Json(response))
@@ -776,7 +861,10 @@ async fn record_server_event(
         subject: None,
         payload,
     };
-    let result = parts.appender.append(draft).await;
+    let result = parts
+        .appender
+        .append_rechaining(draft, crate::APPEND_RETRIES)
+        .await;
     if result.is_err() {
         parts.metrics.audit_write_failures.inc();
     }

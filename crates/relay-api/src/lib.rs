@@ -31,6 +31,7 @@ mod error;
 mod events;
 mod exports;
 mod extract;
+pub mod fleet;
 mod four_eyes;
 mod four_eyes_apply;
 mod identity;
@@ -69,9 +70,11 @@ pub use exports::{
     SealedPackage,
 };
 pub use ingest::{
-    EDGE_HEADER, IngestConfig, IngestMetrics, IngestParts, IngestRequest, IngestResponse,
-    IngestState, MAX_BATCH_RECORDS, SENT_AT_HEADER, WitnessedHead, WitnessedHeads, ingest_router,
-    ingest_token_secret, token_text, trail_key_secret,
+    EDGE_HEAD_HEADER, EDGE_HEADER, EDGE_VERSION_HEADER, EnrollRequest, EnrollResponse,
+    IngestConfig, IngestMetrics, IngestParts, IngestRequest, IngestResponse, IngestState,
+    KeyVersion, MAX_BATCH_RECORDS, RegisterKeysRequest, RegisterKeysResponse, SENT_AT_HEADER,
+    WitnessedHead, WitnessedHeads, ingest_router, ingest_token_secret, token_text,
+    trail_key_secret,
 };
 pub use login::AccountView;
 pub use openapi::{ApiDoc, openapi_json};
@@ -81,6 +84,10 @@ pub use verify::{
     AppendOnlyView, TrailVerdict, TrailVerdictView, VerifyReport, VerifyResponse, VerifyRunError,
     forwarded_key_ring, trail_key_ring, verify_trails,
 };
+
+/// How often an event the API appends is re-chained when another replica appended to the same
+/// trail first ([`relay_domain::AppendService::append_rechaining`]).
+pub const APPEND_RETRIES: u32 = 8;
 
 /// The actor name of events the relay process causes itself (as in the runtime's journal).
 pub const RELAY_ACTOR: &str = "relay";
@@ -114,6 +121,9 @@ pub fn router(state: ApiState) -> Router {
         .route("/changes/{id}/approve", post(changes::approve))
         .route("/changes/{id}/reject", post(changes::reject))
         .route("/verify", post(verify::verify))
+        .route("/fleet", get(fleet::list))
+        .route("/fleet/codes", post(fleet::issue_code))
+        .route("/fleet/edges/{edge}/revoke", post(fleet::revoke))
         .route("/openapi.json", get(openapi_document))
         .fallback(api_not_found)
         .layer(axum::middleware::from_fn_with_state(

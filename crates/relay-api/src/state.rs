@@ -321,7 +321,13 @@ impl ApiState {
             subject,
             payload,
         };
-        match self.parts().appender.append(draft).await {
+        // `_relay` is shared by every replica on one database: re-chain after another's append.
+        match self
+            .parts()
+            .appender
+            .append_rechaining(draft, crate::APPEND_RETRIES)
+            .await
+        {
             Ok(record) => {
                 self.parts().metrics.records_appended.inc();
                 Ok(record)

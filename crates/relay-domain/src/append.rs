@@ -156,6 +156,31 @@ impl AppendService {
         lanes.entry(trail.clone()).or_default().clone()
     }
 
+    /// [`append`](Self::append), re-chaining up to `retries` times when the store refuses the
+    /// record as not next or conflicting: another process sharing the trail (a second server
+    /// of record on one database, `relay-edge export` next to `run`) appended since this
+    /// service cached the head. Nothing was stored by a refused attempt, and the next attempt
+    /// re-reads the head, so a retry chains the record after the other writer's.
+    pub async fn append_rechaining(
+        &self,
+        draft: EventDraft,
+        retries: u32,
+    ) -> Result<Record, AppendError> {
+        let mut result = self.append(draft.clone()).await;
+        let mut tried = 0;
+        while tried < retries
+            && let Err(AppendError::Store { source, .. }) = &result
+            && matches!(
+                **source,
+                RecordStoreError::NotNext { .. } | RecordStoreError::Conflict { .. }
+            )
+        {
+            tried += 1;
+            result = self.append(draft.clone()).await;
+        }
+        result
+    }
+
     /// Chains `draft` onto its trail and stores it durably; returns the stored record.
     pub async fn append(&self, draft: EventDraft) -> Result<Record, AppendError> {
         if draft.actor.is_none() {

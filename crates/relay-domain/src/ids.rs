@@ -303,6 +303,25 @@ impl EventKind {
     pub fn clock_skew() -> Self {
         Self::known("CLOCK_SKEW")
     }
+    /// An edge enrolled with a server of record (issue 24); in `_relay` on both sides.
+    pub fn enrolled() -> Self {
+        Self::known("ENROLLED")
+    }
+    /// An admin issued a one-time enrollment code for an edge (issue 24); in the server's
+    /// `_relay`. The code itself is never recorded.
+    pub fn enrollment_code_issued() -> Self {
+        Self::known("ENROLLMENT_CODE_ISSUED")
+    }
+    /// An edge was revoked: its ingest is refused until it enrolls again (issue 24); in the
+    /// server's `_relay`.
+    pub fn edge_revoked() -> Self {
+        Self::known("EDGE_REVOKED")
+    }
+    /// An edge registered a new trail key version with the server of record, proven under the
+    /// version before it (issue 24); in the server's `_relay`.
+    pub fn key_registered() -> Self {
+        Self::known("KEY_REGISTERED")
+    }
 }
 
 /// Who caused an event. Never empty and never a placeholder such as `unknown` (R2.2).

@@ -14,6 +14,8 @@ pub(crate) type HmacSha256 = Hmac<Sha256>;
 
 /// Domain tag for deriving a key id from key material.
 const KEY_ID_DOMAIN_TAG: &[u8] = b"gims-relay:key-id:v1\n";
+/// Domain tag of a key registration proof ([`TrailKey::registration_proof`]).
+const KEY_REGISTRATION_TAG: &[u8] = b"gims-relay:key-registration:v1\n";
 
 /// The smallest trail key accepted, in bytes (256 bits).
 pub const MIN_KEY_BYTES: usize = 32;
@@ -90,6 +92,40 @@ impl TrailKey {
         let id = format!("k-{}", hex::encode(&digest[..8]));
         // `k-` followed by hex digits is always a valid key id.
         KeyId::new(id).unwrap_or_else(|_| unreachable!("hex key ids are valid"))
+    }
+}
+
+impl TrailKey {
+    /// The proof, made under this key (the version before `new`), that the holder of this key
+    /// registers `new` as the next key of `edge`'s trail `trail` with the server of record
+    /// (issue 24). Binds the edge, the trail, the new key id and the new key's bytes; every
+    /// field is length-prefixed, so no two registrations share a message.
+    pub fn registration_proof(&self, edge: &str, trail: &str, new: &TrailKey) -> Checksum {
+        let mut message = Vec::with_capacity(KEY_REGISTRATION_TAG.len() + 160);
+        message.extend_from_slice(KEY_REGISTRATION_TAG);
+        for field in [
+            edge.as_bytes(),
+            trail.as_bytes(),
+            new.id().as_str().as_bytes(),
+            new.expose_secret(),
+        ] {
+            let len = u32::try_from(field.len()).unwrap_or(u32::MAX);
+            message.extend_from_slice(&len.to_be_bytes());
+            message.extend_from_slice(field);
+        }
+        self.mac(&message)
+    }
+
+    /// Whether `proof` is this key's [`registration_proof`](Self::registration_proof) of `new`
+    /// for `edge`'s `trail` (compared in constant time).
+    pub fn verifies_registration(
+        &self,
+        edge: &str,
+        trail: &str,
+        new: &TrailKey,
+        proof: &Checksum,
+    ) -> bool {
+        self.registration_proof(edge, trail, new).ct_eq(proof)
     }
 }
 

@@ -665,6 +665,18 @@ impl crate::ports::SecretProvider for InMemorySecretProvider {
         Ok(value)
     }
 
+    async fn import(
+        &self,
+        name: &crate::ports::SecretName,
+        versions: &[crate::ports::SecretValue],
+    ) -> Result<Vec<crate::KeyId>, crate::ports::SecretError> {
+        let mut secrets = self.secrets.lock().unwrap_or_else(PoisonError::into_inner);
+        let stored = secrets.get(name).cloned().unwrap_or_default();
+        let (merged, added) = crate::ports::merge_imported(name, &stored, versions)?;
+        secrets.insert(name.clone(), merged);
+        Ok(added)
+    }
+
     async fn rotate(
         &self,
         name: &crate::ports::SecretName,
@@ -688,5 +700,123 @@ impl crate::ports::SecretProvider for InMemorySecretProvider {
         }
         versions.push(value.clone());
         Ok(value)
+    }
+}
+
+/// A [`FleetStore`](crate::ports::FleetStore) in memory (embedding, tests), enforcing its
+/// contract (single-use codes, no undo of a revocation).
+#[derive(Debug, Default)]
+pub struct InMemoryFleetStore {
+    inner: Mutex<MemoryFleet>,
+}
+
+#[derive(Debug, Default)]
+struct MemoryFleet {
+    codes: Vec<crate::ports::EnrollmentCode>,
+    edges: BTreeMap<String, crate::ports::EdgeEntry>,
+    reports: BTreeMap<(String, TrailId), crate::ports::EdgeReport>,
+}
+
+impl InMemoryFleetStore {
+    /// An empty store.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, MemoryFleet> {
+        self.inner.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+#[async_trait]
+impl crate::ports::FleetStore for InMemoryFleetStore {
+    async fn issue_code(
+        &self,
+        code: &crate::ports::EnrollmentCode,
+    ) -> Result<(), crate::ports::FleetError> {
+        self.lock().codes.push(code.clone());
+        Ok(())
+    }
+
+    async fn redeem(
+        &self,
+        digest: &crate::ports::CodeDigest,
+        edge: &str,
+        now: Timestamp,
+    ) -> Result<crate::ports::EnrollmentCode, crate::ports::FleetError> {
+        let mut fleet = self.lock();
+        let code = fleet
+            .codes
+            .iter_mut()
+            .find(|c| c.edge == edge && c.digest.ct_eq(digest))
+            .ok_or(crate::ports::RedeemRefusal::Unknown)?;
+        crate::ports::fleet::judge_redemption(code, now)?;
+        code.used_at = Some(now);
+        Ok(code.clone())
+    }
+
+    async fn enroll(
+        &self,
+        edge: &str,
+        trails: &[TrailId],
+        at: Timestamp,
+        by: &str,
+    ) -> Result<(), crate::ports::FleetError> {
+        self.lock().edges.insert(
+            edge.to_owned(),
+            crate::ports::EdgeEntry {
+                edge: edge.to_owned(),
+                state: crate::ports::EdgeState::Enrolled,
+                trails: trails.to_vec(),
+                enrolled_at: at,
+                enrolled_by: by.to_owned(),
+                revoked: None,
+            },
+        );
+        Ok(())
+    }
+
+    async fn revoke(
+        &self,
+        edge: &str,
+        at: Timestamp,
+        by: &str,
+    ) -> Result<(), crate::ports::FleetError> {
+        let mut fleet = self.lock();
+        let entry =
+            fleet
+                .edges
+                .get_mut(edge)
+                .ok_or_else(|| crate::ports::FleetError::UnknownEdge {
+                    edge: edge.to_owned(),
+                })?;
+        entry.state = crate::ports::EdgeState::Revoked;
+        entry.revoked = Some((at, by.to_owned()));
+        Ok(())
+    }
+
+    async fn edge(
+        &self,
+        edge: &str,
+    ) -> Result<Option<crate::ports::EdgeEntry>, crate::ports::FleetError> {
+        Ok(self.lock().edges.get(edge).cloned())
+    }
+
+    async fn edges(&self) -> Result<Vec<crate::ports::EdgeEntry>, crate::ports::FleetError> {
+        Ok(self.lock().edges.values().cloned().collect())
+    }
+
+    async fn report(
+        &self,
+        report: &crate::ports::EdgeReport,
+    ) -> Result<(), crate::ports::FleetError> {
+        self.lock()
+            .reports
+            .insert((report.edge.clone(), report.trail.clone()), report.clone());
+        Ok(())
+    }
+
+    async fn reports(&self) -> Result<Vec<crate::ports::EdgeReport>, crate::ports::FleetError> {
+        Ok(self.lock().reports.values().cloned().collect())
     }
 }

@@ -677,6 +677,7 @@ async fn start_forwarder(
                 journal.clone(),
             )
             .map_err(EdgeError::Forward)?
+            .with_key_registration(ports.secrets.clone())
             .spawn(),
         ),
         None => None,

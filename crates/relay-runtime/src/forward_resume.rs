@@ -136,13 +136,39 @@ pub async fn resume(
     );
     let forwarder =
         Forwarder::new(settings, store, cursors.clone(), journal.clone()).map_err(|e| open(&e))?;
-    let acked_seq = match forwarder.send_once(trail, &records).await {
+    let mut outcome = forwarder.send_once(trail, &records).await;
+    if let SendOutcome::UnknownKey { reason } = &outcome {
+        // Halted by a key rotation the server never learned of: register, then send again.
+        tracing::warn!(trail = %trail, reason = %reason, "the server lacks a key; registering the edge's key versions");
+        if let Err(why) = crate::enrollment::register_keys(
+            &forwarder.settings(),
+            adapters.secrets.as_ref(),
+            trail,
+        )
+        .await
+        {
+            return Err(ResumeError::Unconfirmed(format!(
+                "the server lacks a key of the batch and registering the edge's keys failed: {why}"
+            )));
+        }
+        outcome = forwarder.send_once(trail, &records).await;
+    }
+    let acked_seq = match outcome {
         SendOutcome::Acked(seq) if (dead.first_seq..=dead.last_seq).contains(&seq) => seq,
         SendOutcome::Acked(seq) => {
             return Err(ResumeError::Unconfirmed(format!(
                 "the server acknowledged seq {seq}, outside the batch {}..{}",
                 dead.first_seq, dead.last_seq
             )));
+        }
+        SendOutcome::UnknownKey { reason } => {
+            return Err(ResumeError::StillRefused {
+                trail: trail.clone(),
+                first: dead.first_seq,
+                last: dead.last_seq,
+                status: 422,
+                reason,
+            });
         }
         SendOutcome::Poison { status, reason } => {
             return Err(ResumeError::StillRefused {

@@ -114,7 +114,13 @@ pub(crate) enum SendOutcome {
     Retry(String),
     /// Refused for good.
     Poison { status: u16, reason: String },
+    /// Refused because the server lacks the key a record names (`unknown_key`): registering
+    /// the edge's key versions may fix it.
+    UnknownKey { reason: String },
 }
+
+/// The version this edge reports to the server (`X-Relay-Version`).
+pub const EDGE_VERSION: &str = concat!("relay-edge ", env!("CARGO_PKG_VERSION"));
 
 type HttpClient = Client<hyper_rustls::HttpsConnector<HttpConnector>, Full<Bytes>>;
 
@@ -132,6 +138,8 @@ struct ForwarderInner {
     store: Arc<dyn RecordStore>,
     cursors: Arc<dyn ForwardCursorStore>,
     journal: Journal,
+    /// The edge's secrets, to register new trail key versions with the server (issue 24).
+    secrets: Option<Arc<dyn relay_domain::ports::SecretProvider>>,
 }
 
 /// The running forwarder; [`ForwarderHandle::shutdown`] stops every trail task.
@@ -190,7 +198,9 @@ fn tls_config(ca_file: Option<&PathBuf>) -> Result<rustls::ClientConfig, Forward
 
 /// The ingest endpoint of `settings.url` and an HTTPS client trusting the system roots and
 /// `settings.ca_file`.
-fn client_for(settings: &ForwardSettings) -> Result<(Uri, HttpClient), ForwardStartError> {
+pub(crate) fn client_for(
+    settings: &ForwardSettings,
+) -> Result<(Uri, HttpClient), ForwardStartError> {
     let endpoint = endpoint(&settings.url)?;
     let tls = tls_config(settings.ca_file.as_ref())?;
     let connector = hyper_rustls::HttpsConnectorBuilder::new()
@@ -299,8 +309,27 @@ impl Forwarder {
                 store,
                 cursors,
                 journal,
+                secrets: None,
             }),
         })
+    }
+
+    /// Registers the edge's trail key versions with the server (proven under the version
+    /// before each) when a trail starts forwarding and whenever the server answers
+    /// `unknown_key`, so a key rotation never halts forwarding (issue 24).
+    pub fn with_key_registration(
+        mut self,
+        secrets: Arc<dyn relay_domain::ports::SecretProvider>,
+    ) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.secrets = Some(secrets);
+        }
+        self
+    }
+
+    /// The settings it forwards with.
+    pub(crate) fn settings(&self) -> ForwardSettings {
+        self.inner.settings.clone()
     }
 
     /// Sends `records` of `trail` once, without touching any cursor (`forward resume` re-tries
@@ -397,6 +426,9 @@ async fn forward_trail(
     let settings = &inner.settings;
     let mut attempt: u32 = 0;
     let mut outage: Option<crate::forward_outage::ForwardOutage> = None;
+    // Keys first: a version made by `keys rotate` reaches the server before records signed
+    // with it. A server without the endpoint (older) or an unenrolled edge just logs.
+    let mut keys_registered = register_keys(&inner, &trail).await;
     loop {
         if *stop.borrow() {
             return;
@@ -487,10 +519,47 @@ async fn forward_trail(
                     return;
                 }
             }
+            SendOutcome::UnknownKey { reason } if !keys_registered => {
+                tracing::warn!(trail = %trail, first_seq, reason = %reason,
+                    "the server lacks a key of this batch; registering the edge's key versions");
+                keys_registered = register_keys(&inner, &trail).await;
+                if !keys_registered {
+                    attempt = attempt.saturating_add(1);
+                    if sleep_or_stop(backoff(settings, attempt), &mut stop).await {
+                        return;
+                    }
+                }
+            }
+            SendOutcome::UnknownKey { reason } => {
+                poison(&inner, &trail, first_seq, last_seq, 422, reason).await;
+                return;
+            }
             SendOutcome::Poison { status, reason } => {
                 poison(&inner, &trail, first_seq, last_seq, status, reason).await;
                 return;
             }
+        }
+    }
+}
+
+/// Registers the edge's key versions of `trail` with the server; true when the server holds
+/// them all now. Failures are logged and counted, never fatal: the batch itself says whether
+/// the server can verify it.
+async fn register_keys(inner: &ForwarderInner, trail: &TrailId) -> bool {
+    let Some(secrets) = &inner.secrets else {
+        return false;
+    };
+    match crate::enrollment::register_keys(&inner.settings, secrets.as_ref(), trail).await {
+        Ok(added) => {
+            if !added.is_empty() {
+                tracing::info!(trail = %trail, added = ?added, "registered new trail key versions with the server");
+            }
+            true
+        }
+        Err(why) => {
+            inner.journal.metrics().forward_retries.inc();
+            tracing::warn!(trail = %trail, reason = %why, "could not register the trail key versions with the server");
+            false
         }
     }
 }
@@ -566,7 +635,13 @@ async fn send(inner: &ForwarderInner, trail: &TrailId, records: &[Record]) -> Se
             header::AUTHORIZATION,
             format!("Bearer {}", inner.settings.token),
         )
-        .header(relay_api::EDGE_HEADER, inner.settings.edge_id.as_str());
+        .header(relay_api::EDGE_HEADER, inner.settings.edge_id.as_str())
+        .header(relay_api::EDGE_VERSION_HEADER, EDGE_VERSION);
+    // The local head as the fleet view shows it (best effort: a read failure omits it).
+    let request = match local_head(inner, trail).await {
+        Some(value) => request.header(relay_api::EDGE_HEAD_HEADER, value),
+        None => request,
+    };
     // The server measures clock skew from this send time, never from the records' age.
     let request = match inner.journal.appender().clock().now().await {
         Ok(t) => request.header(relay_api::SENT_AT_HEADER, t.at.to_canonical()),
@@ -606,6 +681,15 @@ async fn send(inner: &ForwarderInner, trail: &TrailId, records: &[Record]) -> Se
     classify(status, &bytes)
 }
 
+/// The trail's local head as `<seq>@<recorded_at>` ([`relay_api::EDGE_HEAD_HEADER`]).
+async fn local_head(inner: &ForwarderInner, trail: &TrailId) -> Option<String> {
+    let head = inner.store.head(trail).await.ok()??;
+    let seq = head.seq.get();
+    let record = inner.store.read(trail, seq - 1, 1).await.ok()?;
+    let at = record.first()?.recorded_at;
+    Some(format!("{seq}@{}", at.to_canonical()))
+}
+
 /// What a server answer means to the forwarder (R8.4).
 fn classify(status: StatusCode, body: &[u8]) -> SendOutcome {
     let text = String::from_utf8_lossy(&body[..body.len().min(2048)]).into_owned();
@@ -625,6 +709,18 @@ fn classify(status: StatusCode, body: &[u8]) -> SendOutcome {
         || !status.is_client_error();
     if retry {
         SendOutcome::Retry(format!("HTTP {status}: {text}"))
+    } else if status == StatusCode::UNPROCESSABLE_ENTITY
+        && serde_json::from_slice::<serde_json::Value>(body)
+            .ok()
+            .and_then(|v| {
+                v.pointer("/error/code")
+                    .and_then(|c| c.as_str())
+                    .map(str::to_owned)
+            })
+            .as_deref()
+            == Some("unknown_key")
+    {
+        SendOutcome::UnknownKey { reason: text }
     } else {
         SendOutcome::Poison {
             status: status.as_u16(),

@@ -7,8 +7,6 @@ use relay_domain::{
     Subject, TrailId,
 };
 
-use relay_domain::ports::RecordStoreError;
-
 use crate::metrics::Metrics;
 
 /// How often an append to `_relay` refused as not next or conflicting (another process appended
@@ -90,22 +88,13 @@ impl Journal {
             subject,
             payload,
         };
-        let mut result = self.appender.append(draft.clone()).await;
-        let mut retries = 0;
-        while retries < NOT_NEXT_RETRIES
-            && let Err(AppendError::Store { source, .. }) = &result
-            && matches!(
-                **source,
-                RecordStoreError::NotNext { .. } | RecordStoreError::Conflict { .. }
-            )
-        {
-            // Another process (e.g. `relay-edge export` next to `relay-edge run`, or a second
-            // server of record on the same database recording its anchors) appended to `_relay`
-            // since this one cached the head; nothing was stored, and the service re-reads the
-            // head on the next append, so a retry re-chains it.
-            retries += 1;
-            result = self.appender.append(draft.clone()).await;
-        }
+        // Another process (e.g. `relay-edge export` next to `relay-edge run`, or a second
+        // server of record on the same database recording its anchors) may have appended to
+        // `_relay` since this one cached the head: re-chained.
+        let result = self
+            .appender
+            .append_rechaining(draft, NOT_NEXT_RETRIES)
+            .await;
         match result {
             Ok(r) => {
                 self.metrics.records_appended.inc();

@@ -43,6 +43,8 @@ pub struct Metrics {
     pub clock_steps_back: Counter,
     /// Ingest counters (server of record).
     pub ingest: relay_api::IngestMetrics,
+    /// Per-edge health gauges (server of record, issue 24).
+    pub fleet: crate::fleet_metrics::FleetGauges,
 }
 
 impl Metrics {
@@ -132,7 +134,18 @@ impl Metrics {
                 "ingest_receipt_write_failures",
                 "Ingested batches whose time of receipt could not be stored",
             ),
+            fleet_report_failures: m(
+                &mut registry,
+                "fleet_report_failures",
+                "Edge health reports the fleet store could not keep",
+            ),
+            enrollments_refused: m(
+                &mut registry,
+                "fleet_enrollments_refused",
+                "Enrollments refused (unknown, used or expired code; too many attempts)",
+            ),
         };
+        let fleet = crate::fleet_metrics::FleetGauges::register(&mut registry);
         let capture_pending = Gauge::default();
         registry.register(
             "capture_pending",
@@ -162,6 +175,7 @@ impl Metrics {
             forward_poisoned,
             clock_steps_back,
             ingest,
+            fleet,
         })
     }
 

@@ -43,6 +43,9 @@ pub struct ServerStores {
     /// When each forwarded record was received (`None`: no time of receipt is kept, every
     /// record shows `received_at: null`, and the start-up posture says so).
     pub receipts: Option<Arc<dyn ReceiptStore>>,
+    /// Enrolled edges, enrollment codes and edge health, shared by every replica (`None`: no
+    /// enrollment; only `ingest_edges` may ingest, and the fleet view answers 503).
+    pub fleet: Option<Arc<dyn relay_domain::ports::FleetStore>>,
 }
 
 impl ServerStores {
@@ -129,6 +132,10 @@ pub struct ServerRuntime {
     journal: Journal,
     http_addr: SocketAddr,
     running: crate::running::Running,
+    fleet_refresh: Option<(
+        tokio::sync::watch::Sender<bool>,
+        tokio::task::JoinHandle<()>,
+    )>,
 }
 
 impl ServerRuntime {
@@ -210,11 +217,15 @@ impl ServerRuntime {
                  record can be shown as received late"
             ),
         }
+        if let Some(fleet) = &stores.fleet {
+            ingest.enable_fleet(fleet.clone());
+        }
         let revoked_edges = replay_ingest_token_changes(&approved, &ingest);
         let without_token = ingest.edges_without_token().await;
-        if settings.ingest.edges.is_empty() {
+        if settings.ingest.edges.is_empty() && stores.fleet.is_none() {
             tracing::warn!(
-                "ingest is DISABLED: no edge is configured (ingest_edges); POST /api/v1/ingest answers 503"
+                "ingest is DISABLED: no edge is configured (ingest_edges) and there is no fleet \
+                 store for enrollment; POST /api/v1/ingest answers 503"
             );
         } else if !without_token.is_empty() {
             tracing::warn!(edges = ?without_token,
@@ -308,6 +319,9 @@ impl ServerRuntime {
         if let Some(receipts) = &stores.receipts {
             api.enable_receipts(receipts.clone(), settings.ingest.late_after);
         }
+        if stores.fleet.is_some() {
+            api.enable_ingest_tokens(ingest.clone());
+        }
         if let Some(store) = changes {
             api.enable_changes(store);
             api.enable_ingest_tokens(ingest.clone());
@@ -364,6 +378,18 @@ impl ServerRuntime {
                 )
             }
         };
+        let fleet_refresh = stores.fleet.clone().map(|fleet| {
+            let (stop, stopped) = tokio::sync::watch::channel(false);
+            let task = tokio::spawn(crate::fleet_metrics::refresh_loop(
+                metrics.fleet.clone(),
+                fleet,
+                clock.clone(),
+                settings.ingest.edges.clone(),
+                settings.ingest.clock_skew_threshold,
+                stopped,
+            ));
+            (stop, task)
+        });
         tracing::info!(device = %settings.device, key_id = %key_id, http = %http_addr,
             tls = settings.tls.is_some(), store = stores.provider, "relay-server running");
         Ok(Self {
@@ -375,6 +401,7 @@ impl ServerRuntime {
                 stop_http,
                 notary_scheduler,
             },
+            fleet_refresh,
         })
     }
 
@@ -410,6 +437,14 @@ impl ServerRuntime {
             .await
         {
             tracing::error!(error = %e, "shutdown event not recorded");
+        }
+        if let Some((stop, task)) = self.fleet_refresh {
+            if stop.send(true).is_err() {
+                tracing::debug!("fleet gauge refresh already stopped");
+            }
+            if let Err(e) = task.await {
+                tracing::warn!(error = %e, "fleet gauge refresh task failed");
+            }
         }
         self.running.stop().await;
         self.stores.close().await;

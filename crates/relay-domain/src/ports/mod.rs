@@ -7,6 +7,7 @@
 pub mod accounts;
 pub mod changes;
 pub mod failure;
+pub mod fleet;
 pub mod forward;
 pub mod notary;
 pub mod object_store;
@@ -22,6 +23,10 @@ pub use changes::{
     ChangeDecision, ChangeRequest, ChangeRequestStore, ChangeSetting, ChangeState, ChangeStoreError,
 };
 pub use failure::{Classified, Meaning, ProviderFailure};
+pub use fleet::{
+    CodeDigest, EdgeEntry, EdgeReport, EdgeState, EnrollmentCode, FleetError, FleetStore,
+    RedeemRefusal,
+};
 pub use forward::{
     DeadLetter, ForwardCursor, ForwardCursorError, ForwardCursorStore, ForwardState,
 };
@@ -40,5 +45,6 @@ pub use record_store::{
 };
 pub use secrets::{
     SecretError, SecretName, SecretProvider, SecretProviderExt, SecretValue, SecretsFallback,
+    merge_imported,
 };
 pub use time_source::{TimeEvent, TimePosture, TimeSource, TimeSourceError, TimedInstant};

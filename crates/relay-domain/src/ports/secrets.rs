@@ -199,6 +199,10 @@ impl SecretError {
 /// - `rotate` adds a new random version that becomes current; older versions stay readable by
 ///   id forever, so records signed under them still verify (R1.3).
 /// - `versions` lists every version id, oldest first.
+/// - `import` (optional: the default refuses) adds versions made elsewhere **with their own ids**
+///   ([`merge_imported`]): an id already stored with the same bytes is kept as it is, an id
+///   stored with *other* bytes is refused and nothing is stored; the last imported version
+///   becomes current; a missing secret is created.
 /// - Secret bytes never appear in errors, logs or `Debug` output.
 #[async_trait]
 pub trait SecretProvider: Send + Sync + std::fmt::Debug {
@@ -214,6 +218,56 @@ pub trait SecretProvider: Send + Sync + std::fmt::Debug {
     async fn create(&self, name: &SecretName) -> Result<SecretValue, SecretError>;
     /// Adds a new random version of `name` and makes it current.
     async fn rotate(&self, name: &SecretName) -> Result<SecretValue, SecretError>;
+    /// Adds `versions` made elsewhere (an edge's trail key versions registered with the server
+    /// of record, a token the server issued) keeping their ids; returns the ids newly added.
+    /// Providers whose version ids are assigned by the provider cannot keep foreign ids and
+    /// refuse (the default).
+    async fn import(
+        &self,
+        name: &SecretName,
+        _versions: &[SecretValue],
+    ) -> Result<Vec<KeyId>, SecretError> {
+        Err(SecretError::Other {
+            message: format!(
+                "secret {name}: the {} secret provider cannot keep key ids made elsewhere; \
+                 provision this secret by hand (docs/operations.md)",
+                self.kind()
+            ),
+            source: None,
+        })
+    }
+}
+
+/// The versions a secret holds after importing `incoming` into `stored` (see the
+/// [`SecretProvider`] contract), and the ids newly added. Shared by providers so they all
+/// answer alike.
+pub fn merge_imported(
+    name: &SecretName,
+    stored: &[SecretValue],
+    incoming: &[SecretValue],
+) -> Result<(Vec<SecretValue>, Vec<KeyId>), SecretError> {
+    let mut merged = stored.to_vec();
+    let mut added = Vec::new();
+    for value in incoming {
+        match merged.iter().find(|v| v.id() == value.id()) {
+            Some(held) if held.ct_matches(value.expose()) => {}
+            Some(_) => {
+                return Err(SecretError::Other {
+                    message: format!(
+                        "secret {name}: version {} is already stored with other bytes; refusing \
+                         to import it",
+                        value.id()
+                    ),
+                    source: None,
+                });
+            }
+            None => {
+                merged.push(value.clone());
+                added.push(value.id().clone());
+            }
+        }
+    }
+    Ok((merged, added))
 }
 
 /// Conveniences over [`SecretProvider`].
