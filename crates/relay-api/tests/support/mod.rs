@@ -74,6 +74,14 @@ impl Relay {
         .await
     }
 
+    /// A server of record with no configured edge and the local fleet store: edges come in
+    /// only through enrollment (issue 24).
+    pub async fn start_fleet_server() -> Self {
+        let mut config = default_config();
+        config.server_of_record = true;
+        Self::open_inner(TempDir::new().unwrap(), config, Some(Vec::new()), None).await
+    }
+
     /// A server of record that keeps the time of receipt of ingested records in `receipts`
     /// (`None`: the local adapter's own receipt store) and flags records received more than
     /// `late_after` after they were recorded.
@@ -128,6 +136,7 @@ impl Relay {
         state.enable_changes(adapters.changes.clone());
         let mut app = relay_api::router(state.clone());
         if let Some(edges) = ingest_edges {
+            let edges_empty = edges.is_empty();
             let ingest = relay_api::IngestState::new(relay_api::IngestParts {
                 appender: appender.clone(),
                 store: adapters.record_store.clone(),
@@ -139,6 +148,9 @@ impl Relay {
                     ..Default::default()
                 },
             });
+            if edges_empty {
+                ingest.enable_fleet(adapters.fleet.clone());
+            }
             state.enable_ingest_tokens(ingest.clone());
             if let Some((store, late_after)) = receipts {
                 let store = store.unwrap_or_else(|| adapters.receipts.clone());
