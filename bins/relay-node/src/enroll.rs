@@ -38,6 +38,8 @@ pub async fn enroll_data_dir(
     device: relay_domain::Device,
     actor: &Actor,
 ) -> Result<(EnrollResponse, EnrollmentRecord), EnrollCliError> {
+    // A bad URL or CA file is reported before the data directory is touched.
+    relay_runtime::enrollment::check_target(target)?;
     let dir: &Path = &target.data_dir;
     let adapters = LocalAdapters::open_with(LocalConfig::new(dir).secret_backend(secrets))
         .await

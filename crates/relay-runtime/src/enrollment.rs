@@ -77,8 +77,8 @@ impl EnrollmentRecord {
 #[non_exhaustive]
 pub enum EnrollError {
     /// The server URL or CA file is unusable.
-    #[error(transparent)]
-    Setup(#[from] ForwardStartError),
+    #[error("--server / --ca-file: {0}")]
+    Setup(String),
     /// The edge's trail key could not be read.
     #[error("the edge's trail key: {0}")]
     Keys(#[source] SecretError),
@@ -228,6 +228,22 @@ pub struct EdgeStores {
     pub device: Device,
 }
 
+/// Checks the server URL (https, or http to a loopback address) and the CA file before anything
+/// is opened or sent; returns the settings to reach the server with.
+pub fn check_target(target: &EnrollTarget) -> Result<ForwardSettings, EnrollError> {
+    let mut settings = ForwardSettings::new(target.server.clone(), target.edge.clone(), "");
+    settings.ca_file = target.ca_file.clone();
+    settings.request_timeout = target.timeout;
+    crate::forwarder::client_for(&settings).map_err(|e| {
+        EnrollError::Setup(match e {
+            ForwardStartError::Url { url, message } => format!("{url}: {message}"),
+            ForwardStartError::Ca { path, message } => format!("{}: {message}", path.display()),
+            other => other.to_string(),
+        })
+    })?;
+    Ok(settings)
+}
+
 /// Enrolls this edge with a one-time code (see the module doc).
 pub async fn enroll(
     target: &EnrollTarget,
@@ -235,11 +251,7 @@ pub async fn enroll(
     stores: &EdgeStores,
     actor: &Actor,
 ) -> Result<(EnrollResponse, EnrollmentRecord), EnrollError> {
-    let mut settings = ForwardSettings::new(target.server.clone(), target.edge.clone(), "");
-    settings.ca_file = target.ca_file.clone();
-    settings.request_timeout = target.timeout;
-    // Fails early on a plain-http URL to a remote host or an unreadable CA file.
-    crate::forwarder::client_for(&settings)?;
+    let settings = check_target(target)?;
     let keys = key_versions(stores.secrets.as_ref())
         .await
         .map_err(EnrollError::Keys)?;
