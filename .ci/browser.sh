@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Browser end-to-end test of the review UI (R11.1): installs Debian's Chromium and the pinned
-# playwright-core (idempotent), builds relay-edge, and drives the UI in headless Chromium.
-# Saves docs/screenshots/record-detail-signed.png.
+# Browser end-to-end tests of the review UI (R11.1) and the fleet page (issue 24): installs
+# Debian's Chromium and the pinned playwright-core and axe-core (idempotent), builds relay-edge,
+# relay-server and relay-verify, and drives the UI in headless Chromium (review.test.mjs, then
+# fleet.test.mjs). Saves docs/screenshots/record-detail-signed.png, access-review.png, fleet.png.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,12 +19,12 @@ if ! command -v node >/dev/null 2>&1; then
   apt-get install -y -qq nodejs npm >/dev/null
 fi
 
-echo "==> npm ci (e2e/browser, playwright-core pinned; no browser download)"
+echo "==> npm ci (e2e/browser, playwright-core and axe-core pinned; no browser download)"
 (cd e2e/browser && PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD=1 npm ci --no-audit --no-fund)
 
-echo "==> cargo build -p relay-edge -p relay-verify"
-cargo build --locked -p relay-edge -p relay-verify
+echo "==> cargo build -p relay-edge -p relay-server -p relay-verify"
+cargo build --locked -p relay-edge -p relay-server -p relay-verify
 target_dir=$(cd "${CARGO_TARGET_DIR:-target}" && pwd)
 
 echo "==> browser test (headless $(chromium --version 2>/dev/null | head -1))"
-RELAY_EDGE_BIN="$target_dir/debug/relay-edge" RELAY_VERIFY_BIN="$target_dir/debug/relay-verify" CHROMIUM=/usr/bin/chromium npm --prefix e2e/browser test
+RELAY_EDGE_BIN="$target_dir/debug/relay-edge" RELAY_SERVER_BIN="$target_dir/debug/relay-server" RELAY_VERIFY_BIN="$target_dir/debug/relay-verify" CHROMIUM=/usr/bin/chromium npm --prefix e2e/browser test

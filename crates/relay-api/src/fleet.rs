@@ -324,11 +324,12 @@ fn fleet_of(
     Ok((ingest, fleet))
 }
 
+/// An edge's own API has no fleet: 404, as for any resource this relay does not hold.
 fn disabled() -> ApiError {
     ApiError::new(
-        StatusCode::SERVICE_UNAVAILABLE,
+        StatusCode::NOT_FOUND,
         "fleet_disabled",
-        "this server has no fleet store (an edge runs none)",
+        "this relay is not a server of record: it has no fleet",
     )
 }
 
@@ -393,7 +394,8 @@ pub fn make_code(
         (status = 401, description = "Not logged in", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
         (status = 422, description = "Invalid edge id or lifetime", body = ErrorBody),
-        (status = 503, description = "No fleet store, or storage unavailable", body = ErrorBody),
+        (status = 404, description = "Not a server of record (`fleet_disabled`)", body = ErrorBody),
+        (status = 503, description = "Storage unavailable; retry", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub(crate) async fn issue_code(
@@ -442,9 +444,9 @@ pub(crate) async fn issue_code(
         (status = 200, description = "Revoked", body = EdgeHealth),
         (status = 401, description = "Not logged in", body = ErrorBody),
         (status = 403, description = "Not an admin", body = ErrorBody),
-        (status = 404, description = "The edge never enrolled (`unknown_edge`)", body = ErrorBody),
+        (status = 404, description = "The edge never enrolled (`unknown_edge`), or not a server of record (`fleet_disabled`)", body = ErrorBody),
         (status = 422, description = "No reason (`reason_required`)", body = ErrorBody),
-        (status = 503, description = "No fleet store, or storage unavailable", body = ErrorBody),
+        (status = 503, description = "Storage unavailable; retry", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub(crate) async fn revoke(
@@ -518,7 +520,8 @@ async fn view_of(
         (status = 200, description = "Every edge", body = FleetView),
         (status = 401, description = "Not logged in", body = ErrorBody),
         (status = 403, description = "An operator", body = ErrorBody),
-        (status = 503, description = "No fleet store, or storage unavailable", body = ErrorBody),
+        (status = 404, description = "Not a server of record (`fleet_disabled`)", body = ErrorBody),
+        (status = 503, description = "Storage unavailable; retry", body = ErrorBody),
     ),
     security(("bearer" = [])))]
 pub(crate) async fn list(

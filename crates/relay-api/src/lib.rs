@@ -139,6 +139,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/ui/app.js", get(ui::app_js))
         .route("/ui/app.css", get(ui::app_css))
         .route("/ui/access_review.js", get(ui::access_review_js))
+        .route("/ui/fleet.js", get(ui::fleet_js))
 }
 
 async fn no_store(mut response: Response) -> Response {

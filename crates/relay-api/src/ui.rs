@@ -1,4 +1,4 @@
-//! The review UI: four static files embedded in the binary, no build step (R11.1).
+//! The review UI: five static files embedded in the binary, no build step (R11.1).
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -7,6 +7,7 @@ const INDEX: &str = include_str!("../ui/index.html");
 const APP_JS: &str = include_str!("../ui/app.js");
 const APP_CSS: &str = include_str!("../ui/app.css");
 const ACCESS_REVIEW_JS: &str = include_str!("../ui/access_review.js");
+const FLEET_JS: &str = include_str!("../ui/fleet.js");
 
 /// Scripts and styles only from the relay itself; no framing; no inline script.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -47,4 +48,8 @@ pub(crate) async fn app_css() -> Response {
 
 pub(crate) async fn access_review_js() -> Response {
     asset(ACCESS_REVIEW_JS, "text/javascript; charset=utf-8")
+}
+
+pub(crate) async fn fleet_js() -> Response {
+    asset(FLEET_JS, "text/javascript; charset=utf-8")
 }

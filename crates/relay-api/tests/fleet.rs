@@ -1,3 +1,4 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 //! Attacks on enrollment, key registration and revocation (issue 24), through the real router
 //! over the local adapters: replayed and foreign codes, a flood of guesses, a stolen token
 //! without the previous key, a trail taken over by another edge, a key id swapped for other

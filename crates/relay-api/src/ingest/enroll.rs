@@ -163,8 +163,9 @@ fn fleet_error(e: FleetError) -> ApiError {
         (status = 401, description = "The code is unknown, used, expired or for another edge (`enrollment_refused`)", body = ErrorBody),
         (status = 409, description = "A trail is bound to another edge (`trail_taken`) or a key id is held with other bytes (`key_conflict`)", body = ErrorBody),
         (status = 422, description = "Invalid edge id, trail or key", body = ErrorBody),
+        (status = 404, description = "Not a server of record: no enrollment here", body = ErrorBody),
         (status = 429, description = "Too many failed enrollments from this client (`too_many_attempts`)", body = ErrorBody),
-        (status = 503, description = "Enrollment disabled (no fleet store) or storage unavailable", body = ErrorBody),
+        (status = 503, description = "Storage unavailable; retry", body = ErrorBody),
     ))]
 pub(crate) async fn enroll(
     State(state): State<IngestState>,
@@ -174,7 +175,7 @@ pub(crate) async fn enroll(
     let client = crate::client::ClientInfo::of(&head.headers, &head.extensions);
     let Some(fleet) = state.fleet() else {
         return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
+            StatusCode::NOT_FOUND,
             "enrollment_disabled",
             "this server has no fleet store; provision edges by hand (docs/operations.md)",
         ));
@@ -375,6 +376,7 @@ fn key_error(name: &relay_domain::ports::SecretName, e: SecretError) -> ApiError
         (status = 200, description = "Every version is held now", body = RegisterKeysResponse),
         (status = 401, description = "Missing or wrong edge credential (no detail)", body = ErrorBody),
         (status = 403, description = "The trail is not bound to this edge (`trail_not_bound`)", body = ErrorBody),
+        (status = 404, description = "Not a server of record", body = ErrorBody),
         (status = 422, description = "A proof does not verify (`bad_proof`), the first version is not held (`unknown_key`), or a key is invalid", body = ErrorBody),
         (status = 503, description = "Storage unavailable; retry", body = ErrorBody),
     ),
