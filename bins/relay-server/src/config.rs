@@ -173,6 +173,9 @@ pub struct ServerConfig {
     pub ntp_servers: Vec<String>,
     /// Refuse every account registration, even by an administrator.
     pub registration_closed: bool,
+    /// Enrollment codes only through an approved four-eyes `enrollment_code` change; the UI's
+    /// direct issue and `relay-server enroll-code` are refused.
+    pub enrollment_four_eyes: bool,
     /// Account names refused as generic (21 CFR 11.300(a)); the list replaces the default one.
     pub generic_account_names: Vec<String>,
     /// Words marking a shared account among a name's parts; the list replaces the default one.
@@ -215,6 +218,7 @@ impl Default for ServerConfig {
             time_source: TimeSourceKind::System,
             ntp_servers: Vec::new(),
             registration_closed: false,
+            enrollment_four_eyes: false,
             generic_account_names: words(relay_api::GENERIC_ACCOUNT_NAMES),
             shared_account_markers: words(relay_api::SHARED_ACCOUNT_MARKERS),
             min_password_chars: 12,
@@ -273,6 +277,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "time_source",
     "ntp_servers",
     "registration_closed",
+    "enrollment_four_eyes",
     "generic_account_names",
     "shared_account_markers",
     "min_password_chars",

@@ -48,6 +48,14 @@ pub fn enroll_code(
 ) -> ExitCode {
     let result: Result<_, BoxError> = runtime.block_on(async {
         let c = config::load(config.as_deref())?;
+        if c.enrollment_four_eyes {
+            return Err(
+                "enrollment_four_eyes is set: propose an `enrollment_code` change \
+                        ({\"edge\": \"...\"}) in the UI or at /api/v1/changes; its approver \
+                        receives the code"
+                    .into(),
+            );
+        }
         let stores = open_stores(&c).await?;
         let issued = relay_runtime::fleet_admin::issue_code(
             &stores,

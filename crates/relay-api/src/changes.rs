@@ -70,6 +70,11 @@ impl Default for ChangeTargets {
                          ingest endpoint checks them"
                             .into(),
                     ),
+                    ChangeSetting::EnrollmentCode => Applies::NotHere(
+                        "enrollment codes are issued on the server of record, which enrolls \
+                         edges"
+                            .into(),
+                    ),
                     _ => Applies::AtRestart,
                 };
                 (s, a)
@@ -578,6 +583,25 @@ async fn check_target(
             }
             Ok(())
         }
+        ChangeSetting::EnrollmentCode => {
+            let edge = text(value, "edge");
+            let ttl = value
+                .get("ttl_minutes")
+                .and_then(serde_json::Value::as_u64)
+                .unwrap_or(crate::fleet::DEFAULT_CODE_MINUTES);
+            // The same checks as issuing it directly, on a throwaway instant.
+            crate::fleet::make_code(
+                edge,
+                "check",
+                relay_domain::Timestamp::from_unix_micros(0)
+                    .map_err(|e| ApiError::internal("epoch", &e))?,
+                ttl,
+            )
+            .map(|_| ())
+            .map_err(|e| {
+                ApiError::unprocessable("invalid_value", format!("enrollment_code: {}", e.message))
+            })
+        }
         ChangeSetting::IngestToken => {
             let source = value
                 .get("source")
@@ -703,6 +727,7 @@ async fn apply_now(
         ChangeSetting::AccountCreate
         | ChangeSetting::AccountPasswordReset
         | ChangeSetting::AccountStatus => crate::four_eyes_apply::apply(state, user, change).await,
+        ChangeSetting::EnrollmentCode => crate::fleet::issue_approved(state, user, change).await,
         _ => Ok(serde_json::Value::Null),
     }
 }

@@ -56,6 +56,9 @@ pub struct ApiConfig {
     /// The server of record: its forwarded trails are byte-identical replicas of the edges',
     /// so the API never writes into them (signatures are made on the edge). Default false.
     pub server_of_record: bool,
+    /// Enrollment codes only through an approved four-eyes `enrollment_code` change (issue 24):
+    /// `POST /api/v1/fleet/codes` answers 403 `four_eyes_required`. Default false.
+    pub enrollment_four_eyes: bool,
     /// How long a proposed configuration change can be approved. Default 72 hours.
     pub change_expiry: Duration,
     /// How long sealed packages made through `POST /exports` are kept, and how many one
@@ -156,6 +159,7 @@ impl ApiConfig {
             client_failure_window: Duration::from_secs(5 * 60),
             max_scan: 5000,
             server_of_record: false,
+            enrollment_four_eyes: false,
             change_expiry: Duration::from_secs(72 * 3600),
             export_retention: ExportRetention::default(),
             generic_account_names: GENERIC_ACCOUNT_NAMES

@@ -405,6 +405,13 @@ pub(crate) async fn issue_code(
 ) -> Result<(StatusCode, Json<IssuedCode>), ApiError> {
     user.require(&[Role::Admin], "issue enrollment codes")?;
     let (_, fleet) = fleet_of(&state)?;
+    if state.config().enrollment_four_eyes {
+        return Err(ApiError::forbidden(
+            "four_eyes_required",
+            "enrollment codes need a second administrator here: propose an `enrollment_code` \
+             change ({\"edge\": \"...\"}) at /api/v1/changes; its approver receives the code",
+        ));
+    }
     let now = state.now().await?;
     let issued_by = user.username().as_str().to_owned();
     let minutes = req.ttl_minutes.unwrap_or(DEFAULT_CODE_MINUTES);
@@ -535,4 +542,55 @@ pub(crate) async fn list(
     let (ingest, fleet) = fleet_of(&state)?;
     let now = state.now().await?;
     view_of(&ingest, fleet.as_ref(), now).await.map(Json)
+}
+
+/// Issues the code of an approved `enrollment_code` change (four eyes): stored like a direct
+/// issue, recorded as `ENROLLMENT_CODE_ISSUED` by the approver naming the change and its
+/// proposer; the approver receives the code once in the approval's answer.
+pub(crate) async fn issue_approved(
+    state: &ApiState,
+    approver: &AuthUser,
+    change: &relay_domain::ports::ChangeRequest,
+) -> Result<serde_json::Value, ApiError> {
+    let (_, fleet) = fleet_of(state)?;
+    let edge = change
+        .value
+        .get("edge")
+        .and_then(serde_json::Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let minutes = change
+        .value
+        .get("ttl_minutes")
+        .and_then(serde_json::Value::as_u64)
+        .unwrap_or(DEFAULT_CODE_MINUTES);
+    let now = state.now().await?;
+    let issued_by = approver.username().as_str().to_owned();
+    let (code, stored) = make_code(&edge, &issued_by, now, minutes)?;
+    fleet.issue_code(&stored).await.map_err(|e| {
+        crate::changes::apply_failed(change, &format!("the fleet store failed: {e}"))
+    })?;
+    state
+        .append_event(
+            TrailId::relay(),
+            EventKind::enrollment_code_issued(),
+            &issued_by,
+            ActorSource::Token,
+            Subject::new(format!("edge:{edge}")).ok(),
+            None,
+            serde_json::json!({
+                "edge": edge,
+                "expires_at": stored.expires_at.to_canonical(),
+                "ttl_minutes": minutes,
+                "change_id": change.id,
+                "proposer": change.proposer,
+            }),
+        )
+        .await?;
+    Ok(serde_json::json!({
+        "edge": edge,
+        "code": code,
+        "expires_at": stored.expires_at.to_canonical(),
+        "use": format!("relay-edge enroll --server <this server> --code {code}"),
+    }))
 }

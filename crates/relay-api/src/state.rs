@@ -263,11 +263,17 @@ impl ApiState {
 
     pub(crate) fn change_targets(&self) -> crate::changes::ChangeTargets {
         let mut targets = self.inner.change_targets.get().cloned().unwrap_or_default();
-        if self.ingest().is_some() {
+        if let Some(ingest) = self.ingest() {
             targets = targets.set(
                 relay_domain::ports::ChangeSetting::IngestToken,
                 crate::changes::Applies::Now,
             );
+            if ingest.fleet().is_some() {
+                targets = targets.set(
+                    relay_domain::ports::ChangeSetting::EnrollmentCode,
+                    crate::changes::Applies::Now,
+                );
+            }
         }
         targets
     }

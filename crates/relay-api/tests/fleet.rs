@@ -475,3 +475,78 @@ async fn an_edge_cannot_take_another_edges_trail_or_swap_a_key_id() {
     let (s, _) = ingest(&relay, "ws-3", &"0".repeat(64), "ws-3", &[], None).await;
     assert_eq!(s, StatusCode::UNAUTHORIZED);
 }
+
+// REQ: R8.3
+#[tokio::test]
+async fn with_enrollment_four_eyes_a_code_needs_a_second_administrator() {
+    let mut config = default_config();
+    config.enrollment_four_eyes = true;
+    let relay = Relay::start_fleet_server_with(config).await;
+    let ada = relay.register_admin("ada").await;
+    let quinn = relay.second_admin(&ada).await;
+    let (s, _, v) = relay
+        .call(
+            Method::POST,
+            "/api/v1/fleet/codes",
+            Some(&ada),
+            Some(json!({"edge": "ws-1"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    assert_eq!(v["error"]["code"], "four_eyes_required");
+    // A bad edge id is refused at proposal.
+    let (s, _, v) = relay
+        .call(
+            Method::POST,
+            "/api/v1/changes",
+            Some(&ada),
+            Some(json!({"setting": "enrollment_code", "value": {"edge": "ws 1"}, "reason": "new NMR"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::UNPROCESSABLE_ENTITY, "{v}");
+    let (s, _, v) = relay
+        .call(
+            Method::POST,
+            "/api/v1/changes",
+            Some(&ada),
+            Some(
+                json!({"setting": "enrollment_code", "value": {"edge": "ws-1", "ttl_minutes": 30},
+                        "reason": "new NMR workstation"}),
+            ),
+        )
+        .await;
+    assert_eq!(s, StatusCode::CREATED, "{v}");
+    let id = v["id"].as_str().unwrap().to_owned();
+    // The proposer cannot approve it.
+    let (s, _, v) = relay
+        .call(
+            Method::POST,
+            &format!("/api/v1/changes/{id}/approve"),
+            Some(&ada),
+            Some(json!({"password": PASSWORD, "reason": "me again"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::FORBIDDEN, "{v}");
+    let (s, _, v) = relay
+        .call(
+            Method::POST,
+            &format!("/api/v1/changes/{id}/approve"),
+            Some(&quinn),
+            Some(json!({"password": PASSWORD, "reason": "checked the asset register"})),
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let code = v["applied"]["code"].as_str().unwrap().to_owned();
+    let (s, v) = enroll(&relay, "ws-1", &code, &[&key(1)]).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let approver = v["enrolled_by"].as_str().unwrap().to_owned();
+    assert_ne!(approver, "ada", "the code is the approver's: {v}");
+    let issued = relay_events(&relay, "ENROLLMENT_CODE_ISSUED").await;
+    assert_eq!(issued.len(), 1);
+    assert_eq!(issued[0]["change_id"], id.as_str());
+    assert_eq!(issued[0]["proposer"], "ada");
+    assert!(
+        !issued[0].to_string().contains(&code),
+        "the code is never recorded"
+    );
+}

@@ -476,6 +476,7 @@ fn server_change_targets(applied_at_start: Vec<String>) -> relay_api::ChangeTarg
             Applies::NotHere("the server does not check its configuration digest yet".into()),
         )
         .set(ChangeSetting::IngestToken, Applies::Now)
+        .set(ChangeSetting::EnrollmentCode, Applies::Now)
         .applied_at_start(applied_at_start)
 }
 

@@ -77,7 +77,11 @@ impl Relay {
     /// A server of record with no configured edge and the local fleet store: edges come in
     /// only through enrollment (issue 24).
     pub async fn start_fleet_server() -> Self {
-        let mut config = default_config();
+        Self::start_fleet_server_with(default_config()).await
+    }
+
+    /// [`Self::start_fleet_server`] with `config` (made a server of record).
+    pub async fn start_fleet_server_with(mut config: ApiConfig) -> Self {
         config.server_of_record = true;
         Self::open_inner(TempDir::new().unwrap(), config, Some(Vec::new()), None).await
     }

@@ -54,11 +54,15 @@ pub enum ChangeSetting {
     /// The signing workflow's rules (`crate::workflow::WorkflowPolicy`): `"strict"`,
     /// `"relaxed"` or an object of the rules' booleans.
     SigningWorkflow,
+    /// A one-time enrollment code for an edge, issued on approval (issue 24):
+    /// `{"edge": "...", "ttl_minutes": 60}` (`ttl_minutes` optional). The approver receives the
+    /// code once.
+    EnrollmentCode,
 }
 
 impl ChangeSetting {
     /// Every setting, in a stable order.
-    pub const ALL: [ChangeSetting; 13] = [
+    pub const ALL: [ChangeSetting; 14] = [
         ChangeSetting::WatchRoots,
         ChangeSetting::SettleMs,
         ChangeSetting::NotaryTarget,
@@ -72,6 +76,7 @@ impl ChangeSetting {
         ChangeSetting::RegistrationClosed,
         ChangeSetting::ConfigBaseline,
         ChangeSetting::SigningWorkflow,
+        ChangeSetting::EnrollmentCode,
     ];
 
     /// The stored and transmitted label (also the configuration key it overrides, if any).
@@ -90,6 +95,7 @@ impl ChangeSetting {
             ChangeSetting::RegistrationClosed => "registration_closed",
             ChangeSetting::ConfigBaseline => "config_baseline",
             ChangeSetting::SigningWorkflow => "signing_workflow",
+            ChangeSetting::EnrollmentCode => "enrollment_code",
         }
     }
 
@@ -133,6 +139,15 @@ impl ChangeSetting {
             ChangeSetting::SigningWorkflow => {
                 crate::workflow::WorkflowPolicy::from_value(value).is_ok()
             }
+            ChangeSetting::EnrollmentCode => {
+                value
+                    .get("edge")
+                    .and_then(Value::as_str)
+                    .is_some_and(|e| !e.is_empty())
+                    && value
+                        .get("ttl_minutes")
+                        .is_none_or(|t| t.as_u64().is_some_and(|n| n >= 1))
+            }
         };
         if ok {
             Ok(())
@@ -156,6 +171,7 @@ impl ChangeSetting {
                 }
                 ChangeSetting::RegistrationClosed => "true or false",
                 ChangeSetting::ConfigBaseline => "\"sha256:<64 hex digits>\"",
+                ChangeSetting::EnrollmentCode => "{\"edge\": \"...\", \"ttl_minutes\": 60}",
                 ChangeSetting::SigningWorkflow => {
                     "\"strict\", \"relaxed\" or {\"review_before_approval\": true, \
                      \"approver_not_reviewer\": true, \"approver_not_author\": true, \
