@@ -42,6 +42,7 @@ pub async fn suite(store: Arc<dyn FleetStore>) {
     an_expired_code_is_refused_and_stays_unused(store.as_ref()).await;
     enrollment_revocation_and_re_enrollment_read_back(store.as_ref()).await;
     reports_keep_the_newest_per_edge_and_trail(store.as_ref()).await;
+    a_refusal_keeps_the_last_batch_and_a_heartbeat_moves_seen_at(store.as_ref()).await;
     concurrent_redemptions_of_one_code_have_one_winner(store).await;
 }
 
@@ -240,4 +241,64 @@ pub async fn concurrent_redemptions_of_one_code_have_one_winner(store: Arc<dyn F
         }
     }
     assert_eq!(won, 1, "exactly one of eight racing redemptions wins");
+}
+
+/// A report without `last_batch_at` / `stored_head_at` (a refused batch) keeps the stored ones;
+/// `seen` moves `seen_at` of every report of that edge only.
+pub async fn a_refusal_keeps_the_last_batch_and_a_heartbeat_moves_seen_at(store: &dyn FleetStore) {
+    let edge = unique("ws-beat");
+    let other = unique("ws-other");
+    let t = unique_trail("beat");
+    let ok = EdgeReport {
+        edge: edge.clone(),
+        trail: t.clone(),
+        seen_at: ts(10),
+        last_batch_at: Some(ts(10)),
+        local_head_seq: Some(5),
+        local_head_at: Some(ts(9)),
+        stored_head_seq: 5,
+        stored_head_at: Some(ts(9)),
+        skew_ms: Some(3),
+        version: Some("relay-edge 1".into()),
+        refused: None,
+    };
+    let refused = EdgeReport {
+        seen_at: ts(20),
+        last_batch_at: None,
+        local_head_seq: Some(7),
+        stored_head_at: None,
+        refused: Some("gap".into()),
+        ..ok.clone()
+    };
+    let bystander = EdgeReport {
+        edge: other.clone(),
+        ..ok.clone()
+    };
+    for r in [&ok, &refused, &bystander] {
+        must(store.report(r).await, "report");
+    }
+    must(store.seen(&edge, ts(30)).await, "seen");
+    must(
+        store.seen(&unique("ws-none"), ts(40)).await,
+        "seen without a report",
+    );
+    let all = must(store.reports().await, "reports");
+    let mine = all
+        .iter()
+        .find(|r| r.edge == edge)
+        .expect("the edge's report");
+    assert_eq!(mine.seen_at, ts(30), "the heartbeat moved seen_at");
+    assert_eq!(
+        mine.last_batch_at,
+        Some(ts(10)),
+        "the refusal kept the last batch"
+    );
+    assert_eq!(mine.stored_head_at, Some(ts(9)));
+    assert_eq!(mine.refused.as_deref(), Some("gap"));
+    assert_eq!(mine.local_head_seq, Some(7));
+    let theirs = all
+        .iter()
+        .find(|r| r.edge == other)
+        .expect("the other edge's report");
+    assert_eq!(theirs.seen_at, ts(10), "another edge's report is untouched");
 }

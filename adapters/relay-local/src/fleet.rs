@@ -332,9 +332,9 @@ impl FleetStore for SqliteFleetStore {
             "INSERT INTO edge_reports ({REPORT_COLUMNS}) \
              VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
              ON CONFLICT (edge, trail_id) DO UPDATE SET seen_at = excluded.seen_at, \
-             last_batch_at = excluded.last_batch_at, local_head_seq = excluded.local_head_seq, \
+             last_batch_at = COALESCE(excluded.last_batch_at, edge_reports.last_batch_at), local_head_seq = excluded.local_head_seq, \
              local_head_at = excluded.local_head_at, stored_head_seq = excluded.stored_head_seq, \
-             stored_head_at = excluded.stored_head_at, skew_ms = excluded.skew_ms, \
+             stored_head_at = COALESCE(excluded.stored_head_at, edge_reports.stored_head_at), skew_ms = excluded.skew_ms, \
              version = excluded.version, refused = excluded.refused"
         ))
         .bind(&report.edge)
@@ -351,6 +351,16 @@ impl FleetStore for SqliteFleetStore {
         .execute(&self.pool)
         .await
         .map_err(failed("store edge report"))?;
+        Ok(())
+    }
+
+    async fn seen(&self, edge: &str, at: Timestamp) -> Result<(), FleetError> {
+        sqlx::query("UPDATE edge_reports SET seen_at = ? WHERE edge = ?")
+            .bind(at.to_canonical())
+            .bind(edge)
+            .execute(&self.pool)
+            .await
+            .map_err(failed("record that an edge was seen"))?;
         Ok(())
     }
 

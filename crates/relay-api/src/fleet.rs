@@ -32,7 +32,8 @@ use crate::state::ApiState;
 pub const DEFAULT_CODE_MINUTES: u64 = 60;
 /// Longest life of an enrollment code (7 days).
 pub const MAX_CODE_MINUTES: u64 = 7 * 24 * 60;
-/// An edge not heard from for this long is `silent` (an idle instrument is silent too).
+/// An edge not heard from for this long is `silent` (an idle edge still sends a heartbeat
+/// every minute, so silence means its relay is down or cut off).
 pub const SILENT_AFTER: Duration = Duration::from_secs(15 * 60);
 /// An edge whose stored head is this far behind its reported local head is `lagging`.
 pub const LAGGING_AFTER: Duration = Duration::from_secs(60);

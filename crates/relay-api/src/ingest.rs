@@ -433,6 +433,7 @@ pub(crate) async fn witnessed_heads(
     headers: HeaderMap,
 ) -> Result<axum::Json<WitnessedHeads>, ApiError> {
     let edge = authenticate(&state, &headers).await?;
+    report::heartbeat(&state, &edge).await;
     let parts = state.parts();
     let trails = parts.store.trails().await.map_err(ApiError::from)?;
     let heads = trails

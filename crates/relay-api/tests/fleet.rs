@@ -550,3 +550,45 @@ async fn with_enrollment_four_eyes_a_code_needs_a_second_administrator() {
         "the code is never recorded"
     );
 }
+
+// REQ: R8.5
+#[tokio::test]
+async fn an_idle_edge_heartbeat_moves_last_seen_but_not_last_batch() {
+    let relay = Relay::start_fleet_server().await;
+    let admin = relay.register_admin("ada").await;
+    let k1 = key(1);
+    let code = issue(&relay, &admin, "ws-1").await;
+    let (_, v) = enroll(&relay, "ws-1", &code, &[&k1]).await;
+    let token = v["token"].as_str().unwrap().to_owned();
+    let edge_store = Arc::new(InMemoryRecordStore::new());
+    let batch = edge_records(&relay, &edge_store, "ws-1", k1.clone(), 2).await;
+    let (s, v) = ingest(&relay, "ws-1", &token, "ws-1", &batch, None).await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let before = fleet_first(&relay, &admin).await;
+    let auth = format!("Bearer {token}");
+    let (s, _, v) = relay
+        .call_with(
+            Method::GET,
+            "/api/v1/ingest/heads",
+            None,
+            None,
+            &[("authorization", auth.as_str()), ("x-relay-edge", "ws-1")],
+        )
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    let after = fleet_first(&relay, &admin).await;
+    assert!(
+        after["last_seen_at"].as_str().unwrap() > before["last_seen_at"].as_str().unwrap(),
+        "{before} -> {after}"
+    );
+    assert_eq!(after["last_batch_at"], before["last_batch_at"]);
+    assert_eq!(after["trails"][0]["stored_head_seq"], 2);
+}
+
+async fn fleet_first(relay: &Relay, admin: &str) -> Value {
+    let (s, _, v) = relay
+        .call(Method::GET, "/api/v1/fleet", Some(admin), None)
+        .await;
+    assert_eq!(s, StatusCode::OK, "{v}");
+    v["edges"][0].clone()
+}

@@ -810,9 +810,23 @@ impl crate::ports::FleetStore for InMemoryFleetStore {
         &self,
         report: &crate::ports::EdgeReport,
     ) -> Result<(), crate::ports::FleetError> {
-        self.lock()
-            .reports
-            .insert((report.edge.clone(), report.trail.clone()), report.clone());
+        let mut fleet = self.lock();
+        let key = (report.edge.clone(), report.trail.clone());
+        let mut new = report.clone();
+        if let Some(old) = fleet.reports.get(&key) {
+            new.last_batch_at = new.last_batch_at.or(old.last_batch_at);
+            new.stored_head_at = new.stored_head_at.or(old.stored_head_at);
+        }
+        fleet.reports.insert(key, new);
+        Ok(())
+    }
+
+    async fn seen(&self, edge: &str, at: Timestamp) -> Result<(), crate::ports::FleetError> {
+        for ((e, _), r) in self.lock().reports.iter_mut() {
+            if e == edge {
+                r.seen_at = at;
+            }
+        }
         Ok(())
     }
 

@@ -98,7 +98,7 @@ fn signatures() {
     // Four-eyes changes.
     let _: fn(&ChangeRequest, Timestamp) -> bool = ChangeRequest::is_expired;
     let _: fn(ChangeSetting, &serde_json::Value) -> Result<(), String> = ChangeSetting::check_value;
-    let _: [ChangeSetting; 13] = ChangeSetting::ALL;
+    let _: [ChangeSetting; 14] = ChangeSetting::ALL;
 }
 
 /// The ports stay object-safe and implemented by the in-memory adapters.
@@ -108,6 +108,8 @@ fn ports_are_object_safe_and_the_in_memory_adapters_implement_them() {
     let _: Arc<dyn RecordStore> = Arc::new(InMemoryRecordStore::new());
     let _: Arc<dyn AccountStore> = Arc::new(InMemoryAccountStore::new());
     let _: Arc<dyn ObjectStore> = Arc::new(InMemoryObjectStore::new());
+    let _: Arc<dyn relay_domain::ports::FleetStore> =
+        Arc::new(relay_domain::memory::InMemoryFleetStore::new());
     let _: Arc<dyn Notary> = Arc::new(InMemoryNotary::new());
     let _: Arc<dyn ChangeRequestStore> = Arc::new(InMemoryChangeRequestStore::new());
     let secrets: Arc<dyn SecretProvider> =

@@ -54,6 +54,9 @@ pub struct ForwardSettings {
     pub poll: Duration,
     /// Timeout of one request.
     pub request_timeout: Duration,
+    /// An idle trail tells the server it is alive this often (`GET /api/v1/ingest/heads`), so
+    /// the fleet view does not show an idle instrument as silent.
+    pub heartbeat: Duration,
 }
 
 impl ForwardSettings {
@@ -73,6 +76,7 @@ impl ForwardSettings {
             max_backoff: Duration::from_secs(30),
             poll: Duration::from_millis(500),
             request_timeout: Duration::from_secs(30),
+            heartbeat: Duration::from_secs(60),
         }
     }
 }
@@ -429,6 +433,7 @@ async fn forward_trail(
     // Keys first: a version made by `keys rotate` reaches the server before records signed
     // with it. A server without the endpoint (older) or an unenrolled edge just logs.
     let mut keys_registered = register_keys(&inner, &trail).await;
+    let mut last_contact = std::time::Instant::now();
     loop {
         if *stop.borrow() {
             return;
@@ -465,6 +470,12 @@ async fn forward_trail(
             }
         };
         let (Some(first), Some(last)) = (records.first(), records.last()) else {
+            if last_contact.elapsed() >= settings.heartbeat {
+                last_contact = std::time::Instant::now();
+                if let Err(why) = witnessed_heads(settings).await {
+                    tracing::debug!(trail = %trail, reason = %why, "heartbeat to the server failed");
+                }
+            }
             if sleep_or_stop(settings.poll, &mut stop).await {
                 return;
             }
@@ -478,6 +489,7 @@ async fn forward_trail(
         match outcome {
             SendOutcome::Acked(seq) if (first_seq..=last_seq).contains(&seq) => {
                 attempt = 0;
+                last_contact = std::time::Instant::now();
                 if let Some(o) = outage.take() {
                     outage = o.end(&inner.journal, inner.store.as_ref(), seq).await;
                 }

@@ -100,3 +100,23 @@ pub(super) async fn after_batch(
             "edge health report not stored; the fleet view shows the previous one");
     }
 }
+
+/// An authenticated request that carries no batch (an idle edge's heartbeat,
+/// `GET /api/v1/ingest/heads`): the edge was heard from now.
+pub(super) async fn heartbeat(state: &IngestState, edge: &EdgeIdentity) {
+    let Some(fleet) = state.fleet() else {
+        return;
+    };
+    let now = match state.parts().appender.clock().now().await {
+        Ok(t) => t.at,
+        Err(e) => {
+            state.metrics().fleet_report_failures.inc();
+            tracing::warn!(edge = %edge.0, error = %error_chain(&e), "heartbeat not stored: the server clock failed");
+            return;
+        }
+    };
+    if let Err(e) = fleet.seen(&edge.0, now).await {
+        state.metrics().fleet_report_failures.inc();
+        tracing::warn!(edge = %edge.0, error = %error_chain(&e), "heartbeat not stored");
+    }
+}

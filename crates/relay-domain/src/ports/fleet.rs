@@ -215,7 +215,11 @@ impl FleetError {
 /// - [`enroll`](Self::enroll) makes the edge `Enrolled` with exactly `trails`, whatever it was
 ///   (a revoked edge enrolls again only this way, i.e. with a new code).
 /// - [`revoke`](Self::revoke) makes it `Revoked`; there is no call that undoes a revocation.
-/// - [`report`](Self::report) keeps the newest report per (edge, trail), replacing the last.
+/// - [`report`](Self::report) keeps the newest report per (edge, trail), replacing the last,
+///   except that a report without `last_batch_at` or `stored_head_at` (a refused batch) keeps
+///   the stored values of those two.
+/// - [`seen`](Self::seen) moves `seen_at` of every report of the edge (a heartbeat of an idle
+///   edge); an edge without a report is left alone.
 /// - Every read sees every write that returned `Ok`, from any replica.
 #[async_trait]
 pub trait FleetStore: Send + Sync + std::fmt::Debug {
@@ -253,6 +257,9 @@ pub trait FleetStore: Send + Sync + std::fmt::Debug {
 
     /// The newest report of every (edge, trail), by edge then trail.
     async fn reports(&self) -> Result<Vec<EdgeReport>, FleetError>;
+
+    /// Records that `edge` was heard from at `at` (see the contract).
+    async fn seen(&self, edge: &str, at: Timestamp) -> Result<(), FleetError>;
 }
 
 /// What [`FleetStore::redeem`] must answer for a stored `code` at `now` (shared by adapters so
