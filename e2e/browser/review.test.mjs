@@ -159,10 +159,15 @@ try {
   await page.getByRole("cell", { name: "2026/run1/spectrum.fid" }).click();
   await page.locator("#detail-title").filter({ hasText: "nmr-e2e #1" }).waitFor();
   await page.getByText("Not signed.").waitFor();
+  // Focus moved to the opened record (issue 25); signing is one Tab away.
+  assert.equal(await page.evaluate(() => document.activeElement.id), "detail-title");
+  await page.keyboard.press("Tab");
+  assert.equal(await page.evaluate(() => document.activeElement.textContent), "Sign this record…");
 
   // 4. Sign it: meaning, reason, password. Approval needs a prior review by someone else
-  // (the signing workflow), so the first signature is the review.
-  await page.getByRole("button", { name: "Sign this record…" }).click();
+  // (the signing workflow), so the first signature is the review. Opened with the keyboard.
+  await page.keyboard.press("Enter");
+  await page.locator("#sign-dialog[open]").waitFor();
   // Scoped to the sign dialog: other panels (configuration changes) also have a "Reason" field.
   const dialog = page.locator("#sign-dialog");
   await dialog.getByLabel("Meaning").selectOption("reviewed");

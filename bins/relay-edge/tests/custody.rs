@@ -566,9 +566,20 @@ impl FakeServer {
         std::thread::spawn(move || {
             for conn in listener.incoming() {
                 let Ok(mut conn) = conn else { continue };
-                let Some(body) = read_request(&mut conn) else {
+                let Some((path, body)) = read_request(&mut conn) else {
                     continue;
                 };
+                if path != "/api/v1/ingest" {
+                    // Key registration and heartbeats: this stand-in has no fleet.
+                    let answer = r#"{"error":{"code":"not_found","message":"no fleet here"}}"#;
+                    write!(
+                        conn,
+                        "HTTP/1.1 404 Not Found\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}",
+                        answer.len()
+                    )
+                    .ok();
+                    continue;
+                }
                 b.fetch_add(1, Ordering::SeqCst);
                 let (status, answer) = if r.load(Ordering::SeqCst) {
                     (
@@ -606,7 +617,8 @@ impl FakeServer {
 }
 
 /// Reads one HTTP request; returns its body.
-fn read_request(conn: &mut std::net::TcpStream) -> Option<Vec<u8>> {
+/// The request line's path and the body of one request.
+fn read_request(conn: &mut std::net::TcpStream) -> Option<(String, Vec<u8>)> {
     conn.set_read_timeout(Some(Duration::from_secs(10))).ok()?;
     let mut buf = Vec::new();
     let mut chunk = [0u8; 8192];
@@ -630,7 +642,8 @@ fn read_request(conn: &mut std::net::TcpStream) -> Option<Vec<u8>> {
                 }
                 buf.extend_from_slice(&chunk[..n]);
             }
-            return Some(buf[end + 4..end + 4 + len].to_vec());
+            let path = head.split_whitespace().nth(1).unwrap_or("").to_owned();
+            return Some((path, buf[end + 4..end + 4 + len].to_vec()));
         }
     }
 }

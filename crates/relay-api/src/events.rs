@@ -282,6 +282,32 @@ pub struct EventQuery {
     /// Most records to return (1-500, default 100); outside: 400 `out_of_range`.
     #[param(value_type = Option<u64>, minimum = 1, maximum = 500)]
     pub(crate) limit: Option<NumParam>,
+    /// `asc` (the default: oldest first, paged with `after_seq`) or `desc` (newest first,
+    /// paged with `before_seq`). Anything else: 400.
+    #[param(inline)]
+    pub order: Option<SortOrder>,
+    /// With `order=desc`: start below this seq (paging cursor; the answer's
+    /// `next_before_seq`), 1 to 2^53 - 1; beyond: 400 `out_of_range`. With `order=asc`: 400.
+    #[param(value_type = Option<u64>, minimum = 1, maximum = 9007199254740991_u64)]
+    pub(crate) before_seq: Option<NumParam>,
+    /// Leave out records of these kinds, comma-separated, case-insensitive (e.g. `ACCESS`, so
+    /// that the `_relay` trail shows account and configuration events without every read).
+    pub exclude_kind: Option<String>,
+    /// `true`: also answer `total` (the records matching the filters in the whole trail) and
+    /// `offset` (how many of them come before this page in the chosen order). Without
+    /// filters this is read from the trail's head; with filters it reads the whole trail.
+    pub count: Option<bool>,
+}
+
+/// The order of an event page.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SortOrder {
+    /// Oldest first (seq ascending).
+    #[default]
+    Asc,
+    /// Newest first (seq descending).
+    Desc,
 }
 
 /// A page of records.
@@ -289,12 +315,23 @@ pub struct EventQuery {
 pub struct EventPage {
     /// The trail.
     pub trail_id: String,
-    /// Matching records in seq order.
+    /// Matching records in seq order (descending with `order=desc`).
     pub events: Vec<EventView>,
-    /// Pass as `after_seq` to continue; `null` when the trail's end was reached.
+    /// Pass as `after_seq` to continue; `null` when the trail's end was reached (and always
+    /// with `order=desc`).
     pub next_after_seq: Option<u64>,
+    /// With `order=desc`: pass as `before_seq` to continue; `null` when the trail's start was
+    /// reached (and always with `order=asc`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_before_seq: Option<u64>,
     /// How many records were scanned for this page.
     pub scanned: u64,
+    /// With `count=true`: how many records match the filters in the whole trail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub total: Option<u64>,
+    /// With `count=true`: how many matching records come before this page in its order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub offset: Option<u64>,
 }
 
 fn parse_instant(what: &str, s: &str) -> Result<Timestamp, ApiError> {
@@ -320,6 +357,8 @@ struct Filter {
     until: Option<Timestamp>,
     q: Option<String>,
     statuses: Option<Vec<ReviewStatus>>,
+    /// Kinds left out, upper-cased.
+    exclude_kinds: Vec<String>,
     /// The signer whose queue is asked for, with the workflow's rules.
     queue_of: Option<(String, WorkflowPolicy)>,
 }
@@ -349,6 +388,14 @@ impl Filter {
                 .transpose()?
                 .filter(|v| !v.is_empty()),
             queue_of: None,
+            exclude_kinds: query
+                .exclude_kind
+                .as_deref()
+                .unwrap_or_default()
+                .split(',')
+                .map(|k| k.trim().to_uppercase())
+                .filter(|k| !k.is_empty())
+                .collect(),
             kind: query.kind.clone().filter(|s| !s.is_empty()),
             actor: query.actor.clone().filter(|s| !s.is_empty()),
             since: query
@@ -378,10 +425,27 @@ impl Filter {
         Ok(self)
     }
 
+    /// Whether every record matches (no filter at all).
+    fn is_empty(&self) -> bool {
+        self.statuses.is_none()
+            && self.exclude_kinds.is_empty()
+            && self.queue_of.is_none()
+            && self.kind.is_none()
+            && self.actor.is_none()
+            && self.since.is_none()
+            && self.until.is_none()
+            && self.q.is_none()
+    }
+
     fn matches(&self, r: &Record, review: &ReviewSnapshot) -> bool {
-        self.statuses
-            .as_ref()
-            .is_none_or(|want| review.status(r).is_some_and(|st| want.contains(&st)))
+        !self
+            .exclude_kinds
+            .iter()
+            .any(|k| r.kind.as_str().eq_ignore_ascii_case(k))
+            && self
+                .statuses
+                .as_ref()
+                .is_none_or(|want| review.status(r).is_some_and(|st| want.contains(&st)))
             && self
                 .queue_of
                 .as_ref()
@@ -435,11 +499,111 @@ async fn scan(
     }
 }
 
+/// Scans `trail` backwards from below `before` (newest first) and returns matching records (at
+/// most `limit`), the `before_seq` cursor to continue from, and how many records were scanned.
+/// Seqs of a trail are consecutive from 1 (chain continuity), so each store read asks for the
+/// window just below the cursor.
+async fn scan_desc(
+    state: &ApiState,
+    trail: &TrailId,
+    filter: &Filter,
+    review: &ReviewSnapshot,
+    before: Option<u64>,
+    limit: usize,
+    max_scan: usize,
+) -> Result<(Vec<Record>, Option<u64>, u64), ApiError> {
+    let head = state
+        .parts()
+        .store
+        .head(trail)
+        .await?
+        .map_or(0, |h| h.seq.get());
+    // Records with seq < upper are still to be scanned.
+    let mut upper = before.map_or(head.saturating_add(1), |b| b.min(head.saturating_add(1)));
+    let mut out = Vec::new();
+    let mut scanned = 0u64;
+    let window = READ_PAGE as u64;
+    loop {
+        if upper <= 1 {
+            return Ok((out, None, scanned));
+        }
+        let start = upper.saturating_sub(window + 1);
+        let want = usize::try_from(upper - 1 - start).unwrap_or(READ_PAGE);
+        let page = state.parts().store.read(trail, start, want).await?;
+        for r in page.into_iter().rev() {
+            let seq = r.chain_seq.get();
+            if seq >= upper {
+                continue;
+            }
+            scanned += 1;
+            let more = (seq > 1).then_some(seq);
+            if filter.matches(&r, review) {
+                out.push(r);
+                if out.len() >= limit {
+                    return Ok((out, more, scanned));
+                }
+            }
+            if scanned as usize >= max_scan {
+                return Ok((out, more, scanned));
+            }
+        }
+        upper = start + 1;
+    }
+}
+
+/// How many records of `trail` match `filter` (`total`), and how many of them come before
+/// the cursor in the page's order (`offset`): with `asc`, those with seq <= `after`; with
+/// `desc`, those with seq >= `before`. Without filters both follow from the head.
+async fn count_matches(
+    state: &ApiState,
+    trail: &TrailId,
+    filter: &Filter,
+    review: &ReviewSnapshot,
+    order: SortOrder,
+    after: u64,
+    before: Option<u64>,
+) -> Result<(u64, u64), ApiError> {
+    let precedes = |seq: u64| match order {
+        SortOrder::Asc => seq <= after,
+        SortOrder::Desc => before.is_some_and(|b| seq >= b),
+    };
+    if filter.is_empty() {
+        let head = state
+            .parts()
+            .store
+            .head(trail)
+            .await?
+            .map_or(0, |h| h.seq.get());
+        let offset = match order {
+            SortOrder::Asc => after.min(head),
+            SortOrder::Desc => before.map_or(0, |b| head.saturating_sub(b.saturating_sub(1))),
+        };
+        return Ok((head, offset));
+    }
+    let (mut total, mut offset, mut cursor) = (0u64, 0u64, 0u64);
+    loop {
+        let page = state.parts().store.read(trail, cursor, READ_PAGE).await?;
+        let full = page.len() == READ_PAGE;
+        for r in &page {
+            cursor = r.chain_seq.get();
+            if filter.matches(r, review) {
+                total += 1;
+                if precedes(cursor) {
+                    offset += 1;
+                }
+            }
+        }
+        if !full {
+            return Ok((total, offset));
+        }
+    }
+}
+
 /// Reads a filtered page of a trail's records with their signatures; logged as `ACCESS`.
 #[utoipa::path(get, path = "/api/v1/events", tag = "records", params(EventQuery),
     responses(
         (status = 200, description = "A page of records", body = EventPage),
-        (status = 400, description = "Malformed filter (an unknown review status among them), or a number out of range (`out_of_range`)", body = ErrorBody),
+        (status = 400, description = "Malformed filter (an unknown review status or order among them), a cursor that does not fit the order (`before_seq` with `asc`, `after_seq` with `desc`), or a number out of range (`out_of_range`)", body = ErrorBody),
         (status = 401, description = "Not logged in", body = ErrorBody),
         (status = 403, description = "`queue=true` asked by a role that does not sign (only reviewers have a signing queue)", body = ErrorBody),
     ),
@@ -456,19 +620,42 @@ pub(crate) async fn events(
     }
     let limit = NumParam::opt_within(query.limit.as_ref(), "limit", 1, MAX_PAGE)?.unwrap_or(100);
     let limit = usize::try_from(limit).unwrap_or(READ_PAGE);
-    let after = NumParam::opt_within(query.after_seq.as_ref(), "after_seq", 0, MAX_API_INTEGER)?
-        .unwrap_or(0);
+    let after = NumParam::opt_within(query.after_seq.as_ref(), "after_seq", 0, MAX_API_INTEGER)?;
+    let before = NumParam::opt_within(query.before_seq.as_ref(), "before_seq", 1, MAX_API_INTEGER)?;
+    let order = query.order.unwrap_or_default();
+    match order {
+        SortOrder::Asc if before.is_some() => {
+            return Err(ApiError::bad_request(
+                "before_seq pages order=desc; with order=asc use after_seq",
+            ));
+        }
+        SortOrder::Desc if after.is_some() => {
+            return Err(ApiError::bad_request(
+                "after_seq pages order=asc; with order=desc use before_seq",
+            ));
+        }
+        _ => {}
+    }
+    let after = after.unwrap_or(0);
     let review = state.review_of(&trail).await?;
-    let (records, next, scanned) = scan(
-        &state,
-        &trail,
-        &filter,
-        &review,
-        after,
-        limit,
-        state.config().max_scan,
-    )
-    .await?;
+    let max_scan = state.config().max_scan;
+    let (records, next, next_before, scanned) = match order {
+        SortOrder::Asc => {
+            let (records, next, scanned) =
+                scan(&state, &trail, &filter, &review, after, limit, max_scan).await?;
+            (records, next, None, scanned)
+        }
+        SortOrder::Desc => {
+            let (records, next, scanned) =
+                scan_desc(&state, &trail, &filter, &review, before, limit, max_scan).await?;
+            (records, None, next, scanned)
+        }
+    };
+    let counted = if query.count == Some(true) {
+        Some(count_matches(&state, &trail, &filter, &review, order, after, before).await?)
+    } else {
+        None
+    };
     let receipts = state.receipts_of(&trail, &records).await?;
     state
         .record_access(
@@ -490,7 +677,10 @@ pub(crate) async fn events(
             .map(|r| EventView::with_receipt(r, &review, &receipts))
             .collect(),
         next_after_seq: next,
+        next_before_seq: next_before,
         scanned,
+        total: counted.map(|c| c.0),
+        offset: counted.map(|c| c.1),
     }))
 }
 
@@ -606,6 +796,10 @@ pub(crate) async fn export(
         queue: None,
         after_seq: None,
         limit: None,
+        order: None,
+        before_seq: None,
+        exclude_kind: None,
+        count: None,
     };
     let filter = Filter::from(&eq)?;
     let review = state.review_of(&trail).await?;

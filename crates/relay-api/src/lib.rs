@@ -140,6 +140,8 @@ pub fn router(state: ApiState) -> Router {
         .route("/ui/app.css", get(ui::app_css))
         .route("/ui/access_review.js", get(ui::access_review_js))
         .route("/ui/fleet.js", get(ui::fleet_js))
+        .route("/ui/records.js", get(ui::records_js))
+        .route("/ui/records_lib.js", get(ui::records_lib_js))
 }
 
 async fn no_store(mut response: Response) -> Response {

@@ -1,4 +1,5 @@
-//! The review UI: five static files embedded in the binary, no build step (R11.1).
+//! The review UI: static files embedded in the binary, no build step (R11.1); the record list
+//! is plain ES modules (`records.js`, `records_lib.js`; ADR 0005).
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -8,6 +9,8 @@ const APP_JS: &str = include_str!("../ui/app.js");
 const APP_CSS: &str = include_str!("../ui/app.css");
 const ACCESS_REVIEW_JS: &str = include_str!("../ui/access_review.js");
 const FLEET_JS: &str = include_str!("../ui/fleet.js");
+const RECORDS_JS: &str = include_str!("../ui/records.js");
+const RECORDS_LIB_JS: &str = include_str!("../ui/records_lib.js");
 
 /// Scripts and styles only from the relay itself; no framing; no inline script.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -52,4 +55,12 @@ pub(crate) async fn access_review_js() -> Response {
 
 pub(crate) async fn fleet_js() -> Response {
     asset(FLEET_JS, "text/javascript; charset=utf-8")
+}
+
+pub(crate) async fn records_js() -> Response {
+    asset(RECORDS_JS, "text/javascript; charset=utf-8")
+}
+
+pub(crate) async fn records_lib_js() -> Response {
+    asset(RECORDS_LIB_JS, "text/javascript; charset=utf-8")
 }

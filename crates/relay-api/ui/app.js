@@ -2,7 +2,8 @@
 // textContent (never innerHTML), so record contents cannot inject markup.
 "use strict";
 
-const state = { token: null, me: null, trail: null, after: 0, next: null, record: null, pendingUser: null };
+// The record list and the open record live in records.js (an ES module, window.relayRecords).
+const state = { token: null, me: null, trail: null, record: null, pendingUser: null };
 const $ = (id) => document.getElementById(id);
 
 function el(tag, text, attrs) {
@@ -45,12 +46,12 @@ function showLogin() {
 
 function logout(message) {
   if (state.token) { fetch("/api/v1/auth/logout", { method: "POST", headers: { "Authorization": "Bearer " + state.token } }).catch(() => {}); }
-  state.token = null; state.me = null; state.trail = null; state.record = null; state.after = 0;
+  state.token = null; state.me = null; state.trail = null; state.record = null;
   sessionStorage.removeItem("relay-token");
   // Nothing of the previous session stays on screen for the next user.
   for (const id of ["trail-list", "detail-fields", "manifestations", "verdict"]) $(id).replaceChildren();
   for (const t of ["events-table", "accounts-table"]) $(t).querySelector("tbody").replaceChildren();
-  $("detail").hidden = true;
+  if (window.relayRecords) window.relayRecords.reset();
   $("accounts").hidden = true;
   $("changes").hidden = true;
   showLogin();
@@ -70,7 +71,8 @@ async function startSession(token) {
   $("f-queue-label").hidden = state.me.role !== "reviewer";
   $("show-changes").hidden = !["admin", "auditor"].includes(state.me.role);
   notice("");
-  await loadTrails();
+  const trails = await loadTrails();
+  await window.relayRecords.start(trails);
 }
 
 async function loadTrails() {
@@ -79,63 +81,12 @@ async function loadTrails() {
   list.replaceChildren();
   for (const t of trails) {
     const b = el("button", t.trail_id + " (" + t.head_seq + ")", { type: "button", "data-trail": t.trail_id });
-    if (t.trail_id === state.trail) b.setAttribute("aria-current", "true");
-    b.addEventListener("click", () => selectTrail(t.trail_id));
+    b.setAttribute("aria-current", t.trail_id === state.trail ? "true" : "false");
+    b.addEventListener("click", () => window.relayRecords.openTrail(t.trail_id));
     const li = el("li"); li.append(b); list.append(li);
   }
-  if (!state.trail && trails.length) {
-    const data = trails.find((t) => t.trail_id !== "_relay") || trails[0];
-    await selectTrail(data.trail_id);
-  }
-}
-
-async function selectTrail(trail) {
-  state.trail = trail; state.after = 0;
-  for (const b of document.querySelectorAll("#trail-list button")) {
-    b.setAttribute("aria-current", b.dataset.trail === trail ? "true" : "false");
-  }
-  $("events-title").textContent = "Records of " + trail;
-  $("verdict").textContent = "";
-  $("detail").hidden = true;
-  await loadEvents();
-}
-
-function filterParams() {
-  const p = new URLSearchParams({ trail: state.trail });
-  for (const id of ["kind", "actor", "q", "since", "until", "status"]) {
-    const v = $("f-" + id).value.trim();
-    if (v) p.set(id, v);
-  }
-  if ($("f-queue").checked) p.set("queue", "true");
-  return p;
-}
-
-async function loadEvents() {
-  const p = filterParams();
-  p.set("after_seq", String(state.after));
-  p.set("limit", "50");
-  const page = await api("GET", "/events?" + p.toString());
-  state.next = page.next_after_seq;
-  $("next-page").disabled = page.next_after_seq === null;
-  const body = $("events-table").querySelector("tbody");
-  body.replaceChildren();
-  for (const e of page.events) {
-    const tr = el("tr", null, { tabindex: "0", "data-seq": e.chain_seq });
-    const recorded = el("td", e.recorded_at);
-    if (e.late === true) recorded.append(" ", lateBadge(e));
-    tr.append(el("td", e.chain_seq), el("td", e.kind), el("td", e.subject || "—"), el("td", e.actor), recorded);
-    const status = el("td", null);
-    status.append(statusBadge(e));
-    tr.append(status);
-    tr.append(el("td", e.signatures.map((s) => s.meaning + " by " + s.printed_name + " (" + s.username + ")").join("; ") || "—"));
-    const open = () => showRecord(e.trail_id, e.chain_seq);
-    tr.addEventListener("click", open);
-    tr.addEventListener("keydown", (ev) => { if (ev.key === "Enter") open(); });
-    body.append(tr);
-  }
-  if (!page.events.length) {
-    const tr = el("tr"); tr.append(el("td", "No matching records.", { colspan: "7" })); body.append(tr);
-  }
+  window.relayRecords.setTrails(trails);
+  return trails;
 }
 
 // Where a record stands in the signing workflow (null: cannot be signed).
@@ -163,41 +114,6 @@ function receiptText(r) {
   return r.received_at + " (" + receivedAfter(r) + " after recording; late after " + r.late_after_secs + " s)";
 }
 
-async function showRecord(trail, seq) {
-  const r = await api("GET", "/events/" + encodeURIComponent(trail) + "/" + seq);
-  state.record = r;
-  for (const tr of document.querySelectorAll("#events-table tbody tr")) {
-    tr.setAttribute("aria-selected", tr.dataset.seq === String(seq) ? "true" : "false");
-  }
-  $("detail-title").textContent = "Record " + r.trail_id + " #" + r.chain_seq;
-  const dl = $("detail-fields");
-  dl.replaceChildren();
-  const fields = [["Kind", r.kind], ["Subject", r.subject || "—"], ["Actor", r.actor + " (" + r.actor_source + ")" + (r.payload && r.payload.unattributed === true ? " — UNATTRIBUTED: no person could be resolved" : "")],
-    ["Occurred (UTC)", r.occurred_at], ["Recorded (UTC)", r.recorded_at], ["Time source", r.time_source],
-    ["Device", r.device], ["Project", r.project || "—"], ["Payload", JSON.stringify(r.payload)],
-    ["Checksum", r.checksum], ["Previous", r.prev_checksum], ["Key", r.key_id]];
-  if (r.review_status) fields.unshift(["Review status", r.review_status + (r.superseded_by ? " (by record #" + r.superseded_by + ")" : "")]);
-  const receipt = receiptText(r);
-  if (receipt !== null) fields.splice(5, 0, ["Received by server (UTC)", receipt]);
-  for (const [k, v] of fields) {
-    const dd = el("dd", v);
-    if (k.startsWith("Received") && r.late === true) dd.append(" ", lateBadge(r));
-    dl.append(el("dt", k), dd);
-  }
-  const list = $("manifestations");
-  list.replaceChildren();
-  for (const s of r.signatures) {
-    const li = el("li", null, { class: "manifestation" });
-    li.append(el("strong", s.printed_name), document.createTextNode(" (" + s.username + ") — " + s.meaning.toUpperCase() + " — " + s.signed_at + " (UTC)"));
-    li.append(el("div", "Reason: " + s.reason));
-    li.append(el("div", "Signature record #" + s.signature_seq + " by " + s.username, { class: "muted" }));
-    list.append(li);
-  }
-  if (!r.signatures.length) list.append(el("li", "Not signed."));
-  $("open-sign").hidden = !(state.me && state.me.role === "reviewer" && r.kind !== "SIGNATURE" && r.trail_id !== "_relay");
-  $("detail").hidden = false;
-}
-
 function openSign() {
   const r = state.record;
   $("sign-target").textContent = "Record " + r.trail_id + " #" + r.chain_seq + " (" + (r.subject || r.kind) + ")";
@@ -215,8 +131,7 @@ async function submitSign(ev) {
     });
     $("sign-password").value = "";
     $("sign-dialog").close();
-    await showRecord(r.trail_id, r.chain_seq);
-    await loadEvents();
+    await window.relayRecords.refresh();
     await loadTrails();
     notice("Signed.");
   } catch (e) {
@@ -239,7 +154,7 @@ async function verify(trail) {
 }
 
 async function exportAs(format) {
-  const p = filterParams(); p.set("format", format);
+  const p = window.relayRecords.exportParams(); p.set("format", format);
   const resp = await fetch("/api/v1/export?" + p.toString(), { headers: { "Authorization": "Bearer " + state.token } });
   if (!resp.ok) { notice("Export failed: HTTP " + resp.status); return; }
   const blob = await resp.blob();
@@ -408,9 +323,6 @@ document.addEventListener("DOMContentLoaded", () => {
     notice("Administrator " + username + " registered; log in.");
   }));
   $("logout").addEventListener("click", () => logout("Logged out."));
-  $("filter-form").addEventListener("submit", guard(async () => { state.after = 0; await loadEvents(); }));
-  $("first-page").addEventListener("click", guard(async () => { state.after = 0; await loadEvents(); }));
-  $("next-page").addEventListener("click", guard(async () => { if (state.next !== null) { state.after = state.next; await loadEvents(); } }));
   $("verify-trail").addEventListener("click", guard(() => verify(state.trail)));
   $("verify-all").addEventListener("click", guard(() => verify(null)));
   $("export-sealed").addEventListener("click", guard(sealedExport));

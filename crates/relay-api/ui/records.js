@@ -1,0 +1,302 @@
+// The record list and the open record (issue 25), an ES module: newest first by default with
+// a sort toggle, totals, first / previous / next / last, the kind picker and local date-time
+// pickers, ACCESS events of _relay hidden unless asked, and every view in the URL hash
+// (#/trail/<id>[/record/<seq>]?…) so that refresh and back / forward keep the place.
+// It uses the helpers of app.js (a classic script loaded before it: $, el, api, state, guard,
+// statusBadge, lateBadge, receiptText) and gives app.js window.relayRecords. Text is set with
+// textContent only.
+import { KINDS, emptyRoute, eventsQuery, lastPageSize, listKey, localToUtc, parseRoute, rangeText, routeHash, utcToLocal } from "./records_lib.js";
+
+const PAGE = 50;
+const view = {
+  route: null,      // the view shown
+  loadedKey: null,  // listKey of the page in the table
+  page: null,       // { events, offset, total, next }
+  shownRecord: null,
+  trails: [],
+  loading: 0,
+};
+
+// Goes to a view: a new history entry, rendered by the hashchange listener.
+function go(route, { replace = false } = {}) {
+  const hash = routeHash(route);
+  if (location.hash === hash) { render().catch(report); return; }
+  if (replace) { history.replaceState(null, "", hash); render().catch(report); } else { location.hash = hash; }
+}
+
+function report(e) { notice(e && e.message ? e.message : String(e)); }
+
+function withRoute(changes) {
+  return Object.assign({}, view.route || emptyRoute(), changes);
+}
+
+// The view the URL names, or the landing view: the first capture trail (not _relay).
+function currentRoute() {
+  const r = parseRoute(location.hash);
+  if (r && view.trails.some((t) => t.trail_id === r.trail)) return r;
+  const landing = view.trails.find((t) => t.trail_id !== "_relay") || view.trails[0];
+  if (!landing) return null;
+  return Object.assign(emptyRoute(), { trail: landing.trail_id });
+}
+
+async function render() {
+  if (!state.token) return;
+  const r = currentRoute();
+  if (!r) return;
+  if (routeHash(r) !== location.hash) history.replaceState(null, "", routeHash(r));
+  const trailChanged = !view.route || view.route.trail !== r.trail;
+  view.route = r;
+  state.trail = r.trail;
+  for (const b of document.querySelectorAll("#trail-list button")) {
+    b.setAttribute("aria-current", b.dataset.trail === r.trail ? "true" : "false");
+  }
+  $("events-title").textContent = "Records of " + r.trail;
+  if (trailChanged) $("verdict").textContent = "";
+  // The form shows the list's filters; unsaved edits stay while a record is opened.
+  if (listKey(r) !== view.loadedKey) { showFilters(r); await loadList(r); }
+  if (r.record) {
+    if (view.shownRecord !== r.trail + "#" + r.record) await showRecord(r.trail, r.record, true);
+  } else {
+    closeRecord();
+  }
+}
+
+// The filter form shows the view's filters (times in local time).
+function showFilters(r) {
+  $("f-kind").value = KINDS.includes(r.kind) ? r.kind : "";
+  $("f-actor").value = r.actor;
+  $("f-q").value = r.q;
+  $("f-since").value = utcToLocal(r.since);
+  $("f-until").value = utcToLocal(r.until);
+  $("f-status").value = r.status;
+  $("f-queue").checked = r.queue;
+  $("f-order").value = r.order;
+  $("f-access").checked = r.access;
+  $("f-access-label").hidden = r.trail !== "_relay";
+  fieldError("since", ""); fieldError("until", "");
+}
+
+function fieldError(which, text) {
+  const input = $("f-" + which);
+  $("f-" + which + "-error").textContent = text;
+  if (text) input.setAttribute("aria-invalid", "true"); else input.removeAttribute("aria-invalid");
+}
+
+// Empties the list: nothing stale stays under filters it does not match.
+function clearList(message) {
+  view.loadedKey = null;
+  view.page = null;
+  $("events-table").querySelector("tbody").replaceChildren();
+  $("range").textContent = message || "";
+  setPager({ first: false, prev: false, next: false, last: false });
+}
+
+function setButton(id, enabled) {
+  const b = $(id);
+  b.disabled = !enabled;
+  b.setAttribute("aria-disabled", String(!enabled));
+}
+
+function setPager(p) {
+  setButton("first-page", p.first); setButton("prev-page", p.prev);
+  setButton("next-page", p.next); setButton("last-page", p.last);
+}
+
+async function loadList(r) {
+  const ticket = ++view.loading;
+  $("range").textContent = "Loading…";
+  const page = await api("GET", "/events?" + eventsQuery(r, PAGE).toString());
+  if (ticket !== view.loading) return; // a newer view was asked meanwhile
+  const next = r.order === "desc" ? page.next_before_seq : page.next_after_seq;
+  const offset = page.offset || 0;
+  const total = page.total || 0;
+  const shown = page.events.length;
+  view.page = { events: page.events, offset, total, next: next === undefined ? null : next };
+  view.loadedKey = listKey(r);
+  const more = offset + shown < total;
+  setPager({ first: offset > 0, prev: offset > 0, next: more && view.page.next !== null, last: more });
+  $("range").textContent = rangeText(offset, shown, total) + (r.order === "desc" ? ", newest first" : ", oldest first");
+  const body = $("events-table").querySelector("tbody");
+  body.replaceChildren();
+  for (const e of page.events) body.append(row(r, e));
+  if (!shown) {
+    const tr = el("tr"); tr.append(el("td", "No matching records.", { colspan: "7" })); body.append(tr);
+  }
+  markSelected();
+}
+
+function row(r, e) {
+  const tr = el("tr", null, { "data-seq": e.chain_seq });
+  const link = el("a", "#" + e.chain_seq, {
+    href: routeHash(Object.assign({}, r, { record: e.chain_seq })),
+    "aria-label": "Open record " + e.chain_seq + " (" + e.kind + ")",
+  });
+  const seqCell = el("td"); seqCell.append(link);
+  const recorded = el("td", e.recorded_at);
+  if (e.late === true) recorded.append(" ", lateBadge(e));
+  tr.append(seqCell, el("td", e.kind), el("td", e.subject || "—", { class: "subject" }), el("td", e.actor), recorded);
+  const status = el("td", null);
+  status.append(statusBadge(e));
+  tr.append(status);
+  tr.append(el("td", e.signatures.map((s) => s.meaning + " by " + s.printed_name + " (" + s.username + ")").join("; ") || "—"));
+  // A click anywhere on the row opens it too (the link is the keyboard's way).
+  tr.addEventListener("click", (ev) => { if (ev.target.closest("a")) return; go(withRoute({ record: e.chain_seq })); });
+  return tr;
+}
+
+function markSelected() {
+  const r = view.route;
+  for (const tr of document.querySelectorAll("#events-table tbody tr")) {
+    const on = Boolean(r && r.record) && tr.dataset.seq === String(r.record);
+    tr.classList.toggle("selected", on);
+    if (on) tr.setAttribute("aria-current", "true"); else tr.removeAttribute("aria-current");
+  }
+}
+
+// The page that starts where another order's query from `cursor` ends: how previous and last
+// find their first record.
+async function pageStartFrom(query, count) {
+  const r = view.route;
+  const opposite = r.order === "desc" ? "asc" : "desc";
+  const p = eventsQuery(Object.assign({}, r, { from: null, order: opposite }), count);
+  p.delete("count");
+  if (query) p.set(opposite === "desc" ? "before_seq" : "after_seq", String(query));
+  const page = await api("GET", "/events?" + p.toString());
+  return page.events;
+}
+
+async function previousPage() {
+  const first = view.page && view.page.events[0];
+  if (!first) { go(withRoute({ from: null })); return; }
+  const before = await pageStartFrom(first.chain_seq, PAGE);
+  const full = before.length === PAGE && view.page.offset > PAGE;
+  go(withRoute({ from: full ? before[before.length - 1].chain_seq : null }));
+}
+
+async function lastPage() {
+  const size = lastPageSize(view.page ? view.page.total : 0, PAGE);
+  if (!size) return;
+  const tail = await pageStartFrom(null, size);
+  const start = tail[tail.length - 1];
+  go(withRoute({ from: start && view.page.total > PAGE ? start.chain_seq : null }));
+}
+
+function nextPage() {
+  const next = view.page && view.page.next;
+  if (next === null || next === undefined) return;
+  go(withRoute({ from: view.route.order === "desc" ? next - 1 : next + 1 }));
+}
+
+// The filter form -> a view, or inline errors (and no stale results) when a field is invalid.
+function applyFilters() {
+  const since = localToUtc($("f-since").value);
+  const until = localToUtc($("f-until").value);
+  let bad = false;
+  fieldError("since", ""); fieldError("until", "");
+  if (since === null || $("f-since").validity.badInput) { fieldError("since", "Enter a complete date and time, or clear the field."); bad = true; }
+  if (until === null || $("f-until").validity.badInput) { fieldError("until", "Enter a complete date and time, or clear the field."); bad = true; }
+  if (!bad && since && until && Date.parse(until) <= Date.parse(since)) { fieldError("until", "Until must be after Since."); bad = true; }
+  if (bad) {
+    clearList("No results: correct the highlighted field.");
+    const first = document.querySelector("#filter-form [aria-invalid=true]");
+    if (first) first.focus();
+    return;
+  }
+  view.loadedKey = null; // "Filter" always reads the list again
+  go(withRoute({
+    kind: $("f-kind").value, actor: $("f-actor").value.trim(), q: $("f-q").value.trim(),
+    since, until, status: $("f-status").value, queue: $("f-queue").checked, from: null,
+  }));
+}
+
+async function showRecord(trail, seq, focus) {
+  const r = await api("GET", "/events/" + encodeURIComponent(trail) + "/" + seq);
+  state.record = r;
+  view.shownRecord = trail + "#" + seq;
+  markSelected();
+  $("detail-title").textContent = "Record " + r.trail_id + " #" + r.chain_seq;
+  const dl = $("detail-fields");
+  dl.replaceChildren();
+  const fields = [["Kind", r.kind], ["Subject", r.subject || "—"], ["Actor", r.actor + " (" + r.actor_source + ")" + (r.payload && r.payload.unattributed === true ? " — UNATTRIBUTED: no person could be resolved" : "")],
+    ["Occurred (UTC)", r.occurred_at], ["Recorded (UTC)", r.recorded_at], ["Time source", r.time_source],
+    ["Device", r.device], ["Project", r.project || "—"], ["Payload", JSON.stringify(r.payload)],
+    ["Checksum", r.checksum], ["Previous", r.prev_checksum], ["Key", r.key_id]];
+  if (r.review_status) fields.unshift(["Review status", r.review_status + (r.superseded_by ? " (by record #" + r.superseded_by + ")" : "")]);
+  const receipt = receiptText(r);
+  if (receipt !== null) fields.splice(5, 0, ["Received by server (UTC)", receipt]);
+  for (const [k, v] of fields) {
+    const dd = el("dd", v);
+    if (k.startsWith("Received") && r.late === true) dd.append(" ", lateBadge(r));
+    dl.append(el("dt", k), dd);
+  }
+  const list = $("manifestations");
+  list.replaceChildren();
+  for (const s of r.signatures) {
+    // The meaning in words and in colour: rejected red, approved green, reviewed blue.
+    const li = el("li", null, { class: "manifestation meaning-" + s.meaning });
+    li.append(el("span", s.meaning.toUpperCase(), { class: "badge meaning" }), document.createTextNode(" "));
+    li.append(el("strong", s.printed_name), document.createTextNode(" (" + s.username + ") — " + s.meaning.toUpperCase() + " — " + s.signed_at + " (UTC)"));
+    li.append(el("div", "Reason: " + s.reason));
+    li.append(el("div", "Signature record #" + s.signature_seq + " by " + s.username, { class: "muted" }));
+    list.append(li);
+  }
+  if (!r.signatures.length) list.append(el("li", "Not signed."));
+  $("open-sign").hidden = !(state.me && state.me.role === "reviewer" && r.kind !== "SIGNATURE" && r.trail_id !== "_relay");
+  $("detail").hidden = false;
+  $("app-view").classList.add("with-detail");
+  if (focus) $("detail-title").focus();
+}
+
+function closeRecord() {
+  if (view.shownRecord === null && $("detail").hidden) return;
+  view.shownRecord = null;
+  state.record = null;
+  $("detail").hidden = true;
+  $("app-view").classList.remove("with-detail");
+  markSelected();
+}
+
+function reset() {
+  view.route = null; view.trails = []; view.shownRecord = null;
+  clearList("");
+  closeRecord();
+}
+
+window.relayRecords = {
+  // After login, with the trails: show the view the URL names (or the landing trail).
+  async start(trails) { view.trails = trails; view.loadedKey = null; view.shownRecord = null; await render(); },
+  setTrails(trails) { view.trails = trails; },
+  openTrail(trail) { go(Object.assign(emptyRoute(), { trail, order: view.route ? view.route.order : "desc" })); },
+  // After a signature: the page and the record again.
+  async refresh() {
+    view.loadedKey = null;
+    if (view.route) await loadList(view.route);
+    if (state.record) await showRecord(state.record.trail_id, state.record.chain_seq, false);
+  },
+  reset,
+  // The export's filters (those of the list shown).
+  exportParams() {
+    const p = eventsQuery(view.route, PAGE);
+    for (const k of ["order", "limit", "count", "before_seq", "after_seq", "exclude_kind"]) p.delete(k);
+    return p;
+  },
+};
+
+const kindSelect = $("f-kind");
+for (const k of KINDS) kindSelect.append(el("option", k, { value: k }));
+window.addEventListener("hashchange", () => { render().catch(report); });
+$("filter-form").addEventListener("submit", (ev) => { ev.preventDefault(); applyFilters(); });
+$("f-order").addEventListener("change", () => go(withRoute({ order: $("f-order").value, from: null })));
+$("f-access").addEventListener("change", () => go(withRoute({ access: $("f-access").checked, from: null })));
+$("first-page").addEventListener("click", () => go(withRoute({ from: null })));
+$("prev-page").addEventListener("click", guard(previousPage));
+$("next-page").addEventListener("click", nextPage);
+$("last-page").addEventListener("click", guard(lastPage));
+$("close-detail").addEventListener("click", () => {
+  const seq = view.route && view.route.record;
+  go(withRoute({ record: null }));
+  const link = seq && document.querySelector('#events-table tr[data-seq="' + seq + '"] a');
+  if (link) link.focus();
+});
+$("skip-link").addEventListener("click", (ev) => { ev.preventDefault(); $("main").focus(); });
+for (const id of ["f-since", "f-until"]) $(id).addEventListener("input", () => fieldError(id.slice(2), ""));
