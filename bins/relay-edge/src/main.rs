@@ -261,7 +261,7 @@ enum KeysAction {
 struct EnrollArgs {
     #[command(flatten)]
     common: CommonArgs,
-    /// The server of record's base URL, e.g. https://relay-server.lab:8471.
+    /// The server of record's base URL, e.g. `https://relay-server.lab:8471`.
     #[arg(long, value_name = "URL")]
     server: String,
     /// The one-time enrollment code (or RELAY_ENROLL_CODE, which keeps it out of the shell
