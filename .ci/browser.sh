@@ -13,6 +13,12 @@ if ! command -v chromium >/dev/null 2>&1; then
   apt-get update -qq
   apt-get install -y -qq chromium chromium-driver >/dev/null
 fi
+if ! command -v sqlite3 >/dev/null 2>&1; then
+  echo "==> installing sqlite3 (Debian package; ui_forms.test.mjs tampers with a stopped edge's store)"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq sqlite3 >/dev/null
+fi
 if ! command -v node >/dev/null 2>&1; then
   echo "==> installing node and npm (Debian packages)"
   export DEBIAN_FRONTEND=noninteractive

@@ -112,7 +112,7 @@ try {
   await page.getByRole("button", { name: "Log out" }).click();
 
   // The second administrator replaces her temporary password, then approves the proposal
-  // (a signature: reason and password asked in prompts) and is shown rita's temporary password.
+  // (a signature: reason and password in a dialog) and is shown rita's temporary password.
   const firstLogin = async (username, temporary, chosen) => {
     await page.locator("#login-username").fill(username);
     await page.locator("#login-password").fill(temporary);
@@ -128,13 +128,14 @@ try {
   await firstLogin("bea", TEMPORARY_PW, SECOND_ADMIN_PW);
   await page.locator("#me-role").filter({ hasText: "admin" }).waitFor();
   await page.getByRole("button", { name: "Configuration changes" }).click();
-  const answers = ["Rita joins QA as a reviewer; agreed with ada.", SECOND_ADMIN_PW];
-  const answerPrompts = async (dialog) => { await dialog.accept(answers.shift()); };
-  page.on("dialog", answerPrompts);
+  // Approving is a signature: reason and password in a dialog (masked), never a prompt().
   await page.getByRole("row").filter({ hasText: "account_create" }).getByRole("button", { name: "Approve (sign)" }).click();
+  const decide = page.locator("#decide-dialog[open]");
+  await decide.getByLabel("Reason (required, recorded with the decision)").fill("Rita joins QA as a reviewer; agreed with ada.");
+  await decide.getByLabel("Your password (approval is a signature)").fill(SECOND_ADMIN_PW);
+  await decide.getByRole("button", { name: "Approve (sign)" }).click();
   const approved = page.locator("#notice").filter({ hasText: "Temporary password for rita" });
   await approved.waitFor();
-  page.off("dialog", answerPrompts);
   const ritaTemporary = /first login\): (\S+)$/.exec((await approved.innerText()).trim())?.[1];
   assert.ok(ritaTemporary, "the approval shows rita's temporary password once");
   await page.getByRole("button", { name: "Log out" }).click();

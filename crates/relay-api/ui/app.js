@@ -3,7 +3,8 @@
 "use strict";
 
 // The record list and the open record live in records.js (an ES module, window.relayRecords).
-const state = { token: null, me: null, trail: null, record: null, pendingUser: null };
+// verdicts: trail -> its last verify verdict in this session, { ok, bad (first bad seq), head }.
+const state = { token: null, me: null, trail: null, record: null, pendingUser: null, verdicts: {}, signDraft: null };
 const $ = (id) => document.getElementById(id);
 
 function el(tag, text, attrs) {
@@ -19,6 +20,8 @@ function notice(text) {
   n.hidden = !text;
 }
 
+const CREDENTIAL_ERRORS = ["invalid_credentials", "invalid_totp", "totp_required"];
+
 async function api(method, path, body) {
   const headers = { "Accept": "application/json" };
   if (state.token) headers["Authorization"] = "Bearer " + state.token;
@@ -32,7 +35,9 @@ async function api(method, path, body) {
     err.status = resp.status;
     err.code = data && data.error && data.error.code;
     err.retryAfter = resp.headers.get("Retry-After");
-    if (resp.status === 401 && state.token && !path.startsWith("/signatures")) { logout("Your session ended: " + err.message); }
+    // A wrong password or code (at login, signing or approving) answers 401 too, but ends no
+    // session; a signature's 401 is handled by the sign dialog (re-login without losing the reason).
+    if (resp.status === 401 && state.token && !path.startsWith("/signatures") && !CREDENTIAL_ERRORS.includes(err.code)) { logout("Your session ended: " + err.message); }
     throw err;
   }
   return data;
@@ -46,7 +51,9 @@ function showLogin() {
 
 function logout(message) {
   if (state.token) { fetch("/api/v1/auth/logout", { method: "POST", headers: { "Authorization": "Bearer " + state.token } }).catch(() => {}); }
-  state.token = null; state.me = null; state.trail = null; state.record = null;
+  state.token = null; state.me = null; state.trail = null; state.record = null; state.verdicts = {}; state.signDraft = null;
+  hideRelogin();
+  for (const d of ["sign-dialog", "account-dialog", "decide-dialog"]) if ($(d).open) $(d).close();
   sessionStorage.removeItem("relay-token");
   // Nothing of the previous session stays on screen for the next user.
   for (const id of ["trail-list", "detail-fields", "manifestations", "verdict"]) $(id).replaceChildren();
@@ -114,28 +121,106 @@ function receiptText(r) {
   return r.received_at + " (" + receivedAfter(r) + " after recording; late after " + r.late_after_secs + " s)";
 }
 
+// What each meaning of a signature implies (shown under the meaning picker).
+const MEANING_HELP = {
+  reviewed: "Reviewed: you checked this record and found it complete and correct; it then awaits approval by someone else.",
+  approved: "Approved: you accept this record as final; the signing workflow requires a prior review by someone else.",
+  rejected: "Rejected: you declare this record not acceptable; it is shown as rejected to every reviewer.",
+};
+
+function signKey(r) { return r.trail_id + "#" + r.chain_seq; }
+
+function showMeaningHelp() { $("sign-meaning-help").textContent = MEANING_HELP[$("sign-meaning").value] || ""; }
+
 function openSign() {
   const r = state.record;
   $("sign-target").textContent = "Record " + r.trail_id + " #" + r.chain_seq + " (" + (r.subject || r.kind) + ")";
-  $("sign-reason").value = ""; $("sign-password").value = ""; $("sign-error").textContent = "";
+  $("sign-as").textContent = "Signing as " + state.me.full_name + " (" + state.me.username + ")";
+  // A reason typed for this record and cancelled is still there when the dialog opens again.
+  const draft = state.signDraft && state.signDraft.key === signKey(r) ? state.signDraft : null;
+  $("sign-reason").value = draft ? draft.reason : "";
+  if (draft) $("sign-meaning").value = draft.meaning;
+  $("sign-password").value = ""; $("sign-error").textContent = "";
+  hideRelogin();
+  showMeaningHelp();
   $("sign-dialog").showModal();
+}
+
+function keepSignDraft() {
+  if (state.record) state.signDraft = { key: signKey(state.record), reason: $("sign-reason").value, meaning: $("sign-meaning").value };
+}
+
+function hideRelogin() {
+  $("relogin-form").hidden = true;
+  $("relogin-password").value = ""; $("relogin-totp").value = ""; $("relogin-error").textContent = "";
+  $("sign-submit").disabled = false; $("sign-submit").removeAttribute("aria-disabled");
+}
+
+// The session ended while the dialog was open: log in again inside it, the reason kept.
+function showRelogin(e) {
+  $("relogin-username").value = state.me.username;
+  $("relogin-form").hidden = false;
+  $("relogin-error").textContent = "";
+  $("sign-submit").disabled = true; $("sign-submit").setAttribute("aria-disabled", "true");
+  $("sign-error").textContent = "Not signed: " + e.message + ". Log in again above; your reason is kept.";
+  $("relogin-password").focus();
+}
+
+async function submitRelogin(ev) {
+  ev.preventDefault();
+  const password = $("relogin-password").value;
+  if (!password) { $("relogin-error").textContent = "Enter your password."; $("relogin-password").focus(); return; }
+  const body = { username: $("relogin-username").value, password };
+  const totp = $("relogin-totp").value.trim();
+  if (totp) body.totp = totp;
+  const ended = state.token;
+  try {
+    // Without the ended session's token.
+    state.token = null;
+    const res = await api("POST", "/auth/login", body);
+    $("relogin-password").value = "";
+    if (res.must_change_password) {
+      state.token = ended;
+      fetch("/api/v1/auth/logout", { method: "POST", headers: { "Authorization": "Bearer " + res.token } }).catch(() => {});
+      $("relogin-error").textContent = "Your password must be changed first: cancel, log out and log in again.";
+      return;
+    }
+    state.token = res.token;
+    sessionStorage.setItem("relay-token", res.token);
+    hideRelogin();
+    $("sign-error").textContent = "";
+    $("sign-password").focus();
+    notice("Logged in again as " + state.me.username + ": sign with your password.");
+  } catch (e) {
+    state.token = ended;
+    $("relogin-password").value = "";
+    $("relogin-error").textContent = e.status === 429 ? "Locked: try again in " + e.retryAfter + " s." : e.message;
+    $("relogin-password").focus();
+  }
 }
 
 async function submitSign(ev) {
   ev.preventDefault();
   const r = state.record;
+  if (!$("relogin-form").hidden) { $("relogin-password").focus(); return; }
+  const reason = $("sign-reason").value.trim();
+  if (!reason) { $("sign-error").textContent = "Enter a reason: it is recorded with the signature."; $("sign-reason").focus(); return; }
+  if (!$("sign-password").value) { $("sign-error").textContent = "Enter your password: signing re-checks it."; $("sign-password").focus(); return; }
   try {
     await api("POST", "/signatures", {
       trail_id: r.trail_id, target_checksum: r.checksum, meaning: $("sign-meaning").value,
-      reason: $("sign-reason").value, password: $("sign-password").value,
+      reason, password: $("sign-password").value,
     });
     $("sign-password").value = "";
+    $("sign-reason").value = "";
+    state.signDraft = null;
     $("sign-dialog").close();
     await window.relayRecords.refresh();
     await loadTrails();
     notice("Signed.");
   } catch (e) {
     $("sign-password").value = "";
+    if (e.status === 401 && !CREDENTIAL_ERRORS.includes(e.code)) { showRelogin(e); return; }
     $("sign-error").textContent = e.status === 429 ? "Locked: try again in " + e.retryAfter + " s." : e.message;
   }
 }
@@ -146,11 +231,23 @@ async function verify(trail) {
   const res = await api("POST", "/verify", trail ? { trail_id: trail } : {});
   out.replaceChildren();
   for (const v of res.verdicts) {
-    const line = v.ok
-      ? el("div", "OK " + v.trail_id + ": " + v.records + " records verified, head " + v.head_seq + ", " + v.anchors_checked + " anchor(s)", { class: "ok" })
-      : el("div", "BROKEN " + v.trail_id + ": first bad chain_seq " + v.first_bad_seq + ": " + v.reason, { class: "broken" });
+    state.verdicts[v.trail_id] = { ok: v.ok, bad: v.first_bad_seq || null, head: v.head_seq };
+    if (v.ok) {
+      out.append(el("div", "OK " + v.trail_id + ": " + v.records + " records verified, head " + v.head_seq + ", " + v.anchors_checked + " anchor(s)", { class: "ok" }));
+      continue;
+    }
+    const line = el("div", "BROKEN " + v.trail_id + ": ", { class: "broken" });
+    if (v.first_bad_seq) {
+      // The first bad record, opened by its URL.
+      line.append(el("a", "first bad record #" + v.first_bad_seq, {
+        href: "#/trail/" + encodeURIComponent(v.trail_id) + "/record/" + v.first_bad_seq, class: "bad-link",
+      }), document.createTextNode(": " + v.reason));
+    } else {
+      line.append(document.createTextNode(v.reason));
+    }
     out.append(line);
   }
+  if (window.relayRecords) window.relayRecords.markIntegrity();
 }
 
 async function exportAs(format) {
@@ -189,24 +286,35 @@ async function loadAccounts() {
       const o = el("option", r, { value: r }); if (r === a.role) o.selected = true; sel.append(o);
     }
     sel.disabled = a.username === state.me.username;
-    sel.addEventListener("change", () => patchAccount(a.username, { role: sel.value }));
+    sel.addEventListener("change", () => {
+      const role = sel.value;
+      sel.value = a.role; // applied only once the dialog is confirmed
+      openAccountChange(a, { role }, {
+        title: "Change the role of " + a.username,
+        what: "Role of " + a.username + " (" + a.full_name + "): " + a.role + " → " + role + ". Takes effect at once; a privileged role needs a second administrator.",
+        confirm: "I confirm changing " + a.username + " from " + a.role + " to " + role, submit: "Change role",
+      });
+    });
     roleCell.append(sel);
     tr.append(roleCell, el("td", status + (a.must_change_password ? " (temporary password)" : "")), el("td", a.last_login_at || "never"));
     const actions = el("td");
     if (a.username !== state.me.username) {
       const toggle = el("button", a.disabled ? "Enable" : "Disable", { type: "button" });
-      toggle.addEventListener("click", () => patchAccount(a.username, { disabled: !a.disabled }));
+      toggle.addEventListener("click", () => openAccountChange(a, { disabled: !a.disabled }, a.disabled
+        ? { title: "Enable " + a.username, what: a.username + " (" + a.full_name + ") can log in again.", submit: "Enable account" }
+        : { title: "Disable " + a.username, what: a.username + " (" + a.full_name + ") can no longer log in; open sessions end.", confirm: "I confirm disabling " + a.username, submit: "Disable account", danger: true }));
       actions.append(toggle);
     }
     const reset = el("button", "Reset password", { type: "button" });
-    reset.addEventListener("click", () => {
-      const pw = prompt("Temporary password for " + a.username + " (they must change it at next login):");
-      if (pw) patchAccount(a.username, { reset_password: pw });
-    });
+    reset.addEventListener("click", () => openAccountChange(a, { reset_password: "" }, {
+      title: "Reset the password of " + a.username,
+      what: "A temporary password for " + a.username + " (" + a.full_name + "): they must change it at the next login; their current password stops working.",
+      confirm: "I confirm resetting the password of " + a.username, submit: "Reset password", danger: true, password: true,
+    }));
     actions.append(reset);
     if (a.locked_until) {
       const unlock = el("button", "Unlock", { type: "button" });
-      unlock.addEventListener("click", () => patchAccount(a.username, { unlock: true }));
+      unlock.addEventListener("click", () => openAccountChange(a, { unlock: true }, { title: "Unlock " + a.username, what: a.username + " can try to log in again at once.", submit: "Unlock account" }));
       actions.append(unlock);
     }
     tr.append(actions);
@@ -228,31 +336,11 @@ async function loadChanges() {
     if (c.state === "pending" && state.me.role === "admin") {
       if (c.proposer !== state.me.username) {
         const ok = el("button", "Approve (sign)", { type: "button" });
-        ok.addEventListener("click", guard(async () => {
-          const reason = prompt("Reason for approving " + c.setting + " = " + JSON.stringify(c.value) + ":");
-          if (!reason) return;
-          const password = prompt("Your password (approval is a signature):");
-          if (!password) return;
-          const done = await api("POST", "/changes/" + encodeURIComponent(c.id) + "/approve", { password, reason });
-          const applied = (done && done.applied) || {};
-          if (applied.temporary_password) {
-            // Account creations and resets: shown once, to hand to the owner, who must change it.
-            notice("Change " + c.id + " approved. Temporary password for " + applied.username + " (shown once; hand it to them, they must change it at the first login): " + applied.temporary_password);
-          } else {
-            notice("Change " + c.id + " approved; takes effect: " + ((done && done.takes_effect) || "see the list") + ".");
-          }
-          await loadChanges();
-        }));
+        ok.addEventListener("click", () => openDecide(c, "approve"));
         actions.append(ok);
       }
       const no = el("button", c.proposer === state.me.username ? "Withdraw" : "Reject", { type: "button" });
-      no.addEventListener("click", guard(async () => {
-        const reason = prompt("Reason:");
-        if (!reason) return;
-        await api("POST", "/changes/" + encodeURIComponent(c.id) + "/reject", { reason });
-        notice("Change " + c.id + " rejected.");
-        await loadChanges();
-      }));
+      no.addEventListener("click", () => openDecide(c, c.proposer === state.me.username ? "withdraw" : "reject"));
       actions.append(no);
     }
     tr.append(actions);
@@ -260,13 +348,125 @@ async function loadChanges() {
   }
 }
 
-async function patchAccount(username, change) {
-  const reason = prompt("Reason for changing " + username + " (required, recorded with the change):");
-  if (!reason || !reason.trim()) { notice("Not changed: every account change needs a reason."); await loadAccounts(); return; }
-  change.reason = reason.trim();
-  try { await api("PATCH", "/accounts/" + encodeURIComponent(username), change); notice("Account " + username + " changed."); }
-  catch (e) { notice(e.message); }
+// Inline errors of the dialogs' fields: beside the field, which is marked invalid.
+function setFieldError(input, text) {
+  $(input + "-error").textContent = text;
+  if (text) $(input).setAttribute("aria-invalid", "true"); else $(input).removeAttribute("aria-invalid");
+}
+
+// An account change (role, status, password reset, unlock): a dialog with a required reason, a
+// masked temporary password for a reset, and a confirmation for what cannot be taken back.
+let accountChange = null;
+
+function openAccountChange(account, change, text) {
+  accountChange = { username: account.username, change, text };
+  $("account-title").textContent = text.title;
+  $("account-what").textContent = text.what;
+  $("account-password-field").hidden = !text.password;
+  $("account-password").required = Boolean(text.password);
+  $("account-password").value = ""; $("account-reason").value = ""; $("account-confirm").checked = false;
+  $("account-confirm-label").hidden = !text.confirm;
+  $("account-confirm-text").textContent = text.confirm || "";
+  for (const f of ["account-password", "account-reason", "account-confirm"]) setFieldError(f, "");
+  $("account-error").textContent = "";
+  $("account-submit").textContent = text.submit;
+  $("account-submit").className = text.danger ? "danger" : "";
+  $("account-dialog").showModal();
+  (text.password ? $("account-password") : $("account-reason")).focus();
+}
+
+async function submitAccountChange(ev) {
+  ev.preventDefault();
+  const { username, change, text } = accountChange;
+  const body = Object.assign({}, change);
+  let first = null;
+  const bad = (field, message) => { setFieldError(field, message); if (!first) first = field; };
+  for (const f of ["account-password", "account-reason", "account-confirm"]) setFieldError(f, "");
+  $("account-error").textContent = "";
+  if (text.password) {
+    const pw = $("account-password").value;
+    if (pw.length < 12) bad("account-password", "Enter a temporary password of at least 12 characters.");
+    body.reset_password = pw;
+  }
+  const reason = $("account-reason").value.trim();
+  if (!reason) bad("account-reason", "Enter a reason: every account change is recorded with one.");
+  if (text.confirm && !$("account-confirm").checked) bad("account-confirm", "Tick the box to confirm.");
+  if (first) { $(first).focus(); return; }
+  body.reason = reason;
+  try {
+    await api("PATCH", "/accounts/" + encodeURIComponent(username), body);
+  } catch (e) {
+    $("account-password").value = "";
+    $("account-error").textContent = e.code === "four_eyes_required"
+      ? e.message + " (propose it under Configuration changes)"
+      : e.status === 429 ? "Locked: try again in " + e.retryAfter + " s." : e.message;
+    return;
+  }
+  $("account-password").value = "";
+  $("account-dialog").close();
+  notice("Account " + username + " changed.");
   await loadAccounts();
+}
+
+// Approving (a signature: reason and password), rejecting or withdrawing a proposed change.
+let decision = null;
+
+function openDecide(c, action) {
+  decision = { change: c, action };
+  const value = JSON.stringify(c.value);
+  const titles = { approve: "Approve change", reject: "Reject change", withdraw: "Withdraw change" };
+  $("decide-title").textContent = titles[action] + " " + c.id;
+  $("decide-what").textContent = c.setting + " = " + value + ", proposed by " + c.proposer + ": “" + c.reason + "”." +
+    (action === "approve" ? " Approving is a signature: it applies the change." : " The change will not take effect; this cannot be undone.");
+  $("decide-password-field").hidden = action !== "approve";
+  $("decide-confirm-label").hidden = action === "approve";
+  $("decide-confirm-text").textContent = action === "withdraw" ? "I confirm withdrawing my proposal" : "I confirm rejecting this change";
+  $("decide-reason").value = ""; $("decide-password").value = ""; $("decide-confirm").checked = false;
+  for (const f of ["decide-reason", "decide-password", "decide-confirm"]) setFieldError(f, "");
+  $("decide-error").textContent = "";
+  $("decide-submit").textContent = action === "approve" ? "Approve (sign)" : action === "withdraw" ? "Withdraw change" : "Reject change";
+  $("decide-submit").className = action === "approve" ? "" : "danger";
+  $("decide-dialog").showModal();
+  $("decide-reason").focus();
+}
+
+async function submitDecide(ev) {
+  ev.preventDefault();
+  const { change: c, action } = decision;
+  let first = null;
+  const bad = (field, message) => { setFieldError(field, message); if (!first) first = field; };
+  for (const f of ["decide-reason", "decide-password", "decide-confirm"]) setFieldError(f, "");
+  $("decide-error").textContent = "";
+  const reason = $("decide-reason").value.trim();
+  if (!reason) bad("decide-reason", "Enter a reason: it is recorded with the decision.");
+  if (action === "approve" && !$("decide-password").value) bad("decide-password", "Enter your password: approving is a signature.");
+  if (action !== "approve" && !$("decide-confirm").checked) bad("decide-confirm", "Tick the box to confirm.");
+  if (first) { $(first).focus(); return; }
+  let done;
+  try {
+    done = action === "approve"
+      ? await api("POST", "/changes/" + encodeURIComponent(c.id) + "/approve", { password: $("decide-password").value, reason })
+      : await api("POST", "/changes/" + encodeURIComponent(c.id) + "/reject", { reason });
+  } catch (e) {
+    $("decide-password").value = "";
+    $("decide-error").textContent = e.status === 429 ? "Locked: try again in " + e.retryAfter + " s." : e.message;
+    if (action === "approve") $("decide-password").focus();
+    return;
+  }
+  $("decide-password").value = "";
+  $("decide-dialog").close();
+  if (action !== "approve") {
+    notice("Change " + c.id + (action === "withdraw" ? " withdrawn." : " rejected."));
+  } else {
+    const applied = (done && done.applied) || {};
+    if (applied.temporary_password) {
+      // Account creations and resets: shown once, to hand to the owner, who must change it.
+      notice("Change " + c.id + " approved. Temporary password for " + applied.username + " (shown once; hand it to them, they must change it at the first login): " + applied.temporary_password);
+    } else {
+      notice("Change " + c.id + " approved; takes effect: " + ((done && done.takes_effect) || "see the list") + ".");
+    }
+  }
+  await loadChanges();
 }
 
 function guard(fn) {
@@ -331,6 +531,20 @@ document.addEventListener("DOMContentLoaded", () => {
   $("open-sign").addEventListener("click", openSign);
   $("sign-form").addEventListener("submit", submitSign);
   $("sign-cancel").addEventListener("click", () => $("sign-dialog").close());
+  $("sign-meaning").addEventListener("change", showMeaningHelp);
+  $("relogin-form").addEventListener("submit", submitRelogin);
+  // Closed without signing (Cancel, Escape): the reason is kept for this record; a session that
+  // ended and was not renewed ends the UI's session too.
+  $("sign-dialog").addEventListener("close", () => {
+    if ($("sign-reason").value.trim()) keepSignDraft();
+    if (!$("relogin-form").hidden && state.token) { hideRelogin(); logout("Your session ended: log in again."); }
+  });
+  $("account-form").addEventListener("submit", submitAccountChange);
+  $("account-cancel").addEventListener("click", () => { $("account-password").value = ""; $("account-dialog").close(); });
+  $("account-dialog").addEventListener("close", () => { $("account-password").value = ""; });
+  $("decide-form").addEventListener("submit", submitDecide);
+  $("decide-cancel").addEventListener("click", () => { $("decide-password").value = ""; $("decide-dialog").close(); });
+  $("decide-dialog").addEventListener("close", () => { $("decide-password").value = ""; });
   $("show-accounts").addEventListener("click", guard(async () => { $("accounts").hidden = false; await loadAccounts(); $("accounts").scrollIntoView(); }));
   $("show-changes").addEventListener("click", guard(async () => { $("changes").hidden = false; await loadChanges(); $("changes").scrollIntoView(); }));
   $("propose-form").addEventListener("submit", guard(async () => {

@@ -5,7 +5,7 @@
 // It uses the helpers of app.js (a classic script loaded before it: $, el, api, state, guard,
 // statusBadge, lateBadge, receiptText) and gives app.js window.relayRecords. Text is set with
 // textContent only.
-import { KINDS, emptyRoute, eventsQuery, lastPageSize, listKey, localToUtc, parseRoute, rangeText, routeHash, utcToLocal } from "./records_lib.js";
+import { KINDS, emptyRoute, eventsQuery, lastPageSize, listKey, localTimeText, localToUtc, parseRoute, payloadFields, rangeText, routeHash, utcToLocal } from "./records_lib.js";
 
 const PAGE = 50;
 const view = {
@@ -123,6 +123,48 @@ async function loadList(r) {
     const tr = el("tr"); tr.append(el("td", "No matching records.", { colspan: "7" })); body.append(tr);
   }
   markSelected();
+  markIntegrity();
+}
+
+// The trail's last verify verdict in this session: { ok, bad (first bad seq or null), head }.
+function verdictOf(trail) { return state.verdicts[trail] || null; }
+
+// The first bad record of a broken trail is marked in words (not colour alone); a record at or
+// after it cannot be signed.
+function markIntegrity() {
+  const v = view.route && verdictOf(view.route.trail);
+  const bad = v && !v.ok ? v.bad : null;
+  for (const tr of document.querySelectorAll("#events-table tbody tr[data-seq]")) {
+    const on = bad !== null && tr.dataset.seq === String(bad);
+    tr.classList.toggle("first-bad", on);
+    const mark = tr.querySelector(".badge.bad");
+    if (on && !mark) tr.firstChild.append(" ", el("span", "first bad record", { class: "badge bad" }));
+    if (!on && mark) mark.remove();
+  }
+  if (state.record) showSignState(state.record);
+}
+
+function showSignState(r) {
+  const signer = Boolean(state.me && state.me.role === "reviewer" && r.kind !== "SIGNATURE" && r.trail_id !== "_relay");
+  const v = verdictOf(r.trail_id);
+  const broken = Boolean(v && !v.ok && v.bad !== null && v.bad <= r.chain_seq);
+  const sign = $("open-sign");
+  sign.hidden = !signer;
+  sign.disabled = broken;
+  sign.setAttribute("aria-disabled", String(broken));
+  if (broken) sign.setAttribute("aria-describedby", "sign-blocked"); else sign.removeAttribute("aria-describedby");
+  $("sign-blocked").hidden = !(signer && broken);
+  $("sign-blocked").textContent = broken
+    ? "Signing disabled: verifying " + r.trail_id + " found its chain broken at record #" + v.bad + (v.bad === r.chain_seq ? " (this record)." : ", before this record.")
+    : "";
+  const integrity = $("detail-integrity");
+  if (integrity) {
+    integrity.textContent = !v ? "Not verified in this session (use “Verify this trail”)."
+      : broken ? "BROKEN: the trail's chain is broken at record #" + v.bad + (v.bad === r.chain_seq ? " (this record)" : " (before this record)")
+        : v.ok ? (r.chain_seq <= v.head ? "Verified: the chain up to #" + v.head + " checks out" : "Recorded after the last verify (up to #" + v.head + ")")
+          : "Before the first bad record #" + v.bad + ": its chain checks out";
+    integrity.className = broken ? "broken" : v && (v.ok ? r.chain_seq <= v.head : true) ? "ok" : "";
+  }
 }
 
 function row(r, e) {
@@ -217,15 +259,24 @@ async function showRecord(trail, seq, focus) {
   $("detail-title").textContent = "Record " + r.trail_id + " #" + r.chain_seq;
   const dl = $("detail-fields");
   dl.replaceChildren();
-  const fields = [["Kind", r.kind], ["Subject", r.subject || "—"], ["Actor", r.actor + " (" + r.actor_source + ")" + (r.payload && r.payload.unattributed === true ? " — UNATTRIBUTED: no person could be resolved" : "")],
-    ["Occurred (UTC)", r.occurred_at], ["Recorded (UTC)", r.recorded_at], ["Time source", r.time_source],
-    ["Device", r.device], ["Project", r.project || "—"], ["Payload", JSON.stringify(r.payload)],
-    ["Checksum", r.checksum], ["Previous", r.prev_checksum], ["Key", r.key_id]];
+  const payload = r.payload || {};
+  const unattributed = payload.unattributed === true ? " — UNATTRIBUTED: no person could be resolved" : "";
+  // [label, value, kind]: a "time" shows the local time beside UTC, a "hash" is monospaced.
+  const fields = [["Kind", r.kind], ["Subject", r.subject || "—"], ["Actor", r.actor + " (" + r.actor_source + ")" + unattributed]];
   if (r.review_status) fields.unshift(["Review status", r.review_status + (r.superseded_by ? " (by record #" + r.superseded_by + ")" : "")]);
+  fields.push(["Integrity", "", "integrity"]);
+  fields.push(["Occurred", r.occurred_at, "time"], ["Recorded", r.recorded_at, "time"]);
   const receipt = receiptText(r);
-  if (receipt !== null) fields.splice(5, 0, ["Received by server (UTC)", receipt]);
-  for (const [k, v] of fields) {
-    const dd = el("dd", v);
+  if (receipt !== null) fields.push(["Received by server (UTC)", receipt]);
+  fields.push(["Time source", r.time_source], ["Device", r.device], ["Project", r.project || "—"]);
+  for (const f of payloadFields(payload)) fields.push(f);
+  fields.push(["Checksum", r.checksum, "hash"], ["Previous checksum", r.prev_checksum, "hash"], ["Key", r.key_id]);
+  for (const [k, v, kind] of fields) {
+    const dd = el("dd", kind === "time" ? (v ? v + " (UTC)" : "—") : v, kind === "hash" ? { class: "mono" } : kind === "integrity" ? { id: "detail-integrity" } : {});
+    if (kind === "time") {
+      const local = localTimeText(v);
+      if (local) dd.append(el("span", local, { class: "local-time" }));
+    }
     if (k.startsWith("Received") && r.late === true) dd.append(" ", lateBadge(r));
     dl.append(el("dt", k), dd);
   }
@@ -241,7 +292,7 @@ async function showRecord(trail, seq, focus) {
     list.append(li);
   }
   if (!r.signatures.length) list.append(el("li", "Not signed."));
-  $("open-sign").hidden = !(state.me && state.me.role === "reviewer" && r.kind !== "SIGNATURE" && r.trail_id !== "_relay");
+  showSignState(r);
   $("detail").hidden = false;
   $("app-view").classList.add("with-detail");
   if (focus) $("detail-title").focus();
@@ -274,6 +325,8 @@ window.relayRecords = {
     if (state.record) await showRecord(state.record.trail_id, state.record.chain_seq, false);
   },
   reset,
+  // After a verify: the first bad record marked, signing disabled at or after it.
+  markIntegrity,
   // The export's filters (those of the list shown).
   exportParams() {
     const p = eventsQuery(view.route, PAGE);

@@ -111,3 +111,57 @@ export function lastPageSize(total, size) {
   if (total <= 0) return 0;
   return total - Math.floor((total - 1) / size) * size;
 }
+
+// 1300 -> "1.3 kB (1,300 bytes)"; sizes may come as numbers or (beyond 2^53) decimal strings.
+export function formatSize(size) {
+  const n = typeof size === "string" ? Number(size) : size;
+  if (typeof n !== "number" || !Number.isFinite(n) || n < 0) return String(size);
+  const bytes = NUMBER.format(n) + (n === 1 ? " byte" : " bytes");
+  if (n < 1000) return bytes;
+  const units = ["kB", "MB", "GB", "TB", "PB"];
+  let v = n / 1000, i = 0;
+  while (v >= 1000 && i < units.length - 1) { v /= 1000; i++; }
+  return (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2)).replace(/\.?0+$/, "") + " " + units[i] + " (" + bytes + ")";
+}
+
+// An RFC 3339 UTC time -> "2026-01-31 09:00:05 (local, UTC+01:00)" in the browser's time zone;
+// null if unreadable.
+export function localTimeText(utc) {
+  if (!utc) return null;
+  const d = new Date(utc);
+  if (Number.isNaN(d.getTime())) return null;
+  const off = -d.getTimezoneOffset();
+  const sign = off >= 0 ? "+" : "-";
+  const abs = Math.abs(off);
+  return d.getFullYear() + "-" + pad(d.getMonth() + 1) + "-" + pad(d.getDate()) + " " + pad(d.getHours()) + ":" +
+    pad(d.getMinutes()) + ":" + pad(d.getSeconds()) + " (local, UTC" + sign + pad(Math.floor(abs / 60)) + ":" + pad(abs % 60) + ")";
+}
+
+// The labelled fields of a record's payload: [label, value, kind] with kind "size", "hash",
+// "time" or "text"; fields not known here follow under their own names.
+const PAYLOAD_LABELS = [
+  ["size", "Size", "size"], ["previous_size", "Previous size", "size"],
+  ["sha256", "SHA-256", "hash"], ["previous_sha256", "Previous SHA-256", "hash"],
+  ["mtime", "File modified (mtime)", "time"], ["previous_mtime", "Previous mtime", "time"],
+  ["ctime", "Inode changed (ctime)", "time"], ["root", "Watched folder", "text"], ["inode", "Inode", "text"],
+  ["owner", "File owner", "text"], ["owner_uid", "File owner uid", "text"],
+  ["process_user", "Captured by process user", "text"], ["process_uid", "Process uid", "text"],
+  ["detected_by", "Detected by", "text"], ["reason", "Reason", "text"], ["detail", "Detail", "text"],
+];
+
+export function payloadFields(payload) {
+  if (!payload || typeof payload !== "object" || Array.isArray(payload)) return [["Payload", JSON.stringify(payload), "text"]];
+  const out = [];
+  const seen = new Set();
+  for (const [key, label, kind] of PAYLOAD_LABELS) {
+    if (!(key in payload) || payload[key] === null) continue;
+    seen.add(key);
+    const v = payload[key];
+    out.push([label, kind === "size" ? formatSize(v) : typeof v === "string" ? v : JSON.stringify(v), kind]);
+  }
+  for (const [key, v] of Object.entries(payload)) {
+    if (seen.has(key) || key === "unattributed") continue;
+    out.push([key, typeof v === "string" ? v : JSON.stringify(v), "text"]);
+  }
+  return out;
+}

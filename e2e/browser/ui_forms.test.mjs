@@ -1,0 +1,356 @@
+// REQ: R11.1 (run by .ci/browser.sh, outside the Rust test suite)
+// End-to-end test of the review UI's forms (issue 25, second slice) in headless Chromium, with
+// window.prompt / confirm / alert replaced by functions that throw and report: none is ever
+// called. An administrator resets a password in a dialog (masked temporary password, required
+// reason, confirmation, inline errors), cancels a role change (nothing applied), withdraws a
+// proposed change (confirmation); a second administrator approves a reviewer in a dialog
+// (masked password, a wrong password answered inline); the reviewer's sign dialog says who signs
+// and what the meaning implies, and when her session is ended from elsewhere (POST
+// /api/v1/auth/logout with the same token) it offers a re-login inside the dialog that keeps the
+// reason, after which she signs. Then the relay is stopped, one record's device is edited in
+// relay.db (the append-only triggers dropped, as an attacker with file access would), the relay
+// restarted: "Verify this trail" says BROKEN with a link to the first bad record, which opens it
+// (#/trail/<id>/record/<seq>), marks its row in words and disables signing at and after it.
+// The record detail shows the payload as labelled fields, local time beside UTC. axe-core in
+// every new state (0 violations); no Content-Security-Policy violation.
+//
+// Env: RELAY_EDGE_BIN (default ../../target/debug/relay-edge), CHROMIUM (default
+// /usr/bin/chromium), SQLITE3 (default sqlite3), FORMS_SCREENSHOT (default
+// ../../docs/screenshots/verify-first-bad-record.png).
+import { spawn, spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync, mkdirSync, readFileSync, rmSync, existsSync } from "node:fs";
+import { createRequire } from "node:module";
+import { createServer } from "node:net";
+import { tmpdir } from "node:os";
+import { dirname, join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
+import assert from "node:assert/strict";
+import { chromium } from "playwright-core";
+
+const here = dirname(fileURLToPath(import.meta.url));
+const repo = resolve(here, "../..");
+const bin = process.env.RELAY_EDGE_BIN || join(repo, "target/debug/relay-edge");
+const browserPath = process.env.CHROMIUM || "/usr/bin/chromium";
+const sqlite3 = process.env.SQLITE3 || "sqlite3";
+const screenshot = process.env.FORMS_SCREENSHOT || join(repo, "docs/screenshots/verify-first-bad-record.png");
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
+const ADMIN_PW = "forms keeper 2026 admin";
+const TEMPORARY_PW = "temporary harbour violet 17";
+const SECOND_ADMIN_PW = "amber falcon meadow 73";
+const REVIEWER_PW = "quiet copper lantern 42";
+const RESET_PW = "fresh temporary otter 55";
+const TRAIL = "nmr-forms";
+
+function freePort() {
+  return new Promise((ok, fail) => {
+    const s = createServer();
+    s.once("error", fail);
+    s.listen(0, "127.0.0.1", () => { const { port } = s.address(); s.close(() => ok(port)); });
+  });
+}
+
+async function waitFor(what, fn, timeoutMs = 30000) {
+  const end = Date.now() + timeoutMs;
+  let last;
+  while (Date.now() < end) {
+    try { const v = await fn(); if (v) return v; } catch (e) { last = e; }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`timed out waiting for ${what}${last ? ": " + last.message : ""}`);
+}
+
+const work = mkdtempSync(join(tmpdir(), "relay-forms-e2e-"));
+const dataDir = join(work, "data");
+const watchDir = join(work, "instrument");
+const profile = join(work, "chromium-profile");
+mkdirSync(join(watchDir, "run3"), { recursive: true });
+for (let i = 1; i <= 3; i++) writeFileSync(join(watchDir, "run3", `fid-${i}.fid`), `NMR FID ${i}\n`.repeat(200 * i));
+
+const port = await freePort();
+const base = `http://127.0.0.1:${port}`;
+let relay = null;
+let relayExit = null;
+function startRelay() {
+  relayExit = null;
+  relay = spawn(bin, ["run", "--data-dir", dataDir, "--watch", watchDir, "--listen", `127.0.0.1:${port}`,
+    "--settle-ms", "300", "--device", "e2e-ws", "--trail", TRAIL, "--project", "PRJ-FORMS"],
+    { stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, RELAY_LOG: "warn" } });
+  relay.on("exit", (code, signal) => { relayExit = { code, signal }; });
+  return waitFor("relay /healthz", async () => {
+    if (relayExit) throw new Error("relay-edge exited: " + JSON.stringify(relayExit));
+    return (await fetch(base + "/healthz")).ok;
+  });
+}
+async function stopRelay() {
+  if (relayExit) return;
+  relay.kill("SIGTERM");
+  await waitFor("relay-edge to stop", () => relayExit !== null, 20000).catch((e) => { relay.kill("SIGKILL"); throw e; });
+}
+
+let context;
+try {
+  await startRelay();
+  context = await chromium.launchPersistentContext(profile, {
+    executablePath: browserPath,
+    headless: true,
+    viewport: { width: 1366, height: 860 },
+    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+      "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
+  });
+  // No prompt(), confirm() or alert(): each throws in the page and is reported here.
+  const promptCalls = [];
+  await context.exposeBinding("__relayPromptCalled", (_source, what) => { promptCalls.push(what); });
+  await context.addInitScript(() => {
+    for (const f of ["prompt", "confirm", "alert"]) {
+      window[f] = (message) => { window.__relayPromptCalled(f + "(" + message + ")"); throw new Error(f + "() is not allowed"); };
+    }
+  });
+  const page = context.pages()[0] || await context.newPage();
+  page.setDefaultTimeout(15000);
+  page.on("dialog", (d) => { promptCalls.push(d.type() + ": " + d.message()); d.dismiss().catch(() => {}); });
+  page.on("pageerror", (e) => { throw e; });
+  const cspViolations = [];
+  page.on("console", (m) => { if (/Content Security Policy/i.test(m.text())) cspViolations.push(m.text()); });
+
+  const axe = async (label) => {
+    if (!(await page.evaluate(() => typeof window.axe === "object"))) await page.evaluate(axeSource);
+    const r = await page.evaluate(async () => {
+      const r = await window.axe.run(document, { resultTypes: ["violations"] });
+      return { passed: r.passes.length, violations: r.violations.map((v) => ({ id: v.id, help: v.help, nodes: v.nodes.map((n) => n.target.join(" ") + ": " + n.failureSummary) })) };
+    });
+    assert.deepEqual(r.violations, [], `axe-core violations (${label}): ${JSON.stringify(r.violations, null, 2)}`);
+    assert.ok(r.passed > 10, `axe-core checked the page (${r.passed} rules passed)`);
+    console.log(`forms e2e: axe-core: 0 violations, ${r.passed} rules passed (${label})`);
+  };
+  const masked = async (locator, autocomplete) => {
+    const got = await locator.evaluate((i) => ({ type: i.type, autocomplete: i.getAttribute("autocomplete") }));
+    assert.deepEqual(got, { type: "password", autocomplete }, "a masked password field");
+  };
+  const login = async (username, password) => {
+    await page.locator("#login-username").fill(username);
+    await page.locator("#login-password").fill(password);
+    await page.getByRole("button", { name: "Log in" }).click();
+  };
+  const firstLogin = async (username, temporary, chosen) => {
+    await login(username, temporary);
+    await page.getByText("Your password was set by an administrator").waitFor();
+    await page.locator("#pw-new").fill(chosen);
+    await page.getByRole("button", { name: "Change password" }).click();
+    await page.getByText("Password changed; log in with the new one.").waitFor();
+    await login(username, chosen);
+  };
+  const notice = page.locator("#notice");
+
+  await page.goto(base + "/");
+  await page.getByText("First start: register the first administrator").click();
+  await page.locator("#reg-username").fill("ada");
+  await page.getByLabel("Full name (printed on signatures)").fill("Ada Lovelace");
+  await page.getByLabel("Password (at least 12 characters)").fill(ADMIN_PW);
+  await page.getByRole("button", { name: "Register administrator" }).click();
+  await page.getByText("Administrator ada registered").waitFor();
+  await login("ada", ADMIN_PW);
+  await page.locator("#me-role").filter({ hasText: "admin" }).waitFor();
+
+  // 1. Accounts: a second administrator and an operator directly; a reviewer proposed.
+  await page.getByRole("button", { name: "Manage accounts" }).click();
+  const createAccount = async (username, fullName, role, reason) => {
+    await page.locator("#new-username").fill(username);
+    await page.locator("#new-fullname").fill(fullName);
+    await page.locator("#new-password").fill(TEMPORARY_PW);
+    await page.locator("#new-role").selectOption(role);
+    await page.locator("#new-reason").fill(reason);
+    await page.getByRole("button", { name: "Create account" }).click();
+  };
+  await createAccount("bea", "Bea Second-Admin", "admin", "second administrator for four-eyes");
+  await notice.filter({ hasText: "Account bea created" }).waitFor();
+  await createAccount("otto", "Otto Operator", "operator", "runs the NMR");
+  await notice.filter({ hasText: "Account otto created" }).waitFor();
+  await createAccount("rita", "Rita Reviewer", "reviewer", "new QA reviewer");
+  await notice.filter({ hasText: "A reviewer account needs a second administrator" }).waitFor();
+
+  // 2. Reset password: a dialog with a masked temporary password, a required reason and a
+  // confirmation; errors beside their fields; nothing sent until all are right.
+  const ottoRow = page.locator("#accounts-table tbody tr").filter({ hasText: "Otto Operator" });
+  await ottoRow.getByRole("button", { name: "Reset password" }).click();
+  const accountDialog = page.locator("#account-dialog[open]");
+  await accountDialog.waitFor();
+  const tempField = accountDialog.getByLabel(/^Temporary password/);
+  await masked(tempField, "new-password");
+  assert.equal(await page.evaluate(() => document.activeElement.id), "account-password", "focus on the first field");
+  await accountDialog.getByRole("button", { name: "Reset password" }).click();
+  await accountDialog.locator("#account-password-error").filter({ hasText: "at least 12 characters" }).waitFor();
+  await accountDialog.locator("#account-reason-error").filter({ hasText: "Enter a reason" }).waitFor();
+  await accountDialog.locator("#account-confirm-error").filter({ hasText: "Tick the box" }).waitFor();
+  assert.equal(await tempField.getAttribute("aria-invalid"), "true");
+  await axe("reset password dialog with inline errors");
+  await tempField.fill(RESET_PW);
+  await accountDialog.getByLabel("Reason (required, recorded with the change)").fill("Otto forgot his password (ticket 4711).");
+  await accountDialog.getByLabel("I confirm resetting the password of otto").check();
+  await accountDialog.getByRole("button", { name: "Reset password" }).click();
+  await notice.filter({ hasText: "Account otto changed." }).waitFor();
+  assert.equal(await page.locator("#account-dialog").evaluate((d) => d.open), false);
+  await ottoRow.filter({ hasText: "temporary password" }).waitFor();
+  const ottoLogin = await fetch(base + "/api/v1/auth/login", { method: "POST", headers: { "Content-Type": "application/json" },
+    body: JSON.stringify({ username: "otto", password: RESET_PW }) }).then((r) => r.json());
+  assert.equal(ottoLogin.must_change_password, true, "the reset set a temporary password: " + JSON.stringify(ottoLogin));
+
+  // A role change is applied only once confirmed: Cancel leaves the role as it was.
+  await page.getByLabel("Role of otto", { exact: true }).selectOption("auditor");
+  await accountDialog.getByText("Role of otto (Otto Operator): operator → auditor").waitFor();
+  await accountDialog.getByRole("button", { name: "Cancel" }).click();
+  assert.equal(await page.getByLabel("Role of otto", { exact: true }).inputValue(), "operator");
+
+  // 3. Withdrawing a proposal: a reason and a confirmation.
+  await page.getByRole("button", { name: "Configuration changes" }).click();
+  await page.locator("#change-setting").selectOption("settle_ms");
+  await page.locator("#change-value").fill("5000");
+  await page.locator("#change-reason").fill("slower instrument writes");
+  await page.getByRole("button", { name: "Propose" }).click();
+  await notice.filter({ hasText: "Change proposed" }).waitFor();
+  await page.locator("#changes-table tbody tr").filter({ hasText: "settle_ms" }).getByRole("button", { name: "Withdraw" }).click();
+  const decide = page.locator("#decide-dialog[open]");
+  await decide.getByLabel("Reason (required, recorded with the decision)").fill("proposed by mistake");
+  await decide.getByRole("button", { name: "Withdraw change" }).click();
+  await decide.locator("#decide-confirm-error").filter({ hasText: "Tick the box" }).waitFor();
+  await axe("withdraw dialog with an inline error");
+  await decide.getByLabel("I confirm withdrawing my proposal").check();
+  await decide.getByRole("button", { name: "Withdraw change" }).click();
+  await notice.filter({ hasText: / withdrawn\.$/ }).waitFor();
+  await page.getByRole("button", { name: "Log out" }).click();
+
+  // 4. The second administrator approves the reviewer in a dialog: the password masked, a
+  // wrong one answered inline (the dialog stays open, the session too).
+  await firstLogin("bea", TEMPORARY_PW, SECOND_ADMIN_PW);
+  await page.locator("#me-role").filter({ hasText: "admin" }).waitFor();
+  await page.getByRole("button", { name: "Configuration changes" }).click();
+  await page.getByRole("row").filter({ hasText: "account_create" }).getByRole("button", { name: "Approve (sign)" }).click();
+  await decide.waitFor();
+  const approvePw = decide.getByLabel("Your password (approval is a signature)");
+  await masked(approvePw, "current-password");
+  await decide.getByRole("button", { name: "Approve (sign)" }).click();
+  await decide.locator("#decide-reason-error").filter({ hasText: "Enter a reason" }).waitFor();
+  await decide.locator("#decide-password-error").filter({ hasText: "Enter your password" }).waitFor();
+  await decide.getByLabel("Reason (required, recorded with the decision)").fill("Rita joins QA as a reviewer; agreed with ada.");
+  await approvePw.fill("not the password at all");
+  await decide.getByRole("button", { name: "Approve (sign)" }).click();
+  await decide.locator("#decide-error").filter({ hasText: "wrong username or password" }).waitFor();
+  assert.equal(await approvePw.inputValue(), "", "the wrong password is cleared");
+  assert.equal(await page.locator("#app-view").isVisible(), true, "a wrong password ends no session");
+  await axe("approve dialog, wrong password");
+  await approvePw.fill(SECOND_ADMIN_PW);
+  await decide.getByRole("button", { name: "Approve (sign)" }).click();
+  const approved = notice.filter({ hasText: "Temporary password for rita" });
+  await approved.waitFor();
+  const ritaTemporary = /first login\): (\S+)$/.exec((await approved.innerText()).trim())?.[1];
+  assert.ok(ritaTemporary, "the approval shows rita's temporary password once");
+  await page.getByRole("button", { name: "Log out" }).click();
+
+  // 5. The reviewer signs; her session is ended from elsewhere while the dialog is open.
+  await firstLogin("rita", ritaTemporary, REVIEWER_PW);
+  await page.locator("#me-role").filter({ hasText: "reviewer" }).waitFor();
+  const range = page.locator("#range");
+  await waitFor("the three captures", async () => {
+    await page.getByRole("button", { name: "Filter" }).click();
+    return /^1–3 of 3/.test(await range.innerText());
+  }, 60000);
+  await page.goto(base + `/#/trail/${TRAIL}/record/1`);
+  await page.locator("#detail-title").filter({ hasText: `${TRAIL} #1` }).waitFor();
+
+  // The record reads like evidence: size in units, SHA-256, mtime, local time beside UTC.
+  const fields = await page.locator("#detail-fields").innerText();
+  assert.match(fields, /Size\s+[246] kB \([246],000 bytes\)/);
+  assert.match(fields, /SHA-256\s+[0-9a-f]{64}/);
+  assert.match(fields, /File modified \(mtime\)\s+\d{4}-\d{2}-\d{2}T[\d:.]+Z \(UTC\)/);
+  assert.match(fields, /Recorded\s+\S+Z \(UTC\)\s+\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2} \(local, UTC[+-]\d{2}:\d{2}\)/);
+  assert.doesNotMatch(fields, /"sha256"/, "no raw JSON payload");
+
+  await page.getByRole("button", { name: "Sign this record…" }).click();
+  const sign = page.locator("#sign-dialog");
+  await sign.locator(":scope[open]").waitFor();
+  assert.equal(await sign.locator("#sign-as").innerText(), "Signing as Rita Reviewer (rita)");
+  assert.match(await sign.locator("#sign-meaning-help").innerText(), /^Reviewed: /);
+  await sign.getByLabel("Meaning").selectOption("approved");
+  assert.match(await sign.locator("#sign-meaning-help").innerText(), /^Approved: .*prior review/);
+  await sign.getByLabel("Meaning").selectOption("reviewed");
+  const REASON = "Spectrum checked against SOP-12; baseline and phase correct.";
+  await sign.getByLabel("Reason").fill(REASON);
+  await masked(sign.getByLabel("Password (signing re-checks it)"), "current-password");
+  await sign.getByLabel("Password (signing re-checks it)").fill(REVIEWER_PW);
+  // Another tab logs the same session out.
+  const token = await page.evaluate(() => sessionStorage.getItem("relay-token"));
+  const out = await fetch(base + "/api/v1/auth/logout", { method: "POST", headers: { Authorization: "Bearer " + token } });
+  assert.equal(out.status, 204);
+  await sign.getByRole("button", { name: "Sign", exact: true }).click();
+  const relogin = sign.locator("#relogin-form");
+  await relogin.waitFor();
+  assert.equal(await sign.evaluate((d) => d.open), true, "the dialog stays open");
+  assert.equal(await sign.getByLabel("Reason").inputValue(), REASON, "the reason is kept");
+  assert.equal(await relogin.getByLabel("Username").inputValue(), "rita");
+  await masked(relogin.getByLabel("Password", { exact: true }), "current-password");
+  assert.equal(await page.evaluate(() => document.activeElement.id), "relogin-password");
+  assert.equal(await sign.getByRole("button", { name: "Sign", exact: true }).isDisabled(), true);
+  await axe("sign dialog, re-login after the session ended");
+  await relogin.getByLabel("Password", { exact: true }).fill("wrong password entirely");
+  await relogin.getByRole("button", { name: "Log in again" }).click();
+  await relogin.locator("#relogin-error").filter({ hasText: "wrong username or password" }).waitFor();
+  await relogin.getByLabel("Password", { exact: true }).fill(REVIEWER_PW);
+  await relogin.getByRole("button", { name: "Log in again" }).click();
+  await relogin.waitFor({ state: "hidden" });
+  assert.equal(await sign.getByLabel("Reason").inputValue(), REASON, "the reason survives the re-login");
+  await sign.getByLabel("Password (signing re-checks it)").fill(REVIEWER_PW);
+  await sign.getByRole("button", { name: "Sign", exact: true }).click();
+  const m = page.locator(".manifestation").first();
+  await m.waitFor();
+  assert.match(await m.innerText(), /Rita Reviewer \(rita\)[\s\S]*REVIEWED[\s\S]*SOP-12/);
+
+  // 6. Tamper with record #2 as an attacker with file access (relay stopped), restart.
+  await stopRelay();
+  const db = join(dataDir, "relay.db");
+  assert.ok(existsSync(db), "the edge's store is " + db);
+  const edit = spawnSync(sqlite3, [db, "DROP TRIGGER event_log_no_update; " +
+    `UPDATE event_log SET device = 'forged-ws' WHERE trail_id = '${TRAIL}' AND chain_seq = 2;`], { encoding: "utf8" });
+  assert.equal(edit.status, 0, "sqlite3: " + edit.stdout + edit.stderr);
+  await startRelay();
+  await page.evaluate(() => sessionStorage.clear());
+  await page.goto(base + "/");
+  await login("rita", REVIEWER_PW);
+  await page.locator("#me-role").filter({ hasText: "reviewer" }).waitFor();
+  await range.filter({ hasText: /of \d/ }).waitFor();
+  await page.getByRole("button", { name: "Verify this trail" }).click();
+  const broken = page.locator("#verdict .broken").filter({ hasText: TRAIL });
+  await broken.waitFor();
+  const link = broken.getByRole("link", { name: "first bad record #2" });
+  assert.equal(await link.getAttribute("href"), `#/trail/${TRAIL}/record/2`);
+  await link.click();
+  await page.locator("#detail-title").filter({ hasText: `${TRAIL} #2` }).waitFor();
+  assert.equal(await page.evaluate(() => decodeURIComponent(location.hash)), `#/trail/${TRAIL}/record/2`);
+  const badRow = page.locator('#events-table tbody tr[data-seq="2"]');
+  assert.match(await badRow.innerText(), /first bad record/, "the row is marked in words");
+  assert.equal(await page.locator("#events-table .badge.bad").count(), 1);
+  assert.equal(await page.getByRole("button", { name: "Sign this record…" }).isDisabled(), true);
+  assert.match(await page.locator("#sign-blocked").innerText(), /broken at record #2 \(this record\)/);
+  assert.match(await page.locator("#detail-integrity").innerText(), /^BROKEN/);
+  await axe("broken verdict, first bad record opened");
+  mkdirSync(dirname(screenshot), { recursive: true });
+  await page.screenshot({ path: screenshot, fullPage: true });
+  // At and after the break signing stays disabled; before it, it is allowed.
+  await page.locator('#events-table tbody tr[data-seq="3"] a').click();
+  await page.locator("#detail-title").filter({ hasText: `${TRAIL} #3` }).waitFor();
+  assert.equal(await page.getByRole("button", { name: "Sign this record…" }).isDisabled(), true);
+  assert.match(await page.locator("#sign-blocked").innerText(), /before this record/);
+  await page.locator('#events-table tbody tr[data-seq="1"] a').click();
+  await page.locator("#detail-title").filter({ hasText: `${TRAIL} #1` }).waitFor();
+  assert.equal(await page.getByRole("button", { name: "Sign this record…" }).isDisabled(), false);
+  assert.equal(await page.locator("#sign-blocked").isHidden(), true);
+
+  assert.deepEqual(promptCalls, [], "no prompt(), confirm() or alert()");
+  assert.deepEqual(cspViolations, [], "no Content-Security-Policy violation");
+  console.log(`forms e2e: OK (screenshot ${screenshot})`);
+} finally {
+  if (context) await context.close();
+  if (relay && !relayExit) await stopRelay();
+  rmSync(work, { recursive: true, force: true });
+}
+if (relayExit && relayExit.code !== 0 && relayExit.signal === null) {
+  throw new Error("relay-edge exited with " + JSON.stringify(relayExit));
+}
