@@ -6,7 +6,8 @@
 // opened with the keyboard only (skip link, Tab, Enter) shown beside the list with focus on its
 // heading; the kind picker (case-insensitive from the URL), date-time pickers in local time and
 // an inline error that clears stale results; _relay without ACCESS events unless asked; a 400 px
-// run; axe-core in every state (0 violations); no Content-Security-Policy violation.
+// run; the warning before idle expiry (fake page clock) and "Stay signed in"; axe-core in every
+// state (0 violations); no Content-Security-Policy violation.
 //
 // Env: RELAY_EDGE_BIN (default ../../target/debug/relay-edge), CHROMIUM (default
 // /usr/bin/chromium), LIST_SCREENSHOT (default ../../docs/screenshots/review-list.png).
@@ -254,6 +255,31 @@ try {
   await noPageScroll("400 px with a record open");
   assert.equal(await page.evaluate(() => document.activeElement.id), "detail-title");
   await axe("400 px with a record open");
+
+  // 9. The warning before idle expiry (issue 25, third slice): the login answered the idle
+  // timeout; a minute before it ends a non-modal warning offers "Stay signed in", one
+  // authenticated call that restarts it. The page's clock is faked (the server's is not).
+  await page.setViewportSize({ width: 1366, height: 860 });
+  const idleSecs = await page.evaluate(() => Number(sessionStorage.getItem("relay-idle-secs")));
+  assert.ok(idleSecs > 120, "the idle timeout is known from the login: " + idleSecs);
+  await page.clock.install();
+  await page.reload();
+  await page.locator("#detail-title").filter({ hasText: `${TRAIL} #3` }).waitFor();
+  const idleWarning = page.locator("#idle-warning");
+  assert.equal(await idleWarning.isHidden(), true);
+  await page.clock.runFor((idleSecs - 61) * 1000);
+  assert.equal(await idleWarning.isHidden(), true, "no warning earlier than a minute before");
+  await page.clock.runFor(2000);
+  await idleWarning.waitFor();
+  assert.match(await idleWarning.innerText(), /your session ends at \d{2}:\d{2}:\d{2} \(local time\) unless you stay signed in/);
+  assert.equal(await page.evaluate(() => document.activeElement.id), "detail-title", "the warning takes no focus");
+  await axe("warning before idle expiry");
+  const touched = page.waitForResponse((r) => r.url().endsWith("/api/v1/auth/me") && r.ok());
+  await idleWarning.getByRole("button", { name: "Stay signed in" }).click();
+  await touched;
+  await idleWarning.waitFor({ state: "hidden" });
+  await page.clock.runFor((idleSecs - 61) * 1000);
+  assert.equal(await idleWarning.isHidden(), true, "the timeout restarted");
 
   assert.deepEqual(cspViolations, [], "no Content-Security-Policy violation");
   console.log(`records e2e: OK (screenshot ${screenshot})`);

@@ -7,7 +7,11 @@
 // (masked password, a wrong password answered inline); the reviewer's sign dialog says who signs
 // and what the meaning implies, and when her session is ended from elsewhere (POST
 // /api/v1/auth/logout with the same token) it offers a re-login inside the dialog that keeps the
-// reason, after which she signs. Then the relay is stopped, one record's device is edited in
+// reason, after which she signs. Third slice: the signed file is modified and its history lists
+// both versions (links, previous -> new SHA-256, each version's signatures, the open one marked);
+// "Print report" on a filtered list: under emulated print media no navigation or buttons, a
+// header with the trail, the filter and the last verify verdict, each manifestation in full.
+// Then the relay is stopped, one record's device is edited in
 // relay.db (the append-only triggers dropped, as an attacker with file access would), the relay
 // restarted: "Verify this trail" says BROKEN with a link to the first bad record, which opens it
 // (#/trail/<id>/record/<seq>), marks its row in words and disables signing at and after it.
@@ -16,7 +20,9 @@
 //
 // Env: RELAY_EDGE_BIN (default ../../target/debug/relay-edge), CHROMIUM (default
 // /usr/bin/chromium), SQLITE3 (default sqlite3), FORMS_SCREENSHOT (default
-// ../../docs/screenshots/verify-first-bad-record.png).
+// ../../docs/screenshots/verify-first-bad-record.png), HISTORY_SCREENSHOT (default
+// ../../docs/screenshots/file-history.png), REPORT_SCREENSHOT (default
+// ../../docs/screenshots/print-report.png).
 import { spawn, spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync, mkdirSync, readFileSync, rmSync, existsSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -25,6 +31,7 @@ import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
 import assert from "node:assert/strict";
+import { createHash } from "node:crypto";
 import { chromium } from "playwright-core";
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -33,6 +40,8 @@ const bin = process.env.RELAY_EDGE_BIN || join(repo, "target/debug/relay-edge");
 const browserPath = process.env.CHROMIUM || "/usr/bin/chromium";
 const sqlite3 = process.env.SQLITE3 || "sqlite3";
 const screenshot = process.env.FORMS_SCREENSHOT || join(repo, "docs/screenshots/verify-first-bad-record.png");
+const historyShot = process.env.HISTORY_SCREENSHOT || join(repo, "docs/screenshots/file-history.png");
+const reportShot = process.env.REPORT_SCREENSHOT || join(repo, "docs/screenshots/print-report.png");
 const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 const ADMIN_PW = "forms keeper 2026 admin";
 const TEMPORARY_PW = "temporary harbour violet 17";
@@ -303,6 +312,81 @@ try {
   await m.waitFor();
   assert.match(await m.innerText(), /Rita Reviewer \(rita\)[\s\S]*REVIEWED[\s\S]*SOP-12/);
 
+  // 5b. A file's history across versions (issue 25, third slice): the signed file is modified;
+  // its new record lists both versions oldest first, each linked, with size, the previous ->
+  // new SHA-256 of the modification, each version's signatures, the open version marked.
+  const sha = (b) => createHash("sha256").update(b).digest("hex");
+  const subject = await page.evaluate(() => state.record.subject);
+  const name = subject.split(/[\\/]/).pop();
+  const oldBytes = readFileSync(join(watchDir, "run3", name));
+  const newBytes = Buffer.from("NMR FID reprocessed\n".repeat(300));
+  writeFileSync(join(watchDir, "run3", name), newBytes);
+  const modified = await waitFor("the FILE_MODIFIED record", async () => {
+    const r = await page.evaluate(async (t) => {
+      const resp = await fetch("/api/v1/events?trail=" + t + "&kind=FILE_MODIFIED", { headers: { Authorization: "Bearer " + state.token } });
+      return resp.json();
+    }, TRAIL);
+    return r.events && r.events.find((e) => e.subject === subject);
+  });
+  await page.goto(base + `/#/trail/${TRAIL}/record/${modified.chain_seq}`);
+  await page.locator("#detail-title").filter({ hasText: `${TRAIL} #${modified.chain_seq}` }).waitFor();
+  const versions = page.locator("#history li.version");
+  await versions.nth(1).waitFor();
+  assert.equal(await versions.count(), 2, "two versions of " + subject);
+  assert.match(await page.locator("#history-note").innerText(), /^2 versions of .* oldest first\.$/);
+  const v1 = versions.nth(0), v2 = versions.nth(1);
+  assert.equal(await v1.getByRole("link").getAttribute("href"), `#/trail/${TRAIL}/record/1`);
+  assert.equal(await v2.getByRole("link").getAttribute("href"), `#/trail/${TRAIL}/record/${modified.chain_seq}`);
+  assert.match(await v1.innerText(), /^#1 FILE_CREATED — \S+Z \(UTC\)/);
+  assert.match(await v1.innerText(), new RegExp("SHA-256: " + sha(oldBytes)));
+  assert.match(await v1.innerText(), /Signatures: reviewed by Rita Reviewer \(rita\)/);
+  assert.match(await v2.innerText(), /FILE_MODIFIED/);
+  assert.match(await v2.innerText(), new RegExp("SHA-256: " + sha(oldBytes) + " → " + sha(newBytes)));
+  assert.match(await v2.innerText(), /Size: 6 kB \(6,000 bytes\)/);
+  assert.match(await v2.innerText(), /No signature on this version\./);
+  assert.equal(await v2.getAttribute("aria-current"), "true");
+  assert.match(await v2.innerText(), /\(this version\)/);
+  assert.equal(await v1.getAttribute("aria-current"), null);
+  await axe("file history, modified version open");
+  mkdirSync(dirname(historyShot), { recursive: true });
+  await page.locator("#history-box").screenshot({ path: historyShot });
+  await v1.getByRole("link").click();
+  await page.locator("#detail-title").filter({ hasText: `${TRAIL} #1` }).waitFor();
+  await page.locator('#history li.version[aria-current="true"][data-seq="1"]').waitFor();
+  assert.equal(await page.locator("#history li.version").count(), 2);
+
+  // 5c. The printable report of a filtered view: the header names the trail, the filter and
+  // the last verify verdict; on paper no navigation or buttons, each manifestation in full.
+  await page.goto(base + `/#/trail/${TRAIL}?kind=FILE_CREATED`);
+  await range.filter({ hasText: /^1–3 of 3/ }).waitFor();
+  await page.getByRole("button", { name: "Verify this trail" }).click();
+  await page.locator("#verdict .ok").filter({ hasText: TRAIL }).waitFor();
+  await page.evaluate(() => { window.printCalls = 0; window.print = () => { window.printCalls++; }; });
+  await page.getByRole("button", { name: "Print report" }).click();
+  assert.equal(await page.evaluate(() => window.printCalls), 1, "the browser's print is asked once");
+  const displayOf = (sel) => page.locator(sel).first().evaluate((e) => getComputedStyle(e).display);
+  assert.equal(await displayOf("#report-header"), "none", "the report header is for paper only");
+  await page.emulateMedia({ media: "print" });
+  for (const sel of ["nav.trails", "nav.pager", "#filter-form", "#whoami", "#print-report", "#verify-trail", ".skip-link"]) {
+    assert.equal(await displayOf(sel), "none", sel + " is not printed");
+  }
+  assert.equal(await displayOf("#report-header"), "block");
+  assert.notEqual(await displayOf("#events-table"), "none");
+  const header = await page.locator("#report-header").innerText();
+  assert.match(header, new RegExp("Audit-trail report — trail " + TRAIL));
+  assert.match(header, /Printed \d{4}-\d{2}-\d{2}T\S+Z \(UTC\).* by Rita Reviewer \(rita\)/);
+  assert.match(header, /Filter: kind FILE_CREATED; newest first\./);
+  assert.match(header, /Last verify verdict: OK, the chain up to #\d+ checks out\./);
+  assert.match(header, /Records: 1–3 of 3/);
+  const printedSig = page.locator('#events-table tr[data-seq="1"] .manifestation-print');
+  assert.equal(await printedSig.evaluate((e) => getComputedStyle(e).display), "block");
+  assert.match(await printedSig.innerText(), /Rita Reviewer \(rita\) — REVIEWED — \S+Z \(UTC\) — Reason: .*SOP-12/);
+  await axe("print media, report header shown");
+  await page.screenshot({ path: reportShot });
+  await page.emulateMedia({ media: "screen" });
+  assert.equal(await displayOf("#report-header"), "none");
+  await axe("list after printing");
+
   // 6. Tamper with record #2 as an attacker with file access (relay stopped), restart.
   await stopRelay();
   const db = join(dataDir, "relay.db");
@@ -345,7 +429,7 @@ try {
 
   assert.deepEqual(promptCalls, [], "no prompt(), confirm() or alert()");
   assert.deepEqual(cspViolations, [], "no Content-Security-Policy violation");
-  console.log(`forms e2e: OK (screenshot ${screenshot})`);
+  console.log(`forms e2e: OK (screenshots ${screenshot}, ${historyShot}, ${reportShot})`);
 } finally {
   if (context) await context.close();
   if (relay && !relayExit) await stopRelay();

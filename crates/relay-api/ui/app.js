@@ -40,7 +40,40 @@ async function api(method, path, body) {
     if (resp.status === 401 && state.token && !path.startsWith("/signatures") && !CREDENTIAL_ERRORS.includes(err.code)) { logout("Your session ended: " + err.message); }
     throw err;
   }
+  // The login answer says the session's idle timeout; every authenticated call restarts it on
+  // the server (the session is touched), so here too.
+  if (path === "/auth/login" && data && data.idle_timeout_secs) sessionStorage.setItem("relay-idle-secs", String(data.idle_timeout_secs));
+  if (state.token) idleTouch();
   return data;
+}
+
+// The warning before idle expiry: non-modal, a minute before the server's idle timeout ends
+// the session (half the timeout when it is under two minutes); "Stay signed in" is one
+// authenticated call.
+const idle = { timer: null, end: 0 };
+
+function idleTouch() {
+  const secs = Number(sessionStorage.getItem("relay-idle-secs"));
+  idleStop();
+  if (!(secs > 0) || !state.token) return;
+  idle.end = Date.now() + secs * 1000;
+  const lead = Math.min(60, Math.floor(secs / 2));
+  idle.timer = setTimeout(showIdleWarning, (secs - lead) * 1000);
+}
+
+function idleStop() {
+  clearTimeout(idle.timer);
+  idle.timer = null;
+  $("idle-warning").hidden = true;
+}
+
+function showIdleWarning() {
+  if (!state.token) return;
+  const end = new Date(idle.end);
+  const pad = (n) => String(n).padStart(2, "0");
+  $("idle-text").textContent = "No activity for a while: your session ends at " + pad(end.getHours()) + ":" + pad(end.getMinutes()) + ":" + pad(end.getSeconds())
+    + " (local time) unless you stay signed in.";
+  $("idle-warning").hidden = false;
 }
 
 function showLogin() {
@@ -52,9 +85,11 @@ function showLogin() {
 function logout(message) {
   if (state.token) { fetch("/api/v1/auth/logout", { method: "POST", headers: { "Authorization": "Bearer " + state.token } }).catch(() => {}); }
   state.token = null; state.me = null; state.trail = null; state.record = null; state.verdicts = {}; state.signDraft = null;
+  idleStop();
   hideRelogin();
   for (const d of ["sign-dialog", "account-dialog", "decide-dialog"]) if ($(d).open) $(d).close();
   sessionStorage.removeItem("relay-token");
+  sessionStorage.removeItem("relay-idle-secs");
   // Nothing of the previous session stays on screen for the next user.
   for (const id of ["trail-list", "detail-fields", "manifestations", "verdict"]) $(id).replaceChildren();
   for (const t of ["events-table", "accounts-table"]) $(t).querySelector("tbody").replaceChildren();
@@ -477,6 +512,7 @@ function guard(fn) {
 }
 
 document.addEventListener("DOMContentLoaded", () => {
+  $("idle-stay").addEventListener("click", guard(async () => { await api("GET", "/auth/me"); }));
   $("login-form").addEventListener("submit", guard(async () => {
     const username = $("login-username").value.trim();
     const body = { username, password: $("login-password").value };

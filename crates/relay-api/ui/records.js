@@ -1,11 +1,12 @@
 // The record list and the open record (issue 25), an ES module: newest first by default with
 // a sort toggle, totals, first / previous / next / last, the kind picker and local date-time
 // pickers, ACCESS events of _relay hidden unless asked, and every view in the URL hash
-// (#/trail/<id>[/record/<seq>]?…) so that refresh and back / forward keep the place.
+// (#/trail/<id>[/record/<seq>]?…) so that refresh and back / forward keep the place; a file
+// record's history across versions; the printable report's header.
 // It uses the helpers of app.js (a classic script loaded before it: $, el, api, state, guard,
 // statusBadge, lateBadge, receiptText) and gives app.js window.relayRecords. Text is set with
 // textContent only.
-import { KINDS, emptyRoute, eventsQuery, lastPageSize, listKey, localTimeText, localToUtc, parseRoute, payloadFields, rangeText, routeHash, utcToLocal } from "./records_lib.js";
+import { KINDS, emptyRoute, eventsQuery, formatSize, lastPageSize, listKey, localTimeText, localToUtc, parseRoute, payloadFields, rangeText, routeHash, utcToLocal } from "./records_lib.js";
 
 const PAGE = 50;
 const view = {
@@ -180,7 +181,12 @@ function row(r, e) {
   const status = el("td", null);
   status.append(statusBadge(e));
   tr.append(status);
-  tr.append(el("td", e.signatures.map((s) => s.meaning + " by " + s.printed_name + " (" + s.username + ")").join("; ") || "—"));
+  const sigs = el("td", e.signatures.map((s) => s.meaning + " by " + s.printed_name + " (" + s.username + ")").join("; ") || "—");
+  // On paper, each manifestation in full (21 CFR 11.50): name, time, meaning, reason.
+  for (const s of e.signatures) {
+    sigs.append(el("span", s.printed_name + " (" + s.username + ") — " + s.meaning.toUpperCase() + " — " + s.signed_at + " (UTC) — Reason: " + s.reason + " — signature record #" + s.signature_seq, { class: "print-only manifestation-print" }));
+  }
+  tr.append(sigs);
   // A click anywhere on the row opens it too (the link is the keyboard's way).
   tr.addEventListener("click", (ev) => { if (ev.target.closest("a")) return; go(withRoute({ record: e.chain_seq })); });
   return tr;
@@ -293,9 +299,95 @@ async function showRecord(trail, seq, focus) {
   }
   if (!r.signatures.length) list.append(el("li", "Not signed."));
   showSignState(r);
+  await showHistory(r);
   $("detail").hidden = false;
   $("app-view").classList.add("with-detail");
   if (focus) $("detail-title").focus();
+}
+
+const FILE_KINDS = ["FILE_CREATED", "FILE_MODIFIED", "FILE_DELETED"];
+const HISTORY_PAGES = 40; // at most 40 reads of 500 records (each bounded by max_scan)
+
+// The other versions of the open record's file: the records of the same subject, oldest
+// first, read with the events API's text search and kept when the subject is exactly the same.
+async function fileVersions(r) {
+  const out = [];
+  let after = null;
+  for (let i = 0; i < HISTORY_PAGES; i++) {
+    const p = new URLSearchParams({ trail: r.trail_id, q: r.subject, order: "asc", limit: "500" });
+    if (after !== null) p.set("after_seq", String(after));
+    const page = await api("GET", "/events?" + p.toString());
+    for (const e of page.events) if (e.subject === r.subject && FILE_KINDS.includes(e.kind)) out.push(e);
+    if (page.next_after_seq === undefined || page.next_after_seq === null) return { versions: out, complete: true };
+    after = page.next_after_seq;
+  }
+  return { versions: out, complete: false, searchedTo: after };
+}
+
+async function showHistory(r) {
+  const box = $("history-box");
+  const list = $("history");
+  list.replaceChildren();
+  $("history-note").textContent = "";
+  if (!r.subject || !FILE_KINDS.includes(r.kind)) { box.hidden = true; return; }
+  const { versions, complete, searchedTo } = await fileVersions(r);
+  if (!view.route || state.record !== r) return; // another record was opened meanwhile
+  box.hidden = false;
+  $("history-note").textContent = versions.length + (versions.length === 1 ? " version" : " versions") + " of " + r.subject + " in " + r.trail_id + ", oldest first"
+    + (complete ? "." : "; searched up to record #" + searchedTo + ", later versions not shown.");
+  for (const e of versions) {
+    const current = e.chain_seq === r.chain_seq;
+    const li = el("li", null, { class: current ? "version current" : "version", "data-seq": e.chain_seq });
+    if (current) li.setAttribute("aria-current", "true");
+    const head = el("div");
+    head.append(el("a", "#" + e.chain_seq, {
+      href: routeHash(Object.assign({}, view.route, { record: e.chain_seq })),
+      "aria-label": "Open version record " + e.chain_seq + " (" + e.kind + ")",
+    }), document.createTextNode(" " + e.kind + " — " + e.recorded_at + " (UTC)"));
+    const local = localTimeText(e.recorded_at);
+    if (local) head.append(el("span", local, { class: "local-time" }));
+    if (current) head.append(" ", el("strong", "(this version)"));
+    li.append(head);
+    const p = e.payload || {};
+    if (p.size !== undefined) li.append(el("div", "Size: " + formatSize(p.size)));
+    if (e.kind === "FILE_MODIFIED" && p.previous_sha256) {
+      li.append(el("div", "SHA-256: " + p.previous_sha256 + " → " + (p.sha256 || "—"), { class: "mono hash-change" }));
+    } else if (p.sha256) {
+      li.append(el("div", "SHA-256: " + p.sha256, { class: "mono" }));
+    }
+    li.append(el("div", e.signatures.length
+      ? "Signatures: " + e.signatures.map((s) => s.meaning + " by " + s.printed_name + " (" + s.username + ")").join("; ")
+      : "No signature on this version.", { class: "version-signatures" }));
+    list.append(li);
+  }
+}
+
+// The report header of the list shown: trail, time printed, filter, last verify verdict.
+function filterText(r) {
+  const parts = [];
+  if (r.kind) parts.push("kind " + r.kind);
+  if (r.actor) parts.push("actor " + r.actor);
+  if (r.q) parts.push("text “" + r.q + "”");
+  if (r.since) parts.push("since " + r.since);
+  if (r.until) parts.push("until " + r.until);
+  if (r.status) parts.push("review status " + r.status);
+  if (r.queue) parts.push("my signing queue");
+  if (r.trail === "_relay" && !r.access) parts.push("access events left out");
+  return (parts.length ? "Filter: " + parts.join(", ") : "Filter: none (all records)") + "; " + (r.order === "desc" ? "newest first" : "oldest first") + ".";
+}
+
+function fillReport() {
+  const r = view.route;
+  if (!r) return;
+  const now = new Date();
+  $("report-title").textContent = "Audit-trail report — trail " + r.trail;
+  $("report-printed").textContent = "Printed " + now.toISOString() + " (UTC), " + localTimeText(now.toISOString()) + " by " + (state.me ? state.me.full_name + " (" + state.me.username + ")" : "—");
+  $("report-filter").textContent = filterText(r);
+  const v = verdictOf(r.trail);
+  $("report-verdict").textContent = !v ? "Last verify verdict: not verified in this session."
+    : v.ok ? "Last verify verdict: OK, the chain up to #" + v.head + " checks out."
+      : "Last verify verdict: BROKEN, first bad record #" + v.bad + ".";
+  $("report-range").textContent = "Records: " + $("range").textContent;
 }
 
 function closeRecord() {
@@ -345,6 +437,8 @@ $("first-page").addEventListener("click", () => go(withRoute({ from: null })));
 $("prev-page").addEventListener("click", guard(previousPage));
 $("next-page").addEventListener("click", nextPage);
 $("last-page").addEventListener("click", guard(lastPage));
+$("print-report").addEventListener("click", () => { fillReport(); window.print(); });
+window.addEventListener("beforeprint", fillReport);
 $("close-detail").addEventListener("click", () => {
   const seq = view.route && view.route.record;
   go(withRoute({ record: null }));
