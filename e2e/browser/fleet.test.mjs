@@ -175,7 +175,7 @@ try {
   await page.goto(base + "/");
 
   // 1. Register the first administrator, log in.
-  await page.getByText("First start: register the first administrator").click();
+  await page.getByRole("heading", { name: "Create the first administrator" }).waitFor();
   await page.locator("#reg-username").fill("ada");
   await page.getByLabel("Full name (printed on signatures)").fill("Ada Lovelace");
   await page.getByLabel("Password (at least 12 characters)").fill(ADMIN_PW);

@@ -102,12 +102,24 @@ try {
   const hash = () => page.evaluate(() => decodeURIComponent(location.hash));
 
   await page.goto(base + "/");
-  await page.getByText("First start: register the first administrator").click();
+  // A fresh relay has no account: the first administrator is created on a page of its own,
+  // not under the login form (GET /auth/setup, issue 25).
+  await page.getByRole("heading", { name: "Create the first administrator" }).waitFor();
+  assert.equal(await page.locator("#login-view").isVisible(), false, "no login form before any account exists");
+  assert.equal(await page.locator("#reg-password").getAttribute("type"), "password", "the password is masked");
+  await axe("first-start setup page");
   await page.locator("#reg-username").fill("ada");
   await page.getByLabel("Full name (printed on signatures)").fill("Ada Lovelace");
   await page.getByLabel("Password (at least 12 characters)").fill(ADMIN_PW);
   await page.getByRole("button", { name: "Register administrator" }).click();
   await page.getByText("Administrator ada registered").waitFor();
+  // From now on only the login form: no registration box, also after a reload.
+  for (const reloaded of [false, true]) {
+    if (reloaded) { await page.reload(); await page.getByRole("heading", { name: "Log in" }).waitFor(); }
+    assert.equal(await page.locator("#setup-view").isVisible(), false, "the setup page is gone once an account exists");
+    assert.equal(await page.getByRole("button", { name: "Register administrator" }).isVisible(), false, "no registration box on the login page");
+    assert.equal(await page.locator("#login-form").isVisible(), true);
+  }
   await page.locator("#login-username").fill("ada");
   await page.locator("#login-password").fill(ADMIN_PW);
   await page.getByRole("button", { name: "Log in" }).click();

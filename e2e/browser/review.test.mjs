@@ -83,7 +83,7 @@ try {
   await page.goto(base + "/");
 
   // 1. Register the first administrator (open only while no account exists).
-  await page.getByText("First start: register the first administrator").click();
+  await page.getByRole("heading", { name: "Create the first administrator" }).waitFor();
   await page.getByLabel("Username", { exact: true }).nth(1).fill("ada");
   await page.getByLabel("Full name (printed on signatures)").fill("Ada Lovelace");
   await page.getByLabel("Password (at least 12 characters)").fill(ADMIN_PW);

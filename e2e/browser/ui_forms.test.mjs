@@ -151,7 +151,7 @@ try {
   const notice = page.locator("#notice");
 
   await page.goto(base + "/");
-  await page.getByText("First start: register the first administrator").click();
+  await page.getByRole("heading", { name: "Create the first administrator" }).waitFor();
   await page.locator("#reg-username").fill("ada");
   await page.getByLabel("Full name (printed on signatures)").fill("Ada Lovelace");
   await page.getByLabel("Password (at least 12 characters)").fill(ADMIN_PW);

@@ -97,6 +97,7 @@ pub fn router(state: ApiState) -> Router {
     let limit = state.config().max_body_bytes;
     let api = Router::new()
         .route("/auth/register", post(login::register))
+        .route("/auth/setup", get(login::setup))
         .route("/auth/login", post(login::login))
         .route("/auth/password", post(login::change_password))
         .route("/auth/logout", post(login::logout))

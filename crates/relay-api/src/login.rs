@@ -264,6 +264,33 @@ pub(crate) async fn register(
     Ok((StatusCode::CREATED, Json(view)))
 }
 
+/// What a first start needs to know, asked without a session.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SetupView {
+    /// Whether `POST /api/v1/auth/register` accepts a registration without a session: only
+    /// while no account exists and registration is not closed by configuration.
+    pub registration_open: bool,
+    /// No account exists yet: registering creates the first administrator.
+    pub first_account: bool,
+}
+
+/// Whether this relay is at its first start (issue 25): no account yet, so the review UI shows
+/// the page that creates the first administrator instead of the login form. Unauthenticated,
+/// records nothing and tells nothing but these two booleans.
+#[utoipa::path(get, path = "/api/v1/auth/setup", tag = "auth",
+    responses(
+        (status = 200, description = "Whether registration without a session is open and whether no account exists yet", body = SetupView),
+        (status = 503, description = "The account store is unavailable", body = ErrorBody),
+    ),
+    security(()))]
+pub(crate) async fn setup(State(state): State<ApiState>) -> Result<Json<SetupView>, ApiError> {
+    let first_account = state.parts().accounts.count().await? == 0;
+    Ok(Json(SetupView {
+        registration_open: first_account && !state.config().registration_closed,
+        first_account,
+    }))
+}
+
 /// Credentials.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

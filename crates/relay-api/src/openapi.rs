@@ -16,6 +16,7 @@ from `/api/v1/auth/login`; no other header ever names the caller."
     ),
     paths(
         crate::login::register,
+        crate::login::setup,
         crate::login::login,
         crate::login::change_password,
         crate::login::logout,

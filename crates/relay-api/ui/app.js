@@ -76,10 +76,19 @@ function showIdleWarning() {
   $("idle-warning").hidden = false;
 }
 
-function showLogin() {
-  $("login-view").hidden = false;
+async function showLogin() {
   $("app-view").hidden = true;
   $("whoami").hidden = true;
+  // While no account exists the relay has nobody to log in: the first administrator is created
+  // on a page of its own instead (GET /auth/setup answers without a session).
+  let first = false;
+  try {
+    const res = await fetch("/api/v1/auth/setup");
+    if (res.ok) first = (await res.json()).first_account === true;
+  } catch (e) { first = false; }
+  if (state.token) return; // a session started meanwhile
+  $("setup-view").hidden = !first;
+  $("login-view").hidden = first;
 }
 
 function logout(message) {
@@ -554,7 +563,8 @@ document.addEventListener("DOMContentLoaded", () => {
     const username = $("reg-username").value.trim();
     await api("POST", "/auth/register", { username, full_name: $("reg-fullname").value, password: $("reg-password").value, role: "admin" });
     $("reg-password").value = "";
-    $("register-box").open = false;
+    $("setup-view").hidden = true;
+    $("login-view").hidden = false;
     $("login-username").value = username;
     notice("Administrator " + username + " registered; log in.");
   }));
