@@ -314,7 +314,7 @@ async fn enroll_checked(
             .secrets
             .import(&name, &versions)
             .await
-            .map_err(|e| key_error(&name, e))?;
+            .map_err(key_error)?;
         key_ids = parts
             .secrets
             .versions(&name)
@@ -358,13 +358,12 @@ async fn enroll_checked(
     })
 }
 
-fn key_error(name: &relay_domain::ports::SecretName, e: SecretError) -> ApiError {
+/// A version id held with other bytes is 409 `key_conflict`; anything else as usual.
+fn key_error(e: SecretError) -> ApiError {
     match e {
-        SecretError::Other { message, .. } if message.contains("other bytes") => ApiError::new(
-            StatusCode::CONFLICT,
-            "key_conflict",
-            format!("{name}: {message}"),
-        ),
+        e @ SecretError::VersionConflict { .. } => {
+            ApiError::new(StatusCode::CONFLICT, "key_conflict", e.to_string())
+        }
         other => ApiError::from(other),
     }
 }
@@ -471,7 +470,7 @@ pub(crate) async fn register_keys(
             .secrets
             .import(&name, &values)
             .await
-            .map_err(|e| key_error(&name, e))?
+            .map_err(key_error)?
     };
     for (under, value) in &new {
         if !added.contains(value.id()) {

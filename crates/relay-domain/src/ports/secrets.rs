@@ -170,6 +170,27 @@ pub enum SecretError {
         #[source]
         source: Option<BoxError>,
     },
+    /// `import` met a version id already stored with other bytes; nothing was stored.
+    #[error(
+        "secret {name}: version {id} is already stored with other bytes; refusing to import it"
+    )]
+    VersionConflict {
+        /// The secret.
+        name: SecretName,
+        /// The version id.
+        id: KeyId,
+    },
+    /// The provider assigns its own version ids, so it cannot `import` versions made elsewhere.
+    #[error(
+        "secret {name}: the {provider} secret provider cannot keep key ids made elsewhere; \
+         provision this secret by hand (docs/operations.md)"
+    )]
+    ImportUnsupported {
+        /// The secret.
+        name: SecretName,
+        /// The provider's kind.
+        provider: &'static str,
+    },
     /// Any other provider failure.
     #[error("secret provider failed: {message}")]
     Other {
@@ -227,13 +248,9 @@ pub trait SecretProvider: Send + Sync + std::fmt::Debug {
         name: &SecretName,
         _versions: &[SecretValue],
     ) -> Result<Vec<KeyId>, SecretError> {
-        Err(SecretError::Other {
-            message: format!(
-                "secret {name}: the {} secret provider cannot keep key ids made elsewhere; \
-                 provision this secret by hand (docs/operations.md)",
-                self.kind()
-            ),
-            source: None,
+        Err(SecretError::ImportUnsupported {
+            name: name.clone(),
+            provider: self.kind(),
         })
     }
 }
@@ -252,13 +269,9 @@ pub fn merge_imported(
         match merged.iter().find(|v| v.id() == value.id()) {
             Some(held) if held.ct_matches(value.expose()) => {}
             Some(_) => {
-                return Err(SecretError::Other {
-                    message: format!(
-                        "secret {name}: version {} is already stored with other bytes; refusing \
-                         to import it",
-                        value.id()
-                    ),
-                    source: None,
+                return Err(SecretError::VersionConflict {
+                    name: name.clone(),
+                    id: value.id().clone(),
                 });
             }
             None => {
