@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# The performance report of issue 11 in one command: builds the release benches, runs every hot
+# The performance report of issues 11 and 23 in one command: builds the release benches, runs every hot
 # path next to its baseline in the same run (relay-bench default run, pg, ingest, export, api,
 # login-flood), and
 # writes ONE table with the targets checked by code between the report markers of
@@ -69,13 +69,13 @@ if [[ "${BENCH_QUICK:-0}" != 0 ]]; then
     command_line="BENCH_QUICK=1 $command_line"
     # Development sizes: the whole run takes a few minutes.
     DEFAULT_ARGS=(--records 200000 --stored-records 20000 --appends 500 --hash-mib 64
-        --hash-file-mib 256 --burst-files 2000)
+        --hash-file-mib 256 --burst-files 2000,10000)
     PG_RECORDS=5000
     INGEST_RECORDS=10000
     EXPORT_RECORDS=20000
     API_ARGS=(--records 10000 --seconds 5 --rate 200)
     FLOOD_ARGS=(--attackers 300 --seconds 3)
-    sizes="QUICK run (development sizes, not the issue's): 200k records verified in memory, 20k from SQLite, 500 durable appends, 256 MiB hashed file, 2,000 burst files, Postgres 5k records per batch size, ingest 10k, export 20k records, API 10k records and 5 s per wrk run, login flood of 300 in flight for 3 s"
+    sizes="QUICK run (development sizes, not the issue's): 200k records verified in memory, 20k from SQLite, 500 durable appends, 256 MiB hashed file, bursts of 2,000 and 10,000 files at the default 2 s settle window, Postgres 5k records per batch size, ingest 10k, export 20k records, API 10k records and 5 s per wrk run, login flood of 300 in flight for 3 s"
 else
     # The issue's sizes (relay-bench's defaults).
     DEFAULT_ARGS=()
@@ -84,7 +84,7 @@ else
     EXPORT_RECORDS=1000000
     API_ARGS=(--records 100000 --seconds 30 --rate 200)
     FLOOD_ARGS=(--attackers 1000 --seconds 10)
-    sizes="1M records verified in memory, 200k from SQLite, 2,000 durable appends (8 concurrent appenders), 512 MiB buffer and a 2 GiB file hashed, 10,000 burst files of 4 KiB, Postgres 50k records per batch size (5k in batches of 1), ingest 100k, export of 1M records (CSV and JSON), API 100k records and 30 s per wrk run, login flood of 1,000 bogus logins in flight for 10 s (from many addresses, then from one)"
+    sizes="1M records verified in memory, 200k from SQLite, 2,000 durable appends (8 concurrent appenders), 512 MiB buffer and a 2 GiB file hashed, bursts of 10,000 and 100,000 files of 4 KiB at the default 2 s settle window, Postgres 50k records per batch size (5k in batches of 1), ingest 100k, export of 1M records (CSV and JSON), API 100k records and 30 s per wrk run, login flood of 1,000 bogus logins in flight for 10 s (from many addresses, then from one)"
 fi
 
 step "cargo build --release -p relay-bench -p relay-verify -p relay-edge"

@@ -35,6 +35,53 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
+/// CPU seconds (user + system) used so far by this process (`children: false`) or by its
+/// waited-for children (`children: true`), from `/proc/self/stat`; 0 where unreadable.
+pub(crate) fn cpu_seconds(children: bool) -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // The fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    // utime, stime, cutime, cstime are fields 14-17 of the line: 11-14 after the name.
+    let at = if children { 13 } else { 11 };
+    let ticks: f64 = fields.get(at..at + 2).map_or(0.0, |v| {
+        v.iter().filter_map(|f| f.parse::<f64>().ok()).sum()
+    });
+    // The kernel reports USER_HZ ticks, 100 per second on Linux.
+    ticks / 100.0
+}
+
+/// CPU seconds (all states but idle and iowait) the whole machine has used so far, over every
+/// core, from `/proc/stat`: what a run costs together with a database server of its own.
+pub(crate) fn machine_cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
+        return 0.0;
+    };
+    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0.0;
+    };
+    let v: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal
+    let busy: f64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|i| v.get(*i)).sum();
+    busy / 100.0
+}
+
+/// "CPU X s = Y of N cores busy" for `cpu` seconds of CPU over `wall`.
+pub(crate) fn cpu_note(cpu: f64, wall: Duration) -> String {
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    format!(
+        "CPU {cpu:.1} s = {:.1} of {cores} cores busy",
+        cpu / wall.as_secs_f64().max(1e-9)
+    )
+}
+
 pub(crate) fn bench_export(
     rt: &tokio::runtime::Runtime,
     n: usize,
@@ -92,6 +139,7 @@ pub(crate) fn bench_export(
         access_review: None,
     };
     eprintln!("export: sealing the package");
+    let cpu_before = cpu_seconds(false);
     let t = Instant::now();
     let outcome = rt
         .block_on(export_package(
@@ -107,6 +155,7 @@ pub(crate) fn bench_export(
         ))
         .unwrap();
     let export_time = t.elapsed();
+    let export_cpu = cpu_seconds(false) - cpu_before;
     assert_eq!(outcome.manifest.records, n as u64);
     let bytes = dir_bytes(&out);
 
@@ -123,10 +172,11 @@ pub(crate) fn bench_export(
     let mut rows = vec![Row {
         path: "sealed export, SQLite to package (records/s)",
         ours: format!(
-            "{} ({n} records, {:.1} s, {:.0} MB written)",
+            "{} ({n} records, {:.1} s, {:.0} MB written, {})",
             fmt_rate(rate(n, export_time), "rec/s"),
             export_time.as_secs_f64(),
-            bytes as f64 / 1e6
+            bytes as f64 / 1e6,
+            cpu_note(export_cpu, export_time)
         ),
         baseline: format!(
             "{} reading the trail once ({:.1} s)",
@@ -150,16 +200,19 @@ pub(crate) fn bench_export(
         return rows;
     }
     eprintln!("export: relay-verify {}", out.display());
+    let cpu_before = cpu_seconds(true);
     let (verify_time, peak) = run_verifier(&verifier, &out, &outcome.fingerprint, None);
+    let verify_cpu = cpu_seconds(true) - cpu_before;
     eprintln!("export: relay-verify --threads 1 {}", out.display());
     let (one_time, one_peak) = run_verifier(&verifier, &out, &outcome.fingerprint, Some(1));
     rows.push(Row {
         path: "relay-verify of that package (records/s, peak RSS)",
         ours: format!(
-            "{} ({:.1} s, peak RSS {:.1} MiB)",
+            "{} ({:.1} s, peak RSS {:.1} MiB, {})",
             fmt_rate(rate(n, verify_time), "rec/s"),
             verify_time.as_secs_f64(),
-            peak as f64 / 1024.0
+            peak as f64 / 1024.0,
+            cpu_note(verify_cpu, verify_time)
         ),
         baseline: format!(
             "{:.1} s SHA-256 of the {:.0} MB package",

@@ -97,6 +97,7 @@ pub(crate) async fn bench_ingest(
     settings.batch = BATCH;
     settings.poll = Duration::from_millis(1);
     eprintln!("ingest: {records} records in batches of {BATCH}, HTTP on loopback into Postgres");
+    let machine_before = crate::export_bench::machine_cpu_seconds();
     let t = Instant::now();
     let handle = Forwarder::new(settings, edge_store.clone(), cursors.clone(), journal)
         .unwrap()
@@ -113,6 +114,7 @@ pub(crate) async fn bench_ingest(
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let ingest_time = t.elapsed();
+    let ingest_cpu = crate::export_bench::machine_cpu_seconds() - machine_before;
     handle.shutdown().await;
     server.abort();
     assert_eq!(
@@ -150,15 +152,40 @@ pub(crate) async fn bench_ingest(
 
     // Reading a trail back (what `relay-server verify` and the notary scheduler's start-up
     // rebuild do per record), for docs/scaling.md.
+    let read_back = || async {
+        let t = Instant::now();
+        let mut after = 0u64;
+        loop {
+            let page = pg.read(&trail, after, 4096).await.unwrap();
+            let Some(last) = page.last() else { break };
+            after = last.chain_seq.get();
+        }
+        assert_eq!(after, records as u64);
+        t.elapsed()
+    };
+    let mut read_time = read_back().await;
+
+    // The same trail verified from Postgres the way `relay-server verify` does it (every
+    // core), against the read above as its baseline (issue 23: >= 80%).
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let ring = KeyRing::single(key());
     let t = Instant::now();
-    let mut after = 0u64;
-    loop {
-        let page = pg.read(&trail, after, 4096).await.unwrap();
-        let Some(last) = page.last() else { break };
-        after = last.chain_seq.get();
-    }
-    assert_eq!(after, records as u64);
-    let read_time = t.elapsed();
+    let verdict = relay_domain::verify::verify_stored_trail_on(
+        pg.as_ref(),
+        &ring,
+        &trail,
+        &[],
+        threads,
+        |_| {},
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    let verify_time = t.elapsed();
+    assert_eq!(verdict.records, records as u64);
+    // The baseline is the better of a read before and one after the verification, so neither
+    // side gains from a cache the other warmed.
+    read_time = read_time.min(read_back().await);
 
     // What a record costs on disk (for docs/scaling.md): event_log holds the two ingested
     // trails, plain_log the baseline's copy; both with their primary key index and TOAST.
@@ -188,7 +215,12 @@ pub(crate) async fn bench_ingest(
     Ok(vec![
         Row {
             path: "ingest over HTTP, full verification, Postgres, batches of 500 (records/s)",
-            ours: fmt_rate(over_http, "rec/s"),
+            ours: format!(
+                "{} ({:.1} s, machine-wide with Postgres: {})",
+                fmt_rate(over_http, "rec/s"),
+                ingest_time.as_secs_f64(),
+                crate::export_bench::cpu_note(ingest_cpu, ingest_time)
+            ),
             baseline: baseline.clone(),
             ratio: format!("{:.0}%", 100.0 * over_http / base),
         },
@@ -197,6 +229,21 @@ pub(crate) async fn bench_ingest(
             ours: fmt_rate(direct, "rec/s"),
             baseline,
             ratio: format!("{:.0}%", 100.0 * direct / base),
+        },
+        Row {
+            path: "chain verify from Postgres (records/s)",
+            ours: format!(
+                "{} ({threads} threads, as `relay-server verify`)",
+                fmt_rate(rate(records, verify_time), "rec/s")
+            ),
+            baseline: format!(
+                "{} reading and decoding the same rows, pages of 4096",
+                fmt_rate(rate(records, read_time), "rec/s")
+            ),
+            ratio: format!(
+                "{:.0}%",
+                100.0 * read_time.as_secs_f64() / verify_time.as_secs_f64()
+            ),
         },
         Row {
             path: "reading a trail back from Postgres, pages of 4096 (records/s)",

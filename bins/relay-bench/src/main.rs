@@ -28,7 +28,6 @@ use hmac::{Hmac, Mac};
 use relay_domain::canonical::canonical_bytes;
 use relay_domain::chain::checksum_with_buf;
 use relay_domain::ports::{RecordStore, TimeSource};
-use relay_domain::verify::verify_stored_trail;
 use relay_domain::{
     Actor, ActorSource, AppendService, ChainSeq, ChainVerifier, Device, EventDraft, EventKind,
     GENESIS, KeyId, KeyRing, Payload, Project, Record, Subject, TimeLabel, Timestamp, TrailId,
@@ -75,14 +74,16 @@ struct Args {
     /// Size in MiB of the file hashed by capture and by `openssl dgst -sha256` (0: skip).
     #[arg(long, default_value_t = 2048)]
     hash_file_mib: usize,
-    /// Small files dropped at once for the burst capture row (0: skip).
-    #[arg(long, default_value_t = 10_000)]
-    burst_files: usize,
+    /// Small files dropped at once for the burst capture rows, one row per size,
+    /// comma-separated (0: skip).
+    #[arg(long, value_delimiter = ',', default_values_t = [10_000, 100_000])]
+    burst_files: Vec<usize>,
     /// Size of each burst file in bytes.
     #[arg(long, default_value_t = 4096)]
     burst_file_bytes: usize,
-    /// Settle window of the capture engine in the burst row, in milliseconds.
-    #[arg(long, default_value_t = 100)]
+    /// Settle window of the capture engine in the burst rows, in milliseconds (default: the
+    /// product's default settle window, 2000).
+    #[arg(long, default_value_t = relay_capture::DEFAULT_SETTLE.as_millis() as u64)]
     burst_settle_ms: u64,
     /// Also append every row as a JSON line (with its target checked) to this file, for
     /// `relay-bench report`.
@@ -596,11 +597,20 @@ async fn bench_stored_verify(n: usize, dir: &std::path::Path) -> Row {
         store.append(chunk).await.unwrap();
     }
     let ring = KeyRing::single(key());
+    // Every core, as `relay-edge verify` does.
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
     let t = Instant::now();
-    let verdict = verify_stored_trail(store.as_ref(), &ring, &trail(), &[], |_| {})
-        .await
-        .unwrap()
-        .unwrap();
+    let verdict = relay_domain::verify::verify_stored_trail_on(
+        store.as_ref(),
+        &ring,
+        &trail(),
+        &[],
+        threads,
+        |_| {},
+    )
+    .await
+    .unwrap()
+    .unwrap();
     let ours = rate(n, t.elapsed());
     assert_eq!(verdict.records, n as u64);
 
@@ -619,7 +629,10 @@ async fn bench_stored_verify(n: usize, dir: &std::path::Path) -> Row {
     let base = rate(seen, t.elapsed());
     Row {
         path: "chain verify from SQLite (records/s)",
-        ours: fmt_rate(ours, "rec/s"),
+        ours: format!(
+            "{} ({threads} threads, as `relay-edge verify`)",
+            fmt_rate(ours, "rec/s")
+        ),
         baseline: format!(
             "{} reading and decoding the same rows",
             fmt_rate(base, "rec/s")
@@ -973,10 +986,10 @@ fn run(args: Args) -> Result<(), BenchError> {
             tmp.path(),
         ));
     }
-    if args.burst_files > 0 {
-        eprintln!("burst capture: {} files", args.burst_files);
+    for files in args.burst_files.iter().copied().filter(|n| *n > 0) {
+        eprintln!("burst capture: {files} files");
         rows.push(rt.block_on(capture_bench::bench_burst(
-            args.burst_files,
+            files,
             args.burst_file_bytes,
             Duration::from_millis(args.burst_settle_ms),
             tmp.path(),

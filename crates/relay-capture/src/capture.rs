@@ -288,6 +288,15 @@ enum JobDone {
     },
 }
 
+/// What a settle tick left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TickOutcome {
+    /// Every due file was observed.
+    Done,
+    /// The tick observed as many files as it may; more may be due already.
+    MoreDue,
+}
+
 enum Step {
     Command(Option<Command>),
     Signal(WatchSignal),
@@ -402,7 +411,14 @@ impl Engine {
                     self.continue_audit();
                 }
                 Step::Scan(report) => self.on_scan(report),
-                Step::Tick => self.on_tick().await,
+                Step::Tick => {
+                    // A burst leaves more files due than one tick observes: look again at
+                    // once instead of a poll interval later, so observing keeps pace with the
+                    // burst (each file still waits its whole settle window).
+                    if self.on_tick().await == TickOutcome::MoreDue {
+                        tick.reset_immediately();
+                    }
+                }
             }
         }
         self.stop().await
@@ -563,19 +579,26 @@ impl Engine {
 
     // ---- settling ----
 
-    async fn on_tick(&mut self) {
+    /// Observes the pending files that are due (at most [`OBSERVE_PER_TICK`]) and says
+    /// whether more may be due already.
+    async fn on_tick(&mut self) -> TickOutcome {
         if self.overflow.swap(false, Ordering::SeqCst) {
             warn!(trail = %self.trail(), "watcher signal queue overflowed; full rescan");
             self.counters.watcher_rescans += 1;
             self.want_full = true;
         }
         if self.stopping {
-            return;
+            return TickOutcome::Done;
         }
         let due = self.tracker.due(Instant::now(), OBSERVE_PER_TICK);
         if due.is_empty() {
-            return;
+            return TickOutcome::Done;
         }
+        let outcome = if due.len() >= OBSERVE_PER_TICK {
+            TickOutcome::MoreDue
+        } else {
+            TickOutcome::Done
+        };
         let roots = self.roots.clone();
         let observed = task::spawn_blocking(move || {
             due.into_iter()
@@ -592,7 +615,7 @@ impl Engine {
             Ok(observed) => observed,
             Err(e) => {
                 error!(trail = %self.trail(), error = %e, "stat task failed; retrying next tick");
-                return;
+                return TickOutcome::Done;
             }
         };
         let now = Instant::now();
@@ -624,6 +647,7 @@ impl Engine {
                 }
             }
         }
+        outcome
     }
 
     /// Starts queued settled files while job slots are free. A file that saw activity while

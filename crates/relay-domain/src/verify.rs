@@ -568,17 +568,24 @@ pub async fn verify_stored_trail_on(
     for a in anchors.iter().filter(|a| a.trail_id == *trail_id) {
         verifier = verifier.with_notary_anchor(a);
     }
-    let mut after = 0u64;
     let mut checked = 0u64;
-    loop {
-        let page = store.read(trail_id, after, VERIFY_PAGE).await?;
-        let Some(last) = page.last() else { break };
-        after = last.chain_seq.get();
-        if let Err(failure) = verifier.push_page(&page) {
+    let mut page = store.read(trail_id, 0, VERIFY_PAGE).await?;
+    while let Some(last) = page.last() {
+        let after = last.chain_seq.get();
+        // The next page is asked for before this one is checked: the store reads it (on its
+        // own worker or server) while the HMACs are computed here. `join` polls the read
+        // first, so the request is under way before the CPU-bound check starts. A bad record
+        // is reported before any failure of that read-ahead.
+        let (next, checked_page) =
+            futures::join!(store.read(trail_id, after, VERIFY_PAGE), async {
+                verifier.push_page(&page)
+            });
+        if let Err(failure) = checked_page {
             return Ok(Err(failure));
         }
         checked += page.len() as u64;
         progress(checked);
+        page = next?;
     }
     Ok(verifier.finish())
 }
