@@ -145,6 +145,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/ui/fleet.js", get(ui::fleet_js))
         .route("/ui/records.js", get(ui::records_js))
         .route("/ui/records_lib.js", get(ui::records_lib_js))
+        .route("/ui/change_form.js", get(ui::change_form_js))
 }
 
 async fn no_store(mut response: Response) -> Response {
