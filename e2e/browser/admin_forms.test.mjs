@@ -245,6 +245,7 @@ try {
   await page.getByLabel("New role").selectOption("auditor");
   await page.locator("#change-reason").fill("Otto moves to QA audit (ticket 5120).");
   await axe("propose account_role with the current role");
+  await toastClears("proposed (registration_closed)");
   mkdirSync(dirname(screenshot), { recursive: true });
   await page.locator("#changes").screenshot({ path: screenshot });
   await page.getByRole("button", { name: "Propose change" }).click();

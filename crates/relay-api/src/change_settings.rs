@@ -70,16 +70,17 @@ fn roles() -> Vec<String> {
         .to_vec()
 }
 
-/// The form, unit, bounds, choices and description of `setting`.
-fn shape(
-    setting: ChangeSetting,
-) -> (
+/// A setting's form, unit, bounds, choices and description.
+type Shape = (
     &'static str,
     Option<&'static str>,
     Option<(u64, u64)>,
     Vec<String>,
     &'static str,
-) {
+);
+
+/// The form, unit, bounds, choices and description of `setting`.
+fn shape(setting: ChangeSetting) -> Shape {
     let whole = Some((1, MAX_API_INTEGER));
     match setting {
         ChangeSetting::WatchRoots => (
