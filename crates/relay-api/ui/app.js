@@ -311,7 +311,14 @@ async function submitSign(ev) {
 async function verify(trail) {
   const out = $("verdict");
   out.textContent = "Verifying…";
-  const res = await api("POST", "/verify", trail ? { trail_id: trail } : {});
+  let res;
+  try {
+    res = await api("POST", "/verify", trail ? { trail_id: trail } : {});
+  } catch (e) {
+    // Answered where the verdict would be, not in the top banner.
+    out.replaceChildren(el("div", "Verify failed: " + (e.status === 429 ? "locked: try again in " + e.retryAfter + " s." : e.message), { class: "broken" }));
+    return;
+  }
   out.replaceChildren();
   for (const v of res.verdicts) {
     state.verdicts[v.trail_id] = { ok: v.ok, bad: v.first_bad_seq || null, head: v.head_seq };
