@@ -134,7 +134,7 @@ try {
   await decide.getByLabel("Reason (required, recorded with the decision)").fill("Rita joins QA as a reviewer; agreed with ada.");
   await decide.getByLabel("Your password (approval is a signature)").fill(SECOND_ADMIN_PW);
   await decide.getByRole("button", { name: "Approve (sign)" }).click();
-  const approved = page.locator("#notice").filter({ hasText: "Temporary password for rita" });
+  const approved = page.locator("#changes-result-text").filter({ hasText: "Temporary password for rita" });
   await approved.waitFor();
   const ritaTemporary = /first login\): (\S+)$/.exec((await approved.innerText()).trim())?.[1];
   assert.ok(ritaTemporary, "the approval shows rita's temporary password once");
@@ -209,7 +209,7 @@ try {
   ]);
   const zipPath = join(work, download.suggestedFilename());
   await download.saveAs(zipPath);
-  const notice = page.locator("#notice").filter({ hasText: "relay-verify" });
+  const notice = page.locator("#export-status").filter({ hasText: "relay-verify" });
   await notice.waitFor();
   // The relay states its seal key fingerprint with the export; relay-verify says VERIFIED (exit
   // 0) only for a pinned key, and "intact, origin not pinned" (exit 3) without one.

@@ -149,6 +149,7 @@ try {
     await login(username, chosen);
   };
   const notice = page.locator("#notice");
+  const toast = page.locator("#toast");
 
   await page.goto(base + "/");
   await page.getByRole("heading", { name: "Create the first administrator" }).waitFor();
@@ -171,11 +172,11 @@ try {
     await page.getByRole("button", { name: "Create account" }).click();
   };
   await createAccount("bea", "Bea Second-Admin", "admin", "second administrator for four-eyes");
-  await notice.filter({ hasText: "Account bea created" }).waitFor();
+  await toast.filter({ hasText: "Account bea created" }).waitFor();
   await createAccount("otto", "Otto Operator", "operator", "runs the NMR");
-  await notice.filter({ hasText: "Account otto created" }).waitFor();
+  await toast.filter({ hasText: "Account otto created" }).waitFor();
   await createAccount("rita", "Rita Reviewer", "reviewer", "new QA reviewer");
-  await notice.filter({ hasText: "A reviewer account needs a second administrator" }).waitFor();
+  await page.locator("#create-account-result").filter({ hasText: "A reviewer account needs a second administrator" }).waitFor();
 
   // 2. Reset password: a dialog with a masked temporary password, a required reason and a
   // confirmation; errors beside their fields; nothing sent until all are right.
@@ -196,7 +197,7 @@ try {
   await accountDialog.getByLabel("Reason (required, recorded with the change)").fill("Otto forgot his password (ticket 4711).");
   await accountDialog.getByLabel("I confirm resetting the password of otto").check();
   await accountDialog.getByRole("button", { name: "Reset password" }).click();
-  await notice.filter({ hasText: "Account otto changed." }).waitFor();
+  await toast.filter({ hasText: "Account otto changed." }).waitFor();
   assert.equal(await page.locator("#account-dialog").evaluate((d) => d.open), false);
   await ottoRow.filter({ hasText: "temporary password" }).waitFor();
   const ottoLogin = await fetch(base + "/api/v1/auth/login", { method: "POST", headers: { "Content-Type": "application/json" },
@@ -212,10 +213,10 @@ try {
   // 3. Withdrawing a proposal: a reason and a confirmation.
   await page.getByRole("button", { name: "Configuration changes" }).click();
   await page.locator("#change-setting").selectOption("settle_ms");
-  await page.locator("#change-value").fill("5000");
+  await page.locator("#cv-value").fill("5000");
   await page.locator("#change-reason").fill("slower instrument writes");
-  await page.getByRole("button", { name: "Propose" }).click();
-  await notice.filter({ hasText: "Change proposed" }).waitFor();
+  await page.getByRole("button", { name: "Propose change" }).click();
+  await toast.filter({ hasText: /Change cr-\w+ proposed/ }).waitFor();
   await page.locator("#changes-table tbody tr").filter({ hasText: "settle_ms" }).getByRole("button", { name: "Withdraw" }).click();
   const decide = page.locator("#decide-dialog[open]");
   await decide.getByLabel("Reason (required, recorded with the decision)").fill("proposed by mistake");
@@ -224,7 +225,7 @@ try {
   await axe("withdraw dialog with an inline error");
   await decide.getByLabel("I confirm withdrawing my proposal").check();
   await decide.getByRole("button", { name: "Withdraw change" }).click();
-  await notice.filter({ hasText: / withdrawn\.$/ }).waitFor();
+  await toast.filter({ hasText: / withdrawn\.$/ }).waitFor();
   await page.getByRole("button", { name: "Log out" }).click();
 
   // 4. The second administrator approves the reviewer in a dialog: the password masked, a
@@ -248,7 +249,7 @@ try {
   await axe("approve dialog, wrong password");
   await approvePw.fill(SECOND_ADMIN_PW);
   await decide.getByRole("button", { name: "Approve (sign)" }).click();
-  const approved = notice.filter({ hasText: "Temporary password for rita" });
+  const approved = page.locator("#changes-result-text").filter({ hasText: "Temporary password for rita" });
   await approved.waitFor();
   const ritaTemporary = /first login\): (\S+)$/.exec((await approved.innerText()).trim())?.[1];
   assert.ok(ritaTemporary, "the approval shows rita's temporary password once");

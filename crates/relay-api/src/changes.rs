@@ -53,6 +53,7 @@ pub enum Applies {
 pub struct ChangeTargets {
     applies: std::collections::BTreeMap<ChangeSetting, Applies>,
     applied_at_start: std::collections::BTreeSet<String>,
+    current: std::collections::BTreeMap<ChangeSetting, serde_json::Value>,
 }
 
 impl Default for ChangeTargets {
@@ -83,6 +84,7 @@ impl Default for ChangeTargets {
         Self {
             applies,
             applied_at_start: Default::default(),
+            current: Default::default(),
         }
     }
 }
@@ -98,6 +100,18 @@ impl ChangeTargets {
     pub fn applied_at_start(mut self, ids: impl IntoIterator<Item = String>) -> Self {
         self.applied_at_start.extend(ids);
         self
+    }
+
+    /// Tells the value of `setting` this relay runs with (e.g. its settle window), shown
+    /// beside the change form (`GET /api/v1/changes/settings`).
+    pub fn current(mut self, setting: ChangeSetting, value: serde_json::Value) -> Self {
+        self.current.insert(setting, value);
+        self
+    }
+
+    /// The value of `setting` this relay runs with, when the runtime told it.
+    pub(crate) fn current_value(&self, setting: ChangeSetting) -> Option<&serde_json::Value> {
+        self.current.get(&setting)
     }
 
     /// How `setting` is applied here.
@@ -240,7 +254,7 @@ impl From<ChangeStoreError> for ApiError {
     }
 }
 
-fn store(state: &ApiState) -> Result<Arc<dyn ChangeRequestStore>, ApiError> {
+pub(crate) fn store(state: &ApiState) -> Result<Arc<dyn ChangeRequestStore>, ApiError> {
     state.change_store().ok_or_else(|| {
         ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,

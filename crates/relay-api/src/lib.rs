@@ -23,6 +23,7 @@ mod access_review;
 mod accounts;
 mod auth;
 mod authz;
+mod change_settings;
 mod changes;
 mod client;
 mod client_limit;
@@ -119,6 +120,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/exports/{package}", get(exports::download))
         .route("/signatures", post(signatures::sign))
         .route("/changes", get(changes::list).post(changes::propose))
+        .route("/changes/settings", get(change_settings::settings))
         .route("/changes/{id}/approve", post(changes::approve))
         .route("/changes/{id}/reject", post(changes::reject))
         .route("/verify", post(verify::verify))
@@ -143,6 +145,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/ui/fleet.js", get(ui::fleet_js))
         .route("/ui/records.js", get(ui::records_js))
         .route("/ui/records_lib.js", get(ui::records_lib_js))
+        .route("/ui/change_form.js", get(ui::change_form_js))
 }
 
 async fn no_store(mut response: Response) -> Response {

@@ -37,6 +37,7 @@ from `/api/v1/auth/login`; no other header ever names the caller."
         crate::signatures::sign,
         crate::changes::propose,
         crate::changes::list,
+        crate::change_settings::settings,
         crate::changes::approve,
         crate::changes::reject,
         crate::verify::verify,

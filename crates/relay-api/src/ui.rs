@@ -11,6 +11,7 @@ const ACCESS_REVIEW_JS: &str = include_str!("../ui/access_review.js");
 const FLEET_JS: &str = include_str!("../ui/fleet.js");
 const RECORDS_JS: &str = include_str!("../ui/records.js");
 const RECORDS_LIB_JS: &str = include_str!("../ui/records_lib.js");
+const CHANGE_FORM_JS: &str = include_str!("../ui/change_form.js");
 
 /// Scripts and styles only from the relay itself; no framing; no inline script.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -63,4 +64,8 @@ pub(crate) async fn records_js() -> Response {
 
 pub(crate) async fn records_lib_js() -> Response {
     asset(RECORDS_LIB_JS, "text/javascript; charset=utf-8")
+}
+
+pub(crate) async fn change_form_js() -> Response {
+    asset(CHANGE_FORM_JS, "text/javascript; charset=utf-8")
 }

@@ -20,6 +20,16 @@ function notice(text) {
   n.hidden = !text;
 }
 
+// A success, announced (role=status) and cleared by itself after a few seconds or by the next
+// message; errors stay beside what caused them instead.
+const toastState = { timer: null };
+function toast(text) {
+  clearTimeout(toastState.timer);
+  notice("");
+  $("toast").textContent = text || "";
+  if (text) toastState.timer = setTimeout(() => { $("toast").textContent = ""; }, 8000);
+}
+
 const CREDENTIAL_ERRORS = ["invalid_credentials", "invalid_totp", "totp_required"];
 
 async function api(method, path, body) {
@@ -105,6 +115,9 @@ function logout(message) {
   if (window.relayRecords) window.relayRecords.reset();
   $("accounts").hidden = true;
   $("changes").hidden = true;
+  toast("");
+  for (const id of ["export-error", "export-status", "create-account-error", "create-account-result", "propose-error"]) $(id).textContent = "";
+  $("changes-result").hidden = true; $("changes-result-text").textContent = "";
   showLogin();
   notice(message || "");
 }
@@ -134,10 +147,36 @@ async function loadTrails() {
     const b = el("button", t.trail_id + " (" + t.head_seq + ")", { type: "button", "data-trail": t.trail_id });
     b.setAttribute("aria-current", t.trail_id === state.trail ? "true" : "false");
     b.addEventListener("click", () => window.relayRecords.openTrail(t.trail_id));
-    const li = el("li"); li.append(b); list.append(li);
+    const li = el("li", null, { "data-trail": t.trail_id }); li.append(b, el("span", null, { class: "trail-badges" })); list.append(li);
   }
+  state.trailHeads = Object.fromEntries(trails.map((t) => [t.trail_id, t.head_seq]));
   window.relayRecords.setTrails(trails);
+  trailBadges();
   return trails;
+}
+
+// Per-trail badges, from what this session already knows (no read per trail): the last verify
+// verdict (verified, or BROKEN in red linking to the first bad record) and whether records were
+// added since that verdict (its head against the trail's head in the list).
+function trailBadges() {
+  for (const li of $("trail-list").children) {
+    const trail = li.dataset.trail;
+    const box = li.querySelector(".trail-badges");
+    box.replaceChildren();
+    const v = state.verdicts[trail];
+    if (!v) { box.append(el("span", "not verified in this session", { class: "badge trail-unknown" })); continue; }
+    if (v.ok) {
+      box.append(el("span", "verified to #" + v.head, { class: "badge trail-ok" }));
+      const head = (state.trailHeads || {})[trail];
+      if (head > v.head) box.append(el("span", (head - v.head) + " newer, not verified", { class: "badge trail-newer" }));
+    } else if (v.bad) {
+      const a = el("a", "BROKEN at #" + v.bad, { class: "badge trail-broken", href: "#/trail/" + encodeURIComponent(trail) + "/record/" + v.bad });
+      a.append(el("span", " (" + trail + ": first bad record)", { class: "sr-only" }));
+      box.append(a);
+    } else {
+      box.append(el("span", "BROKEN", { class: "badge trail-broken" }));
+    }
+  }
 }
 
 // Where a record stands in the signing workflow (null: cannot be signed).
@@ -272,7 +311,14 @@ async function submitSign(ev) {
 async function verify(trail) {
   const out = $("verdict");
   out.textContent = "Verifying…";
-  const res = await api("POST", "/verify", trail ? { trail_id: trail } : {});
+  let res;
+  try {
+    res = await api("POST", "/verify", trail ? { trail_id: trail } : {});
+  } catch (e) {
+    // Answered where the verdict would be, not in the top banner.
+    out.replaceChildren(el("div", "Verify failed: " + (e.status === 429 ? "locked: try again in " + e.retryAfter + " s." : e.message), { class: "broken" }));
+    return;
+  }
   out.replaceChildren();
   for (const v of res.verdicts) {
     state.verdicts[v.trail_id] = { ok: v.ok, bad: v.first_bad_seq || null, head: v.head_seq };
@@ -292,27 +338,45 @@ async function verify(trail) {
     out.append(line);
   }
   if (window.relayRecords) window.relayRecords.markIntegrity();
+  trailBadges();
+}
+
+// Exports answer beside their buttons: an error in #export-error (role=alert), the result in
+// #export-status (kept: it names the package to check offline), both cleared by the next export.
+function exportMessage(error, status) {
+  $("export-error").textContent = error || "";
+  $("export-status").textContent = status || "";
+}
+
+async function exportBusy(fn) {
+  const buttons = ["export-sealed", "export-csv", "export-json"].map($);
+  for (const b of buttons) b.disabled = true;
+  try { await fn(); } catch (e) {
+    exportMessage((e.status === 429 ? "Locked: try again in " + e.retryAfter + " s." : "Export failed: " + e.message), "");
+  } finally { for (const b of buttons) b.disabled = false; }
 }
 
 async function exportAs(format) {
+  exportMessage("", "");
   const p = window.relayRecords.exportParams(); p.set("format", format);
   const resp = await fetch("/api/v1/export?" + p.toString(), { headers: { "Authorization": "Bearer " + state.token } });
-  if (!resp.ok) { notice("Export failed: HTTP " + resp.status); return; }
+  if (!resp.ok) { exportMessage("Export failed: HTTP " + resp.status, ""); return; }
   const blob = await resp.blob();
   const a = el("a", null, { href: URL.createObjectURL(blob), download: state.trail + "." + format });
   document.body.append(a); a.click(); a.remove();
-  notice("Exported " + state.trail + " as " + format.toUpperCase() + ".");
+  exportMessage("", "");
+  toast("Exported " + state.trail + " as " + format.toUpperCase() + ".");
 }
 
 async function sealedExport() {
-  notice("Building the sealed export package of " + state.trail + "…");
+  exportMessage("", "Building the sealed export package of " + state.trail + "…");
   const view = await api("POST", "/exports", { trail_id: state.trail, format: "both" });
   const resp = await fetch("/api/v1/exports/" + encodeURIComponent(view.package), { headers: { "Authorization": "Bearer " + state.token } });
-  if (!resp.ok) { notice("Sealed export written but download failed: HTTP " + resp.status); return; }
+  if (!resp.ok) { exportMessage("Sealed export written but download failed: HTTP " + resp.status, ""); return; }
   const blob = await resp.blob();
   const a = el("a", null, { href: URL.createObjectURL(blob), download: view.package });
   document.body.append(a); a.click(); a.remove();
-  notice("Sealed export " + view.package + ": " + view.records + " records up to seq " + view.head_seq +
+  exportMessage("", "Sealed export " + view.package + ": " + view.records + " records up to seq " + view.head_seq +
     ", seal " + view.seal_fingerprint + ". Check it offline with: relay-verify " + view.package);
 }
 
@@ -371,6 +435,7 @@ async function loadChanges() {
   const body = $("changes-table").querySelector("tbody");
   body.replaceChildren();
   $("propose-form").hidden = state.me.role !== "admin";
+  if (state.me.role === "admin" && window.loadChangeForm) await window.loadChangeForm();
   for (const c of changes) {
     const tr = el("tr");
     tr.append(el("td", c.setting), el("td", JSON.stringify(c.value)), el("td", c.proposer), el("td", c.reason),
@@ -448,7 +513,7 @@ async function submitAccountChange(ev) {
   }
   $("account-password").value = "";
   $("account-dialog").close();
-  notice("Account " + username + " changed.");
+  toast("Account " + username + " changed.");
   await loadAccounts();
 }
 
@@ -499,18 +564,66 @@ async function submitDecide(ev) {
   }
   $("decide-password").value = "";
   $("decide-dialog").close();
+  $("changes-result").hidden = true;
   if (action !== "approve") {
-    notice("Change " + c.id + (action === "withdraw" ? " withdrawn." : " rejected."));
+    toast("Change " + c.id + (action === "withdraw" ? " withdrawn." : " rejected."));
   } else {
     const applied = (done && done.applied) || {};
     if (applied.temporary_password) {
-      // Account creations and resets: shown once, to hand to the owner, who must change it.
-      notice("Change " + c.id + " approved. Temporary password for " + applied.username + " (shown once; hand it to them, they must change it at the first login): " + applied.temporary_password);
+      // Account creations and resets: shown once, to hand to the owner, who must change it; kept
+      // beside the list (not a toast that clears) until dismissed.
+      toast("");
+      $("changes-result-text").textContent = "Change " + c.id + " approved. Temporary password for " + applied.username + " (shown once; hand it to them, they must change it at the first login): " + applied.temporary_password;
+      $("changes-result").hidden = false;
     } else {
-      notice("Change " + c.id + " approved; takes effect: " + ((done && done.takes_effect) || "see the list") + ".");
+      toast("Change " + c.id + " approved; takes effect: " + ((done && done.takes_effect) || "see the list") + ".");
     }
   }
   await loadChanges();
+  if (!$("changes-result").hidden) $("changes-result").focus();
+}
+
+// Creating an account: errors beside their fields or the form, the result beside the form
+// (a four-eyes proposal stays there; a direct creation is a toast).
+async function submitCreateAccount(ev) {
+  ev.preventDefault();
+  const fields = ["new-username", "new-fullname", "new-password", "new-reason"];
+  for (const f of fields) setFieldError(f, "");
+  $("create-account-error").textContent = ""; $("create-account-result").textContent = "";
+  const account = { username: $("new-username").value.trim(), full_name: $("new-fullname").value.trim(), role: $("new-role").value };
+  const reason = $("new-reason").value.trim();
+  let first = null;
+  const bad = (field, message) => { setFieldError(field, message); if (!first) first = field; };
+  if (!account.username) bad("new-username", "Enter a username.");
+  if (!account.full_name) bad("new-fullname", "Enter the full name (printed on signatures).");
+  if ($("new-password").value.length < 12) bad("new-password", "Enter a temporary password of at least 12 characters.");
+  if (!reason) bad("new-reason", "Enter a reason: it is recorded with the account.");
+  if (first) { $(first).focus(); return; }
+  $("create-account-submit").disabled = true;
+  try {
+    try {
+      await api("POST", "/accounts", Object.assign({ password: $("new-password").value, reason }, account));
+      toast("Account " + account.username + " created; its password is temporary: the owner must change it at the first login.");
+    } catch (e) {
+      if (e.code !== "four_eyes_required") throw e;
+      // A privileged account (a signer, or another administrator) needs a second administrator:
+      // propose it; the approver is shown a temporary password to hand over.
+      const proposed = await api("POST", "/changes", { setting: "account_create", value: account, reason });
+      toast("");
+      $("create-account-result").textContent = "A " + account.role + " account needs a second administrator: proposed as change " + proposed.id + ". Once another administrator approves it under Configuration changes, they are shown a temporary password to hand to " + account.username + ".";
+    }
+  } catch (e) {
+    $("new-password").value = "";
+    const text = e.status === 429 ? "Locked: try again in " + e.retryAfter + " s." : e.message;
+    if (/password/i.test(e.message) && e.status === 422) { setFieldError("new-password", text); $("new-password").focus(); }
+    else if (/username|name/i.test(e.message) && e.status === 422) { setFieldError("new-username", text); $("new-username").focus(); }
+    else $("create-account-error").textContent = text;
+    return;
+  } finally {
+    $("create-account-submit").disabled = false;
+  }
+  $("new-username").value = ""; $("new-fullname").value = ""; $("new-password").value = ""; $("new-reason").value = "";
+  await loadAccounts();
 }
 
 function guard(fn) {
@@ -571,9 +684,10 @@ document.addEventListener("DOMContentLoaded", () => {
   $("logout").addEventListener("click", () => logout("Logged out."));
   $("verify-trail").addEventListener("click", guard(() => verify(state.trail)));
   $("verify-all").addEventListener("click", guard(() => verify(null)));
-  $("export-sealed").addEventListener("click", guard(sealedExport));
-  $("export-csv").addEventListener("click", guard(() => exportAs("csv")));
-  $("export-json").addEventListener("click", guard(() => exportAs("json")));
+  $("export-sealed").addEventListener("click", () => exportBusy(sealedExport));
+  $("export-csv").addEventListener("click", () => exportBusy(() => exportAs("csv")));
+  $("export-json").addEventListener("click", () => exportBusy(() => exportAs("json")));
+  $("changes-result-done").addEventListener("click", () => { $("changes-result").hidden = true; $("changes-result-text").textContent = ""; $("propose-title").focus(); });
   $("open-sign").addEventListener("click", openSign);
   $("sign-form").addEventListener("submit", submitSign);
   $("sign-cancel").addEventListener("click", () => $("sign-dialog").close());
@@ -593,30 +707,7 @@ document.addEventListener("DOMContentLoaded", () => {
   $("decide-dialog").addEventListener("close", () => { $("decide-password").value = ""; });
   $("show-accounts").addEventListener("click", guard(async () => { $("accounts").hidden = false; await loadAccounts(); $("accounts").scrollIntoView(); }));
   $("show-changes").addEventListener("click", guard(async () => { $("changes").hidden = false; await loadChanges(); $("changes").scrollIntoView(); }));
-  $("propose-form").addEventListener("submit", guard(async () => {
-    let value;
-    try { value = JSON.parse($("change-value").value); } catch (_) { value = $("change-value").value; }
-    await api("POST", "/changes", { setting: $("change-setting").value, value, reason: $("change-reason").value });
-    notice("Change proposed; a different administrator must approve it.");
-    $("change-value").value = ""; $("change-reason").value = "";
-    await loadChanges();
-  }));
-  $("create-account-form").addEventListener("submit", guard(async () => {
-    const account = { username: $("new-username").value.trim(), full_name: $("new-fullname").value, role: $("new-role").value };
-    const reason = $("new-reason").value.trim();
-    try {
-      await api("POST", "/accounts", Object.assign({ password: $("new-password").value, reason }, account));
-      notice("Account " + account.username + " created; its password is temporary: the owner must change it at the first login.");
-    } catch (e) {
-      if (e.code !== "four_eyes_required") throw e;
-      // A privileged account (a signer, or another administrator) needs a second administrator:
-      // propose it; the approver is shown a temporary password to hand over.
-      const proposed = await api("POST", "/changes", { setting: "account_create", value: account, reason });
-      notice("A " + account.role + " account needs a second administrator: proposed as change " + proposed.id + ". Once another administrator approves it under Configuration changes, they are shown a temporary password to hand to " + account.username + ".");
-    }
-    $("new-username").value = ""; $("new-fullname").value = ""; $("new-password").value = ""; $("new-reason").value = "";
-    await loadAccounts();
-  }));
+  $("create-account-form").addEventListener("submit", submitCreateAccount);
   const saved = sessionStorage.getItem("relay-token");
   if (saved) { startSession(saved).catch(() => logout()); } else { showLogin(); }
 });

@@ -629,7 +629,27 @@ async fn serve(
     .await
     .map_err(EdgeError::Api)?;
     api.enable_changes(ports.changes.clone());
-    api.set_change_targets(edge_change_targets(applied_changes));
+    api.set_change_targets(
+        edge_change_targets(applied_changes)
+            .current(
+                relay_domain::ports::ChangeSetting::WatchRoots,
+                serde_json::json!(
+                    settings
+                        .watch
+                        .iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                ),
+            )
+            .current(
+                relay_domain::ports::ChangeSetting::SettleMs,
+                serde_json::json!(u64::try_from(settings.settle.as_millis()).unwrap_or(u64::MAX)),
+            )
+            .current(
+                relay_domain::ports::ChangeSetting::NotaryIntervalSecs,
+                serde_json::json!(settings.notary_interval.as_secs()),
+            ),
+    );
     api.enable_sealed_exports(std::sync::Arc::new(
         crate::export::DirExporter::new(
             settings.data_dir.join("exports"),

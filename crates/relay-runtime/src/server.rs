@@ -325,7 +325,10 @@ impl ServerRuntime {
         if let Some(store) = changes {
             api.enable_changes(store);
             api.enable_ingest_tokens(ingest.clone());
-            api.set_change_targets(server_change_targets(applied_changes));
+            api.set_change_targets(server_change_targets(applied_changes).current(
+                relay_domain::ports::ChangeSetting::NotaryIntervalSecs,
+                serde_json::json!(settings.notary_interval.as_secs()),
+            ));
         }
         let mut exporter = crate::export::DirExporter::new(
             settings.exports_dir.clone(),

@@ -152,33 +152,35 @@ impl ChangeSetting {
         if ok {
             Ok(())
         } else {
-            Err(match self {
-                ChangeSetting::WatchRoots => "a non-empty array of folder paths",
-                ChangeSetting::SettleMs
-                | ChangeSetting::NotaryIntervalSecs
-                | ChangeSetting::RetentionDays => "a whole number of at least 1",
-                ChangeSetting::NotaryTarget => "a non-empty string",
-                ChangeSetting::IngestToken => {
-                    "{\"source\": \"...\", \"action\": \"issue\" | \"revoke\"}"
-                }
-                ChangeSetting::AccountRole => "{\"username\": \"...\", \"role\": \"...\"}",
-                ChangeSetting::AccountCreate => {
-                    "{\"username\": \"...\", \"full_name\": \"...\", \"role\": \"...\"}"
-                }
-                ChangeSetting::AccountPasswordReset => "{\"username\": \"...\"}",
-                ChangeSetting::AccountStatus => {
-                    "{\"username\": \"...\", \"disabled\": true | false}"
-                }
-                ChangeSetting::RegistrationClosed => "true or false",
-                ChangeSetting::ConfigBaseline => "\"sha256:<64 hex digits>\"",
-                ChangeSetting::EnrollmentCode => "{\"edge\": \"...\", \"ttl_minutes\": 60}",
-                ChangeSetting::SigningWorkflow => {
-                    "\"strict\", \"relaxed\" or {\"review_before_approval\": true, \
+            Err(self.expected().to_owned())
+        }
+    }
+
+    /// What a value of this setting looks like, in words (the message of [`Self::check_value`]).
+    pub fn expected(self) -> &'static str {
+        match self {
+            ChangeSetting::WatchRoots => "a non-empty array of folder paths",
+            ChangeSetting::SettleMs
+            | ChangeSetting::NotaryIntervalSecs
+            | ChangeSetting::RetentionDays => "a whole number of at least 1",
+            ChangeSetting::NotaryTarget => "a non-empty string",
+            ChangeSetting::IngestToken => {
+                "{\"source\": \"...\", \"action\": \"issue\" | \"revoke\"}"
+            }
+            ChangeSetting::AccountRole => "{\"username\": \"...\", \"role\": \"...\"}",
+            ChangeSetting::AccountCreate => {
+                "{\"username\": \"...\", \"full_name\": \"...\", \"role\": \"...\"}"
+            }
+            ChangeSetting::AccountPasswordReset => "{\"username\": \"...\"}",
+            ChangeSetting::AccountStatus => "{\"username\": \"...\", \"disabled\": true | false}",
+            ChangeSetting::RegistrationClosed => "true or false",
+            ChangeSetting::ConfigBaseline => "\"sha256:<64 hex digits>\"",
+            ChangeSetting::EnrollmentCode => "{\"edge\": \"...\", \"ttl_minutes\": 60}",
+            ChangeSetting::SigningWorkflow => {
+                "\"strict\", \"relaxed\" or {\"review_before_approval\": true, \
                      \"approver_not_reviewer\": true, \"approver_not_author\": true, \
                      \"no_approval_when_superseded\": true, \"no_repeated_meaning\": true}"
-                }
             }
-            .to_owned())
         }
     }
 }
