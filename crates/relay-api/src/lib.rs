@@ -23,6 +23,7 @@ mod access_review;
 mod accounts;
 mod auth;
 mod authz;
+mod bulk_sign;
 mod changes;
 mod client;
 mod client_limit;
@@ -57,6 +58,9 @@ use axum::routing::{get, patch, post};
 
 pub use access_review::{AccessReviewView, CompleteReviewRequest, ReviewCompleted};
 pub use auth::{AuthUser, Claims, Password, hash_password_blocking, verify_password_blocking};
+pub use bulk_sign::{
+    BatchRefusedBody, BatchSignRequest, BatchSignResponse, BatchTargetResult, MAX_BATCH_TARGETS,
+};
 pub use changes::{Applies, ChangeTargets, ChangeView};
 pub use config::{
     ApiConfig, CLIENT_FAILURE_WINDOW_CEILING, ExportRetention, GENERIC_ACCOUNT_NAMES,
@@ -118,6 +122,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/exports", post(exports::create))
         .route("/exports/{package}", get(exports::download))
         .route("/signatures", post(signatures::sign))
+        .route("/signatures/batch", post(bulk_sign::sign_batch))
         .route("/changes", get(changes::list).post(changes::propose))
         .route("/changes/{id}/approve", post(changes::approve))
         .route("/changes/{id}/reject", post(changes::reject))
