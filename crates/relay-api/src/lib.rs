@@ -148,6 +148,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/ui/fleet.js", get(ui::fleet_js))
         .route("/ui/records.js", get(ui::records_js))
         .route("/ui/records_lib.js", get(ui::records_lib_js))
+        .route("/ui/bulk_sign.js", get(ui::bulk_sign_js))
 }
 
 async fn no_store(mut response: Response) -> Response {

@@ -1,5 +1,5 @@
 //! The review UI: static files embedded in the binary, no build step (R11.1); the record list
-//! is plain ES modules (`records.js`, `records_lib.js`; ADR 0005).
+//! is plain ES modules (`records.js`, `records_lib.js`, `bulk_sign.js`; ADR 0005).
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -11,6 +11,7 @@ const ACCESS_REVIEW_JS: &str = include_str!("../ui/access_review.js");
 const FLEET_JS: &str = include_str!("../ui/fleet.js");
 const RECORDS_JS: &str = include_str!("../ui/records.js");
 const RECORDS_LIB_JS: &str = include_str!("../ui/records_lib.js");
+const BULK_SIGN_JS: &str = include_str!("../ui/bulk_sign.js");
 
 /// Scripts and styles only from the relay itself; no framing; no inline script.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -63,4 +64,8 @@ pub(crate) async fn records_js() -> Response {
 
 pub(crate) async fn records_lib_js() -> Response {
     asset(RECORDS_LIB_JS, "text/javascript; charset=utf-8")
+}
+
+pub(crate) async fn bulk_sign_js() -> Response {
+    asset(BULK_SIGN_JS, "text/javascript; charset=utf-8")
 }
