@@ -164,7 +164,7 @@ try {
   for (const c of firstThree) {
     const box = `#events-table input.bulk-select[data-checksum="${c.checksum}"]`;
     const name = await page.locator(box).getAttribute("aria-label");
-    assert.match(name, new RegExp(`^Select record ${c.chain_seq} \\(FILE_CREATED, .*fid-\\d\\.fid\\) for signing$`), "the checkbox names its record");
+    assert.equal(name, `Select record ${c.chain_seq} (FILE_CREATED) for signing`, "the checkbox names its record");
     await tabTo(box);
     await page.keyboard.press("Space");
     assert.equal(await page.locator(box).isChecked(), true);

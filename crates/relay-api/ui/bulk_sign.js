@@ -50,7 +50,8 @@ export function decorateRow(tr, e) {
   if (!signable(e)) return;
   const box = el("input", null, {
     type: "checkbox", class: "bulk-select", "data-checksum": e.checksum,
-    "aria-label": "Select record " + e.chain_seq + " (" + e.kind + (e.subject ? ", " + e.subject : "") + ") for signing",
+    // Named like the row's link ("Open record N (KIND)"); the subject is in its own cell.
+    "aria-label": "Select record " + e.chain_seq + " (" + e.kind + ") for signing",
   });
   box.checked = selected.has(e.checksum);
   box.addEventListener("change", () => {
