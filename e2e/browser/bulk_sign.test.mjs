@@ -5,7 +5,7 @@
 // signs them as reviewed with one password, and reads each record's result (signed, signature
 // record #seq); the list then shows the SIGNATURE records. A second series including one record
 // already approved is refused as a whole: the dialog names the refused record and why, and
-// nothing is signed. axe-core in each state (selection, dialog, result; 0 violations), a 400 px
+// nothing is signed (its session ended first: re-login inside the dialog, reason kept). axe-core in each state (selection, dialog, result; 0 violations), a 400 px
 // run of the dialog, no CSP violation, and a screenshot docs/screenshots/bulk-sign.png.
 //
 // Env: RELAY_EDGE_BIN (default ../../target/debug/relay-edge), CHROMIUM (default
@@ -246,6 +246,22 @@ try {
   await page.keyboard.press("Tab");
   await page.keyboard.type("Second series");
   await page.keyboard.press("Tab");
+  await page.keyboard.type(PW);
+  // The session ends meanwhile (logged out from another tab): the dialog offers a re-login
+  // inside it, the meaning and reason kept, and nothing is signed.
+  const ritaToken = await page.evaluate(() => sessionStorage.getItem("relay-token"));
+  assert.equal((await fetch(base + "/api/v1/auth/logout", { method: "POST", headers: { Authorization: "Bearer " + ritaToken } })).status, 204);
+  await page.keyboard.press("Enter");
+  await page.locator("#bulk-relogin").waitFor();
+  assert.equal(await focusedId(), "bulk-relogin-password", "focus moves to the re-login password");
+  assert.equal(await page.locator("#bulk-relogin-username").inputValue(), "rita");
+  assert.equal(await page.locator("#bulk-reason").inputValue(), "Second series", "the reason is kept");
+  assert.match(await page.locator("#bulk-error").innerText(), /^Not signed: /);
+  await axe("re-login in the bulk dialog");
+  await page.keyboard.type(PW);
+  await page.keyboard.press("Enter");
+  await page.locator("#bulk-relogin").waitFor({ state: "hidden" });
+  assert.equal(await focusedId(), "bulk-password", "back to the signature's password");
   await page.keyboard.type(PW);
   await page.keyboard.press("Enter");
   await resultTitle.filter({ hasText: "Nothing signed: 1 of 3 records refused" }).waitFor();
