@@ -98,7 +98,9 @@ pub struct BatchSignResponse {
 pub struct BatchRefusedBody {
     /// `batch_refused`, and how many targets were refused.
     pub error: ErrorDetail,
-    /// Each target's verdict, in the order asked.
+    /// Each target's verdict, in the order asked (absent from a `replica_read_only` 409,
+    /// which has the plain error body).
+    #[schema(required = false)]
     pub results: Vec<BatchTargetResult>,
 }
 

@@ -467,4 +467,9 @@ async fn the_openapi_document_gives_every_status_of_the_batch_endpoint() {
             "{status} missing: {op}"
         );
     }
+    // A 409 is either the per-target verdicts or, on the server of record, the plain error body.
+    let refused = &doc["components"]["schemas"]["BatchRefusedBody"];
+    let required = refused["required"].as_array().unwrap();
+    assert!(required.iter().any(|r| r == "error"), "{refused}");
+    assert!(!required.iter().any(|r| r == "results"), "{refused}");
 }
