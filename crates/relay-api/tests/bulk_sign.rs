@@ -473,3 +473,20 @@ async fn the_openapi_document_gives_every_status_of_the_batch_endpoint() {
     assert!(required.iter().any(|r| r == "error"), "{refused}");
     assert!(!required.iter().any(|r| r == "results"), "{refused}");
 }
+
+// REQ: R4.2
+#[tokio::test]
+async fn on_the_server_of_record_forwarded_trails_are_never_signed_in_bulk() {
+    let relay = Relay::start_server(&["edge-a"]).await;
+    let admin = relay.register_admin("ada").await;
+    relay
+        .create(&admin, "rita", "Rita Reviewer", "reviewer")
+        .await;
+    let record = relay.capture(TRAIL, "run1/fid").await;
+    let rita = relay.login("rita", PASSWORD).await;
+    let before = head(&relay).await;
+    let (st, body) = batch(&relay, &rita, hexes(&[&record]), "reviewed", PASSWORD).await;
+    assert_eq!(st, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"]["code"], "replica_read_only");
+    assert_eq!(head(&relay).await, before);
+}
