@@ -195,11 +195,9 @@ pub(crate) async fn sign_batch(
     }
     let refused_count = results.iter().filter(|r| !r.ok).count();
     if refused_count > 0 {
-        for (target, refusal) in &refusals {
-            state
-                .record_signature_refused(&user, target, req.meaning.as_str(), refusal)
-                .await;
-        }
+        state
+            .record_signatures_refused(&user, &refusals, req.meaning.as_str())
+            .await;
         tracing::info!(trail = %trail, targets = checksums.len(), refused = refused_count, "bulk signature refused");
         return Ok(BatchAnswer::Refused(BatchRefusedBody {
             error: ErrorDetail {
