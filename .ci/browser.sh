@@ -2,9 +2,10 @@
 # Browser end-to-end tests of the review UI (R11.1) and the fleet page (issue 24): installs
 # Debian's Chromium and the pinned playwright-core and axe-core (idempotent), builds relay-edge,
 # relay-server and relay-verify, and drives the UI in headless Chromium (review.test.mjs,
-# records.test.mjs, ui_forms.test.mjs, admin_forms.test.mjs, then fleet.test.mjs). Saves
-# docs/screenshots/record-detail-signed.png, access-review.png, review-list.png,
-# verify-first-bad-record.png, file-history.png, print-report.png, change-request.png, fleet.png.
+# records.test.mjs, ui_forms.test.mjs, admin_forms.test.mjs, fleet.test.mjs, then bulk_sign.test.mjs).
+# Saves docs/screenshots/record-detail-signed.png, access-review.png, review-list.png,
+# verify-first-bad-record.png, file-history.png, print-report.png, change-request.png, fleet.png,
+# bulk-sign.png.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

@@ -24,6 +24,7 @@ mod accounts;
 mod auth;
 mod authz;
 mod change_settings;
+mod bulk_sign;
 mod changes;
 mod client;
 mod client_limit;
@@ -58,6 +59,9 @@ use axum::routing::{get, patch, post};
 
 pub use access_review::{AccessReviewView, CompleteReviewRequest, ReviewCompleted};
 pub use auth::{AuthUser, Claims, Password, hash_password_blocking, verify_password_blocking};
+pub use bulk_sign::{
+    BatchRefusedBody, BatchSignRequest, BatchSignResponse, BatchTargetResult, MAX_BATCH_TARGETS,
+};
 pub use changes::{Applies, ChangeTargets, ChangeView};
 pub use config::{
     ApiConfig, CLIENT_FAILURE_WINDOW_CEILING, ExportRetention, GENERIC_ACCOUNT_NAMES,
@@ -119,6 +123,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/exports", post(exports::create))
         .route("/exports/{package}", get(exports::download))
         .route("/signatures", post(signatures::sign))
+        .route("/signatures/batch", post(bulk_sign::sign_batch))
         .route("/changes", get(changes::list).post(changes::propose))
         .route("/changes/settings", get(change_settings::settings))
         .route("/changes/{id}/approve", post(changes::approve))
@@ -146,6 +151,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/ui/records.js", get(ui::records_js))
         .route("/ui/records_lib.js", get(ui::records_lib_js))
         .route("/ui/change_form.js", get(ui::change_form_js))
+        .route("/ui/bulk_sign.js", get(ui::bulk_sign_js))
 }
 
 async fn no_store(mut response: Response) -> Response {

@@ -35,6 +35,7 @@ from `/api/v1/auth/login`; no other header ever names the caller."
         crate::exports::create,
         crate::exports::download,
         crate::signatures::sign,
+        crate::bulk_sign::sign_batch,
         crate::changes::propose,
         crate::changes::list,
         crate::change_settings::settings,

@@ -34,7 +34,7 @@ pub enum Meaning {
 }
 
 impl Meaning {
-    fn domain(self) -> SignatureMeaning {
+    pub(crate) fn domain(self) -> SignatureMeaning {
         match self {
             Meaning::Reviewed => SignatureMeaning::Reviewed,
             Meaning::Approved => SignatureMeaning::Approved,
@@ -42,7 +42,7 @@ impl Meaning {
         }
     }
 
-    fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         self.domain().as_str()
     }
 }
@@ -92,32 +92,8 @@ pub(crate) async fn sign(
     ApiJson(req): ApiJson<SignRequest>,
 ) -> Result<(StatusCode, Json<SignResponse>), ApiError> {
     user.require(&[Role::Reviewer], "sign records")?;
-    let reason = req.reason.trim();
-    if reason.is_empty()
-        || reason.chars().count() > 1000
-        || reason.chars().any(|c| c.is_control() && c != '\n')
-    {
-        return Err(ApiError::unprocessable(
-            "reason_required",
-            "a reason of 1-1000 printable characters is required",
-        ));
-    }
-    let trail = parse_trail(&req.trail_id)
-        .map_err(|e| ApiError::unprocessable("invalid_target", e.message))?;
-    if state.config().server_of_record && !trail.is_relay() {
-        return Err(ApiError::new(
-            axum::http::StatusCode::CONFLICT,
-            "replica_read_only",
-            "this is the server of record: forwarded trails are replicas of the edges' and are \
-             never written here; sign the record on its edge (the signature is then forwarded)",
-        ));
-    }
-    if trail.is_relay() {
-        return Err(ApiError::unprocessable(
-            "invalid_target",
-            "records of the relay's own _relay trail cannot be signed",
-        ));
-    }
+    let reason = checked_reason(&req.reason)?;
+    let trail = signable_trail(&state, &req.trail_id)?;
     let target_checksum = Checksum::from_hex(&req.target_checksum).map_err(|_| {
         ApiError::unprocessable(
             "invalid_target",
@@ -152,13 +128,7 @@ pub(crate) async fn sign(
             .await;
         return Err(refusal);
     }
-    let payload = serde_json::json!({
-        "target_checksum": target_checksum.to_hex(),
-        "target_seq": target.chain_seq.get(),
-        "meaning": req.meaning.as_str(),
-        "reason": reason,
-        "printed_name": account.full_name,
-    });
+    let payload = signature_payload(&target, req.meaning, reason, &account.full_name);
     let subject = Subject::new(target.locator()).ok();
     let record = state
         .append_event(
@@ -185,10 +155,67 @@ pub(crate) async fn sign(
     ))
 }
 
+/// The trimmed reason, or 422 `reason_required` unless it has 1-1000 printable characters.
+pub(crate) fn checked_reason(reason: &str) -> Result<&str, ApiError> {
+    let reason = reason.trim();
+    if reason.is_empty()
+        || reason.chars().count() > 1000
+        || reason.chars().any(|c| c.is_control() && c != '\n')
+    {
+        return Err(ApiError::unprocessable(
+            "reason_required",
+            "a reason of 1-1000 printable characters is required",
+        ));
+    }
+    Ok(reason)
+}
+
+/// The trail named `trail_id` if its records can be signed here: 422 `invalid_target` for a
+/// malformed name or `_relay`, 409 `replica_read_only` for a forwarded trail on the server of
+/// record.
+pub(crate) fn signable_trail(
+    state: &ApiState,
+    trail_id: &str,
+) -> Result<relay_domain::TrailId, ApiError> {
+    let trail =
+        parse_trail(trail_id).map_err(|e| ApiError::unprocessable("invalid_target", e.message))?;
+    if state.config().server_of_record && !trail.is_relay() {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "replica_read_only",
+            "this is the server of record: forwarded trails are replicas of the edges' and are \
+             never written here; sign the record on its edge (the signature is then forwarded)",
+        ));
+    }
+    if trail.is_relay() {
+        return Err(ApiError::unprocessable(
+            "invalid_target",
+            "records of the relay's own _relay trail cannot be signed",
+        ));
+    }
+    Ok(trail)
+}
+
+/// The SIGNATURE record's payload for `target` (the same for a single and a bulk signature).
+pub(crate) fn signature_payload(
+    target: &Record,
+    meaning: Meaning,
+    reason: &str,
+    printed_name: &str,
+) -> serde_json::Value {
+    serde_json::json!({
+        "target_checksum": target.checksum.to_hex(),
+        "target_seq": target.chain_seq.get(),
+        "meaning": meaning.as_str(),
+        "reason": reason,
+        "printed_name": printed_name,
+    })
+}
+
 /// Checks that `target` may take `meaning` from `user`: its stored bytes verify (HMAC under
 /// its key, links to its neighbours) and the signing workflow allows the step. The refusal is
 /// a 409 naming the rule.
-async fn check_target(
+pub(crate) async fn check_target(
     state: &ApiState,
     review: &ReviewSnapshot,
     target: &Record,

@@ -302,6 +302,60 @@ impl ApiState {
         }
     }
 
+    /// The draft of an event the API appends (on this relay's device, occurring now).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn event_draft(
+        &self,
+        trail_id: TrailId,
+        kind: EventKind,
+        actor: &str,
+        actor_source: ActorSource,
+        subject: Option<Subject>,
+        project: Option<Project>,
+        payload: serde_json::Value,
+    ) -> Result<EventDraft, ApiError> {
+        let payload = Payload::from_value(&payload)
+            .map_err(|e| ApiError::internal("an event payload was refused", &e))?;
+        Ok(EventDraft {
+            trail_id,
+            kind,
+            actor: Actor::new(actor).ok(),
+            actor_source,
+            occurred_at: None,
+            device: self.config().device.clone(),
+            project,
+            subject,
+            payload,
+        })
+    }
+
+    /// Appends `drafts` (all of one trail, at most [`relay_domain::append::MAX_GROUP_COMMIT`])
+    /// as consecutive records in one atomic batch: all are stored or none. A failure is
+    /// counted, logged and answered 503 (fail closed), as for [`Self::append_event`].
+    pub(crate) async fn append_group(
+        &self,
+        drafts: Vec<EventDraft>,
+    ) -> Result<Vec<Record>, ApiError> {
+        match self
+            .parts()
+            .appender
+            .append_group_rechaining(drafts, crate::APPEND_RETRIES)
+            .await
+        {
+            Ok(records) => {
+                self.parts()
+                    .metrics
+                    .records_appended
+                    .inc_by(records.len() as u64);
+                Ok(records)
+            }
+            Err(e) => {
+                self.parts().metrics.audit_write_failures.inc();
+                Err(ApiError::audit_unavailable(&e))
+            }
+        }
+    }
+
     /// Appends an event; a failure is counted, logged and answered 503 (fail closed).
     #[allow(clippy::too_many_arguments)]
     pub(crate) async fn append_event(
@@ -314,19 +368,15 @@ impl ApiState {
         project: Option<Project>,
         payload: serde_json::Value,
     ) -> Result<Record, ApiError> {
-        let payload = Payload::from_value(&payload)
-            .map_err(|e| ApiError::internal("an event payload was refused", &e))?;
-        let draft = EventDraft {
+        let draft = self.event_draft(
             trail_id,
             kind,
-            actor: Actor::new(actor).ok(),
+            actor,
             actor_source,
-            occurred_at: None,
-            device: self.config().device.clone(),
-            project,
             subject,
+            project,
             payload,
-        };
+        )?;
         // `_relay` is shared by every replica on one database: re-chain after another's append.
         match self
             .parts()

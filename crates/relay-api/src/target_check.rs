@@ -83,17 +83,30 @@ impl ApiState {
         meaning: &str,
         refusal: &ApiError,
     ) {
-        let payload = serde_json::json!({
-            "trail": target.trail_id.as_str(),
-            "target_seq": target.chain_seq.get(),
-            "target_checksum": target.checksum.to_hex(),
-            "meaning": meaning,
-            "code": refusal.code,
-            "message": refusal.message,
-            "role": user.account.role.as_str(),
-        });
-        let recorded = self
-            .append_event(
+        self.record_signatures_refused(user, &[(target, refusal.clone())], meaning)
+            .await;
+    }
+
+    /// [`Self::record_signature_refused`] for several targets at once (a refused bulk
+    /// signature): one `SIGNATURE_REFUSED` event each, appended to `_relay` as one group.
+    pub(crate) async fn record_signatures_refused(
+        &self,
+        user: &AuthUser,
+        refused: &[(&Record, ApiError)],
+        meaning: &str,
+    ) {
+        let mut drafts = Vec::with_capacity(refused.len());
+        for (target, refusal) in refused {
+            let payload = serde_json::json!({
+                "trail": target.trail_id.as_str(),
+                "target_seq": target.chain_seq.get(),
+                "target_checksum": target.checksum.to_hex(),
+                "meaning": meaning,
+                "code": refusal.code,
+                "message": refusal.message,
+                "role": user.account.role.as_str(),
+            });
+            match self.event_draft(
                 TrailId::relay(),
                 EventKind::signature_refused(),
                 user.username().as_str(),
@@ -101,10 +114,22 @@ impl ApiState {
                 Subject::new(target.locator()).ok(),
                 None,
                 payload,
-            )
-            .await;
-        if let Err(e) = recorded {
-            tracing::error!(code = e.code, target = %target.locator(), "a refused signature could not be recorded as SIGNATURE_REFUSED");
+            ) {
+                Ok(draft) => drafts.push(draft),
+                Err(e) => {
+                    tracing::error!(code = e.code, target = %target.locator(), "a refused signature could not be recorded as SIGNATURE_REFUSED");
+                }
+            }
+        }
+        if drafts.is_empty() {
+            return;
+        }
+        if let Err(e) = self.append_group(drafts).await {
+            tracing::error!(
+                code = e.code,
+                refused = refused.len(),
+                "refused signatures could not be recorded as SIGNATURE_REFUSED"
+            );
         }
     }
 }

@@ -1,5 +1,5 @@
 //! The review UI: static files embedded in the binary, no build step (R11.1); the record list
-//! is plain ES modules (`records.js`, `records_lib.js`; ADR 0005).
+//! is plain ES modules (`records.js`, `records_lib.js`, `bulk_sign.js`; ADR 0005).
 
 use axum::http::{HeaderValue, header};
 use axum::response::{IntoResponse, Response};
@@ -12,6 +12,7 @@ const FLEET_JS: &str = include_str!("../ui/fleet.js");
 const RECORDS_JS: &str = include_str!("../ui/records.js");
 const RECORDS_LIB_JS: &str = include_str!("../ui/records_lib.js");
 const CHANGE_FORM_JS: &str = include_str!("../ui/change_form.js");
+const BULK_SIGN_JS: &str = include_str!("../ui/bulk_sign.js");
 
 /// Scripts and styles only from the relay itself; no framing; no inline script.
 const CSP: &str = "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -68,4 +69,8 @@ pub(crate) async fn records_lib_js() -> Response {
 
 pub(crate) async fn change_form_js() -> Response {
     asset(CHANGE_FORM_JS, "text/javascript; charset=utf-8")
+}
+
+pub(crate) async fn bulk_sign_js() -> Response {
+    asset(BULK_SIGN_JS, "text/javascript; charset=utf-8")
 }

@@ -45,6 +45,7 @@ async function api(method, path, body) {
     err.status = resp.status;
     err.code = data && data.error && data.error.code;
     err.retryAfter = resp.headers.get("Retry-After");
+    err.body = data; // e.g. a refused bulk signature's per-record results
     // A wrong password or code (at login, signing or approving) answers 401 too, but ends no
     // session; a signature's 401 is handled by the sign dialog (re-login without losing the reason).
     if (resp.status === 401 && state.token && !path.startsWith("/signatures") && !CREDENTIAL_ERRORS.includes(err.code)) { logout("Your session ended: " + err.message); }

@@ -6,6 +6,7 @@
 // It uses the helpers of app.js (a classic script loaded before it: $, el, api, state, guard,
 // statusBadge, lateBadge, receiptText) and gives app.js window.relayRecords. Text is set with
 // textContent only.
+import { decorateRow, pageShown, setRefresh } from "./bulk_sign.js";
 import { KINDS, emptyRoute, eventsQuery, formatSize, lastPageSize, listKey, localTimeText, localToUtc, parseRoute, payloadFields, rangeText, routeHash, utcToLocal } from "./records_lib.js";
 
 const PAGE = 50;
@@ -125,6 +126,7 @@ async function loadList(r) {
   }
   markSelected();
   markIntegrity();
+  pageShown(r, page.events);
 }
 
 // The trail's last verify verdict in this session: { ok, bad (first bad seq or null), head }.
@@ -188,7 +190,8 @@ function row(r, e) {
   }
   tr.append(sigs);
   // A click anywhere on the row opens it too (the link is the keyboard's way).
-  tr.addEventListener("click", (ev) => { if (ev.target.closest("a")) return; go(withRoute({ record: e.chain_seq })); });
+  tr.addEventListener("click", (ev) => { if (ev.target.closest("a, input")) return; go(withRoute({ record: e.chain_seq })); });
+  decorateRow(tr, e); // bulk signing: a selection checkbox on a signable row
   return tr;
 }
 
@@ -427,6 +430,7 @@ window.relayRecords = {
   },
 };
 
+setRefresh(() => window.relayRecords.refresh());
 const kindSelect = $("f-kind");
 for (const k of KINDS) kindSelect.append(el("option", k, { value: k }));
 window.addEventListener("hashchange", () => { render().catch(report); });

@@ -7,6 +7,10 @@
 //! **one** atomic, durable batch. Every caller is answered only after that batch is stored, so
 //! nothing is acknowledged before it is durable, and a burst of N concurrent appends costs far
 //! fewer than N commits.
+//!
+//! A caller may also enqueue a *group* of drafts ([`AppendService::append_group`]): a group is
+//! never split across commits, so its records are chained consecutively and stored in one
+//! atomic batch, all or none of them (a bulk signature's records, for instance).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
@@ -86,11 +90,21 @@ pub enum AppendError {
         /// The trail.
         trail_id: TrailId,
     },
+    /// A group of drafts cannot be committed as one batch: it is empty, larger than
+    /// [`MAX_GROUP_COMMIT`], or spans several trails. Nothing was stored.
+    #[error("trail {trail_id}: refused group append: {reason}")]
+    InvalidGroup {
+        /// The trail of the group's first draft.
+        trail_id: TrailId,
+        /// Why the group was refused.
+        reason: &'static str,
+    },
 }
 
+/// A caller's drafts, committed together (one draft for [`AppendService::append`]).
 struct Pending {
-    draft: EventDraft,
-    reply: oneshot::Sender<Result<Record, AppendError>>,
+    drafts: Vec<EventDraft>,
+    reply: oneshot::Sender<Result<Vec<Record>, AppendError>>,
 }
 
 #[derive(Default)]
@@ -166,7 +180,19 @@ impl AppendService {
         draft: EventDraft,
         retries: u32,
     ) -> Result<Record, AppendError> {
-        let mut result = self.append(draft.clone()).await;
+        let trail_id = draft.trail_id.clone();
+        let mut records = self.append_group_rechaining(vec![draft], retries).await?;
+        records.pop().ok_or(AppendError::Interrupted { trail_id })
+    }
+
+    /// [`append_group`](Self::append_group), re-chaining the whole group up to `retries` times
+    /// as [`append_rechaining`](Self::append_rechaining) does for one draft.
+    pub async fn append_group_rechaining(
+        &self,
+        drafts: Vec<EventDraft>,
+        retries: u32,
+    ) -> Result<Vec<Record>, AppendError> {
+        let mut result = self.append_group(drafts.clone()).await;
         let mut tried = 0;
         while tried < retries
             && let Err(AppendError::Store { source, .. }) = &result
@@ -176,30 +202,57 @@ impl AppendService {
             )
         {
             tried += 1;
-            result = self.append(draft.clone()).await;
+            result = self.append_group(drafts.clone()).await;
         }
         result
     }
 
     /// Chains `draft` onto its trail and stores it durably; returns the stored record.
     pub async fn append(&self, draft: EventDraft) -> Result<Record, AppendError> {
-        if draft.actor.is_none() {
-            return Err(AppendError::NoActor {
-                trail_id: draft.trail_id,
-                kind: draft.kind,
+        let trail_id = draft.trail_id.clone();
+        let mut records = self.append_group(vec![draft]).await?;
+        records.pop().ok_or(AppendError::Interrupted { trail_id })
+    }
+
+    /// Chains `drafts` (1 to [`MAX_GROUP_COMMIT`], all of one trail) onto their trail as
+    /// consecutive records and stores them in **one** atomic batch: all are stored or none.
+    /// Returns the stored records in the drafts' order.
+    pub async fn append_group(&self, drafts: Vec<EventDraft>) -> Result<Vec<Record>, AppendError> {
+        let Some(first) = drafts.first() else {
+            return Err(AppendError::InvalidGroup {
+                trail_id: TrailId::relay(),
+                reason: "the group is empty",
+            });
+        };
+        let trail_id = first.trail_id.clone();
+        if drafts.len() > MAX_GROUP_COMMIT {
+            return Err(AppendError::InvalidGroup {
+                trail_id,
+                reason: "the group is larger than one commit",
             });
         }
-        let trail_id = draft.trail_id.clone();
+        if drafts.iter().any(|d| d.trail_id != trail_id) {
+            return Err(AppendError::InvalidGroup {
+                trail_id,
+                reason: "the group spans several trails",
+            });
+        }
+        if let Some(d) = drafts.iter().find(|d| d.actor.is_none()) {
+            return Err(AppendError::NoActor {
+                trail_id,
+                kind: d.kind.clone(),
+            });
+        }
         let lane = self.lane(&trail_id);
         let (reply, mut answer) = oneshot::channel();
         lane.queue
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .push(Pending { draft, reply });
+            .push(Pending { drafts, reply });
 
         {
             let mut head = lane.writer.lock().await;
-            // A previous writer may already have committed our draft while we waited.
+            // A previous writer may already have committed our drafts while we waited.
             match answer.try_recv() {
                 Ok(Some(result)) => return result,
                 Err(oneshot::Canceled) => return Err(AppendError::Interrupted { trail_id }),
@@ -208,7 +261,16 @@ impl AppendService {
             {
                 let batch: Vec<Pending> = {
                     let mut queue = lane.queue.lock().unwrap_or_else(PoisonError::into_inner);
-                    let n = queue.len().min(MAX_GROUP_COMMIT);
+                    // Whole groups only, up to MAX_GROUP_COMMIT drafts (at least one group).
+                    let mut total = 0;
+                    let mut n = 0;
+                    for p in queue.iter() {
+                        if n > 0 && total + p.drafts.len() > MAX_GROUP_COMMIT {
+                            break;
+                        }
+                        total += p.drafts.len();
+                        n += 1;
+                    }
                     queue.drain(..n).collect()
                 };
                 self.commit(&trail_id, &mut head, batch).await;
@@ -273,38 +335,43 @@ impl AppendService {
         let mut prev = head.map_or(GENESIS, |h| h.checksum);
         let mut buf = Vec::with_capacity(1024);
         let mut records = Vec::with_capacity(batch.len());
+        // Each caller's reply and how many of `records` are theirs, in order.
         let mut replies = Vec::with_capacity(batch.len());
-        for Pending { draft, reply } in batch {
-            let Some(actor) = draft.actor else {
-                // Checked on entry; kept so a draft without an actor can never be chained.
+        for Pending { drafts, reply } in batch {
+            // Checked on entry; kept so a draft without an actor can never be chained.
+            if let Some(d) = drafts.iter().find(|d| d.actor.is_none()) {
                 drop(reply.send(Err(AppendError::NoActor {
-                    trail_id: draft.trail_id,
-                    kind: draft.kind,
+                    trail_id: d.trail_id.clone(),
+                    kind: d.kind.clone(),
                 })));
                 continue;
-            };
-            let mut record = Record {
-                actor,
-                actor_source: draft.actor_source,
-                chain_seq: seq,
-                device: draft.device,
-                key_id: key.id().clone(),
-                kind: draft.kind,
-                occurred_at: draft.occurred_at.unwrap_or(now.at),
-                payload: draft.payload,
-                prev_checksum: prev,
-                project: draft.project,
-                recorded_at: now.at,
-                subject: draft.subject,
-                time_source: now.label,
-                trail_id: draft.trail_id,
-                checksum: GENESIS,
-            };
-            record.checksum = checksum_with_buf(&record, &key, &mut buf);
-            prev = record.checksum;
-            seq = seq.next();
-            records.push(record);
-            replies.push(reply);
+            }
+            let count = drafts.len();
+            for draft in drafts {
+                let Some(actor) = draft.actor else { continue };
+                let mut record = Record {
+                    actor,
+                    actor_source: draft.actor_source,
+                    chain_seq: seq,
+                    device: draft.device,
+                    key_id: key.id().clone(),
+                    kind: draft.kind,
+                    occurred_at: draft.occurred_at.unwrap_or(now.at),
+                    payload: draft.payload,
+                    prev_checksum: prev,
+                    project: draft.project,
+                    recorded_at: now.at,
+                    subject: draft.subject,
+                    time_source: now.label,
+                    trail_id: draft.trail_id,
+                    checksum: GENESIS,
+                };
+                record.checksum = checksum_with_buf(&record, &key, &mut buf);
+                prev = record.checksum;
+                seq = seq.next();
+                records.push(record);
+            }
+            replies.push((reply, count));
         }
         if records.is_empty() {
             *cached = Some(head);
@@ -315,8 +382,10 @@ impl AppendService {
         match self.store.append(&records).await {
             Ok(receipt) => {
                 *cached = Some(Some(receipt.head));
-                for (record, reply) in records.into_iter().zip(replies) {
-                    drop(reply.send(Ok(record)));
+                let mut records = records.into_iter();
+                for (reply, count) in replies {
+                    let mine: Vec<Record> = records.by_ref().take(count).collect();
+                    drop(reply.send(Ok(mine)));
                 }
             }
             Err(e) => {
@@ -324,7 +393,7 @@ impl AppendService {
                     trail_id: trail_id.clone(),
                     source: Arc::new(e),
                 };
-                for reply in replies {
+                for (reply, _) in replies {
                     drop(reply.send(Err(err.clone())));
                 }
             }

@@ -548,6 +548,51 @@ fn failed_commit_fails_its_callers_and_the_next_append_continues_the_chain() {
     assert_eq!(verify(&stored, &ring()), Ok(2));
 }
 
+// REQ: R1.5
+#[test]
+fn a_group_is_chained_consecutively_and_stored_all_or_nothing() {
+    let store = Arc::new(CountingStore {
+        inner: InMemoryRecordStore::new(),
+        batches: AtomicUsize::new(0),
+        fail_next: AtomicUsize::new(0),
+    });
+    let svc = service(store.clone(), key(7, "k-a"));
+    block_on(svc.append(draft(0))).unwrap();
+    // A failed commit stores none of the group.
+    store.fail_next.store(1, Ordering::SeqCst);
+    let err = block_on(svc.append_group((1..=5).map(draft).collect())).unwrap_err();
+    assert!(matches!(err, AppendError::Store { .. }));
+    assert_eq!(block_on(store.read(&trail(), 0, 100)).unwrap().len(), 1);
+    // Concurrent single appends never land inside a group: its seqs are consecutive.
+    let (group, singles) = block_on(async {
+        futures::join!(
+            svc.append_group((10..20).map(draft).collect()),
+            join_all((20..40).map(|i| svc.append(draft(i))))
+        )
+    });
+    let group = group.unwrap();
+    assert_eq!(group.len(), 10);
+    let first = group[0].chain_seq.get();
+    for (i, r) in group.iter().enumerate() {
+        assert_eq!(r.chain_seq.get(), first + i as u64);
+    }
+    assert!(singles.iter().all(Result::is_ok));
+    let stored = block_on(store.read(&trail(), 0, 100)).unwrap();
+    assert_eq!(verify(&stored, &ring()), Ok(31));
+    // A group without an actor, empty, or spanning trails is refused and stores nothing.
+    let mut d = draft(50);
+    d.actor = None;
+    let err = block_on(svc.append_group(vec![draft(49), d])).unwrap_err();
+    assert!(matches!(err, AppendError::NoActor { .. }));
+    let err = block_on(svc.append_group(Vec::new())).unwrap_err();
+    assert!(matches!(err, AppendError::InvalidGroup { .. }));
+    let mut other = draft(51);
+    other.trail_id = TrailId::new("other-trail").unwrap();
+    let err = block_on(svc.append_group(vec![draft(52), other])).unwrap_err();
+    assert!(matches!(err, AppendError::InvalidGroup { .. }));
+    assert_eq!(block_on(store.read(&trail(), 0, 100)).unwrap().len(), 31);
+}
+
 // REQ: R1.3
 #[test]
 fn rotated_key_keeps_older_records_verifiable() {

@@ -140,6 +140,7 @@ fn error_variants_callers_match_on_exist() {
     let c = ChangeStoreError::NotFound("x".into());
     assert_eq!(c.status(), ErrorStatus::Permanent);
     let _ = |e: &AppendError| matches!(e, AppendError::NoActor { .. } | AppendError::Store { .. });
+    let _ = |e: &AppendError| matches!(e, AppendError::InvalidGroup { .. });
     let _ = |r: &VerifyFailureReason| r.to_string();
     let _ = |s: ChangeState| s.as_str();
     let _: Option<ChangeDecision> = None;
