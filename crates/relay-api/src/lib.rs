@@ -31,6 +31,7 @@ mod error;
 mod events;
 mod exports;
 mod extract;
+mod facets;
 pub mod fleet;
 mod four_eyes;
 mod four_eyes_apply;
@@ -112,6 +113,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/access-review/complete", post(access_review::complete))
         .route("/access-review/export", post(access_review::export))
         .route("/trails", get(events::trails))
+        .route("/trails/{trail}/facets", get(facets::facets))
         .route("/events", get(events::events))
         .route("/events/{trail}/{seq}", get(events::event))
         .route("/export", get(events::export))
