@@ -266,7 +266,7 @@ pub struct EventQuery {
     /// Only this project (exact). Not a valid project name: 400.
     pub project: Option<String>,
     /// Only records whose subject lies under this folder (a relative path such as `run7` or
-    /// `2026/run7`: the subject is the folder itself or starts with `<folder>/`). The distinct
+    /// `2026/run7`: the subject starts with `<folder>/`). The distinct
     /// top-level folders are answered by `/api/v1/trails/{trail}/facets`. An absolute path, a
     /// backslash, or a `.` / `..` component: 400.
     pub folder: Option<String>,
@@ -491,17 +491,25 @@ impl Filter {
     }
 
     /// The number of records of the trail matching the filter as the tally counts it, when
-    /// the filter only uses tallied fields (kind, actor, project, a top-level folder, excluded
-    /// kinds) and the tally is complete; `None` otherwise.
+    /// the filter only uses kind, actor, project and excluded kinds, or only a top-level
+    /// folder, and the tally is complete for them; `None` otherwise.
     fn tallied_total(&self, review: &ReviewSnapshot) -> Option<u64> {
         if self.statuses.is_some()
             || self.queue_of.is_some()
             || self.since.is_some()
             || self.until.is_some()
             || self.q.is_some()
-            || self.folder.as_deref().is_some_and(|f| f.contains('/'))
         {
             return None;
+        }
+        if let Some(folder) = &self.folder {
+            let alone = self.kind.is_none()
+                && self.actor.is_none()
+                && self.project.is_none()
+                && self.exclude_kinds.is_empty();
+            return (alone && !folder.contains('/'))
+                .then(|| review.tally().count_folder(folder))
+                .flatten();
         }
         review.tally().count(|k: &TallyKey| {
             !self
@@ -514,10 +522,6 @@ impl Filter {
                     .project
                     .as_deref()
                     .is_none_or(|x| k.project.as_deref() == Some(x))
-                && self
-                    .folder
-                    .as_deref()
-                    .is_none_or(|x| k.folder.as_deref() == Some(x))
         })
     }
 
@@ -543,8 +547,7 @@ impl Filter {
             && self.folder.as_deref().is_none_or(|f| {
                 r.subject.as_ref().is_some_and(|s| {
                     let s = s.as_str();
-                    s.strip_prefix(f)
-                        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+                    s.strip_prefix(f).is_some_and(|rest| rest.starts_with('/'))
                 })
             })
             && self.since.is_none_or(|t| r.recorded_at >= t)

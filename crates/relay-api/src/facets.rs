@@ -1,14 +1,15 @@
-//! Per-trail tallies (issue 25): how many records each (kind, actor, project, top-level run
-//! folder) combination has, kept incrementally with the review snapshot
+//! Per-trail tallies (issue 25): how many records each (kind, actor, project) combination has,
+//! and each top-level run folder, kept incrementally with the review snapshot
 //! ([`crate::review::ReviewSnapshot`]). They answer `GET /api/v1/trails/{trail}/facets` (the
 //! values the review UI's actor, project and folder pickers offer) and the `total` of an
-//! `/api/v1/events` page whose filters are only kind / actor / project / top-level folder /
-//! excluded kinds, without reading the trail.
+//! `/api/v1/events` page filtered only by kind / actor / project / excluded kinds, or only by a
+//! top-level folder, without reading the trail.
 //!
-//! Memory: one entry per distinct combination, at most [`MAX_TALLY_KEYS`] per trail (about
-//! 150 bytes each, so at most ~3 MB per trail); records of combinations beyond the cap are
-//! only counted in `overflow`, the facets then say they are incomplete and totals fall back to
-//! reading the trail.
+//! Memory: one entry per distinct (kind, actor, project), at most [`MAX_TALLY_KEYS`] per trail,
+//! and one per top-level folder, at most [`MAX_FOLDERS`] (about 100 bytes each: at most ~7 MB
+//! per trail, typically a few kB plus ~100 bytes per run folder); records beyond a cap are
+//! only counted in an overflow, the facets then say they are incomplete and totals fall back
+//! to reading the trail.
 
 use std::collections::HashMap;
 
@@ -24,8 +25,10 @@ use crate::events::parse_trail;
 use crate::extract::{ApiPath, ApiQuery, NumParam};
 use crate::state::ApiState;
 
-/// The most distinct (kind, actor, project, folder) combinations tallied per trail.
+/// The most distinct (kind, actor, project) combinations tallied per trail.
 pub(crate) const MAX_TALLY_KEYS: usize = 20_000;
+/// The most distinct top-level folders tallied per trail.
+pub(crate) const MAX_FOLDERS: usize = 50_000;
 /// The default and the largest number of values answered per facet.
 const DEFAULT_VALUES: u64 = 200;
 const MAX_VALUES: u64 = 1000;
@@ -39,8 +42,6 @@ pub(crate) struct TallyKey {
     pub(crate) actor: String,
     /// Its project.
     pub(crate) project: Option<String>,
-    /// The top-level folder of a file record's subject (`run7` of `run7/fid-001.fid`).
-    pub(crate) folder: Option<String>,
 }
 
 /// Whether records of `kind` are about files (their subjects are paths under the watched
@@ -59,15 +60,28 @@ pub(crate) fn top_folder(record: &Record) -> Option<String> {
     (!first.is_empty()).then(|| first.to_owned())
 }
 
+/// Records under one top-level folder.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct FolderCount {
+    /// Every record whose subject lies under it.
+    pub(crate) all: u64,
+    /// Those of them that are file records.
+    pub(crate) files: u64,
+}
+
 /// The counts of one trail.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Tally {
     /// Records observed.
     pub(crate) records: u64,
-    /// Records per combination (at most [`MAX_TALLY_KEYS`] keys).
+    /// Records per (kind, actor, project) (at most [`MAX_TALLY_KEYS`] keys).
     pub(crate) by_key: HashMap<TallyKey, u64>,
     /// Records whose combination did not fit under the cap.
     pub(crate) overflow: u64,
+    /// Records per top-level folder (at most [`MAX_FOLDERS`]).
+    pub(crate) by_folder: HashMap<String, FolderCount>,
+    /// Records under a folder that did not fit under the cap.
+    pub(crate) folder_overflow: u64,
 }
 
 impl Tally {
@@ -78,7 +92,6 @@ impl Tally {
             kind: record.kind.as_str().to_owned(),
             actor: record.actor.as_str().to_owned(),
             project: record.project.as_ref().map(|p| p.as_str().to_owned()),
-            folder: top_folder(record),
         };
         if let Some(n) = self.by_key.get_mut(&key) {
             *n += 1;
@@ -87,17 +100,34 @@ impl Tally {
         } else {
             self.overflow += 1;
         }
+        if let Some(folder) = top_folder(record) {
+            let file = u64::from(is_file_kind(record.kind.as_str()));
+            if let Some(c) = self.by_folder.get_mut(&folder) {
+                c.all += 1;
+                c.files += file;
+            } else if self.by_folder.len() < MAX_FOLDERS {
+                self.by_folder.insert(
+                    folder,
+                    FolderCount {
+                        all: 1,
+                        files: file,
+                    },
+                );
+            } else {
+                self.folder_overflow += 1;
+            }
+        }
     }
 
-    /// Whether every record is counted under its combination.
+    /// Whether every record is counted under its combination and its folder.
     pub(crate) fn complete(&self) -> bool {
-        self.overflow == 0
+        self.overflow == 0 && self.folder_overflow == 0
     }
 
     /// How many counted records have a combination `keep` accepts; `None` when the cap was
     /// reached (some records are not counted by combination).
     pub(crate) fn count(&self, keep: impl Fn(&TallyKey) -> bool) -> Option<u64> {
-        self.complete().then(|| {
+        (self.overflow == 0).then(|| {
             self.by_key
                 .iter()
                 .filter(|(k, _)| keep(k))
@@ -106,15 +136,20 @@ impl Tally {
         })
     }
 
-    fn facet(&self, field: impl Fn(&TallyKey) -> Option<&str>, limit: usize) -> Facet {
-        let mut counts: HashMap<&str, u64> = HashMap::new();
-        for (k, n) in &self.by_key {
-            if let Some(v) = field(k) {
-                *counts.entry(v).or_default() += n;
-            }
+    /// How many records lie under the top-level `folder`; `None` when the folder cap was
+    /// reached.
+    pub(crate) fn count_folder(&self, folder: &str) -> Option<u64> {
+        (self.folder_overflow == 0).then(|| self.by_folder.get(folder).map_or(0, |c| c.all))
+    }
+
+    fn facet<'a>(counts: impl Iterator<Item = (&'a str, u64)>, limit: usize) -> Facet {
+        let mut merged: HashMap<&str, u64> = HashMap::new();
+        for (v, n) in counts {
+            *merged.entry(v).or_default() += n;
         }
-        let mut values: Vec<FacetValue> = counts
+        let mut values: Vec<FacetValue> = merged
             .into_iter()
+            .filter(|(_, count)| *count > 0)
             .map(|(value, count)| FacetValue {
                 value: value.to_owned(),
                 count,
@@ -159,8 +194,9 @@ pub struct TrailFacets {
     /// Top-level folders of file records' subjects (`run7` for `run7/fid-001.fid`); use
     /// them as `folder=` of `/api/v1/events`.
     pub folders: Facet,
-    /// `false` when the trail has more than 20,000 distinct (kind, actor, project, folder)
-    /// combinations: then values and counts cover only the records of the first 20,000.
+    /// `false` when the trail has more than 20,000 distinct (kind, actor, project)
+    /// combinations or more than 50,000 top-level folders: then values and counts cover only
+    /// the records of those counted first.
     pub complete: bool,
 }
 
@@ -204,10 +240,19 @@ pub(crate) async fn facets(
     let answer = TrailFacets {
         trail_id: trail.to_string(),
         records: tally.records,
-        actors: tally.facet(|k| Some(k.actor.as_str()), limit),
-        projects: tally.facet(|k| k.project.as_deref(), limit),
-        folders: tally.facet(
-            |k| k.folder.as_deref().filter(|_| is_file_kind(&k.kind)),
+        actors: Tally::facet(
+            tally.by_key.iter().map(|(k, n)| (k.actor.as_str(), *n)),
+            limit,
+        ),
+        projects: Tally::facet(
+            tally
+                .by_key
+                .iter()
+                .filter_map(|(k, n)| Some((k.project.as_deref()?, *n))),
+            limit,
+        ),
+        folders: Tally::facet(
+            tally.by_folder.iter().map(|(f, c)| (f.as_str(), c.files)),
             limit,
         ),
         complete: tally.complete(),

@@ -78,11 +78,14 @@ export function eventsQuery(r, limit) {
 }
 
 // Whether the server counts a view's total without reading the whole trail (from its per-trail
-// tally: kind, actor, project, a top-level folder, excluded kinds). Other filters (text, times,
-// review status, the queue, a nested folder) make the total one pass over the trail, so the
-// list asks for it after the rows are shown.
+// tally: kind, actor, project and excluded kinds, or a top-level folder alone). Other filters
+// (text, times, review status, the queue, a nested folder, a folder with other filters) make
+// the total one pass over the trail, so the list asks for it after the rows are shown.
 export function totalIsCheap(r) {
-  return !r.q && !r.since && !r.until && !r.status && !r.queue && !(r.folder || "").includes("/");
+  if (r.q || r.since || r.until || r.status || r.queue) return false;
+  if (!r.folder) return true;
+  const excludes = r.trail === "_relay" && !r.access;
+  return !r.folder.includes("/") && !r.kind && !r.actor && !r.project && !excludes;
 }
 
 // A folder filter as typed -> the folder sent ("run7/" -> "run7"), or null with the reason when
