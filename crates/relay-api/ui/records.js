@@ -19,6 +19,9 @@ const view = {
   loading: 0,
 };
 
+// The count in flight (an AbortController), see countOf.
+let counting = null;
+
 // Goes to a view: a new history entry, rendered by the hashchange listener.
 function go(route, { replace = false } = {}) {
   const hash = routeHash(route);
@@ -115,6 +118,7 @@ function fieldError(which, text) {
 
 // Empties the list: nothing stale stays under filters it does not match.
 function clearList(message) {
+  if (counting) counting.abort();
   view.loadedKey = null;
   view.page = null;
   $("events-table").querySelector("tbody").replaceChildren();
@@ -147,7 +151,27 @@ function setPager(p) {
   setButton("next-page", p.next); setButton("last-page", p.last);
 }
 
+// The total of a view whose count is a pass over the trail, read apart from its rows. Leaving
+// the view aborts it: the browser drops the connection and the server stops reading (nothing
+// answered, so nothing logged), instead of a pass per abandoned view competing with the next.
+async function countOf(r) {
+  const abort = new AbortController();
+  counting = abort;
+  try {
+    const resp = await fetch("/api/v1/events?" + eventsQuery(r, 1).toString(), {
+      headers: { "Accept": "application/json", "Authorization": "Bearer " + state.token }, signal: abort.signal,
+    });
+    if (!resp.ok) return null;
+    return await resp.json();
+  } catch (_) {
+    return null; // aborted or failed: the range keeps saying the total is not known
+  } finally {
+    if (counting === abort) counting = null;
+  }
+}
+
 async function loadList(r) {
+  if (counting) counting.abort();
   const ticket = ++view.loading;
   $("range").textContent = "Loading…";
   // The rows first; a total that needs a pass over the trail (text, times, status) follows
@@ -186,9 +210,8 @@ async function loadList(r) {
   markIntegrity();
   scrollerReachable();
   if (!cheap) {
-    const c = eventsQuery(r, 1);
-    const counted = await api("GET", "/events?" + c.toString());
-    if (ticket !== view.loading || !view.page) return;
+    const counted = await countOf(r);
+    if (!counted || ticket !== view.loading || !view.page) return;
     view.page.offset = counted.offset || 0;
     view.page.total = counted.total || 0;
     showRange(r);
