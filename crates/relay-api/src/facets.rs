@@ -265,3 +265,79 @@ pub(crate) async fn facets(
         .await?;
     Ok(Json(answer))
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use relay_domain::{
+        Actor, ActorSource, ChainSeq, Device, EventKind, GENESIS, KeyId, Payload, Project, Subject,
+        TimeLabel, Timestamp, TrailId,
+    };
+
+    fn record(seq: u64, kind: EventKind, actor: &str, subject: Option<&str>) -> Record {
+        let at = Timestamp::from_unix_micros(1_764_000_000_000_000).unwrap();
+        Record {
+            actor: Actor::new(actor).unwrap(),
+            actor_source: ActorSource::OsSession,
+            chain_seq: ChainSeq::new(seq).unwrap(),
+            device: Device::new("ws").unwrap(),
+            key_id: KeyId::new("k").unwrap(),
+            kind,
+            occurred_at: at,
+            payload: Payload::from_value(&serde_json::json!({})).unwrap(),
+            prev_checksum: GENESIS,
+            project: Some(Project::new("P").unwrap()),
+            recorded_at: at,
+            subject: subject.map(|s| Subject::new(s).unwrap()),
+            time_source: TimeLabel::System,
+            trail_id: TrailId::new("t").unwrap(),
+            checksum: GENESIS,
+        }
+    }
+
+    // REQ: R11.1
+    #[test]
+    fn folders_are_the_first_component_and_the_facet_shows_file_records_only() {
+        let mut t = Tally::default();
+        t.observe(&record(
+            1,
+            EventKind::file_created(),
+            "a",
+            Some("run7/x.fid"),
+        ));
+        t.observe(&record(2, EventKind::signature(), "b", Some("run7/x.fid")));
+        t.observe(&record(3, EventKind::file_created(), "a", Some("top.fid")));
+        t.observe(&record(4, EventKind::file_created(), "a", None));
+        assert_eq!(t.count_folder("run7"), Some(2), "every record under it");
+        assert_eq!(t.by_folder["run7"].files, 1, "of which one file record");
+        assert_eq!(t.count_folder("top.fid"), Some(0));
+        assert_eq!(t.count(|k| k.actor == "a"), Some(3));
+    }
+
+    // REQ: R11.1
+    #[test]
+    fn beyond_the_caps_counts_are_not_claimed() {
+        let mut t = Tally::default();
+        for i in 0..=MAX_TALLY_KEYS as u64 {
+            t.observe(&record(
+                i + 1,
+                EventKind::file_created(),
+                &format!("u{i}"),
+                None,
+            ));
+        }
+        assert_eq!(t.by_key.len(), MAX_TALLY_KEYS);
+        assert_eq!(t.overflow, 1);
+        assert!(!t.complete());
+        assert_eq!(
+            t.count(|_| true),
+            None,
+            "a total from an incomplete tally would be wrong"
+        );
+        assert_eq!(t.count_folder("x"), Some(0), "folders are capped apart");
+        let f = Tally::facet(t.by_key.keys().map(|k| (k.actor.as_str(), 1)), 10);
+        assert_eq!(f.values.len(), 10);
+        assert_eq!(f.more, MAX_TALLY_KEYS as u64 - 10);
+    }
+}
