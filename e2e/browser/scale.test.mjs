@@ -16,7 +16,8 @@
 // in docs/performance.md ("Review UI with 100,000 records").
 //
 // Env: RELAY_SERVER_BIN, RELAY_BENCH_BIN (default ../../target/debug/…), CHROMIUM (default
-// /usr/bin/chromium), SCALE_RECORDS, SCALE_BOUND_MS, SCALE_TIMINGS.
+// /usr/bin/chromium), SCALE_RECORDS, SCALE_BOUND_MS, SCALE_TIMINGS, SCALE_SCREENSHOT (the
+// continue-searching state, none by default).
 import { spawn, execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync, mkdirSync, readFileSync, rmSync } from "node:fs";
 import { createRequire } from "node:module";
@@ -226,8 +227,9 @@ try {
   assert.equal(await page.locator("#search-progress-text").innerText(), `Searched records #${fmt(N - 4999)}–#${fmt(N)}, 0 found.`);
   const nextState = await page.locator("#next-page").evaluate((b) => ({ disabled: b.disabled, aria: b.getAttribute("aria-disabled"), style: getComputedStyle(b).borderStyle }));
   assert.deepEqual(nextState, { disabled: true, aria: "true", style: "dashed" }, "Next is visibly disabled");
-  await page.waitForFunction(() => / of 100, newest first$/.test(document.getElementById("range").textContent), null, { timeout: 120000 });
+  await page.waitForFunction(() => /^None found yet of 100 matching, newest first$/.test(document.getElementById("range").textContent), null, { timeout: 120000 });
   await axe("search continues");
+  if (process.env.SCALE_SCREENSHOT) await page.screenshot({ path: process.env.SCALE_SCREENSHOT, fullPage: false });
   await page.getByRole("button", { name: "Continue searching" }).click();
   await page.locator("#search-progress-text").filter({ hasText: `Searched records #${fmt(N - 9999)}–#${fmt(N - 5000)}, 0 found.` }).waitFor();
   for (let i = 0; i < 20 && await page.locator("#events-table tbody tr[data-seq]").count() === 0; i++) {

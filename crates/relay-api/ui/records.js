@@ -236,7 +236,7 @@ function showRange(r) {
   }
   const more = p.offset + shown < p.total;
   setPager({ first: p.offset > 0, prev: p.offset > 0, next: !short && more && p.next !== null, last: more });
-  $("range").textContent = rangeText(p.offset, shown, p.total) + order;
+  $("range").textContent = (short && !shown ? "None found yet of " + p.total.toLocaleString("en-US") + " matching" : rangeText(p.offset, shown, p.total)) + order;
 }
 
 // The trail's last verify verdict in this session: { ok, bad (first bad seq or null), head }.
