@@ -329,7 +329,9 @@ async function previousPage() {
   const first = view.page && view.page.events[0];
   if (!first) { go(withRoute({ from: null })); return; }
   const before = await pageStartFrom(first.chain_seq, PAGE);
-  const full = before.length === PAGE && view.page.offset > PAGE;
+  // While a total is still being counted the offset is not known: a full page before this one
+  // is the previous page.
+  const full = before.length === PAGE && (view.page.total === null || view.page.offset > PAGE);
   go(withRoute({ from: full ? before[before.length - 1].chain_seq : null }));
 }
 
