@@ -67,7 +67,8 @@ fn record(trail: &TrailId, i: usize) -> Record {
 /// Appends `n` records to `trail` in `data_dir` (created if missing); the trail must be new.
 pub(crate) async fn build(data_dir: &Path, trail: &str, n: usize) -> Result<(), String> {
     let trail = TrailId::new(trail).map_err(|e| format!("ui-trail: --trail: {e}"))?;
-    std::fs::create_dir_all(data_dir).map_err(|e| format!("ui-trail: {e}"))?;
+    std::fs::create_dir_all(data_dir)
+        .map_err(|e| format!("ui-trail: create {}: {e}", data_dir.display()))?;
     let adapters = LocalAdapters::open(data_dir)
         .await
         .map_err(|e| format!("ui-trail: open {}: {e}", data_dir.display()))?;

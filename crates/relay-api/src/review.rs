@@ -179,8 +179,9 @@ impl ApiState {
 
     /// Builds the review index (signatures, supersessions and the facet tally) of every trail
     /// in the background, one trail after the other, so that the first read of a large trail
-    /// does not wait for it (issue 25: about 1 s per 100,000 records in a debug build). A trail
-    /// that fails here is built at its first read instead. Call it once, after start.
+    /// does not wait for it (issue 25: about 3.5 s per 100,000 records in a debug build on a
+    /// loaded 2-core machine). A trail that fails here is built at its first read instead.
+    /// Call it once, after start.
     pub fn warm_review_index(&self) {
         let state = self.clone();
         tokio::spawn(async move {
