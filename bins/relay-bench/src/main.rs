@@ -49,6 +49,7 @@ mod login_flood_bench;
 mod report;
 mod server_start_bench;
 mod startup_bench;
+mod ui_trail;
 
 /// Measures the relay's hot paths against baselines.
 #[derive(Debug, Parser)]
@@ -231,6 +232,22 @@ enum Bench {
         /// Requests per second of the paced run.
         #[arg(long, default_value_t = 200)]
         rate: u32,
+    },
+    /// Stores a realistic capture trail of `--records` records (1,000 run folders, four
+    /// operators, three projects) in a relay data directory, chained under the directory's
+    /// own trail key through the real SQLite store, for the review UI's scale test
+    /// (`e2e/browser/scale.test.mjs`, issue 25). Then start `relay-server` (local storage) or
+    /// `relay-edge` on the directory.
+    UiTrail {
+        /// The data directory (created if missing).
+        #[arg(long)]
+        data_dir: PathBuf,
+        /// The trail (must not exist yet).
+        #[arg(long, default_value = "nmr-scale")]
+        trail: String,
+        /// Records to store.
+        #[arg(long, default_value_t = 100_000)]
+        records: usize,
     },
     /// A real release `relay-edge` (next to this executable) under a flood of bogus logins while
     /// a legitimate user logs in from 127.0.0.1: peak RSS, answers, legitimate logins' latency.
@@ -900,6 +917,23 @@ fn run(args: Args) -> Result<(), BenchError> {
             missing,
         };
         println!("{}", report::render(from, write.as_deref(), &info)?);
+        return Ok(());
+    }
+    if let Some(Bench::UiTrail {
+        data_dir,
+        trail,
+        records,
+    }) = &args.command
+    {
+        let rt = runtime()?;
+        let t = Instant::now();
+        rt.block_on(ui_trail::build(data_dir, trail, *records))
+            .map_err(BenchError::Usage)?;
+        eprintln!(
+            "ui-trail: {records} records of {trail} stored in {} in {:.1} s",
+            data_dir.display(),
+            t.elapsed().as_secs_f64()
+        );
         return Ok(());
     }
     if let Some(Bench::Api {

@@ -18,6 +18,7 @@ use utoipa::{IntoParams, ToSchema};
 use crate::auth::AuthUser;
 use crate::error::{ApiError, ErrorBody};
 use crate::extract::{ApiPath, ApiQuery, MAX_API_INTEGER, NumParam};
+use crate::facets::TallyKey;
 use crate::review::ReviewSnapshot;
 use crate::state::ApiState;
 use relay_domain::ports::Role;
@@ -260,8 +261,15 @@ pub struct EventQuery {
     pub trail: String,
     /// Only this kind (e.g. `FILE_CREATED`).
     pub kind: Option<String>,
-    /// Only this actor.
+    /// Only this actor (exact).
     pub actor: Option<String>,
+    /// Only this project (exact). Not a valid project name: 400.
+    pub project: Option<String>,
+    /// Only records whose subject lies under this folder (a relative path such as `run7` or
+    /// `2026/run7`: the subject starts with `<folder>/`). The distinct
+    /// top-level folders are answered by `/api/v1/trails/{trail}/facets`. An absolute path, a
+    /// backslash, or a `.` / `..` component: 400.
+    pub folder: Option<String>,
     /// Only records recorded at or after this instant (RFC 3339 UTC, e.g. `2026-01-31T00:00:00Z`).
     pub since: Option<String>,
     /// Only records recorded before this instant.
@@ -353,6 +361,9 @@ pub(crate) fn parse_trail(s: &str) -> Result<TrailId, ApiError> {
 struct Filter {
     kind: Option<String>,
     actor: Option<String>,
+    project: Option<String>,
+    /// A relative folder without a trailing `/`.
+    folder: Option<String>,
     since: Option<Timestamp>,
     until: Option<Timestamp>,
     q: Option<String>,
@@ -361,6 +372,30 @@ struct Filter {
     exclude_kinds: Vec<String>,
     /// The signer whose queue is asked for, with the workflow's rules.
     queue_of: Option<(String, WorkflowPolicy)>,
+}
+
+/// A folder filter: a relative path, `/`-separated, without `.` or `..` components; a
+/// trailing `/` is dropped.
+fn parse_folder(s: &str) -> Result<String, ApiError> {
+    let trimmed = s.trim().trim_end_matches('/');
+    let bad = |why: &str| {
+        ApiError::bad_request(format!(
+            "folder must be a relative path such as run7 or 2026/run7 ({why})"
+        ))
+    };
+    if trimmed.is_empty() || trimmed.starts_with('/') {
+        return Err(bad("not absolute, not empty"));
+    }
+    if trimmed.contains('\\') || trimmed.chars().any(char::is_control) {
+        return Err(bad("no backslash or control character"));
+    }
+    if trimmed
+        .split('/')
+        .any(|c| c.is_empty() || c == "." || c == "..")
+    {
+        return Err(bad("no empty, . or .. component"));
+    }
+    Ok(trimmed.to_owned())
 }
 
 fn parse_statuses(s: &str) -> Result<Vec<ReviewStatus>, ApiError> {
@@ -398,6 +433,22 @@ impl Filter {
                 .collect(),
             kind: query.kind.clone().filter(|s| !s.is_empty()),
             actor: query.actor.clone().filter(|s| !s.is_empty()),
+            project: query
+                .project
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .map(|p| {
+                    relay_domain::Project::new(p)
+                        .map(|p| p.as_str().to_owned())
+                        .map_err(|e| ApiError::bad_request(format!("invalid project: {e}")))
+                })
+                .transpose()?,
+            folder: query
+                .folder
+                .as_deref()
+                .filter(|s| !s.is_empty())
+                .map(parse_folder)
+                .transpose()?,
             since: query
                 .since
                 .as_deref()
@@ -432,9 +483,46 @@ impl Filter {
             && self.queue_of.is_none()
             && self.kind.is_none()
             && self.actor.is_none()
+            && self.project.is_none()
+            && self.folder.is_none()
             && self.since.is_none()
             && self.until.is_none()
             && self.q.is_none()
+    }
+
+    /// The number of records of the trail matching the filter as the tally counts it, when
+    /// the filter only uses kind, actor, project and excluded kinds, or only a top-level
+    /// folder, and the tally is complete for them; `None` otherwise.
+    fn tallied_total(&self, review: &ReviewSnapshot) -> Option<u64> {
+        if self.statuses.is_some()
+            || self.queue_of.is_some()
+            || self.since.is_some()
+            || self.until.is_some()
+            || self.q.is_some()
+        {
+            return None;
+        }
+        if let Some(folder) = &self.folder {
+            let alone = self.kind.is_none()
+                && self.actor.is_none()
+                && self.project.is_none()
+                && self.exclude_kinds.is_empty();
+            return (alone && !folder.contains('/'))
+                .then(|| review.tally().count_folder(folder))
+                .flatten();
+        }
+        review.tally().count(|k: &TallyKey| {
+            !self
+                .exclude_kinds
+                .iter()
+                .any(|x| k.kind.eq_ignore_ascii_case(x))
+                && self.kind.as_deref().is_none_or(|x| k.kind == x)
+                && self.actor.as_deref().is_none_or(|x| k.actor == x)
+                && self
+                    .project
+                    .as_deref()
+                    .is_none_or(|x| k.project.as_deref() == Some(x))
+        })
     }
 
     fn matches(&self, r: &Record, review: &ReviewSnapshot) -> bool {
@@ -452,6 +540,16 @@ impl Filter {
                 .is_none_or(|(who, policy)| review.next_step_for(policy, r, who).is_some())
             && self.kind.as_deref().is_none_or(|k| r.kind.as_str() == k)
             && self.actor.as_deref().is_none_or(|a| r.actor.as_str() == a)
+            && self
+                .project
+                .as_deref()
+                .is_none_or(|p| r.project.as_ref().is_some_and(|rp| rp.as_str() == p))
+            && self.folder.as_deref().is_none_or(|f| {
+                r.subject.as_ref().is_some_and(|s| {
+                    let s = s.as_str();
+                    s.strip_prefix(f).is_some_and(|rest| rest.starts_with('/'))
+                })
+            })
             && self.since.is_none_or(|t| r.recorded_at >= t)
             && self.until.is_none_or(|t| r.recorded_at < t)
             && self.q.as_deref().is_none_or(|q| {
@@ -553,7 +651,10 @@ async fn scan_desc(
 
 /// How many records of `trail` match `filter` (`total`), and how many of them come before
 /// the cursor in the page's order (`offset`): with `asc`, those with seq <= `after`; with
-/// `desc`, those with seq >= `before`. Without filters both follow from the head.
+/// `desc`, those with seq >= `before`. Without filters both follow from the head. With filters
+/// only on kind, actor, project, top-level folder and excluded kinds, `total` comes from the
+/// trail's tally (no read) and `offset` from reading the side of the cursor that is shorter
+/// (nothing on a first page); otherwise one pass over the trail.
 async fn count_matches(
     state: &ApiState,
     trail: &TrailId,
@@ -567,18 +668,48 @@ async fn count_matches(
         SortOrder::Asc => seq <= after,
         SortOrder::Desc => before.is_some_and(|b| seq >= b),
     };
+    let head = state
+        .parts()
+        .store
+        .head(trail)
+        .await?
+        .map_or(0, |h| h.seq.get());
     if filter.is_empty() {
-        let head = state
-            .parts()
-            .store
-            .head(trail)
-            .await?
-            .map_or(0, |h| h.seq.get());
         let offset = match order {
             SortOrder::Asc => after.min(head),
             SortOrder::Desc => before.map_or(0, |b| head.saturating_sub(b.saturating_sub(1))),
         };
         return Ok((head, offset));
+    }
+    if let Some(total) = filter.tallied_total(review) {
+        // The tally covers the trail up to the head `review_of` saw; records appended since
+        // are counted by reading them.
+        let tallied = review.tally().records;
+        let mut total = total;
+        if head > tallied {
+            total += count_range(state, trail, filter, review, tallied, head + 1).await?;
+        }
+        // The seqs before the page in its order: [1, after] (asc) or [before, head] (desc).
+        let (lo, hi) = match order {
+            SortOrder::Asc => (1, after.min(head)),
+            SortOrder::Desc => match before {
+                None => return Ok((total, 0)),
+                Some(b) => (b.min(head + 1), head),
+            },
+        };
+        if hi < lo {
+            return Ok((total, 0));
+        }
+        let inside = hi - lo + 1;
+        let offset = if inside <= head / 2 {
+            count_range(state, trail, filter, review, lo - 1, hi + 1).await?
+        } else {
+            // Count the other side and subtract.
+            let below = count_range(state, trail, filter, review, 0, lo).await?;
+            let above = count_range(state, trail, filter, review, hi, head + 1).await?;
+            total.saturating_sub(below + above)
+        };
+        return Ok((total, offset));
     }
     let (mut total, mut offset, mut cursor) = (0u64, 0u64, 0u64);
     loop {
@@ -597,6 +728,34 @@ async fn count_matches(
             return Ok((total, offset));
         }
     }
+}
+
+/// How many records with `after < seq < upto` match `filter`.
+async fn count_range(
+    state: &ApiState,
+    trail: &TrailId,
+    filter: &Filter,
+    review: &ReviewSnapshot,
+    after: u64,
+    upto: u64,
+) -> Result<u64, ApiError> {
+    let (mut n, mut cursor) = (0u64, after);
+    while cursor + 1 < upto {
+        let want = usize::try_from(upto - cursor - 1)
+            .unwrap_or(READ_PAGE)
+            .min(READ_PAGE);
+        let page = state.parts().store.read(trail, cursor, want).await?;
+        let Some(last) = page.last() else { break };
+        cursor = last.chain_seq.get();
+        n += page
+            .iter()
+            .filter(|r| r.chain_seq.get() < upto && filter.matches(r, review))
+            .count() as u64;
+        if page.len() < want {
+            break;
+        }
+    }
+    Ok(n)
 }
 
 /// Reads a filtered page of a trail's records with their signatures; logged as `ACCESS`.
@@ -745,6 +904,10 @@ pub struct ExportQuery {
     pub kind: Option<String>,
     /// Only this actor.
     pub actor: Option<String>,
+    /// Only this project (as in `/api/v1/events`).
+    pub project: Option<String>,
+    /// Only subjects under this folder (as in `/api/v1/events`).
+    pub folder: Option<String>,
     /// Recorded at or after (RFC 3339).
     pub since: Option<String>,
     /// Recorded before (RFC 3339).
@@ -789,6 +952,8 @@ pub(crate) async fn export(
         trail: query.trail.clone(),
         kind: query.kind.clone(),
         actor: query.actor.clone(),
+        project: query.project.clone(),
+        folder: query.folder.clone(),
         since: query.since.clone(),
         until: query.until.clone(),
         q: query.q.clone(),

@@ -33,6 +33,7 @@ mod error;
 mod events;
 mod exports;
 mod extract;
+mod facets;
 pub mod fleet;
 mod four_eyes;
 mod four_eyes_apply;
@@ -117,6 +118,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/access-review/complete", post(access_review::complete))
         .route("/access-review/export", post(access_review::export))
         .route("/trails", get(events::trails))
+        .route("/trails/{trail}/facets", get(facets::facets))
         .route("/events", get(events::events))
         .route("/events/{trail}/{seq}", get(events::event))
         .route("/export", get(events::export))

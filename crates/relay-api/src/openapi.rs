@@ -29,6 +29,7 @@ from `/api/v1/auth/login`; no other header ever names the caller."
         crate::access_review::complete,
         crate::access_review::export,
         crate::events::trails,
+        crate::facets::facets,
         crate::events::events,
         crate::events::event,
         crate::events::export,

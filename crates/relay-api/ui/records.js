@@ -7,17 +7,21 @@
 // statusBadge, lateBadge, receiptText) and gives app.js window.relayRecords. Text is set with
 // textContent only.
 import { decorateRow, pageShown, setRefresh } from "./bulk_sign.js";
-import { KINDS, emptyRoute, eventsQuery, formatSize, lastPageSize, listKey, localTimeText, localToUtc, parseRoute, payloadFields, rangeText, routeHash, utcToLocal } from "./records_lib.js";
+import { KINDS, checkFolder, emptyRoute, eventsQuery, formatSize, lastPageSize, listKey, localTimeText, localToUtc, parseRoute, payloadFields, rangeText, routeHash, searchedText, totalIsCheap, utcToLocal } from "./records_lib.js";
 
 const PAGE = 50;
 const view = {
   route: null,      // the view shown
   loadedKey: null,  // listKey of the page in the table
-  page: null,       // { events, offset, total, next }
+  page: null,       // { events, offset, total (null while counted), next }
+  facetsOf: null,   // the trail whose facets fill the pickers
   shownRecord: null,
   trails: [],
   loading: 0,
 };
+
+// The count in flight (an AbortController), see countOf.
+let counting = null;
 
 // Goes to a view: a new history entry, rendered by the hashchange listener.
 function go(route, { replace = false } = {}) {
@@ -54,6 +58,7 @@ async function render() {
   }
   $("events-title").textContent = "Records of " + r.trail;
   if (trailChanged) $("verdict").textContent = "";
+  if (view.facetsOf !== r.trail) loadFacets(r.trail);
   // The form shows the list's filters; unsaved edits stay while a record is opened.
   if (listKey(r) !== view.loadedKey) { showFilters(r); await loadList(r); }
   if (r.record) {
@@ -67,6 +72,8 @@ async function render() {
 function showFilters(r) {
   $("f-kind").value = KINDS.includes(r.kind) ? r.kind : "";
   $("f-actor").value = r.actor;
+  $("f-project").value = r.project;
+  $("f-folder").value = r.folder;
   $("f-q").value = r.q;
   $("f-since").value = utcToLocal(r.since);
   $("f-until").value = utcToLocal(r.until);
@@ -75,7 +82,33 @@ function showFilters(r) {
   $("f-order").value = r.order;
   $("f-access").checked = r.access;
   $("f-access-label").hidden = r.trail !== "_relay";
-  fieldError("since", ""); fieldError("until", "");
+  for (const f of FIELDS) fieldError(f, "");
+}
+
+// The fields that can show an inline error.
+const FIELDS = ["actor", "project", "folder", "since", "until"];
+
+// The actor, project and folder pickers offer the trail's values (GET /trails/{trail}/facets,
+// counted incrementally by the server); typing any other value still works.
+async function loadFacets(trail) {
+  view.facetsOf = trail;
+  const fill = (which, facet, what) => {
+    const list = $("f-" + which + "-list");
+    list.replaceChildren();
+    for (const v of facet.values) list.append(el("option", v.value + " (" + v.count.toLocaleString("en-US") + " records)", { value: v.value }));
+    $("f-" + which + "-hint").textContent = facet.more
+      ? "Suggests the " + facet.values.length + " with most records; " + facet.more.toLocaleString("en-US") + " more " + what + " can be typed."
+      : "";
+  };
+  try {
+    const f = await api("GET", "/trails/" + encodeURIComponent(trail) + "/facets");
+    if (view.facetsOf !== trail) return;
+    fill("actor", f.actors, "actors");
+    fill("project", f.projects, "projects");
+    fill("folder", f.folders, "folders");
+  } catch (_) {
+    view.facetsOf = null; // the pickers stay empty; the fields still take typed values
+  }
 }
 
 function fieldError(which, text) {
@@ -86,11 +119,26 @@ function fieldError(which, text) {
 
 // Empties the list: nothing stale stays under filters it does not match.
 function clearList(message) {
+  if (counting) counting.abort();
   view.loadedKey = null;
   view.page = null;
   $("events-table").querySelector("tbody").replaceChildren();
   $("range").textContent = message || "";
+  $("search-progress").hidden = true;
   setPager({ first: false, prev: false, next: false, last: false });
+  scrollerReachable();
+}
+
+// A narrow window scrolls the table sideways; without a link in it (no rows) the scroller
+// itself takes the focus, so the keyboard can scroll it too (WCAG 2.1.1).
+function scrollerReachable() {
+  const box = $("events-table").parentElement;
+  const empty = !document.querySelector("#events-table tbody a");
+  if (empty) {
+    box.setAttribute("tabindex", "0"); box.setAttribute("role", "region"); box.setAttribute("aria-label", "Records table (empty)");
+  } else {
+    for (const a of ["tabindex", "role", "aria-label"]) box.removeAttribute(a);
+  }
 }
 
 function setButton(id, enabled) {
@@ -104,29 +152,93 @@ function setPager(p) {
   setButton("next-page", p.next); setButton("last-page", p.last);
 }
 
+// The total of a view whose count is a pass over the trail, read apart from its rows. Leaving
+// the view aborts it: the browser drops the connection and the server stops reading (nothing
+// answered, so nothing logged), instead of a pass per abandoned view competing with the next.
+async function countOf(r) {
+  const abort = new AbortController();
+  counting = abort;
+  try {
+    const resp = await fetch("/api/v1/events?" + eventsQuery(r, 1).toString(), {
+      headers: { "Accept": "application/json", "Authorization": "Bearer " + state.token }, signal: abort.signal,
+    });
+    if (!resp.ok) return null;
+    return await resp.json();
+  } catch (_) {
+    return null; // aborted or failed: the range keeps saying the total is not known
+  } finally {
+    if (counting === abort) counting = null;
+  }
+}
+
 async function loadList(r) {
+  if (counting) counting.abort();
   const ticket = ++view.loading;
   $("range").textContent = "Loading…";
-  const page = await api("GET", "/events?" + eventsQuery(r, PAGE).toString());
+  // The rows first; a total that needs a pass over the trail (text, times, status) follows
+  // in a second read, so the rows never wait for it.
+  const cheap = totalIsCheap(r);
+  const q = eventsQuery(r, PAGE);
+  if (!cheap) q.delete("count");
+  let page;
+  try {
+    page = await api("GET", "/events?" + q.toString());
+  } catch (e) {
+    if (ticket !== view.loading) return;
+    // A filter the server refuses: the error beside its field, no stale rows.
+    const field = e.status === 400 && FIELDS.find((f) => new RegExp("\\b" + f + "\\b", "i").test(e.message));
+    if (field) {
+      fieldError(field, e.message);
+      clearList("No results: correct the highlighted field.");
+      return;
+    }
+    clearList("");
+    throw e;
+  }
   if (ticket !== view.loading) return; // a newer view was asked meanwhile
   const next = r.order === "desc" ? page.next_before_seq : page.next_after_seq;
-  const offset = page.offset || 0;
-  const total = page.total || 0;
   const shown = page.events.length;
-  view.page = { events: page.events, offset, total, next: next === undefined ? null : next };
+  view.page = { events: page.events, offset: page.offset || 0, total: cheap ? page.total || 0 : null, next: next === undefined ? null : next, scanned: page.scanned };
   view.loadedKey = listKey(r);
-  const more = offset + shown < total;
-  setPager({ first: offset > 0, prev: offset > 0, next: more && view.page.next !== null, last: more });
-  $("range").textContent = rangeText(offset, shown, total) + (r.order === "desc" ? ", newest first" : ", oldest first");
+  showRange(r);
   const body = $("events-table").querySelector("tbody");
   body.replaceChildren();
   for (const e of page.events) body.append(row(r, e));
   if (!shown) {
-    const tr = el("tr"); tr.append(el("td", "No matching records.", { colspan: "7" })); body.append(tr);
+    const tr = el("tr"); tr.append(el("td", view.page.next !== null ? "None found in the records searched so far." : "No matching records.", { colspan: "7" })); body.append(tr);
   }
   markSelected();
   markIntegrity();
   pageShown(r, page.events);
+  scrollerReachable();
+  if (!cheap) {
+    const counted = await countOf(r);
+    if (!counted || ticket !== view.loading || !view.page) return;
+    view.page.offset = counted.offset || 0;
+    view.page.total = counted.total || 0;
+    showRange(r);
+  }
+}
+
+// The range text, the pager and, when the server's scan limit ended a page before it was full,
+// "Searched records #A–#B, N found" with "Continue searching" instead of a Next that could
+// lead to an empty page.
+function showRange(r) {
+  const p = view.page;
+  const shown = p.events.length;
+  const short = shown < PAGE && p.next !== null;
+  const order = r.order === "desc" ? ", newest first" : ", oldest first";
+  const progress = $("search-progress");
+  progress.hidden = !short;
+  if (short) $("search-progress-text").textContent = searchedText(r.order, p.next, p.scanned, shown);
+  if (p.total === null) {
+    $("range").textContent = (shown ? "Showing " + shown + (shown === 1 ? " record" : " records") : "No records shown") + order + "; counting the matches in the whole trail…";
+    setPager({ first: Boolean(r.from), prev: Boolean(r.from), next: !short && p.next !== null, last: false });
+    return;
+  }
+  const more = p.offset + shown < p.total;
+  setPager({ first: p.offset > 0, prev: p.offset > 0, next: !short && more && p.next !== null, last: more });
+  $("range").textContent = (short && !shown ? "None found yet of " + p.total.toLocaleString("en-US") + " matching" : rangeText(p.offset, shown, p.total)) + order;
 }
 
 // The trail's last verify verdict in this session: { ok, bad (first bad seq or null), head }.
@@ -220,7 +332,9 @@ async function previousPage() {
   const first = view.page && view.page.events[0];
   if (!first) { go(withRoute({ from: null })); return; }
   const before = await pageStartFrom(first.chain_seq, PAGE);
-  const full = before.length === PAGE && view.page.offset > PAGE;
+  // While a total is still being counted the offset is not known: a full page before this one
+  // is the previous page.
+  const full = before.length === PAGE && (view.page.total === null || view.page.offset > PAGE);
   go(withRoute({ from: full ? before[before.length - 1].chain_seq : null }));
 }
 
@@ -228,6 +342,9 @@ async function lastPage() {
   const size = lastPageSize(view.page ? view.page.total : 0, PAGE);
   if (!size) return;
   const tail = await pageStartFrom(null, size);
+  // A sparse search whose last page lies beyond one scan: the other order's first page, where
+  // "Continue searching" goes on.
+  if (tail.length < size) { go(withRoute({ order: view.route.order === "desc" ? "asc" : "desc", from: null })); return; }
   const start = tail[tail.length - 1];
   go(withRoute({ from: start && view.page.total > PAGE ? start.chain_seq : null }));
 }
@@ -243,7 +360,9 @@ function applyFilters() {
   const since = localToUtc($("f-since").value);
   const until = localToUtc($("f-until").value);
   let bad = false;
-  fieldError("since", ""); fieldError("until", "");
+  for (const f of FIELDS) fieldError(f, "");
+  const folder = checkFolder($("f-folder").value);
+  if (folder.error) { fieldError("folder", folder.error); bad = true; }
   if (since === null || $("f-since").validity.badInput) { fieldError("since", "Enter a complete date and time, or clear the field."); bad = true; }
   if (until === null || $("f-until").validity.badInput) { fieldError("until", "Enter a complete date and time, or clear the field."); bad = true; }
   if (!bad && since && until && Date.parse(until) <= Date.parse(since)) { fieldError("until", "Until must be after Since."); bad = true; }
@@ -255,7 +374,8 @@ function applyFilters() {
   }
   view.loadedKey = null; // "Filter" always reads the list again
   go(withRoute({
-    kind: $("f-kind").value, actor: $("f-actor").value.trim(), q: $("f-q").value.trim(),
+    kind: $("f-kind").value, actor: $("f-actor").value.trim(), project: $("f-project").value.trim(),
+    folder: folder.folder || "", q: $("f-q").value.trim(),
     since, until, status: $("f-status").value, queue: $("f-queue").checked, from: null,
   }));
 }
@@ -370,6 +490,8 @@ function filterText(r) {
   const parts = [];
   if (r.kind) parts.push("kind " + r.kind);
   if (r.actor) parts.push("actor " + r.actor);
+  if (r.project) parts.push("project " + r.project);
+  if (r.folder) parts.push("folder " + r.folder);
   if (r.q) parts.push("text “" + r.q + "”");
   if (r.since) parts.push("since " + r.since);
   if (r.until) parts.push("until " + r.until);
@@ -403,7 +525,7 @@ function closeRecord() {
 }
 
 function reset() {
-  view.route = null; view.trails = []; view.shownRecord = null;
+  view.route = null; view.trails = []; view.shownRecord = null; view.facetsOf = null;
   clearList("");
   closeRecord();
 }
@@ -440,6 +562,7 @@ $("f-access").addEventListener("change", () => go(withRoute({ access: $("f-acces
 $("first-page").addEventListener("click", () => go(withRoute({ from: null })));
 $("prev-page").addEventListener("click", guard(previousPage));
 $("next-page").addEventListener("click", nextPage);
+$("continue-search").addEventListener("click", nextPage);
 $("last-page").addEventListener("click", guard(lastPage));
 $("print-report").addEventListener("click", () => { fillReport(); window.print(); });
 window.addEventListener("beforeprint", fillReport);
@@ -450,4 +573,4 @@ $("close-detail").addEventListener("click", () => {
   if (link) link.focus();
 });
 $("skip-link").addEventListener("click", (ev) => { ev.preventDefault(); $("main").focus(); });
-for (const id of ["f-since", "f-until"]) $(id).addEventListener("input", () => fieldError(id.slice(2), ""));
+for (const f of FIELDS) $("f-" + f).addEventListener("input", () => fieldError(f, ""));

@@ -3,7 +3,7 @@
 // records.js and testable in Node.
 
 // The filters a view carries in its URL, in this order.
-export const FILTER_KEYS = ["kind", "actor", "q", "since", "until", "status"];
+export const FILTER_KEYS = ["kind", "actor", "project", "folder", "q", "since", "until", "status"];
 
 // Every event kind the relay writes (relay_domain::EventKind), for the kind picker.
 export const KINDS = [
@@ -19,7 +19,7 @@ export const KINDS = [
 // and the filters }.
 export function emptyRoute() {
   return { trail: null, record: null, order: "desc", from: null, access: false, queue: false,
-    kind: "", actor: "", q: "", since: "", until: "", status: "" };
+    kind: "", actor: "", project: "", folder: "", q: "", since: "", until: "", status: "" };
 }
 
 function positiveInt(s) {
@@ -75,6 +75,37 @@ export function eventsQuery(r, limit) {
     else p.set("after_seq", String(r.from - 1));
   }
   return p;
+}
+
+// Whether the server counts a view's total without reading the whole trail (from its per-trail
+// tally: kind, actor, project and excluded kinds, or a top-level folder alone). Other filters
+// (text, times, review status, the queue, a nested folder, a folder with other filters) make
+// the total one pass over the trail, so the list asks for it after the rows are shown.
+export function totalIsCheap(r) {
+  if (r.q || r.since || r.until || r.status || r.queue) return false;
+  if (!r.folder) return true;
+  const excludes = r.trail === "_relay" && !r.access;
+  return !r.folder.includes("/") && !r.kind && !r.actor && !r.project && !excludes;
+}
+
+// A folder filter as typed -> the folder sent ("run7/" -> "run7"), or null with the reason when
+// it is not a relative path (the server answers 400 for the same inputs).
+export function checkFolder(value) {
+  const v = (value || "").trim().replace(/\/+$/, "");
+  if (!v) return { folder: "" };
+  if (v.startsWith("/")) return { error: "Enter a folder relative to the watched folder, e.g. run7 (not an absolute path)." };
+  if (v.includes("\\")) return { error: "Use / between folder names, not \\." };
+  if (v.split("/").some((c) => c === "" || c === "." || c === "..")) return { error: "A folder name cannot be empty, . or .." };
+  return { folder: v };
+}
+
+// The range a page's scan covered, when the server stopped at its scan limit before the page
+// was full: "Searched records #4,001–#9,000, 3 found" (seqs are consecutive; `next` is the
+// answer's cursor, `scanned` its count).
+export function searchedText(order, next, scanned, found) {
+  const lo = order === "desc" ? next : next - scanned + 1;
+  const hi = order === "desc" ? next + scanned - 1 : next;
+  return "Searched records #" + NUMBER.format(Math.max(lo, 1)) + "–#" + NUMBER.format(hi) + ", " + NUMBER.format(found) + " found" + ".";
 }
 
 function pad(n) { return String(n).padStart(2, "0"); }

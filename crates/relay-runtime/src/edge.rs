@@ -628,6 +628,7 @@ async fn serve(
     })
     .await
     .map_err(EdgeError::Api)?;
+    api.warm_review_index();
     api.enable_changes(ports.changes.clone());
     api.set_change_targets(
         edge_change_targets(applied_changes)

@@ -316,6 +316,7 @@ impl ServerRuntime {
         })
         .await
         .map_err(ServerError::Api)?;
+        api.warm_review_index();
         if let Some(receipts) = &stores.receipts {
             api.enable_receipts(receipts.clone(), settings.ingest.late_after);
         }
