@@ -312,7 +312,7 @@ try {
   await dialog.getByLabel(/I confirm: refuse ws-ui-2's ingest now/).check();
   await dialog.getByRole("button", { name: "Revoke edge" }).click();
   await dialog.waitFor({ state: "hidden" });
-  await page.locator("#notice").filter({ hasText: "Edge ws-ui-2 revoked" }).waitFor();
+  await page.locator("#toast").filter({ hasText: "Edge ws-ui-2 revoked" }).waitFor();
   await row("ws-ui-2").and(page.locator('[data-status="revoked"]')).waitFor();
   const r2 = row("ws-ui-2");
   assert.match(await r2.locator("td").nth(0).innerText(), /^revoked$/);

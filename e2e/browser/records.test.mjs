@@ -260,8 +260,54 @@ try {
   assert.notEqual(await range.innerText(), hiddenTotal);
   await axe("_relay with access events");
 
+  // 7b. The printed report of the whole filtered view (not only the page shown): every record,
+  // read in pages (shrunk to 50 here, 500 in use) with progress; the header counts them.
+  await page.goto(base + "/#/trail/" + TRAIL);
+  await range.filter({ hasText: /^1–50 of 120, newest first$/ }).waitFor();
+  await page.evaluate(() => {
+    window.printCalls = 0; window.print = () => { window.printCalls++; };
+    document.getElementById("print-dialog").dataset.pageSize = "50";
+  });
+  const printReads = [];
+  page.on("request", (rq) => { if (/\/api\/v1\/events\?.*limit=50\b/.test(rq.url())) printReads.push(rq.url()); });
+  await page.getByRole("button", { name: "Print report" }).click();
+  await page.getByRole("radio", { name: /The whole filtered view \(120 records; at most 10,000\)/ }).check();
+  await axe("print dialog, whole view chosen");
+  printReads.length = 0;
+  await page.locator("#print-dialog").getByRole("button", { name: "Print", exact: true }).click();
+  await waitFor("the whole view printed", () => page.evaluate(() => window.printCalls === 1));
+  assert.ok(printReads.length >= 3, "120 records read in pages of 50: " + printReads.length);
+  await page.emulateMedia({ media: "print" });
+  const printedSeqs = await page.locator("#report-all-table tbody tr").evaluateAll((rows) => rows.map((r) => Number(r.dataset.seq)));
+  assert.equal(printedSeqs.length, 120, "every record of the view is in the printed section");
+  assert.deepEqual(printedSeqs, [...printedSeqs].sort((a, b) => b - a), "in the view's order (newest first)");
+  assert.equal(new Set(printedSeqs).size, 120);
+  assert.equal(await page.locator("#events-table").evaluate((e) => getComputedStyle(e).display), "none", "the page shown is not printed twice");
+  assert.match(await page.locator("#report-header").innerText(), /Records 120 of 120 \(the whole filtered view\)\./);
+  await axe("print media, whole filtered view");
+  await page.emulateMedia({ media: "screen" });
+  assert.equal(await page.locator("#report-all").evaluate((e) => getComputedStyle(e).display), "none", "on screen only the list");
+  // A cap that cuts the view is said in the header, never silently.
+  await page.evaluate(() => { document.getElementById("print-dialog").dataset.max = "70"; });
+  await page.getByRole("button", { name: "Print report" }).click();
+  await page.getByRole("radio", { name: /The whole filtered view \(120 records; at most 70\)/ }).check();
+  await page.locator("#print-dialog").getByRole("button", { name: "Print", exact: true }).click();
+  await waitFor("the capped view printed", () => page.evaluate(() => window.printCalls === 2));
+  assert.equal(await page.locator("#report-all-table tbody tr").count(), 70);
+  assert.match(await page.locator("#report-range").innerText(), /Records 70 of 120 \(the whole filtered view; CUT at the first 70 records: narrow the filter to print the rest\)\./);
+  // Cancel: the dialog closes, nothing printed.
+  await page.getByRole("button", { name: "Print report" }).click();
+  await page.locator("#print-dialog").getByRole("button", { name: "Cancel" }).click();
+  await page.locator("#print-dialog").waitFor({ state: "hidden" });
+  assert.equal(await page.evaluate(() => window.printCalls), 2);
+
   // 8. 400 px: one column, no horizontal page scroll; a record opens below the list.
   await page.setViewportSize({ width: 400, height: 800 });
+  await page.getByRole("button", { name: "Print report" }).click();
+  await page.getByRole("radio", { name: /The whole filtered view/ }).check();
+  await noPageScroll("400 px, print dialog");
+  await axe("400 px, print dialog");
+  await page.locator("#print-dialog").getByRole("button", { name: "Cancel" }).click();
   await page.goto(base + `/#/trail/${TRAIL}/record/3`);
   await page.locator("#detail-title").filter({ hasText: `${TRAIL} #3` }).waitFor();
   await noPageScroll("400 px with a record open");

@@ -243,7 +243,7 @@ try {
   await reviewForm.getByLabel("Reason").fill("Quarterly access review: every account justified.");
   await reviewForm.getByLabel("Password").fill(ADMIN_PW);
   await reviewForm.getByRole("button", { name: "Review completed" }).click();
-  await page.locator("#notice").filter({ hasText: "Access review completed" }).waitFor();
+  await page.locator("#toast").filter({ hasText: "Access review completed" }).waitFor();
   await review.locator("#access-review-summary").filter({ hasText: "since the previous review" }).waitFor();
   await review.scrollIntoViewIfNeeded();
   await page.screenshot({ path: reviewScreenshot, fullPage: true });

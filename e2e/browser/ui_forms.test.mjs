@@ -364,6 +364,13 @@ try {
   await page.locator("#verdict .ok").filter({ hasText: TRAIL }).waitFor();
   await page.evaluate(() => { window.printCalls = 0; window.print = () => { window.printCalls++; }; });
   await page.getByRole("button", { name: "Print report" }).click();
+  // The dialog offers the page shown or the whole filtered view; the page shown is the default.
+  const printDialog = page.locator("#print-dialog");
+  await printDialog.waitFor();
+  assert.equal(await page.getByRole("radio", { name: /The page shown/ }).isChecked(), true);
+  assert.match(await page.locator("#print-whole-text").innerText(), /The whole filtered view \(3 records; at most 10,000\)/);
+  await axe("print dialog");
+  await printDialog.getByRole("button", { name: "Print", exact: true }).click();
   assert.equal(await page.evaluate(() => window.printCalls), 1, "the browser's print is asked once");
   const displayOf = (sel) => page.locator(sel).first().evaluate((e) => getComputedStyle(e).display);
   assert.equal(await displayOf("#report-header"), "none", "the report header is for paper only");

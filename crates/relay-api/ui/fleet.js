@@ -1,7 +1,8 @@
 // The fleet page (issue 24): every enrolled edge's health, for administrators, reviewers and
 // auditors on a server of record; administrators also issue enrollment codes and revoke edges.
-// Kept apart from app.js, whose helpers ($, el, api, notice, guard, state) it uses; text is set
-// with textContent only. On a server without a fleet store (an edge's own UI) GET /fleet answers
+// Kept apart from app.js, whose helpers ($, el, api, toast, state) it uses; text is set
+// with textContent only. Messages stay beside what caused them (the page's status and error
+// lines, the code form's and revoke dialog's errors); a revocation is confirmed by a toast. On a server without a fleet store (an edge's own UI) GET /fleet answers
 // 404 fleet_disabled and the page stays hidden.
 "use strict";
 
@@ -252,11 +253,13 @@ function fleetHideCode() {
 
 async function fleetIssueCode() {
   $("fleet-code-error").textContent = "";
+  for (const f of ["fleet-code-edge", "fleet-code-ttl"]) $(f).removeAttribute("aria-invalid");
   const edge = $("fleet-code-edge").value.trim();
   const ttl = Number($("fleet-code-ttl").value);
-  if (!edge) { $("fleet-code-error").textContent = "Give the edge id (the workstation's device)."; $("fleet-code-edge").focus(); return; }
+  if (!edge) { $("fleet-code-error").textContent = "Give the edge id (the workstation's device)."; $("fleet-code-edge").setAttribute("aria-invalid", "true"); $("fleet-code-edge").focus(); return; }
   if (!Number.isInteger(ttl) || ttl < 1 || ttl > 10080) {
     $("fleet-code-error").textContent = "The lifetime must be a whole number of minutes from 1 to 10080 (7 days).";
+    $("fleet-code-ttl").setAttribute("aria-invalid", "true");
     $("fleet-code-ttl").focus();
     return;
   }
@@ -322,9 +325,17 @@ async function fleetRevoke(ev) {
   }
   fleet.revoking = null;
   $("fleet-revoke-dialog").close();
-  notice("Edge " + edge + " revoked: its ingest is refused; only a new enrollment code undoes it.");
+  toast("Edge " + edge + " revoked: its ingest is refused; only a new enrollment code undoes it.");
   await fleetLoad();
   $("fleet-title").focus();
+}
+
+// An unexpected failure of the page's actions: on the page's error line, not the top banner.
+function fleetGuard(fn) {
+  return async (ev) => {
+    if (ev && ev.preventDefault) ev.preventDefault();
+    try { await fn(ev); } catch (e) { $("fleet-error").textContent = e.status === 429 ? "Locked: try again in " + e.retryAfter + " s." : e.message; }
+  };
 }
 
 document.addEventListener("DOMContentLoaded", () => {
@@ -332,18 +343,18 @@ document.addEventListener("DOMContentLoaded", () => {
   new MutationObserver(() => {
     if ($("whoami").hidden) fleetClear(); else fleetProbe();
   }).observe($("whoami"), { attributes: true, attributeFilter: ["hidden"] });
-  $("show-fleet").addEventListener("click", guard(async () => {
+  $("show-fleet").addEventListener("click", fleetGuard(async () => {
     $("fleet").hidden = false;
     $("fleet-code-form").hidden = !fleetIsAdmin();
     await fleetLoad();
     $("fleet").scrollIntoView();
     $("fleet-title").focus({ preventScroll: true });
   }));
-  $("fleet-refresh").addEventListener("click", guard(fleetLoad));
-  $("fleet-code-form").addEventListener("submit", guard(fleetIssueCode));
-  $("fleet-code-copy").addEventListener("click", guard(() => fleetCopy("fleet-code-value", "Code")));
-  $("fleet-command-copy").addEventListener("click", guard(() => fleetCopy("fleet-code-command", "Command")));
+  $("fleet-refresh").addEventListener("click", fleetGuard(fleetLoad));
+  $("fleet-code-form").addEventListener("submit", fleetGuard(fleetIssueCode));
+  $("fleet-code-copy").addEventListener("click", fleetGuard(() => fleetCopy("fleet-code-value", "Code")));
+  $("fleet-command-copy").addEventListener("click", fleetGuard(() => fleetCopy("fleet-code-command", "Command")));
   $("fleet-code-done").addEventListener("click", () => { fleetHideCode(); $("fleet-code-edge").focus(); });
-  $("fleet-revoke-form").addEventListener("submit", guard(fleetRevoke));
+  $("fleet-revoke-form").addEventListener("submit", fleetGuard(fleetRevoke));
   $("fleet-revoke-cancel").addEventListener("click", () => { fleet.revoking = null; $("fleet-revoke-dialog").close(); });
 });

@@ -36,13 +36,15 @@ function withRoute(changes) {
   return Object.assign({}, view.route || emptyRoute(), changes);
 }
 
-// The view the URL names, or the landing view: the first capture trail (not _relay).
+// The view the URL names, or the landing view: the first capture trail (not _relay); a
+// reviewer lands on their signing queue there (the queue filter on, one click turns it off).
 function currentRoute() {
   const r = parseRoute(location.hash);
   if (r && view.trails.some((t) => t.trail_id === r.trail)) return r;
   const landing = view.trails.find((t) => t.trail_id !== "_relay") || view.trails[0];
   if (!landing) return null;
-  return Object.assign(emptyRoute(), { trail: landing.trail_id });
+  const queue = Boolean(state.me && state.me.role === "reviewer" && landing.trail_id !== "_relay");
+  return Object.assign(emptyRoute(), { trail: landing.trail_id, queue });
 }
 
 async function render() {
@@ -50,13 +52,15 @@ async function render() {
   const r = currentRoute();
   if (!r) return;
   if (routeHash(r) !== location.hash) history.replaceState(null, "", routeHash(r));
+  if (!view.route || listKey(r) !== listKey(view.route)) printEnded();
   const trailChanged = !view.route || view.route.trail !== r.trail;
   view.route = r;
   state.trail = r.trail;
   for (const b of document.querySelectorAll("#trail-list button")) {
     b.setAttribute("aria-current", b.dataset.trail === r.trail ? "true" : "false");
   }
-  $("events-title").textContent = "Records of " + r.trail;
+  $("events-title").textContent = (r.queue ? "Your signing queue in " : "Records of ") + r.trail;
+  $("queue-note").hidden = !r.queue;
   if (trailChanged) $("verdict").textContent = "";
   if (view.facetsOf !== r.trail) loadFacets(r.trail);
   // The form shows the list's filters; unsaved edits stay while a record is opened.
@@ -501,7 +505,8 @@ function filterText(r) {
   return (parts.length ? "Filter: " + parts.join(", ") : "Filter: none (all records)") + "; " + (r.order === "desc" ? "newest first" : "oldest first") + ".";
 }
 
-function fillReport() {
+// `range`: the report's "Records:" line (the page shown's range when not given).
+function fillReport(range) {
   const r = view.route;
   if (!r) return;
   const now = new Date();
@@ -512,7 +517,139 @@ function fillReport() {
   $("report-verdict").textContent = !v ? "Last verify verdict: not verified in this session."
     : v.ok ? "Last verify verdict: OK, the chain up to #" + v.head + " checks out."
       : "Last verify verdict: BROKEN, first bad record #" + v.bad + ".";
-  $("report-range").textContent = "Records: " + $("range").textContent;
+  $("report-range").textContent = typeof range === "string" ? range : "Records: " + $("range").textContent;
+}
+
+// The printed report of the whole filtered view (not only the page shown): every matching
+// record read through GET /api/v1/events with the view's filters and order, in pages of 500
+// (the server's cursors), at most PRINT_MAX records, each with its manifestations in full.
+// The browser tests shrink both through data-page-size / data-max on the dialog.
+const PRINT_PAGE_SIZE = 500;
+const PRINT_MAX_RECORDS = 10000;
+const printLimit = (which, fallback) => Number($("print-dialog").dataset[which]) || fallback;
+const printing = { whole: false, abort: null };
+
+function printScopeTexts() {
+  const p = view.page;
+  const PRINT_MAX = printLimit("max", PRINT_MAX_RECORDS);
+  $("print-page-text").textContent = "The page shown (" + ($("range").textContent || "no records") + ")";
+  const total = p && p.total !== null ? p.total : null;
+  $("print-whole-text").textContent = "The whole filtered view (" + (total === null ? "all matching records" : total.toLocaleString("en-US") + (total === 1 ? " record" : " records"))
+    + "; at most " + PRINT_MAX.toLocaleString("en-US") + ")";
+}
+
+function openPrint() {
+  if (!view.route) return;
+  printScopeTexts();
+  $("print-page").checked = true;
+  $("print-progress-box").hidden = true;
+  $("print-error").textContent = "";
+  $("print-submit").disabled = false;
+  $("print-scope").disabled = false;
+  $("print-dialog").showModal();
+  $("print-page").focus();
+}
+
+function printPage() {
+  printing.whole = false;
+  $("app-view").classList.remove("print-whole");
+  fillReport();
+  window.print();
+}
+
+async function fetchPage(q, signal) {
+  const resp = await fetch("/api/v1/events?" + q.toString(), {
+    headers: { "Accept": "application/json", "Authorization": "Bearer " + state.token }, signal,
+  });
+  const data = await resp.json().catch(() => null);
+  if (!resp.ok) throw new Error((data && data.error && data.error.message) || ("HTTP " + resp.status));
+  return data;
+}
+
+function reportRow(e) {
+  const tr = el("tr", null, { "data-seq": e.chain_seq });
+  const sigs = el("td");
+  if (!e.signatures.length) sigs.textContent = "—";
+  else {
+    const ul = el("ul");
+    for (const s of e.signatures) {
+      ul.append(el("li", s.printed_name + " (" + s.username + ") — " + s.meaning.toUpperCase() + " — " + s.signed_at + " (UTC) — Reason: " + s.reason + " — signature record #" + s.signature_seq, { class: "manifestation-print" }));
+    }
+    sigs.append(ul);
+  }
+  tr.append(el("td", "#" + e.chain_seq), el("td", e.kind), el("td", e.subject || "—", { class: "subject" }), el("td", e.actor),
+    el("td", e.recorded_at + (e.late === true ? " (late)" : "")), el("td", e.review_status || "—"), sigs);
+  return tr;
+}
+
+async function printWhole() {
+  const r = view.route;
+  const PRINT_PAGE = printLimit("pageSize", PRINT_PAGE_SIZE);
+  const PRINT_MAX = printLimit("max", PRINT_MAX_RECORDS);
+  const abort = new AbortController();
+  printing.abort = abort;
+  $("print-submit").disabled = true;
+  $("print-scope").disabled = true;
+  $("print-error").textContent = "";
+  $("print-progress-box").hidden = false;
+  const known = view.page && view.page.total !== null ? view.page.total : null;
+  let total = known;
+  const progress = $("print-progress");
+  const say = (n) => {
+    progress.max = Math.max(1, Math.min(total === null ? PRINT_MAX : total, PRINT_MAX));
+    progress.value = Math.min(n, progress.max);
+    $("print-progress-text").textContent = "Fetched " + n.toLocaleString("en-US") + " of " + (total === null ? "the matching records" : Math.min(total, PRINT_MAX).toLocaleString("en-US")) + " records…";
+  };
+  const events = [];
+  let cursor = null;
+  let complete = false;
+  say(0);
+  try {
+    while (events.length < PRINT_MAX) {
+      const q = eventsQuery(Object.assign({}, r, { from: null }), Math.min(PRINT_PAGE, PRINT_MAX - events.length));
+      if (total !== null || events.length) q.delete("count");
+      if (cursor !== null) q.set(r.order === "desc" ? "before_seq" : "after_seq", String(cursor));
+      const page = await fetchPage(q, abort.signal);
+      if (total === null && typeof page.total === "number") total = page.total;
+      events.push(...page.events);
+      say(events.length);
+      const next = r.order === "desc" ? page.next_before_seq : page.next_after_seq;
+      if (next === undefined || next === null) { complete = true; break; }
+      cursor = next;
+    }
+  } catch (e) {
+    printing.abort = null;
+    $("print-submit").disabled = false;
+    $("print-scope").disabled = false;
+    if (abort.signal.aborted) return;
+    $("print-error").textContent = "The report could not be fetched: " + e.message;
+    return;
+  }
+  printing.abort = null;
+  if (complete) total = events.length;
+  const body = $("report-all-table").querySelector("tbody");
+  body.replaceChildren();
+  for (const e of events) body.append(reportRow(e));
+  const n = events.length.toLocaleString("en-US");
+  const range = "Records " + n + " of " + (total === null ? "more than " + n : total.toLocaleString("en-US")) + " (the whole filtered view"
+    + (complete ? ")." : "; CUT at the first " + PRINT_MAX.toLocaleString("en-US") + " records: narrow the filter to print the rest).");
+  $("print-dialog").close();
+  printing.whole = true;
+  $("app-view").classList.add("print-whole");
+  fillReport(range);
+  window.print();
+}
+
+function cancelPrint() {
+  if (printing.abort) { printing.abort.abort(); printing.abort = null; }
+  $("print-dialog").close();
+  $("print-report").focus();
+}
+
+// A print the user starts (Ctrl+P) or a new view: back to the page shown.
+function printEnded() {
+  printing.whole = false;
+  $("app-view").classList.remove("print-whole");
 }
 
 function closeRecord() {
@@ -526,6 +663,8 @@ function closeRecord() {
 
 function reset() {
   view.route = null; view.trails = []; view.shownRecord = null; view.facetsOf = null;
+  $("queue-note").hidden = true;
+  printEnded();
   clearList("");
   closeRecord();
 }
@@ -564,8 +703,18 @@ $("prev-page").addEventListener("click", guard(previousPage));
 $("next-page").addEventListener("click", nextPage);
 $("continue-search").addEventListener("click", nextPage);
 $("last-page").addEventListener("click", guard(lastPage));
-$("print-report").addEventListener("click", () => { fillReport(); window.print(); });
-window.addEventListener("beforeprint", fillReport);
+$("print-report").addEventListener("click", openPrint);
+$("queue-off").addEventListener("click", () => { go(withRoute({ queue: false, from: null, record: null })); $("events-title").focus(); });
+$("print-form").addEventListener("submit", (ev) => {
+  ev.preventDefault();
+  if ($("print-whole").checked) { printWhole().catch(report); return; }
+  $("print-dialog").close();
+  printPage();
+});
+$("print-cancel").addEventListener("click", cancelPrint);
+$("print-dialog").addEventListener("close", () => { if (printing.abort) { printing.abort.abort(); printing.abort = null; } });
+window.addEventListener("beforeprint", () => { if (!printing.whole) fillReport(); });
+window.addEventListener("afterprint", printEnded);
 $("close-detail").addEventListener("click", () => {
   const seq = view.route && view.route.record;
   go(withRoute({ record: null }));
