@@ -152,6 +152,21 @@ try {
   await page.locator("#login-password").fill(PW);
   await page.getByRole("button", { name: "Log in" }).click();
   await page.locator("#me-role").filter({ hasText: "reviewer" }).waitFor();
+  // 0. A reviewer with no view in the URL lands on their signing queue of the capture trail,
+  // said visibly; one click shows all records.
+  const queueNote = page.locator("#queue-note");
+  await queueNote.waitFor();
+  assert.match(await queueNote.innerText(), /Your signing queue/);
+  assert.match(await page.locator("#events-title").innerText(), new RegExp("Your signing queue in " + TRAIL));
+  assert.match(await page.evaluate(() => location.hash), /queue=1/);
+  assert.equal(await page.locator("#f-queue").isChecked(), true);
+  await waitFor("the queue listed", async () => (await page.locator("#events-table tbody tr[data-seq]").count()) === FILES);
+  await axe("reviewer landing on the signing queue");
+  await page.getByRole("button", { name: "Show all records" }).click();
+  await queueNote.waitFor({ state: "hidden" });
+  assert.doesNotMatch(await page.evaluate(() => location.hash), /queue=1/);
+  assert.equal(await page.locator("#f-queue").isChecked(), false);
+  assert.equal(await page.evaluate(() => document.activeElement.id), "events-title");
   await page.goto(base + `/#/trail/${TRAIL}?order=asc`);
   await page.locator(`#events-table tbody tr[data-seq="${captures[0].chain_seq}"]`).waitFor();
 
@@ -227,6 +242,26 @@ try {
   await page.getByRole("button", { name: "Sign selected (0)…" }).waitFor();
   const reviewedBadges = await page.locator(`#events-table tbody tr[data-seq="${firstThree[0].chain_seq}"]`).innerText();
   assert.match(reviewedBadges, /reviewed by Rita Reviewer \(rita\)/);
+
+  // 2b. The printed report of the whole view (read in pages of 4 here): every record with each
+  // signature's manifestation in full.
+  await page.evaluate(() => {
+    window.printCalls = 0; window.print = () => { window.printCalls++; };
+    document.getElementById("print-dialog").dataset.pageSize = "4";
+  });
+  await page.getByRole("button", { name: "Print report" }).click();
+  await page.getByRole("radio", { name: /The whole filtered view/ }).check();
+  await page.locator("#print-dialog").getByRole("button", { name: "Print", exact: true }).click();
+  await waitFor("the whole view printed", () => page.evaluate(() => window.printCalls === 1));
+  await page.emulateMedia({ media: "print" });
+  const printed = await page.locator("#report-all-table tbody tr").evaluateAll((rows) => rows.map((r) => Number(r.dataset.seq)));
+  assert.equal(printed.length, FILES + 3, "6 captures and 3 signatures printed");
+  assert.deepEqual(printed, [...printed].sort((a, b) => a - b), "oldest first, as the view");
+  const printedRow = await page.locator(`#report-all-table tr[data-seq="${firstThree[0].chain_seq}"] .manifestation-print`).innerText();
+  assert.match(printedRow, /Rita Reviewer \(rita\) — REVIEWED — \S+Z \(UTC\) — Reason: .+ — signature record #\d+/);
+  assert.match(await page.locator("#report-header").innerText(), new RegExp("Records " + (FILES + 3) + " of " + (FILES + 3) + " \\(the whole filtered view\\)"));
+  await axe("print media, whole view with manifestations");
+  await page.emulateMedia({ media: "screen" });
 
   // 3. A refused series: roy approves capture 1 (over the API; an approved record is final),
   // then rita selects 1, 4 and 5 and signs them as reviewed: nothing is signed, the dialog says why.

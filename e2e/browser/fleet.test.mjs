@@ -203,8 +203,16 @@ try {
   };
   await issueCode("ws-ui-1", 0);
   await page.locator("#fleet-code-error").filter({ hasText: "1 to 10080" }).waitFor();
+  // Beside the field (issue 25): marked invalid, described by the error, focused; not the banner.
+  assert.equal(await codeForm.getByLabel("Lifetime (minutes)").getAttribute("aria-invalid"), "true");
+  assert.match(await codeForm.getByLabel("Lifetime (minutes)").getAttribute("aria-describedby"), /fleet-code-error/);
+  assert.equal(await page.evaluate(() => document.activeElement.id), "fleet-code-ttl");
+  assert.equal(await page.locator("#fleet-code-error").getAttribute("role"), "alert");
   await issueCode("bad edge/id", 30);
   await page.locator("#fleet-code-error").filter({ hasText: "No code issued" }).waitFor();
+  assert.equal(await codeForm.getByLabel("Lifetime (minutes)").getAttribute("aria-invalid"), null);
+  assert.equal(await codeForm.getByLabel("Edge id").getAttribute("aria-invalid"), "true");
+  assert.equal(await page.locator("#notice").isVisible(), false, "nothing in the top banner");
   await axe("code form with an error");
   const showCode = async (edge, ttl) => {
     await issueCode(edge, ttl);
@@ -305,6 +313,7 @@ try {
   await dialog.waitFor();
   await dialog.getByRole("button", { name: "Revoke edge" }).click();
   await dialog.locator("#fleet-revoke-error").filter({ hasText: "Say why" }).waitFor();
+  assert.equal(await dialog.getByLabel("Reason").getAttribute("aria-invalid"), "true");
   await dialog.getByLabel("Reason").fill("Workstation ws-ui-2 retired from the lab (decommissioning ticket 42).");
   await dialog.getByRole("button", { name: "Revoke edge" }).click();
   await dialog.locator("#fleet-revoke-error").filter({ hasText: "Tick the confirmation" }).waitFor();
@@ -312,7 +321,10 @@ try {
   await dialog.getByLabel(/I confirm: refuse ws-ui-2's ingest now/).check();
   await dialog.getByRole("button", { name: "Revoke edge" }).click();
   await dialog.waitFor({ state: "hidden" });
-  await page.locator("#toast").filter({ hasText: "Edge ws-ui-2 revoked" }).waitFor();
+  const toast = page.locator("#toast");
+  await toast.filter({ hasText: "Edge ws-ui-2 revoked" }).waitFor();
+  assert.equal(await toast.getAttribute("role"), "status");
+  assert.equal(await page.locator("#notice").isVisible(), false, "the revocation is a toast, not the top banner");
   await row("ws-ui-2").and(page.locator('[data-status="revoked"]')).waitFor();
   const r2 = row("ws-ui-2");
   assert.match(await r2.locator("td").nth(0).innerText(), /^revoked$/);
@@ -322,6 +334,8 @@ try {
   await fleet.locator("#fleet-counts li[data-status='revoked']").filter({ hasText: "revoked 1" }).waitFor();
   await noPageScroll("1280 px");
   await axe("ws-ui-2 revoked");
+  // The toast clears by itself (after 8 s).
+  await waitFor("the toast cleared", async () => (await toast.innerText()) === "", 20000);
   const viewed = await apiCall(base, "GET", "/fleet", await page.evaluate(() => sessionStorage.getItem("relay-token")));
   assert.equal(viewed.status, 200);
   assert.deepEqual(viewed.body.edges.map((e) => [e.edge, e.status, e.state]), [["ws-ui-2", "revoked", "revoked"], ["ws-ui-1", "ok", "enrolled"]]);

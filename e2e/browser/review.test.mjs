@@ -11,7 +11,8 @@
 // /usr/bin/chromium), SCREENSHOT (default ../../docs/screenshots/record-detail-signed.png),
 // ACCESS_REVIEW_SCREENSHOT (default ../../docs/screenshots/access-review.png).
 import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
+import { mkdtempSync, writeFileSync, mkdirSync, readFileSync, rmSync } from "node:fs";
+import { createRequire } from "node:module";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -25,6 +26,7 @@ const bin = process.env.RELAY_EDGE_BIN || join(repo, "target/debug/relay-edge");
 const browserPath = process.env.CHROMIUM || "/usr/bin/chromium";
 const screenshot = process.env.SCREENSHOT || join(repo, "docs/screenshots/record-detail-signed.png");
 const reviewScreenshot = process.env.ACCESS_REVIEW_SCREENSHOT || join(repo, "docs/screenshots/access-review.png");
+const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 const ADMIN_PW = "admin password 1";
 // Set by the administrator: temporary, replaced by the reviewer at the first login.
 const TEMPORARY_PW = "temporary harbour violet 17";
@@ -80,6 +82,15 @@ try {
   const page = context.pages()[0] || await context.newPage();
   page.setDefaultTimeout(15000);
   page.on("pageerror", (e) => { throw e; });
+  const axe = async (label) => {
+    if (!(await page.evaluate(() => typeof window.axe === "object"))) await page.evaluate(axeSource);
+    const r = await page.evaluate(async () => {
+      const r = await window.axe.run(document, { resultTypes: ["violations"] });
+      return { passed: r.passes.length, violations: r.violations.map((v) => ({ id: v.id, help: v.help, nodes: v.nodes.map((n) => n.target.join(" ") + ": " + n.failureSummary) })) };
+    });
+    assert.deepEqual(r.violations, [], `axe-core violations (${label}): ${JSON.stringify(r.violations, null, 2)}`);
+    console.log(`browser e2e: axe-core: 0 violations, ${r.passed} rules passed (${label})`);
+  };
   await page.goto(base + "/");
 
   // 1. Register the first administrator (open only while no account exists).
@@ -240,11 +251,40 @@ try {
   await review.locator("td", { hasText: "Rita Reviewer" }).waitFor();
   assert.match(await review.locator("#access-review-digest").innerText(), /^[0-9a-f]{64}$/);
   const reviewForm = page.locator("#access-review-form");
+  const banner = page.locator("#notice");
+  // Messages beside their cause (issue 25), not in the top banner: a wrong password in the
+  // form (the field marked invalid and described by the error), the export's result beside
+  // its button, the completion a toast (role=status).
   await reviewForm.getByLabel("Reason").fill("Quarterly access review: every account justified.");
+  await reviewForm.getByLabel("Password").fill("not the password at all");
+  await reviewForm.getByRole("button", { name: "Review completed" }).click();
+  const reviewError = reviewForm.locator("#access-review-error");
+  await waitFor("the wrong password beside the form", async () => (await reviewError.innerText()) !== "");
+  assert.equal(await reviewError.getAttribute("role"), "alert");
+  assert.equal(await reviewForm.getByLabel("Password").getAttribute("aria-invalid"), "true");
+  assert.match(await reviewForm.getByLabel("Password").getAttribute("aria-describedby"), /access-review-error/);
+  assert.equal(await banner.isVisible(), false, "nothing in the top banner");
+  await axe("access review, wrong password");
+  await review.getByRole("button", { name: "Sealed export of the review" }).click();
+  const exportStatus = review.locator("#access-review-export-status");
+  await exportStatus.filter({ hasText: "relay-verify" }).waitFor();
+  assert.equal(await exportStatus.getAttribute("role"), "status");
+  assert.equal(await banner.isVisible(), false, "the export's result beside its button");
+  await axe("access review, export done");
   await reviewForm.getByLabel("Password").fill(ADMIN_PW);
   await reviewForm.getByRole("button", { name: "Review completed" }).click();
-  await page.locator("#toast").filter({ hasText: "Access review completed" }).waitFor();
+  const toast = page.locator("#toast");
+  await toast.filter({ hasText: "Access review completed" }).waitFor();
+  assert.equal(await toast.getAttribute("role"), "status");
+  assert.equal(await reviewError.innerText(), "", "the error cleared");
+  assert.equal(await reviewForm.getByLabel("Password").getAttribute("aria-invalid"), null);
+  assert.equal(await banner.isVisible(), false);
   await review.locator("#access-review-summary").filter({ hasText: "since the previous review" }).waitFor();
+  await axe("access review completed (toast)");
+  await page.setViewportSize({ width: 400, height: 800 });
+  const { scroll, client } = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, client: document.documentElement.clientWidth }));
+  assert.ok(scroll <= client, `400 px access review: the page scrolls horizontally (${scroll} > ${client})`);
+  await page.setViewportSize({ width: 1366, height: 860 });
   await review.scrollIntoViewIfNeeded();
   await page.screenshot({ path: reviewScreenshot, fullPage: true });
   console.log(`browser e2e: OK (screenshots ${screenshot}, ${reviewScreenshot})`);

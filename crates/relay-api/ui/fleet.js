@@ -268,6 +268,7 @@ async function fleetIssueCode() {
     issued = await api("POST", "/fleet/codes", { edge, ttl_minutes: ttl });
   } catch (e) {
     $("fleet-code-error").textContent = "No code issued: " + e.message;
+    if (e.status === 400 || e.status === 422) { $("fleet-code-edge").setAttribute("aria-invalid", "true"); $("fleet-code-edge").focus(); }
     return;
   }
   fleetHideCode();
@@ -302,6 +303,7 @@ function fleetOpenRevoke(edge) {
   $("fleet-revoke-reason").value = "";
   $("fleet-revoke-confirm").checked = false;
   $("fleet-revoke-error").textContent = "";
+  for (const f of ["fleet-revoke-reason", "fleet-revoke-confirm"]) $(f).removeAttribute("aria-invalid");
   $("fleet-revoke-dialog").showModal();
   $("fleet-revoke-reason").focus();
 }
@@ -311,8 +313,10 @@ async function fleetRevoke(ev) {
   const edge = fleet.revoking;
   const reason = $("fleet-revoke-reason").value.trim();
   $("fleet-revoke-error").textContent = "";
-  if (!reason) { $("fleet-revoke-error").textContent = "Say why the edge is revoked."; $("fleet-revoke-reason").focus(); return; }
-  if (!$("fleet-revoke-confirm").checked) { $("fleet-revoke-error").textContent = "Tick the confirmation to revoke " + edge + "."; $("fleet-revoke-confirm").focus(); return; }
+  for (const f of ["fleet-revoke-reason", "fleet-revoke-confirm"]) $(f).removeAttribute("aria-invalid");
+  const bad = (field, text) => { $("fleet-revoke-error").textContent = text; $(field).setAttribute("aria-invalid", "true"); $(field).focus(); };
+  if (!reason) { bad("fleet-revoke-reason", "Say why the edge is revoked."); return; }
+  if (!$("fleet-revoke-confirm").checked) { bad("fleet-revoke-confirm", "Tick the confirmation to revoke " + edge + "."); return; }
   const submit = $("fleet-revoke-submit");
   submit.disabled = true;
   try {
