@@ -1,12 +1,15 @@
 // REQ: R4.1 (run by .ci/browser.sh, outside the Rust test suite)
 // End-to-end test of bulk signing (issue 25) in headless Chromium: a real relay-edge captures 6
-// files; a reviewer (created through four-eyes over the API) selects 3 records with the keyboard
-// only (Tab / Space / Enter), opens "Sign selected (3)…", sees who signs and the records listed,
-// signs them as reviewed with one password, and reads each record's result (signed, signature
-// record #seq); the list then shows the SIGNATURE records. A second series including one record
-// already approved is refused as a whole: the dialog names the refused record and why, and
-// nothing is signed (its session ended first: re-login inside the dialog, reason kept). axe-core in each state (selection, dialog, result; 0 violations), a 400 px
-// run of the dialog, no CSP violation, and a screenshot docs/screenshots/bulk-sign.png.
+// files; a reviewer (created through four-eyes over the API) lands on their signing queue
+// ("Show all records" turns it off), selects 3 records with the keyboard only (Tab / Space /
+// Enter), opens "Sign selected (3)…", sees who signs and the records listed, signs them as
+// reviewed with one password, and reads each record's result (signed, signature record #seq);
+// the list then shows the SIGNATURE records, and the printed report of the whole view has each
+// signature's manifestation in full. A second series including one record already approved is
+// refused as a whole: the dialog names the refused record and why, and nothing is signed (its
+// session ended first: re-login inside the dialog, reason kept). axe-core in each state
+// (queue landing, selection, dialog, result, print media; 0 violations), a 400 px run of the
+// dialog, no CSP violation, and a screenshot docs/screenshots/bulk-sign.png.
 //
 // Env: RELAY_EDGE_BIN (default ../../target/debug/relay-edge), CHROMIUM (default
 // /usr/bin/chromium), BULK_SCREENSHOT (default ../../docs/screenshots/bulk-sign.png).

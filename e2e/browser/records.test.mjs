@@ -6,7 +6,8 @@
 // opened with the keyboard only (skip link, Tab, Enter) shown beside the list with focus on its
 // heading; the kind picker (case-insensitive from the URL), date-time pickers in local time and
 // an inline error that clears stale results; _relay without ACCESS events unless asked; a 400 px
-// run; the warning before idle expiry (fake page clock) and "Stay signed in"; axe-core in every
+// run; the printed report of the whole filtered view (every record read in pages, the header
+// counting them, a cap said in the header, cancel); the warning before idle expiry (fake page clock) and "Stay signed in"; axe-core in every
 // state (0 violations); no Content-Security-Policy violation.
 //
 // Env: RELAY_EDGE_BIN (default ../../target/debug/relay-edge), CHROMIUM (default
