@@ -43,6 +43,10 @@ const MAX_JOBS: usize = 256;
 /// the settled ones queue for a job slot instead of waiting for later ticks to be looked at.
 const OBSERVE_PER_TICK: usize = 4096;
 
+/// The shortest wait between two settle ticks when the next one is timed to the end of the
+/// earliest settle window (each tick is one pass over the pending files).
+const MIN_TICK: Duration = Duration::from_millis(20);
+
 /// The subject used for problems with a root folder itself.
 const ROOT_SUBJECT: &str = ".";
 
@@ -374,6 +378,8 @@ impl Engine {
     async fn run(mut self) -> CaptureStats {
         let mut tick = time::interval(self.poll);
         tick.set_missed_tick_behavior(MissedTickBehavior::Delay);
+        // When the settle tick fires next (at the latest): ticks are only ever moved earlier.
+        let mut next_tick = Instant::now();
         let mut rescan =
             time::interval_at(time::Instant::now() + self.rescan_every, self.rescan_every);
         rescan.set_missed_tick_behavior(MissedTickBehavior::Delay);
@@ -404,7 +410,17 @@ impl Engine {
                 }
                 // A dropped handle stops capture like a shutdown.
                 Step::Command(Some(Command::Shutdown) | None) => break,
-                Step::Signal(signal) => self.on_signal(signal),
+                Step::Signal(signal) => {
+                    let pending = self.tracker.len();
+                    self.on_signal(signal);
+                    // A new file's first look (which starts its settle window) comes at once,
+                    // not up to a poll interval later.
+                    let soon = Instant::now() + MIN_TICK;
+                    if self.tracker.len() > pending && next_tick > soon {
+                        tick.reset_at(time::Instant::from_std(soon));
+                        next_tick = soon;
+                    }
+                }
                 Step::Job(done) => {
                     self.on_job(done);
                     self.start_ready();
@@ -415,8 +431,23 @@ impl Engine {
                     // A burst leaves more files due than one tick observes: look again at
                     // once instead of a poll interval later, so observing keeps pace with the
                     // burst (each file still waits its whole settle window).
-                    if self.on_tick().await == TickOutcome::MoreDue {
-                        tick.reset_immediately();
+                    next_tick = Instant::now() + self.poll;
+                    match self.on_tick().await {
+                        TickOutcome::MoreDue => {
+                            tick.reset_immediately();
+                            next_tick = Instant::now();
+                        }
+                        // The next tick when the earliest settle window ends, rather than up
+                        // to a poll interval after it (never sooner than MIN_TICK from now).
+                        TickOutcome::Done => {
+                            if let Some(at) = self.tracker.next_check() {
+                                let at = at.max(Instant::now() + MIN_TICK);
+                                if at < next_tick {
+                                    tick.reset_at(time::Instant::from_std(at));
+                                    next_tick = at;
+                                }
+                            }
+                        }
                     }
                 }
             }

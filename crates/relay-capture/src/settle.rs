@@ -132,6 +132,12 @@ impl SettleTracker {
             .collect()
     }
 
+    /// The earliest instant a pending path is due for an observation (`None`: nothing pending).
+    /// One pass over the pending paths, like [`due`](Self::due).
+    pub fn next_check(&self) -> Option<Instant> {
+        self.files.values().map(|p| p.check_at).min()
+    }
+
     /// Records an observation of `key`; returns it settled if it matches the previous one.
     pub fn observe(&mut self, key: &FileKey, seen: Seen, now: Instant) -> Option<Settled> {
         let pending = self.files.get_mut(key)?;
@@ -234,6 +240,28 @@ mod tests {
         t.touch(key(), "/r/a".into(), None, t0 + SETTLE / 2);
         assert!(t.due(t0 + SETTLE, 10).is_empty());
         assert_eq!(t.due(t0 + SETTLE + SETTLE / 2, 10).len(), 1);
+    }
+
+    // REQ: R6.1
+    #[test]
+    fn the_next_check_is_the_end_of_the_earliest_window() {
+        let t0 = Instant::now();
+        let mut t = SettleTracker::new(SETTLE);
+        assert_eq!(t.next_check(), None);
+        let other = FileKey {
+            root: 0,
+            rel: "b".into(),
+        };
+        t.seed(key(), "/r/a".into(), file(1, 1), t0);
+        t.seed(other.clone(), "/r/b".into(), file(1, 1), t0 + SETTLE / 2);
+        // Nothing is due before the first window ends, and that is the next check.
+        assert_eq!(t.next_check(), Some(t0 + SETTLE));
+        assert!(t.due(t0 + SETTLE - Duration::from_millis(1), 10).is_empty());
+        assert!(t.observe(&key(), file(1, 1), t0 + SETTLE).is_some());
+        assert_eq!(t.next_check(), Some(t0 + SETTLE + SETTLE / 2));
+        // Activity on the other file pushes its window out, and the next check with it.
+        t.touch(other, "/r/b".into(), None, t0 + SETTLE);
+        assert_eq!(t.next_check(), Some(t0 + SETTLE * 2));
     }
 
     #[test]
