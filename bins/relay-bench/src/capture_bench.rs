@@ -180,7 +180,10 @@ pub(crate) async fn bench_burst(
         if done >= files as u64 {
             break s;
         }
-        assert!(t.elapsed() < Duration::from_secs(3600), "burst not captured: {s:?}");
+        assert!(
+            t.elapsed() < Duration::from_secs(3600),
+            "burst not captured: {s:?}"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
     let ours_time = t.elapsed();
