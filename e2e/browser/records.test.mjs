@@ -129,6 +129,12 @@ try {
   // 1. The landing view: the capture trail (not _relay), newest first, with the total.
   await waitFor("all captures", async () => {
     await page.getByRole("button", { name: "Filter" }).click();
+    // Wait for this load to finish (rows and total) before reading the range: reading right
+    // after the click would see "Loading…" or race the answer.
+    await page.waitForFunction(() => {
+      const t = document.getElementById("range").textContent;
+      return t !== "" && !t.startsWith("Loading") && !t.includes("counting");
+    }, null, { timeout: 15000 }).catch(() => {});
     return /^1–50 of 120, newest first$/.test(await range.innerText());
   }, 60000);
   assert.equal(await hash(), `#/trail/${TRAIL}`);

@@ -261,6 +261,12 @@ try {
   const range = page.locator("#range");
   await waitFor("the three captures", async () => {
     await page.getByRole("button", { name: "Filter" }).click();
+    // Wait for this load to finish (rows and total) before reading the range: reading right
+    // after the click would see "Loading…" or race the answer.
+    await page.waitForFunction(() => {
+      const t = document.getElementById("range").textContent;
+      return t !== "" && !t.startsWith("Loading") && !t.includes("counting");
+    }, null, { timeout: 15000 }).catch(() => {});
     return /^1–3 of 3/.test(await range.innerText());
   }, 60000);
   await page.goto(base + `/#/trail/${TRAIL}/record/1`);
