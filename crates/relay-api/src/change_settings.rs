@@ -56,7 +56,7 @@ pub struct SettingView {
     pub takes_effect: String,
     /// The value this relay runs with; `null` when it is per account or edge (see
     /// `current_note`) or not known to the API.
-    #[schema(value_type = Option<Object>)]
+    #[schema(value_type = Option<Value>)]
     pub current: Option<serde_json::Value>,
     /// Where the current value is, when `current` is `null`.
     pub current_note: Option<String>,
