@@ -16,6 +16,7 @@ use relay_runtime::journal::Journal;
 use relay_runtime::metrics::Metrics;
 use sha2::{Digest, Sha256};
 
+use super::cpu::{cpu_note, cpu_seconds};
 use super::{Row, chain_of, fmt_rate, key, open_store, rate, trail};
 
 fn dir_bytes(dir: &Path) -> u64 {
@@ -33,53 +34,6 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
         .find(|l| l.starts_with("VmHWM:"))
         .and_then(|l| l.split_whitespace().nth(1))
         .and_then(|v| v.parse().ok())
-}
-
-/// CPU seconds (user + system) used so far by this process (`children: false`) or by its
-/// waited-for children (`children: true`), from `/proc/self/stat`; 0 where unreadable.
-pub(crate) fn cpu_seconds(children: bool) -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
-        return 0.0;
-    };
-    // The fields after the command name, which is in parentheses and may hold spaces.
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
-    // utime, stime, cutime, cstime are fields 14-17 of the line: 11-14 after the name.
-    let at = if children { 13 } else { 11 };
-    let ticks: f64 = fields.get(at..at + 2).map_or(0.0, |v| {
-        v.iter().filter_map(|f| f.parse::<f64>().ok()).sum()
-    });
-    // The kernel reports USER_HZ ticks, 100 per second on Linux.
-    ticks / 100.0
-}
-
-/// CPU seconds (all states but idle and iowait) the whole machine has used so far, over every
-/// core, from `/proc/stat`: what a run costs together with a database server of its own.
-pub(crate) fn machine_cpu_seconds() -> f64 {
-    let Ok(stat) = std::fs::read_to_string("/proc/stat") else {
-        return 0.0;
-    };
-    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
-        return 0.0;
-    };
-    let v: Vec<f64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|f| f.parse().ok())
-        .collect();
-    // user nice system idle iowait irq softirq steal
-    let busy: f64 = [0, 1, 2, 5, 6, 7].iter().filter_map(|i| v.get(*i)).sum();
-    busy / 100.0
-}
-
-/// "CPU X s = Y of N cores busy" for `cpu` seconds of CPU over `wall`.
-pub(crate) fn cpu_note(cpu: f64, wall: Duration) -> String {
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
-    format!(
-        "CPU {cpu:.1} s = {:.1} of {cores} cores busy",
-        cpu / wall.as_secs_f64().max(1e-9)
-    )
 }
 
 pub(crate) fn bench_export(

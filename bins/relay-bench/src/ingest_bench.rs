@@ -97,7 +97,7 @@ pub(crate) async fn bench_ingest(
     settings.batch = BATCH;
     settings.poll = Duration::from_millis(1);
     eprintln!("ingest: {records} records in batches of {BATCH}, HTTP on loopback into Postgres");
-    let machine_before = crate::export_bench::machine_cpu_seconds();
+    let machine_before = crate::cpu::machine_cpu_seconds();
     let t = Instant::now();
     let handle = Forwarder::new(settings, edge_store.clone(), cursors.clone(), journal)
         .unwrap()
@@ -114,7 +114,7 @@ pub(crate) async fn bench_ingest(
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     let ingest_time = t.elapsed();
-    let ingest_cpu = crate::export_bench::machine_cpu_seconds() - machine_before;
+    let ingest_cpu = crate::cpu::machine_cpu_seconds() - machine_before;
     handle.shutdown().await;
     server.abort();
     assert_eq!(
@@ -219,7 +219,7 @@ pub(crate) async fn bench_ingest(
                 "{} ({:.1} s, machine-wide with Postgres: {})",
                 fmt_rate(over_http, "rec/s"),
                 ingest_time.as_secs_f64(),
-                crate::export_bench::cpu_note(ingest_cpu, ingest_time)
+                crate::cpu::cpu_note(ingest_cpu, ingest_time)
             ),
             baseline: baseline.clone(),
             ratio: format!("{:.0}%", 100.0 * over_http / base),

@@ -42,6 +42,7 @@ mod anchoring_bench;
 mod api_bench;
 mod bench_db;
 mod capture_bench;
+mod cpu;
 mod error;
 mod export_bench;
 mod ingest_bench;

@@ -250,11 +250,11 @@ fn export_writes_a_sealed_package_recorded_in_relay_with_the_startup_fingerprint
     );
     assert!(stdout.contains("exported 4 records"), "{stdout}");
 
-    let open = |name: &str| -> Option<Box<dyn std::io::BufRead>> {
+    let open = |name: &str| -> Option<Box<dyn std::io::BufRead + Send>> {
         let p = out_dir.join(name);
         p.is_file().then(|| {
             Box::new(std::io::BufReader::new(std::fs::File::open(p).unwrap()))
-                as Box<dyn std::io::BufRead>
+                as Box<dyn std::io::BufRead + Send>
         })
     };
     let report = relay_domain::export::verify_package(

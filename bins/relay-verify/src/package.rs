@@ -150,7 +150,7 @@ impl Package {
     }
 
     /// A streaming reader of one known file.
-    pub fn reader(&self, name: &'static str) -> Result<Box<dyn BufRead>, PackageReadError> {
+    pub fn reader(&self, name: &'static str) -> Result<Box<dyn BufRead + Send>, PackageReadError> {
         match self {
             Package::Dir { path, .. } => {
                 let p = path.join(name);
@@ -181,14 +181,15 @@ impl Package {
     }
 
     /// The verifier's inputs.
-    pub fn inputs(&self) -> Result<PackageInputs<Box<dyn BufRead>>, PackageReadError> {
-        let open = |name: &'static str| -> Result<Option<Box<dyn BufRead>>, PackageReadError> {
-            if self.has(name) {
-                self.reader(name).map(Some)
-            } else {
-                Ok(None)
-            }
-        };
+    pub fn inputs(&self) -> Result<PackageInputs<Box<dyn BufRead + Send>>, PackageReadError> {
+        let open =
+            |name: &'static str| -> Result<Option<Box<dyn BufRead + Send>>, PackageReadError> {
+                if self.has(name) {
+                    self.reader(name).map(Some)
+                } else {
+                    Ok(None)
+                }
+            };
         let anchors = if self.has(ANCHORS_JSON) {
             Some(self.read_small(ANCHORS_JSON, MAX_ANCHORS_BYTES)?)
         } else {

@@ -339,6 +339,11 @@ impl<'k> ChainVerifier<'k> {
         Err(failure)
     }
 
+    /// The keys HMACs are recomputed with (none for a links-only verifier).
+    pub(crate) fn keys(&self) -> Option<&'k KeyRing> {
+        self.keys
+    }
+
     /// Checks the next record.
     pub fn push(&mut self, record: &Record) -> Result<(), VerifyFailure> {
         self.push_checked(record, None)

@@ -157,11 +157,11 @@ fn verify_dir(dir: &Path, keys: Option<&KeyRing>) -> PackageReport {
 
 /// [`verify_dir`] with the per-record work on `threads` threads.
 fn verify_dir_on(dir: &Path, keys: Option<&KeyRing>, threads: usize) -> PackageReport {
-    let open = |name: &str| -> Option<Box<dyn std::io::BufRead>> {
+    let open = |name: &str| -> Option<Box<dyn std::io::BufRead + Send>> {
         let p = dir.join(name);
         p.is_file().then(|| {
             Box::new(std::io::BufReader::new(std::fs::File::open(p).unwrap()))
-                as Box<dyn std::io::BufRead>
+                as Box<dyn std::io::BufRead + Send>
         })
     };
     let inputs = PackageInputs {

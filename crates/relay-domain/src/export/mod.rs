@@ -8,6 +8,7 @@
 
 pub mod manifest;
 pub mod package_verify;
+pub mod prepare;
 pub mod receipts;
 pub mod render;
 pub mod seal;
@@ -22,6 +23,7 @@ pub use package_verify::{
     Finding, Origin, PackageError, PackageInputs, PackageReport, PassedCheck, ReceiptSummary,
     Verdict, VerifyOptions, verify_package,
 };
+pub use prepare::{PreparedPage, PreparedRow, Renderings};
 pub use receipts::ReceiptLine;
 pub use render::{
     CellError, FormatVersion, Manifestation, SignatureIndex, escape_signature_field,

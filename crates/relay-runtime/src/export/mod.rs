@@ -15,15 +15,15 @@ use std::sync::mpsc;
 
 use relay_domain::export::render::{
     CSV_HEADER, JSON_CLOSE_AFTER_ROW, JSON_CLOSE_EMPTY, JSON_OPEN, JSON_SEPARATOR,
-    write_csv_prefix, write_csv_signatures, write_json_prefix, write_json_signatures,
 };
 use relay_domain::export::{
     ACCESS_REVIEW_JSON, ANCHORS_JSON, EXPORT_FORMAT, ExportFilter, ExportManifest, FileDigest,
-    GeneratedBy, MANIFEST_FILE, ManifestError, Manifestation, PROOFS_JSONL, RECEIPTS_JSONL,
-    RECORDS_CSV, RECORDS_JSON, RECORDS_JSONL, ReceiptLine, RowsDigest, SealError, SealKey,
-    SealPublicKey, SeqRange, SignatureIndex, TrailHeadSnapshot, sealed_manifest_json,
+    GeneratedBy, MANIFEST_FILE, ManifestError, Manifestation, PROOFS_JSONL, PreparedPage,
+    RECEIPTS_JSONL, RECORDS_CSV, RECORDS_JSON, RECORDS_JSONL, ReceiptLine, Renderings, RowsDigest,
+    SealError, SealKey, SealPublicKey, SeqRange, SignatureIndex, TrailHeadSnapshot,
+    sealed_manifest_json,
 };
-use relay_domain::merkle::{MerkleAccumulator, MerkleTree, record_leaf_hash};
+use relay_domain::merkle::{MerkleAccumulator, MerkleTree};
 use relay_domain::ports::{
     Lateness, Notary, NotaryError, ReceiptError, ReceiptStore, RecordStore, RecordStoreError,
     SecretError, SecretName, SecretProvider, SecretProviderExt, TimeSource, TimeSourceError,

@@ -336,16 +336,29 @@ async fn write_package(
     let mut acc = MerkleAccumulator::new();
     let mut count = 0u64;
     let mut signatures_seen = 0usize;
-    let mut buf = Vec::with_capacity(4096);
     let mut line = Vec::with_capacity(4096);
+    // Each page's per-record work (HMAC verdict, leaf hash, rows) is prepared on every core;
+    // the ordered checks and the writes below stay on this thread, in trail order.
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZeroUsize::get);
+    let renderings = Renderings {
+        csv: csv.is_some(),
+        json: json.is_some(),
+    };
+    let exported = |record: &Record| {
+        record.chain_seq >= from && record.chain_seq <= to && request.filter.selects(record)
+    };
     // Renders one page; the next page is read while this runs (see the loop below).
     let mut render_page = |page: &[Record]| -> Result<(), ExportError> {
-        for record in page {
+        let prepared =
+            PreparedPage::prepare(&verifier, page, &signatures, renderings, &exported, threads);
+        for (record, row) in page.iter().zip(prepared.rows()) {
             if record.chain_seq > head.seq {
                 break;
             }
-            verifier.push(record).map_err(ExportError::Broken)?;
-            let leaf = record_leaf_hash(record, &mut buf);
+            verifier
+                .push_prepared(record, &row)
+                .map_err(ExportError::Broken)?;
+            let leaf = row.leaf;
             all_leaves.push_leaf_hash(leaf);
             if base.is_some() {
                 since_base.push(leaf);
@@ -371,11 +384,14 @@ async fn write_package(
                 }
                 signatures_seen += 1;
             }
-            if record.chain_seq < from || record.chain_seq > to || !request.filter.selects(record) {
+            if !exported(record) {
                 continue;
             }
             rows.push(&leaf);
-            acc.push_leaf_hash(leaf);
+            // A whole-trail export's tree is the trail's own (`all_leaves`).
+            if !whole {
+                acc.push_leaf_hash(leaf);
+            }
             if receipts.is_some() {
                 exported_times.push((record.chain_seq.get(), record.recorded_at));
             }
@@ -385,28 +401,15 @@ async fn write_package(
                     exported_checksums.insert(record.checksum);
                 }
             }
-            line.clear();
-            serde_json::to_writer(&mut line, record).map_err(|e| ExportError::Io {
-                path: dir.join(RECORDS_JSONL),
-                source: e.into(),
-            })?;
-            line.push(b'\n');
-            jsonl.write(&line)?;
-            let sigs = signatures.on(&record.checksum);
+            jsonl.write(row.jsonl)?;
             if let Some(c) = csv.as_mut() {
-                line.clear();
-                write_csv_prefix(record, &mut line);
-                write_csv_signatures(sigs, &mut line);
-                c.write(&line)?;
+                c.write(row.csv)?;
             }
             if let Some(j) = json.as_mut() {
-                line.clear();
                 if count > 0 {
-                    line.extend_from_slice(JSON_SEPARATOR);
+                    j.write(JSON_SEPARATOR)?;
                 }
-                write_json_prefix(record, &mut line);
-                write_json_signatures(sigs, &mut line);
-                j.write(&line)?;
+                j.write(row.json)?;
             }
             count += 1;
         }
@@ -565,7 +568,7 @@ async fn write_package(
         records: count,
         head: head_snapshot,
         rows_digest: rows.finish(),
-        merkle_root: acc.root(),
+        merkle_root: if whole { all_leaves.root() } else { acc.root() },
         rendered_sha256: digests,
         generated_at: now.at,
         time_source: now.label,

@@ -271,7 +271,7 @@ impl PackageReport {
 
 /// Verifies a package; `Err` only when it cannot be verified at all (exit 2), otherwise the
 /// report says which checks held and which failed.
-pub fn verify_package<R: BufRead>(
+pub fn verify_package<R: BufRead + Send>(
     inputs: PackageInputs<R>,
     options: &VerifyOptions<'_>,
 ) -> Result<PackageReport, PackageError> {
@@ -294,42 +294,51 @@ pub fn verify_package<R: BufRead>(
         access_review_json,
         other_entries,
     } = inputs;
-    let mut v = PackageVerifier::new(
-        manifest,
-        options.keys,
-        options.threads,
-        Files {
-            jsonl: records_jsonl.map(|r| HashedLines::new(RECORDS_JSONL, r)),
-            csv: records_csv.map(|r| HashedLines::new(RECORDS_CSV, r)),
-            json: records_json.map(|r| HashedLines::new(RECORDS_JSON, r)),
-            proofs: proofs_jsonl.map(|r| HashedLines::new(PROOFS_JSONL, r)),
-            receipts: receipts_jsonl.map(|r| HashedLines::new(RECEIPTS_JSONL, r)),
-        },
-    );
+    // With several threads each file is read and hashed on a thread of its own; the threads
+    // end with the scope, after the verifier (and so their readers) is dropped.
+    std::thread::scope(|scope| {
+        let open = |name: &'static str, r: Option<R>| {
+            r.map(|r| {
+                if options.threads > 1 {
+                    HashedLines::piped(name, r, scope)
+                } else {
+                    HashedLines::new(name, r)
+                }
+            })
+        };
+        let files = Files {
+            jsonl: open(RECORDS_JSONL, records_jsonl),
+            csv: open(RECORDS_CSV, records_csv),
+            json: open(RECORDS_JSON, records_json),
+            proofs: open(PROOFS_JSONL, proofs_jsonl),
+            receipts: open(RECEIPTS_JSONL, receipts_jsonl),
+        };
+        let mut v = PackageVerifier::new(manifest, options.keys, options.threads, files);
 
-    // The checks, in the normative order of docs/spec/export.md §4 (the first failure is the
-    // same in every conforming verifier, so this order must not change).
-    v.check_seal(
-        &parsed.seal,
-        &parsed.signing_bytes,
-        options.expect_fingerprint,
-    );
-    v.check_file_list(
-        anchors.is_some(),
-        access_review_json.is_some(),
-        &other_entries,
-    );
-    v.check_anchors(anchors.as_deref());
-    v.check_rendering_openings()?;
-    v.check_records()?;
-    v.check_evidence()?;
-    v.check_rendered_signatures();
-    v.check_totals()?;
-    v.pass_anchors();
-    v.check_file_digests()?;
-    let receipts = v.check_receipts()?;
-    v.check_access_review(access_review_json.as_deref());
-    Ok(v.into_report(&parsed.seal, receipts))
+        // The checks, in the normative order of docs/spec/export.md §4 (the first failure is
+        // the same in every conforming verifier, so this order must not change).
+        v.check_seal(
+            &parsed.seal,
+            &parsed.signing_bytes,
+            options.expect_fingerprint,
+        );
+        v.check_file_list(
+            anchors.is_some(),
+            access_review_json.is_some(),
+            &other_entries,
+        );
+        v.check_anchors(anchors.as_deref());
+        v.check_rendering_openings()?;
+        v.check_records()?;
+        v.check_evidence()?;
+        v.check_rendered_signatures();
+        v.check_totals()?;
+        v.pass_anchors();
+        v.check_file_digests()?;
+        let receipts = v.check_receipts()?;
+        v.check_access_review(access_review_json.as_deref());
+        Ok(v.into_report(&parsed.seal, receipts))
+    })
 }
 
 /// The package's line-read files (`anchors.json` is read whole by [`PackageVerifier::check_anchors`]).

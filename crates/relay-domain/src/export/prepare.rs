@@ -1,0 +1,207 @@
+//! The export's per-record work that needs nothing but the record, done ahead of its ordered
+//! pass and on several threads (issue 23): the HMAC verdict, the Merkle leaf hash and the
+//! record's rows in `records.jsonl`, `records.csv` and `records.json`.
+//!
+//! Each record is encoded in canonical form once; the HMAC, the leaf hash and the
+//! `records.jsonl` line are all taken from that one encoding (the line is the canonical layout
+//! the package verifier requires: RFC 8785 without `checksum`, then `checksum`). The ordered
+//! pass (links, anchors, Merkle accumulation, selection, writing) stays with the caller, which
+//! feeds each verdict to [`ChainVerifier::push_prepared`]: the verdict, and the first bad record
+//! it names, are exactly those of [`ChainVerifier::push`]. Scoped threads only, no I/O.
+
+use std::ops::Range;
+
+use sha2::{Digest, Sha256};
+
+use crate::canonical::{EVENT_DOMAIN_TAG, write_canonical};
+use crate::export::render::{
+    SignatureIndex, write_csv_prefix, write_csv_signatures, write_json_prefix,
+    write_json_signatures,
+};
+use crate::ids::Checksum;
+use crate::keys::KeyRing;
+use crate::record::Record;
+use crate::verify::{ChainVerifier, Hmac, VerifyFailure};
+
+/// Below this many records a page is prepared on the calling thread alone.
+const PARALLEL_MIN_RECORDS: usize = 256;
+
+/// What the export writes besides `records.jsonl`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Renderings {
+    /// `records.csv`.
+    pub csv: bool,
+    /// `records.json`.
+    pub json: bool,
+}
+
+/// A page of records prepared for the export's ordered pass ([`PreparedPage::rows`]).
+pub struct PreparedPage {
+    /// One part per thread, in record order.
+    parts: Vec<Part>,
+}
+
+/// The records prepared by one thread: per record its verdict, leaf and where its rows are in
+/// the part's three buffers.
+#[derive(Default)]
+struct Part {
+    rows: Vec<RowIndex>,
+    jsonl: Vec<u8>,
+    csv: Vec<u8>,
+    json: Vec<u8>,
+}
+
+/// One record of a [`Part`].
+struct RowIndex {
+    hmac: Option<Hmac>,
+    leaf: Checksum,
+    jsonl: Range<usize>,
+    csv: Range<usize>,
+    json: Range<usize>,
+}
+
+/// One prepared record, in the order of the page.
+pub struct PreparedRow<'a> {
+    /// The HMAC verdict under the verifier's keys (none for a links-only verifier).
+    hmac: Option<Hmac>,
+    /// The record's Merkle leaf hash ([`crate::merkle::record_leaf_hash`]).
+    pub leaf: Checksum,
+    /// Its `records.jsonl` line, with its `\n` (empty when the record is not rendered).
+    pub jsonl: &'a [u8],
+    /// Its `records.csv` row with its signatures cell and `\r\n` (empty when not rendered).
+    pub csv: &'a [u8],
+    /// Its `records.json` row with its signatures, without the separator that precedes every
+    /// row but the first (empty when not rendered).
+    pub json: &'a [u8],
+}
+
+impl PreparedPage {
+    /// Prepares `records` on up to `threads` scoped threads: every record's HMAC verdict under
+    /// `verifier`'s keys and its leaf hash; the rows of those `render` selects, with the
+    /// signatures `signatures` holds for them.
+    pub fn prepare(
+        verifier: &ChainVerifier<'_>,
+        records: &[Record],
+        signatures: &SignatureIndex,
+        renderings: Renderings,
+        render: &(dyn Fn(&Record) -> bool + Sync),
+        threads: usize,
+    ) -> Self {
+        let keys = verifier.keys();
+        let run = |part: &[Record]| prepare_part(part, keys, signatures, renderings, render);
+        if threads <= 1 || records.len() < PARALLEL_MIN_RECORDS {
+            return Self {
+                parts: vec![run(records)],
+            };
+        }
+        let chunk = records.len().div_ceil(threads);
+        let parts = std::thread::scope(|scope| {
+            let handles: Vec<_> = records
+                .chunks(chunk)
+                .map(|part| (part, scope.spawn(move || run(part))))
+                .collect();
+            handles
+                .into_iter()
+                .map(|(part, handle)| match handle.join() {
+                    Ok(prepared) if prepared.rows.len() == part.len() => prepared,
+                    // Preparing does not panic; should a thread fail anyway, its records are
+                    // prepared again here rather than lost or shifted.
+                    _ => run(part),
+                })
+                .collect()
+        });
+        Self { parts }
+    }
+
+    /// The prepared records, in the order of the page.
+    pub fn rows(&self) -> impl Iterator<Item = PreparedRow<'_>> {
+        self.parts.iter().flat_map(|part| {
+            part.rows.iter().map(move |row| PreparedRow {
+                hmac: row.hmac,
+                leaf: row.leaf,
+                jsonl: &part.jsonl[row.jsonl.clone()],
+                csv: &part.csv[row.csv.clone()],
+                json: &part.json[row.json.clone()],
+            })
+        })
+    }
+}
+
+/// What precedes the checksum's hex at the end of a `records.jsonl` line.
+const CHECKSUM_MEMBER: &[u8] = b",\"checksum\":\"";
+
+/// Prepares `records` on the calling thread.
+fn prepare_part(
+    records: &[Record],
+    keys: Option<&KeyRing>,
+    signatures: &SignatureIndex,
+    renderings: Renderings,
+    render: &(dyn Fn(&Record) -> bool + Sync),
+) -> Part {
+    let mut part = Part {
+        rows: Vec::with_capacity(records.len()),
+        ..Part::default()
+    };
+    let mut canonical = Vec::with_capacity(1024);
+    for record in records {
+        canonical.clear();
+        write_canonical(record, &mut canonical);
+        let hmac = keys.map(|keys| match keys.get(&record.key_id) {
+            None => Hmac::UnknownKey,
+            Some(key) if key.mac(&canonical).ct_eq(&record.checksum) => Hmac::Holds,
+            Some(_) => Hmac::Mismatch,
+        });
+        let mut h = Sha256::new();
+        h.update([0x00]);
+        h.update(&canonical);
+        h.update(record.checksum.0);
+        let leaf = Checksum(h.finalize().into());
+        let (jsonl_at, csv_at, json_at) = (part.jsonl.len(), part.csv.len(), part.json.len());
+        if render(record) {
+            write_jsonl_line(&canonical, &record.checksum, &mut part.jsonl);
+            let sigs = signatures.on(&record.checksum);
+            if renderings.csv {
+                write_csv_prefix(record, &mut part.csv);
+                write_csv_signatures(sigs, &mut part.csv);
+            }
+            if renderings.json {
+                write_json_prefix(record, &mut part.json);
+                write_json_signatures(sigs, &mut part.json);
+            }
+        }
+        part.rows.push(RowIndex {
+            hmac,
+            leaf,
+            jsonl: jsonl_at..part.jsonl.len(),
+            csv: csv_at..part.csv.len(),
+            json: json_at..part.json.len(),
+        });
+    }
+    part
+}
+
+/// The `records.jsonl` line of a record from its canonical encoding (domain tag, then the
+/// RFC 8785 object without `checksum`): the object with `"checksum":"<hex>"` as its last
+/// member, then `\n`.
+fn write_jsonl_line(canonical: &[u8], checksum: &Checksum, out: &mut Vec<u8>) {
+    let object = &canonical[EVENT_DOMAIN_TAG.len()..canonical.len() - 1];
+    out.extend_from_slice(object);
+    out.extend_from_slice(CHECKSUM_MEMBER);
+    checksum.write_hex(out);
+    out.extend_from_slice(b"\"}\n");
+}
+
+impl ChainVerifier<'_> {
+    /// [`push`](Self::push) with the record's HMAC verdict taken from its prepared row
+    /// ([`PreparedPage::prepare`] with this verifier): the same checks, in the same order.
+    pub fn push_prepared(
+        &mut self,
+        record: &Record,
+        row: &PreparedRow<'_>,
+    ) -> Result<(), VerifyFailure> {
+        match row.hmac {
+            Some(hmac) => self.push_with_verdict(record, hmac),
+            None => self.push(record),
+        }
+    }
+}
