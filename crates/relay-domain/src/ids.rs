@@ -506,24 +506,37 @@ impl Checksum {
     /// Parses 64 lowercase hex characters.
     pub fn from_hex(s: &str) -> Result<Self, IdError> {
         // One pass that checks and decodes (every stored record's two checksums come through
-        // here on each read; the separate check and `hex` decode were ~6% of an export).
-        const fn nibble(c: u8) -> Option<u8> {
-            match c {
-                b'0'..=b'9' => Some(c - b'0'),
-                b'a'..=b'f' => Some(c - b'a' + 10),
-                _ => None,
+        // here on each read; the separate check and `hex` decode were ~6% of an export), with
+        // a table instead of branches per character (4% of relay-verify's CPU before).
+        const INVALID: u8 = 0xff;
+        const NIBBLE: [u8; 256] = {
+            let mut table = [INVALID; 256];
+            let mut c = 0;
+            while c < 10 {
+                table[b'0' as usize + c] = c as u8;
+                c += 1;
             }
-        }
+            let mut c = 0;
+            while c < 6 {
+                table[b'a' as usize + c] = 10 + c as u8;
+                c += 1;
+            }
+            table
+        };
         let bytes = s.as_bytes();
         if bytes.len() != 64 {
             return Err(IdError::BadChecksum);
         }
         let mut out = [0u8; 32];
+        // Any invalid character sets the high bits of `seen`; checked once at the end.
+        let mut seen = 0u8;
         for (byte, pair) in out.iter_mut().zip(bytes.chunks_exact(2)) {
-            match (nibble(pair[0]), nibble(pair[1])) {
-                (Some(hi), Some(lo)) => *byte = (hi << 4) | lo,
-                _ => return Err(IdError::BadChecksum),
-            }
+            let (hi, lo) = (NIBBLE[pair[0] as usize], NIBBLE[pair[1] as usize]);
+            seen |= hi | lo;
+            *byte = (hi << 4) | (lo & 0x0f);
+        }
+        if seen & 0xf0 != 0 {
+            return Err(IdError::BadChecksum);
         }
         Ok(Self(out))
     }

@@ -270,12 +270,14 @@ pub fn write_csv_cell(out: &mut Vec<u8>, s: &str) {
     if guard {
         out.push(b'\'');
     }
-    for b in s.bytes() {
-        if b == b'"' {
-            out.push(b'"');
-        }
-        out.push(b);
+    // Runs between quotes are copied whole; each `"` is doubled.
+    let mut rest = s.as_bytes();
+    while let Some(at) = rest.iter().position(|&b| b == b'"') {
+        out.extend_from_slice(&rest[..=at]);
+        out.push(b'"');
+        rest = &rest[at + 1..];
     }
+    out.extend_from_slice(rest);
     if quote {
         out.push(b'"');
     }

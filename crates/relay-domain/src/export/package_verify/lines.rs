@@ -219,7 +219,7 @@ fn read_and_hash<R: Read>(mut inner: R, pieces: &SyncSender<Piece>, spare: &Rece
             Ok(chunk) => chunk,
             Err(TryRecvError::Empty | TryRecvError::Disconnected) => Vec::new(),
         };
-        chunk.clear();
+        // A recycled chunk keeps its length: only a new one is zeroed, once.
         chunk.resize(CHUNK_BYTES, 0);
         let mut filled = 0;
         while filled < CHUNK_BYTES {
