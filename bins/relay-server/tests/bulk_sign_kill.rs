@@ -334,11 +334,12 @@ async fn bulk_signatures_sigkilled_mid_series_land_whole_or_not_at_all_and_ackno
         let outcomes = clients.join().unwrap();
         // The series the clients never sent go back to the front of the queue.
         let unsent = std::mem::take(&mut *round_queue.lock().unwrap());
-        let mut q = queue.lock().unwrap();
-        for i in unsent.into_iter().rev() {
-            q.push_front(i);
+        {
+            let mut q = queue.lock().unwrap();
+            for i in unsent.into_iter().rev() {
+                q.push_front(i);
+            }
         }
-        drop(q);
         (edge, port) = start_edge(root.path(), &format!("edge-{}.log", round + 1));
         tokens = REVIEWERS
             .iter()
