@@ -20,44 +20,17 @@
 //
 // Env: RELAY_EDGE_BIN (default ../../target/debug/relay-edge), CHROMIUM (default
 // /usr/bin/chromium), CHANGE_SCREENSHOT (default ../../docs/screenshots/change-request.png).
-import { spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync, mkdirSync, readFileSync, rmSync } from "node:fs";
-import { createRequire } from "node:module";
-import { createServer } from "node:net";
+import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { dirname, join } from "node:path";
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
+import { axeSource, edgeBin, freePort, healthy, launchBrowser, repo, startProcess, stopProcess, waitFor } from "./helpers.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const repo = resolve(here, "../..");
-const bin = process.env.RELAY_EDGE_BIN || join(repo, "target/debug/relay-edge");
-const browserPath = process.env.CHROMIUM || "/usr/bin/chromium";
 const screenshot = process.env.CHANGE_SCREENSHOT || join(repo, "docs/screenshots/change-request.png");
-const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 const ADMIN_PW = "admin forms keeper 2026";
 const TEMPORARY_PW = "temporary harbour violet 17";
 const SECOND_ADMIN_PW = "amber falcon meadow 73";
 const TRAIL = "nmr-admin";
-
-function freePort() {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.once("error", fail);
-    s.listen(0, "127.0.0.1", () => { const { port } = s.address(); s.close(() => ok(port)); });
-  });
-}
-
-async function waitFor(what, fn, timeoutMs = 30000) {
-  const end = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < end) {
-    try { const v = await fn(); if (v) return v; } catch (e) { last = e; }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? ": " + last.message : ""}`);
-}
 
 const work = mkdtempSync(join(tmpdir(), "relay-admin-forms-e2e-"));
 const dataDir = join(work, "data");
@@ -68,25 +41,13 @@ for (let i = 1; i <= 2; i++) writeFileSync(join(watchDir, "run7", `fid-${i}.fid`
 
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
-let relayExit = null;
-const relay = spawn(bin, ["run", "--data-dir", dataDir, "--watch", watchDir, "--listen", `127.0.0.1:${port}`,
-  "--settle-ms", "300", "--device", "e2e-ws", "--trail", TRAIL, "--project", "PRJ-ADMIN"],
-  { stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, RELAY_LOG: "warn" } });
-relay.on("exit", (code, signal) => { relayExit = { code, signal }; });
+const relay = startProcess("relay-edge", edgeBin, ["run", "--data-dir", dataDir, "--watch", watchDir, "--listen", `127.0.0.1:${port}`,
+  "--settle-ms", "300", "--device", "e2e-ws", "--trail", TRAIL, "--project", "PRJ-ADMIN"]);
 
 let context;
 try {
-  await waitFor("relay /healthz", async () => {
-    if (relayExit) throw new Error("relay-edge exited: " + JSON.stringify(relayExit));
-    return (await fetch(base + "/healthz")).ok;
-  });
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: browserPath,
-    headless: true,
-    viewport: { width: 1366, height: 900 },
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
-  });
+  await healthy(relay, base);
+  context = await launchBrowser(profile, { viewport: { width: 1366, height: 900 } });
   const promptCalls = [];
   await context.exposeBinding("__relayPromptCalled", (_source, what) => { promptCalls.push(what); });
   await context.addInitScript(() => {
@@ -334,9 +295,6 @@ try {
   console.log(`admin forms e2e: OK (screenshot ${screenshot})`);
 } finally {
   if (context) await context.close();
-  if (!relayExit) {
-    relay.kill("SIGTERM");
-    await waitFor("relay-edge to stop", () => relayExit !== null, 20000).catch(() => relay.kill("SIGKILL"));
-  }
+  await stopProcess(relay, { quiet: true });
   rmSync(work, { recursive: true, force: true });
 }

@@ -13,43 +13,16 @@
 //
 // Env: RELAY_EDGE_BIN (default ../../target/debug/relay-edge), CHROMIUM (default
 // /usr/bin/chromium), BULK_SCREENSHOT (default ../../docs/screenshots/bulk-sign.png).
-import { spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync, mkdirSync, readFileSync, rmSync } from "node:fs";
-import { createRequire } from "node:module";
-import { createServer } from "node:net";
+import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
+import { axeSource, edgeBin, freePort, healthy, launchBrowser, repo, startProcess, waitFor } from "./helpers.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const repo = resolve(here, "../..");
-const bin = process.env.RELAY_EDGE_BIN || join(repo, "target/debug/relay-edge");
-const browserPath = process.env.CHROMIUM || "/usr/bin/chromium";
 const screenshot = process.env.BULK_SCREENSHOT || join(repo, "docs/screenshots/bulk-sign.png");
-const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 const PW = "bulk signing keeper 2026";
 const FILES = 6;
 const TRAIL = "nmr-bulk";
-
-function freePort() {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.once("error", fail);
-    s.listen(0, "127.0.0.1", () => { const { port } = s.address(); s.close(() => ok(port)); });
-  });
-}
-
-async function waitFor(what, fn, timeoutMs = 30000) {
-  const end = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < end) {
-    try { const v = await fn(); if (v) return v; } catch (e) { last = e; }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? ": " + last.message : ""}`);
-}
 
 const work = mkdtempSync(join(tmpdir(), "relay-bulk-e2e-"));
 const dataDir = join(work, "data");
@@ -60,11 +33,8 @@ for (let i = 1; i <= FILES; i++) writeFileSync(join(watchDir, "run3", `fid-${i}.
 
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
-const relay = spawn(bin, ["run", "--data-dir", dataDir, "--watch", watchDir, "--listen", `127.0.0.1:${port}`,
-  "--settle-ms", "300", "--device", "e2e-ws", "--trail", TRAIL, "--project", "PRJ-BULK"],
-  { stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, RELAY_LOG: "warn" } });
-let relayExit = null;
-relay.on("exit", (code, signal) => { relayExit = { code, signal }; });
+const relay = startProcess("relay-edge", edgeBin, ["run", "--data-dir", dataDir, "--watch", watchDir, "--listen", `127.0.0.1:${port}`,
+  "--settle-ms", "300", "--device", "e2e-ws", "--trail", TRAIL, "--project", "PRJ-BULK"]);
 
 async function call(method, path, token, body) {
   const headers = { "Accept": "application/json" };
@@ -94,10 +64,7 @@ async function reviewer(ada, quinn, username, fullName) {
 
 let context;
 try {
-  await waitFor("relay /healthz", async () => {
-    if (relayExit) throw new Error("relay-edge exited: " + JSON.stringify(relayExit));
-    return (await fetch(base + "/healthz")).ok;
-  });
+  await healthy(relay, base);
   // Accounts over the API: ada (first admin), quinn (second admin), rita and roy (reviewers).
   assert.equal((await call("POST", "/auth/register", null, { username: "ada", full_name: "Ada Lovelace", password: PW, role: "admin" })).status, 201);
   const ada = await login("ada");
@@ -113,13 +80,7 @@ try {
     return r.status === 200 && r.body.events.length === FILES ? r.body.events : null;
   }, 60000);
 
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: browserPath,
-    headless: true,
-    viewport: { width: 1366, height: 860 },
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
-  });
+  context = await launchBrowser(profile);
   const page = context.pages()[0] || await context.newPage();
   page.setDefaultTimeout(15000);
   const problems = [];
@@ -319,6 +280,6 @@ try {
   console.log("bulk e2e: keyboard-only bulk signing of 3 records, per-record results, a refused series signs nothing");
 } finally {
   if (context) await context.close();
-  relay.kill("SIGTERM");
+  relay.child.kill("SIGTERM");
   rmSync(work, { recursive: true, force: true });
 }

@@ -12,44 +12,17 @@
 // Env: RELAY_SERVER_BIN (default ../../target/debug/relay-server), RELAY_EDGE_BIN (default
 // ../../target/debug/relay-edge), CHROMIUM (default /usr/bin/chromium), FLEET_SCREENSHOT
 // (default ../../docs/screenshots/fleet.png).
-import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync, mkdirSync, readFileSync, rmSync } from "node:fs";
-import { createRequire } from "node:module";
-import { createServer } from "node:net";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { dirname, join } from "node:path";
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
+import { axeSource, edgeBin, freePort, healthy, launchBrowser, repo, serverBin, startProcess, stopProcess, waitFor } from "./helpers.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const repo = resolve(here, "../..");
-const serverBin = process.env.RELAY_SERVER_BIN || join(repo, "target/debug/relay-server");
-const edgeBin = process.env.RELAY_EDGE_BIN || join(repo, "target/debug/relay-edge");
-const browserPath = process.env.CHROMIUM || "/usr/bin/chromium";
 const screenshot = process.env.FLEET_SCREENSHOT || join(repo, "docs/screenshots/fleet.png");
-const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 const ADMIN_PW = "fleet keeper harbour 2026";
 const AUDITOR_TEMP_PW = "temporary orchid window 58";
 const AUDITOR_PW = "silver otter compass 91";
-
-function freePort() {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.once("error", fail);
-    s.listen(0, "127.0.0.1", () => { const { port } = s.address(); s.close(() => ok(port)); });
-  });
-}
-
-async function waitFor(what, fn, timeoutMs = 30000) {
-  const end = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < end) {
-    try { const v = await fn(); if (v) return v; } catch (e) { last = e; }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? ": " + last.message : ""}`);
-}
 
 // The children get no RELAY_* variable of this shell: their configuration is the file given.
 function childEnv() {
@@ -59,24 +32,9 @@ function childEnv() {
 
 const children = [];
 function start(name, binPath, args) {
-  const child = spawn(binPath, args, { stdio: ["ignore", "inherit", "inherit"], env: childEnv() });
-  const proc = { name, child, exit: null };
-  child.on("exit", (code, signal) => { proc.exit = { code, signal }; });
+  const proc = startProcess(name, binPath, args, childEnv());
   children.push(proc);
   return proc;
-}
-
-async function stop(proc) {
-  if (proc.exit) return;
-  proc.child.kill("SIGTERM");
-  await waitFor(proc.name + " to stop", () => proc.exit !== null, 20000).catch((e) => { proc.child.kill("SIGKILL"); throw e; });
-}
-
-async function healthy(proc, base) {
-  await waitFor(proc.name + " /healthz", async () => {
-    if (proc.exit) throw new Error(proc.name + " exited: " + JSON.stringify(proc.exit));
-    return (await fetch(base + "/healthz")).ok;
-  });
 }
 
 async function apiCall(base, method, path, token, body) {
@@ -128,15 +86,11 @@ try {
   const server = start("relay-server", serverBin, ["run", "--config", serverConf]);
   await healthy(server, base);
 
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: browserPath,
-    headless: true,
+  context = await launchBrowser(profile, {
     viewport: { width: 1280, height: 800 },
     // Not UTC: the page shows local times, the UTC time in the tooltip.
     timezoneId: "Europe/Berlin",
     locale: "en-GB",
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
   });
   const page = context.pages()[0] || await context.newPage();
   page.setDefaultTimeout(15000);
@@ -406,13 +360,13 @@ try {
   await edgePage.waitForTimeout(500);
   assert.equal(await edgePage.locator("#show-fleet").isHidden(), true, "no Fleet entry on an edge");
   await edgePage.close();
-  await stop(edgeRun);
+  await stopProcess(edgeRun);
 
   noProblems();
   console.log(`browser e2e (fleet): OK (screenshot ${screenshot})`);
 } finally {
   if (context) await context.close();
-  for (const p of children.reverse()) await stop(p).catch((e) => console.error(e.message));
+  for (const p of children.reverse()) await stopProcess(p).catch((e) => console.error(e.message));
   rmSync(work, { recursive: true, force: true });
 }
 for (const p of children) {

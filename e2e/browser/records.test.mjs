@@ -12,43 +12,16 @@
 //
 // Env: RELAY_EDGE_BIN (default ../../target/debug/relay-edge), CHROMIUM (default
 // /usr/bin/chromium), LIST_SCREENSHOT (default ../../docs/screenshots/review-list.png).
-import { spawn } from "node:child_process";
-import { mkdtempSync, writeFileSync, mkdirSync, readFileSync, rmSync } from "node:fs";
-import { createRequire } from "node:module";
-import { createServer } from "node:net";
+import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { dirname, join } from "node:path";
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
+import { axeSource, edgeBin, freePort, healthy, launchBrowser, repo, startProcess, stopProcess, waitFor } from "./helpers.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const repo = resolve(here, "../..");
-const bin = process.env.RELAY_EDGE_BIN || join(repo, "target/debug/relay-edge");
-const browserPath = process.env.CHROMIUM || "/usr/bin/chromium";
 const screenshot = process.env.LIST_SCREENSHOT || join(repo, "docs/screenshots/review-list.png");
-const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 const ADMIN_PW = "records keeper 2026 list";
 const FILES = 120;
 const TRAIL = "nmr-list";
-
-function freePort() {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.once("error", fail);
-    s.listen(0, "127.0.0.1", () => { const { port } = s.address(); s.close(() => ok(port)); });
-  });
-}
-
-async function waitFor(what, fn, timeoutMs = 30000) {
-  const end = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < end) {
-    try { const v = await fn(); if (v) return v; } catch (e) { last = e; }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? ": " + last.message : ""}`);
-}
 
 const work = mkdtempSync(join(tmpdir(), "relay-records-e2e-"));
 const dataDir = join(work, "data");
@@ -59,25 +32,13 @@ for (let i = 1; i <= FILES; i++) writeFileSync(join(watchDir, "run7", `fid-${Str
 
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
-const relay = spawn(bin, ["run", "--data-dir", dataDir, "--watch", watchDir, "--listen", `127.0.0.1:${port}`,
-  "--settle-ms", "300", "--device", "e2e-ws", "--trail", TRAIL, "--project", "PRJ-LIST"],
-  { stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, RELAY_LOG: "warn" } });
-let relayExit = null;
-relay.on("exit", (code, signal) => { relayExit = { code, signal }; });
+const relay = startProcess("relay-edge", edgeBin, ["run", "--data-dir", dataDir, "--watch", watchDir, "--listen", `127.0.0.1:${port}`,
+  "--settle-ms", "300", "--device", "e2e-ws", "--trail", TRAIL, "--project", "PRJ-LIST"]);
 
 let context;
 try {
-  await waitFor("relay /healthz", async () => {
-    if (relayExit) throw new Error("relay-edge exited: " + JSON.stringify(relayExit));
-    return (await fetch(base + "/healthz")).ok;
-  });
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: browserPath,
-    headless: true,
-    viewport: { width: 1366, height: 860 },
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
-  });
+  await healthy(relay, base);
+  context = await launchBrowser(profile);
   const page = context.pages()[0] || await context.newPage();
   page.setDefaultTimeout(15000);
   page.on("pageerror", (e) => { throw e; });
@@ -350,12 +311,9 @@ try {
   console.log(`records e2e: OK (screenshot ${screenshot})`);
 } finally {
   if (context) await context.close();
-  if (!relayExit) {
-    relay.kill("SIGTERM");
-    await waitFor("relay-edge to stop", () => relayExit !== null, 20000).catch((e) => { relay.kill("SIGKILL"); throw e; });
-  }
+  await stopProcess(relay);
   rmSync(work, { recursive: true, force: true });
 }
-if (relayExit && relayExit.code !== 0 && relayExit.signal === null) {
-  throw new Error("relay-edge exited with " + JSON.stringify(relayExit));
+if (relay.exit && relay.exit.code !== 0 && relay.exit.signal === null) {
+  throw new Error("relay-edge exited with " + JSON.stringify(relay.exit));
 }

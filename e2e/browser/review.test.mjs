@@ -10,46 +10,20 @@
 // Env: RELAY_EDGE_BIN (default ../../target/debug/relay-edge), CHROMIUM (default
 // /usr/bin/chromium), SCREENSHOT (default ../../docs/screenshots/record-detail-signed.png),
 // ACCESS_REVIEW_SCREENSHOT (default ../../docs/screenshots/access-review.png).
-import { spawn, spawnSync } from "node:child_process";
-import { mkdtempSync, writeFileSync, mkdirSync, readFileSync, rmSync } from "node:fs";
-import { createRequire } from "node:module";
-import { createServer } from "node:net";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { dirname, join } from "node:path";
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
+import { axeSource, edgeBin, freePort, healthy, launchBrowser, repo, startProcess, stopProcess, waitFor } from "./helpers.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const repo = resolve(here, "../..");
-const bin = process.env.RELAY_EDGE_BIN || join(repo, "target/debug/relay-edge");
-const browserPath = process.env.CHROMIUM || "/usr/bin/chromium";
 const screenshot = process.env.SCREENSHOT || join(repo, "docs/screenshots/record-detail-signed.png");
 const reviewScreenshot = process.env.ACCESS_REVIEW_SCREENSHOT || join(repo, "docs/screenshots/access-review.png");
-const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 const ADMIN_PW = "admin password 1";
 // Set by the administrator: temporary, replaced by the reviewer at the first login.
 const TEMPORARY_PW = "temporary harbour violet 17";
 const REVIEWER_PW = "quiet copper lantern 42";
 const SECOND_ADMIN_PW = "amber falcon meadow 73";
-
-function freePort() {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.once("error", fail);
-    s.listen(0, "127.0.0.1", () => { const { port } = s.address(); s.close(() => ok(port)); });
-  });
-}
-
-async function waitFor(what, fn, timeoutMs = 30000) {
-  const end = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < end) {
-    try { const v = await fn(); if (v) return v; } catch (e) { last = e; }
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? ": " + last.message : ""}`);
-}
 
 const work = mkdtempSync(join(tmpdir(), "relay-e2e-"));
 const dataDir = join(work, "data");
@@ -60,25 +34,13 @@ writeFileSync(join(watchDir, "2026", "run1", "spectrum.fid"), "NMR FID data\n".r
 
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
-const relay = spawn(bin, ["run", "--data-dir", dataDir, "--watch", watchDir, "--listen", `127.0.0.1:${port}`,
-  "--settle-ms", "300", "--device", "e2e-ws", "--trail", "nmr-e2e", "--project", "PRJ-E2E"],
-  { stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, RELAY_LOG: "warn" } });
-let relayExit = null;
-relay.on("exit", (code, signal) => { relayExit = { code, signal }; });
+const relay = startProcess("relay-edge", edgeBin, ["run", "--data-dir", dataDir, "--watch", watchDir, "--listen", `127.0.0.1:${port}`,
+  "--settle-ms", "300", "--device", "e2e-ws", "--trail", "nmr-e2e", "--project", "PRJ-E2E"]);
 
 let context;
 try {
-  await waitFor("relay /healthz", async () => {
-    if (relayExit) throw new Error("relay-edge exited: " + JSON.stringify(relayExit));
-    return (await fetch(base + "/healthz")).ok;
-  });
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: browserPath,
-    headless: true,
-    viewport: { width: 1366, height: 860 },
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
-  });
+  await healthy(relay, base);
+  context = await launchBrowser(profile);
   const page = context.pages()[0] || await context.newPage();
   page.setDefaultTimeout(15000);
   page.on("pageerror", (e) => { throw e; });
@@ -290,12 +252,9 @@ try {
   console.log(`browser e2e: OK (screenshots ${screenshot}, ${reviewScreenshot})`);
 } finally {
   if (context) await context.close();
-  if (!relayExit) {
-    relay.kill("SIGTERM");
-    await waitFor("relay-edge to stop", () => relayExit !== null, 20000).catch((e) => { relay.kill("SIGKILL"); throw e; });
-  }
+  await stopProcess(relay);
   rmSync(work, { recursive: true, force: true });
 }
-if (relayExit && relayExit.code !== 0 && relayExit.signal === null) {
-  throw new Error("relay-edge exited with " + JSON.stringify(relayExit));
+if (relay.exit && relay.exit.code !== 0 && relay.exit.signal === null) {
+  throw new Error("relay-edge exited with " + JSON.stringify(relay.exit));
 }

@@ -18,45 +18,18 @@
 // Env: RELAY_SERVER_BIN, RELAY_BENCH_BIN (default ../../target/debug/…), CHROMIUM (default
 // /usr/bin/chromium), SCALE_RECORDS, SCALE_BOUND_MS, SCALE_TIMINGS, SCALE_SCREENSHOT (the
 // continue-searching state, none by default).
-import { spawn, execFileSync } from "node:child_process";
-import { mkdtempSync, writeFileSync, mkdirSync, readFileSync, rmSync } from "node:fs";
-import { createRequire } from "node:module";
-import { createServer } from "node:net";
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { join } from "node:path";
 import assert from "node:assert/strict";
-import { chromium } from "playwright-core";
+import { axeSource, benchBin, freePort, healthy, launchBrowser, serverBin, startProcess, stopProcess, waitFor } from "./helpers.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const repo = resolve(here, "../..");
-const serverBin = process.env.RELAY_SERVER_BIN || join(repo, "target/debug/relay-server");
-const benchBin = process.env.RELAY_BENCH_BIN || join(repo, "target/debug/relay-bench");
-const browserPath = process.env.CHROMIUM || "/usr/bin/chromium";
-const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 const N = Number(process.env.SCALE_RECORDS || 100000);
 const BOUND_MS = Number(process.env.SCALE_BOUND_MS || 3000);
 const TRAIL = "nmr-scale";
 const ADMIN_PW = "scale reviewer 2026 hundred";
 const fmt = (n) => n.toLocaleString("en-US");
-
-function freePort() {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.once("error", fail);
-    s.listen(0, "127.0.0.1", () => { const { port } = s.address(); s.close(() => ok(port)); });
-  });
-}
-
-async function waitFor(what, fn, timeoutMs = 60000) {
-  const end = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < end) {
-    try { const v = await fn(); if (v) return v; } catch (e) { last = e; }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? ": " + last.message : ""}`);
-}
 
 const work = mkdtempSync(join(tmpdir(), "relay-scale-e2e-"));
 const dataDir = join(work, "data");
@@ -71,28 +44,17 @@ const conf = join(work, "server.toml");
 const toml = (p) => JSON.stringify(p);
 writeFileSync(conf, `data_dir = ${toml(dataDir)}\ndevice = "relay-server-scale"\nlisten = "127.0.0.1:${port}"\n` +
   `notary_interval_secs = 3600\n[storage]\nprovider = "local"\n`);
-const server = spawn(serverBin, ["run", "--config", conf], { stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, RELAY_LOG: "warn" } });
-let serverExit = null;
-server.on("exit", (code, signal) => { serverExit = { code, signal }; });
+const server = startProcess("relay-server", serverBin, ["run", "--config", conf]);
 
 let context;
 const timings = {};
 try {
-  await waitFor("relay-server /healthz", async () => {
-    if (serverExit) throw new Error("relay-server exited: " + JSON.stringify(serverExit));
-    return (await fetch(base + "/healthz")).ok;
-  });
+  await healthy(server, base, 60000);
   const reg = await fetch(base + "/api/v1/auth/register", { method: "POST", headers: { "Content-Type": "application/json" },
     body: JSON.stringify({ username: "ada", full_name: "Ada Lovelace", password: ADMIN_PW, role: "admin" }) });
   assert.ok(reg.ok, "register the administrator: " + reg.status + " " + await reg.text());
 
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: browserPath,
-    headless: true,
-    viewport: { width: 1366, height: 860 },
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
-  });
+  context = await launchBrowser(profile);
   const page = context.pages()[0] || await context.newPage();
   page.setDefaultTimeout(30000);
   page.on("pageerror", (e) => { throw e; });
@@ -249,8 +211,7 @@ try {
   if (process.env.SCALE_TIMINGS) writeFileSync(process.env.SCALE_TIMINGS, JSON.stringify({ records: N, timings }, null, 2) + "\n");
 } finally {
   if (context) await context.close().catch(() => {});
-  if (!serverExit) server.kill("SIGTERM");
-  await waitFor("relay-server to stop", () => serverExit !== null, 20000).catch(() => server.kill("SIGKILL"));
+  await stopProcess(server, { quiet: true });
   rmSync(work, { recursive: true, force: true });
 }
 console.log("scale e2e: passed", JSON.stringify(timings));

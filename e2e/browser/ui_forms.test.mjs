@@ -23,50 +23,24 @@
 // ../../docs/screenshots/verify-first-bad-record.png), HISTORY_SCREENSHOT (default
 // ../../docs/screenshots/file-history.png), REPORT_SCREENSHOT (default
 // ../../docs/screenshots/print-report.png).
-import { spawn, spawnSync } from "node:child_process";
+import { spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync, mkdirSync, readFileSync, rmSync, existsSync } from "node:fs";
-import { createRequire } from "node:module";
-import { createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { dirname, join, resolve } from "node:path";
-import { fileURLToPath } from "node:url";
+import { dirname, join } from "node:path";
 import assert from "node:assert/strict";
 import { createHash } from "node:crypto";
-import { chromium } from "playwright-core";
+import { axeSource, edgeBin, freePort, healthy, launchBrowser, repo, startProcess, stopProcess, waitFor } from "./helpers.mjs";
 
-const here = dirname(fileURLToPath(import.meta.url));
-const repo = resolve(here, "../..");
-const bin = process.env.RELAY_EDGE_BIN || join(repo, "target/debug/relay-edge");
-const browserPath = process.env.CHROMIUM || "/usr/bin/chromium";
 const sqlite3 = process.env.SQLITE3 || "sqlite3";
 const screenshot = process.env.FORMS_SCREENSHOT || join(repo, "docs/screenshots/verify-first-bad-record.png");
 const historyShot = process.env.HISTORY_SCREENSHOT || join(repo, "docs/screenshots/file-history.png");
 const reportShot = process.env.REPORT_SCREENSHOT || join(repo, "docs/screenshots/print-report.png");
-const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 const ADMIN_PW = "forms keeper 2026 admin";
 const TEMPORARY_PW = "temporary harbour violet 17";
 const SECOND_ADMIN_PW = "amber falcon meadow 73";
 const REVIEWER_PW = "quiet copper lantern 42";
 const RESET_PW = "fresh temporary otter 55";
 const TRAIL = "nmr-forms";
-
-function freePort() {
-  return new Promise((ok, fail) => {
-    const s = createServer();
-    s.once("error", fail);
-    s.listen(0, "127.0.0.1", () => { const { port } = s.address(); s.close(() => ok(port)); });
-  });
-}
-
-async function waitFor(what, fn, timeoutMs = 30000) {
-  const end = Date.now() + timeoutMs;
-  let last;
-  while (Date.now() < end) {
-    try { const v = await fn(); if (v) return v; } catch (e) { last = e; }
-    await new Promise((r) => setTimeout(r, 250));
-  }
-  throw new Error(`timed out waiting for ${what}${last ? ": " + last.message : ""}`);
-}
 
 const work = mkdtempSync(join(tmpdir(), "relay-forms-e2e-"));
 const dataDir = join(work, "data");
@@ -78,34 +52,19 @@ for (let i = 1; i <= 3; i++) writeFileSync(join(watchDir, "run3", `fid-${i}.fid`
 const port = await freePort();
 const base = `http://127.0.0.1:${port}`;
 let relay = null;
-let relayExit = null;
 function startRelay() {
-  relayExit = null;
-  relay = spawn(bin, ["run", "--data-dir", dataDir, "--watch", watchDir, "--listen", `127.0.0.1:${port}`,
-    "--settle-ms", "300", "--device", "e2e-ws", "--trail", TRAIL, "--project", "PRJ-FORMS"],
-    { stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, RELAY_LOG: "warn" } });
-  relay.on("exit", (code, signal) => { relayExit = { code, signal }; });
-  return waitFor("relay /healthz", async () => {
-    if (relayExit) throw new Error("relay-edge exited: " + JSON.stringify(relayExit));
-    return (await fetch(base + "/healthz")).ok;
-  });
+  relay = startProcess("relay-edge", edgeBin, ["run", "--data-dir", dataDir, "--watch", watchDir, "--listen", `127.0.0.1:${port}`,
+    "--settle-ms", "300", "--device", "e2e-ws", "--trail", TRAIL, "--project", "PRJ-FORMS"]);
+  return healthy(relay, base);
 }
-async function stopRelay() {
-  if (relayExit) return;
-  relay.kill("SIGTERM");
-  await waitFor("relay-edge to stop", () => relayExit !== null, 20000).catch((e) => { relay.kill("SIGKILL"); throw e; });
+function stopRelay() {
+  return stopProcess(relay);
 }
 
 let context;
 try {
   await startRelay();
-  context = await chromium.launchPersistentContext(profile, {
-    executablePath: browserPath,
-    headless: true,
-    viewport: { width: 1366, height: 860 },
-    args: ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-      "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage"],
-  });
+  context = await launchBrowser(profile);
   // No prompt(), confirm() or alert(): each throws in the page and is reported here.
   const promptCalls = [];
   await context.exposeBinding("__relayPromptCalled", (_source, what) => { promptCalls.push(what); });
@@ -446,9 +405,9 @@ try {
   console.log(`forms e2e: OK (screenshots ${screenshot}, ${historyShot}, ${reportShot})`);
 } finally {
   if (context) await context.close();
-  if (relay && !relayExit) await stopRelay();
+  if (relay && !relay.exit) await stopRelay();
   rmSync(work, { recursive: true, force: true });
 }
-if (relayExit && relayExit.code !== 0 && relayExit.signal === null) {
-  throw new Error("relay-edge exited with " + JSON.stringify(relayExit));
+if (relay?.exit && relay.exit.code !== 0 && relay.exit.signal === null) {
+  throw new Error("relay-edge exited with " + JSON.stringify(relay.exit));
 }

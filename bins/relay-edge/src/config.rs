@@ -142,6 +142,9 @@ pub struct EdgeConfig {
     pub client_failure_limit: u32,
     /// The window (s) of `client_failure_limit`.
     pub client_failure_window_secs: u64,
+    /// The most records the review index reads at a start, the smallest trails first (default
+    /// 2,000,000); the trails beyond it are indexed at their first read. 0: none at start.
+    pub review_warm_budget_records: u64,
 }
 
 impl Default for EdgeConfig {
@@ -184,6 +187,7 @@ impl Default for EdgeConfig {
             admin_passwords_temporary: true,
             client_failure_limit: 30,
             client_failure_window_secs: 300,
+            review_warm_budget_records: relay_api::DEFAULT_REVIEW_WARM_BUDGET_RECORDS,
         }
     }
 }
@@ -286,6 +290,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "admin_passwords_temporary",
     "client_failure_limit",
     "client_failure_window_secs",
+    "review_warm_budget_records",
 ];
 
 /// Loads the configuration from defaults, `file`, the environment and `cli`.
@@ -396,6 +401,33 @@ mod tests {
             assert_eq!(c.project.as_deref(), Some("P2"));
             assert_eq!(c.settle_ms, 700);
             assert_eq!(c.attribution, AttributionKind::Auto);
+            Ok(())
+        });
+    }
+
+    // REQ: R11.1
+    #[test]
+    fn review_warm_budget_defaults_to_2_000_000_and_a_bad_value_is_named() {
+        figment::Jail::expect_with(|jail| {
+            let none = CliOverrides::default();
+            assert_eq!(
+                load(None, &none).unwrap().review_warm_budget_records,
+                relay_api::DEFAULT_REVIEW_WARM_BUDGET_RECORDS
+            );
+            jail.create_file("warm.toml", "review_warm_budget_records = 250\n")?;
+            let c = load(Some(Path::new("warm.toml")), &none).unwrap();
+            assert_eq!(c.review_warm_budget_records, 250);
+            for (name, text) in [
+                ("a.toml", "review_warm_budget_records = -1\n"),
+                ("b.toml", "review_warm_budget_records = \"lots\"\n"),
+            ] {
+                jail.create_file(name, text)?;
+                let err = load(Some(Path::new(name)), &none).unwrap_err();
+                assert!(
+                    err.to_string().contains("review_warm_budget_records"),
+                    "{name}: {err}"
+                );
+            }
             Ok(())
         });
     }

@@ -941,6 +941,7 @@ fn api_config(config: &EdgeConfig, device: &Device) -> relay_api::ApiConfig {
     api.lockout_duration = Duration::from_secs(config.lockout_window_secs);
     api.session_idle_timeout = Duration::from_secs(config.session_idle_secs);
     api.password_max_age = Duration::from_secs(config.password_max_age_days * 24 * 3600);
+    api.review_warm_budget_records = config.review_warm_budget_records;
     config.identity_into(&mut api);
     api
 }

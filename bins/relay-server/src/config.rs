@@ -194,6 +194,9 @@ pub struct ServerConfig {
     pub client_failure_limit: u32,
     /// The window (s) of `client_failure_limit`.
     pub client_failure_window_secs: u64,
+    /// The most records the review index reads at a start, the smallest trails first (default
+    /// 2,000,000); the trails beyond it are indexed at their first read. 0: none at start.
+    pub review_warm_budget_records: u64,
     /// Storage.
     pub storage: StorageConfig,
 }
@@ -227,6 +230,7 @@ impl Default for ServerConfig {
             admin_passwords_temporary: true,
             client_failure_limit: 30,
             client_failure_window_secs: 300,
+            review_warm_budget_records: relay_api::DEFAULT_REVIEW_WARM_BUDGET_RECORDS,
             storage: StorageConfig::default(),
         }
     }
@@ -291,6 +295,7 @@ pub const CONFIG_KEYS: &[&str] = &[
     "admin_passwords_temporary",
     "client_failure_limit",
     "client_failure_window_secs",
+    "review_warm_budget_records",
     "storage",
 ];
 
@@ -479,6 +484,49 @@ mod tests {
             jail.set_env("RELAY_LATE_AFTER_SECS", "0");
             let err = load(Some(Path::new("late.toml"))).unwrap_err();
             assert!(err.to_string().contains("late_after_secs"), "{err}");
+            Ok(())
+        });
+    }
+
+    // REQ: R11.1
+    #[test]
+    fn review_warm_budget_defaults_to_2_000_000_is_read_from_file_and_env_and_bad_values_are_named()
+    {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("server.toml", "[storage]\nprovider = \"local\"\n")?;
+            assert_eq!(
+                load(Some(Path::new("server.toml")))
+                    .unwrap()
+                    .review_warm_budget_records,
+                relay_api::DEFAULT_REVIEW_WARM_BUDGET_RECORDS
+            );
+            jail.create_file("warm.toml", "review_warm_budget_records = 0\n")?;
+            assert_eq!(
+                load(Some(Path::new("warm.toml")))
+                    .unwrap()
+                    .review_warm_budget_records,
+                0
+            );
+            jail.set_env("RELAY_REVIEW_WARM_BUDGET_RECORDS", "1500");
+            assert_eq!(
+                load(Some(Path::new("warm.toml")))
+                    .unwrap()
+                    .review_warm_budget_records,
+                1500
+            );
+            jail.clear_env();
+            for (name, text) in [
+                ("a.toml", "review_warm_budget_records = -1\n"),
+                ("b.toml", "review_warm_budget_records = \"lots\"\n"),
+                ("c.toml", "review_warm_budget_records = 1.5\n"),
+            ] {
+                jail.create_file(name, text)?;
+                let err = load(Some(Path::new(name))).unwrap_err();
+                assert!(
+                    err.to_string().contains("review_warm_budget_records"),
+                    "{name}: {err}"
+                );
+            }
             Ok(())
         });
     }

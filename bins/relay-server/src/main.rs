@@ -356,6 +356,7 @@ async fn run(c: config::ServerConfig) -> Result<(), BoxError> {
     let mut api = relay_api::ApiConfig::new(device.clone());
     api.registration_closed = c.registration_closed;
     api.enrollment_four_eyes = c.enrollment_four_eyes;
+    api.review_warm_budget_records = c.review_warm_budget_records;
     c.identity_into(&mut api);
     for weaker in api.weakened_identity_settings() {
         tracing::warn!("IDENTITY SETTING WEAKER THAN THE DEFAULT: {weaker}");

@@ -10,15 +10,10 @@ mod common;
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
-use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
-use relay_domain::ports::{SecretName, SecretProviderExt};
-use relay_domain::{
-    ActorSource, AppendService, Device, EventDraft, EventKind, Payload, Record, Subject, TrailId,
-};
 use serde_json::{Value, json};
 
 const PASSWORD: &str = "process edges password";
@@ -251,58 +246,6 @@ fn relay_events(port: u16, admin: &str, kind: &str) -> Vec<Value> {
     v["events"].as_array().unwrap().clone()
 }
 
-/// `n` records of `trail` chained with a fresh key kept in `edge_dir` (as an edge would), and
-/// the key file to provision on the server as `trail-hmac.<trail>`.
-async fn forwarded_trail(
-    edge_dir: &Path,
-    trail: &str,
-    n: usize,
-) -> (Vec<Record>, std::path::PathBuf) {
-    let adapters = relay_local::LocalAdapters::open(edge_dir).await.unwrap();
-    let key = adapters
-        .secrets
-        .current_or_create(&SecretName::trail_hmac())
-        .await
-        .unwrap()
-        .to_trail_key()
-        .unwrap();
-    let appender = AppendService::new(adapters.record_store.clone(), adapters.clock.clone(), key);
-    for i in 0..n {
-        appender
-            .append(EventDraft {
-                trail_id: TrailId::new(trail).unwrap(),
-                kind: EventKind::file_created(),
-                actor: relay_domain::Actor::new("lab-user").ok(),
-                actor_source: ActorSource::OsSession,
-                occurred_at: None,
-                device: Device::new(trail).unwrap(),
-                project: None,
-                subject: Subject::new(format!("run/{i}.fid")).ok(),
-                payload: Payload::from_value(&json!({"size": i})).unwrap(),
-            })
-            .await
-            .unwrap();
-    }
-    adapters.record_store.close().await;
-    (
-        local_records(edge_dir, trail).await,
-        edge_dir.join("secrets/trail-hmac.json"),
-    )
-}
-
-fn ingest(port: u16, edge: &str, token: &str, trail: &str, records: &[Record]) -> (u16, Value) {
-    let body = serde_json::to_vec(&json!({"trail_id": trail, "records": records})).unwrap();
-    let mut s = TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
-    write!(s, "POST /api/v1/ingest HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/json\r\n\
-               X-Relay-Edge: {edge}\r\nAuthorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n", body.len()).unwrap();
-    s.write_all(&body).unwrap();
-    let mut raw = Vec::new();
-    s.read_to_end(&mut raw).unwrap();
-    let (status, body) = parse_response(&raw);
-    (status, json_of(&body))
-}
-
 struct Server {
     _root: tempfile::TempDir,
     dir: std::path::PathBuf,
@@ -407,15 +350,15 @@ async fn api_numbers_export_rules_access_events_retention_and_verify_hold_agains
     );
 
     // Ingest: each token only for its own edge's trails.
-    let (status, v) = ingest(port, "ws-a", &token_a, "ws-a", &records);
+    let (status, v) = ingest_batch(port, "ws-a", &token_a, "ws-a", &records);
     assert_eq!(status, 200, "{v}");
-    let (status, v) = ingest(port, "ws-b", &token_b, "ws-a", &records);
+    let (status, v) = ingest_batch(port, "ws-b", &token_b, "ws-a", &records);
     assert_eq!(
         (status, v["error"]["code"].as_str()),
         (403, Some("trail_not_bound")),
         "{v}"
     );
-    let (status, v) = ingest(port, "ws-a", &token_a, "ws-b", &records);
+    let (status, v) = ingest_batch(port, "ws-a", &token_a, "ws-b", &records);
     assert_eq!(
         (status, v["error"]["code"].as_str()),
         (403, Some("trail_not_bound")),

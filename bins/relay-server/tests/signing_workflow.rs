@@ -30,32 +30,6 @@ fn call(
     http_json(port, method, path, token, body.as_ref())
 }
 
-/// The edge's API port, read from its `relay-edge running` log line (it listens on port 0, so
-/// no other test can take its port between a reservation and the bind).
-fn edge_port(edge: &mut Proc, log: &Path) -> u16 {
-    let start = Instant::now();
-    loop {
-        let text = std::fs::read_to_string(log).unwrap_or_default();
-        if let Some(line) = text.lines().find(|l| l.contains("relay-edge running")) {
-            let at = line
-                .find("127.0.0.1:")
-                .expect("the running line names its address");
-            let digits: String = line[at + 10..]
-                .chars()
-                .take_while(char::is_ascii_digit)
-                .collect();
-            return digits.parse().unwrap();
-        }
-        assert!(edge.running(), "relay-edge exited: {}", edge.log_tail());
-        assert!(
-            start.elapsed() < Duration::from_secs(60),
-            "relay-edge never ran: {}",
-            edge.log_tail()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
 fn login(port: u16, user: &str) -> String {
     let (s, v) = call(
         port,

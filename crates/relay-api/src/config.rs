@@ -74,7 +74,16 @@ pub struct ApiConfig {
     /// only by an approved four-eyes `signing_workflow` change, applied at the next start.
     /// Default strict ([`relay_domain::workflow::WorkflowPolicy::STRICT`]).
     pub signing_workflow: relay_domain::workflow::WorkflowPolicy,
+    /// The most records [`ApiState::warm_review_index`](crate::ApiState::warm_review_index)
+    /// reads at a start, the smallest trails first; the trails beyond it get their review index
+    /// at their first read. 0: no warm-up at all. Default
+    /// [`DEFAULT_REVIEW_WARM_BUDGET_RECORDS`].
+    pub review_warm_budget_records: u64,
 }
+
+/// The default [`ApiConfig::review_warm_budget_records`]: about 10 s of reading at a start on
+/// the development machine.
+pub const DEFAULT_REVIEW_WARM_BUDGET_RECORDS: u64 = 2_000_000;
 
 /// The default markers of shared accounts.
 pub const SHARED_ACCOUNT_MARKERS: &[&str] = &[
@@ -171,6 +180,7 @@ impl ApiConfig {
                 .map(|s| (*s).to_owned())
                 .collect(),
             signing_workflow: relay_domain::workflow::WorkflowPolicy::STRICT,
+            review_warm_budget_records: DEFAULT_REVIEW_WARM_BUDGET_RECORDS,
         }
     }
 }

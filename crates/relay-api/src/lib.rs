@@ -65,9 +65,9 @@ pub use bulk_sign::{
 };
 pub use changes::{Applies, ChangeTargets, ChangeView};
 pub use config::{
-    ApiConfig, CLIENT_FAILURE_WINDOW_CEILING, ExportRetention, GENERIC_ACCOUNT_NAMES,
-    InvalidSetting, MIN_PASSWORD_CHARS_CEILING, MIN_PASSWORD_CHARS_FLOOR, PASSWORD_HISTORY_CEILING,
-    SHARED_ACCOUNT_MARKERS,
+    ApiConfig, CLIENT_FAILURE_WINDOW_CEILING, DEFAULT_REVIEW_WARM_BUDGET_RECORDS, ExportRetention,
+    GENERIC_ACCOUNT_NAMES, InvalidSetting, MIN_PASSWORD_CHARS_CEILING, MIN_PASSWORD_CHARS_FLOOR,
+    PASSWORD_HISTORY_CEILING, SHARED_ACCOUNT_MARKERS,
 };
 pub use error::{ApiError, ErrorBody, ErrorDetail};
 pub use events::{EventPage, EventView, Manifestation, TrailView};

@@ -21,10 +21,6 @@ use crate::state::ApiState;
 /// Records read per store call while bringing an index up to the head.
 const READ_PAGE: usize = 500;
 
-/// The most records [`ApiState::warm_review_index`] reads at a start (about 10 s of reading on
-/// the development machine); trails beyond it get their index at their first read.
-pub(crate) const WARM_BUDGET_RECORDS: u64 = 2_000_000;
-
 /// What the workflow knows about one trail, up to a seq.
 #[derive(Debug, Default, Clone)]
 pub(crate) struct ReviewSnapshot {
@@ -184,12 +180,16 @@ impl ApiState {
     /// Builds the review index (signatures, supersessions and the facet tally) of the trails
     /// in the background, one trail after the other, so that the first read of a large trail
     /// does not wait for it (issue 25: about 3.5 s per 100,000 records in a debug build on a
-    /// loaded 2-core machine). Bounded: the smallest trails first, and no more than 2,000,000
-    /// records in all, so a server of record holding a fleet's trails
+    /// loaded 2-core machine). Bounded: the smallest trails first, and no more than
+    /// [`ApiConfig::review_warm_budget_records`](crate::ApiConfig::review_warm_budget_records)
+    /// records in all (default 2,000,000), so a server of record holding a fleet's trails
     /// does not read every record at each start; the rest are built at their first read, as a
-    /// trail that fails here is. Call it once, after start.
+    /// trail that fails here is. Each trail warmed is a debug line `review index warmed for a
+    /// trail`, and the end an info line `review index warmed` (`warmed`, `records`,
+    /// `left_for_first_read`, `budget`). Call it once, after start.
     pub fn warm_review_index(&self) {
         let state = self.clone();
+        let budget = self.config().review_warm_budget_records;
         tokio::spawn(async move {
             let mut trails = match state.parts().store.trails().await {
                 Ok(trails) => trails,
@@ -201,13 +201,14 @@ impl ApiState {
             trails.sort_by_key(|(_, head)| head.seq.get());
             let (mut warmed, mut records) = (0usize, 0u64);
             for (trail, head) in &trails {
-                if records + head.seq.get() > WARM_BUDGET_RECORDS {
+                if records.saturating_add(head.seq.get()) > budget {
                     break;
                 }
                 match state.review_of(trail).await {
                     Ok(_) => {
                         warmed += 1;
                         records += head.seq.get();
+                        tracing::debug!(trail = %trail, records = head.seq.get(), "review index warmed for a trail");
                     }
                     Err(e) => {
                         tracing::warn!(trail = %trail, error = ?e, "review index not warmed for this trail; it is built at its first read");
@@ -218,6 +219,7 @@ impl ApiState {
                 warmed,
                 records,
                 left_for_first_read = trails.len() - warmed,
+                budget,
                 "review index warmed"
             );
         });

@@ -471,9 +471,39 @@ pub fn http_json(
     token: Option<&str>,
     body: Option<&serde_json::Value>,
 ) -> (u16, serde_json::Value) {
+    match json_exchange(port, method, path, token, body, Duration::from_secs(10)) {
+        Ok(answer) => answer,
+        // Closed before a status line: status 0, as a caller polling a starting process expects.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => (0, serde_json::Value::Null),
+        Err(e) => panic!("{method} {path} on port {port}: {e}"),
+    }
+}
+
+/// [`http_json`] that returns the I/O error instead of panicking: `ConnectionRefused` when
+/// nothing listens (the request was not sent), `UnexpectedEof` when the connection closed
+/// before a status line arrived (a process killed mid-request).
+pub fn try_http_json(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&serde_json::Value>,
+) -> std::io::Result<(u16, serde_json::Value)> {
+    json_exchange(port, method, path, token, body, Duration::from_secs(60))
+}
+
+/// One JSON exchange, waiting at most `timeout` for each read.
+fn json_exchange(
+    port: u16,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&serde_json::Value>,
+    timeout: Duration,
+) -> std::io::Result<(u16, serde_json::Value)> {
     use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    s.set_read_timeout(Some(timeout))?;
     let payload = body.map(|b| b.to_string()).unwrap_or_default();
     let auth = token
         .map(|t| format!("Authorization: Bearer {t}\r\n"))
@@ -483,17 +513,21 @@ pub fn http_json(
         "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n{auth}\
          Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{payload}",
         payload.len()
-    )
-    .unwrap();
+    )?;
     let mut response = Vec::new();
-    s.read_to_end(&mut response).unwrap();
+    s.read_to_end(&mut response)?;
     let text = String::from_utf8_lossy(&response);
     let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
     let status = head
         .split_whitespace()
         .nth(1)
         .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
+        .ok_or_else(|| {
+            std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                format!("no status line in {head:?}"),
+            )
+        })?;
     let chunked = head
         .to_ascii_lowercase()
         .contains("transfer-encoding: chunked");
@@ -501,10 +535,10 @@ pub fn http_json(
         true => dechunk(body),
         false => body.to_owned(),
     };
-    (
+    Ok((
         status,
         serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
-    )
+    ))
 }
 
 /// The payload of a `Transfer-Encoding: chunked` body.
@@ -737,4 +771,116 @@ pub fn create_with_four_eyes(
         ),
     );
     assert_eq!(status, 204, "first password change of {user}: {v}");
+}
+
+/// `n` `FILE_CREATED` records of `trail` chained with a fresh key kept in `edge_dir` (as an
+/// edge would, appended in groups of 500), and the key file to provision on the server as
+/// `trail-hmac.<trail>`.
+pub async fn forwarded_trail(edge_dir: &Path, trail: &str, n: usize) -> (Vec<Record>, PathBuf) {
+    use relay_domain::ports::{SecretName, SecretProviderExt};
+    use relay_domain::{
+        ActorSource, AppendService, Device, EventDraft, EventKind, Payload, Subject,
+    };
+    let adapters = relay_local::LocalAdapters::open(edge_dir).await.unwrap();
+    let key = adapters
+        .secrets
+        .current_or_create(&SecretName::trail_hmac())
+        .await
+        .unwrap()
+        .to_trail_key()
+        .unwrap();
+    let appender = AppendService::new(adapters.record_store.clone(), adapters.clock.clone(), key);
+    let drafts: Vec<EventDraft> = (0..n)
+        .map(|i| EventDraft {
+            trail_id: TrailId::new(trail).unwrap(),
+            kind: EventKind::file_created(),
+            actor: relay_domain::Actor::new("lab-user").ok(),
+            actor_source: ActorSource::OsSession,
+            occurred_at: None,
+            device: Device::new(trail).unwrap(),
+            project: None,
+            subject: Subject::new(format!("run/{i}.fid")).ok(),
+            payload: Payload::from_value(&serde_json::json!({"size": i})).unwrap(),
+        })
+        .collect();
+    for group in drafts.chunks(500) {
+        appender.append_group(group.to_vec()).await.unwrap();
+    }
+    adapters.record_store.close().await;
+    (
+        local_records(edge_dir, trail).await,
+        edge_dir.join("secrets/trail-hmac.json"),
+    )
+}
+
+/// `POST /api/v1/ingest` of `records` of `trail` as edge `edge` with its ingest `token`: the
+/// status and the decoded body.
+pub fn ingest_batch(
+    port: u16,
+    edge: &str,
+    token: &str,
+    trail: &str,
+    records: &[Record],
+) -> (u16, serde_json::Value) {
+    use std::io::{Read, Write};
+    let body =
+        serde_json::to_vec(&serde_json::json!({"trail_id": trail, "records": records})).unwrap();
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+    write!(
+        s,
+        "POST /api/v1/ingest HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nX-Relay-Edge: {edge}\r\n\
+         Authorization: Bearer {token}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .unwrap();
+    s.write_all(&body).unwrap();
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).unwrap();
+    let text = String::from_utf8_lossy(&raw);
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    let status = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_owned()
+    };
+    (
+        status,
+        serde_json::from_str(&body).unwrap_or(serde_json::Value::Null),
+    )
+}
+
+/// The edge's API port, read from its `relay-edge running` log line (it listens on port 0, so
+/// no other test can take its port between a reservation and the bind).
+pub fn edge_port(edge: &mut Proc, log: &Path) -> u16 {
+    let start = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(log).unwrap_or_default();
+        if let Some(line) = text.lines().find(|l| l.contains("relay-edge running")) {
+            let at = line
+                .find("127.0.0.1:")
+                .expect("the running line names its address");
+            let digits: String = line[at + 10..]
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            return digits.parse().unwrap();
+        }
+        assert!(edge.running(), "relay-edge exited: {}", edge.log_tail());
+        assert!(
+            start.elapsed() < Duration::from_secs(60),
+            "relay-edge never ran: {}",
+            edge.log_tail()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }
