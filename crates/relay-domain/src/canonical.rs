@@ -76,7 +76,7 @@ fn write_opt(out: &mut Vec<u8>, v: Option<&str>) {
 }
 
 /// Appends a decimal integer without allocating.
-fn write_u64(out: &mut Vec<u8>, mut n: u64) {
+pub(crate) fn write_u64(out: &mut Vec<u8>, mut n: u64) {
     let mut digits = [0u8; 20];
     let mut i = digits.len();
     loop {

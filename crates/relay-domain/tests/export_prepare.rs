@@ -104,9 +104,10 @@ fn a_prepared_page_renders_every_row_as_the_record_by_record_path_on_any_thread_
         json: true,
     };
     let selected = |r: &Record| r.chain_seq.get() % 3 != 0;
-    for threads in [1, 2, 3, 8] {
-        let page =
-            PreparedPage::prepare(&verifier, &records, &signatures, both, &selected, threads);
+    let mut page = PreparedPage::new();
+    for threads in [8, 1, 2, 3, 8] {
+        // One page value refilled for every thread count: nothing of the last fill remains.
+        page.prepare(&verifier, &records, &signatures, both, &selected, threads);
         let rows: Vec<_> = page.rows().collect();
         assert_eq!(rows.len(), records.len(), "{threads} threads");
         for (record, row) in records.iter().zip(&rows) {
@@ -127,7 +128,15 @@ fn a_prepared_page_renders_every_row_as_the_record_by_record_path_on_any_thread_
         csv: false,
         json: false,
     };
-    let page = PreparedPage::prepare(&verifier, &records, &signatures, jsonl_only, &|_| true, 2);
+    page.prepare(
+        &verifier,
+        &records[..10],
+        &signatures,
+        jsonl_only,
+        &|_| true,
+        2,
+    );
+    assert_eq!(page.rows().count(), 10);
     assert!(
         page.rows()
             .all(|row| row.csv.is_empty() && row.json.is_empty() && !row.jsonl.is_empty())
@@ -160,7 +169,8 @@ proptest! {
         let mut v = ChainVerifier::new(trail(), &ring);
         let none = SignatureIndex::new();
         let renderings = Renderings { csv: false, json: false };
-        let page = PreparedPage::prepare(&v, &records, &none, renderings, &|_| true, threads);
+        let mut page = PreparedPage::new();
+        page.prepare(&v, &records, &none, renderings, &|_| true, threads);
         let got = records
             .iter()
             .zip(page.rows())

@@ -35,7 +35,10 @@ pub struct Renderings {
     pub json: bool,
 }
 
-/// A page of records prepared for the export's ordered pass ([`PreparedPage::rows`]).
+/// A page of records prepared for the export's ordered pass ([`PreparedPage::rows`]). Its
+/// buffers are kept from one page to the next ([`PreparedPage::prepare`] refills them), so a
+/// long export does not allocate and fault in fresh memory for every page.
+#[derive(Default)]
 pub struct PreparedPage {
     /// One part per thread, in record order.
     parts: Vec<Part>,
@@ -49,6 +52,17 @@ struct Part {
     jsonl: Vec<u8>,
     csv: Vec<u8>,
     json: Vec<u8>,
+    canonical: Vec<u8>,
+}
+
+impl Part {
+    /// Empties the part, keeping its buffers.
+    fn clear(&mut self) {
+        self.rows.clear();
+        self.jsonl.clear();
+        self.csv.clear();
+        self.json.clear();
+    }
 }
 
 /// One record of a [`Part`].
@@ -75,42 +89,80 @@ pub struct PreparedRow<'a> {
     pub json: &'a [u8],
 }
 
+/// What every record of a page is prepared with.
+#[derive(Clone, Copy)]
+struct Context<'a> {
+    keys: Option<&'a KeyRing>,
+    signatures: &'a SignatureIndex,
+    renderings: Renderings,
+    render: &'a (dyn Fn(&Record) -> bool + Sync),
+}
+
 impl PreparedPage {
-    /// Prepares `records` on up to `threads` scoped threads: every record's HMAC verdict under
-    /// `verifier`'s keys and its leaf hash; the rows of those `render` selects, with the
-    /// signatures `signatures` holds for them.
+    /// An empty page, to be filled by [`prepare`](Self::prepare).
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Prepares `records` (replacing the previous page) on up to `threads` scoped threads:
+    /// every record's HMAC verdict under `verifier`'s keys and its leaf hash; the rows of
+    /// those `render` selects, with the signatures `signatures` holds for them.
     pub fn prepare(
+        &mut self,
         verifier: &ChainVerifier<'_>,
         records: &[Record],
         signatures: &SignatureIndex,
         renderings: Renderings,
         render: &(dyn Fn(&Record) -> bool + Sync),
         threads: usize,
-    ) -> Self {
-        let keys = verifier.keys();
-        let run = |part: &[Record]| prepare_part(part, keys, signatures, renderings, render);
-        if threads <= 1 || records.len() < PARALLEL_MIN_RECORDS {
-            return Self {
-                parts: vec![run(records)],
-            };
+    ) {
+        let cx = Context {
+            keys: verifier.keys(),
+            signatures,
+            renderings,
+            render,
+        };
+        let threads = if records.len() < PARALLEL_MIN_RECORDS {
+            1
+        } else {
+            threads.max(1)
+        };
+        self.parts.resize_with(threads, Part::default);
+        for part in &mut self.parts {
+            part.clear();
+        }
+        if threads == 1 {
+            prepare_part(&mut self.parts[0], records, cx);
+            return;
         }
         let chunk = records.len().div_ceil(threads);
-        let parts = std::thread::scope(|scope| {
-            let handles: Vec<_> = records
-                .chunks(chunk)
-                .map(|part| (part, scope.spawn(move || run(part))))
+        let failed: Vec<usize> = std::thread::scope(|scope| {
+            let mut work = records.chunks(chunk).zip(self.parts.iter_mut());
+            // The calling thread prepares the first chunk itself.
+            let first = work.next();
+            let handles: Vec<_> = work
+                .map(|(part_records, part)| {
+                    scope.spawn(move || prepare_part(part, part_records, cx))
+                })
                 .collect();
+            if let Some((part_records, part)) = first {
+                prepare_part(part, part_records, cx);
+            }
             handles
                 .into_iter()
-                .map(|(part, handle)| match handle.join() {
-                    Ok(prepared) if prepared.rows.len() == part.len() => prepared,
-                    // Preparing does not panic; should a thread fail anyway, its records are
-                    // prepared again here rather than lost or shifted.
-                    _ => run(part),
-                })
+                .enumerate()
+                .filter_map(|(i, handle)| handle.join().is_err().then_some(i + 1))
                 .collect()
         });
-        Self { parts }
+        // Preparing does not panic; should a thread fail anyway, its records are prepared
+        // again here rather than lost or shifted.
+        for i in failed {
+            let part = &mut self.parts[i];
+            part.clear();
+            let start = (i * chunk).min(records.len());
+            let end = (start + chunk).min(records.len());
+            prepare_part(part, &records[start..end], cx);
+        }
     }
 
     /// The prepared records, in the order of the page.
@@ -130,54 +182,50 @@ impl PreparedPage {
 /// What precedes the checksum's hex at the end of a `records.jsonl` line.
 const CHECKSUM_MEMBER: &[u8] = b",\"checksum\":\"";
 
-/// Prepares `records` on the calling thread.
-fn prepare_part(
-    records: &[Record],
-    keys: Option<&KeyRing>,
-    signatures: &SignatureIndex,
-    renderings: Renderings,
-    render: &(dyn Fn(&Record) -> bool + Sync),
-) -> Part {
-    let mut part = Part {
-        rows: Vec::with_capacity(records.len()),
-        ..Part::default()
-    };
-    let mut canonical = Vec::with_capacity(1024);
+/// Prepares `records` into `part` on the calling thread.
+fn prepare_part(part: &mut Part, records: &[Record], cx: Context<'_>) {
+    part.rows.reserve(records.len());
+    let Part {
+        rows,
+        jsonl,
+        csv,
+        json,
+        canonical,
+    } = part;
     for record in records {
         canonical.clear();
-        write_canonical(record, &mut canonical);
-        let hmac = keys.map(|keys| match keys.get(&record.key_id) {
+        write_canonical(record, canonical);
+        let hmac = cx.keys.map(|keys| match keys.get(&record.key_id) {
             None => Hmac::UnknownKey,
-            Some(key) if key.mac(&canonical).ct_eq(&record.checksum) => Hmac::Holds,
+            Some(key) if key.mac(canonical).ct_eq(&record.checksum) => Hmac::Holds,
             Some(_) => Hmac::Mismatch,
         });
         let mut h = Sha256::new();
         h.update([0x00]);
-        h.update(&canonical);
+        h.update(&canonical[..]);
         h.update(record.checksum.0);
         let leaf = Checksum(h.finalize().into());
-        let (jsonl_at, csv_at, json_at) = (part.jsonl.len(), part.csv.len(), part.json.len());
-        if render(record) {
-            write_jsonl_line(&canonical, &record.checksum, &mut part.jsonl);
-            let sigs = signatures.on(&record.checksum);
-            if renderings.csv {
-                write_csv_prefix(record, &mut part.csv);
-                write_csv_signatures(sigs, &mut part.csv);
+        let (jsonl_at, csv_at, json_at) = (jsonl.len(), csv.len(), json.len());
+        if (cx.render)(record) {
+            write_jsonl_line(canonical, &record.checksum, jsonl);
+            let sigs = cx.signatures.on(&record.checksum);
+            if cx.renderings.csv {
+                write_csv_prefix(record, csv);
+                write_csv_signatures(sigs, csv);
             }
-            if renderings.json {
-                write_json_prefix(record, &mut part.json);
-                write_json_signatures(sigs, &mut part.json);
+            if cx.renderings.json {
+                write_json_prefix(record, json);
+                write_json_signatures(sigs, json);
             }
         }
-        part.rows.push(RowIndex {
+        rows.push(RowIndex {
             hmac,
             leaf,
-            jsonl: jsonl_at..part.jsonl.len(),
-            csv: csv_at..part.csv.len(),
-            json: json_at..part.json.len(),
+            jsonl: jsonl_at..jsonl.len(),
+            csv: csv_at..csv.len(),
+            json: json_at..json.len(),
         });
     }
-    part
 }
 
 /// The `records.jsonl` line of a record from its canonical encoding (domain tag, then the

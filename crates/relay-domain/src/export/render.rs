@@ -8,10 +8,10 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::canonical::write_json_string;
+use crate::canonical::{write_json_string, write_u64};
 use crate::ids::{ChainSeq, Checksum};
 use crate::record::Record;
-use crate::timestamp::Timestamp;
+use crate::timestamp::{TimeLabel, Timestamp};
 
 /// The kind of signature records (R4.2).
 pub const SIGNATURE_KIND: &str = "SIGNATURE";
@@ -289,7 +289,7 @@ pub fn write_csv_prefix(record: &Record, out: &mut Vec<u8>) {
         write_csv_cell(out, s);
         out.push(b',');
     };
-    out.extend_from_slice(record.chain_seq.get().to_string().as_bytes());
+    write_u64(out, record.chain_seq.get());
     out.push(b',');
     record.checksum.write_hex(out);
     out.push(b',');
@@ -302,7 +302,10 @@ pub fn write_csv_prefix(record: &Record, out: &mut Vec<u8>) {
     out.push(b',');
     record.recorded_at.write_canonical(out);
     out.push(b',');
-    cell(out, &record.time_source.to_label());
+    match record.time_source {
+        TimeLabel::System => cell(out, "system"),
+        label => cell(out, &label.to_label()),
+    }
     cell(out, record.device.as_str());
     cell(out, record.project.as_ref().map_or("", |p| p.as_str()));
     cell(out, record.subject.as_ref().map_or("", |s| s.as_str()));
@@ -345,18 +348,35 @@ pub fn write_json_prefix(record: &Record, out: &mut Vec<u8>) {
         }
         out.push(b',');
     };
+    // Hex digests and canonical timestamps are plain ASCII: written in place, without the
+    // allocation and escaping scan of a string.
+    let ascii = |out: &mut Vec<u8>, k: &str, write: &dyn Fn(&mut Vec<u8>)| {
+        key(out, k);
+        out.push(b'"');
+        write(out);
+        out.extend_from_slice(b"\",");
+    };
     out.push(b'{');
     key(out, "chain_seq");
-    out.extend_from_slice(record.chain_seq.get().to_string().as_bytes());
+    write_u64(out, record.chain_seq.get());
     out.push(b',');
-    text(out, "checksum", &record.checksum.to_hex());
-    text(out, "prev_checksum", &record.prev_checksum.to_hex());
+    ascii(out, "checksum", &|out| record.checksum.write_hex(out));
+    ascii(out, "prev_checksum", &|out| {
+        record.prev_checksum.write_hex(out)
+    });
     text(out, "kind", record.kind.as_str());
     text(out, "actor", record.actor.as_str());
     text(out, "actor_source", record.actor_source.as_str());
-    text(out, "occurred_at", &record.occurred_at.to_canonical());
-    text(out, "recorded_at", &record.recorded_at.to_canonical());
-    text(out, "time_source", &record.time_source.to_label());
+    ascii(out, "occurred_at", &|out| {
+        record.occurred_at.write_canonical(out)
+    });
+    ascii(out, "recorded_at", &|out| {
+        record.recorded_at.write_canonical(out)
+    });
+    match record.time_source {
+        TimeLabel::System => text(out, "time_source", "system"),
+        label => text(out, "time_source", &label.to_label()),
+    }
     text(out, "device", record.device.as_str());
     opt(out, "project", record.project.as_ref().map(|p| p.as_str()));
     opt(out, "subject", record.subject.as_ref().map(|s| s.as_str()));

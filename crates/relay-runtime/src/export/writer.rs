@@ -348,9 +348,9 @@ async fn write_package(
         record.chain_seq >= from && record.chain_seq <= to && request.filter.selects(record)
     };
     // Renders one page; the next page is read while this runs (see the loop below).
+    let mut prepared = PreparedPage::new();
     let mut render_page = |page: &[Record]| -> Result<(), ExportError> {
-        let prepared =
-            PreparedPage::prepare(&verifier, page, &signatures, renderings, &exported, threads);
+        prepared.prepare(&verifier, page, &signatures, renderings, &exported, threads);
         for (record, row) in page.iter().zip(prepared.rows()) {
             if record.chain_seq > head.seq {
                 break;

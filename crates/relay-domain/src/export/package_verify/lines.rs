@@ -137,10 +137,10 @@ impl<R: BufRead> HashedLines<R> {
 }
 
 /// Bytes per chunk read and hashed by a reading thread.
-const CHUNK_BYTES: usize = 1 << 20;
+const CHUNK_BYTES: usize = 512 << 10;
 
 /// Chunks a reading thread may have ready ahead of the walk, per file.
-const CHUNKS_AHEAD: usize = 3;
+const CHUNKS_AHEAD: usize = 8;
 
 /// Where a [`HashedLines`] gets its bytes.
 enum Source<R> {

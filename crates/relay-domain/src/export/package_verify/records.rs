@@ -5,6 +5,7 @@
 //! `proofs.rs`) and its rows in the renderings (12).
 
 use std::io::BufRead;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
@@ -103,31 +104,57 @@ fn leaf_from_layout(layout: &[u8], record: &Record) -> Checksum {
     Checksum(h.finalize().into())
 }
 
-/// Prepares `lines` in order, on up to `threads` scoped threads (one contiguous chunk each).
+/// Lines a preparing thread takes at a time: small enough that the threads finish a batch
+/// together whatever else the cores are doing, large enough that taking one costs nothing.
+const SLICE_LINES: usize = 64;
+
+/// Prepares `lines` in order, on `threads` threads (the calling one and `threads - 1` scoped
+/// ones), each taking the next slice of [`SLICE_LINES`] until none is left.
 fn prepare_all(lines: &[Vec<u8>], wanted: Wanted<'_>, threads: usize) -> Vec<Prepared> {
-    let run = |part: &[Vec<u8>]| {
-        let mut scratch = Vec::with_capacity(1024);
+    let run = |part: &[Vec<u8>], scratch: &mut Vec<u8>| {
         part.iter()
-            .map(|line| prepare(line, wanted, &mut scratch))
+            .map(|line| prepare(line, wanted, scratch))
             .collect::<Vec<_>>()
     };
-    if threads <= 1 || lines.len() < 2 {
-        return run(lines);
+    if threads <= 1 || lines.len() <= SLICE_LINES {
+        return run(lines, &mut Vec::with_capacity(1024));
     }
-    let chunk = lines.len().div_ceil(threads);
-    std::thread::scope(|scope| {
-        let handles: Vec<_> = lines
-            .chunks(chunk)
-            .map(|part| (part.len(), scope.spawn(move || run(part))))
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|(len, handle)| match handle.join() {
-                Ok(prepared) if prepared.len() == len => prepared,
-                _ => thread_failed(len),
-            })
-            .collect()
-    })
+    let slices: Vec<&[Vec<u8>]> = lines.chunks(SLICE_LINES).collect();
+    let next = AtomicUsize::new(0);
+    let work = || {
+        let mut scratch = Vec::with_capacity(1024);
+        let mut done = Vec::new();
+        loop {
+            let i = next.fetch_add(1, Ordering::Relaxed);
+            let Some(slice) = slices.get(i) else {
+                return done;
+            };
+            done.push((i, run(slice, &mut scratch)));
+        }
+    };
+    let mut pieces = std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
+        let mut pieces = work();
+        for helper in helpers {
+            // A failed thread's slices are missing below and prepared again.
+            if let Ok(theirs) = helper.join() {
+                pieces.extend(theirs);
+            }
+        }
+        pieces
+    });
+    pieces.sort_unstable_by_key(|(i, _)| *i);
+    let mut out = Vec::with_capacity(lines.len());
+    let mut pieces = pieces.into_iter().peekable();
+    for (i, slice) in slices.iter().enumerate() {
+        match pieces.next_if(|(at, _)| *at == i) {
+            Some((_, prepared)) => out.extend(prepared),
+            // Preparing a line does not panic; should a thread fail anyway, its slices are
+            // prepared here rather than lost or shifted.
+            None => out.extend(run(slice, &mut Vec::with_capacity(1024))),
+        }
+    }
+    out
 }
 
 /// `len` lines whose preparing thread failed: preparing a line does not panic, but should a
