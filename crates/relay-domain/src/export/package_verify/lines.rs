@@ -7,7 +7,7 @@
 //! ordered checks, then does no SHA-256 and no read system call.
 
 use std::io::{self, BufRead, Read};
-use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 
 use sha2::{Digest, Sha256};
 
@@ -215,10 +215,8 @@ impl<R: BufRead + Send> HashedLines<R> {
 fn read_and_hash<R: Read>(mut inner: R, pieces: &SyncSender<Piece>, spare: &Receiver<Vec<u8>>) {
     let mut hasher = Sha256::new();
     loop {
-        let mut chunk = match spare.try_recv() {
-            Ok(chunk) => chunk,
-            Err(TryRecvError::Empty | TryRecvError::Disconnected) => Vec::new(),
-        };
+        // A chunk the walk has emptied, or a new one while none is back yet.
+        let mut chunk = spare.try_recv().unwrap_or_default();
         // A recycled chunk keeps its length: only a new one is zeroed, once.
         chunk.resize(CHUNK_BYTES, 0);
         let mut filled = 0;
