@@ -107,14 +107,7 @@ fn a_prepared_page_renders_every_row_as_the_record_by_record_path_on_any_thread_
     let mut page = PreparedPage::new();
     for threads in [8, 1, 2, 3, 8] {
         // One page value refilled for every thread count: nothing of the last fill remains.
-        page.prepare(
-            verifier.hmac_keys(),
-            &records,
-            &signatures,
-            both,
-            &selected,
-            threads,
-        );
+        page.prepare(&verifier, &records, &signatures, both, &selected, threads);
         let rows: Vec<_> = page.rows().collect();
         assert_eq!(rows.len(), records.len(), "{threads} threads");
         for (record, row) in records.iter().zip(&rows) {
@@ -136,7 +129,7 @@ fn a_prepared_page_renders_every_row_as_the_record_by_record_path_on_any_thread_
         json: false,
     };
     page.prepare(
-        verifier.hmac_keys(),
+        &verifier,
         &records[..10],
         &signatures,
         jsonl_only,
@@ -177,7 +170,7 @@ proptest! {
         let none = SignatureIndex::new();
         let renderings = Renderings { csv: false, json: false };
         let mut page = PreparedPage::new();
-        page.prepare(v.hmac_keys(), &records, &none, renderings, &|_| true, threads);
+        page.prepare(&v, &records, &none, renderings, &|_| true, threads);
         let got = records
             .iter()
             .zip(page.rows())

@@ -23,7 +23,7 @@ pub use package_verify::{
     Finding, Origin, PackageError, PackageInputs, PackageReport, PassedCheck, ReceiptSummary,
     Verdict, VerifyOptions, verify_package,
 };
-pub use prepare::{HmacKeys, PreparedPage, PreparedRow, Renderings};
+pub use prepare::{PreparedPage, PreparedRow, Renderings};
 pub use receipts::ReceiptLine;
 pub use render::{
     CellError, FormatVersion, Manifestation, SignatureIndex, escape_signature_field,

@@ -105,12 +105,11 @@ impl PreparedPage {
     }
 
     /// Prepares `records` (replacing the previous page) on up to `threads` scoped threads:
-    /// every record's HMAC verdict under `keys` (a verifier's, [`ChainVerifier::hmac_keys`])
-    /// and its leaf hash; the rows of those `render` selects, with the signatures `signatures`
-    /// holds for them.
+    /// every record's HMAC verdict under `verifier`'s keys and its leaf hash; the rows of
+    /// those `render` selects, with the signatures `signatures` holds for them.
     pub fn prepare(
         &mut self,
-        keys: HmacKeys<'_>,
+        verifier: &ChainVerifier<'_>,
         records: &[Record],
         signatures: &SignatureIndex,
         renderings: Renderings,
@@ -118,7 +117,7 @@ impl PreparedPage {
         threads: usize,
     ) {
         let cx = Context {
-            keys: keys.0,
+            keys: verifier.keys(),
             signatures,
             renderings,
             render,
@@ -240,23 +239,9 @@ fn write_jsonl_line(canonical: &[u8], checksum: &Checksum, out: &mut Vec<u8>) {
     out.extend_from_slice(b"\"}\n");
 }
 
-/// The keys a [`ChainVerifier`] recomputes HMACs with, for [`PreparedPage::prepare`]: taken
-/// from the verifier ([`ChainVerifier::hmac_keys`]), so a page can be prepared on other threads
-/// while the verifier checks the page before it, and its verdicts are under the same keys.
-#[derive(Clone, Copy)]
-pub struct HmacKeys<'k>(Option<&'k KeyRing>);
-
-impl<'k> ChainVerifier<'k> {
-    /// This verifier's keys, to prepare pages with ([`PreparedPage::prepare`]).
-    pub fn hmac_keys(&self) -> HmacKeys<'k> {
-        HmacKeys(self.keys())
-    }
-}
-
 impl ChainVerifier<'_> {
     /// [`push`](Self::push) with the record's HMAC verdict taken from its prepared row
-    /// ([`PreparedPage::prepare`] with this verifier's [`hmac_keys`](Self::hmac_keys)): the
-    /// same checks, in the same order.
+    /// ([`PreparedPage::prepare`] with this verifier): the same checks, in the same order.
     pub fn push_prepared(
         &mut self,
         record: &Record,

@@ -347,12 +347,10 @@ async fn write_package(
     let exported = |record: &Record| {
         record.chain_seq >= from && record.chain_seq <= to && request.filter.selects(record)
     };
-    let keys = verifier.hmac_keys();
-    let prepare_page = |out: &mut PreparedPage, page: &[Record]| {
-        out.prepare(keys, page, &signatures, renderings, &exported, threads);
-    };
-    // The ordered checks and the writes of one prepared page, on this thread.
-    let mut check_page = |page: &[Record], prepared: &PreparedPage| -> Result<(), ExportError> {
+    // Renders one page; the next page is read while this runs (see the loop below).
+    let mut prepared = PreparedPage::new();
+    let mut render_page = |page: &[Record]| -> Result<(), ExportError> {
+        prepared.prepare(&verifier, page, &signatures, renderings, &exported, threads);
         for (record, row) in page.iter().zip(prepared.rows()) {
             if record.chain_seq > head.seq {
                 break;
@@ -417,48 +415,21 @@ async fn write_package(
         }
         Ok(())
     };
-    // Three pages are in flight: while one is checked and written on this thread, the next is
-    // prepared on the other threads and the one after it is read (the SQLite adapter reads on
-    // a blocking thread, Postgres on the server). The export costs about the slowest of the
-    // three rather than their sum.
-    let more_after = |page: &[Record]| {
-        page.last()
-            .map(|last| last.chain_seq.get())
-            .filter(|seq| *seq < head.seq.get())
-    };
+    // The store read of the next page overlaps the rendering of this one (the SQLite adapter
+    // reads on a blocking thread, Postgres on the server), so the export costs about one read
+    // of the trail or its rendering, whichever is slower, rather than their sum.
     let mut page = store.read(trail, 0, VERIFY_PAGE).await?;
-    let mut ready = PreparedPage::new();
-    let mut spare = PreparedPage::new();
-    prepare_page(&mut ready, &page);
-    let mut next = match more_after(&page) {
-        Some(after) => store.read(trail, after, VERIFY_PAGE).await?,
-        None => Vec::new(),
-    };
-    while !page.is_empty() {
-        let (following, (checked, prepared_next)) = tokio::join!(
-            async {
-                match more_after(&next) {
-                    Some(after) => store.read(trail, after, VERIFY_PAGE).await,
-                    None => Ok(Vec::new()),
-                }
-            },
-            async {
-                std::thread::scope(|scope| {
-                    let helper =
-                        (!next.is_empty()).then(|| scope.spawn(|| prepare_page(&mut spare, &next)));
-                    let checked = check_page(&page, &ready);
-                    (checked, helper.is_none_or(|h| h.join().is_ok()))
-                })
-            }
-        );
-        checked?;
-        if !prepared_next {
-            // Preparing does not panic; should its thread fail anyway, the page is prepared
-            // again here rather than skipped.
-            prepare_page(&mut spare, &next);
+    while let Some(last) = page.last() {
+        let after = last.chain_seq.get();
+        if after >= head.seq.get() {
+            render_page(&page)?;
+            break;
         }
-        std::mem::swap(&mut ready, &mut spare);
-        page = std::mem::replace(&mut next, following?);
+        let (next, rendered) = tokio::join!(store.read(trail, after, VERIFY_PAGE), async {
+            render_page(&page)
+        });
+        rendered?;
+        page = next?;
     }
     let summary = verifier.finish().map_err(ExportError::Broken)?;
     if summary.head != Some((head.seq, head.checksum)) {
