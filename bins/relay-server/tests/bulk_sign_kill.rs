@@ -111,30 +111,13 @@ fn start_edge(root: &Path, log_name: &str) -> (Proc, u16) {
 }
 
 fn login(port: u16, user: &str) -> String {
-    let (s, v) = http_json(
-        port,
-        "POST",
-        "/api/v1/auth/login",
-        None,
-        Some(&json!({"username": user, "password": PASSWORD})),
-    );
-    assert_eq!(s, 200, "login {user}: {v}");
-    v["token"].as_str().unwrap().to_owned()
+    common::login(port, user, PASSWORD)
 }
 
 /// The bootstrap admin ada, a second admin bob, and the reviewers, each created by a four-eyes
 /// `account_create` change ada proposes and bob approves (issue 18).
 fn accounts(port: u16) {
-    let (s, v) = http_json(
-        port,
-        "POST",
-        "/api/v1/auth/register",
-        None,
-        Some(
-            &json!({"username": "ada", "full_name": "Ada Admin", "password": PASSWORD, "role": "admin"}),
-        ),
-    );
-    assert_eq!(s, 201, "{v}");
+    register_admin(port, "ada", "Ada Admin", PASSWORD);
     let ada = login(port, "ada");
     let (s, v) = http_json(
         port,

@@ -159,25 +159,8 @@ async fn the_warm_up_reads_the_smallest_trails_within_its_budget_and_the_rest_at
 
     // The trails beyond the budget are served in full at their first read.
     wait_healthy(port, &mut server);
-    let (s, v) = http_json(
-        port,
-        "POST",
-        "/api/v1/auth/register",
-        None,
-        Some(
-            &json!({"username": "ada", "full_name": "Ada Admin", "password": PASSWORD, "role": "admin"}),
-        ),
-    );
-    assert_eq!(s, 201, "{v}");
-    let (s, v) = http_json(
-        port,
-        "POST",
-        "/api/v1/auth/login",
-        None,
-        Some(&json!({"username": "ada", "password": PASSWORD})),
-    );
-    assert_eq!(s, 200, "{v}");
-    let token = v["token"].as_str().unwrap().to_owned();
+    register_admin(port, "ada", "Ada Admin", PASSWORD);
+    let token = login(port, "ada", PASSWORD);
     for (trail, n) in &TRAILS[2..] {
         let (s, v) = http_json(
             port,

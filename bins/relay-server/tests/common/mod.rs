@@ -884,3 +884,31 @@ pub fn edge_port(edge: &mut Proc, log: &Path) -> u16 {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Registers the bootstrap admin `username` on a fresh relay (answered 201).
+pub fn register_admin(port: u16, username: &str, full_name: &str, password: &str) {
+    let (s, v) = http_json(
+        port,
+        "POST",
+        "/api/v1/auth/register",
+        None,
+        Some(
+            &serde_json::json!({"username": username, "full_name": full_name,
+            "password": password, "role": "admin"}),
+        ),
+    );
+    assert_eq!(s, 201, "register {username}: {v}");
+}
+
+/// Logs `username` in; its session token.
+pub fn login(port: u16, username: &str, password: &str) -> String {
+    let (s, v) = http_json(
+        port,
+        "POST",
+        "/api/v1/auth/login",
+        None,
+        Some(&serde_json::json!({"username": username, "password": password})),
+    );
+    assert_eq!(s, 200, "login {username}: {v}");
+    v["token"].as_str().unwrap().to_owned()
+}
