@@ -29,6 +29,19 @@ pub fn is_canonical_object(text: &str, max: usize) -> bool {
     value(bytes, &mut at, 0) && at == bytes.len()
 }
 
+/// The end (exclusive) of the JSON object that starts at byte `at` of `text`, when that object
+/// is certainly in RFC 8785 canonical form (by the rules of [`is_canonical_object`]) and at most
+/// `max` bytes long; `None`: not known. Lets a reader of a larger canonical text find where an
+/// embedded object ends and know it canonical in one pass.
+pub(crate) fn canonical_object_end(text: &str, at: usize, max: usize) -> Option<usize> {
+    let bytes = text.as_bytes();
+    if bytes.get(at) != Some(&b'{') {
+        return None;
+    }
+    let mut end = at;
+    (value(bytes, &mut end, 0) && end - at <= max).then_some(end)
+}
+
 /// Checks the value starting at `*at` and moves past it.
 fn value(b: &[u8], at: &mut usize, depth: usize) -> bool {
     match b.get(*at) {

@@ -12,6 +12,7 @@ use serde_json::value::RawValue;
 use sha2::{Digest, Sha256};
 
 use super::findings::Findings;
+use super::line_read::read_canonical_line;
 use super::lines::{Line, strip_newline};
 use super::signatures::{RenderedSignatures, short};
 use super::{PackageError, PackageVerifier};
@@ -24,10 +25,9 @@ use crate::ids::{
     Actor, ActorSource, ChainSeq, Checksum, Device, EventKind, KeyId, Project, Subject, TrailId,
 };
 use crate::keys::KeyRing;
-use crate::merkle::record_leaf_hash;
 use crate::record::{Payload, Record};
 use crate::timestamp::{TimeLabel, Timestamp};
-use crate::verify::{ChainVerifier, Hmac, hmac_verdict};
+use crate::verify::{ChainVerifier, Hmac, hmac_verdict, hmac_verdict_of_canonical};
 
 /// Lines of `records.jsonl` read, then prepared together (on the configured threads), then
 /// checked in order.
@@ -62,10 +62,15 @@ struct Wanted<'k> {
 
 /// Prepares one `records.jsonl` line (without its `\n`).
 fn prepare(text: &[u8], wanted: Wanted<'_>, scratch: &mut Vec<u8>) -> Prepared {
-    let record = serde_json::from_slice::<RecordLine>(text)
-        .map_err(|e| e.to_string())
-        .and_then(RecordLine::into_record)
-        .and_then(|r| check_line_layout(text, &r, scratch).map(|()| r));
+    // A line in canonical layout is read directly; anything else takes serde and the layout
+    // comparison, which decide and word the fault (`line_read`).
+    let record = match read_canonical_line(text) {
+        Some(r) => Ok(r),
+        None => serde_json::from_slice::<RecordLine>(text)
+            .map_err(|e| e.to_string())
+            .and_then(RecordLine::into_record)
+            .and_then(|r| check_line_layout(text, &r, scratch).map(|()| r)),
+    };
     let mut out = Prepared {
         record,
         leaf: Checksum([0; 32]),
@@ -74,8 +79,13 @@ fn prepare(text: &[u8], wanted: Wanted<'_>, scratch: &mut Vec<u8>) -> Prepared {
         csv_prefix: Vec::with_capacity(if wanted.csv { text.len() } else { 0 }),
     };
     if let Ok(r) = &out.record {
-        out.leaf = leaf_from_layout(scratch, r);
-        out.hmac = wanted.keys.map(|keys| hmac_verdict(r, keys, scratch));
+        // The line is the record's canonical layout, so its canonical bytes are the tag and the
+        // line with the checksum member taken out: the leaf and the HMAC need no encoding.
+        canonical_from_layout(text, scratch);
+        out.leaf = leaf_of_canonical(scratch, &r.checksum);
+        out.hmac = wanted
+            .keys
+            .map(|keys| hmac_verdict_of_canonical(scratch, &r.key_id, &r.checksum, keys));
         if wanted.json {
             write_json_prefix(r, &mut out.json_prefix);
         }
@@ -86,21 +96,25 @@ fn prepare(text: &[u8], wanted: Wanted<'_>, scratch: &mut Vec<u8>) -> Prepared {
     out
 }
 
-/// The record's leaf hash, `SHA-256(0x00 || canonical bytes || checksum)` as
-/// [`record_leaf_hash`] computes it, from what [`check_line_layout`] left in `layout`: the
-/// canonical bytes with their closing `}` replaced by the `checksum` member. Saves encoding the
-/// record a second time.
-fn leaf_from_layout(layout: &[u8], record: &Record) -> Checksum {
+/// Puts the canonical bytes of the record whose canonical layout is `line` into `out`: the
+/// domain tag, then the line with its `checksum` member (`,"checksum":"` + 64 hex digits + `"`)
+/// taken out before the closing brace.
+fn canonical_from_layout(line: &[u8], out: &mut Vec<u8>) {
     // `,"checksum":"` + 64 hex digits + `"}` end the layout.
     const CHECKSUM_MEMBER: usize = CHECKSUM_KEY.len() + 64 + 2;
-    let Some(canonical_open) = layout.len().checked_sub(CHECKSUM_MEMBER) else {
-        return record_leaf_hash(record, &mut Vec::new());
-    };
+    out.clear();
+    out.extend_from_slice(EVENT_DOMAIN_TAG);
+    out.extend_from_slice(&line[..line.len().saturating_sub(CHECKSUM_MEMBER)]);
+    out.push(b'}');
+}
+
+/// The record's leaf hash from its canonical bytes, `SHA-256(0x00 || canonical bytes ||
+/// checksum)`, as [`record_leaf_hash`](crate::merkle::record_leaf_hash) computes it from the record.
+fn leaf_of_canonical(canonical: &[u8], checksum: &Checksum) -> Checksum {
     let mut h = Sha256::new();
     h.update([0x00]);
-    h.update(&layout[..canonical_open]);
-    h.update(b"}");
-    h.update(record.checksum.0);
+    h.update(canonical);
+    h.update(checksum.0);
     Checksum(h.finalize().into())
 }
 
