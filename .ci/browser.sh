@@ -14,7 +14,7 @@ if ! command -v chromium >/dev/null 2>&1; then
   echo "==> installing chromium (Debian package)"
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
-  apt-get install -y -qq chromium chromium-driver >/dev/null
+  apt-get install -y -qq chromium >/dev/null
 fi
 if ! command -v sqlite3 >/dev/null 2>&1; then
   echo "==> installing sqlite3 (Debian package; ui_forms.test.mjs tampers with a stopped edge's store)"

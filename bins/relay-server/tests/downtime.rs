@@ -84,25 +84,8 @@ async fn wait_forwarded(edge_dir: &Path, timeout: Duration) -> u64 {
 }
 
 fn admin_token(port: u16) -> String {
-    let (status, v) = http_json(
-        port,
-        "POST",
-        "/api/v1/auth/register",
-        None,
-        Some(
-            &json!({"username": "ada", "full_name": "Ada Admin", "password": PASSWORD, "role": "admin"}),
-        ),
-    );
-    assert_eq!(status, 201, "{v}");
-    let (status, v) = http_json(
-        port,
-        "POST",
-        "/api/v1/auth/login",
-        None,
-        Some(&json!({"username": "ada", "password": PASSWORD})),
-    );
-    assert_eq!(status, 200, "{v}");
-    v["token"].as_str().unwrap().to_owned()
+    common::register_admin(port, "ada", "Ada Admin", PASSWORD);
+    common::login(port, "ada", PASSWORD)
 }
 
 // REQ: R8.5

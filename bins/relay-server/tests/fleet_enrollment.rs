@@ -119,29 +119,12 @@ fn api_code(port: u16, token: &str, edge: &str) -> String {
 }
 
 fn register_admin(port: u16) {
-    let (status, v) = http_json(
-        port,
-        "POST",
-        "/api/v1/auth/register",
-        None,
-        Some(
-            &json!({"username": "ada", "full_name": "Ada Admin", "password": PASSWORD, "role": "admin"}),
-        ),
-    );
-    assert_eq!(status, 201, "{v}");
+    common::register_admin(port, "ada", "Ada Admin", PASSWORD);
 }
 
 /// A session on the replica at `port` (sessions live in the replica that opened them).
 fn login(port: u16) -> String {
-    let (status, v) = http_json(
-        port,
-        "POST",
-        "/api/v1/auth/login",
-        None,
-        Some(&json!({"username": "ada", "password": PASSWORD})),
-    );
-    assert_eq!(status, 200, "{v}");
-    v["token"].as_str().unwrap().to_owned()
+    common::login(port, "ada", PASSWORD)
 }
 
 /// The ingest token the edge stored (its `forward-token` secret file, newest version).

@@ -31,15 +31,7 @@ fn call(
 }
 
 fn login(port: u16, user: &str) -> String {
-    let (s, v) = call(
-        port,
-        "POST",
-        "/api/v1/auth/login",
-        None,
-        Some(json!({"username": user, "password": PASSWORD})),
-    );
-    assert_eq!(s, 200, "login {user}: {v}");
-    v["token"].as_str().unwrap().to_owned()
+    common::login(port, user, PASSWORD)
 }
 
 /// The bootstrap admin (ada), a second admin (bob, the one administrator the bootstrap lets
@@ -47,16 +39,7 @@ fn login(port: u16, user: &str) -> String {
 /// so each is created by a four-eyes `account_create` change ada proposes and bob approves
 /// (issue 18).
 fn accounts(port: u16) -> (String, String, String, String) {
-    let (s, v) = call(
-        port,
-        "POST",
-        "/api/v1/auth/register",
-        None,
-        Some(
-            json!({"username": "ada", "full_name": "Ada Admin", "password": PASSWORD, "role": "admin"}),
-        ),
-    );
-    assert_eq!(s, 201, "{v}");
+    common::register_admin(port, "ada", "Ada Admin", PASSWORD);
     let admin = login(port, "ada");
     let (s, v) = call(
         port,
