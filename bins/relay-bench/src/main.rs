@@ -418,18 +418,23 @@ fn bench_verify_parallel(n: usize) -> Row {
         }
     });
     let encode_scaling = encode_one.as_secs_f64() / t.elapsed().as_secs_f64();
+    // The baseline: one core's raw HMAC over the same canonical bytes. The verifier's
+    // own per-record work (encoding, then HMAC) on every core bounds what it can reach of it.
+    let raw_rate = rate(n, raw_one);
+    let bound = 100.0 * encode_scaling * one_core / raw_rate;
     Row {
         path: "parallel chain verify, in memory (records/s)",
         ours: format!(
-            "{} ({:.2}x one core; independent raw HMAC loops on {threads} threads reach {scaling:.2}x one thread on this machine, and encoding + HMAC of the records themselves, split the same way, {encode_scaling:.2}x)",
+            "{} ({:.2}x one core's verification, {}; bound here {bound:.0}%: the verifier's encoding + HMAC of the records on {threads} threads reach {encode_scaling:.2}x its one-core rate, independent raw HMAC loops {scaling:.2}x)",
             fmt_rate(ours, "rec/s"),
-            ours / one_core
+            ours / one_core,
+            fmt_rate(one_core, "rec/s"),
         ),
         baseline: format!(
-            "{} on one core x {threads} cores",
-            fmt_rate(one_core, "rec/s")
+            "{} raw HMAC-SHA256 of the same canonical bytes on one core",
+            fmt_rate(raw_rate, "rec/s")
         ),
-        ratio: format!("{:.0}%", 100.0 * ours / (one_core * threads as f64)),
+        ratio: format!("{:.0}%", 100.0 * ours / raw_rate),
     }
 }
 

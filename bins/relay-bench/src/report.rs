@@ -90,28 +90,32 @@ fn check(row: &Row, export_records: Option<u64>) -> Check {
     if p.starts_with("chain verify, in memory") {
         Check::ratio_at_least(row, 50.0)
     } else if p.starts_with("parallel chain verify, in memory") {
-        // Issue 23: >= 150% of one core; the row's baseline is one core's verification (the
-        // sequential verifier, a little below raw HMAC), so this is the stricter reading.
+        // Issue 23: >= 150% of one core's raw HMAC-SHA256 over the same canonical bytes (the
+        // row's baseline). The row also states the bound the verifier's own work reaches on
+        // this machine's cores, and its speed-up over one core's verification.
         match (
             parse_rate(&row.ours),
             parse_rate(&row.baseline).filter(|r| *r > 0.0),
         ) {
-            (Some(ours), Some(one)) => {
-                let mut note = format!("{:.0}% of one core", 100.0 * ours / one);
-                // The machine's own scaling for independent work bounds what any parallel
-                // verifier reaches here.
-                if let Some(scaling) = number_after(&row.ours, "reach ")
-                    && scaling < 1.5
+            (Some(ours), Some(raw)) => {
+                let mut note = format!("{:.0}% of one core's raw HMAC", 100.0 * ours / raw);
+                if let Some(speedup) = number_before(&row.ours, "x one core's verification") {
+                    note.push_str(&format!(
+                        ", {:.0}% of one core's verification",
+                        100.0 * speedup
+                    ));
+                }
+                if let Some(bound) = number_after(&row.ours, "bound here ")
+                    && bound < 150.0
                 {
                     note.push_str(&format!(
-                        "; unreachable here: independent work on every core reaches only \
-                         {:.0}% of one",
-                        100.0 * scaling
+                        "; unreachable here: encoding + HMAC on every core reaches {bound:.0}% \
+                         (see \"Parallel verification\" in docs/performance.md)"
                     ));
                 }
                 Check {
-                    target: ">= 150% of one core".into(),
-                    met: Some(ours >= 1.5 * one),
+                    target: ">= 150% of one core's raw HMAC".into(),
+                    met: Some(ours >= 1.5 * raw),
                     note,
                 }
             }
@@ -739,13 +743,42 @@ mod tests {
             "11%",
         );
         assert_eq!(check(&pg_small, None).met, Some(true));
-        let parallel = row(
-            "parallel chain verify, in memory (records/s)",
-            "2.40 M rec/s",
-            "1.50 M rec/s on one core x 2 cores",
-            "80%",
+        // The target is 150% of one core's raw HMAC (the baseline), not of one core's
+        // verification: 1.6x one core's verification is not enough when that is half the HMAC.
+        let parallel = |ours: &str| {
+            row(
+                "parallel chain verify, in memory (records/s)",
+                ours,
+                "2.00 M rec/s raw HMAC-SHA256 of the same canonical bytes on one core",
+                "-",
+            )
+        };
+        let missed = check(
+            &parallel(
+                "1.60 M rec/s (1.60x one core's verification, 1.00 M rec/s; bound here 92%: ...)",
+            ),
+            None,
         );
-        assert_eq!(check(&parallel, None).met, Some(true));
+        assert_eq!(missed.met, Some(false), "{}", missed.note);
+        assert!(
+            missed.note.contains("80% of one core's raw HMAC"),
+            "{}",
+            missed.note
+        );
+        assert!(
+            missed.note.contains("160% of one core's verification"),
+            "{}",
+            missed.note
+        );
+        assert!(missed.note.contains("unreachable here"), "{}", missed.note);
+        let met = check(
+            &parallel(
+                "3.10 M rec/s (1.80x one core's verification, 1.72 M rec/s; bound here 160%: ...)",
+            ),
+            None,
+        );
+        assert_eq!(met.met, Some(true), "{}", met.note);
+        assert!(!met.note.contains("unreachable"), "{}", met.note);
         let api = row(
             "API GET /api/v1/events, page of 100, paced (p50/p99 ms)",
             "p50 3.1 ms, p90 5.0 ms, **p99 12.5 ms** at 199 req/s (100000 records, 6000 requests)",
