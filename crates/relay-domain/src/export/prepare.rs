@@ -10,7 +10,6 @@
 //! it names, are exactly those of [`ChainVerifier::push`]. Scoped threads only, no I/O.
 
 use std::ops::Range;
-use std::sync::Mutex;
 
 use sha2::{Digest, Sha256};
 
@@ -27,9 +26,6 @@ use crate::verify::{ChainVerifier, Hmac, VerifyFailure};
 /// Below this many records a page is prepared on the calling thread alone.
 const PARALLEL_MIN_RECORDS: usize = 256;
 
-/// Records a preparing thread takes at a time (see [`PreparedPage::prepare`]).
-const SLICE_RECORDS: usize = 64;
-
 /// What the export writes besides `records.jsonl`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Renderings {
@@ -44,11 +40,11 @@ pub struct Renderings {
 /// long export does not allocate and fault in fresh memory for every page.
 #[derive(Default)]
 pub struct PreparedPage {
-    /// One part per slice of [`SLICE_RECORDS`] records, in record order.
+    /// One part per thread, in record order.
     parts: Vec<Part>,
 }
 
-/// The records of one slice: per record its verdict, leaf and where its rows are in
+/// The records prepared by one thread: per record its verdict, leaf and where its rows are in
 /// the part's three buffers.
 #[derive(Default)]
 struct Part {
@@ -131,43 +127,41 @@ impl PreparedPage {
         } else {
             threads.max(1)
         };
-        let slices = records.len().div_ceil(SLICE_RECORDS).max(1);
-        self.parts.resize_with(slices, Part::default);
+        self.parts.resize_with(threads, Part::default);
         for part in &mut self.parts {
             part.clear();
         }
         if threads == 1 {
-            for (part, slice) in self.parts.iter_mut().zip(records.chunks(SLICE_RECORDS)) {
-                prepare_part(part, slice, cx);
-            }
+            prepare_part(&mut self.parts[0], records, cx);
             return;
         }
-        // The threads take the next slice (and its part) from one shared queue, so they end
-        // the page together whatever else the cores are running (the store read, the
-        // writers), instead of one waiting for the other's fixed half.
-        let queue = Mutex::new(self.parts.iter_mut().zip(records.chunks(SLICE_RECORDS)));
-        let work = || loop {
-            let next = queue.lock().map(|mut q| q.next());
-            match next {
-                Ok(Some((part, slice))) => prepare_part(part, slice, cx),
-                // The queue is empty, or a thread failed while holding it (taking from an
-                // iterator does not panic); the slices left are prepared below.
-                _ => return,
+        let chunk = records.len().div_ceil(threads);
+        let failed: Vec<usize> = std::thread::scope(|scope| {
+            let mut work = records.chunks(chunk).zip(self.parts.iter_mut());
+            // The calling thread prepares the first chunk itself.
+            let first = work.next();
+            let handles: Vec<_> = work
+                .map(|(part_records, part)| {
+                    scope.spawn(move || prepare_part(part, part_records, cx))
+                })
+                .collect();
+            if let Some((part_records, part)) = first {
+                prepare_part(part, part_records, cx);
             }
-        };
-        std::thread::scope(|scope| {
-            for _ in 1..threads {
-                scope.spawn(work);
-            }
-            work();
+            handles
+                .into_iter()
+                .enumerate()
+                .filter_map(|(i, handle)| handle.join().is_err().then_some(i + 1))
+                .collect()
         });
-        // Preparing does not panic; should a thread fail anyway, its slice is prepared again
-        // here rather than lost or shifted (a part holds as many rows as its slice records).
-        for (part, slice) in self.parts.iter_mut().zip(records.chunks(SLICE_RECORDS)) {
-            if part.rows.len() != slice.len() {
-                part.clear();
-                prepare_part(part, slice, cx);
-            }
+        // Preparing does not panic; should a thread fail anyway, its records are prepared
+        // again here rather than lost or shifted.
+        for i in failed {
+            let part = &mut self.parts[i];
+            part.clear();
+            let start = (i * chunk).min(records.len());
+            let end = (start + chunk).min(records.len());
+            prepare_part(part, &records[start..end], cx);
         }
     }
 

@@ -15,9 +15,6 @@ struct HashedFile {
     path: PathBuf,
     chunk: Vec<u8>,
     to_writer: Option<mpsc::SyncSender<Vec<u8>>>,
-    /// Chunks the writer has written, emptied, to be filled again: a 1.7 GB export then
-    /// allocates (and page-faults) a handful of chunks instead of one per MiB.
-    written: mpsc::Receiver<Vec<u8>>,
     writer: Option<std::thread::JoinHandle<io::Result<FileDigest>>>,
 }
 
@@ -29,24 +26,15 @@ impl HashedFile {
         };
         let mut file = File::create_new(&path).map_err(io_error)?;
         let (to_writer, chunks) = mpsc::sync_channel::<Vec<u8>>(WRITE_QUEUE);
-        let (give_back, written) = mpsc::sync_channel::<Vec<u8>>(WRITE_QUEUE + 1);
         let writer = std::thread::Builder::new()
             .name("export-writer".into())
             .spawn(move || {
                 let mut hasher = Sha256::new();
                 let mut bytes = 0u64;
-                for mut chunk in chunks {
+                for chunk in chunks {
                     hasher.update(&chunk);
                     file.write_all(&chunk)?;
                     bytes += chunk.len() as u64;
-                    chunk.clear();
-                    // A full return queue or a gone sender only means the chunk is freed here.
-                    if let Err(
-                        mpsc::TrySendError::Full(unused) | mpsc::TrySendError::Disconnected(unused),
-                    ) = give_back.try_send(chunk)
-                    {
-                        drop(unused);
-                    }
                 }
                 file.sync_all()?;
                 Ok(FileDigest {
@@ -59,7 +47,6 @@ impl HashedFile {
             path,
             chunk: Vec::with_capacity(WRITE_CHUNK),
             to_writer: Some(to_writer),
-            written,
             writer: Some(writer),
         })
     }
@@ -74,11 +61,7 @@ impl HashedFile {
 
     /// Sends the buffered bytes to the writer thread; a writer that stopped reports why.
     fn hand_over(&mut self) -> Result<(), ExportError> {
-        let empty = self
-            .written
-            .try_recv()
-            .unwrap_or_else(|_| Vec::with_capacity(WRITE_CHUNK));
-        let chunk = std::mem::replace(&mut self.chunk, empty);
+        let chunk = std::mem::replace(&mut self.chunk, Vec::with_capacity(WRITE_CHUNK));
         let sent = self
             .to_writer
             .as_ref()
