@@ -447,17 +447,18 @@ pub(crate) fn render(
         let _ = write!(out, ", {na} not applicable at this run's sizes (quick run)");
     }
     out.push_str(". Rows with `-` give context and have no target of their own.\n");
-    let explained: Vec<String> = rows
-        .iter()
-        .filter(|r| r["met"].as_bool() == Some(false))
-        .map(|r| {
-            let path = s(r, "path");
-            match why_heading(&path) {
-                Some(h) => format!("- {path}: measured under \"{h}\" below."),
-                None => format!("- {path}: not explained in this document yet."),
-            }
-        })
-        .collect();
+    let mut explained: Vec<String> = Vec::new();
+    for r in rows.iter().filter(|r| r["met"].as_bool() == Some(false)) {
+        let path = s(r, "path");
+        let line = match why_heading(&path) {
+            Some(h) => format!("- {path}: measured under \"{h}\" below."),
+            None => format!("- {path}: not explained in this document yet."),
+        };
+        // Rows of one path at several sizes (the two bursts) share one explanation.
+        if !explained.contains(&line) {
+            explained.push(line);
+        }
+    }
     if !explained.is_empty() {
         out.push_str(
             "\nWhere each miss is explained, with the profile or timeline that shows why:\n\n",
