@@ -122,67 +122,91 @@ fn leaf_of_canonical(canonical: &[u8], checksum: &Checksum) -> Checksum {
 /// together whatever else the cores are doing, large enough that taking one costs nothing.
 const SLICE_LINES: usize = 64;
 
-/// Prepares `lines` in order, on `threads` threads (the calling one and `threads - 1` scoped
-/// ones), each taking the next slice of [`SLICE_LINES`] until none is left.
-fn prepare_all(lines: &[Vec<u8>], wanted: Wanted<'_>, threads: usize) -> Vec<Prepared> {
-    let run = |part: &[Vec<u8>], scratch: &mut Vec<u8>| {
-        part.iter()
-            .map(|line| prepare(line, wanted, scratch))
-            .collect::<Vec<_>>()
-    };
-    if threads <= 1 || lines.len() <= SLICE_LINES {
-        return run(lines, &mut Vec::with_capacity(1024));
+/// A batch of lines being prepared by any number of threads, each taking the next slice of
+/// [`SLICE_LINES`] until none is left ([`work`](Self::work)), then put back in line order
+/// ([`assemble`](Self::assemble)).
+struct Preparation<'l, 'k> {
+    slices: Vec<&'l [Vec<u8>]>,
+    next: AtomicUsize,
+    wanted: Wanted<'k>,
+}
+
+/// Slices of a [`Preparation`] prepared by one thread, with their indexes.
+type Pieces = Vec<(usize, Vec<Prepared>)>;
+
+impl<'l, 'k> Preparation<'l, 'k> {
+    fn new(lines: &'l [Vec<u8>], wanted: Wanted<'k>) -> Self {
+        Self {
+            slices: lines.chunks(SLICE_LINES).collect(),
+            next: AtomicUsize::new(0),
+            wanted,
+        }
     }
-    let slices: Vec<&[Vec<u8>]> = lines.chunks(SLICE_LINES).collect();
-    let next = AtomicUsize::new(0);
-    let work = || {
+
+    /// Prepares slices until none is left; what this thread prepared.
+    fn work(&self) -> Pieces {
         let mut scratch = Vec::with_capacity(1024);
         let mut done = Vec::new();
         loop {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            let Some(slice) = slices.get(i) else {
+            let i = self.next.fetch_add(1, Ordering::Relaxed);
+            let Some(slice) = self.slices.get(i) else {
                 return done;
             };
-            done.push((i, run(slice, &mut scratch)));
+            done.push((i, prepare_slice(slice, self.wanted, &mut scratch)));
         }
-    };
-    let mut pieces = std::thread::scope(|scope| {
-        let helpers: Vec<_> = (1..threads).map(|_| scope.spawn(work)).collect();
-        let mut pieces = work();
+    }
+
+    /// Leaves the slices no thread has taken yet (the walk is over).
+    fn stop(&self) {
+        self.next.store(self.slices.len(), Ordering::Relaxed);
+    }
+
+    /// The prepared lines in order, from every thread's pieces.
+    fn assemble(self, mut pieces: Pieces) -> Vec<Prepared> {
+        pieces.sort_unstable_by_key(|(i, _)| *i);
+        let mut out = Vec::with_capacity(self.slices.len() * SLICE_LINES);
+        let mut pieces = pieces.into_iter().peekable();
+        for (i, slice) in self.slices.iter().enumerate() {
+            match pieces.next_if(|(at, _)| *at == i) {
+                Some((_, prepared)) => out.extend(prepared),
+                // Preparing a line does not panic; should a thread fail anyway, its slices are
+                // prepared here rather than lost or shifted.
+                None => out.extend(prepare_slice(slice, self.wanted, &mut Vec::new())),
+            }
+        }
+        out
+    }
+}
+
+/// Prepares `lines` in order on the calling thread.
+fn prepare_slice(lines: &[Vec<u8>], wanted: Wanted<'_>, scratch: &mut Vec<u8>) -> Vec<Prepared> {
+    lines
+        .iter()
+        .map(|line| prepare(line, wanted, scratch))
+        .collect()
+}
+
+/// Prepares `lines` in order, on `threads` threads (the calling one and `threads - 1` scoped
+/// ones).
+fn prepare_all(lines: &[Vec<u8>], wanted: Wanted<'_>, threads: usize) -> Vec<Prepared> {
+    if threads <= 1 || lines.len() <= SLICE_LINES {
+        return prepare_slice(lines, wanted, &mut Vec::with_capacity(1024));
+    }
+    let preparation = Preparation::new(lines, wanted);
+    let pieces = std::thread::scope(|scope| {
+        let helpers: Vec<_> = (1..threads)
+            .map(|_| scope.spawn(|| preparation.work()))
+            .collect();
+        let mut pieces = preparation.work();
         for helper in helpers {
-            // A failed thread's slices are missing below and prepared again.
+            // A failed thread's slices are missing here and prepared again by `assemble`.
             if let Ok(theirs) = helper.join() {
                 pieces.extend(theirs);
             }
         }
         pieces
     });
-    pieces.sort_unstable_by_key(|(i, _)| *i);
-    let mut out = Vec::with_capacity(lines.len());
-    let mut pieces = pieces.into_iter().peekable();
-    for (i, slice) in slices.iter().enumerate() {
-        match pieces.next_if(|(at, _)| *at == i) {
-            Some((_, prepared)) => out.extend(prepared),
-            // Preparing a line does not panic; should a thread fail anyway, its slices are
-            // prepared here rather than lost or shifted.
-            None => out.extend(run(slice, &mut Vec::with_capacity(1024))),
-        }
-    }
-    out
-}
-
-/// `len` lines whose preparing thread failed: preparing a line does not panic, but should a
-/// thread fail anyway, its lines are reported as not checked rather than passed or shifted.
-fn thread_failed(len: usize) -> Vec<Prepared> {
-    (0..len)
-        .map(|_| Prepared {
-            record: Err("could not be checked (a verification thread failed)".into()),
-            leaf: Checksum([0; 32]),
-            hmac: None,
-            json_prefix: Vec::new(),
-            csv_prefix: Vec::new(),
-        })
-        .collect()
+    preparation.assemble(pieces)
 }
 
 /// How reading a batch of `records.jsonl` lines ended.
@@ -345,30 +369,51 @@ impl<R: BufRead> PackageVerifier<'_, R> {
             };
             let workers = self.threads;
             let checking = std::mem::take(&mut prepared);
-            let (go_on, next) = std::thread::scope(|scope| {
-                let worker = (ahead_filled > 0).then(|| {
-                    let ahead = &ahead[..ahead_filled];
-                    // The records of the batch checked before this one are freed there too,
-                    // off this thread.
-                    let spent = std::mem::take(&mut spent);
-                    scope.spawn(move || {
-                        drop(spent);
-                        prepare_all(ahead, wanted, workers)
-                    })
-                });
+            let mut spent_now = Some(std::mem::take(&mut spent));
+            let preparation =
+                (ahead_filled > 0).then(|| Preparation::new(&ahead[..ahead_filled], wanted));
+            let (go_on, pieces) = std::thread::scope(|scope| {
+                let helpers: Vec<_> = match &preparation {
+                    Some(p) => (0..workers)
+                        .map(|_| {
+                            // The records of the batch checked before this one are freed by a
+                            // helper, off this thread.
+                            let spent = spent_now.take();
+                            scope.spawn(move || {
+                                drop(spent);
+                                p.work()
+                            })
+                        })
+                        .collect(),
+                    None => Vec::new(),
+                };
                 let go_on = self.check_batch(first_row, &checking, &end);
-                let next = worker.map(|w| w.join());
-                (go_on, next)
+                let mut pieces = Pieces::new();
+                if let Some(p) = &preparation {
+                    // Its own checks done, this thread prepares the rest of the next batch
+                    // with the helpers instead of waiting for them.
+                    match go_on {
+                        Ok(true) => pieces = p.work(),
+                        _ => p.stop(),
+                    }
+                }
+                for helper in helpers {
+                    // A failed thread's slices are missing here and prepared again by
+                    // `assemble`.
+                    if let Ok(theirs) = helper.join() {
+                        pieces.extend(theirs);
+                    }
+                }
+                (go_on, pieces)
             });
             spent = checking;
             if !go_on? {
                 break;
             }
             if self.threads > 1 {
-                // Read ahead: the batch prepared on the other threads.
-                prepared = match next {
-                    Some(Ok(p)) if p.len() == ahead_filled => p,
-                    Some(_) => thread_failed(ahead_filled),
+                // Read ahead: the batch prepared beside the checks of this one.
+                prepared = match preparation {
+                    Some(p) => p.assemble(pieces),
                     None => Vec::new(),
                 };
                 first_row = next_row;
