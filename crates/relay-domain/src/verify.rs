@@ -314,12 +314,14 @@ impl<'k> ChainVerifier<'k> {
         let mut checked = 0;
         let mut result = Ok(());
         std::thread::scope(|scope| {
-            for _ in 1..self.threads {
-                scope.spawn(|| {
-                    let mut buf = Vec::with_capacity(1024);
-                    while take(&mut buf) {}
-                });
-            }
+            let helpers: Vec<_> = (1..self.threads)
+                .map(|_| {
+                    scope.spawn(|| {
+                        let mut buf = Vec::with_capacity(1024);
+                        while take(&mut buf) {}
+                    })
+                })
+                .collect();
             let mut buf = Vec::with_capacity(1024);
             while result.is_ok() && take(&mut buf) {
                 while let Some(done) = verdicts.get(checked).and_then(OnceLock::get) {
@@ -331,6 +333,11 @@ impl<'k> ChainVerifier<'k> {
                         break;
                     }
                 }
+            }
+            for helper in helpers {
+                // Joined here so that a helper that failed does not fail the scope: the slice
+                // it held has no verdict and is computed again below.
+                drop(helper.join());
             }
         });
         // The other threads have finished (the scope joined them): check what is left in order.
