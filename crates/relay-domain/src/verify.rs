@@ -2,8 +2,6 @@
 
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::OnceLock;
-use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::{Deserialize, Serialize};
 
@@ -234,11 +232,6 @@ pub(crate) enum Hmac {
 /// Below this many records a page is checked on the calling thread alone.
 const PARALLEL_MIN_RECORDS: usize = 256;
 
-/// Records a thread of [`ChainVerifier::push_page`] takes at a time: small enough that the
-/// ordered checks follow the HMACs closely and the threads end a page together, large enough
-/// that taking one costs nothing.
-pub const SLICE_RECORDS: usize = 64;
-
 impl<'k> ChainVerifier<'k> {
     /// A verifier that recomputes every HMAC with keys from `keys`.
     pub fn new(trail_id: TrailId, keys: &'k KeyRing) -> Self {
@@ -278,11 +271,6 @@ impl<'k> ChainVerifier<'k> {
 
     /// Checks a page of consecutive records, as [`push`](Self::push) on each in turn would,
     /// with the HMACs computed on the configured threads ([`with_threads`](Self::with_threads)).
-    ///
-    /// The page is cut into slices of [`SLICE_RECORDS`] that the threads (the calling one and
-    /// `threads - 1` scoped ones) take in order from a shared counter. Between the slices it
-    /// computes, the calling thread runs the ordered checks over every slice already computed,
-    /// so those checks run beside the other threads' HMACs instead of after them.
     pub fn push_page(&mut self, records: &[Record]) -> Result<(), VerifyFailure> {
         let Some(keys) = self.keys else {
             return records.iter().try_for_each(|r| self.push(r));
@@ -293,78 +281,9 @@ impl<'k> ChainVerifier<'k> {
         if let Some(f) = &self.failure {
             return Err(f.clone());
         }
-        let slices: Vec<&[Record]> = records.chunks(SLICE_RECORDS).collect();
-        let verdicts: Vec<OnceLock<Vec<Hmac>>> = slices.iter().map(|_| OnceLock::new()).collect();
-        let next = AtomicUsize::new(0);
-        let compute = |slice: &[Record], buf: &mut Vec<u8>| -> Vec<Hmac> {
-            slice.iter().map(|r| hmac_verdict(r, keys, buf)).collect()
-        };
-        // Takes the next slice nobody has taken and computes it; `false` when none is left.
-        let take = |buf: &mut Vec<u8>| -> bool {
-            let i = next.fetch_add(1, Ordering::Relaxed);
-            match slices.get(i) {
-                Some(slice) => {
-                    // Each index is taken once, so the cell is always empty here.
-                    verdicts[i].get_or_init(|| compute(slice, buf));
-                    true
-                }
-                None => false,
-            }
-        };
-        let mut checked = 0;
-        let mut result = Ok(());
-        std::thread::scope(|scope| {
-            let helpers: Vec<_> = (1..self.threads)
-                .map(|_| {
-                    scope.spawn(|| {
-                        let mut buf = Vec::with_capacity(1024);
-                        while take(&mut buf) {}
-                    })
-                })
-                .collect();
-            let mut buf = Vec::with_capacity(1024);
-            while result.is_ok() && take(&mut buf) {
-                while let Some(done) = verdicts.get(checked).and_then(OnceLock::get) {
-                    result = self.push_verdicts(slices[checked], done);
-                    checked += 1;
-                    if result.is_err() {
-                        // The rest is not needed: the first failure is the verdict.
-                        next.store(slices.len(), Ordering::Relaxed);
-                        break;
-                    }
-                }
-            }
-            for helper in helpers {
-                // Joined here so that a helper that failed does not fail the scope: the slice
-                // it held has no verdict and is computed again below.
-                drop(helper.join());
-            }
-        });
-        // The other threads have finished (the scope joined them): check what is left in order.
-        // A slice whose thread failed is computed here, never passed unchecked or shifted.
-        let mut recomputed;
-        while result.is_ok() && checked < slices.len() {
-            let done = match verdicts[checked].get() {
-                Some(done) => done,
-                None => {
-                    recomputed = compute(slices[checked], &mut self.buf);
-                    &recomputed
-                }
-            };
-            result = self.push_verdicts(slices[checked], done);
-            checked += 1;
-        }
-        result
-    }
-
-    /// The ordered checks of `records` with their HMAC verdicts computed.
-    fn push_verdicts(
-        &mut self,
-        records: &[Record],
-        verdicts: &[Hmac],
-    ) -> Result<(), VerifyFailure> {
+        let verdicts = hmac_verdicts(records, keys, self.threads);
         for (record, hmac) in records.iter().zip(verdicts) {
-            self.push_checked(record, Some(*hmac))?;
+            self.push_checked(record, Some(hmac))?;
         }
         Ok(())
     }
@@ -602,6 +521,35 @@ pub(crate) fn hmac_verdict_of_canonical(
         Some(key) if key.mac(canonical).ct_eq(checksum) => Hmac::Holds,
         Some(_) => Hmac::Mismatch,
     }
+}
+
+/// The HMAC verdicts on `records`, in order, computed on up to `threads` scoped threads, one
+/// contiguous chunk each.
+fn hmac_verdicts(records: &[Record], keys: &KeyRing, threads: usize) -> Vec<Hmac> {
+    let chunk = records.len().div_ceil(threads.max(1)).max(1);
+    std::thread::scope(|scope| {
+        let handles: Vec<_> = records
+            .chunks(chunk)
+            .map(|part| {
+                let handle = scope.spawn(move || {
+                    let mut buf = Vec::with_capacity(1024);
+                    part.iter()
+                        .map(|r| hmac_verdict(r, keys, &mut buf))
+                        .collect::<Vec<_>>()
+                });
+                (part.len(), handle)
+            })
+            .collect();
+        handles
+            .into_iter()
+            .flat_map(|(len, handle)| match handle.join() {
+                Ok(verdicts) if verdicts.len() == len => verdicts,
+                // Computing an HMAC does not panic; should a thread fail anyway, its own records
+                // are reported as not holding rather than passed unchecked or shifted.
+                _ => vec![Hmac::Mismatch; len],
+            })
+            .collect()
+    })
 }
 
 /// How many records a stored-trail verification reads per page.
