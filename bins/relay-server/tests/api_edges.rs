@@ -171,19 +171,8 @@ fn wait_healthy(port: u16, server: &mut Proc) {
 
 /// Registers the first administrator, ada (alone, as the bootstrap allows); her token.
 fn first_admin(port: u16) -> String {
-    let (status, v) = call(
-        port,
-        "POST",
-        "/api/v1/auth/register",
-        None,
-        Some(
-            json!({"username": "ada", "full_name": "Ada Admin", "password": PASSWORD, "role": "admin"}),
-        ),
-    );
-    assert_eq!(status, 201, "{v}");
-    let (status, v) = login_as(port, "ada", PASSWORD);
-    assert_eq!(status, 200, "login ada: {v}");
-    v["token"].as_str().unwrap().to_owned()
+    common::register_admin(port, "ada", "Ada Admin", PASSWORD);
+    common::login(port, "ada", PASSWORD)
 }
 
 /// Registers the bootstrap admin (ada), a second admin (bea, the bootstrap's one

@@ -433,10 +433,7 @@ fn login(port: u16, username: &str) -> String {
 
 /// Logs `username` in with `password` over HTTP; panics unless it succeeds.
 fn login_with(port: u16, username: &str, password: &str) -> String {
-    let body = serde_json::json!({"username": username, "password": password});
-    let (status, reply) = common::http_json(port, "POST", "/api/v1/auth/login", None, Some(&body));
-    assert_eq!(status, 200, "login {username}: {reply}");
-    reply["token"].as_str().unwrap().to_owned()
+    common::login(port, username, password)
 }
 
 /// Two admins on the server; ada proposes a notary interval, may not approve it herself (403),
@@ -446,13 +443,7 @@ fn four_eyes_change(port: u16) -> String {
         common::http_json(port, method, path, token, Some(&body))
     };
     let account = |name: &str, full: &str| serde_json::json!({"username": name, "full_name": full, "password": PASSWORD, "role": "admin", "reason": "a second administrator for four-eyes"});
-    let (s, b) = call(
-        "POST",
-        "/api/v1/auth/register",
-        None,
-        account("ada", "Ada Admin"),
-    );
-    assert_eq!(s, 201, "{b}");
+    common::register_admin(port, "ada", "Ada Admin", PASSWORD);
     let ada = login(port, "ada");
     let (s, b) = call(
         "POST",

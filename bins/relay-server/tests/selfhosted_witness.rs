@@ -165,16 +165,11 @@ impl Deployment {
             server.start();
             wait_healthy(port, &mut server);
             if round == 0 {
-                let body = serde_json::json!({"username": "ada", "full_name": "Ada Admin",
-                    "password": PASSWORD, "role": "admin", "reason": "first administrator"});
-                let (status, reply) =
-                    common::http_json(port, "POST", "/api/v1/auth/register", None, Some(&body));
-                assert_eq!(status, 201, "{reply}");
+                common::register_admin(port, "ada", "Ada Admin", PASSWORD);
             }
-            let body = serde_json::json!({"username": "ada", "password": PASSWORD});
-            let (status, reply) =
-                common::http_json(port, "POST", "/api/v1/auth/login", None, Some(&body));
-            assert_eq!(status, 200, "login: {reply}");
+            // A login appends to `_relay`, which the notary then has to anchor (the session
+            // itself is not needed).
+            common::login(port, "ada", PASSWORD);
             let start = Instant::now();
             while self.newest_anchored_seq().await <= anchored {
                 assert!(
@@ -189,9 +184,7 @@ impl Deployment {
                 // that covers it is made by a later round of the same scheduler, so it goes into
                 // a round object (`anchors/~rounds/`).
                 let seen = self.newest_anchored_seq().await;
-                let (status, reply) =
-                    common::http_json(port, "POST", "/api/v1/auth/login", None, Some(&body));
-                assert_eq!(status, 200, "login: {reply}");
+                common::login(port, "ada", PASSWORD);
                 let start = Instant::now();
                 while self.newest_anchored_seq().await <= seen {
                     assert!(
