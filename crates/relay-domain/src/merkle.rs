@@ -31,8 +31,18 @@ pub fn node_hash(left: &Checksum, right: &Checksum) -> Checksum {
 pub fn record_leaf_hash(record: &Record, buf: &mut Vec<u8>) -> Checksum {
     buf.clear();
     write_canonical(record, buf);
-    buf.extend_from_slice(&record.checksum.0);
-    leaf_hash(buf)
+    canonical_leaf_hash(buf, &record.checksum)
+}
+
+/// The leaf hash of a record whose canonical bytes are already encoded, `SHA-256(0x00 ||
+/// canonical || checksum)`: what [`record_leaf_hash`] computes, for callers that hold the
+/// encoding (the export's preparation, the package verifier's line reader).
+pub fn canonical_leaf_hash(canonical: &[u8], checksum: &Checksum) -> Checksum {
+    let mut h = Sha256::new();
+    h.update([0x00]);
+    h.update(canonical);
+    h.update(checksum.0);
+    Checksum(h.finalize().into())
 }
 
 /// The root of an empty tree: `SHA-256("")`.

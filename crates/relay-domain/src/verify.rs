@@ -5,7 +5,8 @@ use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
-use crate::chain::{GENESIS, checksum_with_buf};
+use crate::canonical::write_canonical;
+use crate::chain::GENESIS;
 use crate::ids::{ChainSeq, Checksum, EventKind, KeyId, TrailId};
 use crate::keys::KeyRing;
 use crate::merkle::{MerkleAccumulator, record_leaf_hash};
@@ -499,13 +500,12 @@ impl<'k> ChainVerifier<'k> {
     }
 }
 
-/// The HMAC verdict on `record` under its key from `keys`.
+/// The HMAC verdict on `record` under its key from `keys` (its canonical bytes encoded into
+/// `buf`).
 pub(crate) fn hmac_verdict(record: &Record, keys: &KeyRing, buf: &mut Vec<u8>) -> Hmac {
-    match keys.get(&record.key_id) {
-        None => Hmac::UnknownKey,
-        Some(key) if checksum_with_buf(record, key, buf).ct_eq(&record.checksum) => Hmac::Holds,
-        Some(_) => Hmac::Mismatch,
-    }
+    buf.clear();
+    write_canonical(record, buf);
+    hmac_verdict_of_canonical(buf, &record.key_id, &record.checksum, keys)
 }
 
 /// The HMAC verdict on a record whose canonical bytes are `canonical` (already encoded), which

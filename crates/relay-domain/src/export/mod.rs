@@ -39,6 +39,11 @@ pub const EXPORT_FORMAT: &str = "gims-relay export v2";
 /// The `format` of packages written before issue 20; still verified.
 pub const EXPORT_FORMAT_V1: &str = "gims-relay export v1";
 
+/// What precedes the checksum's 64 hex digits in a `records.jsonl` line: the line is a record's
+/// canonical JSON with this member (`,"checksum":"<hex>"`) before its closing brace. Written by
+/// the export's preparation, taken back out by the package verifier.
+pub(crate) const LAYOUT_CHECKSUM_KEY: &[u8] = b",\"checksum\":\"";
+
 /// The sealed manifest.
 pub const MANIFEST_FILE: &str = "manifest.json";
 /// The canonical records exactly as chained, one JSON object per line.

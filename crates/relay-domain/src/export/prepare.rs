@@ -11,17 +11,17 @@
 
 use std::ops::Range;
 
-use sha2::{Digest, Sha256};
-
 use crate::canonical::{EVENT_DOMAIN_TAG, write_canonical};
+use crate::export::LAYOUT_CHECKSUM_KEY;
 use crate::export::render::{
     SignatureIndex, write_csv_prefix, write_csv_signatures, write_json_prefix,
     write_json_signatures,
 };
 use crate::ids::Checksum;
 use crate::keys::KeyRing;
+use crate::merkle::canonical_leaf_hash;
 use crate::record::Record;
-use crate::verify::{ChainVerifier, Hmac, VerifyFailure};
+use crate::verify::{ChainVerifier, Hmac, VerifyFailure, hmac_verdict_of_canonical};
 
 /// Below this many records a page is prepared on the calling thread alone.
 const PARALLEL_MIN_RECORDS: usize = 256;
@@ -179,9 +179,6 @@ impl PreparedPage {
     }
 }
 
-/// What precedes the checksum's hex at the end of a `records.jsonl` line.
-const CHECKSUM_MEMBER: &[u8] = b",\"checksum\":\"";
-
 /// Prepares `records` into `part` on the calling thread.
 fn prepare_part(part: &mut Part, records: &[Record], cx: Context<'_>) {
     part.rows.reserve(records.len());
@@ -195,16 +192,10 @@ fn prepare_part(part: &mut Part, records: &[Record], cx: Context<'_>) {
     for record in records {
         canonical.clear();
         write_canonical(record, canonical);
-        let hmac = cx.keys.map(|keys| match keys.get(&record.key_id) {
-            None => Hmac::UnknownKey,
-            Some(key) if key.mac(canonical).ct_eq(&record.checksum) => Hmac::Holds,
-            Some(_) => Hmac::Mismatch,
+        let hmac = cx.keys.map(|keys| {
+            hmac_verdict_of_canonical(canonical, &record.key_id, &record.checksum, keys)
         });
-        let mut h = Sha256::new();
-        h.update([0x00]);
-        h.update(&canonical[..]);
-        h.update(record.checksum.0);
-        let leaf = Checksum(h.finalize().into());
+        let leaf = canonical_leaf_hash(canonical, &record.checksum);
         let (jsonl_at, csv_at, json_at) = (jsonl.len(), csv.len(), json.len());
         if (cx.render)(record) {
             write_jsonl_line(canonical, &record.checksum, jsonl);
@@ -234,7 +225,7 @@ fn prepare_part(part: &mut Part, records: &[Record], cx: Context<'_>) {
 fn write_jsonl_line(canonical: &[u8], checksum: &Checksum, out: &mut Vec<u8>) {
     let object = &canonical[EVENT_DOMAIN_TAG.len()..canonical.len() - 1];
     out.extend_from_slice(object);
-    out.extend_from_slice(CHECKSUM_MEMBER);
+    out.extend_from_slice(LAYOUT_CHECKSUM_KEY);
     checksum.write_hex(out);
     out.extend_from_slice(b"\"}\n");
 }

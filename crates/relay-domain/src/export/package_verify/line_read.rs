@@ -155,7 +155,7 @@ mod tests {
         let mut out = Vec::new();
         write_canonical(r, &mut out);
         out.pop();
-        out.extend_from_slice(b",\"checksum\":\"");
+        out.extend_from_slice(crate::export::LAYOUT_CHECKSUM_KEY);
         r.checksum.write_hex(&mut out);
         out.extend_from_slice(b"\"}");
         out.split_off(EVENT_DOMAIN_TAG.len())

@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use sha2::{Digest, Sha256};
 
 use super::findings::Findings;
 use super::line_read::read_canonical_line;
@@ -20,11 +19,12 @@ use crate::canonical::{EVENT_DOMAIN_TAG, write_canonical};
 use crate::export::render::{
     CSV_HEADER, JSON_OPEN, Manifestation, write_csv_prefix, write_json_prefix,
 };
-use crate::export::{RECORDS_CSV, RECORDS_JSON, RECORDS_JSONL};
+use crate::export::{LAYOUT_CHECKSUM_KEY, RECORDS_CSV, RECORDS_JSON, RECORDS_JSONL};
 use crate::ids::{
     Actor, ActorSource, ChainSeq, Checksum, Device, EventKind, KeyId, Project, Subject, TrailId,
 };
 use crate::keys::KeyRing;
+use crate::merkle::canonical_leaf_hash;
 use crate::record::{Payload, Record};
 use crate::timestamp::{TimeLabel, Timestamp};
 use crate::verify::{ChainVerifier, Hmac, hmac_verdict, hmac_verdict_of_canonical};
@@ -48,9 +48,6 @@ struct Prepared {
     /// The record's `records.csv` row up to its signatures, when that file is read.
     csv_prefix: Vec<u8>,
 }
-
-/// What precedes the checksum's hex in a `records.jsonl` line.
-const CHECKSUM_KEY: &[u8] = b",\"checksum\":\"";
 
 /// What the line-read files are, for [`prepare`].
 #[derive(Clone, Copy)]
@@ -82,7 +79,7 @@ fn prepare(text: &[u8], wanted: Wanted<'_>, scratch: &mut Vec<u8>) -> Prepared {
         // The line is the record's canonical layout, so its canonical bytes are the tag and the
         // line with the checksum member taken out: the leaf and the HMAC need no encoding.
         canonical_from_layout(text, scratch);
-        out.leaf = leaf_of_canonical(scratch, &r.checksum);
+        out.leaf = canonical_leaf_hash(scratch, &r.checksum);
         out.hmac = wanted
             .keys
             .map(|keys| hmac_verdict_of_canonical(scratch, &r.key_id, &r.checksum, keys));
@@ -101,21 +98,11 @@ fn prepare(text: &[u8], wanted: Wanted<'_>, scratch: &mut Vec<u8>) -> Prepared {
 /// taken out before the closing brace.
 fn canonical_from_layout(line: &[u8], out: &mut Vec<u8>) {
     // `,"checksum":"` + 64 hex digits + `"}` end the layout.
-    const CHECKSUM_MEMBER: usize = CHECKSUM_KEY.len() + 64 + 2;
+    const CHECKSUM_MEMBER: usize = LAYOUT_CHECKSUM_KEY.len() + 64 + 2;
     out.clear();
     out.extend_from_slice(EVENT_DOMAIN_TAG);
     out.extend_from_slice(&line[..line.len().saturating_sub(CHECKSUM_MEMBER)]);
     out.push(b'}');
-}
-
-/// The record's leaf hash from its canonical bytes, `SHA-256(0x00 || canonical bytes ||
-/// checksum)`, as [`record_leaf_hash`](crate::merkle::record_leaf_hash) computes it from the record.
-fn leaf_of_canonical(canonical: &[u8], checksum: &Checksum) -> Checksum {
-    let mut h = Sha256::new();
-    h.update([0x00]);
-    h.update(canonical);
-    h.update(checksum.0);
-    Checksum(h.finalize().into())
 }
 
 /// Lines a preparing thread takes at a time: small enough that the threads finish a batch
@@ -292,7 +279,7 @@ pub(super) fn check_line_layout(
     buf.clear();
     write_canonical(record, buf);
     buf.pop();
-    buf.extend_from_slice(CHECKSUM_KEY);
+    buf.extend_from_slice(LAYOUT_CHECKSUM_KEY);
     record.checksum.write_hex(buf);
     buf.extend_from_slice(b"\"}");
     if buf.get(EVENT_DOMAIN_TAG.len()..) == Some(text) {
