@@ -72,6 +72,16 @@ pub async fn rotation_keeps_old_versions_readable(provider: &dyn SecretProvider)
         vec![v1.id().clone(), v2.id().clone(), v3.id().clone()],
         "oldest first"
     );
+    let all = must(provider.all_versions(&n).await, "all versions");
+    assert_eq!(all.len(), 3, "all_versions holds every version");
+    for (got, want) in all.iter().zip([&v1, &v2, &v3]) {
+        assert_eq!(got.id(), want.id(), "all_versions is oldest first");
+        assert!(
+            got.ct_matches(want.expose()),
+            "version {} changed",
+            want.id()
+        );
+    }
 }
 
 /// Every read of a missing secret or version is `NotFound` naming it.
@@ -86,6 +96,14 @@ pub async fn missing_secrets_are_not_found(provider: &dyn SecretProvider) {
     }
     assert!(matches!(
         provider.versions(&n).await,
+        Err(SecretError::NotFound { .. })
+    ));
+    assert!(matches!(
+        provider.all_versions(&n).await,
+        Err(SecretError::NotFound { .. })
+    ));
+    assert!(matches!(
+        provider.key_ring(&n).await,
         Err(SecretError::NotFound { .. })
     ));
     assert!(matches!(

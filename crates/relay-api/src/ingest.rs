@@ -39,6 +39,7 @@ use utoipa::ToSchema;
 use crate::error::{ApiError, ErrorBody, error_chain};
 
 mod enroll;
+mod forwarded_body;
 mod report;
 mod time;
 pub(crate) use enroll::{__path_enroll, __path_register_keys};
@@ -661,6 +662,9 @@ async fn read_batch(
         return Err(body_too_large(limit));
     }
     let bytes = read_capped(body, limit, declared).await?;
+    if let Some(request) = forwarded_body::read_forwarded_body(&bytes) {
+        return Ok(request);
+    }
     serde_json::from_slice::<IngestRequest>(&bytes).map_err(|e| {
         // The caller is an authenticated edge: the parser's message helps its operator.
         if e.classify() == serde_json::error::Category::Data {

@@ -11,6 +11,11 @@ use crate::ids::{
 };
 use crate::timestamp::{TimeLabel, Timestamp};
 
+/// Records written in their canonical layout (a sound package's `records.jsonl` lines, the
+/// records of a relay's ingest batch) read directly, without `serde`, where they can be judged
+/// exactly; `None` means "not known" and the caller takes its `serde` path.
+pub use crate::export::package_verify::line_read::{read_canonical_array, read_canonical_line};
+
 /// The largest payload accepted, in bytes of canonical JSON.
 pub const MAX_PAYLOAD_BYTES: usize = 4 * 1024 * 1024;
 

@@ -27,10 +27,10 @@ use relay_domain::ports::{
     RecordStoreError,
 };
 use relay_domain::{EventKind, Record, TrailId};
-use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::forward_ahead;
 use crate::journal::Journal;
 
 /// How the forwarder reaches the server.
@@ -289,13 +289,6 @@ fn endpoint(url: &str) -> Result<Uri, ForwardStartError> {
     .map_err(|_| err("cannot build the ingest URL"))
 }
 
-/// The body of an ingest request (the server's `IngestRequest`).
-#[derive(Serialize)]
-struct IngestBody<'a> {
-    trail_id: &'a TrailId,
-    records: &'a [Record],
-}
-
 impl Forwarder {
     /// Prepares a forwarder of every capture trail in `store` to the server in `settings`.
     pub fn new(
@@ -434,6 +427,7 @@ async fn forward_trail(
     // with it. A server without the endpoint (older) or an unenrolled edge just logs.
     let mut keys_registered = register_keys(&inner, &trail).await;
     let mut last_contact = std::time::Instant::now();
+    let mut ahead: Option<forward_ahead::Batch> = None;
     loop {
         if *stop.borrow() {
             return;
@@ -454,12 +448,32 @@ async fn forward_trail(
                 "forwarding of this trail is halted (poisoned); see FORWARD_POISONED");
             return;
         }
-        let records = match inner
-            .store
-            .read(&trail, cursor.acked_seq, settings.batch.max(1))
-            .await
-        {
-            Ok(r) => r,
+        let ready = match ahead.take() {
+            Some(batch) if batch.after == cursor.acked_seq => Ok(Some(batch)),
+            _ => {
+                forward_ahead::read_batch(
+                    inner.store.as_ref(),
+                    &trail,
+                    cursor.acked_seq,
+                    settings.batch,
+                )
+                .await
+            }
+        };
+        let batch = match ready {
+            Ok(Some(batch)) => batch,
+            Ok(None) => {
+                if last_contact.elapsed() >= settings.heartbeat {
+                    last_contact = std::time::Instant::now();
+                    if let Err(why) = witnessed_heads(settings).await {
+                        tracing::debug!(trail = %trail, reason = %why, "heartbeat to the server failed");
+                    }
+                }
+                if sleep_or_stop(settings.poll, &mut stop).await {
+                    return;
+                }
+                continue;
+            }
             Err(e) => {
                 tracing::warn!(trail = %trail, error = %e, "forwarder: cannot read records");
                 attempt = attempt.saturating_add(1);
@@ -469,22 +483,21 @@ async fn forward_trail(
                 continue;
             }
         };
-        let (Some(first), Some(last)) = (records.first(), records.last()) else {
-            if last_contact.elapsed() >= settings.heartbeat {
-                last_contact = std::time::Instant::now();
-                if let Err(why) = witnessed_heads(settings).await {
-                    tracing::debug!(trail = %trail, reason = %why, "heartbeat to the server failed");
-                }
-            }
-            if sleep_or_stop(settings.poll, &mut stop).await {
-                return;
-            }
-            continue;
-        };
-        let (first_seq, last_seq) = (first.chain_seq.get(), last.chain_seq.get());
-        let outcome = tokio::select! {
-            o = send(&inner, &trail, &records) => o,
-            _ = stop.changed() => return,
+        let (first_seq, last_seq) = batch.seqs();
+        // The next batch is read and encoded while this one is in flight; it is sent only
+        // after this one is acknowledged, and only if it starts at the cursor then.
+        let next = forward_ahead::ReadAhead::start(
+            inner.store.clone(),
+            trail.clone(),
+            last_seq,
+            settings.batch,
+        );
+        let outcome = match &batch.body {
+            Ok(body) => tokio::select! {
+                o = send_encoded(&inner, &trail, body.clone()) => o,
+                _ = stop.changed() => return,
+            },
+            Err(why) => SendOutcome::Retry(why.clone()),
         };
         match outcome {
             SendOutcome::Acked(seq) if (first_seq..=last_seq).contains(&seq) => {
@@ -495,6 +508,8 @@ async fn forward_trail(
                 }
                 if let Err(e) = advance(&inner, &trail, seq).await {
                     tracing::warn!(trail = %trail, error = %e, "forwarder: cannot store the cursor; the batch will be re-sent");
+                } else if seq == last_seq {
+                    ahead = next.finish(&trail).await;
                 }
             }
             SendOutcome::Acked(seq) => {
@@ -632,13 +647,14 @@ async fn poison(
 }
 
 async fn send(inner: &ForwarderInner, trail: &TrailId, records: &[Record]) -> SendOutcome {
-    let body = match serde_json::to_vec(&IngestBody {
-        trail_id: trail,
-        records,
-    }) {
-        Ok(b) => b,
-        Err(e) => return SendOutcome::Retry(format!("cannot encode the batch: {e}")),
-    };
+    match forward_ahead::encode_batch(trail, records) {
+        Ok(body) => send_encoded(inner, trail, body).await,
+        Err(why) => SendOutcome::Retry(why),
+    }
+}
+
+/// Sends one encoded batch of `trail` and classifies the answer.
+async fn send_encoded(inner: &ForwarderInner, trail: &TrailId, body: Bytes) -> SendOutcome {
     let request = Request::builder()
         .method(Method::POST)
         .uri(inner.endpoint.clone())
@@ -662,7 +678,7 @@ async fn send(inner: &ForwarderInner, trail: &TrailId, records: &[Record]) -> Se
             request
         }
     };
-    let request = request.body(Full::new(Bytes::from(body)));
+    let request = request.body(Full::new(body));
     let request = match request {
         Ok(r) => r,
         Err(e) => return SendOutcome::Retry(format!("cannot build the request: {e}")),

@@ -21,6 +21,7 @@ pub mod enrollment;
 pub mod export;
 pub mod fleet_admin;
 pub mod fleet_metrics;
+mod forward_ahead;
 pub mod forward_outage;
 pub mod forward_resume;
 pub mod forwarder;

@@ -814,3 +814,99 @@ async fn a_backlog_after_a_server_outage_is_recorded_as_an_outage_and_raises_no_
     );
     s.record_store.close().await;
 }
+
+/// What the scripted server saw of each request: the batch's first and last seq.
+type Seen = Arc<std::sync::Mutex<Vec<(u64, u64)>>>;
+
+/// A scripted ingest endpoint: answers the first request by acknowledging only the batch's
+/// first five records, the second with 503, and every later one by acknowledging the whole
+/// batch; records every batch's seqs in `seen`.
+async fn scripted_server(seen: Seen) -> String {
+    use axum::http::StatusCode;
+    let app = axum::Router::new().route(
+        "/api/v1/ingest",
+        axum::routing::post(move |body: axum::body::Bytes| {
+            let seen = seen.clone();
+            async move {
+                let batch: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                let seqs: Vec<u64> = batch["records"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["chain_seq"].as_u64().unwrap())
+                    .collect();
+                let (first, last) = (seqs[0], *seqs.last().unwrap());
+                let nth = {
+                    let mut seen = seen.lock().unwrap();
+                    seen.push((first, last));
+                    seen.len()
+                };
+                let acked = match nth {
+                    1 => first + 4,
+                    2 => return (StatusCode::SERVICE_UNAVAILABLE, "try later".to_owned()),
+                    _ => last,
+                };
+                let ack = relay_api::IngestResponse {
+                    trail_id: TRAIL.to_owned(),
+                    acked_seq: acked,
+                    head_seq: acked,
+                    head_checksum: "00".repeat(32),
+                    appended: acked - first + 1,
+                    already_present: 0,
+                };
+                (StatusCode::OK, serde_json::to_string(&ack).unwrap())
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    format!("http://127.0.0.1:{}", addr.port())
+}
+
+// REQ: R8.2, R8.4
+/// The forwarder reads the next batch ahead while one is in flight. Whatever the server
+/// answers, every request still starts right after the last acknowledged record: a partial
+/// acknowledgement and a 503 each make the forwarder send from its cursor again, never the
+/// batch it had read ahead, and the cursor ends at the trail's head with no record skipped.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batches_read_ahead_are_sent_only_from_the_acknowledged_cursor() {
+    let edge = fake_edge().await;
+    append_n(&edge.appender, TRAIL, 1, 45).await;
+    let seen: Seen = Arc::default();
+    let url = scripted_server(seen.clone()).await;
+    let mut s = ForwardSettings::new(url, EDGE, "00".repeat(32));
+    s.batch = 10;
+    s.poll = Duration::from_millis(20);
+    s.min_backoff = Duration::from_millis(10);
+    s.max_backoff = Duration::from_millis(20);
+    let handle = Forwarder::new(
+        s,
+        edge.store.clone(),
+        edge.cursors.clone(),
+        edge.journal.clone(),
+    )
+    .unwrap()
+    .spawn();
+    let trail = TrailId::new(TRAIL).unwrap();
+    wait_for(
+        "the whole trail acknowledged",
+        Duration::from_secs(20),
+        async || {
+            edge.cursors
+                .get(&trail)
+                .await
+                .unwrap()
+                .is_some_and(|c| c.acked_seq == 45)
+        },
+    )
+    .await;
+    handle.shutdown().await;
+    let seen = seen.lock().unwrap().clone();
+    // 1..10 acknowledged up to 5; 6..15 answered 503; then whole batches from 6 on.
+    assert_eq!(
+        seen,
+        vec![(1, 10), (6, 15), (6, 15), (16, 25), (26, 35), (36, 45)],
+        "every batch starts right after the acknowledged cursor"
+    );
+}

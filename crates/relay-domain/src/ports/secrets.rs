@@ -235,6 +235,16 @@ pub trait SecretProvider: Send + Sync + std::fmt::Debug {
     async fn version(&self, name: &SecretName, id: &KeyId) -> Result<SecretValue, SecretError>;
     /// Every version id of `name`, oldest first.
     async fn versions(&self, name: &SecretName) -> Result<Vec<KeyId>, SecretError>;
+    /// Every version of `name` with its bytes, oldest first. The default asks for the ids,
+    /// then for each version; a provider that holds all versions in one place overrides it to
+    /// read them in one go (one consistent view, one read instead of one per version).
+    async fn all_versions(&self, name: &SecretName) -> Result<Vec<SecretValue>, SecretError> {
+        let mut out = Vec::new();
+        for id in self.versions(name).await? {
+            out.push(self.version(name, &id).await?);
+        }
+        Ok(out)
+    }
     /// Creates `name` with 256 random bits.
     async fn create(&self, name: &SecretName) -> Result<SecretValue, SecretError>;
     /// Adds a new random version of `name` and makes it current.
@@ -301,10 +311,9 @@ pub trait SecretProviderExt: SecretProvider {
     /// Every version of `name` as trail keys, the newest being current.
     async fn key_ring(&self, name: &SecretName) -> Result<KeyRing, SecretError> {
         let mut ring = KeyRing::default();
-        let ids = self.versions(name).await?;
-        let last = ids.len().saturating_sub(1);
-        for (i, id) in ids.iter().enumerate() {
-            let value = self.version(name, id).await?;
+        let values = self.all_versions(name).await?;
+        let last = values.len().saturating_sub(1);
+        for (i, value) in values.iter().enumerate() {
             let key = value.to_trail_key().map_err(|e| SecretError::Malformed {
                 name: name.clone(),
                 message: e.to_string(),

@@ -20,9 +20,41 @@ use crate::record::{MAX_PAYLOAD_BYTES, Payload, Record};
 use crate::timestamp::{TimeLabel, Timestamp};
 
 /// Reads `line` (without its `\n`) as a record in canonical layout; `None`: not known.
-pub(super) fn read_canonical_line(line: &[u8]) -> Option<Record> {
+pub fn read_canonical_line(line: &[u8]) -> Option<Record> {
     let text = std::str::from_utf8(line).ok()?;
-    let mut c = Cursor { text, at: 0 };
+    let (record, end) = read_canonical_at(text, 0)?;
+    (end == text.len()).then_some(record)
+}
+
+/// Reads a JSON array at byte `at` of `text` whose every element is a record in canonical
+/// layout, written with no space (`[` record `,` record ... `]`, or `[]`): the records and the
+/// byte after the `]`. `None`: not known (any element the direct reader cannot judge, any
+/// space, anything else); the caller then parses the text with `serde`, which decides.
+pub fn read_canonical_array(text: &str, at: usize) -> Option<(Vec<Record>, usize)> {
+    let bytes = text.as_bytes();
+    if bytes.get(at) != Some(&b'[') {
+        return None;
+    }
+    let mut records = Vec::new();
+    if bytes.get(at + 1) == Some(&b']') {
+        return Some((records, at + 2));
+    }
+    let mut next = at + 1;
+    loop {
+        let (record, end) = read_canonical_at(text, next)?;
+        records.push(record);
+        match bytes.get(end) {
+            Some(b',') => next = end + 1,
+            Some(b']') => return Some((records, end + 1)),
+            _ => return None,
+        }
+    }
+}
+
+/// Reads a record in canonical layout that starts at byte `at` of `text`: the record and the
+/// byte after its closing brace; `None`: not known.
+fn read_canonical_at(text: &str, at: usize) -> Option<(Record, usize)> {
+    let mut c = Cursor { text, at };
     c.expect("{\"actor\":")?;
     let actor = Actor::new(c.string()?).ok()?;
     c.expect(",\"actor_source\":")?;
@@ -54,7 +86,7 @@ pub(super) fn read_canonical_line(line: &[u8]) -> Option<Record> {
     c.expect(",\"checksum\":")?;
     let checksum = Checksum::from_hex(c.string()?).ok()?;
     c.expect("}")?;
-    (c.at == text.len()).then_some(Record {
+    let record = Record {
         actor,
         actor_source,
         chain_seq,
@@ -70,7 +102,8 @@ pub(super) fn read_canonical_line(line: &[u8]) -> Option<Record> {
         time_source,
         trail_id,
         checksum,
-    })
+    };
+    Some((record, c.at))
 }
 
 /// A position in a line known to be UTF-8.
@@ -228,6 +261,81 @@ mod tests {
         let at = not_utf8.iter().position(|b| *b == b'a').unwrap();
         not_utf8[at] = 0xff;
         assert_eq!(read_canonical_line(&not_utf8), None);
+    }
+
+    #[test]
+    fn serde_writes_a_record_in_its_canonical_layout() {
+        // The relay's forwarder sends records with serde; the server reads them directly.
+        let r = sample();
+        assert_eq!(serde_json::to_vec(&r).unwrap(), layout(&r));
+    }
+
+    #[test]
+    fn reads_an_array_of_canonical_records_and_leaves_anything_else() {
+        let (a, mut b) = (sample(), sample());
+        b.chain_seq = ChainSeq::new(43).unwrap();
+        let text = format!("x[{}]", String::from_utf8(layout(&a)).unwrap()).replace(
+            ']',
+            &format!(",{}]", String::from_utf8(layout(&b)).unwrap()),
+        );
+        let (records, end) = read_canonical_array(&text, 1).unwrap();
+        assert_eq!(records, vec![a.clone(), b]);
+        assert_eq!(end, text.len());
+        assert_eq!(read_canonical_array("[]}", 0), Some((vec![], 2)));
+        let one = String::from_utf8(layout(&a)).unwrap();
+        for not_known in [
+            format!("[{one} ]"),
+            format!("[ {one}]"),
+            format!("[{one},]"),
+            format!("[{one},,{one}]"),
+            format!("[{one}"),
+            one.clone(),
+            format!("[{}]", one.replace("\"alice\"", "\"al\\u0069ce\"")),
+            "[ ]".to_owned(),
+            String::new(),
+        ] {
+            assert_eq!(read_canonical_array(&not_known, 0), None, "{not_known}");
+        }
+    }
+
+    proptest! {
+        /// An array read directly holds exactly what `serde` reads from the same text, and
+        /// what `serde` writes of records is read back directly as the same records.
+        #[test]
+        fn an_array_read_directly_is_what_serde_reads(
+            seqs in proptest::collection::vec(1u64..(1 << 53), 0..6),
+            subject in proptest::option::of("[^\u{0}]{0,12}"),
+            at in 0usize..2000,
+            byte in any::<u8>(),
+        ) {
+            let records: Vec<Record> = seqs
+                .iter()
+                .map(|seq| {
+                    let mut r = sample();
+                    r.chain_seq = ChainSeq::new(*seq).unwrap();
+                    r.subject = subject.clone().and_then(|s| Subject::new(s).ok());
+                    r
+                })
+                .collect();
+            let text = serde_json::to_string(&records).unwrap();
+            let escaped = text.contains('\\');
+            let read = read_canonical_array(&text, 0);
+            if !escaped {
+                prop_assert_eq!(read.clone(), Some((records.clone(), text.len())));
+            }
+            let mut tampered = text.clone().into_bytes();
+            if !tampered.is_empty() {
+                let i = at % tampered.len();
+                tampered[i] = byte;
+            }
+            for bytes in [text.as_bytes(), &tampered[..]] {
+                let Ok(candidate) = std::str::from_utf8(bytes) else { continue };
+                if let Some((direct, end)) = read_canonical_array(candidate, 0) {
+                    let by_serde = serde_json::from_str::<Vec<Record>>(&candidate[..end]);
+                    prop_assert_eq!(by_serde.ok(), Some(direct));
+                }
+            }
+        }
     }
 
     proptest! {

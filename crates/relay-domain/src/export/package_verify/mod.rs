@@ -30,7 +30,7 @@
 mod access_review;
 mod anchors;
 mod findings;
-mod line_read;
+pub(crate) mod line_read;
 mod lines;
 mod manifest;
 mod proofs;
