@@ -17,7 +17,7 @@ import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import assert from "node:assert/strict";
-import { axeSource, edgeBin, freePort, healthy, launchBrowser, repo, startProcess, waitFor } from "./helpers.mjs";
+import { axeSource, edgeBin, freePort, healthy, launchBrowser, listLoaded, repo, startProcess, waitFor } from "./helpers.mjs";
 
 const screenshot = process.env.BULK_SCREENSHOT || join(repo, "docs/screenshots/bulk-sign.png");
 const PW = "bulk signing keeper 2026";
@@ -132,6 +132,9 @@ try {
   assert.equal(await page.locator("#f-queue").isChecked(), false);
   assert.equal(await page.evaluate(() => document.activeElement.id), "events-title");
   await page.goto(base + `/#/trail/${TRAIL}?order=asc`);
+  // The views before held the same row: wait for the oldest-first list itself, or its rows
+  // could replace the table under the keyboard selection below.
+  await listLoaded(page, () => document.getElementById("f-order").value === "asc");
   await page.locator(`#events-table tbody tr[data-seq="${captures[0].chain_seq}"]`).waitFor();
 
   // 1. Selection: the three oldest captures, keyboard only (Tab to each checkbox, Space).

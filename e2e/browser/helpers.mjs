@@ -35,6 +35,16 @@ export function freePort() {
 }
 
 /** Polls `fn` every `everyMs` until it returns a truthy value (returned) or `timeoutMs` passes. */
+// Waits until the review UI's list shows a new view. `sameStep` is a browser-side predicate on
+// something render() sets in the same step as the range line's "Loading…" (the title, a filter
+// field, the queue note), so the view before cannot satisfy it; once it holds and the range line
+// has left "Loading…", the rows on screen are the new view's. Waiting for a range line or a row
+// alone can pass on the view before when it showed the same.
+export async function listLoaded(page, sameStep, arg) {
+  await page.waitForFunction(sameStep, arg);
+  await page.waitForFunction(() => !document.getElementById("range").textContent.startsWith("Loading"));
+}
+
 export async function waitFor(what, fn, timeoutMs = 30000, everyMs = 250) {
   const end = Date.now() + timeoutMs;
   let last;

@@ -15,7 +15,7 @@ import { mkdtempSync, writeFileSync, mkdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
 import assert from "node:assert/strict";
-import { axeSource, edgeBin, freePort, healthy, launchBrowser, repo, startProcess, stopProcess, waitFor } from "./helpers.mjs";
+import { axeSource, edgeBin, freePort, healthy, launchBrowser, listLoaded, repo, startProcess, stopProcess, waitFor } from "./helpers.mjs";
 
 const screenshot = process.env.SCREENSHOT || join(repo, "docs/screenshots/record-detail-signed.png");
 const reviewScreenshot = process.env.ACCESS_REVIEW_SCREENSHOT || join(repo, "docs/screenshots/access-review.png");
@@ -126,6 +126,8 @@ try {
   // The record awaits her review: it is in her queue, pending (issue 20).
   await page.getByLabel("My queue (awaiting my signature)").check();
   await page.getByRole("button", { name: "Filter" }).click();
+  // The text-filtered view before showed the same row: wait for the queue's own list.
+  await listLoaded(page, () => !document.getElementById("queue-note").hidden);
   const queued = page.getByRole("row").filter({ hasText: "2026/run1/spectrum.fid" });
   await queued.waitFor();
   assert.match(await queued.innerText(), /pending/);

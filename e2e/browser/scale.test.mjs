@@ -84,12 +84,19 @@ try {
 
   // In the page: the time from an action to the rows rendered (the first row's seq as
   // expected, the range text settled), measured with performance.now() and one animation frame.
+  // Sets the hash and returns once the UI's hashchange listener has run (it was added first),
+  // so the range line read next is the new view's, never the one before it.
+  const goHash = (f) => page.evaluate((f) => new Promise((ok) => {
+    if (location.hash === f) return ok();
+    addEventListener("hashchange", () => ok(), { once: true });
+    location.hash = f;
+  }), f);
   const measure = async (label, action, expectFirst, expectRange) => {
     const from = action.from || "#/trail/" + TRAIL + "?order=asc&kind=FILE_MODIFIED";
     const runs = [];
     for (let i = 0; i < 3; i++) {
       // Start from another view each time, so the list really loads.
-      await page.evaluate((f) => { location.hash = f; }, from);
+      await goHash(from);
       await page.waitForFunction((f) => location.hash === f && / of [0-9,]+, (newest|oldest) first$/.test(document.getElementById("range").textContent), from);
       const ms = await page.evaluate(async ({ action, expectFirst, expectRange }) => {
         const start = performance.now();
@@ -146,7 +153,7 @@ try {
 
   // The pickers: actors, projects and run folders of the trail, from GET /trails/{trail}/facets.
   const settled = (hash) => page.waitForFunction((f) => location.hash === f && /(newest|oldest) first|found/.test(document.getElementById("range").textContent + document.getElementById("search-progress-text").textContent), hash);
-  await page.evaluate((f) => { location.hash = f; }, h(""));
+  await goHash(h(""));
   await settled(h(""));
   const options = (which) => page.locator(`#f-${which}-list option`).evaluateAll((os) => os.map((o) => o.value));
   await waitFor("the actor picker", async () => (await options("actor")).length === 4, 30000);

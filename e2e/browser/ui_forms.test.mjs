@@ -155,8 +155,12 @@ try {
   await tempField.fill(RESET_PW);
   await accountDialog.getByLabel("Reason (required, recorded with the change)").fill("Otto forgot his password (ticket 4711).");
   await accountDialog.getByLabel("I confirm resetting the password of otto").check();
+  // Otto's row read "temporary password" before the reset too: wait for the list read after it.
+  const accountsReloaded = page.waitForResponse((r) => r.request().method() === "GET" && r.url().endsWith("/api/v1/accounts"));
   await accountDialog.getByRole("button", { name: "Reset password" }).click();
   await toast.filter({ hasText: "Account otto changed." }).waitFor();
+  await (await accountsReloaded).finished();
+  await page.evaluate(() => new Promise((ok) => requestAnimationFrame(() => ok())));
   assert.equal(await page.locator("#account-dialog").evaluate((d) => d.open), false);
   await ottoRow.filter({ hasText: "temporary password" }).waitFor();
   const ottoLogin = await fetch(base + "/api/v1/auth/login", { method: "POST", headers: { "Content-Type": "application/json" },
