@@ -123,6 +123,10 @@ try {
     await page.getByRole("button", { name: "Filter" }).click();
     return await page.getByRole("cell", { name: "2026/run1/spectrum.fid" }).isVisible();
   });
+  // That check can pass on her landing queue, which shows the same row, before the trail's
+  // text-filtered view renders; a late render would then reset the queue box checked next.
+  await listLoaded(page, () => document.getElementById("events-title").textContent.startsWith("Records of ")
+    && new URLSearchParams(location.hash.split("?")[1] || "").get("q") === "spectrum.fid");
   // The record awaits her review: it is in her queue, pending (issue 20).
   await page.getByLabel("My queue (awaiting my signature)").check();
   await page.getByRole("button", { name: "Filter" }).click();
