@@ -316,20 +316,25 @@ impl FakeEdge {
     fn secrets(&self) -> std::path::PathBuf {
         self._dir.path().join("secrets")
     }
+
+    /// Starts the real forwarder of this edge's stores with `s`.
+    fn forward(&self, s: ForwardSettings) -> relay_runtime::forwarder::ForwarderHandle {
+        Forwarder::new(
+            s,
+            self.store.clone(),
+            self.cursors.clone(),
+            self.journal.clone(),
+        )
+        .unwrap()
+        .spawn()
+    }
 }
 
 /// Forwards `edge` to `server` until the trail is poisoned; checks the dead letter, the event and
 /// the halt; returns the dead letter's status and reason.
 async fn expect_poison(edge: &FakeEdge, server: &Server, batch: usize) -> (u64, u64, u16, String) {
     let trail = TrailId::new(TRAIL).unwrap();
-    let handle = Forwarder::new(
-        settings(server, batch),
-        edge.store.clone(),
-        edge.cursors.clone(),
-        edge.journal.clone(),
-    )
-    .unwrap()
-    .spawn();
+    let handle = edge.forward(settings(server, batch));
     let cursors = edge.cursors.clone();
     wait_for("poison", Duration::from_secs(30), async || {
         cursors
@@ -484,14 +489,7 @@ async fn wrong_token_is_retried_never_poisoned_and_nothing_is_stored() {
     let mut s = settings(&server, 500);
     s.token = "00".repeat(32);
     let metrics = edge.journal.metrics().clone();
-    let handle = Forwarder::new(
-        s,
-        edge.store.clone(),
-        edge.cursors.clone(),
-        edge.journal.clone(),
-    )
-    .unwrap()
-    .spawn();
+    let handle = edge.forward(s);
     wait_for("retries", Duration::from_secs(10), async || {
         metrics.render().contains("relay_forward_retries_total 3")
     })
@@ -536,14 +534,7 @@ async fn forwards_over_https_to_a_server_with_a_self_signed_ca() {
     assert!(server.url.starts_with("https://localhost:"));
     let mut s = settings(&server, 10);
     s.ca_file = Some(pki.path().join("ca.pem"));
-    let handle = Forwarder::new(
-        s,
-        edge.store.clone(),
-        edge.cursors.clone(),
-        edge.journal.clone(),
-    )
-    .unwrap()
-    .spawn();
+    let handle = edge.forward(s);
     let trail = TrailId::new(TRAIL).unwrap();
     let cursors = edge.cursors.clone();
     wait_for("25 acked over https", Duration::from_secs(30), async || {
@@ -562,14 +553,7 @@ async fn forwards_over_https_to_a_server_with_a_self_signed_ca() {
     let edge2 = fake_edge().await;
     append_n(&edge2.appender, TRAIL, 1, 2).await;
     let metrics = edge2.journal.metrics().clone();
-    let handle = Forwarder::new(
-        settings(&server, 10),
-        edge2.store.clone(),
-        edge2.cursors.clone(),
-        edge2.journal.clone(),
-    )
-    .unwrap()
-    .spawn();
+    let handle = edge2.forward(settings(&server, 10));
     wait_for("TLS retries", Duration::from_secs(10), async || {
         metrics.render().contains("relay_forward_retries_total 2")
     })
@@ -690,14 +674,7 @@ async fn an_edge_in_sync_with_the_server_raises_no_clock_skew() {
     let edge = fake_edge().await;
     append_n(&edge.appender, TRAIL, 1, 3).await;
     let mut server = start_server(&edge.secrets(), None).await;
-    let handle = Forwarder::new(
-        settings(&server, 500),
-        edge.store.clone(),
-        edge.cursors.clone(),
-        edge.journal.clone(),
-    )
-    .unwrap()
-    .spawn();
+    let handle = edge.forward(settings(&server, 500));
     let trail = TrailId::new(TRAIL).unwrap();
     let cursors = edge.cursors.clone();
     wait_for("3 acked", Duration::from_secs(30), async || {
@@ -880,14 +857,7 @@ async fn batches_read_ahead_are_sent_only_from_the_acknowledged_cursor() {
     s.poll = Duration::from_millis(20);
     s.min_backoff = Duration::from_millis(10);
     s.max_backoff = Duration::from_millis(20);
-    let handle = Forwarder::new(
-        s,
-        edge.store.clone(),
-        edge.cursors.clone(),
-        edge.journal.clone(),
-    )
-    .unwrap()
-    .spawn();
+    let handle = edge.forward(s);
     let trail = TrailId::new(TRAIL).unwrap();
     wait_for(
         "the whole trail acknowledged",

@@ -15,9 +15,7 @@ pub(super) fn read_forwarded_body(bytes: &[u8]) -> Option<IngestRequest> {
     let trail_end = rest.find(['"', '\\'])?;
     let trail = &rest[..trail_end];
     let rest = rest[trail_end..].strip_prefix("\",\"records\":")?;
-    if trail.bytes().any(|b| b < 0x20) {
-        return None;
-    }
+    // A trail id is a slug (letters, digits, '_', '-', '.'): `TrailId::new` refuses the rest.
     let trail_id = TrailId::new(trail).ok()?;
     let (records, end) = relay_domain::record::read_canonical_array(text, text.len() - rest.len())?;
     (&text[end..] == "}").then_some(IngestRequest { trail_id, records })
