@@ -26,6 +26,7 @@ pub mod object_store;
 pub mod receipts;
 pub mod record_store;
 pub mod secrets;
+pub mod test_ports;
 pub mod time_source;
 
 /// What a tamper attempt made through a backend's side door did.

@@ -25,13 +25,52 @@ export const browserPath = process.env.CHROMIUM || "/usr/bin/chromium";
 /** axe-core, injected into pages for the accessibility checks. */
 export const axeSource = readFileSync(createRequire(import.meta.url).resolve("axe-core/axe.min.js"), "utf8");
 
-/** A TCP port free on 127.0.0.1 at the time of asking. */
-export function freePort() {
-  return new Promise((ok, fail) => {
+// A port for a relay process started later: below the kernel's ephemeral range, which every
+// client connection on the machine draws its local port from (a port from listen(0) can be taken
+// by one before the relay binds it, and its bind then fails), and reserved for the life of this
+// process by an abstract Unix socket named after it, the same lock the Rust tests take
+// (relay_conformance::test_ports), so no two tests choose the same port.
+const LOWEST_PORT = 20000;
+const heldPorts = [];
+
+function ephemeralStart() {
+  try {
+    const start = Number(readFileSync("/proc/sys/net/ipv4/ip_local_port_range", "utf8").trim().split(/\s+/)[0]);
+    return Number.isInteger(start) ? start : 32768;
+  } catch {
+    return 32768;
+  }
+}
+
+function tryListen(options) {
+  return new Promise((ok) => {
     const s = createServer();
-    s.once("error", fail);
-    s.listen(0, "127.0.0.1", () => { const { port } = s.address(); s.close(() => ok(port)); });
+    s.once("error", () => ok(null));
+    s.listen(options, () => ok(s));
   });
+}
+
+/** A TCP port free on 127.0.0.1 that no other process takes while this one runs. */
+export async function freePort() {
+  const start = ephemeralStart();
+  const high = start > LOWEST_PORT + 1000 ? start : LOWEST_PORT + 10000;
+  const span = high - LOWEST_PORT;
+  const seed = (process.pid * 7919 + Date.now()) % span;
+  for (let i = 0; i < span; i++) {
+    const port = LOWEST_PORT + ((seed + i) % span);
+    const lock = await tryListen({ path: `\0gims-relay-test-port-${port}` });
+    if (!lock) continue;
+    const tcp = await tryListen({ port, host: "127.0.0.1" });
+    if (!tcp) {
+      await new Promise((ok) => lock.close(ok));
+      continue;
+    }
+    await new Promise((ok) => tcp.close(ok));
+    lock.unref();
+    heldPorts.push(lock);
+    return port;
+  }
+  throw new Error(`no free TCP port in ${LOWEST_PORT}..${high}`);
 }
 
 /** Polls `fn` every `everyMs` until it returns a truthy value (returned) or `timeoutMs` passes. */

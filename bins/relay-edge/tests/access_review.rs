@@ -12,8 +12,9 @@
 
 mod common;
 
+use relay_conformance::test_ports::reserve_port;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
@@ -22,14 +23,6 @@ use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct horse battery";
 const TEMPORARY: &str = "temporary violet harbour 17";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// One HTTP/1.1 request to the edge (`Connection: close`): status and JSON body.
 fn http(
@@ -132,7 +125,7 @@ fn create(port: u16, admin: &str, user: &str, name: &str, role: &str) {
 /// A data directory with ada (first admin), bob (bootstrap second admin), otto (operator made
 /// reviewer by a four-eyes change ada proposed and bob approved) and a completed review.
 fn populated(data: &Path, watch: &Path) {
-    let port = free_port();
+    let port = reserve_port();
     let child = Command::new(common::BIN)
         .args(["run", "--data-dir"])
         .arg(data)

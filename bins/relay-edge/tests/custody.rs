@@ -6,6 +6,7 @@
 
 mod common;
 
+use relay_conformance::test_ports::reserve_port;
 use std::io::{Read, Write};
 use std::net::{TcpListener, UdpSocket};
 use std::path::Path;
@@ -52,14 +53,6 @@ fn wait_until(what: &str, timeout: Duration, mut ready: impl FnMut() -> bool) {
         assert!(Instant::now() < deadline, "timed out waiting for {what}");
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A `relay-edge run --config` child, killed if the test fails before stopping it.
@@ -453,7 +446,7 @@ fn version_healthz_and_startup_carry_commit_build_date_and_the_binary_hash() {
     let tmp = tempfile::tempdir().unwrap();
     let (data, watch) = (tmp.path().join("data"), tmp.path().join("nmr"));
     std::fs::create_dir_all(&watch).unwrap();
-    let port = free_port();
+    let port = reserve_port();
     let config = tmp.path().join("edge.toml");
     write_config(&config, &data, &watch, port, "");
     let edge = Edge::start(&config);
@@ -664,7 +657,7 @@ fn forward_resume_refuses_while_the_cause_persists_then_resumes_and_records_who_
         &config,
         &data,
         &watch,
-        free_port(),
+        reserve_port(),
         &format!(
             "forward_url = \"http://127.0.0.1:{}\"\nforward_token = \"test-token\"\nforward_batch = 5\n",
             server.port
@@ -817,7 +810,7 @@ fn ntp_steps_forward_and_back_loss_and_recovery_are_system_events() {
         &config,
         &data,
         &watch,
-        free_port(),
+        reserve_port(),
         &format!(
             "time_source = \"ntp\"\nntp_servers = [\"127.0.0.1:{}\"]\nntp_poll_secs = 1\n",
             ntp.port
@@ -921,7 +914,7 @@ fn the_edge_serves_https_with_a_self_signed_ca_and_records_the_posture() {
 
     let (data, watch) = (tmp.path().join("data"), tmp.path().join("nmr"));
     std::fs::create_dir_all(&watch).unwrap();
-    let port = free_port();
+    let port = reserve_port();
     let config = tmp.path().join("edge.toml");
     write_config(
         &config,
@@ -985,7 +978,7 @@ fn plain_http_on_a_network_address_is_refused_unless_explicitly_allowed() {
         "a refused start records nothing"
     );
 
-    let port = free_port();
+    let port = reserve_port();
     let config = tmp.path().join("edge.toml");
     std::fs::write(
         &config,

@@ -15,6 +15,7 @@
 
 mod common;
 
+use relay_conformance::test_ports::reserve_port;
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::UdpSocket;
@@ -92,14 +93,6 @@ impl Drop for Edge {
             child.wait().ok();
         }
     }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// `GET path` on the edge's listener; the body, or `None` while it does not answer.
@@ -261,7 +254,7 @@ fn a_full_data_directory_fails_appends_loudly_and_capture_resumes_when_space_ret
             return;
         }
     };
-    let port = free_port();
+    let port = reserve_port();
     let config = tmp.path().join("edge.toml");
     write_config(&config, &data, &watch, port, "");
     let edge = Edge::start(&config, &logs.join("edge.log"));
@@ -368,7 +361,7 @@ fn captured(tmp: &Path, files: usize) -> (PathBuf, PathBuf) {
     let (data, watch) = (tmp.join("data"), tmp.join("nmr"));
     std::fs::create_dir_all(&watch).unwrap();
     let config = tmp.join("edge.toml");
-    write_config(&config, &data, &watch, free_port(), "");
+    write_config(&config, &data, &watch, reserve_port(), "");
     let edge = Edge::start(&config, &tmp.join("edge.log"));
     for i in 0..files {
         std::fs::write(
@@ -615,7 +608,7 @@ fn the_clock_stepping_back_an_hour_mid_capture_is_recorded_and_chain_seq_stays_t
     // The reference first says the host is an hour behind; later it says the host is right, so
     // the relay's validated clock steps back by an hour while it captures.
     let ntp = FakeNtp::start(HOUR);
-    let port = free_port();
+    let port = reserve_port();
     let config = tmp.path().join("edge.toml");
     write_config(
         &config,

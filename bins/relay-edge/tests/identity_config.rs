@@ -10,8 +10,9 @@
 
 mod common;
 
+use relay_conformance::test_ports::reserve_port;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -20,14 +21,6 @@ use serde_json::{Value, json};
 
 const PASSWORD: &str = "correct horse battery staple";
 const TEMPORARY: &str = "temporary violet harbour 17";
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// One HTTP/1.1 request to the edge (`Connection: close`): status and JSON body.
 fn http(port: u16, method: &str, path: &str, token: Option<&str>, body: Value) -> (u16, Value) {
@@ -73,7 +66,7 @@ fn config(dir: &Path, port: u16, extra: &str) -> std::path::PathBuf {
 #[test]
 fn a_configured_deny_list_and_password_length_hold_in_a_running_edge() {
     let tmp = tempfile::tempdir().unwrap();
-    let port = free_port();
+    let port = reserve_port();
     let conf = config(
         tmp.path(),
         port,
@@ -183,7 +176,7 @@ fn an_unusable_identity_setting_stops_the_edge_before_it_serves() {
             "min_password_score: 5 is not a zxcvbn score",
         ),
     ] {
-        let conf = config(tmp.path(), free_port(), extra);
+        let conf = config(tmp.path(), reserve_port(), extra);
         let out = Command::new(common::BIN)
             .args(["run", "--config"])
             .arg(&conf)

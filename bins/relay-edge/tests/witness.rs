@@ -6,6 +6,7 @@
 //! caught by the root.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use relay_conformance::test_ports::reserve_port;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -67,14 +68,6 @@ fn stop(mut child: Child) -> String {
         .read_to_string(&mut log)
         .unwrap();
     log
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// A gauge or counter from the edge's `/metrics`, or `None` while it does not answer.
@@ -290,7 +283,7 @@ fn a_dropped_trigger_is_reported_at_start_and_by_verify() {
         .iter()
         .filter(|r| r.kind.as_str() == "STARTUP")
         .count();
-    let port = free_port();
+    let port = reserve_port();
     let child = start_on(&data, &watch, port);
     let deadline = Instant::now() + Duration::from_secs(30);
     let system = loop {
@@ -434,7 +427,7 @@ fn an_idle_relay_does_not_anchor_its_own_anchored_events_forever() {
     let tmp = tempfile::tempdir().unwrap();
     let (data, watch) = (tmp.path().join("data"), tmp.path().join("in"));
     std::fs::create_dir_all(&watch).unwrap();
-    let port = free_port();
+    let port = reserve_port();
     let child = start_on(&data, &watch, port);
     let deadline = Instant::now() + Duration::from_secs(30);
     while metric(port, "relay_records_appended_total").is_none() {

@@ -8,6 +8,7 @@
 
 mod common;
 
+use relay_conformance::test_ports::reserve_port;
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::process::Command;
@@ -248,7 +249,7 @@ fn server(extra: &str) -> Server {
     let root = tempfile::TempDir::new().unwrap();
     let dir = root.path().join("server");
     std::fs::create_dir_all(&dir).unwrap();
-    let port = free_port();
+    let port = reserve_port();
     let conf = root.path().join("server.toml");
     std::fs::write(
         &conf,

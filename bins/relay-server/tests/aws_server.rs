@@ -24,7 +24,7 @@ use sqlx::{ConnectOptions, Executor};
 
 mod common;
 
-use common::{edge_bin, free_port, server_bin};
+use common::{edge_bin, reserve_port, server_bin};
 
 const EDGE: &str = "ws-aws";
 
@@ -211,7 +211,7 @@ async fn server_on_aws_keeps_secrets_in_secrets_manager_and_anchors_under_object
     for d in [&server_dir, &edge_dir, &inbox, &logs] {
         std::fs::create_dir_all(d).unwrap();
     }
-    let server_port = free_port();
+    let server_port = reserve_port();
     let server_conf = root.path().join("server.toml");
     std::fs::write(
         &server_conf,

@@ -9,7 +9,7 @@ mod common;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use common::{Proc, free_port, local_records, server_bin};
+use common::{Proc, local_records, reserve_port, server_bin};
 use relay_domain::Record;
 
 fn write_config(path: &Path, data_dir: &Path, port: u16, notary_interval_secs: u64) {
@@ -65,7 +65,7 @@ async fn a_config_file_edited_on_disk_is_recorded_as_config_drift_at_start() {
     let root = tempfile::TempDir::new().unwrap();
     let data_dir = root.path().join("data");
     let conf = root.path().join("server.toml");
-    let port = free_port();
+    let port = reserve_port();
     let args = ["run", "--config", conf.to_str().unwrap()];
     let mut server = Proc::new(
         "relay-server",

@@ -7,6 +7,7 @@
 
 mod common;
 
+use relay_conformance::test_ports::reserve_port;
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -37,14 +38,6 @@ fn edge_bin() -> PathBuf {
         assert!(status.success(), "building relay-edge failed");
     }
     path
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 struct Paths {
@@ -88,6 +81,23 @@ fn start_edge(p: &Paths) -> Child {
         &["run", "--config", p.edge_conf.to_str().unwrap()],
         &p.logs.join("edge.log"),
     )
+}
+
+/// The last lines of the edge's and the server's logs, for a failure message (the logs live in
+/// a temporary directory that is gone once the test has failed).
+fn log_tails(logs: &Path) -> String {
+    ["edge.log", "server.log"]
+        .iter()
+        .map(|name| {
+            let text = std::fs::read_to_string(logs.join(name)).unwrap_or_default();
+            let lines: Vec<&str> = text.lines().collect();
+            format!(
+                "--- last lines of {name} ---\n{}",
+                lines[lines.len().saturating_sub(60)..].join("\n")
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 fn sigkill(child: &mut Child) {
@@ -262,7 +272,7 @@ async fn server_replica_survives_kills_restarts_and_a_lossy_duplicating_network(
     for d in [&p.server_dir, &p.edge_dir, &p.inbox, &p.logs] {
         std::fs::create_dir_all(d).unwrap();
     }
-    let server_port = free_port();
+    let server_port = reserve_port();
     let proxy = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let proxy_port = proxy.local_addr().unwrap().port();
     let stats = Arc::new(ProxyStats::default());
@@ -353,6 +363,14 @@ async fn server_replica_survives_kills_restarts_and_a_lossy_duplicating_network(
         tokio::time::sleep(Duration::from_millis(1500)).await;
         match target {
             "server" => {
+                // A server that could not start (its port taken, say) would otherwise show only
+                // as an edge that never catches up.
+                if let Some(status) = server.try_wait().unwrap() {
+                    panic!(
+                        "the server exited on its own ({status})\n{}",
+                        log_tails(&p.logs)
+                    );
+                }
                 sigkill(&mut server);
                 tokio::time::sleep(Duration::from_millis(700)).await;
                 server = start_server(&p);
@@ -399,8 +417,17 @@ async fn server_replica_survives_kills_restarts_and_a_lossy_duplicating_network(
         }
         assert!(
             start.elapsed() < Duration::from_secs(60),
-            "no catch-up: captured {captured}/{files}, head {head}, acked {acked}; logs in {}",
-            p.logs.display()
+            "no catch-up: captured {captured}/{files}, head {head}, acked {acked}, server {}\n\
+             proxy: {} requests, {} dropped, {} answers dropped, {} duplicated\n{}",
+            server
+                .try_wait()
+                .unwrap()
+                .map_or_else(|| "running".to_owned(), |s| format!("exited ({s})")),
+            stats.requests.load(Ordering::Relaxed),
+            stats.dropped_requests.load(Ordering::Relaxed),
+            stats.dropped_answers.load(Ordering::Relaxed),
+            stats.duplicated.load(Ordering::Relaxed),
+            log_tails(&p.logs)
         );
         tokio::time::sleep(Duration::from_millis(250)).await;
     }

@@ -20,6 +20,7 @@
 
 mod common;
 
+use relay_conformance::test_ports::reserve_port;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::str::FromStr;
@@ -244,7 +245,7 @@ async fn three_edges_enroll_with_one_command_rotate_and_revoke_on_two_replicas()
     for name in ["a", "b"] {
         let dir = root.path().join(format!("server-{name}"));
         std::fs::create_dir_all(&dir).unwrap();
-        let port = free_port();
+        let port = reserve_port();
         let conf = root.path().join(format!("server-{name}.toml"));
         std::fs::write(
             &conf,

@@ -12,6 +12,7 @@
 
 mod common;
 
+use relay_conformance::test_ports::reserve_port;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -55,7 +56,7 @@ async fn edge_and_server_sigkilled_at_random_points_22_rounds_lose_and_duplicate
     for d in [&server_dir, &edge_dir, &inbox, &logs] {
         std::fs::create_dir_all(d).unwrap();
     }
-    let server_port = free_port();
+    let server_port = reserve_port();
     let server_conf = root.path().join("server.toml");
     std::fs::write(
         &server_conf,

@@ -21,6 +21,7 @@
 
 mod common;
 
+use relay_conformance::test_ports::reserve_port;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
@@ -80,7 +81,7 @@ impl PrivatePg {
         let pg = Self {
             dir,
             bin,
-            port: free_port(),
+            port: reserve_port(),
             run_as_postgres,
         };
         let data = pg.data();
@@ -326,7 +327,7 @@ async fn ingest_survives_postgres_restarts_and_a_crash_without_loss_or_duplicate
     let (server_dir, logs) = (root.path().join("server"), root.path().join("logs"));
     std::fs::create_dir_all(&server_dir).unwrap();
     std::fs::create_dir_all(&logs).unwrap();
-    let server_port = free_port();
+    let server_port = reserve_port();
     let server_conf = root.path().join("server.toml");
     std::fs::write(
         &server_conf,

@@ -13,6 +13,7 @@
 
 mod common;
 
+use relay_conformance::test_ports::reserve_port;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -65,7 +66,7 @@ async fn the_warm_up_reads_the_smallest_trails_within_its_budget_and_the_rest_at
     std::fs::create_dir_all(&dir).unwrap();
     // The relay refuses a data directory others can read.
     std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
-    let port = free_port();
+    let port = reserve_port();
     let conf = root.path().join("server.toml");
     let edges: Vec<String> = TRAILS.iter().map(|(t, _)| format!("\"{t}\"")).collect();
     std::fs::write(

@@ -18,6 +18,7 @@
 
 mod common;
 
+use relay_conformance::test_ports::reserve_port;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
@@ -77,7 +78,7 @@ async fn two_servers_on_one_postgres_take_four_edges_without_fork_or_gap() {
     for name in ["a", "b"] {
         let dir = root.path().join(format!("server-{name}"));
         std::fs::create_dir_all(&dir).unwrap();
-        let port = free_port();
+        let port = reserve_port();
         let conf = root.path().join(format!("server-{name}.toml"));
         std::fs::write(
             &conf,

@@ -23,7 +23,7 @@ use sqlx::{ConnectOptions, Executor};
 
 mod common;
 
-use common::{edge_bin, free_port, server_bin};
+use common::{edge_bin, reserve_port, server_bin};
 
 const EDGE: &str = "ws-pg";
 
@@ -172,7 +172,7 @@ async fn server_on_postgres_and_s3_object_lock_holds_a_verified_replica() {
     for d in [&server_dir, &edge_dir, &inbox, &logs] {
         std::fs::create_dir_all(d).unwrap();
     }
-    let server_port = free_port();
+    let server_port = reserve_port();
     let server_conf = root.path().join("server.toml");
     std::fs::write(
         &server_conf,

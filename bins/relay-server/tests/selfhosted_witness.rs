@@ -45,7 +45,7 @@ use sqlx::{ConnectOptions, Executor};
 
 mod common;
 
-use common::{Proc, S3Env, free_port, server_bin, wait_healthy};
+use common::{Proc, S3Env, reserve_port, server_bin, wait_healthy};
 
 const PASSWORD: &str = "correct horse battery";
 /// The nonce of the forged anchor's object name (any 16 hex digits make a valid name).
@@ -118,7 +118,7 @@ impl Deployment {
         let root = tempfile::TempDir::new().unwrap();
         let server_dir = root.path().join("server");
         std::fs::create_dir_all(&server_dir).unwrap();
-        let port = free_port();
+        let port = reserve_port();
         let server_conf = root.path().join("server.toml");
         std::fs::write(
             &server_conf,

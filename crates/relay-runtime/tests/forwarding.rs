@@ -720,11 +720,8 @@ async fn a_backlog_after_a_server_outage_is_recorded_as_an_outage_and_raises_no_
     let token = relay_runtime::server::ingest_token(stores.secrets.as_ref(), EDGE)
         .await
         .unwrap();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    // A port outside the ephemeral range: no client connection takes it before the server binds.
+    let port = relay_conformance::test_ports::reserve_port();
     let mut s = ForwardSettings::new(format!("http://localhost:{port}"), EDGE, token);
     s.batch = 2;
     s.poll = Duration::from_millis(50);

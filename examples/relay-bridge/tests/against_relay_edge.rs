@@ -3,6 +3,7 @@
 //! fetched record, or the wrong key, is caught and named.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use relay_conformance::test_ports::reserve_port;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -46,20 +47,12 @@ impl Drop for Edge {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 #[test]
 fn the_bridge_reverifies_a_trail_read_from_a_running_relay() {
     let tmp = tempfile::tempdir().unwrap();
     let (data, watch) = (tmp.path().join("data"), tmp.path().join("inbox"));
     std::fs::create_dir_all(&watch).unwrap();
-    let port = free_port();
+    let port = reserve_port();
     let base = format!("http://127.0.0.1:{port}");
     let _edge = Edge(
         Command::new(relay_edge_bin())

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+pub use relay_conformance::test_ports::reserve_port;
 use relay_domain::ports::{RecordStore, RecordStoreExt};
 use relay_domain::{Record, TrailId};
 
@@ -25,14 +26,6 @@ pub fn edge_bin() -> PathBuf {
         assert!(status.success(), "building relay-edge failed");
     }
     path
-}
-
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// Fails under `RELAY_REQUIRE_SERVICES=1`, otherwise prints why the test is skipped.
@@ -654,7 +647,7 @@ impl ForwardingPair {
         for d in [&server_dir, &edge_dir, &inbox] {
             std::fs::create_dir_all(d).unwrap();
         }
-        let port = free_port();
+        let port = reserve_port();
         let server_conf = root.path().join("server.toml");
         std::fs::write(
             &server_conf,
@@ -678,9 +671,9 @@ impl ForwardingPair {
         );
         // The edge gets a reserved port of its own: on `127.0.0.1:0` the OS could hand it the
         // server's reserved port (not bound yet), and the edge would forward to itself.
-        let mut edge_port = free_port();
+        let mut edge_port = reserve_port();
         while edge_port == port {
-            edge_port = free_port();
+            edge_port = reserve_port();
         }
         let mut text = std::fs::read_to_string(&edge_conf).unwrap().replace(
             "listen = \"127.0.0.1:0\"",
