@@ -48,7 +48,10 @@ impl Custody {
 ///   reads the head through the primary-key index after the lock was granted (one call of
 ///   `event_log_lock_head`), checks the batch with
 ///   `check_batch_at_head`, and inserts the whole batch in one statement: a binary `COPY` from
-///   64 records on, a multi-row `INSERT` (`UNNEST` of arrays) below.
+///   64 records on, a multi-row `INSERT` (`UNNEST` of arrays) below. A batch of fewer than 64
+///   records whose own links continue the head it names first tries one statement that does
+///   all of it (lock, head read after the lock, insert only at that head) and commits on its
+///   own; any other head sends it down the transactional path, which decides.
 ///   The primary key (trail_id, chain_seq) stops any writer that skips the lock
 ///   ([`RecordStoreError::Conflict`]).
 pub struct PgRecordStore {
@@ -290,14 +293,19 @@ async fn read_in(
     rows.iter().map(|row| decode_row(trail, row)).collect()
 }
 
-/// Inserts `records` into `table` with one statement: each column is bound as one array and
-/// `UNNEST` turns the arrays back into rows, so a batch of any size is one round trip and one
-/// plan.
-pub(crate) async fn insert_rows(
-    conn: &mut PgConnection,
-    table: &str,
-    records: &[Record],
-) -> Result<u64, sqlx::Error> {
+/// The `UNNEST` of the column arrays `$1..$15` that [`bind_column_arrays`] binds: a batch of any
+/// size is one round trip and one plan.
+const UNNEST_COLUMNS: &str = "UNNEST(\
+     $1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
+     $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
+     $14::text[], $15::text[])";
+
+/// `sql` with each column of `records` bound as one array, `$1..$15` in the order of
+/// [`COLUMNS`].
+fn bind_column_arrays<'q>(
+    sql: &'q str,
+    records: &'q [Record],
+) -> sqlx::query::Query<'q, sqlx::Postgres, sqlx::postgres::PgArguments> {
     let n = records.len();
     let mut trail_id = Vec::with_capacity(n);
     let mut chain_seq = Vec::with_capacity(n);
@@ -332,30 +340,92 @@ pub(crate) async fn insert_rows(
         payload.push(r.payload.as_str());
         key_id.push(r.key_id.as_str());
     }
-    let done = sqlx::query(&format!(
-        "INSERT INTO {table} ({COLUMNS}) SELECT * FROM UNNEST(\
-         $1::text[], $2::int8[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], \
-         $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], \
-         $14::text[], $15::text[])"
-    ))
-    .bind(trail_id)
-    .bind(chain_seq)
-    .bind(prev_checksum)
-    .bind(checksum)
-    .bind(kind)
-    .bind(actor)
-    .bind(actor_source)
-    .bind(occurred_at)
-    .bind(recorded_at)
-    .bind(time_source)
-    .bind(device)
-    .bind(project)
-    .bind(subject)
-    .bind(payload)
-    .bind(key_id)
-    .execute(&mut *conn)
-    .await?;
+    sqlx::query(sql)
+        .bind(trail_id)
+        .bind(chain_seq)
+        .bind(prev_checksum)
+        .bind(checksum)
+        .bind(kind)
+        .bind(actor)
+        .bind(actor_source)
+        .bind(occurred_at)
+        .bind(recorded_at)
+        .bind(time_source)
+        .bind(device)
+        .bind(project)
+        .bind(subject)
+        .bind(payload)
+        .bind(key_id)
+}
+
+/// Inserts `records` into `table` with one statement (see [`UNNEST_COLUMNS`]).
+pub(crate) async fn insert_rows(
+    conn: &mut PgConnection,
+    table: &str,
+    records: &[Record],
+) -> Result<u64, sqlx::Error> {
+    let sql = format!("INSERT INTO {table} ({COLUMNS}) SELECT * FROM {UNNEST_COLUMNS}");
+    let done = bind_column_arrays(&sql, records)
+        .execute(&mut *conn)
+        .await?;
     Ok(done.rows_affected())
+}
+
+/// The append of a small batch that continues the head it names, in one statement and one
+/// implicit transaction: `event_log_lock_head` takes the trail's advisory lock and reads the
+/// head under a snapshot taken after it (as the transactional path does), and the rows are
+/// inserted only if that head is the one the batch continues (`$18`, `$19`: seq 0 and NULL for
+/// an empty trail). The statement commits when it ends (durably, as any commit), releasing
+/// the lock. One round trip instead of four (BEGIN, lock and head, INSERT, COMMIT).
+fn append_at_head_sql() -> String {
+    format!(
+        "WITH head AS MATERIALIZED ( \
+             SELECT head_seq, head_checksum FROM event_log_lock_head($16, $17)), \
+         inserted AS ( \
+             INSERT INTO event_log ({COLUMNS}) SELECT * FROM {UNNEST_COLUMNS} \
+             WHERE COALESCE((SELECT head_seq FROM head), 0) = $18 \
+               AND (SELECT head_checksum FROM head) IS NOT DISTINCT FROM $19 \
+             RETURNING 1) \
+         SELECT count(*)::int8 FROM inserted"
+    )
+}
+
+/// Appends `records` in one statement when the trail's head is the one they continue
+/// ([`append_at_head_sql`]): true when they were stored, false when the head is another (a
+/// re-send, a gap, a fork: the caller then takes the transactional path, which reads the head
+/// and the overlap and decides). The batch's own links are checked before, with no I/O.
+async fn append_at_expected_head(pool: &PgPool, records: &[Record]) -> Result<bool, PgError> {
+    let Some(first) = records.first() else {
+        return Ok(false);
+    };
+    let expected = first
+        .chain_seq
+        .get()
+        .checked_sub(1)
+        .and_then(|seq| ChainSeq::new(seq).ok())
+        .map(|seq| Head {
+            seq,
+            checksum: first.prev_checksum,
+        });
+    // Consecutive links continuing `expected`; anything else is for the full path to word.
+    if !matches!(check_batch_at_head(expected, &[], records), Ok(0)) {
+        return Ok(false);
+    }
+    let expected_seq = expected.map_or(0, |h| i64::try_from(h.seq.get()).unwrap_or(i64::MAX));
+    let expected_checksum = expected.map(|h| h.checksum.to_hex());
+    let sql = append_at_head_sql();
+    let row = bind_column_arrays(&sql, records)
+        .bind(LOCK_NAMESPACE)
+        .bind(first.trail_id.as_str())
+        .bind(expected_seq)
+        .bind(expected_checksum)
+        .fetch_one(pool)
+        .await
+        .map_err(PgError::op("append at the head"))?;
+    let stored: i64 = row
+        .try_get(0)
+        .map_err(PgError::op("read the count of appended records"))?;
+    Ok(usize::try_from(stored).is_ok_and(|n| n == records.len()))
 }
 
 /// The statement-level triggers that refuse changes to `event_log` (R1.4), with the `tgtype`
@@ -469,6 +539,34 @@ impl RecordStore for PgRecordStore {
         };
         let trail = &first.trail_id;
         seq_to_sql(trail, last.chain_seq)?;
+
+        // The common case, a small batch continuing the head, in one round trip; anything else
+        // (a re-send, a gap, a fork, a large batch) takes the transaction below.
+        if records.len() < crate::copy::COPY_MIN_ROWS {
+            match append_at_expected_head(&self.pool, records).await {
+                Ok(true) => {
+                    tracing::debug!(trail = %trail, from_seq = first.chain_seq.get(),
+                        to_seq = last.chain_seq.get(), "appended records at the head");
+                    return Ok(AppendReceipt {
+                        appended: records.len() as u64,
+                        already_present: 0,
+                        head: Head {
+                            seq: last.chain_seq,
+                            checksum: last.checksum,
+                        },
+                    });
+                }
+                Ok(false) => {}
+                // Only a writer that skipped the advisory lock could have stored these seqs.
+                Err(e) if e.sqlstate().as_deref() == Some(sqlstate::UNIQUE_VIOLATION) => {
+                    return Err(RecordStoreError::Conflict {
+                        trail_id: trail.clone(),
+                        seq: first.chain_seq,
+                    });
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
 
         let mut tx = self
             .pool
