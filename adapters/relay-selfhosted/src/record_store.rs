@@ -377,7 +377,7 @@ pub(crate) async fn insert_rows(
 /// inserted only if that head is the one the batch continues (`$18`, `$19`: seq 0 and NULL for
 /// an empty trail). The statement commits when it ends (durably, as any commit), releasing
 /// the lock. One round trip instead of four (BEGIN, lock and head, INSERT, COMMIT).
-fn append_at_head_sql() -> String {
+static APPEND_AT_HEAD_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
     format!(
         "WITH head AS MATERIALIZED ( \
              SELECT head_seq, head_checksum FROM event_log_lock_head($16, $17)), \
@@ -388,10 +388,10 @@ fn append_at_head_sql() -> String {
              RETURNING 1) \
          SELECT count(*)::int8 FROM inserted"
     )
-}
+});
 
 /// Appends `records` in one statement when the trail's head is the one they continue
-/// ([`append_at_head_sql`]): true when they were stored, false when the head is another (a
+/// ([`APPEND_AT_HEAD_SQL`]): true when they were stored, false when the head is another (a
 /// re-send, a gap, a fork: the caller then takes the transactional path, which reads the head
 /// and the overlap and decides). The batch's own links are checked before, with no I/O.
 async fn append_at_expected_head(pool: &PgPool, records: &[Record]) -> Result<bool, PgError> {
@@ -413,8 +413,7 @@ async fn append_at_expected_head(pool: &PgPool, records: &[Record]) -> Result<bo
     }
     let expected_seq = expected.map_or(0, |h| i64::try_from(h.seq.get()).unwrap_or(i64::MAX));
     let expected_checksum = expected.map(|h| h.checksum.to_hex());
-    let sql = append_at_head_sql();
-    let row = bind_column_arrays(&sql, records)
+    let row = bind_column_arrays(&APPEND_AT_HEAD_SQL, records)
         .bind(LOCK_NAMESPACE)
         .bind(first.trail_id.as_str())
         .bind(expected_seq)
