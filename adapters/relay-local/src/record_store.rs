@@ -801,14 +801,7 @@ impl RecordStore for SqliteRecordStore {
             match insert_in(&mut conn, records).await {
                 Ok(()) => {
                     tracing::debug!(trail = %trail, from_seq = first.chain_seq.get(), to_seq = last.chain_seq.get(), "appended records");
-                    return Ok(AppendReceipt {
-                        appended: records.len() as u64,
-                        already_present: 0,
-                        head: Head {
-                            seq: last.chain_seq,
-                            checksum: last.checksum,
-                        },
-                    });
+                    return Ok(AppendReceipt::stored(records.len(), 0, last));
                 }
                 Err(e) => {
                     tracing::debug!(trail = %trail, error = %e, "single-statement append refused; checking the batch");
@@ -861,14 +854,7 @@ impl RecordStore for SqliteRecordStore {
             to_seq = new_last.chain_seq.get(),
             "appended records"
         );
-        Ok(AppendReceipt {
-            appended: new.len() as u64,
-            already_present: present as u64,
-            head: Head {
-                seq: new_last.chain_seq,
-                checksum: new_last.checksum,
-            },
-        })
+        Ok(AppendReceipt::stored(new.len(), present, new_last))
     }
 
     async fn head(&self, trail: &TrailId) -> Result<Option<Head>, RecordStoreError> {

@@ -390,6 +390,20 @@ static APPEND_AT_HEAD_SQL: std::sync::LazyLock<String> = std::sync::LazyLock::ne
     )
 });
 
+/// A failed insert of records of `trail` from `seq` on: a unique-key violation is
+/// [`RecordStoreError::Conflict`] (only a writer that skipped the advisory lock could have stored
+/// these seqs), anything else the error as it is.
+fn conflict_or(e: PgError, trail: &TrailId, seq: ChainSeq) -> RecordStoreError {
+    if e.sqlstate().as_deref() == Some(sqlstate::UNIQUE_VIOLATION) {
+        RecordStoreError::Conflict {
+            trail_id: trail.clone(),
+            seq,
+        }
+    } else {
+        e.into()
+    }
+}
+
 /// Appends `records` in one statement when the trail's head is the one they continue
 /// ([`APPEND_AT_HEAD_SQL`]): true when they were stored, false when the head is another (a
 /// re-send, a gap, a fork: the caller then takes the transactional path, which reads the head
@@ -546,24 +560,10 @@ impl RecordStore for PgRecordStore {
                 Ok(true) => {
                     tracing::debug!(trail = %trail, from_seq = first.chain_seq.get(),
                         to_seq = last.chain_seq.get(), "appended records at the head");
-                    return Ok(AppendReceipt {
-                        appended: records.len() as u64,
-                        already_present: 0,
-                        head: Head {
-                            seq: last.chain_seq,
-                            checksum: last.checksum,
-                        },
-                    });
+                    return Ok(AppendReceipt::stored(records.len(), 0, last));
                 }
                 Ok(false) => {}
-                // Only a writer that skipped the advisory lock could have stored these seqs.
-                Err(e) if e.sqlstate().as_deref() == Some(sqlstate::UNIQUE_VIOLATION) => {
-                    return Err(RecordStoreError::Conflict {
-                        trail_id: trail.clone(),
-                        seq: first.chain_seq,
-                    });
-                }
-                Err(e) => return Err(e.into()),
+                Err(e) => return Err(conflict_or(e, trail, first.chain_seq)),
             }
         }
 
@@ -612,15 +612,11 @@ impl RecordStore for PgRecordStore {
             insert_rows(&mut tx, "event_log", new).await
         };
         if let Err(e) = inserted {
-            let e = PgError::op("insert records")(e);
-            // Only a writer that skipped the advisory lock could have stored these seqs.
-            if e.sqlstate().as_deref() == Some(sqlstate::UNIQUE_VIOLATION) {
-                return Err(RecordStoreError::Conflict {
-                    trail_id: trail.clone(),
-                    seq: new[0].chain_seq,
-                });
-            }
-            return Err(e.into());
+            return Err(conflict_or(
+                PgError::op("insert records")(e),
+                trail,
+                new[0].chain_seq,
+            ));
         }
         tx.commit().await.map_err(PgError::op("commit append"))?;
         tracing::debug!(
@@ -629,14 +625,7 @@ impl RecordStore for PgRecordStore {
             to_seq = new_last.chain_seq.get(),
             "appended records"
         );
-        Ok(AppendReceipt {
-            appended: new.len() as u64,
-            already_present: present as u64,
-            head: Head {
-                seq: new_last.chain_seq,
-                checksum: new_last.checksum,
-            },
-        })
+        Ok(AppendReceipt::stored(new.len(), present, new_last))
     }
 
     async fn head(&self, trail: &TrailId) -> Result<Option<Head>, RecordStoreError> {

@@ -89,11 +89,9 @@ fn log_tails(logs: &Path) -> String {
     ["edge.log", "server.log"]
         .iter()
         .map(|name| {
-            let text = std::fs::read_to_string(logs.join(name)).unwrap_or_default();
-            let lines: Vec<&str> = text.lines().collect();
             format!(
                 "--- last lines of {name} ---\n{}",
-                lines[lines.len().saturating_sub(60)..].join("\n")
+                common::log_tail(&logs.join(name), 60)
             )
         })
         .collect::<Vec<_>>()

@@ -59,14 +59,11 @@ impl RecordStore for InMemoryRecordStore {
         let last = stored
             .last()
             .ok_or_else(|| RecordStoreError::InvalidBatch("empty batch".into()))?;
-        Ok(AppendReceipt {
-            appended: (records.len() - present) as u64,
-            already_present: present as u64,
-            head: Head {
-                seq: last.chain_seq,
-                checksum: last.checksum,
-            },
-        })
+        Ok(AppendReceipt::stored(
+            records.len() - present,
+            present,
+            last,
+        ))
     }
 
     async fn head(&self, trail: &TrailId) -> Result<Option<Head>, RecordStoreError> {

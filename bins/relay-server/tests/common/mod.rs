@@ -28,6 +28,14 @@ pub fn edge_bin() -> PathBuf {
     path
 }
 
+/// The last `lines` lines of the log file `path` (empty when it cannot be read), for failure
+/// messages.
+pub fn log_tail(path: &Path, lines: usize) -> String {
+    let log = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = log.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
 /// Fails under `RELAY_REQUIRE_SERVICES=1`, otherwise prints why the test is skipped.
 pub fn skip_or_fail(test: &str, reason: &str) {
     if std::env::var("RELAY_REQUIRE_SERVICES").is_ok_and(|v| v == "1") {
@@ -98,9 +106,7 @@ impl Proc {
 
     /// The last lines of the process's log, for failure messages.
     pub fn log_tail(&self) -> String {
-        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(25)..].join("\n")
+        log_tail(&self.log, 25)
     }
 
     pub fn sigkill(&mut self) {

@@ -27,6 +27,21 @@ pub struct AppendReceipt {
     pub head: Head,
 }
 
+impl AppendReceipt {
+    /// The receipt of an append that stored `appended` new records after `already_present`
+    /// identical ones, the last of them `last`, which is the trail's head now.
+    pub fn stored(appended: usize, already_present: usize, last: &Record) -> Self {
+        Self {
+            appended: appended as u64,
+            already_present: already_present as u64,
+            head: Head {
+                seq: last.chain_seq,
+                checksum: last.checksum,
+            },
+        }
+    }
+}
+
 /// What a record store enforces by itself, checked by the conformance suite.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
